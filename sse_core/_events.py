@@ -13,8 +13,6 @@ fields, so that any record that exists can be written without injecting into the
 
 from __future__ import annotations
 
-from typing import Union
-
 import attrs
 
 from ._errors import InvalidFieldError
@@ -62,7 +60,7 @@ class Event:
             )
         _check_line("event", self.event)
         if not self.event:
-            raise InvalidFieldError("event", self.event, "must not be empty (omit it for 'message')")
+            raise InvalidFieldError("event", "", "must not be empty (omit it for 'message')")
         if self.id is not None:
             _check_line("id", self.id)
             if "\x00" in self.id:
@@ -116,7 +114,7 @@ class Retry:
 
 
 #: Anything the parser reports or the serializer writes.
-StreamItem = Union[Event, Comment, Retry]
+StreamItem = Event | Comment | Retry
 
 
 # --- Fast construction for the parser's hot path -------------------------------------------
