@@ -6,6 +6,7 @@ passes bytes, ``now`` and a random source, and carries out what comes back.
 """
 
 from ._errors import (
+    InvalidConfigError,
     InvalidFieldError,
     LimitExceeded,
     LocalProtocolError,
@@ -20,6 +21,7 @@ __all__ = [
     "SSEError",
     "LocalProtocolError",
     "InvalidFieldError",
+    "InvalidConfigError",
     "RemoteProtocolError",
     "LimitExceeded",
     # shared types

@@ -5,7 +5,7 @@ the names the sans-IO family (h11, wsproto) taught users:
 
 * :class:`LocalProtocolError` -- the caller broke a rule (bad argument, misuse of an object).
   :class:`InvalidFieldError` is the case of text that cannot be written to a stream; it is
-  also a :class:`ValueError`.
+  also a :class:`ValueError`, as is :class:`InvalidConfigError` for bad configuration.
 * :class:`RemoteProtocolError` -- the peer sent something we refuse. :class:`LimitExceeded`
   is the case of a peer crossing a size or count limit the caller set.
 """
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "InvalidConfigError",
     "InvalidFieldError",
     "LimitExceeded",
     "LocalProtocolError",
@@ -44,6 +45,10 @@ class InvalidFieldError(LocalProtocolError, ValueError):
         super().__init__(f"invalid {field!s} field {value!r}: {reason}")
         self.field = field
         self.value = value
+
+
+class InvalidConfigError(LocalProtocolError, ValueError):
+    """A configuration value is out of range or inconsistent with another one."""
 
 
 class RemoteProtocolError(SSEError):
