@@ -14,6 +14,14 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
+from ._parser import (
+    DEFAULT_MAX_EVENT_SIZE,
+    DEFAULT_MAX_LINE_LENGTH,
+    MAX_RETRY_MILLISECONDS,
+    EndOfStream,
+    Parser,
+)
+from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._types import Headers, RandomSource
 
 __all__ = [
@@ -32,4 +40,15 @@ __all__ = [
     "Comment",
     "Retry",
     "StreamItem",
+    # parser
+    "Parser",
+    "EndOfStream",
+    "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_MAX_EVENT_SIZE",
+    "MAX_RETRY_MILLISECONDS",
+    # serializer
+    "serialize",
+    "serialize_event",
+    "serialize_many",
+    "HEARTBEAT",
 ]

@@ -1,0 +1,391 @@
+"""The incremental ``text/event-stream`` parser (floor 1).
+
+Follows WHATWG HTML, section 9.2.6 "Interpreting an event stream" and "dispatch the event".
+Step references in comments name the spec's paragraphs. Bytes go in with :meth:`Parser.feed`
+in any chunking; :class:`~sse_core.Event`, :class:`~sse_core.Comment` and
+:class:`~sse_core.Retry` items come out in stream order.
+
+How it is fast without leaving the spec: each chunk is decoded once, line endings are
+normalised to LF with ``str.replace`` (C speed), and the text is cut into blocks at blank lines
+with one ``str.split``. A block that is a single ``data: `` line, or only ``data: `` lines,
+becomes an event without a per-line Python loop; every other block goes through the literal
+line-by-line transcription of the spec (``_process_lines``). Both paths give the same result:
+the property tests compare them with a separate reference transcription kept in ``tests/``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+
+import attrs
+
+from ._errors import InvalidConfigError, LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ._events import Event, Retry, StreamItem, _make_comment, _make_event
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_MAX_LINE_LENGTH",
+    "MAX_RETRY_MILLISECONDS",
+    "EndOfStream",
+    "Parser",
+]
+
+#: Default for :class:`Parser`'s ``max_line_length``: 1 MiB of code points.
+DEFAULT_MAX_LINE_LENGTH = 1 << 20
+#: Default for :class:`Parser`'s ``max_event_size``: 8 MiB of code points of event data.
+DEFAULT_MAX_EVENT_SIZE = 8 << 20
+#: A ``retry:`` value with more significant digits than 18 is reported as this (31 million
+#: years); it keeps ``int()`` linear and the value usable.
+MAX_RETRY_MILLISECONDS = 10**18 - 1
+
+_UTF8Decoder = codecs.getincrementaldecoder("utf-8")
+_new = object.__new__
+# Slot setters of Event, for the single-line fast path (see _events._make_event).
+_set_data = Event.__dict__["data"].__set__
+_set_event = Event.__dict__["event"].__set__
+_set_id = Event.__dict__["id"].__set__
+_set_last_event_id = Event.__dict__["last_event_id"].__set__
+
+
+def _make_retry(milliseconds: int) -> Retry:
+    obj: Retry = _new(Retry)
+    Retry.__dict__["milliseconds"].__set__(obj, milliseconds)
+    return obj
+
+
+@attrs.frozen(kw_only=True)
+class EndOfStream:
+    """What :meth:`Parser.feed_eof` found at the end of the stream.
+
+    Attributes:
+        is_truncated: True when the stream ended inside an event: an unterminated line, or a
+            block with ``data``, ``event`` or ``id`` fields that no blank line dispatched. The
+            spec discards such an event; a client should treat the end as a connection loss
+            rather than a clean end. Trailing comments, ``retry`` fields and unknown fields
+            after the last event do not count (nothing is lost with them).
+    """
+
+    is_truncated: bool
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class Parser:
+    """Incremental parser for one ``text/event-stream`` response body.
+
+    Feed it the body's bytes as they arrive, in chunks of any size; it returns the items
+    completed by each chunk. Call :meth:`feed_eof` when the body ends. Use a new parser for
+    each connection, passing the previous one's :attr:`last_event_id`.
+
+    Limits bound memory whatever the input: at most ``max_line_length`` code points of an
+    unfinished line and ``max_event_size`` code points of event data are held, plus at most
+    three bytes of an unfinished UTF-8 sequence. Crossing a limit raises
+    :class:`~sse_core.LimitExceeded`; items parsed by the same call before the limit was
+    crossed are in the exception's ``items``, so nothing is lost. After that the parser is
+    failed for good (every later call raises :class:`~sse_core.RemoteProtocolError`): the
+    stream is no longer trustworthy, and the client should reconnect.
+
+    Args:
+        max_line_length: Longest line accepted, in code points, without its line ending.
+        max_event_size: Longest event data accepted, in code points (lines joined by LF).
+        last_event_id: The event source's last event ID string when this stream starts. The
+            spec's literal text starts each stream's "last event ID buffer" empty; like
+            browsers, we seed it with the last event ID, so that an event without an ``id``
+            field after a reconnection keeps the ID instead of resetting it.
+
+    Raises:
+        InvalidConfigError: when a limit is not a positive int or ``last_event_id`` contains
+            CR, LF or U+0000.
+    """
+
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_decoder",
+        "_event_type",
+        "_id_buffer",
+        "_is_at_start",
+        "_last_event_id",
+        "_max_event_size",
+        "_max_line_length",
+        "_own_id",
+        "_pending_lf",
+        "_state",
+        "_tail",
+        "_tail_size",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        last_event_id: str = "",
+    ) -> None:
+        for name, value in (("max_line_length", max_line_length),
+                            ("max_event_size", max_event_size)):
+            if type(value) is not int or value < 1:
+                raise InvalidConfigError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(last_event_id, str) or any(c in last_event_id for c in "\r\n\x00"):
+            raise InvalidConfigError(
+                f"last_event_id must be a str without CR, LF or NUL, got {last_event_id!r}"
+            )
+        self._max_line_length = max_line_length
+        self._max_event_size = max_event_size
+        # "UTF-8 decode" with replacement; the incremental decoder keeps a multibyte
+        # character that is split across chunks until its last byte arrives.
+        self._decoder = _UTF8Decoder("replace")
+        self._is_at_start = True  # no character decoded yet: a BOM may still come
+        self._pending_lf = False  # the last character seen was CR: skip one LF that follows
+        self._tail: list[str] = []  # pieces of the unfinished line
+        self._tail_size = 0
+        # The three buffers of the spec (data as a list of lines, see _dispatch).
+        self._data: list[str] = []
+        self._data_size = -1  # len of the data buffer without its final LF
+        self._event_type = ""
+        self._id_buffer = last_event_id
+        # The id field of the current block, or None: what Event.id reports.
+        self._own_id: str | None = None
+        self._last_event_id = last_event_id
+        self._state = _State.OPEN
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID string: set at each dispatch, even of a block without data.
+
+        This is what a client sends as ``Last-Event-ID`` when it reconnects.
+        """
+        return self._last_event_id
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[StreamItem]:
+        """Parse the next chunk of the stream.
+
+        Args:
+            data: The next bytes of the body, of any length. ``b""`` is not end of stream.
+
+        Returns:
+            The items completed by this chunk, in stream order; an empty list means that
+            more bytes are needed.
+
+        Raises:
+            LimitExceeded: a line or an event crossed its limit. ``items`` holds what this
+                call parsed before; the parser is failed afterwards.
+            RemoteProtocolError: the parser failed earlier.
+            LocalProtocolError: called after :meth:`feed_eof`.
+        """
+        if self._state is not _State.OPEN:
+            self._raise_not_open()
+        text = self._decoder.decode(data)
+        if not text:
+            return []
+        if self._is_at_start:
+            # "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)".
+            self._is_at_start = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+                if not text:
+                    return []
+        if self._pending_lf:
+            # A CR ended the previous chunk; an LF right after it completes a CRLF pair and
+            # is not a second line ending.
+            self._pending_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+                if not text:
+                    return []
+        if "\r" in text:
+            # "a CRLF pair, a single LF, and a single CR ... being the ways in which a line
+            # can end": normalise all three to LF.
+            self._pending_lf = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        end = text.rfind("\n")
+        if end < 0:
+            # No line ends in this chunk. Keep the pieces and join them once the line ends,
+            # so that a line fed byte by byte costs linear time, not quadratic.
+            size = self._tail_size + len(text)
+            if size > self._max_line_length:
+                self._fail(LimitExceeded("max_line_length", size, self._max_line_length))
+            self._tail.append(text)
+            self._tail_size = size
+            return []
+        if self._tail:
+            self._tail.append(text[: end + 1])
+            complete = "".join(self._tail)  # whole lines, each ending in LF
+        else:
+            complete = text[: end + 1]
+        tail = text[end + 1 :]
+        self._tail = [tail] if tail else []
+        self._tail_size = len(tail)
+        out: list[StreamItem] = []
+        if len(complete) > self._max_line_length + 1:
+            # Only a chunk longer than the limit can hold a line longer than the limit.
+            offset = 0
+            for line in complete.split("\n"):
+                if len(line) > self._max_line_length:
+                    self._process(complete[:offset], out)
+                    self._fail(
+                        LimitExceeded("max_line_length", len(line), self._max_line_length, out)
+                    )
+                offset += len(line) + 1
+        self._process(complete, out)
+        if len(tail) > self._max_line_length:
+            self._fail(LimitExceeded("max_line_length", len(tail), self._max_line_length, out))
+        return out
+
+    def feed_eof(self) -> EndOfStream:
+        """Signal the end of the stream.
+
+        "Once the end of the file is reached, any pending data must be discarded": an
+        unterminated line and an undispatched event are dropped, and reported.
+
+        Returns:
+            Whether an incomplete event was discarded.
+
+        Raises:
+            RemoteProtocolError: the parser failed earlier.
+            LocalProtocolError: called twice.
+        """
+        if self._state is not _State.OPEN:
+            self._raise_not_open()
+        self._state = _State.CLOSED
+        has_partial_line = bool(self._tail) or bool(self._decoder.getstate()[0])
+        is_truncated = (
+            has_partial_line
+            or bool(self._data)
+            or bool(self._event_type)
+            or self._own_id is not None
+        )
+        self._tail = []
+        self._data = []
+        return EndOfStream(is_truncated=is_truncated)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _raise_not_open(self) -> None:
+        if self._state is _State.FAILED:
+            raise RemoteProtocolError("the parser failed earlier; start a new one")
+        raise LocalProtocolError("the stream has ended (feed_eof was called)")
+
+    def _fail(self, error: LimitExceeded) -> None:
+        self._state = _State.FAILED
+        self._tail = []
+        self._data = []
+        raise error
+
+    def _process(self, complete: str, out: list[StreamItem]) -> None:
+        """Process whole lines; ``complete`` is empty or ends with LF."""
+        # Cut at blank lines: every block but the last is followed by a blank line
+        # (dispatch); the last holds lines of a block that is not finished yet.
+        blocks = complete.split("\n\n")
+        rest = blocks.pop()
+        if blocks:
+            first = blocks[0]
+            if self._data or self._event_type or self._own_id is not None:
+                # The block continues lines from an earlier chunk: the literal path.
+                self._process_lines(first.split("\n"), out)
+                self._dispatch(out)
+                start = 1
+            else:
+                start = 0
+            append = out.append
+            max_size = self._max_event_size
+            max_single = max_size + 6
+            leid = self._id_buffer
+            for i in range(start, len(blocks)):
+                block = blocks[i]
+                if block[:6] == "data: ":
+                    if "\n" not in block:
+                        # One "data: " line: the event's data is the rest of the line.
+                        if len(block) > max_single:
+                            self._fail(
+                                LimitExceeded("max_event_size", len(block) - 6, max_size, out)
+                            )
+                        event: Event = _new(Event)
+                        _set_data(event, block[6:])
+                        _set_event(event, "message")
+                        _set_id(event, None)
+                        _set_last_event_id(event, leid)
+                        append(event)
+                        continue
+                    if block.count("\n") == block.count("\ndata: "):
+                        # Only "data: " lines: drop each prefix, keep the LFs between lines.
+                        data = block[6:].replace("\ndata: ", "\n")
+                        if len(data) > max_size:
+                            self._fail(
+                                LimitExceeded("max_event_size", len(data), max_size, out)
+                            )
+                        append(_make_event(data, "message", None, leid))
+                        continue
+                # Any other block: the literal path, then the blank line that ended it.
+                self._process_lines(block.split("\n"), out)
+                self._dispatch(out)
+                leid = self._id_buffer
+        if rest:
+            self._process_lines(rest[:-1].split("\n"), out)
+
+    def _dispatch(self, out: list[StreamItem]) -> None:
+        """The spec's "dispatch the event", steps 1-7 (step 8 is the caller's)."""
+        # Step 1: the last event ID string takes the buffer's value; the buffer stays.
+        self._last_event_id = self._id_buffer
+        data = self._data
+        if data:
+            # Steps 3-6: the data lines joined by LF (the buffer's final LF removed); type
+            # "message" unless the event type buffer is non-empty.
+            out.append(
+                _make_event("\n".join(data), self._event_type or "message", self._own_id,
+                            self._id_buffer)
+            )
+            self._data = []
+            self._data_size = -1
+        # Step 2 / step 7: empty the data and event type buffers.
+        self._event_type = ""
+        self._own_id = None
+
+    def _process_lines(self, lines: list[str], out: list[StreamItem]) -> None:
+        """The spec's line rules, applied literally to each line in order."""
+        for line in lines:
+            if not line:
+                # "If the line is empty (a blank line): dispatch the event."
+                self._dispatch(out)
+                continue
+            if line[0] == ":":
+                # "If the line starts with a U+003A COLON character: ignore the line."
+                # We report it: servers send comments as heartbeats.
+                out.append(_make_comment(line[1:]))
+                continue
+            # "If the line contains a colon": field is what comes before the first colon,
+            # value what comes after it, less one leading space. "Otherwise": the whole line
+            # is the field name and the value is empty (partition gives exactly that).
+            field, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            # "Process the field": names compared literally, no case folding.
+            if field == "data":
+                # Append the value and an LF to the data buffer.
+                size = self._data_size + len(value) + 1
+                if size > self._max_event_size:
+                    self._fail(
+                        LimitExceeded("max_event_size", size, self._max_event_size, out)
+                    )
+                self._data_size = size
+                self._data.append(value)
+            elif field == "event":
+                self._event_type = value
+            elif field == "id":
+                # Ignore an id containing U+0000 NULL.
+                if "\x00" not in value:
+                    self._id_buffer = value
+                    self._own_id = value
+            elif field == "retry" and value.isdigit() and value.isascii():
+                # Only ASCII digits (at least one), read in base ten.
+                digits = value.lstrip("0") or "0"
+                out.append(
+                    _make_retry(int(digits) if len(digits) <= 18 else MAX_RETRY_MILLISECONDS)
+                )
+            # "Otherwise: the field is ignored."
+

@@ -1,0 +1,134 @@
+"""The ``text/event-stream`` serializer (floor 1).
+
+Every item becomes UTF-8 bytes in one ``str.encode`` call. Nothing it writes can inject a
+field or an event: ``event`` and ``id`` values never contain a line break (the records refuse
+them on construction and :func:`serialize_event` checks them), and data is split into one
+``data:`` line per line, so the parser gives back exactly the data that went in -- except that
+CR and CRLF inside data come back as LF, because the format has no way to carry them.
+
+The law, checked by the property tests: for every item the serializer accepts, and every
+split of its bytes, :class:`~sse_core.Parser` returns the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._errors import InvalidFieldError
+from ._events import Comment, Event, Retry, StreamItem
+
+__all__ = ["HEARTBEAT", "serialize", "serialize_event", "serialize_many"]
+
+#: A heartbeat frame: an empty comment and a blank line. Parsers report it as a
+#: :class:`~sse_core.Comment` and it dispatches nothing; proxies that buffer until a blank
+#: line pass it on.
+HEARTBEAT = b":\n\n"
+
+
+def _event_text(data: str, event: str, id: str | None) -> str:
+    # "data: " then one line per data line; the blank line dispatches. Values are written
+    # after ": " because the parser removes exactly one leading space.
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    text = "data: " + data.replace("\n", "\ndata: ") + "\n\n"
+    if event != "message":
+        text = "event: " + event + "\n" + text
+    if id is not None:
+        text = "id: " + id + "\n" + text
+    return text
+
+
+def _encode(text: str, field: str, value: object) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        reason = "contains a lone surrogate; UTF-8 cannot encode it"
+        raise InvalidFieldError(field, value, reason) from None
+
+
+def serialize(item: StreamItem) -> bytes:
+    """Encode one item as ``text/event-stream`` bytes.
+
+    An :class:`~sse_core.Event` becomes its ``id`` line (when ``id`` is not ``None``), its
+    ``event`` line (unless it is ``"message"``), one ``data:`` line per data line -- at least
+    one, so that empty data is dispatched -- and a blank line. ``last_event_id`` is not
+    written. A :class:`~sse_core.Comment` becomes ``:text``; a :class:`~sse_core.Retry`
+    becomes ``retry: N``. Neither adds a blank line.
+
+    Encode once and send the same bytes to every client of a broadcast.
+
+    Args:
+        item: The event, comment or retry to write.
+
+    Returns:
+        The UTF-8 bytes.
+
+    Raises:
+        InvalidFieldError: text contains a lone surrogate (not encodable in UTF-8), or
+            ``item`` is not a stream item.
+    """
+    if isinstance(item, Event):
+        return _encode(_event_text(item.data, item.event, item.id), "data", item.data)
+    if isinstance(item, Comment):
+        return _encode(":" + item.text + "\n", "comment", item.text)
+    if isinstance(item, Retry):
+        return b"retry: %d\n" % item.milliseconds
+    raise InvalidFieldError("item", item, "expected an Event, Comment or Retry")
+
+
+def serialize_event(
+    data: str,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """Encode an event from plain values, without building an :class:`~sse_core.Event`.
+
+    The same checks as the records' constructors apply, so the result can never inject.
+
+    Args:
+        data: The event's data; CR and CRLF are sent as line breaks.
+        event: The event type; ``None`` or ``"message"`` sends no ``event`` line.
+        id: The event's id; ``None`` sends no ``id`` line, ``""`` resets the last event ID.
+        retry: A reconnection time in milliseconds to send before the event, or ``None``.
+
+    Returns:
+        The UTF-8 bytes of the ``retry`` line (if any) followed by the event.
+
+    Raises:
+        InvalidFieldError: ``event`` is empty or contains CR/LF; ``id`` contains CR, LF or
+            U+0000; ``retry`` is not a non-negative int; ``data`` is not a str or contains a
+            lone surrogate.
+    """
+    if not isinstance(data, str):
+        raise InvalidFieldError("data", data, f"expected str, got {type(data).__name__}")
+    if event is None:
+        event = "message"
+    elif not isinstance(event, str) or not event or "\n" in event or "\r" in event:
+        raise InvalidFieldError("event", event, "must be a non-empty str without CR or LF")
+    if id is not None and (
+        not isinstance(id, str) or "\n" in id or "\r" in id or "\x00" in id
+    ):
+        raise InvalidFieldError("id", id, "must be a str without CR, LF or U+0000")
+    text = _event_text(data, event, id)
+    if retry is not None:
+        if type(retry) is not int or retry < 0:
+            raise InvalidFieldError("retry", retry, "must be a non-negative int of milliseconds")
+        text = f"retry: {retry}\n" + text
+    return _encode(text, "data", data)
+
+
+def serialize_many(items: Iterable[StreamItem]) -> bytes:
+    """Encode several items into one bytes object, in order.
+
+    Args:
+        items: The items to write.
+
+    Returns:
+        The concatenation of :func:`serialize` of each item.
+
+    Raises:
+        InvalidFieldError: as :func:`serialize`; nothing is returned then.
+    """
+    return b"".join([serialize(item) for item in items])
