@@ -1,0 +1,168 @@
+"""DedupWindow: a bounded memory of recently seen event ids (floor 2: state object).
+
+A client that reconnects with ``Last-Event-ID`` may be sent events it already delivered (a
+server replaying a little too much, a proxy retrying). :class:`DedupWindow` remembers the ids
+of the last events it let through and answers, for each new one, "seen it already?".
+
+Memory is bounded whatever the peer sends: at most ``max_ids`` ids are kept, ids older than
+``max_age`` seconds are forgotten, and an id longer than ``max_id_length`` characters is kept
+as a fixed-size digest instead of as text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+
+import attrs
+
+from ._errors import InvalidConfigError
+
+__all__ = ["DedupConfig", "DedupWindow"]
+
+
+def _positive_int(name: str, value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise InvalidConfigError(f"{name} must be an int >= 1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class DedupConfig:
+    """Limits of a :class:`DedupWindow`.
+
+    Attributes:
+        max_ids: How many distinct ids are remembered at most. When a new id would exceed it,
+            the id first seen longest ago is forgotten. At least 1.
+        max_age: How long, in seconds, an id is remembered after it was first seen, or
+            ``None`` to forget ids only by count. Must be positive when given.
+        max_id_length: Ids longer than this many characters are remembered as a 16-byte
+            BLAKE2b digest rather than as text, so one entry never costs more than about
+            ``max_id_length`` characters. At least 1.
+
+    Raises:
+        InvalidConfigError: on construction, when a value is out of range or of the wrong type.
+    """
+
+    max_ids: int = 1024
+    max_age: float | None = None
+    max_id_length: int = 256
+
+    def __attrs_post_init__(self) -> None:
+        _positive_int("max_ids", self.max_ids)
+        _positive_int("max_id_length", self.max_id_length)
+        if self.max_age is not None:
+            age = self.max_age
+            if not isinstance(age, (int, float)) or isinstance(age, bool) or not age > 0:
+                raise InvalidConfigError(f"max_age must be a positive number or None, got {age!r}")
+            if age == float("inf"):
+                raise InvalidConfigError("max_age must be finite; use None for no age limit")
+
+
+class DedupWindow:
+    """Remembers recently seen event ids and reports repeats.
+
+    Each :meth:`check` is O(1): a dict answers membership and a deque keeps ids in the order
+    they were first seen, so eviction always removes the oldest.
+
+    Rules, all deliberate:
+
+    * **Age counts from the first sighting.** Seeing an id again (a duplicate) neither
+      refreshes its age nor moves it in the eviction order. The window is therefore exactly
+      "the last ``max_ids`` distinct ids first seen less than ``max_age`` seconds ago", and a
+      peer that keeps repeating one id cannot pin it in memory forever.
+    * **Eviction is oldest-first**, by count (when a new id would exceed ``max_ids``) and by
+      age (an id seen at ``t`` is forgotten once ``now >= t + max_age``). A forgotten id is
+      new again if it comes back.
+    * **Any string is an id**, including ``""``. SSE uses an empty ``id:`` field to reset the
+      last event ID, so callers normally skip events whose ``id`` is ``None`` or ``""``.
+    * **Time never runs backwards here**: a ``now`` earlier than one already passed is taken
+      as the latest ``now`` seen.
+
+    Args:
+        config: The limits; ``DedupConfig()`` when omitted.
+    """
+
+    __slots__ = ("_config", "_latest", "_order", "_seen")
+
+    def __init__(self, config: DedupConfig | None = None) -> None:
+        self._config = DedupConfig() if config is None else config
+        # key -> instant first seen; key is the id, or its digest for long ids.
+        self._seen: dict[str | bytes, float] = {}
+        # (instant first seen, key), oldest first; always the same keys as _seen.
+        self._order: deque[tuple[float, str | bytes]] = deque()
+        self._latest = float("-inf")
+
+    @property
+    def config(self) -> DedupConfig:
+        """The limits this window was built with."""
+        return self._config
+
+    def __len__(self) -> int:
+        """Return how many ids are remembered right now (never more than ``max_ids``)."""
+        return len(self._seen)
+
+    def _key(self, id: str) -> str | bytes:
+        if len(id) <= self._config.max_id_length:
+            return id
+        # A bytes key never equals a str key, so digests and short ids cannot collide.
+        return hashlib.blake2b(id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def _expire(self, now: float) -> None:
+        max_age = self._config.max_age
+        if max_age is None:
+            return
+        limit = now - max_age
+        order = self._order
+        seen = self._seen
+        while order and order[0][0] <= limit:
+            del seen[order.popleft()[1]]
+
+    def check(self, id: str, now: float) -> bool:
+        """Report whether ``id`` was seen within the window, remembering it if not.
+
+        Args:
+            id: The event id (the ``id`` field of an :class:`~sse_core.Event`).
+            now: The current monotonic time in seconds.
+
+        Returns:
+            ``True`` if ``id`` is a duplicate (the caller should drop the event); ``False`` if
+            it is new, in which case it is now remembered, possibly evicting the oldest id.
+        """
+        if now < self._latest:
+            now = self._latest
+        else:
+            self._latest = now
+        self._expire(now)
+        key = self._key(id)
+        seen = self._seen
+        if key in seen:
+            return True
+        if len(seen) >= self._config.max_ids:
+            del seen[self._order.popleft()[1]]
+        seen[key] = now
+        self._order.append((now, key))
+        return False
+
+    def expire(self, now: float) -> int:
+        """Forget every id older than ``max_age`` at ``now``, to free memory while idle.
+
+        :meth:`check` does this itself; calling it is never needed for correctness.
+
+        Args:
+            now: The current monotonic time in seconds.
+
+        Returns:
+            How many ids were forgotten.
+        """
+        if now < self._latest:
+            now = self._latest
+        else:
+            self._latest = now
+        before = len(self._seen)
+        self._expire(now)
+        return before - len(self._seen)
+
+    def clear(self) -> None:
+        """Forget every id (for example when the stream's id space starts over)."""
+        self._seen.clear()
+        self._order.clear()
