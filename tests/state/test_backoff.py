@@ -95,7 +95,7 @@ def test_config_is_frozen_and_keyword_only() -> None:
     with pytest.raises(AttributeError):
         config.base_delay = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
-        BackoffConfig(1.0)  # type: ignore[misc]
+        BackoffConfig(1.0)  # type: ignore[call-arg]
 
 
 def test_constructor_requires_config_and_rng() -> None:
@@ -367,7 +367,7 @@ def test_give_up_is_sticky_until_reset() -> None:
     backoff.reset()
     assert backoff.state is BackoffState.IDLE
     backoff.on_connected(3.0)
-    assert backoff.state is BackoffState.CONNECTED
+    assert backoff.state is BackoffState.CONNECTED  # type: ignore[comparison-overlap]
 
 
 def test_reset_keeps_a_live_connection_and_the_servers_retry() -> None:
@@ -500,7 +500,7 @@ class BackoffMachine(RuleBasedStateMachine):
         self.backoff = Backoff(config, rng=random.Random(seed))
         self.now = 0.0
         # The model.
-        self.state = BackoffState.IDLE
+        self.state: BackoffState = BackoffState.IDLE
         self.attempts = 0
         self.step = 0
         self.outage_at: float | None = None
@@ -639,6 +639,33 @@ class BackoffMachine(RuleBasedStateMachine):
 
 BackoffMachine.TestCase.settings = settings(stateful_step_count=30)
 TestBackoffMachine = BackoffMachine.TestCase
+
+
+# --- the herd simulation behind the docs' table -----------------------------------------
+
+
+def test_peak_in_window_counts_half_open_windows() -> None:
+    """The benchmark's peak counts instants within [t, t + window)."""
+    from benchmarks.backoff_herd import peak_in_window
+
+    assert peak_in_window([], 0.1) == 0
+    assert peak_in_window([0.0, 0.25, 0.5, 0.75, 1.5], 0.5) == 2
+    assert peak_in_window([1.0] * 5 + [2.0], 0.1) == 5
+
+
+def test_herd_without_jitter_comes_back_together() -> None:
+    """Without jitter the whole herd retries at 3, 9 and 21 s; with jitter the peak drops."""
+    from benchmarks.backoff_herd import HerdResult, simulate
+
+    def herd(jitter: Jitter) -> HerdResult:
+        config = BackoffConfig(jitter=jitter)
+        return simulate(config, label="", clients=200, down_for=10.0, window=0.1, seed=1)
+
+    flat = herd(Jitter.NONE)
+    assert (flat.peak, flat.attempts, flat.all_back_at) == (200, 600, 21.0)
+    spread = herd(Jitter.EQUAL)
+    assert spread.peak < 100
+    assert 10.0 <= spread.median_back_at <= spread.all_back_at <= 10.0 + 12.0
 
 
 # --- the docs example --------------------------------------------------------------------
