@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The project's entry point on a fresh machine: makes .venv on first use, then
+#   ./run.sh demo    a demo of the library doing its work
+#   ./run.sh test    the test suite (the command CI runs)
+#   ./run.sh check   mypy --strict, ruff, the Sphinx docs (warnings are errors), a short fuzz run
+#   ./run.sh bench   the protocol benchmark against the Python peers
+set -euo pipefail
+cd "$(dirname "$0")"
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+# Reinstall only when pyproject.toml changed since the last install.
+stamp=.venv/.sse-core-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]' 2>&1 \
+        | grep -v "is ignored" || true
+    touch "$stamp"
+fi
+
+case "${1:-}" in
+    demo)
+        shift
+        exec .venv/bin/python -m sse_core demo "$@"
+        ;;
+    test)
+        shift
+        exec .venv/bin/python -m pytest -n 2 -q "$@"
+        ;;
+    check)
+        .venv/bin/python -m mypy --strict sse_core
+        .venv/bin/python -m ruff check .
+        .venv/bin/python -m sphinx -q -W --keep-going -b html docs docs/_build/html
+        if ! .venv/bin/python -c "import atheris" 2>/dev/null; then
+            .venv/bin/python -m pip install -q --disable-pip-version-check 'atheris>=2.3' 2>&1 \
+                | grep -v "is ignored" || true
+        fi
+        bash fuzz/run.sh "${FUZZ_SECONDS:-60}"
+        ;;
+    bench)
+        shift
+        exec .venv/bin/python -m benchmarks.bench_protocol "$@"
+        ;;
+    *)
+        echo "usage: ./run.sh demo|test|check|bench" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,17 @@
+"""The README's demo command runs and shows what it claims."""
+
+from __future__ import annotations
+
+import pytest
+
+from sse_core.__main__ import main
+
+
+def test_demo_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo rebuilds every event through hostile chunking and reports the failure modes."""
+    assert main(["demo", "--seed", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "identical: True" in out
+    assert "refused: invalid id field" in out
+    assert "is_truncated=True" in out
+    assert "LimitExceeded: max_line_length exceeded" in out
