@@ -1,0 +1,278 @@
+"""Tests for sse_core._timers: StallDetector and HeartbeatScheduler."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import sse_core
+from sse_core._errors import InvalidConfigError, LocalProtocolError
+from sse_core._timers import HeartbeatScheduler, StallDetector
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "state" / "timers.rst"
+
+Timer = StallDetector | HeartbeatScheduler
+
+
+@attrs.frozen
+class Kind:
+    """One of the two timers, with its differently named methods."""
+
+    make: Callable[[float], Timer]
+    touch: Callable[[Timer, float], None]
+    fired: Callable[[Timer, float], bool]
+    last: Callable[[Timer], float | None]
+    period: Callable[[Timer], float]
+
+
+def _touch(timer: Timer, now: float) -> None:
+    if isinstance(timer, StallDetector):
+        timer.activity(now)
+    else:
+        timer.sent(now)
+
+
+def _fired(timer: Timer, now: float) -> bool:
+    if isinstance(timer, StallDetector):
+        return timer.is_stalled(now)
+    return timer.is_due(now)
+
+
+def _last(timer: Timer) -> float | None:
+    if isinstance(timer, StallDetector):
+        return timer.last_activity_at
+    return timer.last_sent_at
+
+
+def _period(timer: Timer) -> float:
+    if isinstance(timer, StallDetector):
+        return timer.timeout
+    return timer.interval
+
+
+KINDS = {
+    "stall": Kind(StallDetector, _touch, _fired, _last, _period),
+    "heartbeat": Kind(HeartbeatScheduler, _touch, _fired, _last, _period),
+}
+kinds = pytest.mark.parametrize("kind", list(KINDS.values()), ids=list(KINDS))
+
+
+# --- examples -----------------------------------------------------------------------------
+
+
+@kinds
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, "5", True, None])
+def test_period_must_be_a_positive_finite_number(kind: Kind, bad: object) -> None:
+    """timeout / interval must be a finite number > 0; otherwise InvalidConfigError."""
+    with pytest.raises(InvalidConfigError) as info:
+        kind.make(bad)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+
+
+@kinds
+def test_stopped_before_start(kind: Kind) -> None:
+    """Before start() a timer has no deadline, never fires, and refuses activity."""
+    timer = kind.make(5.0)
+    assert timer.next_deadline() is None
+    assert not timer.is_running
+    assert kind.last(timer) is None
+    assert not kind.fired(timer, 1e9)
+    with pytest.raises(LocalProtocolError):
+        kind.touch(timer, 1.0)
+
+
+@kinds
+def test_start_arms_at_now_plus_period(kind: Kind) -> None:
+    """start(now) sets the deadline to now + period; it fires exactly from the deadline on."""
+    timer = kind.make(5.0)
+    timer.start(10.0)
+    assert timer.is_running
+    assert timer.next_deadline() == 15.0
+    assert not kind.fired(timer, 14.999)
+    assert kind.fired(timer, 15.0)
+    assert kind.fired(timer, 100.0)
+
+
+@kinds
+def test_touch_moves_the_deadline(kind: Kind) -> None:
+    """activity()/sent() push the deadline to now + period."""
+    timer = kind.make(5.0)
+    timer.start(0.0)
+    kind.touch(timer, 4.0)
+    assert timer.next_deadline() == 9.0
+    assert kind.last(timer) == 4.0
+    assert not kind.fired(timer, 5.0)
+    assert kind.fired(timer, 9.0)
+
+
+@kinds
+def test_stop_disarms_and_start_rearms(kind: Kind) -> None:
+    """stop() removes the deadline; a later start() arms it again from its own now."""
+    timer = kind.make(2.0)
+    timer.start(0.0)
+    timer.stop()
+    assert timer.next_deadline() is None
+    assert not kind.fired(timer, 50.0)
+    with pytest.raises(LocalProtocolError):
+        kind.touch(timer, 3.0)
+    timer.start(60.0)
+    assert timer.next_deadline() == 62.0
+
+
+@kinds
+def test_restart_while_running_rearms(kind: Kind) -> None:
+    """start() on a running timer re-arms it from the new now."""
+    timer = kind.make(2.0)
+    timer.start(0.0)
+    timer.start(1.5)
+    assert timer.next_deadline() == 3.5
+
+
+@kinds
+def test_now_must_not_go_backwards(kind: Kind) -> None:
+    """An input with an earlier now than before is refused and changes nothing."""
+    timer = kind.make(2.0)
+    timer.start(10.0)
+    with pytest.raises(LocalProtocolError):
+        kind.touch(timer, 9.0)
+    with pytest.raises(LocalProtocolError):
+        timer.start(9.0)
+    assert timer.next_deadline() == 12.0
+
+
+@kinds
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_now_must_be_finite(kind: Kind, bad: float) -> None:
+    """A non-finite now is refused."""
+    timer = kind.make(2.0)
+    with pytest.raises(LocalProtocolError):
+        timer.start(bad)
+    timer.start(0.0)
+    with pytest.raises(LocalProtocolError):
+        kind.touch(timer, bad)
+
+
+@kinds
+def test_queries_with_an_earlier_now_are_harmless(kind: Kind) -> None:
+    """is_stalled / is_due only read now; an earlier value answers False and changes nothing."""
+    timer = kind.make(2.0)
+    timer.start(10.0)
+    assert not kind.fired(timer, 0.0)
+    assert timer.next_deadline() == 12.0
+
+
+def test_int_periods_are_accepted_as_seconds() -> None:
+    """An int period is taken as seconds and reported as a float."""
+    assert StallDetector(30).timeout == 30.0
+    assert HeartbeatScheduler(15).interval == 15.0
+
+
+# --- properties ---------------------------------------------------------------------------
+
+times = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+periods = st.floats(min_value=1e-3, max_value=1e4, allow_nan=False)
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+@given(period=periods, start=times, gaps=st.lists(st.floats(0.0, 1e4), max_size=20))
+def test_deadline_is_last_touch_plus_period(
+    name: str, period: float, start: float, gaps: list[float]
+) -> None:
+    """After any run of activity the deadline is the last one plus the period; the timer
+    fires at the deadline and never one representable instant before it."""
+    kind = KINDS[name]
+    timer = kind.make(period)
+    timer.start(start)
+    now = start
+    for gap in gaps:
+        now += gap
+        kind.touch(timer, now)
+    deadline = timer.next_deadline()
+    assert deadline == now + kind.period(timer)
+    assert kind.fired(timer, deadline)
+    assert not kind.fired(timer, math.nextafter(deadline, -math.inf))
+    assert deadline >= now
+
+
+# --- stateful test against a model ------------------------------------------------------
+
+
+class TimerMachine(RuleBasedStateMachine):
+    """Drives one timer and a one-variable model (last touch or None) side by side."""
+
+    @initialize(name=st.sampled_from(sorted(KINDS)), period=periods)
+    def setup(self, name: str, period: float) -> None:
+        self.kind = KINDS[name]
+        self.timer = self.kind.make(period)
+        self.period = period
+        self.now = 0.0
+        self.last: float | None = None
+
+    @rule(dt=st.floats(0.0, 1e3))
+    def start(self, dt: float) -> None:
+        self.now += dt
+        self.timer.start(self.now)
+        self.last = self.now
+
+    @rule()
+    def stop(self) -> None:
+        self.timer.stop()
+        self.last = None
+
+    @rule(dt=st.floats(0.0, 1e3))
+    def touch(self, dt: float) -> None:
+        self.now += dt
+        if self.last is None:
+            with pytest.raises(LocalProtocolError):
+                self.kind.touch(self.timer, self.now)
+            return
+        self.kind.touch(self.timer, self.now)
+        self.last = self.now
+
+    @rule(dt=st.floats(0.0, 2e4))
+    def wait(self, dt: float) -> None:
+        """Time passes with no input; only the answer to the query may change."""
+        self.now += dt
+
+    @invariant()
+    def matches_model(self) -> None:
+        expected = None if self.last is None else self.last + self.period
+        assert self.timer.next_deadline() == expected
+        assert self.kind.last(self.timer) == self.last
+        assert self.timer.is_running == (self.last is not None)
+        assert self.kind.fired(self.timer, self.now) == (
+            expected is not None and self.now >= expected
+        )
+
+
+TimerMachine.TestCase.settings = settings(stateful_step_count=30)
+TestTimerMachine = TimerMachine.TestCase
+
+
+# --- the docs example --------------------------------------------------------------------
+
+
+def docs_examples(path: Path) -> list[str]:
+    """The ``.. code-block:: python`` bodies of a docs page, dedented."""
+    text = path.read_text(encoding="utf-8")
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", text)
+    return ["\n".join(line[4:] for line in block.splitlines()) for block in blocks]
+
+
+def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worked examples on docs/state/timers.rst run and their assertions hold."""
+    # The examples import from sse_core; make the names available until they are exported.
+    monkeypatch.setattr(sse_core, "StallDetector", StallDetector, raising=False)
+    monkeypatch.setattr(sse_core, "HeartbeatScheduler", HeartbeatScheduler, raising=False)
+    examples = docs_examples(DOCS)
+    assert len(examples) == 2
+    for source in examples:
+        exec(compile(source, str(DOCS), "exec"), {})
