@@ -9,7 +9,7 @@ How it is fast without leaving the spec: each chunk is decoded once, line ending
 normalised to LF with ``str.replace`` (C speed), and the text is cut into blocks at blank lines
 with one ``str.split``. A block that is a single ``data: `` line, or only ``data: `` lines,
 becomes an event without a per-line Python loop; every other block goes through the literal
-line-by-line transcription of the spec (``_process_lines``). Both paths give the same result:
+line-by-line transcription of the spec (in ``_process``). Both paths give the same result:
 the property tests compare them with a separate reference transcription kept in ``tests/``.
 """
 
@@ -144,7 +144,7 @@ class Parser:
         self._pending_lf = False  # the last character seen was CR: skip one LF that follows
         self._tail: list[str] = []  # pieces of the unfinished line
         self._tail_size = 0
-        # The three buffers of the spec (data as a list of lines, see _dispatch).
+        # The three buffers of the spec (data as a list of lines, joined at dispatch).
         self._data: list[str] = []
         self._data_size = -1  # len of the data buffer without its final LF
         self._event_type = ""
@@ -278,27 +278,34 @@ class Parser:
         raise error
 
     def _process(self, complete: str, out: list[StreamItem]) -> None:
-        """Process whole lines; ``complete`` is empty or ends with LF."""
-        # Cut at blank lines: every block but the last is followed by a blank line
-        # (dispatch); the last holds lines of a block that is not finished yet.
+        """Process whole lines; ``complete`` is empty or ends with LF.
+
+        The spec's buffers live in local variables for the length of the call (attribute
+        access per line would cost more than the rest of the work) and are stored back at
+        the end. A limit error leaves them unsaved: the parser is failed then anyway.
+        """
+        # Cut at blank lines: every block but the last was ended by a blank line (dispatch);
+        # the last holds the lines of a block that is not finished yet (or is empty).
         blocks = complete.split("\n\n")
-        rest = blocks.pop()
-        if blocks:
-            first = blocks[0]
-            if self._data or self._event_type or self._own_id is not None:
-                # The block continues lines from an earlier chunk: the literal path.
-                self._process_lines(first.split("\n"), out)
-                self._dispatch(out)
-                start = 1
+        last = len(blocks) - 1
+        append = out.append
+        max_size = self._max_event_size
+        max_single = max_size + 6
+        data = self._data
+        size = self._data_size
+        event_type = self._event_type
+        own_id = self._own_id
+        id_buffer = self._id_buffer
+        committed = self._last_event_id  # the spec's "last event ID string"
+        for index, block in enumerate(blocks):
+            if index == last:
+                if not block:
+                    break
+                lines = block[:-1].split("\n")
             else:
-                start = 0
-            append = out.append
-            max_size = self._max_event_size
-            max_single = max_size + 6
-            leid = self._id_buffer
-            for i in range(start, len(blocks)):
-                block = blocks[i]
-                if block[:6] == "data: ":
+                if block[:6] == "data: " and not data and not event_type and own_id is None:
+                    # Fast paths, for a block that starts with nothing pending (so the last
+                    # event ID string already equals the buffer, and dispatch keeps it so).
                     if "\n" not in block:
                         # One "data: " line: the event's data is the rest of the line.
                         if len(block) > max_single:
@@ -309,83 +316,74 @@ class Parser:
                         _set_data(event, block[6:])
                         _set_event(event, "message")
                         _set_id(event, None)
-                        _set_last_event_id(event, leid)
+                        _set_last_event_id(event, id_buffer)
                         append(event)
                         continue
                     if block.count("\n") == block.count("\ndata: "):
-                        # Only "data: " lines: drop each prefix, keep the LFs between lines.
-                        data = block[6:].replace("\ndata: ", "\n")
-                        if len(data) > max_size:
+                        # Only "data: " lines: drop each prefix, keep the LFs between them.
+                        joined = block[6:].replace("\ndata: ", "\n")
+                        if len(joined) > max_size:
                             self._fail(
-                                LimitExceeded("max_event_size", len(data), max_size, out)
+                                LimitExceeded("max_event_size", len(joined), max_size, out)
                             )
-                        append(_make_event(data, "message", None, leid))
+                        append(_make_event(joined, "message", None, id_buffer))
                         continue
-                # Any other block: the literal path, then the blank line that ended it.
-                self._process_lines(block.split("\n"), out)
-                self._dispatch(out)
-                leid = self._id_buffer
-        if rest:
-            self._process_lines(rest[:-1].split("\n"), out)
-
-    def _dispatch(self, out: list[StreamItem]) -> None:
-        """The spec's "dispatch the event", steps 1-7 (step 8 is the caller's)."""
-        # Step 1: the last event ID string takes the buffer's value; the buffer stays.
-        self._last_event_id = self._id_buffer
-        data = self._data
-        if data:
-            # Steps 3-6: the data lines joined by LF (the buffer's final LF removed); type
-            # "message" unless the event type buffer is non-empty.
-            out.append(
-                _make_event("\n".join(data), self._event_type or "message", self._own_id,
-                            self._id_buffer)
-            )
-            self._data = []
-            self._data_size = -1
-        # Step 2 / step 7: empty the data and event type buffers.
-        self._event_type = ""
-        self._own_id = None
-
-    def _process_lines(self, lines: list[str], out: list[StreamItem]) -> None:
-        """The spec's line rules, applied literally to each line in order."""
-        for line in lines:
-            if not line:
-                # "If the line is empty (a blank line): dispatch the event."
-                self._dispatch(out)
-                continue
-            if line[0] == ":":
-                # "If the line starts with a U+003A COLON character: ignore the line."
-                # We report it: servers send comments as heartbeats.
-                out.append(_make_comment(line[1:]))
-                continue
-            # "If the line contains a colon": field is what comes before the first colon,
-            # value what comes after it, less one leading space. "Otherwise": the whole line
-            # is the field name and the value is empty (partition gives exactly that).
-            field, _, value = line.partition(":")
-            if value[:1] == " ":
-                value = value[1:]
-            # "Process the field": names compared literally, no case folding.
-            if field == "data":
-                # Append the value and an LF to the data buffer.
-                size = self._data_size + len(value) + 1
-                if size > self._max_event_size:
-                    self._fail(
-                        LimitExceeded("max_event_size", size, self._max_event_size, out)
+                lines = block.split("\n")
+                lines.append("")  # the blank line that ended the block
+            # The literal path: the spec's rules for each line, in order.
+            for line in lines:
+                if not line:
+                    # "If the line is empty (a blank line): dispatch the event." Step 1: the
+                    # last event ID string takes the buffer's value. Step 2: no data, no event.
+                    committed = id_buffer
+                    if data:
+                        # Steps 3-6: data lines joined by LF (the final LF removed); the type
+                        # is "message" unless the event type buffer is non-empty.
+                        append(
+                            _make_event("\n".join(data), event_type or "message", own_id,
+                                        id_buffer)
+                        )
+                        data = []
+                        size = -1
+                    # Step 7 (and step 2): empty the data and event type buffers.
+                    event_type = ""
+                    own_id = None
+                    continue
+                if line[0] == ":":
+                    # "If the line starts with a U+003A COLON character: ignore the line."
+                    # We report it: servers send comments as heartbeats.
+                    append(_make_comment(line[1:]))
+                    continue
+                # "If the line contains a colon": the field is what comes before the first
+                # colon, the value what comes after, less one leading space. "Otherwise":
+                # the whole line is the field name and the value is empty -- exactly what
+                # partition gives.
+                field, _, value = line.partition(":")
+                if value[:1] == " ":
+                    value = value[1:]
+                # "Process the field": names are compared literally.
+                if field == "data":
+                    # Append the value, then an LF, to the data buffer.
+                    size += len(value) + 1
+                    if size > max_size:
+                        self._fail(LimitExceeded("max_event_size", size, max_size, out))
+                    data.append(value)
+                elif field == "event":
+                    event_type = value
+                elif field == "id":
+                    # Ignore an id that contains U+0000 NULL.
+                    if "\x00" not in value:
+                        id_buffer = own_id = value
+                elif field == "retry" and value.isdigit() and value.isascii():
+                    # Only ASCII digits (at least one), read in base ten.
+                    digits = value.lstrip("0") or "0"
+                    append(
+                        _make_retry(int(digits) if len(digits) <= 18 else MAX_RETRY_MILLISECONDS)
                     )
-                self._data_size = size
-                self._data.append(value)
-            elif field == "event":
-                self._event_type = value
-            elif field == "id":
-                # Ignore an id containing U+0000 NULL.
-                if "\x00" not in value:
-                    self._id_buffer = value
-                    self._own_id = value
-            elif field == "retry" and value.isdigit() and value.isascii():
-                # Only ASCII digits (at least one), read in base ten.
-                digits = value.lstrip("0") or "0"
-                out.append(
-                    _make_retry(int(digits) if len(digits) <= 18 else MAX_RETRY_MILLISECONDS)
-                )
-            # "Otherwise: the field is ignored."
-
+                # "Otherwise: the field is ignored."
+        self._data = data
+        self._data_size = size
+        self._event_type = event_type
+        self._own_id = own_id
+        self._id_buffer = id_buffer
+        self._last_event_id = committed
