@@ -1,0 +1,106 @@
+"""The floors of STYLE.md hold: imports point only downward and the core does no I/O.
+
+Floor 0 (errors, types) imports nothing of ours; floor 1 (records, parser, serializer) only
+floor 0; floor 2 state objects import floors 0-1 and never each other; floors 0-3 never import
+modules that read clocks, sleep, touch sockets or draw randomness.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import sse_core
+
+PACKAGE = Path(sse_core.__file__).resolve().parent
+
+FLOORS = {
+    "_errors": 0,
+    "_types": 0,
+    "_events": 1,
+    "_parser": 1,
+    "_serializer": 1,
+    "_backoff": 2,
+    "_dedup": 2,
+    "_sequencer": 2,
+    "_chunking": 2,
+    "_timers": 2,
+    "_replay": 2,
+    "_metrics": 2,
+}
+# Edges (floor 4) may do I/O; everything else must not.
+EDGES = {"__main__"}
+FORBIDDEN = {
+    "time", "asyncio", "trio", "socket", "ssl", "selectors", "threading", "os", "random",
+    "subprocess", "multiprocessing", "datetime",
+}
+
+
+def core_modules() -> list[Path]:
+    return sorted(
+        path for path in PACKAGE.glob("*.py")
+        if path.stem not in EDGES and path.stem != "__init__"
+    )
+
+
+def imports_of(path: Path) -> tuple[set[str], set[str]]:
+    """Return (absolute top-level modules, our private modules) imported by the file."""
+    absolute: set[str] = set()
+    ours: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            absolute.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if node.module:
+                    ours.add(node.module.split(".")[0])
+                else:
+                    ours.update(alias.name for alias in node.names)
+            elif node.module:
+                top = node.module.split(".")[0]
+                if top == "sse_core":
+                    ours.update(
+                        node.module.split(".")[1:] or [alias.name for alias in node.names]
+                    )
+                else:
+                    absolute.add(top)
+    return absolute, ours
+
+
+def test_every_core_module_has_a_floor() -> None:
+    """A new module must be placed on a floor here (and so be checked)."""
+    unplaced = [path.stem for path in core_modules() if path.stem not in FLOORS]
+    assert unplaced == []
+
+
+@pytest.mark.parametrize("path", core_modules(), ids=lambda path: path.stem)
+def test_core_does_no_io(path: Path) -> None:
+    """Floors 0-3 import nothing that reads clocks, sleeps, does I/O or draws randomness."""
+    absolute, _ = imports_of(path)
+    assert absolute & FORBIDDEN == set()
+
+
+@pytest.mark.parametrize("path", core_modules(), ids=lambda path: path.stem)
+def test_imports_point_down(path: Path) -> None:
+    """A module imports only from lower floors (floor 2 objects never from each other)."""
+    floor = FLOORS.get(path.stem)
+    if floor is None:
+        pytest.fail(f"{path.stem} has no floor")
+    _, ours = imports_of(path)
+    for name in ours:
+        assert name in FLOORS, f"{path.stem} imports unknown module {name}"
+        assert FLOORS[name] < floor or (FLOORS[name] == floor and floor < 2), (
+            f"{path.stem} (floor {floor}) imports {name} (floor {FLOORS[name]})"
+        )
+
+
+def test_all_is_explicit_and_complete() -> None:
+    """Every public name is in __all__ and every name in __all__ exists and has a docstring."""
+    for name in sse_core.__all__:
+        obj = getattr(sse_core, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__doc__, f"{name} has no docstring"
+    public = {name for name in vars(sse_core) if not name.startswith("_")}
+    assert public - set(sse_core.__all__) == set()
