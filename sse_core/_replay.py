@@ -1,0 +1,394 @@
+"""ReplayLog: the server's bounded memory of recent events for ``Last-Event-ID`` (floor 2).
+
+A client that reconnects sends the id of the last event it received; the server should send
+what came after. :class:`ReplayLog` keeps recent events, already encoded (encode once, send
+to many), bounded by count, bytes and age; it assigns ids when the application gives none;
+and a lookup answers with one of three records -- :class:`Replay` (here is everything after
+your id), :class:`TooOld` (your id was ours but events after it were evicted) or
+:class:`UnknownId` -- so a server never skips events without telling the client.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import attrs
+
+from ._errors import InvalidConfigError, InvalidFieldError
+from ._events import Event, _make_event
+from ._serializer import serialize
+
+__all__ = [
+    "Replay",
+    "ReplayConfig",
+    "ReplayLog",
+    "ReplayResult",
+    "StoredEvent",
+    "TooOld",
+    "UnknownId",
+]
+
+
+def _check_count(name: str, value: object, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if type(value) is not int or value < 1:
+        extra = " or None" if optional else ""
+        raise InvalidConfigError(f"{name} must be an int >= 1{extra}, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ReplayConfig:
+    """Limits and id format of a :class:`ReplayLog`.
+
+    Attributes:
+        max_events: How many events are kept at most. At least 1.
+        max_bytes: How many encoded bytes (the sum of :attr:`StoredEvent.encoded` lengths) are
+            kept at most, or ``None`` for no byte limit. An event larger than this on its own
+            is sent but never kept. At least 1.
+        max_age: How long, in seconds, an event is kept after it was appended, or ``None``.
+            Positive and finite when given.
+        epoch: Prefix of the ids the log assigns: ``"<epoch>-<n>"``, or plain ``"<n>"`` when
+            empty, where ``n`` counts appended events from 0. Give a value unique to each
+            server start (a boot time, a random token) so that ids from before a restart are
+            reported as unknown instead of matching new, unrelated events. Must not contain
+            CR, LF or U+0000, nor lone surrogates.
+
+    Raises:
+        InvalidConfigError: on construction, when a value is out of range or of the wrong type.
+    """
+
+    max_events: int = 1000
+    max_bytes: int | None = 1 << 20
+    max_age: float | None = None
+    epoch: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        _check_count("max_events", self.max_events)
+        _check_count("max_bytes", self.max_bytes, optional=True)
+        age = self.max_age
+        if age is not None and (
+            not isinstance(age, (int, float))
+            or isinstance(age, bool)
+            or not math.isfinite(age)
+            or age <= 0
+        ):
+            raise InvalidConfigError(
+                f"max_age must be a positive finite number or None, got {age!r}"
+            )
+        epoch = self.epoch
+        if not isinstance(epoch, str):
+            raise InvalidConfigError(f"epoch must be a str, got {type(epoch).__name__}")
+        if "\r" in epoch or "\n" in epoch or "\x00" in epoch:
+            raise InvalidConfigError(f"epoch must not contain CR, LF or U+0000, got {epoch!r}")
+        try:
+            epoch.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidConfigError(f"epoch must be encodable as UTF-8, got {epoch!r}") from None
+
+
+@attrs.frozen(kw_only=True)
+class StoredEvent:
+    """An event as the log keeps it.
+
+    Attributes:
+        id: The event's id (assigned by the log or given by the application).
+        event: The event, with ``id`` (and ``last_event_id``) set to :attr:`id`.
+        encoded: The ``text/event-stream`` bytes of the event, ready to send.
+        stored_at: The ``now`` at which it was appended.
+    """
+
+    id: str
+    event: Event
+    encoded: bytes
+    stored_at: float
+
+
+@attrs.frozen(kw_only=True)
+class Replay:
+    """Exact resumption: these are all the events after the client's last one.
+
+    Attributes:
+        events: The events in order; empty when the client is up to date.
+    """
+
+    events: tuple[StoredEvent, ...]
+
+    @property
+    def encoded(self) -> bytes:
+        """The bytes of all :attr:`events`, concatenated, ready to send."""
+        return b"".join([e.encoded for e in self.events])
+
+
+@attrs.frozen(kw_only=True)
+class TooOld:
+    """The client's id was issued by this log, but events after it were evicted.
+
+    The client has missed :attr:`missed` events; the server should say so (a dedicated
+    event, or a reset) before sending what it still has (:meth:`ReplayLog.events`).
+
+    Attributes:
+        last_event_id: The id the client sent.
+        missed: How many events between it and the oldest one kept were evicted (at least 1).
+    """
+
+    last_event_id: str
+    missed: int
+
+
+@attrs.frozen(kw_only=True)
+class UnknownId:
+    """The log cannot place the client's id.
+
+    Either it was never issued here (another server, a server start with another epoch, a
+    forged id) or it was an application-given id that has been evicted. Resuming exactly is
+    impossible; the server should treat the client as having missed events.
+
+    Attributes:
+        last_event_id: The id the client sent.
+    """
+
+    last_event_id: str
+
+
+#: What :meth:`ReplayLog.resume` returns.
+ReplayResult = Replay | TooOld | UnknownId
+
+
+class ReplayLog:
+    """Recent events kept for ``Last-Event-ID`` resumption, encoded once, bounded.
+
+    Events are appended with :meth:`append` and numbered internally from 0 in order.
+    Eviction is oldest first, so the kept events are always a contiguous run of the newest
+    ones: by count (``max_events``), by encoded bytes (``max_bytes``) and by age (``max_age``,
+    applied at every call that takes ``now``).
+
+    Ids: an event without one gets ``"<epoch>-<n>"`` (or ``"<n>"`` with an empty epoch), ``n``
+    being its number; such ids are unique for the life of the log, and across server starts
+    when each start uses its own epoch. An application-given id is refused when it is empty
+    or already kept; the log cannot see ids it no longer keeps, so the application must not
+    reuse them.
+
+    :meth:`resume` is O(1) plus the size of the answer: a dict maps kept ids to numbers, and
+    the events sit in a list indexed by number. For an id it no longer keeps, the log still
+    answers :class:`TooOld` when the id has the log's own ``<epoch>-<n>`` form (it can read
+    ``n``), and it recognizes the most recently evicted id (so a client that was up to date
+    before everything aged out still resumes exactly). Any other id is :class:`UnknownId`.
+    When in doubt the answer errs towards "you missed events", never towards a silent skip.
+
+    A ``now`` earlier than one already passed is taken as the latest ``now`` seen.
+
+    Args:
+        config: Limits and id format; ``ReplayConfig()`` when omitted.
+    """
+
+    __slots__ = (
+        "_boundary_id",
+        "_bytes",
+        "_config",
+        "_entries",
+        "_first_seq",
+        "_head",
+        "_index",
+        "_latest",
+        "_next_seq",
+        "_prefix",
+    )
+
+    def __init__(self, config: ReplayConfig | None = None) -> None:
+        self._config = ReplayConfig() if config is None else config
+        self._prefix = self._config.epoch + "-" if self._config.epoch else ""
+        # Kept events live in _entries[_head:]; evicted slots before _head are None until the
+        # list is compacted. The event numbered n sits at _head + (n - _first_seq).
+        self._entries: list[StoredEvent | None] = []
+        self._head = 0
+        self._first_seq = 0  # number of the oldest kept event (== _next_seq when empty)
+        self._next_seq = 0  # number the next appended event gets
+        self._index: dict[str, int] = {}  # kept id -> number
+        self._bytes = 0
+        self._boundary_id: str | None = None  # id of the event numbered _first_seq - 1
+        self._latest = -math.inf
+
+    # -- queries ------------------------------------------------------------------------
+
+    @property
+    def config(self) -> ReplayConfig:
+        """The limits and id format this log was built with."""
+        return self._config
+
+    def __len__(self) -> int:
+        """Return how many events are kept (never more than ``max_events``)."""
+        return len(self._index)
+
+    @property
+    def total_bytes(self) -> int:
+        """Encoded bytes kept (never more than ``max_bytes``)."""
+        return self._bytes
+
+    def events(self) -> tuple[StoredEvent, ...]:
+        """Return every kept event, oldest first (what to send after :class:`TooOld`)."""
+        return tuple(cast("list[StoredEvent]", self._entries[self._head :]))
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def append(self, event: Event, now: float) -> StoredEvent:
+        """Add an event, assigning an id if it has none, and encode it once.
+
+        Args:
+            event: The event to send. ``id=None`` asks the log for an id.
+            now: The current monotonic time in seconds.
+
+        Returns:
+            The stored event: its id, the event with that id, and the bytes to send to every
+            live client. An event whose bytes alone exceed ``max_bytes`` is returned but not
+            kept; it evicts every older event (clients behind it get :class:`TooOld`).
+
+        Raises:
+            InvalidFieldError: the event's id is empty, contains CR, LF or U+0000, or is
+                already kept; an assigned id would collide with a kept application id; or the
+                event cannot be encoded (a lone surrogate). The log is unchanged then.
+        """
+        now = self._clock(now)
+        seq = self._next_seq
+        id = event.id
+        if id is None:
+            id = f"{self._prefix}{seq}"
+            if id in self._index:
+                raise InvalidFieldError(
+                    "id",
+                    id,
+                    "the id the log would assign is taken by an application id it still keeps;"
+                    " set ReplayConfig.epoch so that assigned ids cannot collide",
+                )
+            event = _make_event(event.data, event.event, id, id)
+        else:
+            if not id:
+                raise InvalidFieldError(
+                    "id",
+                    id,
+                    "an empty id resets the client's last event ID and cannot be"
+                    " resumed from; pass id=None to have one assigned",
+                )
+            if "\r" in id or "\n" in id or "\x00" in id:
+                raise InvalidFieldError("id", id, "must not contain CR, LF or U+0000")
+            if id in self._index:
+                raise InvalidFieldError("id", id, "already in the replay log")
+            if event.last_event_id != id:
+                event = _make_event(event.data, event.event, id, id)
+        encoded = serialize(event)
+        # Validation is over: from here on the log changes.
+        self._expire(now)
+        stored = StoredEvent(id=id, event=event, encoded=encoded, stored_at=now)
+        self._next_seq = seq + 1
+        size = len(encoded)
+        max_bytes = self._config.max_bytes
+        if max_bytes is not None and size > max_bytes:
+            while self._index:
+                self._evict_one()
+            self._first_seq = self._next_seq
+            self._boundary_id = id
+            return stored
+        self._entries.append(stored)
+        self._index[id] = seq
+        self._bytes += size
+        max_events = self._config.max_events
+        while len(self._index) > max_events or (max_bytes is not None and self._bytes > max_bytes):
+            self._evict_one()
+        return stored
+
+    def resume(self, last_event_id: str, now: float) -> ReplayResult:
+        """Find what a client that last saw ``last_event_id`` has missed.
+
+        Args:
+            last_event_id: The ``Last-Event-ID`` the client sent.
+            now: The current monotonic time in seconds.
+
+        Returns:
+            :class:`Replay` with every kept event after it; :class:`TooOld` when the id was
+            issued here but events after it were evicted; :class:`UnknownId` otherwise
+            (including for ``""``).
+        """
+        self._expire(self._clock(now))
+        seq = self._index.get(last_event_id)
+        if seq is None:
+            if last_event_id == self._boundary_id:
+                seq = self._first_seq - 1
+            else:
+                # Evicted, or never issued? Only the log's own id form tells.
+                issued = self._parse(last_event_id)
+                if issued is not None and issued < self._first_seq - 1:
+                    missed = self._first_seq - issued - 1
+                    return TooOld(last_event_id=last_event_id, missed=missed)
+                return UnknownId(last_event_id=last_event_id)
+        start = self._head + (seq - self._first_seq) + 1
+        return Replay(events=tuple(cast("list[StoredEvent]", self._entries[start:])))
+
+    def expire(self, now: float) -> int:
+        """Evict events older than ``max_age`` at ``now``, to free memory while idle.
+
+        :meth:`append` and :meth:`resume` do this themselves.
+
+        Args:
+            now: The current monotonic time in seconds.
+
+        Returns:
+            How many events were evicted.
+        """
+        before = len(self._index)
+        self._expire(self._clock(now))
+        return before - len(self._index)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _clock(self, now: float) -> float:
+        if now < self._latest:
+            return self._latest
+        self._latest = now
+        return now
+
+    def _parse(self, id: str) -> int | None:
+        """Return ``n`` if ``id`` has this log's assigned form ``<epoch>-<n>`` for an issued n."""
+        prefix = self._prefix
+        if not id.startswith(prefix):
+            return None
+        digits = id[len(prefix) :]
+        if (
+            not digits
+            or not digits.isascii()
+            or not digits.isdigit()
+            or (digits[0] == "0" and len(digits) > 1)
+            or len(digits) > len(str(self._next_seq))  # also keeps int() cheap
+        ):
+            return None
+        n = int(digits)
+        return n if n < self._next_seq else None
+
+    def _evict_one(self) -> None:
+        entries = self._entries
+        head = self._head
+        entry = entries[head]
+        assert entry is not None
+        entries[head] = None
+        del self._index[entry.id]
+        self._bytes -= len(entry.encoded)
+        self._boundary_id = entry.id
+        self._first_seq += 1
+        head += 1
+        if head >= 64 and head * 2 >= len(entries):
+            del entries[:head]
+            head = 0
+        self._head = head
+
+    def _expire(self, now: float) -> None:
+        max_age = self._config.max_age
+        if max_age is None:
+            return
+        limit = now - max_age
+        entries = self._entries
+        while self._index:
+            entry = entries[self._head]
+            assert entry is not None
+            if entry.stored_at > limit:
+                return
+            self._evict_one()
