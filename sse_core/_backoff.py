@@ -120,6 +120,10 @@ class BackoffConfig:
             accepts and drops at once gets the normal growing delays.
         healthy_after: Seconds a connection must stay up before the attempt counter and the
             outage clock are reset. Connecting, or receiving the first byte, is not enough.
+            Keep it well above the time a failing server takes to drop a connection: with 0,
+            every connection counts as healthy and the schedule restarts at each drop (and
+            together with ``is_first_retry_immediate`` that is a reconnect loop with no
+            delay, so that combination is refused).
         max_attempts: Give up when an outage already used this many reconnects (``None``: never;
             0: never reconnect).
         max_elapsed: Give up rather than schedule a reconnect that would start more than this
@@ -127,7 +131,8 @@ class BackoffConfig:
 
     Raises:
         InvalidConfigError: when a duration is negative, not finite or not a number, when
-            ``multiplier < 1``, or when ``max_attempts`` is not a non-negative int.
+            ``multiplier < 1``, when ``max_attempts`` is not a non-negative int, or when
+            ``is_first_retry_immediate`` is set with ``healthy_after == 0``.
     """
 
     base_delay: float = 3.0
@@ -159,6 +164,11 @@ class BackoffConfig:
         if not isinstance(self.is_first_retry_immediate, bool):
             raise InvalidConfigError(
                 f"is_first_retry_immediate must be a bool, got {self.is_first_retry_immediate!r}"
+            )
+        if self.is_first_retry_immediate and self.healthy_after == 0:
+            raise InvalidConfigError(
+                "is_first_retry_immediate needs healthy_after > 0: otherwise a server that "
+                "accepts and drops every connection gets reconnects with no delay at all"
             )
         attempts = self.max_attempts
         if attempts is not None and (type(attempts) is not int or attempts < 0):
@@ -269,7 +279,7 @@ class Backoff:
 
     @property
     def reconnection_time(self) -> float:
-        """The base of the schedule in seconds: the server's ``retry:`` or the configured base.
+        """Base of the schedule in seconds (the server's ``retry`` value, else the configured one).
 
         :attr:`~BackoffConfig.min_base_delay` is applied on top of this value.
         """

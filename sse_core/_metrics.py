@@ -227,7 +227,7 @@ class Metrics:
         """Report the current size of a declared buffer (the high-water mark follows).
 
         Args:
-            name: One of :attr:`buffer_names`.
+            name: One of the ``buffer_names`` declared at construction.
             size: The buffer's size now, an int ``>= 0``.
 
         Raises:

@@ -69,6 +69,7 @@ def delays(backoff: Backoff, now: float, count: int) -> list[float]:
         {"max_elapsed": math.nan},
         {"jitter": "full"},
         {"is_first_retry_immediate": 1},
+        {"is_first_retry_immediate": True, "healthy_after": 0},
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict[str, object]) -> None:
@@ -310,6 +311,15 @@ def test_counter_resets_only_after_healthy_after_seconds() -> None:
     assert backoff.outage_started_at == 110.0
 
 
+def test_healthy_after_zero_restarts_the_schedule_at_each_drop() -> None:
+    """With healthy_after=0 every connection counts as healthy: each drop starts afresh."""
+    config = BackoffConfig(jitter=Jitter.NONE, healthy_after=0.0)
+    backoff = Backoff(config, rng=random.Random(0))
+    for now in (0.0, 10.0, 20.0):
+        backoff.on_connected(now)
+        assert backoff.on_disconnected(now) == Reconnect(delay=3.0, at=now + 3.0, attempt=1)
+
+
 def test_attempts_survive_connect_until_the_disconnect() -> None:
     """Connecting alone leaves attempts untouched (no reset on connect or first byte)."""
     backoff = Backoff(BackoffConfig(), rng=random.Random(0))
@@ -417,18 +427,22 @@ def test_now_must_not_go_backwards() -> None:
 # --- properties ---------------------------------------------------------------------------
 
 durations = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)
-configs = st.builds(
-    BackoffConfig,
-    base_delay=st.floats(min_value=0.0, max_value=20.0),
-    min_base_delay=st.floats(min_value=0.0, max_value=2.0),
-    multiplier=st.floats(min_value=1.0, max_value=5.0),
-    max_delay=durations,
-    jitter=st.sampled_from(Jitter),
-    is_first_retry_immediate=st.booleans(),
-    healthy_after=st.floats(min_value=0.0, max_value=30.0),
-    max_attempts=st.none() | st.integers(min_value=0, max_value=8),
-    max_elapsed=st.none() | st.floats(min_value=0.0, max_value=300.0),
+config_kwargs = st.fixed_dictionaries(
+    {
+        "base_delay": st.floats(min_value=0.0, max_value=20.0),
+        "min_base_delay": st.floats(min_value=0.0, max_value=2.0),
+        "multiplier": st.floats(min_value=1.0, max_value=5.0),
+        "max_delay": durations,
+        "jitter": st.sampled_from(Jitter),
+        "is_first_retry_immediate": st.booleans(),
+        "healthy_after": st.floats(min_value=0.0, max_value=30.0),
+        "max_attempts": st.none() | st.integers(min_value=0, max_value=8),
+        "max_elapsed": st.none() | st.floats(min_value=0.0, max_value=300.0),
+    }
 )
+configs = config_kwargs.filter(
+    lambda kw: not (kw["is_first_retry_immediate"] and kw["healthy_after"] == 0)
+).map(lambda kw: BackoffConfig(**kw))
 # An input script: ("c", dt) connect, ("d", dt) disconnect, ("r", ms) retry.
 steps = st.lists(
     st.tuples(st.sampled_from("cdr"), st.floats(min_value=0.0, max_value=50.0)), max_size=40
