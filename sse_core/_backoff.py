@@ -335,7 +335,7 @@ class Backoff:
 
         Raises:
             LocalProtocolError: when already connected, after a :class:`GiveUp` (call
-                :meth:`reset` first), or when ``now`` is earlier than a previous input.
+                :meth:`reset` first), or when ``now`` is not finite or earlier than before.
         """
         match self._state:
             case BackoffState.CONNECTED:
@@ -362,7 +362,7 @@ class Backoff:
             until :meth:`reset`.
 
         Raises:
-            LocalProtocolError: when ``now`` is earlier than a previous input.
+            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
         """
         self._advance(now)
         was_up = False
