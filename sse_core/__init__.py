@@ -5,6 +5,15 @@ state objects for reliable streaming. No I/O, no clocks, no randomness inside: t
 passes bytes, ``now`` and a random source, and carries out what comes back.
 """
 
+from ._backoff import (
+    Backoff,
+    BackoffConfig,
+    BackoffState,
+    GiveUp,
+    GiveUpReason,
+    Jitter,
+    Reconnect,
+)
 from ._errors import (
     InvalidConfigError,
     InvalidFieldError,
@@ -14,6 +23,7 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
+from ._metrics import BufferGauge, DurationSummary, Metrics
 from ._parser import (
     DEFAULT_MAX_EVENT_SIZE,
     DEFAULT_MAX_LINE_LENGTH,
@@ -22,6 +32,7 @@ from ._parser import (
     Parser,
 )
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
+from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
 
 __all__ = [
@@ -51,4 +62,19 @@ __all__ = [
     "serialize_event",
     "serialize_many",
     "HEARTBEAT",
+    # state objects: reconnection backoff
+    "Backoff",
+    "BackoffConfig",
+    "BackoffState",
+    "Jitter",
+    "Reconnect",
+    "GiveUp",
+    "GiveUpReason",
+    # state objects: timers
+    "StallDetector",
+    "HeartbeatScheduler",
+    # state objects: metrics
+    "Metrics",
+    "DurationSummary",
+    "BufferGauge",
 ]
