@@ -63,6 +63,7 @@ __all__ = [
     "WORKLOADS",
     "Deviation",
     "Workload",
+    "best_times",
     "check_agreement",
     "chunks_fixed",
     "chunks_random",
@@ -457,22 +458,32 @@ def describe_core_error(workload: Workload, got: list[Any]) -> str:
 # --- timing ---------------------------------------------------------------------------------
 
 
-def best_time(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    """Best wall time of ``runs`` calls (GC off inside each), and the last call's result."""
-    best = float("inf")
-    result = None
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
+    return elapsed, result
+
+
+def best_times(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, tuple[float, Any]]:
+    """Best wall time of ``runs`` calls of each function, and each one's last result.
+
+    The calls are interleaved (round robin), so that a slow spell of a shared machine
+    touches every contender rather than one. The GC is off inside each call.
+    """
+    best: dict[str, tuple[float, Any]] = {}
     for _ in range(runs):
-        result = None
-        gc.collect()
-        gc.disable()
-        try:
-            start = time.perf_counter()
-            result = fn()
-            elapsed = time.perf_counter() - start
-        finally:
-            gc.enable()
-        best = min(best, elapsed)
-    return best, result
+        for name, fn in fns.items():
+            best.pop(name, None)  # free the previous result before the next call
+            elapsed, result = _timed(fn)
+            previous = best.get(name, (float("inf"), None))[0]
+            best[name] = (min(elapsed, previous), result)
+    return best
 
 
 @dataclass
@@ -507,13 +518,15 @@ def bench_parsers(workload: Workload, runs: int, out: io.TextIOBase | Any) -> Pa
     ratios: dict[str, float] = {}
     for feeding, split in FEEDINGS.items():
         chunks = split(workload.body)
-        outputs: dict[str, list[Any]] = {}
-        rows: dict[str, Row] = {}
-        for contender in CONTENDERS:
-            seconds, items = best_time(lambda c=contender, chunks=chunks: c.run(chunks), runs)
-            outputs[contender.name] = items
-            rows[contender.name] = Row(workload.name, feeding, contender.name, seconds,
-                                       len(workload.body), n_events)
+        timed = best_times(
+            {c.name: (lambda c=c, chunks=chunks: c.run(chunks)) for c in CONTENDERS}, runs
+        )
+        outputs = {name: items for name, (_, items) in timed.items()}
+        rows = {
+            name: Row(workload.name, feeding, name, seconds, len(workload.body), n_events)
+            for name, (seconds, _) in timed.items()
+        }
+        del timed
         is_exact, agreeing, deviations = check_agreement(workload, outputs)
         if not is_exact:
             report.is_core_exact = False
@@ -578,11 +591,11 @@ def bench_serializers(
         ) -> list[bytes]:
             return [StarletteEvent(data=d, event=t, id=i).encode() for d, t, i in args]
 
+        timed = best_times({"sse_core.serialize(Event)": with_record,
+                            "sse_core.serialize_event": with_values,
+                            "sse-starlette encode()": with_starlette}, runs)
         results: dict[str, tuple[float, int]] = {}
-        for name, fn in (("sse_core.serialize(Event)", with_record),
-                         ("sse_core.serialize_event", with_values),
-                         ("sse-starlette encode()", with_starlette)):
-            seconds, frames = best_time(fn, runs)
+        for name, (seconds, frames) in timed.items():
             body = b"".join(frames)
             results[name] = (seconds, len(body))
             parser = Parser()
@@ -611,33 +624,34 @@ def bench_serializers(
 # --- linearity ------------------------------------------------------------------------------
 
 
+def _long_line_feeder(n_bytes: int) -> Callable[[], int]:
+    line = b"data: " + b"x" * (n_bytes - 6)
+    pieces = [line[i : i + 1] for i in range(len(line))]
+
+    def feed_all() -> int:
+        parser = Parser(max_line_length=4 << 20)
+        feed = parser.feed
+        for piece in pieces:
+            feed(piece)
+        return len(feed(b"\n\n")[0].data)
+
+    return feed_all
+
+
 def feed_long_line(n_bytes: int) -> tuple[float, int]:
     """Feed one ``data:`` line of ``n_bytes`` bytes one byte at a time, then end it.
 
     Returns:
         (seconds spent, length of the event's data).
     """
-    line = b"data: " + b"x" * (n_bytes - 6)
-    pieces = [line[i : i + 1] for i in range(len(line))]
-    parser = Parser(max_line_length=4 << 20)
-    feed = parser.feed
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for piece in pieces:
-            feed(piece)
-        items = feed(b"\n\n")
-        elapsed = time.perf_counter() - start
-    finally:
-        gc.enable()
-    return elapsed, len(items[0].data)
+    return _timed(_long_line_feeder(n_bytes))
 
 
-def bench_linearity(small: int, out: Any) -> tuple[bool, str]:
+def bench_linearity(small: int, out: Any, runs: int = 1) -> tuple[bool, str]:
     """Time a line of ``small`` bytes and one four times longer, both fed byte by byte."""
-    t_small, n_small = feed_long_line(small)
-    t_large, n_large = feed_long_line(4 * small)
+    timed = best_times({"small": _long_line_feeder(small),
+                        "large": _long_line_feeder(4 * small)}, runs)
+    (t_small, n_small), (t_large, n_large) = timed["small"], timed["large"]
     is_ok = n_small == small - 6 and n_large == 4 * small - 6
     ratio = t_large / t_small
     print(f"one line fed 1 byte at a time: {small // 1000} KB in {t_small:.3f} s, "
@@ -732,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries.extend(lines)
     if "linearity" in selected:
         print(file=out)
-        is_linear_ok, line = bench_linearity(50_000 if args.quick else 200_000, out)
+        is_linear_ok, line = bench_linearity(50_000 if args.quick else 200_000, out, runs)
         is_ok = is_ok and is_linear_ok
         summaries.append(line)
     if args.profile:

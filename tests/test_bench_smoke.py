@@ -110,7 +110,7 @@ def test_main_quick_parts_run(capsys: pytest.CaptureFixture[str],
     monkeypatch.setitem(bench.WORKLOADS, "llm", (bench.make_llm, 200, 200))
     monkeypatch.setitem(bench.WORKLOADS, "chat", (bench.make_chat, 200, 200))
     monkeypatch.setattr(bench, "bench_linearity",
-                        lambda small, out: (True, "linearity: skipped in the smoke test"))
+                        lambda small, out, runs=1: (True, "linearity: skipped in the smoke test"))
     assert bench.main(["--quick", "--workload", "chat", "--workload", "serialize",
                        "--workload", "linearity"]) == 0
     printed = capsys.readouterr().out
