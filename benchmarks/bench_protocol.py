@@ -100,20 +100,29 @@ class Workload:
         return [item for item in self.expected if type(item) is Event]
 
 
-# Tokens of an LLM answer; a few are not ASCII so that reads split UTF-8 sequences.
+# Tokens of an LLM answer and words of chat messages. Non-ASCII ones are drawn 2 % of the
+# time (so that some reads split UTF-8 sequences and some chunks decode to 2- or 4-byte
+# strings), as are characters that str.splitlines() treats as line breaks but SSE does not.
 _TOKENS = (
     " the", " of", " and", " to", " a", " in", " is", " that", " for", " it", " as", " with",
     " be", " on", " not", " this", " by", " are", " or", " from", " model", " stream",
-    " token", " event", " data", ",", ".", "\\n", " café", " naïve", " —", " 日本", " 🙂",
-    " résumé", " ", "ing", "ed", "s", " server", " client", " parse", " JSON", " \\\"q\\\"",
+    " token", " event", " data", ",", ".", "\\n", " ", "ing", "ed", "s", " server",
+    " client", " parse", " JSON", " \\\"q\\\"",
 )
-
+_RARE_TOKENS = (" café", " naïve", " —", " 日本", " 🙂", " résumé")
 _WORDS = (
     "hello", "world", "ok", "thanks", "see", "you", "tomorrow", "meeting", "at", "noon",
     "please", "review", "the", "pull", "request", "deploy", "is", "green", "lunch?", "yes",
-    "no", "maybe", "ship", "it", "über", "façade", "naïve", "東京", "😀", "👍", "—",
-    "data:", "id:", "event:", ":", "retry", "  ", "\u2028", "\x0c", "\x85",
+    "no", "maybe", "ship", "it", "data:", "id:", "event:", ":", "retry", "  ",
 )
+_RARE_WORDS = ("über", "façade", "naïve", "東京", "😀", "👍", "—", "\u2028", "\x0c", "\x85")
+RARE = 0.02
+
+
+def _pick(rng: random.Random, common: Sequence[str], rare: Sequence[str]) -> str:
+    return rng.choice(rare) if rng.random() < RARE else rng.choice(common)
+
+
 _TYPES = ("message", "chat", "chat", "chat", "presence", "typing", "receipt")
 _USERS = ("alice", "bob", "carol", "dave", "eve", "mallory", "trent", "peggy")
 
@@ -133,7 +142,7 @@ def make_llm(n_events: int = 200_000, *, seed: int = 1) -> Workload:
         if i == n_events - 1:
             data = "[DONE]"
         else:
-            token = rng.choice(_TOKENS)
+            token = _pick(rng, _TOKENS, _RARE_TOKENS)
             data = (
                 f'{{"id":"{stem}","object":"chat.completion.chunk","created":{created + i // 50},'
                 f'"choices":[{{"index":0,"delta":{{"content":"{token}"}}}}]}}'
@@ -151,7 +160,7 @@ def _words(rng: random.Random, target: int) -> str:
     out: list[str] = []
     size = 0
     while size < target:
-        word = rng.choice(_WORDS)
+        word = _pick(rng, _WORDS, _RARE_WORDS)
         out.append(word)
         size += len(word) + 1
     return " ".join(out)
