@@ -5,6 +5,20 @@ state objects for reliable streaming. No I/O, no clocks, no randomness inside: t
 passes bytes, ``now`` and a random source, and carries out what comes back.
 """
 
+from ._actions import (
+    GAP_EVENT_TYPE,
+    Action,
+    ClientState,
+    Connect,
+    Deliver,
+    Disconnect,
+    ReadyState,
+    ReportGap,
+    ReportStatus,
+    Request,
+    Send,
+    SendHead,
+)
 from ._backoff import (
     Backoff,
     BackoffConfig,
@@ -14,6 +28,14 @@ from ._backoff import (
     Jitter,
     Reconnect,
 )
+from ._client import TRANSITIONS, ClientConfig, ClientInput, ClientSession
+from ._compression import (
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    Compressor,
+    Decompressor,
+    negotiate_encoding,
+)
+from ._dedup import DedupConfig, DedupWindow
 from ._errors import (
     InvalidConfigError,
     InvalidFieldError,
@@ -31,6 +53,8 @@ from ._parser import (
     EndOfStream,
     Parser,
 )
+from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
+from ._sequencer import Delivery, Gap, GapReason, Sequencer, SequencerConfig, SequencerRecord
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
@@ -70,6 +94,24 @@ __all__ = [
     "Reconnect",
     "GiveUp",
     "GiveUpReason",
+    # state objects: dedup window
+    "DedupWindow",
+    "DedupConfig",
+    # state objects: sequencer
+    "Sequencer",
+    "SequencerConfig",
+    "SequencerRecord",
+    "Delivery",
+    "Gap",
+    "GapReason",
+    # state objects: replay log
+    "ReplayLog",
+    "ReplayConfig",
+    "ReplayResult",
+    "Replay",
+    "StoredEvent",
+    "TooOld",
+    "UnknownId",
     # state objects: timers
     "StallDetector",
     "HeartbeatScheduler",
@@ -77,4 +119,27 @@ __all__ = [
     "Metrics",
     "DurationSummary",
     "BufferGauge",
+    # sessions: actions
+    "Action",
+    "Connect",
+    "Disconnect",
+    "Deliver",
+    "ReportStatus",
+    "ReportGap",
+    "Request",
+    "Send",
+    "SendHead",
+    "ClientState",
+    "ReadyState",
+    "GAP_EVENT_TYPE",
+    # sessions: client
+    "ClientSession",
+    "ClientConfig",
+    "ClientInput",
+    "TRANSITIONS",
+    # sessions: compression
+    "Compressor",
+    "Decompressor",
+    "negotiate_encoding",
+    "DEFAULT_MAX_DECOMPRESSED_SIZE",
 ]

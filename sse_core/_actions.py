@@ -1,0 +1,169 @@
+"""Actions: what the sessions ask the I/O layer to do (floor 3).
+
+Every session input returns a list of these plain frozen records, in the order they must be
+carried out. An adapter's loop is: read the clock, call an input, carry out each action, wait
+for I/O or the session's ``next_deadline()``, repeat.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ._events import Event
+
+__all__ = [
+    "GAP_EVENT_TYPE",
+    "Action",
+    "ClientState",
+    "Connect",
+    "Deliver",
+    "Disconnect",
+    "ReadyState",
+    "ReportGap",
+    "ReportStatus",
+    "Request",
+    "Send",
+    "SendHead",
+]
+
+#: Event type of the signal a server session sends when it cannot replay from the client's
+#: ``Last-Event-ID`` (unknown or too old). Its data is JSON:
+#: ``{"last_event_id": "<what the client sent>", "reason": "unknown" | "too_old"}``.
+#: A client session turns it into a :class:`ReportGap` action instead of delivering it.
+GAP_EVENT_TYPE = "sse-core-gap"
+
+
+class ReadyState(enum.IntEnum):
+    """The WHATWG ``EventSource.readyState`` values."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSED = 2
+
+
+class ClientState(enum.Enum):
+    """Lifecycle of a client session, finer than :class:`ReadyState`.
+
+    ``CLOSED`` -> ``CONNECTING`` -> ``CONNECTED`` (response accepted) -> ``STREAMING`` (body
+    bytes arrived) -> ``RECONNECTING`` (waiting to connect again) -> ``CONNECTING`` ... and
+    ``CLOSED`` again when the application closes, the server refuses, or the backoff gives up.
+    """
+
+    CLOSED = "closed"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """The WHATWG ``readyState`` this state shows as."""
+        return _READY_STATES[self]
+
+
+_READY_STATES = {
+    ClientState.CLOSED: ReadyState.CLOSED,
+    ClientState.CONNECTING: ReadyState.CONNECTING,
+    ClientState.RECONNECTING: ReadyState.CONNECTING,
+    ClientState.CONNECTED: ReadyState.OPEN,
+    ClientState.STREAMING: ReadyState.OPEN,
+}
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """An HTTP request for the I/O layer to make.
+
+    Attributes:
+        method: ``"GET"``, or ``"POST"`` etc. when a body is sent.
+        url: The absolute ``http://`` or ``https://`` URL, query included.
+        headers: Header fields, in order, as ``(name, value)`` str pairs.
+        body: The request body, or ``None``.
+    """
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Connect:
+    """Open a connection and send :attr:`request`; report the response head and body back."""
+
+    request: Request
+
+
+@attrs.frozen(kw_only=True)
+class Disconnect:
+    """Close the current connection (if any); say nothing more on it.
+
+    Attributes:
+        reason: Why, for logs.
+    """
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Deliver:
+    """Hand :attr:`event` to the application."""
+
+    event: Event
+
+
+@attrs.frozen(kw_only=True)
+class ReportStatus:
+    """The client's state changed; show it to the application.
+
+    Attributes:
+        state: The new state.
+        since: When it changed (the ``now`` of the input that changed it). While the state
+            is not ``STREAMING`` or ``CONNECTED``, the application's data may be stale since
+            this instant.
+        reason: Why, when the change was not asked for (e.g. ``"connection lost"``).
+    """
+
+    state: ClientState
+    since: float
+    reason: str | None = None
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """The WHATWG ``readyState`` of :attr:`state`."""
+        return self.state.ready_state
+
+
+@attrs.frozen(kw_only=True)
+class ReportGap:
+    """Events were missed and cannot be recovered; tell the application.
+
+    Attributes:
+        last_event_id: The id the client resumed from.
+        reason: ``"unknown"`` (the server did not know the id) or ``"too_old"`` (it fell out
+            of the server's replay window).
+    """
+
+    last_event_id: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class SendHead:
+    """Server side: send the response status line and header fields."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen(kw_only=True)
+class Send:
+    """Server side: send these body bytes."""
+
+    data: bytes
+
+
+#: Any action a session returns.
+Action = Connect | Disconnect | Deliver | ReportStatus | ReportGap | SendHead | Send

@@ -1,0 +1,501 @@
+"""Tests of the sans-IO client session (WHATWG EventSource behaviour plus resilience)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from sse_core import (
+    GAP_EVENT_TYPE,
+    TRANSITIONS,
+    Action,
+    BackoffConfig,
+    ClientConfig,
+    ClientInput,
+    ClientSession,
+    ClientState,
+    Compressor,
+    Connect,
+    Deliver,
+    Event,
+    InvalidConfigError,
+    Jitter,
+    LocalProtocolError,
+    ReadyState,
+    ReportGap,
+    ReportStatus,
+    serialize,
+    serialize_event,
+)
+
+URL = "https://example.test/stream"
+SSE_HEADERS = [("Content-Type", "text/event-stream; charset=utf-8")]
+FIXED = BackoffConfig(base_delay=1.0, jitter=Jitter.NONE, max_delay=8.0, healthy_after=5.0)
+
+
+def session(**overrides: Any) -> ClientSession:
+    config = ClientConfig(**{"url": URL, "backoff": FIXED, **overrides})
+    return ClientSession(config, rng=random.Random(1))
+
+
+def kinds(actions: list[Action]) -> list[str]:
+    return [type(action).__name__ for action in actions]
+
+
+def statuses(actions: list[Action]) -> list[ClientState]:
+    return [a.state for a in actions if isinstance(a, ReportStatus)]
+
+
+def delivered(actions: list[Action]) -> list[str]:
+    return [a.event.data for a in actions if isinstance(a, Deliver)]
+
+
+def open_stream(client: ClientSession, now: float = 0.0) -> None:
+    client.start(now)
+    client.on_response(200, SSE_HEADERS, now)
+
+
+def header(request_headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    values = [v for n, v in request_headers if n.lower() == name.lower()]
+    assert len(values) <= 1
+    return values[0] if values else None
+
+
+# --- the request ----------------------------------------------------------------------------
+
+
+def test_start_connects_with_spec_headers() -> None:
+    """start() reports CONNECTING and asks for a GET with Accept and Cache-Control."""
+    client = session()
+    actions = client.start(0.0)
+    assert kinds(actions) == ["ReportStatus", "Connect"]
+    assert statuses(actions) == [ClientState.CONNECTING]
+    assert client.ready_state is ReadyState.CONNECTING
+    connect = actions[1]
+    assert isinstance(connect, Connect)
+    request = connect.request
+    assert (request.method, request.url, request.body) == ("GET", URL, None)
+    assert header(request.headers, "Accept") == "text/event-stream"
+    assert header(request.headers, "Cache-Control") == "no-cache"
+    assert header(request.headers, "Accept-Encoding") == "gzip"
+    assert header(request.headers, "Last-Event-ID") is None
+
+
+def test_post_with_body_and_user_headers() -> None:
+    """POST with a body is possible; user headers replace defaults of the same name."""
+    client = session(
+        method="POST", body=b'{"prompt": "hi"}',
+        headers=(("Authorization", "Bearer x"), ("accept", "text/event-stream, */*")),
+        is_gzip_accepted=False,
+    )
+    request = client.request()
+    assert (request.method, request.body) == ("POST", b'{"prompt": "hi"}')
+    assert header(request.headers, "Authorization") == "Bearer x"
+    assert header(request.headers, "Accept") == "text/event-stream, */*"
+    assert header(request.headers, "Accept-Encoding") is None
+
+
+def test_last_event_id_header_from_config_and_stream() -> None:
+    """Last-Event-ID is sent when known: from the config, then from the stream."""
+    client = session(last_event_id="7")
+    assert header(client.request().headers, "Last-Event-ID") == "7"
+    open_stream(client)
+    client.on_data(b"id: 8\ndata: x\n\n", 0.1)
+    assert client.last_event_id == "8"
+    assert header(client.request().headers, "Last-Event-ID") == "8"
+
+
+def test_cache_busting_param_is_per_session_and_seeded() -> None:
+    """The cache-busting value is random per session, reproducible from the seed."""
+    config = ClientConfig(url=URL + "?a=1", cache_bust_param="cb")
+    first = ClientSession(config, rng=random.Random(5)).request().url
+    again = ClientSession(config, rng=random.Random(5)).request().url
+    other = ClientSession(config, rng=random.Random(6)).request().url
+    assert first.startswith(URL + "?a=1&cb=")
+    assert first == again != other
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"url": "ftp://example.test/"},
+        {"url": "/relative"},
+        {"url": "https://example.test/a b"},
+        {"method": "GET POST"},
+        {"headers": (("X-Bad", "a\r\nInjected: 1"),)},
+        {"headers": (("Bad Name", "v"),)},
+        {"last_event_id": "a\nb"},
+        {"retry_statuses": frozenset({200})},
+        {"retry_statuses": {503}},
+        {"stall_timeout": 0},
+        {"max_line_length": 0},
+        {"body": "text"},
+    ],
+)
+def test_invalid_config(overrides: dict[str, Any]) -> None:
+    """Configuration that could produce a bad or injected request is refused."""
+    with pytest.raises(InvalidConfigError):
+        ClientConfig(**{"url": URL, **overrides})
+
+
+# --- the response ---------------------------------------------------------------------------
+
+
+def test_open_then_streaming_then_events() -> None:
+    """200 + text/event-stream opens (CONNECTED); first bytes make it STREAMING."""
+    client = session()
+    client.start(0.0)
+    actions = client.on_response(200, [(b"content-type", b"text/event-stream")], 0.5)
+    assert statuses(actions) == [ClientState.CONNECTED]
+    assert client.ready_state is ReadyState.OPEN
+    actions = client.on_data(b"data: a\n\ndata: b\n", 1.0)
+    assert statuses(actions) == [ClientState.STREAMING]
+    assert delivered(actions) == ["a"]
+    assert delivered(client.on_data(b"\n", 1.1)) == ["b"]
+    assert client.metrics.messages_received == 2
+
+
+def test_204_closes_for_good() -> None:
+    """HTTP 204 closes the session: no reconnection is scheduled."""
+    client = session()
+    client.start(0.0)
+    actions = client.on_response(204, [], 0.1)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]
+    assert client.state is ClientState.CLOSED
+    assert client.next_deadline() is None
+    assert client.on_timer(100.0) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(500, SSE_HEADERS), (404, SSE_HEADERS), (200, [("Content-Type", "text/plain")]),
+     (200, []), (200, [("Content-Type", "text/event-streamx")])],
+)
+def test_failures_close_by_default(status: int, headers: list[tuple[str, str]]) -> None:
+    """Any other status, or a wrong content type, fails the connection (spec default)."""
+    client = session()
+    client.start(0.0)
+    actions = client.on_response(status, headers, 0.1)
+    assert statuses(actions) == [ClientState.CLOSED]
+    assert client.next_deadline() is None
+
+
+def test_retry_statuses_reconnect() -> None:
+    """Statuses chosen in retry_statuses reconnect with backoff instead of failing."""
+    client = session(retry_statuses=frozenset({502, 503}))
+    client.start(0.0)
+    actions = client.on_response(503, SSE_HEADERS, 0.0)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]
+    assert statuses(actions) == [ClientState.RECONNECTING]
+    assert client.next_deadline() == pytest.approx(1.0)
+
+
+def test_unsupported_content_encoding_fails() -> None:
+    """A body in a coding we cannot decode fails the connection."""
+    client = session()
+    client.start(0.0)
+    actions = client.on_response(200, [*SSE_HEADERS, ("Content-Encoding", "br")], 0.0)
+    assert statuses(actions) == [ClientState.CLOSED]
+
+
+# --- reconnection -----------------------------------------------------------------------------
+
+
+def test_eof_reconnects_after_delay_with_last_event_id() -> None:
+    """End of body reconnects after the reconnection time, sending Last-Event-ID."""
+    client = session()
+    open_stream(client)
+    client.on_data(b"id: 1\ndata: a\n\n", 0.5)
+    actions = client.on_eof(0.6)
+    assert kinds(actions) == ["ReportStatus"]
+    assert statuses(actions) == [ClientState.RECONNECTING]
+    assert actions[0].reason == "stream ended"  # type: ignore[union-attr]
+    deadline = client.next_deadline()
+    assert deadline == pytest.approx(1.6)
+    assert client.on_timer(1.5) == []
+    actions = client.on_timer(1.6)
+    assert statuses(actions) == [ClientState.CONNECTING]
+    connect = actions[-1]
+    assert isinstance(connect, Connect)
+    assert header(connect.request.headers, "Last-Event-ID") == "1"
+    assert client.metrics.connection_attempts == 2
+
+
+def test_truncated_stream_is_reported_in_reason() -> None:
+    """A body that ends mid-event reconnects, saying the stream was cut."""
+    client = session()
+    open_stream(client)
+    client.on_data(b"data: half", 0.1)
+    actions = client.on_eof(0.2)
+    assert actions[-1].reason == "stream ended mid-event"  # type: ignore[union-attr]
+
+
+def test_server_retry_sets_reconnection_time() -> None:
+    """retry: changes the reconnection delay (WHATWG reconnection time)."""
+    client = session()
+    open_stream(client)
+    client.on_data(b"retry: 250\n\n", 0.1)
+    assert client.reconnection_time == pytest.approx(0.25)
+    client.on_connection_lost(0.2)
+    assert client.next_deadline() == pytest.approx(0.45)
+
+
+def test_backoff_grows_while_connections_fail() -> None:
+    """Failed attempts back off exponentially up to the cap."""
+    client = session()
+    client.start(0.0)
+    now, delays = 0.0, []
+    for _ in range(6):
+        client.on_connection_lost(now, "refused")
+        deadline = client.next_deadline()
+        assert deadline is not None
+        delays.append(deadline - now)
+        now = deadline
+        client.on_timer(now)
+    assert delays == pytest.approx([1.0, 2.0, 4.0, 8.0, 8.0, 8.0])
+
+
+def test_give_up_closes() -> None:
+    """When the backoff gives up the session closes, saying why."""
+    client = session(backoff=BackoffConfig(base_delay=1.0, max_attempts=1, jitter=Jitter.NONE))
+    client.start(0.0)
+    client.on_connection_lost(0.0)
+    client.on_timer(1.0)
+    actions = client.on_connection_lost(1.0)
+    assert statuses(actions) == [ClientState.CLOSED]
+    assert "gave up" in (actions[-1].reason or "")  # type: ignore[union-attr]
+
+
+def test_stall_replaces_connection() -> None:
+    """No bytes (heartbeats included) within stall_timeout: disconnect and reconnect."""
+    client = session(stall_timeout=10.0)
+    open_stream(client)
+    client.on_data(b": ping\n\n", 5.0)
+    assert client.next_deadline() == pytest.approx(15.0)
+    assert client.on_timer(14.9) == []
+    actions = client.on_timer(15.0)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]
+    assert statuses(actions) == [ClientState.RECONNECTING]
+
+
+def test_stall_while_waiting_for_response_head() -> None:
+    """The stall timeout also bounds the wait for the response head."""
+    client = session(stall_timeout=3.0)
+    client.start(0.0)
+    assert client.next_deadline() == pytest.approx(3.0)
+    assert statuses(client.on_timer(3.0)) == [ClientState.RECONNECTING]
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+def test_replayed_events_are_not_delivered_twice() -> None:
+    """Events replayed after a reconnection are dropped by id."""
+    client = session()
+    open_stream(client)
+    first = client.on_data(b"id: 1\ndata: a\n\nid: 2\ndata: b\n\n", 0.1)
+    client.on_connection_lost(0.2)
+    client.on_timer(5.0)
+    client.on_response(200, SSE_HEADERS, 5.0)
+    again = client.on_data(b"id: 2\ndata: b\n\nid: 3\ndata: c\n\n", 5.1)
+    assert delivered(first) + delivered(again) == ["a", "b", "c"]
+    assert client.metrics.messages_deduplicated == 1
+
+
+def test_limit_exceeded_delivers_earlier_events_and_reconnects() -> None:
+    """A stream that breaks a limit: earlier events delivered, connection replaced."""
+    client = session(max_line_length=20)
+    open_stream(client)
+    actions = client.on_data(b"data: ok\n\ndata: " + b"x" * 50 + b"\n\n", 0.1)
+    assert delivered(actions) == ["ok"]
+    assert kinds(actions)[-2:] == ["Disconnect", "ReportStatus"]
+    assert client.state is ClientState.RECONNECTING
+
+
+def test_gap_signal_is_reported_not_delivered() -> None:
+    """The server's gap signal becomes ReportGap, not an application event."""
+    client = session(last_event_id="3")
+    open_stream(client)
+    signal = serialize_event(
+        json.dumps({"last_event_id": "3", "reason": "too_old"}), event=GAP_EVENT_TYPE
+    )
+    actions = client.on_data(signal + b"data: live\n\n", 0.1)
+    assert [a for a in actions if isinstance(a, ReportGap)] == [
+        ReportGap(last_event_id="3", reason="too_old")
+    ]
+    assert delivered(actions) == ["live"]
+    assert client.metrics.gaps_reported == 1
+
+
+def test_gzip_body_is_decoded() -> None:
+    """A gzip body, flushed per event by the server's compressor, decodes event by event."""
+    client = session()
+    client.start(0.0)
+    client.on_response(200, [*SSE_HEADERS, ("Content-Encoding", "gzip")], 0.0)
+    compressor = Compressor()
+    got = []
+    for i in range(3):
+        got += delivered(client.on_data(compressor.compress(serialize(Event(data=str(i)))), 0.1))
+    assert got == ["0", "1", "2"]
+
+
+def test_decompression_bomb_is_stopped() -> None:
+    """A small body that would inflate past max_decompressed_size replaces the connection."""
+    client = session(max_decompressed_size=1 << 16)
+    client.start(0.0)
+    client.on_response(200, [*SSE_HEADERS, ("Content-Encoding", "gzip")], 0.0)
+    bomb = Compressor(level=9).compress(b":" + b"a" * (8 << 20) + b"\n")
+    assert len(bomb) < 20_000
+    actions = client.on_data(bomb, 0.1)
+    assert client.state is ClientState.RECONNECTING
+    assert "max_decompressed_size" in (actions[-1].reason or "")  # type: ignore[union-attr]
+
+
+# --- closing and misuse ---------------------------------------------------------------------
+
+
+def test_close_is_final() -> None:
+    """close() disconnects and nothing reconnects afterwards."""
+    client = session()
+    open_stream(client)
+    actions = client.close(1.0)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]
+    assert client.state is ClientState.CLOSED
+    assert client.next_deadline() is None
+    assert client.on_timer(100.0) == []
+    assert client.close(2.0) == []
+    with pytest.raises(LocalProtocolError):
+        client.on_data(b"data: x\n\n", 3.0)
+
+
+def test_close_while_reconnecting_has_no_disconnect() -> None:
+    """Closing while waiting to reconnect only reports CLOSED (no connection is open)."""
+    client = session()
+    open_stream(client)
+    client.on_connection_lost(0.1)
+    assert kinds(client.close(0.2)) == ["ReportStatus"]
+
+
+def test_inputs_out_of_order_are_misuse() -> None:
+    """Inputs that cannot happen in the current state raise LocalProtocolError."""
+    client = session()
+    with pytest.raises(LocalProtocolError):
+        client.on_response(200, SSE_HEADERS, 0.0)
+    with pytest.raises(LocalProtocolError):
+        client.on_eof(0.0)
+    with pytest.raises(LocalProtocolError):
+        client.on_connection_lost(0.0)
+    client.start(0.0)
+    with pytest.raises(LocalProtocolError):
+        client.start(0.0)
+    with pytest.raises(LocalProtocolError):
+        client.on_data(b"x", 0.0)
+
+
+# --- the state machine ----------------------------------------------------------------------
+
+
+class ClientMachine(RuleBasedStateMachine):
+    """Random inputs: every state change follows TRANSITIONS and is reported exactly once;
+    every published event is delivered at most once; deadlines never lie."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = ClientSession(
+            ClientConfig(url=URL, backoff=FIXED, stall_timeout=20.0,
+                         retry_statuses=frozenset({503})),
+            rng=random.Random(0),
+        )
+        self.now = 0.0
+        self.state = ClientState.CLOSED
+        self.next_id = 0
+        self.delivered: list[str] = []
+
+    def apply(self, actions: list[Action], expected_input: ClientInput | None) -> None:
+        reported = statuses(actions)
+        if expected_input is None:
+            assert reported == []
+        else:
+            for new in reported:
+                assert (self.state, new) in {
+                    (old, target) for (old, _), target in TRANSITIONS.items()
+                }
+                self.state = new
+        assert self.client.state is self.state
+        self.delivered += [a.event.id or "" for a in actions if isinstance(a, Deliver)]
+
+    @rule(delay=st.floats(0, 30))
+    def wait(self, delay: float) -> None:
+        self.now += delay
+        deadline = self.client.next_deadline()
+        actions = self.client.on_timer(self.now)
+        if deadline is None or self.now < deadline:
+            assert actions == []
+        self.apply(actions, ClientInput.RECONNECT_DUE)
+
+    @precondition(lambda self: self.state is ClientState.CLOSED)
+    @rule()
+    def start(self) -> None:
+        self.apply(self.client.start(self.now), ClientInput.START)
+
+    @precondition(lambda self: self.state is ClientState.CONNECTING)
+    @rule(status=st.sampled_from([200, 200, 200, 503, 204, 500]))
+    def respond(self, status: int) -> None:
+        self.apply(self.client.on_response(status, SSE_HEADERS, self.now), ClientInput.ACCEPTED)
+
+    @precondition(lambda self: self.state in (ClientState.CONNECTED, ClientState.STREAMING))
+    @rule(replay=st.integers(0, 3), new=st.integers(0, 3))
+    def data(self, replay: int, new: int) -> None:
+        ids = [str(i) for i in range(max(0, self.next_id - replay), self.next_id + new)]
+        self.next_id += new
+        stream = b"".join(serialize_event("x", id=i) for i in ids)
+        self.apply(self.client.on_data(stream, self.now), ClientInput.FIRST_BYTES)
+
+    @precondition(lambda self: self.state in (ClientState.CONNECTED, ClientState.STREAMING))
+    @rule()
+    def eof(self) -> None:
+        self.apply(self.client.on_eof(self.now), ClientInput.LOST)
+
+    @precondition(lambda self: self.state in (ClientState.CONNECTING, ClientState.CONNECTED,
+                                              ClientState.STREAMING))
+    @rule()
+    def lost(self) -> None:
+        self.apply(self.client.on_connection_lost(self.now), ClientInput.LOST)
+
+    @rule()
+    def close(self) -> None:
+        self.apply(self.client.close(self.now), ClientInput.CLOSE)
+
+    @invariant()
+    def delivered_once_in_order(self) -> None:
+        numbers = [int(i) for i in self.delivered]
+        assert numbers == sorted(set(numbers))
+
+    @invariant()
+    def deadline_matches_state(self) -> None:
+        deadline = self.client.next_deadline()
+        if self.state is ClientState.CLOSED:
+            assert deadline is None
+        else:
+            assert deadline is not None
+
+
+TestClientMachine = ClientMachine.TestCase
+TestClientMachine.settings = settings(stateful_step_count=40, deadline=None)
+
+
+def test_docs_transition_table_is_the_real_one() -> None:
+    """The table on docs/client.rst is exactly TRANSITIONS."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "client.rst").read_text()
+    table = text.split(".. list-table:: Transitions", 1)[1].split("Reference", 1)[0]
+    cells = [line.split("- ", 1)[1] for line in table.splitlines() if "- " in line]
+    rows = {(cells[i], cells[i + 1]): cells[i + 2] for i in range(3, len(cells), 3)}
+    assert rows == {(s.value, i.value): t.value for (s, i), t in TRANSITIONS.items()}
