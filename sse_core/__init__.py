@@ -28,6 +28,16 @@ from ._backoff import (
     Jitter,
     Reconnect,
 )
+from ._chunking import (
+    CHUNK_EVENT,
+    AssemblerOutput,
+    ChunkAssembler,
+    ChunkConfig,
+    ChunkLimitExceeded,
+    DropReason,
+    MessageDropped,
+    split_message,
+)
 from ._client import TRANSITIONS, ClientConfig, ClientInput, ClientSession
 from ._compression import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
@@ -56,6 +66,7 @@ from ._parser import (
 from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
 from ._sequencer import Delivery, Gap, GapReason, Sequencer, SequencerConfig, SequencerRecord
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
+from ._server import ServerConfig, ServerSession, ServerState
 from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
 
@@ -112,6 +123,15 @@ __all__ = [
     "StoredEvent",
     "TooOld",
     "UnknownId",
+    # state objects: chunked messages
+    "split_message",
+    "ChunkAssembler",
+    "ChunkConfig",
+    "ChunkLimitExceeded",
+    "MessageDropped",
+    "DropReason",
+    "AssemblerOutput",
+    "CHUNK_EVENT",
     # state objects: timers
     "StallDetector",
     "HeartbeatScheduler",
@@ -137,6 +157,10 @@ __all__ = [
     "ClientConfig",
     "ClientInput",
     "TRANSITIONS",
+    # sessions: server
+    "ServerSession",
+    "ServerConfig",
+    "ServerState",
     # sessions: compression
     "Compressor",
     "Decompressor",

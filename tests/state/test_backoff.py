@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,7 +16,6 @@ from hypothesis.stateful import (
     rule,
 )
 
-import sse_core
 from sse_core._backoff import (
     Backoff,
     BackoffConfig,
@@ -30,8 +27,6 @@ from sse_core._backoff import (
 )
 from sse_core._errors import InvalidConfigError, InvalidFieldError, LocalProtocolError
 from sse_core._events import Retry
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "state" / "backoff.rst"
 
 
 def delays(backoff: Backoff, now: float, count: int) -> list[float]:
@@ -683,21 +678,3 @@ def test_herd_without_jitter_comes_back_together() -> None:
 
 
 # --- the docs example --------------------------------------------------------------------
-
-
-def docs_examples(path: Path) -> list[str]:
-    """The ``.. code-block:: python`` bodies of a docs page, dedented."""
-    text = path.read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", text)
-    return ["\n".join(line[4:] for line in block.splitlines()) for block in blocks]
-
-
-def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worked example on docs/state/backoff.rst runs and its assertions hold."""
-    # The example imports from sse_core; make the names available until they are exported.
-    for name in ("Backoff", "BackoffConfig", "GiveUp", "Jitter", "Reconnect"):
-        monkeypatch.setattr(sse_core, name, globals()[name], raising=False)
-    examples = docs_examples(DOCS)
-    assert examples
-    for source in examples:
-        exec(compile(source, str(DOCS), "exec"), {})

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import sse_core
-from sse_core import _chunking as chunking
 from sse_core._chunking import (
     CHUNK_EVENT,
     AssemblerOutput,
@@ -35,8 +30,6 @@ from sse_core._errors import (
 from sse_core._events import Comment, Event, Retry
 from sse_core._parser import Parser
 from sse_core._serializer import serialize_many
-
-DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "state" / "chunking.rst"
 
 
 def normalised(text: str) -> str:
@@ -858,17 +851,3 @@ def test_default_config() -> None:
         max_chunks=1024, max_message_size=4 * 1024 * 1024, max_pending=16,
         max_buffered_size=None, timeout=30.0, chunk_event="sse-chunk",
     )
-
-
-def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every python code block of docs/state/chunking.rst runs as written."""
-    # Until the lead re-exports this module's names from sse_core, lend them for the example.
-    for name in chunking.__all__:
-        if not hasattr(sse_core, name):
-            monkeypatch.setattr(sse_core, name, getattr(chunking, name), raising=False)
-    text = DOCS_PAGE.read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?: {4}.*)?\n)+)", text)
-    assert blocks
-    for number, block in enumerate(blocks):
-        code = compile(textwrap.dedent(block), f"<{DOCS_PAGE.name} python block {number}>", "exec")
-        exec(code, {})

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 from typing import cast
 
 import pytest
@@ -12,11 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import sse_core
 from sse_core._errors import InvalidConfigError, LocalProtocolError
 from sse_core._metrics import BufferGauge, DurationSummary, Metrics
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "state" / "metrics.rst"
 
 BASE_KEYS = [
     "connection_attempts",
@@ -334,20 +329,3 @@ TestMetricsMachine = MetricsMachine.TestCase
 
 
 # --- the docs example --------------------------------------------------------------------
-
-
-def docs_examples(path: Path) -> list[str]:
-    """The ``.. code-block:: python`` bodies of a docs page, dedented."""
-    text = path.read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", text)
-    return ["\n".join(line[4:] for line in block.splitlines()) for block in blocks]
-
-
-def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worked example on docs/state/metrics.rst runs and its assertions hold."""
-    # The example imports from sse_core; make the name available until it is exported.
-    monkeypatch.setattr(sse_core, "Metrics", Metrics, raising=False)
-    examples = docs_examples(DOCS)
-    assert examples
-    for source in examples:
-        exec(compile(source, str(DOCS), "exec"), {})

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
-import textwrap
-from pathlib import Path
 
 import attrs
 import pytest
@@ -13,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from sse_core import _events, _replay
 from sse_core._errors import InvalidConfigError, InvalidFieldError, LocalProtocolError
 from sse_core._events import Event, _make_event
 from sse_core._replay import (
@@ -465,29 +461,3 @@ def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
         ReplayConfig(**kwargs)  # type: ignore[arg-type]
     assert isinstance(info.value, LocalProtocolError)
     assert isinstance(info.value, ValueError)
-
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "state" / "replay.rst"
-
-
-def test_docs_example() -> None:
-    """The worked example in docs/state/replay.rst runs as written (it asserts its claims).
-
-    Its ``from sse_core import ...`` line is served from the private modules, so the test
-    does not depend on the package re-exports.
-    """
-    text = DOC.read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", text)
-    assert len(blocks) == 1
-    code = textwrap.dedent(blocks[0])
-    imported = re.findall(r"^from sse_core import (.*)$", code, re.M)
-    assert imported, "the example imports from sse_core"
-    namespace: dict[str, object] = {}
-    for module in (_replay, _events):
-        namespace.update({name: getattr(module, name) for name in module.__all__})
-    for name in imported[0].split(","):
-        assert name.strip() in namespace
-    exec(
-        compile(re.sub(r"^from sse_core import .*$", "", code, flags=re.M), str(DOC), "exec"),
-        namespace,
-    )

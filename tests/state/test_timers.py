@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import attrs
 import pytest
@@ -13,11 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-import sse_core
 from sse_core._errors import InvalidConfigError, LocalProtocolError
 from sse_core._timers import HeartbeatScheduler, StallDetector
-
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "state" / "timers.rst"
 
 Timer = StallDetector | HeartbeatScheduler
 
@@ -258,21 +253,3 @@ TestTimerMachine = TimerMachine.TestCase
 
 
 # --- the docs example --------------------------------------------------------------------
-
-
-def docs_examples(path: Path) -> list[str]:
-    """The ``.. code-block:: python`` bodies of a docs page, dedented."""
-    text = path.read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:(?:    .*)?\n)+)", text)
-    return ["\n".join(line[4:] for line in block.splitlines()) for block in blocks]
-
-
-def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worked examples on docs/state/timers.rst run and their assertions hold."""
-    # The examples import from sse_core; make the names available until they are exported.
-    monkeypatch.setattr(sse_core, "StallDetector", StallDetector, raising=False)
-    monkeypatch.setattr(sse_core, "HeartbeatScheduler", HeartbeatScheduler, raising=False)
-    examples = docs_examples(DOCS)
-    assert len(examples) == 2
-    for source in examples:
-        exec(compile(source, str(DOCS), "exec"), {})

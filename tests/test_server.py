@@ -1,0 +1,225 @@
+"""Tests of the sans-IO server session: head, replay, gap signal, heartbeats, compression."""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from typing import Any
+
+import pytest
+
+from sse_core import (
+    GAP_EVENT_TYPE,
+    HEARTBEAT,
+    Action,
+    ClientConfig,
+    ClientSession,
+    Comment,
+    Decompressor,
+    Deliver,
+    Disconnect,
+    Event,
+    InvalidConfigError,
+    LocalProtocolError,
+    Parser,
+    ReplayConfig,
+    ReplayLog,
+    ReportGap,
+    Retry,
+    Send,
+    SendHead,
+    ServerConfig,
+    ServerSession,
+    ServerState,
+)
+
+
+def body_of(actions: list[Action]) -> bytes:
+    return b"".join(a.data for a in actions if isinstance(a, Send))
+
+
+def head_of(actions: list[Action]) -> dict[str, str]:
+    heads = [a for a in actions if isinstance(a, SendHead)]
+    assert len(heads) == 1 and heads[0].status == 200
+    return {name.lower(): value for name, value in heads[0].headers}
+
+
+def log_with(n: int, **config: Any) -> ReplayLog:
+    log = ReplayLog(ReplayConfig(**config))
+    for i in range(n):
+        log.append(Event(data=f"e{i}"), float(i))
+    return log
+
+
+def parse(data: bytes) -> list[Any]:
+    parser = Parser()
+    return parser.feed(data)
+
+
+def test_head_keeps_proxies_from_buffering() -> None:
+    """The head says text/event-stream, no-cache, and X-Accel-Buffering: no."""
+    session = ServerSession(ServerConfig(heartbeat_interval=None))
+    head = head_of(session.on_request("/events", [], 0.0))
+    assert head["content-type"] == "text/event-stream; charset=utf-8"
+    assert "no-cache" in head["cache-control"]
+    assert head["x-accel-buffering"] == "no"
+    assert "content-encoding" not in head
+    assert session.state is ServerState.STREAMING
+
+
+def test_padding_and_retry_hint() -> None:
+    """Padding (exactly the configured size) and the retry hint come first, as comments and
+    a retry field that dispatch nothing."""
+    session = ServerSession(ServerConfig(padding=2048, retry=1500, heartbeat_interval=None))
+    body = body_of(session.on_request("/", [], 0.0))
+    assert body.startswith(b":" + b" " * 2045 + b"\n\n")
+    items = parse(body)
+    assert items == [Comment(text=" " * 2045), Retry(milliseconds=1500)]
+
+
+def test_replay_after_last_event_id_header() -> None:
+    """A client that sends Last-Event-ID gets exactly the events after it."""
+    log = log_with(5)
+    session = ServerSession(ServerConfig(heartbeat_interval=None), log)
+    body = body_of(session.on_request("/", [("Last-Event-ID", "2")], 10.0))
+    assert [e.data for e in parse(body)] == ["e3", "e4"]
+    assert session.last_event_id == "2"
+
+
+def test_replay_from_query_parameter() -> None:
+    """Clients that cannot set headers pass the id in the query."""
+    log = log_with(3)
+    session = ServerSession(ServerConfig(heartbeat_interval=None), log)
+    body = body_of(session.on_request("/events?x=1&lastEventId=0", [], 10.0))
+    assert [e.data for e in parse(body)] == ["e1", "e2"]
+
+
+def test_header_wins_over_query() -> None:
+    """The Last-Event-ID header takes precedence over the query parameter."""
+    session = ServerSession(ServerConfig(heartbeat_interval=None), log_with(3))
+    body = body_of(session.on_request("/?lastEventId=0", [(b"last-event-id", b"1")], 10.0))
+    assert [e.data for e in parse(body)] == ["e2"]
+
+
+@pytest.mark.parametrize(("leid", "reason"), [("0", "too_old"), ("nope", "unknown")])
+def test_gap_signal_then_everything_kept(leid: str, reason: str) -> None:
+    """An id that cannot be resumed from gets the gap signal, then all the log still has."""
+    log = log_with(6, max_events=3)  # keeps e3..e5
+    session = ServerSession(ServerConfig(heartbeat_interval=None), log)
+    items = parse(body_of(session.on_request("/", [("Last-Event-ID", leid)], 10.0)))
+    assert items[0].event == GAP_EVENT_TYPE
+    assert json.loads(items[0].data) == {"last_event_id": leid, "reason": reason}
+    assert [e.data for e in items[1:]] == ["e3", "e4", "e5"]
+
+
+def test_client_turns_gap_signal_into_report() -> None:
+    """Server and client agree on the gap signal's format."""
+    log = log_with(6, max_events=3)
+    server = ServerSession(ServerConfig(heartbeat_interval=None), log)
+    body = body_of(server.on_request("/", [("Last-Event-ID", "0")], 10.0))
+    client = ClientSession(ClientConfig(url="http://x.test/", last_event_id="0"),
+                           rng=random.Random(0))
+    client.start(0.0)
+    client.on_response(200, [("Content-Type", "text/event-stream")], 0.0)
+    actions = client.on_data(body, 0.1)
+    assert ReportGap(last_event_id="0", reason="too_old") in actions
+    assert [a.event.data for a in actions if isinstance(a, Deliver)] == ["e3", "e4", "e5"]
+
+
+def test_send_encoded_once() -> None:
+    """send() passes a StoredEvent's bytes through unchanged (encode once, send to many)."""
+    log = ReplayLog()
+    stored = log.append(Event(data="hi"), 0.0)
+    sessions = [ServerSession(ServerConfig(heartbeat_interval=None), log) for _ in range(3)]
+    for session in sessions:
+        session.on_request("/", [], 0.0)
+    sent = [session.send(stored, 1.0) for session in sessions]
+    assert all(actions == [Send(data=stored.encoded)] for actions in sent)
+
+
+def test_heartbeat_when_idle_only() -> None:
+    """A heartbeat goes out after interval seconds of silence; any send postpones it."""
+    session = ServerSession(ServerConfig(heartbeat_interval=15.0))
+    session.on_request("/", [], 0.0)
+    assert session.next_deadline() == 15.0
+    session.send(Event(data="x"), 10.0)
+    assert session.next_deadline() == 25.0
+    assert session.on_timer(24.0) == []
+    assert session.on_timer(25.0) == [Send(data=HEARTBEAT)]
+    assert session.next_deadline() == 40.0
+
+
+def test_gzip_negotiated_and_flushed_per_event() -> None:
+    """With Accept-Encoding: gzip every Send decodes at once to whole events."""
+    session = ServerSession(ServerConfig(heartbeat_interval=None))
+    head = head_of(session.on_request("/", [("Accept-Encoding", "br, gzip;q=0.8")], 0.0))
+    assert head["content-encoding"] == "gzip"
+    decoder = Decompressor("gzip")
+    parser = Parser()
+    for i in range(5):
+        (send,) = session.send(Event(data=f"event {i}"), float(i))
+        assert isinstance(send, Send)
+        items = parser.feed(decoder.decompress(send.data))
+        assert [e.data for e in items] == [f"event {i}"]
+    trailer = session.close(9.0)
+    assert isinstance(trailer[0], Send) and isinstance(trailer[-1], Disconnect)
+
+
+def test_gzip_refused_with_q0() -> None:
+    """gzip;q=0 means no gzip."""
+    session = ServerSession(ServerConfig())
+    head = head_of(session.on_request("/", [("Accept-Encoding", "gzip;q=0")], 0.0))
+    assert "content-encoding" not in head
+
+
+def test_compression_saves_bandwidth_on_chat() -> None:
+    """On chat-like JSON events, per-event-flushed gzip still saves most of the bytes.
+
+    (The figure for the full chat workload is printed by benchmarks/bench_compression.py.)
+    """
+    rng = random.Random(3)
+    users = ["alice", "bob", "carol", "dave"]
+    events = [
+        Event(data=json.dumps({"user": rng.choice(users), "room": "general",
+                               "text": " ".join(rng.choice(["hello", "ship", "it", "ok", "deploy",
+                                                            "review", "please"])
+                                                for _ in range(12))}),
+              event="chat", id=str(i))
+        for i in range(300)
+    ]
+    plain = ServerSession(ServerConfig(heartbeat_interval=None))
+    gzipped = ServerSession(ServerConfig(heartbeat_interval=None))
+    plain_body = body_of(plain.on_request("/", [], 0.0))
+    gzip_body = body_of(gzipped.on_request("/", [("Accept-Encoding", "gzip")], 0.0))
+    for event in events:
+        plain_body += body_of(plain.send(event, 1.0))
+        gzip_body += body_of(gzipped.send(event, 1.0))
+    assert gzipped.bytes_sent == len(gzip_body) < 0.5 * len(plain_body)
+    # ... and it is a valid gzip stream of exactly the plain bytes.
+    assert zlib.decompressobj(31).decompress(gzip_body) == plain_body
+
+
+def test_misuse() -> None:
+    """send before the request, or a second request, is misuse; close is idempotent."""
+    session = ServerSession(ServerConfig())
+    with pytest.raises(LocalProtocolError):
+        session.send(Event(data="x"), 0.0)
+    session.on_request("/", [], 0.0)
+    with pytest.raises(LocalProtocolError):
+        session.on_request("/", [], 0.0)
+    assert isinstance(session.close(1.0)[-1], Disconnect)
+    assert session.close(2.0) == []
+    assert session.on_timer(100.0) == []
+    assert session.next_deadline() is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"heartbeat_interval": 0}, {"retry": -1}, {"padding": -1}, {"compression_level": 0},
+     {"headers": (("X-A", "b\r\nc"),)}],
+)
+def test_invalid_config(kwargs: dict[str, Any]) -> None:
+    """Bad server configuration is refused up front."""
+    with pytest.raises(InvalidConfigError):
+        ServerConfig(**kwargs)
