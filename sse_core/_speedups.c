@@ -1,0 +1,844 @@
+/* sse_core._speedups: optional C accelerator for sse_core.Parser._process (floor 1).
+ *
+ * It holds one function, process(parser, complete, out), which does exactly what the
+ * pure-Python method Parser._process in sse_core/_parser.py does. That Python code is the
+ * specification of this file's behaviour: the same items are appended to `out` in the same
+ * order, the same state is stored back into the parser's slots (_data, _data_size,
+ * _event_type, _own_id, _id_buffer, _last_event_id), the same LimitExceeded goes through the
+ * parser's _fail method (with the same items already in `out`), and the same two fast paths
+ * for blocks of only "data: " lines are taken (they differ from the literal path only in the
+ * value a LimitExceeded reports). tests/test_speedups.py runs both on the same streams.
+ *
+ * The comments cite WHATWG HTML 9.2.6 "Interpreting an event stream" as the Python does.
+ * `complete` holds whole lines, each ending in LF (the caller has normalised CR and CRLF).
+ *
+ * Speed comes from three things: the text is read in place (no str.split, no per-line str
+ * objects except the field values that items keep); data lines are remembered as spans of
+ * `complete` and copied once into the event's data; and Event and Comment records are
+ * allocated with the class's tp_alloc and filled at the offsets of their slots, exactly what
+ * _events._make_event does through the slots' descriptors, without validation (the values
+ * the parser produces always satisfy it).
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define MEMBER_OBJECT_EX Py_T_OBJECT_EX
+#define MEMBER_READONLY Py_READONLY
+#else
+#include "structmember.h"
+#define MEMBER_OBJECT_EX T_OBJECT_EX
+#define MEMBER_READONLY READONLY
+#endif
+
+/* --- module state (looked up once; the module is single-phase) ------------------------- */
+
+static PyTypeObject *event_cls;   /* sse_core._events.Event */
+static PyTypeObject *comment_cls; /* sse_core._events.Comment */
+static Py_ssize_t off_data, off_event, off_id, off_leid, off_text;
+static PyObject *make_retry;      /* sse_core._parser._make_retry, fetched on first use */
+static PyObject *limit_exceeded;  /* sse_core._errors.LimitExceeded, fetched on first use */
+
+static PyObject *s_message, *s_empty, *s_max_event_size, *s_fail;
+static PyObject *s_data, *s_data_size, *s_event_type, *s_own_id, *s_id_buffer;
+static PyObject *s_last_event_id, *s_max_event_size_attr;
+
+/* 10**18 - 1: sse_core._parser.MAX_RETRY_MILLISECONDS. */
+#define MAX_RETRY 999999999999999999LL
+
+/* The offset of a writable object slot, from the class's member descriptor. */
+static int
+slot_offset(PyTypeObject *cls, const char *name, Py_ssize_t *offset)
+{
+    PyObject *dict = PyObject_GetAttrString((PyObject *)cls, "__dict__");
+    if (dict == NULL) {
+        return -1;
+    }
+    PyObject *descr = PyMapping_GetItemString(dict, name);
+    Py_DECREF(dict);
+    if (descr == NULL) {
+        return -1;
+    }
+    int ok = PyObject_TypeCheck(descr, &PyMemberDescr_Type);
+    if (ok) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        ok = member->type == MEMBER_OBJECT_EX && !(member->flags & MEMBER_READONLY)
+             && member->offset > 0
+             && member->offset + (Py_ssize_t)sizeof(PyObject *) <= cls->tp_basicsize;
+        *offset = member->offset;
+    }
+    Py_DECREF(descr);
+    if (!ok) {
+        PyErr_Format(PyExc_ImportError, "%s.%s is not an object slot", cls->tp_name, name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyTypeObject *
+get_class(PyObject *module, const char *name)
+{
+    PyObject *cls = PyObject_GetAttrString(module, name);
+    if (cls != NULL && !PyType_Check(cls)) {
+        PyErr_Format(PyExc_ImportError, "sse_core._events.%s is not a class", name);
+        Py_CLEAR(cls);
+    }
+    return (PyTypeObject *)cls;
+}
+
+/* An attribute of an sse_core module, cached in *slot on first use. */
+static PyObject *
+lazy_attr(PyObject **slot, const char *module_name, const char *name)
+{
+    if (*slot == NULL) {
+        PyObject *module = PyImport_ImportModule(module_name);
+        if (module == NULL) {
+            return NULL;
+        }
+        *slot = PyObject_GetAttrString(module, name);
+        Py_DECREF(module);
+    }
+    return *slot;
+}
+
+/* --- items --------------------------------------------------------------------------------- */
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* Event(data, event, id, last_event_id) without validation; steals `data`. */
+static PyObject *
+new_event(PyObject *data, PyObject *event, PyObject *id, PyObject *last_event_id)
+{
+    if (data == NULL) {
+        return NULL;
+    }
+    PyObject *obj = event_cls->tp_alloc(event_cls, 0);
+    if (obj == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    SLOT(obj, off_data) = data;
+    Py_INCREF(event);
+    SLOT(obj, off_event) = event;
+    Py_INCREF(id);
+    SLOT(obj, off_id) = id;
+    Py_INCREF(last_event_id);
+    SLOT(obj, off_leid) = last_event_id;
+    return obj;
+}
+
+/* Comment(text) without validation; steals `text`. */
+static PyObject *
+new_comment(PyObject *text)
+{
+    if (text == NULL) {
+        return NULL;
+    }
+    PyObject *obj = comment_cls->tp_alloc(comment_cls, 0);
+    if (obj == NULL) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    SLOT(obj, off_text) = text;
+    return obj;
+}
+
+/* out.append(item); steals `item`. */
+static int
+append_new(PyObject *out, PyObject *item)
+{
+    if (item == NULL) {
+        return -1;
+    }
+    int rc = PyList_Append(out, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+/* --- reading the text ---------------------------------------------------------------------- */
+
+typedef struct {
+    int kind;
+    const void *buf;
+    Py_ssize_t n;
+    int is_ascii;
+    PyObject *str;
+} Text;
+
+#define CHAR(t, i) PyUnicode_READ((t)->kind, (t)->buf, (i))
+
+/* Index of the first `ch` in [start, end), or -1. */
+static Py_ssize_t
+find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
+{
+    switch (t->kind) {
+    case PyUnicode_1BYTE_KIND: {
+        const Py_UCS1 *p = (const Py_UCS1 *)t->buf;
+        const Py_UCS1 *hit = memchr(p + start, (int)ch, (size_t)(end - start));
+        return hit == NULL ? -1 : hit - p;
+    }
+    case PyUnicode_2BYTE_KIND: {
+        const Py_UCS2 *p = (const Py_UCS2 *)t->buf;
+        for (Py_ssize_t i = start; i < end; i++) {
+            if (p[i] == ch) {
+                return i;
+            }
+        }
+        return -1;
+    }
+    default: {
+        const Py_UCS4 *p = (const Py_UCS4 *)t->buf;
+        for (Py_ssize_t i = start; i < end; i++) {
+            if (p[i] == ch) {
+                return i;
+            }
+        }
+        return -1;
+    }
+    }
+}
+
+/* Whether the `len` characters at `start` are the ASCII string `lit`. */
+static int
+equals_ascii(const Text *t, Py_ssize_t start, const char *lit, Py_ssize_t len)
+{
+    if (t->kind == PyUnicode_1BYTE_KIND) {
+        return memcmp((const Py_UCS1 *)t->buf + start, lit, (size_t)len) == 0;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (CHAR(t, start + i) != (Py_UCS4)(unsigned char)lit[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether the line [start, end) starts with "data: ". */
+static int
+is_data_space(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    return end - start >= 6 && equals_ascii(t, start, "data: ", 6);
+}
+
+/* The largest code point in [start, end) (0 when empty). */
+static Py_UCS4
+max_char(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    if (t->is_ascii) {
+        return 0x7F;
+    }
+    switch (t->kind) {
+    case PyUnicode_1BYTE_KIND: {
+        const Py_UCS1 *p = (const Py_UCS1 *)t->buf;
+        Py_UCS1 bits = 0;
+        for (Py_ssize_t i = start; i < end; i++) {
+            bits |= p[i];
+        }
+        return bits & 0x80 ? 0xFF : 0x7F;
+    }
+    case PyUnicode_2BYTE_KIND: {
+        const Py_UCS2 *p = (const Py_UCS2 *)t->buf;
+        Py_UCS2 top = 0;
+        for (Py_ssize_t i = start; i < end; i++) {
+            top = p[i] > top ? p[i] : top;
+        }
+        return top;
+    }
+    default: {
+        const Py_UCS4 *p = (const Py_UCS4 *)t->buf;
+        Py_UCS4 top = 0;
+        for (Py_ssize_t i = start; i < end; i++) {
+            top = p[i] > top ? p[i] : top;
+        }
+        return top;
+    }
+    }
+}
+
+/* --- the data buffer ----------------------------------------------------------------------- */
+
+/* Data lines of this call not yet dispatched, as spans of `complete`. */
+typedef struct {
+    Py_ssize_t start, end;
+} Span;
+
+typedef struct {
+    Span *items;
+    Py_ssize_t len, cap;
+    Span local[64];
+} Spans;
+
+static int
+spans_push(Spans *s, Py_ssize_t start, Py_ssize_t end)
+{
+    if (s->len == s->cap) {
+        Py_ssize_t cap = s->cap * 2;
+        Span *items;
+        if (s->items == s->local) {
+            items = PyMem_Malloc((size_t)cap * sizeof(Span));
+            if (items != NULL) {
+                memcpy(items, s->local, sizeof(s->local));
+            }
+        }
+        else {
+            items = PyMem_Realloc(s->items, (size_t)cap * sizeof(Span));
+        }
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        s->items = items;
+        s->cap = cap;
+    }
+    s->items[s->len].start = start;
+    s->items[s->len].end = end;
+    s->len++;
+    return 0;
+}
+
+/* Dispatch steps 3-4: the data buffer's lines -- those of the list `prefix` (left by earlier
+ * calls; may be NULL) then the spans -- joined by LF, as a new str. */
+static PyObject *
+join_data(const Text *t, PyObject *prefix, const Spans *s)
+{
+    Py_ssize_t n_prefix = prefix == NULL ? 0 : PyList_GET_SIZE(prefix);
+    if (n_prefix == 0 && s->len == 1) {
+        return PyUnicode_Substring(t->str, s->items[0].start, s->items[0].end);
+    }
+    /* The exact largest code point, so that the result is a canonical str. */
+    Py_ssize_t total = n_prefix + s->len - 1;
+    Py_UCS4 top = 0;
+    for (Py_ssize_t i = 0; i < n_prefix; i++) {
+        PyObject *line = PyList_GET_ITEM(prefix, i);
+        if (!PyUnicode_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "Parser._data must hold str");
+            return NULL;
+        }
+        total += PyUnicode_GET_LENGTH(line);
+        Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(line);
+        top = m > top ? m : top;
+    }
+    for (Py_ssize_t i = 0; i < s->len; i++) {
+        total += s->items[i].end - s->items[i].start;
+        if (top < 0x10FFFF) {
+            Py_UCS4 m = max_char(t, s->items[i].start, s->items[i].end);
+            top = m > top ? m : top;
+        }
+    }
+    PyObject *result = PyUnicode_New(total, top);
+    if (result == NULL) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(result);
+    void *buf = PyUnicode_DATA(result);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n_prefix; i++) {
+        PyObject *line = PyList_GET_ITEM(prefix, i);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(line);
+        if (i > 0) {
+            PyUnicode_WRITE(kind, buf, at++, '\n');
+        }
+        if (PyUnicode_KIND(line) == kind) {
+            memcpy((char *)buf + at * kind, PyUnicode_DATA(line), (size_t)(len * kind));
+        }
+        else if (PyUnicode_CopyCharacters(result, at, line, 0, len) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        at += len;
+    }
+    for (Py_ssize_t i = 0; i < s->len; i++) {
+        Py_ssize_t start = s->items[i].start, len = s->items[i].end - start;
+        if (i > 0 || n_prefix > 0) {
+            PyUnicode_WRITE(kind, buf, at++, '\n');
+        }
+        if (t->kind == kind) {
+            memcpy((char *)buf + at * kind, (const char *)t->buf + start * kind,
+                   (size_t)(len * kind));
+        }
+        else {
+            for (Py_ssize_t j = 0; j < len; j++) {
+                PyUnicode_WRITE(kind, buf, at + j, CHAR(t, start + j));
+            }
+        }
+        at += len;
+    }
+    assert(at == total);
+    return result;
+}
+
+/* --- limits and retry ---------------------------------------------------------------------- */
+
+/* parser._fail(LimitExceeded("max_event_size", value, maximum, out)). _fail raises; if it
+ * returns anyway, so does this (0), and the caller goes on as the Python code would. */
+static int
+fail_event_size(PyObject *parser, Py_ssize_t value, PyObject *maximum, PyObject *out)
+{
+    if (lazy_attr(&limit_exceeded, "sse_core._errors", "LimitExceeded") == NULL) {
+        return -1;
+    }
+    PyObject *number = PyLong_FromSsize_t(value);
+    if (number == NULL) {
+        return -1;
+    }
+    PyObject *error = PyObject_CallFunctionObjArgs(limit_exceeded, s_max_event_size, number,
+                                                   maximum, out, NULL);
+    Py_DECREF(number);
+    if (error == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethodObjArgs(parser, s_fail, error, NULL);
+    Py_DECREF(error);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* "If the field name is "retry"": if the value is only ASCII digits (at least one), append a
+ * Retry of that many milliseconds; more than 18 significant digits report
+ * MAX_RETRY_MILLISECONDS, as in the Python code. */
+static int
+field_retry(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject *out)
+{
+    if (start == end) {
+        return 0;
+    }
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS4 c = CHAR(t, i);
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+    }
+    while (start < end && CHAR(t, start) == '0') {
+        start++;
+    }
+    long long value = MAX_RETRY;
+    if (end - start <= 18) {
+        value = 0;
+        for (Py_ssize_t i = start; i < end; i++) {
+            value = value * 10 + (long long)(CHAR(t, i) - '0');
+        }
+    }
+    if (lazy_attr(&make_retry, "sse_core._parser", "_make_retry") == NULL) {
+        return -1;
+    }
+    PyObject *number = PyLong_FromLongLong(value);
+    if (number == NULL) {
+        return -1;
+    }
+    PyObject *item = PyObject_CallOneArg(make_retry, number);
+    Py_DECREF(number);
+    return append_new(out, item);
+}
+
+/* A str from [start, end); when it equals *cache, the cached object is reused. */
+static PyObject *
+substring_cached(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject **cache)
+{
+    PyObject *old = *cache;
+    Py_ssize_t len = end - start;
+    if (old != NULL && PyUnicode_GET_LENGTH(old) == len) {
+        int okind = PyUnicode_KIND(old);
+        const void *obuf = PyUnicode_DATA(old);
+        int same = 1;
+        if (okind == t->kind) {
+            same = memcmp(obuf, (const char *)t->buf + start * okind, (size_t)(len * okind)) == 0;
+        }
+        else {
+            for (Py_ssize_t i = 0; i < len && same; i++) {
+                same = PyUnicode_READ(okind, obuf, i) == CHAR(t, start + i);
+            }
+        }
+        if (same) {
+            Py_INCREF(old);
+            return old;
+        }
+    }
+    PyObject *value = PyUnicode_Substring(t->str, start, end);
+    if (value != NULL) {
+        Py_INCREF(value);
+        Py_XSETREF(*cache, value);
+    }
+    return value;
+}
+
+/* --- Parser._process ----------------------------------------------------------------------- */
+
+static int
+get_ssize(PyObject *obj, Py_ssize_t *value)
+{
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow > 0 || v > PY_SSIZE_T_MAX) {
+        *value = PY_SSIZE_T_MAX; /* a limit no str can reach */
+    }
+    else if (overflow < 0 || v < PY_SSIZE_T_MIN) {
+        *value = PY_SSIZE_T_MIN;
+    }
+    else {
+        *value = (Py_ssize_t)v;
+    }
+    return 0;
+}
+
+static PyObject *
+process(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "process() takes parser, complete and out (%zd given)",
+                     nargs + 1);
+        return NULL;
+    }
+    PyObject *complete = args[0], *out = args[1];
+    if (!PyUnicode_Check(complete) || !PyList_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "process() needs a str and a list");
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(complete) < 0) {
+        return NULL;
+    }
+#endif
+    Text text = {PyUnicode_KIND(complete), PyUnicode_DATA(complete),
+                 PyUnicode_GET_LENGTH(complete), PyUnicode_IS_ASCII(complete), complete};
+    const Text *t = &text;
+
+    PyObject *result = NULL;
+    PyObject *data = NULL, *event_type = NULL, *own_id = NULL, *id_buffer = NULL;
+    PyObject *committed = NULL, *max_obj = NULL, *type_cache = NULL, *new_list = NULL;
+    Spans spans;
+    spans.items = spans.local;
+    spans.len = 0;
+    spans.cap = (Py_ssize_t)(sizeof(spans.local) / sizeof(spans.local[0]));
+    Py_ssize_t size, max_size;
+
+    /* The spec's buffers, in locals for the call (see the Python docstring). */
+    if ((data = PyObject_GetAttr(parser, s_data)) == NULL
+        || (max_obj = PyObject_GetAttr(parser, s_max_event_size_attr)) == NULL
+        || (event_type = PyObject_GetAttr(parser, s_event_type)) == NULL
+        || (own_id = PyObject_GetAttr(parser, s_own_id)) == NULL
+        || (id_buffer = PyObject_GetAttr(parser, s_id_buffer)) == NULL
+        || (committed = PyObject_GetAttr(parser, s_last_event_id)) == NULL) {
+        goto done;
+    }
+    {
+        PyObject *size_obj = PyObject_GetAttr(parser, s_data_size);
+        if (size_obj == NULL) {
+            goto done;
+        }
+        int rc = get_ssize(size_obj, &size);
+        Py_DECREF(size_obj);
+        if (rc < 0 || get_ssize(max_obj, &max_size) < 0) {
+            goto done;
+        }
+    }
+    if (!PyList_Check(data) || !PyUnicode_Check(event_type)) {
+        PyErr_SetString(PyExc_TypeError, "Parser._data must be a list, _event_type a str");
+        goto done;
+    }
+    /* The data buffer is `prefix` (lines from earlier calls, until the first dispatch of this
+     * call) followed by `spans`; after a dispatch the Python code starts a new list. */
+    int is_replaced = 0;
+    PyObject *prefix = PyList_GET_SIZE(data) > 0 ? data : NULL;
+
+    Py_ssize_t n = t->n, pos = 0;
+    /* Whether the line at `pos` starts a block of complete.split("\n\n") in the Python code:
+     * the first line does, and so does the line after each blank line that ends a block (a
+     * blank line that is the first line of its block does not end it). */
+    int at_block_start = 1;
+    while (pos < n) {
+        Py_ssize_t eol = find_char(t, pos, n, '\n'), next;
+        if (eol < 0) {
+            /* Only when `complete` breaks its contract (no final LF): like the Python code,
+             * the last character is then dropped as if it were the LF. */
+            eol = n - 1;
+            next = n;
+        }
+        else {
+            next = eol + 1;
+        }
+        Py_ssize_t len = eol - pos;
+        int is_block_start = at_block_start;
+        at_block_start = 0;
+        if (is_block_start) {
+            if (is_data_space(t, pos, eol) && prefix == NULL && spans.len == 0
+                && PyUnicode_GET_LENGTH(event_type) == 0 && own_id == Py_None) {
+                /* Fast paths, for a block that starts with nothing pending and holds only
+                 * "data: " lines, then the blank line that ends it (so it is not the last
+                 * block). The event's data is each line less its prefix, joined by LF. */
+                Py_ssize_t p = pos, joined = -1, block_end = -1;
+                for (;;) {
+                    Py_ssize_t e = find_char(t, p, n, '\n');
+                    if (e < 0) {
+                        break;
+                    }
+                    if (e == p) {
+                        block_end = e + 1;
+                        break;
+                    }
+                    if (!is_data_space(t, p, e)) {
+                        break;
+                    }
+                    if (spans_push(&spans, p + 6, e) < 0) {
+                        goto done;
+                    }
+                    joined += e - p - 6 + 1;
+                    p = e + 1;
+                }
+                if (block_end >= 0) {
+                    if (joined > max_size
+                        && fail_event_size(parser, joined, max_obj, out) < 0) {
+                        goto done;
+                    }
+                    if (append_new(out, new_event(join_data(t, NULL, &spans), s_message,
+                                                  Py_None, id_buffer)) < 0) {
+                        goto done;
+                    }
+                    spans.len = 0;
+                    pos = block_end;
+                    at_block_start = 1;
+                    continue;
+                }
+                spans.len = 0; /* not a fast block: the literal path from its first line */
+            }
+        }
+        else if (len == 0) {
+            at_block_start = 1;
+        }
+
+        /* The literal path: the spec's rules for each line, in order. */
+        if (len == 0) {
+            /* "If the line is empty (a blank line): dispatch the event." Step 1: the last
+             * event ID string takes the buffer's value. Step 2: no data, no event. */
+            Py_INCREF(id_buffer);
+            Py_SETREF(committed, id_buffer);
+            if (prefix != NULL || spans.len > 0) {
+                /* Steps 3-6: data lines joined by LF (the final LF removed); the type is
+                 * "message" unless the event type buffer is non-empty. */
+                PyObject *type = PyUnicode_GET_LENGTH(event_type) ? event_type : s_message;
+                if (append_new(out, new_event(join_data(t, prefix, &spans), type, own_id,
+                                              id_buffer)) < 0) {
+                    goto done;
+                }
+                prefix = NULL;
+                is_replaced = 1;
+                spans.len = 0;
+                size = -1;
+            }
+            /* Step 7 (and step 2): empty the data and event type buffers. */
+            Py_INCREF(s_empty);
+            Py_SETREF(event_type, s_empty);
+            Py_INCREF(Py_None);
+            Py_SETREF(own_id, Py_None);
+        }
+        else if (CHAR(t, pos) == ':') {
+            /* "If the line starts with a U+003A COLON character: ignore the line." We report
+             * it: servers send comments as heartbeats. */
+            if (append_new(out, new_comment(PyUnicode_Substring(complete, pos + 1, eol))) < 0) {
+                goto done;
+            }
+        }
+        else {
+            /* "If the line contains a colon": the field is what comes before the first colon,
+             * the value what comes after, less one leading space. "Otherwise": the whole line
+             * is the field name and the value is empty. */
+            Py_ssize_t colon = find_char(t, pos, eol, ':');
+            Py_ssize_t field_end = eol, value = eol;
+            if (colon >= 0) {
+                field_end = colon;
+                value = colon + 1;
+                if (value < eol && CHAR(t, value) == ' ') {
+                    value++;
+                }
+            }
+            /* "Process the field": names are compared literally. */
+            Py_ssize_t field_len = field_end - pos;
+            if (field_len == 4 && equals_ascii(t, pos, "data", 4)) {
+                /* Append the value, then an LF, to the data buffer. */
+                size += eol - value + 1;
+                if (size > max_size && fail_event_size(parser, size, max_obj, out) < 0) {
+                    goto done;
+                }
+                if (spans_push(&spans, value, eol) < 0) {
+                    goto done;
+                }
+            }
+            else if (field_len == 5 && equals_ascii(t, pos, "event", 5)) {
+                PyObject *v = substring_cached(t, value, eol, &type_cache);
+                if (v == NULL) {
+                    goto done;
+                }
+                Py_SETREF(event_type, v);
+            }
+            else if (field_len == 2 && equals_ascii(t, pos, "id", 2)) {
+                /* Ignore an id that contains U+0000 NULL. */
+                if (find_char(t, value, eol, 0) < 0) {
+                    PyObject *v = PyUnicode_Substring(complete, value, eol);
+                    if (v == NULL) {
+                        goto done;
+                    }
+                    Py_INCREF(v);
+                    Py_SETREF(id_buffer, v);
+                    Py_SETREF(own_id, v);
+                }
+            }
+            else if (field_len == 5 && equals_ascii(t, pos, "retry", 5)) {
+                if (field_retry(t, value, eol, out) < 0) {
+                    goto done;
+                }
+            }
+            /* "Otherwise: the field is ignored." */
+        }
+        pos = next;
+    }
+
+    /* Store the buffers back. Undispatched data lines join the list as separate str, as in
+     * the Python code (the original list object while nothing was dispatched). */
+    PyObject *target = data;
+    if (is_replaced) {
+        target = new_list = PyList_New(0);
+        if (new_list == NULL) {
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < spans.len; i++) {
+        if (append_new(target, PyUnicode_Substring(complete, spans.items[i].start,
+                                                   spans.items[i].end)) < 0) {
+            goto done;
+        }
+    }
+    {
+        PyObject *size_obj = PyLong_FromSsize_t(size);
+        if (size_obj == NULL) {
+            goto done;
+        }
+        int rc = PyObject_SetAttr(parser, s_data, target);
+        if (rc == 0) {
+            rc = PyObject_SetAttr(parser, s_data_size, size_obj);
+        }
+        Py_DECREF(size_obj);
+        if (rc < 0 || PyObject_SetAttr(parser, s_event_type, event_type) < 0
+            || PyObject_SetAttr(parser, s_own_id, own_id) < 0
+            || PyObject_SetAttr(parser, s_id_buffer, id_buffer) < 0
+            || PyObject_SetAttr(parser, s_last_event_id, committed) < 0) {
+            goto done;
+        }
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+
+done:
+    if (spans.items != spans.local) {
+        PyMem_Free(spans.items);
+    }
+    Py_XDECREF(data);
+    Py_XDECREF(new_list);
+    Py_XDECREF(max_obj);
+    Py_XDECREF(event_type);
+    Py_XDECREF(own_id);
+    Py_XDECREF(id_buffer);
+    Py_XDECREF(committed);
+    Py_XDECREF(type_cache);
+    return result;
+}
+
+/* --- module -------------------------------------------------------------------------------- */
+
+/* `process` is published as a method descriptor of `object` rather than a plain builtin
+ * function: called directly it takes (parser, complete, out), and stored as
+ * Parser._process it binds to the parser like a Python method, with no wrapper frame. */
+static PyMethodDef process_def = {
+    "process", (PyCFunction)(void (*)(void))process, METH_FASTCALL,
+    "process(parser, complete, out)\n--\n\n"
+    "Parser._process in C: process whole lines (``complete`` is empty or ends with LF),\n"
+    "appending the items to ``out`` and storing the spec's buffers back into ``parser``.",
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "sse_core._speedups",
+    "Optional C accelerator for sse_core.Parser._process (floor 1); _parser.py is its "
+    "specification.",
+    -1,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+static int
+intern_all(void)
+{
+    struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {
+        {&s_message, "message"},
+        {&s_empty, ""},
+        {&s_max_event_size, "max_event_size"},
+        {&s_fail, "_fail"},
+        {&s_data, "_data"},
+        {&s_data_size, "_data_size"},
+        {&s_event_type, "_event_type"},
+        {&s_own_id, "_own_id"},
+        {&s_id_buffer, "_id_buffer"},
+        {&s_last_event_id, "_last_event_id"},
+        {&s_max_event_size_attr, "_max_event_size"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (*names[i].slot == NULL) {
+            *names[i].slot = PyUnicode_InternFromString(names[i].text);
+            if (*names[i].slot == NULL) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (intern_all() < 0) {
+        return NULL;
+    }
+    if (event_cls == NULL) {
+        PyObject *events = PyImport_ImportModule("sse_core._events");
+        if (events == NULL) {
+            return NULL;
+        }
+        PyTypeObject *event = get_class(events, "Event");
+        PyTypeObject *comment = event == NULL ? NULL : get_class(events, "Comment");
+        Py_DECREF(events);
+        if (comment == NULL || slot_offset(event, "data", &off_data) < 0
+            || slot_offset(event, "event", &off_event) < 0
+            || slot_offset(event, "id", &off_id) < 0
+            || slot_offset(event, "last_event_id", &off_leid) < 0
+            || slot_offset(comment, "text", &off_text) < 0) {
+            Py_XDECREF(event);
+            Py_XDECREF(comment);
+            return NULL;
+        }
+        event_cls = event;
+        comment_cls = comment;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    PyObject *func = PyDescr_NewMethod(&PyBaseObject_Type, &process_def);
+    if (func == NULL || PyModule_AddObject(module, "process", func) < 0) {
+        Py_XDECREF(func);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

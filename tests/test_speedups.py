@@ -1,0 +1,390 @@
+"""Tests of the optional C accelerator ``sse_core._speedups`` against ``Parser._process``.
+
+The Python method is the specification: every check here runs the parser with each
+implementation of ``_process`` (by setting ``Parser._process`` for the length of the check),
+and the C one must give the same items, the same errors and the same state as the Python one.
+The module is skipped when the extension is not built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import random
+import sys
+import tracemalloc
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sse_core._parser as parser_module
+from sse_core import (
+    MAX_RETRY_MILLISECONDS,
+    Comment,
+    EndOfStream,
+    Event,
+    LimitExceeded,
+    Parser,
+    Retry,
+    StreamItem,
+)
+
+from .reference import reference_parse
+from .strategies import split_points, sse_bytes
+from .test_parser import CASES, msg, ways
+
+_speedups = pytest.importorskip("sse_core._speedups")
+
+C_PROCESS: Callable[..., None] = _speedups.process
+# Once the accelerator is wired in, the Python method is kept under another name.
+PY_PROCESS: Callable[..., None] = (
+    getattr(parser_module, "_process_py", None)
+    or Parser.__dict__.get("_process_py")
+    or Parser.__dict__["_process"]
+)
+IMPLS = {"python": PY_PROCESS, "c": C_PROCESS}
+both = pytest.mark.parametrize("impl", list(IMPLS))
+
+STATE = ("_data", "_data_size", "_event_type", "_own_id", "_id_buffer", "_last_event_id")
+
+
+def test_python_implementation_found() -> None:
+    """The Python _process under test is the pure-Python function, not the C one."""
+    assert isinstance(PY_PROCESS, types.FunctionType)
+    assert PY_PROCESS is not C_PROCESS
+
+
+@contextlib.contextmanager
+def using(impl: str) -> Iterator[None]:
+    """Make ``Parser._process`` the named implementation for the duration."""
+    saved = Parser.__dict__["_process"]
+    Parser._process = IMPLS[impl]  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Parser._process = saved  # type: ignore[method-assign]
+
+
+def state(parser: Parser) -> tuple[Any, ...]:
+    """The spec's buffers as they stand (a copy: the Python code appends to the list that a
+    later dispatch replaces, the C code only to the list it leaves in the parser)."""
+    return (list(parser._data), *(getattr(parser, name) for name in STATE[1:]))
+
+
+def run(impl: str, chunks: list[bytes], **config: Any) -> list[Any]:
+    """Feed the chunks; record what each call returned or raised, and the state after it."""
+    trace: list[Any] = []
+    with using(impl):
+        parser = Parser(**config)
+        for chunk in chunks:
+            try:
+                trace.append(("items", parser.feed(chunk)))
+            except LimitExceeded as error:
+                trace.append(("error", error.limit, error.value, error.maximum, error.items))
+                trace.append(("state", state(parser)))
+                return trace
+            trace.append(("state", state(parser)))
+        trace.append(("end", parser.feed_eof(), parser.last_event_id))
+    return trace
+
+
+def items_of(trace: list[Any]) -> tuple[list[StreamItem], object]:
+    """All items of a trace, and the end of stream or the name of the limit crossed."""
+    items: list[StreamItem] = []
+    end: object = None
+    for entry in trace:
+        if entry[0] == "items":
+            items.extend(entry[1])
+        elif entry[0] == "error":
+            items.extend(entry[4])
+            end = entry[1]
+        elif entry[0] == "end":
+            end = entry[1]
+    return items, end
+
+
+# --- the spec table -------------------------------------------------------------------------
+
+
+@both
+@pytest.mark.parametrize("way", range(4), ids=["whole", "bytewise", "random1", "random2"])
+@pytest.mark.parametrize(
+    ("stream", "expected", "truncated", "leid"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_spec_cases(
+    impl: str, stream: bytes, expected: list[StreamItem], truncated: bool, leid: str, way: int
+) -> None:
+    """Each spec table case gives the expected items with either implementation."""
+    trace = run(impl, ways(stream)[way])
+    assert items_of(trace) == (expected, EndOfStream(is_truncated=truncated))
+    assert trace[-1][2] == leid
+
+
+# --- C against Python -----------------------------------------------------------------------
+
+
+@given(data=st.data(), stream=sse_bytes, leid=st.sampled_from(["", "5", "x y"]))
+def test_same_trace_as_python(data: st.DataObject, stream: bytes, leid: str) -> None:
+    """Any stream in any chunking: the same items, end and state after every call."""
+    chunks = data.draw(split_points(stream))
+    assert run("c", chunks, last_event_id=leid) == run("python", chunks, last_event_id=leid)
+
+
+@given(
+    data=st.data(),
+    stream=sse_bytes,
+    max_line_length=st.integers(1, 12),
+    max_event_size=st.integers(1, 12),
+)
+def test_same_trace_as_python_with_limits(
+    data: st.DataObject, stream: bytes, max_line_length: int, max_event_size: int
+) -> None:
+    """With small limits: the same error (limit, value, maximum, items) at the same call."""
+    chunks = data.draw(split_points(stream))
+    config = {"max_line_length": max_line_length, "max_event_size": max_event_size}
+    assert run("c", chunks, **config) == run("python", chunks, **config)
+
+
+# Text as _process receives it, in every str kind: ASCII, Latin-1, BMP and astral characters,
+# NUL, and the field names and separators of the format.
+_piece = st.sampled_from(
+    ["data", "data:", "data: ", "event: ", "id: ", "id:", "retry: ", "retry:", ":", ": ",
+     "\n", "\n", "\n\n", " ", "a", "0", "7", "19", "\x00", "é", "ÿ", "日", "😀", "\x7f"]
+) | st.text(max_size=4)
+_text = st.lists(_piece, max_size=40).map("".join)
+
+
+@given(
+    texts=st.lists(_text, max_size=4),
+    max_event_size=st.sampled_from([1, 3, 8, 1 << 20]),
+    ends_lines=st.booleans(),
+)
+def test_process_direct_matches_python(
+    texts: list[str], max_event_size: int, ends_lines: bool
+) -> None:
+    """Called directly on text of any str kind (even text breaking the final-LF contract),
+    process() appends the same items, raises the same error and leaves the same state."""
+
+    def calls(process: Callable[..., None]) -> list[Any]:
+        parser = Parser(max_event_size=max_event_size, last_event_id="s")
+        trace: list[Any] = []
+        for text in texts:
+            if ends_lines and text and not text.endswith("\n"):
+                text += "\n"
+            out: list[StreamItem] = []
+            try:
+                process(parser, text, out)
+            except LimitExceeded as error:
+                trace.append((out, error.value, error.maximum, error.items))
+                break
+            trace.append((out, state(parser)))
+        return trace
+
+    assert calls(C_PROCESS) == calls(PY_PROCESS)
+
+
+# --- C against the reference ----------------------------------------------------------------
+
+
+@given(data=st.data(), stream=sse_bytes)
+def test_chunk_split_invariance(data: st.DataObject, stream: bytes) -> None:
+    """With the accelerator, any split gives the same items as parsing whole."""
+    chunks = data.draw(split_points(stream))
+    assert items_of(run("c", chunks)) == items_of(run("c", [stream]))
+
+
+@given(data=st.data(), stream=sse_bytes, leid=st.sampled_from(["", "5"]))
+def test_equivalent_to_reference(data: st.DataObject, stream: bytes, leid: str) -> None:
+    """With the accelerator, any split agrees with the reference transcription of the spec."""
+    chunks = data.draw(split_points(stream))
+    ref = reference_parse(stream, last_event_id=leid)
+    trace = run("c", chunks, last_event_id=leid)
+    assert items_of(trace) == (ref.items, EndOfStream(is_truncated=ref.is_truncated))
+    assert trace[-1][2] == ref.last_event_id
+
+
+@given(
+    data=st.data(),
+    stream=sse_bytes,
+    max_line_length=st.integers(1, 12),
+    max_event_size=st.integers(1, 12),
+)
+def test_limits_agree_with_reference(
+    data: st.DataObject, stream: bytes, max_line_length: int, max_event_size: int
+) -> None:
+    """With the accelerator and small limits, a split fails where the reference does and
+    keeps every item the reference produced before."""
+    chunks = data.draw(split_points(stream))
+    ref = reference_parse(stream, max_line_length=max_line_length, max_event_size=max_event_size)
+    items, end = items_of(
+        run("c", chunks, max_line_length=max_line_length, max_event_size=max_event_size)
+    )
+    assert items == ref.items
+    assert end == (EndOfStream(is_truncated=ref.is_truncated) if ref.error is None else ref.error)
+
+
+@given(events=st.lists(st.text(max_size=30), min_size=1, max_size=20), data=st.data())
+def test_fast_paths_match_reference(events: list[str], data: st.DataObject) -> None:
+    """Blocks of only 'data: ' lines carrying any text give the reference's events."""
+    stream = b"".join(
+        ("data: " + text.replace("\r", "").replace("\n", "\ndata: ") + "\n\n").encode()
+        for text in events
+    )
+    chunks = data.draw(split_points(stream))
+    assert items_of(run("c", chunks))[0] == reference_parse(stream).items
+
+
+# --- examples -------------------------------------------------------------------------------
+
+
+@both
+def test_fast_path_limit_reports_joined_size(impl: str) -> None:
+    """A block of only data lines that is too big reports its whole joined size (the fast
+    path's figure), with the events before it kept."""
+    trace = run(impl, [b"data: ok\n\ndata: 12345\ndata: 6789\ndata: abc\n\n"], max_event_size=9)
+    assert trace[0] == ("error", "max_event_size", 14, 9, [msg("ok")])
+
+
+@both
+def test_literal_path_limit_reports_running_size(impl: str) -> None:
+    """In a block with other fields the data size is checked line by line: the error names
+    the size at the first line that crossed the limit, after the items before it."""
+    trace = run(impl, [b"id: 1\ndata: 12345\n: c\ndata: 6789\ndata: abc\n\n"], max_event_size=9)
+    assert trace[0] == ("error", "max_event_size", 10, 9, [Comment(text=" c")])
+
+
+@both
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"0", 0),
+        (b"000", 0),
+        (b"0000000000000000000000123", 123),
+        (b"9" * 18, 10**18 - 1),
+        (b"1" + b"0" * 17, 10**17),
+        (b"1" + b"0" * 18, MAX_RETRY_MILLISECONDS),
+        (b"0" * 30 + b"9" * 18, 10**18 - 1),
+        (b"9" * 5000, MAX_RETRY_MILLISECONDS),
+    ],
+)
+def test_retry_digits(impl: str, value: bytes, expected: int) -> None:
+    """Retry values: leading zeros do not count; more than 18 digits report the maximum."""
+    items, _ = items_of(run(impl, [b"retry: " + value + b"\n"]))
+    assert items == [Retry(milliseconds=expected)]
+    assert type(items[0].milliseconds) is int
+
+
+@both
+def test_event_spanning_calls(impl: str) -> None:
+    """Data lines left by one feed join those of the next, in every str kind."""
+    chunks = [b"event: t\nid: 1\ndata: a\xc3\xa9\ndata: b\n", "data: \u65e5\n".encode(),
+              "data: \U0001f600\ndata: x\n\n".encode()]
+    trace = run(impl, chunks)
+    assert trace[1] == ("state", (["a\u00e9", "b"], 4, "t", "1", "1", ""))
+    assert trace[3] == ("state", (["a\u00e9", "b", "\u65e5"], 6, "t", "1", "1", ""))
+    assert trace[4] == ("items", [msg("a\u00e9\nb\n\u65e5\n\U0001f600\nx", "t", "1", "1")])
+
+
+@both
+def test_items_are_exact_types(impl: str) -> None:
+    """Items are Event/Comment/Retry records whose fields are plain str (or None)."""
+    items, _ = items_of(run(impl, [b": hi\nevent: e\nid: 7\ndata: a\ndata: b\n\ndata: c\n\n"]))
+    assert [type(item) for item in items] == [Comment, Event, Event]
+    for item in items:
+        for name in ("data", "event", "last_event_id", "text"):
+            if hasattr(item, name):
+                assert type(getattr(item, name)) is str
+    assert items[1] == msg("a\nb", "e", "7", "7") and hash(items[1]) == hash(msg("a\nb", "e",
+                                                                               "7", "7"))
+
+
+def test_process_argument_errors() -> None:
+    """process() refuses the wrong number or types of arguments with TypeError."""
+    parser = Parser()
+    with pytest.raises(TypeError):
+        C_PROCESS(parser, "data: a\n\n")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        C_PROCESS(parser, b"data: a\n\n", [])
+    with pytest.raises(TypeError):
+        C_PROCESS(parser, "data: a\n\n", ())
+
+
+# --- reference counts and memory ------------------------------------------------------------
+
+
+def _stream(rng: random.Random, n: int) -> bytes:
+    parts = []
+    for i in range(n):
+        parts.append(f"id: {i}\nevent: t{i % 3}\n" if i % 4 == 0 else "")
+        parts.append(": ping\n" if i % 7 == 0 else "")
+        parts.append("retry: 10\n" if i % 11 == 0 else "")
+        parts.append("data: " + "x" * rng.randrange(50) + "\u00e9\u65e5"[: i % 3] + "\n")
+        parts.append("data: more\n" if i % 2 else "")
+        parts.append("\n")
+    return "".join(parts).encode()
+
+
+def test_no_reference_leaks() -> None:
+    """Parsing with the accelerator leaves the reference counts of the objects it shares
+    (the seeded last event ID, the record classes) as they were once the items are gone."""
+    seed = "".join(["seed", "-id"])  # a str object of its own
+    body = _stream(random.Random(5), 300)
+    chunks = [body[i : i + 97] for i in range(0, len(body), 97)]
+    with using("c"):
+        for _ in range(2):  # warm up caches
+            parser = Parser(last_event_id=seed)
+            for chunk in chunks:
+                parser.feed(chunk)
+            del parser
+        gc.collect()
+        before = (sys.getrefcount(seed), sys.getrefcount(Event), sys.getrefcount(Comment))
+        for _ in range(20):
+            parser = Parser(last_event_id=seed)
+            items = []
+            for chunk in chunks:
+                items.extend(parser.feed(chunk))
+            assert len(items) > 300
+            del parser, items
+        gc.collect()
+        after = (sys.getrefcount(seed), sys.getrefcount(Event), sys.getrefcount(Comment))
+    assert after == before
+
+
+def test_no_memory_growth() -> None:
+    """Memory traced after repeated parses with the accelerator (errors included) does not
+    grow with the number of parses."""
+    body = _stream(random.Random(6), 200)
+    chunks = [body[i : i + 61] for i in range(0, len(body), 61)]
+
+    def once() -> None:
+        parser = Parser()
+        for chunk in chunks:
+            parser.feed(chunk)
+        failing = Parser(max_event_size=40)
+        with pytest.raises(LimitExceeded):
+            for chunk in chunks:
+                failing.feed(chunk)
+
+    with using("c"):
+        for _ in range(3):
+            once()
+        gc.collect()
+        tracemalloc.start()
+        try:
+            for _ in range(5):
+                once()
+            gc.collect()
+            first, _ = tracemalloc.get_traced_memory()
+            for _ in range(50):
+                once()
+            gc.collect()
+            second, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert second - first < 20_000
