@@ -25,17 +25,30 @@ __all__ = ["HEARTBEAT", "serialize", "serialize_event", "serialize_many"]
 HEARTBEAT = b":\n\n"
 
 
+# Validated "event: <type>\n" lines by type. Streams use a handful of types; the cache is
+# bounded so that arbitrary types cannot grow it.
+_EVENT_LINES: dict[str, str] = {"message": ""}
+_MAX_CACHED_EVENT_LINES = 256
+
+
 def _event_text(data: str, event: str, id: str | None) -> str:
-    # "data: " then one line per data line; the blank line dispatches. Values are written
-    # after ": " because the parser removes exactly one leading space.
-    if "\r" in data:
-        data = data.replace("\r\n", "\n").replace("\r", "\n")
-    text = "data: " + data.replace("\n", "\ndata: ") + "\n\n"
-    if event != "message":
-        text = "event: " + event + "\n" + text
-    if id is not None:
-        text = "id: " + id + "\n" + text
-    return text
+    # One "data: " line per data line; the blank line dispatches. Values go after ": "
+    # because the parser removes exactly one leading space. Built with one f-string: each
+    # "+" would copy the whole frame again.
+    if "\n" in data or "\r" in data:
+        if "\r" in data:
+            data = data.replace("\r\n", "\n").replace("\r", "\n")
+        data = data.replace("\n", "\ndata: ")
+    head = _EVENT_LINES.get(event)
+    if head is None:
+        if not event or "\n" in event or "\r" in event:  # only checked lines are cached
+            raise InvalidFieldError("event", event, "must be a non-empty str without CR or LF")
+        head = f"event: {event}\n"
+        if len(_EVENT_LINES) < _MAX_CACHED_EVENT_LINES:
+            _EVENT_LINES[event] = head
+    if id is None:
+        return f"{head}data: {data}\n\n"
+    return f"id: {id}\n{head}data: {data}\n\n"
 
 
 def _encode(text: str, field: str, value: object) -> bytes:
@@ -105,7 +118,9 @@ def serialize_event(
         raise InvalidFieldError("data", data, f"expected str, got {type(data).__name__}")
     if event is None:
         event = "message"
-    elif not isinstance(event, str) or not event or "\n" in event or "\r" in event:
+    elif not (type(event) is str and event in _EVENT_LINES) and (
+        not isinstance(event, str) or not event or "\n" in event or "\r" in event
+    ):
         raise InvalidFieldError("event", event, "must be a non-empty str without CR or LF")
     if id is not None and (
         not isinstance(id, str) or "\n" in id or "\r" in id or "\x00" in id
@@ -115,8 +130,21 @@ def serialize_event(
     if retry is not None:
         if type(retry) is not int or retry < 0:
             raise InvalidFieldError("retry", retry, "must be a non-negative int of milliseconds")
-        text = f"retry: {retry}\n" + text
-    return _encode(text, "data", data)
+        text = f"retry: {retry}\n{text}"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        field, value = ("data", data) if not _is_encodable(data) else ("id", id)
+        reason = "contains a lone surrogate; UTF-8 cannot encode it"
+        raise InvalidFieldError(field, value, reason) from None
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def serialize_many(items: Iterable[StreamItem]) -> bytes:
