@@ -40,7 +40,7 @@ from ._events import Event, Retry
 from ._metrics import Metrics
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, Parser
 from ._timers import StallDetector
-from ._types import RandomSource
+from ._types import RandomSource, header_value
 
 __all__ = ["TRANSITIONS", "ClientConfig", "ClientInput", "ClientSession"]
 
@@ -194,16 +194,6 @@ class ClientConfig:
             raise InvalidConfigError(f"dedup must be a DedupConfig or None, got {self.dedup!r}")
 
 
-def _header(headers: Sequence[tuple[str | bytes, str | bytes]], name: str) -> str | None:
-    """The value of the last field called ``name`` (case-insensitive), as str."""
-    found = None
-    for field_name, value in headers:
-        if isinstance(field_name, bytes):
-            field_name = field_name.decode("latin-1")
-        if field_name.lower() == name:
-            found = value.decode("latin-1") if isinstance(value, bytes) else value
-    return found
-
 
 def _is_event_stream(content_type: str | None) -> bool:
     """Whether a Content-Type's MIME type essence is ``text/event-stream``."""
@@ -353,9 +343,9 @@ class ClientSession:
             LocalProtocolError: no connection is being made.
         """
         self._expect(ClientState.CONNECTING, "on_response")
-        content_type = _header(headers, "content-type")
+        content_type = header_value(headers, "content-type")
         if status == 200 and _is_event_stream(content_type):
-            encoding = _header(headers, "content-encoding") or ""
+            encoding = header_value(headers, "content-encoding") or ""
             try:
                 decompressor = Decompressor(
                     encoding, max_output=self._config.max_decompressed_size

@@ -29,6 +29,7 @@ from ._events import Event
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._serializer import HEARTBEAT, serialize
 from ._timers import HeartbeatScheduler
+from ._types import header_value
 
 __all__ = ["ServerConfig", "ServerSession", "ServerState"]
 
@@ -93,15 +94,6 @@ class ServerConfig:
             if any(c in name + value for c in "\r\n\x00") or not name:
                 raise InvalidConfigError(f"invalid response header {(name, value)!r}")
 
-
-def _header(headers: Sequence[tuple[str | bytes, str | bytes]], name: str) -> str | None:
-    found = None
-    for field_name, value in headers:
-        if isinstance(field_name, bytes):
-            field_name = field_name.decode("latin-1")
-        if field_name.lower() == name:
-            found = value.decode("latin-1") if isinstance(value, bytes) else value
-    return found
 
 
 class ServerSession:
@@ -176,7 +168,7 @@ class ServerSession:
         if self._state is not ServerState.IDLE:
             raise LocalProtocolError(f"on_request() in state {self._state.value!r}")
         config = self._config
-        last_event_id = _header(headers, "last-event-id")
+        last_event_id = header_value(headers, "last-event-id")
         if last_event_id is None and config.last_event_id_param is not None:
             query = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
             last_event_id = query.get(config.last_event_id_param)
@@ -192,7 +184,7 @@ class ServerSession:
             ("X-Accel-Buffering", "no"),
         ]
         if config.is_compression_enabled and negotiate_encoding(
-            _header(headers, "accept-encoding")
+            header_value(headers, "accept-encoding")
         ):
             self._compressor = Compressor(level=config.compression_level)
             response_headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]

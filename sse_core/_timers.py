@@ -38,7 +38,63 @@ def _check_now(now: float, last_now: float) -> None:
         )
 
 
-class StallDetector:
+class _IdleTimer:
+    """A deadline ``period`` seconds after the last touch; the machinery of both timers.
+
+    Stopped until :meth:`start` and after :meth:`stop`: no deadline then, and touching is
+    refused (the subclass names the touch: ``activity`` or ``sent``).
+    """
+
+    __slots__ = ("_last_at", "_last_now", "_period")
+
+    def __init__(self, name: str, period: float) -> None:
+        self._period = _check_period(name, period)
+        self._last_at: float | None = None
+        self._last_now = -math.inf
+
+    @property
+    def is_running(self) -> bool:
+        """Whether it was started and not stopped since."""
+        return self._last_at is not None
+
+    def start(self, now: float) -> None:
+        """Arm it as if touched at ``now``. Starting a running timer re-arms it from ``now``.
+
+        Args:
+            now: The current monotonic time.
+
+        Raises:
+            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
+        """
+        _check_now(now, self._last_now)
+        self._last_now = now
+        self._last_at = now
+
+    def stop(self) -> None:
+        """Disarm it: no deadline until the next :meth:`start`."""
+        self._last_at = None
+
+    def next_deadline(self) -> float | None:
+        """The instant the period runs out (last touch + period), or ``None`` when stopped."""
+        if self._last_at is None:
+            return None
+        return self._last_at + self._period
+
+    def _touch(self, now: float, what: str) -> None:
+        if self._last_at is None:
+            raise LocalProtocolError(
+                f"{what}() on a stopped {type(self).__name__}; call start(now)"
+            )
+        _check_now(now, self._last_now)
+        self._last_now = now
+        self._last_at = now
+
+    def _has_expired(self, now: float) -> bool:
+        deadline = self.next_deadline()
+        return deadline is not None and now >= deadline
+
+
+class StallDetector(_IdleTimer):
     """Notices a stream on which nothing arrived for ``timeout`` seconds.
 
     Call :meth:`start` when the stream opens, :meth:`activity` whenever bytes arrive (any
@@ -56,46 +112,20 @@ class StallDetector:
         InvalidConfigError: when ``timeout`` is not a finite number > 0.
     """
 
-    __slots__ = ("_last_activity_at", "_last_now", "_timeout")
+    __slots__ = ()
 
     def __init__(self, timeout: float) -> None:
-        self._timeout = _check_period("timeout", timeout)
-        self._last_activity_at: float | None = None
-        self._last_now = -math.inf
+        super().__init__("timeout", timeout)
 
     @property
     def timeout(self) -> float:
         """Seconds without activity that make a stall."""
-        return self._timeout
-
-    @property
-    def is_running(self) -> bool:
-        """Whether the detector was started and not stopped since."""
-        return self._last_activity_at is not None
+        return self._period
 
     @property
     def last_activity_at(self) -> float | None:
         """The instant of the last activity (or of :meth:`start`); ``None`` when stopped."""
-        return self._last_activity_at
-
-    def start(self, now: float) -> None:
-        """Arm the detector as if activity had happened at ``now`` (the stream opened).
-
-        Starting a running detector re-arms it from ``now``.
-
-        Args:
-            now: The current monotonic time.
-
-        Raises:
-            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
-        """
-        _check_now(now, self._last_now)
-        self._last_now = now
-        self._last_activity_at = now
-
-    def stop(self) -> None:
-        """Disarm the detector (the stream closed): no deadline until the next :meth:`start`."""
-        self._last_activity_at = None
+        return self._last_at
 
     def activity(self, now: float) -> None:
         """Record that bytes arrived at ``now``; the deadline moves to ``now + timeout``.
@@ -107,21 +137,7 @@ class StallDetector:
             LocalProtocolError: when the detector is stopped, or when ``now`` is not finite or
                 is earlier than a previous input.
         """
-        if self._last_activity_at is None:
-            raise LocalProtocolError("activity() on a stopped StallDetector; call start(now)")
-        _check_now(now, self._last_now)
-        self._last_now = now
-        self._last_activity_at = now
-
-    def next_deadline(self) -> float | None:
-        """The instant at which the stream will count as stalled, or ``None`` when stopped.
-
-        Returns:
-            ``last_activity_at + timeout``; sleep until then, then ask :meth:`is_stalled`.
-        """
-        if self._last_activity_at is None:
-            return None
-        return self._last_activity_at + self._timeout
+        self._touch(now, "activity")
 
     def is_stalled(self, now: float) -> bool:
         """Whether nothing arrived for ``timeout`` seconds by ``now``.
@@ -132,11 +148,10 @@ class StallDetector:
         Returns:
             ``True`` exactly when running and ``now >= next_deadline()``.
         """
-        deadline = self.next_deadline()
-        return deadline is not None and now >= deadline
+        return self._has_expired(now)
 
 
-class HeartbeatScheduler:
+class HeartbeatScheduler(_IdleTimer):
     """Says when a server should send a heartbeat so that an idle stream stays alive.
 
     Call :meth:`start` when the response starts, :meth:`sent` whenever anything is written to
@@ -154,46 +169,20 @@ class HeartbeatScheduler:
         InvalidConfigError: when ``interval`` is not a finite number > 0.
     """
 
-    __slots__ = ("_interval", "_last_now", "_last_sent_at")
+    __slots__ = ()
 
     def __init__(self, interval: float) -> None:
-        self._interval = _check_period("interval", interval)
-        self._last_sent_at: float | None = None
-        self._last_now = -math.inf
+        super().__init__("interval", interval)
 
     @property
     def interval(self) -> float:
         """Seconds of silence after which a heartbeat is due."""
-        return self._interval
-
-    @property
-    def is_running(self) -> bool:
-        """Whether the scheduler was started and not stopped since."""
-        return self._last_sent_at is not None
+        return self._period
 
     @property
     def last_sent_at(self) -> float | None:
         """The instant data was last sent (or :meth:`start`); ``None`` when stopped."""
-        return self._last_sent_at
-
-    def start(self, now: float) -> None:
-        """Arm the scheduler as if data had been sent at ``now`` (the response started).
-
-        Starting a running scheduler re-arms it from ``now``.
-
-        Args:
-            now: The current monotonic time.
-
-        Raises:
-            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
-        """
-        _check_now(now, self._last_now)
-        self._last_now = now
-        self._last_sent_at = now
-
-    def stop(self) -> None:
-        """Disarm the scheduler (the stream ended): no deadline until the next :meth:`start`."""
-        self._last_sent_at = None
+        return self._last_at
 
     def sent(self, now: float) -> None:
         """Record that data (an event, a heartbeat, anything) was sent at ``now``.
@@ -205,21 +194,7 @@ class HeartbeatScheduler:
             LocalProtocolError: when the scheduler is stopped, or when ``now`` is not finite
                 or is earlier than a previous input.
         """
-        if self._last_sent_at is None:
-            raise LocalProtocolError("sent() on a stopped HeartbeatScheduler; call start(now)")
-        _check_now(now, self._last_now)
-        self._last_now = now
-        self._last_sent_at = now
-
-    def next_deadline(self) -> float | None:
-        """The instant the next heartbeat is due, or ``None`` when stopped.
-
-        Returns:
-            ``last_sent_at + interval``.
-        """
-        if self._last_sent_at is None:
-            return None
-        return self._last_sent_at + self._interval
+        self._touch(now, "sent")
 
     def is_due(self, now: float) -> bool:
         """Whether a heartbeat should be sent at ``now``.
@@ -230,5 +205,4 @@ class HeartbeatScheduler:
         Returns:
             ``True`` exactly when running and ``now >= next_deadline()``.
         """
-        deadline = self.next_deadline()
-        return deadline is not None and now >= deadline
+        return self._has_expired(now)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["Headers", "RandomSource"]
+__all__ = ["Headers", "RandomSource", "header_value"]
 
 #: HTTP header fields as ``(name, value)`` pairs of bytes, in order, names lower-case.
 Headers = list[tuple[bytes, bytes]]
@@ -24,3 +25,17 @@ class RandomSource(Protocol):
     def uniform(self, a: float, b: float, /) -> float:
         """Return a float ``N`` with ``a <= N <= b``."""
         ...
+
+
+def header_value(headers: Sequence[tuple[str | bytes, str | bytes]], name: str) -> str | None:
+    """The value of the last header field called ``name`` (lower-case), as str.
+
+    Names are compared case-insensitively; bytes are read as Latin-1, as HTTP/1.1 does.
+    """
+    found = None
+    for field_name, value in headers:
+        if isinstance(field_name, bytes):
+            field_name = field_name.decode("latin-1")
+        if field_name.lower() == name:
+            found = value.decode("latin-1") if isinstance(value, bytes) else value
+    return found
