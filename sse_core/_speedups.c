@@ -169,7 +169,30 @@ typedef struct {
 
 #define CHAR(t, i) PyUnicode_READ((t)->kind, (t)->buf, (i))
 
-/* Index of the first `ch` in [start, end), or -1. */
+/* Index of the first `ch` in [start, end), or -1. Two- and four-byte strings are searched
+ * in blocks of 32 characters with a loop free of early exits, which compilers vectorise. */
+#define FIND_WIDE(TYPE)                                                        \
+    do {                                                                       \
+        const TYPE *p = (const TYPE *)t->buf;                                  \
+        const TYPE c = (TYPE)ch;                                               \
+        Py_ssize_t i = start;                                                  \
+        for (; i + 32 <= end; i += 32) {                                       \
+            int hit = 0;                                                       \
+            for (int j = 0; j < 32; j++) {                                     \
+                hit |= p[i + j] == c;                                          \
+            }                                                                  \
+            if (hit) {                                                         \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
+        for (; i < end; i++) {                                                 \
+            if (p[i] == c) {                                                   \
+                return i;                                                      \
+            }                                                                  \
+        }                                                                      \
+        return -1;                                                             \
+    } while (0)
+
 static Py_ssize_t
 find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
 {
@@ -179,24 +202,10 @@ find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
         const Py_UCS1 *hit = memchr(p + start, (int)ch, (size_t)(end - start));
         return hit == NULL ? -1 : hit - p;
     }
-    case PyUnicode_2BYTE_KIND: {
-        const Py_UCS2 *p = (const Py_UCS2 *)t->buf;
-        for (Py_ssize_t i = start; i < end; i++) {
-            if (p[i] == ch) {
-                return i;
-            }
-        }
-        return -1;
-    }
-    default: {
-        const Py_UCS4 *p = (const Py_UCS4 *)t->buf;
-        for (Py_ssize_t i = start; i < end; i++) {
-            if (p[i] == ch) {
-                return i;
-            }
-        }
-        return -1;
-    }
+    case PyUnicode_2BYTE_KIND:
+        FIND_WIDE(Py_UCS2);
+    default:
+        FIND_WIDE(Py_UCS4);
     }
 }
 
@@ -298,6 +307,44 @@ spans_push(Spans *s, Py_ssize_t start, Py_ssize_t end)
     return 0;
 }
 
+/* Copy `len` characters between buffers of any kinds (the target's kind can hold them). */
+#define CONVERT(TO, FROM)                                                      \
+    do {                                                                       \
+        TO *d = (TO *)to + at;                                                 \
+        const FROM *f = (const FROM *)from + start;                            \
+        for (Py_ssize_t j = 0; j < len; j++) {                                 \
+            d[j] = (TO)f[j];                                                   \
+        }                                                                      \
+    } while (0)
+
+static void
+copy_chars(int to_kind, void *to, Py_ssize_t at, int from_kind, const void *from,
+           Py_ssize_t start, Py_ssize_t len)
+{
+    if (to_kind == from_kind) {
+        memcpy((char *)to + at * to_kind, (const char *)from + start * from_kind,
+               (size_t)(len * to_kind));
+    }
+    else if (to_kind == PyUnicode_1BYTE_KIND && from_kind == PyUnicode_2BYTE_KIND) {
+        CONVERT(Py_UCS1, Py_UCS2);
+    }
+    else if (to_kind == PyUnicode_1BYTE_KIND) {
+        CONVERT(Py_UCS1, Py_UCS4);
+    }
+    else if (to_kind == PyUnicode_2BYTE_KIND && from_kind == PyUnicode_1BYTE_KIND) {
+        CONVERT(Py_UCS2, Py_UCS1);
+    }
+    else if (to_kind == PyUnicode_2BYTE_KIND) {
+        CONVERT(Py_UCS2, Py_UCS4);
+    }
+    else if (from_kind == PyUnicode_1BYTE_KIND) {
+        CONVERT(Py_UCS4, Py_UCS1);
+    }
+    else {
+        CONVERT(Py_UCS4, Py_UCS2);
+    }
+}
+
 /* Dispatch steps 3-4: the data buffer's lines -- those of the list `prefix` (left by earlier
  * calls; may be NULL) then the spans -- joined by LF, as a new str. */
 static PyObject *
@@ -316,6 +363,11 @@ join_data(const Text *t, PyObject *prefix, const Spans *s)
             PyErr_SetString(PyExc_TypeError, "Parser._data must hold str");
             return NULL;
         }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(line) < 0) {
+            return NULL;
+        }
+#endif
         total += PyUnicode_GET_LENGTH(line);
         Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(line);
         top = m > top ? m : top;
@@ -340,13 +392,7 @@ join_data(const Text *t, PyObject *prefix, const Spans *s)
         if (i > 0) {
             PyUnicode_WRITE(kind, buf, at++, '\n');
         }
-        if (PyUnicode_KIND(line) == kind) {
-            memcpy((char *)buf + at * kind, PyUnicode_DATA(line), (size_t)(len * kind));
-        }
-        else if (PyUnicode_CopyCharacters(result, at, line, 0, len) < 0) {
-            Py_DECREF(result);
-            return NULL;
-        }
+        copy_chars(kind, buf, at, PyUnicode_KIND(line), PyUnicode_DATA(line), 0, len);
         at += len;
     }
     for (Py_ssize_t i = 0; i < s->len; i++) {
@@ -354,15 +400,7 @@ join_data(const Text *t, PyObject *prefix, const Spans *s)
         if (i > 0 || n_prefix > 0) {
             PyUnicode_WRITE(kind, buf, at++, '\n');
         }
-        if (t->kind == kind) {
-            memcpy((char *)buf + at * kind, (const char *)t->buf + start * kind,
-                   (size_t)(len * kind));
-        }
-        else {
-            for (Py_ssize_t j = 0; j < len; j++) {
-                PyUnicode_WRITE(kind, buf, at + j, CHAR(t, start + j));
-            }
-        }
+        copy_chars(kind, buf, at, t->kind, t->buf, start, len);
         at += len;
     }
     assert(at == total);
@@ -488,29 +526,20 @@ get_ssize(PyObject *obj, Py_ssize_t *value)
     return 0;
 }
 
-static PyObject *
-process(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
+/* Parser._process(complete, out): 0, or -1 with an exception set. */
+static int
+process_lines(PyObject *parser, PyObject *complete, PyObject *out)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "process() takes parser, complete and out (%zd given)",
-                     nargs + 1);
-        return NULL;
-    }
-    PyObject *complete = args[0], *out = args[1];
-    if (!PyUnicode_Check(complete) || !PyList_Check(out)) {
-        PyErr_SetString(PyExc_TypeError, "process() needs a str and a list");
-        return NULL;
-    }
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(complete) < 0) {
-        return NULL;
+        return -1;
     }
 #endif
     Text text = {PyUnicode_KIND(complete), PyUnicode_DATA(complete),
                  PyUnicode_GET_LENGTH(complete), PyUnicode_IS_ASCII(complete), complete};
     const Text *t = &text;
 
-    PyObject *result = NULL;
+    int result = -1;
     PyObject *data = NULL, *event_type = NULL, *own_id = NULL, *id_buffer = NULL;
     PyObject *committed = NULL, *max_obj = NULL, *type_cache = NULL, *new_list = NULL;
     Spans spans;
@@ -731,8 +760,7 @@ process(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    Py_INCREF(Py_None);
-    result = Py_None;
+    result = 0;
 
 done:
     if (spans.items != spans.local) {
@@ -749,11 +777,422 @@ done:
     return result;
 }
 
+/* process(parser, complete, out): Parser._process, callable from Python. */
+static PyObject *
+process(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "process() takes parser, complete and out (%zd given)",
+                     nargs + 1);
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "process() needs a str and a list");
+        return NULL;
+    }
+    if (process_lines(parser, args[0], args[1]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* --- Parser.feed --------------------------------------------------------------------------- */
+
+static PyObject *state_cls;             /* sse_core._parser._State, fetched on first use */
+static PyObject *state_open;            /* _State.OPEN */
+static PyTypeObject *utf8_decoder_cls;  /* encodings.utf_8.IncrementalDecoder */
+static PyObject *s_state, *s_raise_not_open, *s_decoder, *s_buffer, *s_errors, *s_decode;
+static PyObject *s_is_at_start, *s_pending_lf, *s_tail, *s_tail_size, *s_max_line_length;
+static PyObject *s_max_line_length_attr;
+
+/* parser._fail(LimitExceeded("max_line_length", value, maximum[, out])); as
+ * fail_event_size, 0 when _fail returns instead of raising. */
+static int
+fail_line_length(PyObject *parser, Py_ssize_t value, PyObject *maximum, PyObject *out)
+{
+    if (lazy_attr(&limit_exceeded, "sse_core._errors", "LimitExceeded") == NULL) {
+        return -1;
+    }
+    PyObject *number = PyLong_FromSsize_t(value);
+    if (number == NULL) {
+        return -1;
+    }
+    PyObject *error = PyObject_CallFunctionObjArgs(limit_exceeded, s_max_line_length, number,
+                                                   maximum, out, NULL);
+    Py_DECREF(number);
+    if (error == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethodObjArgs(parser, s_fail, error, NULL);
+    Py_DECREF(error);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* self._decoder.decode(data). For the standard UTF-8 incremental decoder this does what its
+ * (Python) decode method does -- decode buffer + data without the final flag and keep the
+ * undecoded end in .buffer -- without the interpreter. */
+static PyObject *
+decode_chunk(PyObject *parser, PyObject *data)
+{
+    PyObject *decoder = PyObject_GetAttr(parser, s_decoder);
+    if (decoder == NULL) {
+        return NULL;
+    }
+    PyObject *buffer = NULL, *errors = NULL, *text = NULL, *joined = NULL;
+    if (Py_TYPE(decoder) != utf8_decoder_cls
+        || (buffer = PyObject_GetAttr(decoder, s_buffer)) == NULL
+        || (errors = PyObject_GetAttr(decoder, s_errors)) == NULL
+        || !PyBytes_CheckExact(buffer) || !PyUnicode_Check(errors)) {
+        PyErr_Clear();
+        text = PyObject_CallMethodOneArg(decoder, s_decode, data);
+        goto done;
+    }
+    const char *error_mode = PyUnicode_AsUTF8(errors);
+    if (error_mode == NULL) {
+        goto done;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        goto done;
+    }
+    const char *bytes = view.buf;
+    Py_ssize_t len = view.len, held = PyBytes_GET_SIZE(buffer);
+    if (held > 0) {
+        joined = PyBytes_FromStringAndSize(NULL, held + len);
+        if (joined == NULL) {
+            PyBuffer_Release(&view);
+            goto done;
+        }
+        memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(buffer), (size_t)held);
+        memcpy(PyBytes_AS_STRING(joined) + held, view.buf, (size_t)len);
+        bytes = PyBytes_AS_STRING(joined);
+        len += held;
+    }
+    Py_ssize_t consumed = len;
+    text = PyUnicode_DecodeUTF8Stateful(bytes, len, error_mode, &consumed);
+    if (text != NULL && (consumed < len || held > 0)) {
+        PyObject *rest = PyBytes_FromStringAndSize(bytes + consumed, len - consumed);
+        if (rest == NULL || PyObject_SetAttr(decoder, s_buffer, rest) < 0) {
+            Py_CLEAR(text);
+        }
+        Py_XDECREF(rest);
+    }
+    PyBuffer_Release(&view);
+done:
+    Py_XDECREF(joined);
+    Py_XDECREF(buffer);
+    Py_XDECREF(errors);
+    Py_DECREF(decoder);
+    return text;
+}
+
+/* text.replace("\r\n", "\n").replace("\r", "\n"), in one pass. Only CR and LF change, so the
+ * result has the same largest code point (and str kind) as `text`. */
+#define NORMALISE(TYPE)                                                        \
+    do {                                                                       \
+        const TYPE *p = (const TYPE *)src;                                     \
+        TYPE *d = (TYPE *)dst;                                                 \
+        Py_ssize_t j = 0;                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                   \
+            if (p[i] == '\r') {                                                \
+                d[j++] = '\n';                                                 \
+                if (i + 1 < n && p[i + 1] == '\n') {                           \
+                    i++;                                                       \
+                }                                                              \
+            }                                                                  \
+            else {                                                             \
+                d[j++] = p[i];                                                 \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+static PyObject *
+normalise_line_endings(PyObject *text)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *src = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), pairs = 0;
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        if (PyUnicode_READ(kind, src, i) == '\r' && PyUnicode_READ(kind, src, i + 1) == '\n') {
+            pairs++;
+        }
+    }
+    PyObject *result = PyUnicode_New(n - pairs, PyUnicode_MAX_CHAR_VALUE(text));
+    if (result == NULL) {
+        return NULL;
+    }
+    void *dst = PyUnicode_DATA(result);
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        NORMALISE(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        NORMALISE(Py_UCS2);
+        break;
+    default:
+        NORMALISE(Py_UCS4);
+        break;
+    }
+    return result;
+}
+
+/* Index of the last LF of `text`, or -1. */
+static Py_ssize_t
+rfind_lf(PyObject *text)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *buf = PyUnicode_DATA(text);
+    for (Py_ssize_t i = PyUnicode_GET_LENGTH(text) - 1; i >= 0; i--) {
+        if (PyUnicode_READ(kind, buf, i) == '\n') {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int
+set_bool(PyObject *obj, PyObject *name, int value)
+{
+    return PyObject_SetAttr(obj, name, value ? Py_True : Py_False);
+}
+
+/* Parser.feed(data) for an open or failed parser: the Python method, step by step, with
+ * _process done by process_lines. Returns the list of items. */
+static PyObject *
+feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "feed() takes parser and data (%zd given)", nargs + 1);
+        return NULL;
+    }
+    if (state_open == NULL) {
+        if (lazy_attr(&state_cls, "sse_core._parser", "_State") == NULL) {
+            return NULL;
+        }
+        state_open = PyObject_GetAttrString(state_cls, "OPEN");
+        if (state_open == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *state = PyObject_GetAttr(parser, s_state);
+    if (state == NULL) {
+        return NULL;
+    }
+    int is_open = state == state_open;
+    Py_DECREF(state);
+    if (!is_open) {
+        PyObject *r = PyObject_CallMethodNoArgs(parser, s_raise_not_open);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+
+    PyObject *result = NULL, *text = NULL, *tail = NULL, *complete = NULL, *rest = NULL;
+    PyObject *max_obj = NULL, *out = NULL, *flag = NULL;
+    text = decode_chunk(parser, args[0]);
+    if (text == NULL) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "Parser._decoder.decode() must return str");
+        goto done;
+    }
+    if (PyUnicode_GET_LENGTH(text) == 0) {
+        goto empty;
+    }
+    /* "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)". */
+    if ((flag = PyObject_GetAttr(parser, s_is_at_start)) == NULL) {
+        goto done;
+    }
+    int truth = PyObject_IsTrue(flag);
+    Py_CLEAR(flag);
+    if (truth < 0) {
+        goto done;
+    }
+    if (truth) {
+        if (set_bool(parser, s_is_at_start, 0) < 0) {
+            goto done;
+        }
+        if (PyUnicode_READ_CHAR(text, 0) == 0xFEFF) {
+            Py_SETREF(text, PyUnicode_Substring(text, 1, PyUnicode_GET_LENGTH(text)));
+            if (text == NULL) {
+                goto done;
+            }
+            if (PyUnicode_GET_LENGTH(text) == 0) {
+                goto empty;
+            }
+        }
+    }
+    /* A CR ended the previous chunk; an LF right after it completes a CRLF pair. */
+    if ((flag = PyObject_GetAttr(parser, s_pending_lf)) == NULL) {
+        goto done;
+    }
+    truth = PyObject_IsTrue(flag);
+    Py_CLEAR(flag);
+    if (truth < 0) {
+        goto done;
+    }
+    if (truth) {
+        if (set_bool(parser, s_pending_lf, 0) < 0) {
+            goto done;
+        }
+        if (PyUnicode_READ_CHAR(text, 0) == '\n') {
+            Py_SETREF(text, PyUnicode_Substring(text, 1, PyUnicode_GET_LENGTH(text)));
+            if (text == NULL) {
+                goto done;
+            }
+            if (PyUnicode_GET_LENGTH(text) == 0) {
+                goto empty;
+            }
+        }
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (PyUnicode_FindChar(text, '\r', 0, n, 1) >= 0) {
+        /* "a CRLF pair, a single LF, and a single CR ... being the ways in which a line can
+         * end": normalise all three to LF. */
+        if (set_bool(parser, s_pending_lf, PyUnicode_READ_CHAR(text, n - 1) == '\r') < 0) {
+            goto done;
+        }
+        Py_SETREF(text, normalise_line_endings(text));
+        if (text == NULL) {
+            goto done;
+        }
+        n = PyUnicode_GET_LENGTH(text);
+    }
+    Py_ssize_t end = rfind_lf(text), max_line;
+    if ((max_obj = PyObject_GetAttr(parser, s_max_line_length_attr)) == NULL
+        || get_ssize(max_obj, &max_line) < 0
+        || (tail = PyObject_GetAttr(parser, s_tail)) == NULL) {
+        goto done;
+    }
+    if (!PyList_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError, "Parser._tail must be a list");
+        goto done;
+    }
+    if (end < 0) {
+        /* No line ends in this chunk: keep the piece until one does. */
+        PyObject *size_obj = PyObject_GetAttr(parser, s_tail_size);
+        Py_ssize_t size;
+        if (size_obj == NULL) {
+            goto done;
+        }
+        truth = get_ssize(size_obj, &size);
+        Py_DECREF(size_obj);
+        if (truth < 0) {
+            goto done;
+        }
+        size += n;
+        if (size > max_line && fail_line_length(parser, size, max_obj, NULL) < 0) {
+            goto done;
+        }
+        if (PyList_Append(tail, text) < 0 || (size_obj = PyLong_FromSsize_t(size)) == NULL) {
+            goto done;
+        }
+        truth = PyObject_SetAttr(parser, s_tail_size, size_obj);
+        Py_DECREF(size_obj);
+        if (truth < 0) {
+            goto done;
+        }
+        goto empty;
+    }
+    if (PyList_GET_SIZE(tail) > 0) {
+        PyObject *piece = PyUnicode_Substring(text, 0, end + 1);
+        if (append_new(tail, piece) < 0) {
+            goto done;
+        }
+        complete = PyUnicode_Join(s_empty, tail); /* whole lines, each ending in LF */
+    }
+    else {
+        complete = PyUnicode_Substring(text, 0, end + 1);
+    }
+    if (complete == NULL || (rest = PyUnicode_Substring(text, end + 1, n)) == NULL) {
+        goto done;
+    }
+    {
+        Py_ssize_t rest_len = PyUnicode_GET_LENGTH(rest);
+        PyObject *new_tail = rest_len ? PyList_New(1) : PyList_New(0);
+        if (new_tail == NULL) {
+            goto done;
+        }
+        if (rest_len) {
+            Py_INCREF(rest);
+            PyList_SET_ITEM(new_tail, 0, rest);
+        }
+        truth = PyObject_SetAttr(parser, s_tail, new_tail);
+        Py_DECREF(new_tail);
+        PyObject *size_obj = truth < 0 ? NULL : PyLong_FromSsize_t(rest_len);
+        if (size_obj == NULL) {
+            goto done;
+        }
+        truth = PyObject_SetAttr(parser, s_tail_size, size_obj);
+        Py_DECREF(size_obj);
+        if (truth < 0 || (out = PyList_New(0)) == NULL) {
+            goto done;
+        }
+    }
+    Py_ssize_t complete_len = PyUnicode_GET_LENGTH(complete);
+    if (complete_len - 1 > max_line) {
+        /* Only a chunk longer than the limit can hold a line longer than the limit. */
+        int kind = PyUnicode_KIND(complete);
+        const void *buf = PyUnicode_DATA(complete);
+        Py_ssize_t offset = 0;
+        while (offset <= complete_len) {
+            Py_ssize_t stop = offset;
+            while (stop < complete_len && PyUnicode_READ(kind, buf, stop) != '\n') {
+                stop++;
+            }
+            if (stop - offset > max_line) {
+                PyObject *head = PyUnicode_Substring(complete, 0, offset);
+                if (head == NULL) {
+                    goto done;
+                }
+                truth = process_lines(parser, head, out);
+                Py_DECREF(head);
+                if (truth < 0 || fail_line_length(parser, stop - offset, max_obj, out) < 0) {
+                    goto done;
+                }
+            }
+            offset = stop + 1;
+        }
+    }
+    if (process_lines(parser, complete, out) < 0) {
+        goto done;
+    }
+    if (PyUnicode_GET_LENGTH(rest) > max_line
+        && fail_line_length(parser, PyUnicode_GET_LENGTH(rest), max_obj, out) < 0) {
+        goto done;
+    }
+    result = out;
+    out = NULL;
+    goto done;
+empty:
+    result = PyList_New(0);
+done:
+    Py_XDECREF(text);
+    Py_XDECREF(tail);
+    Py_XDECREF(complete);
+    Py_XDECREF(rest);
+    Py_XDECREF(max_obj);
+    Py_XDECREF(out);
+    return result;
+}
+
 /* --- module -------------------------------------------------------------------------------- */
 
 /* `process` is published as a method descriptor of `object` rather than a plain builtin
  * function: called directly it takes (parser, complete, out), and stored as
  * Parser._process it binds to the parser like a Python method, with no wrapper frame. */
+static PyMethodDef feed_def = {
+    "feed", (PyCFunction)(void (*)(void))feed, METH_FASTCALL,
+    "feed(parser, data)\n--\n\n"
+    "Parser.feed in C: decode the chunk, cut it into whole lines and process them.",
+};
+
 static PyMethodDef process_def = {
     "process", (PyCFunction)(void (*)(void))process, METH_FASTCALL,
     "process(parser, complete, out)\n--\n\n"
@@ -792,6 +1231,18 @@ intern_all(void)
         {&s_id_buffer, "_id_buffer"},
         {&s_last_event_id, "_last_event_id"},
         {&s_max_event_size_attr, "_max_event_size"},
+        {&s_state, "_state"},
+        {&s_raise_not_open, "_raise_not_open"},
+        {&s_decoder, "_decoder"},
+        {&s_buffer, "buffer"},
+        {&s_errors, "errors"},
+        {&s_decode, "decode"},
+        {&s_is_at_start, "_is_at_start"},
+        {&s_pending_lf, "_pending_lf"},
+        {&s_tail, "_tail"},
+        {&s_tail_size, "_tail_size"},
+        {&s_max_line_length, "max_line_length"},
+        {&s_max_line_length_attr, "_max_line_length"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL) {
@@ -809,6 +1260,18 @@ PyInit__speedups(void)
 {
     if (intern_all() < 0) {
         return NULL;
+    }
+    if (utf8_decoder_cls == NULL) {
+        PyObject *codec = PyImport_ImportModule("encodings.utf_8");
+        if (codec == NULL) {
+            return NULL;
+        }
+        PyObject *cls = PyObject_GetAttrString(codec, "IncrementalDecoder");
+        Py_DECREF(codec);
+        if (cls == NULL) {
+            return NULL;
+        }
+        utf8_decoder_cls = (PyTypeObject *)cls; /* compared by identity only */
     }
     if (event_cls == NULL) {
         PyObject *events = PyImport_ImportModule("sse_core._events");
@@ -834,11 +1297,14 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    PyObject *func = PyDescr_NewMethod(&PyBaseObject_Type, &process_def);
-    if (func == NULL || PyModule_AddObject(module, "process", func) < 0) {
-        Py_XDECREF(func);
-        Py_DECREF(module);
-        return NULL;
+    PyMethodDef *defs[] = {&process_def, &feed_def};
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        PyObject *func = PyDescr_NewMethod(&PyBaseObject_Type, defs[i]);
+        if (func == NULL || PyModule_AddObject(module, defs[i]->ml_name, func) < 0) {
+            Py_XDECREF(func);
+            Py_DECREF(module);
+            return NULL;
+        }
     }
     return module;
 }
