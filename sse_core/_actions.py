@@ -23,9 +23,11 @@ __all__ = [
     "ReadyState",
     "ReportGap",
     "ReportStatus",
+    "ReportTransport",
     "Request",
     "Send",
     "SendHead",
+    "Transport",
 ]
 
 #: Event type of the signal a server session sends when it cannot replay from the client's
@@ -70,6 +72,19 @@ _READY_STATES = {
     ClientState.CONNECTED: ReadyState.OPEN,
     ClientState.STREAMING: ReadyState.OPEN,
 }
+
+
+class Transport(enum.Enum):
+    """How a client session receives events.
+
+    ``STREAMING`` is the ``text/event-stream`` response of an EventSource. ``LONG_POLLING`` is
+    the fallback for networks where a buffering intermediary holds the stream back: repeated
+    ``GET`` requests, each answered with the events after the client's last id as JSON (see
+    :mod:`sse_core._longpoll` and the long-polling docs page).
+    """
+
+    STREAMING = "streaming"
+    LONG_POLLING = "long polling"
 
 
 @attrs.frozen(kw_only=True)
@@ -151,6 +166,21 @@ class ReportGap:
 
 
 @attrs.frozen(kw_only=True)
+class ReportTransport:
+    """The client switched transport; show it to the application (or log it).
+
+    Attributes:
+        transport: The transport used from now on.
+        since: When it switched (the ``now`` of the input that switched it).
+        reason: Why (e.g. ``"no body bytes within 10 s of a 200 response, 2 times in a row"``).
+    """
+
+    transport: Transport
+    since: float
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class SendHead:
     """Server side: send the response status line and header fields."""
 
@@ -166,4 +196,6 @@ class Send:
 
 
 #: Any action a session returns.
-Action = Connect | Disconnect | Deliver | ReportStatus | ReportGap | SendHead | Send
+Action = (
+    Connect | Disconnect | Deliver | ReportStatus | ReportGap | ReportTransport | SendHead | Send
+)

@@ -1,0 +1,478 @@
+"""Long-polling fallback: the JSON wire record and the server's per-request session (floor 3).
+
+Some networks deliver a ``text/event-stream`` only when it ends: a buffering proxy holds the
+body until the response is complete. Long-polling gets through them, because every response
+is complete. The client asks for the events after its last id; the server answers at once
+when it has some, or holds the request until some arrive or a deadline passes.
+
+The request::
+
+    GET <long-poll URL>?lastEventId=<id>&timeout=<seconds>
+    Accept: application/json
+
+``lastEventId`` is the id of the last event the client received (omitted or empty for a new
+client; a ``Last-Event-ID`` header, when present, wins over it, as on the stream).
+``timeout`` is how long the client is willing to wait, in seconds (a decimal number); the
+server holds at most ``min(timeout, max_hold)`` seconds, ``max_hold`` when it is absent or
+not a number >= 0, and answers at once when it is 0.
+
+The answer is always ``200`` with ``Content-Type: application/json`` and a UTF-8 JSON object
+of exactly four members::
+
+    {"events": [{"id": "boot7-3", "event": "message", "data": "41.9"}, ...],
+     "last_event_id": "boot7-3",
+     "gap": null,
+     "retry": 2000}
+
+* ``events`` -- the events after the client's id, oldest first, at most ``max_events`` of
+  them and (but for the first) at most ``max_bytes`` of JSON; possibly empty (the hold timed
+  out). Each has ``id`` (a string, or ``null`` for an event without one), ``event`` (the
+  type) and ``data`` (a string). Ids are those of the :class:`~sse_core.ReplayLog`, the same
+  as on the stream, so a client can move between the two without losing its place.
+* ``last_event_id`` -- where the client resumes: the id to send with the next poll. It is the
+  id of the last event in ``events``, or the client's own id when nothing was sent, or for a
+  new client the newest id in the log (``""`` when the log is empty).
+* ``gap`` -- ``null``, or ``{"last_event_id": <the client's id>, "reason": "unknown" |
+  "too_old"}`` when the log cannot resume from the client's id (the same signal as the
+  stream's :data:`~sse_core.GAP_EVENT_TYPE` event). ``events`` then holds what the log still
+  has, from its oldest event.
+* ``retry`` -- the server's reconnection time in milliseconds (an int >= 0), or ``null``. A
+  client uses it as the base of its backoff after a failed poll; after a good poll it polls
+  again at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+
+from ._actions import Action, Disconnect, ReportGap, Send, SendHead
+from ._errors import (
+    InvalidConfigError,
+    InvalidFieldError,
+    LimitExceeded,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from ._events import Event
+from ._replay import Replay, ReplayLog, StoredEvent, TooOld
+from ._types import header_value
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_SIZE",
+    "LONG_POLL_CONTENT_TYPE",
+    "LongPollConfig",
+    "LongPollResponse",
+    "LongPollSession",
+    "LongPollState",
+]
+
+#: The ``Content-Type`` of a long-poll answer.
+LONG_POLL_CONTENT_TYPE = "application/json"
+
+#: Default for the client's ``max_response_size``: 4 MiB of JSON per answer.
+DEFAULT_MAX_RESPONSE_SIZE = 4 << 20
+
+_GAP_REASONS = ("unknown", "too_old")
+_SEPARATORS = (",", ":")
+
+
+def _event_json(event: Event) -> str:
+    return json.dumps(
+        {"id": event.id, "event": event.event, "data": event.data},
+        ensure_ascii=False,
+        separators=_SEPARATORS,
+    )
+
+
+def _tail_json(last_event_id: str, gap: ReportGap | None, retry: int | None) -> str:
+    gap_value = None if gap is None else {"last_event_id": gap.last_event_id, "reason": gap.reason}
+    tail = json.dumps(
+        {"last_event_id": last_event_id, "gap": gap_value, "retry": retry},
+        ensure_ascii=False,
+        separators=_SEPARATORS,
+    )
+    return tail[1:]  # without the opening brace
+
+
+def _encode(event_texts: Sequence[str], tail: str) -> bytes:
+    return ('{"events":[' + ",".join(event_texts) + "]," + tail).encode("utf-8")
+
+
+def _to_tuple(events: Iterable[Event]) -> tuple[Event, ...]:
+    return tuple(events)
+
+
+def _bad(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"bad long-poll response: {message}")
+
+
+def _check_gap(gap: object) -> None:
+    if gap is not None and not (
+        isinstance(gap, ReportGap)
+        and isinstance(gap.last_event_id, str)
+        and gap.reason in _GAP_REASONS
+    ):
+        raise InvalidFieldError(
+            "gap", gap, "expected None or a ReportGap with reason 'unknown' or 'too_old'"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class LongPollResponse:
+    """One long-poll answer, as it travels (JSON, see the module docs).
+
+    Attributes:
+        events: The events, oldest first.
+        last_event_id: Where the client resumes (the id to send with the next poll).
+        gap: The gap signal when the server could not resume from the client's id, or
+            ``None``.
+        retry: The server's reconnection time in milliseconds, or ``None``.
+
+    Raises:
+        InvalidFieldError: on construction, when a field cannot be sent (an id with CR, LF or
+            NUL, a negative ``retry``, a gap with another reason).
+    """
+
+    events: tuple[Event, ...] = attrs.field(default=(), converter=_to_tuple)
+    last_event_id: str = ""
+    gap: ReportGap | None = None
+    retry: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for event in self.events:
+            if not isinstance(event, Event):
+                raise InvalidFieldError("events", event, "expected Event records")
+        Event(data="", last_event_id=self.last_event_id)  # the id checks of the stream
+        _check_gap(self.gap)
+        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
+            raise InvalidFieldError("retry", self.retry, "must be None or an int >= 0")
+
+    def encode(self) -> bytes:
+        """The JSON body, UTF-8.
+
+        Raises:
+            InvalidFieldError: a string holds a lone surrogate (not encodable as UTF-8).
+        """
+        try:
+            return _encode(
+                [_event_json(e) for e in self.events],
+                _tail_json(self.last_event_id, self.gap, self.retry),
+            )
+        except UnicodeEncodeError as error:
+            raise InvalidFieldError("data", error.object, "not encodable as UTF-8") from None
+
+    @classmethod
+    def decode(
+        cls, body: bytes, *, max_size: int = DEFAULT_MAX_RESPONSE_SIZE, last_event_id: str = ""
+    ) -> LongPollResponse:
+        """Parse a long-poll answer, strictly.
+
+        Args:
+            body: The whole response body (decoded from any ``Content-Encoding``).
+            max_size: Most bytes accepted.
+            last_event_id: The client's last event ID before this answer; it becomes the
+                ``last_event_id`` of leading events that carry no id (as on a stream).
+
+        Returns:
+            The answer, its events with ``last_event_id`` filled in as a stream would.
+
+        Raises:
+            LimitExceeded: ``body`` is longer than ``max_size`` (``limit="max_response_size"``).
+            RemoteProtocolError: the body is not UTF-8 JSON of the documented shape (also for
+                JSON nested too deeply to parse).
+        """
+        if len(body) > max_size:
+            raise LimitExceeded("max_response_size", len(body), max_size)
+        try:
+            document = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise _bad(f"not UTF-8 JSON ({type(error).__name__})") from None
+        if not isinstance(document, dict) or set(document) != {
+            "events", "last_event_id", "gap", "retry",
+        }:
+            raise _bad("expected an object with events, last_event_id, gap and retry")
+        raw_events, cursor = document["events"], document["last_event_id"]
+        raw_gap, retry = document["gap"], document["retry"]
+        if not isinstance(raw_events, list):
+            raise _bad(f"events must be a list, got {type(raw_events).__name__}")
+        if retry is not None and (type(retry) is not int or retry < 0):
+            raise _bad(f"retry must be null or an int >= 0, got {retry!r}")
+        gap = None
+        if raw_gap is not None:
+            if (
+                not isinstance(raw_gap, dict)
+                or not isinstance(raw_gap.get("last_event_id"), str)
+                or raw_gap.get("reason") not in _GAP_REASONS
+            ):
+                raise _bad(f"gap must be null or a gap object, got {raw_gap!r}")
+            gap = ReportGap(last_event_id=raw_gap["last_event_id"], reason=raw_gap["reason"])
+        events = []
+        running = last_event_id
+        try:
+            for raw in raw_events:
+                if not isinstance(raw, dict) or set(raw) != {"id", "event", "data"}:
+                    raise _bad(f"an event must have exactly id, event and data, got {raw!r}")
+                id = raw["id"]
+                if id is not None:
+                    running = id
+                events.append(
+                    Event(data=raw["data"], event=raw["event"], id=id, last_event_id=running)
+                )
+            return cls(events=events, last_event_id=cursor, gap=gap, retry=retry)
+        except InvalidFieldError as error:
+            raise _bad(str(error)) from None
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def _check_param(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value or any(c in value for c in "&=#?% \r\n\x00"):
+        raise InvalidConfigError(f"{name} must be a plain query parameter name, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class LongPollConfig:
+    """Every knob of a :class:`LongPollSession`, validated on construction.
+
+    Attributes:
+        max_hold: Most seconds a request is held waiting for events (the client's
+            ``timeout`` is cut down to it; used when the client gives none). Keep it below
+            the idle timeout of the proxies on the way (often 30 to 60 s).
+        max_events: Most events in one answer. The client polls again at once for the rest.
+        max_bytes: Most bytes of event JSON in one answer, or ``None``. The first event is
+            always sent, however large; keep it below the client's ``max_response_size``.
+        retry: A reconnection time in milliseconds to put in every answer, or ``None``.
+        last_event_id_param: Query parameter read as the client's last event ID when the
+            request has no ``Last-Event-ID`` header.
+        timeout_param: Query parameter read as the client's timeout in seconds.
+        headers: Extra response header fields.
+
+    Raises:
+        InvalidConfigError: on construction, when a value is out of range or of the wrong type.
+    """
+
+    max_hold: float = 25.0
+    max_events: int = 100
+    max_bytes: int | None = 1 << 20
+    retry: int | None = None
+    last_event_id_param: str = "lastEventId"
+    timeout_param: str = "timeout"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        _check_seconds("max_hold", self.max_hold)
+        if type(self.max_events) is not int or self.max_events < 1:
+            raise InvalidConfigError(f"max_events must be an int >= 1, got {self.max_events!r}")
+        if self.max_bytes is not None and (type(self.max_bytes) is not int or self.max_bytes < 1):
+            raise InvalidConfigError(
+                f"max_bytes must be None or an int >= 1, got {self.max_bytes!r}"
+            )
+        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
+            raise InvalidConfigError(f"retry must be None or an int >= 0, got {self.retry!r}")
+        _check_param("last_event_id_param", self.last_event_id_param)
+        _check_param("timeout_param", self.timeout_param)
+        if self.last_event_id_param == self.timeout_param:
+            raise InvalidConfigError("last_event_id_param and timeout_param must differ")
+        for pair in self.headers:
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or not all(isinstance(part, str) for part in pair)
+                or not pair[0]
+                or any(c in pair[0] + pair[1] for c in "\r\n\x00")
+            ):
+                raise InvalidConfigError(f"invalid response header {pair!r}")
+
+
+class LongPollState(enum.Enum):
+    """Lifecycle of a :class:`LongPollSession`: ``IDLE`` -> (``HOLDING`` ->) ``ANSWERED``."""
+
+    IDLE = "idle"  # no request yet
+    HOLDING = "holding"  # no events yet: waiting for some, or for the deadline
+    ANSWERED = "answered"  # the answer was sent (or the session closed)
+
+
+class LongPollSession:
+    """Answers one long-poll request from a :class:`~sse_core.ReplayLog`, without I/O.
+
+    Make one per request. :meth:`on_request` answers at once when the log has events after
+    the client's id (or cannot resume from it: the gap signal); otherwise the session holds
+    the request. Then call :meth:`on_published` after appending to the log (it answers when
+    there is something new) and :meth:`on_timer` at :meth:`next_deadline` (it answers,
+    possibly with no events). An answer is always ``SendHead``, ``Send`` (the whole JSON
+    body, with ``Content-Length``) and ``Disconnect``, the last action of the session.
+
+    Memory: the session keeps the client's cursor and nothing else; events stay in the log.
+
+    Args:
+        config: The session's configuration.
+        replay_log: The log the stream sessions use; ids are the same on both transports.
+
+    Raises:
+        InvalidConfigError: ``config`` is not a :class:`LongPollConfig` or ``replay_log`` not
+            a :class:`~sse_core.ReplayLog`.
+    """
+
+    __slots__ = ("_config", "_cursor", "_deadline", "_is_fresh", "_log", "_state")
+
+    def __init__(self, config: LongPollConfig, replay_log: ReplayLog) -> None:
+        if not isinstance(config, LongPollConfig):
+            raise InvalidConfigError(f"config must be a LongPollConfig, got {config!r}")
+        if not isinstance(replay_log, ReplayLog):
+            raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
+        self._config = config
+        self._log = replay_log
+        self._state = LongPollState.IDLE
+        self._cursor = ""
+        self._is_fresh = False  # a new client on an empty log: everything appended is new
+        self._deadline: float | None = None
+
+    @property
+    def state(self) -> LongPollState:
+        """The lifecycle state."""
+        return self._state
+
+    @property
+    def last_event_id(self) -> str:
+        """Where the client stands: its id, or for a new client the newest id at request."""
+        return self._cursor
+
+    def next_deadline(self) -> float | None:
+        """When the held request must be answered, or ``None`` when not holding."""
+        return self._deadline if self._state is LongPollState.HOLDING else None
+
+    def on_request(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
+    ) -> list[Action]:
+        """Take the request: answer at once, or hold it.
+
+        Args:
+            target: The request target (path and query): ``lastEventId`` and ``timeout``.
+            headers: The request header fields (``Last-Event-ID`` wins over the query).
+            now: The current monotonic time.
+
+        Returns:
+            The answer (``SendHead``, ``Send``, ``Disconnect``), or ``[]`` while holding.
+
+        Raises:
+            LocalProtocolError: the session already took a request.
+        """
+        if self._state is not LongPollState.IDLE:
+            raise LocalProtocolError(f"on_request() in state {self._state.value!r}")
+        config = self._config
+        query = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+        last_event_id = header_value(headers, "last-event-id")
+        if last_event_id is None:
+            last_event_id = query.get(config.last_event_id_param)
+        if last_event_id is None or any(c in last_event_id for c in "\r\n\x00"):
+            last_event_id = ""
+        hold = config.max_hold
+        try:
+            timeout = float(query.get(config.timeout_param, "nan"))
+        except ValueError:
+            timeout = math.nan
+        if timeout >= 0:  # False for NaN
+            hold = min(hold, timeout)
+        self._deadline = now + hold
+        self._state = LongPollState.HOLDING
+        if last_event_id:
+            self._cursor = last_event_id
+        else:
+            kept = self._log.events()
+            self._cursor = kept[-1].id if kept else ""
+            self._is_fresh = not kept
+        return self._answer(now, is_due=hold == 0)
+
+    def on_published(self, now: float) -> list[Action]:
+        """Events were appended to the log: answer a held request that has new ones.
+
+        Returns:
+            The answer, or ``[]`` (not holding, or nothing new for this client).
+        """
+        if self._state is not LongPollState.HOLDING:
+            return []
+        return self._answer(now, is_due=False)
+
+    def on_timer(self, now: float) -> list[Action]:
+        """Wake-up at :meth:`next_deadline`: answer with what there is (maybe nothing).
+
+        Early or spurious calls return ``[]``.
+        """
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return []
+        return self._answer(now, is_due=True)
+
+    def close(self, now: float) -> list[Action]:
+        """End the session (server shutdown): a held request is answered now.
+
+        Returns:
+            The answer when holding; ``Disconnect`` when no request came; ``[]`` afterwards.
+        """
+        match self._state:
+            case LongPollState.HOLDING:
+                return self._answer(now, is_due=True)
+            case LongPollState.IDLE:
+                self._state = LongPollState.ANSWERED
+                return [Disconnect(reason="closed by the server")]
+            case LongPollState.ANSWERED:
+                return []
+            case _:  # pragma: no cover
+                raise AssertionError(self._state)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _pending(self, now: float) -> tuple[tuple[StoredEvent, ...], ReportGap | None]:
+        log = self._log
+        if not self._cursor:
+            return (log.events() if self._is_fresh else ()), None
+        result = log.resume(self._cursor, now)
+        if isinstance(result, Replay):
+            return result.events, None
+        reason = "too_old" if isinstance(result, TooOld) else "unknown"
+        return log.events(), ReportGap(last_event_id=self._cursor, reason=reason)
+
+    def _answer(self, now: float, *, is_due: bool) -> list[Action]:
+        stored, gap = self._pending(now)
+        if not stored and gap is None and not is_due:
+            return []
+        config = self._config
+        texts: list[str] = []
+        size = 0
+        cursor = self._cursor
+        for item in stored[: config.max_events]:
+            text = _event_json(item.event)
+            length = len(text.encode("utf-8"))
+            if texts and config.max_bytes is not None and size + length > config.max_bytes:
+                break
+            texts.append(text)
+            size += length
+            cursor = item.id
+        body = _encode(texts, _tail_json(cursor, gap, config.retry))
+        self._state = LongPollState.ANSWERED
+        self._cursor = cursor
+        headers = (
+            ("Content-Type", LONG_POLL_CONTENT_TYPE),
+            ("Cache-Control", "no-cache, no-store"),
+            ("Content-Length", str(len(body))),
+            *config.headers,
+        )
+        return [
+            SendHead(status=200, headers=headers),
+            Send(data=body),
+            Disconnect(reason="long-poll answered"),
+        ]
