@@ -1,0 +1,407 @@
+"""The deterministic simulator: thousands of seeded fault scenarios keep the resumption
+invariant, and the simulator really catches a client that loses, repeats or corrupts events.
+
+``SSE_CORE_SCENARIOS`` sets how many random scenarios run (default 10000, split in 100
+blocks so that ``pytest -n 2`` spreads them).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import sse_core.testing
+from sse_core import (
+    Action,
+    BackoffConfig,
+    ClientConfig,
+    ClientSession,
+    Deliver,
+    Event,
+    ReplayConfig,
+    ReportGap,
+)
+from sse_core.testing import (
+    BufferingProxy,
+    Cut,
+    Deploy,
+    Partition,
+    Reset,
+    Restart,
+    Scenario,
+    SimulationResult,
+    SlowLink,
+    Stall,
+    check_record,
+    random_scenario,
+    simulate,
+)
+
+SCENARIOS = int(os.environ.get("SSE_CORE_SCENARIOS", "10000"))
+BLOCKS = 100
+PER_BLOCK = -(-SCENARIOS // BLOCKS)
+
+#: Bug 1 (reported to the lead): a client that has no event id yet (it connected but no
+#: event reached it) reconnects without Last-Event-ID, and the server replays nothing, so
+#: events published during the outage are lost without a gap report. Until the sessions fix
+#: it, the random runs count such runs apart instead of failing; set to False once fixed.
+KNOWN_NO_ID_LOSS = True
+NO_ID = "while the client had no event id to resume from"
+
+TEST_CLIENT = ClientConfig(
+    url="https://sim.test/events",
+    retry_statuses=frozenset({502, 503}),
+    stall_timeout=5.0,
+    is_gzip_accepted=False,
+    backoff=BackoffConfig(base_delay=0.5, max_delay=4.0, healthy_after=1.0),
+)
+
+
+def scenario(**fields: Any) -> Scenario:
+    """A hand-made scenario: uncompressed, and the first event before any fault."""
+    base = Scenario(client=TEST_CLIENT, data=("ä😀-", "two\nlines é", "世界 3"))
+    return attrs.evolve(base, **fields)
+
+
+def assert_ok(result: SimulationResult) -> None:
+    assert result.violation is None, result.violation
+    assert result.completed
+
+
+# --- many random scenarios -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", range(BLOCKS))
+def test_random_scenarios_keep_the_invariant(
+    block: int, record_property: Callable[[str, object], None]
+) -> None:
+    """Each seeded scenario (cuts, resets, stalls, restarts, deploys, partitions, slow links,
+    buffering proxies) ends with every event delivered once, in order, or inside a reported
+    gap -- and the client catches up after the network heals."""
+    seeds = range(block * PER_BLOCK, min((block + 1) * PER_BLOCK, SCENARIOS))
+    failures = []
+    known = completed = 0
+    for seed in seeds:
+        result = simulate(random_scenario(seed))
+        if result.is_ok:
+            completed += 1
+        elif KNOWN_NO_ID_LOSS and NO_ID in (result.violation or ""):
+            known += 1
+        else:
+            failures.append((seed, result.violation))
+    record_property("scenarios", len(seeds))
+    record_property("completed", completed)
+    record_property("known_no_id_loss", known)
+    print(f"block {block}: {len(seeds)} scenarios, {completed} completed, {known} bug 1")
+    assert failures == []
+    assert completed + known == len(seeds)
+
+
+def test_blocks_cover_the_configured_count() -> None:
+    """The blocks run exactly SSE_CORE_SCENARIOS distinct seeds."""
+    seeds = [
+        seed for block in range(BLOCKS)
+        for seed in range(block * PER_BLOCK, min((block + 1) * PER_BLOCK, SCENARIOS))
+    ]
+    assert len(seeds) == len(set(seeds)) == SCENARIOS
+
+
+def test_random_scenarios_mostly_complete() -> None:
+    """A sample of scenarios completes, and the faults really bite: reconnections, gaps of
+    both kinds and missed events all occur."""
+    results = [simulate(random_scenario(seed)) for seed in range(300)]
+    ok = [r for r in results if r.is_ok]
+    assert len(ok) >= 0.9 * len(results)
+    assert sum(r.reconnects > 0 for r in ok) > 100
+    reasons = {e.reason for r in ok for _, e in r.record if isinstance(e, ReportGap)}
+    assert reasons == {"unknown", "too_old"}
+    assert sum(r.missed for r in ok) > 0
+    assert sum(r.published for r in ok) == sum(r.delivered + r.missed for r in ok)
+
+
+def test_simulation_is_deterministic() -> None:
+    """The same scenario gives an equal result, record included."""
+    for seed in (3, 77, 1234):
+        assert simulate(random_scenario(seed)) == simulate(random_scenario(seed))
+        assert random_scenario(seed) == random_scenario(seed)
+
+
+# --- each fault ------------------------------------------------------------------------------
+
+
+def test_calm_network_delivers_everything() -> None:
+    """Without faults every event arrives once, in order, on one connection."""
+    result = simulate(scenario(publish_at=(0.5, 1.0, 1.5, 2.0)))
+    assert_ok(result)
+    assert (result.published, result.delivered, result.connections) == (4, 4, 1)
+    delivered = [e.event.data for _, e in result.record if isinstance(e, Deliver)]
+    assert delivered == ["ä😀-", "two\nlines é", "世界 3", "ä😀-"]
+
+
+@pytest.mark.parametrize("after_bytes", range(0, 90, 3))
+@pytest.mark.parametrize("is_eof", [False, True])
+def test_cut_at_any_byte_resumes(after_bytes: int, is_eof: bool) -> None:
+    """A cut anywhere -- mid-field, mid-character -- reconnects and resumes without loss or
+    repeat; the partial event is dropped and replayed."""
+    result = simulate(scenario(
+        publish_at=(0.5, 1.1, 1.2, 1.3, 4.0),
+        faults=(Cut(at=1.0, after_bytes=after_bytes, is_eof=is_eof),),
+    ))
+    assert_ok(result)
+    assert result.delivered == 5 and result.connections == 2
+
+
+def test_reset_loses_bytes_in_flight_but_no_event() -> None:
+    """A reset drops what was in flight; the replay brings it back."""
+    result = simulate(scenario(publish_at=(0.5, 0.99, 1.5, 2.0), faults=(Reset(at=1.0),),
+                               latency=0.05))
+    assert_ok(result)
+    assert result.delivered == 4 and result.reconnects == 1
+
+
+def test_stall_is_detected_by_the_client() -> None:
+    """A connection that goes silent is replaced once the stall timeout passes."""
+    result = simulate(scenario(publish_at=(0.5, 2.0, 3.0), faults=(Stall(at=1.0),)))
+    assert_ok(result)
+    assert result.delivered == 3 and result.reconnects == 1
+    first_late = [at for at, e in result.record if isinstance(e, Deliver)][1]
+    assert first_late >= 1.0 + 5.0  # not before the stall timeout
+
+
+def test_restart_keeping_the_log_replays() -> None:
+    """A restart with the log kept replays what was published while down: no gap."""
+    result = simulate(scenario(publish_at=(0.5, 1.5, 2.5, 6.0),
+                               faults=(Restart(at=1.0, downtime=3.0),)))
+    assert_ok(result)
+    assert (result.delivered, result.gaps) == (4, 0)
+
+
+def test_restart_losing_the_log_reports_a_gap() -> None:
+    """A restart that loses the log: the new epoch does not know the client's id, so the
+    application is told of a gap, and events lost with the old log count as missed."""
+    result = simulate(scenario(publish_at=(0.5, 0.9, 6.0),
+                               faults=(Partition(at=0.6, duration=0.5),
+                                       Restart(at=1.0, downtime=1.0, is_log_kept=False))))
+    assert_ok(result)
+    gaps = [e for _, e in result.record if isinstance(e, ReportGap)]
+    assert [(g.last_event_id, g.reason) for g in gaps] == [("e0-0", "unknown")]
+    assert (result.delivered, result.missed) == (2, 1)
+
+
+def test_deploy_503_is_retried() -> None:
+    """During a deploy the gateway answers 503; the client retries and resumes."""
+    result = simulate(scenario(publish_at=(0.5, 2.0, 9.0), faults=(Deploy(at=1.0, duration=5.0),)))
+    assert_ok(result)
+    assert result.delivered == 3 and result.connections > 2
+
+
+def test_long_outage_outlives_a_small_replay_window() -> None:
+    """A partition longer than the replay window holds: the client hears "too old" and the
+    evicted events count as missed, the rest arrive."""
+    times = (0.5, *[2.0 + i for i in range(10)], 40.0)
+    result = simulate(scenario(publish_at=times, faults=(Partition(at=1.0, duration=20.0),),
+                               replay=ReplayConfig(max_events=3)))
+    assert_ok(result)
+    gaps = [e for _, e in result.record if isinstance(e, ReportGap)]
+    assert [g.reason for g in gaps] == ["too_old"]
+    assert result.missed == 7 and result.delivered == 5
+
+
+def test_slow_link_and_buffering_proxy() -> None:
+    """Tiny delayed chunks and a proxy that holds bytes back still deliver everything."""
+    result = simulate(scenario(
+        publish_at=(0.5, 1.5, 2.5, 3.5),
+        faults=(SlowLink(at=0.0, duration=5.0, max_chunk=1, delay=0.01),
+                BufferingProxy(at=0.0, duration=1.0, threshold=300)),
+    ))
+    assert_ok(result)
+    assert result.delivered == 4
+
+
+# --- the simulator catches broken clients ----------------------------------------------------
+
+
+class _Tampering(ClientSession):
+    """A client that rewrites its own Deliver actions (to prove the checker sees it)."""
+
+    def tamper(self, actions: list[Action]) -> list[Action]:
+        return actions
+
+    def on_data(self, data: bytes, now: float) -> list[Action]:
+        return self.tamper(super().on_data(data, now))
+
+
+class DroppingClient(_Tampering):
+    def tamper(self, actions: list[Action]) -> list[Action]:
+        return [a for a in actions if not (isinstance(a, Deliver) and a.event.id == "e0-1")]
+
+
+class DuplicatingClient(_Tampering):
+    def tamper(self, actions: list[Action]) -> list[Action]:
+        return [b for a in actions for b in ([a, a] if isinstance(a, Deliver) else [a])]
+
+
+class CorruptingClient(_Tampering):
+    def tamper(self, actions: list[Action]) -> list[Action]:
+        return [
+            Deliver(event=attrs.evolve(a.event, data=a.event.data[:-1]))
+            if isinstance(a, Deliver) and a.event.data else a
+            for a in actions
+        ]
+
+
+class ExcusingClient(_Tampering):
+    """Drops an event but reports a gap from the wrong place."""
+
+    def tamper(self, actions: list[Action]) -> list[Action]:
+        out: list[Action] = []
+        for a in actions:
+            if isinstance(a, Deliver) and a.event.id == "e0-1":
+                out.append(ReportGap(last_event_id="elsewhere", reason="unknown"))
+            else:
+                out.append(a)
+        return out
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        (DroppingClient, "silently lost 1 event(s) before 'e0-2'"),
+        (DuplicatingClient, "delivered 'e0-0' again"),
+        (CorruptingClient, "data of 'e0-0' corrupted"),
+        (ExcusingClient, "gap report resumes from 'elsewhere'"),
+    ],
+)
+def test_broken_clients_are_caught(client: type[ClientSession], expected: str) -> None:
+    """A client that drops, repeats, corrupts or mislabels events is flagged."""
+
+    def factory(config: ClientConfig, rng: random.Random) -> ClientSession:
+        return client(config, rng=rng)
+
+    result = simulate(scenario(publish_at=(0.5, 1.0, 1.5)), client_factory=factory)
+    assert result.violation is not None and expected in result.violation
+    assert not result.completed
+    assert simulate(scenario(publish_at=(0.5, 1.0, 1.5))).is_ok
+
+
+def test_a_client_that_gives_up_does_not_complete() -> None:
+    """A client that stops reconnecting never catches up: not completed, reported."""
+    config = attrs.evolve(TEST_CLIENT, backoff=BackoffConfig(max_attempts=0))
+    result = simulate(scenario(publish_at=(0.5, 2.0), faults=(Reset(at=1.0),), client=config,
+                               settle_timeout=30.0))
+    assert not result.completed
+    assert result.violation is not None and "not caught up" in result.violation
+    assert result.virtual_duration <= 2.0 + 30.0
+
+
+# --- the checker on its own ------------------------------------------------------------------
+
+P = [("a", "A", 1.0), ("b", "B", 2.0), ("c", "C", 3.0)]
+
+
+def d(event_id: str, data: str | None = None) -> Deliver:
+    return Deliver(event=Event(data=data or event_id.upper(), id=event_id))
+
+
+@pytest.mark.parametrize(
+    ("record", "violation"),
+    [
+        ([(1, d("a")), (2, d("b")), (3, d("c"))], None),
+        ([(1, d("a")), (5, ReportGap(last_event_id="a", reason="too_old")), (5, d("c"))], None),
+        ([(1, d("a")), (5, ReportGap(last_event_id="a", reason="unknown"))], None),
+        ([(1, d("a")), (3, d("c"))], "silently lost 1 event(s) before 'c'"),
+        ([(1, d("a")), (2, d("b")), (3, d("b"))], "delivered 'b' again"),
+        ([(1, d("a")), (3, d("c")), (3, d("b"))], "silently lost"),
+        ([(1, d("a")), (2, d("b", "X"))], "corrupted"),
+        ([(1, d("z"))], "not published"),
+        ([(1, d("a")), (2, d("b"))], "not caught up"),
+        # A gap reported before the events were even published cannot explain them.
+        ([(1, d("a")), (1.5, ReportGap(last_event_id="a", reason="unknown"))],
+         "not caught up"),
+        ([(2.5, ReportGap(last_event_id="a", reason="unknown")), (3, d("c"))],
+         "gap report resumes from 'a'"),
+    ],
+)
+def test_check_record(record: list[tuple[float, Deliver | ReportGap]], violation: str | None
+                      ) -> None:
+    """The invariant, case by case."""
+    found = check_record(P, record)
+    if violation is None:
+        assert found is None
+    else:
+        assert found is not None and violation in found
+
+
+# --- regressions -------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="bug 1: no Last-Event-ID yet -> silent loss")
+def test_regression_seed_10() -> None:
+    """Seed 10: a restart that loses the log before the client saw any event; the client
+    reconnects without Last-Event-ID and the events published meanwhile are lost silently."""
+    assert_ok(simulate(random_scenario(10)))
+
+
+@pytest.mark.xfail(strict=True, reason="bug 1: no Last-Event-ID yet -> silent loss")
+def test_regression_no_event_id_yet() -> None:
+    """Minimal form of bug 1: connected, no event yet, reset, one event published while
+    reconnecting -- it must arrive (or be reported as a gap)."""
+    assert_ok(simulate(Scenario(publish_at=(1.1,), faults=(Reset(at=1.0),))))
+
+
+# --- the package's shape -----------------------------------------------------------------------
+
+TESTING = Path(sse_core.testing.__file__).resolve().parent
+FORBIDDEN = {"time", "asyncio", "trio", "socket", "ssl", "selectors", "threading", "os",
+             "subprocess", "multiprocessing", "datetime"}
+
+
+@pytest.mark.parametrize("path", sorted(TESTING.glob("*.py")), ids=lambda p: p.stem)
+def test_testing_package_does_no_io(path: Path) -> None:
+    """sse_core.testing reads no clock and touches no OS: only seeded random.Random; only the
+    strategies import hypothesis."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module.split(".")[0])
+    assert imported & FORBIDDEN == set()
+    if path.stem not in ("_strategies", "strategies"):
+        assert "hypothesis" not in imported
+    assert "__all__" in {t.id for n in tree.body if isinstance(n, ast.Assign)
+                         for t in n.targets if isinstance(t, ast.Name)}
+
+
+def test_importable_without_hypothesis() -> None:
+    """import sse_core.testing works when hypothesis is missing; the strategies say so."""
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "import sse_core.testing as t; assert t.simulate(t.random_scenario(1)).published\n"
+        "try:\n    import sse_core.testing.strategies\nexcept ImportError: print('no')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "no"
+
+
+def test_not_reexported_from_sse_core() -> None:
+    """The testing names stay out of sse_core's namespace."""
+    import sse_core
+
+    assert not set(sse_core.testing.__all__) & set(sse_core.__all__)
+    for name in sse_core.testing.__all__:
+        obj = getattr(sse_core.testing, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__doc__, name
