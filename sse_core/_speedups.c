@@ -513,6 +513,76 @@ substring_cached(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject **cac
     return value;
 }
 
+/* --- the parser's slots ------------------------------------------------------------------- */
+
+/* Parser is a slotted class: for an instance of exactly the class seen first, its attributes
+ * are read and written at their slot offsets (as the slot descriptors do); any other object
+ * goes through ordinary attribute access. */
+#define N_PARSER_SLOTS 16
+static PyTypeObject *parser_cls;
+static PyObject *parser_slot_names[N_PARSER_SLOTS];
+static Py_ssize_t parser_slot_offsets[N_PARSER_SLOTS];
+static int n_parser_slots;
+
+static void
+learn_parser_slots(PyObject *parser)
+{
+    PyTypeObject *cls = Py_TYPE(parser);
+    for (int i = 0; i < n_parser_slots; i++) {
+        const char *name = PyUnicode_AsUTF8(parser_slot_names[i]);
+        if (name == NULL || slot_offset(cls, name, &parser_slot_offsets[i]) < 0) {
+            PyErr_Clear(); /* not the class that defines the slots: try the next caller's */
+            return;
+        }
+    }
+    Py_INCREF(cls);
+    parser_cls = cls;
+}
+
+static Py_ssize_t
+parser_offset(PyObject *parser, PyObject *name)
+{
+    if (parser_cls == NULL) {
+        learn_parser_slots(parser);
+    }
+    if (Py_TYPE(parser) == parser_cls) {
+        for (int i = 0; i < n_parser_slots; i++) {
+            if (parser_slot_names[i] == name) {
+                return parser_slot_offsets[i];
+            }
+        }
+    }
+    return 0;
+}
+
+/* parser.<name>, a new reference. */
+static PyObject *
+get_attr(PyObject *parser, PyObject *name)
+{
+    Py_ssize_t offset = parser_offset(parser, name);
+    if (offset > 0) {
+        PyObject *value = SLOT(parser, offset);
+        if (value != NULL) {
+            Py_INCREF(value);
+            return value;
+        }
+    }
+    return PyObject_GetAttr(parser, name);
+}
+
+/* parser.<name> = value. */
+static int
+set_attr(PyObject *parser, PyObject *name, PyObject *value)
+{
+    Py_ssize_t offset = parser_offset(parser, name);
+    if (offset > 0) {
+        Py_INCREF(value);
+        Py_XSETREF(SLOT(parser, offset), value);
+        return 0;
+    }
+    return PyObject_SetAttr(parser, name, value);
+}
+
 /* --- Parser._process ----------------------------------------------------------------------- */
 
 static int
@@ -558,16 +628,16 @@ process_lines(PyObject *parser, PyObject *complete, PyObject *out)
     Py_ssize_t size, max_size;
 
     /* The spec's buffers, in locals for the call (see the Python docstring). */
-    if ((data = PyObject_GetAttr(parser, s_data)) == NULL
-        || (max_obj = PyObject_GetAttr(parser, s_max_event_size_attr)) == NULL
-        || (event_type = PyObject_GetAttr(parser, s_event_type)) == NULL
-        || (own_id = PyObject_GetAttr(parser, s_own_id)) == NULL
-        || (id_buffer = PyObject_GetAttr(parser, s_id_buffer)) == NULL
-        || (committed = PyObject_GetAttr(parser, s_last_event_id)) == NULL) {
+    if ((data = get_attr(parser, s_data)) == NULL
+        || (max_obj = get_attr(parser, s_max_event_size_attr)) == NULL
+        || (event_type = get_attr(parser, s_event_type)) == NULL
+        || (own_id = get_attr(parser, s_own_id)) == NULL
+        || (id_buffer = get_attr(parser, s_id_buffer)) == NULL
+        || (committed = get_attr(parser, s_last_event_id)) == NULL) {
         goto done;
     }
     {
-        PyObject *size_obj = PyObject_GetAttr(parser, s_data_size);
+        PyObject *size_obj = get_attr(parser, s_data_size);
         if (size_obj == NULL) {
             goto done;
         }
@@ -757,15 +827,15 @@ process_lines(PyObject *parser, PyObject *complete, PyObject *out)
         if (size_obj == NULL) {
             goto done;
         }
-        int rc = PyObject_SetAttr(parser, s_data, target);
+        int rc = set_attr(parser, s_data, target);
         if (rc == 0) {
-            rc = PyObject_SetAttr(parser, s_data_size, size_obj);
+            rc = set_attr(parser, s_data_size, size_obj);
         }
         Py_DECREF(size_obj);
-        if (rc < 0 || PyObject_SetAttr(parser, s_event_type, event_type) < 0
-            || PyObject_SetAttr(parser, s_own_id, own_id) < 0
-            || PyObject_SetAttr(parser, s_id_buffer, id_buffer) < 0
-            || PyObject_SetAttr(parser, s_last_event_id, committed) < 0) {
+        if (rc < 0 || set_attr(parser, s_event_type, event_type) < 0
+            || set_attr(parser, s_own_id, own_id) < 0
+            || set_attr(parser, s_id_buffer, id_buffer) < 0
+            || set_attr(parser, s_last_event_id, committed) < 0) {
             goto done;
         }
     }
@@ -847,7 +917,7 @@ fail_line_length(PyObject *parser, Py_ssize_t value, PyObject *maximum, PyObject
 static PyObject *
 decode_chunk(PyObject *parser, PyObject *data)
 {
-    PyObject *decoder = PyObject_GetAttr(parser, s_decoder);
+    PyObject *decoder = get_attr(parser, s_decoder);
     if (decoder == NULL) {
         return NULL;
     }
@@ -954,7 +1024,7 @@ rfind_lf(PyObject *text)
 static int
 set_bool(PyObject *obj, PyObject *name, int value)
 {
-    return PyObject_SetAttr(obj, name, value ? Py_True : Py_False);
+    return set_attr(obj, name, value ? Py_True : Py_False);
 }
 
 /* Parser.feed(data) for an open or failed parser: the Python method, step by step, with
@@ -975,7 +1045,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    PyObject *state = PyObject_GetAttr(parser, s_state);
+    PyObject *state = get_attr(parser, s_state);
     if (state == NULL) {
         return NULL;
     }
@@ -1003,7 +1073,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         goto empty;
     }
     /* "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)". */
-    if ((flag = PyObject_GetAttr(parser, s_is_at_start)) == NULL) {
+    if ((flag = get_attr(parser, s_is_at_start)) == NULL) {
         goto done;
     }
     int truth = PyObject_IsTrue(flag);
@@ -1026,7 +1096,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     /* A CR ended the previous chunk; an LF right after it completes a CRLF pair. */
-    if ((flag = PyObject_GetAttr(parser, s_pending_lf)) == NULL) {
+    if ((flag = get_attr(parser, s_pending_lf)) == NULL) {
         goto done;
     }
     truth = PyObject_IsTrue(flag);
@@ -1062,9 +1132,9 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         n = PyUnicode_GET_LENGTH(text);
     }
     Py_ssize_t end = rfind_lf(text), max_line;
-    if ((max_obj = PyObject_GetAttr(parser, s_max_line_length_attr)) == NULL
+    if ((max_obj = get_attr(parser, s_max_line_length_attr)) == NULL
         || get_ssize(max_obj, &max_line) < 0
-        || (tail = PyObject_GetAttr(parser, s_tail)) == NULL) {
+        || (tail = get_attr(parser, s_tail)) == NULL) {
         goto done;
     }
     if (!PyList_Check(tail)) {
@@ -1073,7 +1143,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
     }
     if (end < 0) {
         /* No line ends in this chunk: keep the piece until one does. */
-        PyObject *size_obj = PyObject_GetAttr(parser, s_tail_size);
+        PyObject *size_obj = get_attr(parser, s_tail_size);
         Py_ssize_t size;
         if (size_obj == NULL) {
             goto done;
@@ -1090,7 +1160,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         if (PyList_Append(tail, text) < 0 || (size_obj = PyLong_FromSsize_t(size)) == NULL) {
             goto done;
         }
-        truth = PyObject_SetAttr(parser, s_tail_size, size_obj);
+        truth = set_attr(parser, s_tail_size, size_obj);
         Py_DECREF(size_obj);
         if (truth < 0) {
             goto done;
@@ -1120,13 +1190,13 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
             Py_INCREF(rest);
             PyList_SET_ITEM(new_tail, 0, rest);
         }
-        truth = PyObject_SetAttr(parser, s_tail, new_tail);
+        truth = set_attr(parser, s_tail, new_tail);
         Py_DECREF(new_tail);
         PyObject *size_obj = truth < 0 ? NULL : PyLong_FromSsize_t(rest_len);
         if (size_obj == NULL) {
             goto done;
         }
-        truth = PyObject_SetAttr(parser, s_tail_size, size_obj);
+        truth = set_attr(parser, s_tail_size, size_obj);
         Py_DECREF(size_obj);
         if (truth < 0 || (out = PyList_New(0)) == NULL) {
             goto done;
@@ -1257,6 +1327,14 @@ PyInit__speedups(void)
 {
     if (intern_all() < 0) {
         return NULL;
+    }
+    PyObject *slot_names[] = {s_data, s_data_size, s_event_type, s_own_id, s_id_buffer,
+                              s_last_event_id, s_max_event_size_attr, s_state, s_decoder,
+                              s_is_at_start, s_pending_lf, s_tail, s_tail_size,
+                              s_max_line_length_attr};
+    n_parser_slots = (int)(sizeof(slot_names) / sizeof(slot_names[0]));
+    for (int i = 0; i < n_parser_slots; i++) {
+        parser_slot_names[i] = slot_names[i];
     }
     if (utf8_decoder_cls == NULL) {
         PyObject *codec = PyImport_ImportModule("encodings.utf_8");

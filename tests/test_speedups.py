@@ -443,3 +443,20 @@ def test_huge_limits(impl: str) -> None:
     stream = b"data: " + b"x" * 1000 + b"\n\nretry: 5\n"
     config = {"max_line_length": 10**30, "max_event_size": 10**30}
     assert run(impl, [stream], **config) == run("python", [stream], **config)
+
+
+@accelerated
+def test_parser_subclass(impl: str) -> None:
+    """A subclass of Parser (whose slots the accelerator does not address directly) parses
+    the same, before and after plain Parser instances have been used."""
+
+    class Sub(Parser):
+        __slots__ = ("extra",)
+
+    stream = b"id: 1\nevent: e\ndata: a\n\n: c\ndata: b\r\n\r\n"
+    with using(impl):
+        for cls in (Sub, Parser, Sub):
+            parser = cls()
+            assert parser.feed(stream) == [msg("a", "e", "1", "1"), Comment(text=" c"),
+                                           msg("b", leid="1")]
+            assert parser.last_event_id == "1"
