@@ -453,7 +453,9 @@ class LongPollSession:
         config = self._config
         texts: list[str] = []
         size = 0
-        cursor = self._cursor
+        # After a gap the client's id is worthless: it resumes from what it is sent, or
+        # afresh ("") when the log is empty, rather than meeting the same gap again.
+        cursor = self._cursor if gap is None else ""
         for item in stored[: config.max_events]:
             text = _event_json(item.event)
             length = len(text.encode("utf-8"))
