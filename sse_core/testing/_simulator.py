@@ -35,6 +35,7 @@ from .._actions import (
 )
 from .._backoff import BackoffConfig, Jitter
 from .._client import ClientConfig, ClientSession
+from .._dedup import DedupConfig
 from .._errors import InvalidConfigError
 from .._events import Event
 from .._replay import ReplayConfig, ReplayLog
@@ -910,7 +911,8 @@ _PIECES = ("a", "é", "ß", "世界", "🎉", "Ω", " ", "x y", ":", "data", "\n
 
 
 def _random_data(rng: random.Random, n: int) -> str:
-    pieces = [rng.choice(_PIECES) for _ in range(rng.randint(0, 6))]
+    size = rng.randint(0, 6) if rng.random() < 0.95 else rng.randint(50, 400)
+    pieces = [rng.choice(_PIECES) for _ in range(size)]
     return f"{n}:" + "".join(pieces)
 
 
@@ -963,6 +965,7 @@ def random_scenario(seed: int) -> Scenario:
         retry_statuses=frozenset({502, 503}),
         stall_timeout=stall_timeout,
         is_gzip_accepted=rng.random() < 0.3,
+        dedup=rng.choice([None, DedupConfig(max_ids=2), DedupConfig()]),
         backoff=BackoffConfig(
             base_delay=rng.uniform(0.1, 1.0),
             max_delay=rng.uniform(2.0, 8.0),
@@ -971,11 +974,15 @@ def random_scenario(seed: int) -> Scenario:
         ),
     )
     server = ServerConfig(
-        heartbeat_interval=stall_timeout / rng.uniform(2.0, 4.0),
-        retry=rng.choice([None, None, 200, 1000]),
+        heartbeat_interval=stall_timeout / rng.uniform(0.8, 4.0),
+        retry=rng.choice([None, None, 0, 200, 1000]),
         padding=rng.choice([0, 0, 2048]),
     )
-    replay = ReplayConfig(max_events=rng.choice([3, 10, 1000]))
+    replay = ReplayConfig(
+        max_events=rng.choice([3, 10, 1000]),
+        max_bytes=rng.choice([None, 400, 1 << 20]),
+        max_age=rng.choice([None, None, 5.0, 30.0]),
+    )
     return Scenario(
         seed=seed,
         publish_at=publish_at,
