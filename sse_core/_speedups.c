@@ -1,23 +1,28 @@
-/* sse_core._speedups: optional C accelerator for sse_core.Parser._process (floor 1).
+/* sse_core._speedups: optional C accelerator for sse_core.Parser (floor 1).
  *
- * It holds one function, process(parser, complete, out), which does exactly what the
- * pure-Python method Parser._process in sse_core/_parser.py does. That Python code is the
- * specification of this file's behaviour: the same items are appended to `out` in the same
- * order, the same state is stored back into the parser's slots (_data, _data_size,
- * _event_type, _own_id, _id_buffer, _last_event_id), the same LimitExceeded goes through the
- * parser's _fail method (with the same items already in `out`), and the same two fast paths
- * for blocks of only "data: " lines are taken (they differ from the literal path only in the
- * value a LimitExceeded reports). tests/test_speedups.py runs both on the same streams.
+ * It holds two functions with exactly the behaviour of two pure-Python methods in
+ * sse_core/_parser.py, which is the specification of this file:
  *
- * The comments cite WHATWG HTML 9.2.6 "Interpreting an event stream" as the Python does.
- * `complete` holds whole lines, each ending in LF (the caller has normalised CR and CRLF).
+ * - process(parser, complete, out) is Parser._process: the same items are appended to `out`
+ *   in the same order, the same state is stored back into the parser's slots (_data,
+ *   _data_size, _event_type, _own_id, _id_buffer, _last_event_id), the same LimitExceeded
+ *   goes through the parser's _fail method (with the same items already in `out`), and the
+ *   same two fast paths for blocks of only "data: " lines are taken (they differ from the
+ *   literal path only in the value a LimitExceeded reports).
+ * - feed(parser, data) is Parser.feed, step by step (decoder buffer, BOM, CR at the end of the
+ *   previous chunk, line-ending normalisation, the unfinished-line tail, max_line_length),
+ *   with process() for the lines.
  *
- * Speed comes from three things: the text is read in place (no str.split, no per-line str
- * objects except the field values that items keep); data lines are remembered as spans of
- * `complete` and copied once into the event's data; and Event and Comment records are
- * allocated with the class's tp_alloc and filled at the offsets of their slots, exactly what
- * _events._make_event does through the slots' descriptors, without validation (the values
- * the parser produces always satisfy it).
+ * tests/test_speedups.py runs the Python and C versions on the same streams and compares
+ * items, errors and the parser's whole state after every call. The comments cite WHATWG HTML
+ * 9.2.6 "Interpreting an event stream" as the Python does.
+ *
+ * Speed comes from reading the text in place (no str.split, no per-line str objects except
+ * the field values that items keep); from remembering data lines as spans of the text, copied
+ * once into the event's data; from building Event and Comment records with the class's
+ * tp_alloc and filling their slots at the slot offsets -- what _events._make_event does
+ * through the slots' descriptors, without validation, since the parser's values always
+ * satisfy it; and from reading and writing the parser's own slots the same way.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -1270,8 +1275,8 @@ static PyMethodDef process_def = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "sse_core._speedups",
-    "Optional C accelerator for sse_core.Parser._process (floor 1); _parser.py is its "
-    "specification.",
+    "Optional C accelerator for sse_core.Parser (floor 1): process() is Parser._process and "
+    "feed() is Parser.feed; sse_core/_parser.py is their specification.",
     -1,
     NULL,
     NULL,
