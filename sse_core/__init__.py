@@ -15,9 +15,11 @@ from ._actions import (
     ReadyState,
     ReportGap,
     ReportStatus,
+    ReportTransport,
     Request,
     Send,
     SendHead,
+    Transport,
 )
 from ._backoff import (
     Backoff,
@@ -55,6 +57,14 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
+from ._longpoll import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    LONG_POLL_CONTENT_TYPE,
+    LongPollConfig,
+    LongPollResponse,
+    LongPollSession,
+    LongPollState,
+)
 from ._metrics import BufferGauge, DurationSummary, Metrics
 from ._parser import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -146,6 +156,8 @@ __all__ = [
     "Deliver",
     "ReportStatus",
     "ReportGap",
+    "ReportTransport",
+    "Transport",
     "Request",
     "Send",
     "SendHead",
@@ -161,6 +173,13 @@ __all__ = [
     "ServerSession",
     "ServerConfig",
     "ServerState",
+    # sessions: long-polling fallback
+    "LongPollSession",
+    "LongPollConfig",
+    "LongPollState",
+    "LongPollResponse",
+    "LONG_POLL_CONTENT_TYPE",
+    "DEFAULT_MAX_RESPONSE_SIZE",
     # sessions: compression
     "Compressor",
     "Decompressor",
