@@ -11,9 +11,10 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall (and rebuild the optional C accelerator) only when the build inputs changed.
 stamp=.venv/.sse-core-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+        || [ sse_core/_speedups.c -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]' 2>&1 \
         | grep -v "is ignored" || true
     touch "$stamp"

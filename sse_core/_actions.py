@@ -21,7 +21,9 @@ __all__ = [
     "Deliver",
     "Disconnect",
     "ReadyState",
+    "ReportDropped",
     "ReportGap",
+    "ReportSequenceGap",
     "ReportStatus",
     "ReportTransport",
     "Request",
@@ -166,6 +168,38 @@ class ReportGap:
 
 
 @attrs.frozen(kw_only=True)
+class ReportSequenceGap:
+    """The client's sequencer skipped numbers that never arrived; tell the application.
+
+    Attributes:
+        first: The first missing sequence number.
+        last: The last missing sequence number (``last - first + 1`` events are missing).
+        reason: ``"timeout"`` (not filled within ``gap_timeout``), ``"overflow"`` (the
+            reorder buffer was full) or ``"flush"`` (the stream's numbering ended).
+    """
+
+    first: int
+    last: int
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class ReportDropped:
+    """A chunked message could not be assembled and was dropped; tell the application.
+
+    Attributes:
+        message_id: The message's id, or ``None`` when the chunk was unreadable.
+        reason: Why (a :class:`~sse_core.DropReason` value, or ``"limit"`` when the message
+            crossed one of the assembler's limits).
+        detail: A sentence for logs.
+    """
+
+    message_id: str | None
+    reason: str
+    detail: str
+
+
+@attrs.frozen(kw_only=True)
 class ReportTransport:
     """The client switched transport; show it to the application (or log it).
 
@@ -197,5 +231,14 @@ class Send:
 
 #: Any action a session returns.
 Action = (
-    Connect | Disconnect | Deliver | ReportStatus | ReportGap | ReportTransport | SendHead | Send
+    Connect
+    | Disconnect
+    | Deliver
+    | ReportStatus
+    | ReportGap
+    | ReportSequenceGap
+    | ReportDropped
+    | ReportTransport
+    | SendHead
+    | Send
 )

@@ -16,7 +16,6 @@ The lifecycle is one table, :data:`TRANSITIONS`; the docs' state diagram is draw
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote, urlencode, urlsplit
@@ -24,22 +23,20 @@ from urllib.parse import quote, urlencode, urlsplit
 import attrs
 
 from ._actions import (
-    GAP_EVENT_TYPE,
     Action,
     ClientState,
     Connect,
-    Deliver,
     Disconnect,
     ReadyState,
-    ReportGap,
     ReportStatus,
     ReportTransport,
     Request,
     Transport,
 )
 from ._backoff import Backoff, BackoffConfig, GiveUp
+from ._chunking import ChunkConfig
 from ._compression import DEFAULT_MAX_DECOMPRESSED_SIZE, Decompressor
-from ._dedup import DedupConfig, DedupWindow
+from ._dedup import DedupConfig
 from ._errors import (
     InvalidConfigError,
     LimitExceeded,
@@ -50,6 +47,8 @@ from ._events import Event, Retry
 from ._longpoll import DEFAULT_MAX_RESPONSE_SIZE, LONG_POLL_CONTENT_TYPE, LongPollResponse
 from ._metrics import Metrics
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, Parser
+from ._pipeline import DeliveryPipeline
+from ._sequencer import SequencerConfig
 from ._timers import StallDetector
 from ._types import RandomSource, header_value
 
@@ -162,6 +161,12 @@ class ClientConfig:
             ``None`` disables it.
         backoff: The reconnection policy.
         dedup: Limits of the window that drops replayed events by id; ``None`` disables it.
+        sequencer: When set, events are delivered in the order of the sequence number in
+            their id (``<epoch>-<n>`` or ``<n>``, as a :class:`~sse_core.ReplayLog` assigns
+            them), holes are waited for and then reported (:class:`~sse_core.ReportSequenceGap`).
+        chunking: When set, chunk events (:func:`~sse_core.split_message`) are assembled into
+            whole messages; a message that cannot be is reported
+            (:class:`~sse_core.ReportDropped`).
         max_line_length: The parser's line limit.
         max_event_size: The parser's event data limit.
         long_poll_url: Absolute ``http://`` or ``https://`` URL of the server's long-polling
@@ -201,6 +206,8 @@ class ClientConfig:
     stall_timeout: float | None = 45.0
     backoff: BackoffConfig = attrs.field(factory=BackoffConfig)
     dedup: DedupConfig | None = attrs.field(factory=DedupConfig)
+    sequencer: SequencerConfig | None = None
+    chunking: ChunkConfig | None = None
     max_line_length: int = DEFAULT_MAX_LINE_LENGTH
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     long_poll_url: str | None = None
@@ -242,6 +249,14 @@ class ClientConfig:
             raise InvalidConfigError(f"backoff must be a BackoffConfig, got {self.backoff!r}")
         if self.dedup is not None and not isinstance(self.dedup, DedupConfig):
             raise InvalidConfigError(f"dedup must be a DedupConfig or None, got {self.dedup!r}")
+        if self.sequencer is not None and not isinstance(self.sequencer, SequencerConfig):
+            raise InvalidConfigError(
+                f"sequencer must be a SequencerConfig or None, got {self.sequencer!r}"
+            )
+        if self.chunking is not None and not isinstance(self.chunking, ChunkConfig):
+            raise InvalidConfigError(
+                f"chunking must be a ChunkConfig or None, got {self.chunking!r}"
+            )
         self._check_long_polling()
 
     def _check_long_polling(self) -> None:
@@ -321,8 +336,11 @@ class ClientSession:
         self._backoff = Backoff(config.backoff, rng=rng)
         self._server_retry: Retry | None = None
         self._stall = StallDetector(config.stall_timeout) if config.stall_timeout else None
-        self._dedup = DedupWindow(config.dedup) if config.dedup is not None else None
         self._metrics = Metrics()
+        self._pipeline = DeliveryPipeline(
+            metrics=self._metrics, dedup=config.dedup, sequencer=config.sequencer,
+            chunking=config.chunking,
+        )
         self._last_event_id = config.last_event_id
         self._parser: Parser | None = None
         self._decompressor: Decompressor | None = None
@@ -439,6 +457,11 @@ class ClientSession:
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`on_timer` next, or ``None`` when nothing is scheduled."""
+        if self._state is ClientState.CLOSED:
+            return None
+        return _earliest(self._session_deadline(), self._pipeline.next_deadline())
+
+    def _session_deadline(self) -> float | None:
         match self._state:
             case ClientState.RECONNECTING:
                 return self._reconnect_at
@@ -581,8 +604,15 @@ class ClientSession:
 
     def on_timer(self, now: float) -> list[Action]:
         """Wake-up at (or after) :meth:`next_deadline`: reconnect, replace a stalled
-        connection, start the next poll, or act on a stream that shows no byte. Early or
-        spurious calls return no actions."""
+        connection, start the next poll, act on a stream that shows no byte, or release what
+        the sequencer or the chunk assembler held too long. Early or spurious calls return no
+        actions."""
+        actions: list[Action] = []
+        if self._state is not ClientState.CLOSED:
+            self._pipeline.poll(now, actions)
+        return actions + self._on_session_timer(now)
+
+    def _on_session_timer(self, now: float) -> list[Action]:
         match self._state:
             case ClientState.RECONNECTING:
                 assert self._reconnect_at is not None
@@ -608,6 +638,7 @@ class ClientSession:
             if self._leg is not None:
                 actions.append(Disconnect(reason="closed by the application"))
             self._end_connection(now)
+        self._pipeline.flush(actions)  # deliver what the sequencer still holds
         actions.append(self._move(ClientInput.CLOSE, now))
         return actions
 
@@ -774,30 +805,13 @@ class ClientSession:
         return actions
 
     def _handle_items(self, items: Iterable[object], now: float, actions: list[Action]) -> None:
-        dedup = self._dedup
+        pipeline = self._pipeline
         for item in items:
             if isinstance(item, Event):
-                if item.event == GAP_EVENT_TYPE:
-                    actions.append(self._gap_report(item))
-                    continue
-                if dedup is not None and item.id and dedup.check(item.id, now):
-                    self._metrics.record_duplicates()
-                    continue
-                self._metrics.record_messages()
-                actions.append(Deliver(event=item))
+                pipeline.push(item, now, actions)
             elif isinstance(item, Retry):
                 self._server_retry = item
                 self._backoff.on_retry(item)
-
-    def _gap_report(self, event: Event) -> ReportGap:
-        try:
-            body = json.loads(event.data)
-            last_event_id = str(body["last_event_id"])
-            reason = str(body["reason"])
-        except (ValueError, KeyError, TypeError):
-            last_event_id, reason = self._last_event_id, "unknown"
-        self._metrics.record_gap(0)
-        return ReportGap(last_event_id=last_event_id, reason=reason)
 
     # --- long-polling -----------------------------------------------------------------------
 
@@ -904,6 +918,7 @@ class ClientSession:
             self._server_retry = Retry(milliseconds=answer.retry)
             self._backoff.on_retry(self._server_retry)
         if answer.gap is not None:
+            self._pipeline.flush(actions)  # what came before the gap will not come
             self._metrics.record_gap(0)
             actions.append(answer.gap)
         self._handle_items(answer.events, now, actions)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import functools
 
 import attrs
 
@@ -387,3 +388,25 @@ class Parser:
         self._own_id = own_id
         self._id_buffer = id_buffer
         self._last_event_id = committed
+
+
+# --- optional C accelerator -----------------------------------------------------------------
+# sse_core._speedups, built from _speedups.c when a C compiler is at hand, does what
+# Parser.feed and Parser._process above do, exactly; they stay the specification and the
+# fallback (tests/test_speedups.py compares the two on every call).
+_feed_py = Parser.feed
+_process_py = Parser._process
+try:
+    from . import _speedups
+except ImportError:  # installed without a C compiler: pure Python
+    _speedups = None  # type: ignore[assignment]
+
+if _speedups is not None:
+    _feed_c = _speedups.feed
+
+    @functools.wraps(_feed_py)
+    def _feed(self: Parser, data: bytes | bytearray | memoryview) -> list[StreamItem]:
+        return _feed_c(self, data)
+
+    Parser.feed = _feed  # type: ignore[method-assign]
+    Parser._process = _speedups.process  # type: ignore[method-assign, assignment]

@@ -22,6 +22,7 @@ FLOORS = {
     "_types": 0,
     "_events": 1,
     "_parser": 1,
+    "_speedups": 1,  # the C accelerator's stub (_speedups.pyi); the source is _speedups.c
     "_serializer": 1,
     "_backoff": 2,
     "_dedup": 2,
@@ -35,6 +36,7 @@ FLOORS = {
     "_client": 3,
     "_server": 3,
     "_longpoll": 3,
+    "_pipeline": 3,
 }
 # Edges (floor 4) may do I/O; everything else must not.
 EDGES = {"__main__"}

@@ -1,0 +1,185 @@
+"""What a client does with parsed events before the application sees them (floor 3).
+
+:class:`DeliveryPipeline` takes the events a :class:`~sse_core.ClientSession` parsed (from a
+stream or a long-poll answer) and returns actions, in this order of stages:
+
+1. chunk assembly (optional, :class:`~sse_core.ChunkAssembler`): chunk events become whole
+   messages; a message that cannot be assembled is reported (:class:`ReportDropped`);
+2. the server's gap signal (:data:`~sse_core.GAP_EVENT_TYPE`) becomes :class:`ReportGap`;
+3. dedup by ``id`` (:class:`~sse_core.DedupWindow`): replayed events are dropped, counted;
+4. ordering by sequence number (optional, :class:`~sse_core.Sequencer`): the number is read
+   from the event id as the :class:`~sse_core.ReplayLog` assigns it -- ``<epoch>-<n>`` or
+   ``<n>`` -- and a hole not filled in time is reported (:class:`ReportSequenceGap`). Events
+   whose id carries no number are delivered as they come. A new epoch (a restarted server)
+   releases what the old one held and starts numbering afresh.
+
+Nothing is dropped without a report or a counter.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ._actions import (
+    GAP_EVENT_TYPE,
+    Action,
+    Deliver,
+    ReportDropped,
+    ReportGap,
+    ReportSequenceGap,
+)
+from ._chunking import ChunkAssembler, ChunkConfig, ChunkLimitExceeded, MessageDropped
+from ._dedup import DedupConfig, DedupWindow
+from ._events import Event
+from ._metrics import Metrics
+from ._sequencer import Delivery, Sequencer, SequencerConfig, SequencerRecord
+
+__all__ = ["DeliveryPipeline", "sequence_number"]
+
+
+def sequence_number(id: str | None) -> tuple[str, int] | None:
+    """Split an id of the form ``<epoch>-<n>`` or ``<n>`` into ``(epoch, n)``.
+
+    Args:
+        id: An event id, or ``None``.
+
+    Returns:
+        ``(epoch, n)`` -- epoch ``""`` for a bare number -- or ``None`` when the id does not
+        end in ASCII digits (at most 18 of them).
+    """
+    if not id:
+        return None
+    epoch, _, digits = id.rpartition("-")
+    if not digits or len(digits) > 18 or not (digits.isdigit() and digits.isascii()):
+        return None
+    return epoch, int(digits)
+
+
+class DeliveryPipeline:
+    """Assembly, gap signals, dedup and ordering between the parser and the application.
+
+    Args:
+        metrics: The counters to update (messages delivered, duplicates, gaps).
+        dedup: Limits of the dedup window, or ``None`` for no dedup.
+        sequencer: Limits of the sequencer, or ``None`` to deliver in arrival order.
+        chunking: Limits of the chunk assembler, or ``None`` to leave chunk events alone.
+    """
+
+    __slots__ = ("_assembler", "_dedup", "_epoch", "_metrics", "_sequencer", "_sequencer_config")
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        dedup: DedupConfig | None,
+        sequencer: SequencerConfig | None,
+        chunking: ChunkConfig | None,
+    ) -> None:
+        self._metrics = metrics
+        self._dedup = DedupWindow(dedup) if dedup is not None else None
+        self._sequencer_config = sequencer
+        self._sequencer: Sequencer[Event] | None = None
+        self._epoch: str | None = None
+        self._assembler = ChunkAssembler(chunking) if chunking is not None else None
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`poll` has work: a reorder hole or a chunked message times out."""
+        deadlines = [
+            deadline
+            for deadline in (
+                self._sequencer.next_deadline() if self._sequencer is not None else None,
+                self._assembler.next_deadline() if self._assembler is not None else None,
+            )
+            if deadline is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def push(self, event: Event, now: float, actions: list[Action]) -> None:
+        """Take one parsed event; append what the application must see to ``actions``."""
+        if self._assembler is None:
+            self._accept(event, now, actions)
+            return
+        try:
+            outputs = self._assembler.feed(event, now)
+        except ChunkLimitExceeded as error:
+            # The assembler dropped the offending message and stays consistent.
+            for item in error.items:
+                self._route(item, now, actions)
+            self._metrics.record_gap(0)
+            actions.append(
+                ReportDropped(message_id=error.message_id, reason="limit", detail=str(error))
+            )
+            return
+        for output in outputs:
+            self._route(output, now, actions)
+
+    def poll(self, now: float, actions: list[Action]) -> None:
+        """The clock reached :meth:`next_deadline`: report what timed out, deliver what can go."""
+        if self._assembler is not None:
+            for dropped in self._assembler.poll(now):
+                self._route(dropped, now, actions)
+        if self._sequencer is not None:
+            self._emit(self._sequencer.poll(now), actions)
+
+    def flush(self, actions: list[Action]) -> None:
+        """The stream is over for good: release everything the sequencer holds."""
+        if self._sequencer is not None:
+            self._emit(self._sequencer.flush(), actions)
+            self._sequencer = None
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _route(self, item: object, now: float, actions: list[Action]) -> None:
+        if isinstance(item, MessageDropped):
+            self._metrics.record_gap(0)
+            actions.append(
+                ReportDropped(message_id=item.message_id, reason=item.reason.value,
+                              detail=item.detail)
+            )
+        elif isinstance(item, Event):
+            self._accept(item, now, actions)
+
+    def _accept(self, event: Event, now: float, actions: list[Action]) -> None:
+        if event.event == GAP_EVENT_TYPE:
+            # Events before this point are gone for good: stop waiting for them.
+            self.flush(actions)
+            actions.append(self._gap_report(event))
+            return
+        if self._dedup is not None and event.id and self._dedup.check(event.id, now):
+            self._metrics.record_duplicates()
+            return
+        numbered = sequence_number(event.id) if self._sequencer_config is not None else None
+        if numbered is None:
+            self._deliver(event, actions)
+            return
+        epoch, number = numbered
+        if self._sequencer is None or epoch != self._epoch:
+            self.flush(actions)
+            self._sequencer = Sequencer(self._sequencer_config)
+            self._epoch = epoch
+        self._emit(self._sequencer.push(number, event, now), actions)
+
+    def _emit(self, records: list[SequencerRecord[Event]], actions: list[Action]) -> None:
+        for record in records:
+            if isinstance(record, Delivery):
+                self._deliver(record.item, actions)
+            else:
+                self._metrics.record_gap(record.count)
+                actions.append(
+                    ReportSequenceGap(first=record.first, last=record.last,
+                                      reason=record.reason.value)
+                )
+
+    def _deliver(self, event: Event, actions: list[Action]) -> None:
+        self._metrics.record_messages()
+        actions.append(Deliver(event=event))
+
+    def _gap_report(self, event: Event) -> ReportGap:
+        try:
+            body = json.loads(event.data)
+            last_event_id = str(body["last_event_id"])
+            reason = str(body["reason"])
+        except (ValueError, KeyError, TypeError):
+            last_event_id, reason = "", "unknown"
+        self._metrics.record_gap(0)
+        return ReportGap(last_event_id=last_event_id, reason=reason)
