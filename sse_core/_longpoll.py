@@ -31,7 +31,8 @@ of exactly four members::
   as on the stream, so a client can move between the two without losing its place.
 * ``last_event_id`` -- where the client resumes: the id to send with the next poll. It is the
   id of the last event in ``events``, or the client's own id when nothing was sent, or for a
-  new client the newest id in the log (``""`` when the log is empty).
+  new client (and after a gap) the log's position (:attr:`~sse_core.ReplayLog.position`: the
+  newest id, or the start marker ``"<epoch>-start"`` of a log that is still empty).
 * ``gap`` -- ``null``, or ``{"last_event_id": <the client's id>, "reason": "unknown" |
   "too_old"}`` when the log cannot resume from the client's id (the same signal as the
   stream's :data:`~sse_core.GAP_EVENT_TYPE` event). ``events`` then holds what the log still
@@ -327,7 +328,7 @@ class LongPollSession:
             a :class:`~sse_core.ReplayLog`.
     """
 
-    __slots__ = ("_config", "_cursor", "_deadline", "_is_fresh", "_log", "_state")
+    __slots__ = ("_config", "_cursor", "_deadline", "_log", "_state")
 
     def __init__(self, config: LongPollConfig, replay_log: ReplayLog) -> None:
         if not isinstance(config, LongPollConfig):
@@ -338,7 +339,6 @@ class LongPollSession:
         self._log = replay_log
         self._state = LongPollState.IDLE
         self._cursor = ""
-        self._is_fresh = False  # a new client on an empty log: everything appended is new
         self._deadline: float | None = None
 
     @property
@@ -348,7 +348,7 @@ class LongPollSession:
 
     @property
     def last_event_id(self) -> str:
-        """Where the client stands: its id, or for a new client the newest id at request."""
+        """Where the client stands: its id, or for a new client the log's position then."""
         return self._cursor
 
     def next_deadline(self) -> float | None:
@@ -389,12 +389,8 @@ class LongPollSession:
             hold = min(hold, timeout)
         self._deadline = now + hold
         self._state = LongPollState.HOLDING
-        if last_event_id:
-            self._cursor = last_event_id
-        else:
-            kept = self._log.events()
-            self._cursor = kept[-1].id if kept else ""
-            self._is_fresh = not kept
+        # A new client starts at the log's position: what is appended from now on is its.
+        self._cursor = last_event_id or self._log.position
         return self._answer(now, is_due=hold == 0)
 
     def on_published(self, now: float) -> list[Action]:
@@ -438,8 +434,6 @@ class LongPollSession:
 
     def _pending(self, now: float) -> tuple[tuple[StoredEvent, ...], ReportGap | None]:
         log = self._log
-        if not self._cursor:
-            return (log.events() if self._is_fresh else ()), None
         result = log.resume(self._cursor, now)
         if isinstance(result, Replay):
             return result.events, None
@@ -453,9 +447,9 @@ class LongPollSession:
         config = self._config
         texts: list[str] = []
         size = 0
-        # After a gap the client's id is worthless: it resumes from what it is sent, or
-        # afresh ("") when the log is empty, rather than meeting the same gap again.
-        cursor = self._cursor if gap is None else ""
+        # After a gap the client's id is worthless: it resumes from what it is sent, or from
+        # the log's position when nothing is sent, rather than meeting the same gap again.
+        cursor = self._cursor if gap is None else self._log.position
         for item in stored[: config.max_events]:
             text = _event_json(item.event)
             length = len(text.encode("utf-8"))

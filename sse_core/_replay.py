@@ -215,6 +215,7 @@ class ReplayLog:
         "_head",
         "_index",
         "_latest",
+        "_newest_id",
         "_next_seq",
         "_prefix",
     )
@@ -231,6 +232,7 @@ class ReplayLog:
         self._index: dict[str, int] = {}  # kept id -> number
         self._bytes = 0
         self._boundary_id: str | None = None  # id of the event numbered _first_seq - 1
+        self._newest_id: str | None = None  # id of the last event appended, kept or not
         self._latest = -math.inf
 
     # -- queries ------------------------------------------------------------------------
@@ -252,6 +254,23 @@ class ReplayLog:
     def events(self) -> tuple[StoredEvent, ...]:
         """Return every kept event, oldest first (what to send after :class:`TooOld`)."""
         return tuple(cast("list[StoredEvent]", self._entries[self._head :]))
+
+    @property
+    def position(self) -> str:
+        """An id that marks the end of the log now: resuming from it replays exactly what is
+        appended afterwards.
+
+        It is the id of the newest event appended, or -- before the first -- the log's start
+        marker ``"<epoch>-start"`` (``"start"`` without an epoch). A server sends it to a
+        client that connects without ``Last-Event-ID`` (as an ``id:`` field with no data,
+        which sets the client's last event ID without dispatching an event), so that a client
+        which loses its connection before its first event still resumes without loss.
+        """
+        return self._newest_id if self._newest_id is not None else self._start_id
+
+    @property
+    def _start_id(self) -> str:
+        return f"{self._prefix}start"
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -297,6 +316,8 @@ class ReplayLog:
                 raise InvalidFieldError("id", id, "must not contain CR, LF or U+0000")
             if id in self._index:
                 raise InvalidFieldError("id", id, "already in the replay log")
+            if id == self._start_id:
+                raise InvalidFieldError("id", id, "is the log's start marker (see position)")
             if event.last_event_id != id:
                 event = _make_event(event.data, event.event, id, id)
         encoded = serialize(event)
@@ -304,6 +325,7 @@ class ReplayLog:
         self._expire(now)
         stored = _stored_event(id, event, encoded, now)
         self._next_seq = seq + 1
+        self._newest_id = id
         size = len(encoded)
         max_bytes = self._config.max_bytes
         if max_bytes is not None and size > max_bytes:
@@ -329,13 +351,18 @@ class ReplayLog:
 
         Returns:
             :class:`Replay` with every kept event after it; :class:`TooOld` when the id was
-            issued here but events after it were evicted; :class:`UnknownId` otherwise
-            (including for ``""``).
+            issued here (or is the start marker of :attr:`position`) but events after it were
+            evicted; :class:`UnknownId` otherwise (including for ``""``).
         """
         self._expire(self._clock(now))
         seq = self._index.get(last_event_id)
         if seq is None:
-            if last_event_id == self._boundary_id:
+            if last_event_id == self._start_id:
+                # Before the first event: everything, unless some was evicted.
+                if self._first_seq > 0:
+                    return TooOld(last_event_id=last_event_id, missed=self._first_seq)
+                seq = -1
+            elif last_event_id == self._boundary_id:
                 seq = self._first_seq - 1
             else:
                 # Evicted, or never issued? Only the log's own id form tells.

@@ -265,8 +265,14 @@ class ServerSession:
 
     def _replay(self, now: float) -> bytes:
         log = self._replay_log
-        if log is None or not self._last_event_id:
+        if log is None:
             return b""
+        if not self._last_event_id:
+            # A new client: nothing to replay, but tell it where the stream stands. An id
+            # field with no data sets its last event ID without dispatching an event (WHATWG
+            # "dispatch the event" step 1), so a connection lost before its first event
+            # still resumes from here instead of silently skipping what came meanwhile.
+            return _position_block(log)
         result = log.resume(self._last_event_id, now)
         if isinstance(result, Replay):
             return result.encoded
@@ -275,5 +281,12 @@ class ServerSession:
             data=json.dumps({"last_event_id": self._last_event_id, "reason": reason}),
             event=GAP_EVENT_TYPE,
         )
-        # Everything the log still has follows; the client drops what it already has.
-        return serialize(signal) + b"".join([stored.encoded for stored in log.events()])
+        # Everything the log still has follows (the client drops what it already has), then
+        # the position, so that the client's next resumption starts from a known id.
+        kept = b"".join([stored.encoded for stored in log.events()])
+        return serialize(signal) + kept + _position_block(log)
+
+
+def _position_block(log: ReplayLog) -> bytes:
+    """An ``id:`` field and a blank line: moves the client's last event ID, dispatches nothing."""
+    return f"id: {log.position}\n\n".encode()

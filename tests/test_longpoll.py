@@ -312,13 +312,18 @@ def test_gap_then_everything_kept(leid: str, reason: str) -> None:
     assert datas(document) == ["e3", "e4", "e5"] and document["last_event_id"] == "5"
 
 
-def test_gap_on_an_empty_log_resets_the_cursor() -> None:
-    """A gap with nothing kept answers last_event_id "" so the client starts afresh (and does
-    not get the same gap again at once, forever)."""
-    session = LongPollSession(LongPollConfig(), ReplayLog())
+def test_gap_on_an_empty_log_moves_the_cursor_to_the_position() -> None:
+    """A gap with nothing kept answers the log's position (its start marker) so the client
+    resumes from there -- neither meeting the same gap again at once, forever, nor missing
+    what is published before its next poll."""
+    log = ReplayLog()
+    session = LongPollSession(LongPollConfig(), log)
     document = answer_of(session.on_request("/poll?lastEventId=9", [], 0.0))
     assert document["gap"] == {"last_event_id": "9", "reason": "unknown"}
-    assert document["last_event_id"] == ""
+    assert document["last_event_id"] == log.position == "start"
+    log.append(Event(data="meanwhile"), 1.0)
+    again = LongPollSession(LongPollConfig(), log)
+    assert datas(answer_of(again.on_request("/poll?lastEventId=start", [], 2.0))) == ["meanwhile"]
 
 
 def test_new_client_starts_at_the_newest_event() -> None:

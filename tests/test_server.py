@@ -223,3 +223,20 @@ def test_invalid_config(kwargs: dict[str, Any]) -> None:
     """Bad server configuration is refused up front."""
     with pytest.raises(InvalidConfigError):
         ServerConfig(**kwargs)
+
+
+def test_new_client_gets_the_log_position() -> None:
+    """A client without Last-Event-ID gets the log's position as an id field with no data:
+    its last event ID moves there, nothing is dispatched, and a reconnection from it misses
+    nothing published in between (a connection lost before the first event loses nothing)."""
+    log = log_with(2, epoch="b1")
+    session = ServerSession(ServerConfig(heartbeat_interval=None), log)
+    body = body_of(session.on_request("/", [], 5.0))
+    assert body == b"id: b1-1\n\n"
+    parser = Parser()
+    assert parser.feed(body) == []
+    assert parser.last_event_id == "b1-1"
+    log.append(Event(data="meanwhile"), 6.0)
+    again = ServerSession(ServerConfig(heartbeat_interval=None), log)
+    replayed = parse(body_of(again.on_request("/", [("Last-Event-ID", "b1-1")], 7.0)))
+    assert [e.data for e in replayed] == ["meanwhile"]

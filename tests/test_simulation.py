@@ -51,13 +51,6 @@ SCENARIOS = int(os.environ.get("SSE_CORE_SCENARIOS", "10000"))
 BLOCKS = 100
 PER_BLOCK = -(-SCENARIOS // BLOCKS)
 
-#: Bug 1 (reported to the lead): a client that has no event id yet (it connected but no
-#: event reached it) reconnects without Last-Event-ID, and the server replays nothing, so
-#: events published during the outage are lost without a gap report. Until the sessions fix
-#: it, the random runs count such runs apart instead of failing; set to False once fixed.
-KNOWN_NO_ID_LOSS = True
-NO_ID = "while the client had no event id to resume from"
-
 TEST_CLIENT = ClientConfig(
     url="https://sim.test/events",
     retry_statuses=frozenset({502, 503}),
@@ -90,21 +83,17 @@ def test_random_scenarios_keep_the_invariant(
     gap -- and the client catches up after the network heals."""
     seeds = range(block * PER_BLOCK, min((block + 1) * PER_BLOCK, SCENARIOS))
     failures = []
-    known = completed = 0
+    completed = 0
     for seed in seeds:
         result = simulate(random_scenario(seed))
         if result.is_ok:
             completed += 1
-        elif KNOWN_NO_ID_LOSS and NO_ID in (result.violation or ""):
-            known += 1
         else:
             failures.append((seed, result.violation))
     record_property("scenarios", len(seeds))
     record_property("completed", completed)
-    record_property("known_no_id_loss", known)
-    print(f"block {block}: {len(seeds)} scenarios, {completed} completed, {known} bug 1")
     assert failures == []
-    assert completed + known == len(seeds)
+    assert completed == len(seeds)
 
 
 def test_blocks_cover_the_configured_count() -> None:
@@ -345,21 +334,20 @@ def test_check_record(record: list[tuple[float, Deliver | ReportGap]], violation
 # --- regressions -------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="bug 1: no Last-Event-ID yet -> silent loss")
 def test_regression_seed_10() -> None:
     """Seed 10 (of the first scenario generator, frozen here): a restart that loses the log
-    before the client saw any event; the client reconnects without Last-Event-ID, gets no
-    gap report, and the events published meanwhile are lost silently."""
+    before the client saw any event. It used to reconnect without Last-Event-ID and lose the
+    events published meanwhile silently; now the server gives every new client the log's
+    position (ReplayLog.position), so the restart shows as an unknown id and a gap."""
     assert_ok(simulate(Scenario(
         publish_at=(5.08, 6.52, 16.396),
         faults=(Restart(at=4.213, downtime=2.682, is_log_kept=False),),
     )))
 
 
-@pytest.mark.xfail(strict=True, reason="bug 1: no Last-Event-ID yet -> silent loss")
 def test_regression_no_event_id_yet() -> None:
-    """Minimal form of bug 1: connected, no event yet, reset, one event published while
-    reconnecting -- it must arrive (or be reported as a gap)."""
+    """Minimal form of the same bug: connected, no event yet, reset, one event published
+    while reconnecting -- it must arrive (or be reported as a gap)."""
     assert_ok(simulate(Scenario(publish_at=(1.1,), faults=(Reset(at=1.0),))))
 
 

@@ -398,7 +398,22 @@ def _judge(
     missed = 0
     for now, entry in record:
         if isinstance(entry, ReportGap):
-            if entry.last_event_id != last_id:
+            # It must name where the client resumed from: the application's last event; or
+            # a position the server gave (ReplayLog.position): before any delivery, the log's
+            # start marker or the id of an event from before the client subscribed; after an
+            # earlier gap since the last delivery, the id of an event that gap covered.
+            # Never an earlier event, never anything else.
+            name = entry.last_event_id
+            named = index.get(name)
+            is_first_position = not last_id and bool(name) and named is None
+            is_later_position = gap_at is not None and named is not None and named >= expected
+            is_start_marker = name == "start" or name.endswith("-start")
+            if (
+                name != last_id
+                and not is_start_marker
+                and not is_first_position
+                and not is_later_position
+            ):
                 return _Verdict(
                     violation=(
                         f"at {now:.3f}: gap report resumes from {entry.last_event_id!r} but "
@@ -503,6 +518,7 @@ class _Connection:
         "proxy_buffer",
         "proxy_threshold",
         "request",
+        "requested_at",
         "server",
     )
 
@@ -518,6 +534,7 @@ class _Connection:
         self.cut_is_eof = False
         self.proxy_threshold: int | None = None
         self.proxy_buffer = bytearray()
+        self.requested_at: float | None = None  # when a server session took the request
 
 
 #: Builds the client under test (a subclass of :class:`~sse_core.ClientSession`, or one that
@@ -544,6 +561,10 @@ class _Simulation:
         self.servers: list[_Connection] = []  # connections with a live server session
         self.published: list[tuple[str, str, float]] = []
         self.first_request_at: float | None = None
+        # Since when events are owed to the client: a client that starts without an id is
+        # subscribed once a position from the server reaches it (before, it cannot say where
+        # it was, like a client that has not started yet).
+        self.subscribed_from: float | None = None
         self.record: list[tuple[float, Deliver | ReportGap]] = []
         self.down_until = -math.inf
         self.deploy_until = -math.inf
@@ -621,7 +642,9 @@ class _Simulation:
         return verdict.is_caught_up
 
     def expected(self) -> list[tuple[str, str, float]]:
-        start = self.first_request_at
+        start = self.first_request_at if self.scenario.client.last_event_id else None
+        if start is None:
+            start = self.subscribed_from
         if start is None:
             return []
         return [entry for entry in self.published if entry[2] >= start]
@@ -689,6 +712,7 @@ class _Simulation:
             return
         if self.first_request_at is None:
             self.first_request_at = now
+        conn.requested_at = now
         conn.server = ServerSession(self.scenario.server, self.log)
         self.servers.append(conn)
         target = conn.request.url.split("/", 3)[-1]
@@ -818,12 +842,19 @@ class _Simulation:
             if len(data) >= conn.cut_remaining:
                 data = data[: conn.cut_remaining]
                 if data:
-                    self.client_actions(self.client.on_data(data, self.now))
+                    self.feed_client(conn, data)
                 if conn is self.conn:
                     self.break_connection(conn)
                 return
             conn.cut_remaining -= len(data)
+        self.feed_client(conn, data)
+
+    def feed_client(self, conn: _Connection, data: bytes) -> None:
         self.client_actions(self.client.on_data(data, self.now))
+        if self.subscribed_from is None and self.client.last_event_id:
+            # The first position (or event id) that reached the client: from the request
+            # that produced it on, every event is owed to the application.
+            self.subscribed_from = conn.requested_at
 
     def break_connection(self, conn: _Connection) -> None:
         if conn.cut_is_eof and self.client.state in (ClientState.CONNECTED,

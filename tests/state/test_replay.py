@@ -63,7 +63,7 @@ class Model:
             id = f"{self.prefix}{seq}"
             if id in kept_ids:
                 raise InvalidFieldError("id", id, "collision")
-        elif id == "" or id in kept_ids:
+        elif id == "" or id in kept_ids or id == f"{self.prefix}start":
             raise InvalidFieldError("id", id, "refused")
         size = len(serialize(attrs.evolve(size_of, id=id)))
         self._expire(now)
@@ -461,3 +461,26 @@ def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
         ReplayConfig(**kwargs)  # type: ignore[arg-type]
     assert isinstance(info.value, LocalProtocolError)
     assert isinstance(info.value, ValueError)
+
+
+def test_position_marks_the_end_of_the_log() -> None:
+    """position is the start marker before any event, then the newest id; resuming from it
+    replays exactly what is appended afterwards."""
+    log = ReplayLog(ReplayConfig(epoch="b1", max_events=2))
+    assert log.position == "b1-start"
+    start = log.position
+    log.append(Event(data="a"), 0.0)
+    assert [s.event.data for s in log.resume(start, 0.0).events] == ["a"]  # type: ignore[union-attr]
+    middle = log.position
+    assert middle == "b1-0"
+    log.append(Event(data="b"), 0.0)
+    assert [s.event.data for s in log.resume(middle, 0.0).events] == ["b"]  # type: ignore[union-attr]
+    log.append(Event(data="c"), 0.0)  # evicts "a"
+    assert log.resume(start, 0.0) == TooOld(last_event_id="b1-start", missed=1)
+
+
+def test_start_marker_cannot_be_an_application_id() -> None:
+    """An application id equal to the start marker is refused (it would be ambiguous)."""
+    log = ReplayLog()
+    with pytest.raises(InvalidFieldError):
+        log.append(Event(data="x", id="start"), 0.0)
