@@ -16,6 +16,7 @@ from sse_core import (
     TRANSITIONS,
     Action,
     BackoffConfig,
+    ChunkConfig,
     ClientConfig,
     ClientInput,
     ClientSession,
@@ -28,10 +29,15 @@ from sse_core import (
     Jitter,
     LocalProtocolError,
     ReadyState,
+    ReportDropped,
     ReportGap,
+    ReportSequenceGap,
     ReportStatus,
+    SequencerConfig,
     serialize,
     serialize_event,
+    serialize_many,
+    split_message,
 )
 
 URL = "https://example.test/stream"
@@ -499,3 +505,102 @@ def test_docs_transition_table_is_the_real_one() -> None:
     cells = [line.split("- ", 1)[1] for line in table.splitlines() if "- " in line]
     rows = {(cells[i], cells[i + 1]): cells[i + 2] for i in range(3, len(cells), 3)}
     assert rows == {(s.value, i.value): t.value for (s, i), t in TRANSITIONS.items()}
+
+
+# --- optional pipeline stages: sequencing and chunk assembly ---------------------------------
+
+
+def seq_client(**overrides: Any) -> ClientSession:
+    client = session(sequencer=SequencerConfig(max_buffered=8, gap_timeout=2.0), **overrides)
+    open_stream(client)
+    client.on_data(b": hi\n\n", 0.0)
+    return client
+
+
+def sends(*pairs: tuple[str, str]) -> bytes:
+    return b"".join(serialize_event(data, id=id) for id, data in pairs)
+
+
+def test_sequencer_reorders_by_id_number() -> None:
+    """With a sequencer, events are delivered in the order of the number in their id."""
+    client = seq_client()
+    first = client.on_data(sends(("b1-0", "a"), ("b1-2", "c")), 0.1)
+    assert delivered(first) == ["a"]  # b1-2 waits for b1-1
+    assert client.next_deadline() == pytest.approx(2.1)
+    assert delivered(client.on_data(sends(("b1-1", "b")), 0.5)) == ["b", "c"]
+
+
+def test_sequencer_reports_a_hole_that_never_fills() -> None:
+    """A hole not filled within gap_timeout is skipped and reported, never waited for
+    forever."""
+    client = seq_client()
+    client.on_data(sends(("b1-0", "a"), ("b1-2", "c")), 0.1)
+    assert client.on_timer(2.0) == []
+    actions = client.on_timer(2.1)
+    assert [a for a in actions if isinstance(a, ReportSequenceGap)] == [
+        ReportSequenceGap(first=1, last=1, reason="timeout")
+    ]
+    assert delivered(actions) == ["c"]
+    assert client.metrics.events_missed == 1
+
+
+def test_sequencer_restarts_with_a_new_epoch() -> None:
+    """A restarted server numbers from 0 under a new epoch: what the old one held is
+    released (its holes reported) and the new numbering is followed."""
+    client = seq_client()
+    client.on_data(sends(("b1-0", "a"), ("b1-2", "c")), 0.1)
+    actions = client.on_data(sends(("b2-0", "x"), ("b2-1", "y")), 0.2)
+    assert delivered(actions) == ["c", "x", "y"]
+    assert ReportSequenceGap(first=1, last=1, reason="flush") in actions
+
+
+def test_sequencer_lets_unnumbered_events_through() -> None:
+    """Events whose id carries no number are delivered as they come."""
+    client = seq_client()
+    actions = client.on_data(sends(("abc", "a"), ("x-y", "b")) + b"data: c\n\n", 0.1)
+    assert delivered(actions) == ["a", "b", "c"]
+
+
+def test_close_releases_what_the_sequencer_holds() -> None:
+    """Closing delivers held events (their holes reported) rather than dropping them."""
+    client = seq_client()
+    client.on_data(sends(("b1-0", "a"), ("b1-3", "d")), 0.1)
+    actions = client.close(0.2)
+    assert delivered(actions) == ["d"]
+    assert ReportSequenceGap(first=1, last=2, reason="flush") in actions
+
+
+def test_chunked_messages_are_assembled() -> None:
+    """With chunking on, a message split into chunk events arrives as one event."""
+    client = session(chunking=ChunkConfig())
+    open_stream(client)
+    payload = "large payload é" * 50
+    chunks = split_message(payload, message_id="m1", max_chunk_size=64, event="doc", id="9")
+    actions = client.on_data(serialize_many(chunks) + b"data: after\n\n", 0.1)
+    events = [a.event for a in actions if isinstance(a, Deliver)]
+    assert [(e.event, e.data, e.id) for e in events] == [("doc", payload, "9"),
+                                                         ("message", "after", None)]
+
+
+def test_abandoned_chunked_message_is_reported() -> None:
+    """A message whose chunks stop coming is reported when it expires."""
+    client = session(chunking=ChunkConfig(timeout=5.0), stall_timeout=None)
+    open_stream(client)
+    chunks = split_message("x" * 200, message_id="m2", max_chunk_size=64)
+    client.on_data(serialize_many(chunks[:2]), 0.1)
+    assert client.next_deadline() == pytest.approx(5.1)
+    actions = client.on_timer(5.1)
+    dropped = [a for a in actions if isinstance(a, ReportDropped)]
+    assert [(d.message_id, d.reason) for d in dropped] == [("m2", "expired")]
+
+
+def test_chunk_limit_reports_and_keeps_the_stream() -> None:
+    """A message over the assembler's limits is dropped and reported; the stream goes on."""
+    client = session(chunking=ChunkConfig(max_chunks=2))
+    open_stream(client)
+    chunks = split_message("y" * 300, message_id="m3", max_chunk_size=64)
+    actions = client.on_data(serialize_many(chunks) + b"data: next\n\n", 0.1)
+    dropped = [(a.message_id, a.reason) for a in actions if isinstance(a, ReportDropped)]
+    assert dropped[:1] == [("m3", "limit")]
+    assert delivered(actions) == ["next"]
+    assert client.state is ClientState.STREAMING
