@@ -410,3 +410,6 @@ if _speedups is not None:
 
     Parser.feed = _feed  # type: ignore[method-assign]
     Parser._process = _speedups.process  # type: ignore[method-assign, assignment]
+
+#: Whether the C accelerator is in use (it is built at install time when a compiler is there).
+IS_ACCELERATED = _speedups is not None

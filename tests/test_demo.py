@@ -8,10 +8,12 @@ from sse_core.__main__ import main
 
 
 def test_demo_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo rebuilds every event through hostile chunking and reports the failure modes."""
+    """The demo rebuilds every event through hostile chunking, reports the failure modes, and
+    shows the sessions keeping the invariant in simulated fault scenarios."""
     assert main(["demo", "--seed", "7"]) == 0
     out = capsys.readouterr().out
     assert "identical: True" in out
     assert "refused: invalid id field" in out
     assert "is_truncated=True" in out
     assert "LimitExceeded: max_line_length exceeded" in out
+    assert "300/300 scenarios kept the invariant" in out

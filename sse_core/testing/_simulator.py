@@ -7,6 +7,11 @@ publisher that appends events at chosen virtual times, and a network that delive
 chunks and suffers the scenario's faults. Nothing reads a clock or draws unseeded randomness:
 the same scenario gives the same :class:`SimulationResult`, byte for byte.
 
+With ``Scenario(transport="auto")`` the client may fall back to long-polling: requests for
+its ``long_poll_url`` go to a :class:`~sse_core.LongPollSession` on the same log, whose
+answers cross the same faulty network (a buffering proxy holds a poll's answer only until the
+answer ends, at once: polling gets through where streaming does not).
+
 At the end it checks the resumption invariant (:func:`check_record`): every published event
 reached the application exactly once and in order, or falls inside a gap the client reported.
 """
@@ -17,7 +22,8 @@ import heapq
 import math
 import random
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Literal, cast
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -29,6 +35,7 @@ from .._actions import (
     Disconnect,
     ReportGap,
     ReportStatus,
+    ReportTransport,
     Request,
     Send,
     SendHead,
@@ -38,6 +45,7 @@ from .._client import ClientConfig, ClientSession
 from .._dedup import DedupConfig
 from .._errors import InvalidConfigError
 from .._events import Event
+from .._longpoll import LongPollConfig, LongPollSession
 from .._replay import ReplayConfig, ReplayLog
 from .._server import ServerConfig, ServerSession
 
@@ -47,6 +55,7 @@ __all__ = [
     "Deploy",
     "Fault",
     "Partition",
+    "Recorded",
     "Reset",
     "Restart",
     "Scenario",
@@ -251,17 +260,45 @@ def _fault_end(fault: Fault) -> float:
 # --- scenario and result ----------------------------------------------------------------------
 
 
-def _default_client() -> ClientConfig:
-    return ClientConfig(
-        url="https://sim.test/events",
+_STREAM_URL = "https://sim.test/events"
+_LONG_POLL_URL = "https://sim.test/poll"
+
+
+def _default_client(scenario: Scenario) -> ClientConfig:
+    config = ClientConfig(
+        url=_STREAM_URL,
         retry_statuses=frozenset({502, 503}),
         stall_timeout=6.0,
         backoff=BackoffConfig(base_delay=0.5, max_delay=5.0, healthy_after=2.0),
     )
+    if scenario.transport == "auto":
+        config = attrs.evolve(config, **_LONG_POLL_CLIENT)
+    return config
+
+
+# What the default "auto" client adds: quick to switch, quick to try streaming again.
+_LONG_POLL_CLIENT: dict[str, object] = {
+    "long_poll_url": _LONG_POLL_URL,
+    "first_byte_timeout": 3.0,
+    "switch_after": 2,
+    "retry_streaming_after": 20.0,
+    "long_poll_timeout": 5.0,
+    "min_poll_interval": 0.5,
+}
 
 
 def _default_server() -> ServerConfig:
     return ServerConfig(heartbeat_interval=2.0)
+
+
+def _default_long_poll() -> LongPollConfig:
+    return LongPollConfig(max_hold=10.0)
+
+
+def _same_endpoint(url: str, endpoint: str) -> bool:
+    """Whether ``url`` is ``endpoint`` with some query (scheme, host and path alike)."""
+    a, b = urlsplit(url), urlsplit(endpoint)
+    return (a.scheme, a.netloc, a.path) == (b.scheme, b.netloc, b.path)
 
 
 @attrs.frozen(kw_only=True)
@@ -285,21 +322,29 @@ class Scenario:
         settle_timeout: Virtual seconds allowed, after the last publish and the last fault,
             for the client to catch up. Past it the run stops with ``completed=False``.
         max_steps: Bound on processed simulation steps (a runaway guard).
-        transport: ``"stream"``. Reserved for other transports (long-poll) to be added.
+        transport: ``"stream"``: the client only streams (its ``long_poll_url`` must be
+            unset). ``"auto"``: it may fall back to long-polling (``long_poll_url`` must be
+            set; the default client then has it, with a 3 s ``first_byte_timeout``,
+            ``switch_after=2``, ``retry_streaming_after=20`` s and 5 s polls). Requests for
+            that URL are answered by :class:`~sse_core.LongPollSession` objects.
+        long_poll: The long-poll sessions' configuration (with ``"auto"``).
     """
 
     seed: int = 0
     publish_at: tuple[float, ...] = ()
     data: tuple[str, ...] = ()
     faults: tuple[Fault, ...] = ()
-    client: ClientConfig = attrs.field(factory=_default_client)
+    transport: Literal["stream", "auto"] = "stream"
+    client: ClientConfig = attrs.field(
+        default=attrs.Factory(_default_client, takes_self=True)
+    )
     server: ServerConfig = attrs.field(factory=_default_server)
+    long_poll: LongPollConfig = attrs.field(factory=_default_long_poll)
     replay: ReplayConfig = attrs.field(factory=ReplayConfig)
     latency: float = 0.02
     connect_timeout: float = 2.0
     settle_timeout: float = 300.0
     max_steps: int = 1_000_000
-    transport: str = "stream"
 
     def __attrs_post_init__(self) -> None:
         _check_int("seed", self.seed, -(2**63))
@@ -317,8 +362,24 @@ class Scenario:
         _check_time("connect_timeout", self.connect_timeout)
         _check_time("settle_timeout", self.settle_timeout, positive=True)
         _check_int("max_steps", self.max_steps, 1)
-        if self.transport != "stream":
-            raise InvalidConfigError(f"transport must be 'stream', got {self.transport!r}")
+        if self.transport not in ("stream", "auto"):
+            raise InvalidConfigError(
+                f"transport must be 'stream' or 'auto', got {self.transport!r}"
+            )
+        if not isinstance(self.client, ClientConfig):
+            raise InvalidConfigError(f"client must be a ClientConfig, got {self.client!r}")
+        has_url = self.client.long_poll_url is not None
+        if has_url != (self.transport == "auto"):
+            raise InvalidConfigError(
+                f"transport {self.transport!r} needs a client "
+                + ("with a long_poll_url" if self.transport == "auto" else "without long_poll_url")
+            )
+        if has_url and _same_endpoint(self.client.url, cast("str", self.client.long_poll_url)):
+            raise InvalidConfigError("the client's url and long_poll_url must differ")
+        if not isinstance(self.long_poll, LongPollConfig):
+            raise InvalidConfigError(
+                f"long_poll must be a LongPollConfig, got {self.long_poll!r}"
+            )
 
     @property
     def heal_at(self) -> float:
@@ -333,26 +394,36 @@ class Scenario:
         return self.data[n % len(self.data)]
 
 
+#: What the simulator records of the client's actions: what the application sees.
+Recorded = Deliver | ReportGap | ReportTransport
+
+
 @attrs.frozen(kw_only=True)
 class SimulationResult:
     """What happened in one run.
 
     Attributes:
         seed: The scenario's seed.
-        published: Events the server published for this client (from its first answered
-            request on).
+        published: Events owed to this client: published from the moment it subscribed (its
+            first request when it started with a ``last_event_id``, else the request whose
+            position or first event first reached it).
         delivered: Events handed to the application.
         duplicates_suppressed: Replayed events the client dropped as duplicates.
         gaps: Gap reports the application received.
         missed: Published events not delivered, each explained by a gap report.
         reconnects: Successful reconnections after the first connection.
-        connections: Connection attempts.
+        connections: Connection attempts (every poll counts as one).
         virtual_duration: Virtual seconds simulated.
         completed: The client caught up (every event delivered or explained) after the
             network healed, within ``settle_timeout``.
         violation: What broke the invariant, or ``None``.
         published_ids: The ids counted in :attr:`published`, in order.
-        record: What the application saw, in order: ``(now, Deliver | ReportGap)`` pairs.
+        record: What the application saw, in order: ``(now, action)`` pairs of every
+            :class:`~sse_core.Deliver`, :class:`~sse_core.ReportGap` and
+            :class:`~sse_core.ReportTransport` (the last do not count in the verdict).
+        transport_switches: :class:`~sse_core.ReportTransport` actions: switches to
+            long-polling and back to streaming.
+        polls: Requests answered by a long-poll session (each poll the server took).
     """
 
     seed: int
@@ -367,7 +438,9 @@ class SimulationResult:
     completed: bool
     violation: str | None
     published_ids: tuple[str, ...] = ()
-    record: tuple[tuple[float, Deliver | ReportGap], ...] = ()
+    record: tuple[tuple[float, Recorded], ...] = ()
+    transport_switches: int = 0
+    polls: int = 0
 
     @property
     def is_ok(self) -> bool:
@@ -388,7 +461,7 @@ class _Verdict:
 
 def _judge(
     published: Sequence[tuple[str, str, float]],
-    record: Sequence[tuple[float, Deliver | ReportGap]],
+    record: Sequence[tuple[float, Recorded]],
     initial_last_event_id: str = "",
 ) -> _Verdict:
     index = {event_id: k for k, (event_id, _, _) in enumerate(published)}
@@ -397,6 +470,8 @@ def _judge(
     last_id = initial_last_event_id
     missed = 0
     for now, entry in record:
+        if isinstance(entry, ReportTransport):
+            continue  # how events come does not matter, only which
         if isinstance(entry, ReportGap):
             # It must name where the client resumed from: the application's last event; or
             # a position the server gave (ReplayLog.position): before any delivery, the log's
@@ -471,7 +546,7 @@ def _not_caught_up(verdict: _Verdict, published: int) -> str:
 
 def check_record(
     published: Sequence[tuple[str, str, float]],
-    record: Sequence[tuple[float, Deliver | ReportGap]],
+    record: Sequence[tuple[float, Recorded]],
     *,
     initial_last_event_id: str = "",
 ) -> str | None:
@@ -487,7 +562,8 @@ def check_record(
     Args:
         published: ``(id, data, published_at)`` of every event, in publishing order.
         record: ``(now, action)`` of every :class:`~sse_core.Deliver` and
-            :class:`~sse_core.ReportGap` the application got, in order.
+            :class:`~sse_core.ReportGap` the application got, in order
+            (:class:`~sse_core.ReportTransport` entries are allowed and ignored).
         initial_last_event_id: The id the client started from.
 
     Returns:
@@ -506,10 +582,14 @@ _HEAD, _DATA, _EOF, _FAIL = range(4)
 _PUBLISH, _FAULT, _FAULT_END, _ARRIVE, _REQUEST = range(5)
 
 
+_ServerSide = ServerSession | LongPollSession
+
+
 class _Connection:
     __slots__ = (
         "cut_is_eof",
         "cut_remaining",
+        "has_head",
         "id",
         "in_flight",
         "is_open",
@@ -525,8 +605,9 @@ class _Connection:
     def __init__(self, id: int, request: Request) -> None:
         self.id = id
         self.request = request
-        self.server: ServerSession | None = None
+        self.server: _ServerSide | None = None
         self.is_open = True  # the client still uses it
+        self.has_head = False  # the response head reached the client
         self.is_silent = False
         self.last_arrival = 0.0
         self.in_flight = 0
@@ -565,7 +646,9 @@ class _Simulation:
         # subscribed once a position from the server reaches it (before, it cannot say where
         # it was, like a client that has not started yet).
         self.subscribed_from: float | None = None
-        self.record: list[tuple[float, Deliver | ReportGap]] = []
+        self.record: list[tuple[float, Recorded]] = []
+        self.switches = 0
+        self.polls = 0
         self.down_until = -math.inf
         self.deploy_until = -math.inf
         self.partition_until = -math.inf
@@ -593,6 +676,9 @@ class _Simulation:
                 self.push(_fault_end(fault), _FAULT_END, fault)
         heal_at = scenario.heal_at
         cap = heal_at + scenario.settle_timeout
+        while self.heap and self.heap[0][0] <= 0.0 and self.heap[0][2] == _FAULT:
+            _, _, kind, payload = heapq.heappop(self.heap)  # faults at 0 meet the first request
+            self.dispatch(kind, payload)
         self.client_actions(self.client.start(0.0))
         completed = False
         steps = 0
@@ -670,6 +756,8 @@ class _Simulation:
             violation=violation,
             published_ids=tuple(entry[0] for entry in expected),
             record=tuple(self.record),
+            transport_switches=self.switches,
+            polls=self.polls,
         )
 
     def dispatch(self, kind: int, payload: object) -> None:
@@ -693,8 +781,12 @@ class _Simulation:
         stored = self.log.append(Event(data=self.scenario.event_data(n)), self.now)
         self.published.append((stored.id, stored.event.data, self.now))
         for conn in list(self.servers):
-            assert conn.server is not None
-            self.server_actions(conn, conn.server.send(stored, self.now))
+            server = conn.server
+            assert server is not None
+            if isinstance(server, LongPollSession):
+                self.server_actions(conn, server.on_published(self.now))
+            else:
+                self.server_actions(conn, server.send(stored, self.now))
 
     def request_arrives(self, conn: _Connection) -> None:
         if not conn.is_open:
@@ -713,11 +805,18 @@ class _Simulation:
         if self.first_request_at is None:
             self.first_request_at = now
         conn.requested_at = now
-        conn.server = ServerSession(self.scenario.server, self.log)
+        server: _ServerSide
+        long_poll_url = self.scenario.client.long_poll_url
+        if long_poll_url is not None and _same_endpoint(conn.request.url, long_poll_url):
+            server = LongPollSession(self.scenario.long_poll, self.log)
+            self.polls += 1
+        else:
+            server = ServerSession(self.scenario.server, self.log)
+        conn.server = server
         self.servers.append(conn)
         target = conn.request.url.split("/", 3)[-1]
         headers = list(conn.request.headers)
-        self.server_actions(conn, conn.server.on_request("/" + target, headers, now))
+        self.server_actions(conn, server.on_request("/" + target, headers, now))
 
     def server_actions(self, conn: _Connection, actions: list[Action]) -> None:
         for action in actions:
@@ -785,6 +884,9 @@ class _Simulation:
                     self.end_connection()
                 case Deliver() | ReportGap():
                     self.record.append((self.now, action))
+                case ReportTransport():
+                    self.record.append((self.now, action))
+                    self.switches += 1
                 case ReportStatus():
                     pass
                 case _:
@@ -805,6 +907,7 @@ class _Simulation:
         if kind == _HEAD:
             status, headers = item[1], item[2]
             assert isinstance(status, int) and isinstance(headers, tuple)
+            conn.has_head = True
             self.client_actions(self.client.on_response(status, headers, self.now))
         elif kind == _DATA:
             data = item[1]
@@ -828,8 +931,9 @@ class _Simulation:
                 if conn is not self.conn:
                     return
             self.end_connection()
-            if self.client.state in (ClientState.CONNECTED, ClientState.STREAMING):
+            if conn.has_head:
                 self.client_actions(self.client.on_eof(self.now))
+                self.note_position(conn)
             else:
                 self.client_actions(self.client.on_connection_lost(self.now, "closed early"))
         else:
@@ -851,16 +955,20 @@ class _Simulation:
 
     def feed_client(self, conn: _Connection, data: bytes) -> None:
         self.client_actions(self.client.on_data(data, self.now))
+        self.note_position(conn)
+
+    def note_position(self, conn: _Connection) -> None:
+        # A stream's bytes or a poll's whole answer may carry the client's first position.
         if self.subscribed_from is None and self.client.last_event_id:
             # The first position (or event id) that reached the client: from the request
             # that produced it on, every event is owed to the application.
             self.subscribed_from = conn.requested_at
 
     def break_connection(self, conn: _Connection) -> None:
-        if conn.cut_is_eof and self.client.state in (ClientState.CONNECTED,
-                                                     ClientState.STREAMING):
+        if conn.cut_is_eof and conn.has_head:
             self.end_connection()
             self.client_actions(self.client.on_eof(self.now))
+            self.note_position(conn)
         else:
             self.lose("connection cut")
 
