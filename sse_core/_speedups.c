@@ -10,8 +10,9 @@
  *   same two fast paths for blocks of only "data: " lines are taken (they differ from the
  *   literal path only in the value a LimitExceeded reports).
  * - feed(parser, data) is Parser.feed, step by step (decoder buffer, BOM, CR at the end of the
- *   previous chunk, line-ending normalisation, the unfinished-line tail, max_line_length),
- *   with process() for the lines.
+ *   previous chunk, the unfinished-line tail, max_line_length), with process() for the lines.
+ *   Where the Python code normalises CR and CRLF to LF with a copy of the text, the C line
+ *   scan recognises all three line endings in place; the lines it sees are the same.
  *
  * tests/test_speedups.py runs the Python and C versions on the same streams and compares
  * items, errors and the parser's whole state after every call. The comments cite WHATWG HTML
@@ -171,6 +172,7 @@ typedef struct {
     Py_ssize_t n;
     int is_ascii;
     PyObject *str;
+    int has_cr; /* lines may end in CR or CRLF too, not only LF (see find_eol) */
 } Text;
 
 #define CHAR(t, i) PyUnicode_READ((t)->kind, (t)->buf, (i))
@@ -221,6 +223,59 @@ find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
 #endif
     }
     }
+}
+
+/* Index of the first CR or LF in [start, end), or -1; blocks of characters are tested with a
+ * loop free of early exits, which compilers vectorise. */
+#define FIND_EOL(TYPE, BLOCK)                                                  \
+    do {                                                                       \
+        const TYPE *p = (const TYPE *)t->buf;                                  \
+        Py_ssize_t i = start;                                                  \
+        for (; i + BLOCK <= end; i += BLOCK) {                                 \
+            int hit = 0;                                                       \
+            for (int j = 0; j < BLOCK; j++) {                                  \
+                hit |= (p[i + j] == '\n') | (p[i + j] == '\r');                \
+            }                                                                  \
+            if (hit) {                                                         \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
+        for (; i < end; i++) {                                                 \
+            if (p[i] == '\n' || p[i] == '\r') {                                \
+                return i;                                                      \
+            }                                                                  \
+        }                                                                      \
+        return -1;                                                             \
+    } while (0)
+
+/* Index of the first line ending in [start, end), or -1: LF, or also CR when the text has
+ * CRs ("a CRLF pair, a single LF, and a single CR ... being the ways in which a line can
+ * end"). A CRLF pair is found at its CR; after_eol steps over the whole pair. */
+static Py_ssize_t
+find_eol(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    if (!t->has_cr) {
+        return find_char(t, start, end, '\n');
+    }
+    switch (t->kind) {
+    case PyUnicode_1BYTE_KIND:
+        FIND_EOL(Py_UCS1, 32);
+    case PyUnicode_2BYTE_KIND:
+        FIND_EOL(Py_UCS2, 16);
+    default:
+        FIND_EOL(Py_UCS4, 16);
+    }
+}
+
+/* Index of the character after the line ending at `eol` (the text's end bounds a CRLF pair:
+ * a CR that ends the text is a whole line ending). */
+static inline Py_ssize_t
+after_eol(const Text *t, Py_ssize_t eol)
+{
+    if (t->has_cr && eol + 1 < t->n && CHAR(t, eol) == '\r' && CHAR(t, eol + 1) == '\n') {
+        return eol + 2;
+    }
+    return eol + 1;
 }
 
 /* Whether the `len` characters at `start` are the ASCII string `lit`. */
@@ -610,17 +665,19 @@ get_ssize(PyObject *obj, Py_ssize_t *value)
     return 0;
 }
 
-/* Parser._process(complete, out): 0, or -1 with an exception set. */
+/* Parser._process(complete[:n], out): 0, or -1 with an exception set. With `has_cr`, lines
+ * may also end in CR or CRLF (feed passes text with CRs as it is, rather than a copy with
+ * every line ending made LF); `complete[:n]` then ends with CR or LF. */
 static int
-process_lines(PyObject *parser, PyObject *complete, PyObject *out)
+process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, PyObject *out)
 {
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(complete) < 0) {
         return -1;
     }
 #endif
-    Text text = {PyUnicode_KIND(complete), PyUnicode_DATA(complete),
-                 PyUnicode_GET_LENGTH(complete), PyUnicode_IS_ASCII(complete), complete};
+    Text text = {PyUnicode_KIND(complete), PyUnicode_DATA(complete), n,
+                 PyUnicode_IS_ASCII(complete), complete, has_cr};
     const Text *t = &text;
 
     int result = -1;
@@ -661,13 +718,13 @@ process_lines(PyObject *parser, PyObject *complete, PyObject *out)
     int is_replaced = 0;
     PyObject *prefix = PyList_GET_SIZE(data) > 0 ? data : NULL;
 
-    Py_ssize_t n = t->n, pos = 0;
+    Py_ssize_t pos = 0;
     /* Whether the line at `pos` starts a block of complete.split("\n\n") in the Python code:
      * the first line does, and so does the line after each blank line that ends a block (a
      * blank line that is the first line of its block does not end it). */
     int at_block_start = 1;
     while (pos < n) {
-        Py_ssize_t eol = find_char(t, pos, n, '\n'), next;
+        Py_ssize_t eol = find_eol(t, pos, n), next;
         if (eol < 0) {
             /* Only when `complete` breaks its contract (no final LF): like the Python code,
              * the last character is then dropped as if it were the LF. */
@@ -675,7 +732,7 @@ process_lines(PyObject *parser, PyObject *complete, PyObject *out)
             next = n;
         }
         else {
-            next = eol + 1;
+            next = after_eol(t, eol);
         }
         Py_ssize_t len = eol - pos;
         int is_block_start = at_block_start;
@@ -688,12 +745,12 @@ process_lines(PyObject *parser, PyObject *complete, PyObject *out)
                  * block). The event's data is each line less its prefix, joined by LF. */
                 Py_ssize_t p = pos, joined = -1, block_end = -1;
                 for (;;) {
-                    Py_ssize_t e = find_char(t, p, n, '\n');
+                    Py_ssize_t e = find_eol(t, p, n);
                     if (e < 0) {
                         break;
                     }
                     if (e == p) {
-                        block_end = e + 1;
+                        block_end = after_eol(t, e);
                         break;
                     }
                     if (!is_data_space(t, p, e)) {
@@ -703,7 +760,7 @@ process_lines(PyObject *parser, PyObject *complete, PyObject *out)
                         goto done;
                     }
                     joined += e - p - 6 + 1;
-                    p = e + 1;
+                    p = after_eol(t, e);
                 }
                 if (block_end >= 0) {
                     if (joined > max_size
@@ -874,7 +931,12 @@ process(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "process() needs a str and a list");
         return NULL;
     }
-    if (process_lines(parser, args[0], args[1]) < 0) {
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(args[0]) < 0) {
+        return NULL;
+    }
+#endif
+    if (process_lines(parser, args[0], PyUnicode_GET_LENGTH(args[0]), 0, args[1]) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -974,52 +1036,15 @@ done:
     return text;
 }
 
-/* text.replace("\r\n", "\n").replace("\r", "\n"): the runs between CRs are copied whole.
- * Only CR and LF change, so the result has the same largest code point (and str kind). */
-static PyObject *
-normalise_line_endings(PyObject *text)
-{
-    Text t = {PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
-              PyUnicode_IS_ASCII(text), text};
-    Py_ssize_t n = t.n, pairs = 0;
-    for (Py_ssize_t cr = find_char(&t, 0, n, '\r'); cr >= 0;
-         cr = find_char(&t, cr + 1, n, '\r')) {
-        pairs += cr + 1 < n && CHAR(&t, cr + 1) == '\n';
-    }
-    PyObject *result = PyUnicode_New(n - pairs, PyUnicode_MAX_CHAR_VALUE(text));
-    if (result == NULL) {
-        return NULL;
-    }
-    int kind = t.kind;
-    char *dst = PyUnicode_DATA(result);
-    const char *src = t.buf;
-    Py_ssize_t at = 0, i = 0;
-    while (i < n) {
-        Py_ssize_t cr = find_char(&t, i, n, '\r');
-        Py_ssize_t stop = cr < 0 ? n : cr;
-        memcpy(dst + at * kind, src + i * kind, (size_t)((stop - i) * kind));
-        at += stop - i;
-        if (cr < 0) {
-            break;
-        }
-        PyUnicode_WRITE(kind, dst, at++, '\n');
-        i = cr + 1;
-        if (i < n && CHAR(&t, i) == '\n') {
-            i++;
-        }
-    }
-    assert(at == n - pairs);
-    return result;
-}
-
-/* Index of the last LF of `text`, or -1. */
+/* Index of the last line ending (LF, or also CR with `has_cr`) of `text`, or -1. */
 static Py_ssize_t
-rfind_lf(PyObject *text)
+rfind_eol(PyObject *text, int has_cr)
 {
     int kind = PyUnicode_KIND(text);
     const void *buf = PyUnicode_DATA(text);
     for (Py_ssize_t i = PyUnicode_GET_LENGTH(text) - 1; i >= 0; i--) {
-        if (PyUnicode_READ(kind, buf, i) == '\n') {
+        Py_UCS4 c = PyUnicode_READ(kind, buf, i);
+        if (c == '\n' || (has_cr && c == '\r')) {
             return i;
         }
     }
@@ -1124,19 +1149,15 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (PyUnicode_FindChar(text, '\r', 0, n, 1) >= 0) {
-        /* "a CRLF pair, a single LF, and a single CR ... being the ways in which a line can
-         * end": normalise all three to LF. */
-        if (set_bool(parser, s_pending_lf, PyUnicode_READ_CHAR(text, n - 1) == '\r') < 0) {
-            goto done;
-        }
-        Py_SETREF(text, normalise_line_endings(text));
-        if (text == NULL) {
-            goto done;
-        }
-        n = PyUnicode_GET_LENGTH(text);
+    /* "a CRLF pair, a single LF, and a single CR ... being the ways in which a line can
+     * end". The Python code normalises all three to LF first; here the line scan finds them
+     * in place (find_eol), which gives the same lines without a copy of the text. */
+    int has_cr = PyUnicode_FindChar(text, '\r', 0, n, 1) >= 0;
+    if (has_cr
+        && set_bool(parser, s_pending_lf, PyUnicode_READ_CHAR(text, n - 1) == '\r') < 0) {
+        goto done;
     }
-    Py_ssize_t end = rfind_lf(text), max_line;
+    Py_ssize_t end = rfind_eol(text, has_cr), max_line;
     if ((max_obj = get_attr(parser, s_max_line_length_attr)) == NULL
         || get_ssize(max_obj, &max_line) < 0
         || (tail = get_attr(parser, s_tail)) == NULL) {
@@ -1172,15 +1193,22 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
         }
         goto empty;
     }
+    /* `complete[:complete_len]` holds the whole lines: the text itself when no line was
+     * pending (no copy), else the pieces of the pending line joined with the text's lines. */
+    Py_ssize_t complete_len = end + 1;
     if (PyList_GET_SIZE(tail) > 0) {
         PyObject *piece = PyUnicode_Substring(text, 0, end + 1);
         if (append_new(tail, piece) < 0) {
             goto done;
         }
-        complete = PyUnicode_Join(s_empty, tail); /* whole lines, each ending in LF */
+        complete = PyUnicode_Join(s_empty, tail);
+        if (complete != NULL) {
+            complete_len = PyUnicode_GET_LENGTH(complete);
+        }
     }
     else {
-        complete = PyUnicode_Substring(text, 0, end + 1);
+        Py_INCREF(text);
+        complete = text;
     }
     if (complete == NULL || (rest = PyUnicode_Substring(text, end + 1, n)) == NULL) {
         goto done;
@@ -1207,32 +1235,27 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    Py_ssize_t complete_len = PyUnicode_GET_LENGTH(complete);
     if (complete_len - 1 > max_line) {
-        /* Only a chunk longer than the limit can hold a line longer than the limit. */
-        int kind = PyUnicode_KIND(complete);
-        const void *buf = PyUnicode_DATA(complete);
+        /* Only a chunk longer than the limit can hold a line longer than the limit. (With CRLF
+         * line endings complete_len counts each pair as two characters, so this lets more
+         * chunks through to the check; the check itself measures lines without endings.) */
+        Text whole = {PyUnicode_KIND(complete), PyUnicode_DATA(complete), complete_len,
+                      PyUnicode_IS_ASCII(complete), complete, has_cr};
         Py_ssize_t offset = 0;
         while (offset <= complete_len) {
-            Py_ssize_t stop = offset;
-            while (stop < complete_len && PyUnicode_READ(kind, buf, stop) != '\n') {
-                stop++;
-            }
+            Py_ssize_t stop = find_eol(&whole, offset, complete_len);
+            Py_ssize_t next = stop < 0 ? complete_len + 1 : after_eol(&whole, stop);
+            stop = stop < 0 ? complete_len : stop;
             if (stop - offset > max_line) {
-                PyObject *head = PyUnicode_Substring(complete, 0, offset);
-                if (head == NULL) {
-                    goto done;
-                }
-                truth = process_lines(parser, head, out);
-                Py_DECREF(head);
-                if (truth < 0 || fail_line_length(parser, stop - offset, max_obj, out) < 0) {
+                if (process_lines(parser, complete, offset, has_cr, out) < 0
+                    || fail_line_length(parser, stop - offset, max_obj, out) < 0) {
                     goto done;
                 }
             }
-            offset = stop + 1;
+            offset = next;
         }
     }
-    if (process_lines(parser, complete, out) < 0) {
+    if (process_lines(parser, complete, complete_len, has_cr, out) < 0) {
         goto done;
     }
     if (PyUnicode_GET_LENGTH(rest) > max_line

@@ -183,6 +183,70 @@ def test_same_trace_as_python_with_limits(
     assert run(impl, chunks, **config) == run("python", chunks, **config)
 
 
+# Streams where most line endings are CR or CRLF (the C feed scans them in place where the
+# Python code normalises a copy): lines of the format with short values in every str kind.
+_crlf_line = st.tuples(
+    st.sampled_from(["data: ", "data:", "data", "id: ", "event: ", "retry: ", ":", "", "x: "]),
+    st.text(alphabet="a 1:\x00\u00e9\u65e5\U0001f600", max_size=4),
+    st.sampled_from(["\r\n", "\r\n", "\r", "\r", "\n", "\r\n\r\n", "\r\r", "\n\r"]),
+).map(lambda parts: "".join(parts).encode())
+crlf_bytes = st.lists(_crlf_line, max_size=25).map(b"".join)
+
+
+@accelerated
+@given(data=st.data(), stream=crlf_bytes, leid=st.sampled_from(["", "7"]))
+def test_cr_line_endings_same_trace_as_python(
+    impl: str, data: st.DataObject, stream: bytes, leid: str
+) -> None:
+    """CR- and CRLF-heavy streams in any chunking (CRLF pairs often split after the CR):
+    the same items, end and state after every call as the Python feed."""
+    chunks = data.draw(split_points(stream))
+    assert run(impl, chunks, last_event_id=leid) == run("python", chunks, last_event_id=leid)
+
+
+@accelerated
+@given(
+    data=st.data(),
+    stream=crlf_bytes,
+    max_line_length=st.integers(1, 10),
+    max_event_size=st.integers(1, 10),
+)
+def test_cr_line_endings_with_limits(
+    impl: str, data: st.DataObject, stream: bytes, max_line_length: int, max_event_size: int
+) -> None:
+    """CR- and CRLF-heavy streams with small limits: the same error at the same call, with
+    the same items before it."""
+    chunks = data.draw(split_points(stream))
+    config = {"max_line_length": max_line_length, "max_event_size": max_event_size}
+    assert run(impl, chunks, **config) == run("python", chunks, **config)
+
+
+_CR_STREAMS = [
+    b"id: 1\r\nevent: e\r\ndata: a\r\ndata: b\r\n\r\ndata: c\r\r: x\rdata: \xc3\xa9\n\r\n",
+    b"data: a\r\r\ndata: b\n\rretry: 5\r\ndata: \xe6\x97\xa5\r\n\r\ndata: \xf0\x9f\x98\x80\r\r",
+    b"\xef\xbb\xbf\r\n\r\ndata\r\ndata:\r\n\r\n\r\ndata: x\r\ndata: y\r\n\r\nid\r\n\r\n",
+]
+
+
+@accelerated
+@pytest.mark.parametrize("stream", _CR_STREAMS)
+@pytest.mark.parametrize("max_line_length", [1, 3, 1 << 20])
+def test_cr_line_endings_every_two_and_three_way_split(
+    impl: str, stream: bytes, max_line_length: int
+) -> None:
+    """Mixed CR, LF and CRLF streams cut at every point and every pair of points (so every
+    CRLF pair is split after its CR once), and fed byte by byte: the same trace as Python."""
+    n = len(stream)
+    splits = [[stream[:i], stream[i:]] for i in range(n + 1)]
+    splits += [
+        [stream[:i], stream[i:j], stream[j:]] for i in range(n + 1) for j in range(i, n + 1)
+    ]
+    splits.append([stream[i : i + 1] for i in range(n)])
+    for chunks in splits:
+        config = {"max_line_length": max_line_length}
+        assert run(impl, chunks, **config) == run("python", chunks, **config), chunks
+
+
 # Text as _process receives it, in every str kind: ASCII, Latin-1, BMP and astral characters,
 # NUL, and the field names and separators of the format.
 _piece = st.sampled_from(
