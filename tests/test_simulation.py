@@ -207,14 +207,28 @@ def test_long_outage_outlives_a_small_replay_window() -> None:
 
 
 def test_slow_link_and_buffering_proxy() -> None:
-    """Tiny delayed chunks and a proxy that holds bytes back still deliver everything."""
+    """Tiny delayed chunks and a proxy that holds bytes back (on the connection made after a
+    reset) still deliver everything."""
     result = simulate(scenario(
         publish_at=(0.5, 1.5, 2.5, 3.5),
         faults=(SlowLink(at=0.0, duration=5.0, max_chunk=1, delay=0.01),
-                BufferingProxy(at=0.0, duration=1.0, threshold=300)),
+                BufferingProxy(at=1.0, duration=1.0, threshold=300), Reset(at=1.1)),
     ))
     assert_ok(result)
     assert result.delivered == 4
+    late = [at for at, e in result.record if isinstance(e, Deliver)][1]
+    assert late > 1.1 + 5.0  # held by the proxy until the stall timeout replaced it
+
+
+def test_buffering_proxy_from_the_start() -> None:
+    """A fault at time 0 meets the first request: a proxy that holds everything keeps the
+    client's first position from it until the stall timeout replaces the connection."""
+    result = simulate(scenario(
+        publish_at=(0.5, 6.0, 7.0),
+        faults=(BufferingProxy(at=0.0, duration=1.0, threshold=1 << 20),),
+    ))
+    assert_ok(result)
+    assert (result.published, result.delivered, result.connections) == (2, 2, 2)
 
 
 # --- the simulator catches broken clients ----------------------------------------------------

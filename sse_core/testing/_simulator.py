@@ -39,6 +39,7 @@ from .._actions import (
     Request,
     Send,
     SendHead,
+    Transport,
 )
 from .._backoff import BackoffConfig, Jitter
 from .._client import ClientConfig, ClientSession
@@ -272,19 +273,12 @@ def _default_client(scenario: Scenario) -> ClientConfig:
         backoff=BackoffConfig(base_delay=0.5, max_delay=5.0, healthy_after=2.0),
     )
     if scenario.transport == "auto":
-        config = attrs.evolve(config, **_LONG_POLL_CLIENT)
+        # Quick to switch, quick to try streaming again.
+        config = attrs.evolve(
+            config, long_poll_url=_LONG_POLL_URL, first_byte_timeout=3.0, switch_after=2,
+            retry_streaming_after=20.0, long_poll_timeout=5.0, min_poll_interval=0.5,
+        )
     return config
-
-
-# What the default "auto" client adds: quick to switch, quick to try streaming again.
-_LONG_POLL_CLIENT: dict[str, object] = {
-    "long_poll_url": _LONG_POLL_URL,
-    "first_byte_timeout": 3.0,
-    "switch_after": 2,
-    "retry_streaming_after": 20.0,
-    "long_poll_timeout": 5.0,
-    "min_poll_interval": 0.5,
-}
 
 
 def _default_server() -> ServerConfig:
@@ -1055,6 +1049,73 @@ def _random_data(rng: random.Random, n: int) -> str:
     return f"{n}:" + "".join(pieces)
 
 
+def _random_fault(rng: random.Random, at: float) -> Fault:
+    kind = rng.randrange(9)
+    if kind == 0:
+        return Cut(at=at, after_bytes=rng.randint(0, 120), is_eof=rng.random() < 0.5)
+    if kind == 1:
+        return Reset(at=at)
+    if kind == 2:
+        return Stall(at=at)
+    if kind in (3, 4):
+        return Restart(at=at, downtime=rng.uniform(0.0, 5.0), is_log_kept=kind == 3)
+    if kind == 5:
+        return Deploy(at=at, duration=rng.uniform(0.5, 10.0))
+    if kind == 6:
+        return Partition(at=at, duration=rng.uniform(1.0, 40.0))
+    if kind == 7:
+        return SlowLink(at=at, duration=rng.uniform(1.0, 15.0), max_chunk=rng.randint(1, 8),
+                        delay=rng.uniform(0.0, 0.02))
+    return BufferingProxy(at=at, duration=rng.uniform(1.0, 15.0), threshold=rng.randint(1, 4096))
+
+
+def _with_long_polling(rng: random.Random, scenario: Scenario, duration: float) -> Scenario:
+    """Let the client fall back to long-polling, and give it a reason to: a buffering proxy
+    that holds streams for a while, with faults while it polls."""
+    at = 0.0 if rng.random() < 0.3 else round(rng.uniform(0.0, duration * 0.6), 3)
+    window = rng.uniform(10.0, 60.0)
+    # Big enough to hold any stream back (padding included); sometimes one that lets some by.
+    threshold = rng.choice([1 << 20, 1 << 20, 16384, rng.randint(1, 4096)])
+    faults = [*scenario.faults, BufferingProxy(at=at, duration=window, threshold=threshold)]
+    if at > 0.0:
+        # The client moves onto the proxied network: the stream it had breaks.
+        faults.append(Reset(at=at))
+    for _ in range(rng.randint(0, 3)):
+        faults.append(_random_fault(rng, round(rng.uniform(at, at + window), 3)))
+    faults.sort(key=lambda fault: fault.at)
+    # Publishing goes on after the proxy is gone, long enough for the client to try
+    # streaming again (and find that it works) while the run lasts.
+    end = max(at + window, scenario.publish_at[-1])
+    count = len(scenario.publish_at)
+    tail = sorted(round(rng.uniform(end, end + 50.0), 3) for _ in range(rng.randint(2, 8)))
+    data = (*scenario.data, *(_random_data(rng, count + n) for n in range(len(tail))))
+    stall_timeout = scenario.client.stall_timeout
+    assert stall_timeout is not None
+    client = attrs.evolve(
+        scenario.client,
+        long_poll_url=_LONG_POLL_URL,
+        first_byte_timeout=rng.uniform(0.5, stall_timeout + 1.0),
+        switch_after=rng.randint(1, 3),
+        retry_streaming_after=rng.choice([None, rng.uniform(3.0, 40.0), rng.uniform(3.0, 40.0)]),
+        long_poll_timeout=rng.choice([0.0, rng.uniform(0.5, 10.0), rng.uniform(0.5, 10.0)]),
+        min_poll_interval=rng.uniform(0.1, 2.0),
+        initial_transport=Transport.LONG_POLLING if rng.random() < 0.1 else Transport.STREAMING,
+    )
+    long_poll = LongPollConfig(
+        max_hold=rng.uniform(1.0, 15.0),
+        max_events=rng.choice([1, 3, 100]),
+        max_bytes=rng.choice([None, 300, 1 << 20]),
+        retry=rng.choice([None, None, 0, 500]),
+    )
+    return attrs.evolve(scenario, publish_at=(*scenario.publish_at, *tail), data=data,
+                        faults=tuple(faults), transport="auto", client=client,
+                        long_poll=long_poll)
+
+
+#: Share of :func:`random_scenario` draws that may fall back to long-polling.
+_LONG_POLL_SHARE = 0.2
+
+
 def random_scenario(seed: int) -> Scenario:
     """A scenario drawn from ``seed``: a few dozen events, a mix of faults, varied limits.
 
@@ -1062,6 +1123,12 @@ def random_scenario(seed: int) -> Scenario:
     multi-byte characters), resets, stalls, restarts that keep or lose the replay log,
     deploys answered with 503, partitions long enough to outlast a small replay window, slow
     links and buffering proxies.
+
+    About one scenario in five has ``transport="auto"``: a buffering proxy holds streams
+    back for 10 to 60 seconds (mostly for good, sometimes only up to a few KiB), so that the
+    client switches to long-polling; more faults strike while it polls; the client tries
+    streaming again after a drawn delay (or never). Long-poll limits (hold time, events and
+    bytes per answer, immediate answers) vary too.
 
     Args:
         seed: Any int; the same seed gives the same scenario.
@@ -1074,33 +1141,13 @@ def random_scenario(seed: int) -> Scenario:
     duration = rng.uniform(10.0, 60.0)
     publish_at = tuple(sorted(round(rng.uniform(0.05, duration), 3) for _ in range(count)))
     data = tuple(_random_data(rng, n) for n in range(count))
-    faults: list[Fault] = []
-    for _ in range(rng.randint(0, 4)):
-        at = round(rng.uniform(0.0, duration), 3)
-        kind = rng.randrange(9)
-        if kind == 0:
-            faults.append(Cut(at=at, after_bytes=rng.randint(0, 120), is_eof=rng.random() < 0.5))
-        elif kind == 1:
-            faults.append(Reset(at=at))
-        elif kind == 2:
-            faults.append(Stall(at=at))
-        elif kind == 3:
-            faults.append(Restart(at=at, downtime=rng.uniform(0.0, 5.0), is_log_kept=True))
-        elif kind == 4:
-            faults.append(Restart(at=at, downtime=rng.uniform(0.0, 5.0), is_log_kept=False))
-        elif kind == 5:
-            faults.append(Deploy(at=at, duration=rng.uniform(0.5, 10.0)))
-        elif kind == 6:
-            faults.append(Partition(at=at, duration=rng.uniform(1.0, 40.0)))
-        elif kind == 7:
-            faults.append(SlowLink(at=at, duration=rng.uniform(1.0, 15.0),
-                                   max_chunk=rng.randint(1, 8), delay=rng.uniform(0.0, 0.02)))
-        else:
-            faults.append(BufferingProxy(at=at, duration=rng.uniform(1.0, 15.0),
-                                         threshold=rng.randint(1, 4096)))
+    faults = [
+        _random_fault(rng, round(rng.uniform(0.0, duration), 3))
+        for _ in range(rng.randint(0, 4))
+    ]
     stall_timeout = rng.uniform(3.0, 10.0)
     client = ClientConfig(
-        url="https://sim.test/events",
+        url=_STREAM_URL,
         retry_statuses=frozenset({502, 503}),
         stall_timeout=stall_timeout,
         is_gzip_accepted=rng.random() < 0.3,
@@ -1122,7 +1169,7 @@ def random_scenario(seed: int) -> Scenario:
         max_bytes=rng.choice([None, 400, 1 << 20]),
         max_age=rng.choice([None, None, 5.0, 30.0]),
     )
-    return Scenario(
+    scenario = Scenario(
         seed=seed,
         publish_at=publish_at,
         data=data,
@@ -1132,3 +1179,6 @@ def random_scenario(seed: int) -> Scenario:
         replay=replay,
         latency=rng.uniform(0.001, 0.2),
     )
+    if rng.random() < _LONG_POLL_SHARE:
+        scenario = _with_long_polling(rng, scenario, duration)
+    return scenario
