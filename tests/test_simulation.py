@@ -1,5 +1,6 @@
-"""The deterministic simulator: thousands of seeded fault scenarios keep the resumption
-invariant, and the simulator really catches a client that loses, repeats or corrupts events.
+"""The deterministic simulator: thousands of seeded fault scenarios (streaming, and falling
+back to long-polling) keep the resumption invariant, and the simulator really catches a
+client that loses, repeats or corrupts events.
 
 ``SSE_CORE_SCENARIOS`` sets how many random scenarios run (default 10000, split in 100
 blocks so that ``pytest -n 2`` spreads them).
@@ -28,14 +29,19 @@ from sse_core import (
     ClientSession,
     Deliver,
     Event,
+    InvalidConfigError,
     ReplayConfig,
     ReportGap,
+    ReportTransport,
+    Transport,
 )
 from sse_core.testing import (
     BufferingProxy,
     Cut,
     Deploy,
+    Fault,
     Partition,
+    Recorded,
     Reset,
     Restart,
     Scenario,
@@ -60,10 +66,34 @@ TEST_CLIENT = ClientConfig(
 )
 
 
+POLLING_CLIENT = attrs.evolve(
+    TEST_CLIENT, long_poll_url="https://sim.test/poll", first_byte_timeout=2.0, switch_after=2,
+    retry_streaming_after=10.0, long_poll_timeout=5.0, min_poll_interval=0.5,
+)
+
+#: Holds stream bodies for 30 s (the whole body: more than any stream sends).
+PROXY = BufferingProxy(at=0.0, duration=30.0, threshold=1 << 20)
+
+#: One event a second for 40 s.
+EVERY_SECOND = tuple(0.5 + i for i in range(40))
+
+
 def scenario(**fields: Any) -> Scenario:
     """A hand-made scenario: uncompressed, and the first event before any fault."""
     base = Scenario(client=TEST_CLIENT, data=("ä😀-", "two\nlines é", "世界 3"))
     return attrs.evolve(base, **fields)
+
+
+def polling_scenario(**fields: Any) -> Scenario:
+    """A hand-made scenario whose client may fall back to long-polling: it switches after
+    two streams show no byte for 2 s, and tries streaming again every 10 s."""
+    base = scenario(transport="auto", client=POLLING_CLIENT, publish_at=EVERY_SECOND)
+    return attrs.evolve(base, **fields)
+
+
+def transports(result: SimulationResult) -> list[tuple[Transport, float]]:
+    """The client's transport switches: (transport, when)."""
+    return [(e.transport, at) for at, e in result.record if isinstance(e, ReportTransport)]
 
 
 def assert_ok(result: SimulationResult) -> None:
@@ -79,8 +109,9 @@ def test_random_scenarios_keep_the_invariant(
     block: int, record_property: Callable[[str, object], None]
 ) -> None:
     """Each seeded scenario (cuts, resets, stalls, restarts, deploys, partitions, slow links,
-    buffering proxies) ends with every event delivered once, in order, or inside a reported
-    gap -- and the client catches up after the network heals."""
+    buffering proxies; about one in five falling back to long-polling, with faults while it
+    polls) ends with every event delivered once, in order, or inside a reported gap -- and
+    the client catches up after the network heals."""
     seeds = range(block * PER_BLOCK, min((block + 1) * PER_BLOCK, SCENARIOS))
     failures = []
     completed = 0
@@ -107,8 +138,10 @@ def test_blocks_cover_the_configured_count() -> None:
 
 def test_random_scenarios_mostly_complete() -> None:
     """A sample of scenarios completes, and the faults really bite: reconnections, gaps of
-    both kinds and missed events all occur."""
-    results = [simulate(random_scenario(seed)) for seed in range(300)]
+    both kinds and missed events all occur. About one in five may long-poll: most of those
+    switch, many come back to streaming, some fall into gaps while polling."""
+    scenarios = [random_scenario(seed) for seed in range(300)]
+    results = [simulate(s) for s in scenarios]
     ok = [r for r in results if r.is_ok]
     assert len(ok) >= 0.9 * len(results)
     assert sum(r.reconnects > 0 for r in ok) > 100
@@ -116,6 +149,21 @@ def test_random_scenarios_mostly_complete() -> None:
     assert reasons == {"unknown", "too_old"}
     assert sum(r.missed for r in ok) > 0
     assert sum(r.published for r in ok) == sum(r.delivered + r.missed for r in ok)
+    auto = [r for s, r in zip(scenarios, results, strict=True) if s.transport == "auto"]
+    assert 0.1 * len(results) < len(auto) < 0.3 * len(results)
+    assert all(r.polls == 0 for s, r in zip(scenarios, results, strict=True)
+               if s.transport == "stream")
+    switched = [r for r in auto if r.transport_switches]
+    assert len(switched) > 0.6 * len(auto)
+    assert sum(transports(r)[-1][0] is Transport.STREAMING for r in switched) > 0.3 * len(auto)
+    gaps_while_polling = 0
+    for r in switched:
+        transport = Transport.STREAMING
+        for _, e in r.record:
+            if isinstance(e, ReportTransport):
+                transport = e.transport
+            gaps_while_polling += isinstance(e, ReportGap) and transport is Transport.LONG_POLLING
+    assert gaps_while_polling > 10
 
 
 def test_simulation_is_deterministic() -> None:
@@ -231,6 +279,166 @@ def test_buffering_proxy_from_the_start() -> None:
     assert (result.published, result.delivered, result.connections) == (2, 2, 2)
 
 
+# --- the long-polling fallback ---------------------------------------------------------------
+
+
+def test_switch_to_polling_behind_a_buffering_proxy_and_back() -> None:
+    """Behind a proxy that holds stream bodies the client switches to long-polling (the
+    proxy passes each poll's answer as it ends), gets every event exactly once while
+    polling, fails back from tries at streaming while the proxy lasts, and streams again
+    once it is gone."""
+    result = simulate(polling_scenario(publish_at=tuple(0.5 + i for i in range(60)),
+                                       faults=(PROXY,)))
+    assert_ok(result)
+    assert result.delivered == result.published > 50
+    switches = transports(result)
+    assert [t for t, _ in switches] == [Transport.LONG_POLLING, Transport.STREAMING]
+    (_, polling_at), (_, streaming_at) = switches
+    assert polling_at < 2 * (2.0 + 4.0)  # two blocked streams (first byte timeout, backoff)
+    assert PROXY.at + PROXY.duration < streaming_at < PROXY.at + PROXY.duration + 10.0 + 5.0
+    assert result.transport_switches == 2
+    assert result.polls > 20 and result.connections > result.polls
+    while_polling = [at for at, e in result.record
+                     if isinstance(e, Deliver) and polling_at < at < streaming_at]
+    assert len(while_polling) > 30
+    after = [at for at, e in result.record if isinstance(e, Deliver) and at > streaming_at]
+    assert after  # and by streaming again
+
+
+def test_polling_gets_through_a_proxy_that_never_goes() -> None:
+    """With the proxy there for the whole run and no tries at streaming, every event still
+    arrives, by long-polling."""
+    result = simulate(polling_scenario(
+        client=attrs.evolve(POLLING_CLIENT, retry_streaming_after=None),
+        faults=(BufferingProxy(at=0.0, duration=60.0),),
+    ))
+    assert_ok(result)
+    assert result.delivered == result.published > 30
+    assert [t for t, _ in transports(result)] == [Transport.LONG_POLLING]
+    assert result.polls >= 30
+
+
+def test_the_stream_client_never_polls() -> None:
+    """Under the same proxy, a "stream" scenario's client keeps streaming (and its stall
+    timeout replaces each held stream): no poll, no transport switch."""
+    result = simulate(scenario(publish_at=EVERY_SECOND, faults=(PROXY,)))
+    assert_ok(result)
+    assert (result.polls, result.transport_switches) == (0, 0)
+
+
+def test_starting_by_long_polling() -> None:
+    """A client configured to start by polling streams again once it tries and sees bytes."""
+    client = attrs.evolve(POLLING_CLIENT, initial_transport=Transport.LONG_POLLING)
+    result = simulate(polling_scenario(client=client, publish_at=EVERY_SECOND[:20]))
+    assert_ok(result)
+    assert result.delivered == result.published == 20
+    assert [t for t, _ in transports(result)] == [Transport.STREAMING]
+
+
+BASELINE = simulate(polling_scenario(faults=(PROXY,)))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Cut(at=15.0, after_bytes=30),
+        Cut(at=15.0, after_bytes=30, is_eof=True),
+        Cut(at=15.0, after_bytes=0, is_eof=True),
+        Reset(at=15.0),
+        Stall(at=15.0),
+        Deploy(at=15.0, duration=5.0),
+        Partition(at=15.0, duration=8.0),
+        SlowLink(at=15.0, duration=5.0, max_chunk=1, delay=0.01),
+        Restart(at=15.0, downtime=2.0),
+    ],
+    ids=lambda fault: type(fault).__name__ + (
+        "-eof" if getattr(fault, "is_eof", False) else ""),
+)
+def test_faults_while_polling(fault: Fault) -> None:
+    """A fault that strikes a poll (a cut answer, a reset, a silent poll, 503s, a partition,
+    a slow link, a restart) costs a retry but no event: all arrive once, in order."""
+    result = simulate(polling_scenario(faults=(PROXY, fault)))
+    assert_ok(result)
+    assert result.delivered == result.published == BASELINE.published
+    assert result.gaps == 0
+    switched_at = transports(result)[0][1]
+    assert transports(result)[0][0] is Transport.LONG_POLLING and switched_at < fault.at
+    # One failed poll, one reconnection through the backoff (a slow answer is only late).
+    retries = 0 if isinstance(fault, SlowLink) else 1
+    assert result.reconnects == BASELINE.reconnects + retries
+
+
+def test_restart_losing_the_log_while_polling_reports_a_gap() -> None:
+    """A restart that loses the log while the client polls: the next poll's id is unknown
+    to the new epoch, the answer carries the gap, the event lost with the old log counts as
+    missed, and the new epoch's events arrive."""
+    publish_at = tuple(sorted((*EVERY_SECOND, 15.3)))
+    result = simulate(polling_scenario(
+        publish_at=publish_at,
+        faults=(PROXY, Partition(at=15.2, duration=1.0),
+                Restart(at=15.4, downtime=1.0, is_log_kept=False)),
+    ))
+    assert_ok(result)
+    gaps = [(at, e) for at, e in result.record if isinstance(e, ReportGap)]
+    assert [(g.last_event_id, g.reason) for _, g in gaps] == [("e0-14", "unknown")]
+    polling_at = transports(result)[0][1]
+    assert polling_at < gaps[0][0] < PROXY.at + PROXY.duration  # told by a poll's answer
+    assert (result.missed, result.delivered) == (1, result.published - 1)
+    assert any(isinstance(e, Deliver) and e.event.id == "e1-0" for _, e in result.record)
+
+
+def test_long_outage_while_polling_is_too_old() -> None:
+    """A partition while polling that outlasts a small replay window: the answer after it
+    reports "too old", and the evicted events count as missed."""
+    result = simulate(polling_scenario(replay=ReplayConfig(max_events=3),
+                                       faults=(PROXY, Partition(at=15.2, duration=10.0))))
+    assert_ok(result)
+    assert [e.reason for _, e in result.record if isinstance(e, ReportGap)] == ["too_old"]
+    assert result.missed > 5 and result.delivered + result.missed == result.published
+
+
+def test_gap_before_any_event_names_a_position() -> None:
+    """Given the positions the server could have handed out, a gap report before the first
+    delivery must name one of them (or a start marker)."""
+    gap = ReportGap(last_event_id="z", reason="unknown")
+    record: list[tuple[float, Recorded]] = [(1.5, gap), (2, d("b")), (3, d("c"))]
+    assert check_record(P[1:], record) is None  # any unknown id, by default
+    assert check_record(P[1:], record, positions={"z", "a"}) is None
+    found = check_record(P[1:], record, positions={"a"})
+    assert found is not None and "gap report resumes from 'z'" in found
+    start = ReportGap(last_event_id="e3-start", reason="unknown")
+    assert check_record(P[1:], [(1.5, start), *record[1:]], positions=set()) is None
+
+
+def test_transport_reports_do_not_count_in_the_verdict() -> None:
+    """check_record skips ReportTransport entries wherever they fall."""
+    switch = ReportTransport(transport=Transport.LONG_POLLING, since=1.5)
+    record: list[tuple[float, Recorded]] = [
+        (1, d("a")), (1.5, switch), (2, d("b")), (2.5, switch), (3, d("c")),
+    ]
+    assert check_record(P, record) is None
+    assert "silently lost" in (check_record(P, [(1, d("a")), (1.5, switch), (3, d("c"))]) or "")
+
+
+@pytest.mark.parametrize(
+    ("transport", "client"),
+    [("auto", TEST_CLIENT), ("stream", POLLING_CLIENT), ("poll", TEST_CLIENT),
+     ("auto", attrs.evolve(POLLING_CLIENT, long_poll_url="https://sim.test/events?x=1"))],
+)
+def test_transport_must_match_the_client(transport: str, client: ClientConfig) -> None:
+    """"auto" needs a client with a long_poll_url (not the stream's URL), "stream" one
+    without; nothing else is a transport."""
+    with pytest.raises(InvalidConfigError):
+        Scenario(transport=transport, client=client)  # type: ignore[arg-type]
+
+
+def test_default_auto_client() -> None:
+    """Scenario(transport="auto") builds a client that may poll, quick to switch."""
+    client = Scenario(transport="auto").client
+    assert client.long_poll_url is not None and client.first_byte_timeout <= 5.0
+    assert Scenario().client.long_poll_url is None
+
+
 # --- the simulator catches broken clients ----------------------------------------------------
 
 
@@ -242,6 +450,9 @@ class _Tampering(ClientSession):
 
     def on_data(self, data: bytes, now: float) -> list[Action]:
         return self.tamper(super().on_data(data, now))
+
+    def on_eof(self, now: float) -> list[Action]:
+        return self.tamper(super().on_eof(now))  # a poll's events come out here
 
 
 class DroppingClient(_Tampering):
@@ -295,6 +506,12 @@ def test_broken_clients_are_caught(client: type[ClientSession], expected: str) -
     assert result.violation is not None and expected in result.violation
     assert not result.completed
     assert simulate(scenario(publish_at=(0.5, 1.0, 1.5))).is_ok
+    # The same while long-polling, behind a proxy.
+    polling = polling_scenario(publish_at=(0.5, 10.0, 11.0, 12.0), faults=(PROXY,))
+    assert simulate(polling).is_ok
+    result = simulate(polling, client_factory=factory)
+    assert result.violation is not None and expected.replace("e0-0", "e0-1") in result.violation
+    assert transports(result)[0][0] is Transport.LONG_POLLING
 
 
 def test_a_client_that_gives_up_does_not_complete() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
@@ -457,6 +457,7 @@ def _judge(
     published: Sequence[tuple[str, str, float]],
     record: Sequence[tuple[float, Recorded]],
     initial_last_event_id: str = "",
+    positions: Collection[str] | None = None,
 ) -> _Verdict:
     index = {event_id: k for k, (event_id, _, _) in enumerate(published)}
     expected = 0  # index of the next published event the application should see
@@ -474,7 +475,10 @@ def _judge(
             # Never an earlier event, never anything else.
             name = entry.last_event_id
             named = index.get(name)
-            is_first_position = not last_id and bool(name) and named is None
+            is_first_position = (
+                not last_id and bool(name) and named is None
+                and (positions is None or name in positions)
+            )
             is_later_position = gap_at is not None and named is not None and named >= expected
             is_start_marker = name == "start" or name.endswith("-start")
             if (
@@ -543,6 +547,7 @@ def check_record(
     record: Sequence[tuple[float, Recorded]],
     *,
     initial_last_event_id: str = "",
+    positions: Collection[str] | None = None,
 ) -> str | None:
     """Check what an application saw against what was published.
 
@@ -559,12 +564,16 @@ def check_record(
             :class:`~sse_core.ReportGap` the application got, in order
             (:class:`~sse_core.ReportTransport` entries are allowed and ignored).
         initial_last_event_id: The id the client started from.
+        positions: Every id the server could have given the client as its first position
+            (the ids of events published before it subscribed); ``None``: any id that is
+            not among ``published``. A gap report before the first delivery must name one of
+            them (or a ``"<epoch>-start"`` marker).
 
     Returns:
         ``None`` when the record keeps the invariant, else a description of the first
         breach.
     """
-    verdict = _judge(published, record, initial_last_event_id)
+    verdict = _judge(published, record, initial_last_event_id, positions)
     if verdict.violation is None and not verdict.is_caught_up:
         return _not_caught_up(verdict, len(published))
     return verdict.violation
@@ -635,6 +644,7 @@ class _Simulation:
         self.conn_count = 0
         self.servers: list[_Connection] = []  # connections with a live server session
         self.published: list[tuple[str, str, float]] = []
+        self.all_ids: set[str] = set()  # of every event published, owed or not
         self.first_request_at: float | None = None
         # Since when events are owed to the client: a client that starts without an id is
         # subscribed once a position from the server reaches it (before, it cannot say where
@@ -718,7 +728,8 @@ class _Simulation:
             return False
         if self.conn is None or self.conn.in_flight or self.conn.proxy_buffer:
             return False
-        verdict = _judge(self.expected(), self.record, self.scenario.client.last_event_id)
+        verdict = _judge(self.expected(), self.record, self.scenario.client.last_event_id,
+                         self.all_ids)
         return verdict.is_caught_up
 
     def expected(self) -> list[tuple[str, str, float]]:
@@ -731,7 +742,7 @@ class _Simulation:
 
     def result(self, completed: bool) -> SimulationResult:
         expected = self.expected()
-        verdict = _judge(expected, self.record, self.scenario.client.last_event_id)
+        verdict = _judge(expected, self.record, self.scenario.client.last_event_id, self.all_ids)
         violation = self.violation or verdict.violation
         if violation is None and not verdict.is_caught_up:
             violation = _not_caught_up(verdict, len(expected))
@@ -774,6 +785,7 @@ class _Simulation:
     def publish(self, n: int) -> None:
         stored = self.log.append(Event(data=self.scenario.event_data(n)), self.now)
         self.published.append((stored.id, stored.event.data, self.now))
+        self.all_ids.add(stored.id)
         for conn in list(self.servers):
             server = conn.server
             assert server is not None
