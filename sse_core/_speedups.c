@@ -1277,6 +1277,396 @@ done:
     return result;
 }
 
+/* --- the serializer ------------------------------------------------------------------------ */
+
+/* serialize_event(data, *, event=None, id=None, retry=None) and serialize(item) with exactly
+ * the behaviour of the pure-Python functions in sse_core/_serializer.py, their
+ * specification. The C code writes the common valid case -- str fields (exact str, not
+ * subclasses), valid event and id values, a retry that fits a long long, no lone surrogate --
+ * straight into the bytes object; for anything else (wrong types or argument names, invalid
+ * values, lone surrogates, subclasses) it calls the Python function with the same arguments,
+ * so every error is the Python one by construction. */
+
+static PyObject *py_serialize_event; /* the pure-Python functions, fetched on first use */
+static PyObject *py_serialize;
+static PyObject *s_event, *s_id, *s_retry;
+static PyTypeObject *retry_cls;
+static Py_ssize_t off_ms;
+
+/* The pure-Python function: sse_core._serializer.<private> once the accelerator is wired in
+ * (the public name is then this module's function), else the public name. */
+static PyObject *
+python_function(PyObject **slot, const char *private_name, const char *name)
+{
+    if (*slot == NULL) {
+        PyObject *module = PyImport_ImportModule("sse_core._serializer");
+        if (module == NULL) {
+            return NULL;
+        }
+        PyObject *func = PyObject_GetAttrString(module, private_name);
+        if (func == NULL) {
+            PyErr_Clear();
+            func = PyObject_GetAttrString(module, name);
+        }
+        Py_DECREF(module);
+        if (func == NULL) {
+            return NULL;
+        }
+        if (!PyFunction_Check(func)) {
+            Py_DECREF(func);
+            PyErr_Format(PyExc_RuntimeError,
+                         "sse_core._serializer.%s is not the pure-Python function", name);
+            return NULL;
+        }
+        *slot = func;
+    }
+    return *slot;
+}
+
+static PyObject *
+fallback(PyObject **slot, const char *private_name, const char *name, PyObject *const *args,
+         Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *func = python_function(slot, private_name, name);
+    if (func == NULL) {
+        return NULL;
+    }
+    return PyObject_Vectorcall(func, args, (size_t)nargs, kwnames);
+}
+
+/* Whether the str has CR, LF or (with `nul`) U+0000. */
+static int
+has_line_break(PyObject *s, int nul)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    return PyUnicode_FindChar(s, '\n', 0, n, 1) >= 0 || PyUnicode_FindChar(s, '\r', 0, n, 1) >= 0
+           || (nul && PyUnicode_FindChar(s, 0, 0, n, 1) >= 0);
+}
+
+/* The UTF-8 size of `s`, or -1 if it holds a lone surrogate. With `is_data`, each line
+ * ending (CR, LF or a CRLF pair) counts as the 7 bytes of "\ndata: ". */
+#define UTF8_SIZE(TYPE)                                                        \
+    do {                                                                       \
+        const TYPE *p = (const TYPE *)buf;                                     \
+        for (Py_ssize_t i = 0; i < n; i++) {                                   \
+            Py_UCS4 c = p[i];                                                  \
+            if (c < 0x80) {                                                    \
+                if (is_data && (c == '\n' || c == '\r')) {                     \
+                    size += 6;                                                 \
+                    if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {          \
+                        i++;                                                   \
+                    }                                                          \
+                }                                                              \
+                size += 1;                                                     \
+            }                                                                  \
+            else if (c < 0x800) {                                              \
+                size += 2;                                                     \
+            }                                                                  \
+            else if (c < 0x10000) {                                            \
+                if (c >= 0xD800 && c <= 0xDFFF) {                              \
+                    return -1;                                                 \
+                }                                                              \
+                size += 3;                                                     \
+            }                                                                  \
+            else {                                                             \
+                size += 4;                                                     \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+static Py_ssize_t
+utf8_size(PyObject *s, int is_data)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s), size = 0;
+    const void *buf = PyUnicode_DATA(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        if (!is_data) {
+            return n;
+        }
+        const char *p = buf, *end = p + n;
+        size = n;
+        for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
+            size += 6;
+        }
+        for (const char *q = p; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++) {
+            /* a CRLF pair is one line ending: its LF was counted */
+            size += q + 1 < end && q[1] == '\n' ? -1 : 6;
+        }
+        return size;
+    }
+    switch (PyUnicode_KIND(s)) {
+    case PyUnicode_1BYTE_KIND:
+        UTF8_SIZE(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        UTF8_SIZE(Py_UCS2);
+        break;
+    default:
+        UTF8_SIZE(Py_UCS4);
+        break;
+    }
+    return size;
+}
+
+/* Write `s` as UTF-8 at `out` (utf8_size said it can be); return the end. */
+#define UTF8_WRITE(TYPE)                                                       \
+    do {                                                                       \
+        const TYPE *p = (const TYPE *)buf;                                     \
+        for (Py_ssize_t i = 0; i < n; i++) {                                   \
+            Py_UCS4 c = p[i];                                                  \
+            if (c < 0x80) {                                                    \
+                if (is_data && (c == '\n' || c == '\r')) {                     \
+                    memcpy(out, "\ndata: ", 7);                                \
+                    out += 7;                                                  \
+                    if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {          \
+                        i++;                                                   \
+                    }                                                          \
+                }                                                              \
+                else {                                                         \
+                    *out++ = (char)c;                                          \
+                }                                                              \
+            }                                                                  \
+            else if (c < 0x800) {                                              \
+                *out++ = (char)(0xC0 | (c >> 6));                              \
+                *out++ = (char)(0x80 | (c & 0x3F));                            \
+            }                                                                  \
+            else if (c < 0x10000) {                                            \
+                *out++ = (char)(0xE0 | (c >> 12));                             \
+                *out++ = (char)(0x80 | ((c >> 6) & 0x3F));                     \
+                *out++ = (char)(0x80 | (c & 0x3F));                            \
+            }                                                                  \
+            else {                                                             \
+                *out++ = (char)(0xF0 | (c >> 18));                             \
+                *out++ = (char)(0x80 | ((c >> 12) & 0x3F));                    \
+                *out++ = (char)(0x80 | ((c >> 6) & 0x3F));                     \
+                *out++ = (char)(0x80 | (c & 0x3F));                            \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+static char *
+utf8_write(char *out, PyObject *s, int is_data)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    const void *buf = PyUnicode_DATA(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        const char *p = buf, *end = p + n;
+        if (!is_data) {
+            memcpy(out, p, (size_t)n);
+            return out + n;
+        }
+        while (p < end) {
+            /* Copy up to the next line ending, then write it as "\ndata: ". */
+            const char *q = p;
+            while (q < end && *q != '\n' && *q != '\r') {
+                q++;
+            }
+            memcpy(out, p, (size_t)(q - p));
+            out += q - p;
+            if (q == end) {
+                break;
+            }
+            memcpy(out, "\ndata: ", 7);
+            out += 7;
+            p = q + (*q == '\r' && q + 1 < end && q[1] == '\n' ? 2 : 1);
+        }
+        return out;
+    }
+    switch (PyUnicode_KIND(s)) {
+    case PyUnicode_1BYTE_KIND:
+        UTF8_WRITE(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        UTF8_WRITE(Py_UCS2);
+        break;
+    default:
+        UTF8_WRITE(Py_UCS4);
+        break;
+    }
+    return out;
+}
+
+/* The bytes of an event: [retry line] [id line] [event line] data lines, blank line. `event`
+ * is NULL for "message" (no event line), `id` NULL for none, `retry` < 0 for none. The
+ * values are known valid. Returns NULL without an exception when a value holds a lone
+ * surrogate (the caller falls back to Python for the error). */
+static PyObject *
+write_event(PyObject *data, PyObject *event, PyObject *id, long long retry)
+{
+    char retry_text[40];
+    int retry_len = 0;
+    if (retry >= 0) {
+        retry_len = snprintf(retry_text, sizeof(retry_text), "retry: %lld\n", retry);
+    }
+    Py_ssize_t data_size = utf8_size(data, 1), event_size = 0, id_size = 0;
+    if (data_size < 0 || (event != NULL && (event_size = utf8_size(event, 0)) < 0)
+        || (id != NULL && (id_size = utf8_size(id, 0)) < 0)) {
+        return NULL;
+    }
+    Py_ssize_t size = retry_len + (id != NULL ? 5 + id_size : 0)
+                      + (event != NULL ? 8 + event_size : 0) + 6 + data_size + 2;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    memcpy(out, retry_text, (size_t)retry_len);
+    out += retry_len;
+    if (id != NULL) {
+        memcpy(out, "id: ", 4);
+        out = utf8_write(out + 4, id, 0);
+        *out++ = '\n';
+    }
+    if (event != NULL) {
+        memcpy(out, "event: ", 7);
+        out = utf8_write(out + 7, event, 0);
+        *out++ = '\n';
+    }
+    memcpy(out, "data: ", 6);
+    out = utf8_write(out + 6, data, 1);
+    memcpy(out, "\n\n", 2);
+    assert(out + 2 == PyBytes_AS_STRING(result) + size);
+    return result;
+}
+
+/* Whether `event` is "message" (compared by value). */
+static int
+is_message(PyObject *event)
+{
+    return event == s_message
+           || (PyUnicode_GET_LENGTH(event) == 7 && PyUnicode_IS_ASCII(event)
+               && memcmp(PyUnicode_DATA(event), "message", 7) == 0);
+}
+
+/* serialize_event(data, *, event=None, id=None, retry=None). */
+static PyObject *
+serialize_event(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    PyObject *event = Py_None, *id = Py_None, *retry_obj = Py_None;
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs != 1 || !PyUnicode_CheckExact(args[0])) {
+        goto slow;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (name == s_event) {
+            event = args[nargs + i];
+        }
+        else if (name == s_id) {
+            id = args[nargs + i];
+        }
+        else if (name == s_retry) {
+            retry_obj = args[nargs + i];
+        }
+        else {
+            goto slow; /* an unknown or not interned name: Python decides */
+        }
+    }
+    PyObject *data = args[0];
+    if (event != Py_None) {
+        if (!PyUnicode_CheckExact(event) || PyUnicode_GET_LENGTH(event) == 0
+            || has_line_break(event, 0)) {
+            goto slow;
+        }
+        if (is_message(event)) {
+            event = Py_None;
+        }
+    }
+    if (id != Py_None && (!PyUnicode_CheckExact(id) || has_line_break(id, 1))) {
+        goto slow;
+    }
+    long long retry = -1;
+    if (retry_obj != Py_None) {
+        if (!PyLong_CheckExact(retry_obj)) {
+            goto slow;
+        }
+        int overflow;
+        retry = PyLong_AsLongLongAndOverflow(retry_obj, &overflow);
+        if (overflow || retry < 0) {
+            goto slow; /* negative (refused) or beyond a long long (written by Python) */
+        }
+    }
+    PyObject *result = write_event(data, event == Py_None ? NULL : event,
+                                   id == Py_None ? NULL : id, retry);
+    if (result != NULL || PyErr_Occurred()) {
+        return result;
+    }
+slow:
+    return fallback(&py_serialize_event, "_serialize_event_py", "serialize_event", args, nargs,
+                    kwnames);
+}
+
+/* The bytes of ":" + text + "\n", or NULL without an exception for a lone surrogate. */
+static PyObject *
+write_comment(PyObject *text)
+{
+    Py_ssize_t size = utf8_size(text, 0);
+    if (size < 0) {
+        return NULL;
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size + 2);
+    if (result == NULL) {
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    *out = ':';
+    out = utf8_write(out + 1, text, 0);
+    *out = '\n';
+    return result;
+}
+
+/* serialize(item). */
+static PyObject *
+serialize(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
+          PyObject *kwnames)
+{
+    if (nargs != 1 || kwnames != NULL) {
+        goto slow;
+    }
+    PyObject *item = args[0], *result = NULL;
+    PyTypeObject *type = Py_TYPE(item);
+    if (type == event_cls) {
+        /* The record's values were checked when it was built; as in Python, only the event
+         * type is looked at again (Python checks types outside its cache of valid lines). */
+        PyObject *data = SLOT(item, off_data), *event = SLOT(item, off_event);
+        PyObject *id = SLOT(item, off_id);
+        if (data == NULL || event == NULL || id == NULL || !PyUnicode_CheckExact(data)
+            || !PyUnicode_CheckExact(event) || (id != Py_None && !PyUnicode_CheckExact(id))
+            || PyUnicode_GET_LENGTH(event) == 0 || has_line_break(event, 0)) {
+            goto slow;
+        }
+        result = write_event(data, is_message(event) ? NULL : event,
+                             id == Py_None ? NULL : id, -1);
+    }
+    else if (type == comment_cls) {
+        PyObject *text = SLOT(item, off_text);
+        if (text == NULL || !PyUnicode_CheckExact(text)) {
+            goto slow;
+        }
+        result = write_comment(text);
+    }
+    else if (type == retry_cls) {
+        PyObject *ms = SLOT(item, off_ms);
+        if (ms == NULL || !PyLong_CheckExact(ms)) {
+            goto slow;
+        }
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(ms, &overflow);
+        if (overflow || value < 0) {
+            goto slow;
+        }
+        char text[40];
+        int len = snprintf(text, sizeof(text), "retry: %lld\n", value);
+        result = PyBytes_FromStringAndSize(text, len);
+    }
+    if (result != NULL || PyErr_Occurred()) {
+        return result;
+    }
+slow:
+    return fallback(&py_serialize, "_serialize_py", "serialize", args, nargs, kwnames);
+}
+
 /* --- module -------------------------------------------------------------------------------- */
 
 /* `process` is published as a method descriptor of `object` rather than a plain builtin
@@ -1295,13 +1685,25 @@ static PyMethodDef process_def = {
     "appending the items to ``out`` and storing the spec's buffers back into ``parser``.",
 };
 
+static PyMethodDef module_functions[] = {
+    {"serialize_event", (PyCFunction)(void (*)(void))serialize_event,
+     METH_FASTCALL | METH_KEYWORDS,
+     "serialize_event(data, *, event=None, id=None, retry=None)\n--\n\n"
+     "sse_core._serializer.serialize_event in C: the same bytes and the same errors."},
+    {"serialize", (PyCFunction)(void (*)(void))serialize, METH_FASTCALL | METH_KEYWORDS,
+     "serialize(item)\n--\n\n"
+     "sse_core._serializer.serialize in C: the same bytes and the same errors."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "sse_core._speedups",
-    "Optional C accelerator for sse_core.Parser (floor 1): process() is Parser._process and "
-    "feed() is Parser.feed; sse_core/_parser.py is their specification.",
+    "Optional C accelerator for sse_core (floor 1): process() is Parser._process and feed() "
+    "is Parser.feed (sse_core/_parser.py is their specification); serialize() and "
+    "serialize_event() are the functions of sse_core/_serializer.py.",
     -1,
-    NULL,
+    module_functions,
     NULL,
     NULL,
     NULL,
@@ -1338,6 +1740,9 @@ intern_all(void)
         {&s_tail_size, "_tail_size"},
         {&s_max_line_length, "max_line_length"},
         {&s_max_line_length_attr, "_max_line_length"},
+        {&s_event, "event"},
+        {&s_id, "id"},
+        {&s_retry, "retry"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL) {
@@ -1383,18 +1788,22 @@ PyInit__speedups(void)
         }
         PyTypeObject *event = get_class(events, "Event");
         PyTypeObject *comment = event == NULL ? NULL : get_class(events, "Comment");
+        PyTypeObject *retry = comment == NULL ? NULL : get_class(events, "Retry");
         Py_DECREF(events);
-        if (comment == NULL || slot_offset(event, "data", &off_data) < 0
+        if (retry == NULL || slot_offset(event, "data", &off_data) < 0
             || slot_offset(event, "event", &off_event) < 0
             || slot_offset(event, "id", &off_id) < 0
             || slot_offset(event, "last_event_id", &off_leid) < 0
-            || slot_offset(comment, "text", &off_text) < 0) {
+            || slot_offset(comment, "text", &off_text) < 0
+            || slot_offset(retry, "milliseconds", &off_ms) < 0) {
             Py_XDECREF(event);
             Py_XDECREF(comment);
+            Py_XDECREF(retry);
             return NULL;
         }
         event_cls = event;
         comment_cls = comment;
+        retry_cls = retry;
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {

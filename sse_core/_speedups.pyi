@@ -3,10 +3,18 @@
 from ._events import Comment, Event, Retry
 from ._parser import Parser
 
-__all__ = ["feed", "process"]
+__all__ = ["feed", "process", "serialize", "serialize_event"]
 
 def process(parser: Parser, complete: str, out: list[Event | Comment | Retry], /) -> None:
     """``Parser._process`` in C."""
 
 def feed(parser: Parser, data: bytes | bytearray | memoryview, /) -> list[Event | Comment | Retry]:
     """``Parser.feed`` in C."""
+
+def serialize(item: Event | Comment | Retry) -> bytes:
+    """``sse_core._serializer.serialize`` in C."""
+
+def serialize_event(
+    data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None
+) -> bytes:
+    """``sse_core._serializer.serialize_event`` in C."""

@@ -1,9 +1,11 @@
-"""Tests of the optional C accelerator ``sse_core._speedups`` against ``Parser._process``.
+"""Tests of the optional C accelerator ``sse_core._speedups`` against the pure-Python code.
 
-The Python method is the specification: every check here runs the parser with each
-implementation of ``_process`` (by setting ``Parser._process`` for the length of the check),
-and the C one must give the same items, the same errors and the same state as the Python one.
-The module is skipped when the extension is not built.
+The Python parser methods and serializer functions are the specification. Every parser check
+runs the parser with each implementation of ``_process`` and ``feed`` (by setting them on
+``Parser`` for the length of the check), and the C one must give the same items, the same
+errors and the same state as the Python one. Every serializer check calls the C and Python
+functions with the same arguments and compares the bytes or the error (type, message, field,
+value). The module is skipped when the extension is not built.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sse_core._parser as parser_module
+import sse_core._serializer as serializer_module
 from sse_core import (
     MAX_RETRY_MILLISECONDS,
     Comment,
@@ -524,3 +527,194 @@ def test_parser_subclass(impl: str) -> None:
             assert parser.feed(stream) == [msg("a", "e", "1", "1"), Comment(text=" c"),
                                            msg("b", leid="1")]
             assert parser.last_event_id == "1"
+
+
+# --- the serializer -------------------------------------------------------------------------
+
+
+C_SERIALIZE_EVENT: Callable[..., bytes] = _speedups.serialize_event
+C_SERIALIZE: Callable[..., bytes] = _speedups.serialize
+# Once the accelerator is wired in, the Python functions are kept under private names.
+PY_SERIALIZE_EVENT: Callable[..., bytes] = getattr(
+    serializer_module, "_serialize_event_py", serializer_module.serialize_event
+)
+PY_SERIALIZE: Callable[..., bytes] = getattr(
+    serializer_module, "_serialize_py", serializer_module.serialize
+)
+
+
+def outcome(function: Callable[..., bytes], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """What a call returns, or the type, message, field and value of what it raises."""
+    try:
+        return ("bytes", function(*args, **kwargs))
+    except Exception as error:  # any difference in errors must show
+        return (type(error), str(error), getattr(error, "field", None),
+                repr(getattr(error, "value", None)))
+
+
+def test_python_serializer_found() -> None:
+    """The serializer functions compared against are the pure-Python ones."""
+    assert isinstance(PY_SERIALIZE_EVENT, types.FunctionType)
+    assert isinstance(PY_SERIALIZE, types.FunctionType)
+
+
+class _Str(str):
+    __slots__ = ()
+
+
+# Text of every str kind with the characters that matter: line endings, NUL, lone surrogates.
+_ser_text = st.lists(
+    st.sampled_from(["a", " ", "message", "\n", "\r", "\r\n", "\x00", "é", "ÿ", "日", "😀",
+                     "\ud800", "\udfff", "data: ", ":"]) | st.text(max_size=5),
+    max_size=12,
+).map("".join)
+_ser_value = st.one_of(
+    _ser_text,
+    _ser_text.map(_Str),
+    st.none(),
+    st.sampled_from([b"x", 5, 1.5, True, ["a"]]),
+)
+_retry_value = st.one_of(
+    st.none(), st.integers(-3, 10**6), st.integers(), st.sampled_from([True, 1.0, "5", -1]),
+    st.just(10**100),
+)
+
+
+@given(
+    data=_ser_value,
+    event=_ser_value,
+    id=_ser_value,
+    retry=_retry_value,
+    passed=st.frozensets(st.sampled_from(["event", "id", "retry"])),
+)
+def test_serialize_event_matches_python(
+    data: Any, event: Any, id: Any, retry: Any, passed: frozenset[str]
+) -> None:
+    """Any values, valid or not, passed or left out: the same bytes, or the same error with
+    the same field and value."""
+    given_values = {"event": event, "id": id, "retry": retry}
+    kwargs = {name: value for name, value in given_values.items() if name in passed}
+    assert outcome(C_SERIALIZE_EVENT, data, **kwargs) == outcome(PY_SERIALIZE_EVENT, data,
+                                                                   **kwargs)
+
+
+@given(data=_ser_text, event=st.sampled_from([None, "message", "chat", "é日😀"]),
+       id=st.sampled_from([None, "", "1", "id-é"]), retry=st.none() | st.integers(0, 10**20))
+def test_serialize_event_valid_matches_python(
+    data: str, event: str | None, id: str | None, retry: int | None
+) -> None:
+    """Valid event types and ids with any data (the fast path): the same bytes or error."""
+    assert outcome(C_SERIALIZE_EVENT, data, event=event, id=id, retry=retry) == outcome(
+        PY_SERIALIZE_EVENT, data, event=event, id=id, retry=retry
+    )
+
+
+def test_serialize_event_argument_errors_match_python() -> None:
+    """Wrong arguments raise the Python function's TypeError."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((), {}), (("a", "b"), {}), ((), {"data": "a"}), (("a",), {"events": "x"}),
+        (("a",), {"event": "x", "id": None, "bogus": 1}),
+    ]
+    for args, kwargs in calls:
+        assert outcome(C_SERIALIZE_EVENT, *args, **kwargs) == outcome(
+            PY_SERIALIZE_EVENT, *args, **kwargs
+        )
+
+
+def _forced(cls: type, **values: Any) -> Any:
+    """A record whose slots hold the given values, bypassing validation."""
+    obj: Any = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+@given(
+    data=_ser_value,
+    event=_ser_value,
+    id=_ser_value,
+    text=_ser_value,
+    ms=_retry_value,
+    kind=st.sampled_from(["event", "comment", "retry", "other"]),
+)
+def test_serialize_matches_python(
+    data: Any, event: Any, id: Any, text: Any, ms: Any, kind: str
+) -> None:
+    """Records (built without validation, so holding any values) and non-records: the same
+    bytes, or the same error."""
+    item: Any = {
+        "event": lambda: _forced(Event, data=data, event=event, id=id, last_event_id=""),
+        "comment": lambda: _forced(Comment, text=text),
+        "retry": lambda: _forced(Retry, milliseconds=ms),
+        "other": lambda: data,
+    }[kind]()
+    assert outcome(C_SERIALIZE, item) == outcome(PY_SERIALIZE, item)
+
+
+@given(data=_ser_text.filter(lambda t: "\ud800" not in t and "\udfff" not in t),
+       event=st.sampled_from(["message", "chat", "é"]), id=st.sampled_from([None, "", "7"]))
+def test_serialize_valid_records_round_trip(data: str, event: str, id: str | None) -> None:
+    """Valid records: the Python bytes, which the parser turns back into the record."""
+    item = Event(data=data, event=event, id=id)
+    body = C_SERIALIZE(item)
+    assert body == PY_SERIALIZE(item)
+    parsed = Parser().feed(body)
+    assert parsed == [Event(data=data.replace("\r\n", "\n").replace("\r", "\n"), event=event,
+                            id=id, last_event_id=id or "")]
+    assert C_SERIALIZE(Comment(text="hé")) == b":h\xc3\xa9\n"
+    assert C_SERIALIZE(Retry(milliseconds=1500)) == b"retry: 1500\n"
+
+
+def test_serialize_missing_slot_matches_python() -> None:
+    """A record with an unset slot raises the Python function's AttributeError."""
+    for item in (object.__new__(Event), object.__new__(Comment), object.__new__(Retry)):
+        assert outcome(C_SERIALIZE, item) == outcome(PY_SERIALIZE, item)
+
+
+def test_serializer_no_reference_leaks() -> None:
+    """Serializing (fast path and fallback) leaves reference counts of the values as they were."""
+    data = "".join(["payload ", "é\n日\r\n😀"])
+    event, id = "".join(["ch", "at"]), "".join(["4", "2"])
+    item = Event(data=data, event=event, id=id)
+
+    def once() -> None:
+        C_SERIALIZE_EVENT(data, event=event, id=id, retry=5)
+        C_SERIALIZE(item)
+        C_SERIALIZE(Comment(text=event))
+        outcome(C_SERIALIZE_EVENT, data, event=event, id="a\nb")  # the Python fallback
+
+    for _ in range(3):
+        once()
+    gc.collect()
+    before = [sys.getrefcount(value) for value in (data, event, id, item)]
+    for _ in range(200):
+        once()
+    gc.collect()
+    assert [sys.getrefcount(value) for value in (data, event, id, item)] == before
+
+
+def test_serializer_no_memory_growth() -> None:
+    """Memory traced after many serializations does not grow with their number."""
+    values = [("x" * i + "é\n日\r😀", "t", str(i)) for i in range(50)]
+
+    def once() -> None:
+        for data, event, id in values:
+            C_SERIALIZE_EVENT(data, event=event, id=id, retry=1)
+            C_SERIALIZE(Event(data=data, event=event, id=id))
+        outcome(C_SERIALIZE_EVENT, "\ud800")
+
+    for _ in range(3):
+        once()
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            once()
+        gc.collect()
+        first, _ = tracemalloc.get_traced_memory()
+        for _ in range(100):
+            once()
+        gc.collect()
+        second, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert second - first < 20_000
