@@ -582,6 +582,15 @@ def test_regression_no_event_id_yet() -> None:
     assert_ok(simulate(Scenario(publish_at=(1.1,), faults=(Reset(at=1.0),))))
 
 
+def test_regression_event_published_as_the_request_arrives() -> None:
+    """Found by the strategies: an event published at the very instant the first request
+    reaches the server, just before it, is not owed (the position the client gets is that
+    event's id). The simulator used to compare times and owed it."""
+    result = simulate(Scenario(publish_at=(0.02, 1.0), latency=0.02))
+    assert_ok(result)
+    assert (result.published, result.delivered) == (1, 1)
+
+
 # --- the package's shape -----------------------------------------------------------------------
 
 TESTING = Path(sse_core.testing.__file__).resolve().parent

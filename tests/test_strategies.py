@@ -3,7 +3,7 @@ serializer and the simulator as documented."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sse_core import Event, Parser, serialize
@@ -17,8 +17,6 @@ from sse_core.testing.strategies import (
     scenarios,
     streams,
 )
-
-NO_ID = "while the client had no event id to resume from"  # bug 1, see test_simulation.py
 
 
 @given(events())
@@ -78,11 +76,31 @@ def test_fault_schedules_are_ordered_and_bounded(faults: tuple[object, ...]) -> 
 
 @given(scenarios(max_events=15, duration=30.0))
 def test_drawn_scenarios_keep_the_invariant(scenario: Scenario) -> None:
-    """Every drawn scenario runs to completion without breaking the invariant (bug 1 aside,
-    until the sessions fix it)."""
+    """Every drawn scenario, streaming or falling back to long-polling, runs to completion
+    without breaking the invariant."""
     result = simulate(scenario)
-    if result.violation is not None and NO_ID in result.violation:
-        return
     assert result.violation is None, result.violation
     assert result.completed
     assert result.published == result.delivered + result.missed
+    if scenario.transport == "stream":
+        assert result.polls == result.transport_switches == 0
+
+
+@given(scenarios(max_events=3, duration=10.0, is_long_poll_drawn=False))
+def test_scenarios_can_leave_long_polling_out(scenario: Scenario) -> None:
+    """With is_long_poll_drawn=False every scenario only streams."""
+    assert scenario.transport == "stream" and scenario.client.long_poll_url is None
+
+
+def test_scenarios_draw_long_polling() -> None:
+    """By default both transports are drawn, and "auto" clients have a long-poll URL."""
+    seen: set[str] = set()
+
+    @settings(max_examples=50, database=None)
+    @given(scenarios(max_events=3, duration=10.0))
+    def collect(scenario: Scenario) -> None:
+        seen.add(scenario.transport)
+        assert (scenario.client.long_poll_url is not None) == (scenario.transport == "auto")
+
+    collect()
+    assert seen == {"stream", "auto"}

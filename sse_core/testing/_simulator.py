@@ -601,7 +601,7 @@ class _Connection:
         "proxy_buffer",
         "proxy_threshold",
         "request",
-        "requested_at",
+        "requested_index",
         "server",
     )
 
@@ -618,7 +618,8 @@ class _Connection:
         self.cut_is_eof = False
         self.proxy_threshold: int | None = None
         self.proxy_buffer = bytearray()
-        self.requested_at: float | None = None  # when a server session took the request
+        # How many events were published when a server session took the request.
+        self.requested_index: int | None = None
 
 
 #: Builds the client under test (a subclass of :class:`~sse_core.ClientSession`, or one that
@@ -645,11 +646,11 @@ class _Simulation:
         self.servers: list[_Connection] = []  # connections with a live server session
         self.published: list[tuple[str, str, float]] = []
         self.all_ids: set[str] = set()  # of every event published, owed or not
-        self.first_request_at: float | None = None
+        self.first_request_index: int | None = None
         # Since when events are owed to the client: a client that starts without an id is
         # subscribed once a position from the server reaches it (before, it cannot say where
         # it was, like a client that has not started yet).
-        self.subscribed_from: float | None = None
+        self.subscribed_index: int | None = None
         self.record: list[tuple[float, Recorded]] = []
         self.switches = 0
         self.polls = 0
@@ -733,12 +734,12 @@ class _Simulation:
         return verdict.is_caught_up
 
     def expected(self) -> list[tuple[str, str, float]]:
-        start = self.first_request_at if self.scenario.client.last_event_id else None
+        start = self.first_request_index if self.scenario.client.last_event_id else None
         if start is None:
-            start = self.subscribed_from
+            start = self.subscribed_index
         if start is None:
             return []
-        return [entry for entry in self.published if entry[2] >= start]
+        return self.published[start:]
 
     def result(self, completed: bool) -> SimulationResult:
         expected = self.expected()
@@ -808,9 +809,9 @@ class _Simulation:
             self.send_back(conn, (_HEAD, 503, (("Content-Type", "text/plain"),)))
             self.send_back(conn, (_EOF,))
             return
-        if self.first_request_at is None:
-            self.first_request_at = now
-        conn.requested_at = now
+        if self.first_request_index is None:
+            self.first_request_index = len(self.published)
+        conn.requested_index = len(self.published)
         server: _ServerSide
         long_poll_url = self.scenario.client.long_poll_url
         if long_poll_url is not None and _same_endpoint(conn.request.url, long_poll_url):
@@ -965,10 +966,11 @@ class _Simulation:
 
     def note_position(self, conn: _Connection) -> None:
         # A stream's bytes or a poll's whole answer may carry the client's first position.
-        if self.subscribed_from is None and self.client.last_event_id:
+        if self.subscribed_index is None and self.client.last_event_id:
             # The first position (or event id) that reached the client: from the request
-            # that produced it on, every event is owed to the application.
-            self.subscribed_from = conn.requested_at
+            # that produced it on, every event is owed to the application (events published
+            # at the same instant but before the request are not).
+            self.subscribed_index = conn.requested_index
 
     def break_connection(self, conn: _Connection) -> None:
         if conn.cut_is_eof and conn.has_head:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import attrs
 from hypothesis import strategies as st
 
+from .._actions import Transport
 from .._backoff import BackoffConfig, Jitter
 from .._client import ClientConfig
 from .._events import Comment, Event, Retry, StreamItem
+from .._longpoll import LongPollConfig
 from .._replay import ReplayConfig
 from .._serializer import serialize
 from .._server import ServerConfig
@@ -233,7 +235,9 @@ def fault_schedules(
 
 
 @st.composite
-def _scenarios(draw: st.DrawFn, max_events: int, duration: float) -> Scenario:
+def _scenarios(
+    draw: st.DrawFn, max_events: int, duration: float, is_long_poll_drawn: bool
+) -> Scenario:
     times = draw(st.lists(st.floats(0.05, duration), min_size=1, max_size=max_events))
     publish_at = tuple(sorted(round(at, 3) for at in times))
     data = tuple(draw(st.lists(event_data(max_lines=3), min_size=1, max_size=len(times))))
@@ -255,7 +259,7 @@ def _scenarios(draw: st.DrawFn, max_events: int, duration: float) -> Scenario:
         retry=draw(st.one_of(st.none(), st.integers(0, 2000))),
         padding=draw(st.sampled_from([0, 2048])),
     )
-    return Scenario(
+    scenario = Scenario(
         seed=draw(st.integers(0, 2**32 - 1)),
         publish_at=publish_at,
         data=data,
@@ -265,9 +269,43 @@ def _scenarios(draw: st.DrawFn, max_events: int, duration: float) -> Scenario:
         replay=ReplayConfig(max_events=draw(st.sampled_from([2, 5, 50, 1000]))),
         latency=draw(st.floats(0.0, 0.2)),
     )
+    if is_long_poll_drawn and draw(st.booleans()):
+        scenario = draw(_long_polling(scenario, duration))
+    return scenario
 
 
-def scenarios(*, max_events: int = 30, duration: float = 60.0) -> st.SearchStrategy[Scenario]:
+@st.composite
+def _long_polling(draw: st.DrawFn, scenario: Scenario, duration: float) -> Scenario:
+    """The scenario with a client that may fall back to long-polling, mostly behind a
+    buffering proxy that holds streams for a while from the start."""
+    client = attrs.evolve(
+        scenario.client,
+        long_poll_url="https://sim.test/poll",
+        first_byte_timeout=draw(st.floats(0.5, 8.0)),
+        switch_after=draw(st.integers(1, 3)),
+        retry_streaming_after=draw(st.one_of(st.none(), st.floats(2.0, 40.0))),
+        long_poll_timeout=draw(st.one_of(st.just(0.0), st.floats(0.5, 10.0))),
+        min_poll_interval=draw(st.floats(0.1, 2.0)),
+        initial_transport=draw(st.sampled_from(list(Transport))),
+    )
+    long_poll = LongPollConfig(
+        max_hold=draw(st.floats(0.5, 15.0)),
+        max_events=draw(st.sampled_from([1, 3, 100])),
+        max_bytes=draw(st.sampled_from([None, 300, 1 << 20])),
+        retry=draw(st.one_of(st.none(), st.integers(0, 2000))),
+    )
+    faults = scenario.faults
+    if draw(st.integers(0, 3)):
+        window = draw(st.floats(5.0, duration))
+        proxy = BufferingProxy(at=0.0, duration=window, threshold=1 << 20)
+        faults = (proxy, *faults)
+    return attrs.evolve(scenario, transport="auto", client=client, long_poll=long_poll,
+                        faults=faults)
+
+
+def scenarios(
+    *, max_events: int = 30, duration: float = 60.0, is_long_poll_drawn: bool = True
+) -> st.SearchStrategy[Scenario]:
     """Simulator configurations: publish times, event data, faults, client, server and
     replay-log settings.
 
@@ -277,8 +315,12 @@ def scenarios(*, max_events: int = 30, duration: float = 60.0) -> st.SearchStrat
     Args:
         max_events: Most published events.
         duration: Publishing and faults happen within this many virtual seconds.
+        is_long_poll_drawn: Half the scenarios get ``transport="auto"``: the client may fall
+            back to long-polling (drawn switch, poll and probe timings, sometimes starting by
+            polling), the long-poll sessions drawn limits, and most of them a buffering
+            proxy that holds streams from the start for a while.
 
     Returns:
         A strategy of :class:`~sse_core.testing.Scenario`.
     """
-    return _scenarios(max_events, duration)
+    return _scenarios(max_events, duration, is_long_poll_drawn)
