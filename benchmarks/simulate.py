@@ -4,7 +4,7 @@ Each seed gives one :func:`sse_core.testing.random_scenario`; the script runs th
 :func:`sse_core.testing.simulate` and prints how many completed without breaking the
 invariant, the violations grouped by kind (with the first seed of each, to reproduce with
 ``simulate(random_scenario(seed))``), what the faults cost (reconnections, gaps, missed
-events) and the wall time.
+events), how often the long-poll scenarios switched transport, and the wall time.
 
 Run it with ``python -m benchmarks.simulate`` (``--help`` for the knobs).
 """
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from sse_core import ReportGap
+from sse_core import ReportGap, ReportTransport, Transport
 from sse_core.testing import random_scenario, simulate
 
 __all__ = ["Summary", "main", "run"]
@@ -37,6 +37,10 @@ class Summary:
     missed: int
     reconnects: int
     gap_reasons: dict[str, int]
+    long_poll_scenarios: int  # with transport "auto"
+    switched: int  # of those, how many switched to long-polling at least once
+    switched_back: int  # of those, how many ended up streaming again
+    polls: int
     virtual_seconds: float
     wall_seconds: float
 
@@ -54,9 +58,17 @@ def run(first_seed: int, count: int) -> Summary:
     violations: dict[str, tuple[int, int]] = {}
     reasons: Counter[str] = Counter()
     completed = published = delivered = missed = reconnects = 0
+    long_poll = switched = switched_back = polls = 0
     virtual = 0.0
     for seed in range(first_seed, first_seed + count):
-        result = simulate(random_scenario(seed))
+        scenario = random_scenario(seed)
+        result = simulate(scenario)
+        if scenario.transport == "auto":
+            long_poll += 1
+            reports = [e for _, e in result.record if isinstance(e, ReportTransport)]
+            switched += bool(reports)
+            switched_back += bool(reports) and reports[-1].transport is Transport.STREAMING
+            polls += result.polls
         completed += result.is_ok
         published += result.published
         delivered += result.delivered
@@ -71,7 +83,8 @@ def run(first_seed: int, count: int) -> Summary:
     return Summary(
         scenarios=count, completed=completed, violations=violations, published=published,
         delivered=delivered, missed=missed, reconnects=reconnects, gap_reasons=dict(reasons),
-        virtual_seconds=virtual, wall_seconds=time.perf_counter() - started,
+        long_poll_scenarios=long_poll, switched=switched, switched_back=switched_back,
+        polls=polls, virtual_seconds=virtual, wall_seconds=time.perf_counter() - started,
     )
 
 
@@ -88,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"events:     {summary.published} published, {summary.delivered} delivered, "
           f"{summary.missed} missed inside reported gaps")
     print(f"faults:     {summary.reconnects} reconnections, gaps {summary.gap_reasons}")
+    print(f"long-poll:  {summary.long_poll_scenarios} scenarios may poll, "
+          f"{summary.switched} switched ({summary.switched_back} back to streaming), "
+          f"{summary.polls} polls")
     print(f"time:       {summary.wall_seconds:.2f} s wall "
           f"({summary.scenarios / summary.wall_seconds:.0f} scenarios/s), "
           f"{summary.virtual_seconds:.0f} s virtual")

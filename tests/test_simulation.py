@@ -645,7 +645,9 @@ def test_benchmark_script_reports(capsys: pytest.CaptureFixture[str]) -> None:
 
     code = bench.main(["--seed", "0", "-n", "20"])
     out = capsys.readouterr().out
-    assert "scenarios:  20" in out and "completed:" in out
+    assert "scenarios:  20" in out and "completed:" in out and "long-poll:" in out
     summary = bench.run(0, 20)
+    assert 0 < summary.long_poll_scenarios < 20
+    assert summary.switched_back <= summary.switched <= summary.long_poll_scenarios
     assert code == (1 if summary.violations else 0)
     assert summary.completed + sum(n for n, _ in summary.violations.values()) == 20
