@@ -12,6 +12,7 @@ split of its bytes, :class:`~sse_core.Parser` returns the item.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from ._errors import InvalidFieldError
@@ -160,3 +161,35 @@ def serialize_many(items: Iterable[StreamItem]) -> bytes:
         InvalidFieldError: as :func:`serialize`; nothing is returned then.
     """
     return b"".join([serialize(item) for item in items])
+
+
+# --- optional C accelerator -----------------------------------------------------------------
+# sse_core._speedups (built from _speedups.c when a C compiler is at hand) has serialize and
+# serialize_event with exactly the behaviour above: it writes the common valid case in C and
+# calls the Python functions, kept under these names, for anything else, so every error is
+# the Python one. tests/test_speedups.py compares the two. Thin wrappers keep the docstrings
+# and signatures above for users and the docs.
+_serialize_py = serialize
+_serialize_event_py = serialize_event
+try:
+    from . import _speedups
+except ImportError:  # installed without a C compiler: pure Python
+    _speedups = None  # type: ignore[assignment]
+
+if _speedups is not None:
+    _serialize_c = _speedups.serialize
+    _serialize_event_c = _speedups.serialize_event
+
+    @functools.wraps(_serialize_py)
+    def serialize(item: StreamItem) -> bytes:
+        return _serialize_c(item)
+
+    @functools.wraps(_serialize_event_py)
+    def serialize_event(
+        data: str,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> bytes:
+        return _serialize_event_c(data, event=event, id=id, retry=retry)
