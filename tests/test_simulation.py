@@ -591,6 +591,32 @@ def test_regression_event_published_as_the_request_arrives() -> None:
     assert (result.published, result.delivered) == (1, 1)
 
 
+@pytest.mark.parametrize(
+    ("last_event_id", "delivered", "gaps"),
+    [("e0-0", ["e0-1", "e0-2"], []), ("e0-start", ["e0-0", "e0-1", "e0-2"], []),
+     ("bogus", ["e0-0", "e0-1", "e0-2"], ["bogus"])],
+)
+@pytest.mark.parametrize("is_polling", [False, True])
+def test_regression_client_starting_with_an_id(
+    last_event_id: str, delivered: list[str], gaps: list[str], is_polling: bool
+) -> None:
+    """A client that starts with an id (streaming, or by long-polling) is owed what follows
+    it, even what was published before its first request; with an id the server does not
+    know, everything after a gap report. The simulator used to owe only what came after the
+    first request."""
+    client = TEST_CLIENT
+    if is_polling:
+        client = attrs.evolve(POLLING_CLIENT, initial_transport=Transport.LONG_POLLING)
+    result = simulate(scenario(
+        transport="auto" if is_polling else "stream", publish_at=(0.0, 0.01, 1.0),
+        client=attrs.evolve(client, last_event_id=last_event_id),
+    ))
+    assert_ok(result)
+    assert [e.event.id for _, e in result.record if isinstance(e, Deliver)] == delivered
+    assert [e.last_event_id for _, e in result.record if isinstance(e, ReportGap)] == gaps
+    assert (result.polls > 0) == is_polling
+
+
 # --- the package's shape -----------------------------------------------------------------------
 
 TESTING = Path(sse_core.testing.__file__).resolve().parent

@@ -646,7 +646,9 @@ class _Simulation:
         self.servers: list[_Connection] = []  # connections with a live server session
         self.published: list[tuple[str, str, float]] = []
         self.all_ids: set[str] = set()  # of every event published, owed or not
-        self.first_request_index: int | None = None
+        # For a client that starts with an id: the first event owed to it, fixed when the
+        # server takes its first request.
+        self.resume_index: int | None = None
         # Since when events are owed to the client: a client that starts without an id is
         # subscribed once a position from the server reaches it (before, it cannot say where
         # it was, like a client that has not started yet).
@@ -734,7 +736,7 @@ class _Simulation:
         return verdict.is_caught_up
 
     def expected(self) -> list[tuple[str, str, float]]:
-        start = self.first_request_index if self.scenario.client.last_event_id else None
+        start = self.resume_index if self.scenario.client.last_event_id else None
         if start is None:
             start = self.subscribed_index
         if start is None:
@@ -809,8 +811,12 @@ class _Simulation:
             self.send_back(conn, (_HEAD, 503, (("Content-Type", "text/plain"),)))
             self.send_back(conn, (_EOF,))
             return
-        if self.first_request_index is None:
-            self.first_request_index = len(self.published)
+        if self.resume_index is None:
+            # Owed: what follows the client's id, or everything (after a gap report) when
+            # the server does not know the id.
+            initial = self.scenario.client.last_event_id
+            ids = [entry[0] for entry in self.published]
+            self.resume_index = ids.index(initial) + 1 if initial in ids else 0
         conn.requested_index = len(self.published)
         server: _ServerSide
         long_poll_url = self.scenario.client.long_poll_url
