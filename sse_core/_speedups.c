@@ -1059,12 +1059,59 @@ set_bool(PyObject *obj, PyObject *name, int value)
 
 /* Parser.feed(data) for an open or failed parser: the Python method, step by step, with
  * _process done by process_lines. Returns the list of items. */
+static PyObject *feed_py; /* sse_core._parser._feed_py, fetched on first use */
+
+/* func(self, *args, **kwargs) from a vectorcall's arguments without self. */
 static PyObject *
-feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
+call_with_self(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
 {
-    if (nargs != 1) {
-        PyErr_Format(PyExc_TypeError, "feed() takes parser and data (%zd given)", nargs + 1);
-        return NULL;
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *local[8];
+    PyObject **stack = local;
+    if (total + 1 > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
+        stack = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *result = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
+    if (stack != local) {
+        PyMem_Free(stack);
+    }
+    return result;
+}
+
+/* The pure-Python function kept as <module>.<name> for calls with unusual arguments. */
+static PyObject *
+python_fallback(PyObject **slot, const char *module_name, const char *name)
+{
+    if (*slot == NULL) {
+        PyObject *func = lazy_attr(slot, module_name, name);
+        if (func == NULL) {
+            return NULL;
+        }
+        if (!PyFunction_Check(func)) {
+            Py_CLEAR(*slot);
+            PyErr_Format(PyExc_RuntimeError, "%s.%s is not the pure-Python function",
+                         module_name, name);
+            return NULL;
+        }
+    }
+    return *slot;
+}
+
+static PyObject *
+feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs != 1 || kwnames != NULL) {
+        /* parser.feed(data=...) or wrong arguments: the Python method, for its errors. */
+        PyObject *func = python_fallback(&feed_py, "sse_core._parser", "_feed_py");
+        return func == NULL ? NULL : call_with_self(func, parser, args, nargs, kwnames);
     }
     if (state_open == NULL) {
         if (lazy_attr(&state_cls, "sse_core._parser", "_State") == NULL) {
@@ -1667,15 +1714,196 @@ slow:
     return fallback(&py_serialize, "_serialize_py", "serialize", args, nargs, kwnames);
 }
 
+/* --- Event.__init__ ------------------------------------------------------------------------ */
+
+/* event_init(self, *, data, event="message", id=None, last_event_id="") is Event.__init__ of
+ * sse_core/_events.py (kept there as _event_init_py, its specification): for the common valid
+ * case -- an Event (not a subclass), keywords only, exact str values (id may be None), an
+ * event type that is not empty and has no CR or LF, ids without CR, LF or U+0000 -- it stores
+ * the slots directly, as the Python method does through the slot descriptors. Anything else
+ * (positional arguments, unknown or missing keywords, other types, str subclasses, invalid
+ * values) goes to the Python method with the same arguments, so every error is the Python
+ * one by construction. */
+
+static PyObject *event_init_py; /* sse_core._events._event_init_py, fetched on first use */
+static PyObject *s_data_kw, *s_last_event_id_kw; /* "data", "last_event_id" */
+
+static PyObject *
+event_init_fallback(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (event_init_py == NULL) {
+        PyObject *events = PyImport_ImportModule("sse_core._events");
+        if (events == NULL) {
+            return NULL;
+        }
+        PyObject *func = PyObject_GetAttrString(events, "_event_init_py");
+        Py_DECREF(events);
+        if (func == NULL) {
+            /* Not wired yet: Event.__init__ is still the Python method. */
+            PyErr_Clear();
+            PyObject *dict = PyObject_GetAttrString((PyObject *)event_cls, "__dict__");
+            if (dict == NULL) {
+                return NULL;
+            }
+            func = PyMapping_GetItemString(dict, "__init__");
+            Py_DECREF(dict);
+            if (func == NULL) {
+                return NULL;
+            }
+        }
+        if (!PyFunction_Check(func)) {
+            Py_DECREF(func);
+            PyErr_SetString(PyExc_RuntimeError,
+                            "sse_core._events._event_init_py is not the pure-Python function");
+            return NULL;
+        }
+        event_init_py = func;
+    }
+    return call_with_self(event_init_py, self, args, nargs, kwnames);
+}
+
+/* Whether `s` (an exact str) has CR or LF, or with `nul` also U+0000. */
+static int
+has_break_or_nul(PyObject *s, int nul)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        const unsigned char *p = PyUnicode_1BYTE_DATA(s);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char c = p[i];
+            if (c <= '\r' && (c == '\n' || c == '\r' || (nul && c == 0))) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return has_line_break(s, nul);
+}
+
+static PyObject *
+event_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs != 0 || kwnames == NULL || Py_TYPE(self) != event_cls) {
+        goto slow;
+    }
+    PyObject *data = NULL, *event = s_message, *id = Py_None, *leid = s_empty;
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    unsigned seen = 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        unsigned bit;
+        if (name == s_data_kw) {
+            bit = 1;
+        }
+        else if (name == s_event) {
+            bit = 2;
+        }
+        else if (name == s_id) {
+            bit = 4;
+        }
+        else if (name == s_last_event_id_kw) {
+            bit = 8;
+        }
+        else if (!PyUnicode_CheckExact(name)) {
+            goto slow;
+        }
+        else if (PyUnicode_Compare(name, s_data_kw) == 0) {
+            bit = 1;
+        }
+        else if (PyUnicode_Compare(name, s_event) == 0) {
+            bit = 2;
+        }
+        else if (PyUnicode_Compare(name, s_id) == 0) {
+            bit = 4;
+        }
+        else if (PyUnicode_Compare(name, s_last_event_id_kw) == 0) {
+            bit = 8;
+        }
+        else {
+            goto slow;
+        }
+        if (seen & bit) {
+            goto slow;
+        }
+        seen |= bit;
+        PyObject *value = args[i];
+        switch (bit) {
+        case 1:
+            data = value;
+            break;
+        case 2:
+            event = value;
+            break;
+        case 4:
+            id = value;
+            break;
+        default:
+            leid = value;
+        }
+    }
+    if (data == NULL || !PyUnicode_CheckExact(data) || !PyUnicode_CheckExact(event)
+        || !PyUnicode_CheckExact(leid) || (id != Py_None && !PyUnicode_CheckExact(id))) {
+        goto slow;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(event) < 0 || PyUnicode_READY(leid) < 0
+        || (id != Py_None && PyUnicode_READY(id) < 0)) {
+        return NULL;
+    }
+#endif
+    if (event != s_message
+        && (PyUnicode_GET_LENGTH(event) == 0 || has_break_or_nul(event, 0))) {
+        goto slow;
+    }
+    if ((id != Py_None && has_break_or_nul(id, 1)) || has_break_or_nul(leid, 1)) {
+        goto slow;
+    }
+    Py_INCREF(data);
+    Py_XSETREF(SLOT(self, off_data), data);
+    Py_INCREF(event);
+    Py_XSETREF(SLOT(self, off_event), event);
+    Py_INCREF(id);
+    Py_XSETREF(SLOT(self, off_id), id);
+    Py_INCREF(leid);
+    Py_XSETREF(SLOT(self, off_leid), leid);
+    Py_RETURN_NONE;
+slow:
+    return event_init_fallback(self, args, nargs, kwnames);
+}
+
 /* --- module -------------------------------------------------------------------------------- */
 
 /* `process` is published as a method descriptor of `object` rather than a plain builtin
  * function: called directly it takes (parser, complete, out), and stored as
  * Parser._process it binds to the parser like a Python method, with no wrapper frame. */
+/* The docstring is exactly that of Parser.feed in sse_core/_parser.py (after
+ * inspect.cleandoc; tests/test_speedups.py checks it), so that the method can be stored as
+ * Parser.feed directly, with no Python wrapper frame, without losing the docs. */
 static PyMethodDef feed_def = {
-    "feed", (PyCFunction)(void (*)(void))feed, METH_FASTCALL,
-    "feed(parser, data)\n--\n\n"
-    "Parser.feed in C: decode the chunk, cut it into whole lines and process them.",
+    "feed", (PyCFunction)(void (*)(void))feed, METH_FASTCALL | METH_KEYWORDS,
+    "feed($self, /, data)\n--\n\n"
+    "Parse the next chunk of the stream.\n"
+    "\n"
+    "Args:\n"
+    "    data: The next bytes of the body, of any length. ``b\"\"`` is not end of stream.\n"
+    "\n"
+    "Returns:\n"
+    "    The items completed by this chunk, in stream order; an empty list means that\n"
+    "    more bytes are needed.\n"
+    "\n"
+    "Raises:\n"
+    "    LimitExceeded: a line or an event crossed its limit. ``items`` holds what this\n"
+    "        call parsed before; the parser is failed afterwards.\n"
+    "    RemoteProtocolError: the parser failed earlier.\n"
+    "    LocalProtocolError: called after :meth:`feed_eof`.",
+};
+
+/* Stored as Event.__init__ it binds like the Python method; its docstring and signature are
+ * those of the Python method (which has no docstring of its own). */
+static PyMethodDef event_init_def = {
+    "event_init", (PyCFunction)(void (*)(void))event_init, METH_FASTCALL | METH_KEYWORDS,
+    "event_init($self, /, *, data, event='message', id=None, last_event_id='')\n--\n\n"
+    "Event.__init__ in C: the same records and the same errors.",
 };
 
 static PyMethodDef process_def = {
@@ -1685,14 +1913,51 @@ static PyMethodDef process_def = {
     "appending the items to ``out`` and storing the spec's buffers back into ``parser``.",
 };
 
+/* The docstrings are exactly those of the Python functions in sse_core/_serializer.py (after
+ * inspect.cleandoc; tests/test_speedups.py checks them), so that these functions can be
+ * published as sse_core.serialize and serialize_event directly, with no wrapper frame. */
 static PyMethodDef module_functions[] = {
     {"serialize_event", (PyCFunction)(void (*)(void))serialize_event,
      METH_FASTCALL | METH_KEYWORDS,
      "serialize_event(data, *, event=None, id=None, retry=None)\n--\n\n"
-     "sse_core._serializer.serialize_event in C: the same bytes and the same errors."},
+     "Encode an event from plain values, without building an :class:`~sse_core.Event`.\n"
+     "\n"
+     "The same checks as the records' constructors apply, so the result can never inject.\n"
+     "\n"
+     "Args:\n"
+     "    data: The event's data; CR and CRLF are sent as line breaks.\n"
+     "    event: The event type; ``None`` or ``\"message\"`` sends no ``event`` line.\n"
+     "    id: The event's id; ``None`` sends no ``id`` line, ``\"\"`` resets the last event ID.\n"
+     "    retry: A reconnection time in milliseconds to send before the event, or ``None``.\n"
+     "\n"
+     "Returns:\n"
+     "    The UTF-8 bytes of the ``retry`` line (if any) followed by the event.\n"
+     "\n"
+     "Raises:\n"
+     "    InvalidFieldError: ``event`` is empty or contains CR/LF; ``id`` contains CR, LF or\n"
+     "        U+0000; ``retry`` is not a non-negative int; ``data`` is not a str or contains a\n"
+     "        lone surrogate."},
     {"serialize", (PyCFunction)(void (*)(void))serialize, METH_FASTCALL | METH_KEYWORDS,
      "serialize(item)\n--\n\n"
-     "sse_core._serializer.serialize in C: the same bytes and the same errors."},
+     "Encode one item as ``text/event-stream`` bytes.\n"
+     "\n"
+     "An :class:`~sse_core.Event` becomes its ``id`` line (when ``id`` is not ``None``), its\n"
+     "``event`` line (unless it is ``\"message\"``), one ``data:`` line per data line -- at least\n"
+     "one, so that empty data is dispatched -- and a blank line. ``last_event_id`` is not\n"
+     "written. A :class:`~sse_core.Comment` becomes ``:text``; a :class:`~sse_core.Retry`\n"
+     "becomes ``retry: N``. Neither adds a blank line.\n"
+     "\n"
+     "Encode once and send the same bytes to every client of a broadcast.\n"
+     "\n"
+     "Args:\n"
+     "    item: The event, comment or retry to write.\n"
+     "\n"
+     "Returns:\n"
+     "    The UTF-8 bytes.\n"
+     "\n"
+     "Raises:\n"
+     "    InvalidFieldError: text contains a lone surrogate (not encodable in UTF-8), or\n"
+     "        ``item`` is not a stream item."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1701,7 +1966,8 @@ static struct PyModuleDef speedups_module = {
     "sse_core._speedups",
     "Optional C accelerator for sse_core (floor 1): process() is Parser._process and feed() "
     "is Parser.feed (sse_core/_parser.py is their specification); serialize() and "
-    "serialize_event() are the functions of sse_core/_serializer.py.",
+    "serialize_event() are the functions of sse_core/_serializer.py; event_init() is "
+    "Event.__init__ (sse_core/_events.py).",
     -1,
     module_functions,
     NULL,
@@ -1743,6 +2009,8 @@ intern_all(void)
         {&s_event, "event"},
         {&s_id, "id"},
         {&s_retry, "retry"},
+        {&s_data_kw, "data"},
+        {&s_last_event_id_kw, "last_event_id"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL) {
@@ -1809,7 +2077,7 @@ PyInit__speedups(void)
     if (module == NULL) {
         return NULL;
     }
-    PyMethodDef *defs[] = {&process_def, &feed_def};
+    PyMethodDef *defs[] = {&process_def, &feed_def, &event_init_def};
     for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
         PyObject *func = PyDescr_NewMethod(&PyBaseObject_Type, defs[i]);
         if (func == NULL || PyModule_AddObject(module, defs[i]->ml_name, func) < 0) {

@@ -3,13 +3,24 @@
 from ._events import Comment, Event, Retry
 from ._parser import Parser
 
-__all__ = ["feed", "process", "serialize", "serialize_event"]
+__all__ = ["event_init", "feed", "process", "serialize", "serialize_event"]
 
 def process(parser: Parser, complete: str, out: list[Event | Comment | Retry], /) -> None:
     """``Parser._process`` in C."""
 
-def feed(parser: Parser, data: bytes | bytearray | memoryview, /) -> list[Event | Comment | Retry]:
-    """``Parser.feed`` in C."""
+def feed(parser: Parser, /, data: bytes | bytearray | memoryview) -> list[Event | Comment | Retry]:
+    """``Parser.feed`` in C, with its docstring."""
+
+def event_init(
+    self: Event,
+    /,
+    *,
+    data: str,
+    event: str = "message",
+    id: str | None = None,
+    last_event_id: str = "",
+) -> None:
+    """``Event.__init__`` in C."""
 
 def serialize(item: Event | Comment | Retry) -> bytes:
     """``sse_core._serializer.serialize`` in C."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import random
 import sys
 import tracemalloc
@@ -19,10 +20,12 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sse_core._events as events_module
 import sse_core._parser as parser_module
 import sse_core._serializer as serializer_module
 from sse_core import (
@@ -30,6 +33,7 @@ from sse_core import (
     Comment,
     EndOfStream,
     Event,
+    InvalidFieldError,
     LimitExceeded,
     Parser,
     Retry,
@@ -543,7 +547,7 @@ PY_SERIALIZE: Callable[..., bytes] = getattr(
 )
 
 
-def outcome(function: Callable[..., bytes], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+def outcome(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
     """What a call returns, or the type, message, field and value of what it raises."""
     try:
         return ("bytes", function(*args, **kwargs))
@@ -718,3 +722,170 @@ def test_serializer_no_memory_growth() -> None:
     finally:
         tracemalloc.stop()
     assert second - first < 20_000
+
+
+# --- Parser.feed stored directly --------------------------------------------------------------
+
+
+def test_feed_docstring_is_python_docstring() -> None:
+    """The C feed carries exactly the Python method's docstring and a signature inspect can
+    read, so that it can be stored as Parser.feed without a wrapper."""
+    assert C_FEED.__doc__ == inspect.cleandoc(PY_FEED.__doc__ or "")
+    assert inspect.getdoc(C_FEED) == inspect.getdoc(PY_FEED)
+    assert list(inspect.signature(C_FEED).parameters) == ["self", "data"]
+    assert list(inspect.signature(C_FEED.__get__(Parser())).parameters) == ["data"]
+
+
+def test_feed_unusual_arguments_match_python() -> None:
+    """feed(data=...) parses as the Python method does; wrong arguments raise its errors."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((), {"data": b"data: a\n\n"}), ((), {}), ((b"x", b"y"), {}), ((), {"chunk": b"x"}),
+        ((b"data: a\n\n",), {"data": b"x"}),
+    ]
+    for args, kwargs in calls:
+        assert outcome(C_FEED, Parser(), *args, **kwargs) == outcome(PY_FEED, Parser(), *args,
+                                                                     **kwargs)
+
+
+# --- Event.__init__ -----------------------------------------------------------------------------
+
+C_EVENT_INIT: Callable[..., None] = _speedups.event_init
+# Once the accelerator is wired in, the Python method is kept as _events._event_init_py.
+PY_EVENT_INIT: Callable[..., None] = (
+    getattr(events_module, "_event_init_py", None) or Event.__dict__["__init__"]
+)
+# The C __init__ calls _events._event_init_py for unusual arguments; until the accelerator is
+# wired in (which adds it), provide it here so that the C method can be tried on its own.
+if not hasattr(events_module, "_event_init_py"):
+    events_module._event_init_py = PY_EVENT_INIT  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def event_init(function: Callable[..., None]) -> Iterator[None]:
+    """Make ``Event.__init__`` the given function for the length of the block."""
+    saved = Event.__dict__["__init__"]
+    Event.__init__ = function  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Event.__init__ = saved  # type: ignore[method-assign]
+
+
+def built(cls: type, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """The fields (value, exact type) of ``cls(*args, **kwargs)``, or what it raises."""
+    try:
+        item = cls(*args, **kwargs)
+    except Exception as error:  # any difference in errors must show
+        return (type(error), str(error), getattr(error, "field", None),
+                repr(getattr(error, "value", None)))
+    names = ("data", "event", "id", "last_event_id")
+    return ("event", type(item), tuple((getattr(item, n), type(getattr(item, n))) for n in names))
+
+
+def test_python_event_init_found() -> None:
+    """The Event.__init__ compared against is the pure-Python function."""
+    assert isinstance(PY_EVENT_INIT, types.FunctionType)
+    assert PY_EVENT_INIT.__qualname__ == "Event.__init__"
+
+
+_init_value = st.one_of(
+    _ser_value,
+    st.sampled_from(["message", "".join(["mess", "age"]), "", "1", "\x00", _Str("message")]),
+)
+
+
+@given(
+    values=st.dictionaries(
+        st.sampled_from(["data", "event", "id", "last_event_id", "bogus", "Data"]), _init_value
+    ),
+    args=st.lists(_init_value, max_size=2),
+    subclass=st.booleans(),
+)
+def test_event_init_matches_python(values: dict[str, Any], args: list[Any],
+                                   subclass: bool) -> None:
+    """Any keywords, valid or not, any positional arguments, Event or a subclass: the C
+    __init__ builds the same record (the same field objects of the same types) or raises the
+    same error (type, message, field, value) as the Python one."""
+
+    class Sub(Event):
+        __slots__ = ()
+
+    cls = Sub if subclass else Event
+    with event_init(C_EVENT_INIT):
+        got = built(cls, *args, **values)
+    with event_init(PY_EVENT_INIT):
+        expected = built(cls, *args, **values)
+    assert got == expected
+
+
+@given(data=_ser_text, event=st.sampled_from(["message", "chat", "é日😀", "a b"]),
+       id=st.sampled_from([None, "", "1", "id-é", "日"]),
+       last_event_id=st.sampled_from(["", "1", "é", "😀"]))
+def test_event_init_valid_matches_python(data: str, event: str, id: str | None,
+                                         last_event_id: str) -> None:
+    """Valid values (the fast path): equal records holding the very objects passed."""
+    kwargs: dict[str, Any] = {"data": data, "event": event, "id": id,
+                              "last_event_id": last_event_id}
+    with event_init(C_EVENT_INIT):
+        item = Event(**kwargs)
+    assert built(Event, **kwargs) == ("event", Event, tuple((v, type(v)) for v in
+                                                            kwargs.values()))
+    for name, value in kwargs.items():
+        assert getattr(item, name) is value
+    assert item == Event(**kwargs) and hash(item) == hash(Event(**kwargs))
+
+
+def test_event_init_keeps_records_frozen() -> None:
+    """Records built by the C __init__ are still immutable and compare by value."""
+    with event_init(C_EVENT_INIT):
+        item = Event(data="a", event="e", id="1", last_event_id="1")
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            item.data = "b"  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            del item.event
+        assert item == Event(data="a", event="e", id="1", last_event_id="1")
+        assert attrs.evolve(item, data="b").data == "b"
+        with pytest.raises(InvalidFieldError):
+            attrs.evolve(item, event="a\nb")
+
+
+def test_event_init_no_reference_leaks() -> None:
+    """Building records (fast path, fallback, errors, re-initialising a record) leaves the
+    reference counts of the values as they were once the records are gone."""
+    data, event = "".join(["pay", "load"]), "".join(["ch", "at"])
+    id, bad = "".join(["4", "2"]), "".join(["a\n", "b"])
+    values = (data, event, id, bad, Event)
+
+    def once() -> None:
+        item = Event(data=data, event=event, id=id, last_event_id=id)
+        C_EVENT_INIT(item, data=event, event=event)  # replaces the slots
+        Event(data=_Str(data), id=id)  # the Python fallback
+        for kwargs in ({"data": data, "event": bad}, {"data": data, "id": bad}, {"data": 1}):
+            with pytest.raises(InvalidFieldError):
+                Event(**kwargs)
+        with pytest.raises(TypeError):
+            Event(data, event=event)  # type: ignore[call-arg]
+
+    with event_init(C_EVENT_INIT):
+        for _ in range(3):
+            once()
+        gc.collect()
+        before = [sys.getrefcount(value) for value in values]
+        for _ in range(200):
+            once()
+        gc.collect()
+        after = [sys.getrefcount(value) for value in values]
+    assert after == before
+
+
+def test_serializer_docstrings_are_python_docstrings() -> None:
+    """The C serializer functions carry exactly the Python functions' docstrings and the
+    same parameter names, so that they can be published directly without wrappers."""
+    for c_function, py_function in ((C_SERIALIZE, PY_SERIALIZE),
+                                    (C_SERIALIZE_EVENT, PY_SERIALIZE_EVENT)):
+        assert c_function.__doc__ == inspect.cleandoc(py_function.__doc__ or "")
+        c_parameters = inspect.signature(c_function).parameters
+        py_parameters = inspect.signature(py_function).parameters
+        assert [(p.name, p.kind, p.default) for p in c_parameters.values()] == [
+            (p.name, p.kind, p.default) for p in py_parameters.values()
+        ]
