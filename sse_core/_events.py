@@ -160,3 +160,16 @@ def _make_comment(text: str) -> Comment:
     obj: Comment = _new(Comment)
     _set_text(obj, text)
     return obj
+
+
+# --- optional C accelerator -----------------------------------------------------------------
+# sse_core._speedups.event_init builds the common valid record in C and calls the Python
+# method, kept here, for anything else (so every error is the Python one); see
+# tests/test_speedups.py.
+_event_init_py = Event.__init__
+try:
+    from . import _speedups
+except ImportError:  # installed without a C compiler: pure Python
+    pass
+else:
+    Event.__init__ = _speedups.event_init  # type: ignore[method-assign, assignment]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import codecs
 import enum
-import functools
 
 import attrs
 
@@ -402,13 +401,8 @@ except ImportError:  # installed without a C compiler: pure Python
     _speedups = None  # type: ignore[assignment]
 
 if _speedups is not None:
-    _feed_c = _speedups.feed
-
-    @functools.wraps(_feed_py)
-    def _feed(self: Parser, data: bytes | bytearray | memoryview) -> list[StreamItem]:
-        return _feed_c(self, data)
-
-    Parser.feed = _feed  # type: ignore[method-assign]
+    # The C functions carry the Python docstrings and signatures (tests/test_speedups.py).
+    Parser.feed = _speedups.feed  # type: ignore[method-assign, assignment]
     Parser._process = _speedups.process  # type: ignore[method-assign, assignment]
 
 #: Whether the C accelerator is in use (it is built at install time when a compiler is there).
