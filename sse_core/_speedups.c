@@ -478,10 +478,12 @@ join_data(const Text *t, PyObject *prefix, const Spans *s)
 
 /* --- limits and retry ---------------------------------------------------------------------- */
 
-/* parser._fail(LimitExceeded("max_event_size", value, maximum, out)). _fail raises; if it
- * returns anyway, so does this (0), and the caller goes on as the Python code would. */
+/* parser._fail(LimitExceeded(limit, value, maximum, out)), limit being the config keyword
+ * ("max_event_size" or "max_line_length"). _fail raises; if it returns anyway, so does this
+ * (0), and the caller goes on as the Python code would. */
 static int
-fail_event_size(PyObject *parser, Py_ssize_t value, PyObject *maximum, PyObject *out)
+fail_limit(PyObject *parser, PyObject *limit, Py_ssize_t value, PyObject *maximum,
+           PyObject *out)
 {
     if (lazy_attr(&limit_exceeded, "sse_core._errors", "LimitExceeded") == NULL) {
         return -1;
@@ -490,8 +492,8 @@ fail_event_size(PyObject *parser, Py_ssize_t value, PyObject *maximum, PyObject 
     if (number == NULL) {
         return -1;
     }
-    PyObject *error = PyObject_CallFunctionObjArgs(limit_exceeded, s_max_event_size, number,
-                                                   maximum, out, NULL);
+    PyObject *error = PyObject_CallFunctionObjArgs(limit_exceeded, limit, number, maximum, out,
+                                                   NULL);
     Py_DECREF(number);
     if (error == NULL) {
         return -1;
@@ -764,7 +766,7 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
                 }
                 if (block_end >= 0) {
                     if (joined > max_size
-                        && fail_event_size(parser, joined, max_obj, out) < 0) {
+                        && fail_limit(parser, s_max_event_size, joined, max_obj, out) < 0) {
                         goto done;
                     }
                     if (append_new(out, new_event(join_data(t, NULL, &spans), s_message,
@@ -833,7 +835,8 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
             if (field_len == 4 && equals_ascii(t, pos, "data", 4)) {
                 /* Append the value, then an LF, to the data buffer. */
                 size += eol - value + 1;
-                if (size > max_size && fail_event_size(parser, size, max_obj, out) < 0) {
+                if (size > max_size
+                    && fail_limit(parser, s_max_event_size, size, max_obj, out) < 0) {
                     goto done;
                 }
                 if (spans_push(&spans, value, eol) < 0) {
@@ -950,33 +953,6 @@ static PyTypeObject *utf8_decoder_cls;  /* encodings.utf_8.IncrementalDecoder */
 static PyObject *s_state, *s_raise_not_open, *s_decoder, *s_buffer, *s_errors, *s_decode;
 static PyObject *s_is_at_start, *s_pending_lf, *s_tail, *s_tail_size, *s_max_line_length;
 static PyObject *s_max_line_length_attr;
-
-/* parser._fail(LimitExceeded("max_line_length", value, maximum[, out])); as
- * fail_event_size, 0 when _fail returns instead of raising. */
-static int
-fail_line_length(PyObject *parser, Py_ssize_t value, PyObject *maximum, PyObject *out)
-{
-    if (lazy_attr(&limit_exceeded, "sse_core._errors", "LimitExceeded") == NULL) {
-        return -1;
-    }
-    PyObject *number = PyLong_FromSsize_t(value);
-    if (number == NULL) {
-        return -1;
-    }
-    PyObject *error = PyObject_CallFunctionObjArgs(limit_exceeded, s_max_line_length, number,
-                                                   maximum, out, NULL);
-    Py_DECREF(number);
-    if (error == NULL) {
-        return -1;
-    }
-    PyObject *result = PyObject_CallMethodObjArgs(parser, s_fail, error, NULL);
-    Py_DECREF(error);
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
-}
 
 /* self._decoder.decode(data). For the standard UTF-8 incremental decoder this does what its
  * (Python) decode method does -- decode buffer + data without the final flag and keep the
@@ -1227,7 +1203,8 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
             goto done;
         }
         size += n;
-        if (size > max_line && fail_line_length(parser, size, max_obj, NULL) < 0) {
+        if (size > max_line
+            && fail_limit(parser, s_max_line_length, size, max_obj, NULL) < 0) {
             goto done;
         }
         if (PyList_Append(tail, text) < 0 || (size_obj = PyLong_FromSsize_t(size)) == NULL) {
@@ -1295,7 +1272,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
             stop = stop < 0 ? complete_len : stop;
             if (stop - offset > max_line) {
                 if (process_lines(parser, complete, offset, has_cr, out) < 0
-                    || fail_line_length(parser, stop - offset, max_obj, out) < 0) {
+                    || fail_limit(parser, s_max_line_length, stop - offset, max_obj, out) < 0) {
                     goto done;
                 }
             }
@@ -1306,7 +1283,8 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         goto done;
     }
     if (PyUnicode_GET_LENGTH(rest) > max_line
-        && fail_line_length(parser, PyUnicode_GET_LENGTH(rest), max_obj, out) < 0) {
+        && fail_limit(parser, s_max_line_length, PyUnicode_GET_LENGTH(rest), max_obj, out)
+               < 0) {
         goto done;
     }
     result = out;
