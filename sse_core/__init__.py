@@ -32,6 +32,7 @@ from ._backoff import (
     Jitter,
     Reconnect,
 )
+from ._broadcast import Broadcaster, Subscriber
 from ._chunking import (
     CHUNK_EVENT,
     AssemblerOutput,
@@ -113,6 +114,7 @@ __all__ = [
     "Backoff",
     "BackoffConfig",
     "BackoffState",
+    "Broadcaster",
     "Jitter",
     "Reconnect",
     "GiveUp",
@@ -177,6 +179,7 @@ __all__ = [
     "ServerSession",
     "ServerConfig",
     "ServerState",
+    "Subscriber",
     # sessions: long-polling fallback
     "LongPollSession",
     "LongPollConfig",

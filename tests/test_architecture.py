@@ -37,6 +37,7 @@ FLOORS = {
     "_server": 3,
     "_longpoll": 3,
     "_pipeline": 3,
+    "_broadcast": 3,
 }
 # Edges (floor 4) may do I/O; everything else must not.
 EDGES = {"__main__"}
