@@ -117,3 +117,35 @@ def test_all_is_explicit_and_complete() -> None:
         if not name.startswith("_") and not inspect.ismodule(obj)  # sse_core.testing is opt-in
     }
     assert public - set(sse_core.__all__) == set()
+
+
+ADAPTERS = PACKAGE / "adapters"
+
+
+def adapter_modules() -> list[Path]:
+    return sorted(path for path in ADAPTERS.glob("*.py") if path.stem != "__init__")
+
+
+def test_adapter_http_glue_does_no_io() -> None:
+    """The h11 glue shared by the adapters is sans-IO like the core: no sockets, no clock."""
+    absolute, _ = imports_of(ADAPTERS / "_http.py")
+    assert absolute & FORBIDDEN == set()
+
+
+@pytest.mark.parametrize("path", adapter_modules(), ids=lambda path: path.stem)
+def test_adapters_never_import_each_other(path: Path) -> None:
+    """An adapter may use the sans-IO glue (``_http``) and the core, never another adapter."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    siblings = {
+        alias.name if not node.module else node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names
+    }
+    absolute_siblings = {
+        node.module.split(".")[2]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+        and node.module.startswith("sse_core.adapters.")
+    }
+    assert (siblings | absolute_siblings) - {"_http"} == set()

@@ -1,0 +1,576 @@
+"""HTTP/1.1 for the adapters, without I/O: h11 framing around the sessions (floor 4, sans-IO).
+
+The adapters share this module so that none of them writes HTTP or makes a protocol
+decision; they open, write, read and close sockets when told to.
+
+- :class:`HTTPClient` wraps a :class:`~sse_core.ClientSession`. It turns its
+  :class:`~sse_core.Connect` into :class:`OpenConnection` and request bytes, feeds the
+  response through h11 into the session, follows redirects as a browser's ``EventSource``
+  does, and bounds the time a connection may take to open.
+- :class:`ServerConnection` reads one request with h11 and turns a server session's
+  :class:`~sse_core.SendHead` / :class:`~sse_core.Send` / :class:`~sse_core.Disconnect`
+  into response bytes.
+
+Like the core it never reads a clock: every input takes ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urljoin, urlsplit
+
+import attrs
+import h11
+
+from .._actions import (
+    Action,
+    Connect,
+    Deliver,
+    Disconnect,
+    ReportDropped,
+    ReportGap,
+    ReportSequenceGap,
+    ReportStatus,
+    ReportTransport,
+    Request,
+    Send,
+    SendHead,
+)
+from .._client import ClientSession
+from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "ClientOutput",
+    "CloseConnection",
+    "Endpoint",
+    "HTTPClient",
+    "IncomingRequest",
+    "OpenConnection",
+    "REDIRECT_STATUSES",
+    "ServerConnection",
+    "Write",
+    "endpoint_of",
+]
+
+#: Statuses a fetch follows (with a ``Location`` field), as the Fetch standard's "redirect
+#: status" list.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+#: The Fetch standard's redirect limit: "If request's redirect count is 20, return a network
+#: error."
+DEFAULT_MAX_REDIRECTS = 20
+
+# Fields a cross-origin redirect must not carry to the other origin.
+_CREDENTIAL_FIELDS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Fields that describe a request body, dropped when a redirect turns the request into a GET.
+_BODY_FIELDS = frozenset({"content-type", "content-length", "content-encoding",
+                          "content-language", "content-location"})
+
+
+@attrs.frozen(kw_only=True)
+class Endpoint:
+    """Where to open a TCP connection.
+
+    Attributes:
+        host: Host name or IP address (no brackets around IPv6).
+        port: TCP port.
+        is_tls: Whether to speak TLS on it (``https``), with ``host`` as the server name.
+    """
+
+    host: str
+    port: int
+    is_tls: bool
+
+
+@attrs.frozen(kw_only=True)
+class OpenConnection:
+    """Open a TCP (and TLS) connection to :attr:`endpoint`, then call
+    :meth:`HTTPClient.on_connected` (or :meth:`HTTPClient.on_connection_error`)."""
+
+    endpoint: Endpoint
+
+
+@attrs.frozen(kw_only=True)
+class Write:
+    """Write these bytes to the open connection."""
+
+    data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class CloseConnection:
+    """Close the connection (or give up opening it); nothing more is read from it.
+
+    Attributes:
+        reason: Why, for logs.
+    """
+
+    reason: str
+
+
+#: What :class:`HTTPClient` asks of its adapter: socket work, and the session's reports.
+ClientOutput = (
+    OpenConnection
+    | Write
+    | CloseConnection
+    | Deliver
+    | ReportStatus
+    | ReportGap
+    | ReportSequenceGap
+    | ReportDropped
+    | ReportTransport
+)
+
+
+def endpoint_of(url: str) -> Endpoint:
+    """The endpoint of an absolute ``http://`` or ``https://`` URL.
+
+    Raises:
+        InvalidConfigError: another scheme, no host, or a bad port.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidConfigError(f"URL scheme must be http or https, got {url!r}")
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise InvalidConfigError(f"bad port in URL {url!r}") from error
+    if not parts.hostname:
+        raise InvalidConfigError(f"URL has no host: {url!r}")
+    is_tls = scheme == "https"
+    return Endpoint(host=parts.hostname, port=port or (443 if is_tls else 80), is_tls=is_tls)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    endpoint = endpoint_of(url)
+    return ("https" if endpoint.is_tls else "http", endpoint.host.lower(), endpoint.port)
+
+
+def _host_field(endpoint: Endpoint) -> str:
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    if endpoint.port == (443 if endpoint.is_tls else 80):
+        return host
+    return f"{host}:{endpoint.port}"
+
+
+def _target(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+class HTTPClient:
+    """An EventSource over HTTP/1.1: a :class:`~sse_core.ClientSession` plus h11.
+
+    Inputs mirror the socket's life (:meth:`on_connected`, :meth:`on_data`, :meth:`on_eof`,
+    :meth:`on_connection_error`) and the clock (:meth:`on_timer` at :meth:`next_deadline`).
+    Each returns the outputs to carry out in order: :class:`OpenConnection`, :class:`Write`,
+    :class:`CloseConnection`, and the session's reports (:class:`~sse_core.Deliver`,
+    :class:`~sse_core.ReportStatus` ...), which the adapter hands to the application.
+    At most one connection is open at a time; after a :class:`CloseConnection` the adapter
+    reads nothing more from the old one.
+
+    Redirects (301, 302, 303, 307, 308 with ``Location``) are followed on a new connection,
+    at most ``max_redirects`` times per connection attempt, as Fetch does for EventSource:
+    303 (and 301/302 after a ``POST``) continue as ``GET`` without a body, and credentials
+    (``Authorization``, ``Cookie``) are not sent to another origin. Every reconnection starts
+    again from the session's URL.
+
+    Args:
+        session: The client session to drive (not started yet).
+        max_redirects: The most redirects one attempt follows before it counts as a network
+            error (and the session reconnects with backoff).
+        connect_timeout: Seconds an attempt may take from :class:`OpenConnection` to the
+            response head, or ``None``; past it the attempt fails as a lost connection.
+        max_head_size: The largest response head accepted, in bytes.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        session: ClientSession,
+        *,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        connect_timeout: float | None = 30.0,
+        max_head_size: int = 64 * 1024,
+    ) -> None:
+        if not isinstance(session, ClientSession):
+            raise InvalidConfigError(f"session must be a ClientSession, got {session!r}")
+        if type(max_redirects) is not int or max_redirects < 0:
+            raise InvalidConfigError(f"max_redirects must be an int >= 0, got {max_redirects!r}")
+        if connect_timeout is not None and (
+            isinstance(connect_timeout, bool)
+            or not isinstance(connect_timeout, (int, float))
+            or not connect_timeout > 0
+            or connect_timeout == float("inf")
+        ):
+            raise InvalidConfigError(
+                f"connect_timeout must be a finite number > 0 or None, got {connect_timeout!r}"
+            )
+        if type(max_head_size) is not int or max_head_size < 1024:
+            raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
+        endpoint_of(session.config.url)  # refuse a URL we cannot connect to, now
+        self._session = session
+        self._max_redirects = max_redirects
+        self._connect_timeout = connect_timeout
+        self._max_head_size = max_head_size
+        # The attempt in flight: the request (after redirects), its h11 connection.
+        self._request: Request | None = None
+        self._endpoint: Endpoint | None = None
+        self._h11: h11.Connection | None = None
+        self._redirects = 0
+        self._head_deadline: float | None = None
+        self._is_head_in = False
+
+    @property
+    def session(self) -> ClientSession:
+        """The session being driven (state, last event ID, metrics)."""
+        return self._session
+
+    @property
+    def url(self) -> str | None:
+        """The URL of the attempt in flight (after redirects), or ``None``."""
+        return self._request.url if self._request is not None else None
+
+    def next_deadline(self) -> float | None:
+        """When to call :meth:`on_timer` next, or ``None``."""
+        deadlines = [d for d in (self._session.next_deadline(), self._head_deadline) if d]
+        return min(deadlines) if deadlines else None
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[ClientOutput]:
+        """Start the session: the first :class:`OpenConnection`."""
+        return self._carry(self._session.start(now), now)
+
+    def close(self, now: float) -> list[ClientOutput]:
+        """Close for good (the application's ``close()``)."""
+        outputs = self._carry(self._session.close(now), now)
+        if self._request is not None:  # e.g. between a redirect's close and open
+            outputs.insert(0, CloseConnection(reason="closed by the application"))
+            self._forget()
+        return outputs
+
+    def on_connected(self, now: float) -> list[ClientOutput]:
+        """The connection asked for opened (TLS handshake done): send the request.
+
+        Raises:
+            LocalProtocolError: no connection is being opened.
+        """
+        request = self._request
+        if request is None or self._endpoint is None or self._h11 is not None:
+            raise LocalProtocolError("on_connected() with no connection being opened")
+        connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
+        self._h11 = connection
+        headers = [("Host", _host_field(self._endpoint)), *request.headers]
+        if request.body is not None:
+            headers.append(("Content-Length", str(len(request.body))))
+        parts = [
+            connection.send(h11.Request(
+                method=request.method, target=_target(request.url), headers=headers
+            ))
+        ]
+        if request.body:
+            parts.append(connection.send(h11.Data(data=request.body)))
+        parts.append(connection.send(h11.EndOfMessage()))
+        return [Write(data=b"".join(part for part in parts if part))]
+
+    def on_data(self, data: bytes, now: float) -> list[ClientOutput]:
+        """Bytes arrived on the connection."""
+        if self._h11 is None:
+            raise LocalProtocolError("on_data() with no open connection")
+        if not data:
+            return self.on_eof(now)
+        self._h11.receive_data(data)
+        return self._read(now)
+
+    def on_eof(self, now: float) -> list[ClientOutput]:
+        """The peer closed the connection (end of file)."""
+        if self._h11 is None:
+            raise LocalProtocolError("on_eof() with no open connection")
+        self._h11.receive_data(b"")
+        return self._read(now)
+
+    def on_connection_error(self, now: float, reason: str) -> list[ClientOutput]:
+        """Opening failed, or the open connection broke (reset, TLS error ...).
+
+        Ignored when no connection is in flight (e.g. an error seen after a close).
+        """
+        if self._request is None:
+            return []
+        return self._lost(now, reason)
+
+    def on_timer(self, now: float) -> list[ClientOutput]:
+        """Wake-up at (or after) :meth:`next_deadline`."""
+        if self._head_deadline is not None and now >= self._head_deadline:
+            return self._lost(now, f"no response within {self._connect_timeout:g} s")
+        return self._carry(self._session.on_timer(now), now)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _carry(self, actions: Sequence[Action], now: float) -> list[ClientOutput]:
+        """Turn session actions into outputs (Connect and Disconnect become socket work)."""
+        outputs: list[ClientOutput] = []
+        for action in actions:
+            if isinstance(action, Connect):
+                self._redirects = 0
+                outputs += self._open(action.request, now)
+            elif isinstance(action, Disconnect):
+                if self._request is not None:
+                    outputs.append(CloseConnection(reason=action.reason))
+                    self._forget()
+            elif isinstance(action, (Send, SendHead)):  # pragma: no cover - server actions
+                raise AssertionError(f"a client session returned {action!r}")
+            else:
+                outputs.append(action)
+        return outputs
+
+    def _open(self, request: Request, now: float) -> list[ClientOutput]:
+        self._request = request
+        self._endpoint = endpoint_of(request.url)
+        self._h11 = None
+        self._is_head_in = False
+        if self._connect_timeout is not None:
+            self._head_deadline = now + self._connect_timeout
+        return [OpenConnection(endpoint=self._endpoint)]
+
+    def _forget(self) -> None:
+        self._request = None
+        self._endpoint = None
+        self._h11 = None
+        self._head_deadline = None
+        self._is_head_in = False
+
+    def _lost(self, now: float, reason: str) -> list[ClientOutput]:
+        self._forget()
+        outputs: list[ClientOutput] = [CloseConnection(reason=reason)]
+        return outputs + self._carry(self._session.on_connection_lost(now, reason), now)
+
+    def _read(self, now: float) -> list[ClientOutput]:
+        outputs: list[ClientOutput] = []
+        while self._h11 is not None:
+            connection = self._h11
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError as error:
+                return outputs + self._lost(now, f"bad HTTP response: {error}")
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                break
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                outputs += self._on_head(event, now)
+            elif isinstance(event, h11.Data):
+                outputs += self._carry(self._session.on_data(bytes(event.data), now), now)
+            elif isinstance(event, h11.EndOfMessage):
+                # The body ended: this connection is done either way.
+                self._forget()
+                outputs.append(CloseConnection(reason="response ended"))
+                outputs += self._carry(self._session.on_eof(now), now)
+            elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - after EOM only
+                break
+        return outputs
+
+    def _on_head(self, response: h11.Response, now: float) -> list[ClientOutput]:
+        headers = [(_text(name), _text(value)) for name, value in response.headers]
+        location = next((value for name, value in headers if name.lower() == "location"), None)
+        if response.status_code in REDIRECT_STATUSES and location is not None:
+            return self._redirect(response.status_code, location, now)
+        self._is_head_in = True
+        self._head_deadline = None
+        return self._carry(self._session.on_response(response.status_code, headers, now), now)
+
+    def _redirect(self, status: int, location: str, now: float) -> list[ClientOutput]:
+        request = self._request
+        assert request is not None
+        if self._redirects >= self._max_redirects:
+            return self._lost(now, f"more than {self._max_redirects} redirects")
+        url = urljoin(request.url, location)
+        try:
+            is_same_origin = _origin(url) == _origin(request.url)
+        except InvalidConfigError:
+            return self._lost(now, f"redirect to an unusable URL {location!r}")
+        method, body, headers = request.method, request.body, list(request.headers)
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+            headers = [(n, v) for n, v in headers if n.lower() not in _BODY_FIELDS]
+        if not is_same_origin:
+            headers = [(n, v) for n, v in headers if n.lower() not in _CREDENTIAL_FIELDS]
+        redirects = self._redirects + 1
+        self._forget()
+        outputs: list[ClientOutput] = [CloseConnection(reason=f"HTTP {status} redirect")]
+        outputs += self._open(
+            Request(method=method, url=url, headers=tuple(headers), body=body), now
+        )
+        self._redirects = redirects
+        return outputs
+
+
+@attrs.frozen(kw_only=True)
+class IncomingRequest:
+    """A request a :class:`ServerConnection` read.
+
+    Attributes:
+        method: The method, e.g. ``"GET"``.
+        target: The request target (path and query).
+        headers: The header fields as str pairs (names lower-cased by h11).
+        body: The request body (empty for a GET).
+    """
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The target's path, without the query."""
+        return urlsplit(self.target).path
+
+
+class ServerConnection:
+    """One HTTP/1.1 connection of an event-stream server: read one request, write the stream.
+
+    Feed it bytes with :meth:`receive` until it returns the :class:`IncomingRequest`, then
+    turn the session's actions into bytes with :meth:`respond` (or answer with
+    :meth:`respond_error`). One request per connection: an event stream never ends on its
+    own, and after an error response the connection closes.
+
+    Args:
+        max_head_size: The largest request head accepted, in bytes.
+        max_body_size: The largest request body accepted, in bytes.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(self, *, max_head_size: int = 16 * 1024, max_body_size: int = 64 * 1024) -> None:
+        if type(max_head_size) is not int or max_head_size < 1024:
+            raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
+        if type(max_body_size) is not int or max_body_size < 0:
+            raise InvalidConfigError(f"max_body_size must be an int >= 0, got {max_body_size!r}")
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
+        self._max_body_size = max_body_size
+        self._head: h11.Request | None = None
+        self._body = bytearray()
+        self._request: IncomingRequest | None = None
+        self._is_head_sent = False
+
+    @property
+    def request(self) -> IncomingRequest | None:
+        """The request, once read."""
+        return self._request
+
+    def receive(self, data: bytes) -> IncomingRequest | None:
+        """Feed bytes from the client (``b""`` at end of file).
+
+        Returns:
+            The request once it is complete (once only), else ``None``.
+
+        Raises:
+            RemoteProtocolError: the bytes are not an acceptable HTTP/1.1 request (answer
+                :meth:`respond_error` with 400, or just close when the client is gone).
+        """
+        if self._request is not None:
+            return None  # the stream is being served; what the client sends is ignored
+        connection = self._h11
+        try:
+            connection.receive_data(data)
+            while True:
+                event = connection.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return None
+                if isinstance(event, h11.Request):
+                    self._head = event
+                elif isinstance(event, h11.Data):
+                    if len(self._body) + len(event.data) > self._max_body_size:
+                        raise RemoteProtocolError(
+                            f"request body over max_body_size={self._max_body_size}"
+                        )
+                    self._body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    head = self._head
+                    assert head is not None
+                    self._request = IncomingRequest(
+                        method=_text(head.method),
+                        target=_text(head.target),
+                        headers=tuple((_text(n), _text(v)) for n, v in head.headers),
+                        body=bytes(self._body),
+                    )
+                    return self._request
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise RemoteProtocolError("the client closed before sending a request")
+        except h11.RemoteProtocolError as error:
+            raise RemoteProtocolError(f"bad HTTP request: {error}") from error
+
+    def respond(self, actions: Sequence[Action]) -> tuple[bytes, bool]:
+        """Bytes for a server session's actions.
+
+        Returns:
+            The bytes to write, and whether the connection must then be closed (a
+            :class:`~sse_core.Disconnect` was among the actions).
+
+        Raises:
+            LocalProtocolError: no request was read, or a client action was passed.
+        """
+        if self._request is None:
+            raise LocalProtocolError("respond() before the request was read")
+        connection = self._h11
+        parts: list[bytes] = []
+        is_done = False
+        for action in actions:
+            if isinstance(action, SendHead):
+                parts.append(self._send(h11.Response(
+                    status_code=action.status, headers=list(action.headers)
+                )))
+                self._is_head_sent = True
+            elif isinstance(action, Send):
+                if action.data and connection.our_state is h11.SEND_BODY:
+                    parts.append(self._send(h11.Data(data=action.data)))
+            elif isinstance(action, Disconnect):
+                if connection.our_state is h11.SEND_BODY:
+                    parts.append(self._send(h11.EndOfMessage()))
+                is_done = True
+                break
+            else:
+                raise LocalProtocolError(f"respond() takes server actions, got {action!r}")
+        return b"".join(parts), is_done
+
+    def respond_error(
+        self, status: int, text: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> bytes:
+        """A complete plain-text response (e.g. 404, 503), after which the connection closes.
+
+        Returns ``b""`` when a response was already started.
+        """
+        if self._is_head_sent or self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return b""
+        body = text.encode("utf-8")
+        fields = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+            *headers,
+        ]
+        self._is_head_sent = True
+        try:
+            return b"".join([
+                self._send(h11.Response(status_code=status, headers=fields)),
+                self._send(h11.Data(data=body)),
+                self._send(h11.EndOfMessage()),
+            ])
+        except LocalProtocolError:  # h11 refuses when the request head never came
+            return b""
+
+    def _send(self, event: h11.Event) -> bytes:
+        try:
+            return self._h11.send(event) or b""
+        except h11.LocalProtocolError as error:
+            raise LocalProtocolError(f"cannot send {type(event).__name__}: {error}") from error

@@ -1,0 +1,468 @@
+"""asyncio adapter (floor 4): an EventSource client and an event-stream server.
+
+Both own sockets, TLS, the clock and waiting, and nothing else. The client carries out what
+:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks;
+the server carries out what a :class:`~sse_core.Broadcaster` and
+:class:`~sse_core.adapters.ServerConnection` ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+from .._actions import ClientState, Deliver, ReportStatus
+from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster, Subscriber
+from .._client import ClientConfig, ClientSession
+from .._errors import InvalidConfigError, RemoteProtocolError
+from .._events import Event
+from .._metrics import Metrics
+from .._replay import ReplayLog, StoredEvent
+from .._server import ServerConfig
+from .._types import RandomSource
+from ._http import (
+    ClientOutput,
+    CloseConnection,
+    Endpoint,
+    HTTPClient,
+    IncomingRequest,
+    OpenConnection,
+    ServerConnection,
+    Write,
+)
+
+__all__ = ["EventSource", "EventStreamServer"]
+
+#: What :meth:`EventSource.reports` yields: every output meant for the application.
+Report = ClientOutput
+
+
+class EventSource:
+    """An asyncio EventSource: iterate to get events, across reconnections.
+
+    ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
+    resuming with ``Last-Event-ID`` after a lost connection, with backoff and stall
+    detection as configured. :meth:`reports` yields status changes and gap reports too.
+    The iteration ends when the session closes (the server refused, the backoff gave up, or
+    :meth:`aclose`). Use it as an ``async with`` block (or call :meth:`aclose`) so that the
+    socket is closed even when the loop is left early.
+
+    Args:
+        config: The session configuration, or just the URL.
+        ssl_context: For ``https`` URLs; by default the system trust store
+            (:func:`ssl.create_default_context`).
+        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
+        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
+        clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
+        connect_timeout: Seconds an attempt may take to get its response head.
+        max_redirects: Redirects one attempt may follow.
+        read_size: The most bytes read from the socket at once.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        on_status: Callable[[ReportStatus], object] | None = None,
+        rng: RandomSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        connect_timeout: float | None = 30.0,
+        max_redirects: int = 20,
+        read_size: int = 64 * 1024,
+    ) -> None:
+        if isinstance(config, str):
+            config = ClientConfig(url=config)
+        if type(read_size) is not int or read_size < 1:
+            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
+        session = ClientSession(config, rng=rng if rng is not None else random.Random())
+        self._http = HTTPClient(
+            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+        )
+        self._ssl_context = ssl_context
+        self._on_status = on_status
+        self._clock = clock
+        self._read_size = read_size
+        self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
+        self._connecting = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._is_started = False
+        self._is_closing = False
+
+    # --- what the application reads -------------------------------------------------------
+
+    @property
+    def session(self) -> ClientSession:
+        """The sans-IO session (state, ``last_event_id``, ``metrics``, ``ready_state``)."""
+        return self._http.session
+
+    @property
+    def metrics(self) -> Metrics:
+        """The session's counters (deliveries, duplicates, reconnections ...)."""
+        return self._http.session.metrics
+
+    async def __aenter__(self) -> EventSource:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        async for report in self.reports():
+            if isinstance(report, Deliver):
+                yield report.event
+
+    async def reports(self) -> AsyncIterator[Report]:
+        """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports.
+
+        Start iterating once per source (either this or the events).
+        """
+        if self._is_started:
+            raise RuntimeError("an EventSource is iterated once")
+        self._is_started = True
+        self._outputs.extend(self._http.start(self._clock()))
+        try:
+            while True:
+                while self._outputs:
+                    output = self._outputs.popleft()
+                    if isinstance(output, OpenConnection):
+                        self._open(output.endpoint)
+                    elif isinstance(output, Write):
+                        assert self._writer is not None
+                        self._writer.write(output.data)
+                    elif isinstance(output, CloseConnection):
+                        self._close_socket()
+                    else:
+                        if isinstance(output, ReportStatus) and self._on_status is not None:
+                            self._on_status(output)
+                        yield output
+                if self._is_closing or self.session.state is ClientState.CLOSED:
+                    return
+                await self._wait()
+        finally:
+            self._close_socket()
+
+    async def aclose(self) -> None:
+        """Close the connection and end the iteration (the application's ``close()``)."""
+        if self._is_closing:
+            return
+        self._is_closing = True
+        for output in self._http.close(self._clock()):
+            if isinstance(output, ReportStatus) and self._on_status is not None:
+                self._on_status(output)
+        self._close_socket()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _timeout(self) -> float | None:
+        deadline = self._http.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self._clock())
+
+    async def _wait(self) -> None:
+        """Wait for the connection, bytes or the next deadline; queue what the session says."""
+        http = self._http
+        timeout = self._timeout()
+        if self._connecting is not None:
+            task = self._connecting
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                self._outputs.extend(http.on_timer(self._clock()))
+                return
+            self._connecting = None
+            try:
+                self._reader, self._writer = task.result()
+            except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
+                reason = f"connect failed: {error!r}"
+                self._outputs.extend(http.on_connection_error(self._clock(), reason))
+                return
+            self._outputs.extend(http.on_connected(self._clock()))
+        elif self._reader is not None:
+            try:
+                data = await asyncio.wait_for(self._reader.read(self._read_size), timeout)
+            except asyncio.TimeoutError:
+                self._outputs.extend(http.on_timer(self._clock()))
+                return
+            except (OSError, ssl.SSLError) as error:
+                reason = f"connection error: {error!r}"
+                self._outputs.extend(http.on_connection_error(self._clock(), reason))
+                return
+            self._outputs.extend(http.on_data(data, self._clock()))
+        else:
+            if timeout is None:  # nothing scheduled and no connection: the session is done
+                self._is_closing = True
+                return
+            await asyncio.sleep(timeout)
+            self._outputs.extend(http.on_timer(self._clock()))
+
+    def _open(self, endpoint: Endpoint) -> None:
+        self._close_socket()
+        context: ssl.SSLContext | None = None
+        if endpoint.is_tls:
+            context = self._ssl_context or ssl.create_default_context()
+        self._connecting = asyncio.ensure_future(asyncio.open_connection(
+            endpoint.host, endpoint.port, ssl=context,
+            server_hostname=endpoint.host if context is not None else None,
+            limit=self._read_size,
+        ))
+
+    def _close_socket(self) -> None:
+        if self._connecting is not None:
+            task, self._connecting = self._connecting, None
+            task.cancel()
+            task.add_done_callback(_close_if_connected)
+        if self._writer is not None:
+            writer, self._writer, self._reader = self._writer, None, None
+            writer.transport.abort()
+
+
+def _close_if_connected(
+    task: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+) -> None:
+    """A connect that finished as it was cancelled: close what it opened."""
+    if not task.cancelled() and task.exception() is None:
+        task.result()[1].transport.abort()
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One client connection of an :class:`EventStreamServer`."""
+
+    def __init__(self, server: EventStreamServer) -> None:
+        self._server = server
+        self._connection = ServerConnection()
+        self._transport: asyncio.Transport | None = None
+        self._subscriber: Subscriber | None = None
+        self._is_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server._protocols.add(self)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._server._request_timeout, self._no_request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            request = self._connection.receive(data)
+        except RemoteProtocolError as error:
+            self._reject(400, f"{error}\n")
+            return
+        if request is not None:
+            self._on_request(request)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too: one request per connection
+
+    def pause_writing(self) -> None:
+        self._is_paused = True
+
+    def resume_writing(self) -> None:
+        self._is_paused = False
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._protocols.discard(self)
+        if self._subscriber is not None:
+            self._server._broadcaster.unsubscribe(self._subscriber)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport = None
+
+    # the server's side
+
+    def flush(self) -> None:
+        """Write what the subscriber's queue holds, unless the socket is full."""
+        subscriber, transport = self._subscriber, self._transport
+        if subscriber is None or transport is None:
+            return
+        if subscriber.is_dropped and self._is_paused:
+            transport.abort()  # it cannot even take the end of the stream
+            return
+        if self._is_paused or not subscriber.has_pending:
+            return
+        data, is_done = self._connection.respond(subscriber.take())
+        if data:
+            transport.write(data)
+        if is_done:
+            transport.close()
+
+    def _on_request(self, request: IncomingRequest) -> None:
+        server = self._server
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if server._path is not None and request.path != server._path:
+            self._reject(404, "not found\n")
+            return
+        if request.method not in ("GET", "POST"):
+            self._reject(405, "method not allowed\n", [("Allow", "GET, POST")])
+            return
+        if server._broadcaster.is_full or server._is_closing:
+            self._reject(503, "too many clients\n", [("Retry-After", "5")])
+            return
+        self._subscriber = server._broadcaster.subscribe(
+            request.target, request.headers, server._clock()
+        )
+        self.flush()
+        self._arm()
+
+    def _arm(self) -> None:
+        """Wake up for the next heartbeat."""
+        subscriber = self._subscriber
+        if subscriber is None or self._transport is None:
+            return
+        deadline = subscriber.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - self._server._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._subscriber is not None:
+            self._subscriber.poll(self._server._clock())
+            self.flush()
+            self._arm()
+
+    def _no_request(self) -> None:
+        self._timer = None
+        if self._transport is not None and self._connection.request is None:
+            self._transport.abort()
+
+    def _reject(self, status: int, text: str, headers: list[tuple[str, str]] | None = None) -> None:
+        if self._transport is None:
+            return
+        self._transport.write(self._connection.respond_error(status, text, headers or []))
+        self._transport.close()
+
+
+class EventStreamServer:
+    """An asyncio event-stream server: one stream, many clients, resumable.
+
+    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
+    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
+    missed. Heartbeats, gzip and the per-client send queue bound come from the
+    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
+    more than ``max_queued_bytes`` behind is disconnected (it resumes) instead of growing
+    memory or slowing the others.
+
+    Args:
+        replay_log: The log to publish to and resume from (a default one if ``None``).
+        config: Every client session's configuration.
+        path: The only path served (others get 404), or ``None`` to serve every path.
+        max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
+        max_subscribers: The most clients at once (more get 503), or ``None``.
+        request_timeout: Seconds a new connection has to send its request.
+        clock: Monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        replay_log: ReplayLog | None = None,
+        *,
+        config: ServerConfig | None = None,
+        path: str | None = "/events",
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        max_subscribers: int | None = None,
+        request_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._broadcaster = Broadcaster(
+            replay_log if replay_log is not None else ReplayLog(),
+            config=config,
+            max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers,
+        )
+        self._path = path
+        self._request_timeout = request_timeout
+        self._clock = clock
+        self._protocols: set[_StreamProtocol] = set()
+        self._server: asyncio.Server | None = None
+        self._is_closing = False
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The fan-out (subscriber count, ``dropped``, the replay log)."""
+        return self._broadcaster
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once started."""
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _StreamProtocol(self), host, port, ssl=ssl_context, backlog=4096
+        )
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Publish an event to every client (call it from the event loop's thread)."""
+        stored = self._broadcaster.publish(event, self._clock())
+        for protocol in list(self._protocols):
+            protocol.flush()
+        return stored
+
+    async def aclose(self, *, grace: float = 1.0) -> None:
+        """Stop listening and end every stream (clients see the end of the body).
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream; connections
+                still open then are aborted.
+        """
+        self._is_closing = True
+        if self._server is not None:
+            self._server.close()
+        self._broadcaster.close(self._clock())
+        for protocol in list(self._protocols):
+            if protocol._subscriber is None and protocol._transport is not None:
+                protocol._transport.abort()
+            else:
+                protocol.flush()
+        deadline = self._clock() + grace
+        while self._protocols and self._clock() < deadline:
+            await asyncio.sleep(0.01)
+        for protocol in list(self._protocols):
+            if protocol._transport is not None:
+                protocol._transport.abort()
+        while self._protocols:  # connection_lost() runs on the next loop iterations
+            await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> EventStreamServer:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
