@@ -1,1 +1,33 @@
-"""Adapters (floor 4): the I/O edges that carry out what the sans-IO sessions decide."""
+"""Adapters (floor 4): the I/O edges that carry out what the sans-IO sessions decide.
+
+Import one by name: :mod:`sse_core.adapters.asyncio`, :mod:`sse_core.adapters.trio`,
+:mod:`sse_core.adapters.sync` or :mod:`sse_core.adapters.asgi`; they never import each other.
+What they share is here: the sans-IO HTTP/1.1 glue (h11) that turns the sessions' actions
+into socket work, so that no adapter writes HTTP or makes a protocol decision.
+"""
+
+from ._http import (
+    REDIRECT_STATUSES,
+    ClientOutput,
+    CloseConnection,
+    Endpoint,
+    HTTPClient,
+    IncomingRequest,
+    OpenConnection,
+    ServerConnection,
+    Write,
+    endpoint_of,
+)
+
+__all__ = [
+    "REDIRECT_STATUSES",
+    "ClientOutput",
+    "CloseConnection",
+    "Endpoint",
+    "HTTPClient",
+    "IncomingRequest",
+    "OpenConnection",
+    "ServerConnection",
+    "Write",
+    "endpoint_of",
+]
