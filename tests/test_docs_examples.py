@@ -11,7 +11,7 @@ import pytest
 import sse_core
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted([*DOCS.glob("*.rst"), *DOCS.glob("state/*.rst")])
+PAGES = sorted([*DOCS.glob("*.rst"), *DOCS.glob("state/*.rst"), *DOCS.glob("adapters/*.rst")])
 _DIRECTIVE = re.compile(r"^\.\. code-block:: python\s*$")
 
 
