@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ._actions import Action, Disconnect, Send, SendHead
+from ._actions import Action, Disconnect, Send
 from ._errors import InvalidConfigError, LocalProtocolError
 from ._events import Event
 from ._replay import ReplayLog, StoredEvent
@@ -31,18 +31,31 @@ class Subscriber:
     Adapters do not build these; :meth:`Broadcaster.subscribe` does.
     """
 
-    __slots__ = ("_actions", "_dropped_reason", "_max_queued_bytes", "_queued_bytes", "session")
+    __slots__ = (
+        "_actions",
+        "_dropped_reason",
+        "_hub",
+        "_initial",
+        "_max_queued_bytes",
+        "_queued_bytes",
+        "session",
+    )
 
-    def __init__(self, session: ServerSession, max_queued_bytes: int) -> None:
+    def __init__(
+        self, session: ServerSession, max_queued_bytes: int, hub: Broadcaster | None = None
+    ) -> None:
         self.session = session
         self._max_queued_bytes = max_queued_bytes
+        self._hub = hub
         self._actions: list[Action] = []
+        self._initial = 0  # actions at the front queued by subscribe() and not taken yet
         self._queued_bytes = 0
         self._dropped_reason: str | None = None
 
     @property
     def queued_bytes(self) -> int:
-        """Body bytes waiting in the queue."""
+        """Body bytes waiting in the queue, not counting the head and replay queued by
+        :meth:`Broadcaster.subscribe` (the bound applies to what comes afterwards)."""
         return self._queued_bytes
 
     @property
@@ -66,6 +79,7 @@ class Subscriber:
         :class:`~sse_core.Disconnect`); the queue is empty afterwards."""
         actions, self._actions = self._actions, []
         self._queued_bytes = 0
+        self._initial = 0
         return actions
 
     def poll(self, now: float) -> bool:
@@ -97,12 +111,17 @@ class Subscriber:
             f" max_queued_bytes={self._max_queued_bytes}"
         )
         self._dropped_reason = reason
-        # The head may not be out yet; everything else queued is given up (the client
-        # resumes by Last-Event-ID). A half-sent gzip stream cannot be ended cleanly anyway.
-        self._actions = [a for a in self._actions if isinstance(a, SendHead)]
+        # What subscribe() queued and was not taken yet (the head, and the replay or the
+        # log's position) is kept: a new client must learn the id to resume from, or it
+        # would come back without one and silently miss what was published meanwhile.
+        # Everything published afterwards is given up (the client resumes by Last-Event-ID);
+        # a half-sent gzip stream cannot be ended cleanly anyway.
+        del self._actions[self._initial :]
         self._actions.append(Disconnect(reason=reason))
         self._queued_bytes = 0
         self.session.close(now)
+        if self._hub is not None:
+            self._hub._dropped += 1
 
 
 class Broadcaster:
@@ -153,7 +172,8 @@ class Broadcaster:
 
     @property
     def dropped(self) -> int:
-        """How many subscribers were dropped for falling behind, in all."""
+        """How many subscribers were dropped for falling behind, in all (by a publish or
+        by a heartbeat)."""
         return self._dropped
 
     def __len__(self) -> int:
@@ -185,10 +205,11 @@ class Broadcaster:
         if self.is_full:
             raise LocalProtocolError(f"max_subscribers={self._max_subscribers} reached")
         session = ServerSession(self._config, self._log)
-        subscriber = Subscriber(session, self._max_queued_bytes)
+        subscriber = Subscriber(session, self._max_queued_bytes, self)
         # The head and the replay may exceed the queue bound (a long replay): accept them
         # whole, the bound applies to what is published afterwards.
         subscriber._actions.extend(session.on_request(target, headers, now))
+        subscriber._initial = len(subscriber._actions)
         self._subscribers[id(subscriber)] = subscriber
         return subscriber
 
@@ -207,11 +228,9 @@ class Broadcaster:
         """
         stored = self._log.append(event, now)
         for subscriber in list(self._subscribers.values()):
-            if subscriber.is_dropped:
+            if subscriber.is_closed:  # dropped, or ended by close() and not yet unsubscribed
                 continue
             subscriber._queue(subscriber.session.send(stored, now), now)
-            if subscriber.is_dropped:
-                self._dropped += 1
         return stored
 
     def close(self, now: float) -> None:

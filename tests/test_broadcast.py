@@ -1,0 +1,556 @@
+"""Tests of the Broadcaster: fan-out, bounded per-subscriber queues, drops, heartbeats, close."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from sse_core import (
+    GAP_EVENT_TYPE,
+    HEARTBEAT,
+    Action,
+    Broadcaster,
+    Comment,
+    Disconnect,
+    Event,
+    InvalidConfigError,
+    LocalProtocolError,
+    Parser,
+    ReplayConfig,
+    ReplayLog,
+    Send,
+    SendHead,
+    ServerConfig,
+    Subscriber,
+)
+
+QUIET = ServerConfig(heartbeat_interval=None)
+
+
+def body_of(actions: list[Action]) -> bytes:
+    return b"".join(a.data for a in actions if isinstance(a, Send))
+
+
+def events_of(actions: list[Action], parser: Parser | None = None) -> list[Event]:
+    items = (parser or Parser()).feed(body_of(actions))
+    return [item for item in items if isinstance(item, Event)]
+
+
+# --- construction ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_queued_bytes": 0},
+        {"max_queued_bytes": 1.5},
+        {"max_queued_bytes": True},
+        {"max_subscribers": 0},
+        {"max_subscribers": "3"},
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
+    """Limits that are not positive ints are InvalidConfigError at construction."""
+    with pytest.raises(InvalidConfigError):
+        Broadcaster(ReplayLog(), **kwargs)
+
+
+def test_replay_log_must_be_a_replay_log() -> None:
+    """Anything but a ReplayLog as the log is InvalidConfigError."""
+    with pytest.raises(InvalidConfigError, match="ReplayLog"):
+        Broadcaster([])  # type: ignore[arg-type]
+
+
+def test_replay_log_property_is_the_log_given() -> None:
+    """The log passed in is the one events are published to."""
+    log = ReplayLog()
+    hub = Broadcaster(log)
+    assert hub.replay_log is log
+    hub.publish(Event(data="a"), now=0.0)
+    assert len(log) == 1
+
+
+# --- subscribe ---------------------------------------------------------------------------------
+
+
+def test_new_subscriber_gets_head_and_the_log_position() -> None:
+    """A new client's queue holds the head, then an id-only block naming where the log stands
+    (so a client dropped before its first event still resumes without loss)."""
+    hub = Broadcaster(ReplayLog(ReplayConfig(epoch="b")), config=QUIET)
+    hub.publish(Event(data="before"), now=0.0)
+    sub = hub.subscribe("/events", [], now=1.0)
+    assert sub.has_pending and sub.queued_bytes == 0
+    actions = sub.take()
+    assert isinstance(actions[0], SendHead) and actions[0].status == 200
+    parser = Parser()
+    assert events_of(actions, parser) == []  # nothing dispatched ...
+    assert parser.last_event_id == "b-0"  # ... but the position is known
+    assert not sub.has_pending and sub.take() == []
+
+
+def test_subscriber_with_last_event_id_gets_exactly_the_missed_events() -> None:
+    """Last-Event-ID replays exactly the events after it, from the shared log."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    ids = [hub.publish(Event(data=f"e{i}"), now=0.0).id for i in range(5)]
+    sub = hub.subscribe("/events", [("Last-Event-ID", ids[1])], now=1.0)
+    assert [e.data for e in events_of(sub.take())] == ["e2", "e3", "e4"]
+
+
+def test_last_event_id_query_parameter_is_read() -> None:
+    """The lastEventId query parameter stands in for the header."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    ids = [hub.publish(Event(data=f"e{i}"), now=0.0).id for i in range(3)]
+    sub = hub.subscribe(f"/events?lastEventId={ids[0]}", [], now=1.0)
+    assert [e.data for e in events_of(sub.take())] == ["e1", "e2"]
+
+
+def test_unknown_last_event_id_gets_the_gap_signal_then_the_log() -> None:
+    """An id the log cannot place: the gap event, then everything the log still has."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    for i in range(2):
+        hub.publish(Event(data=f"e{i}"), now=0.0)
+    sub = hub.subscribe("/events", [(b"last-event-id", b"elsewhere-9")], now=1.0)
+    gap, *rest = events_of(sub.take())
+    assert gap.event == GAP_EVENT_TYPE
+    assert json.loads(gap.data) == {"last_event_id": "elsewhere-9", "reason": "unknown"}
+    assert [e.data for e in rest] == ["e0", "e1"]
+
+
+def test_too_old_last_event_id_gets_the_gap_signal() -> None:
+    """An id evicted from the log: the gap event says too_old, then the kept events."""
+    hub = Broadcaster(ReplayLog(ReplayConfig(max_events=2)), config=QUIET)
+    ids = [hub.publish(Event(data=f"e{i}"), now=0.0).id for i in range(5)]
+    sub = hub.subscribe("/events", [("Last-Event-ID", ids[0])], now=1.0)
+    gap, *rest = events_of(sub.take())
+    assert json.loads(gap.data)["reason"] == "too_old"
+    assert [e.data for e in rest] == ["e3", "e4"]
+
+
+def test_a_long_replay_may_exceed_the_queue_bound() -> None:
+    """The head and replay are accepted whole even past max_queued_bytes; the bound applies to
+    what is published afterwards."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=10)
+    first = hub.publish(Event(data="x" * 50), now=0.0)
+    hub.publish(Event(data="y" * 50), now=0.0)
+    sub = hub.subscribe("/events", [("Last-Event-ID", first.id)], now=1.0)
+    assert not sub.is_dropped and sub.queued_bytes == 0
+    assert [e.data for e in events_of(sub.take())] == ["y" * 50]
+
+
+def test_gzip_is_negotiated_per_subscriber() -> None:
+    """A subscriber whose client accepts gzip gets a gzip body that decodes to the events; one
+    that does not gets the shared encoded bytes as they are."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    zipped = hub.subscribe("/events", [("Accept-Encoding", "gzip, br")], now=0.0)
+    plain = hub.subscribe("/events", [], now=0.0)
+    head, *start = zipped.take()
+    assert isinstance(head, SendHead) and ("Content-Encoding", "gzip") in head.headers
+    inflater = zlib.decompressobj(wbits=31)
+    assert inflater.decompress(body_of(start)) == b"id: start\n\n"
+    plain.take()
+    stored = hub.publish(Event(data="hello"), now=1.0)
+    assert plain.take() == [Send(data=stored.encoded)]
+    # Flushed per write: the event decodes at once, before the stream ends.
+    assert inflater.decompress(body_of(zipped.take())) == stored.encoded
+
+
+# --- publish and slow clients ------------------------------------------------------------------
+
+
+def test_publish_queues_the_same_bytes_for_every_subscriber() -> None:
+    """Each event is encoded once; every subscriber's queue holds those bytes, in order."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    subs = [hub.subscribe("/events", [], now=0.0) for _ in range(3)]
+    for sub in subs:
+        sub.take()
+    stored = [hub.publish(Event(data=f"e{i}"), now=1.0) for i in range(3)]
+    expected_bytes = sum(len(s.encoded) for s in stored)
+    for sub in subs:
+        assert sub.queued_bytes == expected_bytes
+        actions = sub.take()
+        assert [a.data for a in actions if isinstance(a, Send)] == [s.encoded for s in stored]
+        assert sub.queued_bytes == 0
+
+
+def test_publish_returns_the_stored_event_with_its_assigned_id() -> None:
+    """publish() hands back the log's record (assigned id, encoded bytes)."""
+    hub = Broadcaster(ReplayLog(ReplayConfig(epoch="run")))
+    stored = hub.publish(Event(data="a"), now=0.0)
+    assert stored.id == "run-0" and stored.encoded == b"id: run-0\ndata: a\n\n"
+
+
+def test_slow_subscriber_is_dropped_and_fast_one_keeps_everything() -> None:
+    """A subscriber whose queue would pass max_queued_bytes loses its queue and ends with a
+    Disconnect; the others are untouched and the hub counts the drop."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=100)
+    fast = hub.subscribe("/events", [], now=0.0)
+    slow = hub.subscribe("/events", [], now=0.0)
+    fast.take()
+    slow.take()
+    received: list[Event] = []
+    for n in range(10):
+        hub.publish(Event(data=f"{n:020d}"), now=1.0)
+        received += events_of(fast.take())
+        assert slow.queued_bytes <= 100
+    assert [e.data for e in received] == [f"{n:020d}" for n in range(10)]
+    assert slow.is_dropped and slow.is_closed and not fast.is_dropped
+    assert hub.dropped == 1
+    actions = slow.take()
+    assert isinstance(actions[-1], Disconnect) and "max_queued_bytes=100" in actions[-1].reason
+    assert not any(isinstance(a, Send) for a in actions)  # the backlog was given up
+    hub.publish(Event(data="later"), now=2.0)
+    assert slow.take() == [] and hub.dropped == 1  # a dropped subscriber gets nothing more
+
+
+def test_subscriber_dropped_before_its_first_take_still_learns_its_position() -> None:
+    """Regression: a client dropped before the adapter took anything keeps its head and the
+    log's position, so it resumes from there and misses nothing (it used to get the head
+    alone, reconnect without an id and silently skip what was published meanwhile)."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=30)
+    hub.publish(Event(data="old"), now=0.0)
+    sub = hub.subscribe("/events", [], now=1.0)
+    missed = [hub.publish(Event(data=f"new{i}" * 3), now=2.0).id for i in range(3)]
+    assert sub.is_dropped
+    parser = Parser()
+    actions = sub.take()
+    assert isinstance(actions[0], SendHead) and isinstance(actions[-1], Disconnect)
+    assert events_of(actions, parser) == []
+    again = hub.subscribe("/events", [("Last-Event-ID", parser.last_event_id)], now=3.0)
+    assert [e.id for e in events_of(again.take())] == missed
+
+
+def test_unsubscribe_forgets_and_ignores_strangers() -> None:
+    """unsubscribe() removes the subscriber from publishing; an unknown one is ignored."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    a = hub.subscribe("/events", [], now=0.0)
+    b = hub.subscribe("/events", [], now=0.0)
+    assert len(hub) == 2 and list(hub) == [a, b]
+    hub.unsubscribe(a)
+    hub.unsubscribe(a)
+    other = Broadcaster(ReplayLog()).subscribe("/events", [], now=0.0)
+    hub.unsubscribe(other)
+    assert len(hub) == 1 and list(hub) == [b]
+    a.take()
+    hub.publish(Event(data="x"), now=1.0)
+    assert a.take() == []
+
+
+def test_iteration_is_a_snapshot() -> None:
+    """Iterating the hub while unsubscribing is safe (the adapter's cleanup loop)."""
+    hub = Broadcaster(ReplayLog())
+    for _ in range(3):
+        hub.subscribe("/events", [], now=0.0)
+    for sub in hub:
+        hub.unsubscribe(sub)
+    assert len(hub) == 0
+
+
+def test_max_subscribers() -> None:
+    """At max_subscribers the hub is full and subscribe() refuses; unsubscribing frees a slot."""
+    hub = Broadcaster(ReplayLog(), max_subscribers=2)
+    first = hub.subscribe("/events", [], now=0.0)
+    hub.subscribe("/events", [], now=0.0)
+    assert hub.is_full
+    with pytest.raises(LocalProtocolError, match="max_subscribers=2"):
+        hub.subscribe("/events", [], now=0.0)
+    hub.unsubscribe(first)
+    assert not hub.is_full
+    hub.subscribe("/events", [], now=0.0)
+    assert Broadcaster(ReplayLog()).is_full is False
+
+
+# --- heartbeats --------------------------------------------------------------------------------
+
+
+def test_heartbeat_is_queued_at_the_deadline() -> None:
+    """poll() queues a heartbeat comment once the stream was silent for heartbeat_interval,
+    not before; publishing moves the deadline."""
+    hub = Broadcaster(ReplayLog(), config=ServerConfig(heartbeat_interval=5.0))
+    sub = hub.subscribe("/events", [], now=0.0)
+    sub.take()
+    assert sub.next_deadline() == 5.0
+    assert sub.poll(4.9) is False and not sub.has_pending
+    hub.publish(Event(data="a"), now=3.0)
+    sub.take()
+    assert sub.next_deadline() == 8.0
+    assert sub.poll(8.0) is True
+    assert sub.take() == [Send(data=HEARTBEAT)]
+    assert sub.next_deadline() == 13.0
+
+
+def test_no_heartbeats_when_disabled() -> None:
+    """heartbeat_interval=None: no deadline, poll() never queues."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    sub = hub.subscribe("/events", [], now=0.0)
+    assert sub.next_deadline() is None and sub.poll(1e9) is False
+
+
+def test_heartbeat_that_overflows_the_queue_drops_and_is_counted() -> None:
+    """Regression: a heartbeat that would pass the bound drops the subscriber like a publish
+    does, and the hub counts that drop too (it used to count publish drops only)."""
+    hub = Broadcaster(ReplayLog(), config=ServerConfig(heartbeat_interval=1.0),
+                      max_queued_bytes=25)
+    sub = hub.subscribe("/events", [], now=0.0)
+    sub.take()
+    stored = hub.publish(Event(data="abcdefghi"), now=0.5)
+    assert sub.queued_bytes == len(stored.encoded) == 23
+    assert sub.poll(1.5) is True
+    assert sub.is_dropped and hub.dropped == 1
+    assert isinstance(sub.take()[-1], Disconnect)
+    assert sub.next_deadline() is None and sub.poll(100.0) is False
+
+
+# --- close -------------------------------------------------------------------------------------
+
+
+def test_close_ends_every_stream() -> None:
+    """close() queues the end of every stream, the gzip trailer first when compressing;
+    closing again adds nothing."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    plain = hub.subscribe("/events", [], now=0.0)
+    zipped = hub.subscribe("/events", [("Accept-Encoding", "gzip")], now=0.0)
+    plain.take()
+    zipped_body = body_of(zipped.take())
+    hub.close(now=2.0)
+    assert [type(a) for a in plain.take()] == [Disconnect]
+    trailer, end = zipped.take()
+    assert isinstance(trailer, Send) and isinstance(end, Disconnect)
+    assert zlib.decompress(zipped_body + trailer.data, wbits=31) == b"id: start\n\n"
+    assert plain.is_closed and not plain.is_dropped
+    hub.close(now=3.0)
+    assert not plain.has_pending and not zipped.has_pending
+
+
+def test_close_leaves_dropped_subscribers_alone() -> None:
+    """A dropped subscriber already ends with its Disconnect; close() adds no second one."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=10)
+    slow = hub.subscribe("/events", [], now=0.0)
+    hub.publish(Event(data="x" * 20), now=1.0)
+    hub.close(now=2.0)
+    actions = slow.take()
+    assert [type(a) for a in actions].count(Disconnect) == 1
+    assert isinstance(actions[-1], Disconnect) and "send queue full" in actions[-1].reason
+
+
+def test_publish_after_close_skips_the_closed_streams() -> None:
+    """Regression: publishing after close() (before the adapter unsubscribed the ended
+    streams) still logs the event and leaves the closed streams alone; it used to raise
+    LocalProtocolError from the closed sessions."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    sub = hub.subscribe("/events", [], now=0.0)
+    hub.close(now=1.0)
+    sub.take()
+    stored = hub.publish(Event(data="after"), now=2.0)
+    assert sub.take() == [] and hub.replay_log.events()[-1] is stored
+    fresh = hub.subscribe("/events", [], now=3.0)  # the hub still serves new clients
+    hub.publish(Event(data="more"), now=4.0)
+    assert [e.data for e in events_of(fresh.take())] == ["more"]
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+MAX_EVENTS = 4  # small, so that resuming from old ids meets the gap signal
+Item = tuple[str, str]  # (id, data) of an event, or ("gap", reason)
+
+
+class Connection:
+    """One client connection as the model sees it."""
+
+    def __init__(self, sub: Subscriber, expected: list[Item], position: str, sent_id: str,
+                 is_gzip: bool) -> None:
+        self.sub = sub
+        self.expected = expected  # replay part, then live events appended by publish
+        self.replay_len = len(expected)
+        self.position = position  # the log's position at subscribe time
+        self.parser = Parser(last_event_id=sent_id)
+        self.inflater = zlib.decompressobj(wbits=31) if is_gzip else None
+        self.received: list[Item] = []
+        self.heartbeats = 0
+        self.live_received = 0
+        self.ended = False  # a Disconnect was taken
+        self.is_counted_dropped = False
+
+    def feed(self, actions: list[Action]) -> None:
+        assert not (self.ended and actions), "actions after a Disconnect"
+        for index, action in enumerate(actions):
+            if isinstance(action, Disconnect):
+                assert index == len(actions) - 1, "Disconnect is the last action"
+                self.ended = True
+            elif isinstance(action, Send):
+                data = action.data
+                if self.inflater is not None:
+                    data = self.inflater.decompress(data)
+                for item in self.parser.feed(data):
+                    if isinstance(item, Comment):
+                        self.heartbeats += 1
+                    elif isinstance(item, Event):
+                        if item.event == GAP_EVENT_TYPE:
+                            self.received.append(("gap", json.loads(item.data)["reason"]))
+                        else:
+                            assert item.id is not None
+                            self.received.append((item.id, item.data))
+            else:
+                assert isinstance(action, SendHead) and index == 0
+
+
+class BroadcastMachine(RuleBasedStateMachine):
+    """Random subscribe / publish / take / unsubscribe / heartbeat / close sequences against
+    a model: bounded queues, exactly-once in-order delivery, drops counted and resumable."""
+
+    connections = Bundle("connections")
+
+    @initialize(
+        max_queued_bytes=st.integers(min_value=20, max_value=200),
+        max_subscribers=st.one_of(st.none(), st.integers(min_value=1, max_value=4)),
+    )
+    def setup(self, max_queued_bytes: int, max_subscribers: int | None) -> None:
+        self.max_queued_bytes = max_queued_bytes
+        self.hub = Broadcaster(
+            ReplayLog(ReplayConfig(max_events=MAX_EVENTS, max_bytes=None)),
+            config=ServerConfig(heartbeat_interval=1.0),
+            max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers,
+        )
+        self.now = 0.0
+        self.published: list[Item] = []
+        self.live: list[Connection] = []
+        self.drops = 0
+
+    def _position(self) -> str:
+        return self.published[-1][0] if self.published else "start"
+
+    def _expected_replay(self, resume_from: int | None) -> tuple[str, list[Item]]:
+        if resume_from is None:  # a new client: nothing to replay
+            return "", []
+        if resume_from == -2:  # an id no log of ours ever issued
+            return "forged", [("gap", "unknown"), *self.published[-MAX_EVENTS:]]
+        sent = self.published[resume_from][0] if resume_from >= 0 else "start"
+        first_kept = max(0, len(self.published) - MAX_EVENTS)
+        if resume_from + 1 >= first_kept:
+            return sent, self.published[resume_from + 1 :]
+        return sent, [("gap", "too_old"), *self.published[first_kept:]]
+
+    @rule(
+        target=connections,
+        resume=st.one_of(st.none(), st.integers(min_value=-2, max_value=30)),
+        is_gzip=st.booleans(),
+    )
+    def subscribe(self, resume: int | None, is_gzip: bool) -> Any:
+        if resume is not None and resume >= len(self.published):
+            resume = None
+        sent_id, replay = self._expected_replay(resume)
+        headers = [("Accept-Encoding", "gzip")] if is_gzip else []
+        if sent_id:
+            headers.append(("Last-Event-ID", sent_id))
+        if self.hub.is_full:
+            with pytest.raises(LocalProtocolError):
+                self.hub.subscribe("/events", headers, self.now)
+            return multiple()
+        sub = self.hub.subscribe("/events", headers, self.now)
+        connection = Connection(sub, replay, self._position(), sent_id, is_gzip)
+        self.live.append(connection)
+        return connection
+
+    @rule(data=st.text(alphabet="ab \n", max_size=40))
+    def publish(self, data: str) -> None:
+        before = {id(c): c.sub.queued_bytes for c in self.live}
+        stored = self.hub.publish(Event(data=data), self.now)
+        self.published.append((stored.id, data))
+        for connection in self.live:
+            sub = connection.sub
+            if sub.is_closed and not connection.is_counted_dropped and sub.is_dropped:
+                connection.is_counted_dropped = True
+                self.drops += 1
+                if connection.inflater is None:  # exact size known: the drop was due
+                    assert before[id(connection)] + len(stored.encoded) > self.max_queued_bytes
+            elif not sub.is_closed:
+                connection.expected.append((stored.id, data))
+                if connection.inflater is None:
+                    assert sub.queued_bytes == before[id(connection)] + len(stored.encoded)
+
+    @rule(connection=connections)
+    def take(self, connection: Connection) -> None:
+        connection.feed(connection.sub.take())
+
+    @rule()
+    def take_everyone(self) -> None:
+        for connection in self.live:
+            connection.feed(connection.sub.take())
+
+    @rule(connection=consumes(connections))
+    def unsubscribe(self, connection: Connection) -> None:
+        connection.feed(connection.sub.take())
+        self.check_connection(connection)
+        self.hub.unsubscribe(connection.sub)
+        self.live.remove(connection)
+
+    @rule(delay=st.sampled_from([0.25, 0.5, 1.0, 3.0]))
+    def heartbeat_poll(self, delay: float) -> None:
+        self.now += delay
+        for connection in self.live:
+            sub = connection.sub
+            deadline = sub.next_deadline()
+            was_dropped = sub.is_dropped
+            assert sub.poll(self.now) is (deadline is not None and deadline <= self.now)
+            if sub.is_dropped and not was_dropped:
+                connection.is_counted_dropped = True
+                self.drops += 1
+            if deadline is not None and deadline <= self.now and not sub.is_dropped:
+                assert sub.next_deadline() == self.now + 1.0
+
+    @precondition(lambda self: self.live)
+    @rule()
+    def close(self) -> None:
+        self.hub.close(self.now)
+        for connection in self.live:
+            assert connection.sub.is_closed
+
+    def check_connection(self, connection: Connection) -> None:
+        sub = connection.sub
+        received, expected = connection.received, connection.expected
+        assert received == expected[: len(received)], "not a prefix of what was owed"
+        if sub.is_dropped:
+            if connection.ended:
+                # Even a dropped client got the head and the replay or position queued at
+                # subscribe, and its last event ID is exactly where it stopped: resuming from
+                # it misses nothing.
+                assert len(received) >= connection.replay_len
+                live = received[connection.replay_len :]
+                where = live[-1][0] if live else connection.position
+                assert connection.parser.last_event_id == where
+        elif not sub.has_pending:
+            assert received == expected, "a caught-up subscriber has everything, once"
+            if sub.is_closed:
+                assert connection.ended
+
+    @invariant()
+    def queues_are_bounded(self) -> None:
+        for connection in self.live:
+            assert connection.sub.queued_bytes <= self.max_queued_bytes
+
+    @invariant()
+    def deliveries_match_the_model(self) -> None:
+        for connection in self.live:
+            self.check_connection(connection)
+
+    @invariant()
+    def drops_are_counted(self) -> None:
+        assert self.hub.dropped == self.drops
+        assert len(self.hub) == len(self.live)
+
+
+TestBroadcastMachine = BroadcastMachine.TestCase
