@@ -228,6 +228,7 @@ class HTTPClient:
         self._redirects = 0
         self._head_deadline: float | None = None
         self._is_head_in = False
+        self._is_eof = False  # the peer closed the connection in flight
 
     @property
     def session(self) -> ClientSession:
@@ -241,7 +242,9 @@ class HTTPClient:
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`on_timer` next, or ``None``."""
-        deadlines = [d for d in (self._session.next_deadline(), self._head_deadline) if d]
+        deadlines = [
+            d for d in (self._session.next_deadline(), self._head_deadline) if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     # --- inputs ---------------------------------------------------------------------------
@@ -269,6 +272,7 @@ class HTTPClient:
             raise LocalProtocolError("on_connected() with no connection being opened")
         connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
         self._h11 = connection
+        self._is_eof = False
         headers = [("Host", _host_field(self._endpoint)), *request.headers]
         if request.body is not None:
             headers.append(("Content-Length", str(len(request.body))))
@@ -295,6 +299,7 @@ class HTTPClient:
         """The peer closed the connection (end of file)."""
         if self._h11 is None:
             raise LocalProtocolError("on_eof() with no open connection")
+        self._is_eof = True
         self._h11.receive_data(b"")
         return self._read(now)
 
@@ -360,7 +365,11 @@ class HTTPClient:
             try:
                 event = connection.next_event()
             except h11.RemoteProtocolError as error:
-                return outputs + self._lost(now, f"bad HTTP response: {error}")
+                if connection.their_state is h11.ERROR and self._is_eof:
+                    reason = "connection closed mid-response"
+                else:
+                    reason = f"bad HTTP response: {error}"
+                return outputs + self._lost(now, reason)
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 break
             if isinstance(event, h11.InformationalResponse):
