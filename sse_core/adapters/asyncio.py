@@ -93,6 +93,7 @@ class EventSource:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no socket
         self._is_started = False
         self._is_closing = False
 
@@ -167,6 +168,8 @@ class EventSource:
             if isinstance(output, ReportStatus) and self._on_status is not None:
                 self._on_status(output)
         self._close_socket()
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     # --- internals ------------------------------------------------------------------------
 
@@ -175,12 +178,18 @@ class EventSource:
         return None if deadline is None else max(0.0, deadline - self._clock())
 
     async def _wait(self) -> None:
-        """Wait for the connection, bytes or the next deadline; queue what the session says."""
+        """Wait for the connection, bytes or the next deadline; queue what the session says.
+
+        :meth:`aclose` (from another task) may close the socket during any wait: what the
+        closed socket then reports is not the session's business.
+        """
         http = self._http
         timeout = self._timeout()
         if self._connecting is not None:
             task = self._connecting
             done, _ = await asyncio.wait({task}, timeout=timeout)
+            if self._connecting is not task:  # cancelled by aclose()
+                return
             if not done:
                 self._outputs.extend(http.on_timer(self._clock()))
                 return
@@ -193,8 +202,9 @@ class EventSource:
                 return
             self._outputs.extend(http.on_connected(self._clock()))
         elif self._reader is not None:
+            reader = self._reader
             try:
-                data = await asyncio.wait_for(self._reader.read(self._read_size), timeout)
+                data = await asyncio.wait_for(reader.read(self._read_size), timeout)
             except asyncio.TimeoutError:
                 self._outputs.extend(http.on_timer(self._clock()))
                 return
@@ -202,12 +212,18 @@ class EventSource:
                 reason = f"connection error: {error!r}"
                 self._outputs.extend(http.on_connection_error(self._clock(), reason))
                 return
+            if self._reader is not reader:  # closed by aclose(): b"" is not the peer's EOF
+                return
             self._outputs.extend(http.on_data(data, self._clock()))
         else:
             if timeout is None:  # nothing scheduled and no connection: the session is done
                 self._is_closing = True
                 return
-            await asyncio.sleep(timeout)
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose()
+            finally:
+                self._wakeup = None
             self._outputs.extend(http.on_timer(self._clock()))
 
     def _open(self, endpoint: Endpoint) -> None:
