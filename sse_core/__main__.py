@@ -1,10 +1,12 @@
 """``python -m sse_core demo``: the library at work, end to end, on one screen (edge).
 
-A "server" serializes a stream; the bytes cross a deliberately hostile "network" that cuts
-them at random points (inside fields and inside UTF-8 characters) and swaps line endings;
-the parser rebuilds every event. Then the failure modes: an injection attempt refused, a
-truncated stream detected, an oversized line stopped with nothing lost. Then the sessions:
-seeded fault scenarios in the simulator, and the parser's throughput.
+First live, on loopback: an asyncio server, a fault-injecting proxy and an asyncio client,
+with faults hitting one after another (see :mod:`sse_core._live_demo`). Then the protocol
+core on its own: a "server" serializes a stream; the bytes cross a deliberately hostile
+"network" that cuts them at random points (inside fields and inside UTF-8 characters) and
+swaps line endings; the parser rebuilds every event. Then the failure modes: an injection
+attempt refused, a truncated stream detected, an oversized line stopped with nothing lost.
+Then the sessions: seeded fault scenarios in the simulator, and the parser's throughput.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from . import (
     serialize_event,
     serialize_many,
 )
+from ._live_demo import live_demo
 from ._parser import IS_ACCELERATED
 from .testing import random_scenario, simulate
 
@@ -54,7 +57,11 @@ def demo(seed: int) -> int:
     rng = random.Random(seed)
     print(f"sse_core demo (seed {seed})\n")
 
-    print("1. The server writes a stream; the serializer makes every field safe.")
+    print("1. Live on loopback: an asyncio server, a fault-injecting proxy and an asyncio")
+    print("   client. Faults hit one after another; the client's status as it happens:")
+    is_live_ok = live_demo(seed)
+
+    print("\n2. The server writes a stream; the serializer makes every field safe.")
     published: list[StreamItem] = [
         Retry(milliseconds=3000),
         Event(data="hello", id="1"),
@@ -69,7 +76,7 @@ def demo(seed: int) -> int:
     for line in stream.decode().splitlines():
         print(f"     {line!r}")
 
-    print("\n2. The network cuts the bytes anywhere (mid-field, mid-character) and a proxy")
+    print("\n3. The network cuts the bytes anywhere (mid-field, mid-character) and a proxy")
     print("   rewrites LF as CRLF. The parser rebuilds the same items:")
     mangled = stream.replace(b"\n", b"\r\n")
     chunks = _hostile_chunks(mangled, rng)
@@ -90,7 +97,7 @@ def demo(seed: int) -> int:
     print(f"   {len(chunks)} chunks, {len(events_out)} events, identical: {same}, "
           f"clean end: {not end.is_truncated}, resume from Last-Event-ID {parser.last_event_id!r}")
 
-    print("\n3. Injection attempts are refused, not escaped into the stream:")
+    print("\n4. Injection attempts are refused, not escaped into the stream:")
     attempts: list[dict[str, str]] = [{"id": "6\ndata: forged"}, {"event": "x\r\n\r\ndata: x"}]
     for kwargs in attempts:
         try:
@@ -98,13 +105,13 @@ def demo(seed: int) -> int:
         except InvalidFieldError as error:
             print(f"   refused: {error}")
 
-    print("\n4. A connection that dies mid-event is reported as truncated:")
+    print("\n5. A connection that dies mid-event is reported as truncated:")
     parser = Parser(last_event_id="5")
     cut = serialize(Event(data="half", id="6"))[:-3]
     print(f"   feed({cut!r}) -> {parser.feed(cut)}")
     print(f"   feed_eof() -> {parser.feed_eof()}; resume from {parser.last_event_id!r}")
 
-    print("\n5. A line over the limit stops the parser; nothing already parsed is lost:")
+    print("\n6. A line over the limit stops the parser; nothing already parsed is lost:")
     parser = Parser(max_line_length=64)
     try:
         parser.feed(b"data: small\n\ndata: " + b"x" * 100 + b"\n\n")
@@ -112,7 +119,7 @@ def demo(seed: int) -> int:
         print(f"   LimitExceeded: {error}")
         print(f"   items parsed before it: {[_show(i) for i in error.items]}")
 
-    print("\n6. The sessions under faults: a client and a server on a simulated network that")
+    print("\n7. The sessions under faults: a client and a server on a simulated network that")
     print("   cuts, resets, stalls, restarts (with and without the replay log), deploys (503),")
     print("   partitions, slows and buffers -- 300 seeded scenarios on a virtual clock:")
     results = [simulate(random_scenario(seed)) for seed in range(seed, seed + 300)]
@@ -125,7 +132,7 @@ def demo(seed: int) -> int:
           f"{ok}/{len(results)} scenarios kept the invariant (nothing lost silently, "
           f"nothing twice)")
 
-    print("\n7. Throughput (this machine):")
+    print("\n8. Throughput (this machine):")
     body = b"".join(
         serialize_event(f'{{"token": "t{i}"}}', id=str(i) if i % 16 == 0 else None)
         for i in range(100_000)
@@ -139,14 +146,14 @@ def demo(seed: int) -> int:
     accelerated = "with the C accelerator" if IS_ACCELERATED else "pure Python"
     print(f"   parsed {count:,} events ({len(body) / 1e6:.1f} MB) in 4 KiB reads, {accelerated}: "
           f"{count / elapsed:,.0f} events/s, {len(body) / elapsed / 1e6:.0f} MB/s")
-    return 0 if same and count == 100_000 and ok == len(results) else 1
+    return 0 if is_live_ok and same and count == 100_000 and ok == len(results) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m sse_core")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="show the protocol core at work")
+    demo_parser = commands.add_parser("demo", help="show the library at work")
     demo_parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
     return demo(args.seed)

@@ -12,6 +12,8 @@ def test_demo_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
     shows the sessions keeping the invariant in simulated fault scenarios."""
     assert main(["demo", "--seed", "7"]) == 0
     out = capsys.readouterr().out
+    assert "exactly once, in order    yes" in out  # the live part, on loopback
+    assert "RECONNECTING  (stalled: no bytes for 1 s)" in out
     assert "identical: True" in out
     assert "refused: invalid id field" in out
     assert "is_truncated=True" in out
