@@ -61,6 +61,7 @@ class Upstream:
         self.ended: list[str] = []  # how each connection ended, seen from the server
         self._handlers: set[asyncio.Task[Any]] = set()
         self._writers: list[asyncio.StreamWriter] = []
+        self.handler_done = asyncio.Event()  # set when a connection's handler returns
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> Upstream:
@@ -97,6 +98,7 @@ class Upstream:
         finally:
             writer.transport.abort()
             self._handlers.discard(task)
+            self.handler_done.set()
 
     async def drain_client(self, reader: asyncio.StreamReader) -> None:
         """Keep what the client sends until it ends its side."""
@@ -200,6 +202,31 @@ def test_pass_through_is_byte_exact_both_ways() -> None:
             stats = proxy.stats
             assert (stats.bytes_upstream, stats.bytes_downstream) == (len(blob), len(blob))
             assert stats.accepted == 1 and stats.faults_applied == 0
+
+    run(main)
+
+
+def test_half_close_is_relayed() -> None:
+    """A server that ends its side while still reading: the client sees end of stream, and
+    what it sends afterwards still reaches the server."""
+
+    def make(upstream: Upstream) -> Behaviour:
+        async def behaviour(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(PAYLOAD)
+            writer.write_eof()
+            await upstream.drain_client(reader)
+
+        return behaviour
+
+    async def main() -> None:
+        async with Upstream(make) as upstream, FaultProxy(upstream.address) as proxy:
+            sock = await connect(proxy.address)
+            assert await read_to_end(sock) == (PAYLOAD, "eof")
+            await asyncio.get_running_loop().sock_sendall(sock, b"after")
+            sock.shutdown(socket.SHUT_WR)
+            await asyncio.wait_for(upstream.handler_done.wait(), TIMEOUT)
+            sock.close()
+            assert bytes(upstream.received) == b"after"
 
     run(main)
 
