@@ -1,0 +1,728 @@
+"""trio adapter (floor 4): an EventSource client and an event-stream server.
+
+Both own sockets, TLS, the clock and waiting, and nothing else. The client carries out what
+:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks;
+the server carries out what a :class:`~sse_core.Broadcaster` and
+:class:`~sse_core.adapters.ServerConnection` ask. Sockets are closed synchronously on every
+way out, so cancellation never leaves one open.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import math
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Generic, TypeAlias, TypeVar
+
+import trio
+
+from .._actions import ClientState, Deliver, ReportStatus
+from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster, Subscriber
+from .._client import ClientConfig, ClientSession
+from .._errors import InvalidConfigError, RemoteProtocolError
+from .._events import Event
+from .._metrics import Metrics
+from .._replay import ReplayLog, StoredEvent
+from .._server import ServerConfig
+from .._types import RandomSource
+from ._http import (
+    ClientOutput,
+    CloseConnection,
+    Endpoint,
+    HTTPClient,
+    IncomingRequest,
+    OpenConnection,
+    ServerConnection,
+    Write,
+)
+
+__all__ = ["EventSource", "EventStreamServer"]
+
+#: What :meth:`EventSource.reports` yields: every output meant for the application.
+Report = ClientOutput
+
+_Stream: TypeAlias = "trio.SocketStream | trio.SSLStream[trio.SocketStream]"
+_T = TypeVar("_T")
+
+# Transport failures, as trio reports them (it wraps OSError and ssl.SSLError in
+# BrokenResourceError; a stream closed under a waiting task gives ClosedResourceError).
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+# accept() errors that mean "out of file descriptors or memory for now": wait, then retry.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_DELAY = 0.1
+_SERVER_READ_SIZE = 16 * 1024
+
+
+def _close_now(stream: _Stream) -> None:
+    """Close a stream's socket at once (no TLS close_notify): safe under cancellation."""
+    transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    transport.socket.close()
+
+
+def _describe(error: BaseException) -> str:
+    """An error for a report's reason: trio's wrapper says less than what it wraps."""
+    return repr(error.__cause__ if error.__cause__ is not None else error)
+
+
+def _check_timeout(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+class _Iterator(Generic[_T]):
+    """An async iterator over the results of ``step`` (a class, not an async generator, so
+    that nothing is left to finalize when a loop is left early)."""
+
+    def __init__(self, step: Callable[[], Awaitable[_T]]) -> None:
+        self._step = step
+
+    def __aiter__(self) -> _Iterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        return await self._step()
+
+
+class EventSource:
+    """A trio EventSource: iterate to get events, across reconnections.
+
+    ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
+    resuming with ``Last-Event-ID`` after a lost connection, with backoff and stall
+    detection as configured. :meth:`reports` yields status changes and gap reports too.
+    The iteration ends when the session closes (the server refused, the backoff gave up, or
+    :meth:`aclose`). Use it as an ``async with`` block (or call :meth:`aclose`): leaving the
+    block, normally, by an exception or by cancellation, closes the socket at once.
+
+    Cancelling a wait for the next event (``trio.move_on_after`` around one step of the
+    loop) keeps the connection while it was reading or sleeping; a cancelled connect or
+    request write counts as a lost connection (the session reconnects as configured).
+
+    Args:
+        config: The session configuration, or just the URL.
+        ssl_context: For ``https`` URLs; by default the system trust store
+            (:func:`ssl.create_default_context`).
+        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
+        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
+        clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
+        connect_timeout: Seconds an attempt may take to get its response head, or ``None``.
+        max_redirects: Redirects one attempt may follow.
+        read_size: The most bytes read from the socket at once.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        on_status: Callable[[ReportStatus], object] | None = None,
+        rng: RandomSource | None = None,
+        clock: Callable[[], float] | None = None,
+        connect_timeout: float | None = 30.0,
+        max_redirects: int = 20,
+        read_size: int = 64 * 1024,
+    ) -> None:
+        if isinstance(config, str):
+            config = ClientConfig(url=config)
+        if type(read_size) is not int or read_size < 1:
+            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise InvalidConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+        session = ClientSession(config, rng=rng if rng is not None else random.Random())
+        self._http = HTTPClient(
+            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+        )
+        self._ssl_context = ssl_context
+        self._on_status = on_status
+        self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
+        self._read_size = read_size
+        self._stream: _Stream | None = None
+        self._endpoint: Endpoint | None = None  # a connection to open
+        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._scope: trio.CancelScope | None = None  # the wait in progress
+        self._is_iterated = False
+        self._is_started = False
+        self._is_closing = False
+
+    # --- what the application reads -------------------------------------------------------
+
+    @property
+    def session(self) -> ClientSession:
+        """The sans-IO session (state, ``last_event_id``, ``metrics``, ``ready_state``)."""
+        return self._http.session
+
+    @property
+    def metrics(self) -> Metrics:
+        """The session's counters (deliveries, duplicates, reconnections ...)."""
+        return self._http.session.metrics
+
+    async def __aenter__(self) -> EventSource:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        self._claim()
+        return _Iterator(self._next_event)
+
+    def reports(self) -> AsyncIterator[Report]:
+        """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports.
+
+        Iterate once per source (either this or the events).
+
+        Raises:
+            RuntimeError: the source is already being iterated.
+        """
+        self._claim()
+        return _Iterator(self._next_report)
+
+    async def aclose(self) -> None:
+        """Close the connection and end the iteration (the application's ``close()``).
+
+        Safe to call from another task while one iterates, and more than once.
+        """
+        if not self._is_closing:
+            self._is_closing = True
+            self._outputs.clear()
+            for output in self._http.close(self._clock()):
+                if isinstance(output, ReportStatus) and self._on_status is not None:
+                    self._on_status(output)
+            if self._scope is not None:
+                self._scope.cancel()
+            self._endpoint = None
+            self._close_stream()
+        await trio.lowlevel.checkpoint()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _claim(self) -> None:
+        if self._is_iterated:
+            raise RuntimeError("an EventSource is iterated once")
+        self._is_iterated = True
+
+    async def _next_event(self) -> Event:
+        while True:
+            report = await self._next_report()
+            if isinstance(report, Deliver):
+                return report.event
+
+    async def _next_report(self) -> Report:
+        """Carry out outputs in order until one is for the application; wait when none is
+        left."""
+        if not self._is_started and not self._is_closing:
+            self._is_started = True
+            self._outputs.extend(self._http.start(self._clock()))
+        while not self._is_closing:
+            while self._outputs and not self._is_closing:
+                output = self._outputs.popleft()
+                if isinstance(output, OpenConnection):
+                    self._close_stream()
+                    self._endpoint = output.endpoint
+                elif isinstance(output, Write):
+                    await self._wait(self._send, output.data)
+                elif isinstance(output, CloseConnection):
+                    self._endpoint = None
+                    self._close_stream()
+                else:
+                    if isinstance(output, ReportStatus) and self._on_status is not None:
+                        self._on_status(output)
+                    return output
+            if self._is_closing or self.session.state is ClientState.CLOSED:
+                break
+            if self._endpoint is not None:
+                endpoint, self._endpoint = self._endpoint, None
+                await self._wait(self._connect, endpoint)
+            elif self._stream is not None:
+                await self._wait(self._read, self._stream)
+            elif self._http.next_deadline() is None:
+                break  # nothing scheduled and no connection: the session is done
+            else:
+                await self._wait(self._sleep, None)
+        self._close_stream()
+        raise StopAsyncIteration
+
+    async def _wait(self, step: Callable[[_T], Awaitable[None]], argument: _T) -> None:
+        """Run one waiting step in a scope that :meth:`aclose` can cancel."""
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            try:
+                await step(argument)
+            finally:
+                self._scope = None
+
+    def _delay(self) -> float:
+        """Seconds until the next deadline (infinite when none)."""
+        deadline = self._http.next_deadline()
+        return math.inf if deadline is None else max(0.0, deadline - self._clock())
+
+    def _queue_timer(self) -> bool:
+        """Wake the session at its deadline; whether that ended the attempt in flight."""
+        outputs = self._http.on_timer(self._clock())
+        self._outputs.extend(outputs)
+        return any(isinstance(output, CloseConnection) for output in outputs)
+
+    async def _sleep(self, _: None) -> None:
+        await trio.sleep(self._delay())
+        self._queue_timer()
+
+    async def _read(self, stream: _Stream) -> None:
+        with trio.move_on_after(self._delay()):
+            try:
+                data = await stream.receive_some(self._read_size)
+            except trio.ClosedResourceError:
+                return  # closed by aclose() from another task
+            except _TRANSPORT_ERRORS as error:
+                reason = f"connection error: {_describe(error)}"
+                self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
+                return
+            self._outputs.extend(self._http.on_data(bytes(data), self._clock()))
+            return
+        self._queue_timer()
+
+    async def _with_timers(self, operation: Callable[[trio.CancelScope], Awaitable[None]]) -> bool:
+        """Run a connect or a write while serving the session's deadlines.
+
+        Returns:
+            Whether a deadline ended the attempt first (the operation was then cancelled).
+            Reports a deadline gives while the attempt goes on wait for the operation.
+        """
+        is_ended = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(operation, nursery.cancel_scope)
+            while not is_ended:
+                await trio.sleep(self._delay())
+                is_ended = self._queue_timer()
+            nursery.cancel_scope.cancel()
+        return is_ended
+
+    async def _connect(self, endpoint: Endpoint) -> None:
+        opened: list[_Stream] = []
+        failures: list[str] = []
+
+        async def open_it(done: trio.CancelScope) -> None:
+            try:
+                opened.append(await self._open_stream(endpoint))
+            except _TRANSPORT_ERRORS as error:
+                failures.append(f"connect failed: {_describe(error)}")
+            done.cancel()
+
+        try:
+            is_ended = await self._with_timers(open_it)
+        except BaseException:
+            for stream in opened:
+                _close_now(stream)
+            self._outputs.extend(
+                self._http.on_connection_error(self._clock(), "connect interrupted")
+            )
+            raise
+        if is_ended:
+            for stream in opened:
+                _close_now(stream)
+        elif failures:
+            self._outputs.extend(self._http.on_connection_error(self._clock(), failures[0]))
+        else:
+            self._stream = opened[0]
+            self._outputs.extend(self._http.on_connected(self._clock()))
+
+    async def _open_stream(self, endpoint: Endpoint) -> _Stream:
+        tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        if not endpoint.is_tls:
+            return tcp
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        tls = trio.SSLStream(
+            tcp, self._ssl_context, server_hostname=endpoint.host, https_compatible=True
+        )
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            _close_now(tcp)
+            raise
+        return tls
+
+    async def _send(self, data: bytes) -> None:
+        stream = self._stream
+        if stream is None:  # the attempt ended before its request went out
+            return
+        failures: list[str] = []
+
+        async def send_it(done: trio.CancelScope) -> None:
+            try:
+                await stream.send_all(data)
+            except _TRANSPORT_ERRORS as error:
+                failures.append(f"connection error: {_describe(error)}")
+            done.cancel()
+
+        try:
+            await self._with_timers(send_it)  # a deadline that ends it queues the close
+        except BaseException:
+            self._close_stream()  # half a request went out: the connection is unusable
+            self._outputs.extend(self._http.on_connection_error(self._clock(), "write interrupted"))
+            raise
+        if failures:
+            self._outputs.extend(self._http.on_connection_error(self._clock(), failures[0]))
+
+    def _close_stream(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            _close_now(stream)
+
+
+class _Connection:
+    """One client connection of an :class:`EventStreamServer`: what wakes its task, and the
+    scope that ends it."""
+
+    __slots__ = ("is_sending", "scope", "subscriber", "woken")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.subscriber: Subscriber | None = None
+        self.is_sending = False
+        self.woken = trio.Event()
+
+    def wake(self) -> None:
+        """Something was queued (or the subscriber was dropped): let the task write it."""
+        subscriber = self.subscriber
+        if subscriber is not None and subscriber.is_dropped and self.is_sending:
+            self.scope.cancel()  # its socket is full: it cannot even take the end of the body
+        else:
+            self.woken.set()
+
+
+class EventStreamServer:
+    """A trio event-stream server: one stream, many clients, resumable.
+
+    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
+    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
+    missed. Heartbeats, gzip and the per-client send queue bound come from the
+    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
+    more than ``max_queued_bytes`` behind is disconnected at once (it resumes) instead of
+    growing memory or slowing the others.
+
+    Run it either as ``async with EventStreamServer() as server:`` (it listens on
+    127.0.0.1, a free port, in a nursery of its own; see :attr:`address`) or in your nursery
+    with ``host, port = await nursery.start(server.serve, host, port)``. Each connection is
+    one task: it reads the request, then writes what its subscriber's queue holds whenever
+    :meth:`publish` or a heartbeat wakes it, while a second task watches for the client
+    closing.
+
+    Args:
+        replay_log: The log to publish to and resume from (a default one if ``None``).
+        config: Every client session's configuration.
+        path: The only path served (others get 404), or ``None`` to serve every path.
+        max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
+        max_subscribers: The most clients at once (more get 503), or ``None``.
+        request_timeout: Seconds a new connection has to send its request (TLS handshake
+            included), and the most an error response may take to write.
+        clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        replay_log: ReplayLog | None = None,
+        *,
+        config: ServerConfig | None = None,
+        path: str | None = "/events",
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        max_subscribers: int | None = None,
+        request_timeout: float = 30.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._broadcaster = Broadcaster(
+            replay_log if replay_log is not None else ReplayLog(),
+            config=config,
+            max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers,
+        )
+        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+            raise InvalidConfigError(f"path must be None or start with '/', got {path!r}")
+        _check_timeout("request_timeout", request_timeout)
+        self._path = path
+        self._request_timeout = request_timeout
+        self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
+        self._connections: set[_Connection] = set()
+        self._listeners: list[trio.SocketListener] = []
+        self._address: tuple[str, int] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._stopped = trio.Event()
+        self._exit_stack: AsyncExitStack | None = None
+        self._is_serving = False
+        self._is_closing = False
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The fan-out (subscriber count, ``dropped``, the replay log)."""
+        return self._broadcaster
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once serving.
+
+        Raises:
+            RuntimeError: the server is not serving yet.
+        """
+        if self._address is None:
+            raise RuntimeError("the server is not serving")
+        return self._address
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host``:``port`` and serve until :meth:`aclose` (or cancellation).
+
+        Start it with ``await nursery.start(server.serve, ...)``, which returns the address
+        (port 0 picks a free one).
+
+        Args:
+            host: The address to listen on.
+            port: The TCP port, 0 for a free one.
+            ssl_context: Serve TLS with this context (its certificate chain loaded).
+            task_status: Given by :meth:`trio.Nursery.start`.
+
+        Raises:
+            RuntimeError: the server was already started or closed.
+        """
+        if self._is_serving or self._is_closing:
+            raise RuntimeError("an EventStreamServer serves once")
+        self._is_serving = True
+        try:
+            self._listeners = await trio.open_tcp_listeners(port, host=host)
+            name = self._listeners[0].socket.getsockname()
+            self._address = (str(name[0]), int(name[1]))
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for listener in self._listeners:
+                    nursery.start_soon(self._accept, listener, nursery, ssl_context)
+                task_status.started(self._address)
+        finally:
+            for listener in self._listeners:
+                listener.socket.close()
+            self._nursery = None
+            self._stopped.set()
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Publish an event to every client (call it from the trio thread).
+
+        Returns:
+            The stored event, with the id the replay log gave it.
+        """
+        stored = self._broadcaster.publish(event, self._clock())
+        for connection in list(self._connections):
+            connection.wake()
+        return stored
+
+    async def aclose(self, *, grace: float = 1.0) -> None:
+        """Stop listening and end every stream (clients see the end of the body).
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream; connections
+                still open then are closed.
+        """
+        if not self._is_closing:
+            self._is_closing = True
+            for listener in self._listeners:
+                listener.socket.close()  # a pending accept() raises ClosedResourceError
+            self._broadcaster.close(self._clock())
+            for connection in list(self._connections):
+                if connection.subscriber is None:
+                    connection.scope.cancel()  # no stream to end
+                else:
+                    connection.wake()
+        if not self._is_serving:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            with trio.move_on_after(grace):
+                await self._stopped.wait()
+        finally:
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> EventStreamServer:
+        stack = AsyncExitStack()
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        try:
+            await nursery.start(self.serve)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        stack, self._exit_stack = self._exit_stack, None
+        try:
+            await self.aclose()
+        finally:
+            if stack is not None:
+                # serve() has ended: the nursery exits without wrapping the block's error.
+                await stack.aclose()
+
+    # --- connections ----------------------------------------------------------------------
+
+    async def _accept(
+        self,
+        listener: trio.SocketListener,
+        nursery: trio.Nursery,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except trio.ClosedResourceError:
+                return  # aclose()
+            except OSError as error:
+                if error.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                await trio.sleep(_ACCEPT_RETRY_DELAY)
+                continue
+            nursery.start_soon(self._handle, stream, ssl_context)
+
+    async def _handle(self, tcp: trio.SocketStream, ssl_context: ssl.SSLContext | None) -> None:
+        """Serve one connection, from its request to its end."""
+        stream: _Stream = tcp
+        if ssl_context is not None:
+            stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
+        connection = _Connection()
+        self._connections.add(connection)
+        try:
+            with connection.scope:
+                if self._is_closing:
+                    return
+                read = await self._read_request(stream)
+                if read is None:
+                    return
+                http, request = read
+                if await self._reject_unwanted(stream, http, request):
+                    return
+                connection.subscriber = self._broadcaster.subscribe(
+                    request.target, request.headers, self._clock()
+                )
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch, stream, nursery.cancel_scope)
+                    await self._write(stream, http, connection)
+                    nursery.cancel_scope.cancel()
+        except _TRANSPORT_ERRORS:
+            pass  # the client went away, or the TLS handshake failed
+        finally:
+            self._connections.discard(connection)
+            if connection.subscriber is not None:
+                self._broadcaster.unsubscribe(connection.subscriber)
+            _close_now(stream)
+
+    async def _read_request(
+        self, stream: _Stream
+    ) -> tuple[ServerConnection, IncomingRequest] | None:
+        http = ServerConnection()
+        with trio.move_on_after(self._request_timeout):
+            if isinstance(stream, trio.SSLStream):
+                await stream.do_handshake()
+            while True:
+                data = await stream.receive_some(_SERVER_READ_SIZE)
+                if not data:
+                    return None  # gone before asking
+                try:
+                    request = http.receive(bytes(data))
+                except RemoteProtocolError as error:
+                    await self._reject(stream, http, 400, f"{error}\n")
+                    return None
+                if request is not None:
+                    return http, request
+        return None  # no request in time
+
+    async def _reject_unwanted(
+        self, stream: _Stream, http: ServerConnection, request: IncomingRequest
+    ) -> bool:
+        """Answer a request that gets no stream; whether it was one."""
+        if self._path is not None and request.path != self._path:
+            await self._reject(stream, http, 404, "not found\n")
+        elif request.method not in ("GET", "POST"):
+            await self._reject(stream, http, 405, "method not allowed\n", [("Allow", "GET, POST")])
+        elif self._broadcaster.is_full or self._is_closing:
+            await self._reject(stream, http, 503, "too many clients\n", [("Retry-After", "5")])
+        else:
+            return False
+        return True
+
+    async def _reject(
+        self,
+        stream: _Stream,
+        http: ServerConnection,
+        status: int,
+        text: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        data = http.respond_error(status, text, headers or [])
+        if data:
+            with trio.move_on_after(self._request_timeout):
+                await stream.send_all(data)
+
+    async def _write(
+        self, stream: _Stream, http: ServerConnection, connection: _Connection
+    ) -> None:
+        """Write what the subscriber's queue holds; sleep until woken or a heartbeat is due."""
+        subscriber = connection.subscriber
+        assert subscriber is not None
+        try:
+            while True:
+                connection.woken = trio.Event()  # reset before looking: no wake-up is lost
+                if subscriber.has_pending:
+                    data, is_done = http.respond(subscriber.take())
+                    if data:
+                        connection.is_sending = True
+                        await stream.send_all(data)
+                        connection.is_sending = False
+                    if is_done:
+                        return
+                    continue
+                deadline = subscriber.next_deadline()
+                delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
+                with trio.move_on_after(delay):
+                    await connection.woken.wait()
+                now = self._clock()
+                if deadline is not None and now >= deadline:
+                    subscriber.poll(now)
+        except _TRANSPORT_ERRORS:
+            return
+
+    async def _watch(self, stream: _Stream, scope: trio.CancelScope) -> None:
+        """Read (and ignore) what the client sends until it closes; then end the stream."""
+        try:
+            while await stream.receive_some(_SERVER_READ_SIZE):
+                pass
+        except _TRANSPORT_ERRORS:
+            pass
+        scope.cancel()
