@@ -1,0 +1,348 @@
+"""ASGI adapter: a resumable event stream for Starlette, FastAPI, any ASGI server (floor 4).
+
+:class:`EventStream` is an ASGI application built on :class:`~sse_core.Broadcaster`. Every
+protocol decision (response head, replay after ``Last-Event-ID``, the gap signal, heartbeats,
+gzip, dropping a client that falls behind) is made by the sans-IO objects; this module only
+carries out their actions -- :class:`~sse_core.SendHead` becomes ``http.response.start``,
+:class:`~sse_core.Send` an ``http.response.body`` with ``more_body=True`` and
+:class:`~sse_core.Disconnect` the final, empty body -- and owns the clock and the waiting.
+It runs on anyio, so it works under asyncio servers (uvicorn, hypercorn, daphne) and trio
+servers (hypercorn) alike.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import anyio
+
+from sse_core import (
+    Action,
+    Broadcaster,
+    Disconnect,
+    Event,
+    InvalidConfigError,
+    LocalProtocolError,
+    ReplayConfig,
+    ReplayLog,
+    Send,
+    SendHead,
+    ServerConfig,
+    ServerSession,
+    StoredEvent,
+    Subscriber,
+)
+from sse_core._broadcast import DEFAULT_MAX_QUEUED_BYTES
+
+__all__ = ["EventStream"]
+
+#: An ASGI connection scope.
+Scope = MutableMapping[str, Any]
+#: An ASGI event (message) received or sent.
+Message = MutableMapping[str, Any]
+#: The ASGI ``receive`` callable.
+Receive = Callable[[], Awaitable[Message]]
+#: The ASGI ``send`` callable.
+ASGISend = Callable[[Message], Awaitable[None]]
+
+_ALLOWED_METHODS = ("GET", "HEAD")
+
+
+class _Connection:
+    """The adapter's side of one subscriber: how to wake its task, and its write in flight."""
+
+    __slots__ = ("subscriber", "wake", "write_scope")
+
+    def __init__(self, subscriber: Subscriber) -> None:
+        self.subscriber = subscriber
+        self.wake = anyio.Event()
+        # Set while the task waits inside the server's send(): the client is not reading.
+        self.write_scope: anyio.CancelScope | None = None
+
+
+class EventStream:
+    """An ASGI application serving one resumable event stream to many clients.
+
+    Mount it (``Route("/events", stream)`` or ``Mount("/events", app=stream)`` in Starlette,
+    ``app.add_route("/events", stream)`` in FastAPI) or run it alone (``uvicorn.run(stream)``),
+    then call :meth:`publish` from the event loop. Each client is served by the task the ASGI
+    server runs it in: it drains its own :class:`~sse_core.Subscriber` queue, so one slow
+    client never holds up :meth:`publish` or the others, and a client that falls more than
+    ``max_queued_bytes`` behind is dropped (it reconnects with ``Last-Event-ID`` and the log
+    replays what it missed).
+
+    Requests: ``GET`` subscribes; ``HEAD`` answers the same head with no body and subscribes
+    nothing; any other method gets ``405`` with ``Allow: GET, HEAD``. When ``max_subscribers``
+    is reached, or after :meth:`aclose`, a request gets ``503`` with ``Retry-After``
+    (EventSource in browsers treats that as final; a :class:`~sse_core.ClientSession` with
+    ``503`` in ``retry_statuses`` reconnects with backoff). Lifespan events are answered, and
+    the lifespan shutdown calls :meth:`aclose`.
+
+    Args:
+        replay_log: Where published events are kept for resumption. When ``None``, a
+            :class:`~sse_core.ReplayLog` with default limits whose ids carry a random epoch,
+            so that ids from before a restart are reported as unknown rather than misread.
+        config: The configuration of every client's :class:`~sse_core.ServerSession`
+            (heartbeats, ``retry:``, padding, gzip, extra headers).
+        max_queued_bytes: The most body bytes one client may have waiting; past it the client
+            is dropped.
+        max_subscribers: The most clients at once, or ``None`` for no limit.
+        busy_retry_delay: Seconds a refused client is asked to wait (``Retry-After``, rounded
+            up to whole seconds).
+        clock: Monotonic seconds; it must tick like the event loop's clock, because the
+            delays until heartbeats are computed from it.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        replay_log: ReplayLog | None = None,
+        *,
+        config: ServerConfig | None = None,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        max_subscribers: int | None = None,
+        busy_retry_delay: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if replay_log is None:
+            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
+        if config is None:
+            config = ServerConfig()
+        if not isinstance(config, ServerConfig):
+            raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
+        if (
+            isinstance(busy_retry_delay, bool)
+            or not isinstance(busy_retry_delay, (int, float))
+            or not math.isfinite(busy_retry_delay)
+            or busy_retry_delay < 0
+        ):
+            raise InvalidConfigError(
+                f"busy_retry_delay must be a finite number >= 0, got {busy_retry_delay!r}"
+            )
+        if not callable(clock):
+            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
+        self._hub = Broadcaster(
+            replay_log,
+            config=config,
+            max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers,
+        )
+        self._config = config
+        self._clock = clock
+        self._retry_after = str(math.ceil(busy_retry_delay)).encode()
+        self._connections: dict[int, _Connection] = {}  # by id() of the subscriber
+        self._is_closed = False
+        self._all_gone: anyio.Event | None = None  # set when aclose() waits and the last ends
+
+    # --- queries ------------------------------------------------------------------------
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The :class:`~sse_core.Broadcaster` behind the stream (its log, subscriber count
+        and :attr:`~sse_core.Broadcaster.dropped` figure)."""
+        return self._hub
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._is_closed
+
+    # --- the application's side ---------------------------------------------------------
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Append ``event`` to the replay log and queue it for every client.
+
+        Call it from the event loop's thread (from another thread, go through
+        ``anyio.from_thread.run_sync`` or the loop's ``call_soon_threadsafe``). It never
+        waits: each client's task sends on its own.
+
+        Args:
+            event: The event; with ``id=None`` the log assigns one.
+
+        Returns:
+            The stored event, with its id.
+
+        Raises:
+            LocalProtocolError: the stream was closed with :meth:`aclose`.
+            InvalidFieldError: the log refused the event's id.
+        """
+        if self._is_closed:
+            raise LocalProtocolError("publish() after aclose()")
+        stored = self._hub.publish(event, self._clock())
+        for connection in list(self._connections.values()):
+            self._wake(connection)
+        return stored
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """End every client's stream and wait until every client's task has finished.
+
+        Each client gets the end of its stream (and reconnects, here or elsewhere, with
+        ``Last-Event-ID``). A client that has not taken it within ``timeout`` seconds -- its
+        connection is stalled -- is cut off without a clean end. Later requests get ``503``
+        and :meth:`publish` raises. Calling it again waits for the same clients.
+
+        Args:
+            timeout: Seconds to wait for the clean ends before cutting stalled clients off.
+        """
+        self._is_closed = True
+        self._hub.close(self._clock())
+        for connection in list(self._connections.values()):
+            self._wake(connection)
+        if not self._connections:
+            return
+        if self._all_gone is None:
+            self._all_gone = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await self._all_gone.wait()
+        for connection in list(self._connections.values()):
+            if connection.write_scope is not None:
+                connection.write_scope.cancel()  # stalled in a write: no clean end
+        await self._all_gone.wait()
+
+    # --- the ASGI application -----------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        """Serve one ASGI connection (``http`` or ``lifespan``)."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # refused: HTTP 403
+            return
+        if kind != "http":
+            raise LocalProtocolError(f"EventStream serves http requests, not {kind!r}")
+        method = scope["method"]
+        if method not in _ALLOWED_METHODS:
+            await _refuse(send, 405, b"method not allowed\n", [(b"allow", b"GET, HEAD")])
+            return
+        target = scope["path"]
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        headers = scope["headers"]
+        if method == "HEAD":
+            # The head a GET would get (content type, encoding ...), from a session that
+            # replays nothing; no subscriber.
+            head = ServerSession(self._config).on_request(target, headers, self._clock())[0]
+            assert isinstance(head, SendHead)
+            await send(_response_start(head))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        if self._is_closed or self._hub.is_full:
+            await _refuse(
+                send, 503, b"event stream unavailable\n", [(b"retry-after", self._retry_after)]
+            )
+            return
+        subscriber = self._hub.subscribe(target, headers, self._clock())
+        connection = _Connection(subscriber)
+        self._connections[id(subscriber)] = connection
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_watch_disconnect, receive, tasks.cancel_scope)
+                await self._pump(connection, send)
+                tasks.cancel_scope.cancel()
+        finally:
+            self._hub.unsubscribe(subscriber)
+            del self._connections[id(subscriber)]
+            if not self._connections and self._all_gone is not None:
+                self._all_gone.set()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _wake(self, connection: _Connection) -> None:
+        subscriber = connection.subscriber
+        if subscriber.is_dropped and connection.write_scope is not None:
+            # Dropped while the server is stuck writing to it: stop waiting for the client.
+            connection.write_scope.cancel()
+        if subscriber.has_pending:
+            connection.wake.set()
+
+    async def _pump(self, connection: _Connection, send: ASGISend) -> None:
+        """Carry out the subscriber's actions until its stream ends."""
+        subscriber = connection.subscriber
+        while True:
+            # A fresh event before take(): a publish from now on wakes the wait below.
+            connection.wake = anyio.Event()
+            for action in subscriber.take():
+                message = _message(action)
+                with anyio.CancelScope() as scope:
+                    connection.write_scope = scope
+                    try:
+                        await send(message)
+                    except OSError:
+                        return  # the connection is gone (ASGI 2.4 servers raise this)
+                    finally:
+                        connection.write_scope = None
+                if scope.cancelled_caught:
+                    return  # dropped or closed while the client was not reading
+                if isinstance(action, Disconnect):
+                    return
+            # Anything queued while sending has already set the event: no wait then.
+            deadline = subscriber.next_deadline()
+            delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
+            with anyio.move_on_after(delay):
+                await connection.wake.wait()
+            subscriber.poll(self._clock())  # a heartbeat, if one is due
+
+    async def _lifespan(self, receive: Receive, send: ASGISend) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Cancel the connection's work when the client goes away."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+def _message(action: Action) -> Message:
+    if isinstance(action, SendHead):
+        return _response_start(action)
+    if isinstance(action, Send):
+        return {"type": "http.response.body", "body": action.data, "more_body": True}
+    if isinstance(action, Disconnect):
+        return {"type": "http.response.body", "body": b"", "more_body": False}
+    raise LocalProtocolError(f"a server session asked for {action!r}")  # pragma: no cover
+
+
+def _response_start(head: SendHead) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": head.status,
+        "headers": [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in head.headers
+        ],
+    }
+
+
+async def _refuse(
+    send: ASGISend, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
