@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the non-Python peers that tests/peers/ runs against (idempotent, needs root for apt):
+#   - Debian's chromium (a real browser EventSource), only if /usr/bin/chromium is missing;
+#   - the npm packages `eventsource` (client) and `better-sse` (server) into
+#     tests/peers/node/node_modules (git-ignored), from the committed package-lock.json.
+# Node itself is expected at /usr/bin/node (Node 20 on the CI machines).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends chromium
+fi
+
+node_dir=tests/peers/node
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    echo "peers.sh: node/npm not found; the Node peer tests will be skipped" >&2
+    exit 1
+fi
+# Reinstall only when the installed versions are not the locked ones.
+if ! (cd "$node_dir" && node -e '
+    const lock = require("./package-lock.json").packages;
+    for (const name of ["eventsource", "better-sse"]) {
+        const want = lock["node_modules/" + name].version;
+        const have = require("./node_modules/" + name + "/package.json").version;
+        if (want !== have) process.exit(1);
+    }' 2> /dev/null); then
+    (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "peers.sh: chromium $(/usr/bin/chromium --version 2> /dev/null | tr -d '\n'), node $(node --version)"
