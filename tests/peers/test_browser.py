@@ -27,9 +27,15 @@ from sse_core import Event, ServerConfig, StoredEvent
 
 from ._support import CUTS, PEER_TIMEOUT, Stream, events_to_publish, running
 
-#: Reconnect quickly (the page reconnects after ``retry:`` of virtual time), and allow the
-#: page's origin to read the stream.
-CONFIG = ServerConfig(retry=100, headers=(("Access-Control-Allow-Origin", "*"),))
+#: Reconnect quickly (the page reconnects after ``retry:`` of virtual time), allow the
+#: page's origin to read the stream, and send a padding comment first and heartbeat
+#: comments every 50 ms, which the browser must skip.
+CONFIG = ServerConfig(
+    retry=100,
+    padding=2048,
+    heartbeat_interval=0.05,
+    headers=(("Access-Control-Allow-Origin", "*"),),
+)
 
 #: The flags TEST-INFRA.md lists for root with no network, then a virtual time budget that
 #: only runs down while the page is idle (an open stream keeps it waiting).

@@ -30,8 +30,9 @@ from ._support import (
     running,
 )
 
-#: Reconnect quickly: the npm client honours ``retry:``.
-CONFIG = ServerConfig(retry=100)
+#: Reconnect quickly (the npm client honours ``retry:``); a padding comment first and
+#: heartbeat comments every 50 ms, which the client must skip.
+CONFIG = ServerConfig(retry=100, padding=2048, heartbeat_interval=0.05)
 
 
 def _seen(stored: StoredEvent) -> dict[str, str]:
@@ -138,7 +139,8 @@ def test_npm_eventsource_resumes_after_a_server_side_cut(how: str) -> None:
 def test_asyncio_client_resumes_from_better_sse_after_a_cut_mid_event() -> None:
     """Our asyncio EventSource reads a better-sse stream (``field:value`` without a space,
     JSON data, named events). The server sends 5 events, half of a 6th (its ``id:`` line
-    complete) and closes the socket: the half event is not delivered, the client reconnects
+    complete, its data cut inside a UTF-8 character) and closes the socket without ending
+    the chunked body: the half event is not delivered, the client reconnects
     with ``Last-Event-ID: 5`` (not the unfinished block's id) and gets 6 to 12 once."""
     node = node_or_skip()
     total, cut_after = 12, 5

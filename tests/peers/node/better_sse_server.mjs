@@ -4,8 +4,8 @@
 // the named type "tick", the others "message"; data is {"n": i, "text": ...}, JSON-encoded as
 // better-sse does by default. A request resumes after its Last-Event-ID (a number; anything else
 // starts from the beginning). The first connection gets events up to CUT_AFTER, then half an
-// event (an id line and an unterminated data line), then the socket is closed under it; later
-// connections get the rest and stay open.
+// event (an id line, and a data line cut inside a UTF-8 character), then the socket is closed
+// under it; later connections get the rest and stay open.
 // Prints {"port": p} once listening, then {"request": n, "lastEventId": ...} per request.
 import http from "node:http";
 import { createSession } from "better-sse";
@@ -37,8 +37,10 @@ const server = http.createServer(async (req, res) => {
     const resumeAfter = /^[0-9]+$/.test(session.lastId) ? Number(session.lastId) : 0;
     if (request === 1) {
         pushRange(session, resumeAfter + 1, cutAfter);
-        // Half an event: the id line is complete, the data line and blank line never come.
-        res.write('id:half\ndata:{"n": "never', () => res.socket.destroy());
+        // Half an event: the id line is complete, the data line stops inside the two bytes
+        // of "é", and the blank line never comes.
+        const half = Buffer.from('id:half\ndata:{"n": "é', "utf8");
+        res.write(half.subarray(0, half.length - 1), () => res.socket.destroy());
     } else {
         pushRange(session, resumeAfter + 1, total);
     }
