@@ -253,9 +253,7 @@ class EventSource:
                 await self._wait(self._connect, endpoint)
             elif self._stream is not None:
                 await self._wait(self._read, self._stream)
-            elif self._http.next_deadline() is None:
-                break  # nothing scheduled and no connection: the session is done
-            else:
+            else:  # reconnecting (a live session without a connection always has a deadline)
                 await self._wait(self._sleep, None)
         self._close_stream()
         raise StopAsyncIteration
@@ -288,8 +286,6 @@ class EventSource:
         with trio.move_on_after(self._delay()):
             try:
                 data = await stream.receive_some(self._read_size)
-            except trio.ClosedResourceError:
-                return  # closed by aclose() from another task
             except _TRANSPORT_ERRORS as error:
                 reason = f"connection error: {_describe(error)}"
                 self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
@@ -361,8 +357,7 @@ class EventSource:
 
     async def _send(self, data: bytes) -> None:
         stream = self._stream
-        if stream is None:  # the attempt ended before its request went out
-            return
+        assert stream is not None  # Write comes right after on_connected(), in one list
         failures: list[str] = []
 
         async def send_it(done: trio.CancelScope) -> None:
@@ -514,6 +509,8 @@ class EventStreamServer:
         self._is_serving = True
         try:
             self._listeners = await trio.open_tcp_listeners(port, host=host)
+            if self._is_closing:  # aclose() while the listeners were opening
+                return
             name = self._listeners[0].socket.getsockname()
             self._address = (str(name[0]), int(name[1]))
             async with trio.open_nursery() as nursery:

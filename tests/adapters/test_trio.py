@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import textwrap
 import threading
 import time
@@ -382,6 +383,62 @@ def test_aclose_from_another_task_ends_the_iteration() -> None:
     run(body)
 
 
+def test_a_cancelled_wait_for_the_next_event_keeps_the_connection() -> None:
+    """``move_on_after`` around one step of the loop gives up waiting, not the stream: the
+    next step gets the next event on the same connection."""
+
+    async def body() -> None:
+        server = EventStreamServer()
+        async with serving(server) as url, EventSource(config(url)) as source:
+            reports = source.reports()
+            while not is_state(await reports.__anext__(), ClientState.STREAMING):
+                pass
+            with trio.move_on_after(0.05) as scope:
+                await reports.__anext__()
+            assert scope.cancelled_caught
+            server.publish(Event(data="still here"))
+            report = await reports.__anext__()
+            assert isinstance(report, Deliver) and report.event.data == "still here"
+            assert source.metrics.connection_attempts == 1
+            assert len(server.broadcaster) == 1
+
+    run(body)
+
+
+def test_cancelling_a_running_server_closes_every_connection() -> None:
+    """Cancelling the scope around ``async with EventStreamServer()`` while a client is
+    streaming ends the server's tasks and closes its sockets; the client sees the
+    connection go and tries to reconnect."""
+
+    async def body() -> None:
+        async with trio.open_nursery() as nursery:
+            lost = trio.Event()
+            with trio.CancelScope() as scope:
+                async with EventStreamServer() as server:
+                    host, port = server.address
+                    source = EventSource(config(f"http://{host}:{port}/events"))
+                    streaming = trio.Event()
+
+                    async def consume() -> None:
+                        async with source:
+                            async for report in source.reports():
+                                if is_state(report, ClientState.STREAMING):
+                                    streaming.set()
+                                if is_state(report, ClientState.RECONNECTING):
+                                    lost.set()
+                                    return
+
+                    nursery.start_soon(consume)
+                    await streaming.wait()
+                    scope.cancel()
+                    await trio.sleep_forever()
+            assert scope.cancelled_caught
+            await lost.wait()
+        assert len(server.broadcaster) == 0
+
+    run(body)
+
+
 # --- our client against hand-written peers -------------------------------------------------
 
 
@@ -504,6 +561,121 @@ def test_cancellation_closes_the_socket() -> None:
     run(body)
 
 
+def test_connect_timeout_covers_a_tls_handshake_that_never_ends() -> None:
+    """A peer that takes the TCP connection and the ClientHello but never answers is given
+    up after connect_timeout, each time: the client reconnects and closes every abandoned
+    connection."""
+    closed = [trio.Event(), trio.Event()]
+    accepted: list[trio.SocketStream] = []
+
+    async def mute(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        n = len(accepted) - 1
+        while await stream.receive_some(4096):  # the ClientHello, then nothing until closed
+            pass
+        closed[n].set()
+
+    async def body() -> None:
+        async with raw_peer(mute) as port:
+            source = EventSource(
+                config(f"https://127.0.0.1:{port}/events"), connect_timeout=0.2
+            )
+            reasons: list[str] = []
+            async with source:
+                async for report in source.reports():
+                    if is_state(report, ClientState.RECONNECTING):
+                        reasons.append(report.reason or "")
+                        if len(reasons) == 2:
+                            break
+            for event in closed:
+                await event.wait()
+        assert reasons == ["no response within 0.2 s"] * 2
+        assert source.metrics.connection_attempts == 2
+
+    run(body)
+
+
+def test_reset_connection_is_reported_and_replaced() -> None:
+    """A peer that resets the connection mid-stream: the client reports the error as the
+    reason and reconnects with Last-Event-ID."""
+    heads: list[bytes] = []
+
+    async def reset(stream: trio.SocketStream) -> None:
+        heads.append(await read_head(stream))
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nid: 7\ndata: a\n\n"
+        )
+        if len(heads) == 1:
+            stream.socket.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            stream.socket.close()  # RST
+        else:
+            await trio.sleep_forever()
+
+    async def body() -> None:
+        async with raw_peer(reset) as port:
+            source = EventSource(config(f"http://127.0.0.1:{port}/events"))
+            reasons: list[str] = []
+            async with source:
+                async for report in source.reports():
+                    if is_state(report, ClientState.RECONNECTING):
+                        reasons.append(report.reason or "")
+                    if states([report]) == [ClientState.CONNECTED] and len(heads) == 2:
+                        break
+        assert len(reasons) == 1 and "ConnectionResetError" in reasons[0]
+        assert b"last-event-id: 7\r\n" in heads[1].lower()
+
+    run(body)
+
+
+def test_server_copes_with_clients_that_leave() -> None:
+    """A client that connects and leaves at once, one that resets after sending more than
+    its request, and one still sending its request when the server closes: each connection
+    ends at once, nothing stays subscribed."""
+
+    async def body() -> None:
+        server = EventStreamServer()  # request_timeout 30 s: nothing below waits for it
+        async with serving(server):
+            host, port = server.address
+            leaving = await trio.open_tcp_stream(host, port)
+            await leaving.aclose()
+
+            rude = await trio.open_tcp_stream(host, port)
+            await rude.send_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\nand more bytes")
+            await until(lambda: len(server.broadcaster) == 1)
+            await rude.send_all(b"and even more")
+            rude.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await rude.aclose()
+            await until(lambda: len(server.broadcaster) == 0)
+
+            async with await trio.open_tcp_stream(host, port) as slowpoke:
+                await slowpoke.send_all(b"GET /events HTTP/1.1\r\n")
+                await until(lambda: len(server._connections) == 1)
+                await server.aclose()
+                assert await slowpoke.receive_some(4096) == b""
+        unserved = EventStreamServer()
+        await unserved.aclose()  # never served: nothing to wait for
+        with pytest.raises(RuntimeError):
+            await unserved.serve()
+
+    run(body)
+
+
+def test_aclose_right_after_serve_started_ends_it() -> None:
+    """aclose() right after serve() started (perhaps before it listens) ends it."""
+
+    async def body() -> None:
+        server = EventStreamServer()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve)
+            await until(lambda: server._is_serving)  # started; maybe listening already
+            await server.aclose()
+        assert server._stopped.is_set()
+
+    run(body)
+
+
 # --- TLS -----------------------------------------------------------------------------------
 
 
@@ -602,6 +774,8 @@ def test_bad_arguments_and_misuse_are_refused() -> None:
         EventSource("http://127.0.0.1:1/events", read_size=0)
     with pytest.raises(InvalidConfigError):
         EventSource("ftp://127.0.0.1/events")
+    with pytest.raises(InvalidConfigError):
+        EventSource("https://127.0.0.1/events", ssl_context="strict")  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
         EventStreamServer(request_timeout=0)
     with pytest.raises(InvalidConfigError):
