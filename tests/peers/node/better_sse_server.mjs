@@ -6,7 +6,8 @@
 // starts from the beginning). The first connection gets events up to CUT_AFTER, then half an
 // event (an id line, and a data line cut inside a UTF-8 character), then the socket is closed
 // under it; later connections get the rest and stay open.
-// Prints {"port": p} once listening, then {"request": n, "lastEventId": ...} per request.
+// Prints {"port": p} once listening, then {"request": n, "lastEventId": ...} per request and
+// {"closed": n} when that request's connection is gone.
 import http from "node:http";
 import { createSession } from "better-sse";
 
@@ -32,6 +33,7 @@ const server = http.createServer(async (req, res) => {
     requests += 1;
     const request = requests;
     print({ request, lastEventId: req.headers["last-event-id"] ?? null });
+    res.on("close", () => print({ closed: request }));
     // For Node's http, createSession resolves once the head and retry: are written.
     const session = await createSession(req, res, { retry: 50, keepAlive: null });
     const resumeAfter = /^[0-9]+$/.test(session.lastId) ? Number(session.lastId) : 0;
