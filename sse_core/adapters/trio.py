@@ -13,6 +13,7 @@ import collections
 import errno
 import math
 import random
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -27,7 +28,7 @@ from .._client import ClientConfig, ClientSession
 from .._errors import InvalidConfigError, RemoteProtocolError
 from .._events import Event
 from .._metrics import Metrics
-from .._replay import ReplayLog, StoredEvent
+from .._replay import ReplayConfig, ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
 from ._http import (
@@ -421,7 +422,10 @@ class EventStreamServer:
     closing.
 
     Args:
-        replay_log: The log to publish to and resume from (a default one if ``None``).
+        replay_log: The log to publish to and resume from. By default a new one whose ids
+            carry a random epoch, unique to this server start. When you pass your own and
+            the server can restart without it, give it an epoch of its own too
+            (:class:`~sse_core.ReplayConfig`).
         config: Every client session's configuration.
         path: The only path served (others get 404), or ``None`` to serve every path.
         max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
@@ -445,8 +449,12 @@ class EventStreamServer:
         request_timeout: float = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if replay_log is None:
+            # Ids unique to this server start, so that after a restart an id from before
+            # reads as unknown (an explicit gap) instead of matching an unrelated new event.
+            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
         self._broadcaster = Broadcaster(
-            replay_log if replay_log is not None else ReplayLog(),
+            replay_log,
             config=config,
             max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers,
