@@ -39,7 +39,7 @@ __all__ = [
 NODE_DIR = Path(__file__).parent / "node"
 
 #: Seconds any one wait on a peer may take; only a failure ever waits this long.
-PEER_TIMEOUT = 20.0
+PEER_TIMEOUT = 30.0
 
 #: How a test ends the peer's connection from the server side:
 #: ``restart`` -- the server closes every stream and stops listening, events are published to
