@@ -22,7 +22,7 @@ import pytest
 
 from sse_core import Event, ReplayLog, ServerConfig, StoredEvent
 from sse_core.adapters.asyncio import EventStreamServer
-from sse_core.testing._proxy import FaultProxy
+from sse_core.testing import FaultProxy
 
 __all__ = [
     "CUTS",
@@ -85,7 +85,7 @@ class Stream:
 
     Args:
         config: The server configuration (a short ``retry`` keeps reconnections quick).
-        with_proxy: Put a :class:`~sse_core.testing._proxy.FaultProxy` between the peer
+        with_proxy: Put a :class:`~sse_core.testing.FaultProxy` between the peer
             and the server (needed for the ``reset`` cut).
     """
 
