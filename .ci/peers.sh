@@ -3,21 +3,23 @@
 #   - Debian's chromium (a real browser EventSource), only if /usr/bin/chromium is missing;
 #   - the npm packages `eventsource` (client) and `better-sse` (server) into
 #     tests/peers/node/node_modules (git-ignored), from the committed package-lock.json.
-# Node itself is expected at /usr/bin/node (Node 20 on the CI machines).
+#   - node/npm (if missing), nftables and iproute2 for tests/netns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
-    export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node > /dev/null || missing+=(nodejs)
+command -v npm > /dev/null || missing+=(npm)
+command -v nft > /dev/null || missing+=(nftables)  # tests/netns: faults on real kernel TCP
+command -v ip > /dev/null || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
-    apt-get install -y --no-install-recommends chromium
+    apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 node_dir=tests/peers/node
-if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
-    echo "peers.sh: node/npm not found; the Node peer tests will be skipped" >&2
-    exit 1
-fi
 # Reinstall only when the installed versions are not the locked ones.
 if ! (cd "$node_dir" && node -e '
     const lock = require("./package-lock.json").packages;
