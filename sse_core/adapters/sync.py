@@ -1,0 +1,887 @@
+"""Blocking-sockets adapter (floor 4): an EventSource client and an event-stream server.
+
+Both own sockets, TLS, the clock and waiting, and nothing else. The client carries out what
+:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks, in
+the thread that iterates it; the server carries out what a :class:`~sse_core.Broadcaster` and
+:class:`~sse_core.adapters.ServerConnection` ask, in one background thread that serves every
+client through a :mod:`selectors` loop (no thread per client).
+
+Every socket is non-blocking and waited on with a selector that also watches a wake-up
+socket pair, so that :meth:`EventSource.close` and :meth:`EventStreamServer.publish` can be
+called from any thread and take effect at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import errno
+import os
+import random
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from types import TracebackType
+
+from .._actions import ClientState, Deliver, ReportStatus
+from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster, Subscriber
+from .._client import ClientConfig, ClientSession
+from .._errors import InvalidConfigError, RemoteProtocolError
+from .._events import Event
+from .._metrics import Metrics
+from .._replay import ReplayLog, StoredEvent
+from .._server import ServerConfig
+from .._types import RandomSource
+from ._http import (
+    ClientOutput,
+    CloseConnection,
+    Endpoint,
+    HTTPClient,
+    IncomingRequest,
+    OpenConnection,
+    ServerConnection,
+    Write,
+)
+
+__all__ = ["EventSource", "EventStreamServer"]
+
+#: What :meth:`EventSource.reports` yields: every output meant for the application.
+Report = ClientOutput
+
+# A non-blocking call that could not go on now (TLS may want either direction).
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+_IN_PROGRESS = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN})
+# The server reads at most this much per readiness (requests are small; a streaming client
+# has nothing to say, what it sends is discarded).
+_SERVER_READ_SIZE = 64 * 1024
+# The most connections accepted per wake-up, so that a flood cannot starve the others.
+_MAX_ACCEPTS = 64
+
+
+def _wake_pair() -> tuple[socket.socket, socket.socket]:
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    return reader, writer
+
+
+def _drain(reader: socket.socket) -> None:
+    try:
+        while reader.recv(4096):
+            pass
+    except OSError:  # BlockingIOError: drained
+        pass
+
+
+def _check_duration(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+    ):
+        raise InvalidConfigError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+class _Phase(enum.Enum):
+    """Where the client's connection is."""
+
+    CONNECTING = "connecting"  # TCP connect in progress
+    HANDSHAKING = "handshaking"  # TLS handshake in progress
+    OPEN = "open"  # request sent or being sent, response being read
+
+
+class EventSource:
+    """A blocking EventSource: iterate to get events, across reconnections.
+
+    ``for event in source`` yields each :class:`~sse_core.Event` once, in order, resuming
+    with ``Last-Event-ID`` after a lost connection, with backoff and stall detection as
+    configured. :meth:`reports` yields status changes and gap reports too. The iteration
+    blocks the thread that runs it and ends when the session closes (the server refused, the
+    backoff gave up, or :meth:`close`). Use it as a ``with`` block (or call :meth:`close`) so
+    that the socket is closed even when the loop is left early.
+
+    :meth:`close` may be called from any thread: it wakes a blocked iteration, which then
+    ends. Name resolution (:func:`socket.getaddrinfo`) is the only wait it cannot cut short.
+    Callbacks (``on_status``) run in the iterating thread, or in the thread that calls
+    :meth:`close` for the final ``CLOSED`` status.
+
+    Args:
+        config: The session configuration, or just the URL.
+        ssl_context: For ``https`` URLs; by default the system trust store
+            (:func:`ssl.create_default_context`).
+        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
+        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
+        clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
+        connect_timeout: Seconds an attempt may take to get its response head (connect,
+            TLS handshake and redirects included), or ``None``.
+        max_redirects: Redirects one attempt may follow.
+        read_size: The most bytes read from the socket at once.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        on_status: Callable[[ReportStatus], object] | None = None,
+        rng: RandomSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        connect_timeout: float | None = 30.0,
+        max_redirects: int = 20,
+        read_size: int = 64 * 1024,
+    ) -> None:
+        if isinstance(config, str):
+            config = ClientConfig(url=config)
+        if type(read_size) is not int or read_size < 1:
+            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise InvalidConfigError(f"ssl_context must be an SSLContext, got {ssl_context!r}")
+        session = ClientSession(config, rng=rng if rng is not None else random.Random())
+        self._http = HTTPClient(
+            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+        )
+        self._ssl_context = ssl_context
+        self._on_status = on_status
+        self._clock = clock
+        self._read_size = read_size
+        # The iterating thread holds _lock except while a report is out with the caller;
+        # close() takes it, so it never touches the session or a socket in use.
+        self._lock = threading.RLock()
+        self._wake_lock = threading.Lock()  # guards the wake-up socket against its closing
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_reader: socket.socket | None = None
+        self._wake_writer: socket.socket | None = None
+        self._sock: socket.socket | None = None
+        self._phase: _Phase | None = None
+        self._endpoint: Endpoint | None = None
+        self._addresses: collections.deque[
+            tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[object, ...]]
+        ] = collections.deque()
+        self._unsent = bytearray()  # request bytes the socket did not take yet
+        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._is_started = False
+        self._is_closing = False  # close() was called (read from other threads)
+        self._is_closed = False  # close() finished its work
+
+    # --- what the application reads -------------------------------------------------------
+
+    @property
+    def session(self) -> ClientSession:
+        """The sans-IO session (state, ``last_event_id``, ``metrics``, ``ready_state``)."""
+        return self._http.session
+
+    @property
+    def metrics(self) -> Metrics:
+        """The session's counters (deliveries, duplicates, reconnections ...)."""
+        return self._http.session.metrics
+
+    def __enter__(self) -> EventSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        return self._events(self.reports())
+
+    @staticmethod
+    def _events(reports: Generator[Report, None, None]) -> Iterator[Event]:
+        try:
+            for report in reports:
+                if isinstance(report, Deliver):
+                    yield report.event
+        finally:
+            reports.close()
+
+    def reports(self) -> Generator[Report, None, None]:
+        """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports.
+
+        Iterate once per source (either this or the events).
+
+        Raises:
+            RuntimeError: the source was iterated already.
+        """
+        with self._lock:
+            if self._is_started:
+                raise RuntimeError("an EventSource is iterated once")
+            self._is_started = True
+        return self._run()
+
+    def close(self) -> None:
+        """Close the connection and end the iteration (the application's ``close()``).
+
+        Safe to call from any thread, and more than once. When another thread is blocked
+        iterating, it is woken and its iteration ends; this call returns once it has let go
+        of the connection, which is then closed.
+        """
+        self._is_closing = True
+        self._wake()
+        with self._lock:
+            if self._is_closed:
+                return
+            self._is_closed = True
+            try:
+                for output in self._http.close(self._clock()):
+                    if isinstance(output, ReportStatus) and self._on_status is not None:
+                        self._on_status(output)
+            finally:
+                self._release()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _run(self) -> Generator[Report, None, None]:
+        self._lock.acquire()
+        try:
+            if self._is_closing:
+                return
+            self._selector = selectors.DefaultSelector()
+            with self._wake_lock:
+                self._wake_reader, self._wake_writer = _wake_pair()
+            self._selector.register(self._wake_reader, _READ)
+            self._outputs.extend(self._http.start(self._clock()))
+            while True:
+                while self._outputs and not self._is_closing:
+                    output = self._outputs.popleft()
+                    if isinstance(output, OpenConnection):
+                        self._open(output.endpoint)
+                    elif isinstance(output, Write):
+                        self._write(output.data)
+                    elif isinstance(output, CloseConnection):
+                        self._close_socket()
+                    else:
+                        if isinstance(output, ReportStatus) and self._on_status is not None:
+                            self._on_status(output)
+                            if self._is_closing:  # the callback closed the source
+                                break
+                        self._lock.release()
+                        try:
+                            yield output
+                        finally:
+                            self._lock.acquire()
+                if self._is_closing or self.session.state is ClientState.CLOSED:
+                    return
+                self._wait()
+        finally:
+            self._release()
+            self._lock.release()
+
+    def _wait(self) -> None:
+        """Wait for the socket, the next deadline or a wake-up; queue what the client says."""
+        http, selector = self._http, self._selector
+        assert selector is not None
+        deadline = http.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - self._clock())
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and self._phase is _Phase.OPEN and sock.pending():
+            timeout = 0.0  # decrypted bytes wait inside the TLS layer; the socket won't say
+            ready = _READ
+            events = []
+        else:
+            events = selector.select(timeout)
+            ready = 0
+        for key, mask in events:
+            if key.fileobj is self._wake_reader:
+                _drain(self._wake_reader)
+            else:
+                ready |= mask
+        if self._is_closing:
+            return
+        now = self._clock()
+        if ready and sock is not None:
+            self._on_ready(sock, ready, now)
+        deadline = http.next_deadline()
+        if (not events and not ready) or (deadline is not None and now >= deadline):
+            self._outputs.extend(http.on_timer(now))
+
+    def _on_ready(self, sock: socket.socket, ready: int, now: float) -> None:
+        if self._phase is _Phase.CONNECTING:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._unregister()
+                sock.close()
+                self._sock = None
+                self._connect_next(OSError(code, os.strerror(code)))
+            elif self._endpoint is not None and self._endpoint.is_tls:
+                self._start_tls(sock, self._endpoint)
+            else:
+                self._connected(now)
+        elif self._phase is _Phase.HANDSHAKING:
+            self._handshake(now)
+        else:
+            if ready & _WRITE and self._unsent:
+                self._flush()
+            if ready & _READ and self._sock is sock:
+                self._read(sock, now)
+
+    # --- socket work ----------------------------------------------------------------------
+
+    def _open(self, endpoint: Endpoint) -> None:
+        self._close_socket()
+        self._endpoint = endpoint
+        try:
+            infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            self._failed(f"connect failed: {error!r}")
+            return
+        self._addresses.extend(infos)
+        self._connect_next(None)
+
+    def _connect_next(self, error: OSError | None) -> None:
+        """Start connecting to the next resolved address, or report the last error."""
+        assert self._selector is not None
+        while self._addresses:
+            family, kind, proto, _, address = self._addresses.popleft()
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as failure:
+                error = failure
+                continue
+            try:
+                sock.setblocking(False)
+                code = sock.connect_ex(address)
+            except OSError as failure:
+                code, error = -1, failure
+            if code in _IN_PROGRESS:
+                self._sock, self._phase = sock, _Phase.CONNECTING
+                self._selector.register(sock, _WRITE)
+                return
+            sock.close()
+            if code > 0:
+                error = OSError(code, os.strerror(code))
+        self._failed(f"connect failed: {error!r}")
+
+    def _start_tls(self, sock: socket.socket, endpoint: Endpoint) -> None:
+        self._unregister()
+        self._sock = None
+        context = self._ssl_context or ssl.create_default_context()
+        try:
+            wrapped = context.wrap_socket(
+                sock, server_hostname=endpoint.host, do_handshake_on_connect=False
+            )
+        except (OSError, ValueError) as error:
+            sock.close()
+            self._failed(f"TLS failed: {error!r}")
+            return
+        assert self._selector is not None
+        self._sock, self._phase = wrapped, _Phase.HANDSHAKING
+        self._selector.register(wrapped, _READ | _WRITE)
+
+    def _handshake(self, now: float) -> None:
+        sock = self._sock
+        assert isinstance(sock, ssl.SSLSocket) and self._selector is not None
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.modify(sock, _READ)
+        except ssl.SSLWantWriteError:
+            self._selector.modify(sock, _WRITE)
+        except (OSError, ValueError) as error:  # certificate errors are ValueErrors too
+            self._failed(f"TLS handshake failed: {error!r}")
+        else:
+            self._connected(now)
+
+    def _connected(self, now: float) -> None:
+        assert self._sock is not None and self._selector is not None
+        self._phase = _Phase.OPEN
+        self._selector.modify(self._sock, _READ)
+        self._outputs.extend(self._http.on_connected(now))
+
+    def _write(self, data: bytes) -> None:
+        self._unsent += data
+        self._flush()
+
+    def _flush(self) -> None:
+        sock, selector = self._sock, self._selector
+        assert sock is not None and selector is not None
+        while self._unsent:
+            try:
+                sent = sock.send(self._unsent)
+            except _WOULD_BLOCK:
+                break
+            except OSError as error:
+                self._failed(f"connection error: {error!r}")
+                return
+            del self._unsent[:sent]
+        selector.modify(sock, (_READ | _WRITE) if self._unsent else _READ)
+
+    def _read(self, sock: socket.socket, now: float) -> None:
+        try:
+            data = sock.recv(self._read_size)
+        except _WOULD_BLOCK:
+            return
+        except OSError as error:
+            self._failed(f"connection error: {error!r}")
+            return
+        self._outputs.extend(self._http.on_data(data, now))
+
+    def _failed(self, reason: str) -> None:
+        self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
+
+    def _unregister(self) -> None:
+        if self._sock is not None and self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(self._sock)
+
+    def _close_socket(self) -> None:
+        self._unregister()
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            sock.close()
+        self._phase = None
+        self._addresses.clear()
+        self._unsent.clear()
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_writer is not None:
+                with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+                    self._wake_writer.send(b"\0")
+
+    def _release(self) -> None:
+        """Close every socket and the selector (with the lock held, not in a wait)."""
+        self._close_socket()
+        with self._wake_lock:
+            for sock in (self._wake_reader, self._wake_writer):
+                if sock is not None:
+                    sock.close()
+            self._wake_reader = self._wake_writer = None
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+
+
+class _Client:
+    """One connection of an :class:`EventStreamServer` (used by its thread only)."""
+
+    __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "sock",
+                 "subscriber", "unsent")
+
+    def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
+        self.sock: socket.socket | None = sock
+        self.http = ServerConnection()
+        self.subscriber: Subscriber | None = None
+        # Bytes the socket did not take yet; refilled from the subscriber only once empty.
+        self.unsent = bytearray()
+        self.is_done = False  # close once `unsent` is out
+        self.deadline: float | None = deadline  # for the request (or an error response)
+        self.is_handshaking = is_handshaking
+        self.interest = _READ
+
+
+class EventStreamServer:
+    """A threaded event-stream server: one stream, many clients, resumable.
+
+    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
+    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
+    missed. Heartbeats, gzip and the per-client send queue bound come from the
+    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`.
+
+    One background thread serves every client with a :mod:`selectors` loop over
+    non-blocking sockets: it accepts, reads each request, writes to a client when its socket
+    can take more, and sends heartbeats when they are due. :meth:`publish` may be called from
+    any thread: it queues the event under a lock and wakes the loop.
+
+    Memory per client is bounded. What a socket does not accept stays in a per-connection
+    buffer, which is refilled from the client's :class:`~sse_core.Subscriber` queue only once
+    it is empty, so it holds at most one queue's worth (``max_queued_bytes`` plus framing, or
+    the head and replay a new client gets). Meanwhile newer events wait in the subscriber's
+    queue; a client that lets that queue pass ``max_queued_bytes`` is dropped and its
+    connection closed at once (it resumes from its last id when it comes back).
+
+    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 400 for a
+    request that is not HTTP/1.1, 503 with ``Retry-After`` when ``max_subscribers`` is
+    reached or the server is closing.
+
+    Args:
+        replay_log: The log to publish to and resume from (a default one if ``None``).
+        config: Every client session's configuration.
+        path: The only path served (others get 404), or ``None`` to serve every path.
+        max_queued_bytes: A client's send queue bound (see above).
+        max_subscribers: The most clients at once (more get 503), or ``None``.
+        request_timeout: Seconds a new connection has to send its request (TLS handshake
+            included), and a refused one to take its error response.
+        clock: Monotonic clock in seconds.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        replay_log: ReplayLog | None = None,
+        *,
+        config: ServerConfig | None = None,
+        path: str | None = "/events",
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        max_subscribers: int | None = None,
+        request_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+            raise InvalidConfigError(f"path must be None or a str starting with '/', got {path!r}")
+        _check_duration("request_timeout", request_timeout)
+        self._broadcaster = Broadcaster(
+            replay_log if replay_log is not None else ReplayLog(),
+            config=config,
+            max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers,
+        )
+        self._path = path
+        self._request_timeout = float(request_timeout)
+        self._clock = clock
+        self._ssl_context: ssl.SSLContext | None = None
+        # _lock guards the broadcaster, the clients and the flags below; the loop thread
+        # holds it while it works (not while it waits), publish() while it queues.
+        self._lock = threading.Lock()
+        self._clients: dict[int, _Client] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._listener: socket.socket | None = None
+        self._wake_reader: socket.socket | None = None
+        self._wake_writer: socket.socket | None = None
+        self._is_wake_pending = False
+        self._thread: threading.Thread | None = None
+        self._address: tuple[str, int] | None = None
+        self._is_closing = False
+        self._close_deadline = 0.0
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The fan-out (subscriber count, ``dropped``, the replay log).
+
+        Its counters may be read from any thread; while the server runs, change it only
+        through :meth:`publish` (the server's thread uses it under a lock).
+        """
+        return self._broadcaster
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once started.
+
+        Raises:
+            RuntimeError: the server was never started.
+        """
+        if self._address is None:
+            raise RuntimeError("the server is not started")
+        return self._address
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections (streams, and connections still sending a request or
+        taking an error response)."""
+        with self._lock:
+            return len(self._clients)
+
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`) and
+        start the server's thread.
+
+        Args:
+            host: The address to listen on.
+            port: The port, or 0.
+            ssl_context: A server-side TLS context to speak ``https``, or ``None``.
+
+        Raises:
+            RuntimeError: already started.
+            OSError: the address cannot be listened on.
+        """
+        if self._thread is not None or self._is_closing:
+            raise RuntimeError("an EventStreamServer is started once")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=1024)
+        try:
+            listener.setblocking(False)
+            selector = selectors.DefaultSelector()
+            self._wake_reader, self._wake_writer = _wake_pair()
+            selector.register(listener, _READ)
+            selector.register(self._wake_reader, _READ)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener, self._selector, self._ssl_context = listener, selector, ssl_context
+        self._address = listener.getsockname()[:2]
+        self._thread = threading.Thread(
+            target=self._serve, name=f"sse_core sync server {self._address}", daemon=True
+        )
+        self._thread.start()
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Publish an event to every client. Safe to call from any thread, also before
+        :meth:`start` (the event is then only kept in the replay log).
+
+        Returns:
+            The stored event (its id as assigned by the log).
+        """
+        with self._lock:
+            stored = self._broadcaster.publish(event, self._clock())
+            self._wake_locked()
+        return stored
+
+    def close(self, *, grace: float = 1.0) -> None:
+        """Stop listening, end every stream (clients see the end of the body), close every
+        socket and join the server's thread. Safe to call more than once.
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream; connections
+                still open then are closed.
+        """
+        with self._lock:
+            if not self._is_closing:
+                self._is_closing = True
+                now = self._clock()
+                self._close_deadline = now + grace
+                self._broadcaster.close(now)
+                self._wake_locked()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def __enter__(self) -> EventStreamServer:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- the server's thread --------------------------------------------------------------
+
+    def _wake_locked(self) -> None:
+        if self._is_wake_pending or self._wake_writer is None:
+            return
+        self._is_wake_pending = True
+        with contextlib.suppress(OSError):  # closed in a race with the loop's end
+            self._wake_writer.send(b"\0")
+
+    def _serve(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        try:
+            while True:
+                with self._lock:
+                    timeout = self._timeout(self._clock())
+                events = selector.select(timeout)
+                with self._lock:
+                    now = self._clock()
+                    for key, mask in events:
+                        if key.fileobj is self._listener:
+                            self._accept(now)
+                        elif key.fileobj is self._wake_reader:
+                            _drain(self._wake_reader)
+                            self._is_wake_pending = False
+                        else:
+                            client: _Client = key.data
+                            if client.sock is not None:
+                                self._on_ready(client, mask, now)
+                    if self._is_closing and self._listener is not None:
+                        selector.unregister(self._listener)
+                        self._listener.close()
+                        self._listener = None
+                    for client in list(self._clients.values()):
+                        self._service(client, now)
+                    if self._is_closing and (not self._clients or now >= self._close_deadline):
+                        return
+        finally:
+            with self._lock:
+                for client in list(self._clients.values()):
+                    self._close_client(client)
+                for sock in (self._listener, self._wake_reader, self._wake_writer):
+                    if sock is not None:
+                        sock.close()
+                self._listener = self._wake_reader = self._wake_writer = None
+                selector.close()
+                self._selector = None
+
+    def _timeout(self, now: float) -> float | None:
+        deadlines: list[float] = [self._close_deadline] if self._is_closing else []
+        for client in self._clients.values():
+            if client.subscriber is None or client.is_done:
+                if client.deadline is not None:
+                    deadlines.append(client.deadline)
+            else:
+                deadline = client.subscriber.next_deadline()
+                if deadline is not None:
+                    deadlines.append(deadline)
+        return max(0.0, min(deadlines) - now) if deadlines else None
+
+    def _accept(self, now: float) -> None:
+        listener, selector = self._listener, self._selector
+        assert listener is not None and selector is not None
+        for _ in range(_MAX_ACCEPTS):
+            try:
+                sock, _ = listener.accept()
+            except OSError:  # BlockingIOError: none left; others (ECONNABORTED ...) skip
+                return
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._ssl_context is not None:
+                    sock = self._ssl_context.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+            except (OSError, ValueError):
+                sock.close()
+                continue
+            client = _Client(
+                sock, now + self._request_timeout, is_handshaking=self._ssl_context is not None
+            )
+            self._clients[id(client)] = client
+            selector.register(sock, _READ, client)
+
+    def _on_ready(self, client: _Client, mask: int, now: float) -> None:
+        if client.is_handshaking:
+            sock = client.sock
+            assert isinstance(sock, ssl.SSLSocket)
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                client.interest = _READ
+                return
+            except ssl.SSLWantWriteError:
+                client.interest = _WRITE
+                return
+            except (OSError, ValueError):
+                self._close_client(client)
+                return
+            client.is_handshaking = False
+            client.interest = _READ
+            mask = _READ  # the request may have come with the handshake's last flight
+        if mask & _WRITE:
+            self._send(client)
+        if mask & _READ and client.sock is not None:
+            self._read(client, now)
+
+    def _read(self, client: _Client, now: float) -> None:
+        sock = client.sock
+        assert sock is not None
+        while True:
+            try:
+                data = sock.recv(_SERVER_READ_SIZE)
+            except _WOULD_BLOCK:
+                return
+            except OSError:
+                self._close_client(client)
+                return
+            if client.subscriber is not None or client.is_done:
+                if not data:  # the client went away
+                    self._close_client(client)
+                    return
+                # What a client sends on a stream is ignored.
+            else:
+                try:
+                    request = client.http.receive(data)
+                except RemoteProtocolError as error:
+                    self._reject(client, 400, f"{error}\n", now)
+                    return
+                if request is not None:
+                    self._route(client, request, now)
+                    return
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                return
+
+    def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
+        if self._path is not None and request.path != self._path:
+            self._reject(client, 404, "not found\n", now)
+        elif request.method not in ("GET", "POST"):
+            self._reject(client, 405, "method not allowed\n", now, [("Allow", "GET, POST")])
+        elif self._broadcaster.is_full or self._is_closing:
+            self._reject(client, 503, "unavailable\n", now, [("Retry-After", "5")])
+        else:
+            client.deadline = None
+            client.subscriber = self._broadcaster.subscribe(request.target, request.headers, now)
+
+    def _reject(
+        self,
+        client: _Client,
+        status: int,
+        text: str,
+        now: float,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        client.unsent += client.http.respond_error(status, text, headers)
+        client.is_done = True
+        client.deadline = now + self._request_timeout  # to take the answer
+
+    def _service(self, client: _Client, now: float) -> None:
+        """Carry out what is due for one client: timeouts, heartbeats, queued bytes."""
+        subscriber = client.subscriber
+        if subscriber is None or client.is_done:
+            if (self._is_closing and not client.is_done) or (
+                client.deadline is not None and now >= client.deadline
+            ):
+                self._close_client(client)
+                return
+        else:
+            deadline = subscriber.next_deadline()
+            if deadline is not None and now >= deadline:
+                subscriber.poll(now)
+            if subscriber.is_dropped:  # fell behind: what is left goes now, then close
+                data, _ = client.http.respond(subscriber.take())
+                client.unsent += data
+                self._send(client)
+                self._close_client(client)
+                return
+            if not client.unsent and subscriber.has_pending:
+                data, is_done = client.http.respond(subscriber.take())
+                client.unsent += data
+                client.is_done = is_done
+                if is_done:
+                    client.deadline = now + self._request_timeout
+        if client.unsent:
+            self._send(client)
+        if client.sock is None:
+            return
+        if client.is_done and not client.unsent:
+            self._close_client(client)
+            return
+        if not client.is_handshaking:
+            client.interest = (_READ | _WRITE) if client.unsent else _READ
+        assert self._selector is not None
+        if self._selector.get_key(client.sock).events != client.interest:
+            self._selector.modify(client.sock, client.interest, client)
+
+    def _send(self, client: _Client) -> None:
+        sock = client.sock
+        if sock is None or client.is_handshaking:
+            return
+        while client.unsent:
+            try:
+                sent = sock.send(client.unsent)
+            except _WOULD_BLOCK:
+                return
+            except OSError:
+                self._close_client(client)
+                return
+            del client.unsent[:sent]
+
+    def _close_client(self, client: _Client) -> None:
+        self._clients.pop(id(client), None)
+        if client.subscriber is not None:
+            self._broadcaster.unsubscribe(client.subscriber)
+        sock, client.sock = client.sock, None
+        if sock is not None:
+            if self._selector is not None:
+                self._selector.unregister(sock)
+            sock.close()
+        client.unsent.clear()

@@ -1,0 +1,786 @@
+"""The blocking-sockets adapter: plumbing between sockets, threads and the sans-IO core.
+
+Our sync client against our sync server on loopback, against small scripted servers
+(http.server, raw sockets) for refusals, redirects and stalls, and against real peers:
+sse-starlette under uvicorn as the server, sseclient-py and httpx-sse as clients. Behaviour
+is proven in the simulator; these tests check that the adapter carries it out. Every test
+checks that it leaves no thread and no file descriptor behind.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import http.client
+import http.server
+import os
+import re
+import socket
+import ssl
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+import sse_core.adapters.sync as sync_adapter
+from sse_core import (
+    BackoffConfig,
+    ClientConfig,
+    ClientState,
+    Deliver,
+    Event,
+    InvalidConfigError,
+    ReplayLog,
+    ReportStatus,
+    ServerConfig,
+)
+from sse_core.adapters.sync import EventSource, EventStreamServer
+
+DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "sync.rst"
+# Generous bounds: they only matter when something is broken (a loaded 2-core machine).
+WATCHDOG = 10.0
+
+
+def open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Every test ends with the threads and file descriptors it started with."""
+    threads, fds = set(threading.enumerate()), open_fds()
+    yield
+    assert set(threading.enumerate()) == threads
+    assert open_fds() == fds
+
+
+def fast(url: str, **kwargs: Any) -> ClientConfig:
+    """A client config with quick reconnections (the defaults wait seconds)."""
+    backoff = kwargs.pop(
+        "backoff", BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_delay=0.1)
+    )
+    return ClientConfig(url=url, backoff=backoff, **kwargs)
+
+
+def url_of(server: EventStreamServer, path: str = "/events", scheme: str = "http") -> str:
+    host, port = server.address
+    return f"{scheme}://{host}:{port}{path}"
+
+
+@contextlib.contextmanager
+def watchdog(source: EventSource, seconds: float = WATCHDOG) -> Iterator[threading.Event]:
+    """Close ``source`` from another thread if the test is still running after ``seconds``
+    (so a broken adapter fails the test instead of hanging it)."""
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        source.close()
+
+    timer = threading.Timer(seconds, fire)
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
+        timer.join()
+
+
+def states(reports: list[Any]) -> list[ClientState]:
+    return [report.state for report in reports if isinstance(report, ReportStatus)]
+
+
+def events(reports: list[Any]) -> list[Event]:
+    return [report.event for report in reports if isinstance(report, Deliver)]
+
+
+def drive(
+    source: EventSource, step: Callable[[Any, list[Any]], bool], seconds: float = WATCHDOG
+) -> list[Any]:
+    """Iterate ``source.reports()``, calling ``step(report, so_far)`` for each; stop when it
+    returns True or the iteration ends. Returns every report seen."""
+    seen: list[Any] = []
+    with watchdog(source, seconds) as fired:
+        for report in source.reports():
+            seen.append(report)
+            if step(report, seen):
+                break
+    assert not fired.is_set(), f"timed out; reports so far: {seen}"
+    return seen
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """Read up to the end of an HTTP head from a blocking socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_to_eof(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+# --- scripted servers -----------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.requests.append(dict(self.headers))
+        server.answer(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def tiny_server(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iterator[Any]:
+    """An http.server on 127.0.0.1 port 0 that answers every GET with ``answer``."""
+    httpd: Any = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.requests = []
+    httpd.answer = answer
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        thread.join()
+        httpd.server_close()
+
+
+class StalledServer:
+    """Accepts ``count`` connections; on each sends a stream head and one event, then
+    nothing (a stalled server). Records each request head."""
+
+    def __init__(self, count: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(WATCHDOG)
+        self.port = self.listener.getsockname()[1]
+        self.count = count
+        self.requests: list[bytes] = []
+        self.connections: list[socket.socket] = []
+        self.all_in = threading.Event()
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            for n in range(self.count):
+                sock, _ = self.listener.accept()
+                self.connections.append(sock)
+                self.requests.append(read_head(sock))
+                body = f"id: s{n}\ndata: stalled {n}\n\n".encode()
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                    + f"{len(body):x}\r\n".encode() + body + b"\r\n"
+                )
+        self.all_in.set()
+
+    def close(self) -> None:
+        self.thread.join()
+        for sock in [*self.connections, self.listener]:
+            sock.close()
+
+
+# --- our client against our server ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("is_compressed", [True, False], ids=["gzip", "identity"])
+def test_events_arrive_in_order_exactly_once(is_compressed: bool) -> None:
+    """Fifty events published once the client streams arrive in order, each once, with the
+    ids the log assigned; the statuses go CONNECTING, CONNECTED, STREAMING and, on close,
+    CLOSED; the body is gzip when both sides allow it."""
+    config = ServerConfig(is_compression_enabled=is_compressed)
+    encodings: list[str | None] = []
+    with EventStreamServer(config=config) as server:
+        source = EventSource(fast(url_of(server)))
+
+        def step(report: Any, seen: list[Any]) -> bool:
+            if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                encodings.extend(s.session.content_encoding for s in server.broadcaster)
+                for n in range(50):
+                    server.publish(Event(data=f"event {n}", event="tick"))
+            return len(events(seen)) == 50
+
+        with source:
+            seen = drive(source, step)
+        assert states(seen) == [ClientState.CONNECTING, ClientState.CONNECTED,
+                                ClientState.STREAMING]
+        assert source.session.state is ClientState.CLOSED
+    got = events(seen)
+    assert [e.data for e in got] == [f"event {n}" for n in range(50)]
+    assert [e.id for e in got] == [str(n) for n in range(50)]
+    assert {e.event for e in got} == {"tick"}
+    assert encodings == ["gzip" if is_compressed else None]
+    assert source.metrics.connection_attempts == 1
+
+
+def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
+    """The server ends the stream (it restarts on the same port with the same log); the
+    client reconnects with Last-Event-ID and gets exactly what was published meanwhile, then
+    the live events: every event once, in order."""
+    log = ReplayLog()
+    first = EventStreamServer(log)
+    second = EventStreamServer(log)
+    first.start()
+    host, port = first.address
+    last_event_ids: list[str] = []
+    try:
+        source = EventSource(fast(f"http://{host}:{port}/events"))
+
+        def step(report: Any, seen: list[Any]) -> bool:
+            got = [e.data for e in events(seen)]
+            if isinstance(report, ReportStatus):
+                if report.state is ClientState.STREAMING and not got:
+                    first.publish(Event(data="e1"))
+                    first.publish(Event(data="e2"))
+                elif report.state is ClientState.RECONNECTING:
+                    second.publish(Event(data="e3"))  # while the client is away
+                    second.publish(Event(data="e4"))
+                    second.start(host, port)
+            elif got == ["e1", "e2"]:
+                first.close()  # ends the stream
+            elif got == ["e1", "e2", "e3", "e4"]:
+                last_event_ids.extend(s.session.last_event_id for s in second.broadcaster)
+                second.publish(Event(data="e5"))
+            return len(got) == 5
+
+        with source:
+            seen = drive(source, step)
+    finally:
+        first.close()
+        second.close()
+    assert [e.data for e in events(seen)] == ["e1", "e2", "e3", "e4", "e5"]
+    assert last_event_ids == ["1"]  # e2's id, sent on the reconnection
+    assert states(seen).count(ClientState.RECONNECTING) == 1
+    assert source.metrics.reconnections == 1
+
+
+@pytest.mark.parametrize("status", [204, 404])
+def test_refusal_closes_without_retry(status: int) -> None:
+    """A 204 (the server's "stop") or a 404 closes the client for good: one attempt, status
+    CLOSED with the HTTP status as the reason, the iteration ends by itself."""
+
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    with tiny_server(answer) as httpd:
+        source = EventSource(fast(f"http://127.0.0.1:{httpd.server_port}/events"))
+        with source:
+            seen = drive(source, lambda report, seen: False)
+        assert len(httpd.requests) == 1
+    assert states(seen) == [ClientState.CONNECTING, ClientState.CLOSED]
+    assert f"HTTP {status}" in seen[-1].reason
+    assert source.metrics.connection_attempts == 1
+
+
+def test_our_server_answers_404_off_its_path() -> None:
+    """Our server answers 404 off its path, and the client closes without retrying."""
+    with EventStreamServer() as server:
+        source = EventSource(fast(url_of(server, "/elsewhere")))
+        with source:
+            seen = drive(source, lambda report, seen: False)
+        assert len(server.broadcaster) == 0
+    assert states(seen) == [ClientState.CONNECTING, ClientState.CLOSED]
+    assert seen[-1].reason == "HTTP 404"
+
+
+def test_redirect_is_followed() -> None:
+    """A 307 from another server is followed to the stream, on a new connection."""
+    with EventStreamServer() as server:
+        target = url_of(server)
+
+        def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+            handler.send_response(307)
+            handler.send_header("Location", target)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+
+        with tiny_server(answer) as httpd:
+            source = EventSource(fast(f"http://127.0.0.1:{httpd.server_port}/start"))
+
+            def step(report: Any, seen: list[Any]) -> bool:
+                if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                    server.publish(Event(data="after the redirect"))
+                return bool(events(seen))
+
+            with source:
+                seen = drive(source, step)
+            assert len(httpd.requests) == 1
+    assert [e.data for e in events(seen)] == ["after the redirect"]
+    assert source.metrics.connection_attempts == 1
+
+
+def test_heartbeats_keep_an_idle_stream_alive() -> None:
+    """Heartbeats every 0.05 s keep a client whose stall timeout is 0.4 s on its first
+    connection through a second of silence."""
+    config = ServerConfig(heartbeat_interval=0.05)
+    with EventStreamServer(config=config) as server:
+        source = EventSource(fast(url_of(server), stall_timeout=0.4))
+        timer = threading.Timer(1.0, server.publish, [Event(data="after the silence")])
+
+        def step(report: Any, seen: list[Any]) -> bool:
+            if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                timer.start()
+            return bool(events(seen))
+
+        try:
+            with source:
+                seen = drive(source, step)
+        finally:
+            timer.cancel()
+            if timer.is_alive():
+                timer.join()
+    assert [e.data for e in events(seen)] == ["after the silence"]
+    assert ClientState.RECONNECTING not in states(seen)
+    assert source.metrics.connection_attempts == 1
+
+
+def test_stalled_server_is_replaced_after_stall_timeout() -> None:
+    """A server that sends a head and an event, then nothing, is dropped after the stall
+    timeout; the client reconnects with the event's id as Last-Event-ID."""
+    stalled = StalledServer(count=2)
+    try:
+        source = EventSource(fast(f"http://127.0.0.1:{stalled.port}/events", stall_timeout=0.3))
+        instants: dict[str, float] = {}
+
+        def step(report: Any, seen: list[Any]) -> bool:
+            if isinstance(report, Deliver) and report.event.data == "stalled 0":
+                instants["event"] = time.monotonic()
+            if isinstance(report, ReportStatus) and report.state is ClientState.RECONNECTING:
+                instants["lost"] = time.monotonic()
+            return len(events(seen)) == 2
+
+        with source:
+            seen = drive(source, step)
+        assert stalled.all_in.wait(WATCHDOG)
+    finally:
+        stalled.close()
+    assert [e.data for e in events(seen)] == ["stalled 0", "stalled 1"]
+    assert instants["lost"] - instants["event"] >= 0.3
+    assert b"last-event-id: s0" in stalled.requests[1].lower()
+    assert b"last-event-id" not in stalled.requests[0].lower()
+
+
+def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
+    """A client that never reads is dropped (its connection closed) once its queue passes
+    max_queued_bytes, while a fast client gets every event, in order."""
+    config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
+    payload = "x" * 16_000
+    with EventStreamServer(config=config, max_queued_bytes=64 * 1024) as server:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(WATCHDOG)
+        try:
+            slow.connect(server.address)
+            slow.sendall(b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n")
+            source = EventSource(fast(url_of(server)))
+            published: list[str] = []
+
+            def publish_next() -> None:
+                data = f"{len(published)} {payload}"
+                published.append(data)
+                server.publish(Event(data=data))
+
+            def step(report: Any, seen: list[Any]) -> bool:
+                # One event at a time, the next once the fast client has the previous one.
+                if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                    publish_next()
+                elif isinstance(report, Deliver):
+                    if server.broadcaster.dropped == 0 and len(published) < 1000:
+                        publish_next()
+                    elif report.event.data == published[-1]:
+                        # The server closed the slow connection: what it got ends there.
+                        received.extend(read_to_eof(slow))
+                        counts.append(server.connection_count)  # the fast client's
+                        return True
+                return False
+
+            received = bytearray()
+            counts: list[int] = []
+            with source:
+                assert server.broadcaster.dropped == 0
+                seen = drive(source, step)
+                assert server.broadcaster.dropped == 1
+        finally:
+            slow.close()
+    assert [e.data for e in events(seen)] == published
+    assert len(published) < 1000
+    assert counts == [1]
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert len(received) < len(published) * len(payload)
+
+
+def test_close_from_another_thread_stops_a_blocked_iteration() -> None:
+    """close() from another thread wakes an iteration blocked on an idle stream: it ends
+    at once, and the session is CLOSED when close() returns."""
+    with EventStreamServer(config=ServerConfig(heartbeat_interval=None)) as server:
+        source = EventSource(fast(url_of(server)))
+        streaming = threading.Event()
+        timings: dict[str, float] = {}
+
+        def closer() -> None:
+            streaming.wait(WATCHDOG)
+            time.sleep(0.1)  # let the iteration block (both orders must work anyway)
+            timings["close"] = time.monotonic()
+            source.close()
+            timings["closed"] = time.monotonic()
+
+        thread = threading.Thread(target=closer)
+        thread.start()
+        seen: list[Any] = []
+        try:
+            for report in source.reports():
+                seen.append(report)
+                if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                    streaming.set()
+            timings["ended"] = time.monotonic()
+        finally:
+            thread.join()
+        assert source.session.state is ClientState.CLOSED
+    assert states(seen) == [ClientState.CONNECTING, ClientState.CONNECTED,
+                            ClientState.STREAMING]
+    assert timings["ended"] - timings["close"] < 2.0
+    assert timings["closed"] - timings["close"] < 2.0
+
+
+def test_close_while_connecting_and_before_iterating() -> None:
+    """close() before the iteration makes it end at once; close() while a connection is
+    being opened (the peer never answers) ends it well before any timeout."""
+    early = EventSource("http://127.0.0.1:9/events")
+    early.close()
+    assert list(early) == []
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1)  # accepts nothing
+    try:
+        port = listener.getsockname()[1]
+        statuses: list[ReportStatus] = []
+        source = EventSource(fast(f"http://127.0.0.1:{port}/events"), on_status=statuses.append)
+        timer = threading.Timer(0.2, source.close)
+        start = time.monotonic()
+        timer.start()
+        try:
+            with source:
+                assert list(source) == []
+        finally:
+            timer.join()
+        assert time.monotonic() - start < 5.0
+    finally:
+        listener.close()
+    assert [s.state for s in statuses] == [ClientState.CONNECTING, ClientState.CLOSED]
+
+
+def test_close_leaves_no_connection_thread_or_socket() -> None:
+    """After the client's and the server's close(), the server has no connection, its thread
+    is gone and every socket is closed (the autouse fixture checks threads and fds)."""
+    server = EventStreamServer()
+    server.start()
+    sources = [EventSource(fast(url_of(server))) for _ in range(3)]
+    iterators = [source.reports() for source in sources]
+    for iterator in iterators:
+        for report in iterator:
+            if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                break
+    assert server.connection_count == 3
+    server.close()
+    assert server.connection_count == 0
+    for source, iterator in zip(sources, iterators, strict=True):
+        with watchdog(source) as fired:
+            for report in iterator:  # the stream ended: the client will reconnect
+                if isinstance(report, ReportStatus):
+                    assert report.state is ClientState.RECONNECTING
+                    break
+        assert not fired.is_set()
+        source.close()
+        assert list(iterator) == []
+    assert all(source.session.state is ClientState.CLOSED for source in sources)
+
+
+def test_server_answers_bad_requests() -> None:
+    """400 for bytes that are not HTTP, 405 with Allow for another method, 503 with
+    Retry-After when max_subscribers is reached, and a silent connection is closed after
+    request_timeout."""
+    with EventStreamServer(max_subscribers=1, request_timeout=0.2) as server:
+        host, port = server.address
+        with socket.create_connection((host, port), timeout=WATCHDOG) as garbage:
+            garbage.sendall(b"\x00\x01 not http\r\n\r\n")
+            assert read_to_eof(garbage).startswith(b"HTTP/1.1 400 ")
+
+        connection = http.client.HTTPConnection(host, port, timeout=WATCHDOG)
+        try:
+            connection.request("DELETE", "/events")
+            response = connection.getresponse()
+            assert (response.status, response.getheader("Allow")) == (405, "GET, POST")
+            response.read()
+        finally:
+            connection.close()
+
+        with socket.create_connection((host, port), timeout=WATCHDOG) as first:
+            first.sendall(b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert read_head(first).startswith(b"HTTP/1.1 200 ")
+            connection = http.client.HTTPConnection(host, port, timeout=WATCHDOG)
+            try:
+                connection.request("GET", "/events")
+                response = connection.getresponse()
+                assert (response.status, response.getheader("Retry-After")) == (503, "5")
+                response.read()
+            finally:
+                connection.close()
+
+        with socket.create_connection((host, port), timeout=WATCHDOG) as silent:
+            start = time.monotonic()
+            assert read_to_eof(silent) == b""
+            assert 0.15 < time.monotonic() - start < 5.0
+
+
+def test_tls_with_custom_contexts() -> None:
+    """Over TLS (a trustme CA): a client given a context that trusts the CA streams from our
+    server; one with the default trust store fails the handshake and, with no retries
+    allowed, closes with the verification error as the reason."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    server = EventStreamServer()
+    server.start(ssl_context=server_context)
+    try:
+        url = f"https://localhost:{server.address[1]}/events"
+        source = EventSource(fast(url), ssl_context=client_context)
+
+        def step(report: Any, seen: list[Any]) -> bool:
+            if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+                server.publish(Event(data="secret"))
+            return bool(events(seen))
+
+        with source:
+            seen = drive(source, step)
+        assert [e.data for e in events(seen)] == ["secret"]
+
+        untrusting = EventSource(fast(url, backoff=BackoffConfig(max_attempts=0)))
+        with untrusting:
+            refused = drive(untrusting, lambda report, seen: False)
+    finally:
+        server.close()
+    assert states(refused) == [ClientState.CONNECTING, ClientState.CLOSED]
+    assert "CERTIFICATE_VERIFY_FAILED" in refused[-1].reason
+
+
+def test_connection_refused_then_the_server_comes_up() -> None:
+    """Connection refused is a lost connection: the client backs off and connects once the
+    server listens."""
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on the port now
+    server = EventStreamServer()
+    try:
+        source = EventSource(fast(f"http://127.0.0.1:{port}/events"))
+
+        def step(report: Any, seen: list[Any]) -> bool:
+            if isinstance(report, ReportStatus):
+                if report.state is ClientState.RECONNECTING and states(seen).count(
+                    ClientState.RECONNECTING
+                ) == 1:
+                    server.start("127.0.0.1", port)
+                elif report.state is ClientState.STREAMING:
+                    server.publish(Event(data="up"))
+            return bool(events(seen))
+
+        with source:
+            seen = drive(source, step)
+    finally:
+        server.close()
+    assert "connect failed" in next(
+        s.reason for s in seen if isinstance(s, ReportStatus) and s.reason
+    )
+    assert [e.data for e in events(seen)] == ["up"]
+
+
+def test_misuse_and_bad_arguments() -> None:
+    """Bad arguments raise InvalidConfigError; a source iterates once; the server starts
+    once and has no address before; publish before start only fills the log."""
+    with pytest.raises(InvalidConfigError):
+        EventSource("http://127.0.0.1:9/", read_size=0)
+    with pytest.raises(InvalidConfigError):
+        EventSource("ftp://127.0.0.1/")
+    with pytest.raises(InvalidConfigError):
+        EventStreamServer(path="events")
+    with pytest.raises(InvalidConfigError):
+        EventStreamServer(request_timeout=0)
+    source = EventSource("http://127.0.0.1:9/")
+    source.reports()
+    with pytest.raises(RuntimeError):
+        source.reports()
+    source.close()
+
+    server = EventStreamServer()
+    with pytest.raises(RuntimeError):
+        server.address  # noqa: B018
+    assert server.publish(Event(data="kept")).id == "0"
+    assert len(server.broadcaster.replay_log) == 1
+    with server, pytest.raises(RuntimeError):
+        server.start()
+    server.close()  # twice is fine
+
+
+# --- real peers --------------------------------------------------------------------------
+
+
+def test_sync_client_against_sse_starlette_under_uvicorn() -> None:
+    """Our client streams from sse-starlette (uvicorn, in a thread): the stream ends twice,
+    the client reconnects with Last-Event-ID each time and gets 1..5 exactly once."""
+    import uvicorn
+    from sse_starlette.sse import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    last_ids: list[str | None] = []
+
+    async def stream(request: Request) -> EventSourceResponse:
+        last = request.headers.get("last-event-id")
+        last_ids.append(last)
+        first = int(last) + 1 if last else 1
+
+        async def items() -> Any:
+            for n in range(first, min(first + 3, 6)):
+                yield {"id": str(n), "data": f"event {n}"}
+
+        return EventSourceResponse(items())
+
+    app = Starlette(routes=[Route("/events", stream)])
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    # log_config=None: uvicorn's logging setup would close pytest's log handlers' files.
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()  # the listening socket queues our connection until uvicorn is up
+    try:
+        source = EventSource(fast(f"http://127.0.0.1:{port}/events"))
+        with source:
+            seen = drive(source, lambda report, seen: len(events(seen)) == 5)
+    finally:
+        server.should_exit = True
+        thread.join()
+        listener.close()
+    assert [e.data for e in events(seen)] == [f"event {n}" for n in range(1, 6)]
+    assert last_ids[:2] == [None, "3"]
+
+
+def test_sseclient_py_against_our_server_with_resumption() -> None:
+    """sseclient-py (over http.client) reads our stream, and resumes from Last-Event-ID
+    with exactly the events after it."""
+    import sseclient
+
+    def read(last_event_id: str, count: int, live: tuple[str, ...] = ()) -> list[Any]:
+        connection = http.client.HTTPConnection(host, port, timeout=WATCHDOG)
+        try:
+            connection.request("GET", "/events", headers={
+                "Accept": "text/event-stream", "Last-Event-ID": last_event_id,
+            })
+            response = connection.getresponse()
+            assert response.status == 200
+            for data in live:  # the head came after our subscription
+                server.publish(Event(data=data, event="tick"))
+            got = []
+            chunks = iter(lambda: response.read1(65536), b"")
+            for event in sseclient.SSEClient(chunks).events():
+                got.append(event)
+                if len(got) == count:
+                    break
+            return got
+        finally:
+            connection.close()
+
+    config = ServerConfig(is_compression_enabled=False)
+    with EventStreamServer(config=config) as server:
+        host, port = server.address
+        for n in range(3):
+            server.publish(Event(data=f"stored {n}\nline two", event="tick"))
+        replayed = read("0", 2)
+        live = read("2", 3, ("live 3", "live 4", "live 5"))
+    assert [(e.id, e.event, e.data) for e in replayed] == [
+        ("1", "tick", "stored 1\nline two"), ("2", "tick", "stored 2\nline two")
+    ]
+    assert [(e.id, e.event, e.data) for e in live] == [
+        ("3", "tick", "live 3"), ("4", "tick", "live 4"), ("5", "tick", "live 5")
+    ]
+
+
+def test_httpx_sse_against_our_server_with_gzip() -> None:
+    """httpx + httpx-sse read our gzip stream: the events published after the head, in
+    order."""
+    import httpx
+    from httpx_sse import connect_sse
+
+    with (
+        EventStreamServer() as server,
+        httpx.Client(timeout=WATCHDOG) as client,
+        connect_sse(client, "GET", url_of(server)) as source,
+    ):
+        assert source.response.headers["content-encoding"] == "gzip"
+        for n in range(5):
+            server.publish(Event(data=f"event {n}", id=f"id-{n}"))
+        got = []
+        for sse in source.iter_sse():
+            if sse.data:  # httpx-sse also dispatches the position (an id-only block)
+                got.append((sse.id, sse.data))
+            if len(got) == 5:
+                break
+    assert got == [(f"id-{n}", f"event {n}") for n in range(5)]
+
+
+# --- docs and architecture --------------------------------------------------------------------
+
+
+def code_blocks(text: str) -> list[str]:
+    """The bodies of the ``.. code-block:: python`` directives of an rst page."""
+    blocks = []
+    for match in re.finditer(r"^\.\. code-block:: python\n((?:\n|   .*\n)+)", text, re.M):
+        blocks.append(textwrap.dedent(match.group(1)))
+    return blocks
+
+
+def test_docs_example_runs() -> None:
+    """The worked example on docs/adapters/sync.rst runs as written."""
+    blocks = code_blocks(DOCS_PAGE.read_text(encoding="utf-8"))
+    assert blocks
+    namespace: dict[str, object] = {"__name__": "docs_sync"}
+    for block in blocks:
+        exec(compile(block, str(DOCS_PAGE), "exec"), namespace)
+
+
+def test_adapter_imports_no_other_adapter() -> None:
+    """The sync adapter imports no other adapter and no async framework: only ``._http``
+    and the core."""
+    tree = ast.parse(Path(sync_adapter.__file__).read_text(encoding="utf-8"))
+    modules = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            modules.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    relative = {m for m in modules if m.startswith(".")}
+    assert relative <= {"._http"} | {m for m in relative if m.startswith("..")}
+    assert not modules & {"asyncio", "trio", "anyio"}
