@@ -1368,147 +1368,102 @@ has_line_break(PyObject *s, int nul)
            || (nul && PyUnicode_FindChar(s, 0, 0, n, 1) >= 0);
 }
 
-/* The UTF-8 size of `s`, or -1 if it holds a lone surrogate. With `is_data`, each line
- * ending (CR, LF or a CRLF pair) counts as the 7 bytes of "\ndata: ". */
-#define UTF8_SIZE(TYPE)                                                        \
-    do {                                                                       \
-        const TYPE *p = (const TYPE *)buf;                                     \
-        for (Py_ssize_t i = 0; i < n; i++) {                                   \
-            Py_UCS4 c = p[i];                                                  \
-            if (c < 0x80) {                                                    \
-                if (is_data && (c == '\n' || c == '\r')) {                     \
-                    size += 6;                                                 \
-                    if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {          \
-                        i++;                                                   \
-                    }                                                          \
-                }                                                              \
-                size += 1;                                                     \
-            }                                                                  \
-            else if (c < 0x800) {                                              \
-                size += 2;                                                     \
-            }                                                                  \
-            else if (c < 0x10000) {                                            \
-                if (c >= 0xD800 && c <= 0xDFFF) {                              \
-                    return -1;                                                 \
-                }                                                              \
-                size += 3;                                                     \
-            }                                                                  \
-            else {                                                             \
-                size += 4;                                                     \
-            }                                                                  \
-        }                                                                      \
-    } while (0)
+/* The UTF-8 bytes of a str: its own buffer when it is ASCII (the common case, no copy),
+ * else a bytes object from CPython's encoder, held in `owner` until release_utf8. */
+typedef struct {
+    const char *buf;
+    Py_ssize_t len;
+    PyObject *owner;
+} Utf8;
 
-static Py_ssize_t
-utf8_size(PyObject *s, int is_data)
+/* 1 with `*v` set; 0 without an exception when `s` holds a lone surrogate (UTF-8 cannot
+ * encode it: the caller falls back to Python for the error); -1 with an exception. */
+static int
+utf8_view(PyObject *s, Utf8 *v)
 {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(s), size = 0;
-    const void *buf = PyUnicode_DATA(s);
+    v->owner = NULL;
     if (PyUnicode_IS_ASCII(s)) {
-        if (!is_data) {
-            return n;
-        }
-        const char *p = buf, *end = p + n;
-        size = n;
-        for (const char *q = p; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
-            size += 6;
-        }
-        for (const char *q = p; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++) {
-            /* a CRLF pair is one line ending: its LF was counted */
-            size += q + 1 < end && q[1] == '\n' ? -1 : 6;
-        }
-        return size;
+        v->buf = (const char *)PyUnicode_DATA(s);
+        v->len = PyUnicode_GET_LENGTH(s);
+        return 1;
     }
-    switch (PyUnicode_KIND(s)) {
-    case PyUnicode_1BYTE_KIND:
-        UTF8_SIZE(Py_UCS1);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        UTF8_SIZE(Py_UCS2);
-        break;
-    default:
-        UTF8_SIZE(Py_UCS4);
-        break;
+    PyObject *bytes = PyUnicode_AsUTF8String(s);
+    if (bytes == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    v->owner = bytes;
+    v->buf = PyBytes_AS_STRING(bytes);
+    v->len = PyBytes_GET_SIZE(bytes);
+    return 1;
+}
+
+static void
+release_utf8(Utf8 *v)
+{
+    Py_CLEAR(v->owner);
+}
+
+/* UTF-8 data, with where its first LF and first CR are (NULL when there is none). */
+typedef struct {
+    Utf8 text;
+    const char *lf, *cr;
+} Data;
+
+/* The size of UTF-8 data once each line ending (CR, LF or a CRLF pair) is written as the 7
+ * bytes of "\ndata: ". CR and LF are ASCII, so they are never inside a multibyte sequence. */
+static Py_ssize_t
+data_size(Data *d)
+{
+    const char *p = d->text.buf, *end = p + d->text.len;
+    Py_ssize_t size = d->text.len;
+    d->lf = memchr(p, '\n', (size_t)(end - p));
+    d->cr = memchr(p, '\r', (size_t)(end - p));
+    for (const char *q = d->lf; q != NULL; q = memchr(q + 1, '\n', (size_t)(end - q - 1))) {
+        size += 6;
+    }
+    for (const char *q = d->cr; q != NULL; q = memchr(q + 1, '\r', (size_t)(end - q - 1))) {
+        /* a CRLF pair is one line ending: its LF was counted */
+        size += q + 1 < end && q[1] == '\n' ? -1 : 6;
     }
     return size;
 }
 
-/* Write `s` as UTF-8 at `out` (utf8_size said it can be); return the end. */
-#define UTF8_WRITE(TYPE)                                                       \
-    do {                                                                       \
-        const TYPE *p = (const TYPE *)buf;                                     \
-        for (Py_ssize_t i = 0; i < n; i++) {                                   \
-            Py_UCS4 c = p[i];                                                  \
-            if (c < 0x80) {                                                    \
-                if (is_data && (c == '\n' || c == '\r')) {                     \
-                    memcpy(out, "\ndata: ", 7);                                \
-                    out += 7;                                                  \
-                    if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {          \
-                        i++;                                                   \
-                    }                                                          \
-                }                                                              \
-                else {                                                         \
-                    *out++ = (char)c;                                          \
-                }                                                              \
-            }                                                                  \
-            else if (c < 0x800) {                                              \
-                *out++ = (char)(0xC0 | (c >> 6));                              \
-                *out++ = (char)(0x80 | (c & 0x3F));                            \
-            }                                                                  \
-            else if (c < 0x10000) {                                            \
-                *out++ = (char)(0xE0 | (c >> 12));                             \
-                *out++ = (char)(0x80 | ((c >> 6) & 0x3F));                     \
-                *out++ = (char)(0x80 | (c & 0x3F));                            \
-            }                                                                  \
-            else {                                                             \
-                *out++ = (char)(0xF0 | (c >> 18));                             \
-                *out++ = (char)(0x80 | ((c >> 12) & 0x3F));                    \
-                *out++ = (char)(0x80 | ((c >> 6) & 0x3F));                     \
-                *out++ = (char)(0x80 | (c & 0x3F));                            \
-            }                                                                  \
-        }                                                                      \
-    } while (0)
+/* Write UTF-8 data at `out` with each line ending as "\ndata: "; return the end. The text
+ * between line endings is copied in blocks (memchr finds the next CR and the next LF; the
+ * first ones were found by data_size). */
+static char *
+data_write(char *out, const Data *d)
+{
+    const char *p = d->text.buf, *end = p + d->text.len, *lf = d->lf, *cr = d->cr;
+    for (;;) {
+        const char *q = lf == NULL ? cr : (cr == NULL || lf < cr ? lf : cr);
+        if (q == NULL) {
+            memcpy(out, p, (size_t)(end - p));
+            return out + (end - p);
+        }
+        memcpy(out, p, (size_t)(q - p));
+        out += q - p;
+        memcpy(out, "\ndata: ", 7);
+        out += 7;
+        p = q + (*q == '\r' && q + 1 < end && q[1] == '\n' ? 2 : 1);
+        if (lf != NULL && lf < p) {
+            lf = memchr(p, '\n', (size_t)(end - p));
+        }
+        if (cr != NULL && cr < p) {
+            cr = memchr(p, '\r', (size_t)(end - p));
+        }
+    }
+}
 
 static char *
-utf8_write(char *out, PyObject *s, int is_data)
+bytes_write(char *out, const Utf8 *v)
 {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
-    const void *buf = PyUnicode_DATA(s);
-    if (PyUnicode_IS_ASCII(s)) {
-        const char *p = buf, *end = p + n;
-        if (!is_data) {
-            memcpy(out, p, (size_t)n);
-            return out + n;
-        }
-        while (p < end) {
-            /* Copy up to the next line ending, then write it as "\ndata: ". */
-            const char *q = p;
-            while (q < end && *q != '\n' && *q != '\r') {
-                q++;
-            }
-            memcpy(out, p, (size_t)(q - p));
-            out += q - p;
-            if (q == end) {
-                break;
-            }
-            memcpy(out, "\ndata: ", 7);
-            out += 7;
-            p = q + (*q == '\r' && q + 1 < end && q[1] == '\n' ? 2 : 1);
-        }
-        return out;
-    }
-    switch (PyUnicode_KIND(s)) {
-    case PyUnicode_1BYTE_KIND:
-        UTF8_WRITE(Py_UCS1);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        UTF8_WRITE(Py_UCS2);
-        break;
-    default:
-        UTF8_WRITE(Py_UCS4);
-        break;
-    }
-    return out;
+    memcpy(out, v->buf, (size_t)v->len);
+    return out + v->len;
 }
 
 /* The bytes of an event: [retry line] [id line] [event line] data lines, blank line. `event`
@@ -1523,34 +1478,46 @@ write_event(PyObject *data, PyObject *event, PyObject *id, long long retry)
     if (retry >= 0) {
         retry_len = snprintf(retry_text, sizeof(retry_text), "retry: %lld\n", retry);
     }
-    Py_ssize_t data_size = utf8_size(data, 1), event_size = 0, id_size = 0;
-    if (data_size < 0 || (event != NULL && (event_size = utf8_size(event, 0)) < 0)
-        || (id != NULL && (id_size = utf8_size(id, 0)) < 0)) {
-        return NULL;
+    Data d = {{NULL, 0, NULL}, NULL, NULL};
+    Utf8 e = {NULL, 0, NULL}, i = {NULL, 0, NULL};
+    PyObject *result = NULL;
+    int rc = utf8_view(data, &d.text);
+    if (rc > 0 && event != NULL) {
+        rc = utf8_view(event, &e);
     }
-    Py_ssize_t size = retry_len + (id != NULL ? 5 + id_size : 0)
-                      + (event != NULL ? 8 + event_size : 0) + 6 + data_size + 2;
-    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (rc > 0 && id != NULL) {
+        rc = utf8_view(id, &i);
+    }
+    if (rc <= 0) {
+        goto done;
+    }
+    Py_ssize_t size = retry_len + (id != NULL ? 5 + i.len : 0)
+                      + (event != NULL ? 8 + e.len : 0) + 6 + data_size(&d) + 2;
+    result = PyBytes_FromStringAndSize(NULL, size);
     if (result == NULL) {
-        return NULL;
+        goto done;
     }
     char *out = PyBytes_AS_STRING(result);
     memcpy(out, retry_text, (size_t)retry_len);
     out += retry_len;
     if (id != NULL) {
         memcpy(out, "id: ", 4);
-        out = utf8_write(out + 4, id, 0);
+        out = bytes_write(out + 4, &i);
         *out++ = '\n';
     }
     if (event != NULL) {
         memcpy(out, "event: ", 7);
-        out = utf8_write(out + 7, event, 0);
+        out = bytes_write(out + 7, &e);
         *out++ = '\n';
     }
     memcpy(out, "data: ", 6);
-    out = utf8_write(out + 6, data, 1);
+    out = data_write(out + 6, &d);
     memcpy(out, "\n\n", 2);
     assert(out + 2 == PyBytes_AS_STRING(result) + size);
+done:
+    release_utf8(&d.text);
+    release_utf8(&e);
+    release_utf8(&i);
     return result;
 }
 
@@ -1626,18 +1593,19 @@ slow:
 static PyObject *
 write_comment(PyObject *text)
 {
-    Py_ssize_t size = utf8_size(text, 0);
-    if (size < 0) {
+    Utf8 t;
+    int rc = utf8_view(text, &t);
+    if (rc <= 0) {
         return NULL;
     }
-    PyObject *result = PyBytes_FromStringAndSize(NULL, size + 2);
-    if (result == NULL) {
-        return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, t.len + 2);
+    if (result != NULL) {
+        char *out = PyBytes_AS_STRING(result);
+        *out = ':';
+        out = bytes_write(out + 1, &t);
+        *out = '\n';
     }
-    char *out = PyBytes_AS_STRING(result);
-    *out = ':';
-    out = utf8_write(out + 1, text, 0);
-    *out = '\n';
+    release_utf8(&t);
     return result;
 }
 

@@ -724,6 +724,53 @@ def test_serializer_no_memory_growth() -> None:
     assert second - first < 20_000
 
 
+
+def test_serializer_unencodable_field_after_encoded_data() -> None:
+    """Non-ASCII data is encoded before the id and event type; when one of those holds a lone
+    surrogate the encoded data is let go and the Python error is raised, without leaking."""
+    data = "".join(["caf", "é\n日\r\n😀 ", "x" * 200])
+    bad = "".join(["\ud800", "7"])
+
+    def once() -> None:
+        for kwargs in ({"id": bad}, {"event": bad}, {"event": "t", "id": bad}):
+            got = outcome(C_SERIALIZE_EVENT, data, **kwargs)
+            assert got[0] is InvalidFieldError
+            assert got == outcome(PY_SERIALIZE_EVENT, data, **kwargs)
+        item = Event(data=data, event=bad)
+        assert outcome(C_SERIALIZE, item) == outcome(PY_SERIALIZE, item)
+        assert outcome(C_SERIALIZE, Comment(text=bad)) == outcome(PY_SERIALIZE, Comment(text=bad))
+
+    for _ in range(3):
+        once()
+    gc.collect()
+    before = [sys.getrefcount(value) for value in (data, bad)]
+    tracemalloc.start()
+    try:
+        for _ in range(20):
+            once()
+        gc.collect()
+        first, _ = tracemalloc.get_traced_memory()
+        for _ in range(300):
+            once()
+        gc.collect()
+        second, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert second - first < 20_000
+    assert [sys.getrefcount(value) for value in (data, bad)] == before
+
+
+@pytest.mark.parametrize("data", [
+    "", "\n", "\r", "\r\n", "\n\r", "\r\r\n\n", "a\rb\nc\r\nd", "\ra\n", "a\r",
+    "é\r\n日\r😀\n", "ÿ\rÿ", "x" * 100 + "\r\n" + "y" * 100 + "\r", "\u2028\x85\x0c",
+])
+def test_serializer_line_endings_in_data(data: str) -> None:
+    """Each CR, LF and CRLF pair in data, ASCII or not, becomes one "data: " line break."""
+    lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    want = ("data: " + "\ndata: ".join(lines) + "\n\n").encode()
+    assert C_SERIALIZE_EVENT(data) == want == PY_SERIALIZE_EVENT(data)
+    assert C_SERIALIZE(Event(data=data)) == want
+
 # --- Parser.feed stored directly --------------------------------------------------------------
 
 
