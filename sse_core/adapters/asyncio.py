@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import random
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -256,6 +258,20 @@ def _close_if_connected(
         task.result()[1].transport.abort()
 
 
+def _set_send_timeout(sock: socket.socket, timeout: float) -> None:
+    """Let the kernel drop a connection whose peer stopped acknowledging (best effort)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # idle streams (no heartbeats): probe them too
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(timeout / 2)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(timeout / 6)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: unacknowledged data
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(timeout * 1000))
+            )
+
+
 class _StreamProtocol(asyncio.Protocol):
     """One client connection of an :class:`EventStreamServer`."""
 
@@ -273,6 +289,9 @@ class _StreamProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._server._protocols.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self._server._send_timeout is not None:
+            _set_send_timeout(sock, self._server._send_timeout)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._server._request_timeout, self._no_request)
 
@@ -394,6 +413,11 @@ class EventStreamServer:
         max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
         max_subscribers: The most clients at once (more get 503), or ``None``.
         request_timeout: Seconds a new connection has to send its request.
+        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
+            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
+            ``None``. With heartbeats on, this is what lets go of a client that vanished
+            without closing (a phone out of coverage): otherwise its slot is held for as long
+            as the kernel retransmits, about 15 minutes on Linux.
         clock: Monotonic clock in seconds.
     """
 
@@ -406,8 +430,15 @@ class EventStreamServer:
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         max_subscribers: int | None = None,
         request_timeout: float = 30.0,
+        send_timeout: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if send_timeout is not None and not (
+            isinstance(send_timeout, (int, float)) and 0 < send_timeout < float("inf")
+        ):
+            raise InvalidConfigError(
+                f"send_timeout must be a finite number > 0 or None, got {send_timeout!r}"
+            )
         if replay_log is None:
             # Ids unique to this server start, so that after a restart an id from before
             # reads as unknown (an explicit gap) instead of matching an unrelated new event.
@@ -420,6 +451,7 @@ class EventStreamServer:
         )
         self._path = path
         self._request_timeout = request_timeout
+        self._send_timeout = send_timeout
         self._clock = clock
         self._protocols: set[_StreamProtocol] = set()
         self._server: asyncio.Server | None = None

@@ -61,7 +61,11 @@ async def watch(server: EventStreamServer) -> None:
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGTERM or the deadline, then report and close."""
     log = ReplayLog(ReplayConfig(max_events=args.window, epoch="netns"))
-    server = EventStreamServer(log, config=ServerConfig(heartbeat_interval=args.heartbeat))
+    server = EventStreamServer(
+        log,
+        config=ServerConfig(heartbeat_interval=args.heartbeat),
+        send_timeout=args.send_timeout,
+    )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await server.start(args.host, 0)
@@ -98,6 +102,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, required=True)
     parser.add_argument("--window", type=int, required=True, help="replay log max_events")
     parser.add_argument("--heartbeat", type=float, required=True)
+    parser.add_argument("--send-timeout", type=float, required=True)
     parser.add_argument("--deadline", type=float, required=True)
     asyncio.run(serve(parser.parse_args()))
 

@@ -7,12 +7,12 @@ reset``, ``drop`` both ways (a black hole), random loss. Each test checks that t
 every published event exactly once and in order -- or an explicit gap report when the fault
 outlasted the replay window -- and that its status went through ``reconnecting`` and back to
 ``streaming`` when the fault broke the connection, and never left ``streaming`` when it did not.
-One more test (a strict xfail) records what the server does not do yet: let go of a client
-that vanished behind a black hole.
+One more checks that the server lets go of a client that vanished behind a black hole
+(its ``send_timeout``: ``TCP_USER_TIMEOUT`` with heartbeats).
 
 Needs root and ``ip netns`` (the module skips otherwise, or fails when
 ``SSE_CORE_REQUIRE_NETNS`` is set, as CI should), and ``nft`` for the nftables faults
-(``.ci/netns.sh`` installs it). Each test prints its figures (run with ``-s`` to see them).
+(``.ci/peers.sh`` installs it). Each test prints its figures (run with ``-s`` to see them).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ HEARTBEAT = 0.5
 STALL = 2.0
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 1.0
+#: The server's send_timeout (TCP_USER_TIMEOUT): a client that stops acknowledging is let go.
+SEND_TIMEOUT = STALL
 
 #: The published sequence: 100 events, 50 a second (2 s).
 COUNT = 100
@@ -147,7 +149,8 @@ async def stream(netns: Netns, *, window: int = WIDE_WINDOW) -> AsyncIterator[Ru
     server_argv = netns.command(
         "a", sys.executable, str(HERE / "stream_server.py"), "--host", host,
         "--count", str(COUNT), "--interval", str(INTERVAL), "--window", str(window),
-        "--heartbeat", str(HEARTBEAT), "--deadline", str(3 * WAIT),
+        "--heartbeat", str(HEARTBEAT), "--send-timeout", str(SEND_TIMEOUT),
+        "--deadline", str(3 * WAIT),
     )
     async with start_peer("server", server_argv) as server:
         port = (await server.wait_for("the port", lambda line: "port" in line))["port"]
@@ -347,13 +350,6 @@ def test_reset_beyond_the_replay_window_reports_a_gap(nft: None, netns: Netns) -
 VANISHED_LIMIT = 3 * STALL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EventStreamServer relies on the kernel to notice a vanished peer: no "
-    "TCP_USER_TIMEOUT or keepalive on accepted sockets, so a half-open connection keeps its "
-    "subscriber slot (and send queue) for as long as Linux retransmits (~15 min with "
-    "tcp_retries2=15), unless the queue bound trips first",
-)
 def test_server_lets_go_of_a_client_that_vanished(nft: None, netns: Netns) -> None:
     """A client vanishes behind a black hole (its process dies, its FIN never arrives, as a
     phone leaving coverage): the server, which keeps sending heartbeats nobody acknowledges,
