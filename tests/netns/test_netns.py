@@ -74,7 +74,7 @@ def netns() -> Iterator[Netns]:
 def nft() -> None:
     """Skip (or fail, under ``SSE_CORE_REQUIRE_NETNS``) when nftables is not installed."""
     if shutil.which("nft") is None:
-        message = "nft is missing: run .ci/netns.sh (apt-get install -y nftables)"
+        message = "nft is missing: run .ci/peers.sh (apt-get install -y nftables)"
         if os.environ.get("SSE_CORE_REQUIRE_NETNS"):
             pytest.fail(message)
         pytest.skip(message)
