@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import random
 import secrets
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +36,7 @@ from ._http import (
     ServerConnection,
     Write,
 )
+from ._sockets import set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -258,20 +257,6 @@ def _close_if_connected(
         task.result()[1].transport.abort()
 
 
-def _set_send_timeout(sock: socket.socket, timeout: float) -> None:
-    """Let the kernel drop a connection whose peer stopped acknowledging (best effort)."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):  # idle streams (no heartbeats): probe them too
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(timeout / 2)))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(timeout / 6)))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: unacknowledged data
-            sock.setsockopt(
-                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(timeout * 1000))
-            )
-
-
 class _StreamProtocol(asyncio.Protocol):
     """One client connection of an :class:`EventStreamServer`."""
 
@@ -291,7 +276,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._server._protocols.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None and self._server._send_timeout is not None:
-            _set_send_timeout(sock, self._server._send_timeout)
+            set_send_timeout(sock, self._server._send_timeout)
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._server._request_timeout, self._no_request)
 

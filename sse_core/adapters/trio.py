@@ -41,6 +41,7 @@ from ._http import (
     ServerConnection,
     Write,
 )
+from ._sockets import set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -432,6 +433,11 @@ class EventStreamServer:
         max_subscribers: The most clients at once (more get 503), or ``None``.
         request_timeout: Seconds a new connection has to send its request (TLS handshake
             included), and the most an error response may take to write.
+        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
+            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
+            ``None``. With heartbeats on, this is what lets go of a client that vanished
+            without closing: otherwise its slot is held for as long as the kernel
+            retransmits, about 15 minutes on Linux.
         clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
 
     Raises:
@@ -447,8 +453,11 @@ class EventStreamServer:
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         max_subscribers: int | None = None,
         request_timeout: float = 30.0,
+        send_timeout: float | None = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        if send_timeout is not None:
+            _check_timeout("send_timeout", send_timeout)
         if replay_log is None:
             # Ids unique to this server start, so that after a restart an id from before
             # reads as unknown (an explicit gap) instead of matching an unrelated new event.
@@ -464,6 +473,7 @@ class EventStreamServer:
         _check_timeout("request_timeout", request_timeout)
         self._path = path
         self._request_timeout = request_timeout
+        self._send_timeout = send_timeout
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
         self._connections: set[_Connection] = set()
         self._listeners: list[trio.SocketListener] = []
@@ -619,6 +629,8 @@ class EventStreamServer:
     async def _handle(self, tcp: trio.SocketStream, ssl_context: ssl.SSLContext | None) -> None:
         """Serve one connection, from its request to its end."""
         stream: _Stream = tcp
+        if self._send_timeout is not None:
+            set_send_timeout(tcp.socket, self._send_timeout)
         if ssl_context is not None:
             stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
         connection = _Connection()
