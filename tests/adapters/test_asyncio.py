@@ -32,6 +32,7 @@ from sse_core import (
 )
 from sse_core.adapters import IncomingRequest, ServerConnection
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
+from sse_core.testing import FaultProxy
 
 #: Generous: only reached when a test fails.
 TIMEOUT = 10.0
@@ -52,7 +53,7 @@ def run(
     """
 
     async def checked() -> None:
-        await asyncio.wait_for(main(), TIMEOUT)
+        await asyncio.wait_for(main(), 3 * TIMEOUT)  # after the waits' own timeouts
         leftover = {
             task for task in asyncio.all_tasks() - {asyncio.current_task()}
             if task.get_coro().__qualname__ not in foreign  # type: ignore[union-attr]
@@ -264,35 +265,38 @@ def test_events_arrive_in_order_exactly_once() -> None:
 
 
 def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
-    """The server goes away (its streams end) and comes back on the same port with the same
-    replay log: the client reconnects with Last-Event-ID and gets exactly what it missed,
-    then live events (dedup off, so a duplicate would show)."""
+    """The server goes away (its streams end) and a new one comes back behind the same
+    address with the same replay log: the client reconnects with Last-Event-ID and gets
+    exactly what it missed, then live events (dedup off, so a duplicate would show)."""
 
     async def main() -> None:
         log = ReplayLog()
-        server, url = await started_server(replay_log=log)
-        port = server.address[1]
-        source = EventSource(config(url, dedup=None))
-        watch = Watch(source)
-        await watch.until_state(ClientState.STREAMING)
-        ids = [server.publish(Event(data=f"e{i}")).id for i in range(5)]
-        await watch.until_events(5)
-        await server.aclose()
-        await watch.until_state(ClientState.RECONNECTING)
-        assert watch.statuses[-1].reason == "stream ended"
-        # Missed while the server is down:
-        ids += [log.append(Event(data=f"e{i}"), 0.0).id for i in range(5, 10)]
-        server = EventStreamServer(log, config=QUIET)
-        await server.start(port=port)
-        await watch.until_events(10)
-        ids.append(server.publish(Event(data="e10")).id)
-        await watch.until_events(11)
-        assert [e.data for e in watch.events] == [f"e{i}" for i in range(11)]
-        assert [e.id for e in watch.events] == ids
-        assert not [r for r in watch.reports if isinstance(r, ReportGap)]
-        assert source.metrics.reconnections == 1
-        assert watch.states.count(ClientState.STREAMING) == 2
-        await watch.aclose()
+        server, _ = await started_server(replay_log=log)
+        async with FaultProxy(server.address) as proxy:  # an address that outlives servers
+            host, port = proxy.address
+            source = EventSource(config(f"http://{host}:{port}/events", dedup=None))
+            watch = Watch(source)
+            await watch.until_state(ClientState.STREAMING)
+            ids = [server.publish(Event(data=f"e{i}")).id for i in range(5)]
+            await watch.until_events(5)
+            await server.aclose()
+            await watch.until_state(ClientState.RECONNECTING)
+            assert watch.statuses[-1].reason == "stream ended"
+            # Missed while the server is down:
+            ids += [log.append(Event(data=f"e{i}"), 0.0).id for i in range(5, 10)]
+            server, _ = await started_server(replay_log=log)
+            proxy.upstream = server.address
+            await watch.until_events(10)
+            (subscriber,) = server.broadcaster
+            assert subscriber.session.last_event_id == ids[4]  # what the request carried
+            ids.append(server.publish(Event(data="e10")).id)
+            await watch.until_events(11)
+            assert [e.data for e in watch.events] == [f"e{i}" for i in range(11)]
+            assert [e.id for e in watch.events] == ids
+            assert not [r for r in watch.reports if isinstance(r, ReportGap)]
+            assert source.metrics.reconnections == 1
+            assert watch.states.count(ClientState.STREAMING) == 2
+            await watch.aclose()
         await server.aclose()
 
     run(main)
@@ -303,25 +307,26 @@ def test_restart_without_the_log_is_reported_as_a_gap() -> None:
     client reports a gap (instead of silently missing events) and streams on."""
 
     async def main() -> None:
-        server, url = await started_server()
-        port = server.address[1]
-        watch = Watch(EventSource(config(url)))
-        await watch.until_state(ClientState.STREAMING)
-        before = server.publish(Event(data="before")).id
-        await watch.until_events(1)
-        await server.aclose()
-        server = EventStreamServer(config=QUIET)
-        await server.start(port=port)
-        await watch.until(
-            lambda w: any(isinstance(r, ReportGap) for r in w.reports), "a gap report"
-        )
-        (gap,) = [r for r in watch.reports if isinstance(r, ReportGap)]
-        assert (gap.last_event_id, gap.reason) == (before, "unknown")
-        await watch.until_state(ClientState.STREAMING, count=2)
-        server.publish(Event(data="after"))
-        await watch.until_events(2)
-        assert [e.data for e in watch.events] == ["before", "after"]
-        await watch.aclose()
+        server, _ = await started_server()
+        async with FaultProxy(server.address) as proxy:
+            host, port = proxy.address
+            watch = Watch(EventSource(config(f"http://{host}:{port}/events")))
+            await watch.until_state(ClientState.STREAMING)
+            before = server.publish(Event(data="before")).id
+            await watch.until_events(1)
+            await server.aclose()
+            server, _ = await started_server()
+            proxy.upstream = server.address
+            await watch.until(
+                lambda w: any(isinstance(r, ReportGap) for r in w.reports), "a gap report"
+            )
+            (gap,) = [r for r in watch.reports if isinstance(r, ReportGap)]
+            assert (gap.last_event_id, gap.reason) == (before, "unknown")
+            await watch.until_state(ClientState.STREAMING, count=2)
+            server.publish(Event(data="after"))
+            await watch.until_events(2)
+            assert [e.data for e in watch.events] == ["before", "after"]
+            await watch.aclose()
         await server.aclose()
 
     run(main)
