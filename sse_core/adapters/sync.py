@@ -284,16 +284,14 @@ class EventSource:
         """Wait for the socket, the next deadline or a wake-up; queue what the client says."""
         http, selector = self._http, self._selector
         assert selector is not None
-        deadline = http.next_deadline()
-        timeout = None if deadline is None else max(0.0, deadline - self._clock())
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket) and self._phase is _Phase.OPEN and sock.pending():
-            timeout = 0.0  # decrypted bytes wait inside the TLS layer; the socket won't say
-            ready = _READ
-            events = []
+            # Decrypted bytes wait inside the TLS layer; the socket would not say so.
+            events, ready = [], _READ
         else:
-            events = selector.select(timeout)
-            ready = 0
+            deadline = http.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            events, ready = selector.select(timeout), 0
         for key, mask in events:
             if key.fileobj is self._wake_reader:
                 _drain(self._wake_reader)
@@ -604,17 +602,23 @@ class EventStreamServer:
         if self._thread is not None or self._is_closing:
             raise RuntimeError("an EventStreamServer is started once")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.create_server((host, port), family=family, backlog=1024)
+        opened: list[socket.socket | selectors.BaseSelector] = []
         try:
+            listener = socket.create_server((host, port), family=family, backlog=1024)
+            opened.append(listener)
             listener.setblocking(False)
             selector = selectors.DefaultSelector()
-            self._wake_reader, self._wake_writer = _wake_pair()
+            opened.append(selector)
+            wake_reader, wake_writer = _wake_pair()
+            opened += [wake_reader, wake_writer]
             selector.register(listener, _READ)
-            selector.register(self._wake_reader, _READ)
+            selector.register(wake_reader, _READ)
         except BaseException:
-            listener.close()
+            for resource in opened:
+                resource.close()
             raise
         self._listener, self._selector, self._ssl_context = listener, selector, ssl_context
+        self._wake_reader, self._wake_writer = wake_reader, wake_writer
         self._address = listener.getsockname()[:2]
         self._thread = threading.Thread(
             target=self._serve, name=f"sse_core sync server {self._address}", daemon=True
@@ -671,7 +675,7 @@ class EventStreamServer:
         if self._is_wake_pending or self._wake_writer is None:
             return
         self._is_wake_pending = True
-        with contextlib.suppress(OSError):  # closed in a race with the loop's end
+        with contextlib.suppress(OSError):  # cannot fill up: one byte at most is pending
             self._wake_writer.send(b"\0")
 
     def _serve(self) -> None:

@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import textwrap
 import threading
 import time
@@ -126,10 +127,10 @@ def read_head(sock: socket.socket) -> bytes:
 
 
 def read_to_eof(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
+    data = bytearray()
+    while chunk := sock.recv(1 << 20):
         data += chunk
-    return data
+    return bytes(data)
 
 
 # --- scripted servers -----------------------------------------------------------------------
@@ -148,9 +149,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def tiny_server(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> Iterator[Any]:
+def tiny_server(
+    answer: Callable[[http.server.BaseHTTPRequestHandler], None],
+    handler: type[_Handler] = _Handler,
+) -> Iterator[Any]:
     """An http.server on 127.0.0.1 port 0 that answers every GET with ``answer``."""
-    httpd: Any = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    httpd: Any = http.server.HTTPServer(("127.0.0.1", 0), handler)
     httpd.requests = []
     httpd.answer = answer
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
@@ -164,14 +168,16 @@ def tiny_server(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) ->
 
 
 class StalledServer:
-    """Accepts ``count`` connections; on each sends a stream head and one event, then
-    nothing (a stalled server). Records each request head."""
+    """Accepts ``count`` connections. The first ``resets`` are reset (RST) once their
+    request is read; on the others it sends a stream head and one event, then nothing (a
+    stalled server). Records each request head."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, resets: int = 0) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(WATCHDOG)
         self.port = self.listener.getsockname()[1]
         self.count = count
+        self.resets = resets
         self.requests: list[bytes] = []
         self.connections: list[socket.socket] = []
         self.all_in = threading.Event()
@@ -182,8 +188,12 @@ class StalledServer:
         with contextlib.suppress(OSError):
             for n in range(self.count):
                 sock, _ = self.listener.accept()
-                self.connections.append(sock)
                 self.requests.append(read_head(sock))
+                if n < self.resets:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()
+                    continue
+                self.connections.append(sock)
                 body = f"id: s{n}\ndata: stalled {n}\n\n".encode()
                 sock.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -315,17 +325,20 @@ def test_redirect_is_followed() -> None:
             handler.end_headers()
 
         with tiny_server(answer) as httpd:
-            source = EventSource(fast(f"http://127.0.0.1:{httpd.server_port}/start"))
-
-            def step(report: Any, seen: list[Any]) -> bool:
-                if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
+            def on_status(report: ReportStatus) -> None:
+                if report.state is ClientState.STREAMING:
                     server.publish(Event(data="after the redirect"))
-                return bool(events(seen))
 
-            with source:
-                seen = drive(source, step)
+            url = f"http://127.0.0.1:{httpd.server_port}/start"
+            source = EventSource(fast(url), on_status=on_status)
+            got = []
+            with source, watchdog(source) as fired:
+                for event in source:  # the plain iteration: events only
+                    got.append(event.data)
+                    break
+            assert not fired.is_set()
             assert len(httpd.requests) == 1
-    assert [e.data for e in events(seen)] == ["after the redirect"]
+    assert got == ["after the redirect"]
     assert source.metrics.connection_attempts == 1
 
 
@@ -380,6 +393,62 @@ def test_stalled_server_is_replaced_after_stall_timeout() -> None:
     assert b"last-event-id" not in stalled.requests[0].lower()
 
 
+def test_reset_connection_is_lost_and_replaced() -> None:
+    """A connection reset (RST) while the client waits for the head is a lost connection:
+    the client reconnects and streams from the next one."""
+    scripted = StalledServer(count=2, resets=1)
+    try:
+        source = EventSource(fast(f"http://127.0.0.1:{scripted.port}/events"))
+        with source:
+            seen = drive(source, lambda report, seen: bool(events(seen)))
+        assert scripted.all_in.wait(WATCHDOG)
+    finally:
+        scripted.close()
+    lost = [s for s in seen if isinstance(s, ReportStatus) and s.state is ClientState.RECONNECTING]
+    assert len(lost) == 1 and "ConnectionResetError" in (lost[0].reason or "")
+    assert [e.data for e in events(seen)] == ["stalled 1"]
+
+
+def test_large_request_body_goes_out_whole() -> None:
+    """A POST body far larger than the socket buffers is written as the socket takes it
+    (the client waits for writability), and arrives whole."""
+    body = bytes(range(256)) * (32 * 1024)  # 8 MiB
+    received: list[bytes] = []
+
+    def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
+        received.append(handler.rfile.read(int(handler.headers["Content-Length"])))
+        handler.send_response(204)
+        handler.end_headers()
+
+    class PostHandler(_Handler):
+        def do_POST(self) -> None:
+            self.do_GET()
+
+    with tiny_server(answer, PostHandler) as httpd:
+        config = fast(f"http://127.0.0.1:{httpd.server_port}/events", method="POST", body=body)
+        source = EventSource(config)
+        with source:
+            seen = drive(source, lambda report, seen: False)
+    assert received == [body]
+    assert states(seen) == [ClientState.CONNECTING, ClientState.CLOSED]
+
+
+def test_close_from_on_status_ends_the_iteration() -> None:
+    """close() called by the on_status callback ends the iteration: no report after it."""
+    with EventStreamServer() as server:
+        source: EventSource
+
+        def on_status(report: ReportStatus) -> None:
+            if report.state is ClientState.CONNECTED:
+                source.close()
+
+        source = EventSource(fast(url_of(server)), on_status=on_status)
+        with source:
+            seen = drive(source, lambda report, seen: False)
+    assert states(seen) == [ClientState.CONNECTING]
+    assert source.session.state is ClientState.CLOSED
+
+
 def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
     """A client that never reads is dropped (its connection closed) once its queue passes
     max_queued_bytes, while a fast client gets every event, in order."""
@@ -427,6 +496,47 @@ def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
     assert counts == [1]
     assert received.startswith(b"HTTP/1.1 200 ")
     assert len(received) < len(published) * len(payload)
+
+
+def test_late_reader_gets_everything_and_close_cuts_a_client_that_never_reads() -> None:
+    """Bytes a socket cannot take yet wait in the connection's buffer and go out once it can:
+    a client that starts reading late gets every event. close() ends that stream cleanly
+    and, after ``grace``, cuts a client that never reads."""
+    config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
+    markers = [f"event-{n:03d}-".encode() for n in range(64)]
+    request = b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n"
+    server = EventStreamServer(config=config, max_queued_bytes=32 << 20)
+    server.start()
+    late, never = socket.socket(), socket.socket()
+    try:
+        for sock, buffer_size in ((late, 64 << 10), (never, 4096)):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+            sock.settimeout(WATCHDOG)
+            sock.connect(server.address)
+            sock.sendall(request)
+            assert read_head(sock).startswith(b"HTTP/1.1 200 ")  # subscribed
+        for marker in markers:  # 8 MiB: more than the kernel buffers hold (about 3 MiB)
+            server.publish(Event(data=marker.decode() + "x" * (128 << 10)))
+        received = bytearray()
+        while received.find(markers[-1], max(0, len(received) - (1 << 20))) == -1:
+            chunk = late.recv(1 << 20)
+            assert chunk, "the stream ended early"
+            received += chunk
+        start = time.monotonic()
+        server.close(grace=0.3)
+        elapsed = time.monotonic() - start
+        received += read_to_eof(late)
+        cut = read_to_eof(never)
+    finally:
+        late.close()
+        never.close()
+        server.close()
+    positions = [received.find(marker) for marker in markers]
+    assert -1 not in positions and positions == sorted(positions)
+    assert received.endswith(b"\r\n0\r\n\r\n")  # the end of the chunked body
+    assert not cut.endswith(b"\r\n0\r\n\r\n")
+    assert 0.25 <= elapsed < 5.0
+    assert server.connection_count == 0
 
 
 def test_close_from_another_thread_stops_a_blocked_iteration() -> None:
@@ -486,6 +596,28 @@ def test_close_while_connecting_and_before_iterating() -> None:
     finally:
         listener.close()
     assert [s.state for s in statuses] == [ClientState.CONNECTING, ClientState.CLOSED]
+
+
+def test_connect_timeout_replaces_a_server_that_never_answers() -> None:
+    """A peer that accepts the connection but never answers is given up after
+    connect_timeout, as a lost connection: the client reconnects."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4)  # the kernel accepts
+    try:
+        port = listener.getsockname()[1]
+        source = EventSource(
+            fast(f"http://127.0.0.1:{port}/events", stall_timeout=None), connect_timeout=0.2
+        )
+        with source:
+            seen = drive(
+                source,
+                lambda report, seen: states(seen).count(ClientState.CONNECTING) == 2,
+            )
+    finally:
+        listener.close()
+    assert states(seen) == [ClientState.CONNECTING, ClientState.RECONNECTING,
+                            ClientState.CONNECTING]
+    assert seen[1].reason == "no response within 0.2 s"
+    assert seen[1].since - seen[0].since >= 0.2
 
 
 def test_close_leaves_no_connection_thread_or_socket() -> None:
@@ -565,16 +697,22 @@ def test_tls_with_custom_contexts() -> None:
     server.start(ssl_context=server_context)
     try:
         url = f"https://localhost:{server.address[1]}/events"
-        source = EventSource(fast(url), ssl_context=client_context)
+        # A small read_size leaves decrypted bytes inside the TLS layer after each read
+        # (no gzip, which would shrink the big event to a few bytes).
+        source = EventSource(
+            fast(url, is_gzip_accepted=False), ssl_context=client_context, read_size=1000
+        )
+        big = "y" * 50_000
 
         def step(report: Any, seen: list[Any]) -> bool:
             if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
                 server.publish(Event(data="secret"))
-            return bool(events(seen))
+                server.publish(Event(data=big))
+            return len(events(seen)) == 2
 
         with source:
             seen = drive(source, step)
-        assert [e.data for e in events(seen)] == ["secret"]
+        assert [e.data for e in events(seen)] == ["secret", big]
 
         untrusting = EventSource(fast(url, backoff=BackoffConfig(max_attempts=0)))
         with untrusting:
@@ -622,6 +760,8 @@ def test_misuse_and_bad_arguments() -> None:
         EventSource("http://127.0.0.1:9/", read_size=0)
     with pytest.raises(InvalidConfigError):
         EventSource("ftp://127.0.0.1/")
+    with pytest.raises(InvalidConfigError):
+        EventSource("https://127.0.0.1/", ssl_context="no")  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
         EventStreamServer(path="events")
     with pytest.raises(InvalidConfigError):
