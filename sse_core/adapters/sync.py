@@ -19,6 +19,7 @@ import enum
 import errno
 import os
 import random
+import secrets
 import selectors
 import socket
 import ssl
@@ -33,7 +34,7 @@ from .._client import ClientConfig, ClientSession
 from .._errors import InvalidConfigError, RemoteProtocolError
 from .._events import Event
 from .._metrics import Metrics
-from .._replay import ReplayLog, StoredEvent
+from .._replay import ReplayConfig, ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
 from ._http import (
@@ -46,6 +47,7 @@ from ._http import (
     ServerConnection,
     Write,
 )
+from ._sockets import set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -506,13 +508,21 @@ class EventStreamServer:
     reached or the server is closing.
 
     Args:
-        replay_log: The log to publish to and resume from (a default one if ``None``).
+        replay_log: The log to publish to and resume from. By default a new one whose ids
+            carry a random epoch, unique to this server start. When you pass your own and
+            the server can restart without it, give it an epoch of its own too
+            (:class:`~sse_core.ReplayConfig`).
         config: Every client session's configuration.
         path: The only path served (others get 404), or ``None`` to serve every path.
         max_queued_bytes: A client's send queue bound (see above).
         max_subscribers: The most clients at once (more get 503), or ``None``.
         request_timeout: Seconds a new connection has to send its request (TLS handshake
             included), and a refused one to take its error response.
+        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
+            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
+            ``None``. With heartbeats on, this is what lets go of a client that vanished
+            without closing: otherwise its slot is held for as long as the kernel
+            retransmits, about 15 minutes on Linux.
         clock: Monotonic clock in seconds.
 
     Raises:
@@ -528,19 +538,27 @@ class EventStreamServer:
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         max_subscribers: int | None = None,
         request_timeout: float = 30.0,
+        send_timeout: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if path is not None and (not isinstance(path, str) or not path.startswith("/")):
             raise InvalidConfigError(f"path must be None or a str starting with '/', got {path!r}")
         _check_duration("request_timeout", request_timeout)
+        if send_timeout is not None:
+            _check_duration("send_timeout", send_timeout)
+        if replay_log is None:
+            # Ids unique to this server start, so that after a restart an id from before
+            # reads as unknown (an explicit gap) instead of matching an unrelated new event.
+            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
         self._broadcaster = Broadcaster(
-            replay_log if replay_log is not None else ReplayLog(),
+            replay_log,
             config=config,
             max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers,
         )
         self._path = path
         self._request_timeout = float(request_timeout)
+        self._send_timeout = send_timeout
         self._clock = clock
         self._ssl_context: ssl.SSLContext | None = None
         # _lock guards the broadcaster, the clients and the flags below; the loop thread
@@ -740,6 +758,8 @@ class EventStreamServer:
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._send_timeout is not None:
+                    set_send_timeout(sock, self._send_timeout)
                 if self._ssl_context is not None:
                     sock = self._ssl_context.wrap_socket(
                         sock, server_side=True, do_handshake_on_connect=False

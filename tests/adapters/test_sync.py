@@ -10,6 +10,7 @@ checks that it leaves no thread and no file descriptor behind.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import http.client
 import http.server
@@ -41,6 +42,7 @@ from sse_core import (
     ServerConfig,
 )
 from sse_core.adapters.sync import EventSource, EventStreamServer
+from sse_core.testing import FaultProxy
 
 DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "sync.rst"
 # Generous bounds: they only matter when something is broken (a loaded 2-core machine).
@@ -218,6 +220,7 @@ def test_events_arrive_in_order_exactly_once(is_compressed: bool) -> None:
     CLOSED; the body is gzip when both sides allow it."""
     config = ServerConfig(is_compression_enabled=is_compressed)
     encodings: list[str | None] = []
+    ids: list[str] = []
     with EventStreamServer(config=config) as server:
         source = EventSource(fast(url_of(server)))
 
@@ -225,7 +228,7 @@ def test_events_arrive_in_order_exactly_once(is_compressed: bool) -> None:
             if isinstance(report, ReportStatus) and report.state is ClientState.STREAMING:
                 encodings.extend(s.session.content_encoding for s in server.broadcaster)
                 for n in range(50):
-                    server.publish(Event(data=f"event {n}", event="tick"))
+                    ids.append(server.publish(Event(data=f"event {n}", event="tick")).id)
             return len(events(seen)) == 50
 
         with source:
@@ -235,50 +238,74 @@ def test_events_arrive_in_order_exactly_once(is_compressed: bool) -> None:
         assert source.session.state is ClientState.CLOSED
     got = events(seen)
     assert [e.data for e in got] == [f"event {n}" for n in range(50)]
-    assert [e.id for e in got] == [str(n) for n in range(50)]
+    assert [e.id for e in got] == ids
+    assert len(set(ids)) == 50
     assert {e.event for e in got} == {"tick"}
     assert encodings == ["gzip" if is_compressed else None]
     assert source.metrics.connection_attempts == 1
 
 
+@contextlib.contextmanager
+def fault_proxy(upstream: tuple[str, int]) -> Iterator[FaultProxy]:
+    """A FaultProxy (asyncio) run by a loop in its own thread: an address that outlives
+    the servers behind it."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    proxy = FaultProxy(upstream)
+    try:
+        asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(WATCHDOG)
+        yield proxy
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.close(), loop).result(WATCHDOG)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
 def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
-    """The server ends the stream (it restarts on the same port with the same log); the
-    client reconnects with Last-Event-ID and gets exactly what was published meanwhile, then
-    the live events: every event once, in order."""
+    """The server ends the stream (it closes; a new one takes over with the same log, behind
+    the same address); the client reconnects with Last-Event-ID and gets exactly what was
+    published meanwhile, then the live events: every event once, in order."""
     log = ReplayLog()
     first = EventStreamServer(log)
     second = EventStreamServer(log)
     first.start()
-    host, port = first.address
     last_event_ids: list[str] = []
+    reasons: list[str | None] = []
     try:
-        source = EventSource(fast(f"http://{host}:{port}/events"))
+        with fault_proxy(first.address) as proxy:
+            host, port = proxy.address
+            source = EventSource(fast(f"http://{host}:{port}/events"))
 
-        def step(report: Any, seen: list[Any]) -> bool:
-            got = [e.data for e in events(seen)]
-            if isinstance(report, ReportStatus):
-                if report.state is ClientState.STREAMING and not got:
-                    first.publish(Event(data="e1"))
-                    first.publish(Event(data="e2"))
-                elif report.state is ClientState.RECONNECTING:
-                    second.publish(Event(data="e3"))  # while the client is away
-                    second.publish(Event(data="e4"))
-                    second.start(host, port)
-            elif got == ["e1", "e2"]:
-                first.close()  # ends the stream
-            elif got == ["e1", "e2", "e3", "e4"]:
-                last_event_ids.extend(s.session.last_event_id for s in second.broadcaster)
-                second.publish(Event(data="e5"))
-            return len(got) == 5
+            def step(report: Any, seen: list[Any]) -> bool:
+                got = [e.data for e in events(seen)]
+                if isinstance(report, ReportStatus):
+                    if report.state is ClientState.STREAMING and not got:
+                        first.publish(Event(data="e1"))
+                        first.publish(Event(data="e2"))
+                    elif report.state is ClientState.RECONNECTING:
+                        reasons.append(report.reason)
+                        second.publish(Event(data="e3"))  # while the client is away
+                        second.publish(Event(data="e4"))
+                        second.start()
+                        proxy.upstream = second.address  # before the client reconnects
+                elif got == ["e1", "e2"]:
+                    first.close()  # ends the stream
+                elif got == ["e1", "e2", "e3", "e4"]:
+                    last_event_ids.extend(s.session.last_event_id for s in second.broadcaster)
+                    second.publish(Event(data="e5"))
+                return len(got) == 5
 
-        with source:
-            seen = drive(source, step)
+            with source:
+                seen = drive(source, step)
     finally:
         first.close()
         second.close()
     assert [e.data for e in events(seen)] == ["e1", "e2", "e3", "e4", "e5"]
+    assert [e.id for e in events(seen)] == ["0", "1", "2", "3", "4"]
+    assert reasons == ["stream ended"]
     assert last_event_ids == ["1"]  # e2's id, sent on the reconnection
-    assert states(seen).count(ClientState.RECONNECTING) == 1
     assert source.metrics.reconnections == 1
 
 
@@ -723,34 +750,21 @@ def test_tls_with_custom_contexts() -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in refused[-1].reason
 
 
-def test_connection_refused_then_the_server_comes_up() -> None:
-    """Connection refused is a lost connection: the client backs off and connects once the
-    server listens."""
-    probe = socket.create_server(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens on the port now
-    server = EventStreamServer()
-    try:
+def test_connection_refused_is_retried() -> None:
+    """Connection refused (a port bound but not listening) is a lost connection: the client
+    backs off and tries again."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))  # holds the port; connections to it are refused
+        port = bound.getsockname()[1]
         source = EventSource(fast(f"http://127.0.0.1:{port}/events"))
-
-        def step(report: Any, seen: list[Any]) -> bool:
-            if isinstance(report, ReportStatus):
-                if report.state is ClientState.RECONNECTING and states(seen).count(
-                    ClientState.RECONNECTING
-                ) == 1:
-                    server.start("127.0.0.1", port)
-                elif report.state is ClientState.STREAMING:
-                    server.publish(Event(data="up"))
-            return bool(events(seen))
-
         with source:
-            seen = drive(source, step)
-    finally:
-        server.close()
-    assert "connect failed" in next(
-        s.reason for s in seen if isinstance(s, ReportStatus) and s.reason
-    )
-    assert [e.data for e in events(seen)] == ["up"]
+            seen = drive(
+                source,
+                lambda report, seen: states(seen).count(ClientState.RECONNECTING) == 2,
+            )
+    lost = [s for s in seen if isinstance(s, ReportStatus) and s.state is ClientState.RECONNECTING]
+    assert all("ConnectionRefusedError" in (s.reason or "") for s in lost)
+    assert source.metrics.connection_attempts == 2
 
 
 def test_misuse_and_bad_arguments() -> None:
@@ -766,6 +780,8 @@ def test_misuse_and_bad_arguments() -> None:
         EventStreamServer(path="events")
     with pytest.raises(InvalidConfigError):
         EventStreamServer(request_timeout=0)
+    with pytest.raises(InvalidConfigError):
+        EventStreamServer(send_timeout=float("inf"))
     source = EventSource("http://127.0.0.1:9/")
     source.reports()
     with pytest.raises(RuntimeError):
@@ -775,8 +791,11 @@ def test_misuse_and_bad_arguments() -> None:
     server = EventStreamServer()
     with pytest.raises(RuntimeError):
         server.address  # noqa: B018
-    assert server.publish(Event(data="kept")).id == "0"
+    stored = server.publish(Event(data="kept"))
     assert len(server.broadcaster.replay_log) == 1
+    # The default log's ids carry an epoch of this server start: another start differs.
+    assert stored.id.endswith("-0")
+    assert EventStreamServer().publish(Event(data="kept")).id != stored.id
     with server, pytest.raises(RuntimeError):
         server.start()
     server.close()  # twice is fine
@@ -854,7 +873,7 @@ def test_sseclient_py_against_our_server_with_resumption() -> None:
             connection.close()
 
     config = ServerConfig(is_compression_enabled=False)
-    with EventStreamServer(config=config) as server:
+    with EventStreamServer(ReplayLog(), config=config) as server:  # ids 0, 1, 2 ...
         host, port = server.address
         for n in range(3):
             server.publish(Event(data=f"stored {n}\nline two", event="tick"))
@@ -912,8 +931,8 @@ def test_docs_example_runs() -> None:
 
 
 def test_adapter_imports_no_other_adapter() -> None:
-    """The sync adapter imports no other adapter and no async framework: only ``._http``
-    and the core."""
+    """The sync adapter imports no other adapter and no async framework: only the shared
+    helpers (``._http``, ``._sockets``) and the core."""
     tree = ast.parse(Path(sync_adapter.__file__).read_text(encoding="utf-8"))
     modules = set()
     for node in ast.walk(tree):
@@ -922,5 +941,5 @@ def test_adapter_imports_no_other_adapter() -> None:
         elif isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
     relative = {m for m in modules if m.startswith(".")}
-    assert relative <= {"._http"} | {m for m in relative if m.startswith("..")}
+    assert relative <= {"._http", "._sockets"} | {m for m in relative if m.startswith("..")}
     assert not modules & {"asyncio", "trio", "anyio"}
