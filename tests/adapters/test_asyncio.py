@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import h11
 import pytest
 
 from sse_core import (
@@ -25,6 +26,8 @@ from sse_core import (
     ClientState,
     Deliver,
     Event,
+    InvalidConfigError,
+    Parser,
     ReplayLog,
     ReportGap,
     ReportStatus,
@@ -32,7 +35,7 @@ from sse_core import (
 )
 from sse_core.adapters import IncomingRequest, ServerConnection
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
-from sse_core.testing import FaultProxy
+from sse_core.testing import FaultProxy, Refuse
 
 #: Generous: only reached when a test fails.
 TIMEOUT = 10.0
@@ -642,6 +645,125 @@ def test_tls_with_custom_contexts() -> None:
     run(main)
 
 
+def test_event_source_api() -> None:
+    """A URL string is enough; ``async for`` yields events only; a source is iterated once;
+    aclose() twice is fine; a bad read_size is refused."""
+    with pytest.raises(InvalidConfigError):
+        EventSource("http://127.0.0.1:1/events", read_size=0)
+
+    async def main() -> None:
+        server, url = await started_server()
+        statuses: list[ReportStatus] = []
+
+        def on_status(report: ReportStatus) -> None:
+            statuses.append(report)
+            if report.state is ClientState.STREAMING:
+                server.publish(Event(data="a"))
+                server.publish(Event(data="b"))
+
+        source = EventSource(url, on_status=on_status)
+        received: list[str] = []
+        async for event in source:
+            assert isinstance(event, Event)
+            received.append(event.data)
+            if len(received) == 2:
+                break
+        assert received == ["a", "b"]
+        with pytest.raises(RuntimeError):
+            await source.reports().__anext__()
+        await source.aclose()
+        await source.aclose()
+        assert [s.state for s in statuses][-1] is ClientState.CLOSED
+        await server.aclose()
+
+    run(main)
+
+
+def test_connection_reset_is_a_lost_connection() -> None:
+    """A connection reset (here before the first byte) counts as lost: the client reconnects
+    and streams."""
+
+    async def main() -> None:
+        server, _ = await started_server()
+        async with FaultProxy(server.address) as proxy:
+            proxy.schedule(Refuse())
+            host, port = proxy.address
+            watch = Watch(EventSource(config(f"http://{host}:{port}/events")))
+            await watch.until_state(ClientState.STREAMING)
+            reasons = [s.reason for s in watch.statuses if s.state is ClientState.RECONNECTING]
+            assert len(reasons) == 1 and reasons[0] is not None
+            assert reasons[0].startswith("connection error: ConnectionResetError")
+            server.publish(Event(data="after the reset"))
+            await watch.until_events(1)
+            await watch.aclose()
+        await server.aclose()
+
+    run(main)
+
+
+def test_connect_timeout_during_a_hanging_tls_handshake() -> None:
+    """A TLS handshake the server never answers is bounded by connect_timeout."""
+
+    async def main() -> None:
+        async with Scripted(no_content, is_request_read=False) as peer:
+            url = peer.url().replace("http:", "https:")
+            source = EventSource(
+                config(url, stall_timeout=None), connect_timeout=0.3,
+                ssl_context=ssl.create_default_context(),
+            )
+            watch = Watch(source)
+            await watch.until_state(ClientState.RECONNECTING)
+            assert watch.statuses[-1].reason == "no response within 0.3 s"
+            await watch.aclose()
+
+    run(main)
+
+
+def test_a_client_that_reads_late_gets_everything() -> None:
+    """Backpressure: a client that does not read for a while (the server's socket pauses
+    and its queue grows within max_queued_bytes) gets every event once it reads again."""
+
+    async def main() -> None:
+        server, _ = await started_server(max_queued_bytes=16 << 20)
+        late = socket.socket()
+        late.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        late.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(late, server.address)
+            await loop.sock_sendall(late, b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            await until(lambda: len(server.broadcaster) == 1, "the subscription")
+            data = "y" * 8000
+            (subscriber,) = server.broadcaster
+            published = 0
+            while subscriber.queued_bytes == 0:  # until the socket is full and pauses
+                assert published < 1000, "8 MB published and the socket never filled"
+                server.publish(Event(data=f"{published} {data}"))
+                published += 1
+            for _ in range(50):  # these wait in the queue
+                server.publish(Event(data=f"{published} {data}"))
+                published += 1
+            connection = h11.Connection(h11.CLIENT)
+            connection.send(h11.Request(method="GET", target="/events", headers=[("Host", "x")]))
+            parser = Parser()
+            received: list[str] = []
+            while len(received) < published:
+                chunk = await asyncio.wait_for(loop.sock_recv(late, 65536), TIMEOUT)
+                assert chunk, "the server closed"
+                connection.receive_data(chunk)
+                while (item := connection.next_event()) is not h11.NEED_DATA:
+                    if isinstance(item, h11.Data):
+                        received += [e.data for e in parser.feed(bytes(item.data))
+                                     if isinstance(e, Event)]
+            assert received == [f"{i} {data}" for i in range(published)]
+            assert server.broadcaster.dropped == 0
+        finally:
+            late.close()
+        await server.aclose()
+
+    run(main)
+
+
 # --- closing ---------------------------------------------------------------------------------
 
 
@@ -734,6 +856,55 @@ def test_server_aclose_ends_every_stream() -> None:
         idle_writer.transport.abort()
         for watch in watches:
             await watch.aclose()
+
+    run(main)
+
+
+def test_server_aclose_aborts_what_cannot_take_the_end_within_grace() -> None:
+    """A client that never reads cannot take the end of its stream: aclose() aborts it when
+    the grace period ends instead of waiting for it."""
+
+    async def main() -> None:
+        server, _ = await started_server(max_queued_bytes=16 << 20)
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_connect(stuck, server.address)
+            await loop.sock_sendall(stuck, b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            await until(lambda: len(server.broadcaster) == 1, "the subscription")
+            (subscriber,) = server.broadcaster
+            for i in range(1000):  # until the socket is full and pauses
+                server.publish(Event(data=f"{i} " + "z" * 8000))
+                if subscriber.queued_bytes:
+                    break
+            assert subscriber.queued_bytes > 0, "8 MB published and the socket never filled"
+            closing_at = loop.time()
+            await server.aclose(grace=0.2)
+            assert 0.15 <= loop.time() - closing_at < 5.0
+            assert len(server.broadcaster) == 0
+        finally:
+            stuck.close()
+
+    run(main)
+
+
+def test_server_as_a_context_manager() -> None:
+    """``async with EventStreamServer()`` starts it (address known) and closes it."""
+
+    async def main() -> None:
+        unstarted = EventStreamServer()
+        with pytest.raises(RuntimeError):
+            unstarted.address  # noqa: B018 - the property raises
+        await unstarted.aclose()  # closing a server never started is fine
+        async with EventStreamServer(config=QUIET) as server:
+            host, port = server.address
+            assert (host, port > 0) == ("127.0.0.1", True)
+            watch = Watch(EventSource(config(f"http://{host}:{port}/events")))
+            await watch.until_state(ClientState.STREAMING)
+        await watch.until_state(ClientState.RECONNECTING)  # the server ended the stream
+        await watch.aclose()
 
     run(main)
 
