@@ -139,6 +139,8 @@ class EventSource:
         if self._is_started:
             raise RuntimeError("an EventSource is iterated once")
         self._is_started = True
+        if self._is_closing:  # closed before it was iterated: nothing to start
+            return
         self._outputs.extend(self._http.start(self._clock()))
         try:
             while True:
