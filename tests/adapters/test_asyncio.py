@@ -767,6 +767,20 @@ def test_a_client_that_reads_late_gets_everything() -> None:
 # --- closing ---------------------------------------------------------------------------------
 
 
+def test_closed_before_iterating_never_connects() -> None:
+    """A source closed before it is iterated yields nothing and opens no connection."""
+
+    async def main() -> None:
+        async with Scripted(no_content) as peer:
+            source = EventSource(config(peer.url()))
+            await source.aclose()
+            assert [report async for report in source.reports()] == []
+            assert source.session.state is ClientState.CLOSED
+            assert peer.connections == 0
+
+    run(main)
+
+
 def test_aclose_while_connecting_ends_the_iteration() -> None:
     """aclose() from another task while a TLS handshake hangs: the iteration ends without
     an exception and the connect task is gone."""
