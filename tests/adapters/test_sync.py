@@ -566,6 +566,37 @@ def test_late_reader_gets_everything_and_close_cuts_a_client_that_never_reads() 
     assert server.connection_count == 0
 
 
+def test_many_clients_one_thread() -> None:
+    """Two hundred clients are served by the server's one thread: each gets every event,
+    in order, and no thread is started per client."""
+    config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
+    threads_before = threading.active_count()
+    clients: list[socket.socket] = []
+    with EventStreamServer(config=config) as server:
+        try:
+            for _ in range(200):
+                sock = socket.create_connection(server.address, timeout=WATCHDOG)
+                clients.append(sock)
+                sock.sendall(b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n")
+            for sock in clients:
+                assert read_head(sock).startswith(b"HTTP/1.1 200 ")  # subscribed
+            assert threading.active_count() == threads_before + 1
+            for n in range(20):
+                server.publish(Event(data=f"event-{n:02d}"))
+            for sock in clients:
+                received = bytearray()
+                while b"event-19" not in received:
+                    chunk = sock.recv(65536)
+                    assert chunk, "the stream ended early"
+                    received += chunk
+                positions = [received.find(f"event-{n:02d}".encode()) for n in range(20)]
+                assert -1 not in positions and positions == sorted(positions)
+            assert server.connection_count == 200
+        finally:
+            for sock in clients:
+                sock.close()
+
+
 def test_close_from_another_thread_stops_a_blocked_iteration() -> None:
     """close() from another thread wakes an iteration blocked on an idle stream: it ends
     at once, and the session is CLOSED when close() returns."""
