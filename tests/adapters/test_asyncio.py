@@ -120,7 +120,7 @@ class Watch:
     async def until(self, predicate: Callable[[Watch], bool], what: str) -> None:
         async def wait() -> None:
             while not predicate(self):
-                assert not self.is_ended or predicate(self), f"ended before {what}"
+                assert not self.is_ended, f"ended before {what}: {self.reports}"
                 self._changed.clear()
                 await self._changed.wait()
 
