@@ -24,6 +24,7 @@ import functools
 import math
 import socket
 import struct
+import sys
 from collections import deque
 from collections.abc import Iterable
 from typing import NoReturn, TypeAlias
@@ -32,6 +33,10 @@ import attrs
 
 from .._errors import InvalidConfigError, LocalProtocolError
 from .._types import RandomSource
+
+if sys.platform == "linux":
+    import fcntl
+    import termios
 
 __all__ = [
     "CutAfter",
@@ -111,11 +116,11 @@ class CutAfter:
 class ResetAfter:
     """Relay exactly ``after_bytes`` bytes toward the client, then abort with a TCP reset.
 
-    The client reads those bytes (Linux keeps them readable), then gets
-    :class:`ConnectionResetError`. The proxy sets ``SO_LINGER`` to ``(1, 0)`` on the
-    client-facing socket and aborts it. Bytes still queued in the proxy's kernel buffers when
-    the reset goes out are lost, as on a real network: with a client that keeps reading, none
-    are.
+    The client reads those bytes (Linux keeps them readable after the reset), then gets
+    :class:`ConnectionResetError`. Before the reset the proxy waits until the client's
+    kernel has acknowledged every byte (at most the proxy's ``flush_timeout``: a client that
+    stopped reading loses what did not fit its receive buffer), then sets ``SO_LINGER`` to
+    ``(1, 0)`` on the client-facing socket and aborts it.
 
     Attributes:
         after_bytes: Bytes relayed toward the client before the reset (0: at once).
@@ -304,6 +309,20 @@ class _End(enum.Enum):
 
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
+#: How often a planned reset checks whether the client has taken every byte.
+_FLUSH_POLL_INTERVAL = 0.002
+
+
+def _unacknowledged(sock: socket.socket) -> int:
+    """Bytes queued on ``sock`` that the peer has not acknowledged (0 where unknown)."""
+    if sys.platform != "linux":
+        return 0
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ
+    except OSError:  # closed meanwhile
+        return 0
+    count: int = struct.unpack("i", queued)[0]
+    return count
 
 
 def _arm_reset(sock: socket.socket) -> None:
@@ -519,12 +538,21 @@ class _Connection:
                         self.finish(_End.CUT)
                         return
                     case _Mark.RESET:
+                        await self._flushed()
                         self.finish(_End.RESET)
                         return
                     case _:
                         _assert_never(item)
         except OSError:
             self.finish(_End.ERROR)
+
+    async def _flushed(self) -> None:
+        """Wait until the client's kernel acknowledged every byte relayed, so that a reset
+        loses none of them (a client that has stopped reading gets ``flush_timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._proxy._flush_timeout
+        while _unacknowledged(self._sock) and loop.time() < deadline:
+            await asyncio.sleep(_FLUSH_POLL_INTERVAL)  # the kernel offers no event for it
 
     async def _pump_upstream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -580,6 +608,8 @@ class FaultProxy:
         max_delayed_chunks: Chunks a connection under :class:`Delay` may hold in flight; the
             upstream is paused beyond that (``latency`` times the rate, in chunks, keeps full
             throughput).
+        flush_timeout: How long a planned :class:`ResetAfter` waits for the client to take
+            the bytes already relayed before it resets (Linux; elsewhere it does not wait).
         backlog: The listening socket's backlog.
 
     Raises:
@@ -597,6 +627,7 @@ class FaultProxy:
         chunk_size: int = 65536,
         max_buffer: int = 65536,
         max_delayed_chunks: int = 64,
+        flush_timeout: float = 2.0,
         backlog: int = 128,
     ) -> None:
         self._upstream = _check_address("upstream", upstream)
@@ -607,6 +638,7 @@ class FaultProxy:
         _check_count("chunk_size", chunk_size, 1)
         _check_count("max_buffer", max_buffer, 1)
         _check_count("max_delayed_chunks", max_delayed_chunks, 1)
+        _check_duration("flush_timeout", flush_timeout)
         _check_count("backlog", backlog, 1)
         self._plan: deque[ProxyFault] = deque()
         self.schedule(*plan)
@@ -616,6 +648,7 @@ class FaultProxy:
         self._chunk_size = chunk_size
         self._max_buffer = max_buffer
         self._max_delayed_chunks = max_delayed_chunks
+        self._flush_timeout = flush_timeout
         self._backlog = backlog
         self._phase = _Phase.NEW
         self._listener: socket.socket | None = None
@@ -810,6 +843,9 @@ class FaultProxy:
     async def reset_all(self) -> int:
         """Reset every relayed connection now (RST to the client) and wait until they are
         closed.
+
+        Unlike a planned :class:`ResetAfter`, it does not wait for the client to take the
+        bytes in flight: those still in the kernel's queues are lost, as on a real network.
 
         Returns:
             How many connections were reset.

@@ -341,6 +341,42 @@ def test_reset_after_gives_exactly_n_bytes_then_a_reset(count: int) -> None:
     run(main)
 
 
+def test_reset_after_loses_nothing_to_a_slow_reader() -> None:
+    """A reset after 1 MiB to a client with a tiny receive buffer still delivers all 1 MiB
+    first (the proxy waits until the client's kernel acknowledged them)."""
+    count = 1 << 20
+
+    async def main() -> None:
+        async with Upstream(sends(bytes(range(256)) * (count // 128))) as upstream, FaultProxy(
+            upstream.address, plan=[ResetAfter(after_bytes=count)]
+        ) as proxy:
+            sock = await connect(proxy.address, rcvbuf=4096)
+            data, end = await read_to_end(sock)
+            sock.close()
+            assert (len(data), end) == (count, "reset")
+            assert data == bytes(range(256)) * (count // 256)
+
+    run(main)
+
+
+def test_reset_after_gives_up_waiting_for_a_client_that_does_not_read() -> None:
+    """A client that never reads still gets its reset, after flush_timeout, with a prefix of
+    the bytes."""
+
+    async def main() -> None:
+        async with Upstream(sends(bytes(1 << 20))) as upstream, FaultProxy(
+            upstream.address, plan=[ResetAfter(after_bytes=256 << 10)], flush_timeout=0.1
+        ) as proxy:
+            sock = await connect(proxy.address, rcvbuf=4096)
+            await asyncio.wait_for(upstream.handler_done.wait(), TIMEOUT)  # the relay ended
+            data, end = await read_to_end(sock)
+            sock.close()
+            assert end == "reset" and len(data) < 256 << 10
+            assert proxy.stats.resets == 1
+
+    run(main)
+
+
 def test_stall_after_gives_n_bytes_then_silence_until_released() -> None:
     """StallAfter(n) delivers n bytes, then nothing either way while both sockets stay
     open; release() resumes the relay with nothing lost."""
@@ -723,6 +759,7 @@ def test_lifecycle_misuse_is_refused() -> None:
         lambda: FaultProxy(("127.0.0.1", 80), port=70000),
         lambda: FaultProxy(("127.0.0.1", 80), chunk_size=0),
         lambda: FaultProxy(("127.0.0.1", 80), max_delayed_chunks=0),
+        lambda: FaultProxy(("127.0.0.1", 80), flush_timeout=-1.0),
         lambda: FaultProxy(("127.0.0.1", 80), plan=["cut"]),  # type: ignore[list-item]
         lambda: random_fault(random.Random(0), max_bytes=-1),
         lambda: random_fault(random.Random(0), max_bytes=5, max_latency=float("inf")),
