@@ -24,6 +24,11 @@
  * tp_alloc and filling their slots at the slot offsets -- what _events._make_event does
  * through the slots' descriptors, without validation, since the parser's values always
  * satisfy it; and from reading and writing the parser's own slots the same way.
+ *
+ * It also holds the serializer functions of sse_core/_serializer.py (serialize,
+ * serialize_event) and Event.__init__ of sse_core/_events.py (event_init), each with the
+ * Python function as specification and fallback (see their sections), and it makes calling
+ * the Event class skip type.__call__ (event_vectorcall).
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -1673,6 +1678,7 @@ slow:
 
 static PyObject *event_init_py; /* sse_core._events._event_init_py, fetched on first use */
 static PyObject *s_data_kw, *s_last_event_id_kw; /* "data", "last_event_id" */
+static PyObject *s_init;                          /* "__init__" */
 
 static PyObject *
 event_init_fallback(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
@@ -1817,6 +1823,114 @@ slow:
     return event_init_fallback(self, args, nargs, kwnames);
 }
 
+/* --- Event(...) ---------------------------------------------------------------------------- */
+
+/* Calling the Event class goes through type.__call__: the keyword arguments are packed into a
+ * dict for object.__new__ and slot_tp_init, which looks __init__ up and unpacks the dict again
+ * for the call. event_vectorcall, installed as the class's tp_vectorcall (which subclasses do
+ * not inherit), does what type.__call__ does for this class -- allocate the instance as
+ * object.__new__ does, then call __init__ -- directly with the caller's arguments, as long as
+ * the class is as sse_core._events leaves it: its __new__ is object.__new__ and its __init__
+ * is event_init. Anything else -- a subclass, an __init__ or __new__ assigned later -- goes to
+ * type.__call__ itself. The check is redone only when the class's version tag changes
+ * (CPython gives a class a new tag whenever one of its attributes is set). */
+
+static unsigned int event_plain_tag; /* Event's version tag when it was last found plain */
+
+/* Whether calling Event can skip type.__call__ (see above); -1 with an exception. */
+static int
+event_is_plain(void)
+{
+    PyTypeObject *cls = event_cls;
+    if (cls->tp_version_tag != 0 && cls->tp_version_tag == event_plain_tag) {
+        return 1;
+    }
+    if (cls->tp_new != PyBaseObject_Type.tp_new || (cls->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+        return 0;
+    }
+    PyObject *init = PyObject_GetAttr((PyObject *)cls, s_init);
+    if (init == NULL) {
+        return -1;
+    }
+    int is_ours = Py_IS_TYPE(init, &PyMethodDescr_Type)
+                  && ((PyMethodDescrObject *)init)->d_method->ml_meth
+                         == (PyCFunction)(void (*)(void))event_init;
+    Py_DECREF(init);
+    if (is_ours) {
+        /* Getting the attribute gave the class a valid tag if it had none. */
+        event_plain_tag = cls->tp_version_tag;
+    }
+    return is_ours;
+}
+
+/* type.__call__(cls, *args, **kwargs) from a vectorcall's arguments. */
+static PyObject *
+type_call_generic(PyObject *cls, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *tuple = PyTuple_New(nargs), *kwargs = NULL, *result = NULL;
+    if (tuple == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(tuple, i, args[i]);
+    }
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nkw > 0) {
+        kwargs = PyDict_New();
+        if (kwargs == NULL) {
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                goto done;
+            }
+        }
+    }
+    result = PyType_Type.tp_call(cls, tuple, kwargs);
+done:
+    Py_DECREF(tuple);
+    Py_XDECREF(kwargs);
+    return result;
+}
+
+static PyObject *
+event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    int is_plain = (PyTypeObject *)cls == event_cls ? event_is_plain() : 0;
+    if (is_plain < 0) {
+        return NULL;
+    }
+    if (!is_plain) {
+        return type_call_generic(cls, args, nargs, kwnames);
+    }
+    /* object.__new__ (it accepts any arguments when __init__ is overridden), then
+     * __init__, whose result type.__call__ would check to be None: event_init's is. */
+    PyObject *self = event_cls->tp_alloc(event_cls, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    PyObject *none = event_init(self, args, nargs, kwnames);
+    if (none == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_DECREF(none);
+    return self;
+}
+
+/* is_event_call_direct(): whether calling Event now takes event_vectorcall's direct path. */
+static PyObject *
+is_event_call_direct(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    if (event_cls->tp_vectorcall != event_vectorcall) {
+        Py_RETURN_FALSE;
+    }
+    int is_plain = event_is_plain();
+    return is_plain < 0 ? NULL : PyBool_FromLong(is_plain);
+}
+
 /* --- module -------------------------------------------------------------------------------- */
 
 /* `process` is published as a method descriptor of `object` rather than a plain builtin
@@ -1904,6 +2018,10 @@ static PyMethodDef module_functions[] = {
      "Raises:\n"
      "    InvalidFieldError: text contains a lone surrogate (not encodable in UTF-8), or\n"
      "        ``item`` is not a stream item."},
+    {"is_event_call_direct", is_event_call_direct, METH_NOARGS,
+     "is_event_call_direct()\n--\n\n"
+     "Whether calling Event skips type.__call__ (allocating the record and calling the C\n"
+     "__init__ directly); False once Event's __init__ or __new__ is replaced."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1913,7 +2031,8 @@ static struct PyModuleDef speedups_module = {
     "Optional C accelerator for sse_core (floor 1): process() is Parser._process and feed() "
     "is Parser.feed (sse_core/_parser.py is their specification); serialize() and "
     "serialize_event() are the functions of sse_core/_serializer.py; event_init() is "
-    "Event.__init__ (sse_core/_events.py).",
+    "Event.__init__ (sse_core/_events.py), and calling Event skips type.__call__ "
+    "(is_event_call_direct()).",
     -1,
     module_functions,
     NULL,
@@ -1957,6 +2076,7 @@ intern_all(void)
         {&s_retry, "retry"},
         {&s_data_kw, "data"},
         {&s_last_event_id_kw, "last_event_id"},
+        {&s_init, "__init__"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].slot == NULL) {
@@ -2018,6 +2138,9 @@ PyInit__speedups(void)
         event_cls = event;
         comment_cls = comment;
         retry_cls = retry;
+        if (Py_IS_TYPE(event, &PyType_Type)) {
+            event->tp_vectorcall = event_vectorcall; /* see event_is_plain */
+        }
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {

@@ -3,7 +3,9 @@
 from ._events import Comment, Event, Retry
 from ._parser import Parser
 
-__all__ = ["event_init", "feed", "process", "serialize", "serialize_event"]
+__all__ = [
+    "event_init", "feed", "is_event_call_direct", "process", "serialize", "serialize_event"
+]
 
 def process(parser: Parser, complete: str, out: list[Event | Comment | Retry], /) -> None:
     """``Parser._process`` in C."""
@@ -29,3 +31,6 @@ def serialize_event(
     data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None
 ) -> bytes:
     """``sse_core._serializer.serialize_event`` in C."""
+
+def is_event_call_direct() -> bool:
+    """Whether calling ``Event`` skips ``type.__call__`` (C ``__init__`` called directly)."""

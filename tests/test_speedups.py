@@ -925,6 +925,136 @@ def test_event_init_no_reference_leaks() -> None:
     assert after == before
 
 
+
+# --- Event(...) without type.__call__ ---------------------------------------------------------
+
+
+def call_type(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """``cls(*args, **kwargs)`` through ``type.__call__``, bypassing the class's vectorcall."""
+    return type.__call__(cls, *args, **kwargs)
+
+
+def test_event_call_is_direct_while_event_is_plain() -> None:
+    """Calling Event skips type.__call__ while its __init__ is the C one, and stops (and
+    starts again) when __init__ is replaced (and restored)."""
+    assert _speedups.is_event_call_direct()
+    with event_init(PY_EVENT_INIT):
+        assert not _speedups.is_event_call_direct()
+        assert built(Event, data="a", id="1") == built(call_type, Event, data="a", id="1")
+    assert _speedups.is_event_call_direct()
+    with event_init(lambda self, **kwargs: PY_EVENT_INIT(self, **kwargs)):
+        assert not _speedups.is_event_call_direct()
+    assert _speedups.is_event_call_direct()
+    # (Event.__new__ is not replaced here: CPython cannot give a class its object.__new__ slot
+    # back once __new__ was set on it. Subclasses with their own __new__ are tested below.)
+
+
+@given(
+    values=st.dictionaries(
+        st.sampled_from(["data", "event", "id", "last_event_id", "bogus", "Data"]), _init_value
+    ),
+    args=st.lists(_init_value, max_size=2),
+    subclass=st.booleans(),
+)
+def test_event_call_matches_type_call(values: dict[str, Any], args: list[Any],
+                                      subclass: bool) -> None:
+    """Any arguments, Event or a subclass: calling the class gives what type.__call__ gives
+    (the same field objects, or the same error)."""
+
+    class Sub(Event):
+        __slots__ = ()
+
+    cls = Sub if subclass else Event
+    assert built(cls, *args, **values) == built(call_type, cls, *args, **values)
+
+
+def test_event_subclasses_are_built_by_type_call() -> None:
+    """Subclasses of Event, with or without their own __init__ or __new__, are built as
+    type.__call__ builds them."""
+
+    class Plain(Event):
+        __slots__ = ()
+
+    class WithInit(Event):
+        __slots__ = ("extra",)
+
+        def __init__(self, *, extra: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            object.__setattr__(self, "extra", extra)
+
+    class WithNew(Event):
+        __slots__ = ()
+
+        def __new__(cls, **kwargs: Any) -> WithNew:
+            return object.__new__(cls)
+
+    assert type(Plain(data="a")) is Plain and Plain(data="a").data == "a"
+    item = WithInit(data="b", id="2", extra=3)
+    assert (type(item), item.data, item.id, item.extra) == (WithInit, "b", "2", 3)
+    with pytest.raises(TypeError, match="extra"):
+        WithInit(data="b")
+    assert WithNew(data="c", event="t").event == "t"
+    with pytest.raises(InvalidFieldError):
+        WithNew(data="c", event="")
+    assert _speedups.is_event_call_direct()
+
+
+def test_event_call_errors_are_the_python_ones() -> None:
+    """Wrong calls of Event raise the Python __init__'s errors, with its messages."""
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((), {}), (("a",), {}), ((), {"data": "a", "bogus": 1}), ((), {"event": "x"}),
+        ((), {"data": 5}), ((), {"data": "a", "id": "1\x00"}), ((), {"data": "a", "event": ""}),
+        ((), {"data": "a", "last_event_id": None}), (("a", "b"), {"data": "a"}),
+    ]
+    for args, kwargs in calls:
+        got = built(Event, *args, **kwargs)
+        assert got[0] != "event"
+        with event_init(PY_EVENT_INIT):
+            assert got == built(Event, *args, **kwargs)
+
+
+def test_event_call_kwargs_forms() -> None:
+    """Keywords passed by name, by ** (also with equal names that are other str objects) and
+    through functools.partial or attrs.evolve build the same record."""
+    import functools
+
+    want = Event(data="a", event="e", id="1", last_event_id="1")
+    assert Event(**{"data": "a", "event": "e", "id": "1", "last_event_id": "1"}) == want
+    assert functools.partial(Event, data="a", event="e")(id="1", last_event_id="1") == want
+    assert attrs.evolve(Event(data="z"), data="a", event="e", id="1", last_event_id="1") == want
+    names = {"".join(["da", "ta"]): "a", "".join(["eve", "nt"]): "e", "id": "1",
+             "last_event_id": "1"}  # equal names that are not the interned objects
+    assert Event(**names) == want
+
+
+def test_event_call_no_reference_leaks() -> None:
+    """Calling Event on the direct path (records, errors) leaves reference counts as they
+    were once the records are gone, the class's included."""
+    data, event = "".join(["pay", "load"]), "".join(["ch", "at"])
+    id, bad = "".join(["4", "2"]), "".join(["a\n", "b"])
+    values = (data, event, id, bad, Event)
+
+    def once() -> None:
+        Event(data=data, event=event, id=id, last_event_id=id)
+        Event(data=data)
+        for kwargs in ({"data": data, "event": bad}, {"data": data, "id": bad}, {"data": 1}):
+            with pytest.raises(InvalidFieldError):
+                Event(**kwargs)
+        with pytest.raises(TypeError):
+            Event(data, event=event)  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            Event(data=data, bogus=event)  # type: ignore[call-arg]
+
+    assert _speedups.is_event_call_direct()
+    for _ in range(3):
+        once()
+    gc.collect()
+    before = [sys.getrefcount(value) for value in values]
+    for _ in range(200):
+        once()
+    gc.collect()
+    assert [sys.getrefcount(value) for value in values] == before
+
 def test_serializer_docstrings_are_python_docstrings() -> None:
     """The C serializer functions carry exactly the Python functions' docstrings and the
     same parameter names, so that they can be published directly without wrappers."""
