@@ -17,6 +17,7 @@ Like the core it never reads a clock: every input takes ``now``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
 
 import attrs
@@ -160,6 +161,14 @@ def _target(url: str) -> str:
     return f"{path}?{parts.query}" if parts.query else path
 
 
+def _reason(status: int) -> bytes:
+    """The usual reason phrase of a status (``b""`` for an unknown one)."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
 def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
@@ -186,7 +195,8 @@ class HTTPClient:
         max_redirects: The most redirects one attempt follows before it counts as a network
             error (and the session reconnects with backoff).
         connect_timeout: Seconds an attempt may take from :class:`OpenConnection` to the
-            response head, or ``None``; past it the attempt fails as a lost connection.
+            response head, or ``None``; past it the attempt fails as a lost connection. Each
+            redirect starts the count again.
         max_head_size: The largest response head accepted, in bytes.
 
     Raises:
@@ -537,7 +547,8 @@ class ServerConnection:
         for action in actions:
             if isinstance(action, SendHead):
                 parts.append(self._send(h11.Response(
-                    status_code=action.status, headers=list(action.headers)
+                    status_code=action.status, headers=list(action.headers),
+                    reason=_reason(action.status),
                 )))
                 self._is_head_sent = True
             elif isinstance(action, Send):
@@ -558,6 +569,9 @@ class ServerConnection:
         """A complete plain-text response (e.g. 404, 503), after which the connection closes.
 
         Returns ``b""`` when a response was already started.
+
+        Raises:
+            LocalProtocolError: h11 refuses the status or a header field.
         """
         if self._is_head_sent or self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return b""
@@ -568,15 +582,9 @@ class ServerConnection:
             ("Connection", "close"),
             *headers,
         ]
+        head = self._send(h11.Response(status_code=status, headers=fields, reason=_reason(status)))
         self._is_head_sent = True
-        try:
-            return b"".join([
-                self._send(h11.Response(status_code=status, headers=fields)),
-                self._send(h11.Data(data=body)),
-                self._send(h11.EndOfMessage()),
-            ])
-        except LocalProtocolError:  # h11 refuses when the request head never came
-            return b""
+        return b"".join([head, self._send(h11.Data(data=body)), self._send(h11.EndOfMessage())])
 
     def _send(self, event: h11.Event) -> bytes:
         try:
