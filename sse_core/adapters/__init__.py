@@ -7,27 +7,35 @@ into socket work, so that no adapter writes HTTP or makes a protocol decision.
 """
 
 from ._http import (
+    BUSY_RETRY_AFTER,
     REDIRECT_STATUSES,
+    STREAM_METHODS,
     ClientOutput,
     CloseConnection,
     Endpoint,
     HTTPClient,
     IncomingRequest,
     OpenConnection,
+    Refusal,
     ServerConnection,
     Write,
     endpoint_of,
+    refusal_for,
 )
 
 __all__ = [
+    "BUSY_RETRY_AFTER",
     "REDIRECT_STATUSES",
+    "STREAM_METHODS",
     "ClientOutput",
     "CloseConnection",
     "Endpoint",
     "HTTPClient",
     "IncomingRequest",
     "OpenConnection",
+    "Refusal",
     "ServerConnection",
     "Write",
     "endpoint_of",
+    "refusal_for",
 ]

@@ -41,6 +41,7 @@ from .._client import ClientSession
 from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
+    "BUSY_RETRY_AFTER",
     "ClientOutput",
     "CloseConnection",
     "Endpoint",
@@ -48,9 +49,12 @@ __all__ = [
     "IncomingRequest",
     "OpenConnection",
     "REDIRECT_STATUSES",
+    "Refusal",
+    "STREAM_METHODS",
     "ServerConnection",
     "Write",
     "endpoint_of",
+    "refusal_for",
 ]
 
 #: Statuses a fetch follows (with a ``Location`` field), as the Fetch standard's "redirect
@@ -452,6 +456,57 @@ class IncomingRequest:
     def path(self) -> str:
         """The target's path, without the query."""
         return urlsplit(self.target).path
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """An error response an event-stream server answers instead of the stream.
+
+    Attributes:
+        status: The status code.
+        text: The plain-text body.
+        headers: Extra header fields.
+    """
+
+    status: int
+    text: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+#: Methods an event-stream server serves: ``GET`` (an EventSource) and ``POST`` (clients that
+#: send a body to open the stream).
+STREAM_METHODS = ("GET", "POST")
+
+#: Seconds a client refused for being one too many is asked to wait (``Retry-After``).
+BUSY_RETRY_AFTER = 5
+
+
+def refusal_for(
+    request: IncomingRequest, *, path: str | None, is_available: bool
+) -> Refusal | None:
+    """Whether an event-stream server refuses ``request``, and how.
+
+    Args:
+        request: The request read.
+        path: The only path served, or ``None`` for every path.
+        is_available: Whether the server takes another client (not full, not closing).
+
+    Returns:
+        ``None`` to serve the stream; otherwise 404 for another path, 405 (with ``Allow``)
+        for another method, 503 (with ``Retry-After``) when the server is not available.
+    """
+    if path is not None and request.path != path:
+        return Refusal(status=404, text="not found\n")
+    if request.method not in STREAM_METHODS:
+        allow = ", ".join(STREAM_METHODS)
+        return Refusal(status=405, text="method not allowed\n", headers=(("Allow", allow),))
+    if not is_available:
+        return Refusal(
+            status=503,
+            text="event stream unavailable, try again later\n",
+            headers=(("Retry-After", str(BUSY_RETRY_AFTER)),),
+        )
+    return None
 
 
 class ServerConnection:

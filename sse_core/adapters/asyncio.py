@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import random
-import secrets
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
 from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster, Subscriber
-from .._client import ClientConfig, ClientSession
-from .._errors import InvalidConfigError, RemoteProtocolError
+from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
+from .._client import ClientConfig
+from .._errors import RemoteProtocolError
 from .._events import Event
-from .._metrics import Metrics
-from .._replay import ReplayConfig, ReplayLog, StoredEvent
+from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
+from ._base import ClientBase, ServerBase
 from ._http import (
     ClientOutput,
     CloseConnection,
     Endpoint,
-    HTTPClient,
     IncomingRequest,
     OpenConnection,
     ServerConnection,
@@ -44,7 +41,7 @@ __all__ = ["EventSource", "EventStreamServer"]
 Report = ClientOutput
 
 
-class EventSource:
+class EventSource(ClientBase):
     """An asyncio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -78,18 +75,11 @@ class EventSource:
         max_redirects: int = 20,
         read_size: int = 64 * 1024,
     ) -> None:
-        if isinstance(config, str):
-            config = ClientConfig(url=config)
-        if type(read_size) is not int or read_size < 1:
-            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
-        session = ClientSession(config, rng=rng if rng is not None else random.Random())
-        self._http = HTTPClient(
-            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+        super().__init__(
+            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
+            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
         )
-        self._ssl_context = ssl_context
-        self._on_status = on_status
         self._clock = clock
-        self._read_size = read_size
         self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
         self._connecting = None
         self._reader: asyncio.StreamReader | None = None
@@ -98,18 +88,6 @@ class EventSource:
         self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no socket
         self._is_started = False
         self._is_closing = False
-
-    # --- what the application reads -------------------------------------------------------
-
-    @property
-    def session(self) -> ClientSession:
-        """The sans-IO session (state, ``last_event_id``, ``metrics``, ``ready_state``)."""
-        return self._http.session
-
-    @property
-    def metrics(self) -> Metrics:
-        """The session's counters (deliveries, duplicates, reconnections ...)."""
-        return self._http.session.metrics
 
     async def __aenter__(self) -> EventSource:
         return self
@@ -154,8 +132,7 @@ class EventSource:
                     elif isinstance(output, CloseConnection):
                         self._close_socket()
                     else:
-                        if isinstance(output, ReportStatus) and self._on_status is not None:
-                            self._on_status(output)
+                        self._notify(output)
                         yield output
                 if self._is_closing or self.session.state is ClientState.CLOSED:
                     return
@@ -169,8 +146,7 @@ class EventSource:
             return
         self._is_closing = True
         for output in self._http.close(self._clock()):
-            if isinstance(output, ReportStatus) and self._on_status is not None:
-                self._on_status(output)
+            self._notify(output)
         self._close_socket()
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
@@ -234,7 +210,7 @@ class EventSource:
         self._close_socket()
         context: ssl.SSLContext | None = None
         if endpoint.is_tls:
-            context = self._ssl_context or ssl.create_default_context()
+            context = self._tls_context()
         self._connecting = asyncio.ensure_future(asyncio.open_connection(
             endpoint.host, endpoint.port, ssl=context,
             server_hostname=endpoint.host if context is not None else None,
@@ -336,14 +312,9 @@ class _StreamProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if server._path is not None and request.path != server._path:
-            self._reject(404, "not found\n")
-            return
-        if request.method not in ("GET", "POST"):
-            self._reject(405, "method not allowed\n", [("Allow", "GET, POST")])
-            return
-        if server._broadcaster.is_full or server._is_closing:
-            self._reject(503, "too many clients\n", [("Retry-After", "5")])
+        refusal = server._refusal(request)
+        if refusal is not None:
+            self._reject(refusal.status, refusal.text, list(refusal.headers))
             return
         self._subscriber = server._broadcaster.subscribe(
             request.target, request.headers, server._clock()
@@ -380,7 +351,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._transport.close()
 
 
-class EventStreamServer:
+class EventStreamServer(ServerBase):
     """An asyncio event-stream server: one stream, many clients, resumable.
 
     Each event given to :meth:`publish` is appended to the replay log once (encoded once)
@@ -420,34 +391,14 @@ class EventStreamServer:
         send_timeout: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if send_timeout is not None and not (
-            isinstance(send_timeout, (int, float)) and 0 < send_timeout < float("inf")
-        ):
-            raise InvalidConfigError(
-                f"send_timeout must be a finite number > 0 or None, got {send_timeout!r}"
-            )
-        if replay_log is None:
-            # Ids unique to this server start, so that after a restart an id from before
-            # reads as unknown (an explicit gap) instead of matching an unrelated new event.
-            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
-        self._broadcaster = Broadcaster(
-            replay_log,
-            config=config,
-            max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers,
+        super().__init__(
+            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers, request_timeout=request_timeout,
+            send_timeout=send_timeout,
         )
-        self._path = path
-        self._request_timeout = request_timeout
-        self._send_timeout = send_timeout
         self._clock = clock
         self._protocols: set[_StreamProtocol] = set()
         self._server: asyncio.Server | None = None
-        self._is_closing = False
-
-    @property
-    def broadcaster(self) -> Broadcaster:
-        """The fan-out (subscriber count, ``dropped``, the replay log)."""
-        return self._broadcaster
 
     @property
     def address(self) -> tuple[str, int]:

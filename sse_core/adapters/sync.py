@@ -18,8 +18,6 @@ import contextlib
 import enum
 import errno
 import os
-import random
-import secrets
 import selectors
 import socket
 import ssl
@@ -29,19 +27,18 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from types import TracebackType
 
 from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster, Subscriber
-from .._client import ClientConfig, ClientSession
-from .._errors import InvalidConfigError, RemoteProtocolError
+from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
+from .._client import ClientConfig
+from .._errors import RemoteProtocolError
 from .._events import Event
-from .._metrics import Metrics
-from .._replay import ReplayConfig, ReplayLog, StoredEvent
+from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
+from ._base import ClientBase, ServerBase
 from ._http import (
     ClientOutput,
     CloseConnection,
     Endpoint,
-    HTTPClient,
     IncomingRequest,
     OpenConnection,
     ServerConnection,
@@ -81,15 +78,6 @@ def _drain(reader: socket.socket) -> None:
         pass
 
 
-def _check_duration(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value < float("inf")
-    ):
-        raise InvalidConfigError(f"{name} must be a finite number > 0, got {value!r}")
-
-
 class _Phase(enum.Enum):
     """Where the client's connection is."""
 
@@ -98,7 +86,7 @@ class _Phase(enum.Enum):
     OPEN = "open"  # request sent or being sent, response being read
 
 
-class EventSource:
+class EventSource(ClientBase):
     """A blocking EventSource: iterate to get events, across reconnections.
 
     ``for event in source`` yields each :class:`~sse_core.Event` once, in order, resuming
@@ -141,20 +129,11 @@ class EventSource:
         max_redirects: int = 20,
         read_size: int = 64 * 1024,
     ) -> None:
-        if isinstance(config, str):
-            config = ClientConfig(url=config)
-        if type(read_size) is not int or read_size < 1:
-            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise InvalidConfigError(f"ssl_context must be an SSLContext, got {ssl_context!r}")
-        session = ClientSession(config, rng=rng if rng is not None else random.Random())
-        self._http = HTTPClient(
-            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+        super().__init__(
+            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
+            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
         )
-        self._ssl_context = ssl_context
-        self._on_status = on_status
         self._clock = clock
-        self._read_size = read_size
         # The iterating thread holds _lock except while a report is out with the caller;
         # close() takes it, so it never touches the session or a socket in use.
         self._lock = threading.RLock()
@@ -173,18 +152,6 @@ class EventSource:
         self._is_started = False
         self._is_closing = False  # close() was called (read from other threads)
         self._is_closed = False  # close() finished its work
-
-    # --- what the application reads -------------------------------------------------------
-
-    @property
-    def session(self) -> ClientSession:
-        """The sans-IO session (state, ``last_event_id``, ``metrics``, ``ready_state``)."""
-        return self._http.session
-
-    @property
-    def metrics(self) -> Metrics:
-        """The session's counters (deliveries, duplicates, reconnections ...)."""
-        return self._http.session.metrics
 
     def __enter__(self) -> EventSource:
         return self
@@ -239,8 +206,7 @@ class EventSource:
             self._is_closed = True
             try:
                 for output in self._http.close(self._clock()):
-                    if isinstance(output, ReportStatus) and self._on_status is not None:
-                        self._on_status(output)
+                    self._notify(output)
             finally:
                 self._release()
 
@@ -266,10 +232,9 @@ class EventSource:
                     elif isinstance(output, CloseConnection):
                         self._close_socket()
                     else:
-                        if isinstance(output, ReportStatus) and self._on_status is not None:
-                            self._on_status(output)
-                            if self._is_closing:  # the callback closed the source
-                                break
+                        self._notify(output)
+                        if self._is_closing:  # the on_status callback closed the source
+                            break
                         self._lock.release()
                         try:
                             yield output
@@ -368,7 +333,7 @@ class EventSource:
     def _start_tls(self, sock: socket.socket, endpoint: Endpoint) -> None:
         self._unregister()
         self._sock = None
-        context = self._ssl_context or ssl.create_default_context()
+        context = self._tls_context()
         try:
             wrapped = context.wrap_socket(
                 sock, server_hostname=endpoint.host, do_handshake_on_connect=False
@@ -483,7 +448,7 @@ class _Client:
         self.interest = _READ
 
 
-class EventStreamServer:
+class EventStreamServer(ServerBase):
     """A threaded event-stream server: one stream, many clients, resumable.
 
     Each event given to :meth:`publish` is appended to the replay log once (encoded once)
@@ -541,24 +506,11 @@ class EventStreamServer:
         send_timeout: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-            raise InvalidConfigError(f"path must be None or a str starting with '/', got {path!r}")
-        _check_duration("request_timeout", request_timeout)
-        if send_timeout is not None:
-            _check_duration("send_timeout", send_timeout)
-        if replay_log is None:
-            # Ids unique to this server start, so that after a restart an id from before
-            # reads as unknown (an explicit gap) instead of matching an unrelated new event.
-            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
-        self._broadcaster = Broadcaster(
-            replay_log,
-            config=config,
-            max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers,
+        super().__init__(
+            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers, request_timeout=request_timeout,
+            send_timeout=send_timeout,
         )
-        self._path = path
-        self._request_timeout = float(request_timeout)
-        self._send_timeout = send_timeout
         self._clock = clock
         self._ssl_context: ssl.SSLContext | None = None
         # _lock guards the broadcaster, the clients and the flags below; the loop thread
@@ -572,17 +524,7 @@ class EventStreamServer:
         self._is_wake_pending = False
         self._thread: threading.Thread | None = None
         self._address: tuple[str, int] | None = None
-        self._is_closing = False
         self._close_deadline = 0.0
-
-    @property
-    def broadcaster(self) -> Broadcaster:
-        """The fan-out (subscriber count, ``dropped``, the replay log).
-
-        Its counters may be read from any thread; while the server runs, change it only
-        through :meth:`publish` (the server's thread uses it under a lock).
-        """
-        return self._broadcaster
 
     @property
     def address(self) -> tuple[str, int]:
@@ -825,12 +767,9 @@ class EventStreamServer:
                 return
 
     def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
-        if self._path is not None and request.path != self._path:
-            self._reject(client, 404, "not found\n", now)
-        elif request.method not in ("GET", "POST"):
-            self._reject(client, 405, "method not allowed\n", now, [("Allow", "GET, POST")])
-        elif self._broadcaster.is_full or self._is_closing:
-            self._reject(client, 503, "unavailable\n", now, [("Retry-After", "5")])
+        refusal = self._refusal(request)
+        if refusal is not None:
+            self._reject(client, refusal.status, refusal.text, now, list(refusal.headers))
         else:
             client.deadline = None
             client.subscriber = self._broadcaster.subscribe(request.target, request.headers, now)

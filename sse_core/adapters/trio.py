@@ -12,8 +12,6 @@ from __future__ import annotations
 import collections
 import errno
 import math
-import random
-import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -23,19 +21,18 @@ from typing import Generic, TypeAlias, TypeVar
 import trio
 
 from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster, Subscriber
-from .._client import ClientConfig, ClientSession
-from .._errors import InvalidConfigError, RemoteProtocolError
+from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
+from .._client import ClientConfig
+from .._errors import RemoteProtocolError
 from .._events import Event
-from .._metrics import Metrics
-from .._replay import ReplayConfig, ReplayLog, StoredEvent
+from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
+from ._base import ClientBase, ServerBase
 from ._http import (
     ClientOutput,
     CloseConnection,
     Endpoint,
-    HTTPClient,
     IncomingRequest,
     OpenConnection,
     ServerConnection,
@@ -71,16 +68,6 @@ def _describe(error: BaseException) -> str:
     return repr(error.__cause__ if error.__cause__ is not None else error)
 
 
-def _check_timeout(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidConfigError(f"{name} must be a finite number > 0, got {value!r}")
-
-
 class _Iterator(Generic[_T]):
     """An async iterator over the results of ``step`` (a class, not an async generator, so
     that nothing is left to finalize when a loop is left early)."""
@@ -95,7 +82,7 @@ class _Iterator(Generic[_T]):
         return await self._step()
 
 
-class EventSource:
+class EventSource(ClientBase):
     """A trio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -136,20 +123,11 @@ class EventSource:
         max_redirects: int = 20,
         read_size: int = 64 * 1024,
     ) -> None:
-        if isinstance(config, str):
-            config = ClientConfig(url=config)
-        if type(read_size) is not int or read_size < 1:
-            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise InvalidConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
-        session = ClientSession(config, rng=rng if rng is not None else random.Random())
-        self._http = HTTPClient(
-            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+        super().__init__(
+            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
+            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
         )
-        self._ssl_context = ssl_context
-        self._on_status = on_status
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
-        self._read_size = read_size
         self._stream: _Stream | None = None
         self._endpoint: Endpoint | None = None  # a connection to open
         self._outputs: collections.deque[ClientOutput] = collections.deque()
@@ -157,18 +135,6 @@ class EventSource:
         self._is_iterated = False
         self._is_started = False
         self._is_closing = False
-
-    # --- what the application reads -------------------------------------------------------
-
-    @property
-    def session(self) -> ClientSession:
-        """The sans-IO session (state, ``last_event_id``, ``metrics``, ``ready_state``)."""
-        return self._http.session
-
-    @property
-    def metrics(self) -> Metrics:
-        """The session's counters (deliveries, duplicates, reconnections ...)."""
-        return self._http.session.metrics
 
     async def __aenter__(self) -> EventSource:
         return self
@@ -206,8 +172,7 @@ class EventSource:
             self._is_closing = True
             self._outputs.clear()
             for output in self._http.close(self._clock()):
-                if isinstance(output, ReportStatus) and self._on_status is not None:
-                    self._on_status(output)
+                self._notify(output)
             if self._scope is not None:
                 self._scope.cancel()
             self._endpoint = None
@@ -245,8 +210,7 @@ class EventSource:
                     self._endpoint = None
                     self._close_stream()
                 else:
-                    if isinstance(output, ReportStatus) and self._on_status is not None:
-                        self._on_status(output)
+                    self._notify(output)
                     return output
             if self._is_closing or self.session.state is ClientState.CLOSED:
                 break
@@ -346,7 +310,7 @@ class EventSource:
         if not endpoint.is_tls:
             return tcp
         if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
+            self._ssl_context = self._tls_context()  # made once, kept for reconnections
         tls = trio.SSLStream(
             tcp, self._ssl_context, server_hostname=endpoint.host, https_compatible=True
         )
@@ -405,7 +369,7 @@ class _Connection:
             self.woken.set()
 
 
-class EventStreamServer:
+class EventStreamServer(ServerBase):
     """A trio event-stream server: one stream, many clients, resumable.
 
     Each event given to :meth:`publish` is appended to the replay log once (encoded once)
@@ -456,24 +420,11 @@ class EventStreamServer:
         send_timeout: float | None = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if send_timeout is not None:
-            _check_timeout("send_timeout", send_timeout)
-        if replay_log is None:
-            # Ids unique to this server start, so that after a restart an id from before
-            # reads as unknown (an explicit gap) instead of matching an unrelated new event.
-            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
-        self._broadcaster = Broadcaster(
-            replay_log,
-            config=config,
-            max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers,
+        super().__init__(
+            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
+            max_subscribers=max_subscribers, request_timeout=request_timeout,
+            send_timeout=send_timeout,
         )
-        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-            raise InvalidConfigError(f"path must be None or start with '/', got {path!r}")
-        _check_timeout("request_timeout", request_timeout)
-        self._path = path
-        self._request_timeout = request_timeout
-        self._send_timeout = send_timeout
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
         self._connections: set[_Connection] = set()
         self._listeners: list[trio.SocketListener] = []
@@ -482,12 +433,6 @@ class EventStreamServer:
         self._stopped = trio.Event()
         self._exit_stack: AsyncExitStack | None = None
         self._is_serving = False
-        self._is_closing = False
-
-    @property
-    def broadcaster(self) -> Broadcaster:
-        """The fan-out (subscriber count, ``dropped``, the replay log)."""
-        return self._broadcaster
 
     @property
     def address(self) -> tuple[str, int]:
@@ -684,14 +629,10 @@ class EventStreamServer:
         self, stream: _Stream, http: ServerConnection, request: IncomingRequest
     ) -> bool:
         """Answer a request that gets no stream; whether it was one."""
-        if self._path is not None and request.path != self._path:
-            await self._reject(stream, http, 404, "not found\n")
-        elif request.method not in ("GET", "POST"):
-            await self._reject(stream, http, 405, "method not allowed\n", [("Allow", "GET, POST")])
-        elif self._broadcaster.is_full or self._is_closing:
-            await self._reject(stream, http, 503, "too many clients\n", [("Retry-After", "5")])
-        else:
+        refusal = self._refusal(request)
+        if refusal is None:
             return False
+        await self._reject(stream, http, refusal.status, refusal.text, list(refusal.headers))
         return True
 
     async def _reject(
