@@ -178,7 +178,14 @@ typedef struct {
     int is_ascii;
     PyObject *str;
     int has_cr; /* lines may end in CR or CRLF too, not only LF (see find_eol) */
+    /* With has_cr, find_eol's memory: the first LF at or after lf_from is at lf_at (n when
+     * there is none), and likewise for CR. */
+    Py_ssize_t lf_from, lf_at, cr_from, cr_at;
 } Text;
+
+#define TEXT_INIT(str, len, cr)                                                \
+    {PyUnicode_KIND(str), PyUnicode_DATA(str), (len), PyUnicode_IS_ASCII(str), (str), (cr), \
+     0, -1, 0, -1}
 
 #define CHAR(t, i) PyUnicode_READ((t)->kind, (t)->buf, (i))
 
@@ -207,6 +214,31 @@ typedef struct {
         return -1;                                                             \
     } while (0)
 
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h>
+/* Index of the first `c` in p[start:end], or -1: eight characters per SSE2 comparison. */
+static Py_ssize_t
+find_ucs2(const Py_UCS2 *p, Py_ssize_t start, Py_ssize_t end, Py_UCS2 c)
+{
+    const __m128i wanted = _mm_set1_epi16((short)c);
+    Py_ssize_t i = start;
+    for (; i + 8 <= end; i += 8) {
+        __m128i block = _mm_loadu_si128((const __m128i *)(p + i));
+        int mask = _mm_movemask_epi8(_mm_cmpeq_epi16(block, wanted));
+        if (mask != 0) {
+            return i + (__builtin_ctz((unsigned)mask) >> 1);
+        }
+    }
+    for (; i < end; i++) {
+        if (p[i] == c) {
+            return i;
+        }
+    }
+    return -1;
+}
+#define HAVE_FIND_UCS2 1
+#endif
+
 static Py_ssize_t
 find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
 {
@@ -217,7 +249,11 @@ find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
         return hit == NULL ? -1 : hit - p;
     }
     case PyUnicode_2BYTE_KIND:
+#ifdef HAVE_FIND_UCS2
+        return find_ucs2((const Py_UCS2 *)t->buf, start, end, (Py_UCS2)ch);
+#else
         FIND_WIDE(Py_UCS2);
+#endif
     default: {
 #if defined(__SIZEOF_WCHAR_T__) && __SIZEOF_WCHAR_T__ == 4
         const wchar_t *p = (const wchar_t *)t->buf;
@@ -230,46 +266,31 @@ find_char(const Text *t, Py_ssize_t start, Py_ssize_t end, Py_UCS4 ch)
     }
 }
 
-/* Index of the first CR or LF in [start, end), or -1; blocks of characters are tested with a
- * loop free of early exits, which compilers vectorise. */
-#define FIND_EOL(TYPE, BLOCK)                                                  \
-    do {                                                                       \
-        const TYPE *p = (const TYPE *)t->buf;                                  \
-        Py_ssize_t i = start;                                                  \
-        for (; i + BLOCK <= end; i += BLOCK) {                                 \
-            int hit = 0;                                                       \
-            for (int j = 0; j < BLOCK; j++) {                                  \
-                hit |= (p[i + j] == '\n') | (p[i + j] == '\r');                \
-            }                                                                  \
-            if (hit) {                                                         \
-                break;                                                         \
-            }                                                                  \
-        }                                                                      \
-        for (; i < end; i++) {                                                 \
-            if (p[i] == '\n' || p[i] == '\r') {                                \
-                return i;                                                      \
-            }                                                                  \
-        }                                                                      \
-        return -1;                                                             \
-    } while (0)
-
-/* Index of the first line ending in [start, end), or -1: LF, or also CR when the text has
+/* Index of the first line ending in [start, t->n), or -1: LF, or also CR when the text has
  * CRs ("a CRLF pair, a single LF, and a single CR ... being the ways in which a line can
- * end"). A CRLF pair is found at its CR; after_eol steps over the whole pair. */
+ * end"). A CRLF pair is found at its CR; after_eol steps over the whole pair. With CRs, the
+ * next CR and the next LF are each found with one search (memchr for one-byte text) and
+ * remembered, so a text of CRLF lines is searched about twice, not once per line per
+ * character class. */
 static Py_ssize_t
-find_eol(const Text *t, Py_ssize_t start, Py_ssize_t end)
+find_eol(Text *t, Py_ssize_t start)
 {
+    Py_ssize_t n = t->n;
     if (!t->has_cr) {
-        return find_char(t, start, end, '\n');
+        return find_char(t, start, n, '\n');
     }
-    switch (t->kind) {
-    case PyUnicode_1BYTE_KIND:
-        FIND_EOL(Py_UCS1, 32);
-    case PyUnicode_2BYTE_KIND:
-        FIND_EOL(Py_UCS2, 16);
-    default:
-        FIND_EOL(Py_UCS4, 16);
+    if (start < t->lf_from || start > t->lf_at) {
+        Py_ssize_t at = find_char(t, start, n, '\n');
+        t->lf_from = start;
+        t->lf_at = at < 0 ? n : at;
     }
+    if (start < t->cr_from || start > t->cr_at) {
+        Py_ssize_t at = find_char(t, start, n, '\r');
+        t->cr_from = start;
+        t->cr_at = at < 0 ? n : at;
+    }
+    Py_ssize_t eol = t->lf_at < t->cr_at ? t->lf_at : t->cr_at;
+    return eol < n ? eol : -1;
 }
 
 /* Index of the character after the line ending at `eol` (the text's end bounds a CRLF pair:
@@ -683,9 +704,8 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
         return -1;
     }
 #endif
-    Text text = {PyUnicode_KIND(complete), PyUnicode_DATA(complete), n,
-                 PyUnicode_IS_ASCII(complete), complete, has_cr};
-    const Text *t = &text;
+    Text text = TEXT_INIT(complete, n, has_cr);
+    Text *t = &text;
 
     int result = -1;
     PyObject *data = NULL, *event_type = NULL, *own_id = NULL, *id_buffer = NULL;
@@ -731,7 +751,7 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
      * blank line that is the first line of its block does not end it). */
     int at_block_start = 1;
     while (pos < n) {
-        Py_ssize_t eol = find_eol(t, pos, n), next;
+        Py_ssize_t eol = find_eol(t, pos), next;
         if (eol < 0) {
             /* Only when `complete` breaks its contract (no final LF): like the Python code,
              * the last character is then dropped as if it were the LF. */
@@ -752,7 +772,7 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
                  * block). The event's data is each line less its prefix, joined by LF. */
                 Py_ssize_t p = pos, joined = -1, block_end = -1;
                 for (;;) {
-                    Py_ssize_t e = find_eol(t, p, n);
+                    Py_ssize_t e = find_eol(t, p);
                     if (e < 0) {
                         break;
                     }
@@ -1268,11 +1288,10 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         /* Only a chunk longer than the limit can hold a line longer than the limit. (With CRLF
          * line endings complete_len counts each pair as two characters, so this lets more
          * chunks through to the check; the check itself measures lines without endings.) */
-        Text whole = {PyUnicode_KIND(complete), PyUnicode_DATA(complete), complete_len,
-                      PyUnicode_IS_ASCII(complete), complete, has_cr};
+        Text whole = TEXT_INIT(complete, complete_len, has_cr);
         Py_ssize_t offset = 0;
         while (offset <= complete_len) {
-            Py_ssize_t stop = find_eol(&whole, offset, complete_len);
+            Py_ssize_t stop = find_eol(&whole, offset);
             Py_ssize_t next = stop < 0 ? complete_len + 1 : after_eol(&whole, stop);
             stop = stop < 0 ? complete_len : stop;
             if (stop - offset > max_line) {
