@@ -15,8 +15,12 @@ fi
 stamp=.venv/.sse-core-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
         || [ sse_core/_speedups.c -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]' 2>&1 \
-        | grep -v "is ignored" || true
+    echo "installing sse_core and its tools into .venv (once) ..." >&2
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]' \
+            > .venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 
