@@ -606,17 +606,33 @@ substring_cached(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject **cac
 /* Parser is a slotted class: for an instance of exactly the class seen first, its attributes
  * are read and written at their slot offsets (as the slot descriptors do); any other object
  * goes through ordinary attribute access. */
-#define N_PARSER_SLOTS 16
+/* The parser's slots by index (their names are in parser_slot_names, in this order). */
+enum {
+    P_DATA,
+    P_DATA_SIZE,
+    P_EVENT_TYPE,
+    P_OWN_ID,
+    P_ID_BUFFER,
+    P_LAST_EVENT_ID,
+    P_MAX_EVENT_SIZE_ATTR,
+    P_STATE,
+    P_DECODER,
+    P_IS_AT_START,
+    P_PENDING_LF,
+    P_TAIL,
+    P_TAIL_SIZE,
+    P_MAX_LINE_LENGTH_ATTR,
+    N_PARSER_SLOTS
+};
 static PyTypeObject *parser_cls;
 static PyObject *parser_slot_names[N_PARSER_SLOTS];
 static Py_ssize_t parser_slot_offsets[N_PARSER_SLOTS];
-static int n_parser_slots;
 
 static void
 learn_parser_slots(PyObject *parser)
 {
     PyTypeObject *cls = Py_TYPE(parser);
-    for (int i = 0; i < n_parser_slots; i++) {
+    for (int i = 0; i < N_PARSER_SLOTS; i++) {
         const char *name = PyUnicode_AsUTF8(parser_slot_names[i]);
         if (name == NULL || slot_offset(cls, name, &parser_slot_offsets[i]) < 0) {
             PyErr_Clear(); /* not the class that defines the slots: try the next caller's */
@@ -627,27 +643,21 @@ learn_parser_slots(PyObject *parser)
     parser_cls = cls;
 }
 
-static Py_ssize_t
-parser_offset(PyObject *parser, PyObject *name)
+/* The offset of slot `index` in `parser`, or 0 when it is not an instance of the class. */
+static inline Py_ssize_t
+parser_offset(PyObject *parser, int index)
 {
     if (parser_cls == NULL) {
         learn_parser_slots(parser);
     }
-    if (Py_TYPE(parser) == parser_cls) {
-        for (int i = 0; i < n_parser_slots; i++) {
-            if (parser_slot_names[i] == name) {
-                return parser_slot_offsets[i];
-            }
-        }
-    }
-    return 0;
+    return Py_TYPE(parser) == parser_cls ? parser_slot_offsets[index] : 0;
 }
 
-/* parser.<name>, a new reference. */
+/* The parser's attribute `index` (a P_* constant), a new reference. */
 static PyObject *
-get_attr(PyObject *parser, PyObject *name)
+get_attr(PyObject *parser, int index)
 {
-    Py_ssize_t offset = parser_offset(parser, name);
+    Py_ssize_t offset = parser_offset(parser, index);
     if (offset > 0) {
         PyObject *value = SLOT(parser, offset);
         if (value != NULL) {
@@ -655,20 +665,20 @@ get_attr(PyObject *parser, PyObject *name)
             return value;
         }
     }
-    return PyObject_GetAttr(parser, name);
+    return PyObject_GetAttr(parser, parser_slot_names[index]);
 }
 
-/* parser.<name> = value. */
+/* Set the parser's attribute `index` (a P_* constant) to `value`. */
 static int
-set_attr(PyObject *parser, PyObject *name, PyObject *value)
+set_attr(PyObject *parser, int index, PyObject *value)
 {
-    Py_ssize_t offset = parser_offset(parser, name);
+    Py_ssize_t offset = parser_offset(parser, index);
     if (offset > 0) {
         Py_INCREF(value);
         Py_XSETREF(SLOT(parser, offset), value);
         return 0;
     }
-    return PyObject_SetAttr(parser, name, value);
+    return PyObject_SetAttr(parser, parser_slot_names[index], value);
 }
 
 /* --- Parser._process ----------------------------------------------------------------------- */
@@ -717,16 +727,16 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
     Py_ssize_t size, max_size;
 
     /* The spec's buffers, in locals for the call (see the Python docstring). */
-    if ((data = get_attr(parser, s_data)) == NULL
-        || (max_obj = get_attr(parser, s_max_event_size_attr)) == NULL
-        || (event_type = get_attr(parser, s_event_type)) == NULL
-        || (own_id = get_attr(parser, s_own_id)) == NULL
-        || (id_buffer = get_attr(parser, s_id_buffer)) == NULL
-        || (committed = get_attr(parser, s_last_event_id)) == NULL) {
+    if ((data = get_attr(parser, P_DATA)) == NULL
+        || (max_obj = get_attr(parser, P_MAX_EVENT_SIZE_ATTR)) == NULL
+        || (event_type = get_attr(parser, P_EVENT_TYPE)) == NULL
+        || (own_id = get_attr(parser, P_OWN_ID)) == NULL
+        || (id_buffer = get_attr(parser, P_ID_BUFFER)) == NULL
+        || (committed = get_attr(parser, P_LAST_EVENT_ID)) == NULL) {
         goto done;
     }
     {
-        PyObject *size_obj = get_attr(parser, s_data_size);
+        PyObject *size_obj = get_attr(parser, P_DATA_SIZE);
         if (size_obj == NULL) {
             goto done;
         }
@@ -917,15 +927,15 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
         if (size_obj == NULL) {
             goto done;
         }
-        int rc = set_attr(parser, s_data, target);
+        int rc = set_attr(parser, P_DATA, target);
         if (rc == 0) {
-            rc = set_attr(parser, s_data_size, size_obj);
+            rc = set_attr(parser, P_DATA_SIZE, size_obj);
         }
         Py_DECREF(size_obj);
-        if (rc < 0 || set_attr(parser, s_event_type, event_type) < 0
-            || set_attr(parser, s_own_id, own_id) < 0
-            || set_attr(parser, s_id_buffer, id_buffer) < 0
-            || set_attr(parser, s_last_event_id, committed) < 0) {
+        if (rc < 0 || set_attr(parser, P_EVENT_TYPE, event_type) < 0
+            || set_attr(parser, P_OWN_ID, own_id) < 0
+            || set_attr(parser, P_ID_BUFFER, id_buffer) < 0
+            || set_attr(parser, P_LAST_EVENT_ID, committed) < 0) {
             goto done;
         }
     }
@@ -985,7 +995,7 @@ static PyObject *s_max_line_length_attr;
 static PyObject *
 decode_chunk(PyObject *parser, PyObject *data)
 {
-    PyObject *decoder = get_attr(parser, s_decoder);
+    PyObject *decoder = get_attr(parser, P_DECODER);
     if (decoder == NULL) {
         return NULL;
     }
@@ -1053,9 +1063,9 @@ rfind_eol(PyObject *text, int has_cr)
 }
 
 static int
-set_bool(PyObject *obj, PyObject *name, int value)
+set_bool(PyObject *obj, int index, int value)
 {
-    return set_attr(obj, name, value ? Py_True : Py_False);
+    return set_attr(obj, index, value ? Py_True : Py_False);
 }
 
 /* Parser.feed(data) for an open or failed parser: the Python method, step by step, with
@@ -1123,7 +1133,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
             return NULL;
         }
     }
-    PyObject *state = get_attr(parser, s_state);
+    PyObject *state = get_attr(parser, P_STATE);
     if (state == NULL) {
         return NULL;
     }
@@ -1151,7 +1161,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         goto empty;
     }
     /* "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)". */
-    if ((flag = get_attr(parser, s_is_at_start)) == NULL) {
+    if ((flag = get_attr(parser, P_IS_AT_START)) == NULL) {
         goto done;
     }
     int truth = PyObject_IsTrue(flag);
@@ -1160,7 +1170,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         goto done;
     }
     if (truth) {
-        if (set_bool(parser, s_is_at_start, 0) < 0) {
+        if (set_bool(parser, P_IS_AT_START, 0) < 0) {
             goto done;
         }
         if (PyUnicode_READ_CHAR(text, 0) == 0xFEFF) {
@@ -1174,7 +1184,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         }
     }
     /* A CR ended the previous chunk; an LF right after it completes a CRLF pair. */
-    if ((flag = get_attr(parser, s_pending_lf)) == NULL) {
+    if ((flag = get_attr(parser, P_PENDING_LF)) == NULL) {
         goto done;
     }
     truth = PyObject_IsTrue(flag);
@@ -1183,7 +1193,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         goto done;
     }
     if (truth) {
-        if (set_bool(parser, s_pending_lf, 0) < 0) {
+        if (set_bool(parser, P_PENDING_LF, 0) < 0) {
             goto done;
         }
         if (PyUnicode_READ_CHAR(text, 0) == '\n') {
@@ -1202,13 +1212,13 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
      * in place (find_eol), which gives the same lines without a copy of the text. */
     int has_cr = PyUnicode_FindChar(text, '\r', 0, n, 1) >= 0;
     if (has_cr
-        && set_bool(parser, s_pending_lf, PyUnicode_READ_CHAR(text, n - 1) == '\r') < 0) {
+        && set_bool(parser, P_PENDING_LF, PyUnicode_READ_CHAR(text, n - 1) == '\r') < 0) {
         goto done;
     }
     Py_ssize_t end = rfind_eol(text, has_cr), max_line;
-    if ((max_obj = get_attr(parser, s_max_line_length_attr)) == NULL
+    if ((max_obj = get_attr(parser, P_MAX_LINE_LENGTH_ATTR)) == NULL
         || get_ssize(max_obj, &max_line) < 0
-        || (tail = get_attr(parser, s_tail)) == NULL) {
+        || (tail = get_attr(parser, P_TAIL)) == NULL) {
         goto done;
     }
     if (!PyList_Check(tail)) {
@@ -1217,7 +1227,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     }
     if (end < 0) {
         /* No line ends in this chunk: keep the piece until one does. */
-        PyObject *size_obj = get_attr(parser, s_tail_size);
+        PyObject *size_obj = get_attr(parser, P_TAIL_SIZE);
         Py_ssize_t size;
         if (size_obj == NULL) {
             goto done;
@@ -1235,7 +1245,7 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         if (PyList_Append(tail, text) < 0 || (size_obj = PyLong_FromSsize_t(size)) == NULL) {
             goto done;
         }
-        truth = set_attr(parser, s_tail_size, size_obj);
+        truth = set_attr(parser, P_TAIL_SIZE, size_obj);
         Py_DECREF(size_obj);
         if (truth < 0) {
             goto done;
@@ -1272,13 +1282,13 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
             Py_INCREF(rest);
             PyList_SET_ITEM(new_tail, 0, rest);
         }
-        truth = set_attr(parser, s_tail, new_tail);
+        truth = set_attr(parser, P_TAIL, new_tail);
         Py_DECREF(new_tail);
         PyObject *size_obj = truth < 0 ? NULL : PyLong_FromSsize_t(rest_len);
         if (size_obj == NULL) {
             goto done;
         }
-        truth = set_attr(parser, s_tail_size, size_obj);
+        truth = set_attr(parser, P_TAIL_SIZE, size_obj);
         Py_DECREF(size_obj);
         if (truth < 0 || (out = PyList_New(0)) == NULL) {
             goto done;
@@ -2114,12 +2124,23 @@ PyInit__speedups(void)
     if (intern_all() < 0) {
         return NULL;
     }
-    PyObject *slot_names[] = {s_data, s_data_size, s_event_type, s_own_id, s_id_buffer,
-                              s_last_event_id, s_max_event_size_attr, s_state, s_decoder,
-                              s_is_at_start, s_pending_lf, s_tail, s_tail_size,
-                              s_max_line_length_attr};
-    n_parser_slots = (int)(sizeof(slot_names) / sizeof(slot_names[0]));
-    for (int i = 0; i < n_parser_slots; i++) {
+    PyObject *slot_names[N_PARSER_SLOTS] = {
+        [P_DATA] = s_data,
+        [P_DATA_SIZE] = s_data_size,
+        [P_EVENT_TYPE] = s_event_type,
+        [P_OWN_ID] = s_own_id,
+        [P_ID_BUFFER] = s_id_buffer,
+        [P_LAST_EVENT_ID] = s_last_event_id,
+        [P_MAX_EVENT_SIZE_ATTR] = s_max_event_size_attr,
+        [P_STATE] = s_state,
+        [P_DECODER] = s_decoder,
+        [P_IS_AT_START] = s_is_at_start,
+        [P_PENDING_LF] = s_pending_lf,
+        [P_TAIL] = s_tail,
+        [P_TAIL_SIZE] = s_tail_size,
+        [P_MAX_LINE_LENGTH_ATTR] = s_max_line_length_attr,
+    };
+    for (int i = 0; i < N_PARSER_SLOTS; i++) {
         parser_slot_names[i] = slot_names[i];
     }
     if (utf8_decoder_cls == NULL) {
