@@ -1116,6 +1116,48 @@ python_fallback(PyObject **slot, const char *module_name, const char *name)
     return *slot;
 }
 
+/* "".join(tail + [text[:len]]): the pieces of the unfinished line and the text's whole lines,
+ * copied once into a str of the widest kind among them (the Python code copies the text's
+ * lines out first, then joins). The result is only read by process_lines, which makes every
+ * str it hands out canonical (PyUnicode_Substring, join_data); it may hold characters of a
+ * narrower kind than its own. NULL without an exception when a piece is not an exact str
+ * (the caller then does what the Python code does). */
+static PyObject *
+join_tail(PyObject *tail, PyObject *text, Py_ssize_t len)
+{
+    Py_ssize_t n_pieces = PyList_GET_SIZE(tail), total = len;
+    Py_UCS4 top = PyUnicode_MAX_CHAR_VALUE(text);
+    for (Py_ssize_t i = 0; i < n_pieces; i++) {
+        PyObject *piece = PyList_GET_ITEM(tail, i);
+        if (!PyUnicode_CheckExact(piece)) {
+            return NULL;
+        }
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(piece) < 0) {
+            return NULL;
+        }
+#endif
+        Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(piece);
+        top = m > top ? m : top;
+        total += PyUnicode_GET_LENGTH(piece);
+    }
+    PyObject *result = PyUnicode_New(total, top);
+    if (result == NULL) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(result);
+    void *buf = PyUnicode_DATA(result);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n_pieces; i++) {
+        PyObject *piece = PyList_GET_ITEM(tail, i);
+        Py_ssize_t piece_len = PyUnicode_GET_LENGTH(piece);
+        copy_chars(kind, buf, at, PyUnicode_KIND(piece), PyUnicode_DATA(piece), 0, piece_len);
+        at += piece_len;
+    }
+    copy_chars(kind, buf, at, PyUnicode_KIND(text), PyUnicode_DATA(text), 0, len);
+    return result;
+}
+
 static PyObject *
 feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -1256,11 +1298,15 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
      * pending (no copy), else the pieces of the pending line joined with the text's lines. */
     Py_ssize_t complete_len = end + 1;
     if (PyList_GET_SIZE(tail) > 0) {
-        PyObject *piece = PyUnicode_Substring(text, 0, end + 1);
-        if (append_new(tail, piece) < 0) {
-            goto done;
+        complete = join_tail(tail, text, end + 1);
+        if (complete == NULL && !PyErr_Occurred()) {
+            /* Unusual pieces in the tail: exactly what the Python code does. */
+            PyObject *piece = PyUnicode_Substring(text, 0, end + 1);
+            if (append_new(tail, piece) < 0) {
+                goto done;
+            }
+            complete = PyUnicode_Join(s_empty, tail);
         }
-        complete = PyUnicode_Join(s_empty, tail);
         if (complete != NULL) {
             complete_len = PyUnicode_GET_LENGTH(complete);
         }

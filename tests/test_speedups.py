@@ -551,6 +551,42 @@ def test_huge_limits(impl: str) -> None:
     assert run(impl, [stream], **config) == run("python", [stream], **config)
 
 
+
+@accelerated
+@pytest.mark.parametrize("chunks", [
+    [b"data: ab", b"c\r\n\r\n"],
+    [b"data: a", "\u00e9".encode(), "\u65e5\U0001f600\n\ndata: b\n".encode(), b"\n"],
+    [b"id: 1", b"2", b"3\r", b"\ndata: ", "\U0001f600".encode(), b"\r\n", b"\r\n"],
+    [b":", "\U0001f600".encode(), b"x", "\u00e9\r\n".encode()],
+    ["data: \u00e9".encode(), b"x", b"y\n\n"],
+])
+def test_unfinished_line_joined_with_wider_and_narrower_text(impl: str,
+                                                             chunks: list[bytes]) -> None:
+    """An unfinished line whose pieces and completing text are of different str kinds: the
+    same trace, and every str handed out is canonical (equal to its copy through encode)."""
+    trace = run(impl, chunks)
+    assert trace == run("python", chunks)
+    for item in items_of(trace)[0]:
+        for value in attrs.astuple(item):
+            if isinstance(value, str):
+                assert value == value.encode("utf-8", "surrogatepass").decode(
+                    "utf-8", "surrogatepass")
+                assert hash(value) == hash("".join(list(value)))
+
+
+@accelerated
+def test_unusual_tail_pieces_match_python(impl: str) -> None:
+    """A tail list holding a str subclass (only reachable by writing the private slot) is
+    joined as the Python code joins it."""
+    results = []
+    for name in (impl, "python"):
+        with using(name):
+            parser = Parser()
+            parser.feed(b"data: a")
+            parser._tail = [_Str(piece) for piece in parser._tail]
+            results.append((parser.feed(b"b\n\n"), state(parser)))
+    assert results[0] == results[1]
+
 @accelerated
 def test_parser_subclass(impl: str) -> None:
     """A subclass of Parser (whose slots the accelerator does not address directly) parses
