@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -109,35 +110,44 @@ class Harness:
             await self.proxy.close()
         await self.server.aclose(grace=0.0)
 
+    async def run(self, count: int, script: Callable[[EventSource], Awaitable[None]]) -> None:
+        """Start, let ``script`` act once the client is subscribed, wait for ``count``
+        deliveries, and close everything whatever happens."""
+        source = await self.start()
+        try:
+            async with source:
+                consumer = asyncio.create_task(self.consume(source, count))
+                await self.subscribed()
+                await script(source)
+                await asyncio.wait_for(consumer, 30.0)
+        finally:
+            await self.close()
+
+    async def received_at_least(self, count: int) -> None:
+        while len(self.received) < count:
+            await asyncio.sleep(0.01)
+
 
 def test_thirty_second_outage() -> None:
     """The network refuses every connection for 30 s while the server keeps publishing;
     afterwards the client resumes and has every event exactly once, in order."""
+    harness = Harness(ReplayLog(ReplayConfig(max_events=10_000)))
 
-    async def main() -> Harness:
-        harness = Harness(ReplayLog(ReplayConfig(max_events=10_000)))
-        source = await harness.start()
+    async def script(source: EventSource) -> None:
         assert harness.proxy is not None
-        try:
-            async with source:
-                consumer = asyncio.create_task(harness.consume(source, 3 + 300 + 3))
-                await harness.subscribed()
-                await harness.publish(3, 0.01)
-                harness.proxy.default = Refuse()
-                outage_started = time.monotonic()
-                await harness.proxy.reset_all()
-                await harness.publish(300, 0.1)  # 30 s of events nobody can receive
-                assert time.monotonic() - outage_started >= 30.0
-                harness.proxy.default = Pass()
-                await harness.publish(3, 0.01)
-                await asyncio.wait_for(consumer, 30.0)
-                assert source.metrics.reconnections == 1
-                assert source.metrics.time_to_reconnect.maximum >= 30.0
-        finally:
-            await harness.close()
-        return harness
+        await harness.publish(3, 0.01)
+        harness.proxy.default = Refuse()
+        outage_started = time.monotonic()
+        await harness.proxy.reset_all()
+        await harness.publish(300, 0.1)  # 30 s of events nobody can receive
+        assert time.monotonic() - outage_started >= 30.0
+        harness.proxy.default = Pass()
+        await harness.publish(3, 0.01)
+        await harness.received_at_least(306)
+        assert source.metrics.reconnections == 1
+        assert source.metrics.time_to_reconnect.maximum >= 30.0
 
-    harness = asyncio.run(main())
+    asyncio.run(harness.run(306, script))
     assert harness.received == harness.published
     assert harness.gaps == []
     states = [state for _, state in harness.states]
@@ -148,25 +158,16 @@ def test_thirty_second_outage() -> None:
 def test_server_restart_with_the_replay_log() -> None:
     """The server restarts on another port with its replay log kept (as a durable log
     would): the client resumes from its Last-Event-ID and nothing is lost or repeated."""
+    harness = Harness(ReplayLog(ReplayConfig(max_events=10_000)))
 
-    async def main() -> Harness:
-        harness = Harness(ReplayLog(ReplayConfig(max_events=10_000)))
-        source = await harness.start()
-        try:
-            async with source:
-                consumer = asyncio.create_task(harness.consume(source, 150))
-                await harness.subscribed()
-                await harness.publish(50, 0.002)
-                await harness.restart(harness.log)
-                await harness.publish(50, 0.002)  # published while the client is away
-                await harness.subscribed()
-                await harness.publish(50, 0.002)
-                await asyncio.wait_for(consumer, 30.0)
-        finally:
-            await harness.close()
-        return harness
+    async def script(source: EventSource) -> None:
+        await harness.publish(50, 0.002)
+        await harness.restart(harness.log)
+        await harness.publish(50, 0.002)  # published while the client is away
+        await harness.subscribed()
+        await harness.publish(50, 0.002)
 
-    harness = asyncio.run(main())
+    asyncio.run(harness.run(150, script))
     assert harness.received == harness.published
     assert harness.gaps == []
 
@@ -174,53 +175,32 @@ def test_server_restart_with_the_replay_log() -> None:
 def test_server_restart_without_the_replay_log() -> None:
     """The server restarts with an empty log (a new epoch): the client's id is unknown, so
     it gets an explicit gap report, then every event of the new server once, in order."""
+    harness = Harness(ReplayLog(ReplayConfig(max_events=10_000, epoch="a")))
 
-    async def main() -> tuple[Harness, list[str]]:
-        harness = Harness(ReplayLog(ReplayConfig(max_events=10_000, epoch="a")))
-        source = await harness.start()
-        try:
-            async with source:
-                consumer = asyncio.create_task(harness.consume(source, 100))
-                await harness.subscribed()
-                await harness.publish(50, 0.002)
-                while len(harness.received) < 50:
-                    await asyncio.sleep(0.01)
-                # A new log with an epoch of its own, as every server start should have.
-                await harness.restart(ReplayLog(ReplayConfig(max_events=10_000, epoch="b")))
-                lost = len(harness.published)
-                await harness.publish(50, 0.002)  # the new server's events
-                await asyncio.wait_for(consumer, 30.0)
-        finally:
-            await harness.close()
-        return harness, harness.published[lost:]
+    async def script(source: EventSource) -> None:
+        await harness.publish(50, 0.002)
+        await harness.received_at_least(50)
+        # A new log with an epoch of its own, as every server start should have.
+        await harness.restart(ReplayLog(ReplayConfig(max_events=10_000, epoch="b")))
+        await harness.publish(50, 0.002)  # the new server's events
 
-    harness, after_restart = asyncio.run(main())
+    asyncio.run(harness.run(100, script))
     assert [gap.reason for gap in harness.gaps] == ["unknown"]
-    assert harness.received == harness.published[:50] + after_restart
+    assert harness.received == harness.published
 
 
 def test_restart_with_the_default_log_reports_a_gap() -> None:
     """A server using the default log restarts (losing it): its ids carry a per-start epoch,
     so the client's id reads as unknown -- a gap report, never a silent loss."""
+    harness = Harness(None)
 
-    async def main() -> Harness:
-        harness = Harness(None)
-        source = await harness.start()
-        try:
-            async with source:
-                consumer = asyncio.create_task(harness.consume(source, 40))
-                await harness.subscribed()
-                await harness.publish(20, 0.002)
-                while len(harness.received) < 20:
-                    await asyncio.sleep(0.01)
-                await harness.restart(None)
-                await harness.subscribed()
-                await harness.publish(20, 0.002)
-                await asyncio.wait_for(consumer, 30.0)
-        finally:
-            await harness.close()
-        return harness
+    async def script(source: EventSource) -> None:
+        await harness.publish(20, 0.002)
+        await harness.received_at_least(20)
+        await harness.restart(None)
+        await harness.subscribed()
+        await harness.publish(20, 0.002)
 
-    harness = asyncio.run(main())
+    asyncio.run(harness.run(40, script))
     assert [gap.reason for gap in harness.gaps] == ["unknown"]
     assert harness.received == harness.published
