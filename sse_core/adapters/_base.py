@@ -80,8 +80,11 @@ class ClientBase:
         return self._http.session.metrics
 
     def _tls_context(self) -> ssl.SSLContext:
-        """The context for an ``https`` connection: the caller's, else the system's."""
-        return self._ssl_context or ssl.create_default_context()
+        """The context for an ``https`` connection: the caller's, else the system's (made
+        once: loading the trust store is not free)."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def _notify(self, output: ClientOutput) -> None:
         """Tell ``on_status`` about a status change."""

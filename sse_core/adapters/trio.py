@@ -309,10 +309,8 @@ class EventSource(ClientBase):
         tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
         if not endpoint.is_tls:
             return tcp
-        if self._ssl_context is None:
-            self._ssl_context = self._tls_context()  # made once, kept for reconnections
         tls = trio.SSLStream(
-            tcp, self._ssl_context, server_hostname=endpoint.host, https_compatible=True
+            tcp, self._tls_context(), server_hostname=endpoint.host, https_compatible=True
         )
         try:
             await tls.do_handshake()
