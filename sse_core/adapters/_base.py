@@ -3,7 +3,6 @@ application's view. No sockets and no waiting: each adapter does its own I/O."""
 
 from __future__ import annotations
 
-import math
 import random
 import secrets
 import ssl
@@ -17,23 +16,25 @@ from .._metrics import Metrics
 from .._replay import ReplayConfig, ReplayLog
 from .._server import ServerConfig
 from .._types import RandomSource
-from ._http import ClientOutput, HTTPClient, IncomingRequest, Refusal, refusal_for
+from ._http import (
+    ClientOutput,
+    HTTPClient,
+    IncomingRequest,
+    Refusal,
+    check_seconds,
+    refusal_for,
+)
 
-__all__ = ["ClientBase", "ServerBase", "check_seconds"]
+__all__ = ["ClientBase", "ServerBase", "default_replay_log"]
 
 
-def check_seconds(name: str, value: object, *, optional: bool = False) -> None:
-    """Refuse a duration that is not a finite number > 0 (or ``None`` when optional)."""
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        allowed = " or None" if optional else ""
-        raise InvalidConfigError(f"{name} must be a finite number > 0{allowed}, got {value!r}")
+def default_replay_log() -> ReplayLog:
+    """A replay log whose ids carry an epoch unique to this server start.
+
+    After a restart, an id from before then reads as unknown -- an explicit gap -- instead of
+    matching an unrelated new event.
+    """
+    return ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
 
 
 class ClientBase:
@@ -95,10 +96,9 @@ class ClientBase:
 class ServerBase:
     """The part of every adapter's ``EventStreamServer`` that is not I/O.
 
-    It checks the arguments, builds the :class:`~sse_core.Broadcaster` (with a replay log
-    whose ids carry an epoch unique to this server start unless one is given: after a
-    restart, an id from before then reads as unknown -- an explicit gap -- instead of
-    matching an unrelated new event), and decides which requests are refused.
+    It checks the arguments, builds the :class:`~sse_core.Broadcaster` (with
+    :func:`default_replay_log` unless a log is given), and decides which requests are
+    refused.
     """
 
     def __init__(
@@ -117,7 +117,7 @@ class ServerBase:
         check_seconds("request_timeout", request_timeout)
         check_seconds("send_timeout", send_timeout, optional=True)
         if replay_log is None:
-            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
+            replay_log = default_replay_log()
         self._broadcaster = Broadcaster(
             replay_log,
             config=config,

@@ -16,6 +16,7 @@ Like the core it never reads a clock: every input takes ``now``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
@@ -53,6 +54,7 @@ __all__ = [
     "STREAM_METHODS",
     "ServerConnection",
     "Write",
+    "check_seconds",
     "endpoint_of",
     "refusal_for",
 ]
@@ -125,6 +127,20 @@ ClientOutput = (
     | ReportDropped
     | ReportTransport
 )
+
+
+def check_seconds(name: str, value: object, *, optional: bool = False) -> None:
+    """Refuse a duration that is not a finite number > 0 (or ``None`` when optional)."""
+    if value is None and optional:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        allowed = " or None" if optional else ""
+        raise InvalidConfigError(f"{name} must be a finite number > 0{allowed}, got {value!r}")
 
 
 def endpoint_of(url: str) -> Endpoint:
@@ -219,15 +235,7 @@ class HTTPClient:
             raise InvalidConfigError(f"session must be a ClientSession, got {session!r}")
         if type(max_redirects) is not int or max_redirects < 0:
             raise InvalidConfigError(f"max_redirects must be an int >= 0, got {max_redirects!r}")
-        if connect_timeout is not None and (
-            isinstance(connect_timeout, bool)
-            or not isinstance(connect_timeout, (int, float))
-            or not connect_timeout > 0
-            or connect_timeout == float("inf")
-        ):
-            raise InvalidConfigError(
-                f"connect_timeout must be a finite number > 0 or None, got {connect_timeout!r}"
-            )
+        check_seconds("connect_timeout", connect_timeout, optional=True)
         if type(max_head_size) is not int or max_head_size < 1024:
             raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
         endpoint_of(session.config.url)  # refuse a URL we cannot connect to, now
@@ -270,7 +278,9 @@ class HTTPClient:
     def close(self, now: float) -> list[ClientOutput]:
         """Close for good (the application's ``close()``)."""
         outputs = self._carry(self._session.close(now), now)
-        if self._request is not None:  # e.g. between a redirect's close and open
+        # The session's Disconnect normally closed the attempt in flight above; should the
+        # two ever disagree, a socket must still not outlive close().
+        if self._request is not None:
             outputs.insert(0, CloseConnection(reason="closed by the application"))
             self._forget()
         return outputs

@@ -13,7 +13,6 @@ servers (hypercorn) alike.
 from __future__ import annotations
 
 import math
-import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -27,7 +26,6 @@ from sse_core import (
     Event,
     InvalidConfigError,
     LocalProtocolError,
-    ReplayConfig,
     ReplayLog,
     Send,
     SendHead,
@@ -37,6 +35,8 @@ from sse_core import (
     Subscriber,
 )
 from sse_core._broadcast import DEFAULT_MAX_QUEUED_BYTES
+
+from ._base import default_replay_log
 
 __all__ = ["EventStream"]
 
@@ -111,7 +111,7 @@ class EventStream:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if replay_log is None:
-            replay_log = ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
+            replay_log = default_replay_log()
         if config is None:
             config = ServerConfig()
         if not isinstance(config, ServerConfig):
