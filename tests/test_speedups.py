@@ -498,6 +498,24 @@ def test_no_reference_leaks() -> None:
     assert after == before
 
 
+def traced_growth(once: Callable[[], object], *, warm: int, runs: int) -> int:
+    """Bytes of traced memory that ``runs`` calls of ``once`` add after ``warm`` traced calls
+    (a leak grows with ``runs``; caches filled by the warm calls do not)."""
+    tracemalloc.start()
+    try:
+        for _ in range(warm):
+            once()
+        gc.collect()
+        first, _ = tracemalloc.get_traced_memory()
+        for _ in range(runs):
+            once()
+        gc.collect()
+        second, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return second - first
+
+
 def test_no_memory_growth() -> None:
     """Memory traced after repeated parses with the accelerator (errors included) does not
     grow with the number of parses."""
@@ -517,19 +535,8 @@ def test_no_memory_growth() -> None:
         for _ in range(3):
             once()
         gc.collect()
-        tracemalloc.start()
-        try:
-            for _ in range(5):
-                once()
-            gc.collect()
-            first, _ = tracemalloc.get_traced_memory()
-            for _ in range(50):
-                once()
-            gc.collect()
-            second, _ = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-    assert second - first < 20_000
+        growth = traced_growth(once, warm=5, runs=50)
+    assert growth < 20_000
 
 
 @both
@@ -780,19 +787,7 @@ def test_serializer_no_memory_growth() -> None:
 
     for _ in range(3):
         once()
-    tracemalloc.start()
-    try:
-        for _ in range(5):
-            once()
-        gc.collect()
-        first, _ = tracemalloc.get_traced_memory()
-        for _ in range(100):
-            once()
-        gc.collect()
-        second, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert second - first < 20_000
+    assert traced_growth(once, warm=5, runs=100) < 20_000
 
 
 
@@ -815,19 +810,7 @@ def test_serializer_unencodable_field_after_encoded_data() -> None:
         once()
     gc.collect()
     before = [sys.getrefcount(value) for value in (data, bad)]
-    tracemalloc.start()
-    try:
-        for _ in range(20):
-            once()
-        gc.collect()
-        first, _ = tracemalloc.get_traced_memory()
-        for _ in range(300):
-            once()
-        gc.collect()
-        second, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert second - first < 20_000
+    assert traced_growth(once, warm=20, runs=300) < 20_000
     assert [sys.getrefcount(value) for value in (data, bad)] == before
 
 
