@@ -2,27 +2,48 @@
 
 A :class:`Broadcaster` owns a :class:`~sse_core.ReplayLog` and the :class:`Subscriber` of every
 connected client. :meth:`Broadcaster.publish` appends an event to the log once (which encodes
-it once) and queues the same bytes for every subscriber. An adapter drains a subscriber's queue
-with :meth:`Subscriber.take` whenever its socket can take more. A client that cannot keep up
-is not allowed to grow memory or slow the others: when its queue would pass
-``max_queued_bytes`` its queued bytes are discarded and it is disconnected. It comes back
-with ``Last-Event-ID`` and the log replays what it missed (or says it cannot).
+it once) and queues a reference to the same bytes for every subscriber; the per-client work
+(gzip, framing) happens only when the adapter drains the subscriber with
+:meth:`Subscriber.take`, that is when its socket can take more. A publish therefore costs a few
+list appends per client, whatever the clients do.
+
+A client that cannot keep up is not allowed to grow memory or slow the others: when its queue
+would pass ``max_queued_bytes`` its queued bytes are discarded and it is disconnected. It
+comes back with ``Last-Event-ID`` and the log replays what it missed (or says it cannot).
+
+Replays are produced lazily too: a subscriber that resumes reads the shared log one step at a
+time, as its socket takes the bytes, so a client that does not read pins nothing. A
+server-wide budget bounds how many replays longer than one step run at once
+(``max_replays``) and how long each may take (``max_replay_time``); past the budget a client
+is asked to come back later (``retry:`` and the end of the stream, its id unchanged).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 from ._actions import Action, Disconnect, Send
 from ._errors import InvalidConfigError, LocalProtocolError
 from ._events import Event
 from ._replay import ReplayLog, StoredEvent
+from ._serializer import HEARTBEAT
 from ._server import ServerConfig, ServerSession, ServerState
 
 __all__ = ["Broadcaster", "Subscriber"]
 
 #: Default bound of one subscriber's queue: 1 MiB.
 DEFAULT_MAX_QUEUED_BYTES = 1 << 20
+#: Default number of long replays (more than one step) under way at once.
+DEFAULT_MAX_REPLAYS = 32
+#: Default seconds a long replay may take before its client is let go (it resumes later).
+DEFAULT_MAX_REPLAY_TIME = 30.0
+
+# A queued item is stream bytes not compressed yet (published events, heartbeats: compressed
+# in order when taken), or an action ready to carry out (the head and first bytes queued by
+# subscribe, a Disconnect), or _CLOSE (end the stream when taken).
+_CLOSE = object()
+_Item = bytes | Action | object
 
 
 class Subscriber:
@@ -32,96 +53,176 @@ class Subscriber:
     """
 
     __slots__ = (
-        "_actions",
         "_dropped_reason",
         "_hub",
         "_initial",
+        "_is_closing",
+        "_items",
+        "_key",
         "_max_queued_bytes",
         "_queued_bytes",
+        "_replay_deadline",
         "session",
     )
 
     def __init__(
-        self, session: ServerSession, max_queued_bytes: int, hub: Broadcaster | None = None
+        self,
+        session: ServerSession,
+        max_queued_bytes: int,
+        hub: Broadcaster | None = None,
+        key: str | None = None,
     ) -> None:
         self.session = session
         self._max_queued_bytes = max_queued_bytes
         self._hub = hub
-        self._actions: list[Action] = []
-        self._initial = 0  # actions at the front queued by subscribe() and not taken yet
+        self._key = key
+        self._items: list[_Item] = []
+        self._initial = 0  # items at the front queued by subscribe() and not taken yet
         self._queued_bytes = 0
         self._dropped_reason: str | None = None
+        self._is_closing = False
+        self._replay_deadline: float | None = None  # set while holding a replay slot
 
     @property
     def queued_bytes(self) -> int:
-        """Body bytes waiting in the queue, not counting the head and replay queued by
-        :meth:`Broadcaster.subscribe` (the bound applies to what comes afterwards)."""
+        """Stream bytes waiting in the queue (before compression), not counting the head and
+        first bytes queued by :meth:`Broadcaster.subscribe` (the bound applies to what comes
+        afterwards)."""
         return self._queued_bytes
 
     @property
     def has_pending(self) -> bool:
-        """Whether :meth:`take` would return anything."""
-        return bool(self._actions)
+        """Whether :meth:`take` would return anything (queued bytes, or the next step of a
+        replay): drain while it is true and the socket takes more."""
+        return bool(self._items) or self.session.is_replaying
+
+    @property
+    def is_replaying(self) -> bool:
+        """Whether the client is still being sent what it missed (live events wait in the
+        log meanwhile: the replay reaches them)."""
+        return self.session.is_replaying
 
     @property
     def is_dropped(self) -> bool:
-        """Whether the subscriber was disconnected for falling behind."""
+        """Whether the subscriber was disconnected for falling behind (or for a replay that
+        did not finish in time)."""
         return self._dropped_reason is not None
 
     @property
     def is_closed(self) -> bool:
-        """Whether the stream ended (dropped or closed); a :class:`~sse_core.Disconnect` is
-        then queued or was taken."""
-        return self.session.state is ServerState.CLOSED
+        """Whether the stream ended or is ending (dropped or closed); a
+        :class:`~sse_core.Disconnect` is then queued or was taken."""
+        return self._is_closing or self.session.state is ServerState.CLOSED
 
-    def take(self) -> list[Action]:
+    def take(self, now: float | None = None) -> list[Action]:
         """Everything queued, in order (:class:`~sse_core.SendHead`, :class:`~sse_core.Send`,
-        :class:`~sse_core.Disconnect`); the queue is empty afterwards."""
-        actions, self._actions = self._actions, []
+        :class:`~sse_core.Disconnect`), or else the next step of the replay; the queue is
+        empty afterwards.
+
+        Args:
+            now: The current monotonic time; by default the latest time the subscriber saw.
+        """
+        session = self.session
+        at = session._latest if now is None else now
+        items, self._items = self._items, []
         self._queued_bytes = 0
         self._initial = 0
+        if not items:
+            step = session.continue_replay(at)
+            if not session.is_replaying:
+                self._release_replay()
+            return step
+        actions: list[Action] = []
+        pending: list[bytes] = []
+        for item in items:
+            if isinstance(item, bytes):
+                pending.append(item)
+                continue
+            if pending:
+                actions.append(Send(data=session._encode(b"".join(pending))))
+                pending = []
+            if item is _CLOSE:
+                actions += session.close(at)
+            else:
+                actions.append(item)  # type: ignore[arg-type]
+        if pending:
+            actions.append(Send(data=session._encode(b"".join(pending))))
         return actions
 
     def poll(self, now: float) -> bool:
-        """Queue a heartbeat if one is due (call at :meth:`next_deadline`).
+        """Queue a heartbeat if one is due, and let go of a replay past its time (call at
+        :meth:`next_deadline`).
 
         Returns:
             Whether anything was queued.
         """
-        return self._queue(self.session.on_timer(now), now)
+        if self.is_closed:
+            return False
+        deadline = self._replay_deadline
+        if deadline is not None and now >= deadline and self.session.is_replaying:
+            hub = self._hub
+            limit = hub._max_replay_time if hub is not None else 0.0
+            self._drop(now, f"replay not taken within max_replay_time={limit:g} s")
+            return True
+        if not self.session.is_heartbeat_due(now):
+            return False
+        if self.session.is_replaying or self._queued_bytes:
+            # Bytes are on their way (or the client is not reading): nothing to add.
+            self.session._mark_sent(now)
+            return False
+        return self._push(HEARTBEAT, now)
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` should be called next, or ``None``."""
-        return self.session.next_deadline()
+        if self._is_closing:
+            return None
+        deadline = self.session.next_deadline()
+        if self._replay_deadline is not None and self.session.is_replaying:
+            if deadline is None or self._replay_deadline < deadline:
+                deadline = self._replay_deadline
+        return deadline
 
-    def _queue(self, actions: Sequence[Action], now: float) -> bool:
-        if not actions or self._dropped_reason is not None:
-            return False
-        size = sum(len(action.data) for action in actions if isinstance(action, Send))
+    def _push(self, data: bytes, now: float) -> bool:
+        """Queue stream bytes (compressed when taken), or drop the subscriber past its bound."""
+        size = len(data)
         if self._queued_bytes + size > self._max_queued_bytes:
-            self._drop(now, size)
+            self._drop(
+                now,
+                f"send queue full: {self._queued_bytes + size} bytes would pass"
+                f" max_queued_bytes={self._max_queued_bytes}",
+            )
             return True
-        self._actions.extend(actions)
+        self._items.append(data)
         self._queued_bytes += size
+        self.session._mark_sent(now)
         return True
 
-    def _drop(self, now: float, size: int) -> None:
-        reason = (
-            f"send queue full: {self._queued_bytes + size} bytes would pass"
-            f" max_queued_bytes={self._max_queued_bytes}"
-        )
+    def _close(self) -> None:
+        if not self.is_closed:
+            self._is_closing = True
+            self._items.append(_CLOSE)
+            self._release_replay()
+
+    def _drop(self, now: float, reason: str) -> None:
         self._dropped_reason = reason
-        # What subscribe() queued and was not taken yet (the head, and the replay or the
-        # log's position) is kept: a new client must learn the id to resume from, or it
-        # would come back without one and silently miss what was published meanwhile.
-        # Everything published afterwards is given up (the client resumes by Last-Event-ID);
-        # a half-sent gzip stream cannot be ended cleanly anyway.
-        del self._actions[self._initial :]
-        self._actions.append(Disconnect(reason=reason))
+        # What subscribe() queued and was not taken yet (the head, and the replay's first
+        # step or the log's position) is kept: a new client must learn the id to resume
+        # from, or it would come back without one and silently miss what was published
+        # meanwhile. Everything queued afterwards is given up (the client resumes by
+        # Last-Event-ID); a half-sent gzip stream cannot be ended cleanly anyway.
+        del self._items[self._initial :]
+        self._items.append(Disconnect(reason=reason))
         self._queued_bytes = 0
         self.session.close(now)
+        self._release_replay()
         if self._hub is not None:
             self._hub._dropped += 1
+
+    def _release_replay(self) -> None:
+        if self._replay_deadline is not None:
+            self._replay_deadline = None
+            if self._hub is not None:
+                self._hub._replays -= 1
 
 
 class Broadcaster:
@@ -130,9 +231,16 @@ class Broadcaster:
     Args:
         replay_log: Where published events are kept for resumption.
         config: The configuration of every subscriber's :class:`~sse_core.ServerSession`.
-        max_queued_bytes: The most body bytes one subscriber may have waiting; past it the
+        max_queued_bytes: The most stream bytes one subscriber may have waiting; past it the
             subscriber is dropped (see the module's documentation).
         max_subscribers: The most subscribers at once, or ``None`` for no limit.
+        max_subscribers_per_key: The most subscribers at once with the same ``key`` given
+            to :meth:`subscribe` (a client address, an API key ...), or ``None``.
+        max_replays: The most replays longer than one step (``replay_chunk_size``) under
+            way at once. A client whose replay would pass it gets ``busy_retry`` and the end
+            of the stream, and comes back with the same ``Last-Event-ID``.
+        max_replay_time: Seconds a long replay may take; a client that has not taken it by
+            then is dropped and resumes from where it got to.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -145,25 +253,38 @@ class Broadcaster:
         config: ServerConfig | None = None,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         max_subscribers: int | None = None,
+        max_subscribers_per_key: int | None = None,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
     ) -> None:
         if not isinstance(replay_log, ReplayLog):
             raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
-        if type(max_queued_bytes) is not int or max_queued_bytes < 1:
-            raise InvalidConfigError(
-                f"max_queued_bytes must be an int >= 1, got {max_queued_bytes!r}"
-            )
-        if max_subscribers is not None and (
-            type(max_subscribers) is not int or max_subscribers < 1
+        _check_count("max_queued_bytes", max_queued_bytes)
+        _check_count("max_subscribers", max_subscribers, optional=True)
+        _check_count("max_subscribers_per_key", max_subscribers_per_key, optional=True)
+        if type(max_replays) is not int or max_replays < 0:
+            raise InvalidConfigError(f"max_replays must be an int >= 0, got {max_replays!r}")
+        if (
+            isinstance(max_replay_time, bool)
+            or not isinstance(max_replay_time, (int, float))
+            or not math.isfinite(max_replay_time)
+            or max_replay_time <= 0
         ):
             raise InvalidConfigError(
-                f"max_subscribers must be None or an int >= 1, got {max_subscribers!r}"
+                f"max_replay_time must be a finite number > 0, got {max_replay_time!r}"
             )
         self._log = replay_log
         self._config = config if config is not None else ServerConfig()
         self._max_queued_bytes = max_queued_bytes
         self._max_subscribers = max_subscribers
+        self._max_per_key = max_subscribers_per_key
+        self._max_replays = max_replays
+        self._max_replay_time = float(max_replay_time)
         self._subscribers: dict[int, Subscriber] = {}  # by id(), in subscription order
+        self._per_key: dict[str, int] = {}
+        self._replays = 0
         self._dropped = 0
+        self._put_off = 0
 
     @property
     def replay_log(self) -> ReplayLog:
@@ -172,9 +293,20 @@ class Broadcaster:
 
     @property
     def dropped(self) -> int:
-        """How many subscribers were dropped for falling behind, in all (by a publish or
-        by a heartbeat)."""
+        """How many subscribers were dropped for falling behind, in all (by a publish, a
+        heartbeat or a replay past its time)."""
         return self._dropped
+
+    @property
+    def replays(self) -> int:
+        """How many long replays are under way (at most ``max_replays``)."""
+        return self._replays
+
+    @property
+    def put_off(self) -> int:
+        """How many clients were asked to come back later because ``max_replays`` long
+        replays were under way, in all."""
+        return self._put_off
 
     def __len__(self) -> int:
         """The number of subscribers."""
@@ -189,53 +321,104 @@ class Broadcaster:
         """Whether ``max_subscribers`` is reached (answer new clients 503)."""
         return self._max_subscribers is not None and len(self) >= self._max_subscribers
 
+    def is_full_for(self, key: str | None) -> bool:
+        """Whether ``max_subscribers_per_key`` is reached for ``key`` (answer 429); never
+        for ``None``."""
+        return (
+            key is not None
+            and self._max_per_key is not None
+            and self._per_key.get(key, 0) >= self._max_per_key
+        )
+
     def subscribe(
-        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
+        self,
+        target: str,
+        headers: Sequence[tuple[str | bytes, str | bytes]],
+        now: float,
+        *,
+        key: str | None = None,
     ) -> Subscriber:
-        """Answer a client's request and add it: its queue holds the head and the replay.
+        """Answer a client's request and add it: its queue holds the head and the first bytes
+        (the replay's first step, or the log's position).
 
         Args:
             target: The request target (path and query).
             headers: The request header fields (``Last-Event-ID``, ``Accept-Encoding`` ...).
             now: The current monotonic time.
+            key: What ``max_subscribers_per_key`` counts by (the client's address, say), or
+                ``None``.
 
         Raises:
-            LocalProtocolError: :attr:`is_full`.
+            LocalProtocolError: :attr:`is_full`, or :meth:`is_full_for` ``key``.
         """
         if self.is_full:
             raise LocalProtocolError(f"max_subscribers={self._max_subscribers} reached")
+        if self.is_full_for(key):
+            raise LocalProtocolError(
+                f"max_subscribers_per_key={self._max_per_key} reached for {key!r}"
+            )
         session = ServerSession(self._config, self._log)
-        subscriber = Subscriber(session, self._max_queued_bytes, self)
-        # The head and the replay may exceed the queue bound (a long replay): accept them
-        # whole, the bound applies to what is published afterwards.
-        subscriber._actions.extend(session.on_request(target, headers, now))
-        subscriber._initial = len(subscriber._actions)
+        subscriber = Subscriber(session, self._max_queued_bytes, self, key)
+        is_allowed = self._replays < self._max_replays
+        # The head and the first step are accepted whole (at most replay_chunk_size bytes of
+        # replay): the queue bound applies to what is published afterwards.
+        subscriber._items.extend(
+            session.on_request(target, headers, now, is_long_replay_allowed=is_allowed)
+        )
+        subscriber._initial = len(subscriber._items)
+        if session.is_replaying:
+            self._replays += 1
+            subscriber._replay_deadline = now + self._max_replay_time
+        elif session.state is ServerState.CLOSED:
+            self._put_off += 1
         self._subscribers[id(subscriber)] = subscriber
+        if key is not None:
+            self._per_key[key] = self._per_key.get(key, 0) + 1
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget a subscriber (its connection is gone). Unknown subscribers are ignored."""
-        self._subscribers.pop(id(subscriber), None)
+        if self._subscribers.pop(id(subscriber), None) is None:
+            return
+        subscriber._release_replay()
+        key = subscriber._key
+        if key is not None:
+            count = self._per_key[key] - 1
+            if count:
+                self._per_key[key] = count
+            else:
+                del self._per_key[key]
 
     def publish(self, event: Event, now: float) -> StoredEvent:
         """Append ``event`` to the log and queue its bytes for every subscriber.
 
-        Subscribers that fall behind are dropped (their queue then holds a
+        Subscribers still replaying get it through their replay, from the log. Subscribers
+        that fall behind are dropped (their queue then holds a
         :class:`~sse_core.Disconnect`); the adapter should wake every subscriber.
 
         Returns:
             The stored event (its id as assigned by the log).
         """
         stored = self._log.append(event, now)
-        for subscriber in list(self._subscribers.values()):
-            if subscriber.is_closed:  # dropped, or ended by close() and not yet unsubscribed
-                continue
-            subscriber._queue(subscriber.session.send(stored, now), now)
+        encoded = stored.encoded
+        for subscriber in self._subscribers.values():
+            if subscriber._is_closing or subscriber.session._cursor is not None:
+                continue  # closing, or replaying: the replay reads it from the log
+            if subscriber.session.state is ServerState.STREAMING:
+                subscriber._push(encoded, now)
         return stored
 
     def close(self, now: float) -> None:
         """End every subscriber's stream (each queue ends with a
-        :class:`~sse_core.Disconnect`); the adapter carries them out."""
+        :class:`~sse_core.Disconnect`, after what is queued); the adapter carries them
+        out."""
         for subscriber in self._subscribers.values():
-            if not subscriber.is_dropped:
-                subscriber._actions.extend(subscriber.session.close(now))
+            subscriber._close()
+
+
+def _check_count(name: str, value: object, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if type(value) is not int or value < 1:
+        extra = " or None" if optional else ""
+        raise InvalidConfigError(f"{name} must be an int >= 1{extra}, got {value!r}")

@@ -261,6 +261,9 @@ class LongPollConfig:
             request has no ``Last-Event-ID`` header.
         timeout_param: Query parameter read as the client's timeout in seconds.
         headers: Extra response header fields.
+        is_unknown_id_replayed: Whether a client whose last event ID the log cannot place
+            gets the log's events after the gap (``True``), or only the gap and the log's
+            position (``False``, the default, as :class:`~sse_core.ServerConfig`).
 
     Raises:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
@@ -273,9 +276,14 @@ class LongPollConfig:
     last_event_id_param: str = "lastEventId"
     timeout_param: str = "timeout"
     headers: tuple[tuple[str, str], ...] = ()
+    is_unknown_id_replayed: bool = False
 
     def __attrs_post_init__(self) -> None:
         _check_seconds("max_hold", self.max_hold)
+        if type(self.is_unknown_id_replayed) is not bool:
+            raise InvalidConfigError(
+                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
+            )
         if type(self.max_events) is not int or self.max_events < 1:
             raise InvalidConfigError(f"max_events must be an int >= 1, got {self.max_events!r}")
         if self.max_bytes is not None and (type(self.max_bytes) is not int or self.max_bytes < 1):
@@ -437,8 +445,13 @@ class LongPollSession:
         result = log.resume(self._cursor, now)
         if isinstance(result, Replay):
             return result.events, None
-        reason = "too_old" if isinstance(result, TooOld) else "unknown"
-        return log.events(), ReportGap(last_event_id=self._cursor, reason=reason)
+        gap = ReportGap(
+            last_event_id=self._cursor,
+            reason="too_old" if isinstance(result, TooOld) else "unknown",
+        )
+        if gap.reason == "unknown" and not self._config.is_unknown_id_replayed:
+            return (), gap  # the gap and the log's position: a made-up id buys nothing
+        return log.events(), gap
 
     def _answer(self, now: float, *, is_due: bool) -> list[Action]:
         stored, gap = self._pending(now)

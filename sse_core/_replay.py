@@ -111,9 +111,12 @@ class Replay:
 
     Attributes:
         events: The events in order; empty when the client is up to date.
+        is_complete: Whether :attr:`events` reach the newest event kept; ``False`` when a
+            byte bound cut the answer short (resume again after the last one).
     """
 
     events: tuple[StoredEvent, ...]
+    is_complete: bool = True
 
     @property
     def encoded(self) -> bytes:
@@ -161,6 +164,7 @@ _new = object.__new__
 _set_stored = [StoredEvent.__dict__[name].__set__ for name in ("id", "event", "encoded")]
 _set_stored_at = StoredEvent.__dict__["stored_at"].__set__
 _set_events = Replay.__dict__["events"].__set__
+_set_is_complete = Replay.__dict__["is_complete"].__set__
 
 
 def _stored_event(id: str, event: Event, encoded: bytes, stored_at: float) -> StoredEvent:
@@ -173,9 +177,10 @@ def _stored_event(id: str, event: Event, encoded: bytes, stored_at: float) -> St
     return obj
 
 
-def _replay(events: tuple[StoredEvent, ...]) -> Replay:
+def _replay(events: tuple[StoredEvent, ...], is_complete: bool = True) -> Replay:
     obj: Replay = _new(Replay)
     _set_events(obj, events)
+    _set_is_complete(obj, is_complete)
     return obj
 
 
@@ -254,6 +259,19 @@ class ReplayLog:
     def events(self) -> tuple[StoredEvent, ...]:
         """Return every kept event, oldest first (what to send after :class:`TooOld`)."""
         return tuple(cast("list[StoredEvent]", self._entries[self._head :]))
+
+    def oldest(self, *, max_bytes: int | None = None) -> Replay:
+        """Return the oldest kept events: :meth:`events` in steps of at most ``max_bytes``.
+
+        Args:
+            max_bytes: Stop before the encoded bytes pass this (at least one event is
+                returned when any is kept), or ``None`` for every kept event.
+
+        Returns:
+            A :class:`Replay`; resume from its last id until :attr:`Replay.is_complete`.
+        """
+        _check_count("max_bytes", max_bytes, optional=True)
+        return self._read(self._head, max_bytes)
 
     @property
     def position(self) -> str:
@@ -342,18 +360,27 @@ class ReplayLog:
             self._evict_one()
         return stored
 
-    def resume(self, last_event_id: str, now: float) -> ReplayResult:
+    def resume(
+        self, last_event_id: str, now: float, *, max_bytes: int | None = None
+    ) -> ReplayResult:
         """Find what a client that last saw ``last_event_id`` has missed.
+
+        A server that sends a long replay in steps passes ``max_bytes`` and resumes again
+        from the last id it sent until :attr:`Replay.is_complete`; nothing is copied beyond
+        one step, so a client that does not read pins no copy of the log.
 
         Args:
             last_event_id: The ``Last-Event-ID`` the client sent.
             now: The current monotonic time in seconds.
+            max_bytes: Stop a :class:`Replay` before its encoded bytes pass this (it holds
+                at least one event when any follows the id), or ``None`` for no bound.
 
         Returns:
             :class:`Replay` with every kept event after it; :class:`TooOld` when the id was
             issued here (or is the start marker of :attr:`position`) but events after it were
             evicted; :class:`UnknownId` otherwise (including for ``""``).
         """
+        _check_count("max_bytes", max_bytes, optional=True)
         self._expire(self._clock(now))
         seq = self._index.get(last_event_id)
         if seq is None:
@@ -371,8 +398,7 @@ class ReplayLog:
                     missed = self._first_seq - issued - 1
                     return TooOld(last_event_id=last_event_id, missed=missed)
                 return UnknownId(last_event_id=last_event_id)
-        start = self._head + (seq - self._first_seq) + 1
-        return _replay(tuple(cast("list[StoredEvent]", self._entries[start:])))
+        return self._read(self._head + (seq - self._first_seq) + 1, max_bytes)
 
     def expire(self, now: float) -> int:
         """Evict events older than ``max_age`` at ``now``, to free memory while idle.
@@ -396,6 +422,19 @@ class ReplayLog:
             return self._latest
         self._latest = now
         return now
+
+    def _read(self, start: int, max_bytes: int | None) -> Replay:
+        """The kept events from ``_entries[start]`` on, at most ``max_bytes`` of them."""
+        entries = cast("list[StoredEvent]", self._entries)
+        if max_bytes is None or self._bytes <= max_bytes:
+            return _replay(tuple(entries[start:]))
+        stop, size, end = start, 0, len(entries)
+        while stop < end:
+            size += len(entries[stop].encoded)
+            if size > max_bytes and stop > start:
+                break
+            stop += 1
+        return _replay(tuple(entries[start:stop]), stop == end)
 
     def _parse(self, id: str) -> int | None:
         """Return ``n`` if ``id`` has this log's assigned form ``<epoch>-<n>`` for an issued n."""

@@ -3,10 +3,12 @@
 :class:`ServerSession` answers a request: the response head (with the fields that keep
 proxies from buffering), optional padding, a ``retry:`` hint, and the events the client
 missed -- replayed from a :class:`~sse_core.ReplayLog` after its ``Last-Event-ID``, or, when
-they are gone, an explicit gap signal (:data:`~sse_core.GAP_EVENT_TYPE`) followed by what the
-log still has. Afterwards it sends what the application publishes, heartbeat comments when
-the stream is idle, and compresses with gzip when the client accepts it, flushing after every
-write so that compression never delays an event.
+they are gone, an explicit gap signal (:data:`~sse_core.GAP_EVENT_TYPE`). A long replay is
+produced in steps of at most ``replay_chunk_size`` bytes, read from the shared log only when
+the I/O layer asks for the next one (:meth:`ServerSession.continue_replay`), so a client that
+does not read pins no copy of the log. Afterwards it sends what the application publishes,
+heartbeat comments when the stream is idle, and compresses with gzip when the client accepts
+it, flushing after every write so that compression never delays an event.
 
 Fan-out: append each event to the shared :class:`~sse_core.ReplayLog` once (that encodes it
 once), then hand the same :class:`~sse_core.StoredEvent` to every session's :meth:`send`.
@@ -25,7 +27,7 @@ import attrs
 from ._actions import GAP_EVENT_TYPE, Action, Disconnect, Send, SendHead
 from ._compression import Compressor, negotiate_encoding
 from ._errors import InvalidConfigError, LocalProtocolError
-from ._events import Event
+from ._events import Comment, Event, Retry
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._serializer import HEARTBEAT, serialize
 from ._timers import HeartbeatScheduler
@@ -59,6 +61,19 @@ class ServerConfig:
         last_event_id_param: Query parameter read as the last event ID when the request has
             no ``Last-Event-ID`` header (for clients that cannot set headers), or ``None``.
         headers: Extra response header fields.
+        replay_chunk_size: The most encoded bytes of replay produced in one step (at least
+            one event per step); the first step goes out with the head, the others through
+            :meth:`ServerSession.continue_replay`.
+        is_unknown_id_replayed: What a client whose ``Last-Event-ID`` the log cannot place
+            (forged, from another server, from before a restart) gets after the gap signal:
+            ``False`` (the default), only the log's position and then the live tail;
+            ``True``, everything the log still has. The client is told about the gap either
+            way; replaying the whole log to any made-up id is what lets a 100-byte request
+            cost the server a megabyte.
+        busy_retry: The ``retry:`` hint, in milliseconds, given to a client whose long
+            replay is put off because the server's replay budget is spent (see
+            :class:`~sse_core.Broadcaster`); its connection is then closed and it comes back
+            with the same ``Last-Event-ID``.
     """
 
     heartbeat_interval: float | None = 15.0
@@ -68,6 +83,9 @@ class ServerConfig:
     compression_level: int = 6
     last_event_id_param: str | None = "lastEventId"
     headers: tuple[tuple[str, str], ...] = ()
+    replay_chunk_size: int = 64 * 1024
+    is_unknown_id_replayed: bool = False
+    busy_retry: int = 5000
 
     def __attrs_post_init__(self) -> None:
         interval = self.heartbeat_interval
@@ -93,6 +111,16 @@ class ServerConfig:
         for name, value in self.headers:
             if any(c in name + value for c in "\r\n\x00") or not name:
                 raise InvalidConfigError(f"invalid response header {(name, value)!r}")
+        if type(self.replay_chunk_size) is not int or self.replay_chunk_size < 1:
+            raise InvalidConfigError(
+                f"replay_chunk_size must be an int >= 1, got {self.replay_chunk_size!r}"
+            )
+        if type(self.is_unknown_id_replayed) is not bool:
+            raise InvalidConfigError(
+                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
+            )
+        if type(self.busy_retry) is not int or self.busy_retry < 0:
+            raise InvalidConfigError(f"busy_retry must be an int >= 0, got {self.busy_retry!r}")
 
 
 
@@ -121,6 +149,9 @@ class ServerSession:
         )
         self._last_event_id = ""
         self._bytes_sent = 0
+        self._cursor: str | None = None  # replaying: the id after which the next step starts
+        self._sent_id = ""  # the last id the client was sent (or sent us)
+        self._latest = -math.inf  # the latest `now` given to any input
 
     @property
     def state(self) -> ServerState:
@@ -142,6 +173,12 @@ class ServerSession:
         """Body bytes handed to :class:`~sse_core.Send` actions so far (after compression)."""
         return self._bytes_sent
 
+    @property
+    def is_replaying(self) -> bool:
+        """Whether a replay is under way: call :meth:`continue_replay` for its next step
+        whenever the client can take more bytes."""
+        return self._cursor is not None
+
     def next_deadline(self) -> float | None:
         """When the next heartbeat is due, or ``None``."""
         if self._state is not ServerState.STREAMING or self._heartbeat is None:
@@ -149,7 +186,12 @@ class ServerSession:
         return self._heartbeat.next_deadline()
 
     def on_request(
-        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
+        self,
+        target: str,
+        headers: Sequence[tuple[str | bytes, str | bytes]],
+        now: float,
+        *,
+        is_long_replay_allowed: bool = True,
     ) -> list[Action]:
         """Answer the client's request: the head, then padding, ``retry:`` and the replay.
 
@@ -157,16 +199,23 @@ class ServerSession:
             target: The request target (path and query), for ``last_event_id_param``.
             headers: The request header fields.
             now: The current monotonic time.
+            is_long_replay_allowed: Whether a replay longer than one step may start (a
+                server-wide budget says). When it may not, the client gets the ``retry:``
+                hint ``busy_retry`` and the end of the stream, and nothing else: it keeps
+                its last event ID and comes back later.
 
         Returns:
             :class:`~sse_core.SendHead` then one :class:`~sse_core.Send` (when there is
-            anything to send at once).
+            anything to send at once), then :class:`~sse_core.Disconnect` when the replay
+            was put off. When :attr:`is_replaying` is true afterwards, the rest of the
+            replay comes from :meth:`continue_replay`.
 
         Raises:
             LocalProtocolError: the session already answered a request.
         """
         if self._state is not ServerState.IDLE:
             raise LocalProtocolError(f"on_request() in state {self._state.value!r}")
+        self._latest = now
         config = self._config
         last_event_id = header_value(headers, "last-event-id")
         if last_event_id is None and config.last_event_id_param is not None:
@@ -174,7 +223,7 @@ class ServerSession:
             last_event_id = query.get(config.last_event_id_param)
         if last_event_id is not None and any(c in last_event_id for c in "\r\n\x00"):
             last_event_id = None  # not an id any stream could have sent
-        self._last_event_id = last_event_id or ""
+        self._last_event_id = self._sent_id = last_event_id or ""
 
         response_headers = [
             ("Content-Type", "text/event-stream; charset=utf-8"),
@@ -196,19 +245,54 @@ class ServerSession:
         parts: list[bytes] = []
         if config.padding:
             # A comment of exactly `padding` bytes, blank line included.
-            parts.append(b":" + b" " * max(0, config.padding - 3) + b"\n\n")
-        if config.retry is not None:
-            parts.append(b"retry: %d\n\n" % config.retry)
-        parts.append(self._replay(now))
+            parts.append(serialize(Comment(text=" " * max(0, config.padding - 3))) + b"\n")
+        replay = self._begin_replay(now)
+        is_put_off = self.is_replaying and not is_long_replay_allowed
+        if is_put_off:
+            self._cursor = None
+            self._sent_id = self._last_event_id
+            parts.append(serialize(Retry(milliseconds=config.busy_retry)) + b"\n")
+        else:
+            if config.retry is not None:
+                parts.append(serialize(Retry(milliseconds=config.retry)) + b"\n")
+            parts.append(replay)
         actions: list[Action] = [SendHead(status=200, headers=tuple(response_headers))]
         actions += self._send(b"".join(parts), now)
+        if is_put_off:
+            actions += self.close(now)
         return actions
+
+    def continue_replay(self, now: float) -> list[Action]:
+        """The next step of the replay, while :attr:`is_replaying`.
+
+        Each step reads at most ``replay_chunk_size`` bytes from the log, starting after the
+        last event sent; events appended meanwhile are part of the replay. When the log
+        evicted events the client has not been sent yet, the gap signal (``too_old``) comes
+        first and the replay goes on from the oldest event kept.
+
+        Args:
+            now: The current monotonic time.
+
+        Returns:
+            One :class:`~sse_core.Send`, or nothing when no replay is under way.
+        """
+        cursor, log = self._cursor, self._replay_log
+        if cursor is None or log is None or self._state is not ServerState.STREAMING:
+            return []
+        result = log.resume(cursor, now, max_bytes=self._config.replay_chunk_size)
+        if isinstance(result, Replay):
+            data = self._replay_step(log, result)
+        else:
+            data = self._gap_signal(cursor, "too_old") + self._replay_oldest(log)
+        return self._send(data, now)
 
     def send(self, event: StoredEvent | Event | bytes, now: float) -> list[Action]:
         """Send one event (or pre-encoded stream bytes) to this client.
 
         Pass the :class:`~sse_core.StoredEvent` that :meth:`ReplayLog.append` returned: its
-        bytes were encoded once for every client.
+        bytes were encoded once for every client. While :attr:`is_replaying`, a
+        :class:`~sse_core.StoredEvent` is not sent here: the replay reads it from the log,
+        in order.
 
         Raises:
             LocalProtocolError: the stream is not open.
@@ -216,6 +300,8 @@ class ServerSession:
         if self._state is not ServerState.STREAMING:
             raise LocalProtocolError(f"send() in state {self._state.value!r}")
         if isinstance(event, StoredEvent):
+            if self._cursor is not None:
+                return []
             data = event.encoded
         elif isinstance(event, Event):
             data = serialize(event)
@@ -225,13 +311,17 @@ class ServerSession:
 
     def on_timer(self, now: float) -> list[Action]:
         """Send a heartbeat if one is due."""
-        if (
+        if self.is_heartbeat_due(now):
+            return self._send(HEARTBEAT, now)
+        return []
+
+    def is_heartbeat_due(self, now: float) -> bool:
+        """Whether :meth:`on_timer` would send a heartbeat at ``now``."""
+        return (
             self._state is ServerState.STREAMING
             and self._heartbeat is not None
             and self._heartbeat.is_due(now)
-        ):
-            return self._send(HEARTBEAT, now)
-        return []
+        )
 
     def close(self, now: float) -> list[Action]:
         """End the stream: the gzip trailer if compressing, then disconnect.
@@ -246,47 +336,91 @@ class ServerSession:
             self._bytes_sent += len(trailer)
             actions.append(Send(data=trailer))
         self._state = ServerState.CLOSED
+        self._cursor = None
         if self._heartbeat is not None:
             self._heartbeat.stop()
         actions.append(Disconnect(reason="closed by the server"))
         return actions
+
+    # --- what a Broadcaster uses to queue stream bytes and compress them later ------------
+
+    def _encode(self, data: bytes) -> bytes:
+        """Compress ``data`` (stream bytes, in stream order) as the body needs it."""
+        if self._compressor is not None:
+            data = self._compressor.compress(data)
+        self._bytes_sent += len(data)
+        return data
+
+    def _mark_sent(self, now: float) -> None:
+        """Record that data went out at ``now`` (the heartbeat waits from here)."""
+        if now > self._latest:
+            self._latest = now
+        if self._heartbeat is not None and self._state is ServerState.STREAMING:
+            self._heartbeat.sent(self._latest)
 
     # --- internals ------------------------------------------------------------------------
 
     def _send(self, data: bytes, now: float) -> list[Action]:
         if not data:
             return []
-        if self._compressor is not None:
-            data = self._compressor.compress(data)
-        if self._heartbeat is not None:
-            self._heartbeat.sent(now)
-        self._bytes_sent += len(data)
-        return [Send(data=data)]
+        self._mark_sent(now)
+        return [Send(data=self._encode(data))]
 
-    def _replay(self, now: float) -> bytes:
+    def _begin_replay(self, now: float) -> bytes:
+        """The replay's first step (or the gap signal, or the position)."""
         log = self._replay_log
         if log is None:
             return b""
         if not self._last_event_id:
-            # A new client: nothing to replay, but tell it where the stream stands. An id
-            # field with no data sets its last event ID without dispatching an event (WHATWG
-            # "dispatch the event" step 1), so a connection lost before its first event
-            # still resumes from here instead of silently skipping what came meanwhile.
+            # A new client: nothing to replay, but tell it where the stream stands, so that a
+            # connection lost before its first event still resumes from here instead of
+            # silently skipping what came meanwhile.
             return _position_block(log)
-        result = log.resume(self._last_event_id, now)
+        result = log.resume(self._last_event_id, now, max_bytes=self._config.replay_chunk_size)
         if isinstance(result, Replay):
-            return result.encoded
-        reason = "too_old" if isinstance(result, TooOld) else "unknown"
-        signal = Event(
-            data=json.dumps({"last_event_id": self._last_event_id, "reason": reason}),
-            event=GAP_EVENT_TYPE,
+            return self._replay_step(log, result)
+        if isinstance(result, TooOld):
+            # The id was ours: what the log still has is what the client can get.
+            return self._gap_signal(result.last_event_id, "too_old") + self._replay_oldest(log)
+        signal = self._gap_signal(result.last_event_id, "unknown")
+        if self._config.is_unknown_id_replayed:
+            return signal + self._replay_oldest(log)
+        self._sent_id = log.position
+        return signal + _position_block(log)
+
+    def _replay_oldest(self, log: ReplayLog) -> bytes:
+        return self._replay_step(log, log.oldest(max_bytes=self._config.replay_chunk_size))
+
+    def _replay_step(self, log: ReplayLog, replay: Replay) -> bytes:
+        """The bytes of one step; moves the cursor, or ends the replay with the position."""
+        data = b"".join([stored.encoded for stored in replay.events])
+        if replay.events:
+            self._sent_id = replay.events[-1].id
+        if not replay.is_complete:
+            self._cursor = self._sent_id
+            return data
+        self._cursor = None
+        if self._sent_id != log.position:
+            # The newest event was not kept (larger than the log), or the log is empty after
+            # a gap: the client's next resumption must start from a known id.
+            self._sent_id = log.position
+            data += _position_block(log)
+        return data
+
+    @staticmethod
+    def _gap_signal(last_event_id: str, reason: str) -> bytes:
+        return serialize(
+            Event(
+                data=json.dumps({"last_event_id": last_event_id, "reason": reason}),
+                event=GAP_EVENT_TYPE,
+            )
         )
-        # Everything the log still has follows (the client drops what it already has), then
-        # the position, so that the client's next resumption starts from a known id.
-        kept = b"".join([stored.encoded for stored in log.events()])
-        return serialize(signal) + kept + _position_block(log)
 
 
 def _position_block(log: ReplayLog) -> bytes:
-    """An ``id:`` field and a blank line: moves the client's last event ID, dispatches nothing."""
+    """An ``id:`` field and a blank line: moves the client's last event ID, dispatches nothing.
+
+    The spec's "dispatch the event" step 1 sets the last event ID buffer before it returns for
+    an empty data buffer.
+    """
     return f"id: {log.position}\n\n".encode()

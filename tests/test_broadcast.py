@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -32,6 +34,7 @@ from sse_core import (
     Parser,
     ReplayConfig,
     ReplayLog,
+    Retry,
     Send,
     SendHead,
     ServerConfig,
@@ -118,15 +121,31 @@ def test_last_event_id_query_parameter_is_read() -> None:
     assert [e.data for e in events_of(sub.take())] == ["e1", "e2"]
 
 
-def test_unknown_last_event_id_gets_the_gap_signal_then_the_log() -> None:
-    """An id the log cannot place: the gap event, then everything the log still has."""
+def test_unknown_last_event_id_gets_the_gap_signal_then_the_live_tail() -> None:
+    """An id the log cannot place: the gap event and the log's position, not the log; then
+    what is published afterwards."""
     hub = Broadcaster(ReplayLog(), config=QUIET)
     for i in range(2):
         hub.publish(Event(data=f"e{i}"), now=0.0)
     sub = hub.subscribe("/events", [(b"last-event-id", b"elsewhere-9")], now=1.0)
-    gap, *rest = events_of(sub.take())
+    parser = Parser()
+    gap, *rest = events_of(sub.take(), parser)
     assert gap.event == GAP_EVENT_TYPE
     assert json.loads(gap.data) == {"last_event_id": "elsewhere-9", "reason": "unknown"}
+    assert rest == [] and parser.last_event_id == hub.replay_log.position
+    hub.publish(Event(data="e2"), now=2.0)
+    assert [e.data for e in events_of(sub.take(), parser)] == ["e2"]
+
+
+def test_unknown_last_event_id_gets_the_log_when_asked() -> None:
+    """With is_unknown_id_replayed, an unplaceable id gets the gap event and the whole log."""
+    config = ServerConfig(heartbeat_interval=None, is_unknown_id_replayed=True)
+    hub = Broadcaster(ReplayLog(), config=config)
+    for i in range(2):
+        hub.publish(Event(data=f"e{i}"), now=0.0)
+    sub = hub.subscribe("/events", [(b"last-event-id", b"elsewhere-9")], now=1.0)
+    gap, *rest = events_of(sub.take())
+    assert json.loads(gap.data)["reason"] == "unknown"
     assert [e.data for e in rest] == ["e0", "e1"]
 
 
@@ -182,7 +201,7 @@ def test_publish_queues_the_same_bytes_for_every_subscriber() -> None:
     for sub in subs:
         assert sub.queued_bytes == expected_bytes
         actions = sub.take()
-        assert [a.data for a in actions if isinstance(a, Send)] == [s.encoded for s in stored]
+        assert actions == [Send(data=b"".join(s.encoded for s in stored))]  # one write
         assert sub.queued_bytes == 0
 
 
@@ -303,15 +322,25 @@ def test_heartbeat_that_overflows_the_queue_drops_and_is_counted() -> None:
     """Regression: a heartbeat that would pass the bound drops the subscriber like a publish
     does, and the hub counts that drop too (it used to count publish drops only)."""
     hub = Broadcaster(ReplayLog(), config=ServerConfig(heartbeat_interval=1.0),
-                      max_queued_bytes=25)
+                      max_queued_bytes=2)
     sub = hub.subscribe("/events", [], now=0.0)
     sub.take()
-    stored = hub.publish(Event(data="abcdefghi"), now=0.5)
-    assert sub.queued_bytes == len(stored.encoded) == 23
-    assert sub.poll(1.5) is True
+    assert sub.poll(1.0) is True  # three bytes of heartbeat do not fit in two
     assert sub.is_dropped and hub.dropped == 1
     assert isinstance(sub.take()[-1], Disconnect)
     assert sub.next_deadline() is None and sub.poll(100.0) is False
+
+
+def test_no_heartbeat_while_bytes_wait() -> None:
+    """Bytes waiting in the queue keep the stream alive: no heartbeat is added behind them,
+    and the next deadline moves on (no busy wake-ups for a client that does not read)."""
+    hub = Broadcaster(ReplayLog(), config=ServerConfig(heartbeat_interval=1.0))
+    sub = hub.subscribe("/events", [], now=0.0)
+    sub.take()
+    stored = hub.publish(Event(data="abc"), now=0.5)
+    assert sub.poll(1.5) is False and sub.queued_bytes == len(stored.encoded)
+    assert sub.next_deadline() == 2.5
+    assert events_of(sub.take()) == [stored.event]
 
 
 # --- close -------------------------------------------------------------------------------------
@@ -359,6 +388,159 @@ def test_publish_after_close_skips_the_closed_streams() -> None:
     fresh = hub.subscribe("/events", [], now=3.0)  # the hub still serves new clients
     hub.publish(Event(data="more"), now=4.0)
     assert [e.data for e in events_of(fresh.take())] == ["more"]
+
+
+# --- replay budget -----------------------------------------------------------------------------
+
+
+def filled_hub(n: int = 40, **kwargs: Any) -> Broadcaster:
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=200)
+    hub = Broadcaster(ReplayLog(ReplayConfig(max_bytes=None)), config=config, **kwargs)
+    for i in range(n):
+        hub.publish(Event(data=f"{i:03d}" + "x" * 40), now=0.0)
+    return hub
+
+
+def test_a_replaying_subscriber_pins_one_step_and_takes_live_events_through_the_log() -> None:
+    """A long replay is read from the log one step per take(): a subscriber that is not
+    drained holds no copy of the log and queues nothing from publish (the replay reaches
+    those events), and a drained one gets everything once, in order."""
+    hub = filled_hub()
+    sub = hub.subscribe("/events", [("Last-Event-ID", hub.replay_log.events()[0].id)], now=1.0)
+    assert sub.is_replaying and hub.replays == 1
+    for i in range(40, 45):
+        hub.publish(Event(data=f"{i:03d}"), now=1.0)
+    assert sub.queued_bytes == 0
+    parser = Parser()
+    datas = [e.data[:3] for e in events_of(sub.take(now=1.0), parser)]
+    while sub.has_pending:
+        step = sub.take(now=1.0)
+        assert len(body_of(step)) <= 200
+        datas += [e.data[:3] for e in events_of(step, parser)]
+    assert datas == [f"{i:03d}" for i in range(1, 45)]
+    assert not sub.is_replaying and hub.replays == 0
+    stored = hub.publish(Event(data="live"), now=2.0)
+    assert sub.queued_bytes == len(stored.encoded)
+
+
+def test_past_max_replays_a_client_is_asked_to_come_back_later() -> None:
+    """Beyond max_replays long replays under way, a resuming client gets the busy retry and
+    the end of its stream, with its id unchanged; once a slot is free it is served."""
+    hub = filled_hub(max_replays=1)
+    first_id = hub.replay_log.events()[0].id
+    hub.subscribe("/events", [("Last-Event-ID", first_id)], now=1.0)
+    busy = hub.subscribe("/events", [("Last-Event-ID", first_id)], now=1.0)
+    actions = busy.take()
+    assert isinstance(actions[-1], Disconnect) and busy.is_closed and hub.put_off == 1
+    parser = Parser(last_event_id=first_id)
+    assert parser.feed(body_of(actions)) == [Retry(milliseconds=5000)]
+    assert parser.last_event_id == first_id
+    short = hub.subscribe("/events", [("Last-Event-ID", hub.replay_log.events()[-2].id)], 1.0)
+    assert [e.data[:3] for e in events_of(short.take())] == ["039"]  # one step: no slot needed
+    for sub in list(hub):
+        hub.unsubscribe(sub)
+    assert hub.replays == 0
+    again = hub.subscribe("/events", [("Last-Event-ID", first_id)], now=2.0)
+    assert again.is_replaying and hub.replays == 1
+
+
+def test_a_replay_not_taken_in_time_is_dropped() -> None:
+    """A long replay the client does not take within max_replay_time is dropped: the head
+    and first step stay queued, the stream ends, its slot is freed."""
+    hub = filled_hub(max_replay_time=10.0)
+    sub = hub.subscribe("/events", [("Last-Event-ID", hub.replay_log.events()[0].id)], now=1.0)
+    assert sub.next_deadline() == 11.0
+    assert sub.poll(5.0) is False and sub.is_replaying
+    assert sub.poll(11.0) is True
+    assert sub.is_dropped and hub.dropped == 1 and hub.replays == 0
+    actions = sub.take()
+    assert isinstance(actions[0], SendHead) and isinstance(actions[-1], Disconnect)
+    assert not sub.has_pending and sub.next_deadline() is None
+
+
+def test_max_subscribers_per_key() -> None:
+    """Subscribers are counted per key; past the limit that key is refused, others are not,
+    and an unsubscribe frees its place."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_subscribers_per_key=2)
+    first = hub.subscribe("/events", [], now=0.0, key="10.0.0.1")
+    hub.subscribe("/events", [], now=0.0, key="10.0.0.1")
+    assert hub.is_full_for("10.0.0.1") and not hub.is_full_for("10.0.0.2")
+    assert not hub.is_full_for(None)
+    with pytest.raises(LocalProtocolError, match="per_key"):
+        hub.subscribe("/events", [], now=0.0, key="10.0.0.1")
+    hub.subscribe("/events", [], now=0.0, key="10.0.0.2")
+    hub.subscribe("/events", [], now=0.0)  # no key: not counted
+    hub.unsubscribe(first)
+    hub.unsubscribe(first)  # twice: ignored
+    assert not hub.is_full_for("10.0.0.1") and len(hub) == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_subscribers_per_key": 0}, {"max_replays": -1}, {"max_replays": 1.0},
+     {"max_replay_time": 0}, {"max_replay_time": math.inf}, {"max_replay_time": True}],
+)
+def test_budget_arguments_are_checked(kwargs: dict[str, Any]) -> None:
+    """The budget arguments refuse values of the wrong type or range."""
+    with pytest.raises(InvalidConfigError):
+        Broadcaster(ReplayLog(), **kwargs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ops=st.lists(st.sampled_from(["publish", "take", "take", "big"]), max_size=60),
+    start=st.integers(min_value=0, max_value=19),
+    max_events=st.integers(min_value=3, max_value=30),
+    chunk=st.integers(min_value=1, max_value=300),
+    is_gzip=st.booleans(),
+)
+def test_lazy_replay_delivers_once_in_order_or_reports_the_gap(
+    ops: list[str], start: int, max_events: int, chunk: int, is_gzip: bool
+) -> None:
+    """Any interleaving of publishes and takes during a replay in steps, with a log that
+    evicts under it: the client gets every event once and in order, except inside a reported
+    gap, and ends knowing the newest id."""
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=chunk)
+    log = ReplayLog(ReplayConfig(max_events=max_events, max_bytes=2000))
+    hub = Broadcaster(log, config=config, max_queued_bytes=1 << 20)
+    published = [hub.publish(Event(data=f"{i}"), now=0.0).id for i in range(20)]
+    resume_id = published[start]
+    headers = [("Last-Event-ID", resume_id)] + ([("Accept-Encoding", "gzip")] if is_gzip else [])
+    sub = hub.subscribe("/events", headers, now=1.0)
+    inflater = zlib.decompressobj(wbits=31) if is_gzip else None
+    parser = Parser(last_event_id=resume_id)
+    received: list[str] = []
+
+    def drain(actions: list[Action]) -> None:
+        data = body_of(actions)
+        if inflater is not None:
+            data = inflater.decompress(data)
+        for item in parser.feed(data):
+            if isinstance(item, Event):
+                received.append("gap" if item.event == GAP_EVENT_TYPE else str(item.id))
+
+    for n, op in enumerate(ops):
+        if op == "take":
+            drain(sub.take(now=2.0))
+        else:
+            size = 1500 if op == "big" else 1  # a big one evicts several at once
+            published.append(hub.publish(Event(data=str(n) * size), now=2.0).id)
+    while sub.has_pending:
+        drain(sub.take(now=3.0))
+    # Once and in order: the ids received are a subsequence of the ids published after the
+    # resume point, and every hole in it is announced by a gap signal.
+    owed = published[start + 1 :]
+    position = 0
+    is_gap_announced = False
+    for item in received:
+        if item == "gap":
+            is_gap_announced = True
+            continue
+        index = owed.index(item, position)
+        assert index == position or is_gap_announced, f"{owed[position:index]} lost silently"
+        position, is_gap_announced = index + 1, False
+    assert position == len(owed) or is_gap_announced or received[-1:] == ["gap"]
+    assert parser.last_event_id == log.position
 
 
 # --- the model -----------------------------------------------------------------------------------
@@ -436,8 +618,8 @@ class BroadcastMachine(RuleBasedStateMachine):
     def _expected_replay(self, resume_from: int | None) -> tuple[str, list[Item]]:
         if resume_from is None:  # a new client: nothing to replay
             return "", []
-        if resume_from == -2:  # an id no log of ours ever issued
-            return "forged", [("gap", "unknown"), *self.published[-MAX_EVENTS:]]
+        if resume_from == -2:  # an id no log of ours ever issued: the gap, then live only
+            return "forged", [("gap", "unknown")]
         sent = self.published[resume_from][0] if resume_from >= 0 else "start"
         first_kept = max(0, len(self.published) - MAX_EVENTS)
         if resume_from + 1 >= first_kept:
@@ -505,7 +687,10 @@ class BroadcastMachine(RuleBasedStateMachine):
             sub = connection.sub
             deadline = sub.next_deadline()
             was_dropped = sub.is_dropped
-            assert sub.poll(self.now) is (deadline is not None and deadline <= self.now)
+            # Due, and nothing waiting that keeps the stream alive already.
+            should_queue = deadline is not None and deadline <= self.now
+            should_queue = should_queue and sub.queued_bytes == 0
+            assert sub.poll(self.now) is should_queue
             if sub.is_dropped and not was_dropped:
                 connection.is_counted_dropped = True
                 self.drops += 1

@@ -303,13 +303,24 @@ def test_header_wins_over_query() -> None:
     assert datas(document) == ["e4"]
 
 
-@pytest.mark.parametrize(("leid", "reason"), [("0", "too_old"), ("nope", "unknown")])
-def test_gap_then_everything_kept(leid: str, reason: str) -> None:
-    """An id the log cannot resume from: the gap, then all the log still has, at once."""
-    session = LongPollSession(LongPollConfig(), log_with(6, max_events=3))
+@pytest.mark.parametrize(
+    ("leid", "reason", "is_replayed", "kept"),
+    [
+        ("0", "too_old", False, ["e3", "e4", "e5"]),
+        ("nope", "unknown", False, []),
+        ("nope", "unknown", True, ["e3", "e4", "e5"]),
+    ],
+)
+def test_gap_then_what_the_client_is_owed(
+    leid: str, reason: str, is_replayed: bool, kept: list[str]
+) -> None:
+    """An id the log cannot resume from: the gap, then all the log still has when the id was
+    ours (or is_unknown_id_replayed), else nothing; the cursor is the log's newest id."""
+    config = LongPollConfig(is_unknown_id_replayed=is_replayed)
+    session = LongPollSession(config, log_with(6, max_events=3))
     document = answer_of(session.on_request(f"/poll?lastEventId={leid}", [], 10.0))
     assert document["gap"] == {"last_event_id": leid, "reason": reason}
-    assert datas(document) == ["e3", "e4", "e5"] and document["last_event_id"] == "5"
+    assert datas(document) == kept and document["last_event_id"] == "5"
 
 
 def test_gap_on_an_empty_log_moves_the_cursor_to_the_position() -> None:

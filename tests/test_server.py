@@ -102,15 +102,28 @@ def test_header_wins_over_query() -> None:
     assert [e.data for e in parse(body)] == ["e2"]
 
 
-@pytest.mark.parametrize(("leid", "reason"), [("0", "too_old"), ("nope", "unknown")])
-def test_gap_signal_then_everything_kept(leid: str, reason: str) -> None:
-    """An id that cannot be resumed from gets the gap signal, then all the log still has."""
+@pytest.mark.parametrize(
+    ("leid", "reason", "is_replayed", "kept"),
+    [
+        ("0", "too_old", False, ["e3", "e4", "e5"]),  # ours, evicted: what the log still has
+        ("nope", "unknown", False, []),  # unplaceable: the gap and the position only
+        ("nope", "unknown", True, ["e3", "e4", "e5"]),  # ... unless asked to replay
+    ],
+)
+def test_gap_signal_then_what_the_client_is_owed(
+    leid: str, reason: str, is_replayed: bool, kept: list[str]
+) -> None:
+    """An id that cannot be resumed from gets the gap signal; then the log's events when the
+    id was ours (or is_unknown_id_replayed), else only the log's position."""
     log = log_with(6, max_events=3)  # keeps e3..e5
-    session = ServerSession(ServerConfig(heartbeat_interval=None), log)
-    items = parse(body_of(session.on_request("/", [("Last-Event-ID", leid)], 10.0)))
+    config = ServerConfig(heartbeat_interval=None, is_unknown_id_replayed=is_replayed)
+    session = ServerSession(config, log)
+    parser = Parser()
+    items = parser.feed(body_of(session.on_request("/", [("Last-Event-ID", leid)], 10.0)))
     assert items[0].event == GAP_EVENT_TYPE
     assert json.loads(items[0].data) == {"last_event_id": leid, "reason": reason}
-    assert [e.data for e in items[1:]] == ["e3", "e4", "e5"]
+    assert [e.data for e in items[1:]] == kept
+    assert parser.last_event_id == log.position  # the next resumption starts from here
 
 
 def test_client_turns_gap_signal_into_report() -> None:
@@ -240,3 +253,103 @@ def test_new_client_gets_the_log_position() -> None:
     again = ServerSession(ServerConfig(heartbeat_interval=None), log)
     replayed = parse(body_of(again.on_request("/", [("Last-Event-ID", "b1-1")], 7.0)))
     assert [e.data for e in replayed] == ["meanwhile"]
+
+
+# --- replay in steps ------------------------------------------------------------------------
+
+
+def long_log(n: int, size: int = 100, **config: Any) -> ReplayLog:
+    log = ReplayLog(ReplayConfig(max_bytes=None, **config))
+    for i in range(n):
+        log.append(Event(data=f"{i:04d}" + "x" * (size - 4)), float(i))
+    return log
+
+
+def test_long_replay_comes_in_steps_of_at_most_the_chunk_size() -> None:
+    """A replay longer than replay_chunk_size goes out one step per continue_replay(), each
+    at most one chunk (plus one event), in order, without a copy of the rest."""
+    log = long_log(50)
+    size = len(log.events()[-1].encoded)  # the largest: the longest id
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=5 * size)
+    session = ServerSession(config, log)
+    parser = Parser()
+    first = body_of(session.on_request("/", [("Last-Event-ID", log.events()[9].id)], 50.0))
+    datas = [e.data[:4] for e in parser.feed(first)]
+    assert datas == [f"{i:04d}" for i in range(10, 15)] and session.is_replaying
+    steps = 0
+    while session.is_replaying:
+        step = body_of(session.continue_replay(50.0))
+        assert 0 < len(step) <= 5 * size
+        datas += [e.data[:4] for e in parser.feed(step)]
+        steps += 1
+    assert datas == [f"{i:04d}" for i in range(10, 50)] and steps == 7
+    assert session.continue_replay(50.0) == []
+    assert parser.last_event_id == log.position
+
+
+def test_events_published_during_a_replay_come_through_it_in_order() -> None:
+    """While replaying, send() of a stored event sends nothing: the replay reads it from the
+    log after what came before it, so the client gets each event once, in order."""
+    log = long_log(10)
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=1)  # one event a step
+    session = ServerSession(config, log)
+    parser = Parser()
+    datas = [e.data[:4] for e in parser.feed(
+        body_of(session.on_request("/", [("Last-Event-ID", log.events()[0].id)], 10.0)))]
+    stored = log.append(Event(data="live"), 11.0)
+    assert session.send(stored, 11.0) == []
+    while session.is_replaying:
+        datas += [e.data[:4] for e in parser.feed(body_of(session.continue_replay(11.0)))]
+    assert datas == [f"{i:04d}" for i in range(1, 10)] + ["live"]
+    after = log.append(Event(data="next"), 12.0)  # caught up: live again
+    assert session.send(after, 12.0) == [Send(data=after.encoded)]
+
+
+def test_events_evicted_during_a_replay_give_a_gap_then_the_rest() -> None:
+    """When the log evicts what a slow replay has not sent yet, the client gets the gap
+    signal (too_old, naming the last id it was sent) and the replay goes on from the oldest
+    event kept: never a silent skip."""
+    log = long_log(10, max_events=10)
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=1)
+    session = ServerSession(config, log)
+    parser = Parser()
+    items = parser.feed(body_of(session.on_request("/", [("Last-Event-ID", "0")], 10.0)))
+    assert [e.data[:4] for e in items] == ["0001"]
+    for i in range(10, 20):  # the log turns over: 0002..0009 are evicted
+        log.append(Event(data=f"{i:04d}"), 11.0)
+    while session.is_replaying:
+        items += parser.feed(body_of(session.continue_replay(11.0)))
+    gap = items[1]
+    assert gap.event == GAP_EVENT_TYPE
+    assert json.loads(gap.data) == {"last_event_id": "1", "reason": "too_old"}
+    assert [e.data[:4] for e in items[2:]] == [f"{i:04d}" for i in range(10, 20)]
+
+
+def test_a_long_replay_can_be_put_off() -> None:
+    """With is_long_replay_allowed=False, a replay longer than one step is not started: the
+    client gets busy_retry and the end of the stream, and keeps its id; a short replay goes
+    ahead."""
+    log = long_log(20)
+    size = len(log.events()[0].encoded)
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=5 * size, busy_retry=7000)
+    busy = ServerSession(config, log)
+    actions = busy.on_request("/", [("Last-Event-ID", "0")], 20.0, is_long_replay_allowed=False)
+    assert isinstance(actions[-1], Disconnect) and busy.state is ServerState.CLOSED
+    parser = Parser(last_event_id="0")
+    assert parser.feed(body_of(actions)) == [Retry(milliseconds=7000)]
+    assert parser.last_event_id == "0"
+    short = ServerSession(config, log)
+    actions = short.on_request("/", [("Last-Event-ID", "16")], 20.0, is_long_replay_allowed=False)
+    assert [e.data[:4] for e in parse(body_of(actions))] == ["0017", "0018", "0019"]
+    assert short.state is ServerState.STREAMING and not short.is_replaying
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"replay_chunk_size": 0}, {"replay_chunk_size": 1.5}, {"is_unknown_id_replayed": 1},
+     {"busy_retry": -1}, {"busy_retry": 1.0}],
+)
+def test_replay_knobs_are_checked(kwargs: dict[str, Any]) -> None:
+    """The replay knobs refuse values of the wrong type or range."""
+    with pytest.raises(InvalidConfigError):
+        ServerConfig(**kwargs)

@@ -830,6 +830,10 @@ class _Simulation:
         target = conn.request.url.split("/", 3)[-1]
         headers = list(conn.request.headers)
         self.server_actions(conn, server.on_request("/" + target, headers, now))
+        while isinstance(server, ServerSession) and server.is_replaying:
+            # The replay's next steps, as fast as the connection takes them (the simulated
+            # network has no send buffer to fill).
+            self.server_actions(conn, server.continue_replay(now))
 
     def server_actions(self, conn: _Connection, actions: list[Action]) -> None:
         for action in actions:
