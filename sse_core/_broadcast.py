@@ -103,6 +103,13 @@ class Subscriber:
         return self.session.is_replaying
 
     @property
+    def replay_deadline(self) -> float | None:
+        """When a long replay under way must be finished (``max_replay_time`` after it
+        began), or ``None``. An adapter blocked writing to this client stops waiting then,
+        calls :meth:`poll` (which drops it) and closes the connection."""
+        return self._replay_deadline if self.session.is_replaying else None
+
+    @property
     def is_dropped(self) -> bool:
         """Whether the subscriber was disconnected for falling behind (or for a replay that
         did not finish in time)."""

@@ -9,7 +9,12 @@ import ssl
 from collections.abc import Callable
 
 from .._actions import ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Broadcaster
+from .._broadcast import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_REPLAY_TIME,
+    DEFAULT_MAX_REPLAYS,
+    Broadcaster,
+)
 from .._client import ClientConfig, ClientSession
 from .._errors import InvalidConfigError
 from .._metrics import Metrics
@@ -25,7 +30,44 @@ from ._http import (
     refusal_for,
 )
 
-__all__ = ["ClientBase", "ServerBase", "default_replay_log"]
+__all__ = [
+    "DEFAULT_MAX_SUBSCRIBERS",
+    "ClientBase",
+    "ConnectionKey",
+    "ServerBase",
+    "client_address",
+    "default_replay_log",
+]
+
+#: Default bound on the clients a server adapter serves at once.
+DEFAULT_MAX_SUBSCRIBERS = 10_000
+
+#: What ``max_subscribers_per_key`` counts by: ``(request, client address) -> key or None``.
+ConnectionKey = Callable[[IncomingRequest, "str | None"], "str | None"]
+
+
+def client_address(request: IncomingRequest, address: str | None) -> str | None:
+    """The default connection key: the client's IP address (``None`` when unknown).
+
+    Behind a reverse proxy every client has the proxy's address: key by a header the proxy
+    sets (``X-Forwarded-For``'s last hop you trust) or by an API key instead.
+    """
+    return address
+
+
+def check_limits(
+    max_subscribers_per_key: int | None, connection_key: ConnectionKey
+) -> None:
+    """Refuse a bad per-key limit or key function (the Broadcaster checks the rest)."""
+    if max_subscribers_per_key is not None and (
+        type(max_subscribers_per_key) is not int or max_subscribers_per_key < 1
+    ):
+        raise InvalidConfigError(
+            f"max_subscribers_per_key must be None or an int >= 1,"
+            f" got {max_subscribers_per_key!r}"
+        )
+    if not callable(connection_key):
+        raise InvalidConfigError(f"connection_key must be callable, got {connection_key!r}")
 
 
 def default_replay_log() -> ReplayLog:
@@ -98,7 +140,8 @@ class ServerBase:
 
     It checks the arguments, builds the :class:`~sse_core.Broadcaster` (with
     :func:`default_replay_log` unless a log is given), and decides which requests are
-    refused.
+    refused: the shared 404/405/503 rules, then 429 for a client whose
+    ``connection_key`` has ``max_subscribers_per_key`` streams open already.
     """
 
     def __init__(
@@ -111,11 +154,16 @@ class ServerBase:
         max_subscribers: int | None,
         request_timeout: float,
         send_timeout: float | None,
+        max_subscribers_per_key: int | None = None,
+        connection_key: ConnectionKey = client_address,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
     ) -> None:
         if path is not None and (not isinstance(path, str) or not path.startswith("/")):
             raise InvalidConfigError(f"path must be None or a str starting with '/', got {path!r}")
         check_seconds("request_timeout", request_timeout)
         check_seconds("send_timeout", send_timeout, optional=True)
+        check_limits(max_subscribers_per_key, connection_key)
         if replay_log is None:
             replay_log = default_replay_log()
         self._broadcaster = Broadcaster(
@@ -123,7 +171,11 @@ class ServerBase:
             config=config,
             max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers,
+            max_subscribers_per_key=max_subscribers_per_key,
+            max_replays=max_replays,
+            max_replay_time=max_replay_time,
         )
+        self._connection_key = connection_key
         self._path = path
         self._request_timeout = float(request_timeout)
         self._send_timeout = send_timeout
@@ -134,7 +186,23 @@ class ServerBase:
         """The fan-out (subscriber count, ``dropped``, the replay log)."""
         return self._broadcaster
 
-    def _refusal(self, request: IncomingRequest) -> Refusal | None:
-        """How to refuse ``request``, or ``None`` to serve it."""
+    def _admit(
+        self, request: IncomingRequest, address: str | None
+    ) -> tuple[Refusal | None, str | None]:
+        """How to refuse ``request`` (or ``None`` to serve it), and its connection key."""
         is_available = not (self._broadcaster.is_full or self._is_closing)
-        return refusal_for(request, path=self._path, is_available=is_available)
+        refusal = refusal_for(request, path=self._path, is_available=is_available)
+        if refusal is not None:
+            return refusal, None
+        key = self._connection_key(request, address)
+        if self._broadcaster.is_full_for(key):
+            return TOO_MANY, key
+        return None, key
+
+
+#: The answer to a client whose key has ``max_subscribers_per_key`` streams open.
+TOO_MANY = Refusal(
+    status=429,
+    text="too many event streams from this client\n",
+    headers=(("Retry-After", "60"),),
+)

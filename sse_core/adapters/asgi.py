@@ -34,9 +34,21 @@ from sse_core import (
     StoredEvent,
     Subscriber,
 )
-from sse_core._broadcast import DEFAULT_MAX_QUEUED_BYTES
+from sse_core._broadcast import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_REPLAY_TIME,
+    DEFAULT_MAX_REPLAYS,
+)
 
-from ._base import default_replay_log
+from ._base import (
+    DEFAULT_MAX_SUBSCRIBERS,
+    TOO_MANY,
+    ConnectionKey,
+    check_limits,
+    client_address,
+    default_replay_log,
+)
+from ._http import IncomingRequest
 
 __all__ = ["EventStream"]
 
@@ -91,6 +103,14 @@ class EventStream:
         max_queued_bytes: The most body bytes one client may have waiting; past it the client
             is dropped.
         max_subscribers: The most clients at once, or ``None`` for no limit.
+        max_subscribers_per_key: The most clients at once with the same
+            ``connection_key`` (more get 429), or ``None``.
+        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
+            request and the client's address (by default the address; behind a proxy,
+            key by a header it sets).
+        max_replays: The most replays longer than one step under way at once; past it a
+            resuming client is asked to come back later (``busy_retry``).
+        max_replay_time: Seconds a long replay may take before its client is let go.
         busy_retry_delay: Seconds a refused client is asked to wait (``Retry-After``, rounded
             up to whole seconds).
         clock: Monotonic seconds; it must tick like the event loop's clock, because the
@@ -106,7 +126,11 @@ class EventStream:
         *,
         config: ServerConfig | None = None,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = None,
+        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
+        max_subscribers_per_key: int | None = None,
+        connection_key: ConnectionKey = client_address,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
         busy_retry_delay: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -127,12 +151,17 @@ class EventStream:
             )
         if not callable(clock):
             raise InvalidConfigError(f"clock must be callable, got {clock!r}")
+        check_limits(max_subscribers_per_key, connection_key)
         self._hub = Broadcaster(
             replay_log,
             config=config,
             max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers,
+            max_subscribers_per_key=max_subscribers_per_key,
+            max_replays=max_replays,
+            max_replay_time=max_replay_time,
         )
+        self._connection_key = connection_key
         self._config = config
         self._clock = clock
         self._retry_after = str(math.ceil(busy_retry_delay)).encode()
@@ -239,7 +268,16 @@ class EventStream:
                 send, 503, b"event stream unavailable\n", [(b"retry-after", self._retry_after)]
             )
             return
-        subscriber = self._hub.subscribe(target, headers, self._clock())
+        client = scope.get("client")
+        key = self._connection_key(_request_of(scope, target), client[0] if client else None)
+        if self._hub.is_full_for(key):
+            refusal = TOO_MANY
+            await _refuse(
+                send, refusal.status, refusal.text.encode(),
+                [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
+            )
+            return
+        subscriber = self._hub.subscribe(target, headers, self._clock(), key=key)
         connection = _Connection(subscriber)
         self._connections[id(subscriber)] = connection
         try:
@@ -269,9 +307,12 @@ class EventStream:
         while True:
             # A fresh event before take(): a publish from now on wakes the wait below.
             connection.wake = anyio.Event()
-            for action in subscriber.take():
+            for action in subscriber.take(self._clock()):
                 message = _message(action)
-                with anyio.CancelScope() as scope:
+                replay_deadline = subscriber.replay_deadline
+                with anyio.CancelScope(
+                    deadline=math.inf if replay_deadline is None else replay_deadline
+                ) as scope:
                     connection.write_scope = scope
                     try:
                         await send(message)
@@ -280,9 +321,12 @@ class EventStream:
                     finally:
                         connection.write_scope = None
                 if scope.cancelled_caught:
+                    subscriber.poll(self._clock())  # a replay past its time: dropped
                     return  # dropped or closed while the client was not reading
                 if isinstance(action, Disconnect):
                     return
+            if subscriber.is_replaying:
+                continue  # the replay's next step: send() has waited for the client already
             # Anything queued while sending has already set the event: no wait then.
             deadline = subscriber.next_deadline()
             delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
@@ -329,6 +373,15 @@ def _response_start(head: SendHead) -> Message:
             for name, value in head.headers
         ],
     }
+
+
+def _request_of(scope: Scope, target: str) -> IncomingRequest:
+    """The request as a connection key function sees it (no body: it is not read)."""
+    headers = tuple(
+        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        for name, value in scope["headers"]
+    )
+    return IncomingRequest(method=scope["method"], target=target, headers=headers, body=b"")
 
 
 async def _refuse(

@@ -16,14 +16,25 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
 from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
+from .._broadcast import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_REPLAY_TIME,
+    DEFAULT_MAX_REPLAYS,
+    Subscriber,
+)
 from .._client import ClientConfig
 from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
-from ._base import ClientBase, ServerBase
+from ._base import (
+    DEFAULT_MAX_SUBSCRIBERS,
+    ClientBase,
+    ConnectionKey,
+    ServerBase,
+    client_address,
+)
 from ._http import (
     ClientOutput,
     CloseConnection,
@@ -299,25 +310,31 @@ class _StreamProtocol(asyncio.Protocol):
         if subscriber.is_dropped and self._is_paused:
             transport.abort()  # it cannot even take the end of the stream
             return
-        if self._is_paused or not subscriber.has_pending:
-            return
-        data, is_done = self._connection.respond(subscriber.take())
-        if data:
-            transport.write(data)
-        if is_done:
-            transport.close()
+        now = self._server._clock()
+        # Until the socket pushes back (pause_writing() runs inside write()): a long replay
+        # comes one step per take(), read from the log only as fast as the client reads.
+        while not self._is_paused and subscriber.has_pending:
+            data, is_done = self._connection.respond(subscriber.take(now))
+            if data:
+                transport.write(data)
+            if is_done:
+                transport.close()
+                return
 
     def _on_request(self, request: IncomingRequest) -> None:
         server = self._server
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        refusal = server._refusal(request)
+        if self._transport is None:
+            return
+        peer = self._transport.get_extra_info("peername")
+        refusal, key = server._admit(request, peer[0] if peer else None)
         if refusal is not None:
             self._reject(refusal.status, refusal.text, list(refusal.headers))
             return
         self._subscriber = server._broadcaster.subscribe(
-            request.target, request.headers, server._clock()
+            request.target, request.headers, server._clock(), key=key
         )
         self.flush()
         self._arm()
@@ -370,6 +387,13 @@ class EventStreamServer(ServerBase):
         path: The only path served (others get 404), or ``None`` to serve every path.
         max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
         max_subscribers: The most clients at once (more get 503), or ``None``.
+        max_subscribers_per_key: The most clients at once with the same
+            ``connection_key`` (more get 429), or ``None``.
+        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
+            request and the client's address (by default the address).
+        max_replays: The most replays longer than one step under way at once; past it a
+            resuming client is asked to come back later (``busy_retry``).
+        max_replay_time: Seconds a long replay may take before its client is let go.
         request_timeout: Seconds a new connection has to send its request.
         send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
             connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
@@ -386,7 +410,11 @@ class EventStreamServer(ServerBase):
         config: ServerConfig | None = None,
         path: str | None = "/events",
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = None,
+        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
+        max_subscribers_per_key: int | None = None,
+        connection_key: ConnectionKey = client_address,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
         request_timeout: float = 30.0,
         send_timeout: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -394,7 +422,9 @@ class EventStreamServer(ServerBase):
         super().__init__(
             replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout,
+            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
+            connection_key=connection_key, max_replays=max_replays,
+            max_replay_time=max_replay_time,
         )
         self._clock = clock
         self._protocols: set[_StreamProtocol] = set()

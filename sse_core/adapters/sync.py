@@ -27,14 +27,25 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from types import TracebackType
 
 from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
+from .._broadcast import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_REPLAY_TIME,
+    DEFAULT_MAX_REPLAYS,
+    Subscriber,
+)
 from .._client import ClientConfig
 from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
-from ._base import ClientBase, ServerBase
+from ._base import (
+    DEFAULT_MAX_SUBSCRIBERS,
+    ClientBase,
+    ConnectionKey,
+    ServerBase,
+    client_address,
+)
 from ._http import (
     ClientOutput,
     CloseConnection,
@@ -481,6 +492,13 @@ class EventStreamServer(ServerBase):
         path: The only path served (others get 404), or ``None`` to serve every path.
         max_queued_bytes: A client's send queue bound (see above).
         max_subscribers: The most clients at once (more get 503), or ``None``.
+        max_subscribers_per_key: The most clients at once with the same
+            ``connection_key`` (more get 429), or ``None``.
+        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
+            request and the client's address (by default the address).
+        max_replays: The most replays longer than one step under way at once; past it a
+            resuming client is asked to come back later (``busy_retry``).
+        max_replay_time: Seconds a long replay may take before its client is let go.
         request_timeout: Seconds a new connection has to send its request (TLS handshake
             included), and a refused one to take its error response.
         send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
@@ -501,7 +519,11 @@ class EventStreamServer(ServerBase):
         config: ServerConfig | None = None,
         path: str | None = "/events",
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = None,
+        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
+        max_subscribers_per_key: int | None = None,
+        connection_key: ConnectionKey = client_address,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
         request_timeout: float = 30.0,
         send_timeout: float | None = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -509,7 +531,9 @@ class EventStreamServer(ServerBase):
         super().__init__(
             replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout,
+            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
+            connection_key=connection_key, max_replays=max_replays,
+            max_replay_time=max_replay_time,
         )
         self._clock = clock
         self._ssl_context: ssl.SSLContext | None = None
@@ -767,12 +791,18 @@ class EventStreamServer(ServerBase):
                 return
 
     def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
-        refusal = self._refusal(request)
+        try:
+            address: str | None = client.sock.getpeername()[0] if client.sock else None
+        except (OSError, IndexError, TypeError):
+            address = None
+        refusal, key = self._admit(request, address)
         if refusal is not None:
             self._reject(client, refusal.status, refusal.text, now, list(refusal.headers))
         else:
             client.deadline = None
-            client.subscriber = self._broadcaster.subscribe(request.target, request.headers, now)
+            client.subscriber = self._broadcaster.subscribe(
+                request.target, request.headers, now, key=key
+            )
 
     def _reject(
         self,
@@ -800,13 +830,13 @@ class EventStreamServer(ServerBase):
             if deadline is not None and now >= deadline:
                 subscriber.poll(now)
             if subscriber.is_dropped:  # fell behind: what is left goes now, then close
-                data, _ = client.http.respond(subscriber.take())
+                data, _ = client.http.respond(subscriber.take(now))
                 client.unsent += data
                 self._send(client)
                 self._close_client(client)
                 return
             if not client.unsent and subscriber.has_pending:
-                data, is_done = client.http.respond(subscriber.take())
+                data, is_done = client.http.respond(subscriber.take(now))
                 client.unsent += data
                 client.is_done = is_done
                 if is_done:
@@ -819,7 +849,11 @@ class EventStreamServer(ServerBase):
             self._close_client(client)
             return
         if not client.is_handshaking:
-            client.interest = (_READ | _WRITE) if client.unsent else _READ
+            # A replay under way has more to send as soon as the socket takes it.
+            is_writing = bool(client.unsent) or (
+                client.subscriber is not None and client.subscriber.has_pending
+            )
+            client.interest = (_READ | _WRITE) if is_writing else _READ
         assert self._selector is not None
         if self._selector.get_key(client.sock).events != client.interest:
             self._selector.modify(client.sock, client.interest, client)

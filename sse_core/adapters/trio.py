@@ -21,14 +21,25 @@ from typing import Generic, TypeAlias, TypeVar
 import trio
 
 from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
+from .._broadcast import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_REPLAY_TIME,
+    DEFAULT_MAX_REPLAYS,
+    Subscriber,
+)
 from .._client import ClientConfig
 from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
 from .._types import RandomSource
-from ._base import ClientBase, ServerBase
+from ._base import (
+    DEFAULT_MAX_SUBSCRIBERS,
+    ClientBase,
+    ConnectionKey,
+    ServerBase,
+    client_address,
+)
 from ._http import (
     ClientOutput,
     CloseConnection,
@@ -393,6 +404,13 @@ class EventStreamServer(ServerBase):
         path: The only path served (others get 404), or ``None`` to serve every path.
         max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
         max_subscribers: The most clients at once (more get 503), or ``None``.
+        max_subscribers_per_key: The most clients at once with the same
+            ``connection_key`` (more get 429), or ``None``.
+        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
+            request and the client's address (by default the address).
+        max_replays: The most replays longer than one step under way at once; past it a
+            resuming client is asked to come back later (``busy_retry``).
+        max_replay_time: Seconds a long replay may take before its client is let go.
         request_timeout: Seconds a new connection has to send its request (TLS handshake
             included), and the most an error response may take to write.
         send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
@@ -413,7 +431,11 @@ class EventStreamServer(ServerBase):
         config: ServerConfig | None = None,
         path: str | None = "/events",
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = None,
+        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
+        max_subscribers_per_key: int | None = None,
+        connection_key: ConnectionKey = client_address,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
         request_timeout: float = 30.0,
         send_timeout: float | None = 30.0,
         clock: Callable[[], float] | None = None,
@@ -421,7 +443,9 @@ class EventStreamServer(ServerBase):
         super().__init__(
             replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
             max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout,
+            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
+            connection_key=connection_key, max_replays=max_replays,
+            max_replay_time=max_replay_time,
         )
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
         self._connections: set[_Connection] = set()
@@ -586,10 +610,11 @@ class EventStreamServer(ServerBase):
                 if read is None:
                     return
                 http, request = read
-                if await self._reject_unwanted(stream, http, request):
+                is_refused, request_key = await self._admit_or_reject(stream, tcp, http, request)
+                if is_refused:
                     return
                 connection.subscriber = self._broadcaster.subscribe(
-                    request.target, request.headers, self._clock()
+                    request.target, request.headers, self._clock(), key=request_key
                 )
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch, stream, nursery.cancel_scope)
@@ -623,15 +648,23 @@ class EventStreamServer(ServerBase):
                     return http, request
         return None  # no request in time
 
-    async def _reject_unwanted(
-        self, stream: _Stream, http: ServerConnection, request: IncomingRequest
-    ) -> bool:
-        """Answer a request that gets no stream; whether it was one."""
-        refusal = self._refusal(request)
+    async def _admit_or_reject(
+        self,
+        stream: _Stream,
+        tcp: trio.SocketStream,
+        http: ServerConnection,
+        request: IncomingRequest,
+    ) -> tuple[bool, str | None]:
+        """Answer a request that gets no stream; whether it was one, and the request's key."""
+        try:
+            address: str | None = tcp.socket.getpeername()[0]
+        except (OSError, IndexError, TypeError):
+            address = None
+        refusal, key = self._admit(request, address)
         if refusal is None:
-            return False
+            return False, key
         await self._reject(stream, http, refusal.status, refusal.text, list(refusal.headers))
-        return True
+        return True, None
 
     async def _reject(
         self,
@@ -656,11 +689,18 @@ class EventStreamServer(ServerBase):
             while True:
                 connection.woken = trio.Event()  # reset before looking: no wake-up is lost
                 if subscriber.has_pending:
-                    data, is_done = http.respond(subscriber.take())
+                    data, is_done = http.respond(subscriber.take(self._clock()))
                     if data:
                         connection.is_sending = True
-                        await stream.send_all(data)
+                        replay_deadline = subscriber.replay_deadline
+                        with trio.move_on_at(
+                            math.inf if replay_deadline is None else replay_deadline
+                        ) as write_scope:
+                            await stream.send_all(data)
                         connection.is_sending = False
+                        if write_scope.cancelled_caught:  # a replay the client did not take
+                            subscriber.poll(self._clock())
+                            return
                     if is_done:
                         return
                     continue
