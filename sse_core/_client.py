@@ -156,9 +156,14 @@ class ClientConfig:
             value is added to the URL, for proxies that cache despite ``no-cache``.
         is_gzip_accepted: Send ``Accept-Encoding: gzip`` and decode gzip bodies.
         max_decompressed_size: Most bytes one body chunk may decode to.
-        stall_timeout: Seconds without a byte (heartbeats count) after which a connection is
-            taken for dead and replaced; also bounds the wait for the response head.
-            ``None`` disables it.
+        stall_timeout: Seconds without progress after which a connection is taken for
+            dead and replaced. Progress is a complete line of the decoded body (after gzip):
+            an event's field line, a comment such as a heartbeat, or the blank line ending
+            an event; within one long line, every 4 KiB of it
+            (:attr:`~sse_core.StallDetector.PROGRESS_BYTES`).
+            Bytes alone are not progress, so a server dripping them is replaced too. The
+            clock starts at the connect, so it also bounds the wait for the response head
+            and the first line. ``None`` disables it.
         backoff: The reconnection policy.
         dedup: Limits of the window that drops replayed events by id; ``None`` disables it.
         sequencer: When set, events are delivered in the order of the sequence number in
@@ -176,8 +181,10 @@ class ClientConfig:
             ``LONG_POLLING`` needs ``long_poll_url``.
         first_byte_timeout: Seconds after a 200 ``text/event-stream`` response within which
             at least one body byte (padding and heartbeats count) must arrive; otherwise the
-            stream looks held back by a buffering intermediary. The stall timeout, when it
-            runs out first on such a response, counts the same.
+            stream looks held back by a buffering intermediary. A byte is enough here (such an
+            intermediary holds back everything); bytes that never end a line are left to the
+            stall timeout. The stall timeout, when it runs out first on such a response,
+            counts the same.
         switch_after: How many such responses in a row switch to long-polling. Body bytes on
             a stream reset the count; failures before a response neither count nor reset.
         retry_streaming_after: While long-polling, seconds after which streaming is tried
@@ -788,13 +795,15 @@ class ClientSession:
         return actions
 
     def _stream_data(self, data: bytes, now: float, actions: list[Action]) -> list[Action]:
-        if self._stall is not None:
-            self._stall.activity(now)
         parser = self._parser
         decompressor = self._decompressor
         assert parser is not None and decompressor is not None
         try:
-            items = parser.feed(decompressor.decompress(data))
+            decoded = decompressor.decompress(data)
+            if self._stall is not None:
+                # Progress is a complete line of the decoded stream, not a byte.
+                self._stall.received(decoded, now)
+            items = parser.feed(decoded)
         except RemoteProtocolError as error:
             # Items parsed before a limit was crossed are still delivered.
             self._handle_items(getattr(error, "items", []), now, actions)
@@ -951,8 +960,9 @@ class ClientSession:
                     return self._blocked(now)
                 if is_stalled:
                     assert stall is not None
-                    return self._lose(now, f"stalled: no bytes for {stall.timeout:g} s",
-                                      is_open=True)
+                    return self._lose(
+                        now, f"stalled: no complete line for {stall.timeout:g} s", is_open=True
+                    )
                 return []
             case _:  # pragma: no cover
                 raise AssertionError(self._leg)

@@ -3,8 +3,9 @@
 Both objects turn "something happened at ``now``" into "wake me at this instant", so that an
 adapter sleeps exactly until :meth:`next_deadline` instead of polling:
 
-* :class:`StallDetector` (client side) -- the stream is stalled when nothing at all arrived
-  for ``timeout`` seconds. Any bytes count, heartbeat comments included.
+* :class:`StallDetector` (client side) -- the stream is stalled when it made no progress for
+  ``timeout`` seconds. Progress is a complete line (an event's field, a heartbeat comment, the
+  blank line ending an event), not a byte: a peer dripping bytes does not keep it alive.
 * :class:`HeartbeatScheduler` (server side) -- a heartbeat is due when nothing at all was sent
   for ``interval`` seconds. Any data sent counts, events included.
 
@@ -15,6 +16,7 @@ Both are stopped until :meth:`start` (the stream opened) and can be stopped agai
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from ._errors import InvalidConfigError, LocalProtocolError
 
@@ -80,13 +82,17 @@ class _IdleTimer:
             return None
         return self._last_at + self._period
 
-    def _touch(self, now: float, what: str) -> None:
+    def _input(self, now: float, what: str) -> None:
+        """Check an input at ``now`` (refused when stopped) and remember ``now``."""
         if self._last_at is None:
             raise LocalProtocolError(
                 f"{what}() on a stopped {type(self).__name__}; call start(now)"
             )
         _check_now(now, self._last_now)
         self._last_now = now
+
+    def _touch(self, now: float, what: str) -> None:
+        self._input(now, what)
         self._last_at = now
 
     def _has_expired(self, now: float) -> bool:
@@ -95,40 +101,88 @@ class _IdleTimer:
 
 
 class StallDetector(_IdleTimer):
-    """Notices a stream on which nothing arrived for ``timeout`` seconds.
+    """Notices a stream that made no progress for ``timeout`` seconds.
 
-    Call :meth:`start` when the stream opens, :meth:`activity` whenever bytes arrive (any
-    bytes: events, comments used as heartbeats, partial lines), and :meth:`stop` when it
-    closes. Sleep until :meth:`next_deadline`; on waking, :meth:`is_stalled` says whether the
-    stream really stalled or activity moved the deadline in the meantime.
+    Call :meth:`start` when the stream opens, :meth:`received` with the body as it arrives
+    (decoded: after gzip), and :meth:`stop` when it closes. Progress is a complete line -- a
+    field line, a comment used as a heartbeat, the blank line that ends an event -- or, within
+    one long line, every :attr:`PROGRESS_BYTES` bytes of it; a byte alone is not. Sleep until
+    :meth:`next_deadline`; on waking, :meth:`is_stalled` says whether the stream really
+    stalled or progress moved the deadline in the meantime. :meth:`activity` records progress
+    that the caller judged itself.
 
     Before :meth:`start` (and after :meth:`stop`) the detector is stopped: it has no deadline
-    and is never stalled, and :meth:`activity` is refused.
+    and is never stalled, and :meth:`received` and :meth:`activity` are refused.
 
     Args:
-        timeout: Seconds without activity after which the stream counts as stalled (> 0).
+        timeout: Seconds without progress after which the stream counts as stalled (> 0).
 
     Raises:
         InvalidConfigError: when ``timeout`` is not a finite number > 0.
     """
 
-    __slots__ = ()
+    __slots__ = ("_unended",)
+
+    #: Bytes without a line end that count as progress too (4 KiB), so that a long line on a
+    #: slow link is not taken for a stall. A drip of a byte every few seconds takes hours.
+    PROGRESS_BYTES: ClassVar[int] = 4096
 
     def __init__(self, timeout: float) -> None:
         super().__init__("timeout", timeout)
+        self._unended = 0  # bytes received since the last progress
 
     @property
     def timeout(self) -> float:
-        """Seconds without activity that make a stall."""
+        """Seconds without progress that make a stall."""
         return self._period
 
     @property
     def last_activity_at(self) -> float | None:
-        """The instant of the last activity (or of :meth:`start`); ``None`` when stopped."""
+        """The instant of the last progress (or of :meth:`start`); ``None`` when stopped."""
         return self._last_at
 
+    def start(self, now: float) -> None:
+        """Arm it as if progress was made at ``now``; re-arms a running detector from ``now``.
+
+        Args:
+            now: The current monotonic time.
+
+        Raises:
+            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
+        """
+        super().start(now)
+        self._unended = 0
+
+    def received(self, data: bytes, now: float) -> bool:
+        """Record decoded body bytes that arrived at ``now``; progress moves the deadline.
+
+        They are progress when they hold a line end (CR or LF; WHATWG HTML 9.2.6 ends a line
+        with either), or when :attr:`PROGRESS_BYTES` or more arrived without one since the
+        last progress (a long line on a slow link still moves). The LF of a CRLF split
+        across two calls counts again; that is harmless, as a lone LF would be a line.
+
+        Args:
+            data: Body bytes after content decoding (never the compressed bytes: their CR and
+                LF mean nothing).
+            now: The current monotonic time.
+
+        Returns:
+            Whether they counted as progress.
+
+        Raises:
+            LocalProtocolError: when the detector is stopped, or when ``now`` is not finite or
+                is earlier than a previous input.
+        """
+        self._input(now, "received")
+        self._unended += len(data)
+        if self._unended >= self.PROGRESS_BYTES or b"\n" in data or b"\r" in data:
+            self._last_at = now
+            self._unended = 0
+            return True
+        return False
+
     def activity(self, now: float) -> None:
-        """Record that bytes arrived at ``now``; the deadline moves to ``now + timeout``.
+        """Record progress at ``now``: the deadline moves to ``now + timeout``.
 
         Args:
             now: The current monotonic time.
@@ -138,9 +192,10 @@ class StallDetector(_IdleTimer):
                 is earlier than a previous input.
         """
         self._touch(now, "activity")
+        self._unended = 0
 
     def is_stalled(self, now: float) -> bool:
-        """Whether nothing arrived for ``timeout`` seconds by ``now``.
+        """Whether no progress was made for ``timeout`` seconds by ``now``.
 
         Args:
             now: The current monotonic time (only read, so an earlier value is harmless).

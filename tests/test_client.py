@@ -298,6 +298,125 @@ def test_stall_while_waiting_for_response_head() -> None:
     assert statuses(client.on_timer(3.0)) == [ClientState.RECONNECTING]
 
 
+# --- stall detection: progress is a complete line, not a byte -------------------------------
+
+
+def drip(client: ClientSession, data: bytes, start: float, interval: float) -> float:
+    """Feed ``data`` one byte at a time, ``interval`` seconds apart; returns the last instant."""
+    now = start
+    for offset in range(len(data)):
+        now = start + offset * interval
+        client.on_data(data[offset : offset + 1], now)
+    return now
+
+
+def test_drip_without_line_end_stalls() -> None:
+    """A server dripping one byte every 0.5 s and never ending a line stalls at stall_timeout
+    after the last complete line; the reason says what was missing."""
+    client = session(stall_timeout=10.0)
+    open_stream(client)
+    client.on_data(b"data: a\n\n", 1.0)  # the last progress
+    last = drip(client, b"data: " + b"x" * 12, 2.0, 0.5)
+    assert last == 10.5  # bytes kept coming until just before the deadline
+    assert client.state is ClientState.STREAMING
+    assert client.next_deadline() == pytest.approx(11.0)
+    actions = client.on_timer(11.0)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]
+    assert statuses(actions) == [ClientState.RECONNECTING]
+    assert actions[-1].reason == "stalled: no complete line for 10 s"  # type: ignore[union-attr]
+
+
+def test_drip_from_the_first_byte_stalls_from_the_connect() -> None:
+    """Bytes without a line end from the start: the clock started at the connect still runs
+    (the first byte makes the stream STREAMING but is no progress)."""
+    client = session(stall_timeout=5.0)
+    open_stream(client)
+    client.on_data(b"d", 1.0)
+    assert client.state is ClientState.STREAMING
+    assert client.next_deadline() == pytest.approx(5.0)
+    drip(client, b"ata: x", 2.0, 0.5)
+    assert statuses(client.on_timer(5.0)) == [ClientState.RECONNECTING]
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r", b"\r\n"], ids=["LF", "CR", "CRLF"])
+def test_line_end_resets_the_stall_timeout(end: bytes) -> None:
+    """A chunk that completes a line (with LF, CR or CRLF) is progress: the deadline moves to
+    stall_timeout after it."""
+    client = session(stall_timeout=10.0)
+    open_stream(client)
+    drip(client, b"data: slow", 1.0, 0.5)
+    assert client.next_deadline() == pytest.approx(10.0)
+    client.on_data(b" line" + end, 7.0)
+    assert client.next_deadline() == pytest.approx(17.0)
+    assert client.on_timer(10.0) == []
+    actions = client.on_data(end, 8.0)  # the blank line dispatches the event
+    assert delivered(actions) == ["slow line"]
+
+
+def test_heartbeat_comment_resets_the_stall_timeout() -> None:
+    """A heartbeat comment (":\\n\\n", dispatching nothing) is progress like any line."""
+    client = session(stall_timeout=10.0)
+    open_stream(client)
+    for now in (8.0, 16.0, 24.0):
+        assert delivered(client.on_data(b":\n\n", now)) == []
+        assert client.next_deadline() == pytest.approx(now + 10.0)
+    assert client.on_timer(33.9) == []
+    assert client.state is ClientState.STREAMING
+
+
+def test_cr_at_chunk_end_then_lf() -> None:
+    """A CRLF split across two chunks: the CR completes the line, the LF alone is counted
+    too (harmless: a lone LF would be a line of its own), and each event comes out once."""
+    client = session(stall_timeout=10.0)
+    open_stream(client)
+    client.on_data(b"data: a\r", 2.0)
+    assert client.next_deadline() == pytest.approx(12.0)
+    assert client.on_data(b"\n", 4.0) == []
+    assert client.next_deadline() == pytest.approx(14.0)
+    assert delivered(client.on_data(b"\r", 5.0)) == ["a"]
+    assert delivered(client.on_data(b"\ndata: b\r", 6.0)) == []
+    assert delivered(client.on_data(b"\n\r\n", 7.0)) == ["b"]
+    assert client.next_deadline() == pytest.approx(17.0)
+
+
+def test_gzip_drip_is_judged_on_the_decoded_stream() -> None:
+    """A gzip body dripped one compressed byte at a time: CR and LF bytes inside the gzip
+    data are no progress, only a line end in the decoded text is."""
+    client = session(stall_timeout=10.0)
+    client.start(0.0)
+    client.on_response(200, [*SSE_HEADERS, ("Content-Encoding", "gzip")], 0.0)
+    compressor = Compressor()
+    compressed = compressor.compress(b"data: " + bytes(range(32, 127)) * 2)
+    assert b"\n" in compressed and b"\r" in compressed  # the trap is really there
+    last = drip(client, compressed, 0.5, 0.05)
+    assert last > 6.0
+    assert client.next_deadline() == pytest.approx(10.0)
+    actions = client.on_data(compressor.compress(b"\n"), 9.0)  # the decoded line ends
+    assert client.next_deadline() == pytest.approx(19.0)
+    actions = client.on_data(compressor.compress(b"\n"), 10.0)
+    assert [len(data) for data in delivered(actions)] == [190]
+    drip(client, compressor.compress(b": no end"), 11.0, 0.5)
+    assert client.next_deadline() == pytest.approx(20.0)
+    assert "no complete line" in (client.on_timer(20.0)[-1].reason or "")  # type: ignore[union-attr]
+
+
+def test_long_line_progresses_every_4_kib() -> None:
+    """A line longer than 4 KiB coming slowly (a big event on a slow link) is progress every
+    4 KiB of it, so it is not replaced again and again before it can arrive."""
+    client = session(stall_timeout=10.0)
+    open_stream(client)
+    client.on_data(b"data: ", 1.0)
+    now = 1.0
+    for _ in range(8):  # 32 KiB over 72 s, no line end
+        now += 9.0
+        client.on_data(b"x" * 4096, now)
+        assert client.next_deadline() == pytest.approx(now + 10.0)
+    client.on_data(b"x" * 4095, now + 9.0)  # not 4 KiB yet: no progress
+    assert client.next_deadline() == pytest.approx(now + 10.0)
+    actions = client.on_data(b"\n\n", now + 9.5)
+    assert [len(data) for data in delivered(actions)] == [9 * 4096 - 1]
+
+
 # --- delivery -------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ def test_demo_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--seed", "7"]) == 0
     out = capsys.readouterr().out
     assert "exactly once, in order    yes" in out  # the live part, on loopback
-    assert "RECONNECTING  (stalled: no bytes for 1 s)" in out
+    assert "RECONNECTING  (stalled: no complete line for 1 s)" in out
     assert "identical: True" in out
     assert "refused: invalid id field" in out
     assert "is_truncated=True" in out

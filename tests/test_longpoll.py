@@ -641,6 +641,20 @@ def test_unanswered_poll_is_given_up() -> None:
     assert c.state is ClientState.RECONNECTING
 
 
+def test_dripping_poll_answer_does_not_move_its_deadline() -> None:
+    """A poll answer dripped a byte at a time is still given up at long_poll_timeout +
+    stall_timeout after the poll started: that deadline is fixed, not moved by bytes."""
+    c = client(long_poll_timeout=20.0, stall_timeout=30.0)
+    now = switch_to_polling(c)
+    c.on_response(200, JSON, now + 1.0)
+    for step in range(98):
+        assert c.on_data(b" ", now + 1.0 + step * 0.5) == []
+        assert c.next_deadline() == now + 50.0
+    actions = c.on_timer(now + 50.0)
+    assert [type(a) for a in actions] == [Disconnect, ReportStatus]
+    assert "long poll unanswered after 50 s" in (actions[-1].reason or "")  # type: ignore[union-attr]
+
+
 def test_refused_poll_closes() -> None:
     """204 on a poll (or any status the stream would refuse) closes the session for good,
     from the first poll or a later one."""
@@ -765,6 +779,24 @@ def test_streaming_comes_back() -> None:
     assert c.transport is Transport.STREAMING and c.state is ClientState.STREAMING
     assert delivered(c.on_data(b"data: more\n\n", now + 2.0)) == ["more"]
     assert c.last_event_id == "5"
+
+
+def test_dripping_stream_try_streams_then_stalls() -> None:
+    """A try whose stream drips bytes without a line end: the bytes got through, so the
+    client streams again (no buffering intermediary holds everything back), and then the
+    stall timeout replaces the connection, as for any stream that makes no progress."""
+    c = client(retry_streaming_after=10.0, stall_timeout=30.0)
+    now = switch_to_polling(c) + 10.0
+    probe(c, now)
+    c.on_response(200, SSE, now)
+    assert transports(c.on_data(b"d", now + 1.0)) == [Transport.STREAMING]
+    for step in range(1, 58):
+        c.on_data(b"x", now + 1.0 + step * 0.5)
+    assert c.next_deadline() == now + 30.0
+    actions = c.on_timer(now + 30.0)
+    assert [type(a) for a in actions] == [Disconnect, ReportStatus]
+    assert actions[-1].reason == "stalled: no complete line for 30 s"  # type: ignore[union-attr]
+    assert c.transport is Transport.STREAMING
 
 
 # --- the switching logic, at random -----------------------------------------------------------

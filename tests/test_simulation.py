@@ -32,6 +32,7 @@ from sse_core import (
     InvalidConfigError,
     ReplayConfig,
     ReportGap,
+    ReportStatus,
     ReportTransport,
     Transport,
 )
@@ -269,6 +270,45 @@ def test_slow_link_and_buffering_proxy() -> None:
     assert result.delivered == 4
     late = [at for at, e in result.record if isinstance(e, Deliver)][1]
     assert late > 1.1 + 5.0  # held by the proxy until the stall timeout replaced it
+
+
+class _StallWatch(ClientSession):
+    """A client session that keeps the reasons of the stalls it reports (they come out of
+    on_timer)."""
+
+    def __init__(self, config: ClientConfig, *, rng: random.Random) -> None:
+        super().__init__(config, rng=rng)
+        self.stalls: list[tuple[float, str]] = []
+
+    def on_timer(self, now: float) -> list[Action]:
+        actions = super().on_timer(now)
+        self.stalls += [
+            (now, a.reason) for a in actions
+            if isinstance(a, ReportStatus) and a.reason and a.reason.startswith("stalled")
+        ]
+        return actions
+
+
+def test_drip_is_a_stall() -> None:
+    """A link that drips one byte a second (slower per line than the 5 s stall timeout,
+    faster per byte) stalls each connection it carries; once it heals, every event
+    arrives exactly once."""
+    watches: list[_StallWatch] = []
+
+    def factory(config: ClientConfig, rng: random.Random) -> ClientSession:
+        watches.append(_StallWatch(config, rng=rng))
+        return watches[-1]
+
+    drip = SlowLink(at=2.0, duration=25.0, max_chunk=1, delay=1.0)
+    result = simulate(scenario(publish_at=(0.5, 10.0, 40.0), faults=(drip,)),
+                      client_factory=factory)
+    assert_ok(result)
+    assert result.delivered == result.published == 3
+    (watch,) = watches
+    assert watch.stalls, "the drip kept the client streaming"
+    assert {reason for _, reason in watch.stalls} == {"stalled: no complete line for 5 s"}
+    assert all(at < drip.at + drip.duration + 5.0 for at, _ in watch.stalls)
+    assert result.reconnects >= 1
 
 
 def test_buffering_proxy_from_the_start() -> None:

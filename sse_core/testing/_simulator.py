@@ -204,6 +204,10 @@ class Partition:
 class SlowLink:
     """For ``duration`` seconds, bytes sent travel in tiny chunks with a delay between them.
 
+    With ``max_chunk=1`` and a ``delay`` long enough that a line takes longer than the
+    client's stall timeout, it is a drip: bytes keep coming, complete lines do not, and the
+    client replaces the connection.
+
     Attributes:
         at: When the link slows.
         duration: How long.

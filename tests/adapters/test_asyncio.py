@@ -495,7 +495,7 @@ def test_stalled_server_is_replaced_after_stall_timeout() -> None:
                 ClientState.STREAMING, ClientState.RECONNECTING
             )
             assert reconnecting.since - streaming.since >= 0.3  # the client's own clock
-            assert reconnecting.reason == "stalled: no bytes for 0.3 s"
+            assert reconnecting.reason == "stalled: no complete line for 0.3 s"
             await watch.end()
             assert [e.data for e in watch.events] == ["first"]
             assert peer.connections == 2

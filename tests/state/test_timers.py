@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -168,6 +169,103 @@ def test_int_periods_are_accepted_as_seconds() -> None:
     """An int period is taken as seconds and reported as a float."""
     assert StallDetector(30).timeout == 30.0
     assert HeartbeatScheduler(15).interval == 15.0
+
+
+# --- StallDetector.received: what counts as progress ---------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"\n", b"\r", b"x\r\n", b"data: a\n\n", b":\n", b"abc\rdef"])
+def test_a_line_end_is_progress(data: bytes) -> None:
+    """Bytes holding a CR or LF (WHATWG's line ends) complete a line: the deadline moves."""
+    stall = StallDetector(10.0)
+    stall.start(0.0)
+    assert stall.received(data, 4.0)
+    assert stall.next_deadline() == 14.0
+
+
+def test_bytes_without_a_line_end_are_no_progress() -> None:
+    """A drip of bytes with no line end leaves the deadline where the last line put it."""
+    stall = StallDetector(10.0)
+    stall.start(0.0)
+    stall.received(b"id: 1\n", 1.0)
+    for step in range(1, 18):
+        assert not stall.received(b"x", 1.0 + step * 0.5)
+    assert stall.next_deadline() == 11.0
+    assert stall.is_stalled(11.0)
+
+
+def test_a_long_line_is_progress_every_progress_bytes() -> None:
+    """Within a line longer than PROGRESS_BYTES, every PROGRESS_BYTES bytes count as progress,
+    however they are split."""
+    size = StallDetector.PROGRESS_BYTES
+    assert size == 4096
+    stall = StallDetector(10.0)
+    stall.start(0.0)
+    assert not stall.received(b"x" * (size - 1), 1.0)
+    assert stall.received(b"x", 2.0)
+    assert stall.next_deadline() == 12.0
+    assert not stall.received(b"x" * (size // 2), 3.0)
+    assert stall.received(b"x" * size * 3, 4.0)  # one big chunk: progress once
+    assert not stall.received(b"x", 5.0)
+    assert stall.next_deadline() == 14.0
+
+
+def test_start_and_activity_forget_the_bytes_counted() -> None:
+    """Bytes counted towards PROGRESS_BYTES belong to one stretch without progress: start()
+    (a new connection) and activity() begin a new count."""
+    size = StallDetector.PROGRESS_BYTES
+    stall = StallDetector(10.0)
+    stall.start(0.0)
+    stall.received(b"x" * (size - 1), 1.0)
+    stall.start(2.0)
+    assert not stall.received(b"x", 3.0)
+    stall.received(b"x" * (size - 2), 4.0)
+    stall.activity(5.0)
+    assert not stall.received(b"x", 6.0)
+    assert stall.next_deadline() == 15.0
+
+
+def test_received_is_an_input_like_activity() -> None:
+    """received() is refused on a stopped detector and with a now that goes backwards, even
+    for bytes that would not count."""
+    stall = StallDetector(10.0)
+    with pytest.raises(LocalProtocolError):
+        stall.received(b"x", 0.0)
+    stall.start(5.0)
+    with pytest.raises(LocalProtocolError):
+        stall.received(b"x", 4.0)
+    with pytest.raises(LocalProtocolError):
+        stall.received(b"x", math.nan)
+    stall.received(b"x", 6.0)
+    with pytest.raises(LocalProtocolError):
+        stall.received(b"\n", 5.5)
+    assert stall.next_deadline() == 15.0
+
+
+@given(
+    text=st.binary(max_size=600).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    cuts=st.lists(st.integers(0, 600), max_size=10),
+    end=st.sampled_from([b"\n", b"\r", b"\r\n"]),
+)
+def test_only_the_chunk_with_the_line_end_moves_the_deadline(
+    text: bytes, cuts: list[int], end: bytes
+) -> None:
+    """However a line (shorter than PROGRESS_BYTES) is split, the deadline moves exactly when
+    the chunk holding its end arrives."""
+    stall = StallDetector(10.0)
+    stall.start(0.0)
+    data = text + end
+    bounds = sorted({0, len(data), *(min(c, len(data)) for c in cuts)})
+    now = last_progress = 0.0
+    for start, stop in itertools.pairwise(bounds):
+        now += 1.0
+        chunk = data[start:stop]
+        has_end = b"\n" in chunk or b"\r" in chunk  # a split CRLF: both halves count
+        assert stall.received(chunk, now) == has_end
+        if has_end:
+            last_progress = now
+        assert stall.next_deadline() == last_progress + 10.0
+    assert last_progress > 0.0
 
 
 # --- properties ---------------------------------------------------------------------------
