@@ -272,6 +272,12 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if self._server._is_closing:
+            # Accepted in the loop iteration that aclose() ran in, after it looked at the
+            # connections: nobody would end this one (and from 3.12 on, aclose() would wait
+            # for it until its request timeout).
+            transport.abort()
+            return
         self._transport = transport
         self._server._protocols.add(self)
         sock = transport.get_extra_info("socket")
