@@ -12,6 +12,7 @@ servers (hypercorn) alike.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -330,8 +331,7 @@ class EventStream:
             # Anything queued while sending has already set the event: no wait then.
             deadline = subscriber.next_deadline()
             delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
-            with anyio.move_on_after(delay):
-                await connection.wake.wait()
+            await _wait_for_wake(connection.wake, delay)
             subscriber.poll(self._clock())  # a heartbeat, if one is due
 
     async def _lifespan(self, receive: Receive, send: ASGISend) -> None:
@@ -343,6 +343,30 @@ class EventStream:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _wait_for_wake(wake: anyio.Event, delay: float) -> None:
+    """Wait until ``wake`` is set or ``delay`` seconds have passed.
+
+    Under asyncio the delay is a loop timer that sets the event, not a cancel scope: before
+    Python 3.11 a scope's own cancellation and the ASGI server's cancellation of the task
+    that land in the same loop iteration fold into one ``CancelledError``, which the scope
+    then takes for its own and swallows -- the task would go on serving. Under trio,
+    cancellation is level-triggered and a scope cannot lose another's.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio (trio)
+        loop = None
+    if loop is None or math.isinf(delay):
+        with anyio.move_on_after(delay):
+            await wake.wait()
+        return
+    timer = loop.call_later(delay, wake.set)
+    try:
+        await wake.wait()
+    finally:
+        timer.cancel()
 
 
 async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

@@ -95,6 +95,7 @@ class EventSource(ClientBase):
         self._connecting = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[bytes] | None = None  # a read kept across wake-ups
         self._outputs: collections.deque[ClientOutput] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no socket
         self._is_started = False
@@ -171,6 +172,13 @@ class EventSource(ClientBase):
     async def _wait(self) -> None:
         """Wait for the connection, bytes or the next deadline; queue what the session says.
 
+        Every wait is ``asyncio.wait`` on one future with the time to the next deadline: the
+        deadline only ends the wait and cancels nothing, so no cancellation of the caller can
+        be swallowed on any Python (``asyncio.wait_for`` on 3.10 and 3.11 returns a result
+        that completed in the same loop iteration as the cancellation and drops the
+        cancellation: CPython gh-86296). A read that a deadline interrupts is not cancelled
+        either: it stays in flight and the next wait takes its bytes, so none are dropped.
+
         :meth:`aclose` (from another task) may close the socket during any wait: what the
         closed socket then reports is not the session's business.
         """
@@ -193,17 +201,21 @@ class EventSource(ClientBase):
                 return
             self._outputs.extend(http.on_connected(self._clock()))
         elif self._reader is not None:
-            reader = self._reader
-            try:
-                data = await asyncio.wait_for(reader.read(self._read_size), timeout)
-            except asyncio.TimeoutError:
+            if self._reading is None:
+                self._reading = asyncio.ensure_future(self._reader.read(self._read_size))
+            reading = self._reading
+            read, _ = await asyncio.wait({reading}, timeout=timeout)
+            if self._reading is not reading:  # closed by aclose(): not the peer's doing
+                return
+            if not read:  # the deadline: the read goes on
                 self._outputs.extend(http.on_timer(self._clock()))
                 return
+            self._reading = None
+            try:
+                data = reading.result()
             except (OSError, ssl.SSLError) as error:
                 reason = f"connection error: {error!r}"
                 self._outputs.extend(http.on_connection_error(self._clock(), reason))
-                return
-            if self._reader is not reader:  # closed by aclose(): b"" is not the peer's EOF
                 return
             self._outputs.extend(http.on_data(data, self._clock()))
         else:
@@ -233,6 +245,10 @@ class EventSource(ClientBase):
             task, self._connecting = self._connecting, None
             task.cancel()
             task.add_done_callback(_close_if_connected)
+        if self._reading is not None:
+            reading, self._reading = self._reading, None
+            reading.cancel()
+            reading.add_done_callback(_forget_read)
         if self._writer is not None:
             writer, self._writer, self._reader = self._writer, None, None
             writer.transport.abort()
@@ -244,6 +260,12 @@ def _close_if_connected(
     """A connect that finished as it was cancelled: close what it opened."""
     if not task.cancelled() and task.exception() is None:
         task.result()[1].transport.abort()
+
+
+def _forget_read(task: asyncio.Task[bytes]) -> None:
+    """A read given up with its connection: mark its outcome as seen (no log at exit)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _StreamProtocol(asyncio.Protocol):
@@ -261,6 +283,12 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if self._server._is_closing:
+            # Accepted in the loop iteration that aclose() ran in, after it looked at the
+            # connections: nobody would end this one (and from 3.12 on, aclose() would wait
+            # for it until its request timeout).
+            transport.abort()
+            return
         self._transport = transport
         self._server._protocols.add(self)
         sock = transport.get_extra_info("socket")
