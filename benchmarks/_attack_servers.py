@@ -443,13 +443,20 @@ class ServerProcess:
         """Start a new measuring window for the publisher."""
         self._ask("window")
 
-    def wait_for_subscribers(self, count: int, timeout: float) -> dict[str, Any]:
-        """Poll until the server has ``count`` subscribers or ``timeout`` passes; the last
+    def wait_for_subscribers(
+        self, count: int, timeout: float, *, quiet: float = 3.0
+    ) -> dict[str, Any]:
+        """Poll until the server has ``count`` subscribers, or their number has not changed
+        for ``quiet`` seconds (a server that refuses some), or ``timeout`` passes; the last
         stats."""
         deadline = time.monotonic() + timeout
+        last_change, last_count = time.monotonic(), -1
         while True:
             stats = self.stats()
-            if stats["subscribers"] >= count or time.monotonic() >= deadline:
+            now = time.monotonic()
+            if stats["subscribers"] != last_count:
+                last_change, last_count = now, stats["subscribers"]
+            if last_count >= count or now >= deadline or now - last_change >= quiet:
                 return stats
             time.sleep(0.2)
 

@@ -38,10 +38,10 @@ CONNECTIONS = 1000
 MAX_HELD_MIB = 100
 #: How long one publish may be held up (from when it could start to its end: see
 #: ``_Schedule`` in ``benchmarks/_attack_servers.py``). The same 1,000 connections without the
-#: header hold a publish up 0.1-0.3 s at worst on a loaded 2-core machine, 0.3-0.6 s under
-#: uvicorn; an eager replay holds it up for seconds. Lateness against the schedule is not
-#: bounded: 1,000 plain clients at 10 events/s already overload uvicorn there (it falls 0.5-3 s
-#: behind with no attack at all), which is capacity, not this attack.
+#: header hold a publish up 0.1-0.3 s at worst on a loaded 2-core machine, 0.2-0.6 s under
+#: uvicorn; the eager replay holds it up for 1.5-4 s (asyncio, ASGI). Lateness against the
+#: schedule is not bounded: 1,000 plain clients at 10 events/s already put uvicorn up to 3 s
+#: behind there with no attack at all (sse-starlette too), which is capacity, not this attack.
 MAX_STALL = 1.0
 #: Seconds the reader may take to get the last event published before the check.
 READER_TIMEOUT = 15.0
@@ -97,6 +97,7 @@ def check(result: AttackResult) -> list[str]:
         f" at most (p99 {row['stall_p99_ms']:.0f} ms), up to {row['late_max_ms']:.0f} ms behind"
         f" schedule]"
     )
+    print(figures)  # shown with -s or -rA, to compare runs
     problems = []
     if result.connected < CONNECTIONS * 0.95:
         problems.append(f"the attack opened only {result.connected} connections {figures}")
@@ -144,8 +145,8 @@ def test_the_reading_client_notices_a_lost_or_repeated_event() -> None:
         try:
             last_id = server.stats()["last_id"]
             epoch, _, n = last_id.rpartition("-")
-            target = f"{epoch}-{int(n) + 5}"
-            assert reader.wait_for(target, READER_TIMEOUT)
+            # The reader may be subscribed a publish or two after that id.
+            assert reader.wait_for(f"{epoch}-{int(n) + 8}", READER_TIMEOUT)
         finally:
             reader.close()
     assert reader.problems() == []
