@@ -288,5 +288,14 @@ class ServerSession:
 
 
 def _position_block(log: ReplayLog) -> bytes:
-    """An ``id:`` field and a blank line: moves the client's last event ID, dispatches nothing."""
-    return f"id: {log.position}\n\n".encode()
+    """The log's position as an event of :data:`~sse_core.POSITION_EVENT_TYPE` with empty data.
+
+    An ``id:`` field alone would do for browsers (WHATWG sets ``lastEventId`` when it is
+    parsed, dispatch or not), but some clients apply an id only when its block dispatches
+    (launchdarkly-eventsource, npm ``eventsource``): the empty ``data:`` line makes it
+    dispatch, and the reserved type keeps it away from ``onmessage`` and from listeners of
+    other types. sse_core's client sessions take the id and deliver nothing.
+    """
+    from ._actions import POSITION_EVENT_TYPE
+
+    return serialize(Event(data="", event=POSITION_EVENT_TYPE, id=log.position))
