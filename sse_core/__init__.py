@@ -7,6 +7,7 @@ passes bytes, ``now`` and a random source, and carries out what comes back.
 
 from ._actions import (
     GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
     Action,
     ClientState,
     Connect,
@@ -170,6 +171,7 @@ __all__ = [
     "ClientState",
     "ReadyState",
     "GAP_EVENT_TYPE",
+    "POSITION_EVENT_TYPE",
     # sessions: client
     "ClientSession",
     "ClientConfig",

@@ -15,6 +15,7 @@ from ._events import Event
 
 __all__ = [
     "GAP_EVENT_TYPE",
+    "POSITION_EVENT_TYPE",
     "Action",
     "ClientState",
     "Connect",
@@ -37,6 +38,13 @@ __all__ = [
 #: ``{"last_event_id": "<what the client sent>", "reason": "unknown" | "too_old"}``.
 #: A client session turns it into a :class:`ReportGap` action instead of delivering it.
 GAP_EVENT_TYPE = "sse-core-gap"
+
+#: Event type of the block that tells a new client (and a client after a gap) where the
+#: stream stands: ``id: <ReplayLog.position>``, this type and an empty ``data:`` line. The
+#: data line makes every client apply the id (some apply ids only to blocks that dispatch);
+#: the type keeps it away from ``onmessage`` and from listeners of other types. A client
+#: session takes the id as its last event ID and delivers nothing.
+POSITION_EVENT_TYPE = "sse-core-position"
 
 
 class ReadyState(enum.IntEnum):

@@ -5,7 +5,9 @@ stream or a long-poll answer) and returns actions, in this order of stages:
 
 1. chunk assembly (optional, :class:`~sse_core.ChunkAssembler`): chunk events become whole
    messages; a message that cannot be assembled is reported (:class:`ReportDropped`);
-2. the server's gap signal (:data:`~sse_core.GAP_EVENT_TYPE`) becomes :class:`ReportGap`;
+2. the server's gap signal (:data:`~sse_core.GAP_EVENT_TYPE`) becomes :class:`ReportGap`, and
+   its position blocks (:data:`~sse_core.POSITION_EVENT_TYPE`) are dropped: the parser has
+   already made their id the client's last event ID, and they are no message;
 3. dedup by ``id`` (:class:`~sse_core.DedupWindow`): replayed events are dropped, counted;
 4. ordering by sequence number (optional, :class:`~sse_core.Sequencer`): the number is read
    from the event id as the :class:`~sse_core.ReplayLog` assigns it -- ``<epoch>-<n>`` or
@@ -13,7 +15,7 @@ stream or a long-poll answer) and returns actions, in this order of stages:
    whose id carries no number are delivered as they come. A new epoch (a restarted server)
    releases what the old one held and starts numbering afresh.
 
-Nothing is dropped without a report or a counter.
+Nothing is dropped without a report or a counter, but position blocks, which carry no message.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 
 from ._actions import (
     GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
     Action,
     Deliver,
     ReportDropped,
@@ -140,6 +143,10 @@ class DeliveryPipeline:
             self._accept(item, now, actions)
 
     def _accept(self, event: Event, now: float, actions: list[Action]) -> None:
+        if event.event == POSITION_EVENT_TYPE:
+            # Where the stream stands, not a message: neither delivered, counted, nor seen by
+            # dedup or the sequencer (after a gap it repeats the id of the last event kept).
+            return
         if event.event == GAP_EVENT_TYPE:
             # Events before this point are gone for good: stop waiting for them.
             self.flush(actions)

@@ -280,9 +280,10 @@ class ReplayLog:
 
         It is the id of the newest event appended, or -- before the first -- the log's start
         marker ``"<epoch>-start"`` (``"start"`` without an epoch). A server sends it to a
-        client that connects without ``Last-Event-ID`` (as an ``id:`` field with no data,
-        which sets the client's last event ID without dispatching an event), so that a client
-        which loses its connection before its first event still resumes without loss.
+        client that connects without ``Last-Event-ID`` (as the id of an event of type
+        :data:`~sse_core.POSITION_EVENT_TYPE` with empty data, which sets the client's last
+        event ID and reaches no ``onmessage``), so that a client which loses its connection
+        before its first event still resumes without loss.
         """
         return self._newest_id if self._newest_id is not None else self._start_id
 

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
-from ._actions import GAP_EVENT_TYPE, Action, Disconnect, Send, SendHead
+from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
 from ._compression import Compressor, negotiate_encoding
 from ._errors import InvalidConfigError, LocalProtocolError
 from ._events import Comment, Event, Retry
@@ -418,9 +418,12 @@ class ServerSession:
 
 
 def _position_block(log: ReplayLog) -> bytes:
-    """An ``id:`` field and a blank line: moves the client's last event ID, dispatches nothing.
+    """The log's position as an event of :data:`~sse_core.POSITION_EVENT_TYPE` with empty data.
 
-    The spec's "dispatch the event" step 1 sets the last event ID buffer before it returns for
-    an empty data buffer.
+    An ``id:`` field alone would do for browsers (WHATWG sets ``lastEventId`` when it is
+    parsed, dispatch or not), but some clients apply an id only when its block dispatches
+    (launchdarkly-eventsource, npm ``eventsource``): the empty ``data:`` line makes it
+    dispatch, and the reserved type keeps it away from ``onmessage`` and from listeners of
+    other types. sse_core's client sessions take the id and deliver nothing.
     """
-    return f"id: {log.position}\n\n".encode()
+    return serialize(Event(data="", event=POSITION_EVENT_TYPE, id=log.position))

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from sse_core import (
     GAP_EVENT_TYPE,
     HEARTBEAT,
+    POSITION_EVENT_TYPE,
     Action,
     Broadcaster,
     Comment,
@@ -39,6 +40,7 @@ from sse_core import (
     SendHead,
     ServerConfig,
     Subscriber,
+    serialize,
 )
 
 QUIET = ServerConfig(heartbeat_interval=None)
@@ -51,6 +53,11 @@ def body_of(actions: list[Action]) -> bytes:
 def events_of(actions: list[Action], parser: Parser | None = None) -> list[Event]:
     items = (parser or Parser()).feed(body_of(actions))
     return [item for item in items if isinstance(item, Event)]
+
+
+def position(id: str) -> Event:
+    """The position block naming ``id``, as a parser reports it."""
+    return Event(data="", event=POSITION_EVENT_TYPE, id=id, last_event_id=id)
 
 
 # --- construction ----------------------------------------------------------------------------
@@ -91,7 +98,7 @@ def test_replay_log_property_is_the_log_given() -> None:
 
 
 def test_new_subscriber_gets_head_and_the_log_position() -> None:
-    """A new client's queue holds the head, then an id-only block naming where the log stands
+    """A new client's queue holds the head, then a position block naming where the log stands
     (so a client dropped before its first event still resumes without loss)."""
     hub = Broadcaster(ReplayLog(ReplayConfig(epoch="b")), config=QUIET)
     hub.publish(Event(data="before"), now=0.0)
@@ -100,7 +107,7 @@ def test_new_subscriber_gets_head_and_the_log_position() -> None:
     actions = sub.take()
     assert isinstance(actions[0], SendHead) and actions[0].status == 200
     parser = Parser()
-    assert events_of(actions, parser) == []  # nothing dispatched ...
+    assert events_of(actions, parser) == [position("b-0")]  # no message ...
     assert parser.last_event_id == "b-0"  # ... but the position is known
     assert not sub.has_pending and sub.take() == []
 
@@ -132,7 +139,8 @@ def test_unknown_last_event_id_gets_the_gap_signal_then_the_live_tail() -> None:
     gap, *rest = events_of(sub.take(), parser)
     assert gap.event == GAP_EVENT_TYPE
     assert json.loads(gap.data) == {"last_event_id": "elsewhere-9", "reason": "unknown"}
-    assert rest == [] and parser.last_event_id == hub.replay_log.position
+    assert rest == [position(hub.replay_log.position)]
+    assert parser.last_event_id == hub.replay_log.position
     hub.publish(Event(data="e2"), now=2.0)
     assert [e.data for e in events_of(sub.take(), parser)] == ["e2"]
 
@@ -154,9 +162,11 @@ def test_too_old_last_event_id_gets_the_gap_signal() -> None:
     hub = Broadcaster(ReplayLog(ReplayConfig(max_events=2)), config=QUIET)
     ids = [hub.publish(Event(data=f"e{i}"), now=0.0).id for i in range(5)]
     sub = hub.subscribe("/events", [("Last-Event-ID", ids[0])], now=1.0)
-    gap, *rest = events_of(sub.take())
+    parser = Parser()
+    gap, *rest = events_of(sub.take(), parser)
     assert json.loads(gap.data)["reason"] == "too_old"
-    assert [e.data for e in rest] == ["e3", "e4"]
+    assert [e.data for e in rest] == ["e3", "e4"]  # the newest: no position block needed
+    assert parser.last_event_id == ids[-1]
 
 
 def test_a_long_replay_may_exceed_the_queue_bound() -> None:
@@ -179,7 +189,7 @@ def test_gzip_is_negotiated_per_subscriber() -> None:
     head, *start = zipped.take()
     assert isinstance(head, SendHead) and ("Content-Encoding", "gzip") in head.headers
     inflater = zlib.decompressobj(wbits=31)
-    assert inflater.decompress(body_of(start)) == b"id: start\n\n"
+    assert inflater.decompress(body_of(start)) == serialize(position("start"))
     plain.take()
     stored = hub.publish(Event(data="hello"), now=1.0)
     assert plain.take() == [Send(data=stored.encoded)]
@@ -247,7 +257,7 @@ def test_subscriber_dropped_before_its_first_take_still_learns_its_position() ->
     parser = Parser()
     actions = sub.take()
     assert isinstance(actions[0], SendHead) and isinstance(actions[-1], Disconnect)
-    assert events_of(actions, parser) == []
+    assert events_of(actions, parser) == [position("0")]
     again = hub.subscribe("/events", [("Last-Event-ID", parser.last_event_id)], now=3.0)
     assert [e.id for e in events_of(again.take())] == missed
 
@@ -358,7 +368,7 @@ def test_close_ends_every_stream() -> None:
     assert [type(a) for a in plain.take()] == [Disconnect]
     trailer, end = zipped.take()
     assert isinstance(trailer, Send) and isinstance(end, Disconnect)
-    assert zlib.decompress(zipped_body + trailer.data, wbits=31) == b"id: start\n\n"
+    assert zlib.decompress(zipped_body + trailer.data, wbits=31) == serialize(position("start"))
     assert plain.is_closed and not plain.is_dropped
     hub.close(now=3.0)
     assert not plain.has_pending and not zipped.has_pending
@@ -387,7 +397,7 @@ def test_publish_after_close_skips_the_closed_streams() -> None:
     assert sub.take() == [] and hub.replay_log.events()[-1] is stored
     fresh = hub.subscribe("/events", [], now=3.0)  # the hub still serves new clients
     hub.publish(Event(data="more"), now=4.0)
-    assert [e.data for e in events_of(fresh.take())] == ["more"]
+    assert [e.data for e in events_of(fresh.take())] == ["", "more"]  # position, event
 
 
 # --- replay budget -----------------------------------------------------------------------------
@@ -516,7 +526,7 @@ def test_lazy_replay_delivers_once_in_order_or_reports_the_gap(
         if inflater is not None:
             data = inflater.decompress(data)
         for item in parser.feed(data):
-            if isinstance(item, Event):
+            if isinstance(item, Event) and item.event != POSITION_EVENT_TYPE:
                 received.append("gap" if item.event == GAP_EVENT_TYPE else str(item.id))
 
     for n, op in enumerate(ops):
@@ -546,7 +556,7 @@ def test_lazy_replay_delivers_once_in_order_or_reports_the_gap(
 # --- the model -----------------------------------------------------------------------------------
 
 MAX_EVENTS = 4  # small, so that resuming from old ids meets the gap signal
-Item = tuple[str, str]  # (id, data) of an event, or ("gap", reason)
+Item = tuple[str, str]  # (id, data) of an event, ("gap", reason) or ("position", id)
 
 
 class Connection:
@@ -582,6 +592,9 @@ class Connection:
                     elif isinstance(item, Event):
                         if item.event == GAP_EVENT_TYPE:
                             self.received.append(("gap", json.loads(item.data)["reason"]))
+                        elif item.event == POSITION_EVENT_TYPE:
+                            assert item.id is not None and item.data == ""
+                            self.received.append(("position", item.id))
                         else:
                             assert item.id is not None
                             self.received.append((item.id, item.data))
@@ -616,14 +629,16 @@ class BroadcastMachine(RuleBasedStateMachine):
         return self.published[-1][0] if self.published else "start"
 
     def _expected_replay(self, resume_from: int | None) -> tuple[str, list[Item]]:
-        if resume_from is None:  # a new client: nothing to replay
-            return "", []
+        where = ("position", self._position())
+        if resume_from is None:  # a new client: nothing to replay, where the log stands
+            return "", [where]
         if resume_from == -2:  # an id no log of ours ever issued: the gap, then live only
-            return "forged", [("gap", "unknown")]
+            return "forged", [("gap", "unknown"), where]
         sent = self.published[resume_from][0] if resume_from >= 0 else "start"
         first_kept = max(0, len(self.published) - MAX_EVENTS)
         if resume_from + 1 >= first_kept:
             return sent, self.published[resume_from + 1 :]
+        # The kept events end at the newest one: no position block needed after them.
         return sent, [("gap", "too_old"), *self.published[first_kept:]]
 
     @rule(

@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sse_core import (
     GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
     TRANSITIONS,
     Action,
     BackoffConfig,
@@ -456,6 +457,40 @@ def test_gap_signal_is_reported_not_delivered() -> None:
     ]
     assert delivered(actions) == ["live"]
     assert client.metrics.gaps_reported == 1
+
+
+def position(id: str) -> bytes:
+    return serialize(Event(data="", event=POSITION_EVENT_TYPE, id=id))
+
+
+def test_position_moves_the_last_event_id_and_is_not_delivered() -> None:
+    """A new client's position block (the server's log position) becomes its last event ID,
+    sent on the next connection; it is neither delivered nor counted, and the sequencer
+    does not wait for the numbers up to it."""
+    client = seq_client()
+    actions = client.on_data(position("b1-3"), 0.1)
+    assert [a for a in actions if not isinstance(a, ReportStatus)] == []
+    assert client.last_event_id == "b1-3"
+    assert delivered(client.on_data(sends(("b1-4", "e")), 0.2)) == ["e"]
+    assert client.metrics.messages_received == 1
+    client.on_connection_lost(0.3)
+    (connect,) = [a for a in client.on_timer(5.0) if isinstance(a, Connect)]
+    assert header(connect.request.headers, "Last-Event-ID") == "b1-4"
+
+
+def test_position_after_a_gap_is_not_taken_for_a_duplicate() -> None:
+    """After a gap the server sends what it kept, then its position, which repeats the id of
+    the last event kept: dedup does not count it and nothing is delivered twice."""
+    client = session(last_event_id="0")
+    open_stream(client)
+    signal = serialize_event(
+        json.dumps({"last_event_id": "0", "reason": "too_old"}), event=GAP_EVENT_TYPE
+    )
+    actions = client.on_data(signal + sends(("5", "e5"), ("6", "e6")) + position("6"), 0.1)
+    assert delivered(actions) == ["e5", "e6"]
+    assert client.metrics.messages_deduplicated == 0
+    assert client.metrics.messages_received == 2
+    assert client.last_event_id == "6"
 
 
 def test_gzip_body_is_decoded() -> None:

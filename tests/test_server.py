@@ -12,6 +12,7 @@ import pytest
 from sse_core import (
     GAP_EVENT_TYPE,
     HEARTBEAT,
+    POSITION_EVENT_TYPE,
     Action,
     ClientConfig,
     ClientSession,
@@ -32,6 +33,7 @@ from sse_core import (
     ServerConfig,
     ServerSession,
     ServerState,
+    serialize,
 )
 
 
@@ -122,7 +124,7 @@ def test_gap_signal_then_what_the_client_is_owed(
     items = parser.feed(body_of(session.on_request("/", [("Last-Event-ID", leid)], 10.0)))
     assert items[0].event == GAP_EVENT_TYPE
     assert json.loads(items[0].data) == {"last_event_id": leid, "reason": reason}
-    assert [e.data for e in items[1:]] == kept
+    assert [e.data for e in items[1:] if e.event != POSITION_EVENT_TYPE] == kept
     assert parser.last_event_id == log.position  # the next resumption starts from here
 
 
@@ -138,6 +140,7 @@ def test_client_turns_gap_signal_into_report() -> None:
     actions = client.on_data(body, 0.1)
     assert ReportGap(last_event_id="0", reason="too_old") in actions
     assert [a.event.data for a in actions if isinstance(a, Deliver)] == ["e3", "e4", "e5"]
+    assert client.last_event_id == "5"  # from the position after them, not delivered
 
 
 def test_send_encoded_once() -> None:
@@ -239,15 +242,19 @@ def test_invalid_config(kwargs: dict[str, Any]) -> None:
 
 
 def test_new_client_gets_the_log_position() -> None:
-    """A client without Last-Event-ID gets the log's position as an id field with no data:
-    its last event ID moves there, nothing is dispatched, and a reconnection from it misses
-    nothing published in between (a connection lost before the first event loses nothing)."""
+    """A client without Last-Event-ID gets the log's position: an event of the reserved
+    position type with empty data, whose id moves its last event ID (every client applies an
+    id from a block that dispatches), and a reconnection from it misses nothing published in
+    between (a connection lost before the first event loses nothing)."""
     log = log_with(2, epoch="b1")
     session = ServerSession(ServerConfig(heartbeat_interval=None), log)
     body = body_of(session.on_request("/", [], 5.0))
-    assert body == b"id: b1-1\n\n"
+    assert body == b"id: b1-1\nevent: sse-core-position\ndata: \n\n"
+    assert body == serialize(Event(data="", event=POSITION_EVENT_TYPE, id="b1-1"))
     parser = Parser()
-    assert parser.feed(body) == []
+    assert parser.feed(body) == [
+        Event(data="", event=POSITION_EVENT_TYPE, id="b1-1", last_event_id="b1-1")
+    ]
     assert parser.last_event_id == "b1-1"
     log.append(Event(data="meanwhile"), 6.0)
     again = ServerSession(ServerConfig(heartbeat_interval=None), log)

@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from sse_core import (
     GAP_EVENT_TYPE,
     HEARTBEAT,
+    POSITION_EVENT_TYPE,
     Comment,
     Event,
     InvalidConfigError,
@@ -39,6 +40,7 @@ from sse_core import (
     ReplayConfig,
     ReplayLog,
     ServerConfig,
+    serialize,
 )
 from sse_core.adapters.asgi import EventStream
 from tests.test_docs_examples import code_blocks
@@ -49,6 +51,11 @@ QUIET = ServerConfig(heartbeat_interval=None)
 TIMEOUT = 10.0  # only ever reached when a test fails
 BOTH_BACKENDS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+
+def position_block(id: str) -> bytes:
+    """The bytes of the position block naming ``id``."""
+    return serialize(Event(data="", event=POSITION_EVENT_TYPE, id=id))
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
@@ -161,7 +168,7 @@ async def test_plumbing_publish_heartbeat_disconnect() -> None:
     with peers(peer):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(peer.run, stream)
-            assert await started(peer) == b"id: t-start\n\n"
+            assert await started(peer) == position_block("t-start")
             assert len(stream.broadcaster) == 1
             stored = [stream.publish(Event(data=f"e{i}")) for i in range(3)]
             received = b""
@@ -201,7 +208,7 @@ async def test_overflow_before_the_task_runs_ends_the_stream_cleanly() -> None:
             await until(lambda: len(stream.broadcaster) == 1, "subscribed")
             for _ in range(5):
                 stream.publish(Event(data="x" * 30))
-            assert await started(peer) == b"id: t-start\n\n"
+            assert await started(peer) == position_block("t-start")
             assert await peer.next() == {
                 "type": "http.response.body", "body": b"", "more_body": False
             }
@@ -401,8 +408,9 @@ async def sse_events(events: AsyncIterator[Any], count: int) -> list[tuple[str, 
     """The next ``count`` events with data from httpx-sse's ``aiter_sse()``, as (type, id,
     data); fewer when the stream ends first.
 
-    httpx-sse also dispatches blocks without data (an id alone, a heartbeat after an id);
-    the spec does not, so they are skipped.
+    httpx-sse yields every event whatever its type, the position block (empty data)
+    included, and also dispatches a heartbeat after an id (the spec does not): events
+    without data are skipped.
     """
     out: list[tuple[str, str, str]] = []
     with anyio.fail_after(TIMEOUT):
@@ -517,14 +525,16 @@ async def test_gzip_body_decodes_event_by_event_and_identity_is_plain() -> None:
                     while not events:
                         raw = await chunks.__anext__()
                         events = [item for item in parser.feed(inflater.decompress(raw))
-                                  if isinstance(item, Event)]
+                                  if isinstance(item, Event)
+                                  and item.event != POSITION_EVENT_TYPE]
                 assert events == [stored.event]
             raw_plain = b""
             plain_chunks = plain.aiter_raw()
             with anyio.fail_after(TIMEOUT):
                 while raw_plain.count(b"\n\n") < 4:  # the position, then three events
                     raw_plain += await plain_chunks.__anext__()
-            assert raw_plain.startswith(b"id: z-start\n\n") and b"data: zipped 2" in raw_plain
+            assert raw_plain.startswith(position_block("z-start"))
+            assert b"data: zipped 2" in raw_plain
             await stream.aclose()
             with anyio.fail_after(TIMEOUT):
                 async for raw in chunks:
@@ -537,7 +547,8 @@ async def test_gzip_body_decodes_event_by_event_and_identity_is_plain() -> None:
 
 @ASYNCIO_ONLY
 async def test_heartbeats_arrive_while_idle() -> None:
-    """With a short heartbeat_interval, an idle stream carries heartbeat comments only."""
+    """With a short heartbeat_interval, an idle stream carries the position, then heartbeat
+    comments only."""
     stream = EventStream(config=ServerConfig(heartbeat_interval=0.1))
     async with serving(starlette_app(stream)) as url, httpx.AsyncClient() as client:
         headers = {"Accept-Encoding": "identity"}
@@ -550,7 +561,10 @@ async def test_heartbeats_arrive_while_idle() -> None:
                     if sum(isinstance(item, Comment) for item in items) >= 3:
                         break
         await stream.aclose()
-    assert all(isinstance(item, Comment) and item.text == "" for item in items)
+    position, *rest = items
+    assert position == Event(data="", event=POSITION_EVENT_TYPE, id=parser.last_event_id,
+                             last_event_id=parser.last_event_id)
+    assert all(isinstance(item, Comment) and item.text == "" for item in rest)
     assert parser.last_event_id.endswith("-start")
 
 

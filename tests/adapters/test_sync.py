@@ -934,7 +934,7 @@ def test_httpx_sse_against_our_server_with_gzip() -> None:
             server.publish(Event(data=f"event {n}", id=f"id-{n}"))
         got = []
         for sse in source.iter_sse():
-            if sse.data:  # httpx-sse also dispatches the position (an id-only block)
+            if sse.data:  # httpx-sse also yields the position block (empty data)
                 got.append((sse.id, sse.data))
             if len(got) == 5:
                 break

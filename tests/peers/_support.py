@@ -1,8 +1,9 @@
 """Shared plumbing of the tests against peers nobody here wrote (Chromium, Node).
 
 A :class:`Stream` is one resumable event stream served by sse_core's asyncio
-``EventStreamServer`` that a test can cut in three ways (:data:`CUTS`); :func:`running`
-starts a peer program and kills it whatever happens.
+``EventStreamServer`` that a test can cut in three ways (:data:`CUTS`), or cut before a new
+client's first event (:meth:`Stream.arm_position_cut`, :meth:`Stream.publish_while_away`);
+:func:`running` starts a peer program and kills it whatever happens.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import pytest
 
 from sse_core import Event, ReplayLog, ServerConfig, StoredEvent
 from sse_core.adapters.asyncio import EventStreamServer
-from sse_core.testing import FaultProxy
+from sse_core.testing import CutAfter, FaultProxy, StallAfter
 
 __all__ = [
     "CUTS",
     "NODE_DIR",
     "PEER_TIMEOUT",
+    "POSITION_CUT_CONFIG",
     "Stream",
     "events_to_publish",
     "node_or_skip",
@@ -53,6 +55,19 @@ CUTS = ("restart", "drop", "reset")
 MAX_QUEUED_BYTES = 4096
 BIG_DATA = "".join(
     random.Random(5).choices(string.ascii_letters + string.digits, k=4 * MAX_QUEUED_BYTES)
+)
+
+
+#: A server for the position cut: no gzip and no heartbeats, so that what a new client gets
+#: before its first event (the head, the padding, ``retry:``, the position) is the same bytes
+#: on every connection, whatever the client accepts, and nothing follows them until an event
+#: is published. ``retry`` is long enough that no peer comes back before the test is ready.
+POSITION_CUT_CONFIG = ServerConfig(
+    retry=300,
+    padding=2048,
+    heartbeat_interval=None,
+    is_compression_enabled=False,
+    headers=(("Access-Control-Allow-Origin", "*"),),
 )
 
 
@@ -143,6 +158,72 @@ class Stream:
             for subscriber in self.server.broadcaster
             if not subscriber.is_closed
         ]
+
+    async def head_and_position_size(self) -> int:
+        """How many bytes a new client gets before its first event, read by a raw probe that
+        asks the server itself (no ``Last-Event-ID``) and takes everything until the stream
+        has been quiet for half a second (the server must not send heartbeats or gzip)."""
+        assert self.server is not None
+        assert self.config.heartbeat_interval is None
+        assert not self.config.is_compression_enabled
+        reader, writer = await asyncio.open_connection(*self.server.address)
+        try:
+            writer.write(
+                b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            received = b""
+            deadline = time.monotonic() + PEER_TIMEOUT
+            while time.monotonic() < deadline:
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), 0.5)
+                except asyncio.TimeoutError:
+                    break
+                assert chunk, "the server closed the probe"
+                received += chunk
+        finally:
+            writer.close()
+        deadline = time.monotonic() + PEER_TIMEOUT
+        while self.live_last_event_ids():  # until the server saw the probe go
+            assert time.monotonic() < deadline, "the server kept the probe"
+            await asyncio.sleep(0.01)
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and body, received
+        return len(received)
+
+    async def arm_position_cut(self) -> str:
+        """Plan the proxy's next two connections: the first is cut (a clean FIN) right after
+        the head and the position, before any event; the second (the peer coming back) is
+        held at the proxy, its request unsent, until :meth:`publish_while_away` releases it.
+
+        Returns:
+            The position the peer gets (the log's newest id), which it must resume from.
+        """
+        assert self.proxy is not None
+        size = await self.head_and_position_size()
+        self.proxy.schedule(CutAfter(after_bytes=size), StallAfter(after_bytes=0))
+        return self.log.position
+
+    async def publish_while_away(self, missed: Sequence[Event]) -> list[StoredEvent]:
+        """Once the peer's first connection was cut and its reconnection is held at the
+        proxy, publish ``missed`` (no client is streaming, so only a resumption can bring
+        them), then let the reconnection through.
+
+        Returns:
+            The stored ``missed`` events, in order.
+        """
+        proxy = self.proxy
+        assert proxy is not None
+        await asyncio.wait_for(proxy.wait_for_connections(2), PEER_TIMEOUT)
+        assert proxy.stats.cuts == 1, proxy.stats
+        assert self.live_last_event_ids() == []
+        stored = [self.publish(event) for event in missed]
+        deadline = time.monotonic() + PEER_TIMEOUT
+        while proxy.stats.stalls < 1:
+            assert time.monotonic() < deadline, "the reconnection was not held"
+            await asyncio.sleep(0.01)
+        assert self.live_last_event_ids() == []  # the request is still at the proxy
+        assert proxy.release() == 1
+        return stored
 
     async def cut(self, how: str, missed: Sequence[Event]) -> list[StoredEvent]:
         """End the peer's connection from the server side, ``missed`` being published

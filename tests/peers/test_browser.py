@@ -2,10 +2,11 @@
 
 A small page server (another origin, so the stream is read cross-origin with
 ``Access-Control-Allow-Origin``) serves a page that opens ``new EventSource(url)``, reports
-each event and each ``open``/``error`` back to the page server with ``fetch("/ack?...")``
-(the test's live view, used to publish in lockstep and to see reconnections) and, when a
-``done`` event comes, closes the source and writes everything it got into the DOM, which
-``chromium --dump-dom`` prints.
+each event, each position block (sse_core's :data:`~sse_core.POSITION_EVENT_TYPE`, which
+only a listener of that type sees) and each ``open``/``error`` back to the page server with
+``fetch("/ack?...")`` (the test's live view, used to publish in lockstep and to see
+reconnections) and, when a ``done`` event comes, closes the source and writes everything it
+got into the DOM, which ``chromium --dump-dom`` prints.
 
 ``.ci/peers.sh`` installs Debian's chromium; without ``/usr/bin/chromium`` these tests skip.
 """
@@ -23,9 +24,16 @@ from urllib.parse import unquote
 
 import pytest
 
-from sse_core import Event, ServerConfig, StoredEvent
+from sse_core import POSITION_EVENT_TYPE, Event, ServerConfig, StoredEvent
 
-from ._support import CUTS, PEER_TIMEOUT, Stream, events_to_publish, running
+from ._support import (
+    CUTS,
+    PEER_TIMEOUT,
+    POSITION_CUT_CONFIG,
+    Stream,
+    events_to_publish,
+    running,
+)
 
 #: Reconnect quickly (the page reconnects after ``retry:`` of virtual time), allow the
 #: page's origin to read the stream, and send a padding comment first and heartbeat
@@ -57,6 +65,7 @@ PAGE = """<!doctype html>
 <script>
 const received = [];
 const errors = [];
+const positions = [];
 const source = new EventSource(STREAM_URL);
 function ack(record) {
   fetch("/ack?" + encodeURIComponent(JSON.stringify(record)), {cache: "no-store"});
@@ -68,6 +77,10 @@ function onEvent(event) {
 }
 source.addEventListener("message", onEvent);
 source.addEventListener("tick", onEvent);
+source.addEventListener(POSITION_TYPE, (event) => {
+  positions.push({id: event.lastEventId, data: event.data});
+  ack({position: event.lastEventId});
+});
 source.addEventListener("open", () => ack({open: true}));
 source.addEventListener("error", () => {
   errors.push(source.readyState);
@@ -75,7 +88,7 @@ source.addEventListener("error", () => {
 });
 source.addEventListener("done", () => {
   source.close();
-  document.getElementById("result").textContent = JSON.stringify({received, errors});
+  document.getElementById("result").textContent = JSON.stringify({received, errors, positions});
   document.title = "done";
 });
 </script></body></html>
@@ -98,7 +111,8 @@ class PageServer:
     connection; everything it opened is closed by :meth:`aclose`)."""
 
     def __init__(self, stream_url: str) -> None:
-        self._page = PAGE.replace("STREAM_URL", json.dumps(stream_url)).encode()
+        page = PAGE.replace("STREAM_URL", json.dumps(stream_url))
+        self._page = page.replace("POSITION_TYPE", json.dumps(POSITION_EVENT_TYPE)).encode()
         self.acks: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
@@ -244,5 +258,42 @@ def test_chromium_resumes_after_a_server_side_cut(how: str, tmp_path: Path) -> N
             await stream.aclose()
         assert result["received"] == expected
         assert result["errors"] and set(result["errors"]) == {0}
+
+    asyncio.run(main())
+
+
+def test_chromium_resumes_from_the_position_after_a_cut_before_its_first_event(
+    tmp_path: Path,
+) -> None:
+    """A new page whose first connection ends right after the head and the log's position,
+    before any event, comes back with that position as Last-Event-ID and gets the events
+    published while it was away, then the live ones, each once and in order. The position
+    block reaches only the listener of its own type, once, never ``message``."""
+
+    async def main() -> None:
+        stream = Stream(POSITION_CUT_CONFIG, with_proxy=True)
+        await stream.start()
+        expected: list[dict[str, str]] = []
+        for event in events_to_publish("old", 3):  # before the page: not owed to it
+            stream.publish(event)
+        position = await stream.arm_position_cut()
+
+        async def scenario(pages: PageServer) -> None:
+            others: list[Any] = []
+            await pages.next_ack(others, until="open")
+            stored = await stream.publish_while_away(events_to_publish("b", 3))
+            await pages.next_ack(others, until="open")
+            assert stream.live_last_event_ids() == [position]
+            stored += [stream.publish(event) for event in events_to_publish("c", 2)]
+            expected.extend(_seen(item) for item in stored)
+            stream.publish(Event(data="", event="done"))
+
+        try:
+            result = await _run_browser(stream, tmp_path, scenario)
+        finally:
+            await stream.aclose()
+        assert result["received"] == expected
+        assert result["positions"] == [{"id": position, "data": ""}]
+        assert result["errors"] == [0]
 
     asyncio.run(main())

@@ -2,6 +2,8 @@
 
 * The npm ``eventsource`` client (a WHATWG EventSource on Node's fetch) reads our
   ``EventStreamServer``: ``node/eventsource_client.mjs`` prints each event as a JSON line.
+  It applies an ``id`` only to a block that carries data, so the position block a new
+  client gets must carry a (empty) ``data:`` line under its own event type.
 * Our asyncio ``EventSource`` reads a ``better-sse`` server: ``node/better_sse_server.mjs``
   (which writes ``field:value`` with no space and JSON-encodes ``data``).
 
@@ -16,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from sse_core import ClientConfig, ServerConfig, StoredEvent
+from sse_core import POSITION_EVENT_TYPE, ClientConfig, ServerConfig, StoredEvent
 from sse_core.adapters.asyncio import EventSource
 
 from ._support import (
     CUTS,
     NODE_DIR,
     PEER_TIMEOUT,
+    POSITION_CUT_CONFIG,
     Stream,
     events_to_publish,
     node_or_skip,
@@ -130,6 +133,45 @@ def test_npm_eventsource_resumes_after_a_server_side_cut(how: str) -> None:
                 assert await _exit_code(peer) == 0
                 opens = [record for record in others if record.get("open")]
                 assert len(opens) == 2, others
+        finally:
+            await stream.aclose()
+
+    asyncio.run(main())
+
+
+def test_npm_eventsource_resumes_from_the_position_after_a_cut_before_its_first_event() -> None:
+    """A new npm client whose first connection ends right after the head and the log's
+    position, before any event, comes back with that position as Last-Event-ID and gets the
+    events published while it was away, then the live ones, each once and in order. The
+    position reaches only a listener of its own type (once), never ``message``."""
+    node = node_or_skip()
+
+    async def main() -> None:
+        stream = Stream(POSITION_CUT_CONFIG, with_proxy=True)
+        await stream.start()
+        try:
+            for event in events_to_publish("old", 3):  # before the client: not owed to it
+                stream.publish(event)
+            position = await stream.arm_position_cut()
+            missed = events_to_publish("b", 3)
+            after = events_to_publish("c", 2)
+            count = str(len(missed) + len(after))
+            script = str(NODE_DIR / "eventsource_client.mjs")
+            argv = (node, script, stream.url, count, POSITION_EVENT_TYPE)
+            async with running(*argv, cwd=NODE_DIR) as peer:
+                others: list[Any] = []
+                await _wait_for_open(peer, others)
+                stored = await stream.publish_while_away(missed)
+                await _wait_for_open(peer, others)
+                assert stream.live_last_event_ids() == [position]
+                stored += [stream.publish(event) for event in after]
+                received = [await _next_event(peer, others) for _ in stored]
+                assert received == [_seen(item) for item in stored]
+                assert await _exit_code(peer) == 0
+            assert [record for record in others if "position" in record] == [
+                {"position": position, "data": ""}
+            ]
+            assert len([record for record in others if record.get("open")]) == 2, others
         finally:
             await stream.aclose()
 
