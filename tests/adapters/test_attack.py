@@ -137,6 +137,19 @@ def test_ids_of_the_previous_epoch_after_a_deploy(server_name: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_legitimate_looking_full_replays(server_name: str) -> None:
+    """1,000 non-readers resuming from an id near the start of the log (a real, full replay
+    of about 900 KiB each) hold well under 100 MiB: at most ``max_replays`` replays run at
+    once (each read from the log as the client takes it), the others are told to come back
+    later; no publish is held up for long, and a new client gets every event once, in
+    order."""
+    with ServerProcess(server_name) as server:
+        epoch, _, newest = server.stats()["last_id"].rpartition("-")
+        request = request_bytes(last_event_id=f"{epoch}-{int(newest) - 900}")
+        problems = attack(server, lambda i: request)
+    assert not problems, "\n".join(problems)
+
+
 def test_the_reading_client_notices_a_lost_or_repeated_event() -> None:
     """The check on the reading client can fail: with no attack it gets every event from its
     position on; with one event taken out, or one repeated, it reports the first wrong one."""

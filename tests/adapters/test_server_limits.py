@@ -16,7 +16,16 @@ import pytest
 import trio
 import uvicorn
 
-from sse_core import Event, Parser, ReplayConfig, ReplayLog, Retry, ServerConfig, StoredEvent
+from sse_core import (
+    POSITION_EVENT_TYPE,
+    Event,
+    Parser,
+    ReplayConfig,
+    ReplayLog,
+    Retry,
+    ServerConfig,
+    StoredEvent,
+)
 from sse_core.adapters import asyncio as sse_asyncio
 from sse_core.adapters import sync as sse_sync
 from sse_core.adapters import trio as sse_trio
@@ -169,15 +178,20 @@ def read_events(sock: socket.socket, count: int | None) -> tuple[int, list[Any],
     head, body = data.split(b"\r\n\r\n", 1)
     status = int(head.split(b" ", 2)[1])
     parser = Parser()
-    items = parser.feed(body)
+    items = without_positions(parser.feed(body))
     is_ended = False
     while count is None or sum(isinstance(i, Event) for i in items) < count:
         chunk = sock.recv(65536)
         if not chunk:
             is_ended = True
             break
-        items += parser.feed(chunk)
+        items += without_positions(parser.feed(chunk))
     return status, items, is_ended
+
+
+def without_positions(items: list[Any]) -> list[Any]:
+    """The parsed items an application sees (the position block is the session's)."""
+    return [i for i in items if not (isinstance(i, Event) and i.event == POSITION_EVENT_TYPE)]
 
 
 def until(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
@@ -215,7 +229,7 @@ def read_events_after_head(sock: socket.socket, count: int) -> tuple[int, list[A
         chunk = sock.recv(65536)
         if not chunk:
             return 200, items, True
-        items += parser.feed(chunk)
+        items += without_positions(parser.feed(chunk))
     return 200, items, False
 
 
@@ -226,14 +240,14 @@ def test_past_the_replay_budget_a_client_is_told_to_come_back(kind: str) -> None
     second is served its replay."""
     with running(kind, config=QUIET_STEPS, max_replays=1) as server:
         ids = fill(server, *BIG_LOG)
-        holder = connect(server, ids[0], receive_buffer=4096)
-        until(lambda: server.read(lambda: server.hub.replays) == 1, "the first replay")
-        with connect(server, ids[0]) as second:
-            status, items, is_ended = read_events(second, None)
-        assert status == 200 and is_ended
-        assert items == [Retry(milliseconds=5000)]
-        assert server.read(lambda: server.hub.put_off) == 1
-        holder.close()
+        with connect(server, ids[0], receive_buffer=4096) as holder:
+            until(lambda: server.read(lambda: server.hub.replays) == 1, "the first replay")
+            with connect(server, ids[0]) as second:
+                status, items, is_ended = read_events(second, None)
+            assert status == 200 and is_ended
+            assert items == [Retry(milliseconds=5000)]
+            assert server.read(lambda: server.hub.put_off) == 1
+            holder.close()
         until(lambda: server.read(lambda: server.hub.replays) == 0, "the slot freed")
         with connect(server, ids[0]) as third:
             _, items, _ = read_events(third, len(ids) - 1)
@@ -257,19 +271,18 @@ def test_max_subscribers_per_key_answers_429(kind: str) -> None:
     """The default connection key is the client's address: past max_subscribers_per_key
     streams from 127.0.0.1, another gets 429; when one closes, there is room again."""
     with running(kind, config=QUIET_STEPS, max_subscribers_per_key=2) as server:
-        first, second = connect(server), connect(server)
-        until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
-        with connect(server) as third:
-            status, _, _ = read_events(third, None)
-        assert status == 429
-        first.close()
-        until(lambda: server.read(lambda: len(server.hub)) == 1, "one left")
-        with connect(server) as fourth:
-            until(lambda: server.read(lambda: len(server.hub)) == 2, "the fourth subscribed")
-            live = server.publish(Event(data="hello"))
-            status, items, _ = read_events(fourth, 1)
-        assert status == 200 and [e.id for e in items if isinstance(e, Event)] == [live.id]
-        second.close()
+        with connect(server) as first, connect(server):
+            until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
+            with connect(server) as third:
+                status, _, _ = read_events(third, None)
+            assert status == 429
+            first.close()
+            until(lambda: server.read(lambda: len(server.hub)) == 1, "one left")
+            with connect(server) as fourth:
+                until(lambda: server.read(lambda: len(server.hub)) == 2, "the fourth in")
+                live = server.publish(Event(data="hello"))
+                status, items, _ = read_events(fourth, 1)
+            assert status == 200 and [e.id for e in items if isinstance(e, Event)] == [live.id]
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "sync"])
@@ -281,17 +294,17 @@ def test_connection_key_can_come_from_the_request(kind: str) -> None:
 
     with running(kind, config=QUIET_STEPS, max_subscribers_per_key=1,
                  connection_key=api_key) as server:
-        sock = socket.socket()
-        sock.settimeout(10)
-        sock.connect(server.address)
-        sock.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
-        until(lambda: server.read(lambda: len(server.hub)) == 1, "one subscriber")
-        other = connect(server)  # no key: not counted
-        again = socket.socket()
-        again.settimeout(10)
-        again.connect(server.address)
-        again.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
-        status, _, _ = read_events(again, None)
-        assert status == 429
-        for s in (sock, other, again):
-            s.close()
+        with contextlib.ExitStack() as sockets:
+            keyed = sockets.enter_context(socket.socket())
+            keyed.settimeout(10)
+            keyed.connect(server.address)
+            keyed.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
+            until(lambda: server.read(lambda: len(server.hub)) == 1, "one subscriber")
+            sockets.enter_context(connect(server))  # no key: not counted
+            until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
+            again = sockets.enter_context(socket.socket())
+            again.settimeout(10)
+            again.connect(server.address)
+            again.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
+            status, _, _ = read_events(again, None)
+            assert status == 429
