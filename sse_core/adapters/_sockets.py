@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 from typing import Protocol
 
-__all__ = ["set_send_timeout"]
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+    termios = None  # type: ignore[assignment]
+
+__all__ = [
+    "MAX_REPLAY_UNSENT",
+    "REPLAY_RECHECK_DELAY",
+    "is_replay_held_back",
+    "set_send_timeout",
+    "unsent_bytes",
+]
 
 
 class _Socket(Protocol):
@@ -32,3 +46,36 @@ def set_send_timeout(sock: _Socket, timeout: float) -> None:
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(timeout * 1000))
             )
+
+
+#: The most bytes a replay may leave unacknowledged in the kernel before the adapter asks for
+#: its next step. Without it, the kernel's send buffer (megabytes on loopback, growing with
+#: the connection) takes a whole replay for a client that never reads.
+MAX_REPLAY_UNSENT = 64 * 1024
+#: Seconds between looks at a socket whose replay waits for the client to read.
+REPLAY_RECHECK_DELAY = 0.05
+
+
+class _Descriptor(Protocol):
+    """A socket whose file descriptor :func:`unsent_bytes` can ask the kernel about."""
+
+    def fileno(self) -> int: ...
+
+
+def unsent_bytes(sock: _Descriptor | None) -> int | None:
+    """Bytes written to ``sock`` that its peer has not acknowledged yet (Linux ``SIOCOUTQ``),
+    or ``None`` where the platform cannot say."""
+    if sock is None or fcntl is None or not hasattr(termios, "TIOCOUTQ"):
+        return None
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ
+    except (OSError, ValueError):
+        return None
+    return int.from_bytes(raw, sys.byteorder, signed=True)
+
+
+def is_replay_held_back(sock: _Descriptor | None) -> bool:
+    """Whether a replay's next step should wait: the client has not read what the kernel
+    holds for it yet."""
+    unsent = unsent_bytes(sock)
+    return unsent is not None and unsent > MAX_REPLAY_UNSENT

@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import Any
 
 from .._actions import ClientState, Deliver, ReportStatus
 from .._broadcast import (
@@ -44,7 +45,7 @@ from ._http import (
     ServerConnection,
     Write,
 )
-from ._sockets import set_send_timeout
+from ._sockets import REPLAY_RECHECK_DELAY, is_replay_held_back, set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -278,6 +279,8 @@ class _StreamProtocol(asyncio.Protocol):
         self._subscriber: Subscriber | None = None
         self._is_paused = False
         self._timer: asyncio.TimerHandle | None = None
+        self._recheck: asyncio.TimerHandle | None = None  # a replay waiting for the client
+        self._sock: Any = None
 
     # asyncio.Protocol callbacks
 
@@ -292,6 +295,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._transport = transport
         self._server._protocols.add(self)
         sock = transport.get_extra_info("socket")
+        self._sock = sock
         if sock is not None and self._server._send_timeout is not None:
             set_send_timeout(sock, self._server._send_timeout)
         loop = asyncio.get_running_loop()
@@ -323,6 +327,9 @@ class _StreamProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
         self._transport = None
 
     # the server's side
@@ -340,14 +347,29 @@ class _StreamProtocol(asyncio.Protocol):
             return
         now = self._server._clock()
         # Until the socket pushes back (pause_writing() runs inside write()): a long replay
-        # comes one step per take(), read from the log only as fast as the client reads.
+        # comes one step per take(), read from the log only as fast as the client reads --
+        # its next step waits while the kernel still holds a step the client has not read.
         while not self._is_paused and subscriber.has_pending:
+            if (
+                subscriber.is_replaying
+                and not subscriber.is_closed
+                and is_replay_held_back(self._sock)
+            ):
+                if self._recheck is None:
+                    self._recheck = asyncio.get_running_loop().call_later(
+                        REPLAY_RECHECK_DELAY, self._flush_again
+                    )
+                return
             data, is_done = self._connection.respond(subscriber.take(now))
             if data:
                 transport.write(data)
             if is_done:
                 transport.close()
                 return
+
+    def _flush_again(self) -> None:
+        self._recheck = None
+        self.flush()
 
     def _on_request(self, request: IncomingRequest) -> None:
         server = self._server

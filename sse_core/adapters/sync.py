@@ -55,7 +55,7 @@ from ._http import (
     ServerConnection,
     Write,
 )
-from ._sockets import set_send_timeout
+from ._sockets import REPLAY_RECHECK_DELAY, is_replay_held_back, set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -444,8 +444,8 @@ class EventSource(ClientBase):
 class _Client:
     """One connection of an :class:`EventStreamServer` (used by its thread only)."""
 
-    __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "sock",
-                 "subscriber", "unsent")
+    __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "is_replay_held",
+                 "sock", "subscriber", "unsent")
 
     def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
         self.sock: socket.socket | None = sock
@@ -455,6 +455,8 @@ class _Client:
         self.unsent = bytearray()
         self.is_done = False  # close once `unsent` is out
         self.deadline: float | None = deadline  # for the request (or an error response)
+        # A replay's next step waits until the client reads what the kernel holds.
+        self.is_replay_held = False
         self.is_handshaking = is_handshaking
         self.interest = _READ
 
@@ -711,6 +713,8 @@ class EventStreamServer(ServerBase):
                 deadline = client.subscriber.next_deadline()
                 if deadline is not None:
                     deadlines.append(deadline)
+                if client.is_replay_held:
+                    deadlines.append(now + REPLAY_RECHECK_DELAY)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     def _accept(self, now: float) -> None:
@@ -835,7 +839,13 @@ class EventStreamServer(ServerBase):
                 self._send(client)
                 self._close_client(client)
                 return
-            if not client.unsent and subscriber.has_pending:
+            client.is_replay_held = (
+                not client.unsent
+                and subscriber.is_replaying
+                and not subscriber.is_closed
+                and is_replay_held_back(client.sock)
+            )
+            if not client.unsent and subscriber.has_pending and not client.is_replay_held:
                 data, is_done = client.http.respond(subscriber.take(now))
                 client.unsent += data
                 client.is_done = is_done
@@ -851,7 +861,9 @@ class EventStreamServer(ServerBase):
         if not client.is_handshaking:
             # A replay under way has more to send as soon as the socket takes it.
             is_writing = bool(client.unsent) or (
-                client.subscriber is not None and client.subscriber.has_pending
+                client.subscriber is not None
+                and client.subscriber.has_pending
+                and not client.is_replay_held
             )
             client.interest = (_READ | _WRITE) if is_writing else _READ
         assert self._selector is not None

@@ -49,7 +49,7 @@ from ._http import (
     ServerConnection,
     Write,
 )
-from ._sockets import set_send_timeout
+from ._sockets import REPLAY_RECHECK_DELAY, is_replay_held_back, set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -618,7 +618,7 @@ class EventStreamServer(ServerBase):
                 )
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch, stream, nursery.cancel_scope)
-                    await self._write(stream, http, connection)
+                    await self._write(stream, http, connection, tcp.socket)
                     nursery.cancel_scope.cancel()
         except _TRANSPORT_ERRORS:
             pass  # the client went away, or the TLS handshake failed
@@ -680,7 +680,11 @@ class EventStreamServer(ServerBase):
                 await stream.send_all(data)
 
     async def _write(
-        self, stream: _Stream, http: ServerConnection, connection: _Connection
+        self,
+        stream: _Stream,
+        http: ServerConnection,
+        connection: _Connection,
+        tcp_socket: trio.socket.SocketType,
     ) -> None:
         """Write what the subscriber's queue holds; sleep until woken or a heartbeat is due."""
         subscriber = connection.subscriber
@@ -689,6 +693,16 @@ class EventStreamServer(ServerBase):
             while True:
                 connection.woken = trio.Event()  # reset before looking: no wake-up is lost
                 if subscriber.has_pending:
+                    if (
+                        subscriber.is_replaying
+                        and not subscriber.is_closed
+                        and is_replay_held_back(tcp_socket)
+                    ):
+                        # The client has not read the last step yet: look again shortly
+                        # (a replay past its time is dropped by poll()).
+                        await trio.sleep(REPLAY_RECHECK_DELAY)
+                        subscriber.poll(self._clock())
+                        continue
                     data, is_done = http.respond(subscriber.take(self._clock()))
                     if data:
                         connection.is_sending = True

@@ -137,13 +137,21 @@ def test_ids_of_the_previous_epoch_after_a_deploy(server_name: str) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_legitimate_looking_full_replays(server_name: str) -> None:
+@pytest.mark.parametrize("socket_server", ["asyncio", "trio", "sync"])
+def test_legitimate_looking_full_replays(socket_server: str) -> None:
     """1,000 non-readers resuming from an id near the start of the log (a real, full replay
     of about 900 KiB each) hold well under 100 MiB: at most ``max_replays`` replays run at
     once (each read from the log as the client takes it), the others are told to come back
     later; no publish is held up for long, and a new client gets every event once, in
-    order."""
-    with ServerProcess(server_name) as server:
+    order.
+
+    The socket servers take a replay's next step only once the kernel holds less than one
+    step the client has not acknowledged (``SIOCOUTQ``). An ASGI app cannot see the socket:
+    under uvicorn a replay handed to the server goes into the kernel's send buffer whether
+    or not the client reads (documented in docs/limits.rst), so the ASGI app is not held to
+    this bound.
+    """
+    with ServerProcess(socket_server) as server:
         epoch, _, newest = server.stats()["last_id"].rpartition("-")
         request = request_bytes(last_event_id=f"{epoch}-{int(newest) - 900}")
         problems = attack(server, lambda i: request)

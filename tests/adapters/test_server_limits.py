@@ -270,19 +270,22 @@ def test_a_replay_not_taken_in_time_is_let_go(kind: str) -> None:
 def test_max_subscribers_per_key_answers_429(kind: str) -> None:
     """The default connection key is the client's address: past max_subscribers_per_key
     streams from 127.0.0.1, another gets 429; when one closes, there is room again."""
-    with running(kind, config=QUIET_STEPS, max_subscribers_per_key=2) as server:
-        with connect(server) as first, connect(server):
-            until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
-            with connect(server) as third:
-                status, _, _ = read_events(third, None)
-            assert status == 429
-            first.close()
-            until(lambda: server.read(lambda: len(server.hub)) == 1, "one left")
-            with connect(server) as fourth:
-                until(lambda: server.read(lambda: len(server.hub)) == 2, "the fourth in")
-                live = server.publish(Event(data="hello"))
-                status, items, _ = read_events(fourth, 1)
-            assert status == 200 and [e.id for e in items if isinstance(e, Event)] == [live.id]
+    with (
+        running(kind, config=QUIET_STEPS, max_subscribers_per_key=2) as server,
+        connect(server) as first,
+        connect(server),
+    ):
+        until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
+        with connect(server) as third:
+            status, _, _ = read_events(third, None)
+        assert status == 429
+        first.close()
+        until(lambda: server.read(lambda: len(server.hub)) == 1, "one left")
+        with connect(server) as fourth:
+            until(lambda: server.read(lambda: len(server.hub)) == 2, "the fourth in")
+            live = server.publish(Event(data="hello"))
+            status, items, _ = read_events(fourth, 1)
+        assert status == 200 and [e.id for e in items if isinstance(e, Event)] == [live.id]
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "sync"])
@@ -292,19 +295,21 @@ def test_connection_key_can_come_from_the_request(kind: str) -> None:
     def api_key(request: Any, address: str | None) -> str | None:
         return dict(request.headers).get("x-api-key")
 
-    with running(kind, config=QUIET_STEPS, max_subscribers_per_key=1,
-                 connection_key=api_key) as server:
-        with contextlib.ExitStack() as sockets:
-            keyed = sockets.enter_context(socket.socket())
-            keyed.settimeout(10)
-            keyed.connect(server.address)
-            keyed.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
-            until(lambda: server.read(lambda: len(server.hub)) == 1, "one subscriber")
-            sockets.enter_context(connect(server))  # no key: not counted
-            until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
-            again = sockets.enter_context(socket.socket())
-            again.settimeout(10)
-            again.connect(server.address)
-            again.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
-            status, _, _ = read_events(again, None)
-            assert status == 429
+    with (
+        running(kind, config=QUIET_STEPS, max_subscribers_per_key=1,
+                connection_key=api_key) as server,
+        contextlib.ExitStack() as sockets,
+    ):
+        keyed = sockets.enter_context(socket.socket())
+        keyed.settimeout(10)
+        keyed.connect(server.address)
+        keyed.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
+        until(lambda: server.read(lambda: len(server.hub)) == 1, "one subscriber")
+        sockets.enter_context(connect(server))  # no key: not counted
+        until(lambda: server.read(lambda: len(server.hub)) == 2, "two subscribers")
+        again = sockets.enter_context(socket.socket())
+        again.settimeout(10)
+        again.connect(server.address)
+        again.sendall(b"GET /events HTTP/1.0\r\nX-API-Key: k1\r\n\r\n")
+        status, _, _ = read_events(again, None)
+        assert status == 429
