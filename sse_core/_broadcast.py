@@ -409,9 +409,10 @@ class Broadcaster:
         stored = self._log.append(event, now)
         encoded = stored.encoded
         for subscriber in self._subscribers.values():
-            if subscriber._is_closing or subscriber.session._cursor is not None:
+            session = subscriber.session
+            if subscriber._is_closing or session.is_replaying:
                 continue  # closing, or replaying: the replay reads it from the log
-            if subscriber.session.state is ServerState.STREAMING:
+            if session.state is ServerState.STREAMING:
                 subscriber._push(encoded, now)
         return stored
 
