@@ -34,8 +34,10 @@ HEADER_SIZE = 4
 LAST_EVENT_IDS = ("", "7", "prev-id", "\u00e9\U0001f600")
 
 _ROOT = Path(__file__).resolve().parent.parent
+# Appended, not prepended: an installed sse_core (the sanitizer build in .venv-fuzz, see
+# .ci/fuzz.sh) must win over the source tree, which is only the fallback (and holds tests/).
 if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+    sys.path.append(str(_ROOT))
 
 
 def _import_targets() -> None:
@@ -193,6 +195,13 @@ def main() -> None:
 
     with atheris.instrument_imports(include=["sse_core"]):
         _import_targets()
+    # Which build is under test (fuzz/run.sh prints this line from the log).
+    print(
+        f"fuzz_parser: sse_core from {Path(sse_core.__file__).parent}, C accelerator: "
+        f"{'yes' if sse_core._parser.IS_ACCELERATED else 'no (pure Python)'}",
+        file=sys.stderr,
+        flush=True,
+    )
     atheris.Setup(sys.argv, check)
     atheris.Fuzz()
 

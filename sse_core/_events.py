@@ -167,9 +167,7 @@ def _make_comment(text: str) -> Comment:
 # method, kept here, for anything else (so every error is the Python one); see
 # tests/test_speedups.py.
 _event_init_py = Event.__init__
-try:
-    from . import _speedups
-except ImportError:  # installed without a C compiler: pure Python
-    pass
-else:
+from ._accelerator import speedups as _speedups  # noqa: E402  (None: pure Python)
+
+if _speedups is not None:
     Event.__init__ = _speedups.event_init  # type: ignore[method-assign, assignment]

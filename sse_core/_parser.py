@@ -392,18 +392,17 @@ class Parser:
 # --- optional C accelerator -----------------------------------------------------------------
 # sse_core._speedups, built from _speedups.c when a C compiler is at hand, does what
 # Parser.feed and Parser._process above do, exactly; they stay the specification and the
-# fallback (tests/test_speedups.py compares the two on every call).
+# fallback (tests/test_speedups.py compares the two on every call). sse_core._accelerator
+# leaves it out when SSE_CORE_PURE_PYTHON=1.
 _feed_py = Parser.feed
 _process_py = Parser._process
-try:
-    from . import _speedups
-except ImportError:  # installed without a C compiler: pure Python
-    _speedups = None  # type: ignore[assignment]
+from ._accelerator import speedups as _speedups  # noqa: E402
 
 if _speedups is not None:
     # The C functions carry the Python docstrings and signatures (tests/test_speedups.py).
     Parser.feed = _speedups.feed  # type: ignore[method-assign, assignment]
     Parser._process = _speedups.process  # type: ignore[method-assign, assignment]
 
-#: Whether the C accelerator is in use (it is built at install time when a compiler is there).
+#: Whether the C accelerator is in use (it is built at install time when a compiler is there,
+#: and left out when the environment has ``SSE_CORE_PURE_PYTHON=1``).
 IS_ACCELERATED = _speedups is not None

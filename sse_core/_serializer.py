@@ -171,10 +171,7 @@ def serialize_many(items: Iterable[StreamItem]) -> bytes:
 # and signatures above for users and the docs.
 _serialize_py = serialize
 _serialize_event_py = serialize_event
-try:
-    from . import _speedups
-except ImportError:  # installed without a C compiler: pure Python
-    _speedups = None  # type: ignore[assignment]
+from ._accelerator import speedups as _speedups  # noqa: E402  (None: pure Python)
 
 if _speedups is not None:
     _serialize_c = _speedups.serialize

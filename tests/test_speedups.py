@@ -5,7 +5,8 @@ runs the parser with each implementation of ``_process`` and ``feed`` (by settin
 ``Parser`` for the length of the check), and the C one must give the same items, the same
 errors and the same state as the Python one. Every serializer check calls the C and Python
 functions with the same arguments and compares the bytes or the error (type, message, field,
-value). The module is skipped when the extension is not built.
+value). The module is skipped when the extension is not built or not in use
+(``SSE_CORE_PURE_PYTHON=1``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from .strategies import split_points, sse_bytes
 from .test_parser import CASES, msg, ways
 
 _speedups = pytest.importorskip("sse_core._speedups")
+if not parser_module.IS_ACCELERATED:  # built, but left out by SSE_CORE_PURE_PYTHON=1
+    pytest.skip("the C accelerator is switched off", allow_module_level=True)
 
 C_PROCESS: Callable[..., None] = _speedups.process
 C_FEED: Callable[..., list[StreamItem]] = _speedups.feed
