@@ -103,13 +103,24 @@ async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> 
 
     source = EventSource(config, rng=rng, connect_timeout=2.0)
     detail = ""
-    try:
+
+    async def run() -> None:
         async with source:
             consumer = asyncio.create_task(consume(source))
             await publisher_done(asyncio.create_task(publish()), consumer)
-            await asyncio.wait_for(consumer, timeout)
+            await consumer
+
+    try:
+        # The whole run is bounded: a client that stops making progress fails the run (with
+        # what it was doing) instead of hanging the batch.
+        await asyncio.wait_for(run(), timeout)
     except asyncio.TimeoutError:
-        detail = f"timed out with {len(received)}/{events} delivered"
+        session = source.session
+        detail = (
+            f"timed out with {len(received)}/{events} delivered; client {session.state.value},"
+            f" next deadline {session.next_deadline()!r} at {time.monotonic():.3f},"
+            f" {len(server.broadcaster)} subscriber(s)"
+        )
     finally:
         await proxy.close()
         await server.aclose(grace=0.0)
