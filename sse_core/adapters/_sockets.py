@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 from typing import Protocol
 
-__all__ = ["set_send_timeout"]
+__all__ = ["set_reset_on_close", "set_send_timeout"]
+
+# struct linger {int l_onoff; int l_linger;}: on, zero seconds.
+_LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
 class _Socket(Protocol):
-    """What :func:`set_send_timeout` needs of a socket (stdlib, asyncio or trio)."""
+    """What these functions need of a socket (stdlib, asyncio's or trio's)."""
 
-    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+    def setsockopt(self, level: int, option: int, value: int | bytes, /) -> None: ...
 
 
 def set_send_timeout(sock: _Socket, timeout: float) -> None:
@@ -32,3 +36,16 @@ def set_send_timeout(sock: _Socket, timeout: float) -> None:
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(timeout * 1000))
             )
+
+
+def set_reset_on_close(sock: _Socket) -> None:
+    """Make the coming close a reset: ``SO_LINGER`` on with a zero timeout (best effort).
+
+    For a client the server lets go of (it fell behind, or never sent its request): the
+    kernel sends RST and frees the socket and its unsent bytes at once, instead of holding
+    them in FIN-WAIT-1 while it retransmits to a peer that does not read (about 30 s on
+    Linux, far longer with a zero window), and the client sees the drop at once. Call it
+    just before closing (or aborting) the socket.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)

@@ -18,7 +18,6 @@ from types import TracebackType
 from .._actions import ClientState, Deliver, ReportStatus
 from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
 from .._client import ClientConfig
-from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
@@ -30,10 +29,12 @@ from ._http import (
     Endpoint,
     IncomingRequest,
     OpenConnection,
+    Refusal,
+    RequestRefused,
     ServerConnection,
     Write,
 )
-from ._sockets import set_send_timeout
+from ._sockets import set_reset_on_close, set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -261,8 +262,8 @@ class _StreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             request = self._connection.receive(data)
-        except RemoteProtocolError as error:
-            self._reject(400, f"{error}\n")
+        except RequestRefused as error:
+            self._reject(error.refusal)
             return
         if request is not None:
             self._on_request(request)
@@ -296,8 +297,11 @@ class _StreamProtocol(asyncio.Protocol):
         if transport.is_closing():  # lost or closing: connection_lost() comes next
             subscriber.take()
             return
-        if subscriber.is_dropped and self._is_paused:
-            transport.abort()  # it cannot even take the end of the stream
+        if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
+            if not self._is_paused:
+                data, _ = self._connection.respond(subscriber.take())
+                transport.write(data)
+            self.let_go()
             return
         if self._is_paused or not subscriber.has_pending:
             return
@@ -307,6 +311,16 @@ class _StreamProtocol(asyncio.Protocol):
         if is_done:
             transport.close()
 
+    def let_go(self) -> None:
+        """Drop the connection with a reset: the kernel frees it and its unsent bytes now."""
+        transport = self._transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            set_reset_on_close(sock)
+        transport.abort()
+
     def _on_request(self, request: IncomingRequest) -> None:
         server = self._server
         if self._timer is not None:
@@ -314,7 +328,7 @@ class _StreamProtocol(asyncio.Protocol):
             self._timer = None
         refusal = server._refusal(request)
         if refusal is not None:
-            self._reject(refusal.status, refusal.text, list(refusal.headers))
+            self._reject(refusal)
             return
         self._subscriber = server._broadcaster.subscribe(
             request.target, request.headers, server._clock()
@@ -341,13 +355,15 @@ class _StreamProtocol(asyncio.Protocol):
 
     def _no_request(self) -> None:
         self._timer = None
-        if self._transport is not None and self._connection.request is None:
-            self._transport.abort()
+        if self._connection.request is None:
+            self.let_go()
 
-    def _reject(self, status: int, text: str, headers: list[tuple[str, str]] | None = None) -> None:
+    def _reject(self, refusal: Refusal) -> None:
         if self._transport is None:
             return
-        self._transport.write(self._connection.respond_error(status, text, headers or []))
+        self._transport.write(
+            self._connection.respond_error(refusal.status, refusal.text, refusal.headers)
+        )
         self._transport.close()
 
 
@@ -436,16 +452,15 @@ class EventStreamServer(ServerBase):
             self._server.close()
         self._broadcaster.close(self._clock())
         for protocol in list(self._protocols):
-            if protocol._subscriber is None and protocol._transport is not None:
-                protocol._transport.abort()
+            if protocol._subscriber is None:
+                protocol.let_go()  # no stream to end
             else:
                 protocol.flush()
         deadline = self._clock() + grace
         while self._protocols and self._clock() < deadline:
             await asyncio.sleep(0.01)
         for protocol in list(self._protocols):
-            if protocol._transport is not None:
-                protocol._transport.abort()
+            protocol.let_go()
         while self._protocols:  # connection_lost() runs on the next loop iterations
             await asyncio.sleep(0)
         if self._server is not None:

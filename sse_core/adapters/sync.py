@@ -23,13 +23,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 
 from .._actions import ClientState, Deliver, ReportStatus
 from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, Subscriber
 from .._client import ClientConfig
-from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
@@ -41,10 +40,12 @@ from ._http import (
     Endpoint,
     IncomingRequest,
     OpenConnection,
+    Refusal,
+    RequestRefused,
     ServerConnection,
     Write,
 )
-from ._sockets import set_send_timeout
+from ._sockets import set_reset_on_close, set_send_timeout
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -668,8 +669,8 @@ class EventStreamServer(ServerBase):
                         return
         finally:
             with self._lock:
-                for client in list(self._clients.values()):
-                    self._close_client(client)
+                for client in list(self._clients.values()):  # still open after the grace
+                    self._close_client(client, is_reset=True)
                 for sock in (self._listener, self._wake_reader, self._wake_writer):
                     if sock is not None:
                         sock.close()
@@ -757,8 +758,8 @@ class EventStreamServer(ServerBase):
             else:
                 try:
                     request = client.http.receive(data)
-                except RemoteProtocolError as error:
-                    self._reject(client, 400, f"{error}\n", now)
+                except RequestRefused as error:
+                    self._reject(client, error.refusal, now)
                     return
                 if request is not None:
                     self._route(client, request, now)
@@ -769,20 +770,13 @@ class EventStreamServer(ServerBase):
     def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
         refusal = self._refusal(request)
         if refusal is not None:
-            self._reject(client, refusal.status, refusal.text, now, list(refusal.headers))
+            self._reject(client, refusal, now)
         else:
             client.deadline = None
             client.subscriber = self._broadcaster.subscribe(request.target, request.headers, now)
 
-    def _reject(
-        self,
-        client: _Client,
-        status: int,
-        text: str,
-        now: float,
-        headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        client.unsent += client.http.respond_error(status, text, headers)
+    def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
+        client.unsent += client.http.respond_error(refusal.status, refusal.text, refusal.headers)
         client.is_done = True
         client.deadline = now + self._request_timeout  # to take the answer
 
@@ -793,17 +787,17 @@ class EventStreamServer(ServerBase):
             if (self._is_closing and not client.is_done) or (
                 client.deadline is not None and now >= client.deadline
             ):
-                self._close_client(client)
+                self._close_client(client, is_reset=True)  # no request (or answer taken) in time
                 return
         else:
             deadline = subscriber.next_deadline()
             if deadline is not None and now >= deadline:
                 subscriber.poll(now)
-            if subscriber.is_dropped:  # fell behind: what is left goes now, then close
+            if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
                 data, _ = client.http.respond(subscriber.take())
                 client.unsent += data
                 self._send(client)
-                self._close_client(client)
+                self._close_client(client, is_reset=True)
                 return
             if not client.unsent and subscriber.has_pending:
                 data, is_done = client.http.respond(subscriber.take())
@@ -838,7 +832,9 @@ class EventStreamServer(ServerBase):
                 return
             del client.unsent[:sent]
 
-    def _close_client(self, client: _Client) -> None:
+    def _close_client(self, client: _Client, *, is_reset: bool = False) -> None:
+        """Close a client's connection; with ``is_reset``, as a reset (the server lets go of
+        it: the kernel frees the connection and its unsent bytes at once)."""
         self._clients.pop(id(client), None)
         if client.subscriber is not None:
             self._broadcaster.unsubscribe(client.subscriber)
@@ -846,5 +842,7 @@ class EventStreamServer(ServerBase):
         if sock is not None:
             if self._selector is not None:
                 self._selector.unregister(sock)
+            if is_reset:
+                set_reset_on_close(sock)
             sock.close()
         client.unsent.clear()
