@@ -276,7 +276,10 @@ class _StreamProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._is_paused = False
-        self.flush()
+        # Not now: asyncio calls this from inside its write callback, which ends by
+        # finishing a close itself -- closing the transport here would finish it twice
+        # (``_call_connection_lost`` on a transport already torn down: AttributeError).
+        asyncio.get_running_loop().call_soon(self.flush)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._protocols.discard(self)

@@ -397,3 +397,44 @@ def test_close_resets_what_cannot_take_the_end_within_grace(backend: str) -> Non
     finally:
         served.close(grace=0.0)
 
+
+# --- asyncio only ---------------------------------------------------------------------------
+
+
+def test_asyncio_stream_ended_while_paused_is_closed_once() -> None:
+    """A stream whose end is queued while its socket is full, then taken once the client
+    reads, is closed once: asyncio's write callback resumes the protocol and then finishes a
+    close itself, so closing from resume_writing would run ``_call_connection_lost`` twice
+    (an AttributeError in the loop's exception handler, as seen once under attack)."""
+    problems: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: problems.append(context))
+        server = asyncio_adapter.EventStreamServer(config=QUIET, max_queued_bytes=32 << 20)
+        await server.start()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, server.address)
+            await loop.sock_sendall(client, GET)
+            while len(server.broadcaster) == 0:
+                await asyncio.sleep(0.005)
+            (protocol,) = server._protocols
+            while not protocol._is_paused:  # fill the socket and the transport's buffer
+                server.publish(Event(data="z" * (64 << 10)))
+                await asyncio.sleep(0)
+            closing = asyncio.ensure_future(server.aclose(grace=TIMEOUT))
+            await asyncio.sleep(0.05)  # the end of the stream is queued behind a full socket
+            received = bytearray()
+            while chunk := await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT):
+                received += chunk
+            await closing
+            await asyncio.sleep(0.05)  # a second _call_connection_lost would run now
+        finally:
+            client.close()
+        assert received.endswith(b"\r\n0\r\n\r\n")  # the whole stream, ended
+
+    asyncio.run(main())
+    assert problems == []
