@@ -273,9 +273,12 @@ class _StreamProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._is_paused = True
+        self._server._writable.discard(self)
 
     def resume_writing(self) -> None:
         self._is_paused = False
+        if self._subscriber is not None:
+            self._server._writable.add(self)
         # Not now: asyncio calls this from inside its write callback, which ends by
         # finishing a close itself -- closing the transport here would finish it twice
         # (``_call_connection_lost`` on a transport already torn down: AttributeError).
@@ -283,6 +286,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._protocols.discard(self)
+        self._server._writable.discard(self)
         if self._subscriber is not None:
             self._server._broadcaster.unsubscribe(self._subscriber)
         if self._timer is not None:
@@ -336,6 +340,8 @@ class _StreamProtocol(asyncio.Protocol):
         self._subscriber = server._broadcaster.subscribe(
             request.target, request.headers, server._clock()
         )
+        if not self._is_paused:
+            server._writable.add(self)
         self.flush()
         self._arm()
 
@@ -377,7 +383,7 @@ class EventStreamServer(ServerBase):
     and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
     missed. Heartbeats, gzip and the per-client send queue bound come from the
     :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
-    more than ``max_queued_bytes`` behind is disconnected (it resumes) instead of growing
+    more than ``max_queued_bytes`` behind is reset (it resumes) instead of growing
     memory or slowing the others.
 
     Args:
@@ -417,7 +423,10 @@ class EventStreamServer(ServerBase):
         )
         self._clock = clock
         self._protocols: set[_StreamProtocol] = set()
+        # Streams whose transport takes bytes: the ones a publish writes to.
+        self._writable: set[_StreamProtocol] = set()
         self._server: asyncio.Server | None = None
+        self._dropped_seen = 0  # broadcaster.dropped at the last publish
 
     @property
     def address(self) -> tuple[str, int]:
@@ -437,10 +446,24 @@ class EventStreamServer(ServerBase):
         )
 
     def publish(self, event: Event) -> StoredEvent:
-        """Publish an event to every client (call it from the event loop's thread)."""
-        stored = self._broadcaster.publish(event, self._clock())
-        for protocol in list(self._protocols):
+        """Publish an event to every client (call it from the event loop's thread).
+
+        Returns:
+            The stored event, with the id the replay log gave it.
+        """
+        broadcaster = self._broadcaster
+        stored = broadcaster.publish(event, self._clock())
+        # Only the streams whose socket takes bytes are written to; the others are written
+        # when it does again (resume_writing), unless they were dropped meanwhile.
+        for protocol in list(self._writable):
             protocol.flush()
+        dropped = broadcaster.dropped
+        if dropped != self._dropped_seen:  # someone fell behind: let it go
+            self._dropped_seen = dropped
+            for protocol in list(self._protocols):
+                subscriber = protocol._subscriber
+                if subscriber is not None and subscriber.is_dropped:
+                    protocol.flush()
         return stored
 
     async def aclose(self, *, grace: float = 1.0) -> None:
