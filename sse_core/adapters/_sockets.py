@@ -43,9 +43,9 @@ def set_reset_on_close(sock: _Socket) -> None:
 
     For a client the server lets go of (it fell behind, or never sent its request): the
     kernel sends RST and frees the socket and its unsent bytes at once, instead of holding
-    them in FIN-WAIT-1 while it retransmits to a peer that does not read (about 30 s on
-    Linux, far longer with a zero window), and the client sees the drop at once. Call it
-    just before closing (or aborting) the socket.
+    them in FIN-WAIT-1 while it probes a peer that does not read (30 s, with megabytes
+    queued, for a non-reader on Linux), and the client sees the drop at once. Call it just
+    before closing (or aborting) the socket.
     """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)

@@ -467,11 +467,16 @@ class EventStreamServer(ServerBase):
     it is empty, so it holds at most one queue's worth (``max_queued_bytes`` plus framing, or
     the head and replay a new client gets). Meanwhile newer events wait in the subscriber's
     queue; a client that lets that queue pass ``max_queued_bytes`` is dropped and its
-    connection closed at once (it resumes from its last id when it comes back).
+    connection reset at once (it resumes from its last id when it comes back).
 
-    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 400 for a
-    request that is not HTTP/1.1, 503 with ``Retry-After`` when ``max_subscribers`` is
-    reached or the server is closing.
+    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 503 with
+    ``Retry-After`` when ``max_subscribers`` is reached or the server is closing; 505 for an
+    HTTP version other than 1.1 and 1.0 (HTTP/1.0 is served close-delimited), 400 for a
+    request that is not HTTP or frames its body ambiguously, and the other refusals of
+    :class:`~sse_core.adapters.ServerConnection`; the connection is closed after each.
+    A client the server lets go of (dropped, silent past ``request_timeout``, still open
+    when :meth:`close`'s grace ends) is closed with a reset, so that the kernel frees it and
+    its unsent bytes at once.
 
     Args:
         replay_log: The log to publish to and resume from. By default a new one whose ids

@@ -386,7 +386,7 @@ class EventStreamServer(ServerBase):
     and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
     missed. Heartbeats, gzip and the per-client send queue bound come from the
     :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
-    more than ``max_queued_bytes`` behind is disconnected at once (it resumes) instead of
+    more than ``max_queued_bytes`` behind is reset at once (it resumes) instead of
     growing memory or slowing the others.
 
     Run it either as ``async with EventStreamServer() as server:`` (it listens on
