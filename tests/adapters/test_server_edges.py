@@ -156,6 +156,15 @@ class Served:
         trio.run(main)
 
 
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Every test ends with the threads and file descriptors it started with."""
+    threads, fds = set(threading.enumerate()), set(os.listdir("/proc/self/fd"))
+    yield
+    assert set(threading.enumerate()) == threads
+    assert set(os.listdir("/proc/self/fd")) == fds
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each socket server in turn."""
