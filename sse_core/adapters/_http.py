@@ -7,9 +7,10 @@ decision; they open, write, read and close sockets when told to.
   :class:`~sse_core.Connect` into :class:`OpenConnection` and request bytes, feeds the
   response through h11 into the session, follows redirects as a browser's ``EventSource``
   does, and bounds the time a connection may take to open.
-- :class:`ServerConnection` reads one request with h11 and turns a server session's
-  :class:`~sse_core.SendHead` / :class:`~sse_core.Send` / :class:`~sse_core.Disconnect`
-  into response bytes.
+- :class:`ServerConnection` reads one request with h11 (refusing what an event-stream
+  server should not serve: another HTTP version, ambiguous framing) and turns a server
+  session's :class:`~sse_core.SendHead` / :class:`~sse_core.Send` /
+  :class:`~sse_core.Disconnect` into response bytes.
 
 Like the core it never reads a clock: every input takes ``now``.
 """
@@ -51,6 +52,7 @@ __all__ = [
     "OpenConnection",
     "REDIRECT_STATUSES",
     "Refusal",
+    "RequestRefused",
     "STREAM_METHODS",
     "ServerConnection",
     "Write",
@@ -490,6 +492,58 @@ STREAM_METHODS = ("GET", "POST")
 #: Seconds a client refused for being one too many is asked to wait (``Retry-After``).
 BUSY_RETRY_AFTER = 5
 
+#: The HTTP versions a :class:`ServerConnection` serves (HTTP/1.0 close-delimited).
+_SERVED_VERSIONS = (b"1.1", b"1.0")
+
+
+class RequestRefused(RemoteProtocolError):
+    """:meth:`ServerConnection.receive` refused the request: answer :attr:`refusal` (with
+    :meth:`ServerConnection.respond_error`), then close the connection.
+
+    Attributes:
+        refusal: The error response. 400 for a malformed request or one whose body framing
+            a proxy in front could read differently, 413 for a body past ``max_body_size``,
+            431 for a head past ``max_head_size``, 501 for a transfer coding other than
+            chunked, 505 for an HTTP version other than 1.1 and 1.0.
+    """
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(f"{refusal.status}: {refusal.text.rstrip()}")
+        self.refusal = refusal
+
+
+def _refused(status: int, text: str) -> RequestRefused:
+    return RequestRefused(Refusal(status=status, text=text + "\n"))
+
+
+def _check_head(head: h11.Request) -> None:
+    """Refuse a request head an event-stream server must not serve.
+
+    Raises:
+        RequestRefused: another HTTP version (505), or framing a proxy could read
+            differently (400).
+    """
+    version = head.http_version
+    if version not in _SERVED_VERSIONS:
+        # RFC 9110 section 15.6.6: say why, and what is supported. This also answers the
+        # HTTP/2 connection preface ("PRI * HTTP/2.0"), which h11 reads as a request head.
+        text = (
+            f"HTTP/{version.decode('ascii')} is not supported; this server speaks HTTP/1.1"
+            " and HTTP/1.0"
+        )
+        raise _refused(505, text)
+    names = {name for name, _ in head.headers}
+    if b"transfer-encoding" in names:
+        # Transfer-Encoding with Content-Length "ought to be handled as an error" (RFC 9112
+        # section 6.3: request smuggling when a proxy in front reads the other one); a
+        # server "MAY reject" it and "MUST close the connection after responding" (6.1). In
+        # an HTTP/1.0 request the framing is faulty, "even if a Content-Length is present"
+        # (6.1). (h11 refuses conflicting Content-Length values itself, with 400.)
+        if b"content-length" in names:
+            raise _refused(400, "bad HTTP request: Transfer-Encoding with Content-Length")
+        if version == b"1.0":
+            raise _refused(400, "bad HTTP request: Transfer-Encoding in an HTTP/1.0 request")
+
 
 def refusal_for(
     request: IncomingRequest, *, path: str | None, is_available: bool
@@ -527,6 +581,15 @@ class ServerConnection:
     :meth:`respond_error`). One request per connection: an event stream never ends on its
     own, and after an error response the connection closes.
 
+    HTTP/1.1 and HTTP/1.0 requests are served (the stream chunked, or close-delimited for
+    HTTP/1.0). :meth:`receive` refuses, with :exc:`RequestRefused`: any other version with
+    505 (RFC 9110 section 15.6.6; the HTTP/2 connection preface too), a request with both
+    ``Transfer-Encoding`` and ``Content-Length`` or an HTTP/1.0 request with
+    ``Transfer-Encoding`` with 400 (RFC 9112 section 6.1), and what h11 refuses (400;
+    431 for a head too big; 501 for a transfer coding other than chunked). Identical
+    repeated ``Content-Length`` values are read as one (RFC 9110 section 8.6 allows it);
+    different ones get 400.
+
     Args:
         max_head_size: The largest request head accepted, in bytes.
         max_body_size: The largest request body accepted, in bytes.
@@ -545,7 +608,9 @@ class ServerConnection:
         self._head: h11.Request | None = None
         self._body = bytearray()
         self._request: IncomingRequest | None = None
+        self._refused: RequestRefused | None = None
         self._is_head_sent = False
+        self._is_chunked = False  # the stream's body goes out in chunks (HTTP/1.1)
 
     @property
     def request(self) -> IncomingRequest | None:
@@ -559,11 +624,21 @@ class ServerConnection:
             The request once it is complete (once only), else ``None``.
 
         Raises:
-            RemoteProtocolError: the bytes are not an acceptable HTTP/1.1 request (answer
-                :meth:`respond_error` with 400, or just close when the client is gone).
+            RequestRefused: the bytes are not a request this server serves: answer its
+                :attr:`~RequestRefused.refusal` and close (or just close when the client is
+                gone). Every later call raises it again.
         """
+        if self._refused is not None:
+            raise self._refused
         if self._request is not None:
             return None  # the stream is being served; what the client sends is ignored
+        try:
+            return self._read(data)
+        except RequestRefused as error:
+            self._refused = error
+            raise
+
+    def _read(self, data: bytes) -> IncomingRequest | None:
         connection = self._h11
         try:
             connection.receive_data(data)
@@ -572,11 +647,12 @@ class ServerConnection:
                 if event is h11.NEED_DATA or event is h11.PAUSED:
                     return None
                 if isinstance(event, h11.Request):
+                    _check_head(event)
                     self._head = event
                 elif isinstance(event, h11.Data):
                     if len(self._body) + len(event.data) > self._max_body_size:
-                        raise RemoteProtocolError(
-                            f"request body over max_body_size={self._max_body_size}"
+                        raise _refused(
+                            413, f"request body over max_body_size={self._max_body_size}"
                         )
                     self._body += event.data
                 elif isinstance(event, h11.EndOfMessage):
@@ -590,9 +666,10 @@ class ServerConnection:
                     )
                     return self._request
                 elif isinstance(event, h11.ConnectionClosed):
-                    raise RemoteProtocolError("the client closed before sending a request")
+                    raise _refused(400, "the client closed before sending a request")
         except h11.RemoteProtocolError as error:
-            raise RemoteProtocolError(f"bad HTTP request: {error}") from error
+            # h11's hint: 400, 431 (head too big) or 501 (a transfer coding it cannot read).
+            raise _refused(error.error_status_hint, f"bad HTTP request: {error}") from error
 
     def respond(self, actions: Sequence[Action]) -> tuple[bytes, bool]:
         """Bytes for a server session's actions.
@@ -608,17 +685,18 @@ class ServerConnection:
             raise LocalProtocolError("respond() before the request was read")
         connection = self._h11
         parts: list[bytes] = []
+        body: list[bytes] = []  # a run of Send data, written as one chunk
         is_done = False
         for action in actions:
+            if isinstance(action, Send):
+                if action.data:
+                    body.append(action.data)
+                continue
+            if body:
+                parts.append(self._body_bytes(body))
+                body = []
             if isinstance(action, SendHead):
-                parts.append(self._send(h11.Response(
-                    status_code=action.status, headers=list(action.headers),
-                    reason=_reason(action.status),
-                )))
-                self._is_head_sent = True
-            elif isinstance(action, Send):
-                if action.data and connection.our_state is h11.SEND_BODY:
-                    parts.append(self._send(h11.Data(data=action.data)))
+                parts.append(self._send_head(action))
             elif isinstance(action, Disconnect):
                 if connection.our_state is h11.SEND_BODY:
                     parts.append(self._send(h11.EndOfMessage()))
@@ -626,6 +704,8 @@ class ServerConnection:
                 break
             else:
                 raise LocalProtocolError(f"respond() takes server actions, got {action!r}")
+        if body:
+            parts.append(self._body_bytes(body))
         return b"".join(parts), is_done
 
     def respond_error(
@@ -650,6 +730,40 @@ class ServerConnection:
         head = self._send(h11.Response(status_code=status, headers=fields, reason=_reason(status)))
         self._is_head_sent = True
         return b"".join([head, self._send(h11.Data(data=body)), self._send(h11.EndOfMessage())])
+
+    def _send_head(self, action: SendHead) -> bytes:
+        head = self._head
+        assert head is not None
+        headers = list(action.headers)
+        # The body is chunked when h11 would choose it (HTTP/1.1, a response with a body
+        # and no framing of its own); saying so in the head pins h11 to it, and the chunks
+        # are then framed here (RFC 9112 section 7.1) -- h11 costs ~10x more per write.
+        self._is_chunked = (
+            head.http_version == b"1.1"
+            and head.method != b"HEAD"
+            and action.status >= 200
+            and action.status not in (204, 304)
+            and not any(
+                name.lower() in ("content-length", "transfer-encoding") for name, _ in headers
+            )
+        )
+        if self._is_chunked:
+            headers.append(("Transfer-Encoding", "chunked"))
+        data = self._send(h11.Response(
+            status_code=action.status, headers=headers, reason=_reason(action.status)
+        ))
+        self._is_head_sent = True
+        return data
+
+    def _body_bytes(self, body: list[bytes]) -> bytes:
+        """One piece of the response body, framed (nothing before the head or after the
+        end)."""
+        if self._h11.our_state is not h11.SEND_BODY:
+            return b""
+        data = b"".join(body)
+        if self._is_chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return self._send(h11.Data(data=data))
 
     def _send(self, event: h11.Event) -> bytes:
         try:

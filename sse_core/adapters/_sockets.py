@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import sys
 from typing import Protocol
 
@@ -18,15 +19,19 @@ __all__ = [
     "MAX_REPLAY_UNSENT",
     "REPLAY_RECHECK_DELAY",
     "is_replay_held_back",
+    "set_reset_on_close",
     "set_send_timeout",
     "unsent_bytes",
 ]
 
+# struct linger {int l_onoff; int l_linger;}: on, zero seconds.
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
 
 class _Socket(Protocol):
-    """What :func:`set_send_timeout` needs of a socket (stdlib, asyncio or trio)."""
+    """What these functions need of a socket (stdlib, asyncio's or trio's)."""
 
-    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+    def setsockopt(self, level: int, option: int, value: int | bytes, /) -> None: ...
 
 
 def set_send_timeout(sock: _Socket, timeout: float) -> None:
@@ -46,6 +51,19 @@ def set_send_timeout(sock: _Socket, timeout: float) -> None:
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(timeout * 1000))
             )
+
+
+def set_reset_on_close(sock: _Socket) -> None:
+    """Make the coming close a reset: ``SO_LINGER`` on with a zero timeout (best effort).
+
+    For a client the server lets go of (it fell behind, or never sent its request): the
+    kernel sends RST and frees the socket and its unsent bytes at once, instead of holding
+    them in FIN-WAIT-1 while it probes a peer that does not read (30 s, with megabytes
+    queued, for a non-reader on Linux), and the client sees the drop at once. Call it just
+    before closing (or aborting) the socket.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
 
 
 #: The most bytes a replay may leave unacknowledged in the kernel before the adapter asks for

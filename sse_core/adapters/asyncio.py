@@ -24,7 +24,6 @@ from .._broadcast import (
     Subscriber,
 )
 from .._client import ClientConfig
-from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
@@ -42,10 +41,17 @@ from ._http import (
     Endpoint,
     IncomingRequest,
     OpenConnection,
+    Refusal,
+    RequestRefused,
     ServerConnection,
     Write,
 )
-from ._sockets import REPLAY_RECHECK_DELAY, is_replay_held_back, set_send_timeout
+from ._sockets import (
+    REPLAY_RECHECK_DELAY,
+    is_replay_held_back,
+    set_reset_on_close,
+    set_send_timeout,
+)
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -304,8 +310,8 @@ class _StreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             request = self._connection.receive(data)
-        except RemoteProtocolError as error:
-            self._reject(400, f"{error}\n")
+        except RequestRefused as error:
+            self._reject(error.refusal)
             return
         if request is not None:
             self._on_request(request)
@@ -315,13 +321,20 @@ class _StreamProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._is_paused = True
+        self._server._writable.discard(self)
 
     def resume_writing(self) -> None:
         self._is_paused = False
-        self.flush()
+        if self._subscriber is not None:
+            self._server._writable.add(self)
+        # Not now: asyncio calls this from inside its write callback, which ends by
+        # finishing a close itself -- closing the transport here would finish it twice
+        # (``_call_connection_lost`` on a transport already torn down: AttributeError).
+        asyncio.get_running_loop().call_soon(self.flush)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._protocols.discard(self)
+        self._server._writable.discard(self)
         if self._subscriber is not None:
             self._server._broadcaster.unsubscribe(self._subscriber)
         if self._timer is not None:
@@ -342,8 +355,11 @@ class _StreamProtocol(asyncio.Protocol):
         if transport.is_closing():  # lost or closing: connection_lost() comes next
             subscriber.take()
             return
-        if subscriber.is_dropped and self._is_paused:
-            transport.abort()  # it cannot even take the end of the stream
+        if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
+            if not self._is_paused:
+                data, _ = self._connection.respond(subscriber.take())
+                transport.write(data)
+            self.let_go()
             return
         now = self._server._clock()
         # Until the socket pushes back (pause_writing() runs inside write()): a long replay
@@ -371,6 +387,16 @@ class _StreamProtocol(asyncio.Protocol):
         self._recheck = None
         self.flush()
 
+    def let_go(self) -> None:
+        """Drop the connection with a reset: the kernel frees it and its unsent bytes now."""
+        transport = self._transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            set_reset_on_close(sock)
+        transport.abort()
+
     def _on_request(self, request: IncomingRequest) -> None:
         server = self._server
         if self._timer is not None:
@@ -381,11 +407,13 @@ class _StreamProtocol(asyncio.Protocol):
         peer = self._transport.get_extra_info("peername")
         refusal, key = server._admit(request, peer[0] if peer else None)
         if refusal is not None:
-            self._reject(refusal.status, refusal.text, list(refusal.headers))
+            self._reject(refusal)
             return
         self._subscriber = server._broadcaster.subscribe(
             request.target, request.headers, server._clock(), key=key
         )
+        if not self._is_paused:
+            server._writable.add(self)
         self.flush()
         self._arm()
 
@@ -408,13 +436,15 @@ class _StreamProtocol(asyncio.Protocol):
 
     def _no_request(self) -> None:
         self._timer = None
-        if self._transport is not None and self._connection.request is None:
-            self._transport.abort()
+        if self._connection.request is None:
+            self.let_go()
 
-    def _reject(self, status: int, text: str, headers: list[tuple[str, str]] | None = None) -> None:
+    def _reject(self, refusal: Refusal) -> None:
         if self._transport is None:
             return
-        self._transport.write(self._connection.respond_error(status, text, headers or []))
+        self._transport.write(
+            self._connection.respond_error(refusal.status, refusal.text, refusal.headers)
+        )
         self._transport.close()
 
 
@@ -425,7 +455,7 @@ class EventStreamServer(ServerBase):
     and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
     missed. Heartbeats, gzip and the per-client send queue bound come from the
     :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
-    more than ``max_queued_bytes`` behind is disconnected (it resumes) instead of growing
+    more than ``max_queued_bytes`` behind is reset (it resumes) instead of growing
     memory or slowing the others.
 
     Args:
@@ -478,7 +508,10 @@ class EventStreamServer(ServerBase):
         )
         self._clock = clock
         self._protocols: set[_StreamProtocol] = set()
+        # Streams whose transport takes bytes: the ones a publish writes to.
+        self._writable: set[_StreamProtocol] = set()
         self._server: asyncio.Server | None = None
+        self._dropped_seen = 0  # broadcaster.dropped at the last publish
 
     @property
     def address(self) -> tuple[str, int]:
@@ -498,10 +531,24 @@ class EventStreamServer(ServerBase):
         )
 
     def publish(self, event: Event) -> StoredEvent:
-        """Publish an event to every client (call it from the event loop's thread)."""
-        stored = self._broadcaster.publish(event, self._clock())
-        for protocol in list(self._protocols):
+        """Publish an event to every client (call it from the event loop's thread).
+
+        Returns:
+            The stored event, with the id the replay log gave it.
+        """
+        broadcaster = self._broadcaster
+        stored = broadcaster.publish(event, self._clock())
+        # Only the streams whose socket takes bytes are written to; the others are written
+        # when it does again (resume_writing), unless they were dropped meanwhile.
+        for protocol in list(self._writable):
             protocol.flush()
+        dropped = broadcaster.dropped
+        if dropped != self._dropped_seen:  # someone fell behind: let it go
+            self._dropped_seen = dropped
+            for protocol in list(self._protocols):
+                subscriber = protocol._subscriber
+                if subscriber is not None and subscriber.is_dropped:
+                    protocol.flush()
         return stored
 
     async def aclose(self, *, grace: float = 1.0) -> None:
@@ -516,16 +563,15 @@ class EventStreamServer(ServerBase):
             self._server.close()
         self._broadcaster.close(self._clock())
         for protocol in list(self._protocols):
-            if protocol._subscriber is None and protocol._transport is not None:
-                protocol._transport.abort()
+            if protocol._subscriber is None:
+                protocol.let_go()  # no stream to end
             else:
                 protocol.flush()
         deadline = self._clock() + grace
         while self._protocols and self._clock() < deadline:
             await asyncio.sleep(0.01)
         for protocol in list(self._protocols):
-            if protocol._transport is not None:
-                protocol._transport.abort()
+            protocol.let_go()
         while self._protocols:  # connection_lost() runs on the next loop iterations
             await asyncio.sleep(0)
         if self._server is not None:

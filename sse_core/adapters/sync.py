@@ -23,7 +23,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 
 from .._actions import ClientState, Deliver, ReportStatus
@@ -34,7 +34,6 @@ from .._broadcast import (
     Subscriber,
 )
 from .._client import ClientConfig
-from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
@@ -52,10 +51,17 @@ from ._http import (
     Endpoint,
     IncomingRequest,
     OpenConnection,
+    Refusal,
+    RequestRefused,
     ServerConnection,
     Write,
 )
-from ._sockets import REPLAY_RECHECK_DELAY, is_replay_held_back, set_send_timeout
+from ._sockets import (
+    REPLAY_RECHECK_DELAY,
+    is_replay_held_back,
+    set_reset_on_close,
+    set_send_timeout,
+)
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -479,11 +485,16 @@ class EventStreamServer(ServerBase):
     it is empty, so it holds at most one queue's worth (``max_queued_bytes`` plus framing, or
     the head and replay a new client gets). Meanwhile newer events wait in the subscriber's
     queue; a client that lets that queue pass ``max_queued_bytes`` is dropped and its
-    connection closed at once (it resumes from its last id when it comes back).
+    connection reset at once (it resumes from its last id when it comes back).
 
-    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 400 for a
-    request that is not HTTP/1.1, 503 with ``Retry-After`` when ``max_subscribers`` is
-    reached or the server is closing.
+    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 503 with
+    ``Retry-After`` when ``max_subscribers`` is reached or the server is closing; 505 for an
+    HTTP version other than 1.1 and 1.0 (HTTP/1.0 is served close-delimited), 400 for a
+    request that is not HTTP or frames its body ambiguously, and the other refusals of
+    :class:`~sse_core.adapters.ServerConnection`; the connection is closed after each.
+    A client the server lets go of (dropped, silent past ``request_timeout``, still open
+    when :meth:`close`'s grace ends) is closed with a reset, so that the kernel frees it and
+    its unsent bytes at once.
 
     Args:
         replay_log: The log to publish to and resume from. By default a new one whose ids
@@ -694,8 +705,8 @@ class EventStreamServer(ServerBase):
                         return
         finally:
             with self._lock:
-                for client in list(self._clients.values()):
-                    self._close_client(client)
+                for client in list(self._clients.values()):  # still open after the grace
+                    self._close_client(client, is_reset=True)
                 for sock in (self._listener, self._wake_reader, self._wake_writer):
                     if sock is not None:
                         sock.close()
@@ -785,8 +796,8 @@ class EventStreamServer(ServerBase):
             else:
                 try:
                     request = client.http.receive(data)
-                except RemoteProtocolError as error:
-                    self._reject(client, 400, f"{error}\n", now)
+                except RequestRefused as error:
+                    self._reject(client, error.refusal, now)
                     return
                 if request is not None:
                     self._route(client, request, now)
@@ -801,22 +812,15 @@ class EventStreamServer(ServerBase):
             address = None
         refusal, key = self._admit(request, address)
         if refusal is not None:
-            self._reject(client, refusal.status, refusal.text, now, list(refusal.headers))
+            self._reject(client, refusal, now)
         else:
             client.deadline = None
             client.subscriber = self._broadcaster.subscribe(
                 request.target, request.headers, now, key=key
             )
 
-    def _reject(
-        self,
-        client: _Client,
-        status: int,
-        text: str,
-        now: float,
-        headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        client.unsent += client.http.respond_error(status, text, headers)
+    def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
+        client.unsent += client.http.respond_error(refusal.status, refusal.text, refusal.headers)
         client.is_done = True
         client.deadline = now + self._request_timeout  # to take the answer
 
@@ -827,17 +831,17 @@ class EventStreamServer(ServerBase):
             if (self._is_closing and not client.is_done) or (
                 client.deadline is not None and now >= client.deadline
             ):
-                self._close_client(client)
+                self._close_client(client, is_reset=True)  # no request (or answer taken) in time
                 return
         else:
             deadline = subscriber.next_deadline()
             if deadline is not None and now >= deadline:
                 subscriber.poll(now)
-            if subscriber.is_dropped:  # fell behind: what is left goes now, then close
+            if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
                 data, _ = client.http.respond(subscriber.take(now))
                 client.unsent += data
                 self._send(client)
-                self._close_client(client)
+                self._close_client(client, is_reset=True)
                 return
             client.is_replay_held = (
                 not client.unsent
@@ -884,7 +888,9 @@ class EventStreamServer(ServerBase):
                 return
             del client.unsent[:sent]
 
-    def _close_client(self, client: _Client) -> None:
+    def _close_client(self, client: _Client, *, is_reset: bool = False) -> None:
+        """Close a client's connection; with ``is_reset``, as a reset (the server lets go of
+        it: the kernel frees the connection and its unsent bytes at once)."""
         self._clients.pop(id(client), None)
         if client.subscriber is not None:
             self._broadcaster.unsubscribe(client.subscriber)
@@ -892,5 +898,7 @@ class EventStreamServer(ServerBase):
         if sock is not None:
             if self._selector is not None:
                 self._selector.unregister(sock)
+            if is_reset:
+                set_reset_on_close(sock)
             sock.close()
         client.unsent.clear()

@@ -28,7 +28,6 @@ from .._broadcast import (
     Subscriber,
 )
 from .._client import ClientConfig
-from .._errors import RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
 from .._server import ServerConfig
@@ -46,10 +45,17 @@ from ._http import (
     Endpoint,
     IncomingRequest,
     OpenConnection,
+    Refusal,
+    RequestRefused,
     ServerConnection,
     Write,
 )
-from ._sockets import REPLAY_RECHECK_DELAY, is_replay_held_back, set_send_timeout
+from ._sockets import (
+    REPLAY_RECHECK_DELAY,
+    is_replay_held_back,
+    set_reset_on_close,
+    set_send_timeout,
+)
 
 __all__ = ["EventSource", "EventStreamServer"]
 
@@ -68,9 +74,14 @@ _ACCEPT_RETRY_DELAY = 0.1
 _SERVER_READ_SIZE = 16 * 1024
 
 
-def _close_now(stream: _Stream) -> None:
-    """Close a stream's socket at once (no TLS close_notify): safe under cancellation."""
+def _close_now(stream: _Stream, *, is_reset: bool = False) -> None:
+    """Close a stream's socket at once (no TLS close_notify): safe under cancellation.
+
+    With ``is_reset``, as a reset: the kernel frees the connection and its unsent bytes now.
+    """
     transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if is_reset:
+        set_reset_on_close(transport.socket)
     transport.socket.close()
 
 
@@ -361,21 +372,27 @@ class _Connection:
     """One client connection of an :class:`EventStreamServer`: what wakes its task, and the
     scope that ends it."""
 
-    __slots__ = ("is_sending", "scope", "subscriber", "woken")
+    __slots__ = ("is_let_go", "is_sending", "scope", "subscriber", "woken")
 
     def __init__(self) -> None:
         self.scope = trio.CancelScope()
         self.subscriber: Subscriber | None = None
         self.is_sending = False
+        self.is_let_go = False  # the server drops it: close with a reset
         self.woken = trio.Event()
 
     def wake(self) -> None:
         """Something was queued (or the subscriber was dropped): let the task write it."""
         subscriber = self.subscriber
         if subscriber is not None and subscriber.is_dropped and self.is_sending:
-            self.scope.cancel()  # its socket is full: it cannot even take the end of the body
+            self.let_go()  # its socket is full: it cannot even take the end of the body
         else:
             self.woken.set()
+
+    def let_go(self) -> None:
+        """End the connection's task; its socket is closed with a reset."""
+        self.is_let_go = True
+        self.scope.cancel()
 
 
 class EventStreamServer(ServerBase):
@@ -385,7 +402,7 @@ class EventStreamServer(ServerBase):
     and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
     missed. Heartbeats, gzip and the per-client send queue bound come from the
     :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
-    more than ``max_queued_bytes`` behind is disconnected at once (it resumes) instead of
+    more than ``max_queued_bytes`` behind is reset at once (it resumes) instead of
     growing memory or slowing the others.
 
     Run it either as ``async with EventStreamServer() as server:`` (it listens on
@@ -534,7 +551,7 @@ class EventStreamServer(ServerBase):
             self._broadcaster.close(self._clock())
             for connection in list(self._connections):
                 if connection.subscriber is None:
-                    connection.scope.cancel()  # no stream to end
+                    connection.let_go()  # no stream to end
                 else:
                     connection.wake()
         if not self._is_serving:
@@ -544,6 +561,8 @@ class EventStreamServer(ServerBase):
             with trio.move_on_after(grace):
                 await self._stopped.wait()
         finally:
+            for connection in list(self._connections):
+                connection.is_let_go = True  # still open after the grace: reset
             if self._nursery is not None:
                 self._nursery.cancel_scope.cancel()
         await self._stopped.wait()
@@ -606,7 +625,7 @@ class EventStreamServer(ServerBase):
             with connection.scope:
                 if self._is_closing:
                     return
-                read = await self._read_request(stream)
+                read = await self._read_request(stream, connection)
                 if read is None:
                     return
                 http, request = read
@@ -626,10 +645,10 @@ class EventStreamServer(ServerBase):
             self._connections.discard(connection)
             if connection.subscriber is not None:
                 self._broadcaster.unsubscribe(connection.subscriber)
-            _close_now(stream)
+            _close_now(stream, is_reset=connection.is_let_go)
 
     async def _read_request(
-        self, stream: _Stream
+        self, stream: _Stream, connection: _Connection
     ) -> tuple[ServerConnection, IncomingRequest] | None:
         http = ServerConnection()
         with trio.move_on_after(self._request_timeout):
@@ -641,12 +660,13 @@ class EventStreamServer(ServerBase):
                     return None  # gone before asking
                 try:
                     request = http.receive(bytes(data))
-                except RemoteProtocolError as error:
-                    await self._reject(stream, http, 400, f"{error}\n")
+                except RequestRefused as error:
+                    await self._reject(stream, http, error.refusal)
                     return None
                 if request is not None:
                     return http, request
-        return None  # no request in time
+        connection.is_let_go = True  # no request in time
+        return None
 
     async def _admit_or_reject(
         self,
@@ -663,18 +683,11 @@ class EventStreamServer(ServerBase):
         refusal, key = self._admit(request, address)
         if refusal is None:
             return False, key
-        await self._reject(stream, http, refusal.status, refusal.text, list(refusal.headers))
+        await self._reject(stream, http, refusal)
         return True, None
 
-    async def _reject(
-        self,
-        stream: _Stream,
-        http: ServerConnection,
-        status: int,
-        text: str,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> None:
-        data = http.respond_error(status, text, headers or [])
+    async def _reject(self, stream: _Stream, http: ServerConnection, refusal: Refusal) -> None:
+        data = http.respond_error(refusal.status, refusal.text, refusal.headers)
         if data:
             with trio.move_on_after(self._request_timeout):
                 await stream.send_all(data)
@@ -714,8 +727,10 @@ class EventStreamServer(ServerBase):
                         connection.is_sending = False
                         if write_scope.cancelled_caught:  # a replay the client did not take
                             subscriber.poll(self._clock())
+                            connection.is_let_go = True  # half-written: reset
                             return
                     if is_done:
+                        connection.is_let_go = subscriber.is_dropped  # fell behind: reset
                         return
                     continue
                 deadline = subscriber.next_deadline()

@@ -38,6 +38,8 @@ from sse_core.adapters import (
     HTTPClient,
     IncomingRequest,
     OpenConnection,
+    Refusal,
+    RequestRefused,
     ServerConnection,
     Write,
     endpoint_of,
@@ -857,10 +859,11 @@ def test_server_reads_a_post_body(body_framing: bytes) -> None:
 
 
 def test_server_head_too_big() -> None:
-    """A request head past max_head_size is a RemoteProtocolError."""
+    """A request head past max_head_size is refused with 431 (a RemoteProtocolError)."""
     connection = ServerConnection(max_head_size=1024)
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RemoteProtocolError) as raised:
         connection.receive(b"GET / HTTP/1.1\r\nX: " + b"a" * 2000)
+    assert isinstance(raised.value, RequestRefused) and raised.value.refusal.status == 431
     # At the limit it is fine.
     connection = ServerConnection(max_head_size=1024)
     request = b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"a" * 900 + b"\r\n\r\n"
@@ -875,10 +878,11 @@ def test_server_head_too_big() -> None:
     ],
 )
 def test_server_body_too_big(body_framing: bytes) -> None:
-    """A request body past max_body_size is a RemoteProtocolError; at the limit it is read."""
+    """A request body past max_body_size is refused with 413; at the limit it is read."""
     data = b"POST / HTTP/1.1\r\nHost: h\r\n" + body_framing
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RequestRefused) as raised:
         ServerConnection(max_body_size=10).receive(data)
+    assert raised.value.refusal.status == 413
     assert ServerConnection(max_body_size=11).receive(data) is not None
 
 
@@ -906,10 +910,11 @@ def parse_response(data: bytes, *, method: bytes = b"GET", eof: bool = False) ->
 
 
 def test_server_garbage_gets_a_400() -> None:
-    """Garbage is a RemoteProtocolError, and respond_error() writes a whole 400 that closes."""
+    """Garbage is refused with 400, and respond_error() writes a whole 400 that closes."""
     connection = ServerConnection()
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(RequestRefused) as raised:
         connection.receive(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n")  # TLS hello
+    assert raised.value.refusal.status == 400
     data = connection.respond_error(400, "bad request\n")
     response, body, is_ended = parse_response(data)
     assert response.status_code == 400
@@ -918,6 +923,123 @@ def test_server_garbage_gets_a_400() -> None:
     assert response_fields["connection"] == "close"
     assert response_fields["content-type"] == "text/plain; charset=utf-8"
     assert connection.respond_error(400, "again") == b""  # one response only
+
+
+def refused(data: bytes) -> list[Refusal]:
+    """The refusal ServerConnection gives for ``data`` fed whole and byte by byte (each way
+    must refuse, and a later call must refuse again)."""
+    refusals = []
+    for chunks in ([data], [data[i : i + 1] for i in range(len(data))]):
+        connection = ServerConnection()
+        with pytest.raises(RequestRefused) as raised:
+            for chunk in chunks:
+                assert connection.receive(chunk) is None
+        with pytest.raises(RequestRefused) as again:
+            connection.receive(b"GET /events HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert again.value is raised.value
+        refusal = raised.value.refusal
+        response, body, is_ended = parse_response(
+            connection.respond_error(refusal.status, refusal.text, refusal.headers)
+        )
+        assert (response.status_code, body, is_ended) == (
+            refusal.status, refusal.text.encode(), True
+        )
+        assert (b"connection", b"close") in response.headers
+        refusals.append(refusal)
+    assert refusals[0] == refusals[1]
+    return refusals[:1]
+
+
+H2_SETTINGS_FRAME = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /events HTTP/2.0\r\nHost: h\r\n\r\n",
+        b"GET /events HTTP/1.2\r\nHost: h\r\n\r\n",
+        b"GET /events HTTP/0.9\r\nHost: h\r\n\r\n",
+        b"GET /events HTTP/3.0\r\nHost: h\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # the HTTP/2 connection preface
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + H2_SETTINGS_FRAME,  # as h2 clients send it
+        b"POST /events HTTP/2.0\r\nHost: h\r\nContent-Length: 100\r\n\r\n",  # no body yet
+    ],
+)
+def test_server_refuses_other_http_versions_with_505(data: bytes) -> None:
+    """Any version but HTTP/1.1 and HTTP/1.0 -- the HTTP/2 preface included -- is refused at
+    the head with 505, saying what is supported (RFC 9110 section 15.6.6)."""
+    (refusal,) = refused(data)
+    version = data.split(b"\r\n")[0].rsplit(b"/", 1)[1].decode()
+    assert refusal.status == 505
+    assert refusal.text == (
+        f"HTTP/{version} is not supported; this server speaks HTTP/1.1 and HTTP/1.0\n"
+    )
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_server_serves_http_1_1_and_1_0(version: bytes) -> None:
+    """HTTP/1.1 and HTTP/1.0 requests are read."""
+    connection = ServerConnection()
+    request = connection.receive(b"GET /events HTTP/" + version + b"\r\nHost: h\r\n\r\n")
+    assert request is not None and request.path == "/events"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "reason"),
+    [
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         400, "Transfer-Encoding with Content-Length"),
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+         b"Content-Length: 5\r\n\r\nhello",
+         400, "Transfer-Encoding with Content-Length"),
+        (b"GET /events HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+         b"Content-Length: 0\r\n\r\n0\r\n\r\n",
+         400, "Transfer-Encoding with Content-Length"),
+        (b"POST /events HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         400, "Transfer-Encoding in an HTTP/1.0 request"),
+        # h11's own refusals, with its status hints.
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+         b"Content-Length: 6\r\n\r\nhello",
+         400, "conflicting Content-Length"),
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\nhello",
+         400, "conflicting Content-Length"),
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\nhello",
+         400, "bad Content-Length"),
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+         501, "Only Transfer-Encoding: chunked"),
+        (b"POST /events HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+         501, "multiple Transfer-Encoding"),
+    ],
+)
+def test_server_refuses_ambiguous_framing(data: bytes, status: int, reason: str) -> None:
+    """Framing a proxy in front could read differently is refused at the head, before any
+    body byte is read (RFC 9112 sections 6.1 and 6.3), as is what h11 refuses."""
+    (refusal,) = refused(data)
+    assert refusal.status == status
+    assert reason in refusal.text
+
+
+@pytest.mark.parametrize(
+    "lengths", [b"Content-Length: 5\r\nContent-Length: 5\r\n", b"Content-Length: 5, 5\r\n"]
+)
+def test_server_reads_identical_repeated_content_lengths_as_one(lengths: bytes) -> None:
+    """The same Content-Length value repeated is read as that one value (RFC 9110 section
+    8.6 lets a recipient do so; h11 does)."""
+    connection = ServerConnection()
+    request = connection.receive(b"POST /events HTTP/1.1\r\nHost: h\r\n" + lengths
+                                 + b"\r\nhello")
+    assert request is not None and request.body == b"hello"
+    assert [v for n, v in request.headers if n == "content-length"] == ["5"]
+
+
+def test_request_refused_is_a_remote_protocol_error() -> None:
+    """RequestRefused is in the one exception tree and carries its refusal."""
+    refusal = Refusal(status=505, text="no\n")
+    error = RequestRefused(refusal)
+    assert isinstance(error, RemoteProtocolError)
+    assert error.refusal is refusal and str(error) == "505: no"
 
 
 def test_server_eof_before_a_request() -> None:
@@ -985,6 +1107,54 @@ def test_server_stream_is_chunked_for_http_1_1() -> None:
     response, body, is_ended = parse_response(head_bytes + more + end)
     assert (b"transfer-encoding", b"chunked") in response.headers
     assert body == b"data: 1\n\ndata: 2\n\n" and is_ended
+
+
+def test_server_writes_a_run_of_sends_as_one_chunk() -> None:
+    """Sends queued together go out as one chunk (one write per flush, whatever the
+    number of events), which an HTTP/1.1 client reads back whole."""
+    connection = ServerConnection()
+    connection.receive(GET)
+    data, is_done = connection.respond([
+        SendHead(status=200, headers=(EVENT_STREAM,)),
+        Send(data=b"data: 1\n\n"), Send(data=b""), Send(data=b"data: 22\n\n"),
+        Send(data=b"data: 333\n\n"),
+    ])
+    assert not is_done
+    head, _, chunks = data.partition(b"\r\n\r\n")
+    assert head.lower().count(b"transfer-encoding: chunked") == 1
+    assert chunks == b"1e\r\ndata: 1\n\ndata: 22\n\ndata: 333\n\n\r\n"
+    end, is_done = connection.respond([Send(data=b"data: 4\n\n"), Disconnect(reason="x")])
+    assert is_done and end == b"9\r\ndata: 4\n\n\r\n0\r\n\r\n"
+    _, body, is_ended = parse_response(data + end)
+    assert body == b"data: 1\n\ndata: 22\n\ndata: 333\n\ndata: 4\n\n" and is_ended
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "head", "body"),
+    [
+        # A head that frames its own body: h11 keeps to its Content-Length.
+        (GET, SendHead(status=200, headers=(("Content-Length", "5"),)), b"hello"),
+        # No body for a HEAD request, nor for a 204.
+        (b"HEAD /events HTTP/1.1\r\nHost: h\r\n\r\n", SendHead(status=200, headers=()), b""),
+        (GET, SendHead(status=204, headers=()), b""),
+    ],
+)
+def test_server_leaves_other_framings_to_h11(
+    request_bytes: bytes, head: SendHead, body: bytes
+) -> None:
+    """Only a body h11 would chunk is framed by ServerConnection; otherwise h11 frames it
+    (and refuses bytes the response cannot carry)."""
+    connection = ServerConnection()
+    connection.receive(request_bytes)
+    data, _ = connection.respond([head])
+    if body:
+        assert b"chunked" not in data.lower()
+        more, _ = connection.respond([Send(data=body)])
+        end, is_done = connection.respond([Disconnect(reason="x")])
+        assert more == body and end == b"" and is_done
+    else:
+        with pytest.raises(LocalProtocolError):
+            connection.respond([Send(data=b"x")])
 
 
 def test_server_stream_is_close_delimited_for_http_1_0() -> None:
