@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from ._actions import Action, Disconnect, Send
 from ._errors import InvalidConfigError, LocalProtocolError
 from ._events import Event
-from ._replay import ReplayLog, StoredEvent
+from ._replay import ReplayLog, StoredEvent, _check_count
 from ._serializer import HEARTBEAT
 from ._server import ServerConfig, ServerSession, ServerState
 
@@ -423,10 +423,3 @@ class Broadcaster:
         for subscriber in self._subscribers.values():
             subscriber._close()
 
-
-def _check_count(name: str, value: object, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if type(value) is not int or value < 1:
-        extra = " or None" if optional else ""
-        raise InvalidConfigError(f"{name} must be an int >= 1{extra}, got {value!r}")
