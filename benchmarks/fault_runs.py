@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import time
 
@@ -79,7 +80,11 @@ async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> 
 
     async def publish() -> None:
         nonlocal live_applied
-        while len(server.broadcaster) == 0:
+        # Owed from the moment the client knows where the stream stands (its first position
+        # arrived): a client that loses its first connection before that comes back as a
+        # new client, rightly owed only what is published afterwards (under load, its stall
+        # timer can run out before the first bytes arrive).
+        while not source.session.last_event_id:
             await asyncio.sleep(0.002)
         for n in range(events):
             text = f"event {n} · ü € 𝄞 " + "x" * rng.randrange(80)
@@ -110,17 +115,27 @@ async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> 
             await publisher_done(asyncio.create_task(publish()), consumer)
             await consumer
 
+    # The whole run is bounded: a client that stops making progress fails the run (with
+    # what it and the server were doing) instead of hanging the batch.
+    running = asyncio.ensure_future(run())
     try:
-        # The whole run is bounded: a client that stops making progress fails the run (with
-        # what it was doing) instead of hanging the batch.
-        await asyncio.wait_for(run(), timeout)
-    except asyncio.TimeoutError:
-        session = source.session
-        detail = (
-            f"timed out with {len(received)}/{events} delivered; client {session.state.value},"
-            f" next deadline {session.next_deadline()!r} at {time.monotonic():.3f},"
-            f" {len(server.broadcaster)} subscriber(s)"
-        )
+        done, _ = await asyncio.wait({running}, timeout=timeout)
+        if not done:
+            session = source.session
+            subscribers = [
+                f"replaying={s.is_replaying} pending={s.has_pending} queued={s.queued_bytes}"
+                f" closed={s.is_closed} dropped={s.is_dropped}"
+                for s in server.broadcaster
+            ]
+            detail = (
+                f"timed out with {len(received)}/{events} delivered; client"
+                f" {session.state.value}, last id {session.last_event_id!r}, next deadline"
+                f" {session.next_deadline()!r} at {time.monotonic():.3f}; server subscribers"
+                f" {subscribers}; missing {_ranges(sorted(set(published) - set(received)))}"
+            )
+            running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
     finally:
         await proxy.close()
         await server.aclose(grace=0.0)
@@ -135,6 +150,18 @@ async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> 
         elapsed=time.monotonic() - started,
         detail=detail,
     )
+
+
+def _ranges(ids: list[str]) -> str:
+    """Ids as runs (``"12-40, 77"``), for a failure's detail."""
+    numbers = sorted(int(i.rpartition("-")[2]) for i in ids if i.rpartition("-")[2].isdigit())
+    runs: list[str] = []
+    for n in numbers:
+        if runs and int(runs[-1].split("-")[-1]) == n - 1:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{n}"
+        else:
+            runs.append(str(n))
+    return ", ".join(runs)
 
 
 async def publisher_done(publisher: asyncio.Task[None], consumer: asyncio.Task[None]) -> None:
