@@ -484,3 +484,34 @@ def test_start_marker_cannot_be_an_application_id() -> None:
     log = ReplayLog()
     with pytest.raises(InvalidFieldError):
         log.append(Event(data="x", id="start"), 0.0)
+
+
+def test_resume_in_steps_of_max_bytes() -> None:
+    """resume(max_bytes=) returns the events after the id up to the byte bound (at least one
+    event), says whether they reach the newest, and resuming from the last id continues
+    exactly where it stopped; oldest() does the same from the oldest kept event."""
+    log = ReplayLog(ReplayConfig(max_bytes=None))
+    stored = [log.append(Event(data="x" * 20), 0.0) for _ in range(10)]
+    size = len(stored[-1].encoded)
+    seen: list[str] = []
+    cursor = stored[0].id
+    while True:
+        step = log.resume(cursor, 0.0, max_bytes=3 * size)
+        assert isinstance(step, Replay) and 1 <= len(step.events) <= 3
+        assert sum(len(e.encoded) for e in step.events) <= 3 * size
+        seen += [e.id for e in step.events]
+        cursor = step.events[-1].id
+        if step.is_complete:
+            break
+    assert seen == [s.id for s in stored[1:]]
+    big = log.resume(stored[0].id, 0.0, max_bytes=1)  # smaller than one event: still one
+    assert [e.id for e in big.events] == [stored[1].id] and not big.is_complete  # type: ignore[union-attr]
+    first = log.oldest(max_bytes=2 * size)
+    assert [e.id for e in first.events] == [s.id for s in stored[:2]] and not first.is_complete
+    assert log.oldest().events == log.events() and log.oldest().is_complete
+    assert log.resume(stored[-1].id, 0.0, max_bytes=1) == Replay(events=(), is_complete=True)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(InvalidConfigError):
+            log.resume(stored[0].id, 0.0, max_bytes=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidConfigError):
+            log.oldest(max_bytes=bad)  # type: ignore[arg-type]
