@@ -103,6 +103,12 @@ class Subscriber:
         return self.session.is_replaying
 
     @property
+    def is_replay_step_next(self) -> bool:
+        """Whether the next :meth:`take` reads a replay step from the log (nothing else is
+        queued): an adapter may hold it back until the client has read the previous one."""
+        return not self._items and self.session.is_replaying
+
+    @property
     def replay_deadline(self) -> float | None:
         """When a long replay under way must be finished (``max_replay_time`` after it
         began), or ``None``. An adapter blocked writing to this client stops waiting then,

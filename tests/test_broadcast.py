@@ -422,7 +422,9 @@ def test_a_replaying_subscriber_pins_one_step_and_takes_live_events_through_the_
         hub.publish(Event(data=f"{i:03d}"), now=1.0)
     assert sub.queued_bytes == 0
     parser = Parser()
+    assert not sub.is_replay_step_next  # the head and first step are queued
     datas = [e.data[:3] for e in events_of(sub.take(now=1.0), parser)]
+    assert sub.is_replay_step_next  # the next take() reads the log
     while sub.has_pending:
         step = sub.take(now=1.0)
         assert len(body_of(step)) <= 200

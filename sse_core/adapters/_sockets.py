@@ -19,6 +19,7 @@ __all__ = [
     "MAX_REPLAY_UNSENT",
     "REPLAY_RECHECK_DELAY",
     "is_replay_held_back",
+    "peer_host",
     "set_reset_on_close",
     "set_send_timeout",
     "unsent_bytes",
@@ -97,3 +98,23 @@ def is_replay_held_back(sock: _Descriptor | None) -> bool:
     holds for it yet."""
     unsent = unsent_bytes(sock)
     return unsent is not None and unsent > MAX_REPLAY_UNSENT
+
+
+class _Connected(Protocol):
+    """A connected socket whose peer :func:`peer_host` can name (stdlib or trio)."""
+
+    def getpeername(self) -> object: ...
+
+
+def peer_host(sock: _Connected | None) -> str | None:
+    """The peer's address (IP) of a connected socket, or ``None`` when it cannot say (a
+    socket already closed, a Unix socket)."""
+    if sock is None:
+        return None
+    try:
+        name = sock.getpeername()
+    except OSError:
+        return None
+    if isinstance(name, tuple) and name and isinstance(name[0], str):
+        return name[0]
+    return None

@@ -366,11 +366,7 @@ class _StreamProtocol(asyncio.Protocol):
         # comes one step per take(), read from the log only as fast as the client reads --
         # its next step waits while the kernel still holds a step the client has not read.
         while not self._is_paused and subscriber.has_pending:
-            if (
-                subscriber.is_replaying
-                and not subscriber.is_closed
-                and is_replay_held_back(self._sock)
-            ):
+            if subscriber.is_replay_step_next and is_replay_held_back(self._sock):
                 if self._recheck is None:
                     self._recheck = asyncio.get_running_loop().call_later(
                         REPLAY_RECHECK_DELAY, self._flush_again

@@ -59,6 +59,7 @@ from ._http import (
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
+    peer_host,
     set_reset_on_close,
     set_send_timeout,
 )
@@ -806,11 +807,7 @@ class EventStreamServer(ServerBase):
                 return
 
     def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
-        try:
-            address: str | None = client.sock.getpeername()[0] if client.sock else None
-        except (OSError, IndexError, TypeError):
-            address = None
-        refusal, key = self._admit(request, address)
+        refusal, key = self._admit(request, peer_host(client.sock))
         if refusal is not None:
             self._reject(client, refusal, now)
         else:
@@ -845,8 +842,7 @@ class EventStreamServer(ServerBase):
                 return
             client.is_replay_held = (
                 not client.unsent
-                and subscriber.is_replaying
-                and not subscriber.is_closed
+                and subscriber.is_replay_step_next
                 and is_replay_held_back(client.sock)
             )
             if not client.unsent and subscriber.has_pending and not client.is_replay_held:

@@ -53,6 +53,7 @@ from ._http import (
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
+    peer_host,
     set_reset_on_close,
     set_send_timeout,
 )
@@ -676,11 +677,7 @@ class EventStreamServer(ServerBase):
         request: IncomingRequest,
     ) -> tuple[bool, str | None]:
         """Answer a request that gets no stream; whether it was one, and the request's key."""
-        try:
-            address: str | None = tcp.socket.getpeername()[0]
-        except (OSError, IndexError, TypeError):
-            address = None
-        refusal, key = self._admit(request, address)
+        refusal, key = self._admit(request, peer_host(tcp.socket))
         if refusal is None:
             return False, key
         await self._reject(stream, http, refusal)
@@ -706,11 +703,7 @@ class EventStreamServer(ServerBase):
             while True:
                 connection.woken = trio.Event()  # reset before looking: no wake-up is lost
                 if subscriber.has_pending:
-                    if (
-                        subscriber.is_replaying
-                        and not subscriber.is_closed
-                        and is_replay_held_back(tcp_socket)
-                    ):
+                    if subscriber.is_replay_step_next and is_replay_held_back(tcp_socket):
                         # The client has not read the last step yet: look again shortly
                         # (a replay past its time is dropped by poll()).
                         await trio.sleep(REPLAY_RECHECK_DELAY)
