@@ -83,8 +83,14 @@ from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._server import ServerConfig, ServerSession, ServerState
 from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
+from ._version import __version__
+
+# After the records: the C accelerator, when it loads, imports sse_core._events itself.
+from ._accelerator import ACCELERATED  # isort: skip
 
 __all__ = [
+    "__version__",
+    "ACCELERATED",
     # errors
     "SSEError",
     "LocalProtocolError",

@@ -29,8 +29,8 @@ from . import (
     serialize_event,
     serialize_many,
 )
+from ._accelerator import ACCELERATED as IS_ACCELERATED
 from ._live_demo import live_demo
-from ._parser import IS_ACCELERATED
 from .testing import random_scenario, simulate
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["PURE_PYTHON_ENV", "speedups"]
+__all__ = ["ACCELERATED", "PURE_PYTHON_ENV", "speedups"]
 
 #: The environment variable that forces pure Python (read once, when sse_core is imported).
 PURE_PYTHON_ENV = "SSE_CORE_PURE_PYTHON"
@@ -24,3 +24,7 @@ if os.environ.get(PURE_PYTHON_ENV, "") in ("", "0"):
         speedups = None  # type: ignore[assignment]
 else:  # pure Python asked for
     speedups = None  # type: ignore[assignment]
+
+#: Whether the C accelerator is in use (False: pure Python, same behaviour, slower parsing and
+#: serializing). Public as ``sse_core.ACCELERATED``.
+ACCELERATED: bool = speedups is not None
