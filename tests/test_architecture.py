@@ -20,6 +20,7 @@ PACKAGE = Path(sse_core.__file__).resolve().parent
 FLOORS = {
     "_errors": 0,
     "_types": 0,
+    "_version": 0,
     "_events": 1,
     "_parser": 1,
     "_accelerator": 1,  # loads _speedups unless SSE_CORE_PURE_PYTHON=1
