@@ -1,4 +1,4 @@
-"""Thundering-herd simulation for sse_core.Backoff, one row per jitter strategy.
+"""Thundering-herd simulation for sse_core.state.Backoff, one row per jitter strategy.
 
 N clients lose their stream at the same instant (t = 0) while the server is down for D
 seconds: every connection attempt before t = D fails at once (connection refused), every

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from sse_core import Decompressor, Event, Parser, Send, ServerConfig, ServerSession
+from sse_core import Event, Parser, Send, ServerConfig, ServerSession
+from sse_core.state import Decompressor
 
 from .bench_protocol import make_chat
 

@@ -70,8 +70,9 @@ async def _command_loop(
 
 
 async def _serve_sse_core() -> None:
-    from sse_core import ReplayConfig, ReplayLog, ServerConfig
+    from sse_core import ServerConfig
     from sse_core.adapters.asyncio import EventStreamServer
+    from sse_core.state import ReplayConfig, ReplayLog
 
     server = EventStreamServer(
         ReplayLog(ReplayConfig(max_events=1000)),

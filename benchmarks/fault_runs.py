@@ -24,17 +24,9 @@ import time
 
 import attrs
 
-from sse_core import (
-    BackoffConfig,
-    ClientConfig,
-    Deliver,
-    Event,
-    ReplayConfig,
-    ReplayLog,
-    ReportGap,
-    ServerConfig,
-)
+from sse_core import ClientConfig, Deliver, Event, ReportGap, ServerConfig
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
+from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
 from sse_core.testing import FaultProxy, Pass, random_fault
 
 

@@ -1,13 +1,17 @@
 """sse_core: sans-IO Server-Sent Events.
 
-A spec-exact incremental ``text/event-stream`` parser, an injection-safe serializer, and pure
-state objects for reliable streaming. No I/O, no clocks, no randomness inside: the caller
+A spec-exact incremental ``text/event-stream`` parser, an injection-safe serializer, and
+sessions that make a stream reliable. No I/O, no clocks, no randomness inside: the caller
 passes bytes, ``now`` and a random source, and carries out what comes back.
+
+The root holds what most users need: the records, the parser and the serializer, the errors,
+the sessions with their configs and actions. The state objects the sessions are built from
+(backoff, dedup, sequencer, replay log, chunking, timers, compression) and the sessions'
+tables and constants are in :mod:`sse_core.state`; the I/O edges in :mod:`sse_core.adapters`;
+test tooling in :mod:`sse_core.testing`.
 """
 
 from ._actions import (
-    GAP_EVENT_TYPE,
-    POSITION_EVENT_TYPE,
     Action,
     ClientState,
     Connect,
@@ -16,7 +20,6 @@ from ._actions import (
     ReadyState,
     ReportDropped,
     ReportGap,
-    ReportSequenceGap,
     ReportStatus,
     ReportTransport,
     Request,
@@ -24,34 +27,8 @@ from ._actions import (
     SendHead,
     Transport,
 )
-from ._backoff import (
-    Backoff,
-    BackoffConfig,
-    BackoffState,
-    GiveUp,
-    GiveUpReason,
-    Jitter,
-    Reconnect,
-)
 from ._broadcast import Broadcaster, Subscriber
-from ._chunking import (
-    CHUNK_EVENT,
-    AssemblerOutput,
-    ChunkAssembler,
-    ChunkConfig,
-    ChunkLimitExceeded,
-    DropReason,
-    MessageDropped,
-    split_message,
-)
-from ._client import TRANSITIONS, ClientConfig, ClientInput, ClientSession
-from ._compression import (
-    DEFAULT_MAX_DECOMPRESSED_SIZE,
-    Compressor,
-    Decompressor,
-    negotiate_encoding,
-)
-from ._dedup import DedupConfig, DedupWindow
+from ._client import ClientConfig, ClientSession
 from ._errors import (
     InvalidConfigError,
     InvalidFieldError,
@@ -61,27 +38,11 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
-from ._longpoll import (
-    DEFAULT_MAX_RESPONSE_SIZE,
-    LONG_POLL_CONTENT_TYPE,
-    LongPollConfig,
-    LongPollResponse,
-    LongPollSession,
-    LongPollState,
-)
-from ._metrics import BufferGauge, DurationSummary, Metrics
-from ._parser import (
-    DEFAULT_MAX_EVENT_SIZE,
-    DEFAULT_MAX_LINE_LENGTH,
-    MAX_RETRY_MILLISECONDS,
-    EndOfStream,
-    Parser,
-)
-from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
-from ._sequencer import Delivery, Gap, GapReason, Sequencer, SequencerConfig, SequencerRecord
+from ._longpoll import LongPollConfig, LongPollResponse, LongPollSession
+from ._metrics import Metrics
+from ._parser import EndOfStream, Parser
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
-from ._server import ServerConfig, ServerSession, ServerState
-from ._timers import HeartbeatScheduler, StallDetector
+from ._server import ServerConfig, ServerSession
 from ._types import Headers, RandomSource
 from ._version import __version__
 
@@ -98,106 +59,45 @@ __all__ = [
     "InvalidConfigError",
     "RemoteProtocolError",
     "LimitExceeded",
-    # shared types
-    "Headers",
-    "RandomSource",
     # wire records
     "Event",
     "Comment",
     "Retry",
     "StreamItem",
-    # parser
+    # parser and serializer
     "Parser",
     "EndOfStream",
-    "DEFAULT_MAX_LINE_LENGTH",
-    "DEFAULT_MAX_EVENT_SIZE",
-    "MAX_RETRY_MILLISECONDS",
-    # serializer
     "serialize",
     "serialize_event",
     "serialize_many",
     "HEARTBEAT",
-    # state objects: reconnection backoff
-    "Backoff",
-    "BackoffConfig",
-    "BackoffState",
+    # sessions
+    "ClientSession",
+    "ClientConfig",
+    "ServerSession",
+    "ServerConfig",
     "Broadcaster",
-    "Jitter",
-    "Reconnect",
-    "GiveUp",
-    "GiveUpReason",
-    # state objects: dedup window
-    "DedupWindow",
-    "DedupConfig",
-    # state objects: sequencer
-    "Sequencer",
-    "SequencerConfig",
-    "SequencerRecord",
-    "Delivery",
-    "Gap",
-    "GapReason",
-    # state objects: replay log
-    "ReplayLog",
-    "ReplayConfig",
-    "ReplayResult",
-    "Replay",
-    "StoredEvent",
-    "TooOld",
-    "UnknownId",
-    # state objects: chunked messages
-    "split_message",
-    "ChunkAssembler",
-    "ChunkConfig",
-    "ChunkLimitExceeded",
-    "MessageDropped",
-    "DropReason",
-    "AssemblerOutput",
-    "CHUNK_EVENT",
-    # state objects: timers
-    "StallDetector",
-    "HeartbeatScheduler",
-    # state objects: metrics
+    "Subscriber",
+    "LongPollSession",
+    "LongPollConfig",
+    "LongPollResponse",
     "Metrics",
-    "DurationSummary",
-    "BufferGauge",
-    # sessions: actions
+    # what sessions return
     "Action",
     "Connect",
     "Disconnect",
     "Deliver",
     "ReportStatus",
     "ReportGap",
-    "ReportSequenceGap",
     "ReportDropped",
     "ReportTransport",
-    "Transport",
     "Request",
     "Send",
     "SendHead",
     "ClientState",
     "ReadyState",
-    "GAP_EVENT_TYPE",
-    "POSITION_EVENT_TYPE",
-    # sessions: client
-    "ClientSession",
-    "ClientConfig",
-    "ClientInput",
-    "TRANSITIONS",
-    # sessions: server
-    "ServerSession",
-    "ServerConfig",
-    "ServerState",
-    "Subscriber",
-    # sessions: long-polling fallback
-    "LongPollSession",
-    "LongPollConfig",
-    "LongPollState",
-    "LongPollResponse",
-    "LONG_POLL_CONTENT_TYPE",
-    "DEFAULT_MAX_RESPONSE_SIZE",
-    # sessions: compression
-    "Compressor",
-    "Decompressor",
-    "negotiate_encoding",
-    "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    "Transport",
+    # types to annotate with
+    "Headers",
+    "RandomSource",
 ]

@@ -24,7 +24,6 @@ __all__ = [
     "ReadyState",
     "ReportDropped",
     "ReportGap",
-    "ReportSequenceGap",
     "ReportStatus",
     "ReportTransport",
     "Request",
@@ -161,34 +160,50 @@ class ReportStatus:
         return self.state.ready_state
 
 
+def _check_missing(instance: ReportGap, attribute: object, value: int | None) -> None:
+    if (instance.first is None) != (instance.last is None):
+        raise ValueError("first and last are both None or both set")
+    if instance.first is not None and instance.last is not None and (
+        type(instance.first) is not int or type(instance.last) is not int
+        or not 0 <= instance.first <= instance.last
+    ):
+        raise ValueError(f"need 0 <= first <= last, got {instance.first!r}, {instance.last!r}")
+
+
 @attrs.frozen(kw_only=True)
 class ReportGap:
-    """Events were missed and cannot be recovered; tell the application.
+    """Events were lost and cannot be recovered; tell the application.
+
+    One record for both ways a client learns of lost events, so that one ``isinstance``
+    check catches every loss:
+
+    * the server could not replay from the client's ``Last-Event-ID`` (its gap signal,
+      :data:`~sse_core.state.GAP_EVENT_TYPE`): ``reason`` is ``"unknown"`` (the server did not
+      know the id) or ``"too_old"`` (it fell out of the server's replay window), and
+      ``last_event_id`` is the id the client resumed from; ``first`` and ``last`` are ``None``;
+    * the client's sequencer gave up on numbers that never arrived: ``reason`` is
+      ``"timeout"`` (not filled within ``gap_timeout``), ``"overflow"`` (the reorder buffer
+      was full) or ``"flush"`` (the stream's numbering ended), and ``first`` .. ``last`` are
+      the missing sequence numbers; ``last_event_id`` is ``None``.
 
     Attributes:
-        last_event_id: The id the client resumed from.
-        reason: ``"unknown"`` (the server did not know the id) or ``"too_old"`` (it fell out
-            of the server's replay window).
+        reason: Why, as above.
+        last_event_id: The id the client resumed from (server gaps), else ``None``.
+        first: The first missing sequence number (sequencer gaps), else ``None``.
+        last: The last missing sequence number (sequencer gaps), else ``None``.
     """
 
-    last_event_id: str
     reason: str
+    last_event_id: str | None = None
+    first: int | None = attrs.field(default=None, validator=_check_missing)
+    last: int | None = None
 
-
-@attrs.frozen(kw_only=True)
-class ReportSequenceGap:
-    """The client's sequencer skipped numbers that never arrived; tell the application.
-
-    Attributes:
-        first: The first missing sequence number.
-        last: The last missing sequence number (``last - first + 1`` events are missing).
-        reason: ``"timeout"`` (not filled within ``gap_timeout``), ``"overflow"`` (the
-            reorder buffer was full) or ``"flush"`` (the stream's numbering ended).
-    """
-
-    first: int
-    last: int
-    reason: str
+    @property
+    def count(self) -> int | None:
+        """How many events are known to be missing (``last - first + 1``), or ``None``."""
+        if self.first is None or self.last is None:
+            return None
+        return self.last - self.first + 1
 
 
 @attrs.frozen(kw_only=True)
@@ -197,7 +212,7 @@ class ReportDropped:
 
     Attributes:
         message_id: The message's id, or ``None`` when the chunk was unreadable.
-        reason: Why (a :class:`~sse_core.DropReason` value, or ``"limit"`` when the message
+        reason: Why (a :class:`~sse_core.state.DropReason` value, or ``"limit"`` when the message
             crossed one of the assembler's limits).
         detail: A sentence for logs.
     """
@@ -244,7 +259,6 @@ Action = (
     | Deliver
     | ReportStatus
     | ReportGap
-    | ReportSequenceGap
     | ReportDropped
     | ReportTransport
     | SendHead

@@ -1,8 +1,8 @@
 """Fan-out: one event stream to many server sessions, each with a bounded send queue (floor 3).
 
-A :class:`Broadcaster` owns a :class:`~sse_core.ReplayLog` and the :class:`Subscriber` of every
-connected client. :meth:`Broadcaster.publish` appends an event to the log once (which encodes
-it once) and queues a reference to the same bytes for every subscriber; the per-client work
+A :class:`Broadcaster` owns a :class:`~sse_core.state.ReplayLog` and the :class:`Subscriber`
+of every connected client. :meth:`Broadcaster.publish` appends an event to the log once (which
+encodes it once) and queues a reference to the same bytes for every subscriber; the per-client work
 (gzip, framing) happens only when the adapter drains the subscriber with
 :meth:`Subscriber.take`, that is when its socket can take more. A publish therefore costs a few
 list appends per client, whatever the clients do.

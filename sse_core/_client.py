@@ -45,7 +45,7 @@ from ._errors import (
 )
 from ._events import Event, Retry
 from ._longpoll import DEFAULT_MAX_RESPONSE_SIZE, LONG_POLL_CONTENT_TYPE, LongPollResponse
-from ._metrics import Metrics
+from ._metrics import Metrics, MetricsRecorder
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, Parser
 from ._pipeline import DeliveryPipeline
 from ._sequencer import SequencerConfig
@@ -160,16 +160,16 @@ class ClientConfig:
             dead and replaced. Progress is a complete line of the decoded body (after gzip):
             an event's field line, a comment such as a heartbeat, or the blank line ending
             an event; within one long line, every 4 KiB of it
-            (:attr:`~sse_core.StallDetector.PROGRESS_BYTES`).
+            (:attr:`~sse_core.state.StallDetector.PROGRESS_BYTES`).
             Bytes alone are not progress, so a server dripping them is replaced too. The
             clock starts at the connect, so it also bounds the wait for the response head
             and the first line. ``None`` disables it.
         backoff: The reconnection policy.
         dedup: Limits of the window that drops replayed events by id; ``None`` disables it.
         sequencer: When set, events are delivered in the order of the sequence number in
-            their id (``<epoch>-<n>`` or ``<n>``, as a :class:`~sse_core.ReplayLog` assigns
-            them), holes are waited for and then reported (:class:`~sse_core.ReportSequenceGap`).
-        chunking: When set, chunk events (:func:`~sse_core.split_message`) are assembled into
+            their id (``<epoch>-<n>`` or ``<n>``, as a :class:`~sse_core.state.ReplayLog` assigns
+            them), holes are waited for and then reported (:class:`~sse_core.ReportGap`).
+        chunking: When set, chunk events (:func:`~sse_core.state.split_message`) are assembled into
             whole messages; a message that cannot be is reported
             (:class:`~sse_core.ReportDropped`).
         max_line_length: The parser's line limit.
@@ -343,7 +343,7 @@ class ClientSession:
         self._backoff = Backoff(config.backoff, rng=rng)
         self._server_retry: Retry | None = None
         self._stall = StallDetector(config.stall_timeout) if config.stall_timeout else None
-        self._metrics = Metrics()
+        self._metrics = MetricsRecorder()
         self._pipeline = DeliveryPipeline(
             metrics=self._metrics, dedup=config.dedup, sequencer=config.sequencer,
             chunking=config.chunking,
@@ -407,12 +407,14 @@ class ClientSession:
 
     @property
     def metrics(self) -> Metrics:
-        """Counters kept by the session (attempts, deliveries, duplicates, reconnects...).
+        """A frozen snapshot of the session's counters (attempts, deliveries, duplicates...).
 
-        While long-polling every poll counts as a connection attempt; a run of answered polls
-        counts as one connection (its duration, and a reconnection when it ends an outage).
+        Each read takes a new snapshot; the session's own counters cannot be changed from
+        outside. While long-polling every poll counts as a connection attempt; a run of
+        answered polls counts as one connection (its duration, and a reconnection when it ends
+        an outage).
         """
-        return self._metrics
+        return self._metrics.snapshot()
 
     @property
     def reconnection_time(self) -> float:

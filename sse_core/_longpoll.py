@@ -27,15 +27,15 @@ of exactly four members::
 * ``events`` -- the events after the client's id, oldest first, at most ``max_events`` of
   them and (but for the first) at most ``max_bytes`` of JSON; possibly empty (the hold timed
   out). Each has ``id`` (a string, or ``null`` for an event without one), ``event`` (the
-  type) and ``data`` (a string). Ids are those of the :class:`~sse_core.ReplayLog`, the same
+  type) and ``data`` (a string). Ids are those of the :class:`~sse_core.state.ReplayLog`, the same
   as on the stream, so a client can move between the two without losing its place.
 * ``last_event_id`` -- where the client resumes: the id to send with the next poll. It is the
   id of the last event in ``events``, or the client's own id when nothing was sent, or for a
-  new client (and after a gap) the log's position (:attr:`~sse_core.ReplayLog.position`: the
+  new client (and after a gap) the log's position (:attr:`~sse_core.state.ReplayLog.position`: the
   newest id, or the start marker ``"<epoch>-start"`` of a log that is still empty).
 * ``gap`` -- ``null``, or ``{"last_event_id": <the client's id>, "reason": "unknown" |
   "too_old"}`` when the log cannot resume from the client's id (the same signal as the
-  stream's :data:`~sse_core.GAP_EVENT_TYPE` event). ``events`` then holds what the log still
+  stream's :data:`~sse_core.state.GAP_EVENT_TYPE` event). ``events`` then holds what the log still
   has, from its oldest event.
 * ``retry`` -- the server's reconnection time in milliseconds (an int >= 0), or ``null``. A
   client uses it as the base of its backoff after a failed poll; after a good poll it polls
@@ -316,7 +316,7 @@ class LongPollState(enum.Enum):
 
 
 class LongPollSession:
-    """Answers one long-poll request from a :class:`~sse_core.ReplayLog`, without I/O.
+    """Answers one long-poll request from a :class:`~sse_core.state.ReplayLog`, without I/O.
 
     Make one per request. :meth:`on_request` answers at once when the log has events after
     the client's id (or cannot resume from it: the gap signal); otherwise the session holds
@@ -333,7 +333,7 @@ class LongPollSession:
 
     Raises:
         InvalidConfigError: ``config`` is not a :class:`LongPollConfig` or ``replay_log`` not
-            a :class:`~sse_core.ReplayLog`.
+            a :class:`~sse_core.state.ReplayLog`.
     """
 
     __slots__ = ("_config", "_cursor", "_deadline", "_log", "_state")

@@ -1,47 +1,37 @@
 """Counters a session keeps about its streams (floor 2: state object).
 
-:class:`Metrics` is a small mutable bag of plain attributes -- counters, two bounded duration
-summaries and high-water gauges for named buffers -- that sessions update as things happen
-and that an application exports with :meth:`Metrics.as_dict` (flat keys, the same keys for
-the whole life of the object, ready for Prometheus, StatsD or a log line).
+A session counts with a :class:`MetricsRecorder` -- plain integers and two running duration
+summaries, updated in place on the hot path -- and hands the application a
+:class:`Metrics`: a frozen snapshot, validated when it is taken, exported with
+:meth:`Metrics.as_dict` (flat keys, always the same, ready for Prometheus, StatsD or a log
+line). The application can read a snapshot but never change what the session counts.
 
-Memory is constant: a :class:`DurationSummary` keeps count, total, minimum and maximum, never
-the samples; the buffer gauges exist only for the names declared at construction.
+Memory is constant: a duration summary keeps count, total, minimum and maximum, never the
+samples.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable
 
 import attrs
 
-from ._errors import InvalidConfigError, LocalProtocolError
+from ._errors import LocalProtocolError
 
-__all__ = ["BufferGauge", "DurationSummary", "Metrics"]
-
-_BUFFER_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+__all__ = ["DurationSummary", "Metrics", "MetricsRecorder"]
 
 
-def _buffer_names(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)):
-        raise InvalidConfigError(f"buffer_names must be a sequence of names, got {value!r}")
-    try:
-        return tuple(value)
-    except TypeError:
-        raise InvalidConfigError(
-            f"buffer_names must be a sequence of names, got {value!r}"
-        ) from None
-
-
-def _check_count(name: str, value: object) -> int:
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if type(value) is not int or value < 0:
-        raise LocalProtocolError(f"{name} must be an int >= 0, got {value!r}")
-    return value
+        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
 
 
-@attrs.define(kw_only=True)
+def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if type(value) is not float or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite float >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
 class DurationSummary:
     """A bounded summary of durations: count, total, minimum and maximum (no samples kept).
 
@@ -52,10 +42,10 @@ class DurationSummary:
         maximum: The largest one (0.0 while ``count`` is 0).
     """
 
-    count: int = 0
-    total: float = 0.0
-    minimum: float = 0.0
-    maximum: float = 0.0
+    count: int = attrs.field(default=0, validator=_count)
+    total: float = attrs.field(default=0.0, validator=_seconds)
+    minimum: float = attrs.field(default=0.0, validator=_seconds)
+    maximum: float = attrs.field(default=0.0, validator=_seconds)
 
     @property
     def mean(self) -> float:
@@ -64,33 +54,6 @@ class DurationSummary:
             return 0.0
         # Clamped: float rounding of the total must not put the mean outside [min, max].
         return min(self.maximum, max(self.minimum, self.total / self.count))
-
-    def add(self, duration: float) -> None:
-        """Add one duration.
-
-        Args:
-            duration: Seconds, finite and ``>= 0``.
-
-        Raises:
-            LocalProtocolError: when ``duration`` is negative, not finite or not a number.
-        """
-        if (
-            isinstance(duration, bool)
-            or not isinstance(duration, (int, float))
-            or not math.isfinite(duration)
-            or duration < 0
-        ):
-            raise LocalProtocolError(
-                f"duration must be a finite number of seconds >= 0, got {duration!r}"
-            )
-        duration = float(duration)
-        if self.count == 0:
-            self.minimum = self.maximum = duration
-        else:
-            self.minimum = min(self.minimum, duration)
-            self.maximum = max(self.maximum, duration)
-        self.count += 1
-        self.total += duration
 
     def as_dict(self, prefix: str) -> dict[str, float | int]:
         """The summary as flat ``{prefix}_count/_total/_min/_max/_mean`` keys.
@@ -110,44 +73,12 @@ class DurationSummary:
         }
 
 
-@attrs.define(kw_only=True)
-class BufferGauge:
-    """The current size of one buffer and the largest size it ever had.
-
-    Attributes:
-        current: The size last reported (in the buffer's own unit: bytes or items).
-        high_water: The largest size ever reported.
-    """
-
-    current: int = 0
-    high_water: int = 0
-
-    def update(self, size: int) -> None:
-        """Report the buffer's size now.
-
-        Args:
-            size: The current size, an int ``>= 0``.
-
-        Raises:
-            LocalProtocolError: when ``size`` is not an int ``>= 0``.
-        """
-        self.current = _check_count("size", size)
-        self.high_water = max(self.high_water, size)
-
-
-@attrs.define(kw_only=True)
+@attrs.frozen(kw_only=True)
 class Metrics:
-    """Counters about a session's streams, exported with :meth:`as_dict`.
+    """A snapshot of a session's counters, taken by ``session.metrics``.
 
-    Every attribute is plain and public; sessions update them through the ``record_*``
-    methods, which refuse negative values, so counters never go down. Nothing is ever reset
-    implicitly: subtract two :meth:`as_dict` snapshots to get rates.
-
-    Args:
-        buffer_names: The buffers to track (e.g. ``("parser", "replay")``): lower-case
-            letters, digits and ``_``, starting with a letter. Each gets a
-            :class:`BufferGauge`; only these names are accepted by :meth:`record_buffer`, which
-            keeps memory bounded and the exported keys fixed.
+    Frozen: changing it would not change what the session counts. Nothing is ever reset
+    implicitly; subtract two snapshots' :meth:`as_dict` to get rates.
 
     Attributes:
         connection_attempts: Connection attempts started, successful or not.
@@ -159,109 +90,26 @@ class Metrics:
             having the new one up (backoff delays and failed attempts included).
         gaps_reported: Gaps in the event sequence reported to the application.
         events_missed: Events those gaps are known to have lost, in total.
-        buffers: A :class:`BufferGauge` per declared buffer name.
-
-    Raises:
-        InvalidConfigError: when a buffer name is malformed or repeated.
     """
 
-    buffer_names: tuple[str, ...] = attrs.field(default=(), converter=_buffer_names)
-    connection_attempts: int = attrs.field(default=0, init=False)
-    connections: DurationSummary = attrs.field(factory=DurationSummary, init=False)
-    messages_received: int = attrs.field(default=0, init=False)
-    messages_deduplicated: int = attrs.field(default=0, init=False)
-    reconnections: int = attrs.field(default=0, init=False)
-    time_to_reconnect: DurationSummary = attrs.field(factory=DurationSummary, init=False)
-    gaps_reported: int = attrs.field(default=0, init=False)
-    events_missed: int = attrs.field(default=0, init=False)
-    buffers: dict[str, BufferGauge] = attrs.field(factory=dict, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        for name in self.buffer_names:
-            if not isinstance(name, str) or not _BUFFER_NAME.match(name):
-                raise InvalidConfigError(f"buffer names must match [a-z][a-z0-9_]*, got {name!r}")
-            if name in self.buffers:
-                raise InvalidConfigError(f"buffer name {name!r} is declared twice")
-            self.buffers[name] = BufferGauge()
-
-    # --- recording ------------------------------------------------------------------------
-
-    def record_attempt(self) -> None:
-        """Count one connection attempt."""
-        self.connection_attempts += 1
-
-    def record_connection(self, duration: float) -> None:
-        """Record a connection that was up for ``duration`` seconds and has ended.
-
-        Raises:
-            LocalProtocolError: when ``duration`` is negative or not finite.
-        """
-        self.connections.add(duration)
-
-    def record_messages(self, count: int = 1) -> None:
-        """Count events delivered to the application.
-
-        Raises:
-            LocalProtocolError: when ``count`` is not an int ``>= 0``.
-        """
-        self.messages_received += _check_count("count", count)
-
-    def record_duplicates(self, count: int = 1) -> None:
-        """Count events dropped as duplicates.
-
-        Raises:
-            LocalProtocolError: when ``count`` is not an int ``>= 0``.
-        """
-        self.messages_deduplicated += _check_count("count", count)
-
-    def record_reconnection(self, time_to_reconnect: float) -> None:
-        """Count a reconnection that took ``time_to_reconnect`` seconds from loss to up.
-
-        Raises:
-            LocalProtocolError: when ``time_to_reconnect`` is negative or not finite.
-        """
-        self.time_to_reconnect.add(time_to_reconnect)
-        self.reconnections += 1
-
-    def record_buffer(self, name: str, size: int) -> None:
-        """Report the current size of a declared buffer (the high-water mark follows).
-
-        Args:
-            name: One of the ``buffer_names`` declared at construction.
-            size: The buffer's size now, an int ``>= 0``.
-
-        Raises:
-            LocalProtocolError: when ``name`` was not declared or ``size`` is not an int
-                ``>= 0``.
-        """
-        gauge = self.buffers.get(name)
-        if gauge is None:
-            raise LocalProtocolError(
-                f"unknown buffer {name!r}; declared: {', '.join(self.buffer_names) or 'none'}"
-            )
-        gauge.update(size)
-
-    def record_gap(self, missed: int) -> None:
-        """Count a reported gap that lost ``missed`` events (0 when the number is unknown).
-
-        Raises:
-            LocalProtocolError: when ``missed`` is not an int ``>= 0``.
-        """
-        self.events_missed += _check_count("missed", missed)
-        self.gaps_reported += 1
-
-    # --- export ---------------------------------------------------------------------------
+    connection_attempts: int = attrs.field(default=0, validator=_count)
+    connections: DurationSummary = attrs.field(factory=DurationSummary)
+    messages_received: int = attrs.field(default=0, validator=_count)
+    messages_deduplicated: int = attrs.field(default=0, validator=_count)
+    reconnections: int = attrs.field(default=0, validator=_count)
+    time_to_reconnect: DurationSummary = attrs.field(factory=DurationSummary)
+    gaps_reported: int = attrs.field(default=0, validator=_count)
+    events_missed: int = attrs.field(default=0, validator=_count)
 
     def as_dict(self) -> dict[str, float | int]:
         """Every metric under a flat, stable key.
 
         Returns:
-            A new dict, in a fixed order, whose keys are the same for the whole life of this
-            object: ``connection_attempts``, ``connection_duration_{count,total,min,max,mean}``,
+            A new dict, in a fixed order, with the same keys for every snapshot:
+            ``connection_attempts``, ``connection_duration_{count,total,min,max,mean}``,
             ``messages_received``, ``messages_deduplicated``, ``reconnections``,
             ``time_to_reconnect_{count,total,min,max,mean}``, ``gaps_reported``,
-            ``events_missed``, then ``buffer_<name>_current`` and ``buffer_<name>_high_water``
-            for each declared buffer. Counts are ints, durations float seconds.
+            ``events_missed``. Counts are ints, durations float seconds.
         """
         out: dict[str, float | int] = {"connection_attempts": self.connection_attempts}
         out.update(self.connections.as_dict("connection_duration"))
@@ -271,7 +119,103 @@ class Metrics:
         out.update(self.time_to_reconnect.as_dict("time_to_reconnect"))
         out["gaps_reported"] = self.gaps_reported
         out["events_missed"] = self.events_missed
-        for name, gauge in self.buffers.items():
-            out[f"buffer_{name}_current"] = gauge.current
-            out[f"buffer_{name}_high_water"] = gauge.high_water
         return out
+
+
+class _Durations:
+    """The running form of a :class:`DurationSummary`."""
+
+    __slots__ = ("count", "maximum", "minimum", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.minimum = 0.0
+        self.maximum = 0.0
+
+    def add(self, duration: float) -> None:
+        if not (isinstance(duration, (int, float)) and math.isfinite(duration)) or duration < 0:
+            raise LocalProtocolError(
+                f"duration must be a finite number of seconds >= 0, got {duration!r}"
+            )
+        duration = float(duration)
+        if self.count == 0:
+            self.minimum = self.maximum = duration
+        else:
+            self.minimum = min(self.minimum, duration)
+            self.maximum = max(self.maximum, duration)
+        self.count += 1
+        self.total += duration
+
+    def snapshot(self) -> DurationSummary:
+        return DurationSummary(
+            count=self.count, total=self.total, minimum=self.minimum, maximum=self.maximum
+        )
+
+
+class MetricsRecorder:
+    """What a session counts with: plain counters, updated in place (not public).
+
+    The ``record_*`` methods are called by the sessions with values they computed, so the
+    counters are plain integer increments; :meth:`snapshot` validates everything once.
+    """
+
+    __slots__ = (
+        "_connections",
+        "_time_to_reconnect",
+        "connection_attempts",
+        "events_missed",
+        "gaps_reported",
+        "messages_deduplicated",
+        "messages_received",
+        "reconnections",
+    )
+
+    def __init__(self) -> None:
+        self.connection_attempts = 0
+        self.messages_received = 0
+        self.messages_deduplicated = 0
+        self.reconnections = 0
+        self.gaps_reported = 0
+        self.events_missed = 0
+        self._connections = _Durations()
+        self._time_to_reconnect = _Durations()
+
+    def record_attempt(self) -> None:
+        """Count one connection attempt."""
+        self.connection_attempts += 1
+
+    def record_connection(self, duration: float) -> None:
+        """Record a connection that was up for ``duration`` seconds and has ended."""
+        self._connections.add(duration)
+
+    def record_messages(self, count: int = 1) -> None:
+        """Count events delivered to the application."""
+        self.messages_received += count
+
+    def record_duplicates(self, count: int = 1) -> None:
+        """Count events dropped as duplicates."""
+        self.messages_deduplicated += count
+
+    def record_reconnection(self, time_to_reconnect: float) -> None:
+        """Count a reconnection that took ``time_to_reconnect`` seconds from loss to up."""
+        self._time_to_reconnect.add(time_to_reconnect)
+        self.reconnections += 1
+
+    def record_gap(self, missed: int) -> None:
+        """Count a reported gap that lost ``missed`` events (0 when the number is unknown)."""
+        self.events_missed += missed
+        self.gaps_reported += 1
+
+    def snapshot(self) -> Metrics:
+        """The counters now, as a frozen, validated :class:`Metrics`."""
+        return Metrics(
+            connection_attempts=self.connection_attempts,
+            connections=self._connections.snapshot(),
+            messages_received=self.messages_received,
+            messages_deduplicated=self.messages_deduplicated,
+            reconnections=self.reconnections,
+            time_to_reconnect=self._time_to_reconnect.snapshot(),
+            gaps_reported=self.gaps_reported,
+            events_missed=self.events_missed,
+        )

@@ -3,17 +3,17 @@
 :class:`DeliveryPipeline` takes the events a :class:`~sse_core.ClientSession` parsed (from a
 stream or a long-poll answer) and returns actions, in this order of stages:
 
-1. chunk assembly (optional, :class:`~sse_core.ChunkAssembler`): chunk events become whole
+1. chunk assembly (optional, :class:`~sse_core.state.ChunkAssembler`): chunk events become whole
    messages; a message that cannot be assembled is reported (:class:`ReportDropped`);
-2. the server's gap signal (:data:`~sse_core.GAP_EVENT_TYPE`) becomes :class:`ReportGap`, and
-   its position blocks (:data:`~sse_core.POSITION_EVENT_TYPE`) are dropped: the parser has
+2. the server's gap signal (:data:`~sse_core.state.GAP_EVENT_TYPE`) becomes :class:`ReportGap`, and
+   its position blocks (:data:`~sse_core.state.POSITION_EVENT_TYPE`) are dropped: the parser has
    already made their id the client's last event ID, and they are no message;
-3. dedup by ``id`` (:class:`~sse_core.DedupWindow`): replayed events are dropped, counted;
-4. ordering by sequence number (optional, :class:`~sse_core.Sequencer`): the number is read
-   from the event id as the :class:`~sse_core.ReplayLog` assigns it -- ``<epoch>-<n>`` or
-   ``<n>`` -- and a hole not filled in time is reported (:class:`ReportSequenceGap`). Events
-   whose id carries no number are delivered as they come. A new epoch (a restarted server)
-   releases what the old one held and starts numbering afresh.
+3. dedup by ``id`` (:class:`~sse_core.state.DedupWindow`): replayed events are dropped, counted;
+4. ordering by sequence number (optional, :class:`~sse_core.state.Sequencer`): the number is read
+   from the event id as the :class:`~sse_core.state.ReplayLog` assigns it -- ``<epoch>-<n>`` or
+   ``<n>`` -- and a hole not filled in time is reported (a :class:`ReportGap` naming the
+   missing numbers). Events whose id carries no number are delivered as they come. A new
+   epoch (a restarted server) releases what the old one held and starts numbering afresh.
 
 Nothing is dropped without a report or a counter, but position blocks, which carry no message.
 """
@@ -29,13 +29,12 @@ from ._actions import (
     Deliver,
     ReportDropped,
     ReportGap,
-    ReportSequenceGap,
 )
 from ._chunking import ChunkAssembler, ChunkConfig, ChunkLimitExceeded, MessageDropped
 from ._dedup import DedupConfig, DedupWindow
 from ._events import Event
-from ._metrics import Metrics
-from ._sequencer import Delivery, Sequencer, SequencerConfig, SequencerRecord
+from ._metrics import MetricsRecorder
+from ._sequencer import Released, Sequencer, SequencerConfig, SequencerRecord
 
 __all__ = ["DeliveryPipeline", "sequence_number"]
 
@@ -73,7 +72,7 @@ class DeliveryPipeline:
     def __init__(
         self,
         *,
-        metrics: Metrics,
+        metrics: MetricsRecorder,
         dedup: DedupConfig | None,
         sequencer: SequencerConfig | None,
         chunking: ChunkConfig | None,
@@ -168,13 +167,12 @@ class DeliveryPipeline:
 
     def _emit(self, records: list[SequencerRecord[Event]], actions: list[Action]) -> None:
         for record in records:
-            if isinstance(record, Delivery):
+            if isinstance(record, Released):
                 self._deliver(record.item, actions)
             else:
                 self._metrics.record_gap(record.count)
                 actions.append(
-                    ReportSequenceGap(first=record.first, last=record.last,
-                                      reason=record.reason.value)
+                    ReportGap(first=record.first, last=record.last, reason=record.reason.value)
                 )
 
     def _deliver(self, event: Event, actions: list[Action]) -> None:

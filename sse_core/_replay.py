@@ -281,7 +281,7 @@ class ReplayLog:
         It is the id of the newest event appended, or -- before the first -- the log's start
         marker ``"<epoch>-start"`` (``"start"`` without an epoch). A server sends it to a
         client that connects without ``Last-Event-ID`` (as the id of an event of type
-        :data:`~sse_core.POSITION_EVENT_TYPE` with empty data, which sets the client's last
+        :data:`~sse_core.state.POSITION_EVENT_TYPE` with empty data, which sets the client's last
         event ID and reaches no ``onmessage``), so that a client which loses its connection
         before its first event still resumes without loss.
         """

@@ -2,16 +2,16 @@
 
 :class:`ServerSession` answers a request: the response head (with the fields that keep
 proxies from buffering), optional padding, a ``retry:`` hint, and the events the client
-missed -- replayed from a :class:`~sse_core.ReplayLog` after its ``Last-Event-ID``, or, when
-they are gone, an explicit gap signal (:data:`~sse_core.GAP_EVENT_TYPE`). A long replay is
+missed -- replayed from a :class:`~sse_core.state.ReplayLog` after its ``Last-Event-ID``, or, when
+they are gone, an explicit gap signal (:data:`~sse_core.state.GAP_EVENT_TYPE`). A long replay is
 produced in steps of at most ``replay_chunk_size`` bytes, read from the shared log only when
 the I/O layer asks for the next one (:meth:`ServerSession.continue_replay`), so a client that
 does not read pins no copy of the log. Afterwards it sends what the application publishes,
 heartbeat comments when the stream is idle, and compresses with gzip when the client accepts
 it, flushing after every write so that compression never delays an event.
 
-Fan-out: append each event to the shared :class:`~sse_core.ReplayLog` once (that encodes it
-once), then hand the same :class:`~sse_core.StoredEvent` to every session's :meth:`send`.
+Fan-out: append each event to the shared :class:`~sse_core.state.ReplayLog` once (that encodes it
+once), then hand the same :class:`~sse_core.state.StoredEvent` to every session's :meth:`send`.
 """
 
 from __future__ import annotations
@@ -289,9 +289,9 @@ class ServerSession:
     def send(self, event: StoredEvent | Event | bytes, now: float) -> list[Action]:
         """Send one event (or pre-encoded stream bytes) to this client.
 
-        Pass the :class:`~sse_core.StoredEvent` that :meth:`ReplayLog.append` returned: its
+        Pass the :class:`~sse_core.state.StoredEvent` that :meth:`ReplayLog.append` returned: its
         bytes were encoded once for every client. While :attr:`is_replaying`, a
-        :class:`~sse_core.StoredEvent` is not sent here: the replay reads it from the log,
+        :class:`~sse_core.state.StoredEvent` is not sent here: the replay reads it from the log,
         in order.
 
         Raises:
@@ -418,7 +418,7 @@ class ServerSession:
 
 
 def _position_block(log: ReplayLog) -> bytes:
-    """The log's position as an event of :data:`~sse_core.POSITION_EVENT_TYPE` with empty data.
+    """The log's position as a :data:`~sse_core.state.POSITION_EVENT_TYPE` event, empty data.
 
     An ``id:`` field alone would do for browsers (WHATWG sets ``lastEventId`` when it is
     parsed, dispatch or not), but some clients apply an id only when its block dispatches

@@ -22,9 +22,7 @@ from hypothesis.stateful import (
 )
 
 from sse_core import (
-    GAP_EVENT_TYPE,
     HEARTBEAT,
-    POSITION_EVENT_TYPE,
     Action,
     Broadcaster,
     Comment,
@@ -33,8 +31,6 @@ from sse_core import (
     InvalidConfigError,
     LocalProtocolError,
     Parser,
-    ReplayConfig,
-    ReplayLog,
     Retry,
     Send,
     SendHead,
@@ -42,6 +38,7 @@ from sse_core import (
     Subscriber,
     serialize,
 )
+from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig, ReplayLog
 
 QUIET = ServerConfig(heartbeat_interval=None)
 

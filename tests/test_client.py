@@ -12,32 +12,33 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sse_core import (
-    GAP_EVENT_TYPE,
-    POSITION_EVENT_TYPE,
-    TRANSITIONS,
     Action,
-    BackoffConfig,
-    ChunkConfig,
     ClientConfig,
-    ClientInput,
     ClientSession,
     ClientState,
-    Compressor,
     Connect,
     Deliver,
     Event,
     InvalidConfigError,
-    Jitter,
     LocalProtocolError,
     ReadyState,
     ReportDropped,
     ReportGap,
-    ReportSequenceGap,
     ReportStatus,
-    SequencerConfig,
     serialize,
     serialize_event,
     serialize_many,
+)
+from sse_core.state import (
+    GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
+    TRANSITIONS,
+    BackoffConfig,
+    ChunkConfig,
+    ClientInput,
+    Compressor,
+    Jitter,
+    SequencerConfig,
     split_message,
 )
 
@@ -691,8 +692,8 @@ def test_sequencer_reports_a_hole_that_never_fills() -> None:
     client.on_data(sends(("b1-0", "a"), ("b1-2", "c")), 0.1)
     assert client.on_timer(2.0) == []
     actions = client.on_timer(2.1)
-    assert [a for a in actions if isinstance(a, ReportSequenceGap)] == [
-        ReportSequenceGap(first=1, last=1, reason="timeout")
+    assert [a for a in actions if isinstance(a, ReportGap)] == [
+        ReportGap(first=1, last=1, reason="timeout")
     ]
     assert delivered(actions) == ["c"]
     assert client.metrics.events_missed == 1
@@ -705,7 +706,7 @@ def test_sequencer_restarts_with_a_new_epoch() -> None:
     client.on_data(sends(("b1-0", "a"), ("b1-2", "c")), 0.1)
     actions = client.on_data(sends(("b2-0", "x"), ("b2-1", "y")), 0.2)
     assert delivered(actions) == ["c", "x", "y"]
-    assert ReportSequenceGap(first=1, last=1, reason="flush") in actions
+    assert ReportGap(first=1, last=1, reason="flush") in actions
 
 
 def test_sequencer_lets_unnumbered_events_through() -> None:
@@ -721,7 +722,7 @@ def test_close_releases_what_the_sequencer_holds() -> None:
     client.on_data(sends(("b1-0", "a"), ("b1-3", "d")), 0.1)
     actions = client.close(0.2)
     assert delivered(actions) == ["d"]
-    assert ReportSequenceGap(first=1, last=2, reason="flush") in actions
+    assert ReportGap(first=1, last=2, reason="flush") in actions
 
 
 def test_chunked_messages_are_assembled() -> None:

@@ -23,24 +23,18 @@ from hypothesis.stateful import (
 )
 
 from sse_core import (
-    TRANSITIONS,
-    BackoffConfig,
     ClientConfig,
     ClientSession,
     ClientState,
-    Compressor,
     Connect,
     Deliver,
     Disconnect,
     Event,
     InvalidConfigError,
     InvalidFieldError,
-    Jitter,
     LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
-    ReplayConfig,
-    ReplayLog,
     ReportGap,
     ReportStatus,
     Request,
@@ -57,6 +51,7 @@ from sse_core._longpoll import (
     LongPollSession,
     LongPollState,
 )
+from sse_core.state import TRANSITIONS, BackoffConfig, Compressor, Jitter, ReplayConfig, ReplayLog
 
 URL = "https://example.test/stream"
 POLL_URL = "https://example.test/poll"

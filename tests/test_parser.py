@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sse_core import (
-    MAX_RETRY_MILLISECONDS,
     Comment,
     EndOfStream,
     Event,
@@ -26,6 +25,7 @@ from sse_core import (
     Retry,
     StreamItem,
 )
+from sse_core.state import MAX_RETRY_MILLISECONDS
 
 from .reference import reference_parse
 from .strategies import split_points, sse_bytes

@@ -10,30 +10,32 @@ from typing import Any
 import pytest
 
 from sse_core import (
-    GAP_EVENT_TYPE,
     HEARTBEAT,
-    POSITION_EVENT_TYPE,
     Action,
     ClientConfig,
     ClientSession,
     Comment,
-    Decompressor,
     Deliver,
     Disconnect,
     Event,
     InvalidConfigError,
     LocalProtocolError,
     Parser,
-    ReplayConfig,
-    ReplayLog,
     ReportGap,
     Retry,
     Send,
     SendHead,
     ServerConfig,
     ServerSession,
-    ServerState,
     serialize,
+)
+from sse_core.state import (
+    GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
+    Decompressor,
+    ReplayConfig,
+    ReplayLog,
+    ServerState,
 )
 
 

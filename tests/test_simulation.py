@@ -24,18 +24,17 @@ import pytest
 import sse_core.testing
 from sse_core import (
     Action,
-    BackoffConfig,
     ClientConfig,
     ClientSession,
     Deliver,
     Event,
     InvalidConfigError,
-    ReplayConfig,
     ReportGap,
     ReportStatus,
     ReportTransport,
     Transport,
 )
+from sse_core.state import BackoffConfig, ReplayConfig
 from sse_core.testing import (
     BufferingProxy,
     Cut,

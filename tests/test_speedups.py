@@ -30,7 +30,6 @@ import sse_core._events as events_module
 import sse_core._parser as parser_module
 import sse_core._serializer as serializer_module
 from sse_core import (
-    MAX_RETRY_MILLISECONDS,
     Comment,
     EndOfStream,
     Event,
@@ -40,6 +39,7 @@ from sse_core import (
     Retry,
     StreamItem,
 )
+from sse_core.state import MAX_RETRY_MILLISECONDS
 
 from .reference import reference_parse
 from .strategies import split_points, sse_bytes

@@ -32,7 +32,6 @@ from .._actions import (
     Disconnect,
     ReportDropped,
     ReportGap,
-    ReportSequenceGap,
     ReportStatus,
     ReportTransport,
     Request,
@@ -125,7 +124,6 @@ ClientOutput = (
     | Deliver
     | ReportStatus
     | ReportGap
-    | ReportSequenceGap
     | ReportDropped
     | ReportTransport
 )

@@ -27,12 +27,10 @@ from sse_core import (
     Event,
     InvalidConfigError,
     LocalProtocolError,
-    ReplayLog,
     Send,
     SendHead,
     ServerConfig,
     ServerSession,
-    StoredEvent,
     Subscriber,
 )
 from sse_core._broadcast import (
@@ -40,6 +38,7 @@ from sse_core._broadcast import (
     DEFAULT_MAX_REPLAY_TIME,
     DEFAULT_MAX_REPLAYS,
 )
+from sse_core.state import ReplayLog, StoredEvent
 
 from ._base import (
     DEFAULT_MAX_SUBSCRIBERS,
@@ -97,7 +96,7 @@ class EventStream:
 
     Args:
         replay_log: Where published events are kept for resumption. When ``None``, a
-            :class:`~sse_core.ReplayLog` with default limits whose ids carry a random epoch,
+            :class:`~sse_core.state.ReplayLog` with default limits whose ids carry a random epoch,
             so that ids from before a restart are reported as unknown rather than misread.
         config: The configuration of every client's :class:`~sse_core.ServerSession`
             (heartbeats, ``retry:``, padding, gzip, extra headers).

@@ -501,7 +501,7 @@ class EventStreamServer(ServerBase):
         replay_log: The log to publish to and resume from. By default a new one whose ids
             carry a random epoch, unique to this server start. When you pass your own and
             the server can restart without it, give it an epoch of its own too
-            (:class:`~sse_core.ReplayConfig`).
+            (:class:`~sse_core.state.ReplayConfig`).
         config: Every client session's configuration.
         path: The only path served (others get 404), or ``None`` to serve every path.
         max_queued_bytes: A client's send queue bound (see above).

@@ -2,7 +2,7 @@
 (floor 4).
 
 :func:`simulate` runs one :class:`Scenario`: a :class:`~sse_core.ClientSession`, one
-:class:`~sse_core.ServerSession` per connection sharing a :class:`~sse_core.ReplayLog`, a
+:class:`~sse_core.ServerSession` per connection sharing a :class:`~sse_core.state.ReplayLog`, a
 publisher that appends events at chosen virtual times, and a network that delivers bytes in
 chunks and suffers the scenario's faults. Nothing reads a clock or draws unseeded randomness:
 the same scenario gives the same :class:`SimulationResult`, byte for byte.
@@ -477,7 +477,9 @@ def _judge(
             # start marker or the id of an event from before the client subscribed; after an
             # earlier gap since the last delivery, the id of an event that gap covered.
             # Never an earlier event, never anything else.
-            name = entry.last_event_id
+            # (A sequencer's gap names missing numbers, not a resume id: judged as resuming
+            # from the application's last event.)
+            name = last_id if entry.last_event_id is None else entry.last_event_id
             named = index.get(name)
             is_first_position = (
                 not last_id and bool(name) and named is None

@@ -29,20 +29,17 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from sse_core import (
-    GAP_EVENT_TYPE,
     HEARTBEAT,
-    POSITION_EVENT_TYPE,
     Comment,
     Event,
     InvalidConfigError,
     LocalProtocolError,
     Parser,
-    ReplayConfig,
-    ReplayLog,
     ServerConfig,
     serialize,
 )
 from sse_core.adapters.asgi import EventStream
+from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig, ReplayLog
 from tests.test_docs_examples import code_blocks
 
 pytestmark = pytest.mark.anyio

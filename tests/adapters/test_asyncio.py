@@ -21,21 +21,19 @@ import pytest
 
 from sse_core import (
     HEARTBEAT,
-    POSITION_EVENT_TYPE,
-    BackoffConfig,
     ClientConfig,
     ClientState,
     Deliver,
     Event,
     InvalidConfigError,
     Parser,
-    ReplayLog,
     ReportGap,
     ReportStatus,
     ServerConfig,
 )
 from sse_core.adapters import IncomingRequest, ServerConnection
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
+from sse_core.state import POSITION_EVENT_TYPE, BackoffConfig, ReplayLog
 from sse_core.testing import FaultProxy, Refuse
 
 #: Generous: only reached when a test fails.

@@ -34,16 +34,10 @@ import pytest
 import trio
 
 import sse_core.adapters.trio as trio_adapter
-from sse_core import (
-    ClientConfig,
-    Deliver,
-    Event,
-    ReportSequenceGap,
-    SequencerConfig,
-    ServerConfig,
-)
+from sse_core import ClientConfig, Deliver, Event, ReportGap, ServerConfig
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
+from sse_core.state import SequencerConfig
 
 ROUNDS = 200
 BOUND = 5.0  # seconds one round may take: generous, only reached when a cancel was lost
@@ -309,7 +303,7 @@ def test_asyncio_client_keeps_bytes_that_arrive_as_a_deadline_fires(offset: floa
                     seen: list[str] = []
                     while len(seen) < 3:
                         report = await within(delivered.get(), "the events after the hole")
-                        if isinstance(report, ReportSequenceGap):
+                        if isinstance(report, ReportGap):
                             seen.append(f"gap {report.first}-{report.last}")
                         elif isinstance(report, Deliver):
                             seen.append(report.event.data)

@@ -24,7 +24,8 @@ import trio
 import sse_core.adapters.asyncio as asyncio_adapter
 import sse_core.adapters.sync as sync_adapter
 import sse_core.adapters.trio as trio_adapter
-from sse_core import BackoffConfig, ClientConfig, ClientState, ReportStatus
+from sse_core import ClientConfig, ClientState, ReportStatus
+from sse_core.state import BackoffConfig
 
 STALL_TIMEOUT = 1.0
 DRIP_INTERVAL = 0.2

@@ -15,18 +15,16 @@ import pytest
 
 from benchmarks.fault_runs import RunResult, run_batch
 from sse_core import (
-    BackoffConfig,
     ClientConfig,
     ClientState,
     Deliver,
     Event,
-    ReplayConfig,
-    ReplayLog,
     ReportGap,
     ReportStatus,
     ServerConfig,
 )
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
+from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
 from sse_core.testing import FaultProxy, Pass, Refuse
 
 RUNS = 200

@@ -16,20 +16,12 @@ import pytest
 import trio
 import uvicorn
 
-from sse_core import (
-    POSITION_EVENT_TYPE,
-    Event,
-    Parser,
-    ReplayConfig,
-    ReplayLog,
-    Retry,
-    ServerConfig,
-    StoredEvent,
-)
+from sse_core import Event, Parser, Retry, ServerConfig
 from sse_core.adapters import asyncio as sse_asyncio
 from sse_core.adapters import sync as sse_sync
 from sse_core.adapters import trio as sse_trio
 from sse_core.adapters.asgi import EventStream
+from sse_core.state import POSITION_EVENT_TYPE, ReplayConfig, ReplayLog, StoredEvent
 
 KINDS = ["asyncio", "trio", "sync", "asgi"]
 EVENT_SIZE = 1000

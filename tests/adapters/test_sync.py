@@ -31,17 +31,16 @@ import trustme
 
 import sse_core.adapters.sync as sync_adapter
 from sse_core import (
-    BackoffConfig,
     ClientConfig,
     ClientState,
     Deliver,
     Event,
     InvalidConfigError,
-    ReplayLog,
     ReportStatus,
     ServerConfig,
 )
 from sse_core.adapters.sync import EventSource, EventStreamServer
+from sse_core.state import BackoffConfig, ReplayLog
 from sse_core.testing import FaultProxy
 
 DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "sync.rst"

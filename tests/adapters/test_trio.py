@@ -30,18 +30,16 @@ import trustme
 
 import sse_core.adapters.trio as trio_adapter
 from sse_core import (
-    BackoffConfig,
     ClientConfig,
     ClientState,
     Deliver,
     Event,
     InvalidConfigError,
-    Jitter,
-    ReplayLog,
     ReportStatus,
     ServerConfig,
 )
 from sse_core.adapters.trio import EventSource, EventStreamServer
+from sse_core.state import BackoffConfig, Jitter, ReplayLog
 
 LIMIT = 10.0  # seconds a test body may take before it counts as hung
 FAST = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_delay=0.1, jitter=Jitter.NONE)

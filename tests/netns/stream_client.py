@@ -20,8 +20,9 @@ import json
 import time
 from typing import Any
 
-from sse_core import BackoffConfig, ClientConfig, Deliver, ReportGap, ReportStatus
+from sse_core import ClientConfig, Deliver, ReportGap, ReportStatus
 from sse_core.adapters.asyncio import EventSource
+from sse_core.state import BackoffConfig
 
 
 def emit(kind: str, **fields: Any) -> None:

@@ -26,8 +26,9 @@ import signal
 import time
 from typing import Any
 
-from sse_core import Event, ReplayConfig, ReplayLog, ServerConfig
+from sse_core import Event, ServerConfig
 from sse_core.adapters.asyncio import EventStreamServer
+from sse_core.state import ReplayConfig, ReplayLog
 
 
 def emit(**fields: Any) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from sse_core import Event, ReplayLog, ServerConfig, StoredEvent
+from sse_core import Event, ServerConfig
 from sse_core.adapters.asyncio import EventStreamServer
+from sse_core.state import ReplayLog, StoredEvent
 from sse_core.testing import CutAfter, FaultProxy, StallAfter
 
 __all__ = [

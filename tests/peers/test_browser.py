@@ -2,7 +2,7 @@
 
 A small page server (another origin, so the stream is read cross-origin with
 ``Access-Control-Allow-Origin``) serves a page that opens ``new EventSource(url)``, reports
-each event, each position block (sse_core's :data:`~sse_core.POSITION_EVENT_TYPE`, which
+each event, each position block (sse_core's :data:`~sse_core.state.POSITION_EVENT_TYPE`, which
 only a listener of that type sees) and each ``open``/``error`` back to the page server with
 ``fetch("/ack?...")`` (the test's live view, used to publish in lockstep and to see
 reconnections) and, when a ``done`` event comes, closes the source and writes everything it
@@ -24,7 +24,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from sse_core import POSITION_EVENT_TYPE, Event, ServerConfig, StoredEvent
+from sse_core import Event, ServerConfig
+from sse_core.state import POSITION_EVENT_TYPE, StoredEvent
 
 from ._support import (
     CUTS,

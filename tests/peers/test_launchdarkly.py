@@ -3,7 +3,7 @@
 ``ld_eventsource_client.py`` runs the library's ``SSEClient`` in a subprocess and prints each
 connection, event and fault as a JSON line. The client applies an ``id`` only to a block that
 carries data and yields every event whatever its type; the position block (an ``id``, the
-type :data:`~sse_core.POSITION_EVENT_TYPE` and an empty ``data:`` line) must reach it all the
+type :data:`~sse_core.state.POSITION_EVENT_TYPE` and an empty ``data:`` line) must reach it all the
 same, and an application that reads its own types must see nothing else.
 
 Installed by the ``peers`` extra; without it these tests skip.
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from sse_core import POSITION_EVENT_TYPE, StoredEvent
+from sse_core.state import POSITION_EVENT_TYPE, StoredEvent
 
 from ._support import (
     PEER_TIMEOUT,

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from sse_core import POSITION_EVENT_TYPE, ClientConfig, ServerConfig, StoredEvent
+from sse_core import ClientConfig, ServerConfig
 from sse_core.adapters.asyncio import EventSource
+from sse_core.state import POSITION_EVENT_TYPE, StoredEvent
 
 from ._support import (
     CUTS,

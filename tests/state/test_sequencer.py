@@ -11,12 +11,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sse_core._errors import InvalidConfigError, LocalProtocolError
 from sse_core._sequencer import (
-    Delivery,
-    Gap,
     GapReason,
+    Released,
     Sequencer,
     SequencerConfig,
     SequencerRecord,
+    Skipped,
 )
 
 Item = tuple[int, int]  # (number, push index): lets a test tell which copy was delivered
@@ -40,7 +40,7 @@ class Model:
     def _drain(self, out: list[Record]) -> None:
         assert self.next is not None
         while self.next in self.buffer:
-            out.append(Delivery(number=self.next, item=self.buffer.pop(self.next)[0]))
+            out.append(Released(number=self.next, item=self.buffer.pop(self.next)[0]))
             self.next += 1
 
     def _release_through(self, target: int, reason: GapReason, out: list[Record]) -> None:
@@ -49,8 +49,8 @@ class Model:
             if n > target:
                 break
             if n > self.next:
-                out.append(Gap(first=self.next, last=n - 1, reason=reason))
-            out.append(Delivery(number=n, item=self.buffer.pop(n)[0]))
+                out.append(Skipped(first=self.next, last=n - 1, reason=reason))
+            out.append(Released(number=n, item=self.buffer.pop(n)[0]))
             self.next = n + 1
         self._drain(out)
 
@@ -68,7 +68,7 @@ class Model:
         if self.next is None:
             self.next = number
         if number == self.next:
-            out.append(Delivery(number=number, item=item))
+            out.append(Released(number=number, item=item))
             self.next += 1
             self._drain(out)
         elif number > self.next and number not in self.buffer:
@@ -114,7 +114,7 @@ class Ledger:
         for record in records:
             # Records tile the number line: each starts where the previous one ended.
             assert self.covered_until is not None
-            if isinstance(record, Gap):
+            if isinstance(record, Skipped):
                 assert record.first == self.covered_until
                 assert record.last >= record.first
                 assert record.count == record.last - record.first + 1
@@ -287,7 +287,7 @@ def test_no_item_waits_longer_than_gap_timeout(
 
     def released(records: list[SequencerRecord[int]]) -> None:
         for r in records:
-            if isinstance(r, Delivery) and r.number in arrived:
+            if isinstance(r, Released) and r.number in arrived:
                 # The deadline is arrival + gap_timeout in floats; subtracting back may round up.
                 assert now - arrived.pop(r.number) <= gap_timeout + 1e-9
 
@@ -308,10 +308,10 @@ def test_no_item_waits_longer_than_gap_timeout(
 
 
 def test_in_order_delivery_passes_straight_through() -> None:
-    """In-order items come out immediately, one Delivery each, with no deadline."""
+    """In-order items come out immediately, one Released each, with no deadline."""
     seq: Sequencer[str] = Sequencer(next_expected=1)
-    assert seq.push(1, "a", 0.0) == [Delivery(number=1, item="a")]
-    assert seq.push(2, "b", 0.0) == [Delivery(number=2, item="b")]
+    assert seq.push(1, "a", 0.0) == [Released(number=1, item="a")]
+    assert seq.push(2, "b", 0.0) == [Released(number=2, item="b")]
     assert seq.next_expected == 3
     assert seq.next_deadline() is None
 
@@ -321,7 +321,7 @@ def test_first_seen_sets_the_start() -> None:
     that arrives afterwards is late."""
     seq: Sequencer[str] = Sequencer()
     assert seq.next_expected is None
-    assert seq.push(5, "e", 0.0) == [Delivery(number=5, item="e")]
+    assert seq.push(5, "e", 0.0) == [Released(number=5, item="e")]
     assert seq.push(4, "d", 0.0) == []
     assert seq.late_count == 1
 
@@ -331,7 +331,7 @@ def test_reordering_is_repaired() -> None:
     seq: Sequencer[str] = Sequencer(next_expected=0)
     assert seq.push(1, "b", 0.0) == []
     assert seq.next_deadline() == 5.0
-    assert seq.push(0, "a", 1.0) == [Delivery(number=0, item="a"), Delivery(number=1, item="b")]
+    assert seq.push(0, "a", 1.0) == [Released(number=0, item="a"), Released(number=1, item="b")]
     assert seq.next_deadline() is None
 
 
@@ -342,8 +342,8 @@ def test_timeout_reports_gap() -> None:
     assert seq.push(3, "d", 10.0) == []
     assert seq.poll(11.9) == []
     assert seq.poll(12.0) == [
-        Gap(first=0, last=2, reason=GapReason.TIMEOUT),
-        Delivery(number=3, item="d"),
+        Skipped(first=0, last=2, reason=GapReason.TIMEOUT),
+        Released(number=3, item="d"),
     ]
     assert seq.missed_count == 3
     assert seq.push(1, "b", 13.0) == []
@@ -357,14 +357,14 @@ def test_timeout_releases_only_up_to_the_expired_item() -> None:
     seq.push(2, "c", 0.0)
     seq.push(5, "f", 0.5)
     assert seq.poll(1.0) == [
-        Gap(first=0, last=1, reason=GapReason.TIMEOUT),
-        Delivery(number=2, item="c"),
+        Skipped(first=0, last=1, reason=GapReason.TIMEOUT),
+        Released(number=2, item="c"),
     ]
     assert seq.next_deadline() == 1.5
-    assert seq.push(3, "d", 1.2) == [Delivery(number=3, item="d")]
+    assert seq.push(3, "d", 1.2) == [Released(number=3, item="d")]
     assert seq.poll(1.5) == [
-        Gap(first=4, last=4, reason=GapReason.TIMEOUT),
-        Delivery(number=5, item="f"),
+        Skipped(first=4, last=4, reason=GapReason.TIMEOUT),
+        Released(number=5, item="f"),
     ]
 
 
@@ -375,9 +375,9 @@ def test_overflow_skips_lowest_hole() -> None:
     assert seq.push(2, 2, 0.0) == []
     assert seq.push(3, 3, 0.0) == []
     assert seq.push(6, 6, 0.0) == [
-        Gap(first=0, last=1, reason=GapReason.OVERFLOW),
-        Delivery(number=2, item=2),
-        Delivery(number=3, item=3),
+        Skipped(first=0, last=1, reason=GapReason.OVERFLOW),
+        Released(number=2, item=2),
+        Released(number=3, item=3),
     ]
     assert seq.buffered_count == 1
 
@@ -386,8 +386,8 @@ def test_zero_buffer_never_waits() -> None:
     """With max_buffered=0 an early item skips the hole at once."""
     seq: Sequencer[int] = Sequencer(SequencerConfig(max_buffered=0), next_expected=0)
     assert seq.push(2, 2, 0.0) == [
-        Gap(first=0, last=1, reason=GapReason.OVERFLOW),
-        Delivery(number=2, item=2),
+        Skipped(first=0, last=1, reason=GapReason.OVERFLOW),
+        Released(number=2, item=2),
     ]
 
 
@@ -398,7 +398,7 @@ def test_duplicates_are_dropped_and_counted() -> None:
     seq.push(1, "first", 0.0)
     assert seq.push(1, "second", 0.0) == []
     assert seq.duplicate_count == 1
-    assert seq.push(0, "zero", 0.0)[1] == Delivery(number=1, item="first")
+    assert seq.push(0, "zero", 0.0)[1] == Released(number=1, item="first")
     assert seq.push(0, "again", 0.0) == []
     assert seq.late_count == 1
 
@@ -409,20 +409,20 @@ def test_flush_releases_everything() -> None:
     seq.push(2, 2, 0.0)
     seq.push(4, 4, 0.0)
     assert seq.flush() == [
-        Gap(first=0, last=1, reason=GapReason.FLUSH),
-        Delivery(number=2, item=2),
-        Gap(first=3, last=3, reason=GapReason.FLUSH),
-        Delivery(number=4, item=4),
+        Skipped(first=0, last=1, reason=GapReason.FLUSH),
+        Released(number=2, item=2),
+        Skipped(first=3, last=3, reason=GapReason.FLUSH),
+        Released(number=4, item=4),
     ]
     assert seq.flush() == []
     assert seq.next_expected == 5
 
 
 def test_huge_jump_costs_one_record() -> None:
-    """A far-ahead number is reported as one Gap, not one record per missing number."""
+    """A far-ahead number is reported as one Skipped, not one record per missing number."""
     seq: Sequencer[int] = Sequencer(SequencerConfig(max_buffered=0), next_expected=0)
     records = seq.push(10**18, 0, 0.0)
-    assert records[0] == Gap(first=0, last=10**18 - 1, reason=GapReason.OVERFLOW)
+    assert records[0] == Skipped(first=0, last=10**18 - 1, reason=GapReason.OVERFLOW)
     assert len(records) == 2
 
 

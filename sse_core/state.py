@@ -1,0 +1,96 @@
+"""The state objects sse_core's sessions are built from, for building your own.
+
+Each is a pure object: inputs carry ``now`` (and a random source where there is chance), and
+outputs are plain records. The sessions in :mod:`sse_core` combine them; use them directly to
+give another transport the same resilience, or to test a policy alone. Also here: the
+sessions' transition tables and state enums, and the library's wire constants and defaults.
+"""
+
+from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE
+from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
+from ._chunking import (
+    CHUNK_EVENT,
+    AssemblerOutput,
+    ChunkAssembler,
+    ChunkConfig,
+    ChunkLimitExceeded,
+    DropReason,
+    MessageDropped,
+    split_message,
+)
+from ._client import TRANSITIONS, ClientInput
+from ._compression import (
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    Compressor,
+    Decompressor,
+    negotiate_encoding,
+)
+from ._dedup import DedupConfig, DedupWindow
+from ._longpoll import DEFAULT_MAX_RESPONSE_SIZE, LONG_POLL_CONTENT_TYPE, LongPollState
+from ._metrics import DurationSummary
+from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, MAX_RETRY_MILLISECONDS
+from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
+from ._sequencer import GapReason, Released, Sequencer, SequencerConfig, SequencerRecord, Skipped
+from ._server import ServerState
+from ._timers import HeartbeatScheduler, StallDetector
+
+__all__ = [
+    # reconnection backoff
+    "Backoff",
+    "BackoffConfig",
+    "BackoffState",
+    "Jitter",
+    "Reconnect",
+    "GiveUp",
+    "GiveUpReason",
+    # dedup window
+    "DedupWindow",
+    "DedupConfig",
+    # sequencer
+    "Sequencer",
+    "SequencerConfig",
+    "SequencerRecord",
+    "Released",
+    "Skipped",
+    "GapReason",
+    # replay log
+    "ReplayLog",
+    "ReplayConfig",
+    "ReplayResult",
+    "Replay",
+    "StoredEvent",
+    "TooOld",
+    "UnknownId",
+    # chunked messages
+    "split_message",
+    "ChunkAssembler",
+    "ChunkConfig",
+    "ChunkLimitExceeded",
+    "MessageDropped",
+    "DropReason",
+    "AssemblerOutput",
+    "CHUNK_EVENT",
+    # timers
+    "StallDetector",
+    "HeartbeatScheduler",
+    # compression
+    "Compressor",
+    "Decompressor",
+    "negotiate_encoding",
+    "DEFAULT_MAX_DECOMPRESSED_SIZE",
+    # metrics
+    "DurationSummary",
+    # the sessions' machines
+    "ClientInput",
+    "TRANSITIONS",
+    "ServerState",
+    "LongPollState",
+    # wire constants and defaults
+    "GAP_EVENT_TYPE",
+    "POSITION_EVENT_TYPE",
+    "LONG_POLL_CONTENT_TYPE",
+    "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_MAX_EVENT_SIZE",
+    "MAX_RETRY_MILLISECONDS",
+    "DEFAULT_MAX_RESPONSE_SIZE",
+]
