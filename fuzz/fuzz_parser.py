@@ -44,6 +44,7 @@ def _import_targets() -> None:
     """Import the code under test into module globals (instrumented when fuzzing)."""
     global sse_core, reference_parse
     import sse_core
+    import sse_core.state
 
     try:
         from tests.reference import reference_parse
@@ -103,7 +104,7 @@ def _check_item(item: object) -> None:
         rebuilt = core.Comment(text=item.text)
     elif type(item) is core.Retry:
         rebuilt = core.Retry(milliseconds=item.milliseconds)
-        assert item.milliseconds <= core.MAX_RETRY_MILLISECONDS
+        assert item.milliseconds <= core.state.MAX_RETRY_MILLISECONDS
     else:
         raise AssertionError(f"unexpected item type {type(item)!r}")
     assert rebuilt == item, (rebuilt, item)
@@ -198,7 +199,7 @@ def main() -> None:
     # Which build is under test (fuzz/run.sh prints this line from the log).
     print(
         f"fuzz_parser: sse_core from {Path(sse_core.__file__).parent}, C accelerator: "
-        f"{'yes' if sse_core._parser.IS_ACCELERATED else 'no (pure Python)'}",
+        f"{'yes' if sse_core.ACCELERATED else 'no (pure Python)'}",
         file=sys.stderr,
         flush=True,
     )

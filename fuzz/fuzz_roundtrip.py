@@ -49,6 +49,7 @@ sse_core: Any = None
 def _import_targets() -> None:
     global sse_core
     import sse_core
+    import sse_core.state
 
 
 # --- input format ----------------------------------------------------------------------------
@@ -126,7 +127,7 @@ def _expected(item: Any, last_event_id: str) -> Any:
         data = item.data.replace("\r\n", "\n").replace("\r", "\n")
         return core.Event(data=data, event=item.event, id=item.id, last_event_id=last_event_id)
     if type(item) is core.Retry:
-        return core.Retry(milliseconds=min(item.milliseconds, core.MAX_RETRY_MILLISECONDS))
+        return core.Retry(milliseconds=min(item.milliseconds, core.state.MAX_RETRY_MILLISECONDS))
     return item
 
 
@@ -238,7 +239,7 @@ def main() -> None:
     # Which build is under test (fuzz/run.sh prints this line from the log).
     print(
         f"fuzz_roundtrip: sse_core from {Path(sse_core.__file__).parent}, C accelerator: "
-        f"{'yes' if sse_core._parser.IS_ACCELERATED else 'no (pure Python)'}",
+        f"{'yes' if sse_core.ACCELERATED else 'no (pure Python)'}",
         file=sys.stderr,
         flush=True,
     )
