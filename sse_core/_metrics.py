@@ -11,13 +11,13 @@ the samples; the buffer gauges exist only for the names declared at construction
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 
 import attrs
 
 from ._errors import InvalidConfigError, LocalProtocolError
+from ._validators import non_negative_int, non_negative_number
 
 __all__ = ["BufferGauge", "DurationSummary", "Metrics"]
 
@@ -35,10 +35,8 @@ def _buffer_names(value: Iterable[str]) -> tuple[str, ...]:
         ) from None
 
 
-def _check_count(name: str, value: object) -> int:
-    if type(value) is not int or value < 0:
-        raise LocalProtocolError(f"{name} must be an int >= 0, got {value!r}")
-    return value
+def _count(name: str, value: int) -> int:
+    return non_negative_int.check(name, value, error=LocalProtocolError)
 
 
 @attrs.define(kw_only=True)
@@ -74,16 +72,7 @@ class DurationSummary:
         Raises:
             LocalProtocolError: when ``duration`` is negative, not finite or not a number.
         """
-        if (
-            isinstance(duration, bool)
-            or not isinstance(duration, (int, float))
-            or not math.isfinite(duration)
-            or duration < 0
-        ):
-            raise LocalProtocolError(
-                f"duration must be a finite number of seconds >= 0, got {duration!r}"
-            )
-        duration = float(duration)
+        duration = float(non_negative_number.check("duration", duration, error=LocalProtocolError))
         if self.count == 0:
             self.minimum = self.maximum = duration
         else:
@@ -131,7 +120,7 @@ class BufferGauge:
         Raises:
             LocalProtocolError: when ``size`` is not an int ``>= 0``.
         """
-        self.current = _check_count("size", size)
+        self.current = _count("size", size)
         self.high_water = max(self.high_water, size)
 
 
@@ -204,7 +193,7 @@ class Metrics:
         Raises:
             LocalProtocolError: when ``count`` is not an int ``>= 0``.
         """
-        self.messages_received += _check_count("count", count)
+        self.messages_received += _count("count", count)
 
     def record_duplicates(self, count: int = 1) -> None:
         """Count events dropped as duplicates.
@@ -212,7 +201,7 @@ class Metrics:
         Raises:
             LocalProtocolError: when ``count`` is not an int ``>= 0``.
         """
-        self.messages_deduplicated += _check_count("count", count)
+        self.messages_deduplicated += _count("count", count)
 
     def record_reconnection(self, time_to_reconnect: float) -> None:
         """Count a reconnection that took ``time_to_reconnect`` seconds from loss to up.
@@ -247,7 +236,7 @@ class Metrics:
         Raises:
             LocalProtocolError: when ``missed`` is not an int ``>= 0``.
         """
-        self.events_missed += _check_count("missed", missed)
+        self.events_missed += _count("missed", missed)
         self.gaps_reported += 1
 
     # --- export ---------------------------------------------------------------------------
