@@ -83,6 +83,7 @@ from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._server import ServerConfig, ServerSession, ServerState
 from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
+from ._validators import ClockError
 from ._version import __version__
 
 # After the records: the C accelerator, when it loads, imports sse_core._events itself.
@@ -98,6 +99,7 @@ __all__ = [
     "InvalidConfigError",
     "RemoteProtocolError",
     "LimitExceeded",
+    "ClockError",
     # shared types
     "Headers",
     "RandomSource",

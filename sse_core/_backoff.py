@@ -306,6 +306,7 @@ class Backoff(MonotonicNow):
                 :meth:`reset` first).
             ClockError: when ``now`` is not finite or earlier than a previous ``now``.
         """
+        self._take_now(now)
         match self._state:
             case BackoffState.CONNECTED:
                 raise LocalProtocolError("on_connected() while already connected")
@@ -315,7 +316,6 @@ class Backoff(MonotonicNow):
                 pass
             case _:  # pragma: no cover
                 _assert_never(self._state)
-        self._take_now(now)
         self._connected_at = now
         self._state = BackoffState.CONNECTED
 

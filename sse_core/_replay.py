@@ -364,9 +364,9 @@ class ReplayLog(MonotonicNow):
             InvalidConfigError: ``max_bytes`` is not ``None`` or an int >= 1.
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        self._take_now(now)
         if max_bytes is not None:
             positive_int.check("max_bytes", max_bytes)
-        self._take_now(now)
         self._expire(now)
         seq = self._index.get(last_event_id)
         if seq is None:

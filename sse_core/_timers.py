@@ -65,12 +65,13 @@ class _IdleTimer(MonotonicNow):
         return self._last_at + self._period
 
     def _input(self, now: float, what: str) -> None:
-        """Check an input at ``now`` (refused when stopped) and remember ``now``."""
+        """Take ``now`` (the clock is checked first, as everywhere), then refuse the input
+        when stopped."""
+        self._take_now(now)
         if self._last_at is None:
             raise LocalProtocolError(
                 f"{what}() on a stopped {type(self).__name__}; call start(now)"
             )
-        self._take_now(now)
 
     def _touch(self, now: float, what: str) -> None:
         self._input(now, what)

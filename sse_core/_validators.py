@@ -222,10 +222,11 @@ class MonotonicNow:
 
     The object's clock is the latest ``now`` given to one of its inputs (a method that may
     change it). A subclass calls ``MonotonicNow.__init__(self)`` once, then, first thing in
-    every method with a ``now`` parameter, :meth:`_take_now` in an input (which moves the
-    clock) or :meth:`_read_now` in a query (which only compares: a query changes nothing, so
-    asking about several instants is fine). Both refuse a ``now`` that is not finite or is
-    earlier than the clock; an equal one is accepted, as one reading may serve several calls.
+    every method with a ``now`` parameter (before any other check, so a wrong clock is what
+    the caller hears about), :meth:`_take_now` in an input (which moves the clock) or
+    :meth:`_read_now` in a query (which only compares: a query changes nothing, so asking
+    about several instants is fine). Both refuse a ``now`` that is not finite or is earlier
+    than the clock; an equal one is accepted, as one reading may serve several calls.
     """
 
     __slots__ = ("_latest_now",)
