@@ -22,25 +22,41 @@ import pytest
 
 import sse_core
 from sse_core import (
-    Backoff,
-    BackoffConfig,
     Broadcaster,
-    ChunkAssembler,
     ClientConfig,
     ClientSession,
     ClockError,
-    DedupWindow,
     Event,
-    HeartbeatScheduler,
     LongPollConfig,
     LongPollSession,
-    ReplayLog,
-    Sequencer,
     ServerConfig,
     ServerSession,
     SSEError,
-    StallDetector,
 )
+
+
+def _public_modules() -> Iterator[Any]:
+    yield sse_core
+    with contextlib.suppress(ModuleNotFoundError):  # the state objects' namespace, if any
+        yield importlib.import_module("sse_core.state")
+
+
+def _public(name: str) -> Any:
+    """A public name, from the root or from ``sse_core.state`` (where the state objects go)."""
+    for module in _public_modules():
+        if name in module.__all__:
+            return getattr(module, name)
+    raise LookupError(name)
+
+
+Backoff = _public("Backoff")
+BackoffConfig = _public("BackoffConfig")
+ChunkAssembler = _public("ChunkAssembler")
+DedupWindow = _public("DedupWindow")
+HeartbeatScheduler = _public("HeartbeatScheduler")
+ReplayLog = _public("ReplayLog")
+Sequencer = _public("Sequencer")
+StallDetector = _public("StallDetector")
 
 LATEST = 100.0
 EARLIER = 50.0
@@ -59,43 +75,43 @@ class Recipe:
     calls: dict[str, Call]
 
 
-def _backoff() -> Backoff:
+def _backoff() -> Any:
     backoff = Backoff(BackoffConfig(), rng=random.Random(1))
     backoff.on_disconnected(LATEST)
     return backoff
 
 
-def _dedup() -> DedupWindow:
+def _dedup() -> Any:
     window = DedupWindow()
     window.check("a", LATEST)
     return window
 
 
-def _sequencer() -> Sequencer[str]:
-    sequencer: Sequencer[str] = Sequencer()
+def _sequencer() -> Any:
+    sequencer = Sequencer()
     sequencer.push(1, "a", LATEST)
     return sequencer
 
 
-def _replay_log() -> ReplayLog:
+def _replay_log() -> Any:
     log = ReplayLog()
     log.append(Event(data="a"), LATEST)
     return log
 
 
-def _assembler() -> ChunkAssembler:
+def _assembler() -> Any:
     assembler = ChunkAssembler()
     assembler.poll(LATEST)
     return assembler
 
 
-def _stall() -> StallDetector:
+def _stall() -> Any:
     stall = StallDetector(5.0)
     stall.start(LATEST)
     return stall
 
 
-def _heartbeat() -> HeartbeatScheduler:
+def _heartbeat() -> Any:
     heartbeat = HeartbeatScheduler(5.0)
     heartbeat.start(LATEST)
     return heartbeat
@@ -224,12 +240,6 @@ NOT_YET_BACKWARDS: set[tuple[str, str]] = {
     *_CLIENT_NOT_YET, *_SERVER_NOT_YET, ("ClientSession", "on_data")
 }
 NOT_YET_NOT_FINITE: set[tuple[str, str]] = {*_CLIENT_NOT_YET, *_SERVER_NOT_YET}
-
-
-def _public_modules() -> Iterator[Any]:
-    yield sse_core
-    with contextlib.suppress(ModuleNotFoundError):  # the state objects' namespace, if any
-        yield importlib.import_module("sse_core.state")
 
 
 def objects_taking_now() -> list[tuple[str, str]]:
