@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from ._errors import InvalidConfigError, InvalidFieldError, LocalProtocolError
 
@@ -29,6 +30,9 @@ __all__ = [
     "MonotonicNow",
     "has_cr_lf_nul",
     "has_line_break",
+    "header_pairs",
+    "http_token",
+    "http_url",
     "instance_of",
     "int_at_least",
     "int_between",
@@ -42,6 +46,7 @@ __all__ = [
     "one_line_no_nul",
     "positive_int",
     "positive_number",
+    "query_name",
 ]
 
 T = TypeVar("T")
@@ -185,6 +190,58 @@ nonempty_one_line = Check(
 one_line_no_nul = Check(
     lambda v: isinstance(v, str) and not has_cr_lf_nul(v), "a str without CR, LF or U+0000"
 )
+
+
+# --- HTTP-shaped text (RFC 9110) --------------------------------------------------------------
+
+# tchar of RFC 9110 section 5.6.2: field names and methods are tokens.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _is_url(value: object) -> bool:
+    if not isinstance(value, str) or any(c in value for c in "\r\n\x00 "):
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed port or IPv6 literal
+        return False
+
+
+#: A method or a field name: a non-empty token.
+http_token = Check(
+    lambda v: isinstance(v, str) and bool(v) and set(v) <= _TOKEN_CHARS, "a non-empty HTTP token"
+)
+#: An absolute ``http`` or ``https`` URL, with no space, CR, LF or U+0000.
+http_url = Check(_is_url, "an absolute http(s) URL without spaces, CR, LF or U+0000")
+#: A query parameter name that needs no escaping: none of ``& = # ? %``, space, CR, LF, NUL.
+query_name = Check(
+    lambda v: isinstance(v, str) and bool(v) and not any(c in v for c in "&=#?% \r\n\x00"),
+    "a plain query parameter name",
+)
+
+
+def header_pairs(value: object) -> tuple[tuple[str, str], ...]:
+    """An attrs converter: header fields as a tuple of ``(name, value)`` str pairs.
+
+    Names are tokens; values have no CR, LF or U+0000 (RFC 9110 section 5.5).
+
+    Raises:
+        InvalidConfigError: not an iterable of pairs, or a pair that breaks the rules above.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidConfigError(f"headers must be (name, value) pairs, got {value!r}")
+    pairs = []
+    for pair in value:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise InvalidConfigError(f"headers must be (name, value) pairs, got {pair!r}")
+        name, field_value = pair
+        http_token.check("header name", name)
+        one_line_no_nul.check(f"header {name} value", field_value)
+        pairs.append((name, field_value))
+    return tuple(pairs)
 
 
 # --- the rule for now ------------------------------------------------------------------------
