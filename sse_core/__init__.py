@@ -44,6 +44,7 @@ from ._parser import EndOfStream, Parser
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._server import ServerConfig, ServerSession
 from ._types import Headers, RandomSource
+from ._validators import ClockError
 from ._version import __version__
 
 # After the records: the C accelerator, when it loads, imports sse_core._events itself.
@@ -59,6 +60,7 @@ __all__ = [
     "InvalidConfigError",
     "RemoteProtocolError",
     "LimitExceeded",
+    "ClockError",
     # wire records
     "Event",
     "Comment",

@@ -18,7 +18,6 @@ the ``rng`` passed to the constructor.
 from __future__ import annotations
 
 import enum
-import math
 from typing import NoReturn
 
 import attrs
@@ -26,6 +25,14 @@ import attrs
 from ._errors import InvalidConfigError, LocalProtocolError
 from ._events import Retry
 from ._types import RandomSource
+from ._validators import (
+    MonotonicNow,
+    instance_of,
+    is_bool,
+    non_negative_int,
+    non_negative_number,
+    number_at_least,
+)
 
 __all__ = [
     "Backoff",
@@ -88,15 +95,6 @@ class GiveUpReason(enum.Enum):
     MAX_ELAPSED = "max_elapsed"
 
 
-def _check_duration(name: str, value: object, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidConfigError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise InvalidConfigError(f"{name} must be finite and >= 0, got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class BackoffConfig:
     """Every knob of :class:`Backoff`, validated on construction.
@@ -135,44 +133,24 @@ class BackoffConfig:
             ``is_first_retry_immediate`` is set with ``healthy_after == 0``.
     """
 
-    base_delay: float = 3.0
-    min_base_delay: float = 0.1
-    multiplier: float = 2.0
-    max_delay: float = 60.0
-    jitter: Jitter = Jitter.EQUAL
-    is_first_retry_immediate: bool = False
-    healthy_after: float = 5.0
-    max_attempts: int | None = None
-    max_elapsed: float | None = None
+    base_delay: float = attrs.field(default=3.0, validator=non_negative_number)
+    min_base_delay: float = attrs.field(default=0.1, validator=non_negative_number)
+    multiplier: float = attrs.field(default=2.0, validator=number_at_least(1))
+    max_delay: float = attrs.field(default=60.0, validator=non_negative_number)
+    jitter: Jitter = attrs.field(default=Jitter.EQUAL, validator=instance_of(Jitter))
+    is_first_retry_immediate: bool = attrs.field(default=False, validator=is_bool)
+    healthy_after: float = attrs.field(default=5.0, validator=non_negative_number)
+    max_attempts: int | None = attrs.field(default=None, validator=non_negative_int.or_none())
+    max_elapsed: float | None = attrs.field(
+        default=None, validator=non_negative_number.or_none()
+    )
 
     def __attrs_post_init__(self) -> None:
-        _check_duration("base_delay", self.base_delay)
-        _check_duration("min_base_delay", self.min_base_delay)
-        _check_duration("max_delay", self.max_delay)
-        _check_duration("healthy_after", self.healthy_after)
-        _check_duration("max_elapsed", self.max_elapsed, allow_none=True)
-        multiplier = self.multiplier
-        if (
-            isinstance(multiplier, bool)
-            or not isinstance(multiplier, (int, float))
-            or not math.isfinite(multiplier)
-            or multiplier < 1
-        ):
-            raise InvalidConfigError(f"multiplier must be a finite number >= 1, got {multiplier!r}")
-        if not isinstance(self.jitter, Jitter):
-            raise InvalidConfigError(f"jitter must be a Jitter member, got {self.jitter!r}")
-        if not isinstance(self.is_first_retry_immediate, bool):
-            raise InvalidConfigError(
-                f"is_first_retry_immediate must be a bool, got {self.is_first_retry_immediate!r}"
-            )
         if self.is_first_retry_immediate and self.healthy_after == 0:
             raise InvalidConfigError(
                 "is_first_retry_immediate needs healthy_after > 0: otherwise a server that "
                 "accepts and drops every connection gets reconnects with no delay at all"
             )
-        attempts = self.max_attempts
-        if attempts is not None and (type(attempts) is not int or attempts < 0):
-            raise InvalidConfigError(f"max_attempts must be None or an int >= 0, got {attempts!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -205,7 +183,7 @@ class GiveUp:
     elapsed: float
 
 
-class Backoff:
+class Backoff(MonotonicNow):
     """Decides the delay before each reconnect, and when to stop.
 
     Feed it the connection's life: :meth:`on_connected` when a connection is up,
@@ -228,7 +206,6 @@ class Backoff:
         "_config",
         "_connected_at",
         "_gave_up",
-        "_last_now",
         "_outage_started_at",
         "_previous_delay",
         "_rng",
@@ -240,12 +217,12 @@ class Backoff:
     def __init__(self, config: BackoffConfig, *, rng: RandomSource) -> None:
         if not isinstance(config, BackoffConfig):
             raise InvalidConfigError(f"config must be a BackoffConfig, got {config!r}")
+        MonotonicNow.__init__(self)
         self._config = config
         self._rng = rng
         self._state = BackoffState.IDLE
         self._server_time: float | None = None
         self._connected_at: float | None = None
-        self._last_now = -math.inf
         self._gave_up: GiveUp | None = None
         self._clear_outage()
 
@@ -301,15 +278,6 @@ class Backoff:
 
     # --- inputs ---------------------------------------------------------------------------
 
-    def _advance(self, now: float) -> None:
-        if not math.isfinite(now):
-            raise LocalProtocolError(f"now must be a finite number of seconds, got {now!r}")
-        if now < self._last_now:
-            raise LocalProtocolError(
-                f"now went backwards: got {now!r} after {self._last_now!r} (pass a monotonic clock)"
-            )
-        self._last_now = now
-
     def on_retry(self, retry: Retry | int) -> None:
         """Take the server's new reconnection time (a ``retry:`` field).
 
@@ -334,9 +302,11 @@ class Backoff:
             now: The current monotonic time.
 
         Raises:
-            LocalProtocolError: when already connected, after a :class:`GiveUp` (call
-                :meth:`reset` first), or when ``now`` is not finite or earlier than before.
+            LocalProtocolError: when already connected, or after a :class:`GiveUp` (call
+                :meth:`reset` first).
+            ClockError: when ``now`` is not finite or earlier than a previous ``now``.
         """
+        self._take_now(now)
         match self._state:
             case BackoffState.CONNECTED:
                 raise LocalProtocolError("on_connected() while already connected")
@@ -346,7 +316,6 @@ class Backoff:
                 pass
             case _:  # pragma: no cover
                 _assert_never(self._state)
-        self._advance(now)
         self._connected_at = now
         self._state = BackoffState.CONNECTED
 
@@ -362,9 +331,9 @@ class Backoff:
             until :meth:`reset`.
 
         Raises:
-            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
+            ClockError: when ``now`` is not finite or earlier than a previous ``now``.
         """
-        self._advance(now)
+        self._take_now(now)
         was_up = False
         match self._state:
             case BackoffState.GAVE_UP:

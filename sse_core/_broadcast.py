@@ -20,15 +20,21 @@ is asked to come back later (``retry:`` and the end of the stream, its id unchan
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 from ._actions import Action, Disconnect, Send
-from ._errors import InvalidConfigError, LocalProtocolError
+from ._errors import LocalProtocolError
 from ._events import Event
-from ._replay import ReplayLog, StoredEvent, _check_count
+from ._replay import ReplayLog, StoredEvent
 from ._serializer import HEARTBEAT
 from ._server import ServerConfig, ServerSession, ServerState
+from ._validators import (
+    MonotonicNow,
+    instance_of,
+    non_negative_int,
+    positive_int,
+    positive_number,
+)
 
 __all__ = ["Broadcaster", "Subscriber"]
 
@@ -46,10 +52,12 @@ _CLOSE = object()
 _Item = bytes | Action | object
 
 
-class Subscriber:
+class Subscriber(MonotonicNow):
     """One client of a :class:`Broadcaster`: its server session and what waits to be sent.
 
-    Adapters do not build these; :meth:`Broadcaster.subscribe` does.
+    Adapters do not build these; :meth:`Broadcaster.subscribe` does. Like every object that
+    takes ``now``, it refuses a ``now`` earlier than one it was given (see
+    :doc:`/state/clock`).
     """
 
     __slots__ = (
@@ -72,6 +80,7 @@ class Subscriber:
         hub: Broadcaster | None = None,
         key: str | None = None,
     ) -> None:
+        MonotonicNow.__init__(self)
         self.session = session
         self._max_queued_bytes = max_queued_bytes
         self._hub = hub
@@ -134,7 +143,12 @@ class Subscriber:
 
         Args:
             now: The current monotonic time; by default the latest time the subscriber saw.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        if now is not None:
+            self._take_now(now)
         session = self.session
         at = session._latest if now is None else now
         items, self._items = self._items, []
@@ -168,7 +182,11 @@ class Subscriber:
 
         Returns:
             Whether anything was queued.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        self._take_now(now)
         if self.is_closed:
             return False
         deadline = self._replay_deadline
@@ -238,8 +256,11 @@ class Subscriber:
                 self._hub._replays -= 1
 
 
-class Broadcaster:
+class Broadcaster(MonotonicNow):
     """One event stream served to many clients, each event encoded once.
+
+    Like every object that takes ``now``, it refuses a ``now`` earlier than one it was given
+    (see :doc:`/state/clock`); read the clock under the lock that serializes the calls.
 
     Args:
         replay_log: Where published events are kept for resumption.
@@ -270,22 +291,13 @@ class Broadcaster:
         max_replays: int = DEFAULT_MAX_REPLAYS,
         max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
     ) -> None:
-        if not isinstance(replay_log, ReplayLog):
-            raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
-        _check_count("max_queued_bytes", max_queued_bytes)
-        _check_count("max_subscribers", max_subscribers, optional=True)
-        _check_count("max_subscribers_per_key", max_subscribers_per_key, optional=True)
-        if type(max_replays) is not int or max_replays < 0:
-            raise InvalidConfigError(f"max_replays must be an int >= 0, got {max_replays!r}")
-        if (
-            isinstance(max_replay_time, bool)
-            or not isinstance(max_replay_time, (int, float))
-            or not math.isfinite(max_replay_time)
-            or max_replay_time <= 0
-        ):
-            raise InvalidConfigError(
-                f"max_replay_time must be a finite number > 0, got {max_replay_time!r}"
-            )
+        MonotonicNow.__init__(self)
+        instance_of(ReplayLog).check("replay_log", replay_log)
+        positive_int.check("max_queued_bytes", max_queued_bytes)
+        positive_int.or_none().check("max_subscribers", max_subscribers)
+        positive_int.or_none().check("max_subscribers_per_key", max_subscribers_per_key)
+        non_negative_int.check("max_replays", max_replays)
+        positive_number.check("max_replay_time", max_replay_time)
         self._log = replay_log
         self._config = config if config is not None else ServerConfig()
         self._max_queued_bytes = max_queued_bytes
@@ -363,7 +375,9 @@ class Broadcaster:
 
         Raises:
             LocalProtocolError: :attr:`is_full`, or :meth:`is_full_for` ``key``.
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        self._take_now(now)
         if self.is_full:
             raise LocalProtocolError(f"max_subscribers={self._max_subscribers} reached")
         if self.is_full_for(key):
@@ -411,7 +425,11 @@ class Broadcaster:
 
         Returns:
             The stored event (its id as assigned by the log).
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        self._take_now(now)
         stored = self._log.append(event, now)
         encoded = stored.encoded
         for subscriber in self._subscribers.values():
@@ -425,7 +443,12 @@ class Broadcaster:
     def close(self, now: float) -> None:
         """End every subscriber's stream (each queue ends with a
         :class:`~sse_core.Disconnect`, after what is queued); the adapter carries them
-        out."""
+        out.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
         for subscriber in self._subscribers.values():
             subscriber._close()
 

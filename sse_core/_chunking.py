@@ -65,6 +65,13 @@ import attrs
 
 from ._errors import InvalidConfigError, InvalidFieldError, LimitExceeded
 from ._events import Comment, Event, Retry, StreamItem
+from ._validators import (
+    MonotonicNow,
+    int_at_least,
+    nonempty_one_line,
+    positive_int,
+    positive_number,
+)
 
 __all__ = [
     "AssemblerOutput",
@@ -106,10 +113,7 @@ def _utf8_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _check_event_type(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value or "\r" in value or "\n" in value:
-        raise InvalidFieldError(field, value, "must be a non-empty str without CR or LF")
-    return value
+_max_chunk_size = int_at_least(4)
 
 
 def split_message(
@@ -155,10 +159,9 @@ def split_message(
         raise InvalidFieldError(
             "message_id", message_id, "must be 1 to 64 characters from A-Z a-z 0-9 - . _ ~"
         )
-    if type(max_chunk_size) is not int or max_chunk_size < 4:
-        raise InvalidConfigError(f"max_chunk_size must be an int >= 4, got {max_chunk_size!r}")
-    _check_event_type("chunk_event", chunk_event)
-    _check_event_type("event", event)
+    _max_chunk_size.check("max_chunk_size", max_chunk_size)
+    nonempty_one_line.check("chunk_event", chunk_event, error=InvalidFieldError)
+    nonempty_one_line.check("event", event, error=InvalidFieldError)
     if len(event) > _MAX_TYPE_LENGTH:
         raise InvalidFieldError("event", event, f"longer than {_MAX_TYPE_LENGTH} characters")
     if event == chunk_event:
@@ -190,9 +193,9 @@ def split_message(
     return events
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if type(value) is not int or value < 1:
-        raise InvalidConfigError(f"{name} must be an int >= 1, got {value!r}")
+def _chunk_event(instance: object, attribute: object, value: object) -> None:
+    if value == "message":
+        raise InvalidConfigError("chunk_event must not be 'message': every plain event has it")
 
 
 @attrs.frozen(kw_only=True)
@@ -219,42 +222,20 @@ class ChunkConfig:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
     """
 
-    max_chunks: int = 1024
-    max_message_size: int = 4 * 1024 * 1024
-    max_pending: int = 16
-    max_buffered_size: int | None = None
-    timeout: float = 30.0
-    chunk_event: str = CHUNK_EVENT
+    max_chunks: int = attrs.field(default=1024, validator=positive_int)
+    max_message_size: int = attrs.field(default=4 * 1024 * 1024, validator=positive_int)
+    max_pending: int = attrs.field(default=16, validator=positive_int)
+    max_buffered_size: int | None = attrs.field(default=None, validator=positive_int.or_none())
+    timeout: float = attrs.field(default=30.0, validator=positive_number)
+    chunk_event: str = attrs.field(
+        default=CHUNK_EVENT, validator=[nonempty_one_line, _chunk_event]
+    )
 
     def __attrs_post_init__(self) -> None:
-        _check_positive_int("max_chunks", self.max_chunks)
-        _check_positive_int("max_message_size", self.max_message_size)
-        _check_positive_int("max_pending", self.max_pending)
-        if self.max_buffered_size is not None:
-            _check_positive_int("max_buffered_size", self.max_buffered_size)
-            if self.max_buffered_size < self.max_message_size:
-                raise InvalidConfigError(
-                    f"max_buffered_size ({self.max_buffered_size}) must be at least "
-                    f"max_message_size ({self.max_message_size})"
-                )
-        timeout = self.timeout
-        if (
-            not isinstance(timeout, (int, float))
-            or isinstance(timeout, bool)
-            or not 0 < timeout < float("inf")
-        ):
-            raise InvalidConfigError(f"timeout must be a positive finite number, got {timeout!r}")
-        chunk_event = self.chunk_event
-        if (
-            not isinstance(chunk_event, str)
-            or not chunk_event
-            or "\r" in chunk_event
-            or "\n" in chunk_event
-            or chunk_event == "message"
-        ):
+        if self.max_buffered_size is not None and self.max_buffered_size < self.max_message_size:
             raise InvalidConfigError(
-                f"chunk_event must be a non-empty str without CR/LF, not 'message'; "
-                f"got {chunk_event!r}"
+                f"max_buffered_size ({self.max_buffered_size}) must be at least "
+                f"max_message_size ({self.max_message_size})"
             )
 
 
@@ -346,7 +327,7 @@ class _Pending:
         self.deadline = deadline
 
 
-class ChunkAssembler:
+class ChunkAssembler(MonotonicNow):
     """Rebuilds chunked messages from the events of a stream; passes everything else through.
 
     Feed it every item the parser gives (:meth:`feed`). Items that are not chunk events come
@@ -375,16 +356,18 @@ class ChunkAssembler:
     Memory is bounded: at most ``max_pending`` messages, each holding at most
     ``max_message_size`` UTF-8 bytes of text in at most ``max_chunks`` chunks, all together at
     most ``max_buffered_size`` bytes (a ``str`` costs 1 to 4 bytes per code point, so Python
-    memory is within 4 times that, plus per-chunk overhead). Time never runs backwards: a
-    ``now`` earlier than one already passed is taken as the latest ``now`` seen.
+    memory is within 4 times that, plus per-chunk overhead). A ``now`` earlier than one
+    already passed is refused with :class:`~sse_core.ClockError` and changes nothing (see
+    :doc:`/state/clock`).
 
     Args:
         config: The limits; ``ChunkConfig()`` when omitted.
     """
 
-    __slots__ = ("_config", "_duplicates", "_latest", "_pending", "_reserved", "_size")
+    __slots__ = ("_config", "_duplicates", "_pending", "_reserved", "_size")
 
     def __init__(self, config: ChunkConfig | None = None) -> None:
+        MonotonicNow.__init__(self)
         self._config = ChunkConfig() if config is None else config
         # Incomplete messages by msg-id, in order of deadline: a message that makes progress
         # is moved to the end, and since now never decreases and timeout is constant, the
@@ -393,7 +376,6 @@ class ChunkAssembler:
         self._reserved = 0  # sum of the announced sizes of pending messages
         self._size = 0  # sum of the UTF-8 sizes of the chunks held
         self._duplicates = 0
-        self._latest = float("-inf")
 
     @property
     def config(self) -> ChunkConfig:
@@ -437,8 +419,12 @@ class ChunkAssembler:
         Returns:
             One ``EXPIRED`` record per abandoned message, earliest deadline first; the messages
             are forgotten.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        return self._expire(self._clamp(now))
+        self._take_now(now)
+        return self._expire(now)
 
     def clear(self) -> list[MessageDropped]:
         """Forget every incomplete message (for example when the stream ends for good).
@@ -472,8 +458,9 @@ class ChunkAssembler:
         Raises:
             ChunkLimitExceeded: the chunk announced a message beyond a limit; the records of
                 this call are in its ``items``. Nothing was stored, nothing else changed.
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        now = self._clamp(now)
+        self._take_now(now)
         out: list[AssemblerOutput] = []
         out.extend(self._expire(now))
         if not isinstance(item, Event) or item.event != self._config.chunk_event:
@@ -483,12 +470,6 @@ class ChunkAssembler:
         return out
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _clamp(self, now: float) -> float:
-        if now < self._latest:
-            return self._latest
-        self._latest = now
-        return now
 
     def _record(
         self, reason: DropReason, mid: str, pending: _Pending, detail: str

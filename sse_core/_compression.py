@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 
 from ._errors import InvalidConfigError, LimitExceeded, RemoteProtocolError
+from ._validators import int_between, positive_int
 
 __all__ = [
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
@@ -22,6 +23,8 @@ __all__ = [
 
 #: Default for ``max_output`` of :class:`Decompressor`: 16 MiB out of one input chunk.
 DEFAULT_MAX_DECOMPRESSED_SIZE = 16 << 20
+
+_level = int_between(1, 9)  # zlib's compression levels
 
 
 def negotiate_encoding(accept_encoding: str | None) -> str | None:
@@ -70,8 +73,7 @@ class Compressor:
     __slots__ = ("_compressor",)
 
     def __init__(self, *, level: int = 6) -> None:
-        if type(level) is not int or not 1 <= level <= 9:
-            raise InvalidConfigError(f"level must be an int from 1 to 9, got {level!r}")
+        _level.check("level", level)
         self._compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip wrapper
 
     def compress(self, data: bytes) -> bytes:
@@ -105,8 +107,7 @@ class Decompressor:
     __slots__ = ("_decompressor", "_is_identity", "_max_output")
 
     def __init__(self, encoding: str, *, max_output: int = DEFAULT_MAX_DECOMPRESSED_SIZE) -> None:
-        if type(max_output) is not int or max_output < 1:
-            raise InvalidConfigError(f"max_output must be a positive int, got {max_output!r}")
+        positive_int.check("max_output", max_output)
         coding = encoding.strip().lower()
         self._max_output = max_output
         self._is_identity = coding in ("", "identity")

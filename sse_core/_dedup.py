@@ -16,14 +16,9 @@ from collections import deque
 
 import attrs
 
-from ._errors import InvalidConfigError
+from ._validators import MonotonicNow, positive_int, positive_number
 
 __all__ = ["DedupConfig", "DedupWindow"]
-
-
-def _positive_int(name: str, value: object) -> None:
-    if type(value) is not int or value < 1:
-        raise InvalidConfigError(f"{name} must be an int >= 1, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -34,7 +29,7 @@ class DedupConfig:
         max_ids: How many distinct ids are remembered at most. When a new id would exceed it,
             the id first seen longest ago is forgotten. At least 1.
         max_age: How long, in seconds, an id is remembered after it was first seen, or
-            ``None`` to forget ids only by count. Must be positive when given.
+            ``None`` to forget ids only by count. Positive and finite when given.
         max_id_length: Ids longer than this many characters are remembered as a 16-byte
             BLAKE2b digest rather than as text, so one entry never costs more than about
             ``max_id_length`` characters. At least 1.
@@ -43,22 +38,12 @@ class DedupConfig:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
     """
 
-    max_ids: int = 1024
-    max_age: float | None = None
-    max_id_length: int = 256
-
-    def __attrs_post_init__(self) -> None:
-        _positive_int("max_ids", self.max_ids)
-        _positive_int("max_id_length", self.max_id_length)
-        if self.max_age is not None:
-            age = self.max_age
-            if not isinstance(age, (int, float)) or isinstance(age, bool) or not age > 0:
-                raise InvalidConfigError(f"max_age must be a positive number or None, got {age!r}")
-            if age == float("inf"):
-                raise InvalidConfigError("max_age must be finite; use None for no age limit")
+    max_ids: int = attrs.field(default=1024, validator=positive_int)
+    max_age: float | None = attrs.field(default=None, validator=positive_number.or_none())
+    max_id_length: int = attrs.field(default=256, validator=positive_int)
 
 
-class DedupWindow:
+class DedupWindow(MonotonicNow):
     """Remembers recently seen event ids and reports repeats.
 
     Each :meth:`check` is O(1): a dict answers membership and a deque keeps ids in the order
@@ -75,22 +60,22 @@ class DedupWindow:
       new again if it comes back.
     * **Any string is an id**, including ``""``. SSE uses an empty ``id:`` field to reset the
       last event ID, so callers normally skip events whose ``id`` is ``None`` or ``""``.
-    * **Time never runs backwards here**: a ``now`` earlier than one already passed is taken
-      as the latest ``now`` seen.
+    * **Time never runs backwards**: a ``now`` earlier than one already passed is refused
+      with :class:`~sse_core.ClockError` and changes nothing (see :doc:`/state/clock`).
 
     Args:
         config: The limits; ``DedupConfig()`` when omitted.
     """
 
-    __slots__ = ("_config", "_latest", "_order", "_seen")
+    __slots__ = ("_config", "_order", "_seen")
 
     def __init__(self, config: DedupConfig | None = None) -> None:
+        MonotonicNow.__init__(self)
         self._config = DedupConfig() if config is None else config
         # key -> instant first seen; key is the id, or its digest for long ids.
         self._seen: dict[str | bytes, float] = {}
         # (instant first seen, key), oldest first; always the same keys as _seen.
         self._order: deque[tuple[float, str | bytes]] = deque()
-        self._latest = float("-inf")
 
     @property
     def config(self) -> DedupConfig:
@@ -127,11 +112,11 @@ class DedupWindow:
         Returns:
             ``True`` if ``id`` is a duplicate (the caller should drop the event); ``False`` if
             it is new, in which case it is now remembered, possibly evicting the oldest id.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        if now < self._latest:
-            now = self._latest
-        else:
-            self._latest = now
+        self._take_now(now)
         self._expire(now)
         key = self._key(id)
         seen = self._seen
@@ -153,11 +138,11 @@ class DedupWindow:
 
         Returns:
             How many ids were forgotten.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        if now < self._latest:
-            now = self._latest
-        else:
-            self._latest = now
+        self._take_now(now)
         before = len(self._seen)
         self._expire(now)
         return before - len(self._seen)

@@ -17,18 +17,16 @@ import math
 import attrs
 
 from ._errors import LocalProtocolError
+from ._validators import Check, non_negative_int, non_negative_number
 
 __all__ = ["DurationSummary", "Metrics", "MetricsRecorder"]
 
 
-def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
-
-
-def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if type(value) is not float or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite float >= 0, got {value!r}")
+_count = non_negative_int
+# Snapshots hold what the recorder summed: floats only.
+_seconds = Check(
+    lambda v: type(v) is float and math.isfinite(v) and v >= 0, "a finite float >= 0"
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,11 +132,7 @@ class _Durations:
         self.maximum = 0.0
 
     def add(self, duration: float) -> None:
-        if not (isinstance(duration, (int, float)) and math.isfinite(duration)) or duration < 0:
-            raise LocalProtocolError(
-                f"duration must be a finite number of seconds >= 0, got {duration!r}"
-            )
-        duration = float(duration)
+        duration = float(non_negative_number.check("duration", duration, error=LocalProtocolError))
         if self.count == 0:
             self.minimum = self.maximum = duration
         else:

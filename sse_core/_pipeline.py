@@ -35,6 +35,7 @@ from ._dedup import DedupConfig, DedupWindow
 from ._events import Event
 from ._metrics import MetricsRecorder
 from ._sequencer import Released, Sequencer, SequencerConfig, SequencerRecord
+from ._validators import MonotonicNow
 
 __all__ = ["DeliveryPipeline", "sequence_number"]
 
@@ -57,8 +58,11 @@ def sequence_number(id: str | None) -> tuple[str, int] | None:
     return epoch, int(digits)
 
 
-class DeliveryPipeline:
+class DeliveryPipeline(MonotonicNow):
     """Assembly, gap signals, dedup and ordering between the parser and the application.
+
+    It checks ``now`` once on the way in (see :doc:`/state/clock`), so a ``now`` that goes
+    backwards is refused before any stage changed, whichever stages are on.
 
     Args:
         metrics: The counters to update (messages delivered, duplicates, gaps).
@@ -77,6 +81,7 @@ class DeliveryPipeline:
         sequencer: SequencerConfig | None,
         chunking: ChunkConfig | None,
     ) -> None:
+        MonotonicNow.__init__(self)
         self._metrics = metrics
         self._dedup = DedupWindow(dedup) if dedup is not None else None
         self._sequencer_config = sequencer
@@ -98,6 +103,7 @@ class DeliveryPipeline:
 
     def push(self, event: Event, now: float, actions: list[Action]) -> None:
         """Take one parsed event; append what the application must see to ``actions``."""
+        self._take_now(now)
         if self._assembler is None:
             self._accept(event, now, actions)
             return
@@ -117,6 +123,7 @@ class DeliveryPipeline:
 
     def poll(self, now: float, actions: list[Action]) -> None:
         """The clock reached :meth:`next_deadline`: report what timed out, deliver what can go."""
+        self._take_now(now)
         if self._assembler is not None:
             for dropped in self._assembler.poll(now):
                 self._route(dropped, now, actions)

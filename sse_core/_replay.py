@@ -10,7 +10,6 @@ your id), :class:`TooOld` (your id was ours but events after it were evicted) or
 
 from __future__ import annotations
 
-import math
 from typing import cast
 
 import attrs
@@ -18,6 +17,7 @@ import attrs
 from ._errors import InvalidConfigError, InvalidFieldError
 from ._events import Event, _make_event
 from ._serializer import serialize
+from ._validators import MonotonicNow, has_cr_lf_nul, one_line_no_nul, positive_int, positive_number
 
 __all__ = [
     "Replay",
@@ -28,14 +28,6 @@ __all__ = [
     "TooOld",
     "UnknownId",
 ]
-
-
-def _check_count(name: str, value: object, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if type(value) is not int or value < 1:
-        extra = " or None" if optional else ""
-        raise InvalidConfigError(f"{name} must be an int >= 1{extra}, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -59,33 +51,18 @@ class ReplayConfig:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
     """
 
-    max_events: int = 1000
-    max_bytes: int | None = 1 << 20
-    max_age: float | None = None
-    epoch: str = ""
+    max_events: int = attrs.field(default=1000, validator=positive_int)
+    max_bytes: int | None = attrs.field(default=1 << 20, validator=positive_int.or_none())
+    max_age: float | None = attrs.field(default=None, validator=positive_number.or_none())
+    epoch: str = attrs.field(default="", validator=one_line_no_nul)
 
     def __attrs_post_init__(self) -> None:
-        _check_count("max_events", self.max_events)
-        _check_count("max_bytes", self.max_bytes, optional=True)
-        age = self.max_age
-        if age is not None and (
-            not isinstance(age, (int, float))
-            or isinstance(age, bool)
-            or not math.isfinite(age)
-            or age <= 0
-        ):
-            raise InvalidConfigError(
-                f"max_age must be a positive finite number or None, got {age!r}"
-            )
-        epoch = self.epoch
-        if not isinstance(epoch, str):
-            raise InvalidConfigError(f"epoch must be a str, got {type(epoch).__name__}")
-        if "\r" in epoch or "\n" in epoch or "\x00" in epoch:
-            raise InvalidConfigError(f"epoch must not contain CR, LF or U+0000, got {epoch!r}")
         try:
-            epoch.encode("utf-8")
+            self.epoch.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidConfigError(f"epoch must be encodable as UTF-8, got {epoch!r}") from None
+            raise InvalidConfigError(
+                f"epoch must be encodable as UTF-8, got {self.epoch!r}"
+            ) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -184,7 +161,7 @@ def _replay(events: tuple[StoredEvent, ...], is_complete: bool = True) -> Replay
     return obj
 
 
-class ReplayLog:
+class ReplayLog(MonotonicNow):
     """Recent events kept for ``Last-Event-ID`` resumption, encoded once, bounded.
 
     Events are appended with :meth:`append` and numbered internally from 0 in order.
@@ -205,7 +182,8 @@ class ReplayLog:
     before everything aged out still resumes exactly). Any other id is :class:`UnknownId`.
     When in doubt the answer errs towards "you missed events", never towards a silent skip.
 
-    A ``now`` earlier than one already passed is taken as the latest ``now`` seen.
+    A ``now`` earlier than one already passed is refused with :class:`~sse_core.ClockError`
+    and changes nothing (see :doc:`/state/clock`).
 
     Args:
         config: Limits and id format; ``ReplayConfig()`` when omitted.
@@ -219,13 +197,13 @@ class ReplayLog:
         "_first_seq",
         "_head",
         "_index",
-        "_latest",
         "_newest_id",
         "_next_seq",
         "_prefix",
     )
 
     def __init__(self, config: ReplayConfig | None = None) -> None:
+        MonotonicNow.__init__(self)
         self._config = ReplayConfig() if config is None else config
         self._prefix = self._config.epoch + "-" if self._config.epoch else ""
         # Kept events live in _entries[_head:]; evicted slots before _head are None until the
@@ -238,7 +216,6 @@ class ReplayLog:
         self._bytes = 0
         self._boundary_id: str | None = None  # id of the event numbered _first_seq - 1
         self._newest_id: str | None = None  # id of the last event appended, kept or not
-        self._latest = -math.inf
 
     # -- queries ------------------------------------------------------------------------
 
@@ -270,7 +247,8 @@ class ReplayLog:
         Returns:
             A :class:`Replay`; resume from its last id until :attr:`Replay.is_complete`.
         """
-        _check_count("max_bytes", max_bytes, optional=True)
+        if max_bytes is not None:
+            positive_int.check("max_bytes", max_bytes)
         return self._read(self._head, max_bytes)
 
     @property
@@ -309,8 +287,9 @@ class ReplayLog:
             InvalidFieldError: the event's id is empty, contains CR, LF or U+0000, or is
                 already kept; an assigned id would collide with a kept application id; or the
                 event cannot be encoded (a lone surrogate). The log is unchanged then.
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        now = self._clock(now)
+        self._take_now(now)
         seq = self._next_seq
         id = event.id
         if id is None:
@@ -331,7 +310,7 @@ class ReplayLog:
                     "an empty id resets the client's last event ID and cannot be"
                     " resumed from; pass id=None to have one assigned",
                 )
-            if "\r" in id or "\n" in id or "\x00" in id:
+            if has_cr_lf_nul(id):
                 raise InvalidFieldError("id", id, "must not contain CR, LF or U+0000")
             if id in self._index:
                 raise InvalidFieldError("id", id, "already in the replay log")
@@ -380,9 +359,15 @@ class ReplayLog:
             :class:`Replay` with every kept event after it; :class:`TooOld` when the id was
             issued here (or is the start marker of :attr:`position`) but events after it were
             evicted; :class:`UnknownId` otherwise (including for ``""``).
+
+        Raises:
+            InvalidConfigError: ``max_bytes`` is not ``None`` or an int >= 1.
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        _check_count("max_bytes", max_bytes, optional=True)
-        self._expire(self._clock(now))
+        self._take_now(now)
+        if max_bytes is not None:
+            positive_int.check("max_bytes", max_bytes)
+        self._expire(now)
         seq = self._index.get(last_event_id)
         if seq is None:
             if last_event_id == self._start_id:
@@ -411,18 +396,16 @@ class ReplayLog:
 
         Returns:
             How many events were evicted.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        self._take_now(now)
         before = len(self._index)
-        self._expire(self._clock(now))
+        self._expire(now)
         return before - len(self._index)
 
     # -- internals ----------------------------------------------------------------------
-
-    def _clock(self, now: float) -> float:
-        if now < self._latest:
-            return self._latest
-        self._latest = now
-        return now
 
     def _read(self, start: int, max_bytes: int | None) -> Replay:
         """The kept events from ``_entries[start]`` on, at most ``max_bytes`` of them."""

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import enum
 import heapq
-import math
 from collections import deque
 from typing import Generic, TypeVar
 
 import attrs
 
-from ._errors import InvalidConfigError
+from ._validators import MonotonicNow, non_negative_int, non_negative_number
 
 __all__ = ["Released", "Skipped", "GapReason", "Sequencer", "SequencerConfig", "SequencerRecord"]
 
@@ -88,21 +87,6 @@ def _delivery(number: int, item: T) -> Released[T]:
     return obj
 
 
-def _check_max_buffered(instance: object, attribute: object, value: object) -> None:
-    if type(value) is not int or value < 0:
-        raise InvalidConfigError(f"max_buffered must be an int >= 0, got {value!r}")
-
-
-def _check_gap_timeout(instance: object, attribute: object, value: object) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidConfigError(f"gap_timeout must be a finite number >= 0, got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class SequencerConfig:
     """Limits of a :class:`Sequencer`.
@@ -121,11 +105,11 @@ class SequencerConfig:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
     """
 
-    max_buffered: int = attrs.field(default=256, validator=_check_max_buffered)
-    gap_timeout: float = attrs.field(default=5.0, validator=_check_gap_timeout)
+    max_buffered: int = attrs.field(default=256, validator=non_negative_int)
+    gap_timeout: float = attrs.field(default=5.0, validator=non_negative_number)
 
 
-class Sequencer(Generic[T]):
+class Sequencer(MonotonicNow, Generic[T]):
     """Delivers numbered items in order, buffering early ones and reporting every gap.
 
     Inputs are :meth:`push` (an item arrived), :meth:`poll` (the clock reached
@@ -145,7 +129,8 @@ class Sequencer(Generic[T]):
     second case an item that arrives out of order at the very start is late: with 5 pushed
     before 4, 4 is dropped.
 
-    A ``now`` earlier than one already passed is taken as the latest ``now`` seen.
+    A ``now`` earlier than one already passed is refused with :class:`~sse_core.ClockError`
+    and changes nothing (see :doc:`/state/clock`).
 
     Push, poll and flush cost O(log n) per buffered item (a heap orders the waiting numbers);
     an in-order push with nothing waiting is O(1).
@@ -163,12 +148,12 @@ class Sequencer(Generic[T]):
         "_duplicates",
         "_heap",
         "_late",
-        "_latest",
         "_missed",
         "_next",
     )
 
     def __init__(self, config: SequencerConfig | None = None, next_expected: int | None = None):
+        MonotonicNow.__init__(self)
         self._config = SequencerConfig() if config is None else config
         self._next = next_expected
         # number -> (item, arrival instant) for every early item waiting.
@@ -178,7 +163,6 @@ class Sequencer(Generic[T]):
         # (arrival instant, number) in arrival order; entries whose number has left the buffer
         # are stale and dropped lazily (a number never re-enters the buffer once it left).
         self._arrivals: deque[tuple[float, int]] = deque()
-        self._latest = -math.inf
         self._delivered = 0
         self._missed = 0
         self._duplicates = 0
@@ -242,11 +226,11 @@ class Sequencer(Generic[T]):
         Returns:
             The records released by this item and by any wait that expired at ``now``, in
             sequence order. Empty when the item was buffered or dropped.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        if now < self._latest:
-            now = self._latest
-        else:
-            self._latest = now
+        self._take_now(now)
         nxt = self._next
         if nxt is None or number == nxt:
             # In order: the common case.
@@ -286,11 +270,11 @@ class Sequencer(Generic[T]):
             The released records in sequence order: for each expired item, a :class:`Skipped`
             (reason ``TIMEOUT``) for each hole below it, then the item and any run of
             consecutive items after it.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        if now < self._latest:
-            now = self._latest
-        else:
-            self._latest = now
+        self._take_now(now)
         out: list[SequencerRecord[T]] = []
         self._expire(now, out)
         return out

@@ -163,6 +163,23 @@ def serialize_many(items: Iterable[StreamItem]) -> bytes:
     return b"".join([serialize(item) for item in items])
 
 
+def serialize_block(item: Comment | Retry) -> bytes:
+    """Encode a comment or a ``retry:`` as a block of its own: its line and a blank line.
+
+    A server writes it before the first event (WHATWG HTML 9.2.6: the blank line ends the
+    block and, with no data, dispatches nothing).
+    """
+    return serialize(item) + b"\n"
+
+
+def serialize_padding(size: int) -> bytes:
+    """A comment block of exactly ``size`` bytes (at least 3: ``:``, LF, blank line).
+
+    Sent first, it pushes a response past the buffer of a proxy that holds small bodies.
+    """
+    return serialize_block(Comment(text=" " * max(0, size - 3)))
+
+
 # --- optional C accelerator -----------------------------------------------------------------
 # sse_core._speedups (built from _speedups.c when a C compiler is at hand) has serialize and
 # serialize_event with exactly the behaviour above: it writes the common valid case in C and

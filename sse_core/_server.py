@@ -27,9 +27,9 @@ import attrs
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
 from ._compression import Compressor, negotiate_encoding
 from ._errors import InvalidConfigError, LocalProtocolError
-from ._events import Comment, Event, Retry
+from ._events import Event, Retry
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
-from ._serializer import HEARTBEAT, serialize
+from ._serializer import HEARTBEAT, serialize, serialize_block, serialize_padding
 from ._timers import HeartbeatScheduler
 from ._types import header_value
 
@@ -244,17 +244,16 @@ class ServerSession:
 
         parts: list[bytes] = []
         if config.padding:
-            # A comment of exactly `padding` bytes, blank line included.
-            parts.append(serialize(Comment(text=" " * max(0, config.padding - 3))) + b"\n")
+            parts.append(serialize_padding(config.padding))
         replay = self._begin_replay(now)
         is_put_off = self.is_replaying and not is_long_replay_allowed
         if is_put_off:
             self._cursor = None
             self._sent_id = self._last_event_id
-            parts.append(serialize(Retry(milliseconds=config.busy_retry)) + b"\n")
+            parts.append(serialize_block(Retry(milliseconds=config.busy_retry)))
         else:
             if config.retry is not None:
-                parts.append(serialize(Retry(milliseconds=config.retry)) + b"\n")
+                parts.append(serialize_block(Retry(milliseconds=config.retry)))
             parts.append(replay)
         actions: list[Action] = [SendHead(status=200, headers=tuple(response_headers))]
         actions += self._send(b"".join(parts), now)

@@ -15,44 +15,27 @@ Both are stopped until :meth:`start` (the stream opened) and can be stopped agai
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
-from ._errors import InvalidConfigError, LocalProtocolError
+from ._errors import LocalProtocolError
+from ._validators import MonotonicNow, positive_number
 
 __all__ = ["HeartbeatScheduler", "StallDetector"]
 
 
-def _check_period(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidConfigError(f"{name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidConfigError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
-
-
-def _check_now(now: float, last_now: float) -> None:
-    if not math.isfinite(now):
-        raise LocalProtocolError(f"now must be a finite number of seconds, got {now!r}")
-    if now < last_now:
-        raise LocalProtocolError(
-            f"now went backwards: got {now!r} after {last_now!r} (pass a monotonic clock)"
-        )
-
-
-class _IdleTimer:
+class _IdleTimer(MonotonicNow):
     """A deadline ``period`` seconds after the last touch; the machinery of both timers.
 
     Stopped until :meth:`start` and after :meth:`stop`: no deadline then, and touching is
     refused (the subclass names the touch: ``activity`` or ``sent``).
     """
 
-    __slots__ = ("_last_at", "_last_now", "_period")
+    __slots__ = ("_last_at", "_period")
 
     def __init__(self, name: str, period: float) -> None:
-        self._period = _check_period(name, period)
+        MonotonicNow.__init__(self)
+        self._period = float(positive_number.check(name, period))
         self._last_at: float | None = None
-        self._last_now = -math.inf
 
     @property
     def is_running(self) -> bool:
@@ -66,10 +49,9 @@ class _IdleTimer:
             now: The current monotonic time.
 
         Raises:
-            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
-        _check_now(now, self._last_now)
-        self._last_now = now
+        self._take_now(now)
         self._last_at = now
 
     def stop(self) -> None:
@@ -83,19 +65,20 @@ class _IdleTimer:
         return self._last_at + self._period
 
     def _input(self, now: float, what: str) -> None:
-        """Check an input at ``now`` (refused when stopped) and remember ``now``."""
+        """Take ``now`` (the clock is checked first, as everywhere), then refuse the input
+        when stopped."""
+        self._take_now(now)
         if self._last_at is None:
             raise LocalProtocolError(
                 f"{what}() on a stopped {type(self).__name__}; call start(now)"
             )
-        _check_now(now, self._last_now)
-        self._last_now = now
 
     def _touch(self, now: float, what: str) -> None:
         self._input(now, what)
         self._last_at = now
 
     def _has_expired(self, now: float) -> bool:
+        self._read_now(now)
         deadline = self.next_deadline()
         return deadline is not None and now >= deadline
 
@@ -148,7 +131,7 @@ class StallDetector(_IdleTimer):
             now: The current monotonic time.
 
         Raises:
-            LocalProtocolError: when ``now`` is not finite or is earlier than a previous input.
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
         super().start(now)
         self._unended = 0
@@ -170,8 +153,8 @@ class StallDetector(_IdleTimer):
             Whether they counted as progress.
 
         Raises:
-            LocalProtocolError: when the detector is stopped, or when ``now`` is not finite or
-                is earlier than a previous input.
+            LocalProtocolError: when the detector is stopped.
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._input(now, "received")
         self._unended += len(data)
@@ -188,8 +171,8 @@ class StallDetector(_IdleTimer):
             now: The current monotonic time.
 
         Raises:
-            LocalProtocolError: when the detector is stopped, or when ``now`` is not finite or
-                is earlier than a previous input.
+            LocalProtocolError: when the detector is stopped.
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._touch(now, "activity")
         self._unended = 0
@@ -198,10 +181,14 @@ class StallDetector(_IdleTimer):
         """Whether no progress was made for ``timeout`` seconds by ``now``.
 
         Args:
-            now: The current monotonic time (only read, so an earlier value is harmless).
+            now: The current monotonic time (only compared: a query does not move the
+                timer's clock).
 
         Returns:
             ``True`` exactly when running and ``now >= next_deadline()``.
+
+        Raises:
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
         return self._has_expired(now)
 
@@ -246,8 +233,8 @@ class HeartbeatScheduler(_IdleTimer):
             now: The current monotonic time.
 
         Raises:
-            LocalProtocolError: when the scheduler is stopped, or when ``now`` is not finite
-                or is earlier than a previous input.
+            LocalProtocolError: when the scheduler is stopped.
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._touch(now, "sent")
 
@@ -255,9 +242,13 @@ class HeartbeatScheduler(_IdleTimer):
         """Whether a heartbeat should be sent at ``now``.
 
         Args:
-            now: The current monotonic time (only read, so an earlier value is harmless).
+            now: The current monotonic time (only compared: a query does not move the
+                timer's clock).
 
         Returns:
             ``True`` exactly when running and ``now >= next_deadline()``.
+
+        Raises:
+            ClockError: when ``now`` is not finite or is earlier than a previous ``now``.
         """
         return self._has_expired(now)

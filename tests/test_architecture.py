@@ -21,6 +21,7 @@ FLOORS = {
     "_errors": 0,
     "_types": 0,
     "_version": 0,
+    "_validators": 0,  # argument checks and the rule for `now`, used by every floor above
     "_events": 1,
     "_parser": 1,
     "_accelerator": 1,  # loads _speedups unless SSE_CORE_PURE_PYTHON=1

@@ -351,7 +351,7 @@ def test_line_end_resets_the_stall_timeout(end: bytes) -> None:
     client.on_data(b" line" + end, 7.0)
     assert client.next_deadline() == pytest.approx(17.0)
     assert client.on_timer(10.0) == []
-    actions = client.on_data(end, 8.0)  # the blank line dispatches the event
+    actions = client.on_data(end, 10.0)  # the blank line dispatches the event
     assert delivered(actions) == ["slow line"]
 
 

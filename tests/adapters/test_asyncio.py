@@ -12,6 +12,7 @@ import asyncio
 import gc
 import socket
 import ssl
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -285,7 +286,8 @@ def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
             await watch.until_state(ClientState.RECONNECTING)
             assert watch.statuses[-1].reason == "stream ended"
             # Missed while the server is down:
-            ids += [log.append(Event(data=f"e{i}"), 0.0).id for i in range(5, 10)]
+            # (with the server's clock: the log refuses a now that goes backwards)
+            ids += [log.append(Event(data=f"e{i}"), time.monotonic()).id for i in range(5, 10)]
             server, _ = await started_server(replay_log=log)
             proxy.upstream = server.address
             await watch.until_events(10)

@@ -30,6 +30,7 @@ from sse_core._errors import (
 from sse_core._events import Comment, Event, Retry
 from sse_core._parser import Parser
 from sse_core._serializer import serialize_many
+from sse_core._validators import ClockError
 
 
 def normalised(text: str) -> str:
@@ -473,7 +474,14 @@ class AssemblerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.assembler is not None)
     @rule(back=st.sampled_from([0.5, 3.0]))
     def clock_backwards(self, back: float) -> None:
-        self.now -= back
+        """A now earlier than the latest given is refused and changes nothing: the model
+        never sees these calls and the state still matches it."""
+        self.poll(0.0)  # the assembler has now been given self.now
+        assert self.assembler is not None
+        with pytest.raises(ClockError):
+            self.assembler.feed(chunk("a 0 2 2 t\nx"), self.now - back)
+        with pytest.raises(ClockError):
+            self.assembler.poll(self.now - back)
 
     @precondition(lambda self: self.assembler is not None)
     @rule(delay=st.sampled_from([0.0, 1.0, 2.5]))
@@ -791,10 +799,13 @@ def test_expiry_timer() -> None:
 
 
 def test_time_does_not_run_backwards() -> None:
-    """An earlier now is taken as the latest now seen."""
+    """An earlier now than one already given is refused, and the chunk is not stored."""
     assembler = ChunkAssembler(ChunkConfig(timeout=10.0))
     assembler.poll(100.0)
-    assembler.feed(chunk("a 0 2 2 t\nx"), now=5.0)
+    with pytest.raises(ClockError, match=r"now went backwards: got 5\.0 after 100\.0"):
+        assembler.feed(chunk("a 0 2 2 t\nx"), now=5.0)
+    assert len(assembler) == 0 and assembler.next_deadline() is None
+    assembler.feed(chunk("a 0 2 2 t\nx"), now=100.0)  # the same now again is fine
     assert assembler.next_deadline() == 110.0
 
 

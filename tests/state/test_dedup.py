@@ -11,6 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from sse_core._dedup import DedupConfig, DedupWindow
 from sse_core._errors import InvalidConfigError, LocalProtocolError
+from sse_core._validators import ClockError
 
 # A small alphabet makes repeats common; long ids exercise the digest path.
 ids = st.one_of(
@@ -74,10 +75,16 @@ class DedupMachine(RuleBasedStateMachine):
         self.now += delay
 
     @precondition(lambda self: self.window is not None)
-    @rule(back=st.sampled_from([0.25, 1.0]))
-    def clock_backwards(self, back: float) -> None:
-        # The window must treat an earlier now as the latest one.
-        self.now -= back
+    @rule(back=st.sampled_from([0.25, 1.0]), id=ids)
+    def clock_backwards(self, back: float, id: str) -> None:
+        """A now earlier than the latest given is refused and changes nothing: the model
+        never sees these calls and the invariant still holds."""
+        self.expire()  # the window has now been given self.now
+        assert self.window is not None
+        with pytest.raises(ClockError):
+            self.window.check(id, self.now - back)
+        with pytest.raises(ClockError):
+            self.window.expire(self.now - back)
 
     @precondition(lambda self: self.window is not None)
     @rule()
@@ -112,7 +119,8 @@ TestDedupMachine.settings = settings(stateful_step_count=40)
 def test_memory_never_exceeds_max_ids(max_ids: int, checks: list[tuple[str, float]]) -> None:
     """Whatever ids and times come in, at most max_ids ids are held."""
     window = DedupWindow(DedupConfig(max_ids=max_ids, max_id_length=8))
-    for id, now in checks:
+    times = sorted(now for _, now in checks)  # a monotonic clock
+    for (id, _), now in zip(checks, times, strict=True):
         window.check(id, now)
         assert len(window) <= max_ids
         # Long ids are stored as 16-byte digests, so no key exceeds the length bound.

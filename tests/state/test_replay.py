@@ -22,6 +22,7 @@ from sse_core._replay import (
     UnknownId,
 )
 from sse_core._serializer import serialize
+from sse_core._validators import ClockError
 
 
 @attrs.define
@@ -191,7 +192,17 @@ class ReplayMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.log is not None)
     @rule()
     def clock_backwards(self) -> None:
-        self.now -= 1.0
+        """A now earlier than the latest given is refused and changes nothing: the model
+        never sees these calls and the invariant still holds."""
+        self.expire()  # the log has now been given self.now
+        assert self.log is not None
+        earlier = self.now - 1.0
+        with pytest.raises(ClockError):
+            self.log.append(Event(data="x"), earlier)
+        with pytest.raises(ClockError):
+            self.log.resume("0", earlier)
+        with pytest.raises(ClockError):
+            self.log.expire(earlier)
 
     @precondition(lambda self: self.log is not None)
     @rule()

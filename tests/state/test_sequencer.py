@@ -18,6 +18,7 @@ from sse_core._sequencer import (
     SequencerRecord,
     Skipped,
 )
+from sse_core._validators import ClockError
 
 Item = tuple[int, int]  # (number, push index): lets a test tell which copy was delivered
 Record = SequencerRecord[Item]
@@ -189,9 +190,16 @@ class SequencerMachine(RuleBasedStateMachine):
         self.now += delay
 
     @precondition(lambda self: self.seq is not None)
-    @rule()
-    def clock_backwards(self) -> None:
-        self.now -= 1.0
+    @rule(number=st.integers(0, 30))
+    def clock_backwards(self, number: int) -> None:
+        """A now earlier than the latest given is refused and changes nothing: the model
+        never sees these calls and the records that follow still match it."""
+        self.poll()  # the sequencer has now been given self.now
+        assert self.seq is not None
+        with pytest.raises(ClockError):
+            self.seq.push(number, (number, -1), self.now - 1.0)
+        with pytest.raises(ClockError):
+            self.seq.poll(self.now - 1.0)
 
     @precondition(lambda self: self.seq is not None)
     @rule()

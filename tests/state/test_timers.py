@@ -14,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from sse_core._errors import InvalidConfigError, LocalProtocolError
 from sse_core._timers import HeartbeatScheduler, StallDetector
+from sse_core._validators import ClockError
 
 Timer = StallDetector | HeartbeatScheduler
 
@@ -157,12 +158,18 @@ def test_now_must_be_finite(kind: Kind, bad: float) -> None:
 
 
 @kinds
-def test_queries_with_an_earlier_now_are_harmless(kind: Kind) -> None:
-    """is_stalled / is_due only read now; an earlier value answers False and changes nothing."""
+def test_queries_refuse_an_earlier_now_but_do_not_move_the_clock(kind: Kind) -> None:
+    """is_stalled / is_due refuse a now earlier than the last input's (the one rule for now),
+    and, being queries, leave the clock where the last input put it."""
     timer = kind.make(2.0)
     timer.start(10.0)
-    assert not kind.fired(timer, 0.0)
-    assert timer.next_deadline() == 12.0
+    with pytest.raises(ClockError, match=r"now went backwards: got 0\.0 after 10\.0"):
+        kind.fired(timer, 0.0)
+    with pytest.raises(ClockError, match="finite"):
+        kind.fired(timer, math.nan)
+    assert kind.fired(timer, 20.0)
+    kind.touch(timer, 11.0)  # the query at 20.0 did not move the clock
+    assert timer.next_deadline() == 13.0
 
 
 def test_int_periods_are_accepted_as_seconds() -> None:
