@@ -44,13 +44,14 @@ from ._chunking import (
     MessageDropped,
     split_message,
 )
-from ._client import TRANSITIONS, ClientConfig, ClientInput, ClientSession
+from ._client import TRANSITIONS, ClientInput, ClientSession
 from ._compression import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     Compressor,
     Decompressor,
     negotiate_encoding,
 )
+from ._config import DEFAULT_MAX_RESPONSE_SIZE, ClientConfig, LongPollConfig, ServerConfig
 from ._dedup import DedupConfig, DedupWindow
 from ._errors import (
     InvalidConfigError,
@@ -61,14 +62,7 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
-from ._longpoll import (
-    DEFAULT_MAX_RESPONSE_SIZE,
-    LONG_POLL_CONTENT_TYPE,
-    LongPollConfig,
-    LongPollResponse,
-    LongPollSession,
-    LongPollState,
-)
+from ._longpoll import LONG_POLL_CONTENT_TYPE, LongPollResponse, LongPollSession, LongPollState
 from ._metrics import BufferGauge, DurationSummary, Metrics
 from ._parser import (
     DEFAULT_MAX_EVENT_SIZE,
@@ -80,7 +74,7 @@ from ._parser import (
 from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
 from ._sequencer import Delivery, Gap, GapReason, Sequencer, SequencerConfig, SequencerRecord
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
-from ._server import ServerConfig, ServerSession, ServerState
+from ._server import ServerSession, ServerState
 from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
 from ._version import __version__

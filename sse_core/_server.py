@@ -22,10 +22,9 @@ import math
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-import attrs
-
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
 from ._compression import Compressor, negotiate_encoding
+from ._config import ServerConfig
 from ._errors import InvalidConfigError, LocalProtocolError
 from ._events import Comment, Event, Retry
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
@@ -42,86 +41,6 @@ class ServerState(enum.Enum):
     IDLE = "idle"  # no request answered yet
     STREAMING = "streaming"
     CLOSED = "closed"
-
-
-@attrs.frozen(kw_only=True)
-class ServerConfig:
-    """Every knob of a :class:`ServerSession`, validated on construction.
-
-    Attributes:
-        heartbeat_interval: Seconds of silence after which a heartbeat comment is sent
-            (proxies drop idle connections; clients detect stalls). ``None`` disables it.
-        retry: A reconnection time in milliseconds to send at the start of the stream
-            (``retry:``), or ``None``.
-        padding: Bytes of comment to send first, for proxies that hold back the first bytes
-            of a response (2 KiB is the usual figure); 0 sends none.
-        is_compression_enabled: Compress with gzip when the request's ``Accept-Encoding``
-            allows it.
-        compression_level: zlib level, 1 to 9.
-        last_event_id_param: Query parameter read as the last event ID when the request has
-            no ``Last-Event-ID`` header (for clients that cannot set headers), or ``None``.
-        headers: Extra response header fields.
-        replay_chunk_size: The most encoded bytes of replay produced in one step (at least
-            one event per step); the first step goes out with the head, the others through
-            :meth:`ServerSession.continue_replay`.
-        is_unknown_id_replayed: What a client whose ``Last-Event-ID`` the log cannot place
-            (forged, from another server, from before a restart) gets after the gap signal:
-            ``False`` (the default), only the log's position and then the live tail;
-            ``True``, everything the log still has. The client is told about the gap either
-            way; replaying the whole log to any made-up id is what lets a 100-byte request
-            cost the server a megabyte.
-        busy_retry: The ``retry:`` hint, in milliseconds, given to a client whose long
-            replay is put off because the server's replay budget is spent (see
-            :class:`~sse_core.Broadcaster`); its connection is then closed and it comes back
-            with the same ``Last-Event-ID``.
-    """
-
-    heartbeat_interval: float | None = 15.0
-    retry: int | None = None
-    padding: int = 0
-    is_compression_enabled: bool = True
-    compression_level: int = 6
-    last_event_id_param: str | None = "lastEventId"
-    headers: tuple[tuple[str, str], ...] = ()
-    replay_chunk_size: int = 64 * 1024
-    is_unknown_id_replayed: bool = False
-    busy_retry: int = 5000
-
-    def __attrs_post_init__(self) -> None:
-        interval = self.heartbeat_interval
-        if interval is not None and (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-            or interval <= 0
-        ):
-            raise InvalidConfigError(
-                f"heartbeat_interval must be a finite number > 0 or None, got {interval!r}"
-            )
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise InvalidConfigError(f"retry must be None or an int >= 0, got {self.retry!r}")
-        if type(self.padding) is not int or not 0 <= self.padding <= 1 << 16:
-            raise InvalidConfigError(
-                f"padding must be an int from 0 to 65536, got {self.padding!r}"
-            )
-        if type(self.compression_level) is not int or not 1 <= self.compression_level <= 9:
-            raise InvalidConfigError(
-                f"compression_level must be an int from 1 to 9, got {self.compression_level!r}"
-            )
-        for name, value in self.headers:
-            if any(c in name + value for c in "\r\n\x00") or not name:
-                raise InvalidConfigError(f"invalid response header {(name, value)!r}")
-        if type(self.replay_chunk_size) is not int or self.replay_chunk_size < 1:
-            raise InvalidConfigError(
-                f"replay_chunk_size must be an int >= 1, got {self.replay_chunk_size!r}"
-            )
-        if type(self.is_unknown_id_replayed) is not bool:
-            raise InvalidConfigError(
-                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
-            )
-        if type(self.busy_retry) is not int or self.busy_retry < 0:
-            raise InvalidConfigError(f"busy_retry must be an int >= 0, got {self.busy_retry!r}")
-
 
 
 class ServerSession:

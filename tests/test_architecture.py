@@ -35,6 +35,8 @@ FLOORS = {
     "_metrics": 2,
     "_actions": 3,
     "_compression": 3,
+    "_config": 3,  # the sessions' configurations
+    "_transport": 3,  # the client's transport fallback (TransportSwitch)
     "_client": 3,
     "_server": 3,
     "_longpoll": 3,
