@@ -10,8 +10,9 @@ long-polling fallback for networks where a buffering intermediary holds the stre
 (:mod:`sse_core._longpoll`): :attr:`ClientSession.transport` and
 :class:`~sse_core.ReportTransport`.
 
-The session is a facade over smaller parts: a response gate (which input may come next on
-the connection in flight), the :class:`~sse_core.Parser`, the delivery pipeline
+The session is a facade over smaller parts: the response gate (the requests and the verdict
+on each response head, :mod:`sse_core._handshake`, and which input may come next on the
+connection in flight), the :class:`~sse_core.Parser`, the delivery pipeline
 (:mod:`sse_core._pipeline`) and the transport switch (:mod:`sse_core._transport`). It runs
 two machines, each on its own table: the lifecycle, :data:`TRANSITIONS` (the docs' state
 diagram is drawn from it), and the transport fallback,
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from urllib.parse import quote, urlencode
 
 from ._actions import (
     Action,
@@ -46,13 +46,14 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._events import Event, Retry
-from ._longpoll import LONG_POLL_CONTENT_TYPE, LongPollResponse
+from ._handshake import Refusal, judge_response, poll_request, stream_request
+from ._longpoll import LongPollResponse
 from ._metrics import Metrics
 from ._parser import Parser
 from ._pipeline import DeliveryPipeline
 from ._timers import StallDetector
 from ._transport import Leg, LegInput, TransportSwitch
-from ._types import RandomSource, header_value
+from ._types import RandomSource
 
 __all__ = ["TRANSITIONS", "ClientConfig", "ClientInput", "ClientSession"]
 
@@ -85,78 +86,6 @@ TRANSITIONS: dict[tuple[ClientState, ClientInput], ClientState] = {
     (_S.RECONNECTING, _I.RECONNECT_DUE): _S.CONNECTING,
     **{(state, _I.CLOSE): _S.CLOSED for state in (*_LIVE, _S.RECONNECTING)},
 }
-
-
-def _essence(content_type: str | None) -> str | None:
-    """A Content-Type's MIME type essence (lowercase, no parameters)."""
-    if content_type is None:
-        return None
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def _judge(
-    config: ClientConfig,
-    status: int,
-    headers: Sequence[tuple[str | bytes, str | bytes]],
-    *,
-    is_poll: bool,
-) -> Decompressor | tuple[ClientInput, str]:
-    """Accept a response head (its decoder) or say why not (``LOST`` or ``REFUSED``)."""
-    content_type = header_value(headers, "content-type")
-    expected = LONG_POLL_CONTENT_TYPE if is_poll else "text/event-stream"
-    if status == 200 and _essence(content_type) == expected:
-        encoding = header_value(headers, "content-encoding") or ""
-        try:
-            return Decompressor(encoding, max_output=config.max_decompressed_size)
-        except InvalidConfigError:
-            return ClientInput.REFUSED, f"unsupported Content-Encoding {encoding!r}"
-    if status in config.retry_statuses:
-        return ClientInput.LOST, f"HTTP {status}, retrying"
-    if status == 204:
-        return ClientInput.REFUSED, "HTTP 204 No Content: the server asked not to reconnect"
-    if status == 200:
-        return ClientInput.REFUSED, f"wrong Content-Type {content_type!r}"
-    return ClientInput.REFUSED, f"HTTP {status}"
-
-
-def _stream_request(config: ClientConfig, url: str, last_event_id: str) -> Request:
-    """The event stream's request (WHATWG "EventSource constructor", "reestablish")."""
-    headers: dict[str, tuple[str, str]] = {
-        "accept": ("Accept", "text/event-stream"),
-        "cache-control": ("Cache-Control", "no-cache"),
-    }
-    if config.is_gzip_accepted:
-        headers["accept-encoding"] = ("Accept-Encoding", "gzip")
-    for name, value in config.headers:
-        headers[name.lower()] = (name, value)
-    if last_event_id:
-        # "If the event source's last event ID string is not the empty string, set
-        # `Last-Event-ID`/last event ID string, encoded as UTF-8."
-        headers["last-event-id"] = ("Last-Event-ID", last_event_id)
-    return Request(
-        method=config.method, url=url, headers=tuple(headers.values()), body=config.body
-    )
-
-
-def _poll_request(
-    config: ClientConfig, poll_url: str, last_event_id: str, cache_bust: tuple[str, str] | None
-) -> Request:
-    """One poll's request (the wire format of :mod:`sse_core._longpoll`)."""
-    params = [("lastEventId", last_event_id)] if last_event_id else []
-    params.append(("timeout", format(config.long_poll_timeout, "g")))
-    if cache_bust is not None:
-        params.append(cache_bust)
-    headers: dict[str, tuple[str, str]] = {
-        "accept": ("Accept", LONG_POLL_CONTENT_TYPE),
-        "cache-control": ("Cache-Control", "no-cache"),
-    }
-    if config.is_gzip_accepted:
-        headers["accept-encoding"] = ("Accept-Encoding", "gzip")
-    for name, value in config.headers:
-        if name.lower() != "accept":
-            headers[name.lower()] = (name, value)
-    url = add_query(poll_url, urlencode(params, quote_via=quote))
-    return Request(method="GET", url=url, headers=tuple(headers.values()))
 
 
 def _earliest(*instants: float | None) -> float | None:
@@ -276,7 +205,7 @@ class ClientSession:
         """
         if self._switch.transport is Transport.LONG_POLLING:
             return self.long_poll_request()
-        return _stream_request(self._config, self._url, self._last_event_id)
+        return stream_request(self._config, self._url, self._last_event_id)
 
     def long_poll_request(self) -> Request:
         """The request of the next poll.
@@ -292,7 +221,7 @@ class ClientSession:
         poll_url = self._config.long_poll_url
         if poll_url is None:
             raise LocalProtocolError("long_poll_request() without a long_poll_url")
-        return _poll_request(self._config, poll_url, self._last_event_id, self._cache_bust)
+        return poll_request(self._config, poll_url, self._last_event_id, self._cache_bust)
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`on_timer` next, or ``None`` when nothing is scheduled."""
@@ -343,14 +272,13 @@ class ClientSession:
             LocalProtocolError: no connection is being made.
         """
         leg = self._gate("on_response", is_head_in=False)
-        verdict = _judge(self._config, status, headers, is_poll=leg is Leg.POLL)
-        if not isinstance(verdict, Decompressor):
+        verdict = judge_response(self._config, status, headers, is_poll=leg is Leg.POLL)
+        if isinstance(verdict, Refusal):
             if leg is Leg.PROBE:  # a try at streaming: anything but a stream means "poll"
-                return self._resume_polling(now, verdict[1], is_open=True)
-            event, reason = verdict
-            if event is ClientInput.LOST:
-                return self._lose(now, reason, is_open=True)
-            return self._refuse(now, reason)
+                return self._resume_polling(now, verdict.reason, is_open=True)
+            if verdict.is_retryable:
+                return self._lose(now, verdict.reason, is_open=True)
+            return self._refuse(now, verdict.reason)
         self._is_head_in = True
         self._decompressor = verdict
         if leg is not Leg.POLL:
@@ -497,7 +425,7 @@ class ClientSession:
             return [Connect(request=self.long_poll_request())]
         if self._stall is not None:
             self._stall.start(now)  # bounds the wait for the response head too
-        return [Connect(request=_stream_request(self._config, self._url, self._last_event_id))]
+        return [Connect(request=stream_request(self._config, self._url, self._last_event_id))]
 
     def _reset_connection(self) -> None:
         """Forget the connection in flight (not the logical connection it belongs to)."""
