@@ -44,6 +44,7 @@ from ._errors import (
     LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
+    sticky,
 )
 from ._events import Event, Retry
 from ._handshake import Refusal, judge_response, poll_request, stream_request
@@ -236,6 +237,7 @@ class ClientSession:
 
     # --- inputs ---------------------------------------------------------------------------
 
+    @sticky
     def start(self, now: float) -> list[Action]:
         """Open the stream: the first connection (or the first poll, when long-polling).
 
@@ -252,6 +254,7 @@ class ClientSession:
         self._switch.apply(LegInput.START, now)
         return actions + self._open(now)
 
+    @sticky
     def on_response(
         self, status: int, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
     ) -> list[Action]:
@@ -297,6 +300,7 @@ class ClientSession:
             self._outage_since = None
         return [self._move(ClientInput.ACCEPTED, now)]
 
+    @sticky
     def on_data(self, data: bytes, now: float) -> list[Action]:
         """Body bytes arrived.
 
@@ -323,6 +327,7 @@ class ClientSession:
             actions.append(self._move(ClientInput.FIRST_BYTES, now))
         return self._stream_data(data, now, actions)
 
+    @sticky
     def on_eof(self, now: float) -> list[Action]:
         """The response body ended. The spec reconnects ("reestablish the connection").
 
@@ -342,6 +347,7 @@ class ClientSession:
         reason = "stream ended mid-event" if end.is_truncated else "stream ended"
         return self._lose(now, reason, is_open=False)
 
+    @sticky
     def on_connection_lost(self, now: float, reason: str = "connection lost") -> list[Action]:
         """The connection failed (refused, reset, TLS error, timeout in the adapter...).
 
@@ -354,6 +360,7 @@ class ClientSession:
             return self._resume_polling(now, reason, is_open=False)
         return self._lose(now, reason, is_open=False)
 
+    @sticky
     def on_timer(self, now: float) -> list[Action]:
         """Wake-up at (or after) :meth:`next_deadline`: reconnect, replace a stalled
         connection, start the next poll, act on a stream that shows no byte, or release what

@@ -8,12 +8,19 @@ the names the sans-IO family (h11, wsproto) taught users:
   also a :class:`ValueError`, as is :class:`InvalidConfigError` for bad configuration.
 * :class:`RemoteProtocolError` -- the peer sent something we refuse. :class:`LimitExceeded`
   is the case of a peer crossing a size or count limit the caller set.
+
+The root itself is never raised (as h11 refuses to raise its own): ``SSEError()`` is a
+:class:`TypeError`, so every error says which side broke a rule.
+
+A session whose input raised :class:`LocalProtocolError` has been misused: it stays failed
+(:func:`sticky`) and every later input raises :class:`LocalProtocolError`, chained to the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 __all__ = [
     "InvalidConfigError",
@@ -26,7 +33,19 @@ __all__ = [
 
 
 class SSEError(Exception):
-    """Root of every exception raised by sse_core."""
+    """Root of every exception raised by sse_core.
+
+    Catch it; never raise it: ``SSEError(...)`` raises :class:`TypeError`. Raise (and expect)
+    one of its branches, :class:`LocalProtocolError` or :class:`RemoteProtocolError`.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SSEError:
+        if cls is SSEError:
+            raise TypeError(
+                "SSEError is the root of sse_core's errors and is never raised itself; "
+                "raise LocalProtocolError or RemoteProtocolError (or a subclass)"
+            )
+        return super().__new__(cls, *args, **kwargs)
 
 
 class LocalProtocolError(SSEError):
@@ -76,3 +95,39 @@ class LimitExceeded(RemoteProtocolError):
         self.value = value
         self.maximum = maximum
         self.items: list[Any] = list(items)
+
+
+class _Session(Protocol):
+    _failure: LocalProtocolError | None
+
+
+_S = TypeVar("_S", bound=_Session)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def sticky(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    """Make a session input fail for good on misuse (h11's ERROR state).
+
+    The decorated method of a session (which keeps ``_failure``, ``None`` at first) records
+    any :class:`LocalProtocolError` it raises; from then on every decorated method of that
+    session raises a new :class:`LocalProtocolError` that says the session failed earlier and
+    why, chained (``__cause__``) to the first error.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def guarded(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        failure = self._failure
+        if failure is not None:
+            raise LocalProtocolError(
+                f"{name}() refused: this {type(self).__name__} failed earlier ({failure}); "
+                "a misused session takes no more input (make a new one)"
+            ) from failure
+        try:
+            return method(self, *args, **kwargs)
+        except LocalProtocolError as error:
+            self._failure = error
+            raise
+
+    return guarded

@@ -60,6 +60,7 @@ from ._errors import (
     LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
+    sticky,
 )
 from ._events import Event
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
@@ -247,6 +248,8 @@ class LongPollSession:
     body, with ``Content-Length``) and ``Disconnect``, the last action of the session.
 
     Memory: the session keeps the client's cursor and nothing else; events stay in the log.
+    Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
+    input but :meth:`close` raises it again, saying the session failed earlier and why.
 
     Args:
         config: The session's configuration.
@@ -257,7 +260,7 @@ class LongPollSession:
             a :class:`~sse_core.ReplayLog`.
     """
 
-    __slots__ = ("_config", "_cursor", "_deadline", "_log", "_state")
+    __slots__ = ("_config", "_cursor", "_deadline", "_failure", "_log", "_state")
 
     def __init__(self, config: LongPollConfig, replay_log: ReplayLog) -> None:
         if not isinstance(config, LongPollConfig):
@@ -269,6 +272,7 @@ class LongPollSession:
         self._state = LongPollState.IDLE
         self._cursor = ""
         self._deadline: float | None = None
+        self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
     @property
     def state(self) -> LongPollState:
@@ -282,8 +286,10 @@ class LongPollSession:
 
     def next_deadline(self) -> float | None:
         """When the held request must be answered, or ``None`` when not holding."""
-        return self._deadline if self._state is LongPollState.HOLDING else None
+        is_holding = self._state is LongPollState.HOLDING and self._failure is None
+        return self._deadline if is_holding else None
 
+    @sticky
     def on_request(
         self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
     ) -> list[Action]:
@@ -322,6 +328,7 @@ class LongPollSession:
         self._cursor = last_event_id or self._log.position
         return self._answer(now, is_due=hold == 0)
 
+    @sticky
     def on_published(self, now: float) -> list[Action]:
         """Events were appended to the log: answer a held request that has new ones.
 
@@ -332,6 +339,7 @@ class LongPollSession:
             return []
         return self._answer(now, is_due=False)
 
+    @sticky
     def on_timer(self, now: float) -> list[Action]:
         """Wake-up at :meth:`next_deadline`: answer with what there is (maybe nothing).
 

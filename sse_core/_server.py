@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
 from ._compression import Compressor, negotiate_encoding
 from ._config import ServerConfig
-from ._errors import InvalidConfigError, LocalProtocolError
+from ._errors import InvalidConfigError, LocalProtocolError, sticky
 from ._events import Comment, Event, Retry
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._serializer import HEARTBEAT, serialize
@@ -45,6 +45,9 @@ class ServerState(enum.Enum):
 
 class ServerSession:
     """One event stream to one client.
+
+    Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
+    input but :meth:`close` raises it again, saying the session failed earlier and why.
 
     Args:
         config: The session's configuration.
@@ -71,6 +74,7 @@ class ServerSession:
         self._cursor: str | None = None  # replaying: the id after which the next step starts
         self._sent_id = ""  # the last id the client was sent (or sent us)
         self._latest = -math.inf  # the latest `now` given to any input
+        self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
     @property
     def state(self) -> ServerState:
@@ -100,10 +104,15 @@ class ServerSession:
 
     def next_deadline(self) -> float | None:
         """When the next heartbeat is due, or ``None``."""
-        if self._state is not ServerState.STREAMING or self._heartbeat is None:
+        if (
+            self._state is not ServerState.STREAMING
+            or self._heartbeat is None
+            or self._failure is not None
+        ):
             return None
         return self._heartbeat.next_deadline()
 
+    @sticky
     def on_request(
         self,
         target: str,
@@ -181,6 +190,7 @@ class ServerSession:
             actions += self.close(now)
         return actions
 
+    @sticky
     def continue_replay(self, now: float) -> list[Action]:
         """The next step of the replay, while :attr:`is_replaying`.
 
@@ -205,6 +215,7 @@ class ServerSession:
             data = self._gap_signal(cursor, "too_old") + self._replay_oldest(log)
         return self._send(data, now)
 
+    @sticky
     def send(self, event: StoredEvent | Event | bytes, now: float) -> list[Action]:
         """Send one event (or pre-encoded stream bytes) to this client.
 
@@ -228,6 +239,7 @@ class ServerSession:
             data = bytes(event)
         return self._send(data, now)
 
+    @sticky
     def on_timer(self, now: float) -> list[Action]:
         """Send a heartbeat if one is due."""
         if self.is_heartbeat_due(now):
@@ -238,6 +250,7 @@ class ServerSession:
         """Whether :meth:`on_timer` would send a heartbeat at ``now``."""
         return (
             self._state is ServerState.STREAMING
+            and self._failure is None
             and self._heartbeat is not None
             and self._heartbeat.is_due(now)
         )
