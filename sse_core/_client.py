@@ -393,9 +393,10 @@ class ClientSession:
         if self._state is ClientState.CLOSED:
             return []
         actions: list[Action] = []
-        if self._state in _LIVE:
-            if self._switch.leg.is_in_flight:
-                actions.append(Disconnect(reason="closed by the application"))
+        leg = self._switch.leg
+        if leg.is_in_flight:
+            actions.append(Disconnect(reason="closed by the application"))
+        if self._state in _LIVE and not leg.is_idle:  # idle: an input failed half-way
             self._end_connection(now)
         self._pipeline.flush(actions)  # deliver what the sequencer still holds
         actions.append(self._move(ClientInput.CLOSE, now))

@@ -45,6 +45,11 @@ class Leg(enum.Enum):
         """Whether a connection is being made or open."""
         return self in (Leg.STREAM, Leg.POLL, Leg.PROBE)
 
+    @property
+    def is_idle(self) -> bool:
+        """Whether the session has no connection, not even one between two polls."""
+        return self in (Leg.STREAMING_IDLE, Leg.POLLING_IDLE)
+
 
 class LegInput(enum.Enum):
     """What moves a :class:`TransportSwitch` from one leg to another."""

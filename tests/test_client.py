@@ -542,6 +542,26 @@ def test_close_while_reconnecting_has_no_disconnect() -> None:
     assert kinds(client.close(0.2)) == ["ReportStatus"]
 
 
+def test_close_after_an_input_failed_half_way() -> None:
+    """An input that fails part-way (here a clock that went backwards, refused by the backoff
+    after the connection was already dropped) leaves the session failed, and close() still
+    ends it cleanly."""
+    client = session()
+    open_stream(client, now=10.0)
+    client.on_data(b"data: x\n\n", 11.0)
+    client.on_eof(20.0)
+    deadline = client.next_deadline()
+    assert deadline is not None
+    assert kinds(client.on_timer(deadline)) == ["ReportStatus", "Connect"]
+    with pytest.raises(LocalProtocolError, match="backwards"):
+        client.on_connection_lost(3.0)
+    assert client.close(30.0) == [
+        ReportStatus(state=ClientState.CLOSED, since=30.0, reason=None)
+    ]
+    with pytest.raises(LocalProtocolError, match="failed earlier"):
+        client.start(31.0)
+
+
 def test_inputs_out_of_order_are_misuse() -> None:
     """Inputs that cannot happen in the current state raise LocalProtocolError (each on a
     fresh session: misuse fails a session for good, see test_misuse_is_sticky)."""
