@@ -28,8 +28,10 @@ from ._actions import (
     Transport,
 )
 from ._broadcast import Broadcaster, Subscriber
-from ._client import ClientConfig, ClientSession
+from ._client import ClientSession
+from ._config import ClientConfig, LongPollConfig, ServerConfig
 from ._errors import (
+    ClockError,
     InvalidConfigError,
     InvalidFieldError,
     LimitExceeded,
@@ -38,13 +40,12 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
-from ._longpoll import LongPollConfig, LongPollResponse, LongPollSession
+from ._longpoll import LongPollResponse, LongPollSession
 from ._metrics import Metrics
 from ._parser import EndOfStream, Parser
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
-from ._server import ServerConfig, ServerSession
+from ._server import ServerSession
 from ._types import Headers, RandomSource
-from ._validators import ClockError
 from ._version import __version__
 
 # After the records: the C accelerator, when it loads, imports sse_core._events itself.

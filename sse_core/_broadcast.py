@@ -150,7 +150,7 @@ class Subscriber(MonotonicNow):
         if now is not None:
             self._take_now(now)
         session = self.session
-        at = session._latest if now is None else now
+        at = session._latest_now if now is None else now
         items, self._items = self._items, []
         self._queued_bytes = 0
         self._initial = 0

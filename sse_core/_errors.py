@@ -5,17 +5,28 @@ the names the sans-IO family (h11, wsproto) taught users:
 
 * :class:`LocalProtocolError` -- the caller broke a rule (bad argument, misuse of an object).
   :class:`InvalidFieldError` is the case of text that cannot be written to a stream; it is
-  also a :class:`ValueError`, as is :class:`InvalidConfigError` for bad configuration.
+  also a :class:`ValueError`, as is :class:`InvalidConfigError` for bad configuration and
+  :class:`ClockError` for a ``now`` that goes backwards or is not a finite number.
 * :class:`RemoteProtocolError` -- the peer sent something we refuse. :class:`LimitExceeded`
   is the case of a peer crossing a size or count limit the caller set.
+
+The root itself is never raised (as h11 refuses to raise its own): ``SSEError()`` is a
+:class:`TypeError`, so every error says which side broke a rule.
+
+A session whose input raised :class:`LocalProtocolError` has been misused: it stays failed
+(:func:`sticky`) and every later input raises :class:`LocalProtocolError`, chained to the first.
+A :class:`ClockError` is the exception: the input was refused before it changed anything, so
+the session stays usable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 __all__ = [
+    "ClockError",
     "InvalidConfigError",
     "InvalidFieldError",
     "LimitExceeded",
@@ -26,7 +37,19 @@ __all__ = [
 
 
 class SSEError(Exception):
-    """Root of every exception raised by sse_core."""
+    """Root of every exception raised by sse_core.
+
+    Catch it; never raise it: ``SSEError(...)`` raises :class:`TypeError`. Raise (and expect)
+    one of its branches, :class:`LocalProtocolError` or :class:`RemoteProtocolError`.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SSEError:
+        if cls is SSEError:
+            raise TypeError(
+                "SSEError is the root of sse_core's errors and is never raised itself; "
+                "raise LocalProtocolError or RemoteProtocolError (or a subclass)"
+            )
+        return super().__new__(cls, *args, **kwargs)
 
 
 class LocalProtocolError(SSEError):
@@ -76,3 +99,63 @@ class LimitExceeded(RemoteProtocolError):
         self.value = value
         self.maximum = maximum
         self.items: list[Any] = list(items)
+
+
+class ClockError(LocalProtocolError, ValueError):
+    """A ``now`` that is not a finite number of seconds, or earlier than one given before.
+
+    Every object that takes ``now`` raises it, before changing anything, so a caller that
+    mixed clocks (a wall clock for a monotonic one) learns it at the first wrong call.
+
+    Attributes:
+        now: The value that was refused.
+        latest: The latest ``now`` the object had been given, or ``None`` when ``now`` was
+            refused for not being a finite number.
+    """
+
+    def __init__(self, now: object, latest: float | None) -> None:
+        if latest is None:
+            message = f"now must be a finite number of seconds, got {now!r}"
+        else:
+            message = f"now went backwards: got {now!r} after {latest!r} (pass a monotonic clock)"
+        super().__init__(message)
+        self.now = now
+        self.latest = latest
+
+
+class _Session(Protocol):
+    _failure: LocalProtocolError | None
+
+
+_S = TypeVar("_S", bound=_Session)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def sticky(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    """Make a session input fail for good on misuse (h11's ERROR state).
+
+    The decorated method of a session (which keeps ``_failure``, ``None`` at first) records
+    any :class:`LocalProtocolError` it raises; from then on every decorated method of that
+    session raises a new :class:`LocalProtocolError` that says the session failed earlier and
+    why, chained (``__cause__``) to the first error.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def guarded(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        failure = self._failure
+        if failure is not None:
+            raise LocalProtocolError(
+                f"{name}() refused: this {type(self).__name__} failed earlier ({failure}); "
+                "a misused session takes no more input (make a new one)"
+            ) from failure
+        try:
+            return method(self, *args, **kwargs)
+        except ClockError:
+            raise  # refused before anything changed: the session is intact
+        except LocalProtocolError as error:
+            self._failure = error
+            raise
+
+    return guarded

@@ -53,16 +53,19 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from ._actions import Action, Disconnect, ReportGap, Send, SendHead
+from ._config import DEFAULT_MAX_RESPONSE_SIZE, LongPollConfig
 from ._errors import (
     InvalidConfigError,
     InvalidFieldError,
     LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
+    sticky,
 )
 from ._events import Event
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._types import header_value
+from ._validators import MonotonicNow
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -75,9 +78,6 @@ __all__ = [
 
 #: The ``Content-Type`` of a long-poll answer.
 LONG_POLL_CONTENT_TYPE = "application/json"
-
-#: Default for the client's ``max_response_size``: 4 MiB of JSON per answer.
-DEFAULT_MAX_RESPONSE_SIZE = 4 << 20
 
 _GAP_REASONS = ("unknown", "too_old")
 _SEPARATORS = (",", ":")
@@ -230,83 +230,6 @@ class LongPollResponse:
             raise _bad(str(error)) from None
 
 
-def _check_seconds(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidConfigError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_param(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value or any(c in value for c in "&=#?% \r\n\x00"):
-        raise InvalidConfigError(f"{name} must be a plain query parameter name, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class LongPollConfig:
-    """Every knob of a :class:`LongPollSession`, validated on construction.
-
-    Attributes:
-        max_hold: Most seconds a request is held waiting for events (the client's
-            ``timeout`` is cut down to it; used when the client gives none). Keep it below
-            the idle timeout of the proxies on the way (often 30 to 60 s).
-        max_events: Most events in one answer. The client polls again at once for the rest.
-        max_bytes: Most bytes of event JSON in one answer, or ``None``. The first event is
-            always sent, however large; keep it below the client's ``max_response_size``.
-        retry: A reconnection time in milliseconds to put in every answer, or ``None``.
-        last_event_id_param: Query parameter read as the client's last event ID when the
-            request has no ``Last-Event-ID`` header.
-        timeout_param: Query parameter read as the client's timeout in seconds.
-        headers: Extra response header fields.
-        is_unknown_id_replayed: Whether a client whose last event ID the log cannot place
-            gets the log's events after the gap (``True``), or only the gap and the log's
-            position (``False``, the default, as :class:`~sse_core.ServerConfig`).
-
-    Raises:
-        InvalidConfigError: on construction, when a value is out of range or of the wrong type.
-    """
-
-    max_hold: float = 25.0
-    max_events: int = 100
-    max_bytes: int | None = 1 << 20
-    retry: int | None = None
-    last_event_id_param: str = "lastEventId"
-    timeout_param: str = "timeout"
-    headers: tuple[tuple[str, str], ...] = ()
-    is_unknown_id_replayed: bool = False
-
-    def __attrs_post_init__(self) -> None:
-        _check_seconds("max_hold", self.max_hold)
-        if type(self.is_unknown_id_replayed) is not bool:
-            raise InvalidConfigError(
-                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
-            )
-        if type(self.max_events) is not int or self.max_events < 1:
-            raise InvalidConfigError(f"max_events must be an int >= 1, got {self.max_events!r}")
-        if self.max_bytes is not None and (type(self.max_bytes) is not int or self.max_bytes < 1):
-            raise InvalidConfigError(
-                f"max_bytes must be None or an int >= 1, got {self.max_bytes!r}"
-            )
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise InvalidConfigError(f"retry must be None or an int >= 0, got {self.retry!r}")
-        _check_param("last_event_id_param", self.last_event_id_param)
-        _check_param("timeout_param", self.timeout_param)
-        if self.last_event_id_param == self.timeout_param:
-            raise InvalidConfigError("last_event_id_param and timeout_param must differ")
-        for pair in self.headers:
-            if (
-                not isinstance(pair, tuple)
-                or len(pair) != 2
-                or not all(isinstance(part, str) for part in pair)
-                or not pair[0]
-                or any(c in pair[0] + pair[1] for c in "\r\n\x00")
-            ):
-                raise InvalidConfigError(f"invalid response header {pair!r}")
-
-
 class LongPollState(enum.Enum):
     """Lifecycle of a :class:`LongPollSession`: ``IDLE`` -> (``HOLDING`` ->) ``ANSWERED``."""
 
@@ -315,7 +238,7 @@ class LongPollState(enum.Enum):
     ANSWERED = "answered"  # the answer was sent (or the session closed)
 
 
-class LongPollSession:
+class LongPollSession(MonotonicNow):
     """Answers one long-poll request from a :class:`~sse_core.state.ReplayLog`, without I/O.
 
     Make one per request. :meth:`on_request` answers at once when the log has events after
@@ -326,6 +249,8 @@ class LongPollSession:
     body, with ``Content-Length``) and ``Disconnect``, the last action of the session.
 
     Memory: the session keeps the client's cursor and nothing else; events stay in the log.
+    Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
+    input but :meth:`close` raises it again, saying the session failed earlier and why.
 
     Args:
         config: The session's configuration.
@@ -336,7 +261,7 @@ class LongPollSession:
             a :class:`~sse_core.state.ReplayLog`.
     """
 
-    __slots__ = ("_config", "_cursor", "_deadline", "_log", "_state")
+    __slots__ = ("_config", "_cursor", "_deadline", "_failure", "_log", "_state")
 
     def __init__(self, config: LongPollConfig, replay_log: ReplayLog) -> None:
         if not isinstance(config, LongPollConfig):
@@ -348,6 +273,8 @@ class LongPollSession:
         self._state = LongPollState.IDLE
         self._cursor = ""
         self._deadline: float | None = None
+        MonotonicNow.__init__(self)
+        self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
     @property
     def state(self) -> LongPollState:
@@ -361,8 +288,10 @@ class LongPollSession:
 
     def next_deadline(self) -> float | None:
         """When the held request must be answered, or ``None`` when not holding."""
-        return self._deadline if self._state is LongPollState.HOLDING else None
+        is_holding = self._state is LongPollState.HOLDING and self._failure is None
+        return self._deadline if is_holding else None
 
+    @sticky
     def on_request(
         self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
     ) -> list[Action]:
@@ -379,6 +308,7 @@ class LongPollSession:
         Raises:
             LocalProtocolError: the session already took a request.
         """
+        self._take_now(now)
         if self._state is not LongPollState.IDLE:
             raise LocalProtocolError(f"on_request() in state {self._state.value!r}")
         config = self._config
@@ -401,21 +331,25 @@ class LongPollSession:
         self._cursor = last_event_id or self._log.position
         return self._answer(now, is_due=hold == 0)
 
+    @sticky
     def on_published(self, now: float) -> list[Action]:
         """Events were appended to the log: answer a held request that has new ones.
 
         Returns:
             The answer, or ``[]`` (not holding, or nothing new for this client).
         """
+        self._take_now(now)
         if self._state is not LongPollState.HOLDING:
             return []
         return self._answer(now, is_due=False)
 
+    @sticky
     def on_timer(self, now: float) -> list[Action]:
         """Wake-up at :meth:`next_deadline`: answer with what there is (maybe nothing).
 
         Early or spurious calls return ``[]``.
         """
+        self._take_now(now)
         deadline = self.next_deadline()
         if deadline is None or now < deadline:
             return []
@@ -427,6 +361,7 @@ class LongPollSession:
         Returns:
             The answer when holding; ``Disconnect`` when no request came; ``[]`` afterwards.
         """
+        self._take_now(now)
         match self._state:
             case LongPollState.HOLDING:
                 return self._answer(now, is_due=True)

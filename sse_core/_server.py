@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
-import attrs
-
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
 from ._compression import Compressor, negotiate_encoding
-from ._errors import InvalidConfigError, LocalProtocolError
+from ._config import ServerConfig
+from ._errors import InvalidConfigError, LocalProtocolError, sticky
 from ._events import Event, Retry
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._serializer import HEARTBEAT, serialize, serialize_block, serialize_padding
 from ._timers import HeartbeatScheduler
 from ._types import header_value
+from ._validators import MonotonicNow
 
 __all__ = ["ServerConfig", "ServerSession", "ServerState"]
 
@@ -44,88 +43,11 @@ class ServerState(enum.Enum):
     CLOSED = "closed"
 
 
-@attrs.frozen(kw_only=True)
-class ServerConfig:
-    """Every knob of a :class:`ServerSession`, validated on construction.
-
-    Attributes:
-        heartbeat_interval: Seconds of silence after which a heartbeat comment is sent
-            (proxies drop idle connections; clients detect stalls). ``None`` disables it.
-        retry: A reconnection time in milliseconds to send at the start of the stream
-            (``retry:``), or ``None``.
-        padding: Bytes of comment to send first, for proxies that hold back the first bytes
-            of a response (2 KiB is the usual figure); 0 sends none.
-        is_compression_enabled: Compress with gzip when the request's ``Accept-Encoding``
-            allows it.
-        compression_level: zlib level, 1 to 9.
-        last_event_id_param: Query parameter read as the last event ID when the request has
-            no ``Last-Event-ID`` header (for clients that cannot set headers), or ``None``.
-        headers: Extra response header fields.
-        replay_chunk_size: The most encoded bytes of replay produced in one step (at least
-            one event per step); the first step goes out with the head, the others through
-            :meth:`ServerSession.continue_replay`.
-        is_unknown_id_replayed: What a client whose ``Last-Event-ID`` the log cannot place
-            (forged, from another server, from before a restart) gets after the gap signal:
-            ``False`` (the default), only the log's position and then the live tail;
-            ``True``, everything the log still has. The client is told about the gap either
-            way; replaying the whole log to any made-up id is what lets a 100-byte request
-            cost the server a megabyte.
-        busy_retry: The ``retry:`` hint, in milliseconds, given to a client whose long
-            replay is put off because the server's replay budget is spent (see
-            :class:`~sse_core.Broadcaster`); its connection is then closed and it comes back
-            with the same ``Last-Event-ID``.
-    """
-
-    heartbeat_interval: float | None = 15.0
-    retry: int | None = None
-    padding: int = 0
-    is_compression_enabled: bool = True
-    compression_level: int = 6
-    last_event_id_param: str | None = "lastEventId"
-    headers: tuple[tuple[str, str], ...] = ()
-    replay_chunk_size: int = 64 * 1024
-    is_unknown_id_replayed: bool = False
-    busy_retry: int = 5000
-
-    def __attrs_post_init__(self) -> None:
-        interval = self.heartbeat_interval
-        if interval is not None and (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-            or interval <= 0
-        ):
-            raise InvalidConfigError(
-                f"heartbeat_interval must be a finite number > 0 or None, got {interval!r}"
-            )
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise InvalidConfigError(f"retry must be None or an int >= 0, got {self.retry!r}")
-        if type(self.padding) is not int or not 0 <= self.padding <= 1 << 16:
-            raise InvalidConfigError(
-                f"padding must be an int from 0 to 65536, got {self.padding!r}"
-            )
-        if type(self.compression_level) is not int or not 1 <= self.compression_level <= 9:
-            raise InvalidConfigError(
-                f"compression_level must be an int from 1 to 9, got {self.compression_level!r}"
-            )
-        for name, value in self.headers:
-            if any(c in name + value for c in "\r\n\x00") or not name:
-                raise InvalidConfigError(f"invalid response header {(name, value)!r}")
-        if type(self.replay_chunk_size) is not int or self.replay_chunk_size < 1:
-            raise InvalidConfigError(
-                f"replay_chunk_size must be an int >= 1, got {self.replay_chunk_size!r}"
-            )
-        if type(self.is_unknown_id_replayed) is not bool:
-            raise InvalidConfigError(
-                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
-            )
-        if type(self.busy_retry) is not int or self.busy_retry < 0:
-            raise InvalidConfigError(f"busy_retry must be an int >= 0, got {self.busy_retry!r}")
-
-
-
-class ServerSession:
+class ServerSession(MonotonicNow):
     """One event stream to one client.
+
+    Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
+    input but :meth:`close` raises it again, saying the session failed earlier and why.
 
     Args:
         config: The session's configuration.
@@ -151,7 +73,8 @@ class ServerSession:
         self._bytes_sent = 0
         self._cursor: str | None = None  # replaying: the id after which the next step starts
         self._sent_id = ""  # the last id the client was sent (or sent us)
-        self._latest = -math.inf  # the latest `now` given to any input
+        MonotonicNow.__init__(self)
+        self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
     @property
     def state(self) -> ServerState:
@@ -181,10 +104,15 @@ class ServerSession:
 
     def next_deadline(self) -> float | None:
         """When the next heartbeat is due, or ``None``."""
-        if self._state is not ServerState.STREAMING or self._heartbeat is None:
+        if (
+            self._state is not ServerState.STREAMING
+            or self._heartbeat is None
+            or self._failure is not None
+        ):
             return None
         return self._heartbeat.next_deadline()
 
+    @sticky
     def on_request(
         self,
         target: str,
@@ -213,9 +141,9 @@ class ServerSession:
         Raises:
             LocalProtocolError: the session already answered a request.
         """
+        self._take_now(now)
         if self._state is not ServerState.IDLE:
             raise LocalProtocolError(f"on_request() in state {self._state.value!r}")
-        self._latest = now
         config = self._config
         last_event_id = header_value(headers, "last-event-id")
         if last_event_id is None and config.last_event_id_param is not None:
@@ -261,6 +189,7 @@ class ServerSession:
             actions += self.close(now)
         return actions
 
+    @sticky
     def continue_replay(self, now: float) -> list[Action]:
         """The next step of the replay, while :attr:`is_replaying`.
 
@@ -275,6 +204,7 @@ class ServerSession:
         Returns:
             One :class:`~sse_core.Send`, or nothing when no replay is under way.
         """
+        self._take_now(now)
         cursor, log = self._cursor, self._replay_log
         if cursor is None or log is None or self._state is not ServerState.STREAMING:
             return []
@@ -285,6 +215,7 @@ class ServerSession:
             data = self._gap_signal(cursor, "too_old") + self._replay_oldest(log)
         return self._send(data, now)
 
+    @sticky
     def send(self, event: StoredEvent | Event | bytes, now: float) -> list[Action]:
         """Send one event (or pre-encoded stream bytes) to this client.
 
@@ -296,6 +227,7 @@ class ServerSession:
         Raises:
             LocalProtocolError: the stream is not open.
         """
+        self._take_now(now)
         if self._state is not ServerState.STREAMING:
             raise LocalProtocolError(f"send() in state {self._state.value!r}")
         if isinstance(event, StoredEvent):
@@ -308,16 +240,20 @@ class ServerSession:
             data = bytes(event)
         return self._send(data, now)
 
+    @sticky
     def on_timer(self, now: float) -> list[Action]:
         """Send a heartbeat if one is due."""
+        self._take_now(now)
         if self.is_heartbeat_due(now):
             return self._send(HEARTBEAT, now)
         return []
 
     def is_heartbeat_due(self, now: float) -> bool:
         """Whether :meth:`on_timer` would send a heartbeat at ``now``."""
+        self._read_now(now)
         return (
             self._state is ServerState.STREAMING
+            and self._failure is None
             and self._heartbeat is not None
             and self._heartbeat.is_due(now)
         )
@@ -327,6 +263,7 @@ class ServerSession:
 
         Closing a closed session does nothing.
         """
+        self._take_now(now)
         if self._state is ServerState.CLOSED:
             return []
         actions: list[Action] = []
@@ -352,10 +289,11 @@ class ServerSession:
 
     def _mark_sent(self, now: float) -> None:
         """Record that data went out at ``now`` (the heartbeat waits from here)."""
-        if now > self._latest:
-            self._latest = now
+        # Lenient: bytes queued at one instant may be taken a little later by another caller.
+        if now > self._latest_now:
+            self._latest_now = now
         if self._heartbeat is not None and self._state is ServerState.STREAMING:
-            self._heartbeat.sent(self._latest)
+            self._heartbeat.sent(self._latest_now)
 
     # --- internals ------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._errors import InvalidConfigError, InvalidFieldError, LocalProtocolError
+from ._errors import ClockError, InvalidConfigError, InvalidFieldError, LocalProtocolError
 
 __all__ = [
     "Check",
@@ -245,28 +245,6 @@ def header_pairs(value: object) -> tuple[tuple[str, str], ...]:
 
 
 # --- the rule for now ------------------------------------------------------------------------
-
-
-class ClockError(LocalProtocolError, ValueError):
-    """A ``now`` that is not a finite number of seconds, or earlier than one given before.
-
-    Every object that takes ``now`` raises it, before changing anything, so a caller that
-    mixed clocks (a wall clock for a monotonic one) learns it at the first wrong call.
-
-    Attributes:
-        now: The value that was refused.
-        latest: The latest ``now`` the object had been given, or ``None`` when ``now`` was
-            refused for not being a finite number.
-    """
-
-    def __init__(self, now: object, latest: float | None) -> None:
-        if latest is None:
-            message = f"now must be a finite number of seconds, got {now!r}"
-        else:
-            message = f"now went backwards: got {now!r} after {latest!r} (pass a monotonic clock)"
-        super().__init__(message)
-        self.now = now
-        self.latest = latest
 
 
 # Below every finite now a caller passes, and above -inf (which is refused).

@@ -16,6 +16,7 @@ from sse_core import (
     ClientConfig,
     ClientSession,
     ClientState,
+    ClockError,
     Connect,
     Deliver,
     Event,
@@ -530,9 +531,9 @@ def test_close_is_final() -> None:
     assert client.state is ClientState.CLOSED
     assert client.next_deadline() is None
     assert client.on_timer(100.0) == []
-    assert client.close(2.0) == []
+    assert client.close(101.0) == []
     with pytest.raises(LocalProtocolError):
-        client.on_data(b"data: x\n\n", 3.0)
+        client.on_data(b"data: x\n\n", 102.0)
 
 
 def test_close_while_reconnecting_has_no_disconnect() -> None:
@@ -543,20 +544,73 @@ def test_close_while_reconnecting_has_no_disconnect() -> None:
     assert kinds(client.close(0.2)) == ["ReportStatus"]
 
 
-def test_inputs_out_of_order_are_misuse() -> None:
-    """Inputs that cannot happen in the current state raise LocalProtocolError."""
+def test_a_backwards_clock_is_refused_up_front_and_the_session_carries_on() -> None:
+    """A ``now`` earlier than the session's clock is refused (ClockError) before anything
+    changes -- not half-way, after the connection was dropped -- so the session is not
+    failed: the same input with a good clock works, and close() ends it cleanly."""
     client = session()
+    open_stream(client, now=10.0)
+    client.on_data(b"data: x\n\n", 11.0)
+    client.on_eof(20.0)
+    deadline = client.next_deadline()
+    assert deadline is not None
+    assert kinds(client.on_timer(deadline)) == ["ReportStatus", "Connect"]
+    with pytest.raises(ClockError, match="backwards"):
+        client.on_connection_lost(3.0)
+    assert client.state is ClientState.CONNECTING
+    assert kinds(client.on_connection_lost(deadline + 1.0)) == ["ReportStatus"]
+    assert client.state is ClientState.RECONNECTING
+    assert client.close(30.0) == [
+        ReportStatus(state=ClientState.CLOSED, since=30.0, reason=None)
+    ]
+
+
+def test_inputs_out_of_order_are_misuse() -> None:
+    """Inputs that cannot happen in the current state raise LocalProtocolError (each on a
+    fresh session: misuse fails a session for good, see test_misuse_is_sticky)."""
     with pytest.raises(LocalProtocolError):
-        client.on_response(200, SSE_HEADERS, 0.0)
+        session().on_response(200, SSE_HEADERS, 0.0)
     with pytest.raises(LocalProtocolError):
-        client.on_eof(0.0)
+        session().on_eof(0.0)
     with pytest.raises(LocalProtocolError):
-        client.on_connection_lost(0.0)
+        session().on_connection_lost(0.0)
+    client = session()
     client.start(0.0)
     with pytest.raises(LocalProtocolError):
         client.start(0.0)
+    client = session()
+    client.start(0.0)
     with pytest.raises(LocalProtocolError):
         client.on_data(b"x", 0.0)
+
+
+def test_misuse_is_sticky() -> None:
+    """After an input raised LocalProtocolError the session has failed for good (h11's ERROR
+    state): every later input raises LocalProtocolError that says it failed earlier and why,
+    chained to the first error; nothing is scheduled; close() still ends the connection."""
+    client = session()
+    open_stream(client)
+    assert client.next_deadline() is not None
+    with pytest.raises(LocalProtocolError) as first:
+        client.start(1.0)  # already started
+    later_inputs = [
+        lambda: client.on_data(b"data: x\n\n", 2.0),
+        lambda: client.on_eof(2.0),
+        lambda: client.on_connection_lost(2.0),
+        lambda: client.on_response(200, SSE_HEADERS, 2.0),
+        lambda: client.on_timer(100.0),
+        lambda: client.start(2.0),
+    ]
+    for call in later_inputs:
+        with pytest.raises(LocalProtocolError, match="failed earlier") as later:
+            call()
+        assert later.value.__cause__ is first.value
+        assert str(first.value) in str(later.value)
+    assert client.next_deadline() is None
+    assert client.state is ClientState.CONNECTED  # the misuse changed nothing else
+    assert kinds(client.close(3.0)) == ["Disconnect", "ReportStatus"]
+    with pytest.raises(LocalProtocolError, match="failed earlier"):
+        client.start(4.0)
 
 
 # --- the state machine ----------------------------------------------------------------------

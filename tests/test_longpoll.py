@@ -260,8 +260,8 @@ def test_holds_until_an_event_is_published() -> None:
     assert session.next_deadline() == 30.0
     assert session.on_published(11.0) == []  # nothing new yet
     assert session.on_timer(29.9) == []
-    log.append(Event(data="new"), 12.0)
-    document = answer_of(session.on_published(12.0))
+    log.append(Event(data="new"), 29.95)
+    document = answer_of(session.on_published(29.95))
     assert datas(document) == ["new"] and document["last_event_id"] == "3"
 
 
@@ -403,6 +403,25 @@ def test_close() -> None:
     assert idle.close(1.0) == [] and held.close(2.0) == []
     with pytest.raises(LocalProtocolError):
         held.on_request("/poll", [], 3.0)
+
+
+def test_server_misuse_is_sticky() -> None:
+    """A second request fails the session for good: every later input raises
+    LocalProtocolError that says it failed earlier and why (chained to the first), it holds
+    nothing any more, and close() still answers the held request."""
+    held = LongPollSession(LongPollConfig(max_hold=10.0), log_with(1))
+    held.on_request("/poll?lastEventId=0", [], 0.0)
+    assert held.next_deadline() == 10.0
+    with pytest.raises(LocalProtocolError) as first:
+        held.on_request("/poll?lastEventId=0", [], 1.0)
+    for call in (lambda: held.on_published(2.0), lambda: held.on_timer(10.0),
+                 lambda: held.on_request("/poll", [], 2.0)):
+        with pytest.raises(LocalProtocolError, match="failed earlier") as later:
+            call()
+        assert later.value.__cause__ is first.value
+        assert str(first.value) in str(later.value)
+    assert held.next_deadline() is None and held.state is LongPollState.HOLDING
+    assert answer_of(held.close(3.0))["events"] == []
 
 
 @pytest.mark.parametrize(
@@ -695,20 +714,26 @@ def test_long_poll_request_needs_a_url() -> None:
 
 
 def test_misuse_while_polling() -> None:
-    """Body before head, or a connection loss when none is in flight, is misuse."""
-    c = client(initial_transport=Transport.LONG_POLLING)
-    c.start(0.0)
-    with pytest.raises(LocalProtocolError):
-        c.on_data(b"{}", 0.0)
-    with pytest.raises(LocalProtocolError):
-        c.on_eof(0.0)
-    answer_poll(c, poll_body([], ""), 0.1)  # waits for min_poll_interval
-    with pytest.raises(LocalProtocolError):
-        c.on_connection_lost(0.2)
-    with pytest.raises(LocalProtocolError):
-        c.on_response(200, JSON, 0.2)
-    with pytest.raises(LocalProtocolError):
-        c.on_data(b"x", 0.2)
+    """Body before head, or a connection loss when none is in flight, is misuse (each on a
+    fresh session: misuse fails a session for good)."""
+    for misuse in (lambda c: c.on_data(b"{}", 0.0), lambda c: c.on_eof(0.0)):
+        c = client(initial_transport=Transport.LONG_POLLING)
+        c.start(0.0)
+        with pytest.raises(LocalProtocolError):
+            misuse(c)
+    between_polls: list[Callable[[ClientSession], object]] = [
+        lambda c: c.on_connection_lost(0.2),
+        lambda c: c.on_response(200, JSON, 0.2),
+        lambda c: c.on_data(b"x", 0.2),
+    ]
+    for misuse in between_polls:
+        c = client(initial_transport=Transport.LONG_POLLING)
+        c.start(0.0)
+        answer_poll(c, poll_body([], ""), 0.1)  # waits for min_poll_interval
+        with pytest.raises(LocalProtocolError):
+            misuse(c)
+        with pytest.raises(LocalProtocolError, match="failed earlier"):
+            c.on_timer(1.1)  # the next poll would be due: the session failed instead
 
 
 # --- the client: trying streaming again -------------------------------------------------------

@@ -216,32 +216,6 @@ RECIPES: dict[str, Recipe] = {
     }),
 }
 
-# Sessions whose files another change owns do not follow the rule yet on these methods:
-# they take the earlier (or non-finite) now, or refuse it with another error, or let an
-# inner state object raise half-way. Strict: once one is fixed its entry must go, so the
-# lists can only shrink. (Other session methods pass today only because an inner object
-# raises first; the sessions should still check ``now`` themselves, on the way in.)
-_CLIENT_NOT_YET = {
-    ("ClientSession", "close"),
-    ("ClientSession", "on_connection_lost"),
-    ("ClientSession", "on_eof"),
-    ("ClientSession", "on_response"),
-    ("ClientSession", "start"),
-}
-_SERVER_NOT_YET = {
-    ("ServerSession", "close"),
-    ("ServerSession", "continue_replay"),
-    ("ServerSession", "on_request"),
-    ("ServerSession", "send"),
-    ("LongPollSession", "on_request"),
-    ("LongPollSession", "on_timer"),
-}
-NOT_YET_BACKWARDS: set[tuple[str, str]] = {
-    *_CLIENT_NOT_YET, *_SERVER_NOT_YET, ("ClientSession", "on_data")
-}
-NOT_YET_NOT_FINITE: set[tuple[str, str]] = {*_CLIENT_NOT_YET, *_SERVER_NOT_YET}
-
-
 def objects_taking_now() -> list[tuple[str, str]]:
     """Every (public class, public method) of the package whose method takes ``now``."""
     found: set[tuple[str, str]] = set()
@@ -271,14 +245,9 @@ def _snapshot(obj: Any) -> tuple[object, ...]:
     return tuple(values)
 
 
-def _cases(not_yet: set[tuple[str, str]]) -> list[Any]:
-    not_yet_mark = pytest.mark.xfail(strict=True, reason="the session does not apply the rule")
+def _cases() -> list[Any]:
     return [
-        pytest.param(
-            cls_name, method,
-            marks=[not_yet_mark] if (cls_name, method) in not_yet else [],
-            id=f"{cls_name}.{method}",
-        )
+        pytest.param(cls_name, method, id=f"{cls_name}.{method}")
         for cls_name, method in objects_taking_now()
     ]
 
@@ -290,14 +259,13 @@ def test_every_object_taking_now_has_a_recipe() -> None:
     known = {(cls, method) for cls, recipe in RECIPES.items() for method in recipe.calls}
     assert found - known == set(), "add a recipe to RECIPES"
     assert known - found == set(), "remove the stale recipe"
-    assert found >= NOT_YET_BACKWARDS | NOT_YET_NOT_FINITE
     # The walk is not vacuous: it covers the state objects and the sessions.
     assert {"Backoff", "ReplayLog", "Sequencer", "ClientSession", "ServerSession"} <= {
         cls for cls, _ in found
     }
 
 
-@pytest.mark.parametrize(("cls_name", "method"), _cases(NOT_YET_BACKWARDS))
+@pytest.mark.parametrize(("cls_name", "method"), _cases())
 def test_now_going_backwards_is_refused(cls_name: str, method: str) -> None:
     """A ``now`` earlier than the object's clock raises ClockError, before anything changed;
     the same ``now`` as the clock is not refused for the clock."""
@@ -317,7 +285,7 @@ def test_now_going_backwards_is_refused(cls_name: str, method: str) -> None:
         pass  # refused for another reason (a state misuse): not the clock
 
 
-@pytest.mark.parametrize(("cls_name", "method"), _cases(NOT_YET_NOT_FINITE))
+@pytest.mark.parametrize(("cls_name", "method"), _cases())
 def test_now_that_is_not_finite_is_refused(cls_name: str, method: str) -> None:
     """A ``now`` that is NaN, +inf or -inf raises ClockError (``latest`` is then ``None``)."""
     recipe = RECIPES[cls_name]

@@ -220,16 +220,43 @@ def test_compression_saves_bandwidth_on_chat() -> None:
 
 def test_misuse() -> None:
     """send before the request, or a second request, is misuse; close is idempotent."""
-    session = ServerSession(ServerConfig())
     with pytest.raises(LocalProtocolError):
-        session.send(Event(data="x"), 0.0)
+        ServerSession(ServerConfig()).send(Event(data="x"), 0.0)
+    session = ServerSession(ServerConfig())
     session.on_request("/", [], 0.0)
     with pytest.raises(LocalProtocolError):
         session.on_request("/", [], 0.0)
-    assert isinstance(session.close(1.0)[-1], Disconnect)
-    assert session.close(2.0) == []
-    assert session.on_timer(100.0) == []
-    assert session.next_deadline() is None
+    closing = ServerSession(ServerConfig())  # misuse fails a session: see test_misuse_is_sticky
+    closing.on_request("/", [], 0.0)
+    assert isinstance(closing.close(1.0)[-1], Disconnect)
+    assert closing.close(2.0) == []
+    assert closing.on_timer(100.0) == []
+    assert closing.next_deadline() is None
+
+
+def test_misuse_is_sticky() -> None:
+    """After an input raised LocalProtocolError the session has failed for good (h11's ERROR
+    state): every later input raises LocalProtocolError that says it failed earlier and why,
+    chained to the first error; no heartbeat is due; close() still ends the stream."""
+    session = ServerSession(ServerConfig(heartbeat_interval=5.0))
+    session.on_request("/", [], 0.0)
+    assert session.next_deadline() == 5.0
+    with pytest.raises(LocalProtocolError) as first:
+        session.on_request("/", [], 1.0)  # a second request
+    later_inputs = [
+        lambda: session.send(Event(data="x"), 2.0),
+        lambda: session.on_timer(100.0),
+        lambda: session.continue_replay(2.0),
+        lambda: session.on_request("/", [], 2.0),
+    ]
+    for call in later_inputs:
+        with pytest.raises(LocalProtocolError, match="failed earlier") as later:
+            call()
+        assert later.value.__cause__ is first.value
+        assert str(first.value) in str(later.value)
+    assert session.next_deadline() is None and not session.is_heartbeat_due(100.0)
+    assert session.state is ServerState.STREAMING  # the misuse changed nothing else
+    assert session.close(3.0) == [Disconnect(reason="closed by the server")]
 
 
 @pytest.mark.parametrize(
