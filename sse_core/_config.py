@@ -3,15 +3,13 @@
 :class:`ClientConfig` (a :class:`~sse_core.ClientSession`), :class:`ServerConfig` (a
 :class:`~sse_core.ServerSession`) and :class:`LongPollConfig` (a
 :class:`~sse_core.LongPollSession`) are frozen, keyword-only attrs records, kept apart from the
-machines they configure (as h2 keeps its one configuration object apart). The helpers that
-check their values live here too, and :func:`add_query`, the one place a query string is
-appended to a configured URL.
+machines they configure (as h2 keeps its one configuration object apart). Each field names
+its check from ``_validators``. Here too is :func:`add_query`, the one place a query string
+is appended to a configured URL.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import attrs
@@ -24,6 +22,21 @@ from ._dedup import DedupConfig
 from ._errors import InvalidConfigError
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH
 from ._sequencer import SequencerConfig
+from ._validators import (
+    Check,
+    header_pairs,
+    http_token,
+    http_url,
+    instance_of,
+    int_between,
+    is_bool,
+    non_negative_int,
+    non_negative_number,
+    one_line_no_nul,
+    positive_int,
+    positive_number,
+    query_name,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -54,57 +67,12 @@ def add_query(url: str, query: str) -> str:
     return base + separator + query
 
 
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: HTTP statuses a client may retry on (anything but 200, which is success).
+_retry_statuses = Check(
+    lambda v: isinstance(v, frozenset)
+    and all(type(s) is int and 100 <= s <= 599 and s != 200 for s in v),
+    "a frozenset of HTTP statuses other than 200",
 )
-
-
-def _check_token(what: str, value: object) -> None:
-    if not isinstance(value, str) or not value or not set(value) <= _TOKEN_CHARS:
-        raise InvalidConfigError(f"{what} must be a non-empty HTTP token, got {value!r}")
-
-
-def _check_headers(value: object) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidConfigError(f"headers must be (name, value) pairs, got {value!r}")
-    pairs = []
-    for pair in value:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise InvalidConfigError(f"headers must be (name, value) pairs, got {pair!r}")
-        name, field_value = pair
-        _check_token("header name", name)
-        if not isinstance(field_value, str) or any(c in field_value for c in "\r\n\x00"):
-            raise InvalidConfigError(
-                f"header {name} value must be a str without CR, LF or NUL, got {field_value!r}"
-            )
-        pairs.append((name, field_value))
-    return tuple(pairs)
-
-
-def _check_positive(
-    name: str, value: object, *, allow_none: bool = False, allow_zero: bool = False
-) -> None:
-    if value is None and allow_none:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise InvalidConfigError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
-def _check_url(name: str, url: object) -> None:
-    if not isinstance(url, str):
-        raise InvalidConfigError(f"{name} must be a str, got {url!r}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidConfigError(f"{name} must be an absolute http(s) URL, got {url!r}")
-    if any(c in url for c in "\r\n\x00 "):
-        raise InvalidConfigError(f"{name} must not contain spaces or CR/LF/NUL: {url!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -171,88 +139,48 @@ class ClientConfig:
             larger answer is a bad response: the connection is replaced with backoff.
     """
 
-    url: str
-    method: str = "GET"
-    body: bytes | None = None
-    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_check_headers)
-    last_event_id: str = ""
-    retry_statuses: frozenset[int] = frozenset()
-    cache_bust_param: str | None = None
+    url: str = attrs.field(validator=http_url)
+    method: str = attrs.field(default="GET", validator=http_token)
+    body: bytes | None = attrs.field(default=None, validator=instance_of(bytes).or_none())
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
+    last_event_id: str = attrs.field(default="", validator=one_line_no_nul)
+    retry_statuses: frozenset[int] = attrs.field(default=frozenset(), validator=_retry_statuses)
+    cache_bust_param: str | None = attrs.field(default=None, validator=http_token.or_none())
     is_gzip_accepted: bool = True
-    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE
-    stall_timeout: float | None = 45.0
-    backoff: BackoffConfig = attrs.field(factory=BackoffConfig)
-    dedup: DedupConfig | None = attrs.field(factory=DedupConfig)
-    sequencer: SequencerConfig | None = None
-    chunking: ChunkConfig | None = None
-    max_line_length: int = DEFAULT_MAX_LINE_LENGTH
-    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
-    long_poll_url: str | None = None
-    initial_transport: Transport = Transport.STREAMING
-    first_byte_timeout: float = 10.0
-    switch_after: int = 2
-    retry_streaming_after: float | None = 300.0
-    long_poll_timeout: float = 25.0
-    min_poll_interval: float = 1.0
-    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
+    max_decompressed_size: int = attrs.field(
+        default=DEFAULT_MAX_DECOMPRESSED_SIZE, validator=positive_int
+    )
+    stall_timeout: float | None = attrs.field(default=45.0, validator=positive_number.or_none())
+    backoff: BackoffConfig = attrs.field(
+        factory=BackoffConfig, validator=instance_of(BackoffConfig)
+    )
+    dedup: DedupConfig | None = attrs.field(
+        factory=DedupConfig, validator=instance_of(DedupConfig).or_none()
+    )
+    sequencer: SequencerConfig | None = attrs.field(
+        default=None, validator=instance_of(SequencerConfig).or_none()
+    )
+    chunking: ChunkConfig | None = attrs.field(
+        default=None, validator=instance_of(ChunkConfig).or_none()
+    )
+    max_line_length: int = attrs.field(default=DEFAULT_MAX_LINE_LENGTH, validator=positive_int)
+    max_event_size: int = attrs.field(default=DEFAULT_MAX_EVENT_SIZE, validator=positive_int)
+    long_poll_url: str | None = attrs.field(default=None, validator=http_url.or_none())
+    initial_transport: Transport = attrs.field(
+        default=Transport.STREAMING, validator=instance_of(Transport)
+    )
+    first_byte_timeout: float = attrs.field(default=10.0, validator=positive_number)
+    switch_after: int = attrs.field(default=2, validator=positive_int)
+    retry_streaming_after: float | None = attrs.field(
+        default=300.0, validator=positive_number.or_none()
+    )
+    long_poll_timeout: float = attrs.field(default=25.0, validator=non_negative_number)
+    min_poll_interval: float = attrs.field(default=1.0, validator=positive_number)
+    max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=positive_int)
 
     def __attrs_post_init__(self) -> None:
-        _check_url("url", self.url)
-        _check_token("method", self.method)
-        if self.body is not None and not isinstance(self.body, bytes):
-            raise InvalidConfigError(f"body must be bytes or None, got {type(self.body).__name__}")
-        if not isinstance(self.last_event_id, str) or any(
-            c in self.last_event_id for c in "\r\n\x00"
-        ):
-            raise InvalidConfigError(
-                f"last_event_id must be a str without CR, LF or NUL, got {self.last_event_id!r}"
-            )
-        statuses = self.retry_statuses
-        if not isinstance(statuses, frozenset) or not all(
-            type(s) is int and 100 <= s <= 599 and s != 200 for s in statuses
-        ):
-            raise InvalidConfigError(
-                "retry_statuses must be a frozenset of HTTP statuses other than 200, "
-                f"got {statuses!r}"
-            )
-        if self.cache_bust_param is not None:
-            _check_token("cache_bust_param", self.cache_bust_param)
-        _check_positive("stall_timeout", self.stall_timeout, allow_none=True)
-        for name in ("max_decompressed_size", "max_line_length", "max_event_size"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise InvalidConfigError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.backoff, BackoffConfig):
-            raise InvalidConfigError(f"backoff must be a BackoffConfig, got {self.backoff!r}")
-        if self.dedup is not None and not isinstance(self.dedup, DedupConfig):
-            raise InvalidConfigError(f"dedup must be a DedupConfig or None, got {self.dedup!r}")
-        if self.sequencer is not None and not isinstance(self.sequencer, SequencerConfig):
-            raise InvalidConfigError(
-                f"sequencer must be a SequencerConfig or None, got {self.sequencer!r}"
-            )
-        if self.chunking is not None and not isinstance(self.chunking, ChunkConfig):
-            raise InvalidConfigError(
-                f"chunking must be a ChunkConfig or None, got {self.chunking!r}"
-            )
-        self._check_long_polling()
-
-    def _check_long_polling(self) -> None:
-        if self.long_poll_url is not None:
-            _check_url("long_poll_url", self.long_poll_url)
-        if not isinstance(self.initial_transport, Transport):
-            raise InvalidConfigError(
-                f"initial_transport must be a Transport, got {self.initial_transport!r}"
-            )
         if self.initial_transport is Transport.LONG_POLLING and self.long_poll_url is None:
             raise InvalidConfigError("initial_transport LONG_POLLING needs a long_poll_url")
-        _check_positive("first_byte_timeout", self.first_byte_timeout)
-        _check_positive("retry_streaming_after", self.retry_streaming_after, allow_none=True)
-        _check_positive("long_poll_timeout", self.long_poll_timeout, allow_zero=True)
-        _check_positive("min_poll_interval", self.min_poll_interval)
-        for name in ("switch_after", "max_response_size"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise InvalidConfigError(f"{name} must be a positive int, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -287,56 +215,20 @@ class ServerConfig:
             with the same ``Last-Event-ID``.
     """
 
-    heartbeat_interval: float | None = 15.0
-    retry: int | None = None
-    padding: int = 0
+    heartbeat_interval: float | None = attrs.field(
+        default=15.0, validator=positive_number.or_none()
+    )
+    retry: int | None = attrs.field(default=None, validator=non_negative_int.or_none())
+    padding: int = attrs.field(default=0, validator=int_between(0, 1 << 16))
     is_compression_enabled: bool = True
-    compression_level: int = 6
-    last_event_id_param: str | None = "lastEventId"
-    headers: tuple[tuple[str, str], ...] = ()
-    replay_chunk_size: int = 64 * 1024
-    is_unknown_id_replayed: bool = False
-    busy_retry: int = 5000
-
-    def __attrs_post_init__(self) -> None:
-        interval = self.heartbeat_interval
-        if interval is not None and (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-            or interval <= 0
-        ):
-            raise InvalidConfigError(
-                f"heartbeat_interval must be a finite number > 0 or None, got {interval!r}"
-            )
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise InvalidConfigError(f"retry must be None or an int >= 0, got {self.retry!r}")
-        if type(self.padding) is not int or not 0 <= self.padding <= 1 << 16:
-            raise InvalidConfigError(
-                f"padding must be an int from 0 to 65536, got {self.padding!r}"
-            )
-        if type(self.compression_level) is not int or not 1 <= self.compression_level <= 9:
-            raise InvalidConfigError(
-                f"compression_level must be an int from 1 to 9, got {self.compression_level!r}"
-            )
-        for name, value in self.headers:
-            if any(c in name + value for c in "\r\n\x00") or not name:
-                raise InvalidConfigError(f"invalid response header {(name, value)!r}")
-        if type(self.replay_chunk_size) is not int or self.replay_chunk_size < 1:
-            raise InvalidConfigError(
-                f"replay_chunk_size must be an int >= 1, got {self.replay_chunk_size!r}"
-            )
-        if type(self.is_unknown_id_replayed) is not bool:
-            raise InvalidConfigError(
-                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
-            )
-        if type(self.busy_retry) is not int or self.busy_retry < 0:
-            raise InvalidConfigError(f"busy_retry must be an int >= 0, got {self.busy_retry!r}")
-
-
-def _check_param(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value or any(c in value for c in "&=#?% \r\n\x00"):
-        raise InvalidConfigError(f"{name} must be a plain query parameter name, got {value!r}")
+    compression_level: int = attrs.field(default=6, validator=int_between(1, 9))
+    last_event_id_param: str | None = attrs.field(
+        default="lastEventId", validator=query_name.or_none()
+    )
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
+    replay_chunk_size: int = attrs.field(default=64 * 1024, validator=positive_int)
+    is_unknown_id_replayed: bool = attrs.field(default=False, validator=is_bool)
+    busy_retry: int = attrs.field(default=5000, validator=non_negative_int)
 
 
 @attrs.frozen(kw_only=True)
@@ -363,39 +255,15 @@ class LongPollConfig:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
     """
 
-    max_hold: float = 25.0
-    max_events: int = 100
-    max_bytes: int | None = 1 << 20
-    retry: int | None = None
-    last_event_id_param: str = "lastEventId"
-    timeout_param: str = "timeout"
-    headers: tuple[tuple[str, str], ...] = ()
-    is_unknown_id_replayed: bool = False
+    max_hold: float = attrs.field(default=25.0, validator=positive_number)
+    max_events: int = attrs.field(default=100, validator=positive_int)
+    max_bytes: int | None = attrs.field(default=1 << 20, validator=positive_int.or_none())
+    retry: int | None = attrs.field(default=None, validator=non_negative_int.or_none())
+    last_event_id_param: str = attrs.field(default="lastEventId", validator=query_name)
+    timeout_param: str = attrs.field(default="timeout", validator=query_name)
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
+    is_unknown_id_replayed: bool = attrs.field(default=False, validator=is_bool)
 
     def __attrs_post_init__(self) -> None:
-        _check_positive("max_hold", self.max_hold)
-        if type(self.is_unknown_id_replayed) is not bool:
-            raise InvalidConfigError(
-                f"is_unknown_id_replayed must be a bool, got {self.is_unknown_id_replayed!r}"
-            )
-        if type(self.max_events) is not int or self.max_events < 1:
-            raise InvalidConfigError(f"max_events must be an int >= 1, got {self.max_events!r}")
-        if self.max_bytes is not None and (type(self.max_bytes) is not int or self.max_bytes < 1):
-            raise InvalidConfigError(
-                f"max_bytes must be None or an int >= 1, got {self.max_bytes!r}"
-            )
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise InvalidConfigError(f"retry must be None or an int >= 0, got {self.retry!r}")
-        _check_param("last_event_id_param", self.last_event_id_param)
-        _check_param("timeout_param", self.timeout_param)
         if self.last_event_id_param == self.timeout_param:
             raise InvalidConfigError("last_event_id_param and timeout_param must differ")
-        for pair in self.headers:
-            if (
-                not isinstance(pair, tuple)
-                or len(pair) != 2
-                or not all(isinstance(part, str) for part in pair)
-                or not pair[0]
-                or any(c in pair[0] + pair[1] for c in "\r\n\x00")
-            ):
-                raise InvalidConfigError(f"invalid response header {pair!r}")

@@ -65,7 +65,7 @@ from ._errors import (
 from ._events import Event
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._types import header_value
-from ._validators import MonotonicNow
+from ._validators import MonotonicNow, has_cr_lf_nul, non_negative_int
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -151,8 +151,7 @@ class LongPollResponse:
                 raise InvalidFieldError("events", event, "expected Event records")
         Event(data="", last_event_id=self.last_event_id)  # the id checks of the stream
         _check_gap(self.gap)
-        if self.retry is not None and (type(self.retry) is not int or self.retry < 0):
-            raise InvalidFieldError("retry", self.retry, "must be None or an int >= 0")
+        non_negative_int.or_none().check("retry", self.retry, error=InvalidFieldError)
 
     def encode(self) -> bytes:
         """The JSON body, UTF-8.
@@ -316,7 +315,7 @@ class LongPollSession(MonotonicNow):
         last_event_id = header_value(headers, "last-event-id")
         if last_event_id is None:
             last_event_id = query.get(config.last_event_id_param)
-        if last_event_id is None or any(c in last_event_id for c in "\r\n\x00"):
+        if last_event_id is None or has_cr_lf_nul(last_event_id):
             last_event_id = ""
         hold = config.max_hold
         try:

@@ -30,7 +30,7 @@ from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._serializer import HEARTBEAT, serialize, serialize_block, serialize_padding
 from ._timers import HeartbeatScheduler
 from ._types import header_value
-from ._validators import MonotonicNow
+from ._validators import MonotonicNow, has_cr_lf_nul
 
 __all__ = ["ServerConfig", "ServerSession", "ServerState"]
 
@@ -149,7 +149,7 @@ class ServerSession(MonotonicNow):
         if last_event_id is None and config.last_event_id_param is not None:
             query = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
             last_event_id = query.get(config.last_event_id_param)
-        if last_event_id is not None and any(c in last_event_id for c in "\r\n\x00"):
+        if last_event_id is not None and has_cr_lf_nul(last_event_id):
             last_event_id = None  # not an id any stream could have sent
         self._last_event_id = self._sent_id = last_event_id or ""
 
