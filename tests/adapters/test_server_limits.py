@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import trio
-import uvicorn
 
 from sse_core import (
     POSITION_EVENT_TYPE,
@@ -119,6 +118,9 @@ def running(kind: str, **kwargs: Any) -> Iterator[Running]:
             finally:
                 wait(asyncio_server.aclose(grace=0.1))
         else:
+            uvicorn = pytest.importorskip(
+                "uvicorn", reason="uvicorn is not installed (the peers extra)"
+            )
             app = call(lambda: EventStream(log, **kwargs))
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))
