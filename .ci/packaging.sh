@@ -43,10 +43,12 @@ logged() {
 
 command -v patchelf > /dev/null \
     || fail "patchelf is missing (apt-get install -y patchelf; .ci/peers.sh installs it)"
-if [ ! -x "$tools/bin/auditwheel" ] || [ ! -x "$tools/bin/twine" ]; then
-    "$python" -m venv "$tools"
-    # auditwheel 6.8 asks for patchelf >= 0.14.5; Debian 12 has 0.14.3, which 6.1-6.7 take.
-    pip_tools install 'build>=1.2' 'auditwheel>=6.1,<6.8' 'twine>=5'
+# auditwheel 6.8 asks for patchelf >= 0.14.5; Debian 12 has 0.14.3, which 6.1-6.7 take.
+tool_specs=('build>=1.2' 'auditwheel>=6.1,<6.8' 'twine>=5')
+if [ "$(cat "$tools/.specs" 2> /dev/null)" != "${tool_specs[*]}" ]; then
+    [ -x "$tools/bin/python" ] || "$python" -m venv "$tools"
+    pip_tools install "${tool_specs[@]}"
+    echo "${tool_specs[*]}" > "$tools/.specs"
 fi
 rm -rf "$out"
 mkdir -p "$out/dist" "$out/raw" "$out/deps" "$out/venvs"
@@ -113,7 +115,7 @@ for problem in problems:
 sys.exit(1 if problems else 0)
 EOF
 so=$out/so/speedups.so
-file "$so" | grep -q ", stripped" || fail "the .so is not stripped: $(file "$so")"
+[[ $(file "$so") == *", stripped"* ]] || fail "the .so is not stripped: $(file "$so")"
 if readelf -S -W "$so" | grep -E '\.symtab|\.debug_'; then
     fail "the .so keeps a symbol table or debug sections (above)"
 fi
