@@ -3,7 +3,8 @@
 #   - Debian's chromium (a real browser EventSource), only if /usr/bin/chromium is missing;
 #   - the npm packages `eventsource` (client) and `better-sse` (server) into
 #     tests/peers/node/node_modules (git-ignored), from the committed package-lock.json.
-#   - node/npm (if missing), nftables and iproute2 for tests/netns.
+#   - node/npm (if missing), nftables and iproute2 for tests/netns;
+#   - patchelf, which auditwheel needs to give .ci/packaging.sh its manylinux wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ command -v node > /dev/null || missing+=(nodejs)
 command -v npm > /dev/null || missing+=(npm)
 command -v nft > /dev/null || missing+=(nftables)  # tests/netns: faults on real kernel TCP
 command -v ip > /dev/null || missing+=(iproute2)
+command -v patchelf > /dev/null || missing+=(patchelf)  # .ci/packaging.sh: auditwheel repair
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,22 +1,32 @@
-"""``python -m sse_core demo``: the library at work, end to end, on one screen (edge).
+"""``python -m sse_core``: what is installed, and a demo of the library at work (edge).
 
-First live, on loopback: an asyncio server, a fault-injecting proxy and an asyncio client,
-with faults hitting one after another (see :mod:`sse_core._live_demo`). Then the protocol
-core on its own: a "server" serializes a stream; the bytes cross a deliberately hostile
-"network" that cuts them at random points (inside fields and inside UTF-8 characters) and
-swaps line endings; the parser rebuilds every event. Then the failure modes: an injection
-attempt refused, a truncated stream detected, an oversized line stopped with nothing lost.
-Then the sessions: seeded fault scenarios in the simulator, and the parser's throughput.
+With no command it prints the version and whether the C accelerator is in use, and if not,
+why not and what that costs -- the one place besides ``sse_core.ACCELERATED`` and the docs'
+install page where sse_core says so (importing it never warns).
+
+``python -m sse_core demo`` shows the library end to end, on one screen. First live, on
+loopback: an asyncio server, a fault-injecting proxy and an asyncio client, with faults
+hitting one after another (see :mod:`sse_core._live_demo`; it needs the ``http`` extra). Then
+the protocol core on its own: a "server" serializes a stream; the bytes cross a deliberately
+hostile "network" that cuts them at random points (inside fields and inside UTF-8
+characters) and swaps line endings; the parser rebuilds every event. Then the failure modes:
+an injection attempt refused, a truncated stream detected, an oversized line stopped with
+nothing lost. Then the sessions: seeded fault scenarios in the simulator, and the parser's
+throughput.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import platform
 import random
 import sys
 import time
 
 from . import (
+    ACCELERATED,
     HEARTBEAT,
     Comment,
     Event,
@@ -25,13 +35,42 @@ from . import (
     Parser,
     Retry,
     StreamItem,
+    __version__,
     serialize,
     serialize_event,
     serialize_many,
 )
-from ._accelerator import ACCELERATED as IS_ACCELERATED
-from ._live_demo import live_demo
 from .testing import random_scenario, simulate
+
+#: The environment switch that forces pure Python (docs/parser.rst), named in the report.
+_PURE_PYTHON_ENV = "SSE_CORE_PURE_PYTHON"
+
+
+def describe_install() -> list[str]:
+    """Lines saying which sse_core this is and whether its C accelerator is in use.
+
+    Returns:
+        The version and platform line, then the accelerator line: in use, switched off by
+        ``SSE_CORE_PURE_PYTHON``, or not installed (with the cost and where to read more).
+    """
+    lines = [
+        f"sse_core {__version__} on {platform.python_implementation()} "
+        f"{platform.python_version()} ({sys.platform}, {platform.machine()})"
+    ]
+    if ACCELERATED:
+        lines.append("C accelerator: in use (the parser and the serializer run in C)")
+        return lines
+    is_installed = importlib.util.find_spec("sse_core._speedups") is not None
+    if is_installed:
+        value = os.environ.get(_PURE_PYTHON_ENV)
+        lines.append(f"C accelerator: installed, switched off by {_PURE_PYTHON_ENV}={value}")
+    else:
+        lines.append("C accelerator: not installed (a pure-Python wheel, or no C compiler)")
+    lines.append("  sse_core runs in pure Python: the same behaviour, but slower (parsing several")
+    lines.append("  times, serializing about twice).")
+    if not is_installed:
+        lines.append("  The docs' install page (docs/install.rst) says how to get the accelerator.")
+    return lines
 
 
 def _show(item: StreamItem) -> str:
@@ -54,6 +93,12 @@ def _hostile_chunks(data: bytes, rng: random.Random) -> list[bytes]:
 
 def demo(seed: int) -> int:
     """Run the demo; return the process exit status."""
+    try:
+        from ._live_demo import live_demo
+    except ModuleNotFoundError as error:  # h11, for the asyncio adapter the live part runs
+        print(f"the demo runs the asyncio adapter, which needs the http extra "
+              f"(pip install 'sse-core[http]'): {error}", file=sys.stderr)
+        return 2
     rng = random.Random(seed)
     print(f"sse_core demo (seed {seed})\n")
 
@@ -143,19 +188,34 @@ def demo(seed: int) -> int:
     for offset in range(0, len(body), 4096):
         count += len(parser.feed(body[offset : offset + 4096]))
     elapsed = time.perf_counter() - started
-    accelerated = "with the C accelerator" if IS_ACCELERATED else "pure Python"
+    accelerated = "with the C accelerator" if ACCELERATED else "pure Python"
     print(f"   parsed {count:,} events ({len(body) / 1e6:.1f} MB) in 4 KiB reads, {accelerated}: "
           f"{count / elapsed:,.0f} events/s, {len(body) / elapsed / 1e6:.0f} MB/s")
     return 0 if is_live_ok and same and count == 100_000 and ok == len(results) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m sse_core")
-    commands = parser.add_subparsers(dest="command", required=True)
+    """Command-line entry point: ``python -m sse_core [demo [--seed N]]``.
+
+    Args:
+        argv: The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit status.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m sse_core",
+        description="Without a command: the version and whether the C accelerator is in use.",
+    )
+    parser.add_argument("--version", action="version", version=f"sse_core {__version__}")
+    commands = parser.add_subparsers(dest="command")
     demo_parser = commands.add_parser("demo", help="show the library at work")
     demo_parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
+    if args.command is None:
+        print("\n".join(describe_install()))
+        print("Run `python -m sse_core demo` to see the library at work.")
+        return 0
     return demo(args.seed)
 
 

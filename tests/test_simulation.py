@@ -257,6 +257,31 @@ def test_long_outage_outlives_a_small_replay_window() -> None:
     assert result.missed == 7 and result.delivered == 5
 
 
+#: A 30 s outage from t=1: three events before it, one every 0.1 s during it, three after.
+OUTAGE_PUBLISH_AT = (0.5, 0.6, 0.7, *[1.05 + i / 10 for i in range(300)], 32.0, 32.1, 32.2)
+
+
+@pytest.mark.parametrize(
+    "outage", [Restart(at=1.0, downtime=30.0), Partition(at=1.0, duration=30.0)],
+    ids=["refused", "partitioned"],
+)
+def test_thirty_second_outage_with_the_log_holding_it_all(outage: Fault) -> None:
+    """Through a 30 s outage (every connection refused, or timing out across a partition)
+    while 300 events are published, the client keeps trying, reconnects once the network is
+    back and gets every event exactly once, in order, with no gap: the replay log holds
+    them all. (tests/adapters/test_fault_runs.py checks a few seconds of it on real
+    sockets.)"""
+    result = simulate(scenario(publish_at=OUTAGE_PUBLISH_AT, faults=(outage,),
+                               replay=ReplayConfig(max_events=10_000)))
+    assert_ok(result)
+    assert (result.published, result.delivered, result.gaps, result.missed) == (306, 306, 0, 0)
+    assert result.reconnects == 1
+    assert result.connections >= 1 + 5  # tried all along (the backoff is capped at 4 s)
+    delivered = [(at, e.event.id) for at, e in result.record if isinstance(e, Deliver)]
+    assert [id for _, id in delivered] == list(result.published_ids)
+    assert delivered[2][0] < 1.0 and delivered[3][0] >= 31.0  # nothing while it lasted
+
+
 def test_slow_link_and_buffering_proxy() -> None:
     """Tiny delayed chunks and a proxy that holds bytes back (on the connection made after a
     reset) still deliver everything."""

@@ -20,13 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
-import sseclient
-import uvicorn
-from httpx_sse import aconnect_sse
-from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+
+try:  # real peers (the peers extra), for the tests against a real server only
+    import httpx
+    import sseclient
+    import uvicorn
+    from httpx_sse import aconnect_sse
+    from starlette.applications import Starlette
+    from starlette.routing import Mount, Route
+except ModuleNotFoundError as error:
+    MISSING_PEER: str | None = f"{error.name} is not installed (the peers extra)"
+else:
+    MISSING_PEER = None
 
 from sse_core import (
     HEARTBEAT,
@@ -48,6 +54,8 @@ QUIET = ServerConfig(heartbeat_interval=None)
 TIMEOUT = 10.0  # only ever reached when a test fails
 BOTH_BACKENDS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+#: A test against a real server (uvicorn, Starlette, httpx, sseclient-py): skips without them.
+REAL_PEERS = pytest.mark.skipif(MISSING_PEER is not None, reason=str(MISSING_PEER))
 
 
 def position_block(id: str) -> bytes:
@@ -421,6 +429,7 @@ async def sse_events(events: AsyncIterator[Any], count: int) -> list[tuple[str, 
     return out
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_events_arrive_in_order_exactly_once() -> None:
     """httpx + httpx-sse through Starlette and uvicorn: every published event arrives once,
@@ -439,6 +448,7 @@ async def test_events_arrive_in_order_exactly_once() -> None:
     assert len(stream.broadcaster) == 0
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_mount_and_reconnect_with_last_event_id_replays_exactly_the_missed() -> None:
     """sseclient-py over http.client: a client that reconnects with Last-Event-ID gets
@@ -480,6 +490,7 @@ async def test_mount_and_reconnect_with_last_event_id_replays_exactly_the_missed
     await stream.aclose()
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_id_older_than_the_log_gets_the_gap_signal_then_the_log() -> None:
     """A Last-Event-ID that fell out of the log: the gap event first, then what the log has."""
@@ -496,6 +507,7 @@ async def test_id_older_than_the_log_gets_the_gap_signal_then_the_log() -> None:
     assert got[1:] == [("message", ids[i], f"e{i}") for i in (3, 4, 5)]
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_gzip_body_decodes_event_by_event_and_identity_is_plain() -> None:
     """With Accept-Encoding: gzip the raw body is gzip that decodes to whole events as they
@@ -542,6 +554,7 @@ async def test_gzip_body_decodes_event_by_event_and_identity_is_plain() -> None:
             await plain.aclose()
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_heartbeats_arrive_while_idle() -> None:
     """With a short heartbeat_interval, an idle stream carries the position, then heartbeat
@@ -565,6 +578,7 @@ async def test_heartbeats_arrive_while_idle() -> None:
     assert parser.last_event_id.endswith("-start")
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything() -> None:
     """A raw socket that never reads stalls the server's writes; once its queue passes
@@ -619,6 +633,7 @@ async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything() -> N
         await stream.aclose()
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_max_subscribers_answers_503_and_frees_the_slot_on_disconnect() -> None:
     """At max_subscribers a client gets 503 with Retry-After; when the subscribed client
@@ -640,6 +655,7 @@ async def test_max_subscribers_answers_503_and_frees_the_slot_on_disconnect() ->
         await stream.aclose()
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_aclose_ends_every_stream_and_leaves_no_tasks() -> None:
     """aclose() ends every client's response (the gzip one with a valid trailer), returns
@@ -666,6 +682,7 @@ async def test_aclose_ends_every_stream_and_leaves_no_tasks() -> None:
     assert asyncio.all_tasks() == before
 
 
+@REAL_PEERS
 @ASYNCIO_ONLY
 async def test_docs_example_runs_under_uvicorn() -> None:
     """The Starlette example of docs/adapters/asgi.rst, served for real: a POSTed message

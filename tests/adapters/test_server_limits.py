@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import trio
-import uvicorn
 
 from sse_core import Event, Parser, Retry, ServerConfig
 from sse_core.adapters import asyncio as sse_asyncio
@@ -111,6 +110,9 @@ def running(kind: str, **kwargs: Any) -> Iterator[Running]:
             finally:
                 wait(asyncio_server.aclose(grace=0.1))
         else:
+            uvicorn = pytest.importorskip(
+                "uvicorn", reason="uvicorn is not installed (the peers extra)"
+            )
             app = call(lambda: EventStream(log, **kwargs))
             sock = socket.socket()
             sock.bind(("127.0.0.1", 0))

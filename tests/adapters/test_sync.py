@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 import sse_core.adapters.sync as sync_adapter
 from sse_core import (
@@ -753,6 +752,7 @@ def test_tls_with_custom_contexts() -> None:
     """Over TLS (a trustme CA): a client given a context that trusts the CA streams from our
     server; one with the default trust store fails the handshake and, with no retries
     allowed, closes with the verification error as the reason."""
+    trustme = pytest.importorskip("trustme", reason="trustme is not installed (the peers extra)")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(server_context)
@@ -846,7 +846,8 @@ def test_misuse_and_bad_arguments() -> None:
 def test_sync_client_against_sse_starlette_under_uvicorn() -> None:
     """Our client streams from sse-starlette (uvicorn, in a thread): the stream ends twice,
     the client reconnects with Last-Event-ID each time and gets 1..5 exactly once."""
-    import uvicorn
+    uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (the peers extra)")
+    pytest.importorskip("sse_starlette", reason="sse-starlette is not installed (the peers extra)")
     from sse_starlette.sse import EventSourceResponse
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -889,7 +890,9 @@ def test_sync_client_against_sse_starlette_under_uvicorn() -> None:
 def test_sseclient_py_against_our_server_with_resumption() -> None:
     """sseclient-py (over http.client) reads our stream, and resumes from Last-Event-ID
     with exactly the events after it."""
-    import sseclient
+    sseclient = pytest.importorskip(
+        "sseclient", reason="sseclient-py is not installed (the peers extra)"
+    )
 
     def read(last_event_id: str, count: int, live: tuple[str, ...] = ()) -> list[Any]:
         connection = http.client.HTTPConnection(host, port, timeout=WATCHDOG)
@@ -929,7 +932,8 @@ def test_sseclient_py_against_our_server_with_resumption() -> None:
 def test_httpx_sse_against_our_server_with_gzip() -> None:
     """httpx + httpx-sse read our gzip stream: the events published after the head, in
     order."""
-    import httpx
+    httpx = pytest.importorskip("httpx", reason="httpx is not installed (the peers extra)")
+    pytest.importorskip("httpx_sse", reason="httpx-sse is not installed (the peers extra)")
     from httpx_sse import connect_sse
 
     with (

@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 import trio
-import trustme
 
 import sse_core.adapters.trio as trio_adapter
 from sse_core import (
@@ -682,6 +681,7 @@ def test_aclose_right_after_serve_started_ends_it() -> None:
 def test_tls_with_a_custom_context() -> None:
     """Over TLS (a trustme CA) the client gets the events when its SSLContext trusts the CA;
     with the default context (system trust store) the handshake fails and it reconnects."""
+    trustme = pytest.importorskip("trustme", reason="trustme is not installed (the peers extra)")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
@@ -716,7 +716,8 @@ def test_against_sse_starlette_under_uvicorn() -> None:
     """sse-starlette (under uvicorn, in a thread) is a server nobody here wrote: the client
     gets its events, with their ids and types."""
     import anyio
-    import uvicorn
+    uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (the peers extra)")
+    pytest.importorskip("sse_starlette", reason="sse-starlette is not installed (the peers extra)")
     from sse_starlette.sse import EventSourceResponse
     from starlette.applications import Starlette
     from starlette.requests import Request
