@@ -1,6 +1,6 @@
 """The floors of STYLE.md hold: imports point only downward and the core does no I/O.
 
-Floor 0 (errors, types) imports nothing of ours; floor 1 (records, parser, serializer) only
+Floor 0 (errors, types, validators) imports only floor 0; floor 1 (records, parser, serializer) only
 floor 0; floor 2 state objects import floors 0-1 and never each other; floors 0-3 never import
 modules that read clocks, sleep, touch sockets or draw randomness.
 """
@@ -10,10 +10,12 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import sse_core
+import sse_core.state
 
 PACKAGE = Path(sse_core.__file__).resolve().parent
 
@@ -115,17 +117,20 @@ def test_imports_point_down(path: Path) -> None:
         )
 
 
-def test_all_is_explicit_and_complete() -> None:
-    """Every public name is in __all__ and every name in __all__ exists and has a docstring."""
-    for name in sse_core.__all__:
-        obj = getattr(sse_core, name)
+@pytest.mark.parametrize("namespace", [sse_core, sse_core.state], ids=lambda m: m.__name__)
+def test_all_is_explicit_and_complete(namespace: ModuleType) -> None:
+    """Every public name is in __all__ and every name in __all__ exists and has a docstring;
+    the root and sse_core.state share no name."""
+    for name in namespace.__all__:
+        obj = getattr(namespace, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__doc__, f"{name} has no docstring"
     public = {
-        name for name, obj in vars(sse_core).items()
+        name for name, obj in vars(namespace).items()
         if not name.startswith("_") and not inspect.ismodule(obj)  # sse_core.testing is opt-in
     }
-    assert public - set(sse_core.__all__) == set()
+    assert public - set(namespace.__all__) == set()
+    assert not set(sse_core.__all__) & set(sse_core.state.__all__)
 
 
 ADAPTERS = PACKAGE / "adapters"
