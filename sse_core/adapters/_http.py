@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import attrs
 import h11
 
+from .. import ClientSession
 from .._actions import (
     Action,
     Connect,
@@ -39,7 +40,6 @@ from .._actions import (
     Send,
     SendHead,
 )
-from .._client import ClientSession
 from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -546,7 +546,11 @@ def _check_head(head: h11.Request) -> None:
 
 
 def refusal_for(
-    request: IncomingRequest, *, path: str | None, is_available: bool
+    request: IncomingRequest,
+    *,
+    path: str | None,
+    is_available: bool,
+    retry_after: int = BUSY_RETRY_AFTER,
 ) -> Refusal | None:
     """Whether an event-stream server refuses ``request``, and how.
 
@@ -554,6 +558,7 @@ def refusal_for(
         request: The request read.
         path: The only path served, or ``None`` for every path.
         is_available: Whether the server takes another client (not full, not closing).
+        retry_after: Whole seconds a client refused with 503 is asked to wait.
 
     Returns:
         ``None`` to serve the stream; otherwise 404 for another path, 405 (with ``Allow``)
@@ -568,7 +573,7 @@ def refusal_for(
         return Refusal(
             status=503,
             text="event stream unavailable, try again later\n",
-            headers=(("Retry-After", str(BUSY_RETRY_AFTER)),),
+            headers=(("Retry-After", str(retry_after)),),
         )
     return None
 

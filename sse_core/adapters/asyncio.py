@@ -9,43 +9,21 @@ the server carries out what a :class:`~sse_core.Broadcaster` and
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
-from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-    Subscriber,
-)
-from .._client import ClientConfig
+from .. import ClientConfig, ServerConfig
+from .._actions import Deliver, ReportStatus
+from .._broadcast import Subscriber
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
-from .._server import ServerConfig
 from .._types import RandomSource
-from ._base import (
-    DEFAULT_MAX_SUBSCRIBERS,
-    ClientBase,
-    ConnectionKey,
-    ServerBase,
-    client_address,
-)
-from ._http import (
-    ClientOutput,
-    CloseConnection,
-    Endpoint,
-    IncomingRequest,
-    OpenConnection,
-    Refusal,
-    RequestRefused,
-    ServerConnection,
-    Write,
-)
+from ._base import AsyncClientBase, Report, ServerBase
+from ._http import Endpoint, IncomingRequest, Refusal, RequestRefused, ServerConnection
+from ._options import ClientOptions, ServerOptions
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -55,11 +33,8 @@ from ._sockets import (
 
 __all__ = ["EventSource", "EventStreamServer"]
 
-#: What :meth:`EventSource.reports` yields: every output meant for the application.
-Report = ClientOutput
 
-
-class EventSource(ClientBase):
+class EventSource(AsyncClientBase):
     """An asyncio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -71,53 +46,31 @@ class EventSource(ClientBase):
 
     Args:
         config: The session configuration, or just the URL.
-        ssl_context: For ``https`` URLs; by default the system trust store
-            (:func:`ssl.create_default_context`).
+        options: TLS, timeouts and limits (:class:`~sse_core.adapters.ClientOptions`).
         on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
         rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
         clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
-        connect_timeout: Seconds an attempt may take to get its response head.
-        max_redirects: Redirects one attempt may follow.
-        read_size: The most bytes read from the socket at once.
+
+    Raises:
+        InvalidConfigError: a bad argument.
     """
 
     def __init__(
         self,
         config: ClientConfig | str,
         *,
-        ssl_context: ssl.SSLContext | None = None,
+        options: ClientOptions | None = None,
         on_status: Callable[[ReportStatus], object] | None = None,
         rng: RandomSource | None = None,
         clock: Callable[[], float] = time.monotonic,
-        connect_timeout: float | None = 30.0,
-        max_redirects: int = 20,
-        read_size: int = 64 * 1024,
     ) -> None:
-        super().__init__(
-            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
-            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
-        )
-        self._clock = clock
+        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
         self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
         self._connecting = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[bytes] | None = None  # a read kept across wake-ups
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no socket
-        self._is_started = False
-        self._is_closing = False
-
-    async def __aenter__(self) -> EventSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -133,29 +86,17 @@ class EventSource(ClientBase):
 
         Start iterating once per source (either this or the events).
         """
-        if self._is_started:
-            raise RuntimeError("an EventSource is iterated once")
-        self._is_started = True
-        if self._is_closing:  # closed before it was iterated: nothing to start
-            return
-        self._outputs.extend(self._http.start(self._clock()))
+        self._claim()
+        self._begin()
         try:
             while True:
-                while self._outputs:
-                    output = self._outputs.popleft()
-                    if isinstance(output, OpenConnection):
-                        self._open(output.endpoint)
-                    elif isinstance(output, Write):
-                        assert self._writer is not None
-                        self._writer.write(output.data)
-                    elif isinstance(output, CloseConnection):
-                        self._close_socket()
-                    else:
-                        self._notify(output)
-                        yield output
-                if self._is_closing or self.session.state is ClientState.CLOSED:
+                report = self._pump()
+                if report is not None:
+                    yield report
+                elif self._is_done:
                     return
-                await self._wait()
+                else:
+                    await self._wait()
         finally:
             self._close_socket()
 
@@ -164,17 +105,12 @@ class EventSource(ClientBase):
         if self._is_closing:
             return
         self._is_closing = True
-        for output in self._http.close(self._clock()):
-            self._notify(output)
+        self._close_session()
         self._close_socket()
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
     # --- internals ------------------------------------------------------------------------
-
-    def _timeout(self) -> float | None:
-        deadline = self._http.next_deadline()
-        return None if deadline is None else max(0.0, deadline - self._clock())
 
     async def _wait(self) -> None:
         """Wait for the connection, bytes or the next deadline; queue what the session says.
@@ -189,7 +125,6 @@ class EventSource(ClientBase):
         :meth:`aclose` (from another task) may close the socket during any wait: what the
         closed socket then reports is not the session's business.
         """
-        http = self._http
         timeout = self._timeout()
         if self._connecting is not None:
             task = self._connecting
@@ -197,34 +132,32 @@ class EventSource(ClientBase):
             if self._connecting is not task:  # cancelled by aclose()
                 return
             if not done:
-                self._outputs.extend(http.on_timer(self._clock()))
+                self._timer()
                 return
             self._connecting = None
             try:
                 self._reader, self._writer = task.result()
             except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
-                reason = f"connect failed: {error!r}"
-                self._outputs.extend(http.on_connection_error(self._clock(), reason))
+                self._failed(f"connect failed: {error!r}")
                 return
-            self._outputs.extend(http.on_connected(self._clock()))
+            self._connected()
         elif self._reader is not None:
             if self._reading is None:
-                self._reading = asyncio.ensure_future(self._reader.read(self._read_size))
+                self._reading = asyncio.ensure_future(self._reader.read(self._options.read_size))
             reading = self._reading
             read, _ = await asyncio.wait({reading}, timeout=timeout)
             if self._reading is not reading:  # closed by aclose(): not the peer's doing
                 return
             if not read:  # the deadline: the read goes on
-                self._outputs.extend(http.on_timer(self._clock()))
+                self._timer()
                 return
             self._reading = None
             try:
                 data = reading.result()
             except (OSError, ssl.SSLError) as error:
-                reason = f"connection error: {error!r}"
-                self._outputs.extend(http.on_connection_error(self._clock(), reason))
+                self._failed(f"connection error: {error!r}")
                 return
-            self._outputs.extend(http.on_data(data, self._clock()))
+            self._received(data)
         else:
             if timeout is None:  # nothing scheduled and no connection: the session is done
                 self._is_closing = True
@@ -234,7 +167,11 @@ class EventSource(ClientBase):
                 await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose()
             finally:
                 self._wakeup = None
-            self._outputs.extend(http.on_timer(self._clock()))
+            self._timer()
+
+    def _write(self, data: bytes) -> None:
+        assert self._writer is not None  # Write comes right after on_connected()
+        self._writer.write(data)
 
     def _open(self, endpoint: Endpoint) -> None:
         self._close_socket()
@@ -244,7 +181,7 @@ class EventSource(ClientBase):
         self._connecting = asyncio.ensure_future(asyncio.open_connection(
             endpoint.host, endpoint.port, ssl=context,
             server_hostname=endpoint.host if context is not None else None,
-            limit=self._read_size,
+            limit=self._options.read_size,
         ))
 
     def _close_socket(self) -> None:
@@ -302,10 +239,11 @@ class _StreamProtocol(asyncio.Protocol):
         self._server._protocols.add(self)
         sock = transport.get_extra_info("socket")
         self._sock = sock
-        if sock is not None and self._server._send_timeout is not None:
-            set_send_timeout(sock, self._server._send_timeout)
+        options = self._server.options
+        if sock is not None and options.send_timeout is not None:
+            set_send_timeout(sock, options.send_timeout)
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._server._request_timeout, self._no_request)
+        self._timer = loop.call_later(options.request_timeout, self._no_request)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -460,23 +398,11 @@ class EventStreamServer(ServerBase):
             the server can restart without it, give it an epoch of its own too
             (:class:`~sse_core.ReplayConfig`).
         config: Every client session's configuration.
-        path: The only path served (others get 404), or ``None`` to serve every path.
-        max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
-        max_subscribers: The most clients at once (more get 503), or ``None``.
-        max_subscribers_per_key: The most clients at once with the same
-            ``connection_key`` (more get 429), or ``None``.
-        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
-            request and the client's address (by default the address).
-        max_replays: The most replays longer than one step under way at once; past it a
-            resuming client is asked to come back later (``busy_retry``).
-        max_replay_time: Seconds a long replay may take before its client is let go.
-        request_timeout: Seconds a new connection has to send its request.
-        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
-            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
-            ``None``. With heartbeats on, this is what lets go of a client that vanished
-            without closing (a phone out of coverage): otherwise its slot is held for as long
-            as the kernel retransmits, about 15 minutes on Linux.
+        options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`).
         clock: Monotonic clock in seconds.
+
+    Raises:
+        InvalidConfigError: a bad argument.
     """
 
     def __init__(
@@ -484,24 +410,10 @@ class EventStreamServer(ServerBase):
         replay_log: ReplayLog | None = None,
         *,
         config: ServerConfig | None = None,
-        path: str | None = "/events",
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
-        request_timeout: float = 30.0,
-        send_timeout: float | None = 30.0,
+        options: ServerOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(
-            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
-            connection_key=connection_key, max_replays=max_replays,
-            max_replay_time=max_replay_time,
-        )
+        super().__init__(replay_log, config=config, options=options)
         self._clock = clock
         self._protocols: set[_StreamProtocol] = set()
         # Streams whose transport takes bytes: the ones a publish writes to.

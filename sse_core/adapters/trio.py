@@ -9,7 +9,6 @@ way out, so cancellation never leaves one open.
 
 from __future__ import annotations
 
-import collections
 import errno
 import math
 import ssl
@@ -20,36 +19,15 @@ from typing import Generic, TypeAlias, TypeVar
 
 import trio
 
-from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-    Subscriber,
-)
-from .._client import ClientConfig
+from .. import ClientConfig, ServerConfig
+from .._actions import Deliver, ReportStatus
+from .._broadcast import Subscriber
 from .._events import Event
 from .._replay import ReplayLog, StoredEvent
-from .._server import ServerConfig
 from .._types import RandomSource
-from ._base import (
-    DEFAULT_MAX_SUBSCRIBERS,
-    ClientBase,
-    ConnectionKey,
-    ServerBase,
-    client_address,
-)
-from ._http import (
-    ClientOutput,
-    CloseConnection,
-    Endpoint,
-    IncomingRequest,
-    OpenConnection,
-    Refusal,
-    RequestRefused,
-    ServerConnection,
-    Write,
-)
+from ._base import AsyncClientBase, Report, ServerBase
+from ._http import Endpoint, IncomingRequest, Refusal, RequestRefused, ServerConnection
+from ._options import ClientOptions, ServerOptions
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -59,9 +37,6 @@ from ._sockets import (
 )
 
 __all__ = ["EventSource", "EventStreamServer"]
-
-#: What :meth:`EventSource.reports` yields: every output meant for the application.
-Report = ClientOutput
 
 _Stream: TypeAlias = "trio.SocketStream | trio.SSLStream[trio.SocketStream]"
 _T = TypeVar("_T")
@@ -105,7 +80,7 @@ class _Iterator(Generic[_T]):
         return await self._step()
 
 
-class EventSource(ClientBase):
+class EventSource(AsyncClientBase):
     """A trio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -121,14 +96,10 @@ class EventSource(ClientBase):
 
     Args:
         config: The session configuration, or just the URL.
-        ssl_context: For ``https`` URLs; by default the system trust store
-            (:func:`ssl.create_default_context`).
+        options: The transport's settings (:class:`~sse_core.adapters.ClientOptions`).
         on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
         rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
         clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
-        connect_timeout: Seconds an attempt may take to get its response head, or ``None``.
-        max_redirects: Redirects one attempt may follow.
-        read_size: The most bytes read from the socket at once.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -138,37 +109,19 @@ class EventSource(ClientBase):
         self,
         config: ClientConfig | str,
         *,
-        ssl_context: ssl.SSLContext | None = None,
+        options: ClientOptions | None = None,
         on_status: Callable[[ReportStatus], object] | None = None,
         rng: RandomSource | None = None,
         clock: Callable[[], float] | None = None,
-        connect_timeout: float | None = 30.0,
-        max_redirects: int = 20,
-        read_size: int = 64 * 1024,
     ) -> None:
         super().__init__(
-            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
-            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
+            config, options=options, on_status=on_status, rng=rng,
+            clock=clock if clock is not None else trio.current_time,
         )
-        self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
         self._stream: _Stream | None = None
         self._endpoint: Endpoint | None = None  # a connection to open
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._unsent: bytes | None = None  # a request to write on it
         self._scope: trio.CancelScope | None = None  # the wait in progress
-        self._is_iterated = False
-        self._is_started = False
-        self._is_closing = False
-
-    async def __aenter__(self) -> EventSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         self._claim()
@@ -193,21 +146,13 @@ class EventSource(ClientBase):
         """
         if not self._is_closing:
             self._is_closing = True
-            self._outputs.clear()
-            for output in self._http.close(self._clock()):
-                self._notify(output)
+            self._close_session()
             if self._scope is not None:
                 self._scope.cancel()
-            self._endpoint = None
-            self._close_stream()
+            self._close_socket()
         await trio.lowlevel.checkpoint()
 
     # --- the loop -------------------------------------------------------------------------
-
-    def _claim(self) -> None:
-        if self._is_iterated:
-            raise RuntimeError("an EventSource is iterated once")
-        self._is_iterated = True
 
     async def _next_event(self) -> Event:
         while True:
@@ -218,34 +163,36 @@ class EventSource(ClientBase):
     async def _next_report(self) -> Report:
         """Carry out outputs in order until one is for the application; wait when none is
         left."""
-        if not self._is_started and not self._is_closing:
-            self._is_started = True
-            self._outputs.extend(self._http.start(self._clock()))
-        while not self._is_closing:
-            while self._outputs and not self._is_closing:
-                output = self._outputs.popleft()
-                if isinstance(output, OpenConnection):
-                    self._close_stream()
-                    self._endpoint = output.endpoint
-                elif isinstance(output, Write):
-                    await self._wait(self._send, output.data)
-                elif isinstance(output, CloseConnection):
-                    self._endpoint = None
-                    self._close_stream()
-                else:
-                    self._notify(output)
-                    return output
-            if self._is_closing or self.session.state is ClientState.CLOSED:
-                break
+        self._begin()
+        while (report := self._pump()) is None:
+            if self._is_done:
+                self._close_socket()
+                raise StopAsyncIteration
             if self._endpoint is not None:
                 endpoint, self._endpoint = self._endpoint, None
                 await self._wait(self._connect, endpoint)
+            elif self._unsent is not None:
+                data, self._unsent = self._unsent, None
+                await self._wait(self._send, data)
             elif self._stream is not None:
                 await self._wait(self._read, self._stream)
             else:  # reconnecting (a live session without a connection always has a deadline)
                 await self._wait(self._sleep, None)
-        self._close_stream()
-        raise StopAsyncIteration
+        return report
+
+    def _open(self, endpoint: Endpoint) -> None:
+        self._close_socket()
+        self._endpoint = endpoint
+
+    def _write(self, data: bytes) -> None:
+        self._unsent = data
+
+    def _close_socket(self) -> None:
+        self._endpoint = None
+        self._unsent = None
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            _close_now(stream)
 
     async def _wait(self, step: Callable[[_T], Awaitable[None]], argument: _T) -> None:
         """Run one waiting step in a scope that :meth:`aclose` can cancel."""
@@ -258,30 +205,23 @@ class EventSource(ClientBase):
 
     def _delay(self) -> float:
         """Seconds until the next deadline (infinite when none)."""
-        deadline = self._http.next_deadline()
-        return math.inf if deadline is None else max(0.0, deadline - self._clock())
-
-    def _queue_timer(self) -> bool:
-        """Wake the session at its deadline; whether that ended the attempt in flight."""
-        outputs = self._http.on_timer(self._clock())
-        self._outputs.extend(outputs)
-        return any(isinstance(output, CloseConnection) for output in outputs)
+        timeout = self._timeout()
+        return math.inf if timeout is None else timeout
 
     async def _sleep(self, _: None) -> None:
         await trio.sleep(self._delay())
-        self._queue_timer()
+        self._timer()
 
     async def _read(self, stream: _Stream) -> None:
         with trio.move_on_after(self._delay()):
             try:
-                data = await stream.receive_some(self._read_size)
+                data = await stream.receive_some(self._options.read_size)
             except _TRANSPORT_ERRORS as error:
-                reason = f"connection error: {_describe(error)}"
-                self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
+                self._failed(f"connection error: {_describe(error)}")
                 return
-            self._outputs.extend(self._http.on_data(bytes(data), self._clock()))
+            self._received(bytes(data))
             return
-        self._queue_timer()
+        self._timer()
 
     async def _with_timers(self, operation: Callable[[trio.CancelScope], Awaitable[None]]) -> bool:
         """Run a connect or a write while serving the session's deadlines.
@@ -295,7 +235,7 @@ class EventSource(ClientBase):
             nursery.start_soon(operation, nursery.cancel_scope)
             while not is_ended:
                 await trio.sleep(self._delay())
-                is_ended = self._queue_timer()
+                is_ended = self._timer()
             nursery.cancel_scope.cancel()
         return is_ended
 
@@ -315,18 +255,16 @@ class EventSource(ClientBase):
         except BaseException:
             for stream in opened:
                 _close_now(stream)
-            self._outputs.extend(
-                self._http.on_connection_error(self._clock(), "connect interrupted")
-            )
+            self._failed("connect interrupted")
             raise
         if is_ended:
             for stream in opened:
                 _close_now(stream)
         elif failures:
-            self._outputs.extend(self._http.on_connection_error(self._clock(), failures[0]))
+            self._failed(failures[0])
         else:
             self._stream = opened[0]
-            self._outputs.extend(self._http.on_connected(self._clock()))
+            self._connected()
 
     async def _open_stream(self, endpoint: Endpoint) -> _Stream:
         tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
@@ -357,16 +295,11 @@ class EventSource(ClientBase):
         try:
             await self._with_timers(send_it)  # a deadline that ends it queues the close
         except BaseException:
-            self._close_stream()  # half a request went out: the connection is unusable
-            self._outputs.extend(self._http.on_connection_error(self._clock(), "write interrupted"))
+            self._close_socket()  # half a request went out: the connection is unusable
+            self._failed("write interrupted")
             raise
         if failures:
-            self._outputs.extend(self._http.on_connection_error(self._clock(), failures[0]))
-
-    def _close_stream(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            _close_now(stream)
+            self._failed(failures[0])
 
 
 class _Connection:
@@ -414,28 +347,12 @@ class EventStreamServer(ServerBase):
     closing.
 
     Args:
-        replay_log: The log to publish to and resume from. By default a new one whose ids
-            carry a random epoch, unique to this server start. When you pass your own and
-            the server can restart without it, give it an epoch of its own too
-            (:class:`~sse_core.ReplayConfig`).
+        replay_log: The log to publish to and resume from (by default a new one, its ids
+            carrying an epoch of this server start: see the asyncio server).
         config: Every client session's configuration.
-        path: The only path served (others get 404), or ``None`` to serve every path.
-        max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
-        max_subscribers: The most clients at once (more get 503), or ``None``.
-        max_subscribers_per_key: The most clients at once with the same
-            ``connection_key`` (more get 429), or ``None``.
-        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
-            request and the client's address (by default the address).
-        max_replays: The most replays longer than one step under way at once; past it a
-            resuming client is asked to come back later (``busy_retry``).
-        max_replay_time: Seconds a long replay may take before its client is let go.
-        request_timeout: Seconds a new connection has to send its request (TLS handshake
-            included), and the most an error response may take to write.
-        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
-            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
-            ``None``. With heartbeats on, this is what lets go of a client that vanished
-            without closing: otherwise its slot is held for as long as the kernel
-            retransmits, about 15 minutes on Linux.
+        options: Admission, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`);
+            here ``request_timeout`` also bounds the TLS handshake and the write of an
+            error response.
         clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
 
     Raises:
@@ -447,24 +364,10 @@ class EventStreamServer(ServerBase):
         replay_log: ReplayLog | None = None,
         *,
         config: ServerConfig | None = None,
-        path: str | None = "/events",
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
-        request_timeout: float = 30.0,
-        send_timeout: float | None = 30.0,
+        options: ServerOptions | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(
-            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
-            connection_key=connection_key, max_replays=max_replays,
-            max_replay_time=max_replay_time,
-        )
+        super().__init__(replay_log, config=config, options=options)
         self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
         self._connections: set[_Connection] = set()
         self._listeners: list[trio.SocketListener] = []
@@ -616,8 +519,8 @@ class EventStreamServer(ServerBase):
     async def _handle(self, tcp: trio.SocketStream, ssl_context: ssl.SSLContext | None) -> None:
         """Serve one connection, from its request to its end."""
         stream: _Stream = tcp
-        if self._send_timeout is not None:
-            set_send_timeout(tcp.socket, self._send_timeout)
+        if self._options.send_timeout is not None:
+            set_send_timeout(tcp.socket, self._options.send_timeout)
         if ssl_context is not None:
             stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
         connection = _Connection()
@@ -652,7 +555,7 @@ class EventStreamServer(ServerBase):
         self, stream: _Stream, connection: _Connection
     ) -> tuple[ServerConnection, IncomingRequest] | None:
         http = ServerConnection()
-        with trio.move_on_after(self._request_timeout):
+        with trio.move_on_after(self._options.request_timeout):
             if isinstance(stream, trio.SSLStream):
                 await stream.do_handshake()
             while True:
@@ -686,7 +589,7 @@ class EventStreamServer(ServerBase):
     async def _reject(self, stream: _Stream, http: ServerConnection, refusal: Refusal) -> None:
         data = http.respond_error(refusal.status, refusal.text, refusal.headers)
         if data:
-            with trio.move_on_after(self._request_timeout):
+            with trio.move_on_after(self._options.request_timeout):
                 await stream.send_all(data)
 
     async def _write(

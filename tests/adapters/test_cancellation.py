@@ -42,6 +42,7 @@ from sse_core import (
     SequencerConfig,
     ServerConfig,
 )
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
 
@@ -333,7 +334,10 @@ def test_asyncio_server_closed_as_a_connection_arrives(moment: str) -> None:
 
     async def main(loop: _HookLoop) -> None:
         for _ in range(ROUNDS):
-            server = EventStreamServer(config=QUIET, request_timeout=4 * BOUND)
+            server = EventStreamServer(
+                config=QUIET,
+                options=ServerOptions(request_timeout=4 * BOUND),
+            )
             await server.start()
             sock = socket.socket()
             sock.setblocking(False)

@@ -41,6 +41,7 @@ from sse_core import (
     ReportStatus,
     ServerConfig,
 )
+from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.sync import EventSource, EventStreamServer
 from sse_core.testing import FaultProxy
 
@@ -490,7 +491,8 @@ def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
     max_queued_bytes, while a fast client gets every event, in order."""
     config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
     payload = "x" * 16_000
-    with EventStreamServer(config=config, max_queued_bytes=64 * 1024) as server:
+    options = ServerOptions(max_queued_bytes=64 * 1024)
+    with EventStreamServer(config=config, options=options) as server:
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.settimeout(WATCHDOG)
@@ -541,7 +543,7 @@ def test_late_reader_gets_everything_and_close_cuts_a_client_that_never_reads() 
     config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
     markers = [f"event-{n:03d}-".encode() for n in range(64)]
     request = b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n"
-    server = EventStreamServer(config=config, max_queued_bytes=32 << 20)
+    server = EventStreamServer(config=config, options=ServerOptions(max_queued_bytes=32 << 20))
     server.start()
     late, never = socket.socket(), socket.socket()
     try:
@@ -672,7 +674,8 @@ def test_connect_timeout_replaces_a_server_that_never_answers() -> None:
     try:
         port = listener.getsockname()[1]
         source = EventSource(
-            fast(f"http://127.0.0.1:{port}/events", stall_timeout=None), connect_timeout=0.2
+            fast(f"http://127.0.0.1:{port}/events", stall_timeout=None),
+            options=ClientOptions(connect_timeout=0.2),
         )
         with source:
             seen = drive(
@@ -717,7 +720,7 @@ def test_server_answers_bad_requests() -> None:
     """400 for bytes that are not HTTP, 405 with Allow for another method, 503 with
     Retry-After when max_subscribers is reached, and a silent connection is reset after
     request_timeout."""
-    with EventStreamServer(max_subscribers=1, request_timeout=0.2) as server:
+    with EventStreamServer(options=ServerOptions(max_subscribers=1, request_timeout=0.2)) as server:
         host, port = server.address
         with socket.create_connection((host, port), timeout=WATCHDOG) as garbage:
             garbage.sendall(b"\x00\x01 not http\r\n\r\n")
@@ -767,7 +770,8 @@ def test_tls_with_custom_contexts() -> None:
         # A small read_size leaves decrypted bytes inside the TLS layer after each read
         # (no gzip, which would shrink the big event to a few bytes).
         source = EventSource(
-            fast(url, is_gzip_accepted=False), ssl_context=client_context, read_size=1000
+            fast(url, is_gzip_accepted=False),
+            options=ClientOptions(ssl_context=client_context, read_size=1000),
         )
         big = "y" * 50_000
 
@@ -811,17 +815,17 @@ def test_misuse_and_bad_arguments() -> None:
     """Bad arguments raise InvalidConfigError; a source iterates once; the server starts
     once and has no address before; publish before start only fills the log."""
     with pytest.raises(InvalidConfigError):
-        EventSource("http://127.0.0.1:9/", read_size=0)
+        EventSource("http://127.0.0.1:9/", options=ClientOptions(read_size=0))
     with pytest.raises(InvalidConfigError):
         EventSource("ftp://127.0.0.1/")
     with pytest.raises(InvalidConfigError):
-        EventSource("https://127.0.0.1/", ssl_context="no")  # type: ignore[arg-type]
+        EventSource("https://127.0.0.1/", options=ClientOptions(ssl_context="no"))  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(path="events")
+        EventStreamServer(options=ServerOptions(path="events"))
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(request_timeout=0)
+        EventStreamServer(options=ServerOptions(request_timeout=0))
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(send_timeout=float("inf"))
+        EventStreamServer(options=ServerOptions(send_timeout=float("inf")))
     source = EventSource("http://127.0.0.1:9/")
     source.reports()
     with pytest.raises(RuntimeError):
