@@ -348,19 +348,24 @@ async def test_send_raising_oserror_is_a_lost_connection() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"busy_retry_delay": -1},
-        {"busy_retry_delay": math.inf},
-        {"busy_retry_delay": True},
+        {"options": {"busy_retry_delay": -1}},
+        {"options": {"busy_retry_delay": math.inf}},
+        {"options": {"busy_retry_delay": True}},
         {"config": "fast"},
         {"clock": 3.0},
-        {"max_queued_bytes": 0},
-        {"max_subscribers": 0},
+        {"options": {"max_queued_bytes": 0}},
+        {"options": {"max_subscribers": 0}},
+        {"options": "fast"},
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
-    """Bad arguments are InvalidConfigError at construction."""
+    """Bad arguments are InvalidConfigError at construction (options: when the
+    ServerOptions is built)."""
     with pytest.raises(InvalidConfigError):
-        EventStream(**kwargs)
+        options = kwargs.pop("options", None)
+        if isinstance(options, dict):
+            options = ServerOptions(**options)
+        EventStream(**kwargs, options=options)
 
 
 def test_default_log_ids_carry_a_random_epoch() -> None:

@@ -34,7 +34,7 @@ from sse_core import (
     ReportStatus,
     ServerConfig,
 )
-from sse_core.adapters import ClientOptions, IncomingRequest, ServerConnection
+from sse_core.adapters import ClientOptions, IncomingRequest, ServerConnection, ServerOptions
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
 from sse_core.testing import FaultProxy, Refuse
 
@@ -567,7 +567,7 @@ def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
     dropped, while a client that keeps up gets every event on one connection."""
 
     async def main() -> None:
-        server, url = await started_server(max_queued_bytes=64 * 1024)
+        server, url = await started_server(options=ServerOptions(max_queued_bytes=64 * 1024))
         host, port = server.address
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -608,7 +608,7 @@ def test_max_subscribers_answers_503() -> None:
     """Past max_subscribers a new client gets 503 (and, not retrying 503, closes)."""
 
     async def main() -> None:
-        server, url = await started_server(max_subscribers=1)
+        server, url = await started_server(options=ServerOptions(max_subscribers=1))
         first = Watch(EventSource(config(url)))
         await first.until_state(ClientState.STREAMING)
         second = Watch(EventSource(config(url)))
@@ -736,7 +736,7 @@ def test_a_client_that_reads_late_gets_everything() -> None:
     and its queue grows within max_queued_bytes) gets every event once it reads again."""
 
     async def main() -> None:
-        server, _ = await started_server(max_queued_bytes=16 << 20)
+        server, _ = await started_server(options=ServerOptions(max_queued_bytes=16 << 20))
         late = socket.socket()
         late.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         late.setblocking(False)
@@ -895,7 +895,7 @@ def test_server_aclose_aborts_what_cannot_take_the_end_within_grace() -> None:
     the grace period ends instead of waiting for it."""
 
     async def main() -> None:
-        server, _ = await started_server(max_queued_bytes=16 << 20)
+        server, _ = await started_server(options=ServerOptions(max_queued_bytes=16 << 20))
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.setblocking(False)
@@ -943,7 +943,7 @@ def test_request_timeout_cuts_a_silent_connection() -> None:
     """A connection that sends no request within request_timeout is reset by the server."""
 
     async def main() -> None:
-        server, _ = await started_server(request_timeout=0.1)
+        server, _ = await started_server(options=ServerOptions(request_timeout=0.1))
         reader, writer = await asyncio.open_connection(*server.address)
         with pytest.raises(ConnectionResetError):
             await asyncio.wait_for(reader.read(), TIMEOUT)
