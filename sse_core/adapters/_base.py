@@ -9,7 +9,6 @@ import random
 import secrets
 import ssl
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar
 
 from .. import ClientConfig, ClientSession, ServerConfig
@@ -77,10 +76,10 @@ class ClientBase:
     :class:`~sse_core.adapters.HTTPClient` that drives it, queues what they answer to each
     input (every input reads the clock itself), and carries the queue out in order
     (:meth:`_pump`): socket work goes to the adapter's :meth:`_open`, :meth:`_write` and
-    :meth:`_close_socket`, which only record or start it (an adapter that must wait to
-    connect or write does so in its own wait); every other output goes to ``on_status``
-    and to the application. It also gives the application its view (:attr:`session`,
-    :attr:`metrics`).
+    :meth:`_close_socket`, which never wait: by default the connection to open and the
+    request to write are noted (:attr:`_endpoint`, :attr:`_unsent`) for the adapter's next
+    wait to carry out; every other output goes to ``on_status`` and to the application.
+    It also gives the application its view (:attr:`session`, :attr:`metrics`).
     """
 
     def __init__(
@@ -107,6 +106,8 @@ class ClientBase:
         self._on_status = on_status
         self._clock = clock
         self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._endpoint: Endpoint | None = None  # a connection to open
+        self._unsent = b""  # the request to write on it, once open
         self._is_claimed = False  # the iteration was asked for
         self._is_begun = False  # the session was started
         self._is_closing = False  # the application closed the source
@@ -129,15 +130,22 @@ class ClientBase:
     # --- the adapter's socket work, in the order the outputs ask for it ------------------
 
     def _open(self, endpoint: Endpoint) -> None:
-        """Open a connection to ``endpoint`` (closing any other), or note to open it."""
-        raise NotImplementedError
+        """Open a connection to ``endpoint``, closing any other (by default: note it)."""
+        self._close_socket()
+        self._endpoint = endpoint
 
     def _write(self, data: bytes) -> None:
-        """Write ``data`` to the connection just opened, or note to write it."""
-        raise NotImplementedError
+        """Write the request on the connection just opened (by default: note it)."""
+        self._unsent = data
 
     def _close_socket(self) -> None:
-        """Close the connection (or give up opening it); read nothing more from it."""
+        """Close the connection, or give up opening it; read nothing more from it."""
+        self._endpoint = None
+        self._unsent = b""
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Close the adapter's socket (or stop opening it), if any."""
         raise NotImplementedError
 
     # --- the shared loop ------------------------------------------------------------------
@@ -239,12 +247,7 @@ class AsyncClientBase(ClientBase):
     async def __aenter__(self: _Source) -> _Source:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 

@@ -131,18 +131,25 @@ ClientOutput = (
 )
 
 
-def check_seconds(name: str, value: object, *, optional: bool = False) -> None:
-    """Refuse a duration that is not a finite number > 0 (or ``None`` when optional)."""
+def check_seconds(
+    name: str, value: object, *, optional: bool = False, allow_zero: bool = False
+) -> None:
+    """Refuse a duration that is not a finite number > 0 (>= 0 with ``allow_zero``; or
+    ``None`` when optional)."""
     if value is None and optional:
         return
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value <= 0
+        or value < 0
+        or (value == 0 and not allow_zero)
     ):
+        bound = ">= 0" if allow_zero else "> 0"
         allowed = " or None" if optional else ""
-        raise InvalidConfigError(f"{name} must be a finite number > 0{allowed}, got {value!r}")
+        raise InvalidConfigError(
+            f"{name} must be a finite number {bound}{allowed}, got {value!r}"
+        )
 
 
 def endpoint_of(url: str) -> Endpoint:

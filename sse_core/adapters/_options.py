@@ -19,7 +19,7 @@ import attrs
 
 from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_REPLAY_TIME, DEFAULT_MAX_REPLAYS
 from .._errors import InvalidConfigError
-from ._http import BUSY_RETRY_AFTER, DEFAULT_MAX_REDIRECTS, IncomingRequest
+from ._http import BUSY_RETRY_AFTER, DEFAULT_MAX_REDIRECTS, IncomingRequest, check_seconds
 
 __all__ = [
     "DEFAULT_MAX_SUBSCRIBERS",
@@ -67,19 +67,10 @@ def _count(minimum: int, *, optional: bool = False) -> Callable[..., None]:
 
 def _seconds(*, optional: bool = False, allow_zero: bool = False) -> Callable[..., None]:
     """A finite number of seconds > 0 (>= 0 with ``allow_zero``; or ``None`` when optional)."""
-    rule = f"{'None or ' if optional else ''}a finite number {'>=' if allow_zero else '>'} 0"
 
     def check(owner: object, field: attrs.Attribute[Any], value: object) -> None:
-        if value is None and optional:
-            return
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-            or value < 0
-            or (value == 0 and not allow_zero)
-        ):
-            _refuse(owner, field, rule, value)
+        name = f"{type(owner).__name__}.{field.name}"
+        check_seconds(name, value, optional=optional, allow_zero=allow_zero)
 
     return check
 

@@ -12,7 +12,6 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
 from typing import Any
 
 from .. import ClientConfig, ServerConfig
@@ -174,7 +173,7 @@ class EventSource(AsyncClientBase):
         self._writer.write(data)
 
     def _open(self, endpoint: Endpoint) -> None:
-        self._close_socket()
+        self._drop_connection()
         context: ssl.SSLContext | None = None
         if endpoint.is_tls:
             context = self._tls_context()
@@ -184,7 +183,7 @@ class EventSource(AsyncClientBase):
             limit=self._options.read_size,
         ))
 
-    def _close_socket(self) -> None:
+    def _drop_connection(self) -> None:
         if self._connecting is not None:
             task, self._connecting = self._connecting, None
             task.cancel()
@@ -490,10 +489,5 @@ class EventStreamServer(ServerBase):
             await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -22,7 +22,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from types import TracebackType
 from typing import TypeVar
 
 from .. import ClientConfig, ServerConfig
@@ -128,20 +127,13 @@ class EventSource(ClientBase):
         # never one whose descriptor was closed (and maybe given to another socket).
         self._sock_lock = threading.Lock()
         self._sock: socket.socket | None = None
-        self._endpoint: Endpoint | None = None  # to connect to
-        self._unsent = b""  # the request, to write once connected
         self._woken = threading.Event()  # set by close(): ends a wait between connections
         self._is_closed = False  # close() finished its work
 
     def __enter__(self) -> EventSource:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __iter__(self) -> Iterator[Event]:
@@ -233,16 +225,7 @@ class EventSource(ClientBase):
             if not self._is_closing:
                 self._timer()
 
-    def _open(self, endpoint: Endpoint) -> None:
-        self._close_socket()
-        self._endpoint = endpoint
-
-    def _write(self, data: bytes) -> None:
-        self._unsent = data
-
-    def _close_socket(self) -> None:
-        self._endpoint = None
-        self._unsent = b""
+    def _drop_connection(self) -> None:
         with self._sock_lock:
             sock, self._sock = self._sock, None
         if sock is not None:
@@ -563,12 +546,7 @@ class EventStreamServer(ServerBase):
             self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     # --- the server's thread --------------------------------------------------------------

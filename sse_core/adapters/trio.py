@@ -14,7 +14,6 @@ import math
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import Generic, TypeAlias, TypeVar
 
 import trio
@@ -119,8 +118,6 @@ class EventSource(AsyncClientBase):
             clock=clock if clock is not None else trio.current_time,
         )
         self._stream: _Stream | None = None
-        self._endpoint: Endpoint | None = None  # a connection to open
-        self._unsent: bytes | None = None  # a request to write on it
         self._scope: trio.CancelScope | None = None  # the wait in progress
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -171,8 +168,8 @@ class EventSource(AsyncClientBase):
             if self._endpoint is not None:
                 endpoint, self._endpoint = self._endpoint, None
                 await self._wait(self._connect, endpoint)
-            elif self._unsent is not None:
-                data, self._unsent = self._unsent, None
+            elif self._unsent:
+                data, self._unsent = self._unsent, b""
                 await self._wait(self._send, data)
             elif self._stream is not None:
                 await self._wait(self._read, self._stream)
@@ -180,16 +177,7 @@ class EventSource(AsyncClientBase):
                 await self._wait(self._sleep, None)
         return report
 
-    def _open(self, endpoint: Endpoint) -> None:
-        self._close_socket()
-        self._endpoint = endpoint
-
-    def _write(self, data: bytes) -> None:
-        self._unsent = data
-
-    def _close_socket(self) -> None:
-        self._endpoint = None
-        self._unsent = None
+    def _drop_connection(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
             _close_now(stream)
@@ -482,12 +470,7 @@ class EventStreamServer(ServerBase):
         self._exit_stack = stack
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         stack, self._exit_stack = self._exit_stack, None
         try:
             await self.aclose()
