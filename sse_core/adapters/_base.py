@@ -8,6 +8,7 @@ import collections
 import random
 import secrets
 import ssl
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -86,11 +87,27 @@ class ClientBase:
         self,
         config: ClientConfig | str,
         *,
-        options: ClientOptions | None,
-        on_status: Callable[[ReportStatus], object] | None,
-        rng: RandomSource | None,
-        clock: Callable[[], float],
+        options: ClientOptions | None = None,
+        on_status: Callable[[ReportStatus], object] | None = None,
+        rng: RandomSource | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """Every adapter's ``EventSource`` takes these arguments.
+
+        Args:
+            config: The session configuration, or just the URL.
+            options: TLS, timeouts and limits of the connection
+                (:class:`~sse_core.adapters.ClientOptions`; the defaults when ``None``).
+            on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
+            rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
+            clock: Monotonic clock in seconds; by default the framework's
+                (:func:`time.monotonic`, :func:`trio.current_time` for trio).
+
+        Raises:
+            InvalidConfigError: a bad argument.
+        """
+        if clock is not None and not callable(clock):
+            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
         if isinstance(config, str):
             config = ClientConfig(url=config)
         options = options_or_default(options, ClientOptions)
@@ -104,13 +121,21 @@ class ClientBase:
         self._options = options
         self._ssl_context = options.ssl_context
         self._on_status = on_status
-        self._clock = clock
+        self._clock = clock if clock is not None else self._default_clock
         self._outputs: collections.deque[ClientOutput] = collections.deque()
         self._endpoint: Endpoint | None = None  # a connection to open
         self._unsent = b""  # the request to write on it, once open
         self._is_claimed = False  # the iteration was asked for
         self._is_begun = False  # the session was started
         self._is_closing = False  # the application closed the source
+        self._setup()
+
+    def _setup(self) -> None:
+        """Make the adapter's own state (the last step of ``__init__``)."""
+
+    def _default_clock(self) -> float:
+        """The clock when none is given: monotonic seconds."""
+        return time.monotonic()
 
     @property
     def session(self) -> ClientSession:
@@ -262,12 +287,38 @@ class ServerBase:
 
     def __init__(
         self,
-        replay_log: ReplayLog | None,
+        replay_log: ReplayLog | None = None,
         *,
-        config: ServerConfig | None,
-        options: ServerOptions | None,
+        config: ServerConfig | None = None,
+        options: ServerOptions | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """Every adapter's server takes these arguments.
+
+        Args:
+            replay_log: The log to publish to and resume from. By default a new one whose
+                ids carry a random epoch, unique to this server start (an id from before a
+                restart then reads as unknown: an explicit gap). When you pass your own and
+                the server can restart without it, give it an epoch of its own too
+                (:class:`~sse_core.ReplayConfig`).
+            config: Every client session's configuration (heartbeats, ``retry:``, padding,
+                gzip, extra headers).
+            options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`;
+                the defaults when ``None``).
+            clock: Monotonic clock in seconds; by default the framework's
+                (:func:`time.monotonic`, :func:`trio.current_time` for trio). It must tick
+                like the event loop's clock: the delays until heartbeats come from it.
+
+        Raises:
+            InvalidConfigError: a bad argument.
+        """
         options = options_or_default(options, ServerOptions)
+        if config is None:
+            config = ServerConfig()
+        if not isinstance(config, ServerConfig):
+            raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
+        if clock is not None and not callable(clock):
+            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
         if replay_log is None:
             replay_log = default_replay_log()
         self._broadcaster = Broadcaster(
@@ -280,7 +331,17 @@ class ServerBase:
             max_replay_time=options.max_replay_time,
         )
         self._options = options
+        self._config = config
+        self._clock = clock if clock is not None else self._default_clock
         self._is_closing = False
+        self._setup()
+
+    def _setup(self) -> None:
+        """Make the adapter's own state (the last step of ``__init__``)."""
+
+    def _default_clock(self) -> float:
+        """The clock when none is given: monotonic seconds."""
+        return time.monotonic()
 
     @property
     def broadcaster(self) -> Broadcaster:

@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 
-from .. import ServerConfig
 from .._actions import Action, Disconnect, Send, SendHead
 from .._broadcast import Subscriber
-from .._errors import InvalidConfigError, LocalProtocolError
+from .._errors import LocalProtocolError
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
+from .._replay import StoredEvent
 from .._server import ServerSession
 from ._base import ServerBase
 from ._http import IncomingRequest
-from ._options import ServerOptions
 
 __all__ = ["EventStream"]
 
@@ -75,39 +72,13 @@ class EventStream(ServerBase):
     ``503`` in ``retry_statuses`` reconnects with backoff). Lifespan events are answered, and
     the lifespan shutdown calls :meth:`aclose`.
 
-    Args:
-        replay_log: Where published events are kept for resumption. When ``None``, a
-            :class:`~sse_core.ReplayLog` with default limits whose ids carry a random epoch,
-            so that ids from before a restart are reported as unknown rather than misread.
-        config: The configuration of every client's :class:`~sse_core.ServerSession`
-            (heartbeats, ``retry:``, padding, gzip, extra headers).
-        options: Limits and admission (:class:`~sse_core.adapters.ServerOptions`; its
-            ``path``, ``request_timeout`` and ``send_timeout`` are the router's and the ASGI
-            server's business here).
-        clock: Monotonic seconds; it must tick like the event loop's clock, because the
-            delays until heartbeats are computed from it.
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if config is None:
-            config = ServerConfig()
-        if not isinstance(config, ServerConfig):
-            raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
-        if not callable(clock):
-            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
-        super().__init__(replay_log, config=config, options=options)
-        self._config = config
-        self._clock = clock
+    def _setup(self) -> None:
         self._retry_after = str(self._options.retry_after).encode()
         self._connections: dict[int, _Connection] = {}  # by id() of the subscriber
         self._all_gone: anyio.Event | None = None  # set when aclose() waits and the last ends

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from .. import ClientConfig, ServerConfig
-from .._actions import Deliver, ReportStatus
+from .._actions import Deliver
 from .._broadcast import Subscriber
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
-from .._types import RandomSource
+from .._replay import StoredEvent
 from ._base import AsyncClientBase, Report, ServerBase
 from ._http import Endpoint, IncomingRequest, Refusal, RequestRefused, ServerConnection
-from ._options import ClientOptions, ServerOptions
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -43,27 +39,13 @@ class EventSource(AsyncClientBase):
     :meth:`aclose`). Use it as an ``async with`` block (or call :meth:`aclose`) so that the
     socket is closed even when the loop is left early.
 
-    Args:
-        config: The session configuration, or just the URL.
-        options: TLS, timeouts and limits (:class:`~sse_core.adapters.ClientOptions`).
-        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
-        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
-        clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
+    Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is :func:`time.monotonic`.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
+    def _setup(self) -> None:
         self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
         self._connecting = None
         self._reader: asyncio.StreamReader | None = None
@@ -391,29 +373,13 @@ class EventStreamServer(ServerBase):
     more than ``max_queued_bytes`` behind is reset (it resumes) instead of growing
     memory or slowing the others.
 
-    Args:
-        replay_log: The log to publish to and resume from. By default a new one whose ids
-            carry a random epoch, unique to this server start. When you pass your own and
-            the server can restart without it, give it an epoch of its own too
-            (:class:`~sse_core.ReplayConfig`).
-        config: Every client session's configuration.
-        options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`).
-        clock: Monotonic clock in seconds.
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(replay_log, config=config, options=options)
-        self._clock = clock
+    def _setup(self) -> None:
         self._protocols: set[_StreamProtocol] = set()
         # Streams whose transport takes bytes: the ones a publish writes to.
         self._writable: set[_StreamProtocol] = set()

@@ -20,19 +20,15 @@ import selectors
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
-from .. import ClientConfig, ServerConfig
-from .._actions import Deliver, ReportStatus
+from .._actions import Deliver
 from .._broadcast import Subscriber
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
-from .._types import RandomSource
+from .._replay import StoredEvent
 from ._base import ClientBase, Report, ServerBase
 from ._http import Endpoint, IncomingRequest, Refusal, RequestRefused, ServerConnection
-from ._options import ClientOptions, ServerOptions
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -99,27 +95,13 @@ class EventSource(ClientBase):
     it cannot cut short. Callbacks (``on_status``) run in the iterating thread, or in the
     thread that calls :meth:`close` for the final ``CLOSED`` status.
 
-    Args:
-        config: The session configuration, or just the URL.
-        options: Socket and TLS settings (:class:`~sse_core.adapters.ClientOptions`).
-        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
-        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
-        clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
+    Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is :func:`time.monotonic`.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
+    def _setup(self) -> None:
         # The iterating thread holds _lock except while a report is out with the caller;
         # close() takes it, so it never touches the session or a socket in use.
         self._lock = threading.RLock()
@@ -413,30 +395,13 @@ class EventStreamServer(ServerBase):
     when :meth:`close`'s grace ends) is closed with a reset, so that the kernel frees it and
     its unsent bytes at once.
 
-    Args:
-        replay_log: The log to publish to and resume from; by default a new one whose ids
-            carry an epoch unique to this server start (pass a log with its own epoch to
-            resume across restarts).
-        config: Every client session's configuration.
-        options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`);
-            ``request_timeout`` bounds the TLS handshake and request here, and a refused
-            client's time to take its error response.
-        clock: Monotonic clock in seconds.
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(replay_log, config=config, options=options)
-        self._clock = clock
+    def _setup(self) -> None:
         self._ssl_context: ssl.SSLContext | None = None
         # _lock guards the broadcaster, the clients and the flags below; the loop thread
         # holds it while it works (not while it waits), publish() while it queues.

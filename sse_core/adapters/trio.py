@@ -18,15 +18,12 @@ from typing import Generic, TypeAlias, TypeVar
 
 import trio
 
-from .. import ClientConfig, ServerConfig
-from .._actions import Deliver, ReportStatus
+from .._actions import Deliver
 from .._broadcast import Subscriber
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
-from .._types import RandomSource
+from .._replay import StoredEvent
 from ._base import AsyncClientBase, Report, ServerBase
 from ._http import Endpoint, IncomingRequest, Refusal, RequestRefused, ServerConnection
-from ._options import ClientOptions, ServerOptions
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -93,30 +90,17 @@ class EventSource(AsyncClientBase):
     loop) keeps the connection while it was reading or sleeping; a cancelled connect or
     request write counts as a lost connection (the session reconnects as configured).
 
-    Args:
-        config: The session configuration, or just the URL.
-        options: The transport's settings (:class:`~sse_core.adapters.ClientOptions`).
-        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
-        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
-        clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
+    Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is
+    :func:`trio.current_time`.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(
-            config, options=options, on_status=on_status, rng=rng,
-            clock=clock if clock is not None else trio.current_time,
-        )
+    def _default_clock(self) -> float:
+        return trio.current_time()
+
+    def _setup(self) -> None:
         self._stream: _Stream | None = None
         self._scope: trio.CancelScope | None = None  # the wait in progress
 
@@ -334,29 +318,16 @@ class EventStreamServer(ServerBase):
     :meth:`publish` or a heartbeat wakes it, while a second task watches for the client
     closing.
 
-    Args:
-        replay_log: The log to publish to and resume from (by default a new one, its ids
-            carrying an epoch of this server start: see the asyncio server).
-        config: Every client session's configuration.
-        options: Admission, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`);
-            here ``request_timeout`` also bounds the TLS handshake and the write of an
-            error response.
-        clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(replay_log, config=config, options=options)
-        self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
+    def _default_clock(self) -> float:
+        return trio.current_time()
+
+    def _setup(self) -> None:
         self._connections: set[_Connection] = set()
         self._listeners: list[trio.SocketListener] = []
         self._address: tuple[str, int] | None = None
