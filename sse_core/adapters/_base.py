@@ -70,7 +70,18 @@ def default_replay_log() -> ReplayLog:
     return ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
 
 
-class ClientBase:
+class _Adapter:
+    """What an adapter's client or server sets up itself."""
+
+    def _setup(self) -> None:
+        """Make the adapter's own state (the last step of ``__init__``)."""
+
+    def _default_clock(self) -> float:
+        """The clock when none is given: monotonic seconds."""
+        return time.monotonic()
+
+
+class ClientBase(_Adapter):
     """The part of every adapter's ``EventSource`` that is not I/O.
 
     It builds the :class:`~sse_core.ClientSession` and the
@@ -129,13 +140,6 @@ class ClientBase:
         self._is_begun = False  # the session was started
         self._is_closing = False  # the application closed the source
         self._setup()
-
-    def _setup(self) -> None:
-        """Make the adapter's own state (the last step of ``__init__``)."""
-
-    def _default_clock(self) -> float:
-        """The clock when none is given: monotonic seconds."""
-        return time.monotonic()
 
     @property
     def session(self) -> ClientSession:
@@ -276,7 +280,7 @@ class AsyncClientBase(ClientBase):
         await self.aclose()
 
 
-class ServerBase:
+class ServerBase(_Adapter):
     """The part of every adapter's server that is not I/O.
 
     It checks the options, builds the :class:`~sse_core.Broadcaster` (with
@@ -335,13 +339,6 @@ class ServerBase:
         self._clock = clock if clock is not None else self._default_clock
         self._is_closing = False
         self._setup()
-
-    def _setup(self) -> None:
-        """Make the adapter's own state (the last step of ``__init__``)."""
-
-    def _default_clock(self) -> float:
-        """The clock when none is given: monotonic seconds."""
-        return time.monotonic()
 
     @property
     def broadcaster(self) -> Broadcaster:

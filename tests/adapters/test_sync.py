@@ -975,13 +975,23 @@ def test_docs_example_runs() -> None:
 
 
 def test_adapter_imports_no_async_framework() -> None:
-    """The sync adapter imports no async framework (that adapters never import each other is
-    checked for all of them in tests/test_architecture.py)."""
-    tree = ast.parse(Path(sync_adapter.__file__).read_text(encoding="utf-8"))
-    modules = set()
+    """The sync adapter (its client module and its server module) imports no async
+    framework (that adapters never import each other is checked for all of them in
+    tests/test_architecture.py)."""
+    path = Path(sync_adapter.__file__)
+    modules: set[str] = set()
+    for source in (path, path.with_name("_sync_server.py")):
+        modules |= imported_modules(ast.parse(source.read_text(encoding="utf-8")))
+    assert "._sync_server" in modules
+    assert not modules & {"asyncio", "trio", "anyio"}
+
+
+def imported_modules(tree: ast.Module) -> set[str]:
+    """The modules a module's code imports (relative ones with their leading dots)."""
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             modules.add("." * node.level + (node.module or ""))
         elif isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
-    assert not modules & {"asyncio", "trio", "anyio"}
+    return modules
