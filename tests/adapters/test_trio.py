@@ -818,13 +818,16 @@ def test_docs_example_runs() -> None:
 
 
 def test_adapter_does_not_import_asyncio() -> None:
-    """The trio adapter does not import asyncio (that adapters never import each other is
-    checked for all of them in tests/test_architecture.py)."""
-    tree = ast.parse(Path(trio_adapter.__file__).read_text(encoding="utf-8"))
-    modules = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            modules.add("." * node.level + (node.module or ""))
+    """The trio adapter (its client module and its server module) does not import asyncio
+    (that adapters never import each other is checked for all of them in
+    tests/test_architecture.py)."""
+    path = Path(trio_adapter.__file__)
+    modules: set[str] = set()
+    for source in (path, path.with_name("_trio_server.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                modules.add("." * node.level + (node.module or ""))
+    assert "._trio_server" in modules and "trio" in modules
     assert "asyncio" not in modules
