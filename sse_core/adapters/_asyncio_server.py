@@ -34,7 +34,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._server = server
         self._connection = ServerConnection()
         self._transport: asyncio.Transport | None = None
-        self._subscriber: Subscriber | None = None
+        self.subscriber: Subscriber | None = None
         self._is_paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._recheck: asyncio.TimerHandle | None = None  # a replay waiting for the client
@@ -78,7 +78,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._is_paused = False
-        if self._subscriber is not None:
+        if self.subscriber is not None:
             self._server._writable.add(self)
         # Not now: asyncio calls this from inside its write callback, which ends by
         # finishing a close itself -- closing the transport here would finish it twice
@@ -88,8 +88,8 @@ class _StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._protocols.discard(self)
         self._server._writable.discard(self)
-        if self._subscriber is not None:
-            self._server._broadcaster.unsubscribe(self._subscriber)
+        if self.subscriber is not None:
+            self._server._broadcaster.unsubscribe(self.subscriber)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -102,7 +102,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write what the subscriber's queue holds, unless the socket is full."""
-        subscriber, transport = self._subscriber, self._transport
+        subscriber, transport = self.subscriber, self._transport
         if subscriber is None or transport is None:
             return
         if transport.is_closing():  # lost or closing: connection_lost() comes next
@@ -132,6 +132,10 @@ class _StreamProtocol(asyncio.Protocol):
                 transport.close()
                 return
 
+    def wake(self) -> None:
+        """Something was queued (or the stream ends): write it."""
+        self.flush()
+
     def _flush_again(self) -> None:
         self._recheck = None
         self.flush()
@@ -158,7 +162,7 @@ class _StreamProtocol(asyncio.Protocol):
         if refusal is not None:
             self._reject(refusal)
             return
-        self._subscriber = server._broadcaster.subscribe(
+        self.subscriber = server._broadcaster.subscribe(
             request.target, request.headers, server._clock(), key=key
         )
         if not self._is_paused:
@@ -168,7 +172,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def _arm(self) -> None:
         """Wake up for the next heartbeat."""
-        subscriber = self._subscriber
+        subscriber = self.subscriber
         if subscriber is None or self._transport is None:
             return
         deadline = subscriber.next_deadline()
@@ -178,8 +182,8 @@ class _StreamProtocol(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._subscriber is not None:
-            self._subscriber.poll(self._server._clock())
+        if self.subscriber is not None:
+            self.subscriber.poll(self._server._clock())
             self.flush()
             self._arm()
 
@@ -253,7 +257,7 @@ class EventStreamServer(ServerBase):
         if dropped != self._dropped_seen:  # someone fell behind: let it go
             self._dropped_seen = dropped
             for protocol in list(self._protocols):
-                subscriber = protocol._subscriber
+                subscriber = protocol.subscriber
                 if subscriber is not None and subscriber.is_dropped:
                     protocol.flush()
         return stored
@@ -265,15 +269,9 @@ class EventStreamServer(ServerBase):
             grace: Seconds the clients get to take the end of their stream; connections
                 still open then are aborted.
         """
-        self._is_closing = True
         if self._server is not None:
             self._server.close()
-        self._broadcaster.close(self._clock())
-        for protocol in list(self._protocols):
-            if protocol._subscriber is None:
-                protocol.let_go()  # no stream to end
-            else:
-                protocol.flush()
+        self._end_streams(self._protocols)
         deadline = self._clock() + grace
         while self._protocols and self._clock() < deadline:
             await asyncio.sleep(0.01)

@@ -9,12 +9,12 @@ import random
 import secrets
 import ssl
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
 from .. import ClientConfig, ClientSession, ServerConfig
 from .._actions import ClientState, ReportStatus
-from .._broadcast import Broadcaster
+from .._broadcast import Broadcaster, Subscriber
 from .._errors import InvalidConfigError
 from .._metrics import Metrics
 from .._replay import ReplayConfig, ReplayLog
@@ -280,6 +280,17 @@ class AsyncClientBase(ClientBase):
         await self.aclose()
 
 
+class _Served(Protocol):
+    """A server adapter's connection, as :meth:`ServerBase._end_streams` sees it."""
+
+    @property
+    def subscriber(self) -> Subscriber | None: ...
+
+    def wake(self) -> None: ...
+
+    def let_go(self) -> None: ...
+
+
 class ServerBase(_Adapter):
     """The part of every adapter's server that is not I/O.
 
@@ -349,6 +360,18 @@ class ServerBase(_Adapter):
     def options(self) -> ServerOptions:
         """The options this server was made with."""
         return self._options
+
+    def _end_streams(self, connections: Iterable[_Served]) -> None:
+        """Take no more clients and end every stream: the broadcaster queues each stream's
+        end, which its connection is woken to send; a connection with no stream yet is let
+        go."""
+        self._is_closing = True
+        self._broadcaster.close(self._clock())
+        for connection in list(connections):
+            if connection.subscriber is None:
+                connection.let_go()
+            else:
+                connection.wake()
 
     def _admit(
         self, request: IncomingRequest, address: str | None

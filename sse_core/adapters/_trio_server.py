@@ -166,10 +166,11 @@ class EventStreamServer(ServerBase):
             self._stopped.set()
 
     def publish(self, event: Event) -> StoredEvent:
-        """Publish an event to every client (call it from the trio thread).
+        """Append ``event`` to the replay log and wake every client's task to send it (call
+        it from the trio thread).
 
         Returns:
-            The stored event, with the id the replay log gave it.
+            The stored event, with its id.
         """
         stored = self._broadcaster.publish(event, self._clock())
         for connection in list(self._connections):
@@ -177,22 +178,16 @@ class EventStreamServer(ServerBase):
         return stored
 
     async def aclose(self, *, grace: float = 1.0) -> None:
-        """Stop listening and end every stream (clients see the end of the body).
+        """End every stream and stop serving; safe to call more than once.
 
         Args:
-            grace: Seconds the clients get to take the end of their stream; connections
-                still open then are closed.
+            grace: Seconds the clients get to take the end of their body (they then
+                reconnect elsewhere); a connection still open after it is reset.
         """
         if not self._is_closing:
-            self._is_closing = True
             for listener in self._listeners:
                 listener.socket.close()  # a pending accept() raises ClosedResourceError
-            self._broadcaster.close(self._clock())
-            for connection in list(self._connections):
-                if connection.subscriber is None:
-                    connection.let_go()  # no stream to end
-                else:
-                    connection.wake()
+            self._end_streams(self._connections)
         if not self._is_serving:
             await trio.lowlevel.checkpoint()
             return
