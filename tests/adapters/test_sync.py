@@ -641,6 +641,93 @@ def test_close_from_another_thread_stops_a_blocked_iteration() -> None:
     assert timings["closed"] - timings["close"] < 2.0
 
 
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A loopback port where a connect hangs: its listener's accept queue is full (backlog 0,
+    one connection waiting), so the kernel drops further SYNs."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(8):
+            filler = socket.socket()
+            fillers.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            time.sleep(0.1)
+            try:
+                filler.getpeername()
+            except OSError:  # still connecting: the queue is full
+                break
+        else:
+            pytest.skip("the kernel kept accepting connections into a full queue")
+        yield port
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+@pytest.mark.parametrize("step", ["connect", "handshake", "read", "backoff"])
+def test_close_from_another_thread_wakes_each_blocking_step(step: str) -> None:
+    """The client blocks in plain socket calls whose timeout is the time to the session's
+    next deadline, here none at all (no connect or stall timeout, a 60 s backoff).
+    close() from another thread shuts the socket down, or ends the wait between
+    connections: an iteration blocked in a connect (SYNs dropped), a TLS handshake (the peer
+    never answers), a read (an idle stream) or a backoff ends at once, with CLOSED last."""
+    options = ClientOptions(connect_timeout=None)
+    ready = threading.Event()
+    with contextlib.ExitStack() as stack:
+        if step == "connect":
+            url = f"http://127.0.0.1:{stack.enter_context(unanswered_port())}/events"
+        elif step == "handshake":
+            silent = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=4))
+            url = f"https://127.0.0.1:{silent.getsockname()[1]}/events"
+        elif step == "read":
+            server = stack.enter_context(
+                EventStreamServer(config=ServerConfig(heartbeat_interval=None))
+            )
+            url = url_of(server)
+        else:
+            refused = stack.enter_context(socket.socket())
+            refused.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+            url = f"http://127.0.0.1:{refused.getsockname()[1]}/events"
+        backoff = BackoffConfig(base_delay=60.0, min_base_delay=60.0, max_delay=60.0)
+        config = ClientConfig(url=url, stall_timeout=None, backoff=backoff)
+        waited_for = {"read": ClientState.STREAMING, "backoff": ClientState.RECONNECTING}
+
+        statuses: list[ClientState] = []
+
+        def on_status(report: ReportStatus) -> None:
+            statuses.append(report.state)
+            if report.state is waited_for.get(step, ClientState.CONNECTING):
+                ready.set()
+
+        source = EventSource(config, options=options, on_status=on_status)
+        seen: list[Any] = []
+        ended = threading.Event()
+
+        def iterate() -> None:
+            seen.extend(source.reports())
+            ended.set()
+
+        worker = threading.Thread(target=iterate, daemon=True)
+        worker.start()
+        assert ready.wait(WATCHDOG)
+        time.sleep(0.3)  # let the iteration block in the step
+        assert not ended.is_set()
+        start = time.monotonic()
+        # From another thread: close() returns once the iteration let go of the socket.
+        closer = threading.Thread(target=source.close, daemon=True)
+        closer.start()
+        assert ended.wait(5.0), f"close() did not wake the {step}"
+        took = time.monotonic() - start
+        closer.join(WATCHDOG)
+        worker.join(WATCHDOG)
+    assert took < 2.0
+    assert source.session.state is ClientState.CLOSED
+    assert statuses[-1] is ClientState.CLOSED and statuses.count(ClientState.CLOSED) == 1
+
+
 def test_close_while_connecting_and_before_iterating() -> None:
     """close() before the iteration makes it end at once; close() while a connection is
     being opened (the peer never answers) ends it well before any timeout."""
