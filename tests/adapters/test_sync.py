@@ -39,6 +39,7 @@ from sse_core import (
     InvalidConfigError,
     ReplayLog,
     ReportStatus,
+    SequencerConfig,
     ServerConfig,
 )
 from sse_core.adapters import ClientOptions, ServerOptions
@@ -726,6 +727,94 @@ def test_close_from_another_thread_wakes_each_blocking_step(step: str) -> None:
     assert took < 2.0
     assert source.session.state is ClientState.CLOSED
     assert statuses[-1] is ClientState.CLOSED and statuses.count(ClientState.CLOSED) == 1
+
+
+def test_a_session_deadline_inside_a_hanging_connect_keeps_the_attempt() -> None:
+    """A deadline of the session's own that falls inside a connect (a sequencer hole times
+    out while the server's full queue drops the reconnection's SYNs) does not end the
+    attempt: the connect starts again on a new socket and goes on. The hole's reports come
+    out of the connect phase, before the new connection is CONNECTED; one reconnection."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    listener.settimeout(WATCHDOG)
+    port = listener.getsockname()[1]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    fillers: list[socket.socket] = []
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        with first:
+            requests.append(read_head(first))
+            for _ in range(2):  # the first waits in the full queue, the second's SYN is dropped
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            first.sendall(head + b"id: 1\ndata: a\n\nid: 3\ndata: c\n\n")
+        # The client reconnects at once; its SYNs are dropped until the queue has room,
+        # past the hole's timeout (0.3 s after "c"), when the client wakes the session.
+        time.sleep(1.2)
+        for filler in fillers:
+            filler.close()
+        while True:  # the fillers' queued connection, then the client's
+            sock, _ = listener.accept()
+            with sock:
+                request = read_head(sock)
+                if request:
+                    requests.append(request)
+                    sock.sendall(head + b"id: 4\ndata: d\n\n")
+                    read_to_eof(sock)
+                    return
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    config = fast(
+        f"http://127.0.0.1:{port}/events",
+        stall_timeout=None,
+        sequencer=SequencerConfig(gap_timeout=0.3),
+    )
+    # The connect timeout is the connect's next deadline after the hole's: the connect goes
+    # on with a timeout (a socket connect cannot be resumed after one times out).
+    source = EventSource(config, options=ClientOptions(connect_timeout=WATCHDOG / 2))
+    try:
+        with source:
+            seen = drive(
+                source,
+                lambda report, seen: [e.data for e in events(seen)] == ["a", "c", "d"],
+                seconds=20.0,
+            )
+    finally:
+        thread.join(WATCHDOG)
+        listener.close()
+    kinds = [
+        report.state.value if isinstance(report, ReportStatus)
+        else report.event.data if isinstance(report, Deliver)
+        else "gap"
+        for report in seen
+    ]
+    assert kinds == ["connecting", "connected", "streaming", "a", "reconnecting", "connecting",
+                     "gap", "c", "connected", "streaming", "d"]
+    assert b"last-event-id: 3" in requests[1].lower()
+    assert source.metrics.connection_attempts == 2
+
+
+def test_connect_timeout_ends_a_connect_that_hangs() -> None:
+    """A connect whose SYNs are dropped runs with the time to the connect timeout as its
+    socket timeout: at that deadline the attempt is lost and the client reconnects."""
+    with unanswered_port() as port:
+        source = EventSource(
+            fast(f"http://127.0.0.1:{port}/events", stall_timeout=None),
+            options=ClientOptions(connect_timeout=0.3),
+        )
+        with source:
+            seen = drive(
+                source,
+                lambda report, seen: states(seen).count(ClientState.CONNECTING) == 2,
+            )
+    assert states(seen) == [ClientState.CONNECTING, ClientState.RECONNECTING,
+                            ClientState.CONNECTING]
+    assert seen[1].reason == "no response within 0.3 s"
+    assert 0.3 <= seen[1].since - seen[0].since < 0.3 + WATCHDOG / 2
 
 
 def test_close_while_connecting_and_before_iterating() -> None:
