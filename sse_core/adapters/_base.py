@@ -315,7 +315,7 @@ class ServerBase(_Adapter):
                 ids carry a random epoch, unique to this server start (an id from before a
                 restart then reads as unknown: an explicit gap). When you pass your own and
                 the server can restart without it, give it an epoch of its own too
-                (:class:`~sse_core.ReplayConfig`).
+                (:class:`~sse_core.state.ReplayConfig`).
             config: Every client session's configuration (heartbeats, ``retry:``, padding,
                 gzip, extra headers).
             options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`;
