@@ -37,6 +37,7 @@ from sse_core import (
     Deliver,
     Event,
     InvalidConfigError,
+    Jitter,
     ReplayLog,
     ReportStatus,
     SequencerConfig,
@@ -692,7 +693,7 @@ def test_close_from_another_thread_wakes_each_blocking_step(step: str) -> None:
             refused = stack.enter_context(socket.socket())
             refused.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
             url = f"http://127.0.0.1:{refused.getsockname()[1]}/events"
-        backoff = BackoffConfig(base_delay=60.0, min_base_delay=60.0, max_delay=60.0)
+        backoff = BackoffConfig(base_delay=60.0, max_delay=60.0, jitter=Jitter.NONE)
         config = ClientConfig(url=url, stall_timeout=None, backoff=backoff)
         waited_for = {"read": ClientState.STREAMING, "backoff": ClientState.RECONNECTING}
 
