@@ -25,6 +25,7 @@ import time
 import attrs
 
 from sse_core import ClientConfig, Deliver, Event, ReportGap, ServerConfig
+from sse_core.adapters import ClientOptions
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
 from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
 from sse_core.testing import FaultProxy, Pass, random_fault
@@ -98,7 +99,7 @@ async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> 
             elif isinstance(report, ReportGap):
                 gaps.append(report)
 
-    source = EventSource(config, rng=rng, connect_timeout=2.0)
+    source = EventSource(config, rng=rng, options=ClientOptions(connect_timeout=2.0))
     detail = ""
 
     async def run() -> None:

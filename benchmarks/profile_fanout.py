@@ -32,6 +32,7 @@ import sys
 import time
 
 from sse_core import Event, ServerConfig
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer
 
 
@@ -67,7 +68,7 @@ def _clients(port: int, count: int, is_gzip: bool, is_reading: bool) -> None:
 
 async def _run(args: argparse.Namespace) -> None:
     config = ServerConfig(heartbeat_interval=None, is_compression_enabled=args.gzip)
-    server = EventStreamServer(config=config, send_timeout=None)
+    server = EventStreamServer(config=config, options=ServerOptions(send_timeout=None))
     await server.start()
     port = server.address[1]
     child = subprocess.Popen(

@@ -149,8 +149,9 @@ def test_adapter_http_glue_does_no_io() -> None:
 @pytest.mark.parametrize("path", adapter_modules(), ids=lambda path: path.stem)
 def test_adapters_never_import_each_other(path: Path) -> None:
     """An adapter may use the shared helpers (``_http``, the sans-IO glue; ``_base``, what
-    their clients and servers share; ``_sockets``, socket options) and the core, never
-    another adapter."""
+    their clients and servers share; ``_options``, their options records; ``_sockets``,
+    socket options), its own server module (``trio`` -> ``_trio_server``) and the core,
+    never another adapter."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     siblings = {
         alias.name if not node.module else node.module.split(".")[0]
@@ -164,4 +165,6 @@ def test_adapters_never_import_each_other(path: Path) -> None:
         if isinstance(node, ast.ImportFrom) and node.module
         and node.module.startswith("sse_core.adapters.")
     }
-    assert (siblings | absolute_siblings) - {"_http", "_base", "_sockets"} == set()
+    own_server = set() if path.stem.startswith("_") else {f"_{path.stem}_server"}
+    allowed = {"_http", "_base", "_options", "_sockets"} | own_server
+    assert (siblings | absolute_siblings) - allowed == set()

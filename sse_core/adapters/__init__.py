@@ -2,8 +2,10 @@
 
 Import one by name: :mod:`sse_core.adapters.asyncio`, :mod:`sse_core.adapters.trio`,
 :mod:`sse_core.adapters.sync` or :mod:`sse_core.adapters.asgi`; they never import each other.
-What they share is here: the sans-IO HTTP/1.1 glue (h11) that turns the sessions' actions
-into socket work, so that no adapter writes HTTP or makes a protocol decision.
+What they share is here: one options record per side (:class:`ClientOptions` for every
+``EventSource``, :class:`ServerOptions` for every server), and the sans-IO HTTP/1.1 glue
+(h11) that turns the sessions' actions into socket work, so that no adapter writes HTTP or
+makes a protocol decision.
 """
 
 from ._http import (
@@ -23,13 +25,16 @@ from ._http import (
     endpoint_of,
     refusal_for,
 )
+from ._options import ClientOptions, ConnectionKey, ServerOptions, client_address
 
 __all__ = [
     "BUSY_RETRY_AFTER",
     "REDIRECT_STATUSES",
     "STREAM_METHODS",
+    "ClientOptions",
     "ClientOutput",
     "CloseConnection",
+    "ConnectionKey",
     "Endpoint",
     "HTTPClient",
     "IncomingRequest",
@@ -37,7 +42,9 @@ __all__ = [
     "Refusal",
     "RequestRefused",
     "ServerConnection",
+    "ServerOptions",
     "Write",
+    "client_address",
     "endpoint_of",
     "refusal_for",
 ]

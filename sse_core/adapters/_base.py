@@ -1,73 +1,64 @@
-"""What the adapters' clients and servers share (floor 4): arguments, defaults, and the
-application's view. No sockets and no waiting: each adapter does its own I/O."""
+"""What the adapters' clients and servers share (floor 4): the dispatch of the client's
+outputs, the application's view, and the servers' admission. No sockets and no waiting:
+each adapter does its own I/O."""
 
 from __future__ import annotations
 
+import collections
 import random
 import secrets
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
-from .._actions import ReportStatus
-from .._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-    Broadcaster,
-)
-from .._client import ClientConfig, ClientSession
+from .. import ClientConfig, ClientSession, ServerConfig
+from .._actions import ClientState, ReportStatus
+from .._broadcast import Broadcaster, Subscriber
 from .._errors import InvalidConfigError
 from .._metrics import Metrics
 from .._replay import ReplayConfig, ReplayLog
-from .._server import ServerConfig
 from .._types import RandomSource
 from ._http import (
     ClientOutput,
+    CloseConnection,
+    Endpoint,
     HTTPClient,
     IncomingRequest,
+    OpenConnection,
     Refusal,
-    check_seconds,
+    Write,
     refusal_for,
 )
+from ._options import ClientOptions, ServerOptions
 
 __all__ = [
-    "DEFAULT_MAX_SUBSCRIBERS",
+    "TOO_MANY",
+    "AsyncClientBase",
     "ClientBase",
-    "ConnectionKey",
+    "Report",
     "ServerBase",
-    "client_address",
     "default_replay_log",
 ]
 
-#: Default bound on the clients a server adapter serves at once.
-DEFAULT_MAX_SUBSCRIBERS = 10_000
+#: What an ``EventSource``'s ``reports()`` yields: every output meant for the application.
+Report = ClientOutput
 
-#: What ``max_subscribers_per_key`` counts by: ``(request, client address) -> key or None``.
-ConnectionKey = Callable[[IncomingRequest, "str | None"], "str | None"]
+_Options = TypeVar("_Options", ClientOptions, ServerOptions)
+_Source = TypeVar("_Source", bound="AsyncClientBase")
 
 
-def client_address(request: IncomingRequest, address: str | None) -> str | None:
-    """The default connection key: the client's IP address (``None`` when unknown).
+def options_or_default(options: _Options | None, kind: type[_Options]) -> _Options:
+    """``options``, or the defaults when ``None``.
 
-    Behind a reverse proxy every client has the proxy's address: key by a header the proxy
-    sets (``X-Forwarded-For``'s last hop you trust) or by an API key instead.
+    Raises:
+        InvalidConfigError: ``options`` is of another type.
     """
-    return address
-
-
-def check_limits(
-    max_subscribers_per_key: int | None, connection_key: ConnectionKey
-) -> None:
-    """Refuse a bad per-key limit or key function (the Broadcaster checks the rest)."""
-    if max_subscribers_per_key is not None and (
-        type(max_subscribers_per_key) is not int or max_subscribers_per_key < 1
-    ):
-        raise InvalidConfigError(
-            f"max_subscribers_per_key must be None or an int >= 1,"
-            f" got {max_subscribers_per_key!r}"
-        )
-    if not callable(connection_key):
-        raise InvalidConfigError(f"connection_key must be callable, got {connection_key!r}")
+    if options is None:
+        return kind()
+    if not isinstance(options, kind):
+        raise InvalidConfigError(f"options must be a {kind.__name__}, got {options!r}")
+    return options
 
 
 def default_replay_log() -> ReplayLog:
@@ -79,38 +70,76 @@ def default_replay_log() -> ReplayLog:
     return ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
 
 
-class ClientBase:
+class _Adapter:
+    """What an adapter's client or server sets up itself."""
+
+    def _setup(self) -> None:
+        """Make the adapter's own state (the last step of ``__init__``)."""
+
+    def _default_clock(self) -> float:
+        """The clock when none is given: monotonic seconds."""
+        return time.monotonic()
+
+
+class ClientBase(_Adapter):
     """The part of every adapter's ``EventSource`` that is not I/O.
 
-    It checks the arguments, builds the :class:`~sse_core.ClientSession` and the
-    :class:`~sse_core.adapters.HTTPClient` that drives it, and gives the application its
-    view (:attr:`session`, :attr:`metrics`, ``on_status``).
+    It builds the :class:`~sse_core.ClientSession` and the
+    :class:`~sse_core.adapters.HTTPClient` that drives it, queues what they answer to each
+    input (every input reads the clock itself), and carries the queue out in order
+    (:meth:`_pump`): socket work goes to the adapter's :meth:`_open`, :meth:`_write` and
+    :meth:`_close_socket`, which never wait: by default the connection to open and the
+    request to write are noted (:attr:`_endpoint`, :attr:`_unsent`) for the adapter's next
+    wait to carry out; every other output goes to ``on_status`` and to the application.
+    It also gives the application its view (:attr:`session`, :attr:`metrics`).
     """
 
     def __init__(
         self,
         config: ClientConfig | str,
         *,
-        ssl_context: ssl.SSLContext | None,
-        on_status: Callable[[ReportStatus], object] | None,
-        rng: RandomSource | None,
-        connect_timeout: float | None,
-        max_redirects: int,
-        read_size: int,
+        options: ClientOptions | None = None,
+        on_status: Callable[[ReportStatus], object] | None = None,
+        rng: RandomSource | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """Every adapter's ``EventSource`` takes these arguments.
+
+        Args:
+            config: The session configuration, or just the URL.
+            options: TLS, timeouts and limits of the connection
+                (:class:`~sse_core.adapters.ClientOptions`; the defaults when ``None``).
+            on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
+            rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
+            clock: Monotonic clock in seconds; by default the framework's
+                (:func:`time.monotonic`, :func:`trio.current_time` for trio).
+
+        Raises:
+            InvalidConfigError: a bad argument.
+        """
+        if clock is not None and not callable(clock):
+            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
         if isinstance(config, str):
             config = ClientConfig(url=config)
-        if type(read_size) is not int or read_size < 1:
-            raise InvalidConfigError(f"read_size must be an int >= 1, got {read_size!r}")
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise InvalidConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+        options = options_or_default(options, ClientOptions)
         session = ClientSession(config, rng=rng if rng is not None else random.Random())
         self._http = HTTPClient(
-            session, connect_timeout=connect_timeout, max_redirects=max_redirects
+            session,
+            connect_timeout=options.connect_timeout,
+            max_redirects=options.max_redirects,
+            max_head_size=options.max_head_size,
         )
-        self._ssl_context = ssl_context
+        self._options = options
+        self._ssl_context = options.ssl_context
         self._on_status = on_status
-        self._read_size = read_size
+        self._clock = clock if clock is not None else self._default_clock
+        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._endpoint: Endpoint | None = None  # a connection to open
+        self._unsent = b""  # the request to write on it, once open
+        self._is_claimed = False  # the iteration was asked for
+        self._is_begun = False  # the session was started
+        self._is_closing = False  # the application closed the source
+        self._setup()
 
     @property
     def session(self) -> ClientSession:
@@ -122,8 +151,110 @@ class ClientBase:
         """The session's counters (deliveries, duplicates, reconnections ...)."""
         return self._http.session.metrics
 
+    @property
+    def options(self) -> ClientOptions:
+        """The transport options this source was made with."""
+        return self._options
+
+    # --- the adapter's socket work, in the order the outputs ask for it ------------------
+
+    def _open(self, endpoint: Endpoint) -> None:
+        """Open a connection to ``endpoint``, closing any other (by default: note it)."""
+        self._close_socket()
+        self._endpoint = endpoint
+
+    def _write(self, data: bytes) -> None:
+        """Write the request on the connection just opened (by default: note it)."""
+        self._unsent = data
+
+    def _close_socket(self) -> None:
+        """Close the connection, or give up opening it; read nothing more from it."""
+        self._endpoint = None
+        self._unsent = b""
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Close the adapter's socket (or stop opening it), if any."""
+        raise NotImplementedError
+
+    # --- the shared loop ------------------------------------------------------------------
+
+    def _claim(self) -> None:
+        """Refuse a second iteration.
+
+        Raises:
+            RuntimeError: the source is iterated already.
+        """
+        if self._is_claimed:
+            raise RuntimeError("an EventSource is iterated once")
+        self._is_claimed = True
+
+    def _begin(self) -> None:
+        """Start the session (once; not after the application closed the source)."""
+        if not self._is_begun and not self._is_closing:
+            self._is_begun = True
+            self._outputs.extend(self._http.start(self._clock()))
+
+    @property
+    def _is_done(self) -> bool:
+        """Whether the iteration ends: the application closed the source or the session
+        closed (refused, gave up)."""
+        return self._is_closing or self.session.state is ClientState.CLOSED
+
+    def _pump(self) -> Report | None:
+        """Carry out queued outputs in order until one is for the application.
+
+        Returns:
+            That output (``on_status`` has seen it), or ``None`` when the queue is empty or
+            the source is closing.
+        """
+        while self._outputs and not self._is_closing:
+            output = self._outputs.popleft()
+            if isinstance(output, OpenConnection):
+                self._open(output.endpoint)
+            elif isinstance(output, Write):
+                self._write(output.data)
+            elif isinstance(output, CloseConnection):
+                self._close_socket()
+            else:
+                self._notify(output)
+                return output
+        return None
+
+    def _timeout(self) -> float | None:
+        """Seconds until the next deadline (0 when past), or ``None`` when none is set."""
+        deadline = self._http.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self._clock())
+
+    # --- inputs: each queues what the HTTP client answers --------------------------------
+
+    def _connected(self) -> None:
+        """The connection asked for is open (TLS included)."""
+        self._outputs.extend(self._http.on_connected(self._clock()))
+
+    def _received(self, data: bytes) -> None:
+        """Bytes arrived (``b""``: the peer closed the connection)."""
+        self._outputs.extend(self._http.on_data(data, self._clock()))
+
+    def _failed(self, reason: str) -> None:
+        """Opening failed, or the open connection broke."""
+        self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
+
+    def _timer(self) -> bool:
+        """Wake the session at its deadline; whether that ended the attempt in flight."""
+        outputs = self._http.on_timer(self._clock())
+        self._outputs.extend(outputs)
+        return any(isinstance(output, CloseConnection) for output in outputs)
+
+    def _close_session(self) -> None:
+        """Close the session for good and report the final status (the socket work is the
+        caller's)."""
+        self._outputs.clear()
+        for output in self._http.close(self._clock()):
+            self._notify(output)
+
     def _tls_context(self) -> ssl.SSLContext:
-        """The context for an ``https`` connection: the caller's, else the system's (made
+        """The context for an ``https`` connection: the options', else the system's (made
         once: loading the trust store is not free)."""
         if self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()
@@ -135,10 +266,35 @@ class ClientBase:
             self._on_status(output)
 
 
-class ServerBase:
-    """The part of every adapter's ``EventStreamServer`` that is not I/O.
+class AsyncClientBase(ClientBase):
+    """An ``EventSource`` used as an ``async with`` block: leaving it calls :meth:`aclose`."""
 
-    It checks the arguments, builds the :class:`~sse_core.Broadcaster` (with
+    async def aclose(self) -> None:
+        """Close the connection and end the iteration (the application's ``close()``)."""
+        raise NotImplementedError
+
+    async def __aenter__(self: _Source) -> _Source:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _Served(Protocol):
+    """A server adapter's connection, as :meth:`ServerBase._end_streams` sees it."""
+
+    @property
+    def subscriber(self) -> Subscriber | None: ...
+
+    def wake(self) -> None: ...
+
+    def let_go(self) -> None: ...
+
+
+class ServerBase(_Adapter):
+    """The part of every adapter's server that is not I/O.
+
+    It checks the options, builds the :class:`~sse_core.Broadcaster` (with
     :func:`default_replay_log` unless a log is given), and decides which requests are
     refused: the shared 404/405/503 rules, then 429 for a client whose
     ``connection_key`` has ``max_subscribers_per_key`` streams open already.
@@ -146,55 +302,97 @@ class ServerBase:
 
     def __init__(
         self,
-        replay_log: ReplayLog | None,
+        replay_log: ReplayLog | None = None,
         *,
-        config: ServerConfig | None,
-        path: str | None,
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None,
-        request_timeout: float,
-        send_timeout: float | None,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
+        config: ServerConfig | None = None,
+        options: ServerOptions | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-            raise InvalidConfigError(f"path must be None or a str starting with '/', got {path!r}")
-        check_seconds("request_timeout", request_timeout)
-        check_seconds("send_timeout", send_timeout, optional=True)
-        check_limits(max_subscribers_per_key, connection_key)
+        """Every adapter's server takes these arguments.
+
+        Args:
+            replay_log: The log to publish to and resume from. By default a new one whose
+                ids carry a random epoch, unique to this server start (an id from before a
+                restart then reads as unknown: an explicit gap). When you pass your own and
+                the server can restart without it, give it an epoch of its own too
+                (:class:`~sse_core.state.ReplayConfig`).
+            config: Every client session's configuration (heartbeats, ``retry:``, padding,
+                gzip, extra headers).
+            options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`;
+                the defaults when ``None``).
+            clock: Monotonic clock in seconds; by default the framework's
+                (:func:`time.monotonic`, :func:`trio.current_time` for trio). It must tick
+                like the event loop's clock: the delays until heartbeats come from it.
+
+        Raises:
+            InvalidConfigError: a bad argument.
+        """
+        options = options_or_default(options, ServerOptions)
+        if config is None:
+            config = ServerConfig()
+        if not isinstance(config, ServerConfig):
+            raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
+        if clock is not None and not callable(clock):
+            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
         if replay_log is None:
             replay_log = default_replay_log()
         self._broadcaster = Broadcaster(
             replay_log,
             config=config,
-            max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers,
-            max_subscribers_per_key=max_subscribers_per_key,
-            max_replays=max_replays,
-            max_replay_time=max_replay_time,
+            max_queued_bytes=options.max_queued_bytes,
+            max_subscribers=options.max_subscribers,
+            max_subscribers_per_key=options.max_subscribers_per_key,
+            max_replays=options.max_replays,
+            max_replay_time=options.max_replay_time,
         )
-        self._connection_key = connection_key
-        self._path = path
-        self._request_timeout = float(request_timeout)
-        self._send_timeout = send_timeout
+        self._options = options
+        self._config = config
+        self._clock = clock if clock is not None else self._default_clock
         self._is_closing = False
+        self._setup()
 
     @property
     def broadcaster(self) -> Broadcaster:
         """The fan-out (subscriber count, ``dropped``, the replay log)."""
         return self._broadcaster
 
+    @property
+    def options(self) -> ServerOptions:
+        """The options this server was made with."""
+        return self._options
+
+    def _end_streams(self, connections: Iterable[_Served]) -> None:
+        """Take no more clients and end every stream: the broadcaster queues each stream's
+        end, which its connection is woken to send; a connection with no stream yet is let
+        go."""
+        self._is_closing = True
+        self._broadcaster.close(self._clock())
+        for connection in list(connections):
+            if connection.subscriber is None:
+                connection.let_go()
+            else:
+                connection.wake()
+
     def _admit(
         self, request: IncomingRequest, address: str | None
     ) -> tuple[Refusal | None, str | None]:
         """How to refuse ``request`` (or ``None`` to serve it), and its connection key."""
         is_available = not (self._broadcaster.is_full or self._is_closing)
-        refusal = refusal_for(request, path=self._path, is_available=is_available)
+        refusal = refusal_for(
+            request,
+            path=self._options.path,
+            is_available=is_available,
+            retry_after=self._options.retry_after,
+        )
         if refusal is not None:
             return refusal, None
-        key = self._connection_key(request, address)
+        return self._key_of(request, address)
+
+    def _key_of(
+        self, request: IncomingRequest, address: str | None
+    ) -> tuple[Refusal | None, str | None]:
+        """The request's connection key, and 429 when that key has its streams open."""
+        key = self._options.connection_key(request, address)
         if self._broadcaster.is_full_for(key):
             return TOO_MANY, key
         return None, key

@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import attrs
 import h11
 
+from .. import ClientSession
 from .._actions import (
     Action,
     Connect,
@@ -38,7 +39,6 @@ from .._actions import (
     Send,
     SendHead,
 )
-from .._client import ClientSession
 from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -129,18 +129,25 @@ ClientOutput = (
 )
 
 
-def check_seconds(name: str, value: object, *, optional: bool = False) -> None:
-    """Refuse a duration that is not a finite number > 0 (or ``None`` when optional)."""
+def check_seconds(
+    name: str, value: object, *, optional: bool = False, allow_zero: bool = False
+) -> None:
+    """Refuse a duration that is not a finite number > 0 (>= 0 with ``allow_zero``; or
+    ``None`` when optional)."""
     if value is None and optional:
         return
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value <= 0
+        or value < 0
+        or (value == 0 and not allow_zero)
     ):
+        bound = ">= 0" if allow_zero else "> 0"
         allowed = " or None" if optional else ""
-        raise InvalidConfigError(f"{name} must be a finite number > 0{allowed}, got {value!r}")
+        raise InvalidConfigError(
+            f"{name} must be a finite number {bound}{allowed}, got {value!r}"
+        )
 
 
 def endpoint_of(url: str) -> Endpoint:
@@ -544,7 +551,11 @@ def _check_head(head: h11.Request) -> None:
 
 
 def refusal_for(
-    request: IncomingRequest, *, path: str | None, is_available: bool
+    request: IncomingRequest,
+    *,
+    path: str | None,
+    is_available: bool,
+    retry_after: int = BUSY_RETRY_AFTER,
 ) -> Refusal | None:
     """Whether an event-stream server refuses ``request``, and how.
 
@@ -552,6 +563,7 @@ def refusal_for(
         request: The request read.
         path: The only path served, or ``None`` for every path.
         is_available: Whether the server takes another client (not full, not closing).
+        retry_after: Whole seconds a client refused with 503 is asked to wait.
 
     Returns:
         ``None`` to serve the stream; otherwise 404 for another path, 405 (with ``Allow``)
@@ -566,7 +578,7 @@ def refusal_for(
         return Refusal(
             status=503,
             text="event stream unavailable, try again later\n",
-            headers=(("Retry-After", str(BUSY_RETRY_AFTER)),),
+            headers=(("Retry-After", str(retry_after)),),
         )
     return None
 

@@ -14,40 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import anyio
 
-from sse_core import (
-    Action,
-    Broadcaster,
-    Disconnect,
-    Event,
-    InvalidConfigError,
-    LocalProtocolError,
-    Send,
-    SendHead,
-    ServerConfig,
-    ServerSession,
-    Subscriber,
-)
-from sse_core._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-)
-from sse_core.state import ReplayLog, StoredEvent
-
-from ._base import (
-    DEFAULT_MAX_SUBSCRIBERS,
-    TOO_MANY,
-    ConnectionKey,
-    check_limits,
-    client_address,
-    default_replay_log,
-)
+from .._actions import Action, Disconnect, Send, SendHead
+from .._broadcast import Subscriber
+from .._errors import LocalProtocolError
+from .._events import Event
+from .._replay import StoredEvent
+from .._server import ServerSession
+from ._base import ServerBase
 from ._http import IncomingRequest
 
 __all__ = ["EventStream"]
@@ -76,7 +54,7 @@ class _Connection:
         self.write_scope: anyio.CancelScope | None = None
 
 
-class EventStream:
+class EventStream(ServerBase):
     """An ASGI application serving one resumable event stream to many clients.
 
     Mount it (``Route("/events", stream)`` or ``Mount("/events", app=stream)`` in Starlette,
@@ -94,93 +72,23 @@ class EventStream:
     ``503`` in ``retry_statuses`` reconnects with backoff). Lifespan events are answered, and
     the lifespan shutdown calls :meth:`aclose`.
 
-    Args:
-        replay_log: Where published events are kept for resumption. When ``None``, a
-            :class:`~sse_core.state.ReplayLog` with default limits whose ids carry a random epoch,
-            so that ids from before a restart are reported as unknown rather than misread.
-        config: The configuration of every client's :class:`~sse_core.ServerSession`
-            (heartbeats, ``retry:``, padding, gzip, extra headers).
-        max_queued_bytes: The most body bytes one client may have waiting; past it the client
-            is dropped.
-        max_subscribers: The most clients at once, or ``None`` for no limit.
-        max_subscribers_per_key: The most clients at once with the same
-            ``connection_key`` (more get 429), or ``None``.
-        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
-            request and the client's address (by default the address; behind a proxy,
-            key by a header it sets).
-        max_replays: The most replays longer than one step under way at once; past it a
-            resuming client is asked to come back later (``busy_retry``).
-        max_replay_time: Seconds a long replay may take before its client is let go.
-        busy_retry_delay: Seconds a refused client is asked to wait (``Retry-After``, rounded
-            up to whole seconds).
-        clock: Monotonic seconds; it must tick like the event loop's clock, because the
-            delays until heartbeats are computed from it.
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
-        busy_retry_delay: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if replay_log is None:
-            replay_log = default_replay_log()
-        if config is None:
-            config = ServerConfig()
-        if not isinstance(config, ServerConfig):
-            raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
-        if (
-            isinstance(busy_retry_delay, bool)
-            or not isinstance(busy_retry_delay, (int, float))
-            or not math.isfinite(busy_retry_delay)
-            or busy_retry_delay < 0
-        ):
-            raise InvalidConfigError(
-                f"busy_retry_delay must be a finite number >= 0, got {busy_retry_delay!r}"
-            )
-        if not callable(clock):
-            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
-        check_limits(max_subscribers_per_key, connection_key)
-        self._hub = Broadcaster(
-            replay_log,
-            config=config,
-            max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers,
-            max_subscribers_per_key=max_subscribers_per_key,
-            max_replays=max_replays,
-            max_replay_time=max_replay_time,
-        )
-        self._connection_key = connection_key
-        self._config = config
-        self._clock = clock
-        self._retry_after = str(math.ceil(busy_retry_delay)).encode()
+    def _setup(self) -> None:
+        self._retry_after = str(self._options.retry_after).encode()
         self._connections: dict[int, _Connection] = {}  # by id() of the subscriber
-        self._is_closed = False
         self._all_gone: anyio.Event | None = None  # set when aclose() waits and the last ends
 
     # --- queries ------------------------------------------------------------------------
 
     @property
-    def broadcaster(self) -> Broadcaster:
-        """The :class:`~sse_core.Broadcaster` behind the stream (its log, subscriber count
-        and :attr:`~sse_core.Broadcaster.dropped` figure)."""
-        return self._hub
-
-    @property
     def is_closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
-        return self._is_closed
+        return self._is_closing
 
     # --- the application's side ---------------------------------------------------------
 
@@ -201,9 +109,9 @@ class EventStream:
             LocalProtocolError: the stream was closed with :meth:`aclose`.
             InvalidFieldError: the log refused the event's id.
         """
-        if self._is_closed:
+        if self._is_closing:
             raise LocalProtocolError("publish() after aclose()")
-        stored = self._hub.publish(event, self._clock())
+        stored = self._broadcaster.publish(event, self._clock())
         for connection in list(self._connections.values()):
             self._wake(connection)
         return stored
@@ -219,8 +127,8 @@ class EventStream:
         Args:
             timeout: Seconds to wait for the clean ends before cutting stalled clients off.
         """
-        self._is_closed = True
-        self._hub.close(self._clock())
+        self._is_closing = True
+        self._broadcaster.close(self._clock())
         for connection in list(self._connections.values()):
             self._wake(connection)
         if not self._connections:
@@ -263,21 +171,20 @@ class EventStream:
             await send(_response_start(head))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        if self._is_closed or self._hub.is_full:
+        if self._is_closing or self._broadcaster.is_full:
             await _refuse(
                 send, 503, b"event stream unavailable\n", [(b"retry-after", self._retry_after)]
             )
             return
         client = scope.get("client")
-        key = self._connection_key(_request_of(scope, target), client[0] if client else None)
-        if self._hub.is_full_for(key):
-            refusal = TOO_MANY
+        refusal, key = self._key_of(_request_of(scope, target), client[0] if client else None)
+        if refusal is not None:
             await _refuse(
                 send, refusal.status, refusal.text.encode(),
                 [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
             )
             return
-        subscriber = self._hub.subscribe(target, headers, self._clock(), key=key)
+        subscriber = self._broadcaster.subscribe(target, headers, self._clock(), key=key)
         connection = _Connection(subscriber)
         self._connections[id(subscriber)] = connection
         try:
@@ -286,7 +193,7 @@ class EventStream:
                 await self._pump(connection, send)
                 tasks.cancel_scope.cancel()
         finally:
-            self._hub.unsubscribe(subscriber)
+            self._broadcaster.unsubscribe(subscriber)
             del self._connections[id(subscriber)]
             if not self._connections and self._all_gone is not None:
                 self._all_gone.set()

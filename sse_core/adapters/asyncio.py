@@ -1,65 +1,27 @@
-"""asyncio adapter (floor 4): an EventSource client and an event-stream server.
+"""asyncio adapter (floor 4): an EventSource client, and the event-stream server.
 
-Both own sockets, TLS, the clock and waiting, and nothing else. The client carries out what
-:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks;
-the server carries out what a :class:`~sse_core.Broadcaster` and
-:class:`~sse_core.adapters.ServerConnection` ask.
+The client owns its socket, TLS, the clock and waiting, and nothing else: it carries out what
+:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks,
+through the dispatch every adapter shares. The server lives in ``_asyncio_server`` and is
+imported from here: :class:`EventStreamServer`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
-import time
-from collections.abc import AsyncIterator, Callable
-from types import TracebackType
-from typing import Any
+from collections.abc import AsyncIterator
 
-from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-    Subscriber,
-)
-from .._client import ClientConfig
+from .._actions import Deliver
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
-from .._server import ServerConfig
-from .._types import RandomSource
-from ._base import (
-    DEFAULT_MAX_SUBSCRIBERS,
-    ClientBase,
-    ConnectionKey,
-    ServerBase,
-    client_address,
-)
-from ._http import (
-    ClientOutput,
-    CloseConnection,
-    Endpoint,
-    IncomingRequest,
-    OpenConnection,
-    Refusal,
-    RequestRefused,
-    ServerConnection,
-    Write,
-)
-from ._sockets import (
-    REPLAY_RECHECK_DELAY,
-    is_replay_held_back,
-    set_reset_on_close,
-    set_send_timeout,
-)
+from ._asyncio_server import EventStreamServer
+from ._base import AsyncClientBase, Report
+from ._http import Endpoint
 
 __all__ = ["EventSource", "EventStreamServer"]
 
-#: What :meth:`EventSource.reports` yields: every output meant for the application.
-Report = ClientOutput
 
-
-class EventSource(ClientBase):
+class EventSource(AsyncClientBase):
     """An asyncio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -69,55 +31,19 @@ class EventSource(ClientBase):
     :meth:`aclose`). Use it as an ``async with`` block (or call :meth:`aclose`) so that the
     socket is closed even when the loop is left early.
 
-    Args:
-        config: The session configuration, or just the URL.
-        ssl_context: For ``https`` URLs; by default the system trust store
-            (:func:`ssl.create_default_context`).
-        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
-        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
-        clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
-        connect_timeout: Seconds an attempt may take to get its response head.
-        max_redirects: Redirects one attempt may follow.
-        read_size: The most bytes read from the socket at once.
+    Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is :func:`time.monotonic`.
+
+    Raises:
+        InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        config: ClientConfig | str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        connect_timeout: float | None = 30.0,
-        max_redirects: int = 20,
-        read_size: int = 64 * 1024,
-    ) -> None:
-        super().__init__(
-            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
-            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
-        )
-        self._clock = clock
+    def _setup(self) -> None:
         self._connecting: asyncio.Task[tuple[asyncio.StreamReader, asyncio.StreamWriter]] | None
         self._connecting = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[bytes] | None = None  # a read kept across wake-ups
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
         self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no socket
-        self._is_started = False
-        self._is_closing = False
-
-    async def __aenter__(self) -> EventSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
@@ -133,29 +59,17 @@ class EventSource(ClientBase):
 
         Start iterating once per source (either this or the events).
         """
-        if self._is_started:
-            raise RuntimeError("an EventSource is iterated once")
-        self._is_started = True
-        if self._is_closing:  # closed before it was iterated: nothing to start
-            return
-        self._outputs.extend(self._http.start(self._clock()))
+        self._claim()
+        self._begin()
         try:
             while True:
-                while self._outputs:
-                    output = self._outputs.popleft()
-                    if isinstance(output, OpenConnection):
-                        self._open(output.endpoint)
-                    elif isinstance(output, Write):
-                        assert self._writer is not None
-                        self._writer.write(output.data)
-                    elif isinstance(output, CloseConnection):
-                        self._close_socket()
-                    else:
-                        self._notify(output)
-                        yield output
-                if self._is_closing or self.session.state is ClientState.CLOSED:
+                report = self._pump()
+                if report is not None:
+                    yield report
+                elif self._is_done:
                     return
-                await self._wait()
+                else:
+                    await self._wait()
         finally:
             self._close_socket()
 
@@ -164,17 +78,12 @@ class EventSource(ClientBase):
         if self._is_closing:
             return
         self._is_closing = True
-        for output in self._http.close(self._clock()):
-            self._notify(output)
+        self._close_session()
         self._close_socket()
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
     # --- internals ------------------------------------------------------------------------
-
-    def _timeout(self) -> float | None:
-        deadline = self._http.next_deadline()
-        return None if deadline is None else max(0.0, deadline - self._clock())
 
     async def _wait(self) -> None:
         """Wait for the connection, bytes or the next deadline; queue what the session says.
@@ -189,7 +98,6 @@ class EventSource(ClientBase):
         :meth:`aclose` (from another task) may close the socket during any wait: what the
         closed socket then reports is not the session's business.
         """
-        http = self._http
         timeout = self._timeout()
         if self._connecting is not None:
             task = self._connecting
@@ -197,34 +105,32 @@ class EventSource(ClientBase):
             if self._connecting is not task:  # cancelled by aclose()
                 return
             if not done:
-                self._outputs.extend(http.on_timer(self._clock()))
+                self._timer()
                 return
             self._connecting = None
             try:
                 self._reader, self._writer = task.result()
             except (OSError, ssl.SSLError, asyncio.TimeoutError) as error:
-                reason = f"connect failed: {error!r}"
-                self._outputs.extend(http.on_connection_error(self._clock(), reason))
+                self._failed(f"connect failed: {error!r}")
                 return
-            self._outputs.extend(http.on_connected(self._clock()))
+            self._connected()
         elif self._reader is not None:
             if self._reading is None:
-                self._reading = asyncio.ensure_future(self._reader.read(self._read_size))
+                self._reading = asyncio.ensure_future(self._reader.read(self._options.read_size))
             reading = self._reading
             read, _ = await asyncio.wait({reading}, timeout=timeout)
             if self._reading is not reading:  # closed by aclose(): not the peer's doing
                 return
             if not read:  # the deadline: the read goes on
-                self._outputs.extend(http.on_timer(self._clock()))
+                self._timer()
                 return
             self._reading = None
             try:
                 data = reading.result()
             except (OSError, ssl.SSLError) as error:
-                reason = f"connection error: {error!r}"
-                self._outputs.extend(http.on_connection_error(self._clock(), reason))
+                self._failed(f"connection error: {error!r}")
                 return
-            self._outputs.extend(http.on_data(data, self._clock()))
+            self._received(data)
         else:
             if timeout is None:  # nothing scheduled and no connection: the session is done
                 self._is_closing = True
@@ -234,20 +140,24 @@ class EventSource(ClientBase):
                 await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose()
             finally:
                 self._wakeup = None
-            self._outputs.extend(http.on_timer(self._clock()))
+            self._timer()
+
+    def _write(self, data: bytes) -> None:
+        assert self._writer is not None  # Write comes right after on_connected()
+        self._writer.write(data)
 
     def _open(self, endpoint: Endpoint) -> None:
-        self._close_socket()
+        self._drop_connection()
         context: ssl.SSLContext | None = None
         if endpoint.is_tls:
             context = self._tls_context()
         self._connecting = asyncio.ensure_future(asyncio.open_connection(
             endpoint.host, endpoint.port, ssl=context,
             server_hostname=endpoint.host if context is not None else None,
-            limit=self._read_size,
+            limit=self._options.read_size,
         ))
 
-    def _close_socket(self) -> None:
+    def _drop_connection(self) -> None:
         if self._connecting is not None:
             task, self._connecting = self._connecting, None
             task.cancel()
@@ -273,315 +183,3 @@ def _forget_read(task: asyncio.Task[bytes]) -> None:
     """A read given up with its connection: mark its outcome as seen (no log at exit)."""
     if not task.cancelled():
         task.exception()
-
-
-class _StreamProtocol(asyncio.Protocol):
-    """One client connection of an :class:`EventStreamServer`."""
-
-    def __init__(self, server: EventStreamServer) -> None:
-        self._server = server
-        self._connection = ServerConnection()
-        self._transport: asyncio.Transport | None = None
-        self._subscriber: Subscriber | None = None
-        self._is_paused = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._recheck: asyncio.TimerHandle | None = None  # a replay waiting for the client
-        self._sock: Any = None
-
-    # asyncio.Protocol callbacks
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        if self._server._is_closing:
-            # Accepted in the loop iteration that aclose() ran in, after it looked at the
-            # connections: nobody would end this one (and from 3.12 on, aclose() would wait
-            # for it until its request timeout).
-            transport.abort()
-            return
-        self._transport = transport
-        self._server._protocols.add(self)
-        sock = transport.get_extra_info("socket")
-        self._sock = sock
-        if sock is not None and self._server._send_timeout is not None:
-            set_send_timeout(sock, self._server._send_timeout)
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._server._request_timeout, self._no_request)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            request = self._connection.receive(data)
-        except RequestRefused as error:
-            self._reject(error.refusal)
-            return
-        if request is not None:
-            self._on_request(request)
-
-    def eof_received(self) -> bool | None:
-        return None  # close our side too: one request per connection
-
-    def pause_writing(self) -> None:
-        self._is_paused = True
-        self._server._writable.discard(self)
-
-    def resume_writing(self) -> None:
-        self._is_paused = False
-        if self._subscriber is not None:
-            self._server._writable.add(self)
-        # Not now: asyncio calls this from inside its write callback, which ends by
-        # finishing a close itself -- closing the transport here would finish it twice
-        # (``_call_connection_lost`` on a transport already torn down: AttributeError).
-        asyncio.get_running_loop().call_soon(self.flush)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._server._protocols.discard(self)
-        self._server._writable.discard(self)
-        if self._subscriber is not None:
-            self._server._broadcaster.unsubscribe(self._subscriber)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._recheck is not None:
-            self._recheck.cancel()
-            self._recheck = None
-        self._transport = None
-
-    # the server's side
-
-    def flush(self) -> None:
-        """Write what the subscriber's queue holds, unless the socket is full."""
-        subscriber, transport = self._subscriber, self._transport
-        if subscriber is None or transport is None:
-            return
-        if transport.is_closing():  # lost or closing: connection_lost() comes next
-            subscriber.take()
-            return
-        if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
-            if not self._is_paused:
-                data, _ = self._connection.respond(subscriber.take())
-                transport.write(data)
-            self.let_go()
-            return
-        now = self._server._clock()
-        # Until the socket pushes back (pause_writing() runs inside write()): a long replay
-        # comes one step per take(), read from the log only as fast as the client reads --
-        # its next step waits while the kernel still holds a step the client has not read.
-        while not self._is_paused and subscriber.has_pending:
-            if subscriber.is_replay_step_next and is_replay_held_back(self._sock):
-                if self._recheck is None:
-                    self._recheck = asyncio.get_running_loop().call_later(
-                        REPLAY_RECHECK_DELAY, self._flush_again
-                    )
-                return
-            data, is_done = self._connection.respond(subscriber.take(now))
-            if data:
-                transport.write(data)
-            if is_done:
-                transport.close()
-                return
-
-    def _flush_again(self) -> None:
-        self._recheck = None
-        self.flush()
-
-    def let_go(self) -> None:
-        """Drop the connection with a reset: the kernel frees it and its unsent bytes now."""
-        transport = self._transport
-        if transport is None:
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            set_reset_on_close(sock)
-        transport.abort()
-
-    def _on_request(self, request: IncomingRequest) -> None:
-        server = self._server
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._transport is None:
-            return
-        peer = self._transport.get_extra_info("peername")
-        refusal, key = server._admit(request, peer[0] if peer else None)
-        if refusal is not None:
-            self._reject(refusal)
-            return
-        self._subscriber = server._broadcaster.subscribe(
-            request.target, request.headers, server._clock(), key=key
-        )
-        if not self._is_paused:
-            server._writable.add(self)
-        self.flush()
-        self._arm()
-
-    def _arm(self) -> None:
-        """Wake up for the next heartbeat."""
-        subscriber = self._subscriber
-        if subscriber is None or self._transport is None:
-            return
-        deadline = subscriber.next_deadline()
-        if deadline is not None:
-            delay = max(0.0, deadline - self._server._clock())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._subscriber is not None:
-            self._subscriber.poll(self._server._clock())
-            self.flush()
-            self._arm()
-
-    def _no_request(self) -> None:
-        self._timer = None
-        if self._connection.request is None:
-            self.let_go()
-
-    def _reject(self, refusal: Refusal) -> None:
-        if self._transport is None:
-            return
-        self._transport.write(
-            self._connection.respond_error(refusal.status, refusal.text, refusal.headers)
-        )
-        self._transport.close()
-
-
-class EventStreamServer(ServerBase):
-    """An asyncio event-stream server: one stream, many clients, resumable.
-
-    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
-    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
-    missed. Heartbeats, gzip and the per-client send queue bound come from the
-    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
-    more than ``max_queued_bytes`` behind is reset (it resumes) instead of growing
-    memory or slowing the others.
-
-    Args:
-        replay_log: The log to publish to and resume from. By default a new one whose ids
-            carry a random epoch, unique to this server start. When you pass your own and
-            the server can restart without it, give it an epoch of its own too
-            (:class:`~sse_core.state.ReplayConfig`).
-        config: Every client session's configuration.
-        path: The only path served (others get 404), or ``None`` to serve every path.
-        max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
-        max_subscribers: The most clients at once (more get 503), or ``None``.
-        max_subscribers_per_key: The most clients at once with the same
-            ``connection_key`` (more get 429), or ``None``.
-        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
-            request and the client's address (by default the address).
-        max_replays: The most replays longer than one step under way at once; past it a
-            resuming client is asked to come back later (``busy_retry``).
-        max_replay_time: Seconds a long replay may take before its client is let go.
-        request_timeout: Seconds a new connection has to send its request.
-        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
-            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
-            ``None``. With heartbeats on, this is what lets go of a client that vanished
-            without closing (a phone out of coverage): otherwise its slot is held for as long
-            as the kernel retransmits, about 15 minutes on Linux.
-        clock: Monotonic clock in seconds.
-    """
-
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        path: str | None = "/events",
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
-        request_timeout: float = 30.0,
-        send_timeout: float | None = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
-            connection_key=connection_key, max_replays=max_replays,
-            max_replay_time=max_replay_time,
-        )
-        self._clock = clock
-        self._protocols: set[_StreamProtocol] = set()
-        # Streams whose transport takes bytes: the ones a publish writes to.
-        self._writable: set[_StreamProtocol] = set()
-        self._server: asyncio.Server | None = None
-        self._dropped_seen = 0  # broadcaster.dropped at the last publish
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The listening address (host, port), once started."""
-        if self._server is None:
-            raise RuntimeError("the server is not started")
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return host, port
-
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _StreamProtocol(self), host, port, ssl=ssl_context, backlog=4096
-        )
-
-    def publish(self, event: Event) -> StoredEvent:
-        """Publish an event to every client (call it from the event loop's thread).
-
-        Returns:
-            The stored event, with the id the replay log gave it.
-        """
-        broadcaster = self._broadcaster
-        stored = broadcaster.publish(event, self._clock())
-        # Only the streams whose socket takes bytes are written to; the others are written
-        # when it does again (resume_writing), unless they were dropped meanwhile.
-        for protocol in list(self._writable):
-            protocol.flush()
-        dropped = broadcaster.dropped
-        if dropped != self._dropped_seen:  # someone fell behind: let it go
-            self._dropped_seen = dropped
-            for protocol in list(self._protocols):
-                subscriber = protocol._subscriber
-                if subscriber is not None and subscriber.is_dropped:
-                    protocol.flush()
-        return stored
-
-    async def aclose(self, *, grace: float = 1.0) -> None:
-        """Stop listening and end every stream (clients see the end of the body).
-
-        Args:
-            grace: Seconds the clients get to take the end of their stream; connections
-                still open then are aborted.
-        """
-        self._is_closing = True
-        if self._server is not None:
-            self._server.close()
-        self._broadcaster.close(self._clock())
-        for protocol in list(self._protocols):
-            if protocol._subscriber is None:
-                protocol.let_go()  # no stream to end
-            else:
-                protocol.flush()
-        deadline = self._clock() + grace
-        while self._protocols and self._clock() < deadline:
-            await asyncio.sleep(0.01)
-        for protocol in list(self._protocols):
-            protocol.let_go()
-        while self._protocols:  # connection_lost() runs on the next loop iterations
-            await asyncio.sleep(0)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def __aenter__(self) -> EventStreamServer:
-        if self._server is None:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()

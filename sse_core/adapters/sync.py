@@ -1,107 +1,45 @@
-"""Blocking-sockets adapter (floor 4): an EventSource client and an event-stream server.
+"""Blocking-sockets adapter (floor 4): an EventSource client, and the event-stream server.
 
-Both own sockets, TLS, the clock and waiting, and nothing else. The client carries out what
-:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks, in
-the thread that iterates it; the server carries out what a :class:`~sse_core.Broadcaster` and
-:class:`~sse_core.adapters.ServerConnection` ask, in one background thread that serves every
-client through a :mod:`selectors` loop (no thread per client).
-
-Every socket is non-blocking and waited on with a selector that also watches a wake-up
-socket pair, so that :meth:`EventSource.close` and :meth:`EventStreamServer.publish` can be
-called from any thread and take effect at once.
+The client carries out what :class:`~sse_core.adapters.HTTPClient` (a
+:class:`~sse_core.ClientSession` plus h11) asks, through the dispatch every adapter shares, in
+the thread that iterates it, on plain blocking sockets whose timeout is the time left until
+the session's next deadline; :meth:`EventSource.close` wakes it from any thread with
+:meth:`socket.socket.shutdown`. The server (one background thread with a :mod:`selectors`
+loop) lives in ``_sync_server`` and is imported from here: :class:`EventStreamServer`.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
-import errno
-import os
-import selectors
+import functools
 import socket
-import ssl
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator
-from types import TracebackType
+from typing import TypeVar
 
-from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-    Subscriber,
-)
-from .._client import ClientConfig
+from .._actions import Deliver
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
-from .._server import ServerConfig
-from .._types import RandomSource
-from ._base import (
-    DEFAULT_MAX_SUBSCRIBERS,
-    ClientBase,
-    ConnectionKey,
-    ServerBase,
-    client_address,
-)
-from ._http import (
-    ClientOutput,
-    CloseConnection,
-    Endpoint,
-    IncomingRequest,
-    OpenConnection,
-    Refusal,
-    RequestRefused,
-    ServerConnection,
-    Write,
-)
-from ._sockets import (
-    REPLAY_RECHECK_DELAY,
-    is_replay_held_back,
-    peer_host,
-    set_reset_on_close,
-    set_send_timeout,
-)
+from ._base import ClientBase, Report
+from ._http import Endpoint
+from ._sync_server import EventStreamServer
 
 __all__ = ["EventSource", "EventStreamServer"]
 
-#: What :meth:`EventSource.reports` yields: every output meant for the application.
-Report = ClientOutput
-
-# A non-blocking call that could not go on now (TLS may want either direction).
-_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-_READ = selectors.EVENT_READ
-_WRITE = selectors.EVENT_WRITE
-_IN_PROGRESS = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN})
-# The server reads at most this much per readiness (requests are small; a streaming client
-# has nothing to say, what it sends is discarded).
-_SERVER_READ_SIZE = 64 * 1024
-# The most connections accepted per wake-up, so that a flood cannot starve the others.
-_MAX_ACCEPTS = 64
+_T = TypeVar("_T")
 
 
-def _wake_pair() -> tuple[socket.socket, socket.socket]:
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    return reader, writer
+class _Ended(enum.Enum):
+    """Why a blocking step did not finish."""
+
+    #: A deadline ended the attempt, or :meth:`EventSource.close` was called.
+    ENDED = "ended"
+    #: A deadline of the session's own (not the attempt's) fell inside a connect, which
+    #: cannot go on after a timeout: connect again.
+    AGAIN = "again"
 
 
-def _drain(reader: socket.socket) -> None:
-    try:
-        while reader.recv(4096):
-            pass
-    except OSError:  # BlockingIOError: drained
-        pass
-
-
-class _Phase(enum.Enum):
-    """Where the client's connection is."""
-
-    CONNECTING = "connecting"  # TCP connect in progress
-    HANDSHAKING = "handshaking"  # TLS handshake in progress
-    OPEN = "open"  # request sent or being sent, response being read
+_ENDED, _AGAIN = _Ended.ENDED, _Ended.AGAIN
 
 
 class EventSource(ClientBase):
@@ -114,72 +52,33 @@ class EventSource(ClientBase):
     backoff gave up, or :meth:`close`). Use it as a ``with`` block (or call :meth:`close`) so
     that the socket is closed even when the loop is left early.
 
-    :meth:`close` may be called from any thread: it wakes a blocked iteration, which then
-    ends. Name resolution (:func:`socket.getaddrinfo`) is the only wait it cannot cut short.
-    Callbacks (``on_status``) run in the iterating thread, or in the thread that calls
-    :meth:`close` for the final ``CLOSED`` status.
+    :meth:`close` may be called from any thread: it shuts the socket down, which wakes a
+    blocked connect, TLS handshake, write or read, or it ends a wait between connections;
+    the iteration then ends. Name resolution (:func:`socket.getaddrinfo`) is the only wait
+    it cannot cut short. Callbacks (``on_status``) run in the iterating thread, or in the
+    thread that calls :meth:`close` for the final ``CLOSED`` status.
 
-    Args:
-        config: The session configuration, or just the URL.
-        ssl_context: For ``https`` URLs; by default the system trust store
-            (:func:`ssl.create_default_context`).
-        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
-        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
-        clock: Monotonic clock in seconds (:func:`time.monotonic` by default).
-        connect_timeout: Seconds an attempt may take to get its response head (connect,
-            TLS handshake and redirects included), or ``None``.
-        max_redirects: Redirects one attempt may follow.
-        read_size: The most bytes read from the socket at once.
+    Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is :func:`time.monotonic`.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        config: ClientConfig | str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        connect_timeout: float | None = 30.0,
-        max_redirects: int = 20,
-        read_size: int = 64 * 1024,
-    ) -> None:
-        super().__init__(
-            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
-            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
-        )
-        self._clock = clock
+    def _setup(self) -> None:
         # The iterating thread holds _lock except while a report is out with the caller;
         # close() takes it, so it never touches the session or a socket in use.
         self._lock = threading.RLock()
-        self._wake_lock = threading.Lock()  # guards the wake-up socket against its closing
-        self._selector: selectors.BaseSelector | None = None
-        self._wake_reader: socket.socket | None = None
-        self._wake_writer: socket.socket | None = None
+        # Guards _sock and _is_closing together: close() shuts down the socket in use, and
+        # never one whose descriptor was closed (and maybe given to another socket).
+        self._sock_lock = threading.Lock()
         self._sock: socket.socket | None = None
-        self._phase: _Phase | None = None
-        self._endpoint: Endpoint | None = None
-        self._addresses: collections.deque[
-            tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[object, ...]]
-        ] = collections.deque()
-        self._unsent = bytearray()  # request bytes the socket did not take yet
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
-        self._is_started = False
-        self._is_closing = False  # close() was called (read from other threads)
+        self._woken = threading.Event()  # set by close(): ends a wait between connections
         self._is_closed = False  # close() finished its work
 
     def __enter__(self) -> EventSource:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __iter__(self) -> Iterator[Event]:
@@ -204,9 +103,7 @@ class EventSource(ClientBase):
             RuntimeError: the source was iterated already.
         """
         with self._lock:
-            if self._is_started:
-                raise RuntimeError("an EventSource is iterated once")
-            self._is_started = True
+            self._claim()
         return self._run()
 
     def close(self) -> None:
@@ -216,685 +113,197 @@ class EventSource(ClientBase):
         iterating, it is woken and its iteration ends; this call returns once it has let go
         of the connection, which is then closed.
         """
-        self._is_closing = True
-        self._wake()
+        with self._sock_lock:
+            self._is_closing = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    # The plain socket's shutdown (an SSL socket's would also drop its TLS
+                    # state under the reading thread): the peer sees the end, a blocked call
+                    # returns at once.
+                    socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        self._woken.set()
         with self._lock:
             if self._is_closed:
                 return
             self._is_closed = True
             try:
-                for output in self._http.close(self._clock()):
-                    self._notify(output)
+                self._close_session()
             finally:
-                self._release()
+                self._close_socket()
 
     # --- the loop -------------------------------------------------------------------------
 
     def _run(self) -> Generator[Report, None, None]:
         self._lock.acquire()
         try:
-            if self._is_closing:
-                return
-            self._selector = selectors.DefaultSelector()
-            with self._wake_lock:
-                self._wake_reader, self._wake_writer = _wake_pair()
-            self._selector.register(self._wake_reader, _READ)
-            self._outputs.extend(self._http.start(self._clock()))
+            self._begin()
             while True:
-                while self._outputs and not self._is_closing:
-                    output = self._outputs.popleft()
-                    if isinstance(output, OpenConnection):
-                        self._open(output.endpoint)
-                    elif isinstance(output, Write):
-                        self._write(output.data)
-                    elif isinstance(output, CloseConnection):
-                        self._close_socket()
-                    else:
-                        self._notify(output)
-                        if self._is_closing:  # the on_status callback closed the source
-                            break
-                        self._lock.release()
-                        try:
-                            yield output
-                        finally:
-                            self._lock.acquire()
-                if self._is_closing or self.session.state is ClientState.CLOSED:
+                report = self._pump()
+                if report is None:
+                    if self._is_done:
+                        return
+                    self._wait()
+                    continue
+                if self._is_closing:  # the on_status callback closed the source
                     return
-                self._wait()
+                self._lock.release()
+                try:
+                    yield report
+                finally:
+                    self._lock.acquire()
         finally:
-            self._release()
+            self._close_socket()
             self._lock.release()
 
     def _wait(self) -> None:
-        """Wait for the socket, the next deadline or a wake-up; queue what the client says."""
-        http, selector = self._http, self._selector
-        assert selector is not None
-        sock = self._sock
-        if isinstance(sock, ssl.SSLSocket) and self._phase is _Phase.OPEN and sock.pending():
-            # Decrypted bytes wait inside the TLS layer; the socket would not say so.
-            events, ready = [], _READ
-        else:
-            deadline = http.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
-            events, ready = selector.select(timeout), 0
-        for key, mask in events:
-            if key.fileobj is self._wake_reader:
-                _drain(self._wake_reader)
-            else:
-                ready |= mask
-        if self._is_closing:
-            return
-        now = self._clock()
-        if ready and sock is not None:
-            self._on_ready(sock, ready, now)
-        deadline = http.next_deadline()
-        if (not events and not ready) or (deadline is not None and now >= deadline):
-            self._outputs.extend(http.on_timer(now))
+        """The one blocking step due: connect, write the request, read, or sleep until the
+        next deadline. What it gives is queued for the session."""
+        if self._endpoint is not None:
+            endpoint, self._endpoint = self._endpoint, None
+            self._connect(endpoint)
+        elif self._sock is not None and self._unsent:
+            self._send(self._sock)
+        elif self._sock is not None:
+            self._read(self._sock)
+        else:  # reconnecting (a live session without a connection always has a deadline)
+            self._woken.wait(self._timeout())
+            if not self._is_closing:
+                self._timer()
 
-    def _on_ready(self, sock: socket.socket, ready: int, now: float) -> None:
-        if self._phase is _Phase.CONNECTING:
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
-                self._unregister()
-                sock.close()
-                self._sock = None
-                self._connect_next(OSError(code, os.strerror(code)))
-            elif self._endpoint is not None and self._endpoint.is_tls:
-                self._start_tls(sock, self._endpoint)
-            else:
-                self._connected(now)
-        elif self._phase is _Phase.HANDSHAKING:
-            self._handshake(now)
-        else:
-            if ready & _WRITE and self._unsent:
-                self._flush()
-            if ready & _READ and self._sock is sock:
-                self._read(sock, now)
+    def _drop_connection(self) -> None:
+        with self._sock_lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def _install(self, sock: socket.socket) -> bool:
+        """Make ``sock`` the one :meth:`close` shuts down; ``False`` (and ``sock`` closed)
+        when the source is closing already."""
+        with self._sock_lock:
+            if not self._is_closing:
+                self._sock = sock
+                return True
+        sock.close()
+        return False
 
     # --- socket work ----------------------------------------------------------------------
 
-    def _open(self, endpoint: Endpoint) -> None:
-        self._close_socket()
-        self._endpoint = endpoint
+    def _connect(self, endpoint: Endpoint) -> None:
+        """Connect to the first resolved address that takes it, and shake hands for TLS."""
         try:
             infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
         except OSError as error:
             self._failed(f"connect failed: {error!r}")
             return
-        self._addresses.extend(infos)
-        self._connect_next(None)
-
-    def _connect_next(self, error: OSError | None) -> None:
-        """Start connecting to the next resolved address, or report the last error."""
-        assert self._selector is not None
-        while self._addresses:
-            family, kind, proto, _, address = self._addresses.popleft()
-            try:
-                sock = socket.socket(family, kind, proto)
-            except OSError as failure:
-                error = failure
-                continue
-            try:
-                sock.setblocking(False)
-                code = sock.connect_ex(address)
-            except OSError as failure:
-                code, error = -1, failure
-            if code in _IN_PROGRESS:
-                self._sock, self._phase = sock, _Phase.CONNECTING
-                self._selector.register(sock, _WRITE)
+        failure: OSError | ValueError | None = None
+        for family, kind, proto, _, address in infos:
+            outcome = self._connect_to(family, kind, proto, address)
+            if isinstance(outcome, _Ended):
                 return
-            sock.close()
-            if code > 0:
-                error = OSError(code, os.strerror(code))
-        self._failed(f"connect failed: {error!r}")
-
-    def _start_tls(self, sock: socket.socket, endpoint: Endpoint) -> None:
-        self._unregister()
-        self._sock = None
-        context = self._tls_context()
-        try:
-            wrapped = context.wrap_socket(
-                sock, server_hostname=endpoint.host, do_handshake_on_connect=False
-            )
-        except (OSError, ValueError) as error:
-            sock.close()
-            self._failed(f"TLS failed: {error!r}")
-            return
-        assert self._selector is not None
-        self._sock, self._phase = wrapped, _Phase.HANDSHAKING
-        self._selector.register(wrapped, _READ | _WRITE)
-
-    def _handshake(self, now: float) -> None:
-        sock = self._sock
-        assert isinstance(sock, ssl.SSLSocket) and self._selector is not None
-        try:
-            sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self._selector.modify(sock, _READ)
-        except ssl.SSLWantWriteError:
-            self._selector.modify(sock, _WRITE)
-        except (OSError, ValueError) as error:  # certificate errors are ValueErrors too
-            self._failed(f"TLS handshake failed: {error!r}")
-        else:
-            self._connected(now)
-
-    def _connected(self, now: float) -> None:
-        assert self._sock is not None and self._selector is not None
-        self._phase = _Phase.OPEN
-        self._selector.modify(self._sock, _READ)
-        self._outputs.extend(self._http.on_connected(now))
-
-    def _write(self, data: bytes) -> None:
-        self._unsent += data
-        self._flush()
-
-    def _flush(self) -> None:
-        sock, selector = self._sock, self._selector
-        assert sock is not None and selector is not None
-        while self._unsent:
-            try:
-                sent = sock.send(self._unsent)
-            except _WOULD_BLOCK:
-                break
-            except OSError as error:
-                self._failed(f"connection error: {error!r}")
+            if isinstance(outcome, socket.socket):
+                if endpoint.is_tls:
+                    self._handshake(outcome, endpoint)
+                else:
+                    self._connected()
                 return
-            del self._unsent[:sent]
-        selector.modify(sock, (_READ | _WRITE) if self._unsent else _READ)
+            failure = outcome
+        self._failed(f"connect failed: {failure!r}")
 
-    def _read(self, sock: socket.socket, now: float) -> None:
-        try:
-            data = sock.recv(self._read_size)
-        except _WOULD_BLOCK:
-            return
-        except OSError as error:
-            self._failed(f"connection error: {error!r}")
-            return
-        self._outputs.extend(self._http.on_data(data, now))
-
-    def _failed(self, reason: str) -> None:
-        self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
-
-    def _unregister(self) -> None:
-        if self._sock is not None and self._selector is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(self._sock)
-
-    def _close_socket(self) -> None:
-        self._unregister()
-        if self._sock is not None:
-            sock, self._sock = self._sock, None
-            sock.close()
-        self._phase = None
-        self._addresses.clear()
-        self._unsent.clear()
-
-    def _wake(self) -> None:
-        with self._wake_lock:
-            if self._wake_writer is not None:
-                with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
-                    self._wake_writer.send(b"\0")
-
-    def _release(self) -> None:
-        """Close every socket and the selector (with the lock held, not in a wait)."""
-        self._close_socket()
-        with self._wake_lock:
-            for sock in (self._wake_reader, self._wake_writer):
-                if sock is not None:
-                    sock.close()
-            self._wake_reader = self._wake_writer = None
-        if self._selector is not None:
-            self._selector.close()
-            self._selector = None
-
-
-class _Client:
-    """One connection of an :class:`EventStreamServer` (used by its thread only)."""
-
-    __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "is_replay_held",
-                 "sock", "subscriber", "unsent")
-
-    def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
-        self.sock: socket.socket | None = sock
-        self.http = ServerConnection()
-        self.subscriber: Subscriber | None = None
-        # Bytes the socket did not take yet; refilled from the subscriber only once empty.
-        self.unsent = bytearray()
-        self.is_done = False  # close once `unsent` is out
-        self.deadline: float | None = deadline  # for the request (or an error response)
-        # A replay's next step waits until the client reads what the kernel holds.
-        self.is_replay_held = False
-        self.is_handshaking = is_handshaking
-        self.interest = _READ
-
-
-class EventStreamServer(ServerBase):
-    """A threaded event-stream server: one stream, many clients, resumable.
-
-    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
-    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
-    missed. Heartbeats, gzip and the per-client send queue bound come from the
-    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`.
-
-    One background thread serves every client with a :mod:`selectors` loop over
-    non-blocking sockets: it accepts, reads each request, writes to a client when its socket
-    can take more, and sends heartbeats when they are due. :meth:`publish` may be called from
-    any thread: it queues the event under a lock and wakes the loop.
-
-    Memory per client is bounded. What a socket does not accept stays in a per-connection
-    buffer, which is refilled from the client's :class:`~sse_core.Subscriber` queue only once
-    it is empty, so it holds at most one queue's worth (``max_queued_bytes`` plus framing, or
-    the head and replay a new client gets). Meanwhile newer events wait in the subscriber's
-    queue; a client that lets that queue pass ``max_queued_bytes`` is dropped and its
-    connection reset at once (it resumes from its last id when it comes back).
-
-    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 503 with
-    ``Retry-After`` when ``max_subscribers`` is reached or the server is closing; 505 for an
-    HTTP version other than 1.1 and 1.0 (HTTP/1.0 is served close-delimited), 400 for a
-    request that is not HTTP or frames its body ambiguously, and the other refusals of
-    :class:`~sse_core.adapters.ServerConnection`; the connection is closed after each.
-    A client the server lets go of (dropped, silent past ``request_timeout``, still open
-    when :meth:`close`'s grace ends) is closed with a reset, so that the kernel frees it and
-    its unsent bytes at once.
-
-    Args:
-        replay_log: The log to publish to and resume from. By default a new one whose ids
-            carry a random epoch, unique to this server start. When you pass your own and
-            the server can restart without it, give it an epoch of its own too
-            (:class:`~sse_core.state.ReplayConfig`).
-        config: Every client session's configuration.
-        path: The only path served (others get 404), or ``None`` to serve every path.
-        max_queued_bytes: A client's send queue bound (see above).
-        max_subscribers: The most clients at once (more get 503), or ``None``.
-        max_subscribers_per_key: The most clients at once with the same
-            ``connection_key`` (more get 429), or ``None``.
-        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
-            request and the client's address (by default the address).
-        max_replays: The most replays longer than one step under way at once; past it a
-            resuming client is asked to come back later (``busy_retry``).
-        max_replay_time: Seconds a long replay may take before its client is let go.
-        request_timeout: Seconds a new connection has to send its request (TLS handshake
-            included), and a refused one to take its error response.
-        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
-            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
-            ``None``. With heartbeats on, this is what lets go of a client that vanished
-            without closing: otherwise its slot is held for as long as the kernel
-            retransmits, about 15 minutes on Linux.
-        clock: Monotonic clock in seconds.
-
-    Raises:
-        InvalidConfigError: a bad argument.
-    """
-
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        path: str | None = "/events",
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
-        request_timeout: float = 30.0,
-        send_timeout: float | None = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
-            connection_key=connection_key, max_replays=max_replays,
-            max_replay_time=max_replay_time,
-        )
-        self._clock = clock
-        self._ssl_context: ssl.SSLContext | None = None
-        # _lock guards the broadcaster, the clients and the flags below; the loop thread
-        # holds it while it works (not while it waits), publish() while it queues.
-        self._lock = threading.Lock()
-        self._clients: dict[int, _Client] = {}
-        self._selector: selectors.BaseSelector | None = None
-        self._listener: socket.socket | None = None
-        self._wake_reader: socket.socket | None = None
-        self._wake_writer: socket.socket | None = None
-        self._is_wake_pending = False
-        self._thread: threading.Thread | None = None
-        self._address: tuple[str, int] | None = None
-        self._close_deadline = 0.0
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The listening address (host, port), once started.
-
-        Raises:
-            RuntimeError: the server was never started.
-        """
-        if self._address is None:
-            raise RuntimeError("the server is not started")
-        return self._address
-
-    @property
-    def connection_count(self) -> int:
-        """Open client connections (streams, and connections still sending a request or
-        taking an error response)."""
-        with self._lock:
-            return len(self._clients)
-
-    def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`) and
-        start the server's thread.
-
-        Args:
-            host: The address to listen on.
-            port: The port, or 0.
-            ssl_context: A server-side TLS context to speak ``https``, or ``None``.
-
-        Raises:
-            RuntimeError: already started.
-            OSError: the address cannot be listened on.
-        """
-        if self._thread is not None or self._is_closing:
-            raise RuntimeError("an EventStreamServer is started once")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        opened: list[socket.socket | selectors.BaseSelector] = []
-        try:
-            listener = socket.create_server((host, port), family=family, backlog=1024)
-            opened.append(listener)
-            listener.setblocking(False)
-            selector = selectors.DefaultSelector()
-            opened.append(selector)
-            wake_reader, wake_writer = _wake_pair()
-            opened += [wake_reader, wake_writer]
-            selector.register(listener, _READ)
-            selector.register(wake_reader, _READ)
-        except BaseException:
-            for resource in opened:
-                resource.close()
-            raise
-        self._listener, self._selector, self._ssl_context = listener, selector, ssl_context
-        self._wake_reader, self._wake_writer = wake_reader, wake_writer
-        self._address = listener.getsockname()[:2]
-        self._thread = threading.Thread(
-            target=self._serve, name=f"sse_core sync server {self._address}", daemon=True
-        )
-        self._thread.start()
-
-    def publish(self, event: Event) -> StoredEvent:
-        """Publish an event to every client. Safe to call from any thread, also before
-        :meth:`start` (the event is then only kept in the replay log).
-
-        Returns:
-            The stored event (its id as assigned by the log).
-        """
-        with self._lock:
-            stored = self._broadcaster.publish(event, self._clock())
-            self._wake_locked()
-        return stored
-
-    def close(self, *, grace: float = 1.0) -> None:
-        """Stop listening, end every stream (clients see the end of the body), close every
-        socket and join the server's thread. Safe to call more than once.
-
-        Args:
-            grace: Seconds the clients get to take the end of their stream; connections
-                still open then are closed.
-        """
-        with self._lock:
-            if not self._is_closing:
-                self._is_closing = True
-                now = self._clock()
-                self._close_deadline = now + grace
-                self._broadcaster.close(now)
-                self._wake_locked()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def __enter__(self) -> EventStreamServer:
-        if self._thread is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # --- the server's thread --------------------------------------------------------------
-
-    def _wake_locked(self) -> None:
-        if self._is_wake_pending or self._wake_writer is None:
-            return
-        self._is_wake_pending = True
-        with contextlib.suppress(OSError):  # cannot fill up: one byte at most is pending
-            self._wake_writer.send(b"\0")
-
-    def _serve(self) -> None:
-        selector = self._selector
-        assert selector is not None
-        try:
-            while True:
-                with self._lock:
-                    timeout = self._timeout(self._clock())
-                events = selector.select(timeout)
-                with self._lock:
-                    now = self._clock()
-                    for key, mask in events:
-                        if key.fileobj is self._listener:
-                            self._accept(now)
-                        elif key.fileobj is self._wake_reader:
-                            _drain(self._wake_reader)
-                            self._is_wake_pending = False
-                        else:
-                            client: _Client = key.data
-                            if client.sock is not None:
-                                self._on_ready(client, mask, now)
-                    if self._is_closing and self._listener is not None:
-                        selector.unregister(self._listener)
-                        self._listener.close()
-                        self._listener = None
-                    for client in list(self._clients.values()):
-                        self._service(client, now)
-                    if self._is_closing and (not self._clients or now >= self._close_deadline):
-                        return
-        finally:
-            with self._lock:
-                for client in list(self._clients.values()):  # still open after the grace
-                    self._close_client(client, is_reset=True)
-                for sock in (self._listener, self._wake_reader, self._wake_writer):
-                    if sock is not None:
-                        sock.close()
-                self._listener = self._wake_reader = self._wake_writer = None
-                selector.close()
-                self._selector = None
-
-    def _timeout(self, now: float) -> float | None:
-        deadlines: list[float] = [self._close_deadline] if self._is_closing else []
-        for client in self._clients.values():
-            if client.subscriber is None or client.is_done:
-                if client.deadline is not None:
-                    deadlines.append(client.deadline)
-            else:
-                deadline = client.subscriber.next_deadline()
-                if deadline is not None:
-                    deadlines.append(deadline)
-                if client.is_replay_held:
-                    deadlines.append(now + REPLAY_RECHECK_DELAY)
-        return max(0.0, min(deadlines) - now) if deadlines else None
-
-    def _accept(self, now: float) -> None:
-        listener, selector = self._listener, self._selector
-        assert listener is not None and selector is not None
-        for _ in range(_MAX_ACCEPTS):
-            try:
-                sock, _ = listener.accept()
-            except OSError:  # BlockingIOError: none left; others (ECONNABORTED ...) skip
-                return
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if self._send_timeout is not None:
-                    set_send_timeout(sock, self._send_timeout)
-                if self._ssl_context is not None:
-                    sock = self._ssl_context.wrap_socket(
-                        sock, server_side=True, do_handshake_on_connect=False
-                    )
-            except (OSError, ValueError):
-                sock.close()
-                continue
-            client = _Client(
-                sock, now + self._request_timeout, is_handshaking=self._ssl_context is not None
-            )
-            self._clients[id(client)] = client
-            selector.register(sock, _READ, client)
-
-    def _on_ready(self, client: _Client, mask: int, now: float) -> None:
-        if client.is_handshaking:
-            sock = client.sock
-            assert isinstance(sock, ssl.SSLSocket)
-            try:
-                sock.do_handshake()
-            except ssl.SSLWantReadError:
-                client.interest = _READ
-                return
-            except ssl.SSLWantWriteError:
-                client.interest = _WRITE
-                return
-            except (OSError, ValueError):
-                self._close_client(client)
-                return
-            client.is_handshaking = False
-            client.interest = _READ
-            mask = _READ  # the request may have come with the handshake's last flight
-        if mask & _WRITE:
-            self._send(client)
-        if mask & _READ and client.sock is not None:
-            self._read(client, now)
-
-    def _read(self, client: _Client, now: float) -> None:
-        sock = client.sock
-        assert sock is not None
+    def _connect_to(
+        self, family: int, kind: int, proto: int, address: tuple[object, ...]
+    ) -> socket.socket | OSError | ValueError | _Ended:
+        """A new socket connected to ``address``, the error, or ``_ENDED``."""
         while True:
             try:
-                data = sock.recv(_SERVER_READ_SIZE)
-            except _WOULD_BLOCK:
-                return
-            except OSError:
-                self._close_client(client)
-                return
-            if client.subscriber is not None or client.is_done:
-                if not data:  # the client went away
-                    self._close_client(client)
-                    return
-                # What a client sends on a stream is ignored.
-            else:
-                try:
-                    request = client.http.receive(data)
-                except RequestRefused as error:
-                    self._reject(client, error.refusal, now)
-                    return
-                if request is not None:
-                    self._route(client, request, now)
-                    return
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                return
+                sock = socket.socket(family, kind, proto)
+            except OSError as error:
+                return error
+            if not self._install(sock):
+                return _ENDED
 
-    def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
-        refusal, key = self._admit(request, peer_host(client.sock))
-        if refusal is not None:
-            self._reject(client, refusal, now)
-        else:
-            client.deadline = None
-            client.subscriber = self._broadcaster.subscribe(
-                request.target, request.headers, now, key=key
-            )
+            def connect(sock: socket.socket = sock) -> None:
+                sock.connect(address)
 
-    def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
-        client.unsent += client.http.respond_error(refusal.status, refusal.text, refusal.headers)
-        client.is_done = True
-        client.deadline = now + self._request_timeout  # to take the answer
+            outcome = self._blocking(sock, connect, is_resumable=False)
+            if outcome is None:
+                return sock
+            self._close_socket()
+            if outcome is not _AGAIN:
+                return outcome
 
-    def _service(self, client: _Client, now: float) -> None:
-        """Carry out what is due for one client: timeouts, heartbeats, queued bytes."""
-        subscriber = client.subscriber
-        if subscriber is None or client.is_done:
-            if (self._is_closing and not client.is_done) or (
-                client.deadline is not None and now >= client.deadline
-            ):
-                self._close_client(client, is_reset=True)  # no request (or answer taken) in time
+    def _handshake(self, sock: socket.socket, endpoint: Endpoint) -> None:
+        with self._sock_lock:  # close() must shut down the socket that stays open
+            if self._is_closing:
                 return
-        else:
-            deadline = subscriber.next_deadline()
-            if deadline is not None and now >= deadline:
-                subscriber.poll(now)
-            if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
-                data, _ = client.http.respond(subscriber.take(now))
-                client.unsent += data
-                self._send(client)
-                self._close_client(client, is_reset=True)
-                return
-            client.is_replay_held = (
-                not client.unsent
-                and subscriber.is_replay_step_next
-                and is_replay_held_back(client.sock)
-            )
-            if not client.unsent and subscriber.has_pending and not client.is_replay_held:
-                data, is_done = client.http.respond(subscriber.take(now))
-                client.unsent += data
-                client.is_done = is_done
-                if is_done:
-                    client.deadline = now + self._request_timeout
-        if client.unsent:
-            self._send(client)
-        if client.sock is None:
-            return
-        if client.is_done and not client.unsent:
-            self._close_client(client)
-            return
-        if not client.is_handshaking:
-            # A replay under way has more to send as soon as the socket takes it.
-            is_writing = bool(client.unsent) or (
-                client.subscriber is not None
-                and client.subscriber.has_pending
-                and not client.is_replay_held
-            )
-            client.interest = (_READ | _WRITE) if is_writing else _READ
-        assert self._selector is not None
-        if self._selector.get_key(client.sock).events != client.interest:
-            self._selector.modify(client.sock, client.interest, client)
-
-    def _send(self, client: _Client) -> None:
-        sock = client.sock
-        if sock is None or client.is_handshaking:
-            return
-        while client.unsent:
             try:
-                sent = sock.send(client.unsent)
-            except _WOULD_BLOCK:
-                return
-            except OSError:
-                self._close_client(client)
-                return
-            del client.unsent[:sent]
+                tls = self._tls_context().wrap_socket(
+                    sock, server_hostname=endpoint.host, do_handshake_on_connect=False
+                )
+            except (OSError, ValueError) as error:
+                failure: str | None = f"TLS failed: {error!r}"
+            else:
+                self._sock, failure = tls, None
+        if failure is not None:
+            self._failed(failure)
+            return
+        outcome = self._blocking(tls, tls.do_handshake)
+        if isinstance(outcome, (OSError, ValueError)):  # certificate errors are ValueErrors too
+            self._failed(f"TLS handshake failed: {outcome!r}")
+        elif outcome is not _ENDED:
+            self._connected()
 
-    def _close_client(self, client: _Client, *, is_reset: bool = False) -> None:
-        """Close a client's connection; with ``is_reset``, as a reset (the server lets go of
-        it: the kernel frees the connection and its unsent bytes at once)."""
-        self._clients.pop(id(client), None)
-        if client.subscriber is not None:
-            self._broadcaster.unsubscribe(client.subscriber)
-        sock, client.sock = client.sock, None
-        if sock is not None:
-            if self._selector is not None:
-                self._selector.unregister(sock)
-            if is_reset:
-                set_reset_on_close(sock)
-            sock.close()
-        client.unsent.clear()
+    def _send(self, sock: socket.socket) -> None:
+        view = memoryview(self._unsent)
+        while view:
+            sent = self._blocking(sock, functools.partial(sock.send, view))
+            if isinstance(sent, (OSError, ValueError)):
+                self._failed(f"connection error: {sent!r}")
+            if not isinstance(sent, int):
+                return
+            view = view[sent:]
+        self._unsent = b""
+
+    def _blocking(
+        self, sock: socket.socket, operation: Callable[[], _T], *, is_resumable: bool = True
+    ) -> _T | OSError | ValueError | _Ended:
+        """Run a connect, handshake or write with the time to the next deadline as the
+        socket's timeout. At each deadline wake the session, and go on unless that ended the
+        attempt: the reports of the session's other deadlines (a sequencer hole, a chunked
+        message) wait for the step to finish.
+
+        Returns:
+            What ``operation`` returned, the error it raised, or why it did not finish.
+        """
+        while not self._is_closing:
+            timeout = self._timeout()
+            try:
+                if timeout is not None and timeout <= 0.0:
+                    raise TimeoutError  # already due
+                sock.settimeout(timeout)
+                return operation()
+            except TimeoutError:
+                if self._timer():
+                    return _ENDED
+                if not is_resumable:
+                    return _AGAIN
+            except (OSError, ValueError) as error:
+                return _ENDED if self._is_closing else error
+        return _ENDED
+
+    def _read(self, sock: socket.socket) -> None:
+        timeout = self._timeout()
+        try:
+            if timeout is not None and timeout <= 0.0:
+                raise TimeoutError
+            sock.settimeout(timeout)
+            data = sock.recv(self._options.read_size)
+        except TimeoutError:  # a deadline: the session says what it means
+            if not self._is_closing:
+                self._timer()
+            return
+        except (OSError, ValueError) as error:
+            if not self._is_closing:
+                self._failed(f"connection error: {error!r}")
+            return
+        if not self._is_closing:
+            self._received(data)

@@ -1,89 +1,29 @@
-"""trio adapter (floor 4): an EventSource client and an event-stream server.
+"""trio adapter (floor 4): an EventSource client, and the event-stream server.
 
-Both own sockets, TLS, the clock and waiting, and nothing else. The client carries out what
-:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks;
-the server carries out what a :class:`~sse_core.Broadcaster` and
-:class:`~sse_core.adapters.ServerConnection` ask. Sockets are closed synchronously on every
-way out, so cancellation never leaves one open.
+The client owns its socket, TLS, the clock and waiting, and nothing else: it carries out what
+:class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks,
+through the dispatch every adapter shares. Sockets are closed synchronously on every way out,
+so cancellation never leaves one open. The server lives in ``_trio_server`` and is imported
+from here: :class:`EventStreamServer`.
 """
 
 from __future__ import annotations
 
-import collections
-import errno
 import math
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, TypeVar
 
 import trio
 
-from .._actions import ClientState, Deliver, ReportStatus
-from .._broadcast import (
-    DEFAULT_MAX_QUEUED_BYTES,
-    DEFAULT_MAX_REPLAY_TIME,
-    DEFAULT_MAX_REPLAYS,
-    Subscriber,
-)
-from .._client import ClientConfig
+from .._actions import Deliver
 from .._events import Event
-from .._replay import ReplayLog, StoredEvent
-from .._server import ServerConfig
-from .._types import RandomSource
-from ._base import (
-    DEFAULT_MAX_SUBSCRIBERS,
-    ClientBase,
-    ConnectionKey,
-    ServerBase,
-    client_address,
-)
-from ._http import (
-    ClientOutput,
-    CloseConnection,
-    Endpoint,
-    IncomingRequest,
-    OpenConnection,
-    Refusal,
-    RequestRefused,
-    ServerConnection,
-    Write,
-)
-from ._sockets import (
-    REPLAY_RECHECK_DELAY,
-    is_replay_held_back,
-    peer_host,
-    set_reset_on_close,
-    set_send_timeout,
-)
+from ._base import AsyncClientBase, Report
+from ._http import Endpoint
+from ._trio_server import TRANSPORT_ERRORS, EventStreamServer, Stream, close_now
 
 __all__ = ["EventSource", "EventStreamServer"]
 
-#: What :meth:`EventSource.reports` yields: every output meant for the application.
-Report = ClientOutput
-
-_Stream: TypeAlias = "trio.SocketStream | trio.SSLStream[trio.SocketStream]"
 _T = TypeVar("_T")
-
-# Transport failures, as trio reports them (it wraps OSError and ssl.SSLError in
-# BrokenResourceError; a stream closed under a waiting task gives ClosedResourceError).
-_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
-# accept() errors that mean "out of file descriptors or memory for now": wait, then retry.
-_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-_ACCEPT_RETRY_DELAY = 0.1
-_SERVER_READ_SIZE = 16 * 1024
-
-
-def _close_now(stream: _Stream, *, is_reset: bool = False) -> None:
-    """Close a stream's socket at once (no TLS close_notify): safe under cancellation.
-
-    With ``is_reset``, as a reset: the kernel frees the connection and its unsent bytes now.
-    """
-    transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
-    if is_reset:
-        set_reset_on_close(transport.socket)
-    transport.socket.close()
 
 
 def _describe(error: BaseException) -> str:
@@ -105,7 +45,7 @@ class _Iterator(Generic[_T]):
         return await self._step()
 
 
-class EventSource(ClientBase):
+class EventSource(AsyncClientBase):
     """A trio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -119,56 +59,19 @@ class EventSource(ClientBase):
     loop) keeps the connection while it was reading or sleeping; a cancelled connect or
     request write counts as a lost connection (the session reconnects as configured).
 
-    Args:
-        config: The session configuration, or just the URL.
-        ssl_context: For ``https`` URLs; by default the system trust store
-            (:func:`ssl.create_default_context`).
-        on_status: Called with each :class:`~sse_core.ReportStatus` (state changes).
-        rng: Randomness for backoff jitter (a new :class:`random.Random` by default).
-        clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
-        connect_timeout: Seconds an attempt may take to get its response head, or ``None``.
-        max_redirects: Redirects one attempt may follow.
-        read_size: The most bytes read from the socket at once.
+    Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is
+    :func:`trio.current_time`.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        config: ClientConfig | str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-        connect_timeout: float | None = 30.0,
-        max_redirects: int = 20,
-        read_size: int = 64 * 1024,
-    ) -> None:
-        super().__init__(
-            config, ssl_context=ssl_context, on_status=on_status, rng=rng,
-            connect_timeout=connect_timeout, max_redirects=max_redirects, read_size=read_size,
-        )
-        self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
-        self._stream: _Stream | None = None
-        self._endpoint: Endpoint | None = None  # a connection to open
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
+    def _default_clock(self) -> float:
+        return trio.current_time()
+
+    def _setup(self) -> None:
+        self._stream: Stream | None = None
         self._scope: trio.CancelScope | None = None  # the wait in progress
-        self._is_iterated = False
-        self._is_started = False
-        self._is_closing = False
-
-    async def __aenter__(self) -> EventSource:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         self._claim()
@@ -193,21 +96,13 @@ class EventSource(ClientBase):
         """
         if not self._is_closing:
             self._is_closing = True
-            self._outputs.clear()
-            for output in self._http.close(self._clock()):
-                self._notify(output)
+            self._close_session()
             if self._scope is not None:
                 self._scope.cancel()
-            self._endpoint = None
-            self._close_stream()
+            self._close_socket()
         await trio.lowlevel.checkpoint()
 
     # --- the loop -------------------------------------------------------------------------
-
-    def _claim(self) -> None:
-        if self._is_iterated:
-            raise RuntimeError("an EventSource is iterated once")
-        self._is_iterated = True
 
     async def _next_event(self) -> Event:
         while True:
@@ -218,34 +113,27 @@ class EventSource(ClientBase):
     async def _next_report(self) -> Report:
         """Carry out outputs in order until one is for the application; wait when none is
         left."""
-        if not self._is_started and not self._is_closing:
-            self._is_started = True
-            self._outputs.extend(self._http.start(self._clock()))
-        while not self._is_closing:
-            while self._outputs and not self._is_closing:
-                output = self._outputs.popleft()
-                if isinstance(output, OpenConnection):
-                    self._close_stream()
-                    self._endpoint = output.endpoint
-                elif isinstance(output, Write):
-                    await self._wait(self._send, output.data)
-                elif isinstance(output, CloseConnection):
-                    self._endpoint = None
-                    self._close_stream()
-                else:
-                    self._notify(output)
-                    return output
-            if self._is_closing or self.session.state is ClientState.CLOSED:
-                break
+        self._begin()
+        while (report := self._pump()) is None:
+            if self._is_done:
+                self._close_socket()
+                raise StopAsyncIteration
             if self._endpoint is not None:
                 endpoint, self._endpoint = self._endpoint, None
                 await self._wait(self._connect, endpoint)
+            elif self._unsent:
+                data, self._unsent = self._unsent, b""
+                await self._wait(self._send, data)
             elif self._stream is not None:
                 await self._wait(self._read, self._stream)
             else:  # reconnecting (a live session without a connection always has a deadline)
                 await self._wait(self._sleep, None)
-        self._close_stream()
-        raise StopAsyncIteration
+        return report
+
+    def _drop_connection(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            close_now(stream)
 
     async def _wait(self, step: Callable[[_T], Awaitable[None]], argument: _T) -> None:
         """Run one waiting step in a scope that :meth:`aclose` can cancel."""
@@ -258,30 +146,23 @@ class EventSource(ClientBase):
 
     def _delay(self) -> float:
         """Seconds until the next deadline (infinite when none)."""
-        deadline = self._http.next_deadline()
-        return math.inf if deadline is None else max(0.0, deadline - self._clock())
-
-    def _queue_timer(self) -> bool:
-        """Wake the session at its deadline; whether that ended the attempt in flight."""
-        outputs = self._http.on_timer(self._clock())
-        self._outputs.extend(outputs)
-        return any(isinstance(output, CloseConnection) for output in outputs)
+        timeout = self._timeout()
+        return math.inf if timeout is None else timeout
 
     async def _sleep(self, _: None) -> None:
         await trio.sleep(self._delay())
-        self._queue_timer()
+        self._timer()
 
-    async def _read(self, stream: _Stream) -> None:
+    async def _read(self, stream: Stream) -> None:
         with trio.move_on_after(self._delay()):
             try:
-                data = await stream.receive_some(self._read_size)
-            except _TRANSPORT_ERRORS as error:
-                reason = f"connection error: {_describe(error)}"
-                self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
+                data = await stream.receive_some(self._options.read_size)
+            except TRANSPORT_ERRORS as error:
+                self._failed(f"connection error: {_describe(error)}")
                 return
-            self._outputs.extend(self._http.on_data(bytes(data), self._clock()))
+            self._received(bytes(data))
             return
-        self._queue_timer()
+        self._timer()
 
     async def _with_timers(self, operation: Callable[[trio.CancelScope], Awaitable[None]]) -> bool:
         """Run a connect or a write while serving the session's deadlines.
@@ -295,18 +176,18 @@ class EventSource(ClientBase):
             nursery.start_soon(operation, nursery.cancel_scope)
             while not is_ended:
                 await trio.sleep(self._delay())
-                is_ended = self._queue_timer()
+                is_ended = self._timer()
             nursery.cancel_scope.cancel()
         return is_ended
 
     async def _connect(self, endpoint: Endpoint) -> None:
-        opened: list[_Stream] = []
+        opened: list[Stream] = []
         failures: list[str] = []
 
         async def open_it(done: trio.CancelScope) -> None:
             try:
                 opened.append(await self._open_stream(endpoint))
-            except _TRANSPORT_ERRORS as error:
+            except TRANSPORT_ERRORS as error:
                 failures.append(f"connect failed: {_describe(error)}")
             done.cancel()
 
@@ -314,21 +195,19 @@ class EventSource(ClientBase):
             is_ended = await self._with_timers(open_it)
         except BaseException:
             for stream in opened:
-                _close_now(stream)
-            self._outputs.extend(
-                self._http.on_connection_error(self._clock(), "connect interrupted")
-            )
+                close_now(stream)
+            self._failed("connect interrupted")
             raise
         if is_ended:
             for stream in opened:
-                _close_now(stream)
+                close_now(stream)
         elif failures:
-            self._outputs.extend(self._http.on_connection_error(self._clock(), failures[0]))
+            self._failed(failures[0])
         else:
             self._stream = opened[0]
-            self._outputs.extend(self._http.on_connected(self._clock()))
+            self._connected()
 
-    async def _open_stream(self, endpoint: Endpoint) -> _Stream:
+    async def _open_stream(self, endpoint: Endpoint) -> Stream:
         tcp = await trio.open_tcp_stream(endpoint.host, endpoint.port)
         if not endpoint.is_tls:
             return tcp
@@ -338,7 +217,7 @@ class EventSource(ClientBase):
         try:
             await tls.do_handshake()
         except BaseException:
-            _close_now(tcp)
+            close_now(tcp)
             raise
         return tls
 
@@ -350,397 +229,15 @@ class EventSource(ClientBase):
         async def send_it(done: trio.CancelScope) -> None:
             try:
                 await stream.send_all(data)
-            except _TRANSPORT_ERRORS as error:
+            except TRANSPORT_ERRORS as error:
                 failures.append(f"connection error: {_describe(error)}")
             done.cancel()
 
         try:
             await self._with_timers(send_it)  # a deadline that ends it queues the close
         except BaseException:
-            self._close_stream()  # half a request went out: the connection is unusable
-            self._outputs.extend(self._http.on_connection_error(self._clock(), "write interrupted"))
+            self._close_socket()  # half a request went out: the connection is unusable
+            self._failed("write interrupted")
             raise
         if failures:
-            self._outputs.extend(self._http.on_connection_error(self._clock(), failures[0]))
-
-    def _close_stream(self) -> None:
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            _close_now(stream)
-
-
-class _Connection:
-    """One client connection of an :class:`EventStreamServer`: what wakes its task, and the
-    scope that ends it."""
-
-    __slots__ = ("is_let_go", "is_sending", "scope", "subscriber", "woken")
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        self.subscriber: Subscriber | None = None
-        self.is_sending = False
-        self.is_let_go = False  # the server drops it: close with a reset
-        self.woken = trio.Event()
-
-    def wake(self) -> None:
-        """Something was queued (or the subscriber was dropped): let the task write it."""
-        subscriber = self.subscriber
-        if subscriber is not None and subscriber.is_dropped and self.is_sending:
-            self.let_go()  # its socket is full: it cannot even take the end of the body
-        else:
-            self.woken.set()
-
-    def let_go(self) -> None:
-        """End the connection's task; its socket is closed with a reset."""
-        self.is_let_go = True
-        self.scope.cancel()
-
-
-class EventStreamServer(ServerBase):
-    """A trio event-stream server: one stream, many clients, resumable.
-
-    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
-    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
-    missed. Heartbeats, gzip and the per-client send queue bound come from the
-    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
-    more than ``max_queued_bytes`` behind is reset at once (it resumes) instead of
-    growing memory or slowing the others.
-
-    Run it either as ``async with EventStreamServer() as server:`` (it listens on
-    127.0.0.1, a free port, in a nursery of its own; see :attr:`address`) or in your nursery
-    with ``host, port = await nursery.start(server.serve, host, port)``. Each connection is
-    one task: it reads the request, then writes what its subscriber's queue holds whenever
-    :meth:`publish` or a heartbeat wakes it, while a second task watches for the client
-    closing.
-
-    Args:
-        replay_log: The log to publish to and resume from. By default a new one whose ids
-            carry a random epoch, unique to this server start. When you pass your own and
-            the server can restart without it, give it an epoch of its own too
-            (:class:`~sse_core.state.ReplayConfig`).
-        config: Every client session's configuration.
-        path: The only path served (others get 404), or ``None`` to serve every path.
-        max_queued_bytes: A client's send queue bound (beyond the socket's own buffer).
-        max_subscribers: The most clients at once (more get 503), or ``None``.
-        max_subscribers_per_key: The most clients at once with the same
-            ``connection_key`` (more get 429), or ``None``.
-        connection_key: What ``max_subscribers_per_key`` counts by: a function of the
-            request and the client's address (by default the address).
-        max_replays: The most replays longer than one step under way at once; past it a
-            resuming client is asked to come back later (``busy_retry``).
-        max_replay_time: Seconds a long replay may take before its client is let go.
-        request_timeout: Seconds a new connection has to send its request (TLS handshake
-            included), and the most an error response may take to write.
-        send_timeout: Seconds sent bytes may stay unacknowledged before the kernel drops the
-            connection (``TCP_USER_TIMEOUT`` and keepalive, where the platform has them), or
-            ``None``. With heartbeats on, this is what lets go of a client that vanished
-            without closing: otherwise its slot is held for as long as the kernel
-            retransmits, about 15 minutes on Linux.
-        clock: Monotonic clock in seconds (:func:`trio.current_time` by default).
-
-    Raises:
-        InvalidConfigError: a bad argument.
-    """
-
-    def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        path: str | None = "/events",
-        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
-        max_subscribers_per_key: int | None = None,
-        connection_key: ConnectionKey = client_address,
-        max_replays: int = DEFAULT_MAX_REPLAYS,
-        max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
-        request_timeout: float = 30.0,
-        send_timeout: float | None = 30.0,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(
-            replay_log, config=config, path=path, max_queued_bytes=max_queued_bytes,
-            max_subscribers=max_subscribers, request_timeout=request_timeout,
-            send_timeout=send_timeout, max_subscribers_per_key=max_subscribers_per_key,
-            connection_key=connection_key, max_replays=max_replays,
-            max_replay_time=max_replay_time,
-        )
-        self._clock: Callable[[], float] = clock if clock is not None else trio.current_time
-        self._connections: set[_Connection] = set()
-        self._listeners: list[trio.SocketListener] = []
-        self._address: tuple[str, int] | None = None
-        self._nursery: trio.Nursery | None = None
-        self._stopped = trio.Event()
-        self._exit_stack: AsyncExitStack | None = None
-        self._is_serving = False
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The listening address (host, port), once serving.
-
-        Raises:
-            RuntimeError: the server is not serving yet.
-        """
-        if self._address is None:
-            raise RuntimeError("the server is not serving")
-        return self._address
-
-    async def serve(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Listen on ``host``:``port`` and serve until :meth:`aclose` (or cancellation).
-
-        Start it with ``await nursery.start(server.serve, ...)``, which returns the address
-        (port 0 picks a free one).
-
-        Args:
-            host: The address to listen on.
-            port: The TCP port, 0 for a free one.
-            ssl_context: Serve TLS with this context (its certificate chain loaded).
-            task_status: Given by :meth:`trio.Nursery.start`.
-
-        Raises:
-            RuntimeError: the server was already started or closed.
-        """
-        if self._is_serving or self._is_closing:
-            raise RuntimeError("an EventStreamServer serves once")
-        self._is_serving = True
-        try:
-            self._listeners = await trio.open_tcp_listeners(port, host=host)
-            if self._is_closing:  # aclose() while the listeners were opening
-                return
-            name = self._listeners[0].socket.getsockname()
-            self._address = (str(name[0]), int(name[1]))
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                for listener in self._listeners:
-                    nursery.start_soon(self._accept, listener, nursery, ssl_context)
-                task_status.started(self._address)
-        finally:
-            for listener in self._listeners:
-                listener.socket.close()
-            self._nursery = None
-            self._stopped.set()
-
-    def publish(self, event: Event) -> StoredEvent:
-        """Publish an event to every client (call it from the trio thread).
-
-        Returns:
-            The stored event, with the id the replay log gave it.
-        """
-        stored = self._broadcaster.publish(event, self._clock())
-        for connection in list(self._connections):
-            connection.wake()
-        return stored
-
-    async def aclose(self, *, grace: float = 1.0) -> None:
-        """Stop listening and end every stream (clients see the end of the body).
-
-        Args:
-            grace: Seconds the clients get to take the end of their stream; connections
-                still open then are closed.
-        """
-        if not self._is_closing:
-            self._is_closing = True
-            for listener in self._listeners:
-                listener.socket.close()  # a pending accept() raises ClosedResourceError
-            self._broadcaster.close(self._clock())
-            for connection in list(self._connections):
-                if connection.subscriber is None:
-                    connection.let_go()  # no stream to end
-                else:
-                    connection.wake()
-        if not self._is_serving:
-            await trio.lowlevel.checkpoint()
-            return
-        try:
-            with trio.move_on_after(grace):
-                await self._stopped.wait()
-        finally:
-            for connection in list(self._connections):
-                connection.is_let_go = True  # still open after the grace: reset
-            if self._nursery is not None:
-                self._nursery.cancel_scope.cancel()
-        await self._stopped.wait()
-
-    async def __aenter__(self) -> EventStreamServer:
-        stack = AsyncExitStack()
-        nursery = await stack.enter_async_context(trio.open_nursery())
-        try:
-            await nursery.start(self.serve)
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._exit_stack = stack
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        stack, self._exit_stack = self._exit_stack, None
-        try:
-            await self.aclose()
-        finally:
-            if stack is not None:
-                # serve() has ended: the nursery exits without wrapping the block's error.
-                await stack.aclose()
-
-    # --- connections ----------------------------------------------------------------------
-
-    async def _accept(
-        self,
-        listener: trio.SocketListener,
-        nursery: trio.Nursery,
-        ssl_context: ssl.SSLContext | None,
-    ) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except trio.ClosedResourceError:
-                return  # aclose()
-            except OSError as error:
-                if error.errno not in _ACCEPT_CAPACITY_ERRNOS:
-                    raise
-                await trio.sleep(_ACCEPT_RETRY_DELAY)
-                continue
-            nursery.start_soon(self._handle, stream, ssl_context)
-
-    async def _handle(self, tcp: trio.SocketStream, ssl_context: ssl.SSLContext | None) -> None:
-        """Serve one connection, from its request to its end."""
-        stream: _Stream = tcp
-        if self._send_timeout is not None:
-            set_send_timeout(tcp.socket, self._send_timeout)
-        if ssl_context is not None:
-            stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
-        connection = _Connection()
-        self._connections.add(connection)
-        try:
-            with connection.scope:
-                if self._is_closing:
-                    return
-                read = await self._read_request(stream, connection)
-                if read is None:
-                    return
-                http, request = read
-                is_refused, request_key = await self._admit_or_reject(stream, tcp, http, request)
-                if is_refused:
-                    return
-                connection.subscriber = self._broadcaster.subscribe(
-                    request.target, request.headers, self._clock(), key=request_key
-                )
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watch, stream, nursery.cancel_scope)
-                    await self._write(stream, http, connection, tcp.socket)
-                    nursery.cancel_scope.cancel()
-        except _TRANSPORT_ERRORS:
-            pass  # the client went away, or the TLS handshake failed
-        finally:
-            self._connections.discard(connection)
-            if connection.subscriber is not None:
-                self._broadcaster.unsubscribe(connection.subscriber)
-            _close_now(stream, is_reset=connection.is_let_go)
-
-    async def _read_request(
-        self, stream: _Stream, connection: _Connection
-    ) -> tuple[ServerConnection, IncomingRequest] | None:
-        http = ServerConnection()
-        with trio.move_on_after(self._request_timeout):
-            if isinstance(stream, trio.SSLStream):
-                await stream.do_handshake()
-            while True:
-                data = await stream.receive_some(_SERVER_READ_SIZE)
-                if not data:
-                    return None  # gone before asking
-                try:
-                    request = http.receive(bytes(data))
-                except RequestRefused as error:
-                    await self._reject(stream, http, error.refusal)
-                    return None
-                if request is not None:
-                    return http, request
-        connection.is_let_go = True  # no request in time
-        return None
-
-    async def _admit_or_reject(
-        self,
-        stream: _Stream,
-        tcp: trio.SocketStream,
-        http: ServerConnection,
-        request: IncomingRequest,
-    ) -> tuple[bool, str | None]:
-        """Answer a request that gets no stream; whether it was one, and the request's key."""
-        refusal, key = self._admit(request, peer_host(tcp.socket))
-        if refusal is None:
-            return False, key
-        await self._reject(stream, http, refusal)
-        return True, None
-
-    async def _reject(self, stream: _Stream, http: ServerConnection, refusal: Refusal) -> None:
-        data = http.respond_error(refusal.status, refusal.text, refusal.headers)
-        if data:
-            with trio.move_on_after(self._request_timeout):
-                await stream.send_all(data)
-
-    async def _write(
-        self,
-        stream: _Stream,
-        http: ServerConnection,
-        connection: _Connection,
-        tcp_socket: trio.socket.SocketType,
-    ) -> None:
-        """Write what the subscriber's queue holds; sleep until woken or a heartbeat is due."""
-        subscriber = connection.subscriber
-        assert subscriber is not None
-        try:
-            while True:
-                connection.woken = trio.Event()  # reset before looking: no wake-up is lost
-                if subscriber.has_pending:
-                    if subscriber.is_replay_step_next and is_replay_held_back(tcp_socket):
-                        # The client has not read the last step yet: look again shortly
-                        # (a replay past its time is dropped by poll()).
-                        await trio.sleep(REPLAY_RECHECK_DELAY)
-                        subscriber.poll(self._clock())
-                        continue
-                    data, is_done = http.respond(subscriber.take(self._clock()))
-                    if data:
-                        connection.is_sending = True
-                        replay_deadline = subscriber.replay_deadline
-                        with trio.move_on_at(
-                            math.inf if replay_deadline is None else replay_deadline
-                        ) as write_scope:
-                            await stream.send_all(data)
-                        connection.is_sending = False
-                        if write_scope.cancelled_caught:  # a replay the client did not take
-                            subscriber.poll(self._clock())
-                            connection.is_let_go = True  # half-written: reset
-                            return
-                    if is_done:
-                        connection.is_let_go = subscriber.is_dropped  # fell behind: reset
-                        return
-                    continue
-                deadline = subscriber.next_deadline()
-                delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
-                with trio.move_on_after(delay):
-                    await connection.woken.wait()
-                now = self._clock()
-                if deadline is not None and now >= deadline:
-                    subscriber.poll(now)
-        except _TRANSPORT_ERRORS:
-            return
-
-    async def _watch(self, stream: _Stream, scope: trio.CancelScope) -> None:
-        """Read (and ignore) what the client sends until it closes; then end the stream."""
-        try:
-            while await stream.receive_some(_SERVER_READ_SIZE):
-                pass
-        except _TRANSPORT_ERRORS:
-            pass
-        scope.cancel()
+            self._failed(failures[0])

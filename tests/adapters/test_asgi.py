@@ -44,6 +44,7 @@ from sse_core import (
     ServerConfig,
     serialize,
 )
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asgi import EventStream
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig, ReplayLog
 from tests.test_docs_examples import code_blocks
@@ -205,7 +206,11 @@ async def test_query_parameter_resumes() -> None:
 async def test_overflow_before_the_task_runs_ends_the_stream_cleanly() -> None:
     """Publishing past max_queued_bytes before the client's task could send anything drops
     it: the client gets its head, its position and a clean end of the response."""
-    stream = EventStream(ReplayLog(ReplayConfig(epoch="t")), config=QUIET, max_queued_bytes=100)
+    stream = EventStream(
+        ReplayLog(ReplayConfig(epoch="t")),
+        config=QUIET,
+        options=ServerOptions(max_queued_bytes=100),
+    )
     peer = Peer()
     with peers(peer):
         async with anyio.create_task_group() as tasks:
@@ -226,7 +231,7 @@ async def test_overflow_before_the_task_runs_ends_the_stream_cleanly() -> None:
 async def test_client_stalled_in_a_write_is_dropped_and_others_keep_everything() -> None:
     """A client whose send() never returns is dropped once its queue passes the bound: its
     task ends at once (no leak), publish never waited, and a reading client got every event."""
-    stream = EventStream(ReplayLog(), config=QUIET, max_queued_bytes=200)
+    stream = EventStream(ReplayLog(), config=QUIET, options=ServerOptions(max_queued_bytes=200))
     fast, slow = Peer(), Peer()
     with peers(fast, slow):
         async with anyio.create_task_group() as tasks:
@@ -254,7 +259,7 @@ async def test_client_stalled_in_a_write_is_dropped_and_others_keep_everything()
 async def test_aclose_ends_streams_and_cuts_stalled_clients() -> None:
     """aclose() ends a reading client's response cleanly, cuts off a stalled one after the
     timeout, returns only when every client's task is over, then refuses with 503."""
-    stream = EventStream(ReplayLog(), config=QUIET, busy_retry_delay=2.5)
+    stream = EventStream(ReplayLog(), config=QUIET, options=ServerOptions(busy_retry_delay=2.5))
     reading, stalled = Peer(), Peer()
     with peers(reading, stalled):
         async with anyio.create_task_group() as tasks:
@@ -348,19 +353,24 @@ async def test_send_raising_oserror_is_a_lost_connection() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"busy_retry_delay": -1},
-        {"busy_retry_delay": math.inf},
-        {"busy_retry_delay": True},
+        {"options": {"busy_retry_delay": -1}},
+        {"options": {"busy_retry_delay": math.inf}},
+        {"options": {"busy_retry_delay": True}},
         {"config": "fast"},
         {"clock": 3.0},
-        {"max_queued_bytes": 0},
-        {"max_subscribers": 0},
+        {"options": {"max_queued_bytes": 0}},
+        {"options": {"max_subscribers": 0}},
+        {"options": "fast"},
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
-    """Bad arguments are InvalidConfigError at construction."""
+    """Bad arguments are InvalidConfigError at construction (options: when the
+    ServerOptions is built)."""
     with pytest.raises(InvalidConfigError):
-        EventStream(**kwargs)
+        options = kwargs.pop("options", None)
+        if isinstance(options, dict):
+            options = ServerOptions(**options)
+        EventStream(**kwargs, options=options)
 
 
 def test_default_log_ids_carry_a_random_epoch() -> None:
@@ -584,7 +594,7 @@ async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything() -> N
     """A raw socket that never reads stalls the server's writes; once its queue passes
     max_queued_bytes it is dropped and its task ends, while an httpx client reading at full
     speed receives every event, in order, once."""
-    stream = EventStream(config=QUIET, max_queued_bytes=16 * 1024)
+    stream = EventStream(config=QUIET, options=ServerOptions(max_queued_bytes=16 * 1024))
     async with serving(starlette_app(stream), send_buffer=4096) as url:
         async with httpx.AsyncClient() as client, aconnect_sse(
             client, "GET", url + "/events", headers={"Accept-Encoding": "identity"}
@@ -638,7 +648,10 @@ async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything() -> N
 async def test_max_subscribers_answers_503_and_frees_the_slot_on_disconnect() -> None:
     """At max_subscribers a client gets 503 with Retry-After; when the subscribed client
     disconnects (http.disconnect), its slot is free again. POST is 405, HEAD a bare head."""
-    stream = EventStream(config=QUIET, max_subscribers=1, busy_retry_delay=7)
+    stream = EventStream(
+        config=QUIET,
+        options=ServerOptions(max_subscribers=1, busy_retry_delay=7),
+    )
     async with serving(starlette_app(stream)) as url, httpx.AsyncClient() as client:
         async with client.stream("GET", url + "/events") as first:
             assert first.status_code == 200

@@ -32,7 +32,7 @@ from sse_core import (
     ReportStatus,
     ServerConfig,
 )
-from sse_core.adapters import IncomingRequest, ServerConnection
+from sse_core.adapters import ClientOptions, IncomingRequest, ServerConnection, ServerOptions
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
 from sse_core.state import POSITION_EVENT_TYPE, BackoffConfig, ReplayLog
 from sse_core.testing import FaultProxy, Refuse
@@ -488,7 +488,10 @@ def test_stalled_server_is_replaced_after_stall_timeout() -> None:
     async def main() -> None:
         async with Scripted(handler) as peer:
             watch = Watch(
-                EventSource(config(peer.url(), stall_timeout=0.3), connect_timeout=None)
+                EventSource(
+                    config(peer.url(), stall_timeout=0.3),
+                    options=ClientOptions(connect_timeout=None),
+                )
             )
             await watch.until_state(ClientState.RECONNECTING)
             streaming, reconnecting = watch.statuses[-2:]
@@ -518,7 +521,10 @@ def test_server_that_never_answers_hits_connect_timeout() -> None:
 
     async def main() -> None:
         async with Scripted(handler) as peer:
-            watch = Watch(EventSource(config(peer.url(), stall_timeout=None), connect_timeout=0.3))
+            watch = Watch(EventSource(
+                config(peer.url(), stall_timeout=None),
+                options=ClientOptions(connect_timeout=0.3),
+            ))
             await watch.end()
             assert watch.states == [
                 ClientState.CONNECTING, ClientState.RECONNECTING, ClientState.CONNECTING,
@@ -561,7 +567,7 @@ def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
     dropped, while a client that keeps up gets every event on one connection."""
 
     async def main() -> None:
-        server, url = await started_server(max_queued_bytes=64 * 1024)
+        server, url = await started_server(options=ServerOptions(max_queued_bytes=64 * 1024))
         host, port = server.address
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -602,7 +608,7 @@ def test_max_subscribers_answers_503() -> None:
     """Past max_subscribers a new client gets 503 (and, not retrying 503, closes)."""
 
     async def main() -> None:
-        server, url = await started_server(max_subscribers=1)
+        server, url = await started_server(options=ServerOptions(max_subscribers=1))
         first = Watch(EventSource(config(url)))
         await first.until_state(ClientState.STREAMING)
         second = Watch(EventSource(config(url)))
@@ -629,7 +635,10 @@ def test_tls_with_custom_contexts() -> None:
         server = EventStreamServer(config=QUIET)
         await server.start(ssl_context=server_context)
         url = f"https://127.0.0.1:{server.address[1]}/events"
-        watch = Watch(EventSource(config(url), ssl_context=client_context))
+        watch = Watch(EventSource(
+            config(url),
+            options=ClientOptions(ssl_context=client_context),
+        ))
         await watch.until_state(ClientState.STREAMING)
         server.publish(Event(data="secret"))
         await watch.until_events(1)
@@ -650,7 +659,7 @@ def test_event_source_api() -> None:
     """A URL string is enough; ``async for`` yields events only; a source is iterated once;
     aclose() twice is fine; a bad read_size is refused."""
     with pytest.raises(InvalidConfigError):
-        EventSource("http://127.0.0.1:1/events", read_size=0)
+        EventSource("http://127.0.0.1:1/events", options=ClientOptions(read_size=0))
 
     async def main() -> None:
         server, url = await started_server()
@@ -709,8 +718,10 @@ def test_connect_timeout_during_a_hanging_tls_handshake() -> None:
         async with Scripted(no_content, is_request_read=False) as peer:
             url = peer.url().replace("http:", "https:")
             source = EventSource(
-                config(url, stall_timeout=None), connect_timeout=0.3,
-                ssl_context=ssl.create_default_context(),
+                config(url, stall_timeout=None),
+                options=ClientOptions(
+                    connect_timeout=0.3, ssl_context=ssl.create_default_context()
+                ),
             )
             watch = Watch(source)
             await watch.until_state(ClientState.RECONNECTING)
@@ -725,7 +736,7 @@ def test_a_client_that_reads_late_gets_everything() -> None:
     and its queue grows within max_queued_bytes) gets every event once it reads again."""
 
     async def main() -> None:
-        server, _ = await started_server(max_queued_bytes=16 << 20)
+        server, _ = await started_server(options=ServerOptions(max_queued_bytes=16 << 20))
         late = socket.socket()
         late.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         late.setblocking(False)
@@ -790,7 +801,10 @@ def test_aclose_while_connecting_ends_the_iteration() -> None:
     async def main() -> None:
         async with Scripted(no_content, is_request_read=False) as peer:
             url = peer.url().replace("http:", "https:")
-            watch = Watch(EventSource(config(url), ssl_context=ssl.create_default_context()))
+            watch = Watch(EventSource(
+                config(url),
+                options=ClientOptions(ssl_context=ssl.create_default_context()),
+            ))
             await until(lambda: peer.connections == 1, "the connection")
             assert watch.states == [ClientState.CONNECTING]
             await watch.aclose()
@@ -881,7 +895,7 @@ def test_server_aclose_aborts_what_cannot_take_the_end_within_grace() -> None:
     the grace period ends instead of waiting for it."""
 
     async def main() -> None:
-        server, _ = await started_server(max_queued_bytes=16 << 20)
+        server, _ = await started_server(options=ServerOptions(max_queued_bytes=16 << 20))
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.setblocking(False)
@@ -929,7 +943,7 @@ def test_request_timeout_cuts_a_silent_connection() -> None:
     """A connection that sends no request within request_timeout is reset by the server."""
 
     async def main() -> None:
-        server, _ = await started_server(request_timeout=0.1)
+        server, _ = await started_server(options=ServerOptions(request_timeout=0.1))
         reader, writer = await asyncio.open_connection(*server.address)
         with pytest.raises(ConnectionResetError):
             await asyncio.wait_for(reader.read(), TIMEOUT)

@@ -35,6 +35,7 @@ import trio
 
 import sse_core.adapters.trio as trio_adapter
 from sse_core import ClientConfig, Deliver, Event, ReportGap, ServerConfig
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
 from sse_core.state import SequencerConfig
@@ -327,7 +328,10 @@ def test_asyncio_server_closed_as_a_connection_arrives(moment: str) -> None:
 
     async def main(loop: _HookLoop) -> None:
         for _ in range(ROUNDS):
-            server = EventStreamServer(config=QUIET, request_timeout=4 * BOUND)
+            server = EventStreamServer(
+                config=QUIET,
+                options=ServerOptions(request_timeout=4 * BOUND),
+            )
             await server.start()
             sock = socket.socket()
             sock.setblocking(False)

@@ -25,6 +25,7 @@ import sse_core.adapters.asyncio as asyncio_adapter
 import sse_core.adapters.sync as sync_adapter
 import sse_core.adapters.trio as trio_adapter
 from sse_core import ClientConfig, ClientState, ReportStatus
+from sse_core.adapters import ClientOptions
 from sse_core.state import BackoffConfig
 
 STALL_TIMEOUT = 1.0
@@ -177,7 +178,9 @@ def test_asyncio_client_reports_the_drip_as_a_stall(is_gzip: bool) -> None:
 
     async def main(server: DripServer, statuses: Statuses) -> None:
         source = asyncio_adapter.EventSource(
-            config(server.url), on_status=statuses, connect_timeout=None
+            config(server.url),
+            on_status=statuses,
+            options=ClientOptions(connect_timeout=None),
         )
 
         async def consume() -> None:
@@ -204,7 +207,9 @@ def test_trio_client_reports_the_drip_as_a_stall(is_gzip: bool) -> None:
 
     async def main(server: DripServer, statuses: Statuses) -> None:
         source = trio_adapter.EventSource(
-            config(server.url), on_status=statuses, connect_timeout=None
+            config(server.url),
+            on_status=statuses,
+            options=ClientOptions(connect_timeout=None),
         )
 
         async def consume() -> None:
@@ -232,7 +237,9 @@ def test_sync_client_reports_the_drip_as_a_stall(is_gzip: bool) -> None:
     with drip_server(is_gzip) as server:
         statuses = Statuses()
         source = sync_adapter.EventSource(
-            config(server.url), on_status=statuses, connect_timeout=None
+            config(server.url),
+            on_status=statuses,
+            options=ClientOptions(connect_timeout=None),
         )
         thread = threading.Thread(target=lambda: [None for _ in source])
         thread.start()

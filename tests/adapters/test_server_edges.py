@@ -26,6 +26,7 @@ import sse_core.adapters.asyncio as asyncio_adapter
 import sse_core.adapters.sync as sync_adapter
 import sse_core.adapters.trio as trio_adapter
 from sse_core import Event, ServerConfig
+from sse_core.adapters import ServerOptions
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads the kernel's tables in /proc/net"
@@ -360,7 +361,7 @@ def test_a_dropped_non_reader_is_reset_and_forgotten_at_once(backend: str) -> No
     drops it, it resets the connection, so that within a second the server's descriptor is
     closed and the kernel holds nothing for it (instead of FIN-WAIT-1 with a full send queue
     for as long as it retransmits); the client sees the reset."""
-    with serving(backend, max_queued_bytes=64 * 1024) as served:
+    with serving(backend, options=ServerOptions(max_queued_bytes=64 * 1024)) as served:
         with connect(served, receive_buffer=4096) as client:
             inode = subscribe(served, client)
             data = "x" * 16_000
@@ -378,7 +379,8 @@ def test_a_dropped_non_reader_is_reset_and_forgotten_at_once(backend: str) -> No
 def test_a_connection_without_a_request_is_reset_after_request_timeout(backend: str) -> None:
     """A connection that sends nothing is reset after request_timeout (slowloris): the
     kernel keeps nothing of it (no FIN-WAIT-2 waiting for the client's close)."""
-    with serving(backend, request_timeout=0.2) as served, connect(served) as client:
+    options = ServerOptions(request_timeout=0.2)
+    with serving(backend, options=options) as served, connect(served) as client:
         until(lambda: bool(server_end(served.address[1], client.getsockname()[1])),
               "the server to accept")
         ((_, _, inode),) = server_end(served.address[1], client.getsockname()[1])
@@ -389,7 +391,7 @@ def test_a_connection_without_a_request_is_reset_after_request_timeout(backend: 
 def test_close_resets_what_cannot_take_the_end_within_grace(backend: str) -> None:
     """close() ends every stream; a client that does not read its end within ``grace`` is
     reset, and the kernel forgets it at once."""
-    served = Served(backend, max_queued_bytes=32 << 20)
+    served = Served(backend, options=ServerOptions(max_queued_bytes=32 << 20))
     try:
         with connect(served, receive_buffer=4096) as client:
             inode = subscribe(served, client)
@@ -420,7 +422,10 @@ def test_asyncio_stream_ended_while_paused_is_closed_once() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(lambda _, context: problems.append(context))
-        server = asyncio_adapter.EventStreamServer(config=QUIET, max_queued_bytes=32 << 20)
+        server = asyncio_adapter.EventStreamServer(
+            config=QUIET,
+            options=ServerOptions(max_queued_bytes=32 << 20),
+        )
         await server.start()
         client = socket.socket()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

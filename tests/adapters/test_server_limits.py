@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from sse_core import Event, Parser, Retry, ServerConfig
+from sse_core.adapters import ServerOptions
 from sse_core.adapters import asyncio as sse_asyncio
 from sse_core.adapters import sync as sse_sync
 from sse_core.adapters import trio as sse_trio
@@ -38,7 +39,7 @@ class Running:
 
     @property
     def hub(self) -> Any:
-        return self.server._hub if isinstance(self.server, EventStream) else self.server.broadcaster
+        return self.server.broadcaster
 
     def publish(self, event: Event) -> StoredEvent:
         stored: StoredEvent = self._call(lambda: self.server.publish(event))
@@ -226,7 +227,7 @@ def test_past_the_replay_budget_a_client_is_told_to_come_back(kind: str) -> None
     """With max_replays=1 held by a client that does not read, a second resuming client gets
     the busy retry and the end of its body, and nothing else; once the first goes away, the
     second is served its replay."""
-    with running(kind, config=QUIET_STEPS, max_replays=1) as server:
+    with running(kind, config=QUIET_STEPS, options=ServerOptions(max_replays=1)) as server:
         ids = fill(server, *BIG_LOG)
         with connect(server, ids[0], receive_buffer=4096) as holder:
             until(lambda: server.read(lambda: server.hub.replays) == 1, "the first replay")
@@ -246,7 +247,7 @@ def test_past_the_replay_budget_a_client_is_told_to_come_back(kind: str) -> None
 def test_a_replay_not_taken_in_time_is_let_go(kind: str) -> None:
     """A client that resumes and does not read is dropped after max_replay_time (its slot is
     freed), while the server goes on publishing to the others."""
-    with running(kind, config=QUIET_STEPS, max_replay_time=1.0) as server:
+    with running(kind, config=QUIET_STEPS, options=ServerOptions(max_replay_time=1.0)) as server:
         ids = fill(server, *BIG_LOG)
         with connect(server, ids[0], receive_buffer=4096):
             until(lambda: server.read(lambda: server.hub.replays) == 1, "the replay")
@@ -259,7 +260,9 @@ def test_max_subscribers_per_key_answers_429(kind: str) -> None:
     """The default connection key is the client's address: past max_subscribers_per_key
     streams from 127.0.0.1, another gets 429; when one closes, there is room again."""
     with (
-        running(kind, config=QUIET_STEPS, max_subscribers_per_key=2) as server,
+        running(
+            kind, config=QUIET_STEPS, options=ServerOptions(max_subscribers_per_key=2)
+        ) as server,
         connect(server) as first,
         connect(server),
     ):
@@ -284,8 +287,8 @@ def test_connection_key_can_come_from_the_request(kind: str) -> None:
         return dict(request.headers).get("x-api-key")
 
     with (
-        running(kind, config=QUIET_STEPS, max_subscribers_per_key=1,
-                connection_key=api_key) as server,
+        running(kind, config=QUIET_STEPS,
+                options=ServerOptions(max_subscribers_per_key=1, connection_key=api_key)) as server,
         contextlib.ExitStack() as sockets,
     ):
         keyed = sockets.enter_context(socket.socket())

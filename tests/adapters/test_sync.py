@@ -38,8 +38,9 @@ from sse_core import (
     ReportStatus,
     ServerConfig,
 )
+from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.sync import EventSource, EventStreamServer
-from sse_core.state import BackoffConfig, ReplayLog
+from sse_core.state import BackoffConfig, Jitter, ReplayLog, SequencerConfig
 from sse_core.testing import FaultProxy
 
 DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "sync.rst"
@@ -488,7 +489,8 @@ def test_slow_client_is_dropped_fast_client_gets_everything() -> None:
     max_queued_bytes, while a fast client gets every event, in order."""
     config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
     payload = "x" * 16_000
-    with EventStreamServer(config=config, max_queued_bytes=64 * 1024) as server:
+    options = ServerOptions(max_queued_bytes=64 * 1024)
+    with EventStreamServer(config=config, options=options) as server:
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.settimeout(WATCHDOG)
@@ -539,7 +541,7 @@ def test_late_reader_gets_everything_and_close_cuts_a_client_that_never_reads() 
     config = ServerConfig(is_compression_enabled=False, heartbeat_interval=None)
     markers = [f"event-{n:03d}-".encode() for n in range(64)]
     request = b"GET /events HTTP/1.1\r\nHost: test\r\n\r\n"
-    server = EventStreamServer(config=config, max_queued_bytes=32 << 20)
+    server = EventStreamServer(config=config, options=ServerOptions(max_queued_bytes=32 << 20))
     server.start()
     late, never = socket.socket(), socket.socket()
     try:
@@ -637,6 +639,162 @@ def test_close_from_another_thread_stops_a_blocked_iteration() -> None:
     assert timings["closed"] - timings["close"] < 2.0
 
 
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A loopback port where a connect hangs: its listener's accept queue is full (backlog 0,
+    one connection waiting), so the kernel drops further SYNs."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(8):
+            filler = socket.socket()
+            fillers.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            time.sleep(0.1)
+            try:
+                filler.getpeername()
+            except OSError:  # still connecting: the queue is full
+                break
+        else:
+            pytest.skip("the kernel kept accepting connections into a full queue")
+        yield port
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+@pytest.mark.parametrize("step", ["connect", "handshake", "read", "backoff"])
+def test_close_from_another_thread_wakes_each_blocking_step(step: str) -> None:
+    """The client blocks in plain socket calls whose timeout is the time to the session's
+    next deadline, here none at all (no connect or stall timeout, a 60 s backoff).
+    close() from another thread shuts the socket down, or ends the wait between
+    connections: an iteration blocked in a connect (SYNs dropped), a TLS handshake (the peer
+    never answers), a read (an idle stream) or a backoff ends at once, with CLOSED last."""
+    options = ClientOptions(connect_timeout=None)
+    ready = threading.Event()
+    with contextlib.ExitStack() as stack:
+        if step == "connect":
+            url = f"http://127.0.0.1:{stack.enter_context(unanswered_port())}/events"
+        elif step == "handshake":
+            silent = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=4))
+            url = f"https://127.0.0.1:{silent.getsockname()[1]}/events"
+        elif step == "read":
+            server = stack.enter_context(
+                EventStreamServer(config=ServerConfig(heartbeat_interval=None))
+            )
+            url = url_of(server)
+        else:
+            refused = stack.enter_context(socket.socket())
+            refused.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+            url = f"http://127.0.0.1:{refused.getsockname()[1]}/events"
+        backoff = BackoffConfig(base_delay=60.0, max_delay=60.0, jitter=Jitter.NONE)
+        config = ClientConfig(url=url, stall_timeout=None, backoff=backoff)
+        waited_for = {"read": ClientState.STREAMING, "backoff": ClientState.RECONNECTING}
+
+        statuses: list[ClientState] = []
+
+        def on_status(report: ReportStatus) -> None:
+            statuses.append(report.state)
+            if report.state is waited_for.get(step, ClientState.CONNECTING):
+                ready.set()
+
+        source = EventSource(config, options=options, on_status=on_status)
+        seen: list[Any] = []
+        ended = threading.Event()
+
+        def iterate() -> None:
+            seen.extend(source.reports())
+            ended.set()
+
+        worker = threading.Thread(target=iterate, daemon=True)
+        worker.start()
+        assert ready.wait(WATCHDOG)
+        time.sleep(0.3)  # let the iteration block in the step
+        assert not ended.is_set()
+        start = time.monotonic()
+        # From another thread: close() returns once the iteration let go of the socket.
+        closer = threading.Thread(target=source.close, daemon=True)
+        closer.start()
+        assert ended.wait(5.0), f"close() did not wake the {step}"
+        took = time.monotonic() - start
+        closer.join(WATCHDOG)
+        worker.join(WATCHDOG)
+    assert took < 2.0
+    assert source.session.state is ClientState.CLOSED
+    assert statuses[-1] is ClientState.CLOSED and statuses.count(ClientState.CLOSED) == 1
+
+
+def test_a_session_deadline_inside_a_hanging_connect_keeps_the_attempt() -> None:
+    """A deadline of the session's own that falls inside a connect (a sequencer hole times
+    out while the server's full queue drops the reconnection's SYNs) does not end the
+    attempt: the connect starts again on a new socket and goes on. The hole's reports come
+    out of the connect phase, before the new connection is CONNECTED; one reconnection."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    listener.settimeout(WATCHDOG)
+    port = listener.getsockname()[1]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    fillers: list[socket.socket] = []
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        with first:
+            requests.append(read_head(first))
+            for _ in range(2):  # the first waits in the full queue, the second's SYN is dropped
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            first.sendall(head + b"id: 1\ndata: a\n\nid: 3\ndata: c\n\n")
+        # The client reconnects at once; its SYNs are dropped until the queue has room,
+        # past the hole's timeout (0.3 s after "c"), when the client wakes the session.
+        time.sleep(1.2)
+        for filler in fillers:
+            filler.close()
+        while True:  # the fillers' queued connection, then the client's
+            sock, _ = listener.accept()
+            with sock:
+                request = read_head(sock)
+                if request:
+                    requests.append(request)
+                    sock.sendall(head + b"id: 4\ndata: d\n\n")
+                    read_to_eof(sock)
+                    return
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    config = fast(
+        f"http://127.0.0.1:{port}/events",
+        stall_timeout=None,
+        sequencer=SequencerConfig(gap_timeout=0.3),
+    )
+    # The connect timeout is the connect's next deadline after the hole's: the connect goes
+    # on with a timeout (a socket connect cannot be resumed after one times out).
+    source = EventSource(config, options=ClientOptions(connect_timeout=WATCHDOG / 2))
+    try:
+        with source:
+            seen = drive(
+                source,
+                lambda report, seen: [e.data for e in events(seen)] == ["a", "c", "d"],
+                seconds=20.0,
+            )
+    finally:
+        thread.join(WATCHDOG)
+        listener.close()
+    kinds = [
+        report.state.value if isinstance(report, ReportStatus)
+        else report.event.data if isinstance(report, Deliver)
+        else "gap"
+        for report in seen
+    ]
+    assert kinds == ["connecting", "connected", "streaming", "a", "reconnecting", "connecting",
+                     "gap", "c", "connected", "streaming", "d"]
+    assert b"last-event-id: 3" in requests[1].lower()
+    assert source.metrics.connection_attempts == 2
+
+
 def test_close_while_connecting_and_before_iterating() -> None:
     """close() before the iteration makes it end at once; close() while a connection is
     being opened (the peer never answers) ends it well before any timeout."""
@@ -663,22 +821,26 @@ def test_close_while_connecting_and_before_iterating() -> None:
     assert [s.state for s in statuses] == [ClientState.CONNECTING, ClientState.CLOSED]
 
 
-def test_connect_timeout_replaces_a_server_that_never_answers() -> None:
-    """A peer that accepts the connection but never answers is given up after
-    connect_timeout, as a lost connection: the client reconnects."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=4)  # the kernel accepts
-    try:
-        port = listener.getsockname()[1]
+@pytest.mark.parametrize("peer", ["accepted", "dropped"])
+def test_connect_timeout_replaces_a_server_that_never_answers(peer: str) -> None:
+    """A peer that accepts the connection but never answers, or whose full queue drops the
+    SYNs (the connect itself hangs, with the time to that deadline as its socket timeout),
+    is given up after connect_timeout, as a lost connection: the client reconnects."""
+    with contextlib.ExitStack() as stack:
+        if peer == "accepted":
+            listener = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=4))
+            port = listener.getsockname()[1]  # the kernel accepts
+        else:
+            port = stack.enter_context(unanswered_port())
         source = EventSource(
-            fast(f"http://127.0.0.1:{port}/events", stall_timeout=None), connect_timeout=0.2
+            fast(f"http://127.0.0.1:{port}/events", stall_timeout=None),
+            options=ClientOptions(connect_timeout=0.2),
         )
         with source:
             seen = drive(
                 source,
                 lambda report, seen: states(seen).count(ClientState.CONNECTING) == 2,
             )
-    finally:
-        listener.close()
     assert states(seen) == [ClientState.CONNECTING, ClientState.RECONNECTING,
                             ClientState.CONNECTING]
     assert seen[1].reason == "no response within 0.2 s"
@@ -715,7 +877,7 @@ def test_server_answers_bad_requests() -> None:
     """400 for bytes that are not HTTP, 405 with Allow for another method, 503 with
     Retry-After when max_subscribers is reached, and a silent connection is reset after
     request_timeout."""
-    with EventStreamServer(max_subscribers=1, request_timeout=0.2) as server:
+    with EventStreamServer(options=ServerOptions(max_subscribers=1, request_timeout=0.2)) as server:
         host, port = server.address
         with socket.create_connection((host, port), timeout=WATCHDOG) as garbage:
             garbage.sendall(b"\x00\x01 not http\r\n\r\n")
@@ -766,7 +928,8 @@ def test_tls_with_custom_contexts() -> None:
         # A small read_size leaves decrypted bytes inside the TLS layer after each read
         # (no gzip, which would shrink the big event to a few bytes).
         source = EventSource(
-            fast(url, is_gzip_accepted=False), ssl_context=client_context, read_size=1000
+            fast(url, is_gzip_accepted=False),
+            options=ClientOptions(ssl_context=client_context, read_size=1000),
         )
         big = "y" * 50_000
 
@@ -810,17 +973,17 @@ def test_misuse_and_bad_arguments() -> None:
     """Bad arguments raise InvalidConfigError; a source iterates once; the server starts
     once and has no address before; publish before start only fills the log."""
     with pytest.raises(InvalidConfigError):
-        EventSource("http://127.0.0.1:9/", read_size=0)
+        EventSource("http://127.0.0.1:9/", options=ClientOptions(read_size=0))
     with pytest.raises(InvalidConfigError):
         EventSource("ftp://127.0.0.1/")
     with pytest.raises(InvalidConfigError):
-        EventSource("https://127.0.0.1/", ssl_context="no")  # type: ignore[arg-type]
+        EventSource("https://127.0.0.1/", options=ClientOptions(ssl_context="no"))  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(path="events")
+        EventStreamServer(options=ServerOptions(path="events"))
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(request_timeout=0)
+        EventStreamServer(options=ServerOptions(request_timeout=0))
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(send_timeout=float("inf"))
+        EventStreamServer(options=ServerOptions(send_timeout=float("inf")))
     source = EventSource("http://127.0.0.1:9/")
     source.reports()
     with pytest.raises(RuntimeError):
@@ -974,13 +1137,23 @@ def test_docs_example_runs() -> None:
 
 
 def test_adapter_imports_no_async_framework() -> None:
-    """The sync adapter imports no async framework (that adapters never import each other is
-    checked for all of them in tests/test_architecture.py)."""
-    tree = ast.parse(Path(sync_adapter.__file__).read_text(encoding="utf-8"))
-    modules = set()
+    """The sync adapter (its client module and its server module) imports no async
+    framework (that adapters never import each other is checked for all of them in
+    tests/test_architecture.py)."""
+    path = Path(sync_adapter.__file__)
+    modules: set[str] = set()
+    for source in (path, path.with_name("_sync_server.py")):
+        modules |= imported_modules(ast.parse(source.read_text(encoding="utf-8")))
+    assert "._sync_server" in modules
+    assert not modules & {"asyncio", "trio", "anyio"}
+
+
+def imported_modules(tree: ast.Module) -> set[str]:
+    """The modules a module's code imports (relative ones with their leading dots)."""
+    modules: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             modules.add("." * node.level + (node.module or ""))
         elif isinstance(node, ast.Import):
             modules.update(alias.name for alias in node.names)
-    assert not modules & {"asyncio", "trio", "anyio"}
+    return modules

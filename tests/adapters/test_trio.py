@@ -37,6 +37,7 @@ from sse_core import (
     ReportStatus,
     ServerConfig,
 )
+from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.trio import EventSource, EventStreamServer
 from sse_core.state import BackoffConfig, Jitter, ReplayLog
 
@@ -251,9 +252,12 @@ def test_slow_client_is_dropped_while_a_fast_one_gets_everything() -> None:
     socket closes, it is unsubscribed); a fast client on the same server gets every event."""
 
     async def body() -> None:
-        server = EventStreamServer(max_queued_bytes=256 * 1024, config=ServerConfig(
+        server = EventStreamServer(
+            config=ServerConfig(
             heartbeat_interval=None, is_compression_enabled=False,
-        ))
+        ),
+            options=ServerOptions(max_queued_bytes=256 * 1024),
+        )
         payload = "x" * (64 * 1024)
         async with serving(server) as url, trio.open_nursery() as nursery:
             host, port = server.address
@@ -334,7 +338,9 @@ def test_server_answers_bad_requests() -> None:
         return answer
 
     async def body() -> None:
-        server = EventStreamServer(max_subscribers=1, request_timeout=0.2)
+        server = EventStreamServer(
+            options=ServerOptions(max_subscribers=1, request_timeout=0.2),
+        )
         async with serving(server) as url:
             port = server.address[1]
             assert (await exchange(port, b"\x00garbage\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
@@ -576,7 +582,8 @@ def test_connect_timeout_covers_a_tls_handshake_that_never_ends() -> None:
     async def body() -> None:
         async with raw_peer(mute) as port:
             source = EventSource(
-                config(f"https://127.0.0.1:{port}/events"), connect_timeout=0.2
+                config(f"https://127.0.0.1:{port}/events"),
+                options=ClientOptions(connect_timeout=0.2),
             )
             reasons: list[str] = []
             async with source:
@@ -692,7 +699,10 @@ def test_tls_with_a_custom_context() -> None:
         server = EventStreamServer()
         async with serving(server, ssl_context=server_context) as url:
             assert url.startswith("https://")
-            async with EventSource(config(url), ssl_context=client_context) as source:
+            async with EventSource(
+                config(url),
+                options=ClientOptions(ssl_context=client_context),
+            ) as source:
                 async for report in source.reports():
                     if is_state(report, ClientState.STREAMING):
                         server.publish(Event(data="secret"))
@@ -772,15 +782,15 @@ def test_bad_arguments_and_misuse_are_refused() -> None:
     """Bad arguments raise InvalidConfigError; a second iteration, an address before
     serving and a second serve() raise RuntimeError."""
     with pytest.raises(InvalidConfigError):
-        EventSource("http://127.0.0.1:1/events", read_size=0)
+        EventSource("http://127.0.0.1:1/events", options=ClientOptions(read_size=0))
     with pytest.raises(InvalidConfigError):
         EventSource("ftp://127.0.0.1/events")
     with pytest.raises(InvalidConfigError):
-        EventSource("https://127.0.0.1/events", ssl_context="strict")  # type: ignore[arg-type]
+        EventSource("https://127.0.0.1/events", options=ClientOptions(ssl_context="strict"))  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(request_timeout=0)
+        EventStreamServer(options=ServerOptions(request_timeout=0))
     with pytest.raises(InvalidConfigError):
-        EventStreamServer(path="events")
+        EventStreamServer(options=ServerOptions(path="events"))
     source = EventSource("http://127.0.0.1:1/events")
     source.reports()
     with pytest.raises(RuntimeError):
@@ -807,13 +817,16 @@ def test_docs_example_runs() -> None:
 
 
 def test_adapter_does_not_import_asyncio() -> None:
-    """The trio adapter does not import asyncio (that adapters never import each other is
-    checked for all of them in tests/test_architecture.py)."""
-    tree = ast.parse(Path(trio_adapter.__file__).read_text(encoding="utf-8"))
-    modules = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            modules.add("." * node.level + (node.module or ""))
+    """The trio adapter (its client module and its server module) does not import asyncio
+    (that adapters never import each other is checked for all of them in
+    tests/test_architecture.py)."""
+    path = Path(trio_adapter.__file__)
+    modules: set[str] = set()
+    for source in (path, path.with_name("_trio_server.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                modules.add("." * node.level + (node.module or ""))
+    assert "._trio_server" in modules and "trio" in modules
     assert "asyncio" not in modules

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from sse_core import Event, ServerConfig
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer
 from sse_core.state import ReplayConfig, ReplayLog
 
@@ -65,7 +66,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = EventStreamServer(
         log,
         config=ServerConfig(heartbeat_interval=args.heartbeat),
-        send_timeout=args.send_timeout,
+        options=ServerOptions(send_timeout=args.send_timeout),
     )
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

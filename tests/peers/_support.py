@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sse_core import Event, ServerConfig
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer
 from sse_core.state import ReplayLog, StoredEvent
 from sse_core.testing import CutAfter, FaultProxy, StallAfter
@@ -115,7 +116,9 @@ class Stream:
     async def start(self) -> None:
         """Listen (port 0 the first time, the same port after a restart)."""
         server = EventStreamServer(
-            self.log, config=self.config, path="/events", max_queued_bytes=MAX_QUEUED_BYTES
+            self.log,
+            config=self.config,
+            options=ServerOptions(path="/events", max_queued_bytes=MAX_QUEUED_BYTES),
         )
         await server.start(port=self._port)
         self.server = server

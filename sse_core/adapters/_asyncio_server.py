@@ -1,0 +1,291 @@
+"""The asyncio event-stream server (floor 4), imported from :mod:`sse_core.adapters.asyncio`.
+
+It owns the listening socket, each client's transport, the clock and the timers, and
+carries out what a :class:`~sse_core.Broadcaster` and
+:class:`~sse_core.adapters.ServerConnection` ask; every client is an
+:class:`asyncio.Protocol` with the transport's flow control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from .._broadcast import Subscriber
+from .._events import Event
+from .._replay import StoredEvent
+from ._base import ServerBase
+from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
+from ._sockets import (
+    REPLAY_RECHECK_DELAY,
+    is_replay_held_back,
+    set_reset_on_close,
+    set_send_timeout,
+)
+
+__all__ = ["EventStreamServer"]
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One client connection of an :class:`EventStreamServer`."""
+
+    def __init__(self, server: EventStreamServer) -> None:
+        self._server = server
+        self._connection = ServerConnection()
+        self._transport: asyncio.Transport | None = None
+        self.subscriber: Subscriber | None = None
+        self._is_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._recheck: asyncio.TimerHandle | None = None  # a replay waiting for the client
+        self._sock: Any = None
+
+    # asyncio.Protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self._server._is_closing:
+            # Accepted in the loop iteration that aclose() ran in, after it looked at the
+            # connections: nobody would end this one (and from 3.12 on, aclose() would wait
+            # for it until its request timeout).
+            transport.abort()
+            return
+        self._transport = transport
+        self._server._protocols.add(self)
+        sock = transport.get_extra_info("socket")
+        self._sock = sock
+        options = self._server.options
+        if sock is not None and options.send_timeout is not None:
+            set_send_timeout(sock, options.send_timeout)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(options.request_timeout, self._no_request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            request = self._connection.receive(data)
+        except RequestRefused as error:
+            self._reject(error.refusal)
+            return
+        if request is not None:
+            self._on_request(request)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too: one request per connection
+
+    def pause_writing(self) -> None:
+        self._is_paused = True
+        self._server._writable.discard(self)
+
+    def resume_writing(self) -> None:
+        self._is_paused = False
+        if self.subscriber is not None:
+            self._server._writable.add(self)
+        # Not now: asyncio calls this from inside its write callback, which ends by
+        # finishing a close itself -- closing the transport here would finish it twice
+        # (``_call_connection_lost`` on a transport already torn down: AttributeError).
+        asyncio.get_running_loop().call_soon(self.flush)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._protocols.discard(self)
+        self._server._writable.discard(self)
+        if self.subscriber is not None:
+            self._server._broadcaster.unsubscribe(self.subscriber)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        self._transport = None
+
+    # the server's side
+
+    def flush(self) -> None:
+        """Write what the subscriber's queue holds, unless the socket is full."""
+        subscriber, transport = self.subscriber, self._transport
+        if subscriber is None or transport is None:
+            return
+        if transport.is_closing():  # lost or closing: connection_lost() comes next
+            subscriber.take()
+            return
+        if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
+            if not self._is_paused:
+                data, _ = self._connection.respond(subscriber.take())
+                transport.write(data)
+            self.let_go()
+            return
+        now = self._server._clock()
+        # Until the socket pushes back (pause_writing() runs inside write()): a long replay
+        # comes one step per take(), read from the log only as fast as the client reads --
+        # its next step waits while the kernel still holds a step the client has not read.
+        while not self._is_paused and subscriber.has_pending:
+            if subscriber.is_replay_step_next and is_replay_held_back(self._sock):
+                if self._recheck is None:
+                    self._recheck = asyncio.get_running_loop().call_later(
+                        REPLAY_RECHECK_DELAY, self._flush_again
+                    )
+                return
+            data, is_done = self._connection.respond(subscriber.take(now))
+            if data:
+                transport.write(data)
+            if is_done:
+                transport.close()
+                return
+
+    def wake(self) -> None:
+        """Something was queued (or the stream ends): write it."""
+        self.flush()
+
+    def _flush_again(self) -> None:
+        self._recheck = None
+        self.flush()
+
+    def let_go(self) -> None:
+        """Drop the connection with a reset: the kernel frees it and its unsent bytes now."""
+        transport = self._transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            set_reset_on_close(sock)
+        transport.abort()
+
+    def _on_request(self, request: IncomingRequest) -> None:
+        server = self._server
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is None:
+            return
+        peer = self._transport.get_extra_info("peername")
+        refusal, key = server._admit(request, peer[0] if peer else None)
+        if refusal is not None:
+            self._reject(refusal)
+            return
+        self.subscriber = server._broadcaster.subscribe(
+            request.target, request.headers, server._clock(), key=key
+        )
+        if not self._is_paused:
+            server._writable.add(self)
+        self.flush()
+        self._arm()
+
+    def _arm(self) -> None:
+        """Wake up for the next heartbeat."""
+        subscriber = self.subscriber
+        if subscriber is None or self._transport is None:
+            return
+        deadline = subscriber.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - self._server._clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.subscriber is not None:
+            self.subscriber.poll(self._server._clock())
+            self.flush()
+            self._arm()
+
+    def _no_request(self) -> None:
+        self._timer = None
+        if self._connection.request is None:
+            self.let_go()
+
+    def _reject(self, refusal: Refusal) -> None:
+        if self._transport is None:
+            return
+        self._transport.write(
+            self._connection.respond_error(refusal.status, refusal.text, refusal.headers)
+        )
+        self._transport.close()
+
+
+class EventStreamServer(ServerBase):
+    """An asyncio event-stream server: one stream, many clients, resumable.
+
+    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
+    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
+    missed. Heartbeats, gzip and the per-client send queue bound come from the
+    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`; a client that falls
+    more than ``max_queued_bytes`` behind is reset (it resumes) instead of growing
+    memory or slowing the others.
+
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def _setup(self) -> None:
+        self._protocols: set[_StreamProtocol] = set()
+        # Streams whose transport takes bytes: the ones a publish writes to.
+        self._writable: set[_StreamProtocol] = set()
+        self._server: asyncio.Server | None = None
+        self._dropped_seen = 0  # broadcaster.dropped at the last publish
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once started."""
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _StreamProtocol(self), host, port, ssl=ssl_context, backlog=4096
+        )
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Publish an event to every client (call it from the event loop's thread).
+
+        Returns:
+            The stored event, with the id the replay log gave it.
+        """
+        broadcaster = self._broadcaster
+        stored = broadcaster.publish(event, self._clock())
+        # Only the streams whose socket takes bytes are written to; the others are written
+        # when it does again (resume_writing), unless they were dropped meanwhile.
+        for protocol in list(self._writable):
+            protocol.flush()
+        dropped = broadcaster.dropped
+        if dropped != self._dropped_seen:  # someone fell behind: let it go
+            self._dropped_seen = dropped
+            for protocol in list(self._protocols):
+                subscriber = protocol.subscriber
+                if subscriber is not None and subscriber.is_dropped:
+                    protocol.flush()
+        return stored
+
+    async def aclose(self, *, grace: float = 1.0) -> None:
+        """Stop listening and end every stream (clients see the end of the body).
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream; connections
+                still open then are aborted.
+        """
+        if self._server is not None:
+            self._server.close()
+        self._end_streams(self._protocols)
+        deadline = self._clock() + grace
+        while self._protocols and self._clock() < deadline:
+            await asyncio.sleep(0.01)
+        for protocol in list(self._protocols):
+            protocol.let_go()
+        while self._protocols:  # connection_lost() runs on the next loop iterations
+            await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> EventStreamServer:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,456 @@
+"""The threaded event-stream server (floor 4), imported from :mod:`sse_core.adapters.sync`.
+
+It carries out what a :class:`~sse_core.Broadcaster` and
+:class:`~sse_core.adapters.ServerConnection` ask, in one background thread that serves every
+client through a :mod:`selectors` loop over non-blocking sockets (no thread per client),
+woken through a socket pair so that :meth:`EventStreamServer.publish` can be called from any
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import ssl
+import threading
+
+from .._broadcast import Subscriber
+from .._events import Event
+from .._replay import StoredEvent
+from ._base import ServerBase
+from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
+from ._sockets import (
+    REPLAY_RECHECK_DELAY,
+    is_replay_held_back,
+    peer_host,
+    set_reset_on_close,
+    set_send_timeout,
+)
+
+__all__ = ["EventStreamServer"]
+
+# A non-blocking call that could not go on now (TLS may want either direction).
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+# The server reads at most this much per readiness (requests are small; a streaming client
+# has nothing to say, what it sends is discarded).
+_SERVER_READ_SIZE = 64 * 1024
+# The most connections accepted per wake-up, so that a flood cannot starve the others.
+_MAX_ACCEPTS = 64
+
+
+def _wake_pair() -> tuple[socket.socket, socket.socket]:
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    return reader, writer
+
+
+def _drain(reader: socket.socket) -> None:
+    try:
+        while reader.recv(4096):
+            pass
+    except OSError:  # BlockingIOError: drained
+        pass
+
+
+class _Client:
+    """One connection of an :class:`EventStreamServer` (used by its thread only)."""
+
+    __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "is_replay_held",
+                 "sock", "subscriber", "unsent")
+
+    def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
+        self.sock: socket.socket | None = sock
+        self.http = ServerConnection()
+        self.subscriber: Subscriber | None = None
+        # Bytes the socket did not take yet; refilled from the subscriber only once empty.
+        self.unsent = bytearray()
+        self.is_done = False  # close once `unsent` is out
+        self.deadline: float | None = deadline  # for the request (or an error response)
+        # A replay's next step waits until the client reads what the kernel holds.
+        self.is_replay_held = False
+        self.is_handshaking = is_handshaking
+        self.interest = _READ
+
+
+class EventStreamServer(ServerBase):
+    """A threaded event-stream server: one stream, many clients, resumable.
+
+    Each event given to :meth:`publish` is appended to the replay log once (encoded once)
+    and written to every client; clients that reconnect with ``Last-Event-ID`` get what they
+    missed. Heartbeats, gzip and the per-client send queue bound come from the
+    :class:`~sse_core.Broadcaster` and :class:`~sse_core.ServerSession`.
+
+    One background thread serves every client with a :mod:`selectors` loop over
+    non-blocking sockets: it accepts, reads each request, writes to a client when its socket
+    can take more, and sends heartbeats when they are due. :meth:`publish` may be called from
+    any thread: it queues the event under a lock and wakes the loop.
+
+    Memory per client is bounded. What a socket does not accept stays in a per-connection
+    buffer, which is refilled from the client's :class:`~sse_core.Subscriber` queue only once
+    it is empty, so it holds at most one queue's worth (``max_queued_bytes`` plus framing, or
+    the head and replay a new client gets). Meanwhile newer events wait in the subscriber's
+    queue; a client that lets that queue pass ``max_queued_bytes`` is dropped and its
+    connection reset at once (it resumes from its last id when it comes back).
+
+    Answers: 404 for another path, 405 for a method other than ``GET`` or ``POST``, 503 with
+    ``Retry-After`` when ``max_subscribers`` is reached or the server is closing; 505 for an
+    HTTP version other than 1.1 and 1.0 (HTTP/1.0 is served close-delimited), 400 for a
+    request that is not HTTP or frames its body ambiguously, and the other refusals of
+    :class:`~sse_core.adapters.ServerConnection`; the connection is closed after each.
+    A client the server lets go of (dropped, silent past ``request_timeout``, still open
+    when :meth:`close`'s grace ends) is closed with a reset, so that the kernel frees it and
+    its unsent bytes at once.
+
+    Arguments as for every adapter's server (:doc:`/adapters/options`).
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def _setup(self) -> None:
+        self._ssl_context: ssl.SSLContext | None = None
+        # _lock guards the broadcaster, the clients and the flags below; the loop thread
+        # holds it while it works (not while it waits), publish() while it queues.
+        self._lock = threading.Lock()
+        self._clients: dict[int, _Client] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._listener: socket.socket | None = None
+        self._wake_reader: socket.socket | None = None
+        self._wake_writer: socket.socket | None = None
+        self._is_wake_pending = False
+        self._thread: threading.Thread | None = None
+        self._address: tuple[str, int] | None = None
+        self._close_deadline = 0.0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once started.
+
+        Raises:
+            RuntimeError: the server was never started.
+        """
+        if self._address is None:
+            raise RuntimeError("the server is not started")
+        return self._address
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections (streams, and connections still sending a request or
+        taking an error response)."""
+        with self._lock:
+            return len(self._clients)
+
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`) and
+        start the server's thread.
+
+        Args:
+            host: The address to listen on.
+            port: The port, or 0.
+            ssl_context: A server-side TLS context to speak ``https``, or ``None``.
+
+        Raises:
+            RuntimeError: already started.
+            OSError: the address cannot be listened on.
+        """
+        if self._thread is not None or self._is_closing:
+            raise RuntimeError("an EventStreamServer is started once")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        opened: list[socket.socket | selectors.BaseSelector] = []
+        try:
+            listener = socket.create_server((host, port), family=family, backlog=1024)
+            opened.append(listener)
+            listener.setblocking(False)
+            selector = selectors.DefaultSelector()
+            opened.append(selector)
+            wake_reader, wake_writer = _wake_pair()
+            opened += [wake_reader, wake_writer]
+            selector.register(listener, _READ)
+            selector.register(wake_reader, _READ)
+        except BaseException:
+            for resource in opened:
+                resource.close()
+            raise
+        self._listener, self._selector, self._ssl_context = listener, selector, ssl_context
+        self._wake_reader, self._wake_writer = wake_reader, wake_writer
+        self._address = listener.getsockname()[:2]
+        self._thread = threading.Thread(
+            target=self._serve, name=f"sse_core sync server {self._address}", daemon=True
+        )
+        self._thread.start()
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Publish an event to every client. Safe to call from any thread, also before
+        :meth:`start` (the event is then only kept in the replay log).
+
+        Returns:
+            The stored event (its id as assigned by the log).
+        """
+        with self._lock:
+            stored = self._broadcaster.publish(event, self._clock())
+            self._wake_locked()
+        return stored
+
+    def close(self, *, grace: float = 1.0) -> None:
+        """Stop listening, end every stream (clients see the end of the body), close every
+        socket and join the server's thread. Safe to call more than once.
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream; connections
+                still open then are closed.
+        """
+        with self._lock:
+            if not self._is_closing:
+                self._is_closing = True
+                now = self._clock()
+                self._close_deadline = now + grace
+                self._broadcaster.close(now)
+                self._wake_locked()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def __enter__(self) -> EventStreamServer:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- the server's thread --------------------------------------------------------------
+
+    def _wake_locked(self) -> None:
+        if self._is_wake_pending or self._wake_writer is None:
+            return
+        self._is_wake_pending = True
+        with contextlib.suppress(OSError):  # cannot fill up: one byte at most is pending
+            self._wake_writer.send(b"\0")
+
+    def _serve(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        try:
+            while True:
+                with self._lock:
+                    timeout = self._timeout(self._clock())
+                events = selector.select(timeout)
+                with self._lock:
+                    now = self._clock()
+                    for key, mask in events:
+                        if key.fileobj is self._listener:
+                            self._accept(now)
+                        elif key.fileobj is self._wake_reader:
+                            _drain(self._wake_reader)
+                            self._is_wake_pending = False
+                        else:
+                            client: _Client = key.data
+                            if client.sock is not None:
+                                self._on_ready(client, mask, now)
+                    if self._is_closing and self._listener is not None:
+                        selector.unregister(self._listener)
+                        self._listener.close()
+                        self._listener = None
+                    for client in list(self._clients.values()):
+                        self._service(client, now)
+                    if self._is_closing and (not self._clients or now >= self._close_deadline):
+                        return
+        finally:
+            with self._lock:
+                for client in list(self._clients.values()):  # still open after the grace
+                    self._close_client(client, is_reset=True)
+                for sock in (self._listener, self._wake_reader, self._wake_writer):
+                    if sock is not None:
+                        sock.close()
+                self._listener = self._wake_reader = self._wake_writer = None
+                selector.close()
+                self._selector = None
+
+    def _timeout(self, now: float) -> float | None:
+        deadlines: list[float] = [self._close_deadline] if self._is_closing else []
+        for client in self._clients.values():
+            if client.subscriber is None or client.is_done:
+                if client.deadline is not None:
+                    deadlines.append(client.deadline)
+            else:
+                deadline = client.subscriber.next_deadline()
+                if deadline is not None:
+                    deadlines.append(deadline)
+                if client.is_replay_held:
+                    deadlines.append(now + REPLAY_RECHECK_DELAY)
+        return max(0.0, min(deadlines) - now) if deadlines else None
+
+    def _accept(self, now: float) -> None:
+        listener, selector = self._listener, self._selector
+        assert listener is not None and selector is not None
+        for _ in range(_MAX_ACCEPTS):
+            try:
+                sock, _ = listener.accept()
+            except OSError:  # BlockingIOError: none left; others (ECONNABORTED ...) skip
+                return
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self._options.send_timeout is not None:
+                    set_send_timeout(sock, self._options.send_timeout)
+                if self._ssl_context is not None:
+                    sock = self._ssl_context.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+            except (OSError, ValueError):
+                sock.close()
+                continue
+            deadline = now + self._options.request_timeout
+            client = _Client(sock, deadline, is_handshaking=self._ssl_context is not None)
+            self._clients[id(client)] = client
+            selector.register(sock, _READ, client)
+
+    def _on_ready(self, client: _Client, mask: int, now: float) -> None:
+        if client.is_handshaking:
+            sock = client.sock
+            assert isinstance(sock, ssl.SSLSocket)
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                client.interest = _READ
+                return
+            except ssl.SSLWantWriteError:
+                client.interest = _WRITE
+                return
+            except (OSError, ValueError):
+                self._close_client(client)
+                return
+            client.is_handshaking = False
+            client.interest = _READ
+            mask = _READ  # the request may have come with the handshake's last flight
+        if mask & _WRITE:
+            self._send(client)
+        if mask & _READ and client.sock is not None:
+            self._read(client, now)
+
+    def _read(self, client: _Client, now: float) -> None:
+        sock = client.sock
+        assert sock is not None
+        while True:
+            try:
+                data = sock.recv(_SERVER_READ_SIZE)
+            except _WOULD_BLOCK:
+                return
+            except OSError:
+                self._close_client(client)
+                return
+            if client.subscriber is not None or client.is_done:
+                if not data:  # the client went away
+                    self._close_client(client)
+                    return
+                # What a client sends on a stream is ignored.
+            else:
+                try:
+                    request = client.http.receive(data)
+                except RequestRefused as error:
+                    self._reject(client, error.refusal, now)
+                    return
+                if request is not None:
+                    self._route(client, request, now)
+                    return
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                return
+
+    def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
+        refusal, key = self._admit(request, peer_host(client.sock))
+        if refusal is not None:
+            self._reject(client, refusal, now)
+        else:
+            client.deadline = None
+            client.subscriber = self._broadcaster.subscribe(
+                request.target, request.headers, now, key=key
+            )
+
+    def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
+        client.unsent += client.http.respond_error(refusal.status, refusal.text, refusal.headers)
+        client.is_done = True
+        client.deadline = now + self._options.request_timeout  # to take the answer
+
+    def _service(self, client: _Client, now: float) -> None:
+        """Carry out what is due for one client: timeouts, heartbeats, queued bytes."""
+        subscriber = client.subscriber
+        if subscriber is None or client.is_done:
+            if (self._is_closing and not client.is_done) or (
+                client.deadline is not None and now >= client.deadline
+            ):
+                self._close_client(client, is_reset=True)  # no request (or answer taken) in time
+                return
+        else:
+            deadline = subscriber.next_deadline()
+            if deadline is not None and now >= deadline:
+                subscriber.poll(now)
+            if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
+                data, _ = client.http.respond(subscriber.take(now))
+                client.unsent += data
+                self._send(client)
+                self._close_client(client, is_reset=True)
+                return
+            client.is_replay_held = (
+                not client.unsent
+                and subscriber.is_replay_step_next
+                and is_replay_held_back(client.sock)
+            )
+            if not client.unsent and subscriber.has_pending and not client.is_replay_held:
+                data, is_done = client.http.respond(subscriber.take(now))
+                client.unsent += data
+                client.is_done = is_done
+                if is_done:
+                    client.deadline = now + self._options.request_timeout
+        if client.unsent:
+            self._send(client)
+        if client.sock is None:
+            return
+        if client.is_done and not client.unsent:
+            self._close_client(client)
+            return
+        if not client.is_handshaking:
+            # A replay under way has more to send as soon as the socket takes it.
+            is_writing = bool(client.unsent) or (
+                client.subscriber is not None
+                and client.subscriber.has_pending
+                and not client.is_replay_held
+            )
+            client.interest = (_READ | _WRITE) if is_writing else _READ
+        assert self._selector is not None
+        if self._selector.get_key(client.sock).events != client.interest:
+            self._selector.modify(client.sock, client.interest, client)
+
+    def _send(self, client: _Client) -> None:
+        sock = client.sock
+        if sock is None or client.is_handshaking:
+            return
+        while client.unsent:
+            try:
+                sent = sock.send(client.unsent)
+            except _WOULD_BLOCK:
+                return
+            except OSError:
+                self._close_client(client)
+                return
+            del client.unsent[:sent]
+
+    def _close_client(self, client: _Client, *, is_reset: bool = False) -> None:
+        """Close a client's connection; with ``is_reset``, as a reset (the server lets go of
+        it: the kernel frees the connection and its unsent bytes at once)."""
+        self._clients.pop(id(client), None)
+        if client.subscriber is not None:
+            self._broadcaster.unsubscribe(client.subscriber)
+        sock, client.sock = client.sock, None
+        if sock is not None:
+            if self._selector is not None:
+                self._selector.unregister(sock)
+            if is_reset:
+                set_reset_on_close(sock)
+            sock.close()
+        client.unsent.clear()
