@@ -17,7 +17,6 @@ Like the core it never reads a clock: every input takes ``now``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +39,7 @@ from .._actions import (
     SendHead,
 )
 from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
+from .._validators import int_at_least, non_negative_int, positive_number
 
 __all__ = [
     "BUSY_RETRY_AFTER",
@@ -55,7 +55,6 @@ __all__ = [
     "STREAM_METHODS",
     "ServerConnection",
     "Write",
-    "check_seconds",
     "endpoint_of",
     "refusal_for",
 ]
@@ -127,27 +126,6 @@ ClientOutput = (
     | ReportDropped
     | ReportTransport
 )
-
-
-def check_seconds(
-    name: str, value: object, *, optional: bool = False, allow_zero: bool = False
-) -> None:
-    """Refuse a duration that is not a finite number > 0 (>= 0 with ``allow_zero``; or
-    ``None`` when optional)."""
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        bound = ">= 0" if allow_zero else "> 0"
-        allowed = " or None" if optional else ""
-        raise InvalidConfigError(
-            f"{name} must be a finite number {bound}{allowed}, got {value!r}"
-        )
 
 
 def endpoint_of(url: str) -> Endpoint:
@@ -240,11 +218,9 @@ class HTTPClient:
     ) -> None:
         if not isinstance(session, ClientSession):
             raise InvalidConfigError(f"session must be a ClientSession, got {session!r}")
-        if type(max_redirects) is not int or max_redirects < 0:
-            raise InvalidConfigError(f"max_redirects must be an int >= 0, got {max_redirects!r}")
-        check_seconds("connect_timeout", connect_timeout, optional=True)
-        if type(max_head_size) is not int or max_head_size < 1024:
-            raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
+        non_negative_int.check("max_redirects", max_redirects)
+        positive_number.or_none().check("connect_timeout", connect_timeout)
+        int_at_least(1024).check("max_head_size", max_head_size)
         endpoint_of(session.config.url)  # refuse a URL we cannot connect to, now
         self._session = session
         self._max_redirects = max_redirects

@@ -13,13 +13,20 @@ from __future__ import annotations
 import math
 import ssl
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
 from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_REPLAY_TIME, DEFAULT_MAX_REPLAYS
-from .._errors import InvalidConfigError
-from ._http import BUSY_RETRY_AFTER, DEFAULT_MAX_REDIRECTS, IncomingRequest, check_seconds
+from .._validators import (
+    Check,
+    instance_of,
+    int_at_least,
+    non_negative_int,
+    non_negative_number,
+    positive_int,
+    positive_number,
+)
+from ._http import BUSY_RETRY_AFTER, DEFAULT_MAX_REDIRECTS, IncomingRequest
 
 __all__ = [
     "DEFAULT_MAX_SUBSCRIBERS",
@@ -45,49 +52,9 @@ def client_address(request: IncomingRequest, address: str | None) -> str | None:
     return address
 
 
-# --- validators (attrs: called with the instance, the field and the value) -----------------
-
-
-def _refuse(owner: object, field: attrs.Attribute[Any], rule: str, value: object) -> None:
-    raise InvalidConfigError(f"{type(owner).__name__}.{field.name} must be {rule}, got {value!r}")
-
-
-def _count(minimum: int, *, optional: bool = False) -> Callable[..., None]:
-    """An int >= ``minimum`` (or ``None`` when optional)."""
-    rule = f"{'None or ' if optional else ''}an int >= {minimum}"
-
-    def check(owner: object, field: attrs.Attribute[Any], value: object) -> None:
-        if value is None and optional:
-            return
-        if type(value) is not int or value < minimum:
-            _refuse(owner, field, rule, value)
-
-    return check
-
-
-def _seconds(*, optional: bool = False, allow_zero: bool = False) -> Callable[..., None]:
-    """A finite number of seconds > 0 (>= 0 with ``allow_zero``; or ``None`` when optional)."""
-
-    def check(owner: object, field: attrs.Attribute[Any], value: object) -> None:
-        name = f"{type(owner).__name__}.{field.name}"
-        check_seconds(name, value, optional=optional, allow_zero=allow_zero)
-
-    return check
-
-
-def _path(owner: object, field: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
-        _refuse(owner, field, "None or a str starting with '/'", value)
-
-
-def _tls(owner: object, field: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, ssl.SSLContext):
-        _refuse(owner, field, "None or an ssl.SSLContext", value)
-
-
-def _callable(owner: object, field: attrs.Attribute[Any], value: object) -> None:
-    if not callable(value):
-        _refuse(owner, field, "callable", value)
+# Checks beyond the shared ones of sse_core._validators.
+_path = Check(lambda v: isinstance(v, str) and v.startswith("/"), "a str starting with '/'")
+_function = Check(callable, "callable")
 
 
 @attrs.frozen(kw_only=True)
@@ -114,11 +81,13 @@ class ClientOptions:
         InvalidConfigError: a value out of range or of the wrong type.
     """
 
-    ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_tls)
-    connect_timeout: float | None = attrs.field(default=30.0, validator=_seconds(optional=True))
-    max_redirects: int = attrs.field(default=DEFAULT_MAX_REDIRECTS, validator=_count(0))
-    read_size: int = attrs.field(default=64 * 1024, validator=_count(1))
-    max_head_size: int = attrs.field(default=64 * 1024, validator=_count(1024))
+    ssl_context: ssl.SSLContext | None = attrs.field(
+        default=None, validator=instance_of(ssl.SSLContext).or_none()
+    )
+    connect_timeout: float | None = attrs.field(default=30.0, validator=positive_number.or_none())
+    max_redirects: int = attrs.field(default=DEFAULT_MAX_REDIRECTS, validator=non_negative_int)
+    read_size: int = attrs.field(default=64 * 1024, validator=positive_int)
+    max_head_size: int = attrs.field(default=64 * 1024, validator=int_at_least(1024))
 
 
 @attrs.frozen(kw_only=True)
@@ -161,22 +130,22 @@ class ServerOptions:
         InvalidConfigError: a value out of range or of the wrong type.
     """
 
-    path: str | None = attrs.field(default="/events", validator=_path)
-    max_queued_bytes: int = attrs.field(default=DEFAULT_MAX_QUEUED_BYTES, validator=_count(1))
+    path: str | None = attrs.field(default="/events", validator=_path.or_none())
+    max_queued_bytes: int = attrs.field(default=DEFAULT_MAX_QUEUED_BYTES, validator=positive_int)
     max_subscribers: int | None = attrs.field(
-        default=DEFAULT_MAX_SUBSCRIBERS, validator=_count(1, optional=True)
+        default=DEFAULT_MAX_SUBSCRIBERS, validator=positive_int.or_none()
     )
     max_subscribers_per_key: int | None = attrs.field(
-        default=None, validator=_count(1, optional=True)
+        default=None, validator=positive_int.or_none()
     )
-    connection_key: ConnectionKey = attrs.field(default=client_address, validator=_callable)
-    max_replays: int = attrs.field(default=DEFAULT_MAX_REPLAYS, validator=_count(0))
-    max_replay_time: float = attrs.field(default=DEFAULT_MAX_REPLAY_TIME, validator=_seconds())
+    connection_key: ConnectionKey = attrs.field(default=client_address, validator=_function)
+    max_replays: int = attrs.field(default=DEFAULT_MAX_REPLAYS, validator=non_negative_int)
+    max_replay_time: float = attrs.field(default=DEFAULT_MAX_REPLAY_TIME, validator=positive_number)
     busy_retry_delay: float = attrs.field(
-        default=float(BUSY_RETRY_AFTER), validator=_seconds(allow_zero=True)
+        default=float(BUSY_RETRY_AFTER), validator=non_negative_number
     )
-    request_timeout: float = attrs.field(default=30.0, validator=_seconds())
-    send_timeout: float | None = attrs.field(default=30.0, validator=_seconds(optional=True))
+    request_timeout: float = attrs.field(default=30.0, validator=positive_number)
+    send_timeout: float | None = attrs.field(default=30.0, validator=positive_number.or_none())
 
     @property
     def retry_after(self) -> int:
