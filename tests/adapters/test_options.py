@@ -38,21 +38,15 @@ BAD_SERVER: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value"), BAD_CLIENT)
-def test_bad_client_options_are_refused(field: str, value: Any) -> None:
-    """A client option out of range or of the wrong type is an InvalidConfigError (also a
+@pytest.mark.parametrize(
+    ("options", "field", "value"),
+    [(ClientOptions, *case) for case in BAD_CLIENT] + [(ServerOptions, *case) for case in BAD_SERVER],
+)
+def test_bad_options_are_refused(options: type, field: str, value: Any) -> None:
+    """An option out of range or of the wrong type is an InvalidConfigError (also a
     ValueError) whose message names the field."""
     with pytest.raises(InvalidConfigError, match=field) as info:
-        ClientOptions(**{field: value})
-    assert isinstance(info.value, ValueError)
-
-
-@pytest.mark.parametrize(("field", "value"), BAD_SERVER)
-def test_bad_server_options_are_refused(field: str, value: Any) -> None:
-    """A server option out of range or of the wrong type is an InvalidConfigError (also a
-    ValueError) whose message names the field."""
-    with pytest.raises(InvalidConfigError, match=field) as info:
-        ServerOptions(**{field: value})
+        options(**{field: value})
     assert isinstance(info.value, ValueError)
 
 
