@@ -5,6 +5,7 @@ state objects for reliable streaming. No I/O, no clocks, no randomness inside: t
 passes bytes, ``now`` and a random source, and carries out what comes back.
 """
 
+from ._accelerator import ACCELERATED
 from ._actions import (
     GAP_EVENT_TYPE,
     POSITION_EVENT_TYPE,
@@ -84,9 +85,6 @@ from ._server import ServerConfig, ServerSession, ServerState
 from ._timers import HeartbeatScheduler, StallDetector
 from ._types import Headers, RandomSource
 from ._version import __version__
-
-# After the records: the C accelerator, when it loads, imports sse_core._events itself.
-from ._accelerator import ACCELERATED  # isort: skip
 
 __all__ = [
     "__version__",
