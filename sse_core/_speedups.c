@@ -2,7 +2,7 @@
  *
  * The boundary. Python calls this module through three names and nothing else; the module
  * imports nothing of sse_core, reads no private attribute of any sse_core object and replaces
- * nothing at import. Everything it needs comes in as arguments:
+ * no Python function or method. Everything it needs comes in as arguments:
  *
  * - Scanner(max_line_length, max_event_size, last_event_id, Event, Comment, Retry,
  *   LimitExceeded) is the parse state of one stream, owned by the C object and held by the
@@ -24,15 +24,17 @@
  *   returns None for anything else; the public functions of sse_core/_serializer.py call it
  *   first and do everything else themselves, so every error is the Python one.
  * - EventInit(init) wraps the pure-Python Event.__init__ (sse_core/_events.py uses it as a
- *   decorator in the class body when the accelerator is in use): calling it with the common
- *   valid keywords on an instance of the class that holds it checks and stores the fields in C
- *   (through object.__setattr__'s path, by public field name); any other call is the Python
- *   method's, for its records and its errors. The Python method is its __wrapped__.
- *   The one place this module touches a class: when Python creates a class with an EventInit
- *   as its __init__, it calls EventInit.__set_name__ (the descriptor protocol), which gives
- *   that class a direct call path (its tp_vectorcall) that does what type.__call__ does while
- *   the class keeps that __init__ and object.__new__ -- type.__call__'s packing of keyword
- *   arguments costs more than the rest of serialize(Event(...)). See "calling the class".
+ *   decorator in the class body when the accelerator is in use). When Python creates the class,
+ *   it calls EventInit.__set_name__ (the descriptor protocol), which remembers the class and
+ *   its fields' descriptors (data, event, id, last_event_id). A call with the common valid
+ *   keywords on an instance of exactly that class checks the values and stores them through
+ *   those descriptors, as the Python method does; any other call is the Python method's, for
+ *   its records and its errors. The Python method is its __wrapped__.
+ *   The one place this module touches a class: __set_name__ also gives that class a direct
+ *   call path (its tp_vectorcall) that does what type.__call__ does -- object.__new__, then
+ *   __init__ -- while the class keeps that __init__ and object.__new__; type.__call__'s
+ *   packing of keyword arguments costs more than the rest of serialize(Event(...)). See
+ *   "calling the class".
  *
  * tests/test_speedups.py runs both scanners on the same streams and compares items, errors and
  * state after every call, and compares write_event and EventInit with the Python code. The
@@ -53,10 +55,10 @@
 /* 10**18 - 1: sse_core._parser.MAX_RETRY_MILLISECONDS. */
 #define MAX_RETRY 999999999999999999LL
 
-/* Interned strings and the empty tuple, made once at module init. */
+/* Interned strings, made once at module init. */
 static PyObject *s_message, *s_empty, *s_max_event_size, *s_max_line_length;
 static PyObject *s_data, *s_event, *s_id, *s_last_event_id, *s_text, *s_milliseconds;
-static PyObject *s_init, *empty_tuple;
+static PyObject *s_init;
 
 /* --- the scanner's state ------------------------------------------------------------------- */
 
@@ -100,7 +102,7 @@ new_event(Scanner *s, PyObject *data, PyObject *event, PyObject *id, PyObject *l
     if (data == NULL) {
         return NULL;
     }
-    PyObject *obj = PyBaseObject_Type.tp_new(s->event_cls, empty_tuple, NULL);
+    PyObject *obj = s->event_cls->tp_alloc(s->event_cls, 0); /* object.__new__(Event) */
     if (obj == NULL || set_field(s->set_data, obj, data) < 0
         || set_field(s->set_event, obj, event) < 0 || set_field(s->set_id, obj, id) < 0
         || set_field(s->set_leid, obj, last_event_id) < 0) {
@@ -118,7 +120,7 @@ new_record1(PyTypeObject *cls, PyObject *descr, PyObject *value)
     if (value == NULL) {
         return NULL;
     }
-    PyObject *obj = PyBaseObject_Type.tp_new(cls, empty_tuple, NULL);
+    PyObject *obj = cls->tp_alloc(cls, 0); /* object.__new__(cls) */
     if (obj != NULL && set_field(descr, obj, value) < 0) {
         Py_CLEAR(obj);
     }
@@ -1062,6 +1064,13 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
         return NULL;
     }
+    PyTypeObject *classes[3] = {event_cls, comment_cls, retry_cls};
+    for (int i = 0; i < 3; i++) {
+        if (classes[i]->tp_flags & Py_TPFLAGS_IS_ABSTRACT) {
+            PyErr_Format(PyExc_TypeError, "%s is abstract", classes[i]->tp_name);
+            return NULL;
+        }
+    }
     Scanner *s = (Scanner *)type->tp_alloc(type, 0);
     if (s == NULL) {
         return NULL;
@@ -1502,6 +1511,10 @@ typedef struct {
     PyObject_HEAD
     PyObject *init; /* the Python method */
     vectorcallfunc vectorcall;
+    /* The class that holds this as its __init__ and the descriptors of its fields data,
+     * event, id, last_event_id (set by __set_name__; NULL: no fast path). */
+    PyTypeObject *owner;
+    PyObject *fields[4];
 } EventInit;
 
 static PyObject *event_init_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
@@ -1535,6 +1548,10 @@ static int
 event_init_traverse(EventInit *e, visitproc visit, void *arg)
 {
     Py_VISIT(e->init);
+    Py_VISIT(e->owner);
+    for (int i = 0; i < 4; i++) {
+        Py_VISIT(e->fields[i]);
+    }
     return 0;
 }
 
@@ -1542,6 +1559,10 @@ static int
 event_init_clear(EventInit *e)
 {
     Py_CLEAR(e->init);
+    Py_CLEAR(e->owner);
+    for (int i = 0; i < 4; i++) {
+        Py_CLEAR(e->fields[i]);
+    }
     return 0;
 }
 
@@ -1593,12 +1614,14 @@ keyword_index(PyObject *name)
 }
 
 /* Store the fields of the common valid call Event(data=..., event=..., id=..., last_event_id=...)
- * -- `args` holds the nargs positional arguments then the keyword values -- as the Python
- * method does: 1 when stored, 0 when the call is not that case (nothing is done), -1 on error. */
+ * on an instance of e->owner -- `args` holds the nargs positional arguments then the keyword
+ * values -- as the Python method does: 1 when stored, 0 when the call is not that case
+ * (nothing is done), -1 on error. */
 static int
-event_init_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+event_init_fast(EventInit *e, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
 {
-    if (nargs != 0 || kwnames == NULL) {
+    if (nargs != 0 || kwnames == NULL || e->owner == NULL || Py_TYPE(self) != e->owner) {
         return 0;
     }
     PyObject *values[4] = {NULL, s_message, Py_None, s_empty};
@@ -1630,12 +1653,10 @@ event_init_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     if ((id != Py_None && has_break_or_nul(id, 1)) || has_break_or_nul(leid, 1)) {
         return 0;
     }
-    /* object.__setattr__(self, name, value): the class's descriptor for each field, as the
-     * Python method's setters. */
-    if (PyObject_GenericSetAttr(self, s_data, data) < 0
-        || PyObject_GenericSetAttr(self, s_event, event) < 0
-        || PyObject_GenericSetAttr(self, s_id, id) < 0
-        || PyObject_GenericSetAttr(self, s_last_event_id, leid) < 0) {
+    /* The class's descriptor for each field, as the Python method's setters
+     * (Event.__dict__["data"].__set__ and so on). */
+    if (set_field(e->fields[0], self, data) < 0 || set_field(e->fields[1], self, event) < 0
+        || set_field(e->fields[2], self, id) < 0 || set_field(e->fields[3], self, leid) < 0) {
         return -1;
     }
     return 1;
@@ -1649,8 +1670,8 @@ own_event_init(PyTypeObject *type)
     return init != NULL && Py_IS_TYPE(init, &EventInitType) ? (EventInit *)init : NULL;
 }
 
-/* Called as __init__(self, ...): the fast case on an instance of the class whose own
- * __init__ this is (a subclass may store its fields differently), else the Python method. */
+/* Called as __init__(self, ...): the fast case on an instance of the class it was set on
+ * (a subclass may store its fields differently), else the Python method. */
 static PyObject *
 event_init_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
                       PyObject *kwnames)
@@ -1661,14 +1682,11 @@ event_init_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
         PyErr_SetString(PyExc_RuntimeError, "EventInit was cleared");
         return NULL;
     }
-    if (nargs >= 1 && own_event_init(Py_TYPE(args[0])) == e) {
-        int rc = event_init_fast(args[0], args + 1, nargs - 1, kwnames);
+    if (nargs >= 1) {
+        int rc = event_init_fast(e, args[0], args + 1, nargs - 1, kwnames);
         if (rc != 0) {
             return rc < 0 ? NULL : Py_NewRef(Py_None);
         }
-    }
-    if (PyErr_Occurred()) {
-        return NULL;
     }
     return PyObject_Vectorcall(e->init, args, nargsf, kwnames);
 }
@@ -1745,15 +1763,15 @@ class_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *
     PyTypeObject *type = (PyTypeObject *)cls;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     EventInit *e = own_event_init(type);
-    if (e == NULL || e->init == NULL || type->tp_new != PyBaseObject_Type.tp_new
-        || (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+    if (e == NULL || e->init == NULL || e->owner != type
+        || type->tp_new != PyBaseObject_Type.tp_new || (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
         return PyErr_Occurred() ? NULL : type_call_generic(cls, args, nargs, kwnames);
     }
     PyObject *self = type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    int rc = event_init_fast(self, args, nargs, kwnames);
+    int rc = event_init_fast(e, self, args, nargs, kwnames);
     if (rc == 0) {
         PyObject *result = call_with_self(e->init, self, args, nargs, kwnames);
         if (result == NULL) {
@@ -1773,25 +1791,44 @@ class_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *
     return self;
 }
 
-/* EventInit.__set_name__(owner, name): see "calling the class" above. */
+/* EventInit.__set_name__(owner, name): Python calls it when it creates a class that holds this
+ * object. As the __init__ of a class made by `type` itself (not a metaclass, whose call may
+ * differ) whose fields data, event, id and last_event_id are data descriptors, this remembers
+ * the class and the descriptors (the fast path's only class) and gives the class its direct
+ * call path (see "calling the class" above). Otherwise -- attrs first makes a class without
+ * the slots, then the real one -- it does nothing. */
 static PyObject *
-event_init_set_name(PyObject *Py_UNUSED(self), PyObject *args)
+event_init_set_name(EventInit *e, PyObject *args)
 {
     PyObject *owner, *name;
     if (!PyArg_ParseTuple(args, "OO:__set_name__", &owner, &name)) {
         return NULL;
     }
-    /* Only a class made by `type` itself (not a metaclass, whose call may differ) and only
-     * as its __init__. */
-    if (Py_IS_TYPE(owner, &PyType_Type) && PyUnicode_Check(name)
-        && PyUnicode_Compare(name, s_init) == 0) {
-        ((PyTypeObject *)owner)->tp_vectorcall = class_vectorcall;
+    if (!Py_IS_TYPE(owner, &PyType_Type) || !PyUnicode_Check(name)
+        || PyUnicode_Compare(name, s_init) != 0) {
+        Py_RETURN_NONE;
     }
+    PyObject *names[4] = {s_data, s_event, s_id, s_last_event_id}, *fields[4] = {NULL};
+    for (int i = 0; i < 4; i++) {
+        fields[i] = field_descriptor((PyTypeObject *)owner, names[i]);
+        if (fields[i] == NULL) {
+            PyErr_Clear();
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(fields[j]);
+            }
+            Py_RETURN_NONE;
+        }
+    }
+    Py_XSETREF(e->owner, (PyTypeObject *)Py_NewRef(owner));
+    for (int i = 0; i < 4; i++) {
+        Py_XSETREF(e->fields[i], fields[i]);
+    }
+    ((PyTypeObject *)owner)->tp_vectorcall = class_vectorcall;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef event_init_methods[] = {
-    {"__set_name__", event_init_set_name, METH_VARARGS,
+    {"__set_name__", (PyCFunction)event_init_set_name, METH_VARARGS,
      "__set_name__($self, owner, name, /)\n--\n\n"
      "Called when a class is created with this as its __init__: calling that class then\n"
      "skips type.__call__ while its __init__ and __new__ stay as they are."},
@@ -1903,9 +1940,6 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_all() < 0) {
-        return NULL;
-    }
-    if (empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL) {
         return NULL;
     }
     if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&EventInitType) < 0) {

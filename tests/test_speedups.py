@@ -899,9 +899,12 @@ PY_EVENT_INIT: Callable[..., None] = C_EVENT_INIT.__wrapped__
 
 @contextlib.contextmanager
 def event_init(function: Callable[..., None]) -> Iterator[None]:
-    """Make ``Event.__init__`` the given function for the length of the block."""
+    """Make ``Event.__init__`` the given function for the length of the block (an EventInit
+    is told its class, as Python tells it when the class is created)."""
     saved = Event.__dict__["__init__"]
     Event.__init__ = function  # type: ignore[method-assign]
+    if isinstance(function, _speedups.EventInit):
+        function.__set_name__(Event, "__init__")
     try:
         yield
     finally:
