@@ -238,7 +238,7 @@ def main() -> None:
     # Which build is under test (fuzz/run.sh prints this line from the log).
     print(
         f"fuzz_roundtrip: sse_core from {Path(sse_core.__file__).parent}, C accelerator: "
-        f"{'yes' if sse_core._parser.IS_ACCELERATED else 'no (pure Python)'}",
+        f"{'yes' if sse_core.ACCELERATED else 'no (pure Python)'}",
         file=sys.stderr,
         flush=True,
     )
