@@ -1757,14 +1757,47 @@ call_with_self(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t
     return result;
 }
 
+/* The last class found plain, its EventInit and the class's version tag then (CPython gives a
+ * class a new tag whenever one of its attributes is set, and never reuses one). */
+static PyTypeObject *plain_type;
+static EventInit *plain_init;
+static unsigned int plain_tag;
+
+/* The EventInit to call for `type` when calling it can skip type.__call__: its own __init__
+ * is an EventInit set on it and its __new__ is object.__new__. NULL otherwise (with an
+ * exception on error). */
+static EventInit *
+plain_event_init(PyTypeObject *type)
+{
+    EventInit *e = NULL;
+    if (type == plain_type && type->tp_version_tag != 0 && type->tp_version_tag == plain_tag) {
+        e = plain_init;
+    }
+    else if (type->tp_new == PyBaseObject_Type.tp_new
+             && !(type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+        e = own_event_init(type);
+        /* Looking an attribute up gives the class a version tag if it has none. */
+        PyObject *init = e == NULL ? NULL : PyObject_GetAttr((PyObject *)type, s_init);
+        if (init != (PyObject *)e) {
+            e = NULL;
+        }
+        Py_XDECREF(init);
+        if (e != NULL && type->tp_version_tag != 0) {
+            plain_type = type;
+            plain_init = e;
+            plain_tag = type->tp_version_tag;
+        }
+    }
+    return e != NULL && e->owner == type && e->init != NULL ? e : NULL;
+}
+
 static PyObject *
 class_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     PyTypeObject *type = (PyTypeObject *)cls;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    EventInit *e = own_event_init(type);
-    if (e == NULL || e->init == NULL || e->owner != type
-        || type->tp_new != PyBaseObject_Type.tp_new || (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+    EventInit *e = plain_event_init(type);
+    if (e == NULL) {
         return PyErr_Occurred() ? NULL : type_call_generic(cls, args, nargs, kwnames);
     }
     PyObject *self = type->tp_alloc(type, 0);
