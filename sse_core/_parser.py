@@ -85,6 +85,11 @@ class _State(enum.Enum):
     FAILED = "failed"
 
 
+# Read per feed: a module global is found in a few ns, an Enum member through its class in
+# about 50 ns (CPython 3.11).
+_OPEN = _State.OPEN
+
+
 class _ScanState(Protocol):
     """What :class:`Parser` asks of a scanner: :class:`_Scanner` or the C one."""
 
@@ -171,7 +176,7 @@ class Parser:
             RemoteProtocolError: the parser failed earlier.
             LocalProtocolError: called after :meth:`feed_eof`.
         """
-        if self._state is not _State.OPEN:
+        if self._state is not _OPEN:
             self._raise_not_open()
         try:
             return self._scanner.feed(data)

@@ -813,10 +813,9 @@ decode_chunk(Scanner *s, PyObject *data)
 {
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-            /* The Python decoder's error: it starts with bytes + data. */
-            PyErr_Format(PyExc_TypeError, "can't concat %.100s to bytes", Py_TYPE(data)->tp_name);
-        }
+        /* The Python decoder's error: it starts with bytes + data, which refuses anything
+         * without a simple buffer with this TypeError. */
+        PyErr_Format(PyExc_TypeError, "can't concat %.100s to bytes", Py_TYPE(data)->tp_name);
         return NULL;
     }
     const char *bytes = view.buf;
@@ -1116,6 +1115,12 @@ scanner_traverse(Scanner *s, visitproc visit, void *arg)
     Py_VISIT(s->limit_error);
     Py_VISIT(s->tail);
     Py_VISIT(s->data);
+    Py_VISIT(s->max_line_obj);
+    Py_VISIT(s->max_event_obj);
+    Py_VISIT(s->event_type);
+    Py_VISIT(s->own_id);
+    Py_VISIT(s->id_buffer);
+    Py_VISIT(s->last_event_id);
     return 0;
 }
 
@@ -1447,6 +1452,24 @@ is_message(PyObject *event)
                && memcmp(PyUnicode_DATA(event), "message", 7) == 0);
 }
 
+/* Whether `s` (an exact str) has CR or LF, or with `nul` also U+0000. */
+static int
+has_break_or_nul(PyObject *s, int nul)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (PyUnicode_IS_ASCII(s)) {
+        const unsigned char *p = PyUnicode_1BYTE_DATA(s);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char c = p[i];
+            if (c <= '\r' && (c == '\n' || c == '\r' || (nul && c == 0))) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    return has_line_break(s, nul);
+}
+
 /* write_event(data, event, id, retry): the bytes of the event when it is the common valid
  * case -- data an exact str; event None or an exact str, not empty, without CR or LF
  * ("message" writes no event line); id None or an exact str without CR, LF or U+0000; retry
@@ -1463,16 +1486,24 @@ write_event_entry(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t
     if (!PyUnicode_CheckExact(data)) {
         Py_RETURN_NONE;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    if ((PyUnicode_CheckExact(event) && PyUnicode_READY(event) < 0)
+        || (PyUnicode_CheckExact(id) && PyUnicode_READY(id) < 0)) {
+        return NULL;
+    }
+#endif
     if (event != Py_None) {
-        if (!PyUnicode_CheckExact(event) || PyUnicode_GET_LENGTH(event) == 0
-            || has_line_break(event, 0)) {
+        if (!PyUnicode_CheckExact(event)) {
             Py_RETURN_NONE;
         }
         if (is_message(event)) {
             event = Py_None;
         }
+        else if (PyUnicode_GET_LENGTH(event) == 0 || has_break_or_nul(event, 0)) {
+            Py_RETURN_NONE;
+        }
     }
-    if (id != Py_None && (!PyUnicode_CheckExact(id) || has_line_break(id, 1))) {
+    if (id != Py_None && (!PyUnicode_CheckExact(id) || has_break_or_nul(id, 1))) {
         Py_RETURN_NONE;
     }
     long long retry = -1;
@@ -1572,24 +1603,6 @@ event_init_dealloc(EventInit *e)
     PyObject_GC_UnTrack(e);
     event_init_clear(e);
     Py_TYPE(e)->tp_free((PyObject *)e);
-}
-
-/* Whether `s` (an exact str) has CR or LF, or with `nul` also U+0000. */
-static int
-has_break_or_nul(PyObject *s, int nul)
-{
-    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
-    if (PyUnicode_IS_ASCII(s)) {
-        const unsigned char *p = PyUnicode_1BYTE_DATA(s);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            unsigned char c = p[i];
-            if (c <= '\r' && (c == '\n' || c == '\r' || (nul && c == 0))) {
-                return 1;
-            }
-        }
-        return 0;
-    }
-    return has_line_break(s, nul);
 }
 
 /* The keyword's index among data, event, id, last_event_id, or -1. */

@@ -881,6 +881,7 @@ def test_feed_unusual_arguments_match_python() -> None:
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
         ((), {"data": b"data: a\n\n"}), ((), {}), ((b"x", b"y"), {}), ((), {"chunk": b"x"}),
         ((b"data: a\n\n",), {"data": b"x"}), (("data: a\n\n",), {}), ((5,), {}),
+        ((memoryview(b"data: a\n\n")[::2],), {}),  # no simple buffer
     ]
     for args, kwargs in calls:
         results = []
