@@ -1079,6 +1079,44 @@ def test_event_call_matches_type_call(values: dict[str, Any], args: list[Any],
     assert built(cls, *args, **values) == built(call_type, cls, *args, **values)
 
 
+def test_event_init_fast_only_on_its_own_plain_class() -> None:
+    """EventInit stores fields itself only on the class it was created in, when that class
+    was made by ``type`` and has the four fields as data descriptors; on any other class every
+    call goes to the wrapped method."""
+    calls: list[dict[str, Any]] = []
+
+    def spy(self: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+        for name, value in kwargs.items():
+            object.__setattr__(self, name, value)
+
+    class Fields:
+        __slots__ = ("data", "event", "id", "last_event_id")
+        __init__ = _speedups.EventInit(spy)
+
+    class NoFields:
+        __init__ = _speedups.EventInit(spy)
+
+    class Meta(type):
+        pass
+
+    class WithMeta(metaclass=Meta):
+        __slots__ = ("data", "event", "id", "last_event_id")
+        __init__ = _speedups.EventInit(spy)
+
+    item = Fields(data="a", id="1")
+    assert (item.data, item.event, item.id, item.last_event_id, calls) == ("a", "message", "1",
+                                                                           "", [])
+    for cls in (NoFields, WithMeta):
+        assert cls(data="b").data == "b"
+        assert calls == [{"data": "b"}]
+        calls.clear()
+    with pytest.raises(TypeError):
+        _speedups.EventInit()
+    with pytest.raises(TypeError):
+        _speedups.EventInit(5)
+
+
 def test_event_subclasses_are_built_by_type_call() -> None:
     """Subclasses of Event, with or without their own __init__ or __new__, are built as
     type.__call__ builds them."""
