@@ -4,6 +4,8 @@
 #      own venv (.venv-fuzz, git-ignored), run with atheris' ASan+libFuzzer runtime preloaded,
 #      so libFuzzer sees the C code's edges and ASan/UBSan stop on any memory error or UB;
 #   2. pure Python (SSE_CORE_PURE_PYTHON=1), the Python code instrumented by atheris.
+# (.ci/sanitize.sh builds the accelerator with gcc ASan/UBSan too and runs its tests; the
+# fuzzing is done here only.)
 # Both harnesses (fuzz/fuzz_parser.py, fuzz/fuzz_roundtrip.py) run FUZZ_SECONDS each (default
 # 75) in each configuration: about 6 minutes on a 2-core machine, the build included.
 # Exits non-zero when any run crashes; reproducers land in fuzz/corpus-work/<c|pure>/.
@@ -67,8 +69,8 @@ export ASAN_OPTIONS=detect_leaks=0:quarantine_size_mb=64
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
 LD_PRELOAD=$preload "$py" -I -c "
-import sse_core._parser as p, sse_core._speedups as s
-assert p.IS_ACCELERATED and s.__file__ == '$so', (p.IS_ACCELERATED, s.__file__)"
+import sse_core, sse_core._speedups as s
+assert sse_core.ACCELERATED and s.__file__ == '$so', (sse_core.ACCELERATED, s.__file__)"
 # PYTHONMALLOC=malloc: every Python object through malloc, so ASan guards the buffers the C
 # code writes (pymalloc's arenas hide small overflows: a planted 8-byte overrun of the
 # decoder's buffer went unseen for 60 s with pymalloc and was caught in 4 s without it).
@@ -76,8 +78,8 @@ PYTHONMALLOC=malloc PYTHON=$py FUZZ_LABEL=c FUZZ_PRELOAD=$preload FUZZ_RSS_MB=20
     sh fuzz/run.sh "$seconds" || status=1
 
 SSE_CORE_PURE_PYTHON=1 "$py" -I -c "
-import sys, sse_core._parser as p
-assert not p.IS_ACCELERATED and 'sse_core._speedups' not in sys.modules"
+import sys, sse_core
+assert not sse_core.ACCELERATED and 'sse_core._speedups' not in sys.modules"
 SSE_CORE_PURE_PYTHON=1 PYTHON=$py FUZZ_LABEL=pure sh fuzz/run.sh "$seconds" || status=1
 
 if [ "$status" -ne 0 ]; then

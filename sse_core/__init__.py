@@ -11,6 +11,7 @@ tables and constants are in :mod:`sse_core.state`; the I/O edges in :mod:`sse_co
 test tooling in :mod:`sse_core.testing`.
 """
 
+from ._accelerator import ACCELERATED
 from ._actions import (
     Action,
     ClientState,
@@ -47,9 +48,6 @@ from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._server import ServerSession
 from ._types import Headers, RandomSource
 from ._version import __version__
-
-# After the records: the C accelerator, when it loads, imports sse_core._events itself.
-from ._accelerator import ACCELERATED  # isort: skip
 
 __all__ = [
     "__version__",

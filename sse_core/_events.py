@@ -13,11 +13,31 @@ fields, so that any record that exists can be written without injecting into the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar, cast
+
 import attrs
 
+from ._accelerator import speedups as _speedups
 from ._errors import InvalidFieldError
 
 __all__ = ["Comment", "Event", "Retry", "StreamItem"]
+
+
+_Init = TypeVar("_Init", bound=Callable[..., None])
+
+
+def _in_c(init: _Init) -> _Init:
+    """``init`` with its common valid call done in C, when the accelerator is in use.
+
+    ``sse_core._speedups.EventInit`` checks and stores the fields of the common call
+    (keywords only, exact ``str`` values) itself and hands every other call to ``init``, the
+    specification, kept as its ``__wrapped__``; so every record and every error is the Python
+    one. Without the accelerator, ``init`` itself.
+    """
+    if _speedups is None:
+        return init
+    return cast(_Init, _speedups.EventInit(init))
 
 
 def _check_line(field: str, value: object) -> None:
@@ -61,6 +81,8 @@ class Event:
 
     # Written by hand rather than generated: the checks and the slot stores in one function
     # cost about half of attrs' __init__ plus a post-init hook (records are built per event).
+    # With the accelerator, the common call runs in C (see _in_c).
+    @_in_c
     def __init__(
         self,
         *,
@@ -160,14 +182,3 @@ def _make_comment(text: str) -> Comment:
     obj: Comment = _new(Comment)
     _set_text(obj, text)
     return obj
-
-
-# --- optional C accelerator -----------------------------------------------------------------
-# sse_core._speedups.event_init builds the common valid record in C and calls the Python
-# method, kept here, for anything else (so every error is the Python one); see
-# tests/test_speedups.py.
-_event_init_py = Event.__init__
-from ._accelerator import speedups as _speedups  # noqa: E402  (None: pure Python)
-
-if _speedups is not None:
-    Event.__init__ = _speedups.event_init  # type: ignore[method-assign, assignment]

@@ -11,17 +11,27 @@ with one ``str.split``. A block that is a single ``data: `` line, or only ``data
 becomes an event without a per-line Python loop; every other block goes through the literal
 line-by-line transcription of the spec (in ``_process``). Both paths give the same result:
 the property tests compare them with a separate reference transcription kept in ``tests/``.
+
+The parse state of a stream lives in a scanner that :class:`Parser` holds: :class:`_Scanner`
+here, or ``sse_core._speedups.Scanner`` from the optional C accelerator, which has the same
+methods and state and is built from the same arguments plus the record and error classes
+(see the comment at the top of ``_speedups.c``). :class:`_Scanner` is its specification;
+``tests/test_speedups.py`` compares the two after every call. :class:`Parser` keeps the
+configuration checks and the open/closed/failed state.
 """
 
 from __future__ import annotations
 
 import codecs
 import enum
+from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 
+from ._accelerator import speedups as _speedups
 from ._errors import InvalidConfigError, LimitExceeded, LocalProtocolError, RemoteProtocolError
-from ._events import Event, Retry, StreamItem, _make_comment, _make_event
+from ._events import Comment, Event, Retry, StreamItem, _make_comment, _make_event
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -75,6 +85,25 @@ class _State(enum.Enum):
     FAILED = "failed"
 
 
+# Read per feed: a module global is found in a few ns, an Enum member through its class in
+# about 50 ns (CPython 3.11).
+_OPEN = _State.OPEN
+
+
+class _ScanState(Protocol):
+    """What :class:`Parser` asks of a scanner: :class:`_Scanner` or the C one."""
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID string."""
+
+    def feed(self, data: bytes | bytearray | memoryview, /) -> list[StreamItem]:
+        """Parse the next chunk; return the items it completed."""
+
+    def end(self) -> bool:
+        """End of stream: whether an event was cut short."""
+
+
 class Parser:
     """Incremental parser for one ``text/event-stream`` response body.
 
@@ -103,22 +132,7 @@ class Parser:
             CR, LF or U+0000.
     """
 
-    __slots__ = (
-        "_data",
-        "_data_size",
-        "_decoder",
-        "_event_type",
-        "_id_buffer",
-        "_is_at_start",
-        "_last_event_id",
-        "_max_event_size",
-        "_max_line_length",
-        "_own_id",
-        "_pending_lf",
-        "_state",
-        "_tail",
-        "_tail_size",
-    )
+    __slots__ = ("_scanner", "_state")
 
     def __init__(
         self,
@@ -135,23 +149,7 @@ class Parser:
             raise InvalidConfigError(
                 f"last_event_id must be a str without CR, LF or NUL, got {last_event_id!r}"
             )
-        self._max_line_length = max_line_length
-        self._max_event_size = max_event_size
-        # "UTF-8 decode" with replacement; the incremental decoder keeps a multibyte
-        # character that is split across chunks until its last byte arrives.
-        self._decoder = _UTF8Decoder("replace")
-        self._is_at_start = True  # no character decoded yet: a BOM may still come
-        self._pending_lf = False  # the last character seen was CR: skip one LF that follows
-        self._tail: list[str] = []  # pieces of the unfinished line
-        self._tail_size = 0
-        # The three buffers of the spec (data as a list of lines, joined at dispatch).
-        self._data: list[str] = []
-        self._data_size = -1  # len of the data buffer without its final LF
-        self._event_type = ""
-        self._id_buffer = last_event_id
-        # The id field of the current block, or None: what Event.id reports.
-        self._own_id: str | None = None
-        self._last_event_id = last_event_id
+        self._scanner = _new_scanner(max_line_length, max_event_size, last_event_id)
         self._state = _State.OPEN
 
     @property
@@ -160,7 +158,7 @@ class Parser:
 
         This is what a client sends as ``Last-Event-ID`` when it reconnects.
         """
-        return self._last_event_id
+        return self._scanner.last_event_id
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[StreamItem]:
         """Parse the next chunk of the stream.
@@ -178,64 +176,13 @@ class Parser:
             RemoteProtocolError: the parser failed earlier.
             LocalProtocolError: called after :meth:`feed_eof`.
         """
-        if self._state is not _State.OPEN:
+        if self._state is not _OPEN:
             self._raise_not_open()
-        text = self._decoder.decode(data)
-        if not text:
-            return []
-        if self._is_at_start:
-            # "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)".
-            self._is_at_start = False
-            if text[0] == "\ufeff":
-                text = text[1:]
-                if not text:
-                    return []
-        if self._pending_lf:
-            # A CR ended the previous chunk; an LF right after it completes a CRLF pair and
-            # is not a second line ending.
-            self._pending_lf = False
-            if text[0] == "\n":
-                text = text[1:]
-                if not text:
-                    return []
-        if "\r" in text:
-            # "a CRLF pair, a single LF, and a single CR ... being the ways in which a line
-            # can end": normalise all three to LF.
-            self._pending_lf = text[-1] == "\r"
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-        end = text.rfind("\n")
-        if end < 0:
-            # No line ends in this chunk. Keep the pieces and join them once the line ends,
-            # so that a line fed byte by byte costs linear time, not quadratic.
-            size = self._tail_size + len(text)
-            if size > self._max_line_length:
-                self._fail(LimitExceeded("max_line_length", size, self._max_line_length))
-            self._tail.append(text)
-            self._tail_size = size
-            return []
-        if self._tail:
-            self._tail.append(text[: end + 1])
-            complete = "".join(self._tail)  # whole lines, each ending in LF
-        else:
-            complete = text[: end + 1]
-        tail = text[end + 1 :]
-        self._tail = [tail] if tail else []
-        self._tail_size = len(tail)
-        out: list[StreamItem] = []
-        if len(complete) > self._max_line_length + 1:
-            # Only a chunk longer than the limit can hold a line longer than the limit.
-            offset = 0
-            for line in complete.split("\n"):
-                if len(line) > self._max_line_length:
-                    self._process(complete[:offset], out)
-                    self._fail(
-                        LimitExceeded("max_line_length", len(line), self._max_line_length, out)
-                    )
-                offset += len(line) + 1
-        self._process(complete, out)
-        if len(tail) > self._max_line_length:
-            self._fail(LimitExceeded("max_line_length", len(tail), self._max_line_length, out))
-        return out
+        try:
+            return self._scanner.feed(data)
+        except LimitExceeded:
+            self._state = _State.FAILED
+            raise
 
     def feed_eof(self) -> EndOfStream:
         """Signal the end of the stream.
@@ -253,16 +200,7 @@ class Parser:
         if self._state is not _State.OPEN:
             self._raise_not_open()
         self._state = _State.CLOSED
-        has_partial_line = bool(self._tail) or bool(self._decoder.getstate()[0])
-        is_truncated = (
-            has_partial_line
-            or bool(self._data)
-            or bool(self._event_type)
-            or self._own_id is not None
-        )
-        self._tail = []
-        self._data = []
-        return EndOfStream(is_truncated=is_truncated)
+        return EndOfStream(is_truncated=self._scanner.end())
 
     # --- internals ------------------------------------------------------------------------
 
@@ -271,10 +209,132 @@ class Parser:
             raise RemoteProtocolError("the parser failed earlier; start a new one")
         raise LocalProtocolError("the stream has ended (feed_eof was called)")
 
+
+class _Scanner:
+    """The parse state of one stream and the scan over it (the specification of the C one).
+
+    ``feed`` is :meth:`Parser.feed` for an open parser; ``end`` is the work of
+    :meth:`Parser.feed_eof`. A crossed limit empties the line and data buffers and raises
+    :class:`~sse_core.LimitExceeded`; the scanner is not fed after that. The attributes are
+    the state that ``sse_core._speedups.Scanner`` exposes under the same names.
+    """
+
+    __slots__ = (
+        "data",
+        "data_size",
+        "decoder",
+        "event_type",
+        "id_buffer",
+        "is_at_start",
+        "last_event_id",
+        "max_event_size",
+        "max_line_length",
+        "own_id",
+        "pending_lf",
+        "tail",
+        "tail_size",
+    )
+
+    def __init__(self, max_line_length: int, max_event_size: int, last_event_id: str) -> None:
+        self.max_line_length = max_line_length
+        self.max_event_size = max_event_size
+        # "UTF-8 decode" with replacement; the incremental decoder keeps a multibyte
+        # character that is split across chunks until its last byte arrives.
+        self.decoder = _UTF8Decoder("replace")
+        self.is_at_start = True  # no character decoded yet: a BOM may still come
+        self.pending_lf = False  # the last character seen was CR: skip one LF that follows
+        self.tail: list[str] = []  # pieces of the unfinished line
+        self.tail_size = 0
+        # The three buffers of the spec (data as a list of lines, joined at dispatch).
+        self.data: list[str] = []
+        self.data_size = -1  # len of the data buffer without its final LF
+        self.event_type = ""
+        self.id_buffer = last_event_id
+        # The id field of the current block, or None: what Event.id reports.
+        self.own_id: str | None = None
+        self.last_event_id = last_event_id  # the spec's "last event ID string"
+
+    @property
+    def undecoded(self) -> bytes:
+        """The bytes of a character split across chunks, not decoded yet."""
+        pending: bytes = self.decoder.getstate()[0]
+        return pending
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[StreamItem]:
+        """Parse the next chunk; return the items it completed."""
+        text = self.decoder.decode(data)
+        if not text:
+            return []
+        if self.is_at_start:
+            # "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)".
+            self.is_at_start = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+                if not text:
+                    return []
+        if self.pending_lf:
+            # A CR ended the previous chunk; an LF right after it completes a CRLF pair and
+            # is not a second line ending.
+            self.pending_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+                if not text:
+                    return []
+        if "\r" in text:
+            # "a CRLF pair, a single LF, and a single CR ... being the ways in which a line
+            # can end": normalise all three to LF.
+            self.pending_lf = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        end = text.rfind("\n")
+        if end < 0:
+            # No line ends in this chunk. Keep the pieces and join them once the line ends,
+            # so that a line fed byte by byte costs linear time, not quadratic.
+            size = self.tail_size + len(text)
+            if size > self.max_line_length:
+                self._fail(LimitExceeded("max_line_length", size, self.max_line_length))
+            self.tail.append(text)
+            self.tail_size = size
+            return []
+        if self.tail:
+            self.tail.append(text[: end + 1])
+            complete = "".join(self.tail)  # whole lines, each ending in LF
+        else:
+            complete = text[: end + 1]
+        tail = text[end + 1 :]
+        self.tail = [tail] if tail else []
+        self.tail_size = len(tail)
+        out: list[StreamItem] = []
+        if len(complete) > self.max_line_length + 1:
+            # Only a chunk longer than the limit can hold a line longer than the limit.
+            offset = 0
+            for line in complete.split("\n"):
+                if len(line) > self.max_line_length:
+                    self._process(complete[:offset], out)
+                    self._fail(
+                        LimitExceeded("max_line_length", len(line), self.max_line_length, out)
+                    )
+                offset += len(line) + 1
+        self._process(complete, out)
+        if len(tail) > self.max_line_length:
+            self._fail(LimitExceeded("max_line_length", len(tail), self.max_line_length, out))
+        return out
+
+    def end(self) -> bool:
+        """End of stream: whether an event was cut short; empties the line and data buffers."""
+        has_partial_line = bool(self.tail) or bool(self.undecoded)
+        is_truncated = (
+            has_partial_line
+            or bool(self.data)
+            or bool(self.event_type)
+            or self.own_id is not None
+        )
+        self.tail = []
+        self.data = []
+        return is_truncated
+
     def _fail(self, error: LimitExceeded) -> None:
-        self._state = _State.FAILED
-        self._tail = []
-        self._data = []
+        self.tail = []
+        self.data = []
         raise error
 
     def _process(self, complete: str, out: list[StreamItem]) -> None:
@@ -289,14 +349,14 @@ class Parser:
         blocks = complete.split("\n\n")
         last = len(blocks) - 1
         append = out.append
-        max_size = self._max_event_size
+        max_size = self.max_event_size
         max_single = max_size + 6
-        data = self._data
-        size = self._data_size
-        event_type = self._event_type
-        own_id = self._own_id
-        id_buffer = self._id_buffer
-        committed = self._last_event_id  # the spec's "last event ID string"
+        data = self.data
+        size = self.data_size
+        event_type = self.event_type
+        own_id = self.own_id
+        id_buffer = self.id_buffer
+        committed = self.last_event_id  # the spec's "last event ID string"
         for index, block in enumerate(blocks):
             if index == last:
                 if not block:
@@ -381,28 +441,23 @@ class Parser:
                         _make_retry(int(digits) if len(digits) <= 18 else MAX_RETRY_MILLISECONDS)
                     )
                 # "Otherwise: the field is ignored."
-        self._data = data
-        self._data_size = size
-        self._event_type = event_type
-        self._own_id = own_id
-        self._id_buffer = id_buffer
-        self._last_event_id = committed
+        self.data = data
+        self.data_size = size
+        self.event_type = event_type
+        self.own_id = own_id
+        self.id_buffer = id_buffer
+        self.last_event_id = committed
 
 
-# --- optional C accelerator -----------------------------------------------------------------
-# sse_core._speedups, built from _speedups.c when a C compiler is at hand, does what
-# Parser.feed and Parser._process above do, exactly; they stay the specification and the
-# fallback (tests/test_speedups.py compares the two on every call). sse_core._accelerator
-# leaves it out when SSE_CORE_PURE_PYTHON=1.
-_feed_py = Parser.feed
-_process_py = Parser._process
-from ._accelerator import speedups as _speedups  # noqa: E402
+def _c_scanner(max_line_length: int, max_event_size: int, last_event_id: str) -> _ScanState:
+    """A ``sse_core._speedups.Scanner``: the C scanner, given the classes it builds and raises."""
+    return _speedups.Scanner(
+        max_line_length, max_event_size, last_event_id, Event, Comment, Retry, LimitExceeded
+    )
 
-if _speedups is not None:
-    # The C functions carry the Python docstrings and signatures (tests/test_speedups.py).
-    Parser.feed = _speedups.feed  # type: ignore[method-assign, assignment]
-    Parser._process = _speedups.process  # type: ignore[method-assign, assignment]
 
-#: Whether the C accelerator is in use (it is built at install time when a compiler is there,
-#: and left out when the environment has ``SSE_CORE_PURE_PYTHON=1``).
-IS_ACCELERATED = _speedups is not None
+# The scanner Parser uses: the C one when the accelerator is loaded (sse_core.ACCELERATED),
+# else the pure-Python specification.
+_new_scanner: Callable[[int, int, str], _ScanState] = (
+    _Scanner if _speedups is None else _c_scanner
+)

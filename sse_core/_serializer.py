@@ -12,9 +12,9 @@ split of its bytes, :class:`~sse_core.Parser` returns the item.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
+from ._accelerator import speedups as _speedups
 from ._errors import InvalidFieldError
 from ._events import Comment, Event, Retry, StreamItem
 
@@ -24,6 +24,11 @@ __all__ = ["HEARTBEAT", "serialize", "serialize_event", "serialize_many"]
 #: :class:`~sse_core.Comment` and it dispatches nothing; proxies that buffer until a blank
 #: line pass it on.
 HEARTBEAT = b":\n\n"
+
+# The optional C accelerator's writer: write_event(data, event, id, retry) returns the bytes
+# for the common valid values and None for anything else, which the code below then handles
+# (it is the specification; tests/test_speedups.py compares the two). None: pure Python.
+_write_event = None if _speedups is None else _speedups.write_event
 
 
 # Validated "event: <type>\n" lines by type. Streams use a handful of types; the cache is
@@ -82,7 +87,13 @@ def serialize(item: StreamItem) -> bytes:
             ``item`` is not a stream item.
     """
     if isinstance(item, Event):
-        return _encode(_event_text(item.data, item.event, item.id), "data", item.data)
+        data, event, id = item.data, item.event, item.id
+        # (The writer takes None for "message"; a record's event is never None.)
+        if _write_event is not None and event is not None:
+            written = _write_event(data, event, id, None)
+            if written is not None:
+                return written
+        return _encode(_event_text(data, event, id), "data", data)
     if isinstance(item, Comment):
         return _encode(":" + item.text + "\n", "comment", item.text)
     if isinstance(item, Retry):
@@ -115,6 +126,10 @@ def serialize_event(
             U+0000; ``retry`` is not a non-negative int; ``data`` is not a str or contains a
             lone surrogate.
     """
+    if _write_event is not None:
+        written = _write_event(data, event, id, retry)
+        if written is not None:
+            return written
     if not isinstance(data, str):
         raise InvalidFieldError("data", data, f"expected str, got {type(data).__name__}")
     if event is None:
@@ -178,32 +193,3 @@ def serialize_padding(size: int) -> bytes:
     Sent first, it pushes a response past the buffer of a proxy that holds small bodies.
     """
     return serialize_block(Comment(text=" " * max(0, size - 3)))
-
-
-# --- optional C accelerator -----------------------------------------------------------------
-# sse_core._speedups (built from _speedups.c when a C compiler is at hand) has serialize and
-# serialize_event with exactly the behaviour above: it writes the common valid case in C and
-# calls the Python functions, kept under these names, for anything else, so every error is
-# the Python one. tests/test_speedups.py compares the two. Thin wrappers keep the docstrings
-# and signatures above for users and the docs.
-_serialize_py = serialize
-_serialize_event_py = serialize_event
-from ._accelerator import speedups as _speedups  # noqa: E402  (None: pure Python)
-
-if _speedups is not None:
-    _serialize_c = _speedups.serialize
-    _serialize_event_c = _speedups.serialize_event
-
-    @functools.wraps(_serialize_py)
-    def serialize(item: StreamItem) -> bytes:
-        return _serialize_c(item)
-
-    @functools.wraps(_serialize_event_py)
-    def serialize_event(
-        data: str,
-        *,
-        event: str | None = None,
-        id: str | None = None,
-        retry: int | None = None,
-    ) -> bytes:
-        return _serialize_event_c(data, event=event, id=id, retry=retry)

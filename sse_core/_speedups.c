@@ -1,159 +1,130 @@
-/* sse_core._speedups: optional C accelerator for sse_core.Parser (floor 1).
+/* sse_core._speedups: optional C accelerator for the parser, the serializer and Event (floor 1).
  *
- * It holds two functions with exactly the behaviour of two pure-Python methods in
- * sse_core/_parser.py, which is the specification of this file:
+ * The boundary. Python calls this module through three names and nothing else; the module
+ * imports nothing of sse_core, reads no private attribute of any sse_core object and replaces
+ * no Python function or method. Everything it needs comes in as arguments:
  *
- * - process(parser, complete, out) is Parser._process: the same items are appended to `out`
- *   in the same order, the same state is stored back into the parser's slots (_data,
- *   _data_size, _event_type, _own_id, _id_buffer, _last_event_id), the same LimitExceeded
- *   goes through the parser's _fail method (with the same items already in `out`), and the
- *   same two fast paths for blocks of only "data: " lines are taken (they differ from the
- *   literal path only in the value a LimitExceeded reports).
- * - feed(parser, data) is Parser.feed, step by step (decoder buffer, BOM, CR at the end of the
- *   previous chunk, the unfinished-line tail, max_line_length), with process() for the lines.
- *   Where the Python code normalises CR and CRLF to LF with a copy of the text, the C line
- *   scan recognises all three line endings in place; the lines it sees are the same.
+ * - Scanner(max_line_length, max_event_size, last_event_id, Event, Comment, Retry,
+ *   LimitExceeded) is the parse state of one stream, owned by the C object and held by the
+ *   Python Parser (Parser._scanner). scanner.feed(data) -> list of items is Parser.feed after
+ *   its state check; scanner.end() -> is_truncated is the work of Parser.feed_eof;
+ *   scanner.last_event_id is the last event ID string. A crossed limit raises
+ *   LimitExceeded(limit, value, maximum, items) -- the class passed in -- after emptying the
+ *   line and data buffers; Parser.feed then marks itself failed. The specification is the
+ *   pure-Python class sse_core._parser._Scanner, with the same methods and the same state,
+ *   which both expose read-only under the same names (data, data_size, event_type, own_id,
+ *   id_buffer, last_event_id, tail, tail_size, pending_lf, is_at_start, undecoded) so that
+ *   tests/test_speedups.py can compare them after every call.
+ *   Records are built as sse_core._events._make_event builds them: object.__new__(cls), then
+ *   each field set through the class's own descriptor for the public field name (data, event,
+ *   id, last_event_id; text; milliseconds), the descriptor protocol's __set__, looked up once
+ *   per Scanner. Nothing here knows how the classes lay out their fields.
+ * - write_event(data, event, id, retry) -> bytes or None writes the common valid event (exact
+ *   str values, valid event type and id, a retry that fits a long long, no lone surrogate) and
+ *   returns None for anything else; the public functions of sse_core/_serializer.py call it
+ *   first and do everything else themselves, so every error is the Python one.
+ * - EventInit(init) wraps the pure-Python Event.__init__ (sse_core/_events.py uses it as a
+ *   decorator in the class body when the accelerator is in use). When Python creates the class,
+ *   it calls EventInit.__set_name__ (the descriptor protocol), which remembers the class and
+ *   its fields' descriptors (data, event, id, last_event_id). A call with the common valid
+ *   keywords on an instance of exactly that class checks the values and stores them through
+ *   those descriptors, as the Python method does; any other call is the Python method's, for
+ *   its records and its errors. The Python method is its __wrapped__.
+ *   The one place this module touches a class: __set_name__ also gives that class a direct
+ *   call path (its tp_vectorcall) that does what type.__call__ does -- object.__new__, then
+ *   __init__ -- while the class keeps that __init__ and object.__new__; type.__call__'s
+ *   packing of keyword arguments costs more than the rest of serialize(Event(...)). See
+ *   "calling the class".
  *
- * tests/test_speedups.py runs the Python and C versions on the same streams and compares
- * items, errors and the parser's whole state after every call. The comments cite WHATWG HTML
- * 9.2.6 "Interpreting an event stream" as the Python does.
+ * tests/test_speedups.py runs both scanners on the same streams and compares items, errors and
+ * state after every call, and compares write_event and EventInit with the Python code. The
+ * comments cite WHATWG HTML 9.2.6 "Interpreting an event stream" as the Python does.
  *
- * Speed comes from reading the text in place (no str.split, no per-line str objects except
- * the field values that items keep); from remembering data lines as spans of the text, copied
- * once into the event's data; from building Event and Comment records with the class's
- * tp_alloc and filling their slots at the slot offsets -- what _events._make_event does
- * through the slots' descriptors, without validation, since the parser's values always
- * satisfy it; and from reading and writing the parser's own slots the same way.
- *
- * It also holds the serializer functions of sse_core/_serializer.py (serialize,
- * serialize_event) and Event.__init__ of sse_core/_events.py (event_init), each with the
- * Python function as specification and fallback (see their sections), and it makes calling
- * the Event class skip type.__call__ (event_vectorcall).
+ * Speed comes from reading the decoded text in place (no str.split, no per-line str objects
+ * except the field values that items keep), recognising CR, LF and CRLF line endings in place
+ * rather than normalising a copy, remembering data lines as spans of the text copied once into
+ * the event's data, and keeping the parse state in C fields rather than Python attributes.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <string.h>
 #include <wchar.h>
-
-#if PY_VERSION_HEX >= 0x030C0000
-#define MEMBER_OBJECT_EX Py_T_OBJECT_EX
-#define MEMBER_READONLY Py_READONLY
-#else
-#include "structmember.h"
-#define MEMBER_OBJECT_EX T_OBJECT_EX
-#define MEMBER_READONLY READONLY
-#endif
-
-/* --- module state (looked up once; the module is single-phase) ------------------------- */
-
-static PyTypeObject *event_cls;   /* sse_core._events.Event */
-static PyTypeObject *comment_cls; /* sse_core._events.Comment */
-static Py_ssize_t off_data, off_event, off_id, off_leid, off_text;
-static PyObject *make_retry;      /* sse_core._parser._make_retry, fetched on first use */
-static PyObject *limit_exceeded;  /* sse_core._errors.LimitExceeded, fetched on first use */
-
-static PyObject *s_message, *s_empty, *s_max_event_size, *s_fail;
-static PyObject *s_data, *s_data_size, *s_event_type, *s_own_id, *s_id_buffer;
-static PyObject *s_last_event_id, *s_max_event_size_attr;
 
 /* 10**18 - 1: sse_core._parser.MAX_RETRY_MILLISECONDS. */
 #define MAX_RETRY 999999999999999999LL
 
-/* The offset of a writable object slot, from the class's member descriptor. */
-static int
-slot_offset(PyTypeObject *cls, const char *name, Py_ssize_t *offset)
-{
-    PyObject *dict = PyObject_GetAttrString((PyObject *)cls, "__dict__");
-    if (dict == NULL) {
-        return -1;
-    }
-    PyObject *descr = PyMapping_GetItemString(dict, name);
-    Py_DECREF(dict);
-    if (descr == NULL) {
-        return -1;
-    }
-    int ok = PyObject_TypeCheck(descr, &PyMemberDescr_Type);
-    if (ok) {
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        ok = member->type == MEMBER_OBJECT_EX && !(member->flags & MEMBER_READONLY)
-             && member->offset > 0
-             && member->offset + (Py_ssize_t)sizeof(PyObject *) <= cls->tp_basicsize;
-        *offset = member->offset;
-    }
-    Py_DECREF(descr);
-    if (!ok) {
-        PyErr_Format(PyExc_ImportError, "%s.%s is not an object slot", cls->tp_name, name);
-        return -1;
-    }
-    return 0;
-}
+/* Interned strings, made once at module init. */
+static PyObject *s_message, *s_empty, *s_max_event_size, *s_max_line_length;
+static PyObject *s_data, *s_event, *s_id, *s_last_event_id, *s_text, *s_milliseconds;
+static PyObject *s_init;
 
-static PyTypeObject *
-get_class(PyObject *module, const char *name)
-{
-    PyObject *cls = PyObject_GetAttrString(module, name);
-    if (cls != NULL && !PyType_Check(cls)) {
-        PyErr_Format(PyExc_ImportError, "sse_core._events.%s is not a class", name);
-        Py_CLEAR(cls);
-    }
-    return (PyTypeObject *)cls;
-}
+/* --- the scanner's state ------------------------------------------------------------------- */
 
-/* An attribute of an sse_core module, cached in *slot on first use. */
-static PyObject *
-lazy_attr(PyObject **slot, const char *module_name, const char *name)
-{
-    if (*slot == NULL) {
-        PyObject *module = PyImport_ImportModule(module_name);
-        if (module == NULL) {
-            return NULL;
-        }
-        *slot = PyObject_GetAttrString(module, name);
-        Py_DECREF(module);
-    }
-    return *slot;
-}
+typedef struct {
+    PyObject_HEAD
+    /* The limits: as given (reported in errors) and clamped to Py_ssize_t. */
+    PyObject *max_line_obj, *max_event_obj;
+    Py_ssize_t max_line, max_event;
+    /* The record classes, their fields' descriptors and the limit error class. */
+    PyTypeObject *event_cls, *comment_cls, *retry_cls;
+    PyObject *set_data, *set_event, *set_id, *set_leid, *set_text, *set_ms;
+    PyObject *limit_error;
+    /* "UTF-8 decode": the bytes of a character split across chunks (at most three). */
+    unsigned char undecoded[4];
+    int n_undecoded;
+    int is_at_start; /* no character decoded yet: a BOM may still come */
+    int pending_lf;  /* the last character seen was CR: skip one LF that follows */
+    PyObject *tail;  /* list of exact str: the pieces of the unfinished line */
+    Py_ssize_t tail_size;
+    /* The spec's buffers: data lines (a list of exact str), the len of the data buffer without
+     * its final LF (-1: empty), the event type, the block's own id (None: none), the last
+     * event ID buffer and the last event ID string. */
+    PyObject *data;
+    Py_ssize_t data_size;
+    PyObject *event_type, *own_id, *id_buffer, *last_event_id;
+} Scanner;
 
 /* --- items --------------------------------------------------------------------------------- */
 
-#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+/* Set a record's field through the class's descriptor (descr.__set__(obj, value)). */
+static inline int
+set_field(PyObject *descr, PyObject *obj, PyObject *value)
+{
+    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+}
 
 /* Event(data, event, id, last_event_id) without validation; steals `data`. */
 static PyObject *
-new_event(PyObject *data, PyObject *event, PyObject *id, PyObject *last_event_id)
+new_event(Scanner *s, PyObject *data, PyObject *event, PyObject *id, PyObject *last_event_id)
 {
     if (data == NULL) {
         return NULL;
     }
-    PyObject *obj = event_cls->tp_alloc(event_cls, 0);
-    if (obj == NULL) {
-        Py_DECREF(data);
-        return NULL;
+    PyObject *obj = s->event_cls->tp_alloc(s->event_cls, 0); /* object.__new__(Event) */
+    if (obj == NULL || set_field(s->set_data, obj, data) < 0
+        || set_field(s->set_event, obj, event) < 0 || set_field(s->set_id, obj, id) < 0
+        || set_field(s->set_leid, obj, last_event_id) < 0) {
+        Py_XDECREF(obj);
+        obj = NULL;
     }
-    SLOT(obj, off_data) = data;
-    Py_INCREF(event);
-    SLOT(obj, off_event) = event;
-    Py_INCREF(id);
-    SLOT(obj, off_id) = id;
-    Py_INCREF(last_event_id);
-    SLOT(obj, off_leid) = last_event_id;
+    Py_DECREF(data);
     return obj;
 }
 
-/* Comment(text) without validation; steals `text`. */
+/* A record of `cls` with its one field set through `descr`; steals `value`. */
 static PyObject *
-new_comment(PyObject *text)
+new_record1(PyTypeObject *cls, PyObject *descr, PyObject *value)
 {
-    if (text == NULL) {
+    if (value == NULL) {
         return NULL;
     }
-    PyObject *obj = comment_cls->tp_alloc(comment_cls, 0);
-    if (obj == NULL) {
-        Py_DECREF(text);
-        return NULL;
+    PyObject *obj = cls->tp_alloc(cls, 0); /* object.__new__(cls) */
+    if (obj != NULL && set_field(descr, obj, value) < 0) {
+        Py_CLEAR(obj);
     }
-    SLOT(obj, off_text) = text;
+    Py_DECREF(value);
     return obj;
 }
 
@@ -454,10 +425,6 @@ join_data(const Text *t, PyObject *prefix, const Spans *s)
     Py_UCS4 top = 0;
     for (Py_ssize_t i = 0; i < n_prefix; i++) {
         PyObject *line = PyList_GET_ITEM(prefix, i);
-        if (!PyUnicode_Check(line)) {
-            PyErr_SetString(PyExc_TypeError, "Parser._data must hold str");
-            return NULL;
-        }
 #if PY_VERSION_HEX < 0x030C0000
         if (PyUnicode_READY(line) < 0) {
             return NULL;
@@ -502,74 +469,6 @@ join_data(const Text *t, PyObject *prefix, const Spans *s)
     return result;
 }
 
-/* --- limits and retry ---------------------------------------------------------------------- */
-
-/* parser._fail(LimitExceeded(limit, value, maximum, out)), limit being the config keyword
- * ("max_event_size" or "max_line_length"). _fail raises; if it returns anyway, so does this
- * (0), and the caller goes on as the Python code would. */
-static int
-fail_limit(PyObject *parser, PyObject *limit, Py_ssize_t value, PyObject *maximum,
-           PyObject *out)
-{
-    if (lazy_attr(&limit_exceeded, "sse_core._errors", "LimitExceeded") == NULL) {
-        return -1;
-    }
-    PyObject *number = PyLong_FromSsize_t(value);
-    if (number == NULL) {
-        return -1;
-    }
-    PyObject *error = PyObject_CallFunctionObjArgs(limit_exceeded, limit, number, maximum, out,
-                                                   NULL);
-    Py_DECREF(number);
-    if (error == NULL) {
-        return -1;
-    }
-    PyObject *result = PyObject_CallMethodObjArgs(parser, s_fail, error, NULL);
-    Py_DECREF(error);
-    if (result == NULL) {
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
-}
-
-/* "If the field name is "retry"": if the value is only ASCII digits (at least one), append a
- * Retry of that many milliseconds; more than 18 significant digits report
- * MAX_RETRY_MILLISECONDS, as in the Python code. */
-static int
-field_retry(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject *out)
-{
-    if (start == end) {
-        return 0;
-    }
-    for (Py_ssize_t i = start; i < end; i++) {
-        Py_UCS4 c = CHAR(t, i);
-        if (c < '0' || c > '9') {
-            return 0;
-        }
-    }
-    while (start < end && CHAR(t, start) == '0') {
-        start++;
-    }
-    long long value = MAX_RETRY;
-    if (end - start <= 18) {
-        value = 0;
-        for (Py_ssize_t i = start; i < end; i++) {
-            value = value * 10 + (long long)(CHAR(t, i) - '0');
-        }
-    }
-    if (lazy_attr(&make_retry, "sse_core._parser", "_make_retry") == NULL) {
-        return -1;
-    }
-    PyObject *number = PyLong_FromLongLong(value);
-    if (number == NULL) {
-        return -1;
-    }
-    PyObject *item = PyObject_CallOneArg(make_retry, number);
-    Py_DECREF(number);
-    return append_new(out, item);
-}
-
 /* A str from [start, end); when it equals *cache, the cached object is reused. */
 static PyObject *
 substring_cached(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject **cache)
@@ -601,88 +500,6 @@ substring_cached(const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject **cac
     return value;
 }
 
-/* --- the parser's slots ------------------------------------------------------------------- */
-
-/* Parser is a slotted class: for an instance of exactly the class seen first, its attributes
- * are read and written at their slot offsets (as the slot descriptors do); any other object
- * goes through ordinary attribute access. */
-/* The parser's slots by index (their names are in parser_slot_names, in this order). */
-enum {
-    P_DATA,
-    P_DATA_SIZE,
-    P_EVENT_TYPE,
-    P_OWN_ID,
-    P_ID_BUFFER,
-    P_LAST_EVENT_ID,
-    P_MAX_EVENT_SIZE_ATTR,
-    P_STATE,
-    P_DECODER,
-    P_IS_AT_START,
-    P_PENDING_LF,
-    P_TAIL,
-    P_TAIL_SIZE,
-    P_MAX_LINE_LENGTH_ATTR,
-    N_PARSER_SLOTS
-};
-static PyTypeObject *parser_cls;
-static PyObject *parser_slot_names[N_PARSER_SLOTS];
-static Py_ssize_t parser_slot_offsets[N_PARSER_SLOTS];
-
-static void
-learn_parser_slots(PyObject *parser)
-{
-    PyTypeObject *cls = Py_TYPE(parser);
-    for (int i = 0; i < N_PARSER_SLOTS; i++) {
-        const char *name = PyUnicode_AsUTF8(parser_slot_names[i]);
-        if (name == NULL || slot_offset(cls, name, &parser_slot_offsets[i]) < 0) {
-            PyErr_Clear(); /* not the class that defines the slots: try the next caller's */
-            return;
-        }
-    }
-    Py_INCREF(cls);
-    parser_cls = cls;
-}
-
-/* The offset of slot `index` in `parser`, or 0 when it is not an instance of the class. */
-static inline Py_ssize_t
-parser_offset(PyObject *parser, int index)
-{
-    if (parser_cls == NULL) {
-        learn_parser_slots(parser);
-    }
-    return Py_TYPE(parser) == parser_cls ? parser_slot_offsets[index] : 0;
-}
-
-/* The parser's attribute `index` (a P_* constant), a new reference. */
-static PyObject *
-get_attr(PyObject *parser, int index)
-{
-    Py_ssize_t offset = parser_offset(parser, index);
-    if (offset > 0) {
-        PyObject *value = SLOT(parser, offset);
-        if (value != NULL) {
-            Py_INCREF(value);
-            return value;
-        }
-    }
-    return PyObject_GetAttr(parser, parser_slot_names[index]);
-}
-
-/* Set the parser's attribute `index` (a P_* constant) to `value`. */
-static int
-set_attr(PyObject *parser, int index, PyObject *value)
-{
-    Py_ssize_t offset = parser_offset(parser, index);
-    if (offset > 0) {
-        Py_INCREF(value);
-        Py_XSETREF(SLOT(parser, offset), value);
-        return 0;
-    }
-    return PyObject_SetAttr(parser, parser_slot_names[index], value);
-}
-
-/* --- Parser._process ----------------------------------------------------------------------- */
-
 static int
 get_ssize(PyObject *obj, Py_ssize_t *value)
 {
@@ -703,11 +520,69 @@ get_ssize(PyObject *obj, Py_ssize_t *value)
     return 0;
 }
 
-/* Parser._process(complete[:n], out): 0, or -1 with an exception set. With `has_cr`, lines
+/* --- limits and retry ---------------------------------------------------------------------- */
+
+/* A limit was crossed: empty the line and data buffers (a failed stream keeps nothing) and
+ * raise LimitExceeded(limit, value, maximum[, items]) -- `out` NULL leaves items out. -1. */
+static int
+fail_limit(Scanner *s, PyObject *limit, Py_ssize_t value, PyObject *maximum, PyObject *out)
+{
+    PyObject *empty_tail = PyList_New(0), *empty_data = PyList_New(0);
+    if (empty_tail == NULL || empty_data == NULL) {
+        Py_XDECREF(empty_tail);
+        Py_XDECREF(empty_data);
+        return -1;
+    }
+    Py_SETREF(s->tail, empty_tail);
+    Py_SETREF(s->data, empty_data);
+    PyObject *number = PyLong_FromSsize_t(value);
+    if (number == NULL) {
+        return -1;
+    }
+    PyObject *error = PyObject_CallFunctionObjArgs(s->limit_error, limit, number, maximum, out,
+                                                   NULL);
+    Py_DECREF(number);
+    if (error != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+    }
+    return -1;
+}
+
+/* "If the field name is "retry"": if the value is only ASCII digits (at least one), append a
+ * Retry of that many milliseconds; more than 18 significant digits report
+ * MAX_RETRY_MILLISECONDS, as in the Python code. */
+static int
+field_retry(Scanner *s, const Text *t, Py_ssize_t start, Py_ssize_t end, PyObject *out)
+{
+    if (start == end) {
+        return 0;
+    }
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS4 c = CHAR(t, i);
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+    }
+    while (start < end && CHAR(t, start) == '0') {
+        start++;
+    }
+    long long value = MAX_RETRY;
+    if (end - start <= 18) {
+        value = 0;
+        for (Py_ssize_t i = start; i < end; i++) {
+            value = value * 10 + (long long)(CHAR(t, i) - '0');
+        }
+    }
+    return append_new(out, new_record1(s->retry_cls, s->set_ms, PyLong_FromLongLong(value)));
+}
+
+
+/* _Scanner._process(complete[:n], out): 0, or -1 with an exception set. With `has_cr`, lines
  * may also end in CR or CRLF (feed passes text with CRs as it is, rather than a copy with
  * every line ending made LF); `complete[:n]` then ends with CR or LF. */
 static int
-process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, PyObject *out)
+process_lines(Scanner *s, PyObject *complete, Py_ssize_t n, int has_cr, PyObject *out)
 {
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(complete) < 0) {
@@ -719,37 +594,20 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
 
     int result = -1;
     PyObject *data = NULL, *event_type = NULL, *own_id = NULL, *id_buffer = NULL;
-    PyObject *committed = NULL, *max_obj = NULL, *type_cache = NULL, *new_list = NULL;
+    PyObject *committed = NULL, *type_cache = NULL, *new_list = NULL;
     Spans spans;
     spans.items = spans.local;
     spans.len = 0;
     spans.cap = (Py_ssize_t)(sizeof(spans.local) / sizeof(spans.local[0]));
-    Py_ssize_t size, max_size;
 
     /* The spec's buffers, in locals for the call (see the Python docstring). */
-    if ((data = get_attr(parser, P_DATA)) == NULL
-        || (max_obj = get_attr(parser, P_MAX_EVENT_SIZE_ATTR)) == NULL
-        || (event_type = get_attr(parser, P_EVENT_TYPE)) == NULL
-        || (own_id = get_attr(parser, P_OWN_ID)) == NULL
-        || (id_buffer = get_attr(parser, P_ID_BUFFER)) == NULL
-        || (committed = get_attr(parser, P_LAST_EVENT_ID)) == NULL) {
-        goto done;
-    }
-    {
-        PyObject *size_obj = get_attr(parser, P_DATA_SIZE);
-        if (size_obj == NULL) {
-            goto done;
-        }
-        int rc = get_ssize(size_obj, &size);
-        Py_DECREF(size_obj);
-        if (rc < 0 || get_ssize(max_obj, &max_size) < 0) {
-            goto done;
-        }
-    }
-    if (!PyList_Check(data) || !PyUnicode_Check(event_type)) {
-        PyErr_SetString(PyExc_TypeError, "Parser._data must be a list, _event_type a str");
-        goto done;
-    }
+    PyObject *max_obj = s->max_event_obj;
+    Py_ssize_t size = s->data_size, max_size = s->max_event;
+    data = Py_NewRef(s->data);
+    event_type = Py_NewRef(s->event_type);
+    own_id = Py_NewRef(s->own_id);
+    id_buffer = Py_NewRef(s->id_buffer);
+    committed = Py_NewRef(s->last_event_id);
     /* The data buffer is `prefix` (lines from earlier calls, until the first dispatch of this
      * call) followed by `spans`; after a dispatch the Python code starts a new list. */
     int is_replaced = 0;
@@ -800,11 +658,11 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
                     p = after_eol(t, e);
                 }
                 if (block_end >= 0) {
-                    if (joined > max_size
-                        && fail_limit(parser, s_max_event_size, joined, max_obj, out) < 0) {
+                    if (joined > max_size) {
+                        fail_limit(s, s_max_event_size, joined, max_obj, out);
                         goto done;
                     }
-                    if (append_new(out, new_event(join_data(t, NULL, &spans), s_message,
+                    if (append_new(out, new_event(s, join_data(t, NULL, &spans), s_message,
                                                   Py_None, id_buffer)) < 0) {
                         goto done;
                     }
@@ -830,7 +688,7 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
                 /* Steps 3-6: data lines joined by LF (the final LF removed); the type is
                  * "message" unless the event type buffer is non-empty. */
                 PyObject *type = PyUnicode_GET_LENGTH(event_type) ? event_type : s_message;
-                if (append_new(out, new_event(join_data(t, prefix, &spans), type, own_id,
+                if (append_new(out, new_event(s, join_data(t, prefix, &spans), type, own_id,
                                               id_buffer)) < 0) {
                     goto done;
                 }
@@ -848,7 +706,8 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
         else if (CHAR(t, pos) == ':') {
             /* "If the line starts with a U+003A COLON character: ignore the line." We report
              * it: servers send comments as heartbeats. */
-            if (append_new(out, new_comment(PyUnicode_Substring(complete, pos + 1, eol))) < 0) {
+            if (append_new(out, new_record1(s->comment_cls, s->set_text,
+                                                PyUnicode_Substring(complete, pos + 1, eol))) < 0) {
                 goto done;
             }
         }
@@ -870,8 +729,8 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
             if (field_len == 4 && equals_ascii(t, pos, "data", 4)) {
                 /* Append the value, then an LF, to the data buffer. */
                 size += eol - value + 1;
-                if (size > max_size
-                    && fail_limit(parser, s_max_event_size, size, max_obj, out) < 0) {
+                if (size > max_size) {
+                    fail_limit(s, s_max_event_size, size, max_obj, out);
                     goto done;
                 }
                 if (spans_push(&spans, value, eol) < 0) {
@@ -898,7 +757,7 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
                 }
             }
             else if (field_len == 5 && equals_ascii(t, pos, "retry", 5)) {
-                if (field_retry(t, value, eol, out) < 0) {
+                if (field_retry(s, t, value, eol, out) < 0) {
                     goto done;
                 }
             }
@@ -922,23 +781,12 @@ process_lines(PyObject *parser, PyObject *complete, Py_ssize_t n, int has_cr, Py
             goto done;
         }
     }
-    {
-        PyObject *size_obj = PyLong_FromSsize_t(size);
-        if (size_obj == NULL) {
-            goto done;
-        }
-        int rc = set_attr(parser, P_DATA, target);
-        if (rc == 0) {
-            rc = set_attr(parser, P_DATA_SIZE, size_obj);
-        }
-        Py_DECREF(size_obj);
-        if (rc < 0 || set_attr(parser, P_EVENT_TYPE, event_type) < 0
-            || set_attr(parser, P_OWN_ID, own_id) < 0
-            || set_attr(parser, P_ID_BUFFER, id_buffer) < 0
-            || set_attr(parser, P_LAST_EVENT_ID, committed) < 0) {
-            goto done;
-        }
-    }
+    Py_SETREF(s->data, Py_NewRef(target));
+    s->data_size = size;
+    Py_SETREF(s->event_type, Py_NewRef(event_type));
+    Py_SETREF(s->own_id, Py_NewRef(own_id));
+    Py_SETREF(s->id_buffer, Py_NewRef(id_buffer));
+    Py_SETREF(s->last_event_id, Py_NewRef(committed));
     result = 0;
 
 done:
@@ -947,7 +795,6 @@ done:
     }
     Py_XDECREF(data);
     Py_XDECREF(new_list);
-    Py_XDECREF(max_obj);
     Py_XDECREF(event_type);
     Py_XDECREF(own_id);
     Py_XDECREF(id_buffer);
@@ -956,94 +803,51 @@ done:
     return result;
 }
 
-/* process(parser, complete, out): Parser._process, callable from Python. */
+/* --- feed ---------------------------------------------------------------------------------- */
+
+/* "UTF-8 decode" of the next chunk with replacement, keeping an incomplete character at the
+ * end for the next chunk: what codecs' incremental UTF-8 decoder does (the Python scanner
+ * uses it), with the undecoded bytes (at most three) held in the scanner. */
 static PyObject *
-process(PyObject *parser, PyObject *const *args, Py_ssize_t nargs)
+decode_chunk(Scanner *s, PyObject *data)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "process() takes parser, complete and out (%zd given)",
-                     nargs + 1);
-        return NULL;
-    }
-    if (!PyUnicode_Check(args[0]) || !PyList_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "process() needs a str and a list");
-        return NULL;
-    }
-#if PY_VERSION_HEX < 0x030C0000
-    if (PyUnicode_READY(args[0]) < 0) {
-        return NULL;
-    }
-#endif
-    if (process_lines(parser, args[0], PyUnicode_GET_LENGTH(args[0]), 0, args[1]) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* --- Parser.feed --------------------------------------------------------------------------- */
-
-static PyObject *state_cls;             /* sse_core._parser._State, fetched on first use */
-static PyObject *state_open;            /* _State.OPEN */
-static PyTypeObject *utf8_decoder_cls;  /* encodings.utf_8.IncrementalDecoder */
-static PyObject *s_state, *s_raise_not_open, *s_decoder, *s_buffer, *s_errors, *s_decode;
-static PyObject *s_is_at_start, *s_pending_lf, *s_tail, *s_tail_size, *s_max_line_length;
-static PyObject *s_max_line_length_attr;
-
-/* self._decoder.decode(data). For the standard UTF-8 incremental decoder this does what its
- * (Python) decode method does -- decode buffer + data without the final flag and keep the
- * undecoded end in .buffer -- without the interpreter. */
-static PyObject *
-decode_chunk(PyObject *parser, PyObject *data)
-{
-    PyObject *decoder = get_attr(parser, P_DECODER);
-    if (decoder == NULL) {
-        return NULL;
-    }
-    PyObject *buffer = NULL, *errors = NULL, *text = NULL, *joined = NULL;
-    if (Py_TYPE(decoder) != utf8_decoder_cls
-        || (buffer = PyObject_GetAttr(decoder, s_buffer)) == NULL
-        || (errors = PyObject_GetAttr(decoder, s_errors)) == NULL
-        || !PyBytes_CheckExact(buffer) || !PyUnicode_Check(errors)) {
-        PyErr_Clear();
-        text = PyObject_CallMethodOneArg(decoder, s_decode, data);
-        goto done;
-    }
-    const char *error_mode = PyUnicode_AsUTF8(errors);
-    if (error_mode == NULL) {
-        goto done;
-    }
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-        goto done;
+        /* The Python decoder's error: it starts with bytes + data, which refuses anything
+         * without a simple buffer with this TypeError. */
+        PyErr_Format(PyExc_TypeError, "can't concat %.100s to bytes", Py_TYPE(data)->tp_name);
+        return NULL;
     }
     const char *bytes = view.buf;
-    Py_ssize_t len = view.len, held = PyBytes_GET_SIZE(buffer);
-    if (held > 0) {
-        joined = PyBytes_FromStringAndSize(NULL, held + len);
+    Py_ssize_t len = view.len;
+    char *joined = NULL;
+    if (s->n_undecoded > 0) {
+        joined = PyMem_Malloc((size_t)(s->n_undecoded + len) + 1);
         if (joined == NULL) {
             PyBuffer_Release(&view);
-            goto done;
+            return PyErr_NoMemory();
         }
-        memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(buffer), (size_t)held);
-        memcpy(PyBytes_AS_STRING(joined) + held, view.buf, (size_t)len);
-        bytes = PyBytes_AS_STRING(joined);
-        len += held;
+        memcpy(joined, s->undecoded, (size_t)s->n_undecoded);
+        memcpy(joined + s->n_undecoded, view.buf, (size_t)len);
+        bytes = joined;
+        len += s->n_undecoded;
     }
     Py_ssize_t consumed = len;
-    text = PyUnicode_DecodeUTF8Stateful(bytes, len, error_mode, &consumed);
-    if (text != NULL && (consumed < len || held > 0)) {
-        PyObject *rest = PyBytes_FromStringAndSize(bytes + consumed, len - consumed);
-        if (rest == NULL || PyObject_SetAttr(decoder, s_buffer, rest) < 0) {
+    PyObject *text = PyUnicode_DecodeUTF8Stateful(bytes, len, "replace", &consumed);
+    if (text != NULL) {
+        Py_ssize_t left = len - consumed;
+        if (left < 0 || left >= (Py_ssize_t)sizeof(s->undecoded)) {
+            /* An incomplete UTF-8 sequence is at most three bytes. */
+            PyErr_SetString(PyExc_SystemError, "UTF-8 decoder kept more than three bytes");
             Py_CLEAR(text);
         }
-        Py_XDECREF(rest);
+        else {
+            memcpy(s->undecoded, bytes + consumed, (size_t)left);
+            s->n_undecoded = (int)left;
+        }
     }
+    PyMem_Free(joined);
     PyBuffer_Release(&view);
-done:
-    Py_XDECREF(joined);
-    Py_XDECREF(buffer);
-    Py_XDECREF(errors);
-    Py_DECREF(decoder);
     return text;
 }
 
@@ -1062,66 +866,11 @@ rfind_eol(PyObject *text, int has_cr)
     return -1;
 }
 
-static int
-set_bool(PyObject *obj, int index, int value)
-{
-    return set_attr(obj, index, value ? Py_True : Py_False);
-}
-
-/* Parser.feed(data) for an open or failed parser: the Python method, step by step, with
- * _process done by process_lines. Returns the list of items. */
-static PyObject *feed_py; /* sse_core._parser._feed_py, fetched on first use */
-
-/* func(self, *args, **kwargs) from a vectorcall's arguments without self. */
-static PyObject *
-call_with_self(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
-{
-    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
-    PyObject *local[8];
-    PyObject **stack = local;
-    if (total + 1 > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
-        stack = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
-        if (stack == NULL) {
-            return PyErr_NoMemory();
-        }
-    }
-    stack[0] = self;
-    for (Py_ssize_t i = 0; i < total; i++) {
-        stack[i + 1] = args[i];
-    }
-    PyObject *result = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
-    if (stack != local) {
-        PyMem_Free(stack);
-    }
-    return result;
-}
-
-/* The pure-Python function kept as <module>.<name> for calls with unusual arguments. */
-static PyObject *
-python_fallback(PyObject **slot, const char *module_name, const char *name)
-{
-    if (*slot == NULL) {
-        PyObject *func = lazy_attr(slot, module_name, name);
-        if (func == NULL) {
-            return NULL;
-        }
-        if (!PyFunction_Check(func)) {
-            Py_CLEAR(*slot);
-            PyErr_Format(PyExc_RuntimeError, "%s.%s is not the pure-Python function",
-                         module_name, name);
-            return NULL;
-        }
-    }
-    return *slot;
-}
-
-/* "".join(tail + [text[:len]]): the pieces of the unfinished line and the text's whole lines,
- * copied once into a str of the widest kind among them (the Python code copies the text's
- * lines out first, then joins). The result is only read by process_lines, which makes every
- * str it hands out canonical (PyUnicode_Substring, join_data); it may hold characters of a
- * narrower kind than its own. NULL without an exception when a piece is not an exact str
- * (the caller then does what the Python code does). */
+/* "".join(tail + [text[:len]]): the pieces of the unfinished line (exact str, put there by
+ * feed) and the text's whole lines, copied once into a str of the widest kind among them (the
+ * Python code copies the text's lines out first, then joins). The result is only read by
+ * process_lines, which makes every str it hands out canonical (PyUnicode_Substring,
+ * join_data); it may hold characters of a narrower kind than its own. */
 static PyObject *
 join_tail(PyObject *tail, PyObject *text, Py_ssize_t len)
 {
@@ -1129,14 +878,6 @@ join_tail(PyObject *tail, PyObject *text, Py_ssize_t len)
     Py_UCS4 top = PyUnicode_MAX_CHAR_VALUE(text);
     for (Py_ssize_t i = 0; i < n_pieces; i++) {
         PyObject *piece = PyList_GET_ITEM(tail, i);
-        if (!PyUnicode_CheckExact(piece)) {
-            return NULL;
-        }
-#if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(piece) < 0) {
-            return NULL;
-        }
-#endif
         Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(piece);
         top = m > top ? m : top;
         total += PyUnicode_GET_LENGTH(piece);
@@ -1158,63 +899,25 @@ join_tail(PyObject *tail, PyObject *text, Py_ssize_t len)
     return result;
 }
 
+/* scanner.feed(data): _Scanner.feed of sse_core/_parser.py, step by step (decoder, BOM, CR
+ * at the end of the previous chunk, the unfinished-line tail, max_line_length), with
+ * process_lines for the whole lines. Returns the list of items. */
 static PyObject *
-feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+scanner_feed(Scanner *s, PyObject *data)
 {
-    if (nargs != 1 || kwnames != NULL) {
-        /* parser.feed(data=...) or wrong arguments: the Python method, for its errors. */
-        PyObject *func = python_fallback(&feed_py, "sse_core._parser", "_feed_py");
-        return func == NULL ? NULL : call_with_self(func, parser, args, nargs, kwnames);
-    }
-    if (state_open == NULL) {
-        if (lazy_attr(&state_cls, "sse_core._parser", "_State") == NULL) {
-            return NULL;
-        }
-        state_open = PyObject_GetAttrString(state_cls, "OPEN");
-        if (state_open == NULL) {
-            return NULL;
-        }
-    }
-    PyObject *state = get_attr(parser, P_STATE);
-    if (state == NULL) {
-        return NULL;
-    }
-    int is_open = state == state_open;
-    Py_DECREF(state);
-    if (!is_open) {
-        PyObject *r = PyObject_CallMethodNoArgs(parser, s_raise_not_open);
-        if (r == NULL) {
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
-
-    PyObject *result = NULL, *text = NULL, *tail = NULL, *complete = NULL, *rest = NULL;
-    PyObject *max_obj = NULL, *out = NULL, *flag = NULL;
-    text = decode_chunk(parser, args[0]);
+    PyObject *result = NULL, *text = NULL, *complete = NULL, *rest = NULL, *out = NULL;
+    PyObject *max_obj = s->max_line_obj;
+    Py_ssize_t max_line = s->max_line;
+    text = decode_chunk(s, data);
     if (text == NULL) {
         return NULL;
-    }
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "Parser._decoder.decode() must return str");
-        goto done;
     }
     if (PyUnicode_GET_LENGTH(text) == 0) {
         goto empty;
     }
     /* "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark (BOM)". */
-    if ((flag = get_attr(parser, P_IS_AT_START)) == NULL) {
-        goto done;
-    }
-    int truth = PyObject_IsTrue(flag);
-    Py_CLEAR(flag);
-    if (truth < 0) {
-        goto done;
-    }
-    if (truth) {
-        if (set_bool(parser, P_IS_AT_START, 0) < 0) {
-            goto done;
-        }
+    if (s->is_at_start) {
+        s->is_at_start = 0;
         if (PyUnicode_READ_CHAR(text, 0) == 0xFEFF) {
             Py_SETREF(text, PyUnicode_Substring(text, 1, PyUnicode_GET_LENGTH(text)));
             if (text == NULL) {
@@ -1226,18 +929,8 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         }
     }
     /* A CR ended the previous chunk; an LF right after it completes a CRLF pair. */
-    if ((flag = get_attr(parser, P_PENDING_LF)) == NULL) {
-        goto done;
-    }
-    truth = PyObject_IsTrue(flag);
-    Py_CLEAR(flag);
-    if (truth < 0) {
-        goto done;
-    }
-    if (truth) {
-        if (set_bool(parser, P_PENDING_LF, 0) < 0) {
-            goto done;
-        }
+    if (s->pending_lf) {
+        s->pending_lf = 0;
         if (PyUnicode_READ_CHAR(text, 0) == '\n') {
             Py_SETREF(text, PyUnicode_Substring(text, 1, PyUnicode_GET_LENGTH(text)));
             if (text == NULL) {
@@ -1253,90 +946,51 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
      * end". The Python code normalises all three to LF first; here the line scan finds them
      * in place (find_eol), which gives the same lines without a copy of the text. */
     int has_cr = PyUnicode_FindChar(text, '\r', 0, n, 1) >= 0;
-    if (has_cr
-        && set_bool(parser, P_PENDING_LF, PyUnicode_READ_CHAR(text, n - 1) == '\r') < 0) {
-        goto done;
+    if (has_cr) {
+        s->pending_lf = PyUnicode_READ_CHAR(text, n - 1) == '\r';
     }
-    Py_ssize_t end = rfind_eol(text, has_cr), max_line;
-    if ((max_obj = get_attr(parser, P_MAX_LINE_LENGTH_ATTR)) == NULL
-        || get_ssize(max_obj, &max_line) < 0
-        || (tail = get_attr(parser, P_TAIL)) == NULL) {
-        goto done;
-    }
-    if (!PyList_Check(tail)) {
-        PyErr_SetString(PyExc_TypeError, "Parser._tail must be a list");
-        goto done;
-    }
+    Py_ssize_t end = rfind_eol(text, has_cr);
     if (end < 0) {
         /* No line ends in this chunk: keep the piece until one does. */
-        PyObject *size_obj = get_attr(parser, P_TAIL_SIZE);
-        Py_ssize_t size;
-        if (size_obj == NULL) {
+        Py_ssize_t size = s->tail_size + n;
+        if (size > max_line) {
+            fail_limit(s, s_max_line_length, size, max_obj, NULL);
             goto done;
         }
-        truth = get_ssize(size_obj, &size);
-        Py_DECREF(size_obj);
-        if (truth < 0) {
+        if (PyList_Append(s->tail, text) < 0) {
             goto done;
         }
-        size += n;
-        if (size > max_line
-            && fail_limit(parser, s_max_line_length, size, max_obj, NULL) < 0) {
-            goto done;
-        }
-        if (PyList_Append(tail, text) < 0 || (size_obj = PyLong_FromSsize_t(size)) == NULL) {
-            goto done;
-        }
-        truth = set_attr(parser, P_TAIL_SIZE, size_obj);
-        Py_DECREF(size_obj);
-        if (truth < 0) {
-            goto done;
-        }
+        s->tail_size = size;
         goto empty;
     }
     /* `complete[:complete_len]` holds the whole lines: the text itself when no line was
      * pending (no copy), else the pieces of the pending line joined with the text's lines. */
     Py_ssize_t complete_len = end + 1;
-    if (PyList_GET_SIZE(tail) > 0) {
-        complete = join_tail(tail, text, end + 1);
-        if (complete == NULL && !PyErr_Occurred()) {
-            /* Unusual pieces in the tail: exactly what the Python code does. */
-            PyObject *piece = PyUnicode_Substring(text, 0, end + 1);
-            if (append_new(tail, piece) < 0) {
-                goto done;
-            }
-            complete = PyUnicode_Join(s_empty, tail);
+    if (PyList_GET_SIZE(s->tail) > 0) {
+        complete = join_tail(s->tail, text, end + 1);
+        if (complete == NULL) {
+            goto done;
         }
-        if (complete != NULL) {
-            complete_len = PyUnicode_GET_LENGTH(complete);
-        }
+        complete_len = PyUnicode_GET_LENGTH(complete);
     }
     else {
-        Py_INCREF(text);
-        complete = text;
+        complete = Py_NewRef(text);
     }
-    if (complete == NULL || (rest = PyUnicode_Substring(text, end + 1, n)) == NULL) {
+    if ((rest = PyUnicode_Substring(text, end + 1, n)) == NULL) {
         goto done;
     }
     {
         Py_ssize_t rest_len = PyUnicode_GET_LENGTH(rest);
-        PyObject *new_tail = rest_len ? PyList_New(1) : PyList_New(0);
+        PyObject *new_tail = PyList_New(rest_len ? 1 : 0);
         if (new_tail == NULL) {
             goto done;
         }
         if (rest_len) {
-            Py_INCREF(rest);
-            PyList_SET_ITEM(new_tail, 0, rest);
+            PyList_SET_ITEM(new_tail, 0, Py_NewRef(rest));
         }
-        truth = set_attr(parser, P_TAIL, new_tail);
-        Py_DECREF(new_tail);
-        PyObject *size_obj = truth < 0 ? NULL : PyLong_FromSsize_t(rest_len);
-        if (size_obj == NULL) {
-            goto done;
-        }
-        truth = set_attr(parser, P_TAIL_SIZE, size_obj);
-        Py_DECREF(size_obj);
-        if (truth < 0 || (out = PyList_New(0)) == NULL) {
+        Py_SETREF(s->tail, new_tail);
+        s->tail_size = rest_len;
+        if ((out = PyList_New(0)) == NULL) {
             goto done;
         }
     }
@@ -1351,20 +1005,19 @@ feed(PyObject *parser, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
             Py_ssize_t next = stop < 0 ? complete_len + 1 : after_eol(&whole, stop);
             stop = stop < 0 ? complete_len : stop;
             if (stop - offset > max_line) {
-                if (process_lines(parser, complete, offset, has_cr, out) < 0
-                    || fail_limit(parser, s_max_line_length, stop - offset, max_obj, out) < 0) {
-                    goto done;
+                if (process_lines(s, complete, offset, has_cr, out) == 0) {
+                    fail_limit(s, s_max_line_length, stop - offset, max_obj, out);
                 }
+                goto done;
             }
             offset = next;
         }
     }
-    if (process_lines(parser, complete, complete_len, has_cr, out) < 0) {
+    if (process_lines(s, complete, complete_len, has_cr, out) < 0) {
         goto done;
     }
-    if (PyUnicode_GET_LENGTH(rest) > max_line
-        && fail_limit(parser, s_max_line_length, PyUnicode_GET_LENGTH(rest), max_obj, out)
-               < 0) {
+    if (PyUnicode_GET_LENGTH(rest) > max_line) {
+        fail_limit(s, s_max_line_length, PyUnicode_GET_LENGTH(rest), max_obj, out);
         goto done;
     }
     result = out;
@@ -1374,70 +1027,259 @@ empty:
     result = PyList_New(0);
 done:
     Py_XDECREF(text);
-    Py_XDECREF(tail);
     Py_XDECREF(complete);
     Py_XDECREF(rest);
-    Py_XDECREF(max_obj);
     Py_XDECREF(out);
     return result;
 }
 
-/* --- the serializer ------------------------------------------------------------------------ */
 
-/* serialize_event(data, *, event=None, id=None, retry=None) and serialize(item) with exactly
- * the behaviour of the pure-Python functions in sse_core/_serializer.py, their
- * specification. The C code writes the common valid case -- str fields (exact str, not
- * subclasses), valid event and id values, a retry that fits a long long, no lone surrogate --
- * straight into the bytes object; for anything else (wrong types or argument names, invalid
- * values, lone surrogates, subclasses) it calls the Python function with the same arguments,
- * so every error is the Python one by construction. */
+/* --- the Scanner type ---------------------------------------------------------------------- */
 
-static PyObject *py_serialize_event; /* the pure-Python functions, fetched on first use */
-static PyObject *py_serialize;
-static PyObject *s_event, *s_id, *s_retry;
-static PyTypeObject *retry_cls;
-static Py_ssize_t off_ms;
-
-/* The pure-Python function: sse_core._serializer.<private> once the accelerator is wired in
- * (the public name is then this module's function), else the public name. */
+/* The class's data descriptor for a public field name (what `cls.name` gives for a slot). */
 static PyObject *
-python_function(PyObject **slot, const char *private_name, const char *name)
+field_descriptor(PyTypeObject *cls, PyObject *name)
 {
-    if (*slot == NULL) {
-        PyObject *module = PyImport_ImportModule("sse_core._serializer");
-        if (module == NULL) {
-            return NULL;
-        }
-        PyObject *func = PyObject_GetAttrString(module, private_name);
-        if (func == NULL) {
-            PyErr_Clear();
-            func = PyObject_GetAttrString(module, name);
-        }
-        Py_DECREF(module);
-        if (func == NULL) {
-            return NULL;
-        }
-        if (!PyFunction_Check(func)) {
-            Py_DECREF(func);
-            PyErr_Format(PyExc_RuntimeError,
-                         "sse_core._serializer.%s is not the pure-Python function", name);
-            return NULL;
-        }
-        *slot = func;
+    PyObject *descr = PyObject_GetAttr((PyObject *)cls, name);
+    if (descr != NULL && Py_TYPE(descr)->tp_descr_set == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s.%U is not a data descriptor", cls->tp_name, name);
+        Py_CLEAR(descr);
     }
-    return *slot;
+    return descr;
 }
 
 static PyObject *
-fallback(PyObject **slot, const char *private_name, const char *name, PyObject *const *args,
-         Py_ssize_t nargs, PyObject *kwnames)
+scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *func = python_function(slot, private_name, name);
-    if (func == NULL) {
+    PyObject *max_line_obj, *max_event_obj, *last_event_id, *limit_error;
+    PyTypeObject *event_cls, *comment_cls, *retry_cls;
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)
+        || !PyArg_ParseTuple(args, "O!O!UO!O!O!O:Scanner", &PyLong_Type, &max_line_obj,
+                             &PyLong_Type, &max_event_obj, &last_event_id, &PyType_Type,
+                             &event_cls, &PyType_Type, &comment_cls, &PyType_Type, &retry_cls,
+                             &limit_error)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "Scanner() takes positional arguments only");
+        }
         return NULL;
     }
-    return PyObject_Vectorcall(func, args, (size_t)nargs, kwnames);
+    PyTypeObject *classes[3] = {event_cls, comment_cls, retry_cls};
+    for (int i = 0; i < 3; i++) {
+        if (classes[i]->tp_flags & Py_TPFLAGS_IS_ABSTRACT) {
+            PyErr_Format(PyExc_TypeError, "%s is abstract", classes[i]->tp_name);
+            return NULL;
+        }
+    }
+    Scanner *s = (Scanner *)type->tp_alloc(type, 0);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->max_line_obj = Py_NewRef(max_line_obj);
+    s->max_event_obj = Py_NewRef(max_event_obj);
+    s->event_cls = (PyTypeObject *)Py_NewRef(event_cls);
+    s->comment_cls = (PyTypeObject *)Py_NewRef(comment_cls);
+    s->retry_cls = (PyTypeObject *)Py_NewRef(retry_cls);
+    s->limit_error = Py_NewRef(limit_error);
+    s->is_at_start = 1;
+    s->data_size = -1;
+    s->event_type = Py_NewRef(s_empty);
+    s->own_id = Py_NewRef(Py_None);
+    s->id_buffer = Py_NewRef(last_event_id);
+    s->last_event_id = Py_NewRef(last_event_id);
+    if (get_ssize(max_line_obj, &s->max_line) < 0 || get_ssize(max_event_obj, &s->max_event) < 0
+        || (s->tail = PyList_New(0)) == NULL || (s->data = PyList_New(0)) == NULL
+        || (s->set_data = field_descriptor(event_cls, s_data)) == NULL
+        || (s->set_event = field_descriptor(event_cls, s_event)) == NULL
+        || (s->set_id = field_descriptor(event_cls, s_id)) == NULL
+        || (s->set_leid = field_descriptor(event_cls, s_last_event_id)) == NULL
+        || (s->set_text = field_descriptor(comment_cls, s_text)) == NULL
+        || (s->set_ms = field_descriptor(retry_cls, s_milliseconds)) == NULL) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    return (PyObject *)s;
 }
+
+static int
+scanner_traverse(Scanner *s, visitproc visit, void *arg)
+{
+    Py_VISIT(s->event_cls);
+    Py_VISIT(s->comment_cls);
+    Py_VISIT(s->retry_cls);
+    Py_VISIT(s->set_data);
+    Py_VISIT(s->set_event);
+    Py_VISIT(s->set_id);
+    Py_VISIT(s->set_leid);
+    Py_VISIT(s->set_text);
+    Py_VISIT(s->set_ms);
+    Py_VISIT(s->limit_error);
+    Py_VISIT(s->tail);
+    Py_VISIT(s->data);
+    Py_VISIT(s->max_line_obj);
+    Py_VISIT(s->max_event_obj);
+    Py_VISIT(s->event_type);
+    Py_VISIT(s->own_id);
+    Py_VISIT(s->id_buffer);
+    Py_VISIT(s->last_event_id);
+    return 0;
+}
+
+static int
+scanner_clear(Scanner *s)
+{
+    Py_CLEAR(s->max_line_obj);
+    Py_CLEAR(s->max_event_obj);
+    Py_CLEAR(s->event_cls);
+    Py_CLEAR(s->comment_cls);
+    Py_CLEAR(s->retry_cls);
+    Py_CLEAR(s->set_data);
+    Py_CLEAR(s->set_event);
+    Py_CLEAR(s->set_id);
+    Py_CLEAR(s->set_leid);
+    Py_CLEAR(s->set_text);
+    Py_CLEAR(s->set_ms);
+    Py_CLEAR(s->limit_error);
+    Py_CLEAR(s->tail);
+    Py_CLEAR(s->data);
+    Py_CLEAR(s->event_type);
+    Py_CLEAR(s->own_id);
+    Py_CLEAR(s->id_buffer);
+    Py_CLEAR(s->last_event_id);
+    return 0;
+}
+
+static void
+scanner_dealloc(Scanner *s)
+{
+    PyObject_GC_UnTrack(s);
+    scanner_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+/* A method: feed is the hot one. The scanner's lists are only ever touched here, so the
+ * checks below hold for the life of the object; tp_clear may have emptied them during a
+ * collection of a cycle, after which the object is no longer usable. */
+static int
+scanner_usable(Scanner *s)
+{
+    if (s->tail == NULL || s->data == NULL || s->event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the scanner was cleared");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+scanner_feed_method(Scanner *s, PyObject *data)
+{
+    return scanner_usable(s) ? scanner_feed(s, data) : NULL;
+}
+
+/* scanner.end(): the end of the stream. Whether an event was cut short (an unterminated line,
+ * undecoded bytes, or data, event or id fields not dispatched); empties the line and data
+ * buffers ("any pending data must be discarded"). */
+static PyObject *
+scanner_end(Scanner *s, PyObject *Py_UNUSED(unused))
+{
+    if (!scanner_usable(s)) {
+        return NULL;
+    }
+    int is_truncated = PyList_GET_SIZE(s->tail) > 0 || s->n_undecoded > 0
+                       || PyList_GET_SIZE(s->data) > 0
+                       || PyUnicode_GET_LENGTH(s->event_type) > 0 || s->own_id != Py_None;
+    PyObject *empty_tail = PyList_New(0), *empty_data = PyList_New(0);
+    if (empty_tail == NULL || empty_data == NULL) {
+        Py_XDECREF(empty_tail);
+        Py_XDECREF(empty_data);
+        return NULL;
+    }
+    Py_SETREF(s->tail, empty_tail);
+    Py_SETREF(s->data, empty_data);
+    return PyBool_FromLong(is_truncated);
+}
+
+static PyMethodDef scanner_methods[] = {
+    {"feed", (PyCFunction)scanner_feed_method, METH_O,
+     "feed(data, /)\n--\n\n"
+     "Parse the next chunk (bytes-like); return the items it completed.\n\n"
+     "Raises the LimitExceeded class given to the constructor when a limit is crossed, after\n"
+     "emptying the line and data buffers; the scanner must not be fed after that."},
+    {"end", (PyCFunction)scanner_end, METH_NOARGS,
+     "end($self, /)\n--\n\n"
+     "End of stream: whether an event was cut short; empties the line and data buffers."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Read-only views of the state, for tests and debugging: the same names and values as the
+ * Python scanner's (lists are copies: the scanner's own lists stay private). */
+static PyObject *
+scanner_get(Scanner *s, void *closure)
+{
+    if (!scanner_usable(s)) {
+        return NULL;
+    }
+    switch ((int)(Py_intptr_t)closure) {
+    case 0:
+        return PyList_GetSlice(s->data, 0, PyList_GET_SIZE(s->data));
+    case 1:
+        return PyLong_FromSsize_t(s->data_size);
+    case 2:
+        return Py_NewRef(s->event_type);
+    case 3:
+        return Py_NewRef(s->own_id);
+    case 4:
+        return Py_NewRef(s->id_buffer);
+    case 5:
+        return Py_NewRef(s->last_event_id);
+    case 6:
+        return PyList_GetSlice(s->tail, 0, PyList_GET_SIZE(s->tail));
+    case 7:
+        return PyLong_FromSsize_t(s->tail_size);
+    case 8:
+        return PyBool_FromLong(s->pending_lf);
+    case 9:
+        return PyBool_FromLong(s->is_at_start);
+    default:
+        return PyBytes_FromStringAndSize((const char *)s->undecoded, s->n_undecoded);
+    }
+}
+
+#define GETTER(name, index, doc) \
+    {name, (getter)scanner_get, NULL, doc, (void *)(Py_intptr_t)(index)}
+
+static PyGetSetDef scanner_getset[] = {
+    GETTER("data", 0, "The data buffer's lines not yet dispatched (a copy)."),
+    GETTER("data_size", 1, "The data buffer's length without its final LF (-1: empty)."),
+    GETTER("event_type", 2, "The event type buffer."),
+    GETTER("own_id", 3, "The current block's own id field, or None."),
+    GETTER("id_buffer", 4, "The last event ID buffer."),
+    GETTER("last_event_id", 5, "The last event ID string (set at each dispatch)."),
+    GETTER("tail", 6, "The pieces of the unfinished line (a copy)."),
+    GETTER("tail_size", 7, "The unfinished line's length."),
+    GETTER("pending_lf", 8, "Whether the last character seen was CR."),
+    GETTER("is_at_start", 9, "Whether no character was decoded yet (a BOM may come)."),
+    GETTER("undecoded", 10, "The bytes of a character split across chunks."),
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sse_core._speedups.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Scanner(max_line_length, max_event_size, last_event_id, Event, Comment, Retry,"
+              " LimitExceeded, /)\n--\n\n"
+              "The parse state of one text/event-stream and the C scan over it: the same\n"
+              "behaviour as sse_core._parser._Scanner, its specification.",
+    .tp_new = scanner_new,
+    .tp_dealloc = (destructor)scanner_dealloc,
+    .tp_traverse = (traverseproc)scanner_traverse,
+    .tp_clear = (inquiry)scanner_clear,
+    .tp_methods = scanner_methods,
+    .tp_getset = scanner_getset,
+};
+
+/* --- the serializer ------------------------------------------------------------------------ */
 
 /* Whether the str has CR, LF or (with `nul`) U+0000. */
 static int
@@ -1610,185 +1452,6 @@ is_message(PyObject *event)
                && memcmp(PyUnicode_DATA(event), "message", 7) == 0);
 }
 
-/* serialize_event(data, *, event=None, id=None, retry=None). */
-static PyObject *
-serialize_event(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
-                PyObject *kwnames)
-{
-    PyObject *event = Py_None, *id = Py_None, *retry_obj = Py_None;
-    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
-    if (nargs != 1 || !PyUnicode_CheckExact(args[0])) {
-        goto slow;
-    }
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (name == s_event) {
-            event = args[nargs + i];
-        }
-        else if (name == s_id) {
-            id = args[nargs + i];
-        }
-        else if (name == s_retry) {
-            retry_obj = args[nargs + i];
-        }
-        else {
-            goto slow; /* an unknown or not interned name: Python decides */
-        }
-    }
-    PyObject *data = args[0];
-    if (event != Py_None) {
-        if (!PyUnicode_CheckExact(event) || PyUnicode_GET_LENGTH(event) == 0
-            || has_line_break(event, 0)) {
-            goto slow;
-        }
-        if (is_message(event)) {
-            event = Py_None;
-        }
-    }
-    if (id != Py_None && (!PyUnicode_CheckExact(id) || has_line_break(id, 1))) {
-        goto slow;
-    }
-    long long retry = -1;
-    if (retry_obj != Py_None) {
-        if (!PyLong_CheckExact(retry_obj)) {
-            goto slow;
-        }
-        int overflow;
-        retry = PyLong_AsLongLongAndOverflow(retry_obj, &overflow);
-        if (overflow || retry < 0) {
-            goto slow; /* negative (refused) or beyond a long long (written by Python) */
-        }
-    }
-    PyObject *result = write_event(data, event == Py_None ? NULL : event,
-                                   id == Py_None ? NULL : id, retry);
-    if (result != NULL || PyErr_Occurred()) {
-        return result;
-    }
-slow:
-    return fallback(&py_serialize_event, "_serialize_event_py", "serialize_event", args, nargs,
-                    kwnames);
-}
-
-/* The bytes of ":" + text + "\n", or NULL without an exception for a lone surrogate. */
-static PyObject *
-write_comment(PyObject *text)
-{
-    Utf8 t;
-    int rc = utf8_view(text, &t);
-    if (rc <= 0) {
-        return NULL;
-    }
-    PyObject *result = PyBytes_FromStringAndSize(NULL, t.len + 2);
-    if (result != NULL) {
-        char *out = PyBytes_AS_STRING(result);
-        *out = ':';
-        out = bytes_write(out + 1, &t);
-        *out = '\n';
-    }
-    release_utf8(&t);
-    return result;
-}
-
-/* serialize(item). */
-static PyObject *
-serialize(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
-          PyObject *kwnames)
-{
-    if (nargs != 1 || kwnames != NULL) {
-        goto slow;
-    }
-    PyObject *item = args[0], *result = NULL;
-    PyTypeObject *type = Py_TYPE(item);
-    if (type == event_cls) {
-        /* The record's values were checked when it was built; as in Python, only the event
-         * type is looked at again (Python checks types outside its cache of valid lines). */
-        PyObject *data = SLOT(item, off_data), *event = SLOT(item, off_event);
-        PyObject *id = SLOT(item, off_id);
-        if (data == NULL || event == NULL || id == NULL || !PyUnicode_CheckExact(data)
-            || !PyUnicode_CheckExact(event) || (id != Py_None && !PyUnicode_CheckExact(id))
-            || PyUnicode_GET_LENGTH(event) == 0 || has_line_break(event, 0)) {
-            goto slow;
-        }
-        result = write_event(data, is_message(event) ? NULL : event,
-                             id == Py_None ? NULL : id, -1);
-    }
-    else if (type == comment_cls) {
-        PyObject *text = SLOT(item, off_text);
-        if (text == NULL || !PyUnicode_CheckExact(text)) {
-            goto slow;
-        }
-        result = write_comment(text);
-    }
-    else if (type == retry_cls) {
-        PyObject *ms = SLOT(item, off_ms);
-        if (ms == NULL || !PyLong_CheckExact(ms)) {
-            goto slow;
-        }
-        int overflow;
-        long long value = PyLong_AsLongLongAndOverflow(ms, &overflow);
-        if (overflow || value < 0) {
-            goto slow;
-        }
-        char text[40];
-        int len = snprintf(text, sizeof(text), "retry: %lld\n", value);
-        result = PyBytes_FromStringAndSize(text, len);
-    }
-    if (result != NULL || PyErr_Occurred()) {
-        return result;
-    }
-slow:
-    return fallback(&py_serialize, "_serialize_py", "serialize", args, nargs, kwnames);
-}
-
-/* --- Event.__init__ ------------------------------------------------------------------------ */
-
-/* event_init(self, *, data, event="message", id=None, last_event_id="") is Event.__init__ of
- * sse_core/_events.py (kept there as _event_init_py, its specification): for the common valid
- * case -- an Event (not a subclass), keywords only, exact str values (id may be None), an
- * event type that is not empty and has no CR or LF, ids without CR, LF or U+0000 -- it stores
- * the slots directly, as the Python method does through the slot descriptors. Anything else
- * (positional arguments, unknown or missing keywords, other types, str subclasses, invalid
- * values) goes to the Python method with the same arguments, so every error is the Python
- * one by construction. */
-
-static PyObject *event_init_py; /* sse_core._events._event_init_py, fetched on first use */
-static PyObject *s_data_kw, *s_last_event_id_kw; /* "data", "last_event_id" */
-static PyObject *s_init;                          /* "__init__" */
-
-static PyObject *
-event_init_fallback(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    if (event_init_py == NULL) {
-        PyObject *events = PyImport_ImportModule("sse_core._events");
-        if (events == NULL) {
-            return NULL;
-        }
-        PyObject *func = PyObject_GetAttrString(events, "_event_init_py");
-        Py_DECREF(events);
-        if (func == NULL) {
-            /* Not wired yet: Event.__init__ is still the Python method. */
-            PyErr_Clear();
-            PyObject *dict = PyObject_GetAttrString((PyObject *)event_cls, "__dict__");
-            if (dict == NULL) {
-                return NULL;
-            }
-            func = PyMapping_GetItemString(dict, "__init__");
-            Py_DECREF(dict);
-            if (func == NULL) {
-                return NULL;
-            }
-        }
-        if (!PyFunction_Check(func)) {
-            Py_DECREF(func);
-            PyErr_SetString(PyExc_RuntimeError,
-                            "sse_core._events._event_init_py is not the pure-Python function");
-            return NULL;
-        }
-        event_init_py = func;
-    }
-    return call_with_self(event_init_py, self, args, nargs, kwnames);
-}
-
 /* Whether `s` (an exact str) has CR or LF, or with `nul` also U+0000. */
 static int
 has_break_or_nul(PyObject *s, int nul)
@@ -1807,136 +1470,250 @@ has_break_or_nul(PyObject *s, int nul)
     return has_line_break(s, nul);
 }
 
+/* write_event(data, event, id, retry): the bytes of the event when it is the common valid
+ * case -- data an exact str; event None or an exact str, not empty, without CR or LF
+ * ("message" writes no event line); id None or an exact str without CR, LF or U+0000; retry
+ * None or an exact int from 0 up to a long long; no lone surrogate -- else None, and the
+ * Python caller does the rest (sse_core/_serializer.py is the specification). */
 static PyObject *
-event_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+write_event_entry(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 0 || kwnames == NULL || Py_TYPE(self) != event_cls) {
-        goto slow;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "write_event() takes 4 arguments (%zd given)", nargs);
+        return NULL;
     }
-    PyObject *data = NULL, *event = s_message, *id = Py_None, *leid = s_empty;
-    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    PyObject *data = args[0], *event = args[1], *id = args[2], *retry_obj = args[3];
+    if (!PyUnicode_CheckExact(data)) {
+        Py_RETURN_NONE;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if ((PyUnicode_CheckExact(event) && PyUnicode_READY(event) < 0)
+        || (PyUnicode_CheckExact(id) && PyUnicode_READY(id) < 0)) {
+        return NULL;
+    }
+#endif
+    if (event != Py_None) {
+        if (!PyUnicode_CheckExact(event)) {
+            Py_RETURN_NONE;
+        }
+        if (is_message(event)) {
+            event = Py_None;
+        }
+        else if (PyUnicode_GET_LENGTH(event) == 0 || has_break_or_nul(event, 0)) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (id != Py_None && (!PyUnicode_CheckExact(id) || has_break_or_nul(id, 1))) {
+        Py_RETURN_NONE;
+    }
+    long long retry = -1;
+    if (retry_obj != Py_None) {
+        if (!PyLong_CheckExact(retry_obj)) {
+            Py_RETURN_NONE;
+        }
+        int overflow;
+        retry = PyLong_AsLongLongAndOverflow(retry_obj, &overflow);
+        if (overflow || retry < 0) {
+            Py_RETURN_NONE; /* negative (refused) or beyond a long long (written by Python) */
+        }
+    }
+    PyObject *result = write_event(data, event == Py_None ? NULL : event,
+                                   id == Py_None ? NULL : id, retry);
+    if (result != NULL || PyErr_Occurred()) {
+        return result;
+    }
+    Py_RETURN_NONE; /* a lone surrogate: Python raises the error */
+}
+
+/* --- EventInit ----------------------------------------------------------------------------- */
+
+/* EventInit(init) wraps the pure-Python Event.__init__ `init` (its specification, kept as
+ * __wrapped__). Used as the class's __init__, a call with only the keywords data, event, id and
+ * last_event_id, exact str values (id may be None), an event type that is not empty and has no
+ * CR or LF, and ids without CR, LF or U+0000, on an instance of the class whose own __init__ it
+ * is, stores the fields as the Python method does; any other call (positional arguments,
+ * unknown, missing or repeated keywords, other types, str subclasses, invalid values,
+ * subclasses) is init's own, so every error is the Python one by construction.
+ *
+ * It is a method descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR): type.__call__ calls it with the
+ * instance first and no bound method in between, as it calls a function. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *init; /* the Python method */
+    vectorcallfunc vectorcall;
+    /* The class that holds this as its __init__ and the descriptors of its fields data,
+     * event, id, last_event_id (set by __set_name__; NULL: no fast path). */
+    PyTypeObject *owner;
+    PyObject *fields[4];
+} EventInit;
+
+static PyObject *event_init_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                       PyObject *kwnames);
+static PyTypeObject EventInitType;
+
+static PyObject *
+event_init_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *init;
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0)
+        || !PyArg_ParseTuple(args, "O:EventInit", &init)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "EventInit() takes one positional argument");
+        }
+        return NULL;
+    }
+    if (!PyCallable_Check(init)) {
+        PyErr_SetString(PyExc_TypeError, "EventInit() needs the Python __init__ to wrap");
+        return NULL;
+    }
+    EventInit *e = (EventInit *)type->tp_alloc(type, 0);
+    if (e != NULL) {
+        e->init = Py_NewRef(init);
+        e->vectorcall = event_init_vectorcall;
+    }
+    return (PyObject *)e;
+}
+
+static int
+event_init_traverse(EventInit *e, visitproc visit, void *arg)
+{
+    Py_VISIT(e->init);
+    Py_VISIT(e->owner);
+    for (int i = 0; i < 4; i++) {
+        Py_VISIT(e->fields[i]);
+    }
+    return 0;
+}
+
+static int
+event_init_clear(EventInit *e)
+{
+    Py_CLEAR(e->init);
+    Py_CLEAR(e->owner);
+    for (int i = 0; i < 4; i++) {
+        Py_CLEAR(e->fields[i]);
+    }
+    return 0;
+}
+
+static void
+event_init_dealloc(EventInit *e)
+{
+    PyObject_GC_UnTrack(e);
+    event_init_clear(e);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* The keyword's index among data, event, id, last_event_id, or -1. */
+static int
+keyword_index(PyObject *name)
+{
+    PyObject *names[4] = {s_data, s_event, s_id, s_last_event_id};
+    for (int i = 0; i < 4; i++) {
+        if (name == names[i]) {
+            return i;
+        }
+    }
+    if (!PyUnicode_CheckExact(name)) {
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (PyUnicode_Compare(name, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Store the fields of the common valid call Event(data=..., event=..., id=..., last_event_id=...)
+ * on an instance of e->owner -- `args` holds the nargs positional arguments then the keyword
+ * values -- as the Python method does: 1 when stored, 0 when the call is not that case
+ * (nothing is done), -1 on error. */
+static int
+event_init_fast(EventInit *e, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    if (nargs != 0 || kwnames == NULL || e->owner == NULL || Py_TYPE(self) != e->owner) {
+        return 0;
+    }
+    PyObject *values[4] = {NULL, s_message, Py_None, s_empty};
     unsigned seen = 0;
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        unsigned bit;
-        if (name == s_data_kw) {
-            bit = 1;
+        int index = keyword_index(PyTuple_GET_ITEM(kwnames, i));
+        if (index < 0 || (seen & (1u << index))) {
+            return 0;
         }
-        else if (name == s_event) {
-            bit = 2;
-        }
-        else if (name == s_id) {
-            bit = 4;
-        }
-        else if (name == s_last_event_id_kw) {
-            bit = 8;
-        }
-        else if (!PyUnicode_CheckExact(name)) {
-            goto slow;
-        }
-        else if (PyUnicode_Compare(name, s_data_kw) == 0) {
-            bit = 1;
-        }
-        else if (PyUnicode_Compare(name, s_event) == 0) {
-            bit = 2;
-        }
-        else if (PyUnicode_Compare(name, s_id) == 0) {
-            bit = 4;
-        }
-        else if (PyUnicode_Compare(name, s_last_event_id_kw) == 0) {
-            bit = 8;
-        }
-        else {
-            goto slow;
-        }
-        if (seen & bit) {
-            goto slow;
-        }
-        seen |= bit;
-        PyObject *value = args[i];
-        switch (bit) {
-        case 1:
-            data = value;
-            break;
-        case 2:
-            event = value;
-            break;
-        case 4:
-            id = value;
-            break;
-        default:
-            leid = value;
-        }
+        seen |= 1u << index;
+        values[index] = args[i];
     }
+    PyObject *data = values[0], *event = values[1], *id = values[2], *leid = values[3];
     if (data == NULL || !PyUnicode_CheckExact(data) || !PyUnicode_CheckExact(event)
         || !PyUnicode_CheckExact(leid) || (id != Py_None && !PyUnicode_CheckExact(id))) {
-        goto slow;
+        return 0;
     }
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(event) < 0 || PyUnicode_READY(leid) < 0
         || (id != Py_None && PyUnicode_READY(id) < 0)) {
-        return NULL;
+        return -1;
     }
 #endif
     if (event != s_message
         && (PyUnicode_GET_LENGTH(event) == 0 || has_break_or_nul(event, 0))) {
-        goto slow;
-    }
-    if ((id != Py_None && has_break_or_nul(id, 1)) || has_break_or_nul(leid, 1)) {
-        goto slow;
-    }
-    Py_INCREF(data);
-    Py_XSETREF(SLOT(self, off_data), data);
-    Py_INCREF(event);
-    Py_XSETREF(SLOT(self, off_event), event);
-    Py_INCREF(id);
-    Py_XSETREF(SLOT(self, off_id), id);
-    Py_INCREF(leid);
-    Py_XSETREF(SLOT(self, off_leid), leid);
-    Py_RETURN_NONE;
-slow:
-    return event_init_fallback(self, args, nargs, kwnames);
-}
-
-/* --- Event(...) ---------------------------------------------------------------------------- */
-
-/* Calling the Event class goes through type.__call__: the keyword arguments are packed into a
- * dict for object.__new__ and slot_tp_init, which looks __init__ up and unpacks the dict again
- * for the call. event_vectorcall, installed as the class's tp_vectorcall (which subclasses do
- * not inherit), does what type.__call__ does for this class -- allocate the instance as
- * object.__new__ does, then call __init__ -- directly with the caller's arguments, as long as
- * the class is as sse_core._events leaves it: its __new__ is object.__new__ and its __init__
- * is event_init. Anything else -- a subclass, an __init__ or __new__ assigned later -- goes to
- * type.__call__ itself. The check is redone only when the class's version tag changes
- * (CPython gives a class a new tag whenever one of its attributes is set). */
-
-static unsigned int event_plain_tag; /* Event's version tag when it was last found plain */
-
-/* Whether calling Event can skip type.__call__ (see above); -1 with an exception. */
-static int
-event_is_plain(void)
-{
-    PyTypeObject *cls = event_cls;
-    if (cls->tp_version_tag != 0 && cls->tp_version_tag == event_plain_tag) {
-        return 1;
-    }
-    if (cls->tp_new != PyBaseObject_Type.tp_new || (cls->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
         return 0;
     }
-    PyObject *init = PyObject_GetAttr((PyObject *)cls, s_init);
-    if (init == NULL) {
+    if ((id != Py_None && has_break_or_nul(id, 1)) || has_break_or_nul(leid, 1)) {
+        return 0;
+    }
+    /* The class's descriptor for each field, as the Python method's setters
+     * (Event.__dict__["data"].__set__ and so on). */
+    if (set_field(e->fields[0], self, data) < 0 || set_field(e->fields[1], self, event) < 0
+        || set_field(e->fields[2], self, id) < 0 || set_field(e->fields[3], self, leid) < 0) {
         return -1;
     }
-    int is_ours = Py_IS_TYPE(init, &PyMethodDescr_Type)
-                  && ((PyMethodDescrObject *)init)->d_method->ml_meth
-                         == (PyCFunction)(void (*)(void))event_init;
-    Py_DECREF(init);
-    if (is_ours) {
-        /* Getting the attribute gave the class a valid tag if it had none. */
-        event_plain_tag = cls->tp_version_tag;
-    }
-    return is_ours;
+    return 1;
 }
+
+/* The EventInit that is the class's own __init__ (not inherited), or NULL (no exception). */
+static EventInit *
+own_event_init(PyTypeObject *type)
+{
+    PyObject *init = PyDict_GetItemWithError(type->tp_dict, s_init);
+    return init != NULL && Py_IS_TYPE(init, &EventInitType) ? (EventInit *)init : NULL;
+}
+
+/* Called as __init__(self, ...): the fast case on an instance of the class it was set on
+ * (a subclass may store its fields differently), else the Python method. */
+static PyObject *
+event_init_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
+                      PyObject *kwnames)
+{
+    EventInit *e = (EventInit *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (e->init == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "EventInit was cleared");
+        return NULL;
+    }
+    if (nargs >= 1) {
+        int rc = event_init_fast(e, args[0], args + 1, nargs - 1, kwnames);
+        if (rc != 0) {
+            return rc < 0 ? NULL : Py_NewRef(Py_None);
+        }
+    }
+    return PyObject_Vectorcall(e->init, args, nargsf, kwnames);
+}
+
+/* --- calling the class ---------------------------------------------------------------------- */
+
+/* Calling a class goes through type.__call__: the keyword arguments are packed into a dict for
+ * object.__new__ and for __init__, which unpacks it again -- about 250 ns, more than the rest of
+ * serialize(Event(...)). EventInit.__set_name__, which Python calls when a class is created
+ * with an EventInit as its __init__, gives that class this vectorcall (a class's own; its
+ * subclasses do not inherit it): while the class's own __init__ is an EventInit and its
+ * __new__ is object.__new__, it does what type.__call__ does -- allocate as object.__new__,
+ * then __init__, whose result must be None -- straight from the caller's arguments. Anything
+ * else (__init__ or __new__ replaced, an abstract class) is type.__call__ itself. */
 
 /* type.__call__(cls, *args, **kwargs) from a vectorcall's arguments. */
 static PyObject *
@@ -1947,8 +1724,7 @@ type_call_generic(PyObject *cls, PyObject *const *args, Py_ssize_t nargs, PyObje
         return NULL;
     }
     for (Py_ssize_t i = 0; i < nargs; i++) {
-        Py_INCREF(args[i]);
-        PyTuple_SET_ITEM(tuple, i, args[i]);
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
     }
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     if (nkw > 0) {
@@ -1969,145 +1745,205 @@ done:
     return result;
 }
 
+/* func(self, *args, **kwargs) from a vectorcall's arguments without self. */
 static PyObject *
-event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+call_with_self(PyObject *func, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
 {
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *local[8];
+    PyObject **stack = local;
+    if (total + 1 > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
+        stack = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *result = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
+    if (stack != local) {
+        PyMem_Free(stack);
+    }
+    return result;
+}
+
+/* The last class found plain, its EventInit and the class's version tag then (CPython gives a
+ * class a new tag whenever one of its attributes is set, and never reuses one). */
+static PyTypeObject *plain_type;
+static EventInit *plain_init;
+static unsigned int plain_tag;
+
+/* The EventInit to call for `type` when calling it can skip type.__call__: its own __init__
+ * is an EventInit set on it and its __new__ is object.__new__. NULL otherwise (with an
+ * exception on error). */
+static EventInit *
+plain_event_init(PyTypeObject *type)
+{
+    EventInit *e = NULL;
+    if (type == plain_type && type->tp_version_tag != 0 && type->tp_version_tag == plain_tag) {
+        e = plain_init;
+    }
+    else if (type->tp_new == PyBaseObject_Type.tp_new
+             && !(type->tp_flags & Py_TPFLAGS_IS_ABSTRACT)) {
+        e = own_event_init(type);
+        /* Looking an attribute up gives the class a version tag if it has none. */
+        PyObject *init = e == NULL ? NULL : PyObject_GetAttr((PyObject *)type, s_init);
+        if (init != (PyObject *)e) {
+            e = NULL;
+        }
+        Py_XDECREF(init);
+        if (e != NULL && type->tp_version_tag != 0) {
+            plain_type = type;
+            plain_init = e;
+            plain_tag = type->tp_version_tag;
+        }
+    }
+    return e != NULL && e->owner == type && e->init != NULL ? e : NULL;
+}
+
+static PyObject *
+class_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyTypeObject *type = (PyTypeObject *)cls;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    int is_plain = (PyTypeObject *)cls == event_cls ? event_is_plain() : 0;
-    if (is_plain < 0) {
-        return NULL;
+    EventInit *e = plain_event_init(type);
+    if (e == NULL) {
+        return PyErr_Occurred() ? NULL : type_call_generic(cls, args, nargs, kwnames);
     }
-    if (!is_plain) {
-        return type_call_generic(cls, args, nargs, kwnames);
-    }
-    /* object.__new__ (it accepts any arguments when __init__ is overridden), then
-     * __init__, whose result type.__call__ would check to be None: event_init's is. */
-    PyObject *self = event_cls->tp_alloc(event_cls, 0);
+    PyObject *self = type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    PyObject *none = event_init(self, args, nargs, kwnames);
-    if (none == NULL) {
+    int rc = event_init_fast(e, self, args, nargs, kwnames);
+    if (rc == 0) {
+        PyObject *result = call_with_self(e->init, self, args, nargs, kwnames);
+        if (result == NULL) {
+            rc = -1;
+        }
+        else if (result != Py_None) {
+            PyErr_Format(PyExc_TypeError, "__init__() should return None, not '%.200s'",
+                         Py_TYPE(result)->tp_name);
+            rc = -1;
+        }
+        Py_XDECREF(result);
+    }
+    if (rc < 0) {
         Py_DECREF(self);
         return NULL;
     }
-    Py_DECREF(none);
     return self;
 }
 
-/* is_event_call_direct(): whether calling Event now takes event_vectorcall's direct path. */
+/* EventInit.__set_name__(owner, name): Python calls it when it creates a class that holds this
+ * object. As the __init__ of a class made by `type` itself (not a metaclass, whose call may
+ * differ) whose fields data, event, id and last_event_id are data descriptors, this remembers
+ * the class and the descriptors (the fast path's only class) and gives the class its direct
+ * call path (see "calling the class" above). Otherwise -- attrs first makes a class without
+ * the slots, then the real one -- it does nothing. */
 static PyObject *
-is_event_call_direct(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+event_init_set_name(EventInit *e, PyObject *args)
 {
-    if (event_cls->tp_vectorcall != event_vectorcall) {
-        Py_RETURN_FALSE;
+    PyObject *owner, *name;
+    if (!PyArg_ParseTuple(args, "OO:__set_name__", &owner, &name)) {
+        return NULL;
     }
-    int is_plain = event_is_plain();
-    return is_plain < 0 ? NULL : PyBool_FromLong(is_plain);
+    if (!Py_IS_TYPE(owner, &PyType_Type) || !PyUnicode_Check(name)
+        || PyUnicode_Compare(name, s_init) != 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *names[4] = {s_data, s_event, s_id, s_last_event_id}, *fields[4] = {NULL};
+    for (int i = 0; i < 4; i++) {
+        fields[i] = field_descriptor((PyTypeObject *)owner, names[i]);
+        if (fields[i] == NULL) {
+            PyErr_Clear();
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(fields[j]);
+            }
+            Py_RETURN_NONE;
+        }
+    }
+    Py_XSETREF(e->owner, (PyTypeObject *)Py_NewRef(owner));
+    for (int i = 0; i < 4; i++) {
+        Py_XSETREF(e->fields[i], fields[i]);
+    }
+    ((PyTypeObject *)owner)->tp_vectorcall = class_vectorcall;
+    Py_RETURN_NONE;
 }
+
+static PyMethodDef event_init_methods[] = {
+    {"__set_name__", (PyCFunction)event_init_set_name, METH_VARARGS,
+     "__set_name__($self, owner, name, /)\n--\n\n"
+     "Called when a class is created with this as its __init__: calling that class then\n"
+     "skips type.__call__ while its __init__ and __new__ stay as they are."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* EventInit is a descriptor like a function: looked up on an instance it gives a bound
+ * method; on the class, itself. */
+static PyObject *
+event_init_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+event_init_wrapped(EventInit *e, void *Py_UNUSED(closure))
+{
+    if (e->init == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(e->init);
+}
+
+static PyGetSetDef event_init_getset[] = {
+    {"__wrapped__", (getter)event_init_wrapped, NULL, "The Python __init__ (specification).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject EventInitType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sse_core._speedups.EventInit",
+    .tp_basicsize = sizeof(EventInit),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+                | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "EventInit(init, /)\n--\n\n"
+              "Event.__init__ in C for the common valid call; any other call is ``init``'s\n"
+              "(the pure-Python method, kept as __wrapped__).",
+    .tp_new = event_init_new,
+    .tp_dealloc = (destructor)event_init_dealloc,
+    .tp_traverse = (traverseproc)event_init_traverse,
+    .tp_clear = (inquiry)event_init_clear,
+    .tp_vectorcall_offset = offsetof(EventInit, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = event_init_get,
+    .tp_getset = event_init_getset,
+    .tp_methods = event_init_methods,
+};
 
 /* --- module -------------------------------------------------------------------------------- */
 
-/* `process` is published as a method descriptor of `object` rather than a plain builtin
- * function: called directly it takes (parser, complete, out), and stored as
- * Parser._process it binds to the parser like a Python method, with no wrapper frame. */
-/* The docstring is exactly that of Parser.feed in sse_core/_parser.py (after
- * inspect.cleandoc; tests/test_speedups.py checks it), so that the method can be stored as
- * Parser.feed directly, with no Python wrapper frame, without losing the docs. */
-static PyMethodDef feed_def = {
-    "feed", (PyCFunction)(void (*)(void))feed, METH_FASTCALL | METH_KEYWORDS,
-    "feed($self, /, data)\n--\n\n"
-    "Parse the next chunk of the stream.\n"
-    "\n"
-    "Args:\n"
-    "    data: The next bytes of the body, of any length. ``b\"\"`` is not end of stream.\n"
-    "\n"
-    "Returns:\n"
-    "    The items completed by this chunk, in stream order; an empty list means that\n"
-    "    more bytes are needed.\n"
-    "\n"
-    "Raises:\n"
-    "    LimitExceeded: a line or an event crossed its limit. ``items`` holds what this\n"
-    "        call parsed before; the parser is failed afterwards.\n"
-    "    RemoteProtocolError: the parser failed earlier.\n"
-    "    LocalProtocolError: called after :meth:`feed_eof`.",
-};
-
-/* Stored as Event.__init__ it binds like the Python method; its docstring and signature are
- * those of the Python method (which has no docstring of its own). */
-static PyMethodDef event_init_def = {
-    "event_init", (PyCFunction)(void (*)(void))event_init, METH_FASTCALL | METH_KEYWORDS,
-    "event_init($self, /, *, data, event='message', id=None, last_event_id='')\n--\n\n"
-    "Event.__init__ in C: the same records and the same errors.",
-};
-
-static PyMethodDef process_def = {
-    "process", (PyCFunction)(void (*)(void))process, METH_FASTCALL,
-    "process(parser, complete, out)\n--\n\n"
-    "Parser._process in C: process whole lines (``complete`` is empty or ends with LF),\n"
-    "appending the items to ``out`` and storing the spec's buffers back into ``parser``.",
-};
-
-/* The docstrings are exactly those of the Python functions in sse_core/_serializer.py (after
- * inspect.cleandoc; tests/test_speedups.py checks them), so that these functions can be
- * published as sse_core.serialize and serialize_event directly, with no wrapper frame. */
 static PyMethodDef module_functions[] = {
-    {"serialize_event", (PyCFunction)(void (*)(void))serialize_event,
-     METH_FASTCALL | METH_KEYWORDS,
-     "serialize_event(data, *, event=None, id=None, retry=None)\n--\n\n"
-     "Encode an event from plain values, without building an :class:`~sse_core.Event`.\n"
-     "\n"
-     "The same checks as the records' constructors apply, so the result can never inject.\n"
-     "\n"
-     "Args:\n"
-     "    data: The event's data; CR and CRLF are sent as line breaks.\n"
-     "    event: The event type; ``None`` or ``\"message\"`` sends no ``event`` line.\n"
-     "    id: The event's id; ``None`` sends no ``id`` line, ``\"\"`` resets the last event ID.\n"
-     "    retry: A reconnection time in milliseconds to send before the event, or ``None``.\n"
-     "\n"
-     "Returns:\n"
-     "    The UTF-8 bytes of the ``retry`` line (if any) followed by the event.\n"
-     "\n"
-     "Raises:\n"
-     "    InvalidFieldError: ``event`` is empty or contains CR/LF; ``id`` contains CR, LF or\n"
-     "        U+0000; ``retry`` is not a non-negative int; ``data`` is not a str or contains a\n"
-     "        lone surrogate."},
-    {"serialize", (PyCFunction)(void (*)(void))serialize, METH_FASTCALL | METH_KEYWORDS,
-     "serialize(item)\n--\n\n"
-     "Encode one item as ``text/event-stream`` bytes.\n"
-     "\n"
-     "An :class:`~sse_core.Event` becomes its ``id`` line (when ``id`` is not ``None``), its\n"
-     "``event`` line (unless it is ``\"message\"``), one ``data:`` line per data line -- at least\n"
-     "one, so that empty data is dispatched -- and a blank line. ``last_event_id`` is not\n"
-     "written. A :class:`~sse_core.Comment` becomes ``:text``; a :class:`~sse_core.Retry`\n"
-     "becomes ``retry: N``. Neither adds a blank line.\n"
-     "\n"
-     "Encode once and send the same bytes to every client of a broadcast.\n"
-     "\n"
-     "Args:\n"
-     "    item: The event, comment or retry to write.\n"
-     "\n"
-     "Returns:\n"
-     "    The UTF-8 bytes.\n"
-     "\n"
-     "Raises:\n"
-     "    InvalidFieldError: text contains a lone surrogate (not encodable in UTF-8), or\n"
-     "        ``item`` is not a stream item."},
-    {"is_event_call_direct", is_event_call_direct, METH_NOARGS,
-     "is_event_call_direct()\n--\n\n"
-     "Whether calling Event skips type.__call__ (allocating the record and calling the C\n"
-     "__init__ directly); False once Event's __init__ or __new__ is replaced."},
+    {"write_event", (PyCFunction)(void (*)(void))write_event_entry, METH_FASTCALL,
+     "write_event(data, event, id, retry, /)\n--\n\n"
+     "The UTF-8 bytes of an event for the common valid values (see sse_core/_speedups.c),\n"
+     "else None: the caller then does what sse_core.serialize_event does."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "sse_core._speedups",
-    "Optional C accelerator for sse_core (floor 1): process() is Parser._process and feed() "
-    "is Parser.feed (sse_core/_parser.py is their specification); serialize() and "
-    "serialize_event() are the functions of sse_core/_serializer.py; event_init() is "
-    "Event.__init__ (sse_core/_events.py), and calling Event skips type.__call__ "
-    "(is_event_call_direct()).",
+    "Optional C accelerator for sse_core (floor 1): Scanner (the parse state of one stream and "
+    "the scan over it; sse_core._parser._Scanner is its specification), write_event (the "
+    "common case of sse_core/_serializer.py) and EventInit (Event.__init__'s common case). "
+    "See the comment at the top of _speedups.c for the boundary.",
     -1,
     module_functions,
     NULL,
@@ -2126,31 +1962,13 @@ intern_all(void)
         {&s_message, "message"},
         {&s_empty, ""},
         {&s_max_event_size, "max_event_size"},
-        {&s_fail, "_fail"},
-        {&s_data, "_data"},
-        {&s_data_size, "_data_size"},
-        {&s_event_type, "_event_type"},
-        {&s_own_id, "_own_id"},
-        {&s_id_buffer, "_id_buffer"},
-        {&s_last_event_id, "_last_event_id"},
-        {&s_max_event_size_attr, "_max_event_size"},
-        {&s_state, "_state"},
-        {&s_raise_not_open, "_raise_not_open"},
-        {&s_decoder, "_decoder"},
-        {&s_buffer, "buffer"},
-        {&s_errors, "errors"},
-        {&s_decode, "decode"},
-        {&s_is_at_start, "_is_at_start"},
-        {&s_pending_lf, "_pending_lf"},
-        {&s_tail, "_tail"},
-        {&s_tail_size, "_tail_size"},
         {&s_max_line_length, "max_line_length"},
-        {&s_max_line_length_attr, "_max_line_length"},
+        {&s_data, "data"},
         {&s_event, "event"},
         {&s_id, "id"},
-        {&s_retry, "retry"},
-        {&s_data_kw, "data"},
-        {&s_last_event_id_kw, "last_event_id"},
+        {&s_last_event_id, "last_event_id"},
+        {&s_text, "text"},
+        {&s_milliseconds, "milliseconds"},
         {&s_init, "__init__"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -2170,76 +1988,17 @@ PyInit__speedups(void)
     if (intern_all() < 0) {
         return NULL;
     }
-    PyObject *slot_names[N_PARSER_SLOTS] = {
-        [P_DATA] = s_data,
-        [P_DATA_SIZE] = s_data_size,
-        [P_EVENT_TYPE] = s_event_type,
-        [P_OWN_ID] = s_own_id,
-        [P_ID_BUFFER] = s_id_buffer,
-        [P_LAST_EVENT_ID] = s_last_event_id,
-        [P_MAX_EVENT_SIZE_ATTR] = s_max_event_size_attr,
-        [P_STATE] = s_state,
-        [P_DECODER] = s_decoder,
-        [P_IS_AT_START] = s_is_at_start,
-        [P_PENDING_LF] = s_pending_lf,
-        [P_TAIL] = s_tail,
-        [P_TAIL_SIZE] = s_tail_size,
-        [P_MAX_LINE_LENGTH_ATTR] = s_max_line_length_attr,
-    };
-    for (int i = 0; i < N_PARSER_SLOTS; i++) {
-        parser_slot_names[i] = slot_names[i];
-    }
-    if (utf8_decoder_cls == NULL) {
-        PyObject *codec = PyImport_ImportModule("encodings.utf_8");
-        if (codec == NULL) {
-            return NULL;
-        }
-        PyObject *cls = PyObject_GetAttrString(codec, "IncrementalDecoder");
-        Py_DECREF(codec);
-        if (cls == NULL) {
-            return NULL;
-        }
-        utf8_decoder_cls = (PyTypeObject *)cls; /* compared by identity only */
-    }
-    if (event_cls == NULL) {
-        PyObject *events = PyImport_ImportModule("sse_core._events");
-        if (events == NULL) {
-            return NULL;
-        }
-        PyTypeObject *event = get_class(events, "Event");
-        PyTypeObject *comment = event == NULL ? NULL : get_class(events, "Comment");
-        PyTypeObject *retry = comment == NULL ? NULL : get_class(events, "Retry");
-        Py_DECREF(events);
-        if (retry == NULL || slot_offset(event, "data", &off_data) < 0
-            || slot_offset(event, "event", &off_event) < 0
-            || slot_offset(event, "id", &off_id) < 0
-            || slot_offset(event, "last_event_id", &off_leid) < 0
-            || slot_offset(comment, "text", &off_text) < 0
-            || slot_offset(retry, "milliseconds", &off_ms) < 0) {
-            Py_XDECREF(event);
-            Py_XDECREF(comment);
-            Py_XDECREF(retry);
-            return NULL;
-        }
-        event_cls = event;
-        comment_cls = comment;
-        retry_cls = retry;
-        if (Py_IS_TYPE(event, &PyType_Type)) {
-            event->tp_vectorcall = event_vectorcall; /* see event_is_plain */
-        }
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&EventInitType) < 0) {
+        return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
     }
-    PyMethodDef *defs[] = {&process_def, &feed_def, &event_init_def};
-    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-        PyObject *func = PyDescr_NewMethod(&PyBaseObject_Type, defs[i]);
-        if (func == NULL || PyModule_AddObject(module, defs[i]->ml_name, func) < 0) {
-            Py_XDECREF(func);
-            Py_DECREF(module);
-            return NULL;
-        }
+    if (PyModule_AddObjectRef(module, "Scanner", (PyObject *)&ScannerType) < 0
+        || PyModule_AddObjectRef(module, "EventInit", (PyObject *)&EventInitType) < 0) {
+        Py_DECREF(module);
+        return NULL;
     }
     return module;
 }

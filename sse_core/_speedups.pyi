@@ -1,36 +1,64 @@
-"""Type stub of the optional C accelerator ``sse_core._speedups`` (floor 1)."""
+"""Type stub of the optional C accelerator ``sse_core._speedups`` (floor 1).
+
+The boundary is described at the top of ``_speedups.c`` and in ``docs/parser.rst``.
+"""
+
+from collections.abc import Callable
+from typing import Any
 
 from ._events import Comment, Event, Retry
-from ._parser import Parser
 
-__all__ = [
-    "event_init", "feed", "is_event_call_direct", "process", "serialize", "serialize_event"
-]
+__all__ = ["EventInit", "Scanner", "write_event"]
 
-def process(parser: Parser, complete: str, out: list[Event | Comment | Retry], /) -> None:
-    """``Parser._process`` in C."""
+class Scanner:
+    """The parse state of one stream and the scan over it (``_parser._Scanner`` in C)."""
 
-def feed(parser: Parser, /, data: bytes | bytearray | memoryview) -> list[Event | Comment | Retry]:
-    """``Parser.feed`` in C, with its docstring."""
+    def __init__(
+        self,
+        max_line_length: int,
+        max_event_size: int,
+        last_event_id: str,
+        event: type[Event],
+        comment: type[Comment],
+        retry: type[Retry],
+        limit_exceeded: type[Exception],
+        /,
+    ) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview, /) -> list[Event | Comment | Retry]:
+        """Parse the next chunk; return the items it completed."""
+    def end(self) -> bool:
+        """End of stream: whether an event was cut short."""
+    @property
+    def data(self) -> list[str]: ...
+    @property
+    def data_size(self) -> int: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def own_id(self) -> str | None: ...
+    @property
+    def id_buffer(self) -> str: ...
+    @property
+    def last_event_id(self) -> str: ...
+    @property
+    def tail(self) -> list[str]: ...
+    @property
+    def tail_size(self) -> int: ...
+    @property
+    def pending_lf(self) -> bool: ...
+    @property
+    def is_at_start(self) -> bool: ...
+    @property
+    def undecoded(self) -> bytes: ...
 
-def event_init(
-    self: Event,
-    /,
-    *,
-    data: str,
-    event: str = "message",
-    id: str | None = None,
-    last_event_id: str = "",
-) -> None:
-    """``Event.__init__`` in C."""
+def write_event(data: object, event: object, id: object, retry: object, /) -> bytes | None:
+    """The bytes of the common valid event, else None (the caller does the rest)."""
 
-def serialize(item: Event | Comment | Retry) -> bytes:
-    """``sse_core._serializer.serialize`` in C."""
+class EventInit:
+    """``Event.__init__`` in C for the common valid call; other calls go to ``init``."""
 
-def serialize_event(
-    data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None
-) -> bytes:
-    """``sse_core._serializer.serialize_event`` in C."""
+    __wrapped__: Callable[..., None]
 
-def is_event_call_direct() -> bool:
-    """Whether calling ``Event`` skips ``type.__call__`` (C ``__init__`` called directly)."""
+    def __init__(self, init: Callable[..., None], /) -> None: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> None: ...
+    def __set_name__(self, owner: type, name: str, /) -> None: ...

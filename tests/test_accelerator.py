@@ -16,15 +16,15 @@ import pytest
 
 # Reports which implementation is wired in, and that parsing and serializing work with it.
 PROBE = """
-import json, sys
-import sse_core, sse_core._events as events, sse_core._parser as parser
+import json, sys, types
+import sse_core, sse_core._parser as parser
 from sse_core import Event, Parser, serialize
 items = Parser().feed(b"id: 1\\ndata: caf\\xc3\\xa9\\n\\n")
 print(json.dumps({
-    "accelerated": parser.IS_ACCELERATED,
+    "accelerated": sse_core.ACCELERATED,
     "speedups_loaded": "sse_core._speedups" in sys.modules,
-    "python_feed": Parser.feed is parser._feed_py,
-    "python_event_init": Event.__init__ is events._event_init_py,
+    "python_scanner": type(Parser()._scanner) is parser._Scanner,
+    "python_event_init": isinstance(Event.__dict__["__init__"], types.FunctionType),
     "parsed": items == [Event(data="caf\\u00e9", id="1", last_event_id="1")],
     "serialized": serialize(Event(data="a\\nb")) == b"data: a\\ndata: b\\n\\n",
 }))
@@ -46,12 +46,13 @@ def probe(value: str | None) -> dict[str, bool]:
 
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_pure_python_forced(value: str) -> None:
-    """With the variable set, _speedups is never imported, IS_ACCELERATED is False, the
-    Python methods stay in place, and parsing and serializing work."""
+    """With the variable set, _speedups is never imported, sse_core.ACCELERATED is False, the
+    parser uses the Python scanner and Event its Python __init__, and parsing and serializing
+    work."""
     assert probe(value) == {
         "accelerated": False,
         "speedups_loaded": False,
-        "python_feed": True,
+        "python_scanner": True,
         "python_event_init": True,
         "parsed": True,
         "serialized": True,
@@ -61,11 +62,12 @@ def test_pure_python_forced(value: str) -> None:
 @pytest.mark.skipif(not IS_BUILT, reason="the C accelerator is not built here")
 @pytest.mark.parametrize("value", [None, "", "0"])
 def test_accelerator_used_otherwise(value: str | None) -> None:
-    """Unset, empty or ``0``: the built accelerator is loaded and wired in."""
+    """Unset, empty or ``0``: the built accelerator is loaded and used (the C scanner and
+    Event's C __init__)."""
     assert probe(value) == {
         "accelerated": True,
         "speedups_loaded": True,
-        "python_feed": False,
+        "python_scanner": False,
         "python_event_init": False,
         "parsed": True,
         "serialized": True,

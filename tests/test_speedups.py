@@ -1,17 +1,19 @@
 """Tests of the optional C accelerator ``sse_core._speedups`` against the pure-Python code.
 
-The Python parser methods and serializer functions are the specification. Every parser check
-runs the parser with each implementation of ``_process`` and ``feed`` (by setting them on
-``Parser`` for the length of the check), and the C one must give the same items, the same
-errors and the same state as the Python one. Every serializer check calls the C and Python
-functions with the same arguments and compares the bytes or the error (type, message, field,
-value). The module is skipped when the extension is not built or not in use
-(``SSE_CORE_PURE_PYTHON=1``).
+The Python code is the specification. Every parser check runs the parser with each scanner
+(``sse_core._parser._Scanner`` and the C ``Scanner``, chosen by setting
+``_parser._new_scanner`` for the length of the check), and the C one must give the same items,
+the same errors and the same state as the Python one. Every serializer check calls the public
+functions with and without the C writer (``_serializer._write_event``) and compares the bytes
+or the error (type, message, field, value); the Event checks compare the C ``EventInit`` with
+the Python ``__init__`` it wraps. The module is skipped when the extension is not built or not
+in use (``SSE_CORE_PURE_PYTHON=1``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import inspect
 import random
@@ -26,7 +28,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import sse_core._events as events_module
+import sse_core
 import sse_core._parser as parser_module
 import sse_core._serializer as serializer_module
 from sse_core import (
@@ -46,64 +48,59 @@ from .strategies import split_points, sse_bytes
 from .test_parser import CASES, msg, ways
 
 _speedups = pytest.importorskip("sse_core._speedups")
-if not parser_module.IS_ACCELERATED:  # built, but left out by SSE_CORE_PURE_PYTHON=1
+if not sse_core.ACCELERATED:  # built, but left out by SSE_CORE_PURE_PYTHON=1
     pytest.skip("the C accelerator is switched off", allow_module_level=True)
 
-C_PROCESS: Callable[..., None] = _speedups.process
-C_FEED: Callable[..., list[StreamItem]] = _speedups.feed
-# Once the accelerator is wired in, the Python methods are kept under other names.
-PY_PROCESS: Callable[..., None] = (
-    getattr(parser_module, "_process_py", None)
-    or Parser.__dict__.get("_process_py")
-    or Parser.__dict__["_process"]
-)
-PY_FEED: Callable[..., list[StreamItem]] = (
-    getattr(parser_module, "_feed_py", None)
-    or Parser.__dict__.get("_feed_py")
-    or Parser.__dict__["feed"]
-)
-# (Parser._process, Parser.feed) of each implementation under test: pure Python, the C
-# _process under the Python feed, and both in C.
-IMPLS = {
-    "python": (PY_PROCESS, PY_FEED),
-    "c-process": (C_PROCESS, PY_FEED),
-    "c": (C_PROCESS, C_FEED),
-}
+PY_SCANNER = parser_module._Scanner
+
+
+def c_scanner(max_line_length: int, max_event_size: int, last_event_id: str) -> Any:
+    """A C scanner, made as the parser makes it."""
+    return parser_module._c_scanner(max_line_length, max_event_size, last_event_id)
+
+
+# The scanner factory of each implementation under test: pure Python and C.
+IMPLS: dict[str, Callable[[int, int, str], Any]] = {"python": PY_SCANNER, "c": c_scanner}
 both = pytest.mark.parametrize("impl", list(IMPLS))
-accelerated = pytest.mark.parametrize("impl", ["c-process", "c"])
+accelerated = pytest.mark.parametrize("impl", ["c"])
 
-STATE = ("_data", "_data_size", "_event_type", "_own_id", "_id_buffer", "_last_event_id",
-         "_tail", "_tail_size", "_pending_lf", "_is_at_start", "_state")
+# The scanner state both implementations expose under these names.
+STATE = ("data", "data_size", "event_type", "own_id", "id_buffer", "last_event_id",
+         "tail", "tail_size", "pending_lf", "is_at_start", "undecoded")
 
 
-def test_python_implementation_found() -> None:
-    """The Python methods under test are the pure-Python functions, not the C ones."""
-    assert isinstance(PY_PROCESS, types.FunctionType)
-    assert isinstance(PY_FEED, types.FunctionType)
+def test_implementations_found() -> None:
+    """The parser uses the C scanner, and the Python one under test is the pure-Python
+    class; the public methods stay Python functions (nothing is replaced by C)."""
+    assert parser_module._new_scanner is parser_module._c_scanner
+    assert type(Parser()._scanner) is _speedups.Scanner
+    assert PY_SCANNER.__module__ == "sse_core._parser"
+    assert isinstance(Parser.__dict__["feed"], types.FunctionType)
+    assert isinstance(serializer_module.__dict__["serialize"], types.FunctionType)
+    assert isinstance(serializer_module.__dict__["serialize_event"], types.FunctionType)
 
 
 @contextlib.contextmanager
 def using(impl: str) -> Iterator[None]:
-    """Make ``Parser._process`` and ``Parser.feed`` the named implementation for the
-    duration."""
-    saved = Parser.__dict__["_process"], Parser.__dict__["feed"]
-    Parser._process, Parser.feed = IMPLS[impl]  # type: ignore[method-assign]
+    """Make new parsers use the named scanner for the duration."""
+    saved = parser_module._new_scanner
+    parser_module._new_scanner = IMPLS[impl]  # type: ignore[assignment]
     try:
         yield
     finally:
-        Parser._process, Parser.feed = saved  # type: ignore[method-assign]
+        parser_module._new_scanner = saved
+
+
+def scanner_state(scanner: Any) -> tuple[Any, ...]:
+    """The spec's buffers as they stand (lists copied: the Python scanner goes on using its
+    own)."""
+    values = [getattr(scanner, name) for name in STATE]
+    return tuple(list(v) if isinstance(v, list) else v for v in values)
 
 
 def state(parser: Parser) -> tuple[Any, ...]:
-    """The spec's buffers as they stand (a copy: the Python code appends to the list that a
-    later dispatch replaces, the C code only to the list it leaves in the parser)."""
-    return (
-        list(parser._data),
-        *(getattr(parser, name) for name in STATE[1:6]),
-        list(parser._tail),
-        *(getattr(parser, name) for name in STATE[7:]),
-        parser._decoder.getstate(),
-    )
+    """The scanner's state and the parser's own."""
+    return (*scanner_state(parser._scanner), parser._state)
 
 
 def run(impl: str, chunks: list[bytes], **config: Any) -> list[Any]:
@@ -306,28 +303,29 @@ _text = st.lists(_piece, max_size=40).map("".join)
     max_event_size=st.sampled_from([1, 3, 8, 1 << 20]),
     ends_lines=st.booleans(),
 )
-def test_process_direct_matches_python(
+def test_scanner_direct_matches_python(
     texts: list[str], max_event_size: int, ends_lines: bool
 ) -> None:
-    """Called directly on text of any str kind (even text breaking the final-LF contract),
-    process() appends the same items, raises the same error and leaves the same state."""
+    """Scanners fed directly with text of any str kind (lone surrogates included, as UTF-8
+    with surrogatepass), whole lines or not: the same items, the same error and the same
+    state after every call."""
 
-    def calls(process: Callable[..., None]) -> list[Any]:
-        parser = Parser(max_event_size=max_event_size, last_event_id="s")
+    def calls(make: Callable[[int, int, str], Any]) -> list[Any]:
+        scanner = make(1 << 20, max_event_size, "s")
         trace: list[Any] = []
         for text in texts:
             if ends_lines and text and not text.endswith("\n"):
                 text += "\n"
-            out: list[StreamItem] = []
             try:
-                process(parser, text, out)
+                items = scanner.feed(text.encode("utf-8", "surrogatepass"))
             except LimitExceeded as error:
-                trace.append((out, error.value, error.maximum, error.items))
+                trace.append((type(error), error.value, error.maximum, error.items))
                 break
-            trace.append((out, state(parser)))
+            trace.append((items, scanner_state(scanner)))
+        trace.append(("end", scanner.end(), scanner_state(scanner)))
         return trace
 
-    assert calls(C_PROCESS) == calls(PY_PROCESS)
+    assert calls(c_scanner) == calls(PY_SCANNER)
 
 
 # --- C against the reference ----------------------------------------------------------------
@@ -449,15 +447,36 @@ def test_items_are_exact_types(impl: str) -> None:
                                                                                "7", "7"))
 
 
-def test_process_argument_errors() -> None:
-    """process() refuses the wrong number or types of arguments with TypeError."""
-    parser = Parser()
+def test_scanner_argument_errors() -> None:
+    """The C Scanner refuses missing, keyword or wrongly typed arguments, and classes whose
+    fields are not data descriptors, with TypeError (a class without the fields with
+    AttributeError); feed refuses a str."""
+    kinds = (Event, Comment, Retry, LimitExceeded)
     with pytest.raises(TypeError):
-        C_PROCESS(parser, "data: a\n\n")
+        _speedups.Scanner(10, 10, "")
     with pytest.raises(TypeError):
-        C_PROCESS(parser, b"data: a\n\n", [])
+        _speedups.Scanner(10, 10, "", *kinds, max_line_length=10)
     with pytest.raises(TypeError):
-        C_PROCESS(parser, "data: a\n\n", ())
+        _speedups.Scanner(10, 10, b"", *kinds)
+    with pytest.raises(TypeError):
+        _speedups.Scanner(10.0, 10, "", *kinds)
+    plain = type("Plain", (), dict.fromkeys(["data", "event", "id", "last_event_id"], ""))
+    with pytest.raises(TypeError, match=r"Plain\.data is not a data descriptor"):
+        _speedups.Scanner(10, 10, "", plain, Comment, Retry, LimitExceeded)
+    with pytest.raises(AttributeError):
+        _speedups.Scanner(10, 10, "", Comment, Comment, Retry, LimitExceeded)
+    with pytest.raises(TypeError):
+        _speedups.Scanner(10, 10, "", *kinds).feed("data: a\n\n")
+
+
+def test_scanner_state_views_are_copies() -> None:
+    """The C scanner's state views are copies: changing them changes nothing it parses."""
+    scanner = c_scanner(100, 100, "")
+    scanner.feed(b"data: a\ndata: b")
+    scanner.data.append(5)
+    scanner.tail.append(5)
+    assert (scanner.data, scanner.tail, scanner.tail_size) == (["a"], ["data: b"], 7)
+    assert scanner.feed(b"\n\n") == [msg("a\nb")]
 
 
 # --- reference counts and memory ------------------------------------------------------------
@@ -584,18 +603,16 @@ def test_unfinished_line_joined_with_wider_and_narrower_text(impl: str,
                 assert hash(value) == hash("".join(list(value)))
 
 
-@accelerated
-def test_unusual_tail_pieces_match_python(impl: str) -> None:
-    """A tail list holding a str subclass (only reachable by writing the private slot) is
-    joined as the Python code joins it."""
-    results = []
-    for name in (impl, "python"):
-        with using(name):
-            parser = Parser()
-            parser.feed(b"data: a")
-            parser._tail = [_Str(piece) for piece in parser._tail]
-            results.append((parser.feed(b"b\n\n"), state(parser)))
-    assert results[0] == results[1]
+@both
+def test_last_event_id_str_subclass_is_kept(impl: str) -> None:
+    """A str subclass as the seeded last event ID is the very object the events carry."""
+    seed = _Str("seed")
+    with using(impl):
+        parser = Parser(last_event_id=seed)
+        items = parser.feed(b"data: a\n\ndata: b\nevent: t\n\n")
+    assert [item.last_event_id for item in items if isinstance(item, Event)] == [seed, seed]
+    assert all(item.last_event_id is seed for item in items if isinstance(item, Event))
+    assert parser.last_event_id is seed
 
 @accelerated
 def test_parser_subclass(impl: str) -> None:
@@ -617,15 +634,33 @@ def test_parser_subclass(impl: str) -> None:
 # --- the serializer -------------------------------------------------------------------------
 
 
-C_SERIALIZE_EVENT: Callable[..., bytes] = _speedups.serialize_event
-C_SERIALIZE: Callable[..., bytes] = _speedups.serialize
-# Once the accelerator is wired in, the Python functions are kept under private names.
-PY_SERIALIZE_EVENT: Callable[..., bytes] = getattr(
-    serializer_module, "_serialize_event_py", serializer_module.serialize_event
-)
-PY_SERIALIZE: Callable[..., bytes] = getattr(
-    serializer_module, "_serialize_py", serializer_module.serialize
-)
+# The public functions call the C writer first (C_*); with _write_event set to None they are
+# the pure-Python specification (PY_*).
+C_SERIALIZE_EVENT: Callable[..., bytes] = serializer_module.serialize_event
+C_SERIALIZE: Callable[..., bytes] = serializer_module.serialize
+
+
+@contextlib.contextmanager
+def without_c_writer() -> Iterator[None]:
+    """Make the serializer functions pure Python for the duration."""
+    saved = serializer_module._write_event
+    serializer_module._write_event = None
+    try:
+        yield
+    finally:
+        serializer_module._write_event = saved
+
+
+def PY_SERIALIZE_EVENT(*args: Any, **kwargs: Any) -> bytes:
+    """serialize_event without the C writer."""
+    with without_c_writer():
+        return serializer_module.serialize_event(*args, **kwargs)
+
+
+def PY_SERIALIZE(*args: Any, **kwargs: Any) -> bytes:
+    """serialize without the C writer."""
+    with without_c_writer():
+        return serializer_module.serialize(*args, **kwargs)
 
 
 def outcome(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
@@ -637,10 +672,19 @@ def outcome(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[An
                 repr(getattr(error, "value", None)))
 
 
-def test_python_serializer_found() -> None:
-    """The serializer functions compared against are the pure-Python ones."""
-    assert isinstance(PY_SERIALIZE_EVENT, types.FunctionType)
-    assert isinstance(PY_SERIALIZE, types.FunctionType)
+def test_c_writer_writes_common_case_only() -> None:
+    """The C writer is in use and writes the common valid case itself; for anything else it
+    returns None and the Python code decides."""
+    write = _speedups.write_event
+    assert serializer_module._write_event is write
+    assert write("a\r\nb", "t", "1", 5) == b"retry: 5\nid: 1\nevent: t\ndata: a\ndata: b\n\n"
+    assert write("a", "message", None, None) == b"data: a\n\n"
+    for args in [(_Str("a"), None, None, None), ("a", "", None, None), ("a", "x\ny", None, None),
+                 ("a", None, "1\x00", None), ("a", None, None, -1), ("a", None, None, 2**64),
+                 ("a", None, None, True), ("\ud800", None, None, None), (5, None, None, None)]:
+        assert write(*args) is None, args
+    with pytest.raises(TypeError):
+        write("a", None, None)
 
 
 class _Str(str):
@@ -828,47 +872,40 @@ def test_serializer_line_endings_in_data(data: str) -> None:
     assert C_SERIALIZE_EVENT(data) == want == PY_SERIALIZE_EVENT(data)
     assert C_SERIALIZE(Event(data=data)) == want
 
-# --- Parser.feed stored directly --------------------------------------------------------------
-
-
-def test_feed_docstring_is_python_docstring() -> None:
-    """The C feed carries exactly the Python method's docstring and a signature inspect can
-    read, so that it can be stored as Parser.feed without a wrapper."""
-    assert C_FEED.__doc__ == inspect.cleandoc(PY_FEED.__doc__ or "")
-    assert inspect.getdoc(C_FEED) == inspect.getdoc(PY_FEED)
-    assert list(inspect.signature(C_FEED).parameters) == ["self", "data"]
-    assert list(inspect.signature(C_FEED.__get__(Parser())).parameters) == ["data"]
+# --- Parser.feed's arguments ---------------------------------------------------------------
 
 
 def test_feed_unusual_arguments_match_python() -> None:
-    """feed(data=...) parses as the Python method does; wrong arguments raise its errors."""
+    """feed(data=...) parses with either scanner as with the Python one; wrong arguments raise
+    the same errors."""
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
         ((), {"data": b"data: a\n\n"}), ((), {}), ((b"x", b"y"), {}), ((), {"chunk": b"x"}),
-        ((b"data: a\n\n",), {"data": b"x"}),
+        ((b"data: a\n\n",), {"data": b"x"}), (("data: a\n\n",), {}), ((5,), {}),
+        ((memoryview(b"data: a\n\n")[::2],), {}),  # no simple buffer
     ]
     for args, kwargs in calls:
-        assert outcome(C_FEED, Parser(), *args, **kwargs) == outcome(PY_FEED, Parser(), *args,
-                                                                     **kwargs)
+        results = []
+        for impl in ("c", "python"):
+            with using(impl):
+                results.append(outcome(Parser().feed, *args, **kwargs))
+        assert results[0] == results[1]
 
 
 # --- Event.__init__ -----------------------------------------------------------------------------
 
-C_EVENT_INIT: Callable[..., None] = _speedups.event_init
-# Once the accelerator is wired in, the Python method is kept as _events._event_init_py.
-PY_EVENT_INIT: Callable[..., None] = (
-    getattr(events_module, "_event_init_py", None) or Event.__dict__["__init__"]
-)
-# The C __init__ calls _events._event_init_py for unusual arguments; until the accelerator is
-# wired in (which adds it), provide it here so that the C method can be tried on its own.
-if not hasattr(events_module, "_event_init_py"):
-    events_module._event_init_py = PY_EVENT_INIT  # type: ignore[attr-defined]
+# Event's __init__ is the C EventInit wrapping the Python method (its __wrapped__).
+C_EVENT_INIT: Any = Event.__dict__["__init__"]
+PY_EVENT_INIT: Callable[..., None] = C_EVENT_INIT.__wrapped__
 
 
 @contextlib.contextmanager
 def event_init(function: Callable[..., None]) -> Iterator[None]:
-    """Make ``Event.__init__`` the given function for the length of the block."""
+    """Make ``Event.__init__`` the given function for the length of the block (an EventInit
+    is told its class, as Python tells it when the class is created)."""
     saved = Event.__dict__["__init__"]
     Event.__init__ = function  # type: ignore[method-assign]
+    if isinstance(function, _speedups.EventInit):
+        function.__set_name__(Event, "__init__")
     try:
         yield
     finally:
@@ -887,9 +924,13 @@ def built(cls: type, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
 
 
 def test_python_event_init_found() -> None:
-    """The Event.__init__ compared against is the pure-Python function."""
+    """Event.__init__ is the C EventInit, and the one compared against is the pure-Python
+    function it wraps; inspect sees the Python signature through it."""
+    assert type(C_EVENT_INIT) is _speedups.EventInit
     assert isinstance(PY_EVENT_INIT, types.FunctionType)
     assert PY_EVENT_INIT.__qualname__ == "Event.__init__"
+    assert inspect.signature(Event) == inspect.signature(PY_EVENT_INIT.__get__(object()))
+    assert list(inspect.signature(Event).parameters) == ["data", "event", "id", "last_event_id"]
 
 
 _init_value = st.one_of(
@@ -991,17 +1032,30 @@ def call_type(cls: type, *args: Any, **kwargs: Any) -> Any:
     return type.__call__(cls, *args, **kwargs)
 
 
-def test_event_call_is_direct_while_event_is_plain() -> None:
-    """Calling Event skips type.__call__ while its __init__ is the C one, and stops (and
-    starts again) when __init__ is replaced (and restored)."""
-    assert _speedups.is_event_call_direct()
+def test_event_init_hands_other_calls_to_python() -> None:
+    """Whether Event is called directly or through type.__call__, the common valid call is
+    done in C (the wrapped Python method is not called) and every other call by the Python
+    method; replacing __init__ (and restoring it) is followed at once."""
+    calls: list[dict[str, Any]] = []
+
+    def spy(self: Event, **kwargs: Any) -> None:
+        calls.append(kwargs)
+        PY_EVENT_INIT(self, **kwargs)
+
+    with event_init(_speedups.EventInit(spy)):
+        for call in (Event, functools.partial(call_type, Event)):
+            assert call(data="a", id="1") == Event(data="a", id="1", last_event_id="")
+            assert calls == []
+            with pytest.raises(InvalidFieldError):
+                call(data="a", event="")
+            assert calls == [{"data": "a", "event": ""}]
+            calls.clear()
     with event_init(PY_EVENT_INIT):
-        assert not _speedups.is_event_call_direct()
         assert built(Event, data="a", id="1") == built(call_type, Event, data="a", id="1")
-    assert _speedups.is_event_call_direct()
-    with event_init(lambda self, **kwargs: PY_EVENT_INIT(self, **kwargs)):
-        assert not _speedups.is_event_call_direct()
-    assert _speedups.is_event_call_direct()
+    with event_init(lambda self, **kwargs: calls.append(kwargs)):
+        Event(data="b")
+        assert calls == [{"data": "b"}]
+    assert Event(data="c").data == "c" and calls == [{"data": "b"}]
     # (Event.__new__ is not replaced here: CPython cannot give a class its object.__new__ slot
     # back once __new__ was set on it. Subclasses with their own __new__ are tested below.)
 
@@ -1023,6 +1077,44 @@ def test_event_call_matches_type_call(values: dict[str, Any], args: list[Any],
 
     cls = Sub if subclass else Event
     assert built(cls, *args, **values) == built(call_type, cls, *args, **values)
+
+
+def test_event_init_fast_only_on_its_own_plain_class() -> None:
+    """EventInit stores fields itself only on the class it was created in, when that class
+    was made by ``type`` and has the four fields as data descriptors; on any other class every
+    call goes to the wrapped method."""
+    calls: list[dict[str, Any]] = []
+
+    def spy(self: Any, **kwargs: Any) -> None:
+        calls.append(kwargs)
+        for name, value in kwargs.items():
+            object.__setattr__(self, name, value)
+
+    class Fields:
+        __slots__ = ("data", "event", "id", "last_event_id")
+        __init__ = _speedups.EventInit(spy)
+
+    class NoFields:
+        __init__ = _speedups.EventInit(spy)
+
+    class Meta(type):
+        pass
+
+    class WithMeta(metaclass=Meta):
+        __slots__ = ("data", "event", "id", "last_event_id")
+        __init__ = _speedups.EventInit(spy)
+
+    item = Fields(data="a", id="1")
+    assert (item.data, item.event, item.id, item.last_event_id, calls) == ("a", "message", "1",
+                                                                           "", [])
+    for cls in (NoFields, WithMeta):
+        assert cls(data="b").data == "b"
+        assert calls == [{"data": "b"}]
+        calls.clear()
+    with pytest.raises(TypeError):
+        _speedups.EventInit()
+    with pytest.raises(TypeError):
+        _speedups.EventInit(5)
 
 
 def test_event_subclasses_are_built_by_type_call() -> None:
@@ -1053,7 +1145,7 @@ def test_event_subclasses_are_built_by_type_call() -> None:
     assert WithNew(data="c", event="t").event == "t"
     with pytest.raises(InvalidFieldError):
         WithNew(data="c", event="")
-    assert _speedups.is_event_call_direct()
+    assert Event.__dict__["__init__"] is C_EVENT_INIT
 
 
 def test_event_call_errors_are_the_python_ones() -> None:
@@ -1073,7 +1165,6 @@ def test_event_call_errors_are_the_python_ones() -> None:
 def test_event_call_kwargs_forms() -> None:
     """Keywords passed by name, by ** (also with equal names that are other str objects) and
     through functools.partial or attrs.evolve build the same record."""
-    import functools
 
     want = Event(data="a", event="e", id="1", last_event_id="1")
     assert Event(**{"data": "a", "event": "e", "id": "1", "last_event_id": "1"}) == want
@@ -1102,7 +1193,7 @@ def test_event_call_no_reference_leaks() -> None:
         with pytest.raises(TypeError):
             Event(data=data, bogus=event)  # type: ignore[call-arg]
 
-    assert _speedups.is_event_call_direct()
+    assert Event.__dict__["__init__"] is C_EVENT_INIT
     for _ in range(3):
         once()
     gc.collect()
@@ -1111,15 +1202,3 @@ def test_event_call_no_reference_leaks() -> None:
         once()
     gc.collect()
     assert [sys.getrefcount(value) for value in values] == before
-
-def test_serializer_docstrings_are_python_docstrings() -> None:
-    """The C serializer functions carry exactly the Python functions' docstrings and the
-    same parameter names, so that they can be published directly without wrappers."""
-    for c_function, py_function in ((C_SERIALIZE, PY_SERIALIZE),
-                                    (C_SERIALIZE_EVENT, PY_SERIALIZE_EVENT)):
-        assert c_function.__doc__ == inspect.cleandoc(py_function.__doc__ or "")
-        c_parameters = inspect.signature(c_function).parameters
-        py_parameters = inspect.signature(py_function).parameters
-        assert [(p.name, p.kind, p.default) for p in c_parameters.values()] == [
-            (p.name, p.kind, p.default) for p in py_parameters.values()
-        ]

@@ -40,7 +40,8 @@ BAD_SERVER: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(
     ("options", "field", "value"),
-    [(ClientOptions, *case) for case in BAD_CLIENT] + [(ServerOptions, *case) for case in BAD_SERVER],
+    [(ClientOptions, *case) for case in BAD_CLIENT]
+    + [(ServerOptions, *case) for case in BAD_SERVER],
 )
 def test_bad_options_are_refused(options: type, field: str, value: Any) -> None:
     """An option out of range or of the wrong type is an InvalidConfigError (also a
