@@ -20,6 +20,7 @@ import attrs
 
 from ._accelerator import speedups as _speedups
 from ._errors import InvalidFieldError
+from ._validators import non_negative_int, one_line, one_line_no_nul
 
 __all__ = ["Comment", "Event", "Retry", "StreamItem"]
 
@@ -41,16 +42,11 @@ def _in_c(init: _Init) -> _Init:
 
 
 def _check_line(field: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise InvalidFieldError(field, value, f"expected str, got {type(value).__name__}")
-    if "\n" in value or "\r" in value:
-        raise InvalidFieldError(field, value, "must not contain CR or LF")
+    one_line.check(field, value, error=InvalidFieldError)
 
 
 def _check_id(field: str, value: object) -> None:
-    _check_line(field, value)
-    if "\x00" in value:  # type: ignore[operator]
-        raise InvalidFieldError(field, value, "must not contain U+0000 NULL")
+    one_line_no_nul.check(field, value, error=InvalidFieldError)
 
 
 @attrs.frozen(kw_only=True, init=False)
@@ -140,9 +136,7 @@ class Retry:
     milliseconds: int
 
     def __attrs_post_init__(self) -> None:
-        value = self.milliseconds
-        if type(value) is not int or value < 0:
-            raise InvalidFieldError("retry", value, "must be a non-negative int of milliseconds")
+        non_negative_int.check("retry", self.milliseconds, error=InvalidFieldError)
 
     @property
     def delay(self) -> float:

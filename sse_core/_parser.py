@@ -30,8 +30,9 @@ from typing import Protocol
 import attrs
 
 from ._accelerator import speedups as _speedups
-from ._errors import InvalidConfigError, LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ._errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ._events import Comment, Event, Retry, StreamItem, _make_comment, _make_event
+from ._validators import one_line_no_nul, positive_int
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -141,14 +142,9 @@ class Parser:
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         last_event_id: str = "",
     ) -> None:
-        for name, value in (("max_line_length", max_line_length),
-                            ("max_event_size", max_event_size)):
-            if type(value) is not int or value < 1:
-                raise InvalidConfigError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(last_event_id, str) or any(c in last_event_id for c in "\r\n\x00"):
-            raise InvalidConfigError(
-                f"last_event_id must be a str without CR, LF or NUL, got {last_event_id!r}"
-            )
+        positive_int.check("max_line_length", max_line_length)
+        positive_int.check("max_event_size", max_event_size)
+        one_line_no_nul.check("last_event_id", last_event_id)
         self._scanner = _new_scanner(max_line_length, max_event_size, last_event_id)
         self._state = _State.OPEN
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from ._accelerator import speedups as _speedups
 from ._errors import InvalidFieldError
 from ._events import Comment, Event, Retry, StreamItem
+from ._validators import non_negative_int, nonempty_one_line, one_line_no_nul
 
 __all__ = ["HEARTBEAT", "serialize", "serialize_event", "serialize_many"]
 
@@ -134,18 +135,13 @@ def serialize_event(
         raise InvalidFieldError("data", data, f"expected str, got {type(data).__name__}")
     if event is None:
         event = "message"
-    elif not (type(event) is str and event in _EVENT_LINES) and (
-        not isinstance(event, str) or not event or "\n" in event or "\r" in event
-    ):
-        raise InvalidFieldError("event", event, "must be a non-empty str without CR or LF")
-    if id is not None and (
-        not isinstance(id, str) or "\n" in id or "\r" in id or "\x00" in id
-    ):
-        raise InvalidFieldError("id", id, "must be a str without CR, LF or U+0000")
+    elif not (type(event) is str and event in _EVENT_LINES):
+        nonempty_one_line.check("event", event, error=InvalidFieldError)
+    if id is not None:
+        one_line_no_nul.check("id", id, error=InvalidFieldError)
     text = _event_text(data, event, id)
     if retry is not None:
-        if type(retry) is not int or retry < 0:
-            raise InvalidFieldError("retry", retry, "must be a non-negative int of milliseconds")
+        non_negative_int.check("retry", retry, error=InvalidFieldError)
         text = f"retry: {retry}\n{text}"
     try:
         return text.encode("utf-8")
