@@ -18,7 +18,6 @@ from ._actions import (
     Connect,
     Deliver,
     Disconnect,
-    ReadyState,
     ReportDropped,
     ReportGap,
     ReportStatus,
@@ -28,7 +27,7 @@ from ._actions import (
     SendHead,
     Transport,
 )
-from ._broadcast import Broadcaster, Subscriber
+from ._broadcast import Broadcaster
 from ._client import ClientSession
 from ._config import ClientConfig, LongPollConfig, ServerConfig
 from ._errors import (
@@ -41,12 +40,12 @@ from ._errors import (
     SSEError,
 )
 from ._events import Comment, Event, Retry, StreamItem
-from ._longpoll import LongPollResponse, LongPollSession
+from ._longpoll import LongPollSession
 from ._metrics import Metrics
 from ._parser import EndOfStream, Parser
 from ._serializer import HEARTBEAT, serialize, serialize_event, serialize_many
 from ._server import ServerSession
-from ._types import Headers, RandomSource
+from ._types import RandomSource
 from ._version import __version__
 
 __all__ = [
@@ -78,10 +77,8 @@ __all__ = [
     "ServerSession",
     "ServerConfig",
     "Broadcaster",
-    "Subscriber",
     "LongPollSession",
     "LongPollConfig",
-    "LongPollResponse",
     "Metrics",
     # what sessions return
     "Action",
@@ -96,9 +93,7 @@ __all__ = [
     "Send",
     "SendHead",
     "ClientState",
-    "ReadyState",
     "Transport",
-    # types to annotate with
-    "Headers",
+    # the random source a client session takes
     "RandomSource",
 ]

@@ -3,11 +3,14 @@
 Each is a pure object: inputs carry ``now`` (and a random source where there is chance), and
 outputs are plain records. The sessions in :mod:`sse_core` combine them; use them directly to
 give another transport the same resilience, or to test a policy alone. Also here: the
-sessions' transition tables and state enums, and the library's wire constants and defaults.
+sessions' transition tables and state enums, the records they hand out that applications
+rarely name (a broadcaster's ``Subscriber``, a long-poll answer), and the library's wire
+constants and defaults.
 """
 
-from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE
+from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
+from ._broadcast import Subscriber
 from ._chunking import (
     CHUNK_EVENT,
     AssemblerOutput,
@@ -26,13 +29,19 @@ from ._compression import (
     negotiate_encoding,
 )
 from ._dedup import DedupConfig, DedupWindow
-from ._longpoll import DEFAULT_MAX_RESPONSE_SIZE, LONG_POLL_CONTENT_TYPE, LongPollState
+from ._longpoll import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    LONG_POLL_CONTENT_TYPE,
+    LongPollResponse,
+    LongPollState,
+)
 from ._metrics import DurationSummary
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, MAX_RETRY_MILLISECONDS
 from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
 from ._sequencer import GapReason, Released, Sequencer, SequencerConfig, SequencerRecord, Skipped
 from ._server import ServerState
 from ._timers import HeartbeatScheduler, StallDetector
+from ._types import Headers
 
 __all__ = [
     # reconnection backoff
@@ -80,6 +89,11 @@ __all__ = [
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     # metrics
     "DurationSummary",
+    # what the sessions hand out, and the types of their inputs
+    "Subscriber",
+    "LongPollResponse",
+    "ReadyState",
+    "Headers",
     # the sessions' machines
     "ClientInput",
     "TRANSITIONS",

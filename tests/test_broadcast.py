@@ -35,10 +35,9 @@ from sse_core import (
     Send,
     SendHead,
     ServerConfig,
-    Subscriber,
     serialize,
 )
-from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig, ReplayLog
+from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig, ReplayLog, Subscriber
 
 QUIET = ServerConfig(heartbeat_interval=None)
 

@@ -22,7 +22,6 @@ from sse_core import (
     Event,
     InvalidConfigError,
     LocalProtocolError,
-    ReadyState,
     ReportDropped,
     ReportGap,
     ReportStatus,
@@ -39,6 +38,7 @@ from sse_core.state import (
     ClientInput,
     Compressor,
     Jitter,
+    ReadyState,
     SequencerConfig,
     split_message,
 )

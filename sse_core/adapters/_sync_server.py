@@ -90,7 +90,7 @@ class EventStreamServer(ServerBase):
     any thread: it queues the event under a lock and wakes the loop.
 
     Memory per client is bounded. What a socket does not accept stays in a per-connection
-    buffer, which is refilled from the client's :class:`~sse_core.Subscriber` queue only once
+    buffer, which is refilled from the client's :class:`~sse_core.state.Subscriber` queue only once
     it is empty, so it holds at most one queue's worth (``max_queued_bytes`` plus framing, or
     the head and replay a new client gets). Meanwhile newer events wait in the subscriber's
     queue; a client that lets that queue pass ``max_queued_bytes`` is dropped and its

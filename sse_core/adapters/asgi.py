@@ -60,7 +60,7 @@ class EventStream(ServerBase):
     Mount it (``Route("/events", stream)`` or ``Mount("/events", app=stream)`` in Starlette,
     ``app.add_route("/events", stream)`` in FastAPI) or run it alone (``uvicorn.run(stream)``),
     then call :meth:`publish` from the event loop. Each client is served by the task the ASGI
-    server runs it in: it drains its own :class:`~sse_core.Subscriber` queue, so one slow
+    server runs it in: it drains its own :class:`~sse_core.state.Subscriber` queue, so one slow
     client never holds up :meth:`publish` or the others, and a client that falls more than
     ``max_queued_bytes`` behind is dropped (it reconnects with ``Last-Event-ID`` and the log
     replays what it missed).
