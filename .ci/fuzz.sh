@@ -33,35 +33,14 @@ py=$venv/bin/python
 # A non-editable install, rebuilt every time: the instrumented .so lives only in this venv
 # (the harnesses prefer the installed sse_core over the source tree). build/ is cleared before
 # and after so neither this build nor a later gcc one reuses the other's objects.
-sanitize=-fsanitize=fuzzer-no-link,address,undefined
-rm -rf build
-CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer $sanitize -fno-sanitize-recover=undefined" \
-    LDFLAGS="$sanitize" \
-    "$py" -m pip install -v --disable-pip-version-check --force-reinstall --no-deps . \
-    > "$venv/build.log" 2>&1 || { cat "$venv/build.log" >&2; exit 1; }
-rm -rf build
-
-site=$("$py" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
-# The extension is optional in setup.py, so a failed compile still installs: check for it.
-so=$(ls "$site"/sse_core/_speedups*.so 2> /dev/null || true)
-if [ -z "$so" ]; then
-    grep -E "error:|failed" "$venv/build.log" >&2 || true
-    echo "fuzz.sh: the accelerator was not built (log: $venv/build.log)" >&2
-    exit 1
-fi
+. .ci/sanitized_build.sh
+sanitized_build "$py" clang "-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+    -fsanitize=fuzzer-no-link,address,undefined fuzz.sh __asan_ __ubsan_handle_ __sanitizer_cov_
 # Atheris' ASan runtime with libFuzzer linked in: with clang's plain libclang_rt.asan
 # preloaded instead, the coverage callbacks land in ASan's weak stubs and libFuzzer sees no
 # edges at all (atheris: native_extension_fuzzing.md, "Option A").
 preload=$site/asan_with_fuzzer.so
 [ -e "$preload" ] || { echo "fuzz.sh: $preload missing (atheris wheel)" >&2; exit 1; }
-asan=$(nm -D --undefined-only "$so" | grep -c " __asan_" || true)
-ubsan=$(nm -D --undefined-only "$so" | grep -c " __ubsan_handle_" || true)
-cov=$(nm -D --undefined-only "$so" | grep -c " __sanitizer_cov_" || true)
-echo "fuzz.sh: $so imports $asan __asan_*, $ubsan __ubsan_handle_*, $cov __sanitizer_cov_* symbols"
-if [ "$asan" -eq 0 ] || [ "$ubsan" -eq 0 ] || [ "$cov" -eq 0 ]; then
-    echo "fuzz.sh: the accelerator was not built with the sanitizers" >&2
-    exit 1
-fi
 
 # detect_leaks=0: CPython "leaks" at exit. A 64 MiB quarantine (default 256) still catches
 # use-after-free of recent frees but keeps RSS flat (the default grew it past 900 MiB in 20 s).

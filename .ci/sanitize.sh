@@ -20,29 +20,9 @@ py=$PWD/$venv/bin/python
 "$py" -m pip install -q --disable-pip-version-check 'pytest>=8' 'hypothesis>=6.100' \
     'attrs>=23.1' 2>&1 | { grep -v "is ignored" || true; }
 
-sanitize="-fsanitize=address,undefined"
-rm -rf build
-CC=gcc CFLAGS="-O1 -g -fno-omit-frame-pointer $sanitize -fno-sanitize-recover=all" \
-    LDFLAGS="$sanitize" \
-    "$py" -m pip install -v --disable-pip-version-check --force-reinstall --no-deps . \
-    > "$venv/build.log" 2>&1 || { cat "$venv/build.log" >&2; exit 1; }
-rm -rf build
-
-site=$("$py" -c "import sysconfig; print(sysconfig.get_path('purelib'))")
-# The extension is optional in setup.py, so a failed compile still installs: check for it.
-so=$(ls "$site"/sse_core/_speedups*.so 2> /dev/null || true)
-if [ -z "$so" ]; then
-    grep -E "error:|failed" "$venv/build.log" >&2 || true
-    echo "sanitize.sh: the accelerator was not built (log: $venv/build.log)" >&2
-    exit 1
-fi
-asan=$(nm -D --undefined-only "$so" | grep -c " __asan_" || true)
-ubsan=$(nm -D --undefined-only "$so" | grep -c " __ubsan_handle_" || true)
-echo "sanitize.sh: $so imports $asan __asan_* and $ubsan __ubsan_handle_* symbols"
-if [ "$asan" -eq 0 ] || [ "$ubsan" -eq 0 ]; then
-    echo "sanitize.sh: the accelerator was not built with the sanitizers" >&2
-    exit 1
-fi
+. .ci/sanitized_build.sh
+sanitized_build "$py" gcc "-O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+    -fsanitize=address,undefined sanitize.sh __asan_ __ubsan_handle_
 
 # The tests, copied next to nothing else: `import sse_core` is the sanitized install.
 work=$venv/run
