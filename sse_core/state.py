@@ -41,6 +41,7 @@ from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent,
 from ._sequencer import GapReason, Released, Sequencer, SequencerConfig, SequencerRecord, Skipped
 from ._server import ServerState
 from ._timers import HeartbeatScheduler, StallDetector
+from ._transport import LEG_TRANSITIONS, Leg, LegInput
 from ._types import Headers
 
 __all__ = [
@@ -97,6 +98,9 @@ __all__ = [
     # the sessions' machines
     "ClientInput",
     "TRANSITIONS",
+    "Leg",
+    "LegInput",
+    "LEG_TRANSITIONS",
     "ServerState",
     "LongPollState",
     # wire constants and defaults
