@@ -41,14 +41,6 @@ def _in_c(init: _Init) -> _Init:
     return cast(_Init, _speedups.EventInit(init))
 
 
-def _check_line(field: str, value: object) -> None:
-    one_line.check(field, value, error=InvalidFieldError)
-
-
-def _check_id(field: str, value: object) -> None:
-    one_line_no_nul.check(field, value, error=InvalidFieldError)
-
-
 @attrs.frozen(kw_only=True, init=False)
 class Event:
     """A dispatched server-sent event.
@@ -90,15 +82,15 @@ class Event:
         if not isinstance(data, str):
             raise InvalidFieldError("data", data, f"expected str, got {type(data).__name__}")
         if event != "message":
-            _check_line("event", event)
+            one_line.check("event", event, error=InvalidFieldError)
             if not event:
                 raise InvalidFieldError("event", "", "must not be empty (omit it for 'message')")
         if id is not None:
-            _check_id("id", id)
+            one_line_no_nul.check("id", id, error=InvalidFieldError)
         if last_event_id:
-            _check_id("last_event_id", last_event_id)
+            one_line_no_nul.check("last_event_id", last_event_id, error=InvalidFieldError)
         elif not isinstance(last_event_id, str):
-            _check_line("last_event_id", last_event_id)
+            one_line.check("last_event_id", last_event_id, error=InvalidFieldError)
         _set_data(self, data)
         _set_event(self, event)
         _set_id(self, id)
@@ -119,7 +111,7 @@ class Comment:
     text: str = ""
 
     def __attrs_post_init__(self) -> None:
-        _check_line("comment", self.text)
+        one_line.check("comment", self.text, error=InvalidFieldError)
 
 
 @attrs.frozen(kw_only=True)
