@@ -18,7 +18,9 @@ from ._actions import (
     Connect,
     Deliver,
     Disconnect,
+    EndCause,
     ReportDropped,
+    ReportFailure,
     ReportGap,
     ReportStatus,
     ReportTransport,
@@ -32,12 +34,15 @@ from ._client import ClientSession
 from ._config import ClientConfig, LongPollConfig, ServerConfig
 from ._errors import (
     ClockError,
+    GapError,
+    HTTPStatusError,
     InvalidConfigError,
     InvalidFieldError,
     LimitExceeded,
     LocalProtocolError,
     RemoteProtocolError,
     SSEError,
+    StreamError,
 )
 from ._events import Comment, Event, Retry, StreamItem
 from ._longpoll import LongPollSession
@@ -59,6 +64,9 @@ __all__ = [
     "RemoteProtocolError",
     "LimitExceeded",
     "ClockError",
+    "StreamError",
+    "HTTPStatusError",
+    "GapError",
     # wire records
     "Event",
     "Comment",
@@ -89,6 +97,8 @@ __all__ = [
     "ReportGap",
     "ReportDropped",
     "ReportTransport",
+    "ReportFailure",
+    "EndCause",
     "Request",
     "Send",
     "SendHead",

@@ -11,6 +11,7 @@ import enum
 
 import attrs
 
+from ._errors import GapError, HTTPStatusError, StreamError
 from ._events import Event
 
 __all__ = [
@@ -21,8 +22,10 @@ __all__ = [
     "Connect",
     "Deliver",
     "Disconnect",
+    "EndCause",
     "ReadyState",
     "ReportDropped",
+    "ReportFailure",
     "ReportGap",
     "ReportStatus",
     "ReportTransport",
@@ -205,6 +208,53 @@ class ReportGap:
             return None
         return self.last - self.first + 1
 
+    def error(self) -> GapError:
+        """The exception an adapter's plain loop raises for this gap."""
+        return GapError(self)
+
+
+class EndCause(enum.Enum):
+    """Why a client session closed without the application asking (:class:`ReportFailure`)."""
+
+    #: The server answered with something other than an event stream (an HTTP error status,
+    #: another ``Content-Type``, an unsupported ``Content-Encoding``).
+    REFUSED = "refused"
+    #: The backoff policy stopped reconnecting (attempts or outage time used up).
+    GAVE_UP = "gave up"
+    #: The stream of a request that is not idempotent (``POST`` ...) was cut, and it could not
+    #: resume: no event id came to send as ``Last-Event-ID``, and re-sending was not allowed.
+    NOT_RESUMABLE = "not resumable"
+
+
+@attrs.frozen(kw_only=True)
+class ReportFailure:
+    """The session is closing for a failure, not because the application asked; the
+    ``CLOSED`` status follows. Adapters raise :meth:`error` where the application iterates.
+
+    Attributes:
+        cause: Which kind of failure.
+        reason: What happened, for people (also the ``CLOSED`` status's reason).
+        status: The HTTP status of a refused response, else ``None``.
+        headers: The refused response's header fields, else empty.
+        body: The first bytes of the refused response's body (at most the config's
+            ``max_error_body_size``), as received, else empty.
+    """
+
+    cause: EndCause
+    reason: str
+    status: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+    def error(self) -> StreamError:
+        """The exception to raise: :class:`~sse_core.HTTPStatusError` for a refused response
+        with a status other than 200, else :class:`~sse_core.StreamError`."""
+        if self.status is not None and self.status != 200:
+            return HTTPStatusError(
+                self.reason, self, status=self.status, headers=self.headers, body=self.body
+            )
+        return StreamError(self.reason, self)
+
 
 @attrs.frozen(kw_only=True)
 class ReportDropped:
@@ -261,6 +311,7 @@ Action = (
     | ReportGap
     | ReportDropped
     | ReportTransport
+    | ReportFailure
     | SendHead
     | Send
 )

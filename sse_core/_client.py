@@ -25,12 +25,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
+import attrs
+
 from ._actions import (
     Action,
     ClientState,
     Connect,
     Disconnect,
+    EndCause,
     ReadyState,
+    ReportFailure,
     ReportStatus,
     ReportTransport,
     Request,
@@ -68,7 +72,9 @@ class ClientInput(enum.Enum):
     FIRST_BYTES = "first bytes"  # the body's first bytes
     LOST = "lost"  # EOF, network error, stall, bad stream, retryable status
     REFUSED = "refused"  # 204, another status, wrong content type: fail, no reconnect
-    GAVE_UP = "gave up"  # the backoff policy stops reconnecting
+    # The backoff policy stops reconnecting, or a request that may not be sent twice
+    # (not idempotent, nothing to resume from) lost its stream.
+    GAVE_UP = "gave up"
     RECONNECT_DUE = "reconnect due"  # the reconnection delay has passed
     CLOSE = "close"  # the application closes the session
 
@@ -88,6 +94,11 @@ TRANSITIONS: dict[tuple[ClientState, ClientInput], ClientState] = {
     (_S.RECONNECTING, _I.RECONNECT_DUE): _S.CONNECTING,
     **{(state, _I.CLOSE): _S.CLOSED for state in (*_LIVE, _S.RECONNECTING)},
 }
+
+
+def _text(value: str | bytes) -> str:
+    """A header name or value as str (bytes read as Latin-1, as HTTP/1.1 does)."""
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def _earliest(*instants: float | None) -> float | None:
@@ -155,6 +166,9 @@ class ClientSession(MonotonicNow):
         self._parser: Parser | None = None  # a stream's, once its head is in
         self._decompressor: Decompressor | None = None
         self._body = bytearray()  # a poll's answer so far, at most max_response_size
+        # A refused response whose body is being read (up to max_error_body_size), for
+        # the ReportFailure; its body so far is in _body.
+        self._refused: ReportFailure | None = None
 
     # --- what the application and the adapter read ------------------------------------------
 
@@ -287,7 +301,9 @@ class ClientSession(MonotonicNow):
                 return self._resume_polling(now, verdict.reason, is_open=True)
             if verdict.is_retryable:
                 return self._lose(now, verdict.reason, is_open=True)
-            return self._refuse(now, verdict.reason)
+            if not verdict.is_failure:
+                return self._refuse(now, verdict.reason)
+            return self._read_refusal(verdict.reason, status, headers, now)
         self._is_head_in = True
         self._decompressor = verdict
         if leg is not Leg.POLL:
@@ -322,6 +338,8 @@ class ClientSession(MonotonicNow):
         """
         self._take_now(now)
         leg = self._gate("on_data", is_head_in=True)
+        if self._refused is not None:
+            return self._refusal_data(data, now)
         if leg is Leg.POLL:
             return self._poll_data(data, now)
         actions: list[Action] = []
@@ -346,6 +364,8 @@ class ClientSession(MonotonicNow):
         """
         self._take_now(now)
         leg = self._gate("on_eof", is_head_in=True)
+        if self._refused is not None:
+            return self._refuse(now, is_open=False)
         if leg is Leg.POLL:
             return self._poll_eof(now)
         if leg is Leg.PROBE:
@@ -365,6 +385,8 @@ class ClientSession(MonotonicNow):
         self._take_now(now)
         if not self._switch.leg.is_in_flight:
             raise LocalProtocolError(f"on_connection_lost() in state {self._state.value}")
+        if self._refused is not None:
+            return self._refuse(now, is_open=False)
         if self._switch.leg is Leg.PROBE:
             return self._resume_polling(now, reason, is_open=False)
         return self._lose(now, reason, is_open=False)
@@ -454,6 +476,7 @@ class ClientSession(MonotonicNow):
         self._parser = None
         self._decompressor = None
         self._body = bytearray()
+        self._refused = None
 
     def _end_connection(
         self, now: float, via: LegInput = LegInput.END, reason: str = ""
@@ -464,28 +487,91 @@ class ClientSession(MonotonicNow):
         self._reset_connection()
         return self._switch.apply(via, now, reason)
 
-    def _refuse(self, now: float, reason: str) -> list[Action]:
-        """Fail the connection: no reconnection."""
+    def _read_refusal(
+        self,
+        reason: str,
+        status: int,
+        headers: Sequence[tuple[str | bytes, str | bytes]],
+        now: float,
+    ) -> list[Action]:
+        """A refused response: read the first bytes of its body for the report, then fail
+        the connection (at once when ``max_error_body_size`` is 0)."""
+        self._refused = ReportFailure(
+            cause=EndCause.REFUSED,
+            reason=reason,
+            status=status,
+            headers=tuple((_text(name), _text(value)) for name, value in headers),
+        )
+        self._is_head_in = True
+        if self._config.max_error_body_size == 0:
+            return self._refuse(now)
+        return []
+
+    def _refusal_data(self, data: bytes, now: float) -> list[Action]:
+        """Body bytes of a refused response: keep them up to the limit."""
+        room = self._config.max_error_body_size - len(self._body)
+        self._body += data[:room]
+        if len(data) >= room:
+            return self._refuse(now)
+        return []
+
+    def _refuse(
+        self, now: float, reason: str | None = None, *, is_open: bool = True
+    ) -> list[Action]:
+        """Fail the connection: no reconnection. With a refused response read (its reason
+        then comes from it), report the failure before the ``CLOSED`` status."""
         # A refused poll after answered ones closes from STREAMING (as the application would).
         event = ClientInput.REFUSED if self._state is ClientState.CONNECTING else ClientInput.CLOSE
+        failure = self._refused
+        actions: list[Action] = []
+        if failure is not None:
+            failure = attrs.evolve(failure, body=bytes(self._body))
+            reason = failure.reason
+        assert reason is not None
+        if is_open:
+            actions.append(Disconnect(reason=reason))
         self._end_connection(now)
-        return [Disconnect(reason=reason), self._move(event, now, reason)]
+        if failure is not None:
+            self._pipeline.flush(actions)
+            actions.append(failure)
+        actions.append(self._move(event, now, reason))
+        return actions
+
+    def _may_resend(self) -> bool:
+        """Whether the stream's request may be sent again (``is_resend_allowed``'s rule)."""
+        config = self._config
+        return config.is_idempotent or config.is_resend_allowed or self._last_event_id != ""
+
+    def _end(
+        self, now: float, failure: ReportFailure, actions: list[Action]
+    ) -> list[Action]:
+        """Close for a failure: deliver what the pipeline holds, report, then ``CLOSED``."""
+        self._pipeline.flush(actions)
+        actions.append(failure)
+        actions.append(self._move(ClientInput.GAVE_UP, now, failure.reason))
+        return actions
 
     def _lose(
         self, now: float, reason: str, *, is_open: bool, via: LegInput = LegInput.END
     ) -> list[Action]:
         """The connection is gone or must go: schedule a reconnection through the backoff."""
         actions: list[Action] = [Disconnect(reason=reason)] if is_open else []
+        is_stream = self._switch.leg is Leg.STREAM
         report = self._end_connection(now, via, reason)
         if report is not None:
             actions.append(report)
+        if is_stream and not self._may_resend():
+            why = (
+                f"{reason}; a {self._config.method} request is not sent again without an"
+                " event id to resume from (ClientConfig.is_resend_allowed is off)"
+            )
+            return self._end(now, ReportFailure(cause=EndCause.NOT_RESUMABLE, reason=why), actions)
         if self._outage_since is None:
             self._outage_since = now
         outcome = self._backoff.on_disconnected(now)
         if isinstance(outcome, GiveUp):
             why = f"{reason}; gave up ({outcome.reason.value}) after {outcome.attempts} attempts"
-            actions.append(self._move(ClientInput.GAVE_UP, now, why))
-            return actions
+            return self._end(now, ReportFailure(cause=EndCause.GAVE_UP, reason=why), actions)
         self._reconnect_at = outcome.at
         actions.append(self._move(ClientInput.LOST, now, reason))
         return actions
@@ -521,6 +607,8 @@ class ClientSession(MonotonicNow):
     def _on_live_timer(self, now: float) -> list[Action]:
         stall = self._stall
         is_stalled = stall is not None and stall.is_stalled(now)
+        if self._refused is not None:  # the stall timeout bounds reading a refused body too
+            return self._refuse(now) if is_stalled else []
         due = self._switch.due(now, is_stalled=is_stalled)
         match due:
             case None:

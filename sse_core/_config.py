@@ -39,7 +39,9 @@ from ._validators import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_ERROR_BODY_SIZE",
     "DEFAULT_MAX_RESPONSE_SIZE",
+    "IDEMPOTENT_METHODS",
     "ClientConfig",
     "LongPollConfig",
     "ServerConfig",
@@ -48,6 +50,15 @@ __all__ = [
 
 #: Default for the client's ``max_response_size``: 4 MiB of JSON per answer.
 DEFAULT_MAX_RESPONSE_SIZE = 4 << 20
+
+#: Default for the client's ``max_error_body_size``: the first 4 KiB of a refused response.
+DEFAULT_MAX_ERROR_BODY_SIZE = 4096
+
+#: The methods RFC 9110 section 9.2.2 defines as idempotent: a client may send them again
+#: after a failure. A stream requested with any other method (``POST``, ``PATCH`` ...) is
+#: re-sent only when it can resume or ``is_resend_allowed`` says so. Methods are
+#: case-sensitive (RFC 9110 section 9.1).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 def add_query(url: str, query: str) -> str:
@@ -83,13 +94,29 @@ class ClientConfig:
         url: Absolute ``http://`` or ``https://`` URL of the event stream.
         method: Request method; ``"GET"`` as EventSource, ``"POST"`` with a body for APIs
             that need one.
-        body: Request body, or ``None``. Sent again on every reconnection.
+        body: Request body, or ``None``. Sent again on every reconnection that is made (see
+            ``is_resend_allowed`` for when one is).
         headers: Extra request header fields. A name that matches a default field
             (``Accept``, ``Cache-Control``, ``Accept-Encoding``) replaces it.
         last_event_id: The last event ID to resume from on the first connection.
         retry_statuses: Response statuses that reconnect (with backoff) instead of failing
             for good. Empty by default, as the spec fails the connection on any status but
-            200; ``{502, 503, 504}`` survives server deploys behind a gateway.
+            200; ``{502, 503, 504}`` survives server deploys behind a gateway. A request
+            that is not idempotent follows ``is_resend_allowed`` here too.
+        is_resend_allowed: Whether a request whose method is not idempotent (anything but
+            :data:`IDEMPOTENT_METHODS`: ``POST``, ``PATCH`` ...) may be sent again when it
+            cannot resume. The rule: an idempotent request reconnects as EventSource does;
+            another reconnects only when its next request carries ``Last-Event-ID`` (the
+            server sent an event id, or ``last_event_id`` was given) or when this is
+            ``True``. Otherwise a lost connection, a retryable status or a stall ends the
+            session (:class:`~sse_core.ReportFailure`, cause
+            :attr:`~sse_core.EndCause.NOT_RESUMABLE`) instead of running the request twice
+            (RFC 9110 section 9.2.2: "a client SHOULD NOT automatically retry a request with
+            a non-idempotent method" unless it knows the request is safe to repeat).
+        max_error_body_size: Most bytes of a refused response's body kept for the
+            :class:`~sse_core.ReportFailure` (and the adapters' ``HTTPStatusError``); the
+            session reads that much (or to the body's end) before it closes the connection.
+            0 reads none.
         cache_bust_param: When set, a query parameter of this name with a per-session random
             value is added to the URL, for proxies that cache despite ``no-cache``.
         is_gzip_accepted: Send ``Accept-Encoding: gzip`` and decode gzip bodies.
@@ -145,6 +172,10 @@ class ClientConfig:
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
     last_event_id: str = attrs.field(default="", validator=one_line_no_nul)
     retry_statuses: frozenset[int] = attrs.field(default=frozenset(), validator=_retry_statuses)
+    is_resend_allowed: bool = attrs.field(default=False, validator=is_bool)
+    max_error_body_size: int = attrs.field(
+        default=DEFAULT_MAX_ERROR_BODY_SIZE, validator=non_negative_int
+    )
     cache_bust_param: str | None = attrs.field(default=None, validator=http_token.or_none())
     is_gzip_accepted: bool = True
     max_decompressed_size: int = attrs.field(
@@ -177,6 +208,11 @@ class ClientConfig:
     long_poll_timeout: float = attrs.field(default=25.0, validator=non_negative_number)
     min_poll_interval: float = attrs.field(default=1.0, validator=positive_number)
     max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=positive_int)
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Whether :attr:`method` is idempotent (RFC 9110 section 9.2.2)."""
+        return self.method in IDEMPOTENT_METHODS
 
     def __attrs_post_init__(self) -> None:
         if self.initial_transport is Transport.LONG_POLLING and self.long_poll_url is None:

@@ -8,7 +8,10 @@ the names the sans-IO family (h11, wsproto) taught users:
   also a :class:`ValueError`, as is :class:`InvalidConfigError` for bad configuration and
   :class:`ClockError` for a ``now`` that goes backwards or is not a finite number.
 * :class:`RemoteProtocolError` -- the peer sent something we refuse. :class:`LimitExceeded`
-  is the case of a peer crossing a size or count limit the caller set.
+  is the case of a peer crossing a size or count limit the caller set. :class:`StreamError`
+  (with :class:`HTTPStatusError` under it) is what an adapter's iteration raises when the
+  stream ended in a way the session could not recover from, and :class:`GapError` what it
+  raises when events were lost for good.
 
 The root itself is never raised (as h11 refuses to raise its own): ``SSEError()`` is a
 :class:`TypeError`, so every error says which side broke a rule.
@@ -27,12 +30,15 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 __all__ = [
     "ClockError",
+    "GapError",
+    "HTTPStatusError",
     "InvalidConfigError",
     "InvalidFieldError",
     "LimitExceeded",
     "LocalProtocolError",
     "RemoteProtocolError",
     "SSEError",
+    "StreamError",
 ]
 
 
@@ -99,6 +105,67 @@ class LimitExceeded(RemoteProtocolError):
         self.value = value
         self.maximum = maximum
         self.items: list[Any] = list(items)
+
+
+class StreamError(RemoteProtocolError):
+    """The stream ended in a way the session cannot recover from.
+
+    Raised where the application iterates an adapter's ``EventSource``, after every event
+    that came before the end was handed out: the server refused the stream (a response that
+    is not an event stream), the backoff policy gave up, or a request that may not be sent
+    twice (a ``POST`` with no event id to resume from) was cut. A ``close()`` by the
+    application never raises it.
+
+    Attributes:
+        reason: What happened, for people.
+        report: The session's :class:`~sse_core.ReportFailure` (cause, status, headers and
+            the first bytes of the body).
+    """
+
+    def __init__(self, reason: str, report: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.report = report
+
+
+class HTTPStatusError(StreamError):
+    """The server answered with an HTTP error status instead of an event stream.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: The response header fields, as ``(name, value)`` str pairs.
+        body: The first bytes of the response body (at most the client's
+            ``max_error_body_size``), as received.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        report: Any,
+        *,
+        status: int,
+        headers: tuple[tuple[str, str], ...],
+        body: bytes,
+    ) -> None:
+        super().__init__(reason, report)
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class GapError(RemoteProtocolError):
+    """Events were lost and cannot be recovered (a :class:`~sse_core.ReportGap`).
+
+    Raised by the plain loop over an adapter's ``EventSource`` when the session reports a
+    gap. It ends nothing: catch it and iterate the source again to go on after the gap.
+
+    Attributes:
+        report: The :class:`~sse_core.ReportGap` (why, and which events when known).
+    """
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(f"events were lost: {report!r}")
+        self.report = report
 
 
 class ClockError(LocalProtocolError, ValueError):

@@ -32,10 +32,13 @@ class Refusal:
         reason: What was wrong, for the reports.
         is_retryable: The status is one of ``retry_statuses``: reconnect with backoff
             instead of failing for good.
+        is_failure: The refusal is a failure to report (:class:`~sse_core.ReportFailure`);
+            ``False`` for 204, the server's way to say "stop reconnecting".
     """
 
     reason: str
     is_retryable: bool = False
+    is_failure: bool = True
 
 
 def _essence(content_type: str | None) -> str | None:
@@ -69,7 +72,9 @@ def judge_response(
     if status in config.retry_statuses:
         return Refusal(f"HTTP {status}, retrying", is_retryable=True)
     if status == 204:
-        return Refusal("HTTP 204 No Content: the server asked not to reconnect")
+        return Refusal(
+            "HTTP 204 No Content: the server asked not to reconnect", is_failure=False
+        )
     if status == 200:
         return Refusal(f"wrong Content-Type {content_type!r}")
     return Refusal(f"HTTP {status}")

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from sse_core import (
     Action,
@@ -19,12 +25,16 @@ from sse_core import (
     ClockError,
     Connect,
     Deliver,
+    EndCause,
     Event,
+    HTTPStatusError,
     InvalidConfigError,
     LocalProtocolError,
     ReportDropped,
+    ReportFailure,
     ReportGap,
     ReportStatus,
+    StreamError,
     serialize,
     serialize_event,
     serialize_many,
@@ -187,12 +197,80 @@ def test_204_closes_for_good() -> None:
      (200, []), (200, [("Content-Type", "text/event-streamx")])],
 )
 def test_failures_close_by_default(status: int, headers: list[tuple[str, str]]) -> None:
-    """Any other status, or a wrong content type, fails the connection (spec default)."""
+    """Any other status, or a wrong content type, fails the connection (spec default), once
+    the body's end came: the failure reports the status, the headers and the body."""
     client = session()
     client.start(0.0)
-    actions = client.on_response(status, headers, 0.1)
+    assert client.on_response(status, headers, 0.1) == []  # the body is read first
+    assert client.on_data(b'{"error": "no"}', 0.2) == []
+    actions = client.on_eof(0.3)
+    assert kinds(actions) == ["ReportFailure", "ReportStatus"]
+    failure = actions[0]
+    assert isinstance(failure, ReportFailure)
+    assert (failure.cause, failure.status, failure.body) == (
+        EndCause.REFUSED, status, b'{"error": "no"}'
+    )
+    assert list(failure.headers) == headers
     assert statuses(actions) == [ClientState.CLOSED]
     assert client.next_deadline() is None
+
+
+def test_refused_body_is_bounded() -> None:
+    """Only the first max_error_body_size bytes are read: then the connection is closed."""
+    client = session(max_error_body_size=10)
+    client.start(0.0)
+    client.on_response(401, [("Content-Type", "application/json")], 0.0)
+    assert client.on_data(b"0123", 0.1) == []
+    actions = client.on_data(b"456789abcdef", 0.2)
+    assert kinds(actions) == ["Disconnect", "ReportFailure", "ReportStatus"]
+    failure = actions[1]
+    assert isinstance(failure, ReportFailure) and failure.body == b"0123456789"
+    assert failure.reason == "HTTP 401"
+    error = failure.error()
+    assert isinstance(error, HTTPStatusError)
+    assert (error.status, error.body, error.headers) == (
+        401, b"0123456789", (("Content-Type", "application/json"),)
+    )
+
+
+def test_refused_body_ends_with_a_lost_connection_or_a_stall() -> None:
+    """A refused response's body read ends on a lost connection, on the stall timeout, or
+    at once when max_error_body_size is 0; the application may close it meanwhile."""
+    lost = session()
+    lost.start(0.0)
+    lost.on_response(500, [], 0.0)
+    lost.on_data(b"partial", 0.1)
+    actions = lost.on_connection_lost(0.2)
+    assert kinds(actions) == ["ReportFailure", "ReportStatus"]
+    assert isinstance(actions[0], ReportFailure) and actions[0].body == b"partial"
+
+    stalled = session(stall_timeout=5.0)
+    stalled.start(0.0)
+    stalled.on_response(500, [], 1.0)
+    assert stalled.on_timer(2.0) == []
+    assert stalled.next_deadline() == pytest.approx(5.0)
+    assert kinds(stalled.on_timer(5.0)) == ["Disconnect", "ReportFailure", "ReportStatus"]
+
+    at_once = session(max_error_body_size=0)
+    at_once.start(0.0)
+    actions = at_once.on_response(404, [(b"X-Why", b"gone")], 0.0)
+    assert kinds(actions) == ["Disconnect", "ReportFailure", "ReportStatus"]
+    assert isinstance(actions[1], ReportFailure) and actions[1].headers == (("X-Why", "gone"),)
+
+    closed = session()
+    closed.start(0.0)
+    closed.on_response(500, [], 0.0)
+    actions = closed.close(0.5)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]  # asked for: no failure
+    assert statuses(actions) == [ClientState.CLOSED]
+
+
+def test_204_is_a_quiet_end() -> None:
+    """204 is the server's "stop reconnecting": CLOSED at once, with no failure to report."""
+    client = session()
+    client.start(0.0)
+    actions = client.on_response(204, [], 0.0)
+    assert kinds(actions) == ["Disconnect", "ReportStatus"]
 
 
 def test_retry_statuses_reconnect() -> None:
@@ -209,11 +287,108 @@ def test_unsupported_content_encoding_fails() -> None:
     """A body in a coding we cannot decode fails the connection."""
     client = session()
     client.start(0.0)
-    actions = client.on_response(200, [*SSE_HEADERS, ("Content-Encoding", "br")], 0.0)
+    client.on_response(200, [*SSE_HEADERS, ("Content-Encoding", "br")], 0.0)
+    actions = client.on_eof(0.1)
     assert statuses(actions) == [ClientState.CLOSED]
+    failure = actions[0]
+    assert isinstance(failure, ReportFailure) and "unsupported Content-Encoding" in failure.reason
+    assert type(failure.error()) is StreamError  # a 200: not an HTTP status error
 
 
 # --- reconnection -----------------------------------------------------------------------------
+
+
+def _answer(tokens: list[str], *, with_ids: bool) -> bytes:
+    """An LLM-style answer: one ``data:`` event per token, ids when asked."""
+    return b"".join(
+        serialize_event(token, id=str(n) if with_ids else None) for n, token in enumerate(tokens)
+    )
+
+
+@pytest.mark.parametrize("cut", ["eof", "lost", "stall", "retryable status"])
+def test_a_post_without_ids_is_never_sent_twice(cut: str) -> None:
+    """The LLM case: a POST stream with no event ids cut mid-answer ends the session with a
+    NOT_RESUMABLE failure instead of running the request again: no token twice."""
+    client = session(
+        method="POST", body=b'{"prompt": "hi"}', stall_timeout=10.0,
+        retry_statuses=frozenset({503}),
+    )
+    (connect,) = [a for a in client.start(0.0) if isinstance(a, Connect)]
+    assert connect.request.method == "POST"
+    if cut == "retryable status":
+        actions = client.on_response(503, [], 1.0)
+        tokens: list[str] = []
+    else:
+        client.on_response(200, SSE_HEADERS, 0.0)
+        actions = client.on_data(_answer(["Hello", ", w", "örld"], with_ids=False), 1.0)
+        tokens = delivered(actions)
+        if cut == "eof":
+            actions = client.on_eof(2.0)
+        elif cut == "lost":
+            actions = client.on_connection_lost(2.0, "connection reset")
+        else:
+            actions = client.on_timer(11.0)
+    assert not any(isinstance(a, Connect) for a in actions)
+    failure = next(a for a in actions if isinstance(a, ReportFailure))
+    assert failure.cause is EndCause.NOT_RESUMABLE
+    assert "POST request is not sent again" in failure.reason
+    assert statuses(actions) == [ClientState.CLOSED]
+    assert type(failure.error()) is StreamError
+    assert client.next_deadline() is None
+    assert "".join(tokens) in ("", "Hello, wörld")
+
+
+def test_a_post_with_ids_resumes_with_last_event_id() -> None:
+    """A POST stream that carried event ids is resumable: after a cut the request is made
+    again, with Last-Event-ID, and the replayed tokens are not delivered twice."""
+    client = session(method="POST", body=b'{"prompt": "hi"}')
+    open_stream(client)
+    first = delivered(client.on_data(_answer(["Hello", ", w"], with_ids=True), 0.5))
+    actions = client.on_eof(1.0)
+    assert statuses(actions) == [ClientState.RECONNECTING]
+    (connect,) = [a for a in client.on_timer(2.0) if isinstance(a, Connect)]
+    assert connect.request.method == "POST" and connect.request.body == b'{"prompt": "hi"}'
+    assert header(connect.request.headers, "Last-Event-ID") == "1"
+    client.on_response(200, SSE_HEADERS, 2.0)
+    # The server replays from its log (id 1 again) and goes on.
+    rest = delivered(client.on_data(_answer(["Hello", ", w", "\u00f6rld"], with_ids=True), 2.5))
+    assert "".join(first + rest) == "Hello, w\u00f6rld"
+
+
+def test_resend_opt_in_and_idempotent_methods_reconnect() -> None:
+    """is_resend_allowed re-sends a POST that cannot resume; PUT, like GET, is idempotent
+    (RFC 9110 9.2.2) and reconnects as EventSource does; the method is case-sensitive."""
+    for config in ({"method": "POST", "is_resend_allowed": True}, {"method": "PUT"}, {}):
+        client = session(**config)
+        open_stream(client)
+        client.on_data(_answer(["a"], with_ids=False), 0.5)
+        assert statuses(client.on_eof(1.0)) == [ClientState.RECONNECTING], config
+        assert any(isinstance(a, Connect) for a in client.on_timer(2.0)), config
+    assert session(method="DELETE").config.is_idempotent
+    assert not session(method="get").config.is_idempotent
+    assert not session(method="PATCH").config.is_idempotent
+    with pytest.raises(InvalidConfigError):
+        ClientConfig(url=URL, is_resend_allowed=1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidConfigError):
+        ClientConfig(url=URL, max_error_body_size=-1)
+
+
+def test_a_post_given_a_last_event_id_may_resume() -> None:
+    """A POST started with a last_event_id carries Last-Event-ID: it is resumable at once."""
+    client = session(method="POST", last_event_id="7")
+    open_stream(client)
+    assert statuses(client.on_connection_lost(1.0)) == [ClientState.RECONNECTING]
+
+
+def test_giving_up_reports_a_failure() -> None:
+    """When the backoff gives up, a GAVE_UP failure comes before the CLOSED status."""
+    client = session(backoff=BackoffConfig(base_delay=1.0, jitter=Jitter.NONE, max_attempts=0))
+    open_stream(client)
+    actions = client.on_eof(1.0)
+    assert kinds(actions) == ["ReportFailure", "ReportStatus"]
+    assert isinstance(actions[0], ReportFailure) and actions[0].cause is EndCause.GAVE_UP
+    assert statuses(actions) == [ClientState.CLOSED]
+
 
 
 def test_eof_reconnects_after_delay_with_last_event_id() -> None:
@@ -618,21 +793,32 @@ def test_misuse_is_sticky() -> None:
 
 class ClientMachine(RuleBasedStateMachine):
     """Random inputs: every state change follows TRANSITIONS and is reported exactly once;
-    every published event is delivered at most once; deadlines never lie."""
+    every published event is delivered at most once; deadlines never lie; a failure is
+    reported only right before a CLOSED the application did not ask for; and a POST is
+    never made again unless the request carries Last-Event-ID."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.client = ClientSession(
-            ClientConfig(url=URL, backoff=FIXED, stall_timeout=20.0,
-                         retry_statuses=frozenset({503})),
-            rng=random.Random(0),
-        )
+        self.method = "GET"
         self.now = 0.0
         self.state = ClientState.CLOSED
         self.next_id = 0
         self.delivered: list[str] = []
+        self.refusing = False  # a refused response's body is being read
+        self.connects = 0  # requests made since the last start
 
-    def apply(self, actions: list[Action], expected_input: ClientInput | None) -> None:
+    @initialize(method=st.sampled_from(["GET", "POST"]))
+    def make(self, method: str) -> None:
+        self.method = method
+        self.client = ClientSession(
+            ClientConfig(url=URL, backoff=FIXED, stall_timeout=20.0, method=method,
+                         retry_statuses=frozenset({503})),
+            rng=random.Random(0),
+        )
+
+    def apply(
+        self, actions: list[Action], expected_input: ClientInput | None, *, is_close: bool = False
+    ) -> None:
         reported = statuses(actions)
         if expected_input is None:
             assert reported == []
@@ -644,6 +830,17 @@ class ClientMachine(RuleBasedStateMachine):
                 self.state = new
         assert self.client.state is self.state
         self.delivered += [a.event.id or "" for a in actions if isinstance(a, Deliver)]
+        failures = [i for i, a in enumerate(actions) if isinstance(a, ReportFailure)]
+        if failures:
+            assert not is_close and failures == [len(actions) - 2]
+            assert statuses(actions[-1:]) == [ClientState.CLOSED]
+        for action in actions:
+            if isinstance(action, Connect):
+                if self.connects and self.method == "POST":
+                    assert header(action.request.headers, "Last-Event-ID")
+                self.connects += 1
+        if self.state is ClientState.CLOSED:
+            self.refusing = False
 
     @rule(delay=st.floats(0, 30))
     def wait(self, delay: float) -> None:
@@ -657,22 +854,33 @@ class ClientMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.state is ClientState.CLOSED)
     @rule()
     def start(self) -> None:
+        self.connects = 0
         self.apply(self.client.start(self.now), ClientInput.START)
 
-    @precondition(lambda self: self.state is ClientState.CONNECTING)
+    @precondition(lambda self: self.state is ClientState.CONNECTING and not self.refusing)
     @rule(status=st.sampled_from([200, 200, 200, 503, 204, 500]))
     def respond(self, status: int) -> None:
         self.apply(self.client.on_response(status, SSE_HEADERS, self.now), ClientInput.ACCEPTED)
+        self.refusing = status == 500 and self.state is ClientState.CONNECTING
+
+    @precondition(lambda self: self.refusing)
+    @rule(size=st.integers(1, 5000))
+    def refused_body(self, size: int) -> None:
+        self.apply(self.client.on_data(b"e" * size, self.now), ClientInput.REFUSED)
 
     @precondition(lambda self: self.state in (ClientState.CONNECTED, ClientState.STREAMING))
-    @rule(replay=st.integers(0, 3), new=st.integers(0, 3))
-    def data(self, replay: int, new: int) -> None:
+    @rule(replay=st.integers(0, 3), new=st.integers(0, 3), has_ids=st.booleans())
+    def data(self, replay: int, new: int, has_ids: bool) -> None:
         ids = [str(i) for i in range(max(0, self.next_id - replay), self.next_id + new)]
         self.next_id += new
-        stream = b"".join(serialize_event("x", id=i) for i in ids)
+        if has_ids:
+            stream = b"".join(serialize_event("x", id=i) for i in ids)
+        else:  # events without ids: kept apart from the order check
+            stream = b"".join(serialize_event("x") for _ in range(new))
         self.apply(self.client.on_data(stream, self.now), ClientInput.FIRST_BYTES)
 
-    @precondition(lambda self: self.state in (ClientState.CONNECTED, ClientState.STREAMING))
+    @precondition(lambda self: self.state in (ClientState.CONNECTED, ClientState.STREAMING)
+                  or self.refusing)
     @rule()
     def eof(self) -> None:
         self.apply(self.client.on_eof(self.now), ClientInput.LOST)
@@ -685,11 +893,11 @@ class ClientMachine(RuleBasedStateMachine):
 
     @rule()
     def close(self) -> None:
-        self.apply(self.client.close(self.now), ClientInput.CLOSE)
+        self.apply(self.client.close(self.now), ClientInput.CLOSE, is_close=True)
 
     @invariant()
     def delivered_once_in_order(self) -> None:
-        numbers = [int(i) for i in self.delivered]
+        numbers = [int(i) for i in self.delivered if i]
         assert numbers == sorted(set(numbers))
 
     @invariant()

@@ -31,6 +31,7 @@ from .._actions import (
     Deliver,
     Disconnect,
     ReportDropped,
+    ReportFailure,
     ReportGap,
     ReportStatus,
     ReportTransport,
@@ -125,6 +126,7 @@ ClientOutput = (
     | ReportGap
     | ReportDropped
     | ReportTransport
+    | ReportFailure
 )
 
 

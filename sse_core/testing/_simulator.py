@@ -33,6 +33,7 @@ from .._actions import (
     Connect,
     Deliver,
     Disconnect,
+    ReportFailure,
     ReportGap,
     ReportStatus,
     ReportTransport,
@@ -910,7 +911,7 @@ class _Simulation:
                 case ReportTransport():
                     self.record.append((self.now, action))
                     self.switches += 1
-                case ReportStatus():
+                case ReportStatus() | ReportFailure():  # the CLOSED status says it too
                     pass
                 case _:
                     raise AssertionError(f"unexpected client action {action!r}")
