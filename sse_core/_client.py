@@ -417,10 +417,15 @@ class ClientSession(MonotonicNow):
             case _:  # pragma: no cover
                 raise AssertionError(self._state)
 
-    def close(self, now: float) -> list[Action]:
+    def close(self, now: float, reason: str | None = None) -> list[Action]:
         """Close the session for good (the application's ``EventSource.close()``).
 
         Closing a closed session does nothing. A failed session (see above) can be closed.
+
+        Args:
+            now: The current monotonic time.
+            reason: Why, for the ``CLOSED`` status (e.g. an adapter's time limit); ``None``
+                when the application just closed it.
         """
         self._take_now(now)
         if self._state is ClientState.CLOSED:
@@ -428,11 +433,11 @@ class ClientSession(MonotonicNow):
         actions: list[Action] = []
         leg = self._switch.leg
         if leg.is_in_flight:
-            actions.append(Disconnect(reason="closed by the application"))
+            actions.append(Disconnect(reason=reason or "closed by the application"))
         if self._state in _LIVE and not leg.is_idle:  # idle: an input failed half-way
             self._end_connection(now)
         self._pipeline.flush(actions)  # deliver what the sequencer still holds
-        actions.append(self._move(ClientInput.CLOSE, now))
+        actions.append(self._move(ClientInput.CLOSE, now, reason))
         return actions
 
     # --- internals ------------------------------------------------------------------------

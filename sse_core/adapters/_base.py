@@ -9,13 +9,22 @@ import random
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Protocol, TypeVar
 
 from .. import ClientConfig, ClientSession, ServerConfig
-from .._actions import ClientState, ReportStatus
+from .._actions import (
+    ClientState,
+    Deliver,
+    ReportDropped,
+    ReportFailure,
+    ReportGap,
+    ReportStatus,
+    ReportTransport,
+)
 from .._broadcast import Broadcaster, Subscriber
-from .._errors import InvalidConfigError
+from .._errors import InvalidConfigError, StreamError
+from .._events import Event
 from .._metrics import Metrics
 from .._replay import ReplayConfig, ReplayLog
 from .._types import RandomSource
@@ -41,8 +50,9 @@ __all__ = [
     "default_replay_log",
 ]
 
-#: What an ``EventSource``'s ``reports()`` yields: every output meant for the application.
-Report = ClientOutput
+#: What an ``EventSource``'s ``reports()`` yields: every record meant for the application,
+#: ready for a ``match`` statement (``case Deliver(event=event):``, ``case ReportGap():`` ...).
+Report = Deliver | ReportStatus | ReportGap | ReportDropped | ReportTransport
 
 _Options = TypeVar("_Options", ClientOptions, ServerOptions)
 _Source = TypeVar("_Source", bound="AsyncClientBase")
@@ -81,6 +91,53 @@ class _Adapter:
         return time.monotonic()
 
 
+def _event_of(report: Report) -> Event | None:
+    """The plain loop's rule: an event is handed out, a gap raised, the rest skipped.
+
+    Raises:
+        GapError: ``report`` is a :class:`~sse_core.ReportGap`.
+    """
+    if isinstance(report, Deliver):
+        return report.event
+    if isinstance(report, ReportGap):
+        raise report.error()
+    return None
+
+
+class _Events:
+    """``for event in source``: the events of the source's reports; a gap raises
+    :class:`~sse_core.GapError` and the next step goes on after it (the reports it reads
+    from live on, so iterating the source again continues where it stopped)."""
+
+    def __init__(self, reports: Iterator[Report]) -> None:
+        self._reports = reports
+
+    def __iter__(self) -> _Events:
+        return self
+
+    def __next__(self) -> Event:
+        while True:
+            event = _event_of(next(self._reports))
+            if event is not None:
+                return event
+
+
+class _AsyncEvents:
+    """``async for event in source``: as :class:`_Events`, for the async adapters."""
+
+    def __init__(self, reports: AsyncIterator[Report]) -> None:
+        self._reports = reports
+
+    def __aiter__(self) -> _AsyncEvents:
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            event = _event_of(await self._reports.__anext__())
+            if event is not None:
+                return event
+
+
 class ClientBase(_Adapter):
     """The part of every adapter's ``EventSource`` that is not I/O.
 
@@ -92,6 +149,13 @@ class ClientBase(_Adapter):
     request to write are noted (:attr:`_endpoint`, :attr:`_unsent`) for the adapter's next
     wait to carry out; every other output goes to ``on_status`` and to the application.
     It also gives the application its view (:attr:`session`, :attr:`metrics`).
+
+    The iteration rules are here too, the same for every adapter: the plain loop yields
+    events and raises :class:`~sse_core.GapError` for a gap (iterate again to go on); an
+    iteration that ends for a failure (:class:`~sse_core.ReportFailure`: a refused response,
+    given up, a cut request that may not be sent twice) raises its
+    :class:`~sse_core.StreamError` once every report before it was handed out; one that
+    ends by ``close()``, by ``ClientOptions.timeout`` or by a 204 ends quietly.
     """
 
     def __init__(
@@ -139,6 +203,9 @@ class ClientBase(_Adapter):
         self._is_claimed = False  # the iteration was asked for
         self._is_begun = False  # the session was started
         self._is_closing = False  # the application closed the source
+        self._failure: StreamError | None = None  # what the iteration raises at its end
+        self._ends_at: float | None = None  # when ClientOptions.timeout closes the source
+        self._events: _Events | _AsyncEvents | None = None  # the plain loop, once asked for
         self._setup()
 
     @property
@@ -193,7 +260,20 @@ class ClientBase(_Adapter):
         """Start the session (once; not after the application closed the source)."""
         if not self._is_begun and not self._is_closing:
             self._is_begun = True
-            self._outputs.extend(self._http.start(self._clock()))
+            now = self._clock()
+            if self._options.timeout is not None:
+                self._ends_at = now + self._options.timeout
+            self._outputs.extend(self._http.start(now))
+
+    def _raise_failure(self) -> None:
+        """The iteration is over: raise the failure that ended the session, once.
+
+        Raises:
+            StreamError: the session closed for a failure, not by the application.
+        """
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     @property
     def _is_done(self) -> bool:
@@ -216,6 +296,8 @@ class ClientBase(_Adapter):
                 self._write(output.data)
             elif isinstance(output, CloseConnection):
                 self._close_socket()
+            elif isinstance(output, ReportFailure):
+                self._failure = output.error()  # raised once the reports before it are out
             else:
                 self._notify(output)
                 return output
@@ -223,8 +305,8 @@ class ClientBase(_Adapter):
 
     def _timeout(self) -> float | None:
         """Seconds until the next deadline (0 when past), or ``None`` when none is set."""
-        deadline = self._http.next_deadline()
-        return None if deadline is None else max(0.0, deadline - self._clock())
+        deadlines = [d for d in (self._http.next_deadline(), self._ends_at) if d is not None]
+        return max(0.0, min(deadlines) - self._clock()) if deadlines else None
 
     # --- inputs: each queues what the HTTP client answers --------------------------------
 
@@ -241,16 +323,27 @@ class ClientBase(_Adapter):
         self._outputs.extend(self._http.on_connection_error(self._clock(), reason))
 
     def _timer(self) -> bool:
-        """Wake the session at its deadline; whether that ended the attempt in flight."""
-        outputs = self._http.on_timer(self._clock())
+        """Wake the session at its deadline; whether that ended the attempt in flight
+        (``ClientOptions.timeout`` running out closes the source: the iteration ends)."""
+        now = self._clock()
+        if self._ends_at is not None and now >= self._ends_at and not self._is_closing:
+            self._is_closing = True
+            timeout = self._options.timeout
+            self._close_session(f"closed after ClientOptions.timeout ({timeout:g} s)")
+            return True
+        outputs = self._http.on_timer(now)
         self._outputs.extend(outputs)
         return any(isinstance(output, CloseConnection) for output in outputs)
 
-    def _close_session(self) -> None:
+    def _close_session(self, reason: str | None = None) -> None:
         """Close the session for good and report the final status (the socket work is the
-        caller's)."""
+        caller's). The status changes still queued reach ``on_status`` first, so that none
+        is lost when the application leaves the loop early; a pending failure is dropped
+        (the application closed the source)."""
+        queued = list(self._outputs)
         self._outputs.clear()
-        for output in self._http.close(self._clock()):
+        self._failure = None
+        for output in [*queued, *self._http.close(self._clock(), reason)]:
             self._notify(output)
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -260,6 +353,14 @@ class ClientBase(_Adapter):
             self._ssl_context = ssl.create_default_context()
         return self._ssl_context
 
+    def _plain_loop(self, reports: Callable[[], Iterator[Report]]) -> Iterator[Event]:
+        """The plain loop over the source's ``reports()`` (made once: iterating the source
+        again goes on where it stopped)."""
+        if self._events is None:
+            self._events = _Events(reports())
+        assert isinstance(self._events, _Events)
+        return self._events
+
     def _notify(self, output: ClientOutput) -> None:
         """Tell ``on_status`` about a status change."""
         if isinstance(output, ReportStatus) and self._on_status is not None:
@@ -268,6 +369,17 @@ class ClientBase(_Adapter):
 
 class AsyncClientBase(ClientBase):
     """An ``EventSource`` used as an ``async with`` block: leaving it calls :meth:`aclose`."""
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """The events (a gap raises :class:`~sse_core.GapError`; iterate again to go on)."""
+        if self._events is None:
+            self._events = _AsyncEvents(self.reports())
+        assert isinstance(self._events, _AsyncEvents)
+        return self._events
+
+    def reports(self) -> AsyncIterator[Report]:
+        """Everything for the application, in order (see the adapter)."""
+        raise NotImplementedError
 
     async def aclose(self) -> None:
         """Close the connection and end the iteration (the application's ``close()``)."""

@@ -260,9 +260,9 @@ class HTTPClient:
         """Start the session: the first :class:`OpenConnection`."""
         return self._carry(self._session.start(now), now)
 
-    def close(self, now: float) -> list[ClientOutput]:
-        """Close for good (the application's ``close()``)."""
-        outputs = self._carry(self._session.close(now), now)
+    def close(self, now: float, reason: str | None = None) -> list[ClientOutput]:
+        """Close for good (the application's ``close()``; ``reason`` as the session's)."""
+        outputs = self._carry(self._session.close(now, reason), now)
         # The session's Disconnect normally closed the attempt in flight above; should the
         # two ever disagree, a socket must still not outlive close().
         if self._request is not None:

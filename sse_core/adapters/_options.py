@@ -76,6 +76,11 @@ class ClientOptions:
             more counts as a network error.
         read_size: The most bytes read from the socket at once.
         max_head_size: The largest response head accepted, in bytes (at least 1024).
+        timeout: Seconds the source may run, from the start of its iteration, or ``None``
+            (the default: no limit). When they pass, the source closes itself as by
+            ``close()``: the iteration ends quietly, and the ``CLOSED`` status says why.
+            For the blocking client this is the iteration's time limit; the async ones may
+            use their framework's timeouts instead.
 
     Raises:
         InvalidConfigError: a value out of range or of the wrong type.
@@ -88,6 +93,7 @@ class ClientOptions:
     max_redirects: int = attrs.field(default=DEFAULT_MAX_REDIRECTS, validator=non_negative_int)
     read_size: int = attrs.field(default=64 * 1024, validator=positive_int)
     max_head_size: int = attrs.field(default=64 * 1024, validator=int_at_least(1024))
+    timeout: float | None = attrs.field(default=None, validator=positive_number.or_none())
 
 
 @attrs.frozen(kw_only=True)

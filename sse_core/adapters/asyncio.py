@@ -12,8 +12,6 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 
-from .._actions import Deliver
-from .._events import Event
 from ._asyncio_server import EventStreamServer
 from ._base import AsyncClientBase, Report
 from ._http import Endpoint
@@ -26,10 +24,14 @@ class EventSource(AsyncClientBase):
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
     resuming with ``Last-Event-ID`` after a lost connection, with backoff and stall
-    detection as configured. :meth:`reports` yields status changes and gap reports too.
-    The iteration ends when the session closes (the server refused, the backoff gave up, or
-    :meth:`aclose`). Use it as an ``async with`` block (or call :meth:`aclose`) so that the
-    socket is closed even when the loop is left early.
+    detection as configured. A gap (events the server could no longer replay) raises
+    :class:`~sse_core.GapError`: catch it and iterate again to go on. :meth:`reports`
+    yields status changes and gap reports too. The iteration ends quietly after
+    :meth:`aclose` (or a 204); when the session ends for a failure (an HTTP error status,
+    the backoff gave up, a cut ``POST`` that may not be sent twice) it raises
+    :class:`~sse_core.StreamError` (:class:`~sse_core.HTTPStatusError` for a status). Use it
+    as an ``async with`` block (or call :meth:`aclose`) so that the socket is closed even
+    when the loop is left early.
 
     Arguments as for every adapter (:doc:`/adapters/options`); ``clock`` is :func:`time.monotonic`.
 
@@ -45,19 +47,15 @@ class EventSource(AsyncClientBase):
         self._reading: asyncio.Task[bytes] | None = None  # a read kept across wake-ups
         self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no socket
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        async for report in self.reports():
-            if isinstance(report, Deliver):
-                yield report.event
-
     async def reports(self) -> AsyncIterator[Report]:
         """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
-        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports.
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports
+        (:data:`~sse_core.adapters.Report`).
 
         Start iterating once per source (either this or the events).
+
+        Raises:
+            StreamError: at the end, when the session closed for a failure.
         """
         self._claim()
         self._begin()
@@ -67,11 +65,12 @@ class EventSource(AsyncClientBase):
                 if report is not None:
                     yield report
                 elif self._is_done:
-                    return
+                    break
                 else:
                     await self._wait()
         finally:
             self._close_socket()
+        self._raise_failure()
 
     async def aclose(self) -> None:
         """Close the connection and end the iteration (the application's ``close()``)."""

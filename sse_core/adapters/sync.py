@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
-from .._actions import Deliver
 from .._events import Event
 from ._base import ClientBase, Report
 from ._http import Endpoint
@@ -47,10 +46,13 @@ class EventSource(ClientBase):
 
     ``for event in source`` yields each :class:`~sse_core.Event` once, in order, resuming
     with ``Last-Event-ID`` after a lost connection, with backoff and stall detection as
-    configured. :meth:`reports` yields status changes and gap reports too. The iteration
-    blocks the thread that runs it and ends when the session closes (the server refused, the
-    backoff gave up, or :meth:`close`). Use it as a ``with`` block (or call :meth:`close`) so
-    that the socket is closed even when the loop is left early.
+    configured. A gap raises :class:`~sse_core.GapError` (catch it and iterate again to go
+    on); :meth:`reports` yields status changes and gap reports too. The iteration blocks
+    the thread that runs it; it ends quietly after :meth:`close`, a 204 or
+    ``ClientOptions.timeout``, and raises :class:`~sse_core.StreamError` when the session
+    ends for a failure, as every adapter's (:doc:`/adapters/options`). Use it as a ``with``
+    block (or call :meth:`close`) so that the socket is closed even when the loop is left
+    early.
 
     :meth:`close` may be called from any thread: it shuts the socket down, which wakes a
     blocked connect, TLS handshake, write or read, or it ends a wait between connections;
@@ -82,25 +84,18 @@ class EventSource(ClientBase):
         self.close()
 
     def __iter__(self) -> Iterator[Event]:
-        return self._events(self.reports())
-
-    @staticmethod
-    def _events(reports: Generator[Report, None, None]) -> Iterator[Event]:
-        try:
-            for report in reports:
-                if isinstance(report, Deliver):
-                    yield report.event
-        finally:
-            reports.close()
+        return self._plain_loop(self.reports)
 
     def reports(self) -> Generator[Report, None, None]:
         """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
-        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports.
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports
+        (:data:`~sse_core.adapters.Report`).
 
         Iterate once per source (either this or the events).
 
         Raises:
             RuntimeError: the source was iterated already.
+            StreamError: at the end, when the session closed for a failure.
         """
         with self._lock:
             self._claim()
@@ -141,11 +136,11 @@ class EventSource(ClientBase):
                 report = self._pump()
                 if report is None:
                     if self._is_done:
-                        return
+                        break
                     self._wait()
                     continue
                 if self._is_closing:  # the on_status callback closed the source
-                    return
+                    break
                 self._lock.release()
                 try:
                     yield report
@@ -154,6 +149,7 @@ class EventSource(ClientBase):
         finally:
             self._close_socket()
             self._lock.release()
+        self._raise_failure()
 
     def _wait(self) -> None:
         """The one blocking step due: connect, write the request, read, or sleep until the

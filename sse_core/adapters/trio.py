@@ -15,8 +15,6 @@ from typing import Generic, TypeVar
 
 import trio
 
-from .._actions import Deliver
-from .._events import Event
 from ._base import AsyncClientBase, Report
 from ._http import Endpoint
 from ._trio_server import TRANSPORT_ERRORS, EventStreamServer, Stream, close_now
@@ -50,10 +48,13 @@ class EventSource(AsyncClientBase):
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
     resuming with ``Last-Event-ID`` after a lost connection, with backoff and stall
-    detection as configured. :meth:`reports` yields status changes and gap reports too.
-    The iteration ends when the session closes (the server refused, the backoff gave up, or
-    :meth:`aclose`). Use it as an ``async with`` block (or call :meth:`aclose`): leaving the
-    block, normally, by an exception or by cancellation, closes the socket at once.
+    detection as configured. A gap raises :class:`~sse_core.GapError` (catch it and iterate
+    again to go on); :meth:`reports` yields status changes and gap reports too. The
+    iteration ends quietly after :meth:`aclose` (or a 204) and raises
+    :class:`~sse_core.StreamError` when the session ends for a failure, as every adapter's
+    (:doc:`/adapters/options`). Use it as an ``async with`` block (or call :meth:`aclose`):
+    leaving the block, normally, by an exception or by cancellation, closes the socket at
+    once.
 
     Cancelling a wait for the next event (``trio.move_on_after`` around one step of the
     loop) keeps the connection while it was reading or sleeping; a cancelled connect or
@@ -73,18 +74,16 @@ class EventSource(AsyncClientBase):
         self._stream: Stream | None = None
         self._scope: trio.CancelScope | None = None  # the wait in progress
 
-    def __aiter__(self) -> AsyncIterator[Event]:
-        self._claim()
-        return _Iterator(self._next_event)
-
     def reports(self) -> AsyncIterator[Report]:
         """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
-        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports.
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports
+        (:data:`~sse_core.adapters.Report`).
 
         Iterate once per source (either this or the events).
 
         Raises:
             RuntimeError: the source is already being iterated.
+            StreamError: at the end, when the session closed for a failure.
         """
         self._claim()
         return _Iterator(self._next_report)
@@ -104,12 +103,6 @@ class EventSource(AsyncClientBase):
 
     # --- the loop -------------------------------------------------------------------------
 
-    async def _next_event(self) -> Event:
-        while True:
-            report = await self._next_report()
-            if isinstance(report, Deliver):
-                return report.event
-
     async def _next_report(self) -> Report:
         """Carry out outputs in order until one is for the application; wait when none is
         left."""
@@ -117,6 +110,7 @@ class EventSource(AsyncClientBase):
         while (report := self._pump()) is None:
             if self._is_done:
                 self._close_socket()
+                self._raise_failure()
                 raise StopAsyncIteration
             if self._endpoint is not None:
                 endpoint, self._endpoint = self._endpoint, None

@@ -26,11 +26,13 @@ from sse_core import (
     ClientState,
     Deliver,
     Event,
+    HTTPStatusError,
     InvalidConfigError,
     Parser,
     ReportGap,
     ReportStatus,
     ServerConfig,
+    StreamError,
 )
 from sse_core.adapters import ClientOptions, IncomingRequest, ServerConnection, ServerOptions
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
@@ -93,6 +95,7 @@ class Watch:
         self.source = source
         self.reports: list[object] = []
         self.is_ended = False
+        self.error: StreamError | None = None  # what the iteration raised at its end
         self._changed = asyncio.Event()
         self.task = asyncio.create_task(self._run())
 
@@ -101,6 +104,8 @@ class Watch:
             async for report in self.source.reports():
                 self.reports.append(report)
                 self._changed.set()
+        except StreamError as error:
+            self.error = error
         finally:
             self.is_ended = True
             self._changed.set()
@@ -361,7 +366,8 @@ def test_reconnection_sends_last_event_id() -> None:
 
 @pytest.mark.parametrize("status", [204, 404])
 def test_refusal_closes_without_retry(status: int) -> None:
-    """204 or 404: the client closes and the iteration ends; no second request is made."""
+    """204 or 404: the client closes and the iteration ends, quietly for 204, raising
+    HTTPStatusError for 404; no second request is made."""
 
     async def handler(
         peer: Scripted, index: int, request: IncomingRequest, writer: asyncio.StreamWriter
@@ -375,6 +381,11 @@ def test_refusal_closes_without_retry(status: int) -> None:
             assert watch.states == [ClientState.CONNECTING, ClientState.CLOSED]
             assert watch.statuses[-1].reason is not None
             assert str(status) in watch.statuses[-1].reason
+            if status == 204:
+                assert watch.error is None
+            else:
+                assert isinstance(watch.error, HTTPStatusError)
+                assert watch.error.status == 404
             await asyncio.sleep(0.1)  # a retry (50 ms backoff) would have come by now
             assert peer.connections == 1
 

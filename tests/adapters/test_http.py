@@ -25,6 +25,7 @@ from sse_core import (
     InvalidConfigError,
     LocalProtocolError,
     RemoteProtocolError,
+    ReportFailure,
     ReportStatus,
     Send,
     SendHead,
@@ -410,6 +411,31 @@ def test_informational_responses_are_skipped() -> None:
 # --- status codes ----------------------------------------------------------------------------
 
 
+def test_refused_body_prefix_is_read_through_h11() -> None:
+    """An error status's body reaches the failure report through h11, however it is
+    framed, bounded by max_error_body_size: the connection closes once that much came."""
+    client = make_client()
+    start(client)
+    body = b'{"error": {"message": "Incorrect API key provided"}}'
+    response = head(401, ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(body))), ("WWW-Authenticate", "Bearer"))
+    assert client.on_data(response + body[:10], 1.0) == []  # the body is being read
+    outputs = client.on_data(body[10:], 1.1)
+    assert kinds(outputs) == ["CloseConnection", "ReportFailure", "status:closed"]
+    failure = outputs[1]
+    assert isinstance(failure, ReportFailure)
+    assert (failure.status, failure.body) == (401, body)
+    assert ("www-authenticate", "Bearer") in failure.headers  # h11 lower-cases names
+
+    bounded = make_client(max_error_body_size=100)
+    start(bounded)
+    outputs = bounded.on_data(
+        head(500, ("Transfer-Encoding", "chunked")) + chunked(b"x" * 1000, [60, 60]), 1.0
+    )
+    assert kinds(outputs) == ["CloseConnection", "ReportFailure", "status:closed"]
+    assert isinstance(outputs[1], ReportFailure) and outputs[1].body == b"x" * 100
+
+
 @pytest.mark.parametrize(
     "response",
     [
@@ -423,11 +449,13 @@ def test_informational_responses_are_skipped() -> None:
 )
 def test_refused_responses_close_the_session(response: bytes) -> None:
     """A response that is not an event stream (and not a followed redirect) closes the
-    connection and the session: no reconnection is scheduled."""
+    connection and the session: no reconnection is scheduled. Every one but 204 (the
+    server's "stop reconnecting") is a failure reported before the CLOSED status."""
     client = make_client()
     start(client)
     outputs = client.on_data(response, 1.0)
-    assert kinds(outputs) == ["CloseConnection", "status:closed"]
+    failure = [] if response.startswith(b"HTTP/1.1 204") else ["ReportFailure"]
+    assert kinds(outputs) == ["CloseConnection", *failure, "status:closed"]
     assert client.session.state is ClientState.CLOSED
     assert client.next_deadline() is None
     assert client.url is None

@@ -33,10 +33,13 @@ from sse_core import (
     ClientConfig,
     ClientState,
     Deliver,
+    EndCause,
     Event,
+    HTTPStatusError,
     InvalidConfigError,
     ReportStatus,
     ServerConfig,
+    StreamError,
 )
 from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.sync import EventSource, EventStreamServer
@@ -102,16 +105,26 @@ def events(reports: list[Any]) -> list[Event]:
 
 
 def drive(
-    source: EventSource, step: Callable[[Any, list[Any]], bool], seconds: float = WATCHDOG
+    source: EventSource,
+    step: Callable[[Any, list[Any]], bool],
+    seconds: float = WATCHDOG,
+    *,
+    failure: list[StreamError] | None = None,
 ) -> list[Any]:
     """Iterate ``source.reports()``, calling ``step(report, so_far)`` for each; stop when it
-    returns True or the iteration ends. Returns every report seen."""
+    returns True or the iteration ends. Returns every report seen; the StreamError the
+    iteration raised at its end goes to ``failure`` when given (else it propagates)."""
     seen: list[Any] = []
     with watchdog(source, seconds) as fired:
-        for report in source.reports():
-            seen.append(report)
-            if step(report, seen):
-                break
+        try:
+            for report in source.reports():
+                seen.append(report)
+                if step(report, seen):
+                    break
+        except StreamError as error:
+            if failure is None:
+                raise
+            failure.append(error)
     assert not fired.is_set(), f"timed out; reports so far: {seen}"
     return seen
 
@@ -320,7 +333,8 @@ def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
 @pytest.mark.parametrize("status", [204, 404])
 def test_refusal_closes_without_retry(status: int) -> None:
     """A 204 (the server's "stop") or a 404 closes the client for good: one attempt, status
-    CLOSED with the HTTP status as the reason, the iteration ends by itself."""
+    CLOSED with the HTTP status as the reason, the iteration ends by itself: quietly for
+    204, raising HTTPStatusError for 404."""
 
     def answer(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.send_response(status)
@@ -329,23 +343,33 @@ def test_refusal_closes_without_retry(status: int) -> None:
 
     with tiny_server(answer) as httpd:
         source = EventSource(fast(f"http://127.0.0.1:{httpd.server_port}/events"))
+        failure: list[StreamError] = []
         with source:
-            seen = drive(source, lambda report, seen: False)
+            seen = drive(source, lambda report, seen: False, failure=failure)
         assert len(httpd.requests) == 1
     assert states(seen) == [ClientState.CONNECTING, ClientState.CLOSED]
     assert f"HTTP {status}" in seen[-1].reason
     assert source.metrics.connection_attempts == 1
+    if status == 204:  # the server's "stop": a quiet end
+        assert failure == []
+    else:  # an error status raises where the application iterates
+        (error,) = failure
+        assert isinstance(error, HTTPStatusError) and error.status == status
 
 
 def test_our_server_answers_404_off_its_path() -> None:
     """Our server answers 404 off its path, and the client closes without retrying."""
     with EventStreamServer() as server:
         source = EventSource(fast(url_of(server, "/elsewhere")))
+        failure: list[StreamError] = []
         with source:
-            seen = drive(source, lambda report, seen: False)
+            seen = drive(source, lambda report, seen: False, failure=failure)
         assert len(server.broadcaster) == 0
     assert states(seen) == [ClientState.CONNECTING, ClientState.CLOSED]
     assert seen[-1].reason == "HTTP 404"
+    (error,) = failure
+    assert isinstance(error, HTTPStatusError) and error.status == 404
+    assert error.body == b"not found\n"  # our server's text, read before the close
 
 
 def test_redirect_is_followed() -> None:
@@ -913,7 +937,7 @@ def test_server_answers_bad_requests() -> None:
 def test_tls_with_custom_contexts() -> None:
     """Over TLS (a trustme CA): a client given a context that trusts the CA streams from our
     server; one with the default trust store fails the handshake and, with no retries
-    allowed, closes with the verification error as the reason."""
+    allowed, closes with the verification error as the reason (a StreamError)."""
     trustme = pytest.importorskip("trustme", reason="trustme is not installed (the peers extra)")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -944,12 +968,15 @@ def test_tls_with_custom_contexts() -> None:
         assert [e.data for e in events(seen)] == ["secret", big]
 
         untrusting = EventSource(fast(url, backoff=BackoffConfig(max_attempts=0)))
+        failure: list[StreamError] = []
         with untrusting:
-            refused = drive(untrusting, lambda report, seen: False)
+            refused = drive(untrusting, lambda report, seen: False, failure=failure)
     finally:
         server.close()
     assert states(refused) == [ClientState.CONNECTING, ClientState.CLOSED]
     assert "CERTIFICATE_VERIFY_FAILED" in refused[-1].reason
+    (error,) = failure  # given up: raised where the application iterates
+    assert error.report.cause is EndCause.GAVE_UP and "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
 def test_connection_refused_is_retried() -> None:

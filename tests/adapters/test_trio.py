@@ -33,6 +33,7 @@ from sse_core import (
     ClientState,
     Deliver,
     Event,
+    HTTPStatusError,
     InvalidConfigError,
     ReportStatus,
     ServerConfig,
@@ -308,14 +309,19 @@ def test_slow_client_is_dropped_while_a_fast_one_gets_everything() -> None:
 
 
 def test_wrong_path_gets_404_and_the_client_closes_without_retry() -> None:
-    """A 404 fails the connection for good: state CLOSED, one attempt, no reconnection."""
+    """A 404 fails the connection for good: state CLOSED, one attempt, no reconnection, and
+    the iteration raises HTTPStatusError once the CLOSED status was handed out."""
 
     async def body() -> None:
         server = EventStreamServer()
         async with serving(server) as url:
             source = EventSource(config(url.replace("/events", "/nope")))
+            reports: list[object] = []
             async with source:
-                reports = [report async for report in source.reports()]
+                with pytest.raises(HTTPStatusError) as raised:
+                    async for report in source.reports():
+                        reports.append(report)
+        assert raised.value.status == 404
         assert states(reports) == [ClientState.CONNECTING, ClientState.CLOSED]
         assert source.session.state is ClientState.CLOSED
         assert source.metrics.connection_attempts == 1
