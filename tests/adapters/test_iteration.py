@@ -1,0 +1,380 @@
+"""The iteration rules every adapter's EventSource shares (asyncio, trio and sync alike).
+
+One suite, parametrised over the three adapters, against a scripted HTTP/1.1 server on
+loopback (a thread with a plain socket): a non-idempotent request is never sent twice by
+surprise, errors are exceptions where the application iterates, the plain loop raises a gap
+and goes on after it, no status change is lost when the loop is left early, and
+``ClientOptions.timeout`` bounds an iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sse_core import (
+    ClientConfig,
+    ClientState,
+    EndCause,
+    Event,
+    GapError,
+    HTTPStatusError,
+    ReportGap,
+    ReportStatus,
+    StreamError,
+    serialize_event,
+)
+from sse_core.adapters import ClientOptions
+from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, BackoffConfig, Jitter
+
+KINDS = ["asyncio", "trio", "sync"]
+FAST = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_delay=0.1, jitter=Jitter.NONE)
+LIMIT = 10.0  # seconds a scripted exchange may take before it counts as hung
+
+
+def stream_head(*extra: str) -> bytes:
+    """A 200 event-stream head, chunked unless ``extra`` frames it otherwise."""
+    fields = ["Content-Type: text/event-stream", *extra]
+    if not any(field.lower().startswith("content-length") for field in extra):
+        fields.append("Transfer-Encoding: chunked")
+    return ("HTTP/1.1 200 OK\r\n" + "".join(f"{f}\r\n" for f in fields) + "\r\n").encode()
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def tokens(*texts: str, first_id: int | None = None) -> bytes:
+    """An LLM-style answer, one chunk per token, with ids from ``first_id`` when given."""
+    return b"".join(
+        chunk(serialize_event(text, id=None if first_id is None else str(first_id + n)))
+        for n, text in enumerate(texts)
+    )
+
+
+NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
+
+
+class Scripted:
+    """A loopback HTTP/1.1 server in a thread: connection ``n`` gets ``answers[n]`` (the last
+    one again past the end), then the server closes it (or holds it open until the server
+    closes when the answer is ``(bytes, True)``). Every request head and body is recorded."""
+
+    def __init__(self, answers: list[bytes | tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._held: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1/chat"
+
+    def __enter__(self) -> Scripted:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closing.set()
+        self._thread.join(LIMIT)
+        for sock in self._held:
+            sock.close()
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with sock:
+                sock.settimeout(LIMIT)
+                self._answer(sock)
+
+    def _answer(self, sock: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = sock.recv(65536)
+            if not more:
+                return
+            data += more
+        head, body = data.split(b"\r\n\r\n", 1)
+        line, *fields = head.decode("latin-1").split("\r\n")
+        headers = {n.lower(): v.strip() for n, v in (f.split(":", 1) for f in fields)}
+        while len(body) < int(headers.get("content-length", "0")):
+            body += sock.recv(65536)
+        self.requests.append((line.split(" ", 1)[0], headers, body))
+        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
+        hold = isinstance(answer, tuple)
+        sock.sendall(answer[0] if isinstance(answer, tuple) else answer)
+        if hold:
+            self._closing.wait(LIMIT)
+
+
+class Outcome:
+    """What the plain loop saw: events, gap reports, the exception it ended with, statuses."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.gaps: list[ReportGap] = []
+        self.error: StreamError | None = None
+        self.statuses: list[ReportStatus] = []
+        self.seconds = 0.0
+
+    @property
+    def text(self) -> str:
+        return "".join(event.data for event in self.events)
+
+
+def plain_loop(
+    kind: str,
+    config: ClientConfig,
+    *,
+    options: ClientOptions | None = None,
+    stop_after: int | None = None,
+) -> Outcome:
+    """Run ``for event in source`` (``async for`` for the async adapters) as an application
+    would: note each gap and iterate again; stop after ``stop_after`` events (then close)."""
+    outcome = Outcome()
+
+    def arguments() -> dict[str, Any]:
+        return {"options": options, "on_status": outcome.statuses.append}
+
+    def take(event: Event) -> bool:
+        outcome.events.append(event)
+        return stop_after is not None and len(outcome.events) >= stop_after
+
+    started = time.monotonic()
+    if kind == "sync":
+        from sse_core.adapters.sync import EventSource as SyncSource
+
+        with SyncSource(config, **arguments()) as source:
+            timer = threading.Timer(LIMIT, source.close)  # a watchdog only
+            timer.start()
+            try:
+                _sync_loop(source, take, outcome)
+            finally:
+                timer.cancel()
+    else:
+        async def main() -> None:
+            if kind == "trio":
+                import trio
+
+                from sse_core.adapters.trio import EventSource as TrioSource
+
+                with trio.fail_after(LIMIT):
+                    async with TrioSource(config, **arguments()) as source:
+                        await _async_loop(source, take, outcome)
+            else:
+                from sse_core.adapters.asyncio import EventSource as AsyncioSource
+
+                async with AsyncioSource(config, **arguments()) as source:
+                    await asyncio.wait_for(_async_loop(source, take, outcome), LIMIT)
+
+        if kind == "trio":
+            trio = pytest.importorskip("trio")
+            trio.run(main)
+        else:
+            asyncio.run(main())
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _sync_loop(source: Any, take: Callable[[Event], bool], outcome: Outcome) -> None:
+    try:
+        while True:
+            try:
+                for event in source:
+                    if take(event):
+                        return
+                return
+            except GapError as gap:
+                outcome.gaps.append(gap.report)
+    except StreamError as error:
+        outcome.error = error
+
+
+async def _async_loop(source: Any, take: Callable[[Event], bool], outcome: Outcome) -> None:
+    try:
+        while True:
+            try:
+                async for event in source:
+                    if take(event):
+                        return
+                return
+            except GapError as gap:
+                outcome.gaps.append(gap.report)
+    except StreamError as error:
+        outcome.error = error
+
+
+def post(url: str, **kwargs: Any) -> ClientConfig:
+    """An OpenAI-style request: POST, a JSON body, a bearer token."""
+    kwargs.setdefault("backoff", FAST)
+    return ClientConfig(
+        url=url, method="POST", body=b'{"model": "m", "stream": true}',
+        headers=(("Authorization", "Bearer sk-test"), ("Content-Type", "application/json")),
+        **kwargs,
+    )
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "trio":
+        pytest.importorskip("trio")
+    yield request.param
+
+
+ANSWER = ("Hello", ", w", "\u00f6rld")
+
+
+def test_a_post_cut_mid_answer_is_not_sent_again(kind: str) -> None:
+    """The LLM case: a POST answer without ids is cut mid-way (the connection closes in the
+    middle of the chunked body). The request is made once, every token arrives once, and the
+    loop raises StreamError (NOT_RESUMABLE) with the reason, after the tokens."""
+    cut = stream_head() + tokens(*ANSWER)  # no terminating chunk: cut
+    with Scripted([cut]) as server:
+        outcome = plain_loop(kind, post(server.url))
+        time.sleep(0.2)  # a re-sent request (20 ms backoff) would have come by now
+    assert outcome.text == "Hello, w\u00f6rld"
+    assert len(server.requests) == 1
+    assert isinstance(outcome.error, StreamError)
+    assert not isinstance(outcome.error, HTTPStatusError)
+    assert outcome.error.report.cause is EndCause.NOT_RESUMABLE
+    assert "POST request is not sent again" in str(outcome.error)
+    assert outcome.statuses[-1].state is ClientState.CLOSED
+
+
+def test_a_post_with_ids_resumes_with_last_event_id(kind: str) -> None:
+    """The same answer with ids: after the cut the POST is made again with Last-Event-ID
+    and its body, and the resumed tokens complete the text once; a 204 then ends quietly."""
+    first = stream_head() + tokens(*ANSWER[:2], first_id=1)
+    rest = stream_head() + tokens(ANSWER[2], first_id=3) + b"0\r\n\r\n"
+    with Scripted([first, rest, NO_CONTENT]) as server:
+        outcome = plain_loop(kind, post(server.url))
+    assert outcome.error is None
+    assert outcome.text == "Hello, w\u00f6rld"
+    assert [request[0] for request in server.requests] == ["POST"] * 3
+    assert server.requests[1][1].get("last-event-id") == "2"
+    assert server.requests[1][2] == b'{"model": "m", "stream": true}'
+
+
+def test_resend_opt_in_sends_the_post_again(kind: str) -> None:
+    """With is_resend_allowed the cut POST without ids is sent again (the user said it is
+    safe); a 204 then ends the iteration quietly."""
+    cut = stream_head() + tokens(*ANSWER)
+    with Scripted([cut, NO_CONTENT]) as server:
+        outcome = plain_loop(kind, post(server.url, is_resend_allowed=True))
+    assert outcome.error is None
+    assert len(server.requests) == 2
+    assert outcome.statuses[-1].state is ClientState.CLOSED
+
+
+def test_an_error_status_raises_with_status_headers_and_body(kind: str) -> None:
+    """A wrong API key: 401 with a JSON body raises HTTPStatusError carrying the status, the
+    headers and the body (read before the connection closes); nothing is retried."""
+    body = json.dumps({"error": {"message": "Incorrect API key provided"}}).encode()
+    answer = (
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+        b"WWW-Authenticate: Bearer\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    with Scripted([answer]) as server:
+        outcome = plain_loop(kind, post(server.url))
+    error = outcome.error
+    assert isinstance(error, HTTPStatusError)
+    assert (error.status, error.body) == (401, body)
+    assert ("www-authenticate", "Bearer") in error.headers
+    assert outcome.events == [] and len(server.requests) == 1
+
+
+def test_a_large_error_body_is_cut_at_max_error_body_size(kind: str) -> None:
+    """An error body larger than max_error_body_size: the first bytes only, and the client
+    closes the connection without waiting for the rest."""
+    answer = b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000
+    with Scripted([(answer, True)]) as server:
+        outcome = plain_loop(kind, post(server.url, max_error_body_size=1000))
+    assert isinstance(outcome.error, HTTPStatusError)
+    assert outcome.error.body == b"x" * 1000
+    assert outcome.seconds < LIMIT / 2  # it did not wait for the other 95,000 bytes
+
+
+def test_giving_up_raises_and_a_wrong_content_type_raises(kind: str) -> None:
+    """A GET whose backoff gives up raises StreamError (GAVE_UP); a 200 that is not an event
+    stream raises StreamError (REFUSED), not an HTTP status error."""
+    ended = stream_head() + tokens("a") + b"0\r\n\r\n"
+    with Scripted([ended]) as server:
+        config = ClientConfig(url=server.url, backoff=BackoffConfig(max_attempts=0))
+        outcome = plain_loop(kind, config)
+    assert outcome.text == "a"
+    assert isinstance(outcome.error, StreamError)
+    assert outcome.error.report.cause is EndCause.GAVE_UP
+
+    html = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6\r\n\r\n<html>"
+    with Scripted([html]) as server:
+        outcome = plain_loop(kind, ClientConfig(url=server.url))
+    assert type(outcome.error) is StreamError
+    assert outcome.error.report.cause is EndCause.REFUSED
+    assert "wrong Content-Type 'text/html'" in str(outcome.error)
+    assert outcome.error.report.body == b"<html>"
+
+
+def test_the_plain_loop_raises_a_gap_and_goes_on(kind: str) -> None:
+    """The server signals a gap mid-stream: the plain loop raises GapError carrying the
+    ReportGap, and iterating again goes on with the events after it."""
+    gap = serialize_event(
+        json.dumps({"last_event_id": "e-5", "reason": "too_old"}), event=GAP_EVENT_TYPE
+    )
+    position = serialize_event("", event=POSITION_EVENT_TYPE, id="e-90")
+    body = (
+        serialize_event("before", id="e-5") + gap + position + serialize_event("after", id="e-91")
+    )
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    with Scripted([answer, NO_CONTENT]) as server:
+        outcome = plain_loop(kind, ClientConfig(url=server.url, backoff=FAST))
+    assert [event.data for event in outcome.events] == ["before", "after"]
+    assert [(g.reason, g.last_event_id) for g in outcome.gaps] == [("too_old", "e-5")]
+    assert outcome.error is None
+    assert server.requests[1][1].get("last-event-id") == "e-91"
+
+
+def test_no_status_is_lost_when_the_loop_is_left(kind: str) -> None:
+    """The stream's last event and its end come in one read, so the CLOSED status (the
+    backoff gave up) is still queued when the application breaks out after that event and
+    closes the source: on_status gets it all the same, with its reason; and the pending
+    failure is not raised (the application closed the source)."""
+    body = b"data: last\n\n"
+    answer = stream_head(f"Content-Length: {len(body)}") + body
+    with Scripted([answer]) as server:
+        config = ClientConfig(url=server.url, backoff=BackoffConfig(max_attempts=0))
+        outcome = plain_loop(kind, config, stop_after=1)
+    assert outcome.text == "last"
+    assert outcome.error is None
+    final = outcome.statuses[-1]
+    assert final.state is ClientState.CLOSED
+    assert final.reason is not None and "gave up" in final.reason
+    assert [s.state for s in outcome.statuses].count(ClientState.CLOSED) == 1
+
+
+def test_timeout_ends_the_iteration_quietly(kind: str) -> None:
+    """ClientOptions.timeout: a stream that stays open ends the iteration quietly once the
+    time is up; the CLOSED status says why."""
+    with Scripted([(stream_head() + tokens("a"), True)]) as server:
+        outcome = plain_loop(
+            kind, ClientConfig(url=server.url), options=ClientOptions(timeout=0.5)
+        )
+    assert outcome.text == "a"
+    assert outcome.error is None
+    assert 0.4 <= outcome.seconds < LIMIT / 2
+    final = outcome.statuses[-1]
+    assert final.state is ClientState.CLOSED
+    assert final.reason == "closed after ClientOptions.timeout (0.5 s)"
