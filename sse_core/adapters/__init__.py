@@ -8,6 +8,7 @@ What they share is here: one options record per side (:class:`ClientOptions` for
 makes a protocol decision.
 """
 
+from ._base import Report
 from ._http import (
     BUSY_RETRY_AFTER,
     REDIRECT_STATUSES,
@@ -40,6 +41,7 @@ __all__ = [
     "IncomingRequest",
     "OpenConnection",
     "Refusal",
+    "Report",
     "RequestRefused",
     "ServerConnection",
     "ServerOptions",

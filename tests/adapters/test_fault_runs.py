@@ -19,6 +19,7 @@ from sse_core import (
     ClientState,
     Deliver,
     Event,
+    GapError,
     ReportGap,
     ReportStatus,
     ServerConfig,
@@ -215,3 +216,59 @@ def test_restart_with_the_default_log_reports_a_gap() -> None:
     asyncio.run(harness.run(40, script))
     assert [gap.reason for gap in harness.gaps] == ["unknown"]
     assert harness.received == harness.published
+
+
+def test_outage_past_the_replay_window_raises_a_gap_in_the_plain_loop() -> None:
+    """The README's loop under an outage: the network refuses every connection while the
+    server publishes more than its replay log keeps, so the client's resume id falls out of
+    the log. The plain ``async for`` raises GapError (``too_old``, with the id it resumed
+    from) instead of skipping the lost events silently, and iterating again goes on with the
+    events published after the client is back."""
+    harness = Harness(ReplayLog(ReplayConfig(max_events=20)))
+    received: list[str] = []
+    ids: list[str] = []
+    gaps: list[ReportGap] = []
+
+    async def consume(source: EventSource) -> None:
+        while True:
+            try:
+                async for event in source:
+                    received.append(event.data)
+                    ids.append(event.id or "")
+                    if event.data == "back":
+                        return
+                return
+            except GapError as gap:
+                gaps.append(gap.report)
+
+    async def main() -> None:
+        source = await harness.start()
+        try:
+            async with source:
+                consumer = asyncio.create_task(consume(source))
+                await harness.subscribed()
+                await harness.publish(3, 0.01)
+                while len(received) < 3:
+                    await asyncio.sleep(0.01)
+                assert harness.proxy is not None
+                harness.proxy.default = Refuse()
+                await harness.proxy.reset_all()
+                while len(harness.server.broadcaster) > 0:
+                    await asyncio.sleep(0.01)
+                await harness.publish(60, 0.005)  # 60 events into a log that keeps 20
+                harness.proxy.default = Pass()
+                await harness.subscribed()
+                harness.server.publish(Event(data="back"))
+                await asyncio.wait_for(consumer, 30.0)
+        finally:
+            await harness.close()
+
+    asyncio.run(main())
+    assert received[:3] == ["n=0", "n=1", "n=2"]
+    assert received[-1] == "back"
+    assert [(gap.reason, gap.last_event_id) for gap in gaps] == [
+        ("too_old", harness.published[2])
+    ]
+    lost = [id_ for id_ in harness.published[3:] if id_ not in ids]
+    assert len(lost) >= 40  # events 3..42 at least fell out of the 20-event log
+    assert ids[:-1] == [id_ for id_ in harness.published if id_ in ids]  # once, in order
