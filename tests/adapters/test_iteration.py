@@ -33,6 +33,7 @@ from sse_core import (
 )
 from sse_core.adapters import ClientOptions
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, BackoffConfig, Jitter
+from tests.adapters.test_sync import read_head
 
 KINDS = ["asyncio", "trio", "sync"]
 FAST = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_delay=0.1, jitter=Jitter.NONE)
@@ -71,10 +72,8 @@ class Scripted:
         self.answers = answers
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._held: list[socket.socket] = []
 
     @property
     def url(self) -> str:
@@ -85,29 +84,25 @@ class Scripted:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._closing.set()
+        self._closing.set()  # ends a held answer
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (Linux)
         self._thread.join(LIMIT)
-        for sock in self._held:
-            sock.close()
         self._listener.close()
 
     def _serve(self) -> None:
-        while not self._closing.is_set():
+        while True:
             try:
                 sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
+            except OSError:  # shut down: the test is over
+                return
             with sock:
                 sock.settimeout(LIMIT)
                 self._answer(sock)
 
     def _answer(self, sock: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            more = sock.recv(65536)
-            if not more:
-                return
-            data += more
+        data = read_head(sock)
+        if b"\r\n\r\n" not in data:
+            return
         head, body = data.split(b"\r\n\r\n", 1)
         line, *fields = head.decode("latin-1").split("\r\n")
         headers = {n.lower(): v.strip() for n, v in (f.split(":", 1) for f in fields)}
@@ -162,7 +157,7 @@ def plain_loop(
             timer = threading.Timer(LIMIT, source.close)  # a watchdog only
             timer.start()
             try:
-                _sync_loop(source, take, outcome)
+                asyncio.run(_async_loop(_Blocking(source), take, outcome))
             finally:
                 timer.cancel()
     else:
@@ -190,18 +185,24 @@ def plain_loop(
     return outcome
 
 
-def _sync_loop(source: Any, take: Callable[[Event], bool], outcome: Outcome) -> None:
-    try:
-        while True:
-            try:
-                for event in source:
-                    if take(event):
-                        return
-                return
-            except GapError as gap:
-                outcome.gaps.append(gap.report)
-    except StreamError as error:
-        outcome.error = error
+class _Blocking:
+    """A blocking source seen through ``async for`` (each step blocks: fine in a test), so
+    that one loop below runs every adapter. Each ``async for`` asks the source for its
+    iterator again, as a second ``for`` statement would."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._events: Iterator[Event] = iter(())
+
+    def __aiter__(self) -> _Blocking:
+        self._events = iter(self._source)
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return next(self._events)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
 
 async def _async_loop(source: Any, take: Callable[[Event], bool], outcome: Outcome) -> None:
