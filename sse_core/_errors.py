@@ -128,6 +128,10 @@ class StreamError(RemoteProtocolError):
         self.report = report
 
 
+#: How many bytes of a refused body an HTTPStatusError's message shows.
+_PREVIEW = 200
+
+
 class HTTPStatusError(StreamError):
     """The server answered with an HTTP error status instead of an event stream.
 
@@ -148,6 +152,10 @@ class HTTPStatusError(StreamError):
         body: bytes,
     ) -> None:
         super().__init__(reason, report)
+        if body:  # the message shows the start of what the server said
+            preview = body[:_PREVIEW].decode("utf-8", "replace")
+            more = "..." if len(body) > _PREVIEW else ""
+            self.args = (f"{reason}: {preview!r}{more}",)
         self.status = status
         self.headers = headers
         self.body = body

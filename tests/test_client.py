@@ -6,6 +6,7 @@ import json
 import random
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -231,6 +232,9 @@ def test_refused_body_is_bounded() -> None:
     assert (error.status, error.body, error.headers) == (
         401, b"0123456789", (("Content-Type", "application/json"),)
     )
+    assert str(error) == "HTTP 401: '0123456789'" and error.reason == "HTTP 401"
+    long = attrs.evolve(failure, body=b"x" * 300).error()
+    assert str(long) == f"HTTP 401: {'x' * 200!r}..."
 
 
 def test_refused_body_ends_with_a_lost_connection_or_a_stall() -> None:

@@ -125,6 +125,7 @@ class Outcome:
         self.error: StreamError | None = None
         self.statuses: list[ReportStatus] = []
         self.seconds = 0.0
+        self.breaks = 0  # loops left with break, then iterated again
 
     @property
     def text(self) -> str:
@@ -137,9 +138,11 @@ def plain_loop(
     *,
     options: ClientOptions | None = None,
     stop_after: int | None = None,
+    break_at: int | None = None,
 ) -> Outcome:
     """Run ``for event in source`` (``async for`` for the async adapters) as an application
-    would: note each gap and iterate again; stop after ``stop_after`` events (then close)."""
+    would: note each gap and iterate again; stop after ``stop_after`` events (then close);
+    ``break`` out once after ``break_at`` events and iterate the source again."""
     outcome = Outcome()
 
     def arguments() -> dict[str, Any]:
@@ -147,6 +150,9 @@ def plain_loop(
 
     def take(event: Event) -> bool:
         outcome.events.append(event)
+        if len(outcome.events) == break_at:
+            outcome.breaks += 1
+            return True
         return stop_after is not None and len(outcome.events) >= stop_after
 
     started = time.monotonic()
@@ -208,11 +214,13 @@ class _Blocking:
 async def _async_loop(source: Any, take: Callable[[Event], bool], outcome: Outcome) -> None:
     try:
         while True:
+            breaks = outcome.breaks
             try:
                 async for event in source:
                     if take(event):
-                        return
-                return
+                        break
+                if outcome.breaks == breaks:
+                    return  # ended, or stopped for good
             except GapError as gap:
                 outcome.gaps.append(gap.report)
     except StreamError as error:
@@ -379,3 +387,16 @@ def test_timeout_ends_the_iteration_quietly(kind: str) -> None:
     final = outcome.statuses[-1]
     assert final.state is ClientState.CLOSED
     assert final.reason == "closed after ClientOptions.timeout (0.5 s)"
+
+
+def test_leaving_the_loop_keeps_the_stream(kind: str) -> None:
+    """A ``break`` leaves the source and its connection as they are: iterating it again goes
+    on with the next event, on the same connection."""
+    body = b"".join(serialize_event(text, id=str(n)) for n, text in enumerate("abc"))
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    with Scripted([answer, NO_CONTENT]) as server:
+        outcome = plain_loop(kind, ClientConfig(url=server.url, backoff=FAST), break_at=1)
+    assert outcome.breaks == 1
+    assert outcome.text == "abc"
+    assert outcome.error is None
+    assert server.requests[1][1].get("last-event-id") == "2"  # one connection for a, b, c
