@@ -18,15 +18,19 @@ from sse_core import (
     ClientConfig,
     ClientState,
     Deliver,
+    EndCause,
     Event,
     GapError,
     ReportGap,
     ReportStatus,
     ServerConfig,
+    StreamError,
+    serialize_event,
 )
 from sse_core.adapters.asyncio import EventSource, EventStreamServer
 from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
-from sse_core.testing import FaultProxy, Pass, Refuse
+from sse_core.testing import CutAfter, FaultProxy, Pass, Refuse, ResetAfter
+from tests.adapters.test_iteration import NO_CONTENT, Scripted, chunk, post, stream_head
 
 RUNS = 200
 EVENTS = 1000
@@ -272,3 +276,51 @@ def test_outage_past_the_replay_window_raises_a_gap_in_the_plain_loop() -> None:
     lost = [id_ for id_ in harness.published[3:] if id_ not in ids]
     assert len(lost) >= 40  # events 3..42 at least fell out of the 20-event log
     assert ids[:-1] == [id_ for id_ in harness.published if id_ in ids]  # once, in order
+
+
+@pytest.mark.parametrize("fault", ["cut", "reset"])
+@pytest.mark.parametrize("has_ids", [False, True])
+def test_llm_post_cut_by_the_fault_proxy(fault: str, has_ids: bool) -> None:
+    """An OpenAI-style POST stream of 40 tokens through the fault proxy, cut (FIN) or reset
+    in the middle of the answer. Without ids the request is made once, no token arrives
+    twice and the loop raises StreamError (NOT_RESUMABLE); with ids the POST is made again
+    with Last-Event-ID, the server replays the whole answer, and every token still arrives
+    exactly once (the replayed ones are dropped as duplicates)."""
+    words = [f"w{n} " for n in range(40)]
+    body = b"".join(
+        serialize_event(word, id=str(n) if has_ids else None) for n, word in enumerate(words)
+    )
+    answer = stream_head() + chunk(body[: len(body) // 2]) + chunk(body[len(body) // 2 :])
+    answer += b"0\r\n\r\n"
+    cut_at = len(stream_head()) + len(body) // 3
+    plan = CutAfter(after_bytes=cut_at) if fault == "cut" else ResetAfter(after_bytes=cut_at)
+    received: list[str] = []
+    failures: list[StreamError] = []
+
+    async def main() -> None:
+        with Scripted([answer, answer, NO_CONTENT]) as server:
+            host, port = server.url.split("//")[1].split("/")[0].split(":")
+            async with FaultProxy(upstream=(host, int(port)), plan=[plan]) as proxy:
+                proxy_host, proxy_port = proxy.address
+                config = post(f"http://{proxy_host}:{proxy_port}/v1/chat")
+                async with EventSource(config) as source:
+                    try:
+                        async for event in source:
+                            received.append(event.data)
+                    except StreamError as error:
+                        failures.append(error)
+            requests.extend(server.requests)
+
+    requests: list[tuple[str, dict[str, str], bytes]] = []
+    asyncio.run(asyncio.wait_for(main(), 30.0))
+    assert len(received) == len(set(received))  # no token twice
+    if has_ids:
+        assert received == words and failures == []
+        assert [method for method, _, _ in requests] == ["POST"] * 3
+        resumed_from = requests[1][1].get("last-event-id")  # the last id before the cut
+        assert resumed_from is not None and 0 <= int(resumed_from) < len(words) - 1
+    else:
+        assert 0 < len(received) < len(words) and received == words[: len(received)]
+        (error,) = failures
+        assert error.report.cause is EndCause.NOT_RESUMABLE
+        assert len(requests) == 1

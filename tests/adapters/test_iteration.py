@@ -111,7 +111,10 @@ class Scripted:
         self.requests.append((line.split(" ", 1)[0], headers, body))
         answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
         hold = isinstance(answer, tuple)
-        sock.sendall(answer[0] if isinstance(answer, tuple) else answer)
+        try:
+            sock.sendall(answer[0] if isinstance(answer, tuple) else answer)
+        except OSError:  # the client (or a proxy between) went away: next connection
+            return
         if hold:
             self._closing.wait(LIMIT)
 
