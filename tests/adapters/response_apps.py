@@ -227,6 +227,11 @@ def _django_urls() -> list[Any]:
     ]
 
 
+def build(name: str) -> Any:
+    """The app called ``name`` (hypercorn's target ``response_apps:build('starlette_app')``)."""
+    return __getattr__(name)
+
+
 def __getattr__(name: str) -> Any:
     """Build an app only when a server asks for it (each framework is optional)."""
     builders = {
