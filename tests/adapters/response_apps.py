@@ -3,8 +3,8 @@ hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), 
 (``flask_app``) and Django (``django_app``), each with the same routes.
 
 - ``POST /chat`` with a JSON body ``{"words": [...]}``: one event per word, then ``[DONE]``.
-- ``GET /idle?name=N``: one event, a long silence (heartbeats only), another event; the
-  generator's ``finally`` writes the file ``N`` in ``$SSE_TEST_MARKS``.
+- ``GET /idle?name=N``: three events with a long silence (heartbeats only) between them;
+  the generator's ``finally`` writes the file ``N`` in ``$SSE_TEST_MARKS``.
 - ``GET /resume``: a function of the last event ID; yields it, then ids after it.
 - ``GET /broken``: one event, then the generator raises.
 
@@ -52,11 +52,13 @@ async def chat_async(words: list[str]) -> AsyncIterator[str | Event]:
 
 
 async def idle_async(name: str) -> AsyncIterator[str]:
-    """An event, a long silence, an event; marks its ``finally``."""
+    """Three events with long silences between; marks its ``finally``."""
     try:
         yield "first"
         await anyio.sleep(IDLE)
         yield "second"
+        await anyio.sleep(IDLE)
+        yield "third"
     finally:
         mark(name)
 
@@ -141,11 +143,13 @@ def chat_sync(words: list[str]) -> Iterator[str | Event]:
 
 
 def idle_sync(name: str) -> Iterator[str]:
-    """An event, a long silence, an event; marks its ``finally``."""
+    """Three events with long silences between; marks its ``finally``."""
     try:
         yield "first"
         time.sleep(IDLE)
         yield "second"
+        time.sleep(IDLE)
+        yield "third"
     finally:
         mark(name)
 
