@@ -143,13 +143,17 @@ class StreamResponse:
         """The request's last event ID (``""`` for a new client), once started."""
         return self._stream.session.last_event_id
 
-    def __call__(self, environ: Mapping[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+    def __call__(
+        self, environ: Mapping[str, Any], start_response: StartResponse
+    ) -> Iterator[bytes]:
         """Serve the request as a WSGI application."""
         status, headers, body = self.start(environ)
         start_response(status, headers)
         return body
 
-    def start(self, environ: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]], Iterator[bytes]]:
+    def start(
+        self, environ: Mapping[str, Any]
+    ) -> tuple[str, list[tuple[str, str]], Iterator[bytes]]:
         """Answer the request in ``environ``: the status line's text, the header fields, and
         the body (close it when the client goes; WSGI servers do).
 

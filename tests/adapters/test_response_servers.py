@@ -95,7 +95,9 @@ class Served:
 
 
 @pytest.fixture(scope="module", params=list(SERVERS), ids=list(SERVERS))
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     """One server process for the module's tests, stopped by PID afterwards."""
     framework, server, app, is_http2 = SERVERS[request.param]
     pytest.importorskip(framework, reason=f"{framework} is in the peers extra")
