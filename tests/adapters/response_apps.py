@@ -7,6 +7,9 @@ hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), 
   the generator's ``finally`` writes the file ``N`` in ``$SSE_TEST_MARKS``.
 - ``GET /resume``: a function of the last event ID; yields it, then ids after it.
 - ``GET /broken``: one event, then the generator raises.
+- ``GET /page``: a page whose ``EventSource`` reads ``/resume`` over two connections (the
+  browser resumes with ``Last-Event-ID`` when the first ends) and writes what it got into
+  the DOM (FastAPI and Flask only).
 
 Every stream sends heartbeats after 0.2 s of silence.
 """
@@ -24,6 +27,26 @@ from sse_core import Event, ServerConfig
 from sse_core.adapters import wsgi
 
 CONFIG = ServerConfig(heartbeat_interval=0.2, retry=1500)
+
+#: The browser's page: eight events, then the result in the DOM and the title "done".
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>waiting</title></head>
+<body><pre id="result"></pre>
+<script>
+const got = [];
+const source = new EventSource("/resume");
+function on(event) {
+  got.push([event.type, event.data, event.lastEventId]);
+  if (got.length === 8) {
+    source.close();
+    document.getElementById("result").textContent = JSON.stringify(got);
+    document.title = "done";
+  }
+}
+source.addEventListener("message", on);
+source.addEventListener("resumed", on);
+</script></body></html>
+"""
 #: Seconds the idle route is silent between its two events.
 IDLE = 1.5
 
@@ -77,6 +100,7 @@ async def broken_async() -> AsyncIterator[str]:
 
 def _fastapi() -> Any:
     from fastapi import FastAPI, Request
+    from fastapi.responses import HTMLResponse
 
     from sse_core.adapters.asgi import StreamResponse
 
@@ -98,6 +122,10 @@ def _fastapi() -> Any:
     @app.get("/broken")
     async def broken() -> StreamResponse:
         return StreamResponse(broken_async(), config=CONFIG)
+
+    @app.get("/page")
+    async def page() -> HTMLResponse:
+        return HTMLResponse(PAGE)
 
     return app
 
@@ -180,6 +208,10 @@ def _flask() -> Any:
     @app.get("/broken")
     def broken() -> wsgi.StreamResponse:
         return wsgi.StreamResponse(broken_sync(), config=CONFIG)
+
+    @app.get("/page")
+    def page() -> str:
+        return PAGE
 
     return app
 

@@ -10,8 +10,11 @@ server; without the peers extra (or a framework) a server's tests skip, saying w
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,7 +74,10 @@ def _command(server: str, app: str, port: int) -> list[str]:
 class Served:
     """A running server: its base URL, HTTP version and the generators' ``finally`` marks."""
 
-    def __init__(self, url: str, *, is_http2: bool, is_wsgi: bool, marks: Path) -> None:
+    def __init__(
+        self, name: str, url: str, *, is_http2: bool, is_wsgi: bool, marks: Path
+    ) -> None:
+        self.name = name
         self.url = url
         self.is_http2 = is_http2
         self.is_wsgi = is_wsgi
@@ -119,7 +125,8 @@ def served(
                 raise AssertionError(f"{server} did not start:\n{log.read_text()}")
             time.sleep(0.1)
         yield Served(
-            f"http://127.0.0.1:{port}", is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks
+            request.param, f"http://127.0.0.1:{port}",
+            is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks,
         )
     finally:
         process.terminate()
@@ -248,3 +255,36 @@ def test_events_and_their_json_survive_the_round_trip(served: Served) -> None:
     ) as source:
         first = next(iter(dispatched(source)))
     assert json.loads(first.data) == {"delta": 'quote " and \\ slash'}
+
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--virtual-time-budget=30000",
+)
+
+
+def test_chromium_eventsource_resumes_with_the_last_event_id(
+    served: Served, tmp_path: Path
+) -> None:
+    """Chromium's EventSource reads the resumable route; when the stream ends it reconnects
+    with Last-Event-ID, which the application gets and continues from."""
+    if served.name not in ("uvicorn-fastapi", "gunicorn-flask"):
+        pytest.skip("the browser runs against one ASGI and one WSGI server")
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("chromium is not installed (CI installs it with .ci/peers.sh)")
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path}", "--dump-dom",
+         served.url + "/page"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert "<title>done</title>" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    match = re.search(r'<pre id="result">(.*?)</pre>', result.stdout, re.DOTALL)
+    assert match is not None
+    assert json.loads(html.unescape(match.group(1))) == [
+        ["resumed", "after nothing", ""],
+        ["message", "n1", "1"], ["message", "n2", "2"], ["message", "n3", "3"],
+        ["resumed", "after 3", "3"],
+        ["message", "n4", "4"], ["message", "n5", "5"], ["message", "n6", "6"],
+    ]
