@@ -88,6 +88,7 @@ class StreamResponse(_FrameworkResponse):
 
     Raises:
         InvalidConfigError: a bad argument.
+        TypeError: ``source`` is neither an async iterable nor callable.
     """
 
     def __init__(
@@ -146,9 +147,15 @@ class StreamResponse(_FrameworkResponse):
         while stream.session.is_replaying:
             if not await self._carry(send, stream.replay_step()):
                 return
+        try:
+            iterable = stream.iterable()
+        except Exception as error:  # the application's function of the last event ID
+            self._failure = error
+            await self._carry(send, stream.close())
+            return
         items_in, items_out = anyio.create_memory_object_stream[object](0)
         producer = anyio.CancelScope()
-        tasks.start_soon(self._produce, stream.iterable(), items_in, producer)
+        tasks.start_soon(self._produce, iterable, items_in, producer)
         with items_out:
             while True:
                 item: object = _NOTHING

@@ -94,6 +94,7 @@ class RequestStream:
 
     Raises:
         InvalidConfigError: a bad argument.
+        TypeError: ``source`` is neither an iterable nor callable.
     """
 
     def __init__(
@@ -113,6 +114,11 @@ class RequestStream:
             raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
         if clock is not None and not callable(clock):
             raise InvalidConfigError(f"clock must be callable, got {clock!r}")
+        if not (_is_iterable(source) or callable(source)):
+            raise TypeError(
+                f"an event stream's source is an iterable or a function returning one, "
+                f"not {type(source).__name__}"
+            )
         self.options = options_or_default(options, ServerOptions)
         self.clock = clock if clock is not None else time.monotonic
         self.session = ServerSession(config, replay_log)
@@ -134,13 +140,9 @@ class RequestStream:
         """The application's iterable for this request (the function called with the last
         event ID, when the source is one)."""
         source = self._source
-        if hasattr(source, "__aiter__") or hasattr(source, "__iter__"):
+        if _is_iterable(source) or not callable(source):
             return source
-        if callable(source):
-            return source(self.session.last_event_id)
-        raise TypeError(
-            f"an event stream's source is an iterable or a function returning one, not {source!r}"
-        )
+        return source(self.session.last_event_id)
 
     def send(self, item: object) -> list[Action]:
         """The actions that send one item of the application's stream.
@@ -173,3 +175,7 @@ class RequestStream:
     def close(self) -> list[Action]:
         """The end of the stream (the gzip trailer first, when compressing)."""
         return self.session.close(self.clock())
+
+
+def _is_iterable(source: object) -> bool:
+    return hasattr(source, "__aiter__") or hasattr(source, "__iter__")

@@ -123,6 +123,7 @@ class StreamResponse:
 
     Raises:
         InvalidConfigError: a bad argument.
+        TypeError: ``source`` is neither an iterable nor callable.
     """
 
     def __init__(

@@ -226,6 +226,43 @@ def test_asgi_refuses_other_scopes_and_bad_arguments() -> None:
         StreamResponse([], replay_log=object())  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
         StreamResponse([], options=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not int"):
+        StreamResponse(5)  # type: ignore[arg-type]
+
+
+def test_asgi_a_source_function_that_raises_ends_cleanly_and_raises() -> None:
+    """The function of the last event ID raises: the client gets the head and a clean
+    end, and the error propagates as it is (not wrapped in an exception group)."""
+
+    def source(last_event_id: str) -> AsyncIterator[str]:
+        raise LookupError(f"no stream after {last_event_id!r}")
+
+    async def main() -> None:
+        peer = Peer()
+        with pytest.raises(LookupError, match="no stream after ''"):
+            await StreamResponse(source, config=NO_HEARTBEAT)(scope(), peer.receive, peer.send)
+        assert peer.sent[0]["status"] == 200
+        assert peer.is_ended
+
+    anyio.run(main)
+
+
+def test_asgi_the_generator_raising_ends_cleanly_then_raises() -> None:
+    """An exception from the generator reaches the ASGI server as it is, after the clean
+    end of the body."""
+
+    async def source() -> AsyncIterator[str]:
+        yield "one"
+        raise ValueError("model crashed")
+
+    async def main() -> None:
+        peer = Peer()
+        with pytest.raises(ValueError, match="model crashed"):
+            await StreamResponse(source(), config=NO_HEARTBEAT)(scope(), peer.receive, peer.send)
+        assert peer.body == b"data: one\n\n"
+        assert peer.is_ended
+
+    anyio.run(main)
 
 
 # --- WSGI, in-process -----------------------------------------------------------------------
