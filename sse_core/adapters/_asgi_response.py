@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable
 from typing import Any
 
 import anyio
@@ -19,12 +19,9 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._actions import Action, SendHead
-from .._config import ServerConfig
 from .._errors import LocalProtocolError
-from .._replay import ReplayLog
 from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start, watch_disconnect
-from ._options import ServerOptions
-from ._response import RequestStream, Source
+from ._response import ResponseBase, Source
 
 try:  # With Starlette (and so FastAPI) installed, a response their endpoints may return.
     from starlette.responses import Response as _FrameworkResponse
@@ -41,7 +38,7 @@ _OWN_HEADERS = frozenset({b"content-type", b"content-length"})
 _NOTHING = object()
 
 
-class StreamResponse(_FrameworkResponse):
+class StreamResponse(ResponseBase[Source], _FrameworkResponse):
     """One request's event stream, as an ASGI application (a response, in Starlette's terms).
 
     Return it from a Starlette or FastAPI endpoint (with Starlette installed it is a
@@ -91,28 +88,12 @@ class StreamResponse(_FrameworkResponse):
         TypeError: ``source`` is neither an async iterable nor callable.
     """
 
-    def __init__(
-        self,
-        source: Source,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        replay_log: ReplayLog | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        self._stream = RequestStream(
-            source, config=config, options=options, replay_log=replay_log, clock=clock
-        )
+    def _setup(self) -> None:
         self._failure: Exception | None = None
         # What a framework reads or sets on a response (Starlette, FastAPI).
         self.status_code = 200
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.background = None
-
-    @property
-    def last_event_id(self) -> str:
-        """The request's last event ID (``""`` for a new client), once the response runs."""
-        return self._stream.session.last_event_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         """Serve the request: stream until the source ends, raises, or the client goes.
@@ -141,17 +122,16 @@ class StreamResponse(_FrameworkResponse):
     async def _serve(
         self, target: str, headers: Any, send: ASGISend, tasks: TaskGroup
     ) -> None:
-        stream = self._stream
-        if not await self._carry(send, stream.start(target, headers)):
+        if not await self._carry(send, self._begin(target, headers)):
             return
-        while stream.session.is_replaying:
-            if not await self._carry(send, stream.replay_step()):
+        while self._session.is_replaying:
+            if not await self._carry(send, self._replay_step()):
                 return
         try:
-            iterable = stream.iterable()
+            iterable = self._iterable()
         except Exception as error:  # the application's function of the last event ID
             self._failure = error
-            await self._carry(send, stream.close())
+            await self._carry(send, self._close())
             return
         items_in, items_out = anyio.create_memory_object_stream[object](0)
         producer = anyio.CancelScope()
@@ -159,21 +139,21 @@ class StreamResponse(_FrameworkResponse):
         with items_out:
             while True:
                 item: object = _NOTHING
-                delay = stream.delay()
+                delay = self._delay()
                 with anyio.move_on_after(math.inf if delay is None else delay):
                     try:
                         item = await items_out.receive()
                     except anyio.EndOfStream:
                         break  # the source ended, or raised (self._failure)
                 try:
-                    actions = stream.heartbeat() if item is _NOTHING else stream.send(item)
+                    actions = self._heartbeat() if item is _NOTHING else self._send_item(item)
                 except Exception as error:  # the items rule, or a field the session refused
                     self._failure = error
                     producer.cancel()
                     break
                 if not await self._carry(send, actions):
                     return
-        await self._carry(send, stream.close())
+        await self._carry(send, self._close())
 
     async def _produce(
         self,
@@ -201,7 +181,7 @@ class StreamResponse(_FrameworkResponse):
 
     async def _carry(self, send: ASGISend, actions: list[Action]) -> bool:
         """Send the actions' messages; ``False`` when the client is gone."""
-        timeout = self._stream.options.send_timeout
+        timeout = self._options.send_timeout
         for action in actions:
             if isinstance(action, SendHead):
                 message = response_start(action)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .. import ServerConfig, ServerSession
 from .._actions import Action
@@ -32,7 +32,7 @@ from .._serializer import serialize_block
 from ._base import options_or_default
 from ._options import ServerOptions
 
-__all__ = ["Item", "RequestStream", "Source", "SyncSource", "event_of"]
+__all__ = ["Item", "ResponseBase", "Source", "SyncSource", "event_of"]
 
 #: What an application's stream may yield (see the module's rule).
 Item = Event | str | Mapping[str, Any]
@@ -42,6 +42,8 @@ Item = Event | str | Mapping[str, Any]
 Source = AsyncIterable[Item] | Callable[[str], AsyncIterable[Item]]
 #: The WSGI response's source: an iterable of items, or a function of the last event ID.
 SyncSource = Iterable[Item] | Callable[[str], Iterable[Item]]
+
+_Source = TypeVar("_Source", Source, SyncSource)
 
 _KEYS = frozenset({"data", "event", "id", "retry"})
 
@@ -81,16 +83,10 @@ def event_of(item: object) -> tuple[Retry | None, Event | None]:
     return hint, Event(data=data, event=item.get("event", "message"), id=item.get("id"))
 
 
-class RequestStream:
-    """One request's stream: the session's actions for the head, each item, heartbeats and
-    the end, and the application's iterable for this request.
-
-    Args:
-        source: The application's iterable, or a function of the last event ID returning it.
-        config: The session's configuration; ``ServerConfig()`` when ``None``.
-        options: Only ``send_timeout`` applies to a per-request response.
-        replay_log: A log to resume from and to append every event to, or ``None``.
-        clock: Monotonic seconds; :func:`time.monotonic` when ``None``.
+class ResponseBase(Generic[_Source]):
+    """What both ``StreamResponse`` classes are made of: one request's
+    :class:`~sse_core.ServerSession` and the application's source, and the session's actions
+    for the head, each item, heartbeats and the end. The subclasses document the arguments.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -99,12 +95,12 @@ class RequestStream:
 
     def __init__(
         self,
-        source: Source | SyncSource,
+        source: _Source,
         *,
-        config: ServerConfig | None,
-        options: ServerOptions | None,
-        replay_log: ReplayLog | None,
-        clock: Callable[[], float] | None,
+        config: ServerConfig | None = None,
+        options: ServerOptions | None = None,
+        replay_log: ReplayLog | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if config is None:
             config = ServerConfig()
@@ -119,32 +115,41 @@ class RequestStream:
                 f"an event stream's source is an iterable or a function returning one, "
                 f"not {type(source).__name__}"
             )
-        self.options = options_or_default(options, ServerOptions)
-        self.clock = clock if clock is not None else time.monotonic
-        self.session = ServerSession(config, replay_log)
+        self._options = options_or_default(options, ServerOptions)
+        self._clock = clock if clock is not None else time.monotonic
+        self._session = ServerSession(config, replay_log)
         self._source: object = source
         self._log = replay_log
+        self._setup()
 
-    def start(
+    def _setup(self) -> None:
+        """Make the subclass's own state (the last step of ``__init__``)."""
+
+    @property
+    def last_event_id(self) -> str:
+        """The request's last event ID (``""`` for a new client), once the response runs."""
+        return self._session.last_event_id
+
+    def _begin(
         self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
     ) -> list[Action]:
         """Answer the request: the head, then padding, ``retry:`` and the replay's first step
-        (the rest while :attr:`ServerSession.is_replaying`, from :meth:`replay_step`)."""
-        return self.session.on_request(target, headers, self.clock())
+        (the rest, while the session is replaying, from :meth:`_replay_step`)."""
+        return self._session.on_request(target, headers, self._clock())
 
-    def replay_step(self) -> list[Action]:
+    def _replay_step(self) -> list[Action]:
         """The replay's next step."""
-        return self.session.continue_replay(self.clock())
+        return self._session.continue_replay(self._clock())
 
-    def iterable(self) -> Any:
+    def _iterable(self) -> Any:
         """The application's iterable for this request (the function called with the last
         event ID, when the source is one)."""
         source = self._source
         if _is_iterable(source) or not callable(source):
             return source
-        return source(self.session.last_event_id)
+        return source(self._session.last_event_id)
 
-    def send(self, item: object) -> list[Action]:
+    def _send_item(self, item: object) -> list[Action]:
         """The actions that send one item of the application's stream.
 
         Raises:
@@ -152,29 +157,29 @@ class RequestStream:
             InvalidFieldError: a field's text is not allowed, or the log refused the id.
         """
         hint, event = event_of(item)
-        now = self.clock()
+        now = self._clock()
         actions: list[Action] = []
         if hint is not None:
-            actions += self.session.send(serialize_block(hint), now)
+            actions += self._session.send(serialize_block(hint), now)
         if event is not None:
             if self._log is not None:
-                actions += self.session.send(self._log.append(event, now), now)
+                actions += self._session.send(self._log.append(event, now), now)
             else:
-                actions += self.session.send(event, now)
+                actions += self._session.send(event, now)
         return actions
 
-    def delay(self) -> float | None:
+    def _delay(self) -> float | None:
         """Seconds until the next heartbeat is due, or ``None`` for none."""
-        deadline = self.session.next_deadline()
-        return None if deadline is None else max(0.0, deadline - self.clock())
+        deadline = self._session.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self._clock())
 
-    def heartbeat(self) -> list[Action]:
+    def _heartbeat(self) -> list[Action]:
         """A heartbeat, if one is due."""
-        return self.session.on_timer(self.clock())
+        return self._session.on_timer(self._clock())
 
-    def close(self) -> list[Action]:
+    def _close(self) -> list[Action]:
         """The end of the stream (the gzip trailer first, when compressing)."""
-        return self.session.close(self.clock())
+        return self._session.close(self._clock())
 
 
 def _is_iterable(source: object) -> bool:

@@ -30,10 +30,7 @@ from http import HTTPStatus
 from typing import Any
 
 from .._actions import Action, Send, SendHead
-from .._config import ServerConfig
-from .._replay import ReplayLog
-from ._options import ServerOptions
-from ._response import RequestStream, SyncSource
+from ._response import ResponseBase, SyncSource
 
 __all__ = ["StreamResponse"]
 
@@ -92,7 +89,7 @@ class _Handoff:
             self._ready.notify_all()
 
 
-class StreamResponse:
+class StreamResponse(ResponseBase[SyncSource]):
     """One request's event stream, as a WSGI application.
 
     Return it from a Flask view (Flask runs a WSGI application it is given), run it under
@@ -126,24 +123,6 @@ class StreamResponse:
         TypeError: ``source`` is neither an iterable nor callable.
     """
 
-    def __init__(
-        self,
-        source: SyncSource,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        replay_log: ReplayLog | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        self._stream = RequestStream(
-            source, config=config, options=options, replay_log=replay_log, clock=clock
-        )
-
-    @property
-    def last_event_id(self) -> str:
-        """The request's last event ID (``""`` for a new client), once started."""
-        return self._stream.session.last_event_id
-
     def __call__(
         self, environ: Mapping[str, Any], start_response: StartResponse
     ) -> Iterator[bytes]:
@@ -164,19 +143,19 @@ class StreamResponse:
         target = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "/")
         if environ.get("QUERY_STRING"):
             target += "?" + environ["QUERY_STRING"]
-        actions = self._stream.start(target, _headers_of(environ))
+        actions = self._begin(target, _headers_of(environ))
         head = actions[0]
         assert isinstance(head, SendHead)
         status = f"{head.status} {HTTPStatus(head.status).phrase}"
-        return status, list(head.headers), _Body(self._stream, actions[1:])
+        return status, list(head.headers), _Body(self, actions[1:])
 
 
 class _Body(Iterator[bytes]):
     """The body the WSGI server pulls: the session's bytes as the generator's thread hands
     over items, and heartbeats in between."""
 
-    def __init__(self, stream: RequestStream, first: list[Action]) -> None:
-        self._stream = stream
+    def __init__(self, response: StreamResponse, first: list[Action]) -> None:
+        self._response = response
         self._pending = _bytes_of(first)
         self._handoff = _Handoff()
         self._thread: threading.Thread | None = None
@@ -186,28 +165,28 @@ class _Body(Iterator[bytes]):
         return self
 
     def __next__(self) -> bytes:
-        stream = self._stream
+        response = self._response
         while not self._pending:
             if self._is_ended:
                 raise StopIteration
-            if stream.session.is_replaying:
-                self._pending = _bytes_of(stream.replay_step())
+            if response._session.is_replaying:
+                self._pending = _bytes_of(response._replay_step())
                 continue
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._produce, name="sse_core event source", daemon=True
                 )
                 self._thread.start()
-            has_item, item = self._handoff.get(stream.delay())
+            has_item, item = self._handoff.get(response._delay())
             try:
                 if not has_item:
-                    actions = stream.heartbeat()
+                    actions = response._heartbeat()
                 elif isinstance(item, _Done):
                     if item.error is not None:
                         _log.error("the event source raised", exc_info=item.error)
                     actions = self._end()
                 else:
-                    actions = stream.send(item)
+                    actions = response._send_item(item)
             except Exception:  # the items rule, or a field the session refused
                 _log.exception("the event source yielded what cannot be sent")
                 actions = self._end()
@@ -223,14 +202,14 @@ class _Body(Iterator[bytes]):
     def _end(self) -> list[Action]:
         self._handoff.stop()
         self._is_ended = True
-        return self._stream.close()
+        return self._response._close()
 
     def _produce(self) -> None:
         """The generator's thread: hand over each item until the end or a stop."""
         iterator: Iterator[Any] | None = None
         done = _Done(None)
         try:
-            iterator = iter(self._stream.iterable())
+            iterator = iter(self._response._iterable())
             for item in iterator:
                 if not self._handoff.put(item):
                     return
