@@ -1,7 +1,8 @@
 """The per-request StreamResponse (ASGI and WSGI) under real servers nobody here wrote.
 
 Servers, each a subprocess on a free loopback port: uvicorn with FastAPI, hypercorn with
-Starlette over HTTP/1.1 and over HTTP/2 (h2c, prior knowledge), gunicorn's ``gthread`` worker
+Starlette over HTTP/1.1 and with FastAPI over HTTP/2 (h2c with prior knowledge, and over TLS
+with a trustme certificate, negotiated by ALPN), gunicorn's ``gthread`` worker
 with Flask and with Django. The applications are in ``response_apps.py``. Clients: httpx with
 httpx-sse, and sse_core's own blocking-socket ``EventSource``. Every test runs against every
 server; without the peers extra (or a framework) a server's tests skip, saying which.
@@ -16,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,11 +36,12 @@ HERE = Path(__file__).resolve().parent
 #: Seconds any one wait may take; only a failure ever waits this long.
 TIMEOUT = 30.0
 
-#: (id, framework module, server command before the bind address, app, is HTTP/2).
+#: id: (framework module, server, app, is HTTP/2); with "tls" in the id, HTTPS (trustme).
 SERVERS = {
     "uvicorn-fastapi": ("fastapi", "uvicorn", "fastapi_app", False),
     "hypercorn-starlette": ("starlette", "hypercorn", "starlette_app", False),
     "hypercorn-h2c-fastapi": ("fastapi", "hypercorn", "fastapi_app", True),
+    "hypercorn-h2-tls-fastapi": ("fastapi", "hypercorn", "fastapi_app", True),
     "gunicorn-flask": ("flask", "gunicorn", "flask_app", False),
     "gunicorn-django": ("django", "gunicorn", "django_app", False),
 }
@@ -58,7 +61,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _command(server: str, app: str, port: int) -> list[str]:
+def _command(server: str, app: str, port: int, tls: list[str]) -> list[str]:
     target = f"response_apps:{app}"
     if server == "uvicorn":
         return [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1",
@@ -66,7 +69,7 @@ def _command(server: str, app: str, port: int) -> list[str]:
     if server == "hypercorn":
         # hypercorn evaluates the target in the module's namespace: call the builder.
         target = f"response_apps:build({app!r})"
-        return [sys.executable, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}"]
+        return [sys.executable, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}", *tls]
     return [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads", "8",
             "--bind", f"127.0.0.1:{port}", target]
 
@@ -75,8 +78,10 @@ class Served:
     """A running server: its base URL, HTTP version and the generators' ``finally`` marks."""
 
     def __init__(
-        self, name: str, url: str, *, is_http2: bool, is_wsgi: bool, marks: Path
+        self, name: str, url: str, *, is_http2: bool, is_wsgi: bool, marks: Path,
+        verify: Any = True,
     ) -> None:
+        self.verify = verify
         self.name = name
         self.url = url
         self.is_http2 = is_http2
@@ -87,7 +92,7 @@ class Served:
         """An httpx client speaking the server's HTTP version."""
         if self.is_http2:
             kwargs.update(http1=False, http2=True)
-        return httpx.Client(base_url=self.url, timeout=TIMEOUT, **kwargs)
+        return httpx.Client(base_url=self.url, timeout=TIMEOUT, verify=self.verify, **kwargs)
 
     def wait_for_mark(self, name: str) -> float:
         """When (monotonic, in the server) the generator named ``name`` ran its finally."""
@@ -112,10 +117,26 @@ def served(
         pytest.importorskip("h2", reason="h2 (httpx[http2]) is in the peers extra")
     marks = tmp_path_factory.mktemp("marks")
     port = _free_port()
+    tls: list[str] = []
+    verify: Any = True
+    scheme = "http"
+    if "tls" in request.param:
+        trustme = pytest.importorskip("trustme", reason="trustme is in the peers extra")
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        certs = tmp_path_factory.mktemp("tls")
+        cert.private_key_pem.write_to_path(str(certs / "key.pem"))
+        cert.cert_chain_pems[0].write_to_path(str(certs / "cert.pem"))
+        tls = ["--certfile", str(certs / "cert.pem"), "--keyfile", str(certs / "key.pem")]
+        verify = ssl.create_default_context()
+        ca.configure_trust(verify)
+        scheme = "https"
     env = {**os.environ, "PYTHONPATH": str(HERE), "SSE_TEST_MARKS": str(marks)}
     log = tmp_path_factory.mktemp("log") / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(_command(server, app, port), env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(
+            _command(server, app, port, tls), env=env, stdout=out, stderr=out
+        )
     try:
         deadline = time.monotonic() + TIMEOUT
         while True:
@@ -125,8 +146,8 @@ def served(
                 raise AssertionError(f"{server} did not start:\n{log.read_text()}")
             time.sleep(0.1)
         yield Served(
-            request.param, f"http://127.0.0.1:{port}",
-            is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks,
+            request.param, f"{scheme}://127.0.0.1:{port}",
+            is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks, verify=verify,
         )
     finally:
         process.terminate()
