@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterable
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
 
 from .._actions import Action, SendHead
 from .._errors import LocalProtocolError
@@ -35,7 +33,6 @@ CLOSE_TIMEOUT = 5.0
 
 _log = logging.getLogger("sse_core.adapters.asgi")
 _OWN_HEADERS = frozenset({b"content-type", b"content-length"})
-_NOTHING = object()
 
 
 class StreamResponse(ResponseBase[Source], _FrameworkResponse):
@@ -90,6 +87,8 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
 
     def _setup(self) -> None:
         self._failure: Exception | None = None
+        self._sending_since: float | None = None  # when the send under way began
+        self._beat: anyio.Event | None = None  # set while a heartbeat is being sent
         # What a framework reads or sets on a response (Starlette, FastAPI).
         self.status_code = 200
         self.raw_headers: list[tuple[bytes, bytes]] = []
@@ -122,66 +121,75 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
     async def _serve(
         self, target: str, headers: Any, send: ASGISend, tasks: TaskGroup
     ) -> None:
+        tasks.start_soon(self._tick, send, tasks.cancel_scope)
         if not await self._carry(send, self._begin(target, headers)):
             return
         while self._session.is_replaying:
             if not await self._carry(send, self._replay_step()):
                 return
         try:
-            iterable = self._iterable()
+            iterator = aiter(self._iterable())
         except Exception as error:  # the application's function of the last event ID
             self._failure = error
             await self._carry(send, self._close())
             return
-        items_in, items_out = anyio.create_memory_object_stream[object](0)
-        producer = anyio.CancelScope()
-        tasks.start_soon(self._produce, iterable, items_in, producer)
-        with items_out:
-            while True:
-                item: object = _NOTHING
-                delay = self._delay()
-                with anyio.move_on_after(math.inf if delay is None else delay):
-                    try:
-                        item = await items_out.receive()
-                    except anyio.EndOfStream:
-                        break  # the source ended, or raised (self._failure)
-                try:
-                    actions = self._heartbeat() if item is _NOTHING else self._send_item(item)
-                except Exception as error:  # the items rule, or a field the session refused
-                    self._failure = error
-                    producer.cancel()
-                    break
+        try:
+            # The source runs in this task, so nothing but the client's going (or a stuck
+            # send, seen by _tick) cancels it; each item goes out as soon as it comes.
+            async for item in iterator:
+                actions = self._send_item(item)
+                if self._beat is not None:
+                    await self._beat.wait()  # a heartbeat is on its way out: keep the order
                 if not await self._carry(send, actions):
                     return
-        await self._carry(send, self._close())
-
-    async def _produce(
-        self,
-        iterable: AsyncIterable[Any],
-        items: MemoryObjectSendStream[object],
-        scope: anyio.CancelScope,
-    ) -> None:
-        """Run the application's iterable, one item at a time: each waits until taken."""
-        iterator = aiter(iterable)
-        try:
-            with scope, items:
-                async for item in iterator:
-                    await items.send(item)
-        except anyio.BrokenResourceError:
-            pass  # the stream ended first
-        except Exception as error:
+        except Exception as error:  # from the source, or an item against the rule
             self._failure = error
-            _log.debug("the event source raised", exc_info=True)
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 # Runs the generator's finally now, even when this task was cancelled.
                 with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
                     await aclose()
+        if self._beat is not None:
+            await self._beat.wait()
+        await self._carry(send, self._close())
+
+    async def _tick(self, send: ASGISend, scope: anyio.CancelScope) -> None:
+        """The timers: a heartbeat when the source is silent for its interval, and letting
+        go of a client whose send has waited ``send_timeout`` (checked every half of it, so
+        a stuck client goes between one and one and a half times ``send_timeout``)."""
+        timeout = self._options.send_timeout
+        while True:
+            since = self._sending_since
+            if timeout is not None and since is not None and self._clock() - since >= timeout:
+                _log.debug("a client took no bytes for %s s: let go", timeout)
+                scope.cancel()
+                return
+            delay = self._delay() if since is None else None
+            if delay == 0.0:
+                actions = self._heartbeat()
+                if actions:
+                    self._beat = anyio.Event()
+                    is_sent = False  # unless the send finishes within send_timeout
+                    try:
+                        with anyio.move_on_after(math.inf if timeout is None else timeout):
+                            is_sent = await self._carry(send, actions)
+                    finally:
+                        self._beat.set()
+                        self._beat = None
+                    if not is_sent or self._sending_since is not None:
+                        scope.cancel()  # gone, or stuck past send_timeout
+                        return
+                continue
+            if timeout is not None:
+                delay = timeout / 2 if delay is None else min(delay, timeout / 2)
+            if delay is None:
+                await anyio.sleep_forever()
+            else:
+                await anyio.sleep(delay)
 
     async def _carry(self, send: ASGISend, actions: list[Action]) -> bool:
         """Send the actions' messages; ``False`` when the client is gone."""
-        timeout = self._options.send_timeout
         for action in actions:
             if isinstance(action, SendHead):
                 message = response_start(action)
@@ -192,12 +200,10 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
                 ]
             else:
                 message = message_of(action)
-            with anyio.move_on_after(math.inf if timeout is None else timeout) as waited:
-                try:
-                    await send(message)
-                except OSError:
-                    return False  # the connection is gone (ASGI 2.4 servers raise this)
-            if waited.cancelled_caught:
-                _log.debug("a client took no bytes for %s s: let go", timeout)
-                return False
+            self._sending_since = self._clock()
+            try:
+                await send(message)
+            except OSError:
+                return False  # the connection is gone (ASGI 2.4 servers raise this)
+            self._sending_since = None
         return True

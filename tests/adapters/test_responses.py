@@ -130,6 +130,52 @@ def test_asgi_a_client_that_stops_reading_is_let_go_after_send_timeout() -> None
     anyio.run(main)
 
 
+def test_asgi_a_client_stuck_on_a_heartbeat_is_let_go_too() -> None:
+    """The source is silent, so the stuck send is a heartbeat's: after send_timeout the
+    response ends and the generator is closed (its finally runs)."""
+    closed = []
+
+    async def source() -> AsyncIterator[str]:
+        try:
+            await anyio.sleep_forever()
+            yield "never"
+        finally:
+            closed.append(True)
+
+    async def main() -> None:
+        peer = Peer(stall=True)
+        response = StreamResponse(source(), config=ServerConfig(heartbeat_interval=0.05),
+                                  options=ServerOptions(send_timeout=0.3))
+        with anyio.fail_after(10):
+            await response(scope(), peer.receive, peer.send)
+        assert closed == [True]
+        assert peer.sent[-1]["body"] == b":\n\n"
+
+    anyio.run(main)
+
+
+def test_asgi_heartbeats_between_gzip_events_keep_the_stream_whole() -> None:
+    """With gzip, heartbeats sent by the timer between the source's events come out in
+    stream order: the whole body decompresses to the events with comments between."""
+    import gzip
+
+    async def source() -> AsyncIterator[str]:
+        for n in range(3):
+            yield f"e{n}"
+            await anyio.sleep(0.25)
+
+    async def main() -> None:
+        peer = Peer()
+        await StreamResponse(source(), config=ServerConfig(heartbeat_interval=0.05))(
+            scope(headers=[(b"accept-encoding", b"gzip")]), peer.receive, peer.send)
+        text = gzip.decompress(peer.body).decode()
+        blocks = text.split("\n\n")
+        assert [b for b in blocks if b.startswith("data")] == ["data: e0", "data: e1", "data: e2"]
+        assert blocks.count(":") >= 3, text
+
+    anyio.run(main)
+
+
 def test_asgi_an_item_against_the_rule_ends_cleanly_and_raises() -> None:
     """An item of another kind ends the body cleanly, closes the generator, and its
     TypeError propagates to the ASGI server."""
