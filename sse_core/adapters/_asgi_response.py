@@ -1,10 +1,11 @@
 """The ASGI response for one request's stream (floor 4): :class:`StreamResponse`.
 
 Re-exported as :class:`sse_core.adapters.asgi.StreamResponse`. A :class:`~sse_core.ServerSession`
-decides the head, padding, ``retry:``, the replay, gzip and heartbeats; this module runs the
-application's async iterable in a task of its own, turns each item into the session's
+decides the head, padding, ``retry:``, the replay, gzip and heartbeats; this module iterates
+the application's async iterable in the request's task, turns each item into the session's
 ``send`` and each action into an ASGI message, and owns the clock, the waiting and the
-cancellation.
+cancellation: a second task sends the heartbeats and watches for a send that waits too long,
+a third watches ``receive`` for the client's going.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
     The end: when the source is exhausted the client gets the end of the stream (the gzip
     trailer, then the end of the body). When the client goes (``http.disconnect``, a
     ``send`` that raises :class:`OSError`, or a ``send`` still waiting after
-    ``options.send_timeout`` seconds because the client stopped reading), the source's task is
-    cancelled and its generator closed, so its ``finally`` runs at once. When the source
+    ``options.send_timeout`` seconds -- checked every half of it -- because the client stopped
+    reading), the source is cancelled where it waits and its generator closed, so its
+    ``finally`` runs at once. When the source
     raises, the client still gets a clean end of the stream, then the exception propagates
     to the ASGI server, which logs it (the ASGI convention). A framework's background task
     (``self.background``) runs after the stream.

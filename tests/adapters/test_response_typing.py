@@ -1,8 +1,8 @@
 """The docs' framework examples type-check in user code under ``mypy --strict``.
 
 The issue found the docs' FastAPI line ``app.add_route("/events", stream)`` failing
-``mypy --strict`` in a user's program. These run mypy, as a user would, on the FastAPI and
-Starlette examples of docs/adapters/responses.rst and on the FastAPI route the ASGI page
+``mypy --strict`` in a user's program. These run mypy, as a user would, on the FastAPI,
+Starlette and Flask examples of docs/adapters/responses.rst and on the FastAPI route the ASGI page
 gives for :class:`~sse_core.adapters.asgi.EventStream`; and check that the old line does
 fail, so that the docs' warning about it stays true.
 """
@@ -21,6 +21,7 @@ ROOT = DOCS.parent
 
 pytest.importorskip("mypy", reason="mypy is in the dev extra")
 pytest.importorskip("fastapi", reason="fastapi is in the peers extra")
+pytest.importorskip("flask", reason="flask is in the peers extra")
 
 EVENT_STREAM_IN_FASTAPI = """
 from fastapi import FastAPI
@@ -64,11 +65,12 @@ def _mypy(tmp_path: Path, sources: dict[str, str]) -> subprocess.CompletedProces
 
 
 def test_the_examples_pass_mypy_strict(tmp_path: Path) -> None:
-    """The FastAPI and Starlette per-request examples and the FastAPI route for a
-    broadcast stream type-check with ``mypy --strict``."""
+    """The FastAPI, Starlette and Flask per-request examples and the FastAPI route for a
+    broadcast stream type-check with ``mypy --strict`` (Django ships no type hints)."""
     result = _mypy(tmp_path, {
         "fastapi_example": _example("from fastapi import FastAPI"),
         "starlette_example": _example("async def feed(last_event_id: str)"),
+        "flask_example": _example("from flask import Flask"),
         "event_stream_route": EVENT_STREAM_IN_FASTAPI,
     })
     assert result.returncode == 0, result.stdout + result.stderr
