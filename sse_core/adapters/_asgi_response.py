@@ -106,7 +106,7 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
         """
         if scope["type"] != "http":
             raise LocalProtocolError(f"StreamResponse answers http requests, not {scope['type']!r}")
-        target = scope.get("root_path", "") + scope["path"]
+        target = scope["path"]
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
         async with anyio.create_task_group() as tasks:
