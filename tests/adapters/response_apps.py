@@ -7,6 +7,8 @@ hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), 
   the generator's ``finally`` writes the file ``N`` in ``$SSE_TEST_MARKS``.
 - ``GET /resume``: a function of the last event ID; yields it, then ids after it.
 - ``GET /broken``: one event, then the generator raises.
+- ``GET /flood?name=N``: 64 KiB events as fast as the client takes them, with a one-second
+  ``send_timeout`` (ASGI only); marks its ``finally`` as ``/idle`` does.
 - ``GET /page``: a page whose ``EventSource`` reads ``/resume`` over two connections (the
   browser resumes with ``Last-Event-ID`` when the first ends) and writes what it got into
   the DOM (FastAPI and Flask only).
@@ -24,7 +26,7 @@ from typing import Any
 import anyio
 
 from sse_core import Event, ServerConfig
-from sse_core.adapters import wsgi
+from sse_core.adapters import ServerOptions, wsgi
 
 CONFIG = ServerConfig(heartbeat_interval=0.2, retry=1500)
 
@@ -92,6 +94,15 @@ async def resume_async(last_event_id: str) -> AsyncIterator[dict[str, Any]]:
         yield item
 
 
+async def flood_async(name: str) -> AsyncIterator[str]:
+    """64 KiB events for ever; marks its ``finally``."""
+    try:
+        while True:
+            yield "x" * 65536
+    finally:
+        mark(name)
+
+
 async def broken_async() -> AsyncIterator[str]:
     """One event, then an error."""
     yield "before the error"
@@ -123,6 +134,12 @@ def _fastapi() -> Any:
     async def broken() -> StreamResponse:
         return StreamResponse(broken_async(), config=CONFIG)
 
+    @app.get("/flood")
+    async def flood(name: str) -> StreamResponse:
+        return StreamResponse(
+            flood_async(name), config=CONFIG, options=ServerOptions(send_timeout=1.0)
+        )
+
     @app.get("/page")
     async def page() -> HTMLResponse:
         return HTMLResponse(PAGE)
@@ -150,12 +167,19 @@ def _starlette() -> Any:
     async def broken(request: Request) -> StreamResponse:
         return StreamResponse(broken_async(), config=CONFIG)
 
+    async def flood(request: Request) -> StreamResponse:
+        return StreamResponse(
+            flood_async(request.query_params["name"]), config=CONFIG,
+            options=ServerOptions(send_timeout=1.0),
+        )
+
     return Starlette(
         routes=[
             Route("/chat", chat, methods=["POST"]),
             Route("/idle", idle),
             Route("/resume", resume),
             Route("/broken", broken),
+            Route("/flood", flood),
         ]
     )
 

@@ -226,6 +226,23 @@ def test_a_client_that_goes_ends_the_generator(served: Served) -> None:
         assert finished - left < 1.4, finished - left
 
 
+def test_a_client_that_stops_reading_is_let_go_after_send_timeout(served: Served) -> None:
+    """A client that sends its request and then reads nothing: once the server's buffers
+    are full its send waits, and after send_timeout (1 s; checked every 0.5 s) the response
+    lets go and the generator's finally runs -- the real server holds ``send`` back."""
+    if served.is_wsgi or served.url.startswith("https"):
+        pytest.skip("send_timeout is the ASGI response's; the raw client speaks plain HTTP/1.1")
+    host, port = served.url.removeprefix("http://").split(":")
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        sock.sendall(b"GET /flood?name=stalled HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        finished = served.wait_for_mark("stalled")
+    # The buffers fill in well under a second on loopback; 1 to 1.5 s of waiting after.
+    assert 1.0 <= finished - started < 15.0, finished - started
+
+
 def test_last_event_id_is_handed_to_the_application(served: Served) -> None:
     """The source is a function of the last event ID: the request's Last-Event-ID header
     reaches it, and the ids it yields go out."""
