@@ -8,8 +8,9 @@ actions as the status, the header list and the body's byte strings.
 A WSGI body is an iterator the server pulls from: it can hand out bytes only when it is
 asked, and it is asked again only when the last bytes went out. For a heartbeat to go out
 while the application's generator is busy waiting for its next event, the generator runs
-in a thread of its own and hands its items over one at a time; the server's thread waits for
-the next item or the heartbeat's deadline, whichever comes first.
+in a thread of its own and hands its items over through a queue of at most ``MAX_AHEAD``
+items; the server's thread takes every item queued at once (one write for a burst) or waits
+for the next one until the heartbeat's deadline, whichever comes first.
 
 Limits of a thread-per-connection server: each open stream holds one of the server's worker
 threads for its whole life, plus the generator's thread. Under gunicorn, use the ``gthread``
@@ -23,6 +24,7 @@ and the server then closes the body, which closes the generator (its ``finally``
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,6 +41,9 @@ StartResponse = Callable[..., Any]
 
 _log = logging.getLogger("sse_core.adapters.wsgi")
 
+#: The most items the generator's thread runs ahead of what the server has taken.
+MAX_AHEAD = 64
+
 
 class _Done:
     """The end of the application's items: normal, or what it raised."""
@@ -50,37 +55,37 @@ class _Done:
 
 
 class _Handoff:
-    """A one-item slot between the generator's thread and the server's: the producer waits
-    until its item is taken, the consumer waits for an item or a timeout; :meth:`stop`
-    releases both for good."""
+    """A bounded queue between the generator's thread and the server's: the producer waits
+    while it holds ``MAX_AHEAD`` items, the consumer takes every item there is at once or
+    waits for one until a timeout; :meth:`stop` releases both for good."""
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
-        self._item: object = None
-        self._has_item = False
+        self._items: collections.deque[object] = collections.deque()
         self.is_stopped = False
 
     def put(self, item: object) -> bool:
         """Hand ``item`` over; ``False`` when the consumer stopped."""
         with self._ready:
-            while self._has_item and not self.is_stopped:
+            while len(self._items) >= MAX_AHEAD and not self.is_stopped:
                 self._ready.wait()
             if self.is_stopped:
                 return False
-            self._item, self._has_item = item, True
-            self._ready.notify_all()
+            self._items.append(item)
+            if len(self._items) == 1:
+                self._ready.notify_all()
             return True
 
-    def get(self, timeout: float | None) -> tuple[bool, object]:
-        """``(True, item)``, or ``(False, None)`` when ``timeout`` seconds passed first."""
+    def take(self, timeout: float | None) -> list[object]:
+        """Every item handed over so far, waiting up to ``timeout`` seconds for the first
+        (``[]`` when none came)."""
         with self._ready:
-            if not self._has_item:
-                self._ready.wait_for(lambda: self._has_item, timeout)
-            if not self._has_item:
-                return False, None
-            item, self._item, self._has_item = self._item, None, False
+            if not self._items:
+                self._ready.wait_for(lambda: self._items, timeout)
+            items = list(self._items)
+            self._items.clear()
             self._ready.notify_all()
-            return True, item
+            return items
 
     def stop(self) -> None:
         """Release the producer: it puts nothing more."""
@@ -177,19 +182,20 @@ class _Body(Iterator[bytes]):
                     target=self._produce, name="sse_core event source", daemon=True
                 )
                 self._thread.start()
-            has_item, item = self._handoff.get(response._delay())
-            try:
-                if not has_item:
-                    actions = response._heartbeat()
-                elif isinstance(item, _Done):
-                    if item.error is not None:
-                        _log.error("the event source raised", exc_info=item.error)
-                    actions = self._end()
-                else:
-                    actions = response._send_item(item)
-            except Exception:  # the items rule, or a field the session refused
-                _log.exception("the event source yielded what cannot be sent")
-                actions = self._end()
+            items = self._handoff.take(response._delay())
+            actions = [] if items else response._heartbeat()
+            for item in items:
+                try:
+                    if isinstance(item, _Done):
+                        if item.error is not None:
+                            _log.error("the event source raised", exc_info=item.error)
+                        actions += self._end()
+                        break
+                    actions += response._send_item(item)
+                except Exception:  # the items rule, or a field the session refused
+                    _log.exception("the event source yielded what cannot be sent")
+                    actions += self._end()
+                    break
             self._pending = _bytes_of(actions)
         data, self._pending = self._pending, b""
         return data

@@ -3,8 +3,9 @@ hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), 
 (``flask_app``) and Django (``django_app``), each with the same routes.
 
 - ``POST /chat`` with a JSON body ``{"words": [...]}``: one event per word, then ``[DONE]``.
-- ``GET /idle?name=N``: three events with a long silence (heartbeats only) between them;
-  the generator's ``finally`` writes the file ``N`` in ``$SSE_TEST_MARKS``.
+- ``GET /idle?name=N``: ``first``, ``second``, then ``more`` for ever, with a long silence
+  (heartbeats only) before each; the generator's ``finally`` writes the file ``N`` in
+  ``$SSE_TEST_MARKS``.
 - ``GET /resume``: a function of the last event ID; yields it, then ids after it.
 - ``GET /broken``: one event, then the generator raises.
 - ``GET /flood?name=N``: 64 KiB events as fast as the client takes them, with a one-second
@@ -77,13 +78,14 @@ async def chat_async(words: list[str]) -> AsyncIterator[str | Event]:
 
 
 async def idle_async(name: str) -> AsyncIterator[str]:
-    """Three events with long silences between; marks its ``finally``."""
+    """Events with long silences between, for ever; marks its ``finally``."""
     try:
         yield "first"
         await anyio.sleep(IDLE)
         yield "second"
-        await anyio.sleep(IDLE)
-        yield "third"
+        while True:
+            await anyio.sleep(IDLE)
+            yield "more"
     finally:
         mark(name)
 
@@ -195,13 +197,14 @@ def chat_sync(words: list[str]) -> Iterator[str | Event]:
 
 
 def idle_sync(name: str) -> Iterator[str]:
-    """Three events with long silences between; marks its ``finally``."""
+    """Events with long silences between, for ever; marks its ``finally``."""
     try:
         yield "first"
         time.sleep(IDLE)
         yield "second"
-        time.sleep(IDLE)
-        yield "third"
+        while True:
+            time.sleep(IDLE)
+            yield "more"
     finally:
         mark(name)
 
