@@ -44,7 +44,7 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
     ``await StreamResponse(source)(scope, receive, send)``. Any method is served (a ``POST``
     with a JSON body as well as ``GET``). Make one per request.
 
-    What the source yields follows one rule (:mod:`sse_core.adapters._response`): an
+    What the source yields follows one rule (:doc:`/adapters/responses`): an
     :class:`~sse_core.Event`, a ``str`` (the data of a ``message`` event) or a mapping of
     ``data``/``event``/``id``/``retry``; anything else is a :class:`TypeError`.
 
@@ -64,9 +64,9 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
     ``send`` that raises :class:`OSError`, or a ``send`` still waiting after
     ``options.send_timeout`` seconds -- checked every half of it -- because the client stopped
     reading), the source is cancelled where it waits and its generator closed, so its
-    ``finally`` runs at once. When the source
-    raises, the client still gets a clean end of the stream, then the exception propagates
-    to the ASGI server, which logs it (the ASGI convention). A framework's background task
+    ``finally`` runs at once. When the source raises, the client still gets a clean end of
+    the stream, then the exception propagates to the ASGI server, which logs it (the ASGI
+    convention). A framework's background task
     (``self.background``) runs after the stream.
 
     Args:
