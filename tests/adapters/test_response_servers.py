@@ -11,6 +11,7 @@ server; without the peers extra (or a framework) a server's tests skip, saying w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
 import json
 import os
@@ -74,19 +75,16 @@ def _command(server: str, app: str, port: int, tls: list[str]) -> list[str]:
             "--bind", f"127.0.0.1:{port}", target]
 
 
+@dataclasses.dataclass(frozen=True)
 class Served:
     """A running server: its base URL, HTTP version and the generators' ``finally`` marks."""
 
-    def __init__(
-        self, name: str, url: str, *, is_http2: bool, is_wsgi: bool, marks: Path,
-        verify: Any = True,
-    ) -> None:
-        self.verify = verify
-        self.name = name
-        self.url = url
-        self.is_http2 = is_http2
-        self.is_wsgi = is_wsgi
-        self.marks = marks
+    name: str
+    url: str
+    is_http2: bool
+    is_wsgi: bool
+    marks: Path
+    verify: Any = True  # httpx's verify: an SSL context trusting the test CA for TLS
 
     def client(self, **kwargs: Any) -> Any:
         """An httpx client speaking the server's HTTP version."""
