@@ -172,13 +172,14 @@ say "wheels: manylinux imports with ACCELERATED=True, py3-none-any with ACCELERA
 
 # Each extra and what it promises (pyproject.toml says the same in its comments).
 declare -A promises=(
-    [http]="sse_core.adapters sse_core.adapters.asyncio sse_core.adapters.sync"
+    [http]="sse_core.adapters sse_core.adapters.asyncio sse_core.adapters.sync
+            sse_core.adapters.wsgi"
     [asgi]="sse_core.adapters.asgi"
     [trio]="sse_core.adapters.trio"
     [test]="pytest hypothesis xdist sse_core.testing.strategies sse_core.adapters.asyncio
             sse_core.adapters.sync sse_core.adapters.trio sse_core.adapters.asgi"
     [peers]="httpx httpx_sse sseclient sse_starlette starlette uvicorn aiohttp aiohttp_sse
-             trustme ld_eventsource"
+             trustme ld_eventsource fastapi hypercorn h2 gunicorn flask django"
     [bench]="httpx httpx_sse sseclient ld_eventsource sse_starlette"
     [fuzz]="atheris"
     [dev]="pytest hypothesis mypy ruff sphinx sse_core.adapters.asgi sse_core.adapters.trio

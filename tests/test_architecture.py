@@ -150,8 +150,9 @@ def test_adapter_http_glue_does_no_io() -> None:
 def test_adapters_never_import_each_other(path: Path) -> None:
     """An adapter may use the shared helpers (``_http``, the sans-IO glue; ``_base``, what
     their clients and servers share; ``_options``, their options records; ``_sockets``,
-    socket options), its own server module (``trio`` -> ``_trio_server``) and the core,
-    never another adapter."""
+    socket options; ``_response``, what the per-request responses share), its own private
+    modules (``trio`` -> ``_trio_server``, ``asgi`` -> ``_asgi_response``, and these among
+    themselves) and the core, never another adapter."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     siblings = {
         alias.name if not node.module else node.module.split(".")[0]
@@ -165,6 +166,7 @@ def test_adapters_never_import_each_other(path: Path) -> None:
         if isinstance(node, ast.ImportFrom) and node.module
         and node.module.startswith("sse_core.adapters.")
     }
-    own_server = set() if path.stem.startswith("_") else {f"_{path.stem}_server"}
-    allowed = {"_http", "_base", "_options", "_sockets"} | own_server
+    family = f"_{path.stem.lstrip('_').split('_')[0]}_"
+    own = {name for name in siblings | absolute_siblings if name.startswith(family)}
+    allowed = {"_http", "_base", "_options", "_sockets", "_response"} | own
     assert (siblings | absolute_siblings) - allowed == set()

@@ -1,7 +1,9 @@
 """Adapters (floor 4): the I/O edges that carry out what the sans-IO sessions decide.
 
 Import one by name: :mod:`sse_core.adapters.asyncio`, :mod:`sse_core.adapters.trio`,
-:mod:`sse_core.adapters.sync` or :mod:`sse_core.adapters.asgi`; they never import each other.
+:mod:`sse_core.adapters.sync`, :mod:`sse_core.adapters.asgi` or :mod:`sse_core.adapters.wsgi`
+(the last two also hold ``StreamResponse``, one request's stream in a web framework); they
+never import each other.
 What they share is here: one options record per side (:class:`ClientOptions` for every
 ``EventSource``, :class:`ServerOptions` for every server), and the sans-IO HTTP/1.1 glue
 (h11) that turns the sessions' actions into socket work, so that no adapter writes HTTP or

@@ -14,30 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 import anyio
 
-from .._actions import Action, Disconnect, Send, SendHead
+from .._actions import Disconnect, SendHead
 from .._broadcast import Subscriber
 from .._errors import LocalProtocolError
 from .._events import Event
 from .._replay import StoredEvent
 from .._server import ServerSession
+from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start
+from ._asgi_messages import watch_disconnect as _watch_disconnect
+from ._asgi_response import StreamResponse
 from ._base import ServerBase
 from ._http import IncomingRequest
 
-__all__ = ["EventStream"]
-
-#: An ASGI connection scope.
-Scope = MutableMapping[str, Any]
-#: An ASGI event (message) received or sent.
-Message = MutableMapping[str, Any]
-#: The ASGI ``receive`` callable.
-Receive = Callable[[], Awaitable[Message]]
-#: The ASGI ``send`` callable.
-ASGISend = Callable[[Message], Awaitable[None]]
+__all__ = ["EventStream", "StreamResponse"]
 
 _ALLOWED_METHODS = ("GET", "HEAD")
 
@@ -168,7 +160,7 @@ class EventStream(ServerBase):
             # replays nothing; no subscriber.
             head = ServerSession(self._config).on_request(target, headers, self._clock())[0]
             assert isinstance(head, SendHead)
-            await send(_response_start(head))
+            await send(response_start(head))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         if self._is_closing or self._broadcaster.is_full:
@@ -215,7 +207,7 @@ class EventStream(ServerBase):
             # A fresh event before take(): a publish from now on wakes the wait below.
             connection.wake = anyio.Event()
             for action in subscriber.take(self._clock()):
-                message = _message(action)
+                message = message_of(action)
                 replay_deadline = subscriber.replay_deadline
                 with anyio.CancelScope(
                     deadline=math.inf if replay_deadline is None else replay_deadline
@@ -273,36 +265,6 @@ async def _wait_for_wake(wake: anyio.Event, delay: float) -> None:
         await wake.wait()
     finally:
         timer.cancel()
-
-
-async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    """Cancel the connection's work when the client goes away."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
-
-
-def _message(action: Action) -> Message:
-    if isinstance(action, SendHead):
-        return _response_start(action)
-    if isinstance(action, Send):
-        return {"type": "http.response.body", "body": action.data, "more_body": True}
-    if isinstance(action, Disconnect):
-        return {"type": "http.response.body", "body": b"", "more_body": False}
-    raise LocalProtocolError(f"a server session asked for {action!r}")  # pragma: no cover
-
-
-def _response_start(head: SendHead) -> Message:
-    return {
-        "type": "http.response.start",
-        "status": head.status,
-        "headers": [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in head.headers
-        ],
-    }
 
 
 def _request_of(scope: Scope, target: str) -> IncomingRequest:
