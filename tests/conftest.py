@@ -98,3 +98,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"simulation: {totals['scenarios']} scenarios, {totals['completed']} completed "
             f"({rate:.2%})"
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the combinations a test module declares meaningless, so that they are neither
+    run nor reported as skipped: a module's ``NOT_APPLICABLE`` maps a test function's name to
+    ``{fixture or argument name: values it does not apply to}``."""
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        rules = getattr(getattr(item, "module", None), "NOT_APPLICABLE", {})
+        callspec = getattr(item, "callspec", None)
+        rule = rules.get(getattr(item, "originalname", item.name), {})
+        if callspec is not None and any(
+            callspec.params.get(name) in values for name, values in rule.items()
+        ):
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

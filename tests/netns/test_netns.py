@@ -243,8 +243,10 @@ def test_tcp_reset_reconnects_and_replays(nft: None, netns: Netns) -> None:
             netns.filter_input("a", "fault", f"tcp dport {run.port} reject with tcp reset")
             await run.status("reconnecting", fault_at, count=2)  # a reconnection refused too
             await run.published_at_least(run.published()[-1][0] + 10)
-            netns.remove("a", "fault")
+            # Read the clock before the rule goes: the client may be streaming again before
+            # the nft command returns, so "healed" is the moment the removal starts.
             healed_at = now()
+            netns.remove("a", "fault")
             return run, await run.finish(), fault_at, healed_at
 
     run, end, fault_at, healed_at = asyncio.run(main())
@@ -269,9 +271,9 @@ def test_black_hole_fires_the_stall_timeout_and_recovers(nft: None, netns: Netns
             netns.filter_input("a", "fault", "drop")
             netns.filter_input("b", "fault", "drop")
             await run.status("reconnecting", fault_at, count=2)  # a hanging connect given up
+            healed_at = now()  # before the rules go (see test_tcp_reset_reconnects_and_replays)
             netns.remove("a", "fault")
             netns.remove("b", "fault")
-            healed_at = now()
             return run, await run.finish(), fault_at, healed_at
 
     run, end, fault_at, healed_at = asyncio.run(main())
@@ -321,8 +323,8 @@ def test_reset_beyond_the_replay_window_reports_a_gap(nft: None, netns: Netns) -
             await run.status("reconnecting", fault_at)
             last_seen = run.received()[-1][0]  # the client is cut off: this is its last
             await run.published_at_least(last_seen + NARROW_WINDOW + 5)
+            healed_at = now()  # before the rule goes (see test_tcp_reset_reconnects_and_replays)
             netns.remove("a", "fault")
-            healed_at = now()
             return run, await run.finish(), fault_at, healed_at
 
     run, end, fault_at, healed_at = asyncio.run(main())
