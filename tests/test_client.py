@@ -875,11 +875,11 @@ class ClientMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.state in (ClientState.CONNECTED, ClientState.STREAMING))
     @rule(replay=st.integers(0, 3), new=st.integers(0, 3), has_ids=st.booleans())
     def data(self, replay: int, new: int, has_ids: bool) -> None:
-        ids = [str(i) for i in range(max(0, self.next_id - replay), self.next_id + new)]
-        self.next_id += new
-        if has_ids:
+        if has_ids:  # numbered ids: ``replay`` of those already sent, then ``new`` ones
+            ids = [str(i) for i in range(max(0, self.next_id - replay), self.next_id + new)]
+            self.next_id += new
             stream = b"".join(serialize_event("x", id=i) for i in ids)
-        else:  # events without ids: kept apart from the order check
+        else:  # events without ids: they use up no number, and stay out of the order check
             stream = b"".join(serialize_event("x") for _ in range(new))
         self.apply(self.client.on_data(stream, self.now), ClientInput.FIRST_BYTES)
 
