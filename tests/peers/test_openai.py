@@ -67,11 +67,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def request(url: str, *, key: str = API_KEY, is_gzip_accepted: bool = True) -> ClientConfig:
     """sse_core's request for ``PROMPT``: a POST with the bearer token and a JSON body."""
-    body = {"model": "sse-core-echo", "stream": True,
-            "messages": [{"role": "user", "content": PROMPT}]}
     return ClientConfig(
-        url=url, method="POST", body=json.dumps(body).encode(),
-        headers=(("Authorization", f"Bearer {key}"), ("Content-Type", "application/json")),
+        url=url, method="POST", headers={"Authorization": f"Bearer {key}"},
+        json={"model": "sse-core-echo", "stream": True,
+              "messages": [{"role": "user", "content": PROMPT}]},
         stall_timeout=TIMEOUT, is_gzip_accepted=is_gzip_accepted,
     )
 
