@@ -10,6 +10,7 @@ this module bound (``--fd``), so it is reachable the moment it starts accepting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -58,11 +59,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.kill()  # only if it outlived the wait: a reaped process is not signalled
+        process.wait()
 
 
 def request(url: str, *, key: str = API_KEY, is_gzip_accepted: bool = True) -> ClientConfig:
