@@ -204,3 +204,20 @@ def test_a_cut_resumable_answer_resumes_with_every_token_once(base_url: str) -> 
     assert stats.accepted == 2 and stats.cuts == 1
     assert got == tokens_of(PROMPT)
     assert "".join(got) == PROMPT
+
+
+def test_the_docs_example_passes_mypy_strict(tmp_path: Path) -> None:
+    """The docs page's example (endpoint, server, both clients), as one user program, type-
+    checks with ``mypy --strict`` -- the openai client's own types included."""
+    pytest.importorskip("mypy", reason="mypy is in the dev extra")
+    from tests.test_docs_examples import DOCS, code_blocks
+
+    program = tmp_path / "openai_example.py"
+    program.write_text("\n".join(source for _, source in code_blocks(DOCS / "adapters" /
+                                                                     "openai.rst")))
+    assert "chat.completions.create" in program.read_text()  # the extractor found it
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(program)],
+        cwd=HERE.parent.parent, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
