@@ -192,16 +192,19 @@ def test_a_cut_resumable_answer_resumes_with_every_token_once(base_url: str) -> 
     token exactly once."""
     got: list[str] = []
 
-    async def scenario() -> Any:
+    async def scenario() -> tuple[Any, Any]:
         host, port = base_url.removeprefix("http://").split(":")
         async with FaultProxy((host, int(port)), plan=[CutAfter(after_bytes=CUT_AT)]) as proxy:
             proxy_url = "http://{}:{}".format(*proxy.address)
-            await read_tokens(EventSource(request(proxy_url + "/resumable/v1/chat/completions",
-                                                      is_gzip_accepted=False)), got)
-            return proxy.stats
+            source = EventSource(request(proxy_url + "/resumable/v1/chat/completions",
+                                         is_gzip_accepted=False))
+            await read_tokens(source, got)
+            return proxy.stats, source.metrics
 
-    stats = run(scenario())
+    stats, metrics = run(scenario())
     assert stats.accepted == 2 and stats.cuts == 1
+    # The endpoint went on after Last-Event-ID: nothing came twice for the client to drop.
+    assert metrics.reconnections == 1 and metrics.messages_deduplicated == 0
     assert got == tokens_of(PROMPT)
     assert "".join(got) == PROMPT
 
