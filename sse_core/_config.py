@@ -10,6 +10,8 @@ is appended to a configured URL.
 
 from __future__ import annotations
 
+import json as _json
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -36,6 +38,7 @@ from ._validators import (
     positive_int,
     positive_number,
     query_name,
+    request_body,
 )
 
 __all__ = [
@@ -94,10 +97,18 @@ class ClientConfig:
         url: Absolute ``http://`` or ``https://`` URL of the event stream.
         method: Request method; ``"GET"`` as EventSource, ``"POST"`` with a body for APIs
             that need one.
-        body: Request body, or ``None``. Sent again on every reconnection that is made (see
-            ``is_resend_allowed`` for when one is).
-        headers: Extra request header fields. A name that matches a default field
-            (``Accept``, ``Cache-Control``, ``Accept-Encoding``) replaces it.
+        body: Request body, or ``None``: ``bytes`` as they are, a ``str`` encoded as UTF-8.
+            Sent again on every reconnection that is made (see ``is_resend_allowed`` for
+            when one is).
+        json: A JSON body instead: any value :func:`json.dumps` takes (``None``, the
+            default, means no JSON body). Serialized once, compactly and in UTF-8 (no
+            NaN or infinity, which JSON lacks; RFC 8259), and sent with ``Content-Type:
+            application/json`` unless ``headers`` names a ``Content-Type``. Not together
+            with ``body``.
+        headers: Extra request header fields, as a mapping (``{"Authorization": "Bearer
+            x"}``) or as ``(name, value)`` pairs (a name may repeat); stored as pairs. A name
+            that matches a default field (``Accept``, ``Cache-Control``,
+            ``Accept-Encoding``) replaces it.
         last_event_id: The last event ID to resume from on the first connection.
         retry_statuses: Response statuses that reconnect (with backoff) instead of failing
             for good. Empty by default, as the spec fails the connection on any status but
@@ -168,7 +179,8 @@ class ClientConfig:
 
     url: str = attrs.field(validator=http_url)
     method: str = attrs.field(default="GET", validator=http_token)
-    body: bytes | None = attrs.field(default=None, validator=instance_of(bytes).or_none())
+    body: bytes | None = attrs.field(default=None, converter=request_body)
+    json: Any = None
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
     last_event_id: str = attrs.field(default="", validator=one_line_no_nul)
     retry_statuses: frozenset[int] = attrs.field(default=frozenset(), validator=_retry_statuses)
@@ -209,14 +221,36 @@ class ClientConfig:
     min_poll_interval: float = attrs.field(default=1.0, validator=positive_number)
     max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=positive_int)
 
+    #: ``json`` serialized (once, on construction), or ``None``.
+    _json_body: bytes | None = attrs.field(init=False, default=None, repr=False, eq=False)
+
     @property
     def is_idempotent(self) -> bool:
         """Whether :attr:`method` is idempotent (RFC 9110 section 9.2.2)."""
         return self.method in IDEMPOTENT_METHODS
 
+    @property
+    def request_body(self) -> bytes | None:
+        """The body every request carries: :attr:`body`, or :attr:`json` serialized, or
+        ``None``."""
+        return self.body if self._json_body is None else self._json_body
+
     def __attrs_post_init__(self) -> None:
         if self.initial_transport is Transport.LONG_POLLING and self.long_poll_url is None:
             raise InvalidConfigError("initial_transport LONG_POLLING needs a long_poll_url")
+        if self.json is not None:
+            if self.body is not None:
+                raise InvalidConfigError("give body or json, not both")
+            object.__setattr__(self, "_json_body", _json_bytes(self.json))
+
+
+def _json_bytes(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON text (RFC 8259: no NaN or infinity)."""
+    try:
+        text = _json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as error:  # not JSON-serializable, NaN, a cycle, a surrogate
+        raise InvalidConfigError(f"json must be JSON-serializable: {error}") from None
 
 
 @attrs.frozen(kw_only=True)

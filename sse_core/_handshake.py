@@ -84,7 +84,7 @@ def stream_request(config: ClientConfig, url: str, last_event_id: str) -> Reques
     """The event stream's request.
 
     Args:
-        config: The client's configuration (method, body, headers, gzip).
+        config: The client's configuration (method, body or JSON, headers, gzip).
         url: The stream's URL (``config.url``, with the cache-busting parameter when set).
         last_event_id: The last event ID string, sent as ``Last-Event-ID`` when not empty.
     """
@@ -94,6 +94,9 @@ def stream_request(config: ClientConfig, url: str, last_event_id: str) -> Reques
     }
     if config.is_gzip_accepted:
         headers["accept-encoding"] = ("Accept-Encoding", "gzip")
+    if config.json is not None:
+        # RFC 8259 section 11: JSON's media type; a user's Content-Type below replaces it.
+        headers["content-type"] = ("Content-Type", "application/json")
     for name, value in config.headers:
         headers[name.lower()] = (name, value)
     if last_event_id:
@@ -101,7 +104,7 @@ def stream_request(config: ClientConfig, url: str, last_event_id: str) -> Reques
         # `Last-Event-ID`/last event ID string, encoded as UTF-8."
         headers["last-event-id"] = ("Last-Event-ID", last_event_id)
     return Request(
-        method=config.method, url=url, headers=tuple(headers.values()), body=config.body
+        method=config.method, url=url, headers=tuple(headers.values()), body=config.request_body
     )
 
 

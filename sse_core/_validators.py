@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -47,6 +47,7 @@ __all__ = [
     "positive_int",
     "positive_number",
     "query_name",
+    "request_body",
 ]
 
 T = TypeVar("T")
@@ -223,16 +224,25 @@ query_name = Check(
 )
 
 
-def header_pairs(value: object) -> tuple[tuple[str, str], ...]:
+def header_pairs(
+    value: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
     """An attrs converter: header fields as a tuple of ``(name, value)`` str pairs.
 
-    Names are tokens; values have no CR, LF or U+0000 (RFC 9110 section 5.5).
+    Takes a mapping (``{"Authorization": "Bearer x"}``, its items in order) or an iterable of
+    pairs (which may repeat a name). Names are tokens; values have no CR, LF or U+0000
+    (RFC 9110 section 5.5).
 
     Raises:
-        InvalidConfigError: not an iterable of pairs, or a pair that breaks the rules above.
+        InvalidConfigError: not a mapping or an iterable of pairs, or a field that breaks the
+            rules above.
     """
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidConfigError(f"headers must be (name, value) pairs, got {value!r}")
+    if isinstance(value, Mapping):
+        value = value.items()
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidConfigError(
+            f"headers must be a mapping or (name, value) pairs, got {value!r}"
+        )
     pairs = []
     for pair in value:
         if not (isinstance(pair, tuple) and len(pair) == 2):
@@ -242,6 +252,24 @@ def header_pairs(value: object) -> tuple[tuple[str, str], ...]:
         one_line_no_nul.check(f"header {name} value", field_value)
         pairs.append((name, field_value))
     return tuple(pairs)
+
+
+def request_body(value: str | bytes | None) -> bytes | None:
+    """An attrs converter: a request body as bytes (a ``str`` encoded as UTF-8), or ``None``.
+
+    Raises:
+        InvalidConfigError: neither ``str``, ``bytes`` nor ``None``.
+    """
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate has no UTF-8
+            raise InvalidConfigError(f"body must be encodable as UTF-8: {error}") from None
+    if isinstance(value, bytes):  # a subclass: keep the plain bytes
+        return bytes(value)
+    raise InvalidConfigError(f"body must be str, bytes or None, got {value!r}")
 
 
 # --- the rule for now ------------------------------------------------------------------------

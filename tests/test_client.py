@@ -155,7 +155,13 @@ def test_cache_busting_param_is_per_session_and_seeded() -> None:
         {"retry_statuses": {503}},
         {"stall_timeout": 0},
         {"max_line_length": 0},
-        {"body": "text"},
+        {"body": 42},
+        {"body": "lone \ud800 surrogate"},
+        {"headers": "Authorization: Bearer x"},
+        {"headers": {"X-Bad": "a\r\nInjected: 1"}},
+        {"json": {"a": float("nan")}},
+        {"json": {"a": object()}},
+        {"json": {"a": 1}, "body": b"{}"},
     ],
 )
 def test_invalid_config(overrides: dict[str, Any]) -> None:

@@ -119,6 +119,7 @@ def test_header_pairs() -> None:
     """header_pairs makes a tuple of token-named pairs and refuses anything else."""
     assert header_pairs([("X-A", "1"), ("B", "")]) == (("X-A", "1"), ("B", ""))
     assert header_pairs(()) == ()
+    assert header_pairs({"X-A": "1", "B": ""}) == (("X-A", "1"), ("B", ""))
     for bad in ("X-A: 1", b"x", 3, [("X-A",)], [["X-A", "1"]], [("X A", "1")],
                 [("X-A", "1\r\nX-B: 2")], [("X-A", None)]):
         with pytest.raises(InvalidConfigError):

@@ -162,9 +162,7 @@ class _StreamProtocol(asyncio.Protocol):
         if refusal is not None:
             self._reject(refusal)
             return
-        self.subscriber = server._broadcaster.subscribe(
-            request.target, request.headers, server._clock(), key=key
-        )
+        self.subscriber = server._subscribe(request.target, request.headers, server._clock(), key)
         if not self._is_paused:
             server._writable.add(self)
         self.flush()
@@ -261,6 +259,17 @@ class EventStreamServer(ServerBase):
                 if subscriber is not None and subscriber.is_dropped:
                     protocol.flush()
         return stored
+
+    async def wait_for_subscribers(self, count: int = 1) -> None:
+        """Wait until at least ``count`` clients are subscribed (their streams are open).
+
+        Returns at once when they are already. Bound the wait with :func:`asyncio.timeout`
+        (or :func:`asyncio.wait_for`); it does not end when the server closes.
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        await self._await_count(count, asyncio.Event())
 
     async def aclose(self, *, grace: float = 1.0) -> None:
         """Stop listening and end every stream (clients see the end of the body).

@@ -8,8 +8,9 @@ import collections
 import random
 import secrets
 import ssl
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from .. import ClientConfig, ClientSession, ServerConfig
@@ -28,6 +29,7 @@ from .._events import Event
 from .._metrics import Metrics
 from .._replay import ReplayConfig, ReplayLog
 from .._types import RandomSource
+from .._validators import positive_int
 from ._http import (
     ClientOutput,
     CloseConnection,
@@ -403,6 +405,14 @@ class _Served(Protocol):
     def let_go(self) -> None: ...
 
 
+class _Flag(Protocol):
+    """An event of asyncio, trio or anyio: set once, awaited."""
+
+    def set(self) -> object: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
 class ServerBase(_Adapter):
     """The part of every adapter's server that is not I/O.
 
@@ -461,12 +471,69 @@ class ServerBase(_Adapter):
         self._config = config
         self._clock = clock if clock is not None else self._default_clock
         self._is_closing = False
+        # Who waits for a number of subscribers: a key of its own -> (count, wake). The sync
+        # server subscribes in its thread while the application's thread waits: hence the lock.
+        self._waiters: dict[object, tuple[int, Callable[[], object]]] = {}
+        self._waiters_lock = threading.Lock()
         self._setup()
 
     @property
     def broadcaster(self) -> Broadcaster:
         """The fan-out (subscriber count, ``dropped``, the replay log)."""
         return self._broadcaster
+
+    def _subscribe(
+        self,
+        target: str,
+        headers: Sequence[tuple[str | bytes, str | bytes]],
+        now: float,
+        key: str | None,
+    ) -> Subscriber:
+        """Add a client to the broadcaster, then wake whoever waits for that many."""
+        subscriber = self._broadcaster.subscribe(target, headers, now, key=key)
+        count = len(self._broadcaster)
+        with self._waiters_lock:
+            woken = [token for token, (wanted, _) in self._waiters.items() if count >= wanted]
+            wakes = [self._waiters.pop(token)[1] for token in woken]
+        for wake in wakes:
+            wake()
+        return subscriber
+
+    def _wait_for(self, token: object, count: int, wake: Callable[[], object]) -> bool:
+        """Have ``wake`` called (once, from where clients subscribe) when at least ``count``
+        clients are subscribed; ``False`` when that is so already (nothing is registered).
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        positive_int.check("count", count)
+        with self._waiters_lock:
+            if len(self._broadcaster) >= count:
+                return False
+            self._waiters[token] = (count, wake)
+        return True
+
+    def _stop_waiting(self, token: object) -> None:
+        """Forget a waiter (woken or not: a wait that timed out or was cancelled)."""
+        with self._waiters_lock:
+            self._waiters.pop(token, None)
+
+    async def _await_count(self, count: int, reached: _Flag) -> bool:
+        """The async servers' ``wait_for_subscribers``: wait on ``reached`` (a new event of
+        the framework) until ``count`` clients are subscribed; ``False`` when they were
+        already (nothing was awaited: a trio-style caller then checkpoints).
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        if not self._wait_for(reached, count, reached.set):
+            return False
+        try:
+            await reached.wait()
+        finally:
+            self._stop_waiting(reached)
+        return True
+
 
     @property
     def options(self) -> ServerOptions:

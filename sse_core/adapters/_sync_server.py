@@ -18,6 +18,7 @@ import threading
 from .._broadcast import Subscriber
 from .._events import Event
 from .._replay import StoredEvent
+from .._validators import non_negative_number
 from ._base import ServerBase
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
 from ._sockets import (
@@ -197,6 +198,31 @@ class EventStreamServer(ServerBase):
             self._wake_locked()
         return stored
 
+    def wait_for_subscribers(self, count: int = 1, *, timeout: float | None = None) -> bool:
+        """Block until at least ``count`` clients are subscribed (their streams are open).
+
+        Call it from any thread but the server's. Returns at once when they are already.
+
+        Args:
+            count: How many subscribers to wait for.
+            timeout: The most seconds to wait, or ``None`` (no limit: the wait does not end
+                when the server closes).
+
+        Returns:
+            Whether ``count`` were reached (``False``: the timeout passed first).
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1, or ``timeout`` is negative.
+        """
+        non_negative_number.or_none().check("timeout", timeout)
+        reached = threading.Event()
+        if not self._wait_for(reached, count, reached.set):
+            return True
+        try:
+            return reached.wait(timeout)
+        finally:
+            self._stop_waiting(reached)
+
     def close(self, *, grace: float = 1.0) -> None:
         """Stop listening, end every stream (clients see the end of the body), close every
         socket and join the server's thread. Safe to call more than once.
@@ -368,9 +394,7 @@ class EventStreamServer(ServerBase):
             self._reject(client, refusal, now)
         else:
             client.deadline = None
-            client.subscriber = self._broadcaster.subscribe(
-                request.target, request.headers, now, key=key
-            )
+            client.subscriber = self._subscribe(request.target, request.headers, now, key)
 
     def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
         client.unsent += client.http.respond_error(refusal.status, refusal.text, refusal.headers)

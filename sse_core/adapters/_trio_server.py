@@ -177,6 +177,18 @@ class EventStreamServer(ServerBase):
             connection.wake()
         return stored
 
+    async def wait_for_subscribers(self, count: int = 1) -> None:
+        """Wait until at least ``count`` clients are subscribed (their streams are open).
+
+        Returns (after a checkpoint) when they are already. Bound the wait with
+        :func:`trio.fail_after`; it does not end when the server closes.
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        if not await self._await_count(count, trio.Event()):
+            await trio.lowlevel.checkpoint()
+
     async def aclose(self, *, grace: float = 1.0) -> None:
         """End every stream and stop serving; safe to call more than once.
 
@@ -261,8 +273,8 @@ class EventStreamServer(ServerBase):
                 is_refused, request_key = await self._admit_or_reject(stream, tcp, http, request)
                 if is_refused:
                     return
-                connection.subscriber = self._broadcaster.subscribe(
-                    request.target, request.headers, self._clock(), key=request_key
+                connection.subscriber = self._subscribe(
+                    request.target, request.headers, self._clock(), request_key
                 )
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch, stream, nursery.cancel_scope)

@@ -84,6 +84,19 @@ class EventStream(ServerBase):
 
     # --- the application's side ---------------------------------------------------------
 
+    async def wait_for_subscribers(self, count: int = 1) -> None:
+        """Wait until at least ``count`` clients are subscribed (their streams are open).
+
+        Call it in the ASGI server's event loop (asyncio or trio). Returns (after a
+        checkpoint) when they are already. Bound the wait with ``anyio.fail_after``; it does
+        not end when the stream closes.
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        if not await self._await_count(count, anyio.Event()):
+            await anyio.lowlevel.checkpoint()
+
     def publish(self, event: Event) -> StoredEvent:
         """Append ``event`` to the replay log and queue it for every client.
 
@@ -176,7 +189,7 @@ class EventStream(ServerBase):
                 [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
             )
             return
-        subscriber = self._broadcaster.subscribe(target, headers, self._clock(), key=key)
+        subscriber = self._subscribe(target, headers, self._clock(), key)
         connection = _Connection(subscriber)
         self._connections[id(subscriber)] = connection
         try:

@@ -41,8 +41,7 @@ async def publish(
     server: EventStreamServer, count: int, interval: float, published: list[str]
 ) -> None:
     """Publish ``count`` numbered events, ``interval`` apart, once a client is subscribed."""
-    while len(server.broadcaster) == 0:  # the test's client connects within a second
-        await asyncio.sleep(0.01)
+    await server.wait_for_subscribers()  # the test's client connects within a second
     for n in range(count):
         stored = server.publish(Event(data=json.dumps({"n": n})))
         published.append(stored.id)
