@@ -14,13 +14,19 @@ from typing import Protocol, TypeVar
 
 from .. import ClientConfig, ClientSession, ServerConfig
 from .._actions import (
+    Action,
     ClientState,
+    Connect,
     Deliver,
+    Disconnect,
     ReportDropped,
     ReportFailure,
     ReportGap,
     ReportStatus,
     ReportTransport,
+    Request,
+    Send,
+    SendHead,
 )
 from .._broadcast import Broadcaster, Subscriber
 from .._errors import InvalidConfigError, StreamError
@@ -46,6 +52,7 @@ __all__ = [
     "AsyncClientBase",
     "ClientBase",
     "Report",
+    "RequestDriver",
     "ServerBase",
     "default_replay_log",
 ]
@@ -53,6 +60,11 @@ __all__ = [
 #: What an ``EventSource``'s ``reports()`` yields: every record meant for the application,
 #: ready for a ``match`` statement (``case Deliver(event=event):``, ``case ReportGap():`` ...).
 Report = Deliver | ReportStatus | ReportGap | ReportDropped | ReportTransport
+
+#: What the glue under a client asks of its adapter: the socket work of
+#: :class:`~sse_core.adapters.HTTPClient`, or a whole request (:class:`~sse_core.Connect`,
+#: :class:`~sse_core.Disconnect`) for a driver over the user's HTTP client; and the reports.
+_Output = ClientOutput | Connect | Disconnect
 
 _Options = TypeVar("_Options", ClientOptions, ServerOptions)
 _Source = TypeVar("_Source", bound="AsyncClientBase")
@@ -138,6 +150,74 @@ class _AsyncEvents:
                 return event
 
 
+class RequestDriver:
+    """The glue under a driver that rides on the user's HTTP client (httpx ...): the
+    session's own actions, untranslated. The client library opens connections, writes HTTP,
+    follows redirects and decodes chunked framing; the adapter carries out each
+    :class:`~sse_core.Connect` as one request and each :class:`~sse_core.Disconnect` by
+    closing its response, and reports the response's head, body bytes and end back.
+    Every input takes ``now``; no I/O here.
+    """
+
+    def __init__(self, session: ClientSession) -> None:
+        self._session = session
+        self._is_in_flight = False  # a Connect not yet ended by a Disconnect or an end
+
+    @property
+    def session(self) -> ClientSession:
+        """The session being driven."""
+        return self._session
+
+    def next_deadline(self) -> float | None:
+        """When to call :meth:`on_timer` next, or ``None``."""
+        return self._session.next_deadline()
+
+    def start(self, now: float) -> list[_Output]:
+        """Start the session: the first :class:`~sse_core.Connect`."""
+        return self._carry(self._session.start(now))
+
+    def close(self, now: float, reason: str | None = None) -> list[_Output]:
+        """Close for good (the application's ``close()``)."""
+        return self._carry(self._session.close(now, reason))
+
+    def on_timer(self, now: float) -> list[_Output]:
+        """Wake-up at (or after) :meth:`next_deadline`."""
+        return self._carry(self._session.on_timer(now))
+
+    def on_response(
+        self, status: int, headers: list[tuple[bytes, bytes]], now: float
+    ) -> list[_Output]:
+        """The response head of the request in flight arrived (after redirects)."""
+        return self._carry(self._session.on_response(status, headers, now))
+
+    def on_data(self, data: bytes, now: float) -> list[_Output]:
+        """Body bytes arrived, as sent (``b""``: the body ended)."""
+        if not data:
+            self._is_in_flight = False
+            ended: list[_Output] = [Disconnect(reason="response ended")]
+            return ended + self._carry(self._session.on_eof(now))
+        return self._carry(self._session.on_data(data, now))
+
+    def on_connection_error(self, now: float, reason: str) -> list[_Output]:
+        """The request failed, or its response broke (ignored when none is in flight)."""
+        if not self._is_in_flight:
+            return []
+        self._is_in_flight = False
+        lost: list[_Output] = [Disconnect(reason=reason)]
+        return lost + self._carry(self._session.on_connection_lost(now, reason))
+
+    def _carry(self, actions: list[Action]) -> list[_Output]:
+        outputs: list[_Output] = []
+        for action in actions:
+            if isinstance(action, Connect):
+                self._is_in_flight = True
+            elif isinstance(action, Disconnect):
+                self._is_in_flight = False
+            assert not isinstance(action, (Send, SendHead))  # server actions
+            outputs.append(action)
+        return outputs
+
+
 class ClientBase(_Adapter):
     """The part of every adapter's ``EventSource`` that is not I/O.
 
@@ -187,18 +267,14 @@ class ClientBase(_Adapter):
             config = ClientConfig(url=config)
         options = options_or_default(options, ClientOptions)
         session = ClientSession(config, rng=rng if rng is not None else random.Random())
-        self._http = HTTPClient(
-            session,
-            connect_timeout=options.connect_timeout,
-            max_redirects=options.max_redirects,
-            max_head_size=options.max_head_size,
-        )
+        self._http = self._glue(session, options)
         self._options = options
         self._ssl_context = options.ssl_context
         self._on_status = on_status
         self._clock = clock if clock is not None else self._default_clock
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._outputs: collections.deque[_Output] = collections.deque()
         self._endpoint: Endpoint | None = None  # a connection to open
+        self._request: Request | None = None  # a driver's request to send
         self._unsent = b""  # the request to write on it, once open
         self._is_claimed = False  # the iteration was asked for
         self._is_begun = False  # the session was started
@@ -223,6 +299,16 @@ class ClientBase(_Adapter):
         """The transport options this source was made with."""
         return self._options
 
+    def _glue(self, session: ClientSession, options: ClientOptions) -> HTTPClient | RequestDriver:
+        """What turns the session's actions into the adapter's work: h11 over the adapter's
+        sockets (a driver over the user's HTTP client returns a :class:`RequestDriver`)."""
+        return HTTPClient(
+            session,
+            connect_timeout=options.connect_timeout,
+            max_redirects=options.max_redirects,
+            max_head_size=options.max_head_size,
+        )
+
     # --- the adapter's socket work, in the order the outputs ask for it ------------------
 
     def _open(self, endpoint: Endpoint) -> None:
@@ -234,10 +320,17 @@ class ClientBase(_Adapter):
         """Write the request on the connection just opened (by default: note it)."""
         self._unsent = data
 
+    def _send_request(self, request: Request) -> None:
+        """A driver: send ``request`` with the user's client, closing any response before
+        (by default: note it)."""
+        self._close_socket()
+        self._request = request
+
     def _close_socket(self) -> None:
         """Close the connection, or give up opening it; read nothing more from it."""
         self._endpoint = None
         self._unsent = b""
+        self._request = None
         self._drop_connection()
 
     def _drop_connection(self) -> None:
@@ -294,7 +387,9 @@ class ClientBase(_Adapter):
                 self._open(output.endpoint)
             elif isinstance(output, Write):
                 self._write(output.data)
-            elif isinstance(output, CloseConnection):
+            elif isinstance(output, Connect):
+                self._send_request(output.request)
+            elif isinstance(output, (CloseConnection, Disconnect)):
                 self._close_socket()
             elif isinstance(output, ReportFailure):
                 self._failure = output.error()  # raised once the reports before it are out
@@ -312,7 +407,13 @@ class ClientBase(_Adapter):
 
     def _connected(self) -> None:
         """The connection asked for is open (TLS included)."""
+        assert isinstance(self._http, HTTPClient)
         self._outputs.extend(self._http.on_connected(self._clock()))
+
+    def _responded(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """A driver: the response head of the request sent arrived."""
+        assert isinstance(self._http, RequestDriver)
+        self._outputs.extend(self._http.on_response(status, headers, self._clock()))
 
     def _received(self, data: bytes) -> None:
         """Bytes arrived (``b""``: the peer closed the connection)."""
@@ -333,7 +434,7 @@ class ClientBase(_Adapter):
             return True
         outputs = self._http.on_timer(now)
         self._outputs.extend(outputs)
-        return any(isinstance(output, CloseConnection) for output in outputs)
+        return any(isinstance(output, (CloseConnection, Disconnect)) for output in outputs)
 
     def _close_session(self, reason: str | None = None) -> None:
         """Close the session for good and report the final status (the socket work is the
@@ -361,7 +462,7 @@ class ClientBase(_Adapter):
         assert isinstance(self._events, _Events)
         return self._events
 
-    def _notify(self, output: ClientOutput) -> None:
+    def _notify(self, output: _Output) -> None:
         """Tell ``on_status`` about a status change."""
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)
