@@ -32,6 +32,7 @@ from sse_core import (
 )
 from sse_core.adapters import IncomingRequest, ServerOptions
 from sse_core.testing import CutAfter, FaultProxy, Pass
+from tests.test_docs_examples import is_peer_required
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
 
@@ -260,6 +261,8 @@ def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A tinyproxy on loopback (its URL and its log), stopped by PID afterwards."""
     binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
     if not Path(binary).exists():
+        if is_peer_required():
+            raise AssertionError("tinyproxy is missing: run .ci/peers.sh")
         pytest.skip("tinyproxy is missing (.ci/peers.sh installs it)")
     port = _free_port()
     log = tmp_path / "tinyproxy.log"
