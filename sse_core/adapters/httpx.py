@@ -15,8 +15,8 @@ never answers with an encoding the session cannot read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import cast
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, cast
 
 import httpx
 
@@ -24,13 +24,13 @@ from .. import ClientConfig, ClientSession
 from .._actions import ReportStatus, Request
 from .._errors import InvalidConfigError
 from .._types import RandomSource
-from ._base import AsyncClientBase, Report, RequestDriver
+from ._base import AsyncioClientBase, RequestDriver
 from ._options import ClientOptions
 
 __all__ = ["EventSource"]
 
 
-class EventSource(AsyncClientBase):
+class EventSource(AsyncioClientBase):
     """An asyncio EventSource over the user's ``httpx.AsyncClient``.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -77,103 +77,39 @@ class EventSource(AsyncClientBase):
         return RequestDriver(session)
 
     def _setup(self) -> None:
-        self._sending: asyncio.Task[httpx.Response] | None = None
         self._response: httpx.Response | None = None
         self._chunks: AsyncGenerator[bytes, None] | None = None  # the response's body
-        self._reading: asyncio.Task[bytes] | None = None  # a read kept across wake-ups
-        self._wakeup: asyncio.Future[None] | None = None  # ends a wait with no request
         self._releasing: set[asyncio.Task[None]] = set()  # responses being closed
-
-    async def reports(self) -> AsyncIterator[Report]:
-        """Everything for the application, in order (:data:`~sse_core.adapters.Report`), as
-        :meth:`sse_core.adapters.asyncio.EventSource.reports`.
-
-        Raises:
-            StreamError: at the end, when the session closed for a failure.
-        """
-        self._claim()
-        self._begin()
-        try:
-            while True:
-                report = self._pump()
-                if report is not None:
-                    yield report
-                elif self._is_done:
-                    break
-                else:
-                    await self._wait()
-        finally:
-            self._close_socket()
-            await self._released()
-        self._raise_failure()
-
-    async def aclose(self) -> None:
-        """Close the response and end the iteration (the application's ``close()``)."""
-        if self._is_closing:
-            return
-        self._is_closing = True
-        self._close_session()
-        self._close_socket()
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-        await self._released()
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _wait(self) -> None:
-        """Wait for the response head, body bytes or the next deadline; queue what the
-        session says. As in the asyncio adapter, the deadline only ends the wait: a read it
-        interrupts stays in flight for the next wait, and nothing of the caller's
-        cancellation can be swallowed (``asyncio.wait``, never ``wait_for``)."""
-        timeout = self._timeout()
-        if self._sending is not None:
-            sending = self._sending
-            done, _ = await asyncio.wait({sending}, timeout=timeout)
-            if self._sending is not sending:  # closed meanwhile
-                return
-            if not done:
-                self._timer()
-                return
-            self._sending = None
-            try:
-                response = sending.result()
-            except httpx.HTTPError as error:
-                self._failed(f"request failed: {error!r}")
-                return
-            self._response = response
-            self._chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-            self._responded(response.status_code, response.headers.raw)
-        elif self._chunks is not None:
-            if self._reading is None:
-                self._reading = asyncio.ensure_future(_next_chunk(self._chunks))
-            reading = self._reading
-            read, _ = await asyncio.wait({reading}, timeout=timeout)
-            if self._reading is not reading:  # closed meanwhile: not the server's doing
-                return
-            if not read:  # the deadline: the read goes on
-                self._timer()
-                return
-            self._reading = None
-            try:
-                data = reading.result()
-            except httpx.HTTPError as error:
-                self._failed(f"connection error: {error!r}")
-                return
-            self._received(data)
-        else:
-            if timeout is None:  # nothing scheduled and no request: the session is done
-                self._is_closing = True
-                return
-            self._wakeup = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose()
-            finally:
-                self._wakeup = None
-            self._timer()
+    _READ_ERRORS = (httpx.HTTPError,)
+
+    def _opened(self, opening: asyncio.Future[Any]) -> None:
+        try:
+            response: httpx.Response = opening.result()
+        except httpx.HTTPError as error:
+            self._failed(f"request failed: {error!r}")
+            return
+        self._response = response
+        self._chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+        self._responded(response.status_code, response.headers.raw)
+
+    @property
+    def _is_open(self) -> bool:
+        return self._chunks is not None
+
+    async def _read(self) -> bytes:
+        """The next non-empty chunk of the body as sent, or ``b""`` at its end."""
+        assert self._chunks is not None
+        async for chunk in self._chunks:
+            if chunk:
+                return chunk
+        return b""
 
     def _send_request(self, request: Request) -> None:
         self._drop_connection()
-        self._sending = asyncio.ensure_future(
+        self._opening = asyncio.ensure_future(
             self._client.send(self._build(request), stream=True)
         )
 
@@ -192,9 +128,10 @@ class EventSource(AsyncClientBase):
         )
 
     def _drop_connection(self) -> None:
-        sending, reading, response = self._sending, self._reading, self._response
+        sending, reading, response = self._opening, self._reading, self._response
         chunks = self._chunks
-        self._sending = self._reading = self._response = self._chunks = None
+        self._opening = self._reading = None
+        self._response = self._chunks = None
         if sending is None and reading is None and response is None:
             return
         release = asyncio.ensure_future(_release(sending, reading, response, chunks))
@@ -208,17 +145,9 @@ class EventSource(AsyncClientBase):
             await asyncio.wait(set(self._releasing))
 
 
-async def _next_chunk(chunks: AsyncGenerator[bytes, None]) -> bytes:
-    """The next non-empty chunk of the body as sent, or ``b""`` at its end."""
-    async for chunk in chunks:
-        if chunk:
-            return chunk
-    return b""
-
-
 async def _release(
-    sending: asyncio.Task[httpx.Response] | None,
-    reading: asyncio.Task[bytes] | None,
+    sending: asyncio.Future[Any] | None,
+    reading: asyncio.Future[bytes] | None,
     response: httpx.Response | None,
     chunks: AsyncGenerator[bytes, None] | None,
 ) -> None:
@@ -228,9 +157,10 @@ async def _release(
         task.cancel()
     if tasks:
         await asyncio.wait(tasks)
-    for task in tasks:
-        if not task.cancelled() and task.exception() is None and task is sending:
-            response = sending.result()
+    if sending is not None and not sending.cancelled() and sending.exception() is None:
+        response = sending.result()  # answered as it was dropped
+    if reading is not None and not reading.cancelled():
+        reading.exception()  # seen: no "exception never retrieved" at exit
     if response is not None:
         try:
             if chunks is not None:
