@@ -143,6 +143,47 @@ def test_a_cut_stream_resumes_with_last_event_id() -> None:
     run(main)
 
 
+def test_a_quiet_stream_outlives_the_clients_read_timeout() -> None:
+    """The user's client has a 0.2 s timeout; the stream stays quiet for 1 s (no
+    heartbeats) and is not cut: the driver leaves reads unbounded (the session's stall
+    timeout, off here, is what replaces a silent connection)."""
+
+    async def main() -> None:
+        server, url = await started_server()
+        async with httpx.AsyncClient(timeout=0.2) as client:
+            source = EventSource(client, config(url, stall_timeout=None))
+            watch = Watch(source)  # type: ignore[arg-type]
+            await watch.until_state(ClientState.STREAMING)
+            await asyncio.sleep(1.0)
+            server.publish(Event(data="after the silence"))
+            await watch.until_events(1)
+            assert source.metrics.reconnections == 0
+            assert ClientState.RECONNECTING not in watch.states
+            await watch.aclose()
+        await server.aclose()
+
+    run(main)
+
+
+def test_a_stalled_stream_is_replaced_by_the_session() -> None:
+    """With a 0.5 s stall timeout and a silent server, the session replaces the connection
+    (the read in flight is dropped, its response closed) and the driver sends a new request
+    on the same client."""
+
+    async def main() -> None:
+        server, url = await started_server()
+        async with httpx.AsyncClient() as client:
+            source = EventSource(client, config(url, stall_timeout=0.5))
+            watch = Watch(source)  # type: ignore[arg-type]
+            await watch.until_state(ClientState.CONNECTED, count=2)
+            reasons = [s.reason for s in watch.statuses if s.state is ClientState.RECONNECTING]
+            assert reasons and "stall" in str(reasons[0]), reasons
+            await watch.aclose()
+        await server.aclose()
+
+    run(main)
+
+
 def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
     """A 404 ends the iteration with HTTPStatusError carrying the status, the headers and
     the first bytes of the body; nothing is retried."""
