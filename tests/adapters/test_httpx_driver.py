@@ -31,6 +31,7 @@ from sse_core import (
     StreamError,
 )
 from sse_core.adapters import IncomingRequest, ServerOptions
+from sse_core.state import BackoffConfig
 from sse_core.testing import CutAfter, FaultProxy, Pass
 from tests.test_docs_examples import is_peer_required
 
@@ -201,6 +202,30 @@ def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
             assert source.session.state is ClientState.CLOSED
             assert source.metrics.reconnections == 0
         await server.aclose()
+
+    run(main)
+
+
+def test_a_refused_connection_is_retried_then_given_up_with_stream_error() -> None:
+    """Nothing listens on the port: each request fails in the user's client (httpx's
+    ConnectError), the session reconnects with backoff, and after two attempts it gives up:
+    the plain loop raises StreamError (GAVE_UP) naming the cause."""
+
+    async def main() -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]  # bound, not listening: refused
+            backoff = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_attempts=2)
+            async with httpx.AsyncClient() as client:
+                source = EventSource(
+                    client, config(f"http://127.0.0.1:{port}/events", backoff=backoff)
+                )
+                with pytest.raises(StreamError) as caught:
+                    async for _ in source:
+                        raise AssertionError("no event expected")
+        assert caught.value.report.cause is EndCause.GAVE_UP
+        assert "ConnectError" in caught.value.reason
+        assert source.metrics.connection_attempts == 3
 
     run(main)
 
