@@ -4,7 +4,8 @@
 #   - the npm packages `eventsource` (client) and `better-sse` (server) into
 #     tests/peers/node/node_modules (git-ignored), from the committed package-lock.json.
 #   - node/npm (if missing), nftables and iproute2 for tests/netns;
-#   - patchelf, which auditwheel needs to give .ci/packaging.sh its manylinux wheel.
+#   - patchelf, which auditwheel needs to give .ci/packaging.sh its manylinux wheel;
+#   - tinyproxy, the HTTP proxy the httpx driver's tests go through (they start their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ command -v npm > /dev/null || missing+=(npm)
 command -v nft > /dev/null || missing+=(nftables)  # tests/netns: faults on real kernel TCP
 command -v ip > /dev/null || missing+=(iproute2)
 command -v patchelf > /dev/null || missing+=(patchelf)  # .ci/packaging.sh: auditwheel repair
+[ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)  # tests/adapters/test_httpx_driver.py
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,9 +1,10 @@
 """What the adapters' clients and servers share (floor 4): the dispatch of the client's
-outputs, the application's view, and the servers' admission. No sockets and no waiting:
-each adapter does its own I/O."""
+outputs, the application's view, the asyncio clients' loop (the socket adapter's and the
+httpx driver's), and the servers' admission. No sockets: each adapter does its own I/O."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import random
 import secrets
@@ -11,17 +12,23 @@ import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .. import ClientConfig, ClientSession, ServerConfig
 from .._actions import (
+    Action,
     ClientState,
+    Connect,
     Deliver,
+    Disconnect,
     ReportDropped,
     ReportFailure,
     ReportGap,
     ReportStatus,
     ReportTransport,
+    Request,
+    Send,
+    SendHead,
 )
 from .._broadcast import Broadcaster, Subscriber
 from .._errors import InvalidConfigError, StreamError
@@ -46,8 +53,10 @@ from ._options import ClientOptions, ServerOptions
 __all__ = [
     "TOO_MANY",
     "AsyncClientBase",
+    "AsyncioClientBase",
     "ClientBase",
     "Report",
+    "RequestDriver",
     "ServerBase",
     "default_replay_log",
 ]
@@ -55,6 +64,11 @@ __all__ = [
 #: What an ``EventSource``'s ``reports()`` yields: every record meant for the application,
 #: ready for a ``match`` statement (``case Deliver(event=event):``, ``case ReportGap():`` ...).
 Report = Deliver | ReportStatus | ReportGap | ReportDropped | ReportTransport
+
+#: What the glue under a client asks of its adapter: the socket work of
+#: :class:`~sse_core.adapters.HTTPClient`, or a whole request (:class:`~sse_core.Connect`,
+#: :class:`~sse_core.Disconnect`) for a driver over the user's HTTP client; and the reports.
+_Output = ClientOutput | Connect | Disconnect
 
 _Options = TypeVar("_Options", ClientOptions, ServerOptions)
 _Source = TypeVar("_Source", bound="AsyncClientBase")
@@ -140,6 +154,74 @@ class _AsyncEvents:
                 return event
 
 
+class RequestDriver:
+    """The glue under a driver that rides on the user's HTTP client (httpx ...): the
+    session's own actions, untranslated. The client library opens connections, writes HTTP,
+    follows redirects and decodes chunked framing; the adapter carries out each
+    :class:`~sse_core.Connect` as one request and each :class:`~sse_core.Disconnect` by
+    closing its response, and reports the response's head, body bytes and end back.
+    Every input takes ``now``; no I/O here.
+    """
+
+    def __init__(self, session: ClientSession) -> None:
+        self._session = session
+        self._is_in_flight = False  # a Connect not yet ended by a Disconnect or an end
+
+    @property
+    def session(self) -> ClientSession:
+        """The session being driven."""
+        return self._session
+
+    def next_deadline(self) -> float | None:
+        """When to call :meth:`on_timer` next, or ``None``."""
+        return self._session.next_deadline()
+
+    def start(self, now: float) -> list[_Output]:
+        """Start the session: the first :class:`~sse_core.Connect`."""
+        return self._carry(self._session.start(now))
+
+    def close(self, now: float, reason: str | None = None) -> list[_Output]:
+        """Close for good (the application's ``close()``)."""
+        return self._carry(self._session.close(now, reason))
+
+    def on_timer(self, now: float) -> list[_Output]:
+        """Wake-up at (or after) :meth:`next_deadline`."""
+        return self._carry(self._session.on_timer(now))
+
+    def on_response(
+        self, status: int, headers: list[tuple[bytes, bytes]], now: float
+    ) -> list[_Output]:
+        """The response head of the request in flight arrived (after redirects)."""
+        return self._carry(self._session.on_response(status, headers, now))
+
+    def on_data(self, data: bytes, now: float) -> list[_Output]:
+        """Body bytes arrived, as sent (``b""``: the body ended)."""
+        if not data:
+            self._is_in_flight = False
+            ended: list[_Output] = [Disconnect(reason="response ended")]
+            return ended + self._carry(self._session.on_eof(now))
+        return self._carry(self._session.on_data(data, now))
+
+    def on_connection_error(self, now: float, reason: str) -> list[_Output]:
+        """The request failed, or its response broke (ignored when none is in flight)."""
+        if not self._is_in_flight:
+            return []
+        self._is_in_flight = False
+        lost: list[_Output] = [Disconnect(reason=reason)]
+        return lost + self._carry(self._session.on_connection_lost(now, reason))
+
+    def _carry(self, actions: list[Action]) -> list[_Output]:
+        outputs: list[_Output] = []
+        for action in actions:
+            if isinstance(action, Connect):
+                self._is_in_flight = True
+            elif isinstance(action, Disconnect):
+                self._is_in_flight = False
+            assert not isinstance(action, (Send, SendHead))  # server actions
+            outputs.append(action)
+        return outputs
+
+
 class ClientBase(_Adapter):
     """The part of every adapter's ``EventSource`` that is not I/O.
 
@@ -189,18 +271,14 @@ class ClientBase(_Adapter):
             config = ClientConfig(url=config)
         options = options_or_default(options, ClientOptions)
         session = ClientSession(config, rng=rng if rng is not None else random.Random())
-        self._http = HTTPClient(
-            session,
-            connect_timeout=options.connect_timeout,
-            max_redirects=options.max_redirects,
-            max_head_size=options.max_head_size,
-        )
+        self._http = self._glue(session, options)
         self._options = options
         self._ssl_context = options.ssl_context
         self._on_status = on_status
         self._clock = clock if clock is not None else self._default_clock
-        self._outputs: collections.deque[ClientOutput] = collections.deque()
+        self._outputs: collections.deque[_Output] = collections.deque()
         self._endpoint: Endpoint | None = None  # a connection to open
+        self._request: Request | None = None  # a driver's request to send
         self._unsent = b""  # the request to write on it, once open
         self._is_claimed = False  # the iteration was asked for
         self._is_begun = False  # the session was started
@@ -225,6 +303,16 @@ class ClientBase(_Adapter):
         """The transport options this source was made with."""
         return self._options
 
+    def _glue(self, session: ClientSession, options: ClientOptions) -> HTTPClient | RequestDriver:
+        """What turns the session's actions into the adapter's work: h11 over the adapter's
+        sockets (a driver over the user's HTTP client returns a :class:`RequestDriver`)."""
+        return HTTPClient(
+            session,
+            connect_timeout=options.connect_timeout,
+            max_redirects=options.max_redirects,
+            max_head_size=options.max_head_size,
+        )
+
     # --- the adapter's socket work, in the order the outputs ask for it ------------------
 
     def _open(self, endpoint: Endpoint) -> None:
@@ -236,10 +324,17 @@ class ClientBase(_Adapter):
         """Write the request on the connection just opened (by default: note it)."""
         self._unsent = data
 
+    def _send_request(self, request: Request) -> None:
+        """A driver: send ``request`` with the user's client, closing any response before
+        (by default: note it)."""
+        self._close_socket()
+        self._request = request
+
     def _close_socket(self) -> None:
         """Close the connection, or give up opening it; read nothing more from it."""
         self._endpoint = None
         self._unsent = b""
+        self._request = None
         self._drop_connection()
 
     def _drop_connection(self) -> None:
@@ -296,7 +391,9 @@ class ClientBase(_Adapter):
                 self._open(output.endpoint)
             elif isinstance(output, Write):
                 self._write(output.data)
-            elif isinstance(output, CloseConnection):
+            elif isinstance(output, Connect):
+                self._send_request(output.request)
+            elif isinstance(output, (CloseConnection, Disconnect)):
                 self._close_socket()
             elif isinstance(output, ReportFailure):
                 self._failure = output.error()  # raised once the reports before it are out
@@ -314,7 +411,13 @@ class ClientBase(_Adapter):
 
     def _connected(self) -> None:
         """The connection asked for is open (TLS included)."""
+        assert isinstance(self._http, HTTPClient)
         self._outputs.extend(self._http.on_connected(self._clock()))
+
+    def _responded(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """A driver: the response head of the request sent arrived."""
+        assert isinstance(self._http, RequestDriver)
+        self._outputs.extend(self._http.on_response(status, headers, self._clock()))
 
     def _received(self, data: bytes) -> None:
         """Bytes arrived (``b""``: the peer closed the connection)."""
@@ -335,7 +438,7 @@ class ClientBase(_Adapter):
             return True
         outputs = self._http.on_timer(now)
         self._outputs.extend(outputs)
-        return any(isinstance(output, CloseConnection) for output in outputs)
+        return any(isinstance(output, (CloseConnection, Disconnect)) for output in outputs)
 
     def _close_session(self, reason: str | None = None) -> None:
         """Close the session for good and report the final status (the socket work is the
@@ -363,7 +466,7 @@ class ClientBase(_Adapter):
         assert isinstance(self._events, _Events)
         return self._events
 
-    def _notify(self, output: ClientOutput) -> None:
+    def _notify(self, output: _Output) -> None:
         """Tell ``on_status`` about a status change."""
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)
@@ -392,6 +495,133 @@ class AsyncClientBase(ClientBase):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class AsyncioClientBase(AsyncClientBase):
+    """An asyncio ``EventSource``'s loop: pump the outputs, yield the reports, wait.
+
+    Each wait is ``asyncio.wait`` on one future bounded by the session's next deadline: the
+    deadline only ends the wait and cancels nothing, so no cancellation of the caller can be
+    swallowed on any Python (``asyncio.wait_for`` on 3.10 and 3.11 returns a result that
+    completed in the same loop iteration as the cancellation and drops the cancellation:
+    CPython gh-86296), and a read a deadline interrupts stays in flight for the next wait.
+    """
+
+    _wakeup: asyncio.Future[None] | None = None  # ends a wait with nothing in flight
+    _opening: asyncio.Future[Any] | None = None  # the connect (or request) in flight
+    _reading: asyncio.Future[bytes] | None = None  # a read kept across wake-ups
+    #: What a failed read raises (a lost connection, not a bug).
+    _READ_ERRORS: tuple[type[BaseException], ...] = (OSError,)
+
+
+    async def reports(self) -> AsyncIterator[Report]:
+        """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
+        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports
+        (:data:`~sse_core.adapters.Report`).
+
+        Start iterating once per source (either this or the events).
+
+        Raises:
+            StreamError: at the end, when the session closed for a failure.
+        """
+        self._claim()
+        self._begin()
+        try:
+            while True:
+                report = self._pump()
+                if report is not None:
+                    yield report
+                elif self._is_done:
+                    break
+                else:
+                    await self._wait()
+        finally:
+            self._close_socket()
+            await self._released()
+        self._raise_failure()
+
+    async def aclose(self) -> None:
+        """Close the connection and end the iteration (the application's ``close()``)."""
+        if self._is_closing:
+            return
+        self._is_closing = True
+        self._close_session()
+        self._close_socket()
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        await self._released()
+
+    async def _wait(self) -> None:
+        """Wait for the connection (the response), bytes or the next deadline; queue what
+        the session says.
+
+        :meth:`aclose` (from another task) may close the connection during any wait: what
+        it then reports is not the session's business.
+        """
+        timeout = self._timeout()
+        if self._opening is not None:
+            opening = self._opening
+            if not await self._wait_on(opening, timeout):
+                return
+            self._opening = None
+            self._opened(opening)
+        elif self._is_open:
+            if self._reading is None:
+                self._reading = asyncio.ensure_future(self._read())
+            reading = self._reading
+            if not await self._wait_on(reading, timeout):
+                return
+            self._reading = None
+            try:
+                data = reading.result()
+            except self._READ_ERRORS as error:
+                self._failed(f"connection error: {error!r}")
+                return
+            self._received(data)
+        else:
+            await self._sleep(timeout)
+
+    def _opened(self, opening: asyncio.Future[Any]) -> None:
+        """The connect (or request) finished: take its outcome to the session."""
+        raise NotImplementedError
+
+    @property
+    def _is_open(self) -> bool:
+        """Whether a connection (a response body) is there to read from."""
+        raise NotImplementedError
+
+    async def _read(self) -> bytes:
+        """The next bytes (``b""`` at the end)."""
+        raise NotImplementedError
+
+    async def _released(self) -> None:
+        """Wait until what was let go of is closed (by default nothing is left to wait on)."""
+
+    async def _wait_on(self, future: asyncio.Future[Any], timeout: float | None) -> bool:
+        """Wait for ``future`` until the deadline; whether its outcome is the session's
+        business. ``False`` when the deadline came first (the session was woken; the future
+        stays in flight) or when :meth:`aclose` dropped it meanwhile (what it then reports
+        is not the peer's doing)."""
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        if future is not self._opening and future is not self._reading:
+            return False
+        if not done:
+            self._timer()
+            return False
+        return True
+
+    async def _sleep(self, timeout: float | None) -> None:
+        """Nothing in flight: sleep until the deadline (or :meth:`aclose`), then wake the
+        session; with no deadline either, the session is done."""
+        if timeout is None:
+            self._is_closing = True
+            return
+        self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose()
+        finally:
+            self._wakeup = None
+        self._timer()
 
 
 class _Served(Protocol):
