@@ -19,8 +19,8 @@ import trio
 from .._broadcast import Subscriber
 from .._events import Event
 from .._replay import StoredEvent
-from ._base import ServerBase
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
+from ._server_base import ServerBase
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,

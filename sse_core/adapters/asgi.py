@@ -26,8 +26,8 @@ from .._server import ServerSession
 from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start
 from ._asgi_messages import watch_disconnect as _watch_disconnect
 from ._asgi_response import StreamResponse
-from ._base import ServerBase
 from ._http import IncomingRequest
+from ._server_base import ServerBase
 
 __all__ = ["EventStream", "StreamResponse"]
 

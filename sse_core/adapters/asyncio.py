@@ -12,8 +12,8 @@ import asyncio
 import ssl
 from typing import Any
 
+from ._asyncio_client import AsyncioClientBase
 from ._asyncio_server import EventStreamServer
-from ._base import AsyncioClientBase
 from ._http import Endpoint
 
 __all__ = ["EventSource", "EventStreamServer"]

@@ -24,7 +24,8 @@ from .. import ClientConfig, ClientSession
 from .._actions import ReportStatus, Request
 from .._errors import InvalidConfigError
 from .._types import RandomSource
-from ._base import AsyncioClientBase, RequestDriver
+from ._asyncio_client import AsyncioClientBase
+from ._client_base import RequestDriver
 from ._options import ClientOptions
 
 __all__ = ["EventSource"]

@@ -19,7 +19,8 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 from .._events import Event
-from ._base import ClientBase, Report
+from ._base import Report
+from ._client_base import ClientBase
 from ._http import Endpoint
 from ._sync_server import EventStreamServer
 

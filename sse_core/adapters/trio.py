@@ -15,7 +15,8 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ._base import AsyncClientBase, Report
+from ._base import Report
+from ._client_base import AsyncClientBase
 from ._http import Endpoint
 from ._trio_server import TRANSPORT_ERRORS, EventStreamServer, Stream, close_now
 

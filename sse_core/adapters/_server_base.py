@@ -1,0 +1,225 @@
+"""What the adapters' servers share (floor 4): one constructor over the options, the
+broadcaster and its replay log, admission (the 404/405/503/429 refusals) and the wait for
+subscribers. No sockets here: each server does its own I/O."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol
+
+from .. import ServerConfig
+from .._broadcast import Broadcaster, Subscriber
+from .._errors import InvalidConfigError
+from .._replay import ReplayConfig, ReplayLog
+from .._validators import positive_int
+from ._base import AdapterBase, options_or_default
+from ._http import (
+    IncomingRequest,
+    Refusal,
+    refusal_for,
+)
+from ._options import ServerOptions
+
+__all__ = ["TOO_MANY", "ServerBase", "default_replay_log"]
+
+
+def default_replay_log() -> ReplayLog:
+    """A replay log whose ids carry an epoch unique to this server start.
+
+    After a restart, an id from before then reads as unknown -- an explicit gap -- instead of
+    matching an unrelated new event.
+    """
+    return ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
+
+
+class _Served(Protocol):
+    """A server adapter's connection, as :meth:`ServerBase._end_streams` sees it."""
+
+    @property
+    def subscriber(self) -> Subscriber | None: ...
+
+    def wake(self) -> None: ...
+
+    def let_go(self) -> None: ...
+
+
+class _Flag(Protocol):
+    """An event of asyncio, trio or anyio: set once, awaited."""
+
+    def set(self) -> object: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+class ServerBase(AdapterBase):
+    """The part of every adapter's server that is not I/O.
+
+    It checks the options, builds the :class:`~sse_core.Broadcaster` (with
+    :func:`default_replay_log` unless a log is given), and decides which requests are
+    refused: the shared 404/405/503 rules, then 429 for a client whose
+    ``connection_key`` has ``max_subscribers_per_key`` streams open already.
+    """
+
+    def __init__(
+        self,
+        replay_log: ReplayLog | None = None,
+        *,
+        config: ServerConfig | None = None,
+        options: ServerOptions | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Every adapter's server takes these arguments.
+
+        Args:
+            replay_log: The log to publish to and resume from. By default a new one whose
+                ids carry a random epoch, unique to this server start (an id from before a
+                restart then reads as unknown: an explicit gap). When you pass your own and
+                the server can restart without it, give it an epoch of its own too
+                (:class:`~sse_core.state.ReplayConfig`).
+            config: Every client session's configuration (heartbeats, ``retry:``, padding,
+                gzip, extra headers).
+            options: Path, limits and timeouts (:class:`~sse_core.adapters.ServerOptions`;
+                the defaults when ``None``).
+            clock: Monotonic clock in seconds; by default the framework's
+                (:func:`time.monotonic`, :func:`trio.current_time` for trio). It must tick
+                like the event loop's clock: the delays until heartbeats come from it.
+
+        Raises:
+            InvalidConfigError: a bad argument.
+        """
+        options = options_or_default(options, ServerOptions)
+        if config is None:
+            config = ServerConfig()
+        if not isinstance(config, ServerConfig):
+            raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
+        if clock is not None and not callable(clock):
+            raise InvalidConfigError(f"clock must be callable, got {clock!r}")
+        if replay_log is None:
+            replay_log = default_replay_log()
+        self._broadcaster = Broadcaster(
+            replay_log,
+            config=config,
+            max_queued_bytes=options.max_queued_bytes,
+            max_subscribers=options.max_subscribers,
+            max_subscribers_per_key=options.max_subscribers_per_key,
+            max_replays=options.max_replays,
+            max_replay_time=options.max_replay_time,
+        )
+        self._options = options
+        self._config = config
+        self._clock = clock if clock is not None else self._default_clock
+        self._is_closing = False
+        # Who waits for a number of subscribers: a key of its own -> (count, wake). The sync
+        # server subscribes in its thread while the application's thread waits: hence the lock.
+        self._waiters: dict[object, tuple[int, Callable[[], object]]] = {}
+        self._waiters_lock = threading.Lock()
+        self._setup()
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The fan-out (subscriber count, ``dropped``, the replay log)."""
+        return self._broadcaster
+
+    def _subscribe(
+        self,
+        target: str,
+        headers: Sequence[tuple[str | bytes, str | bytes]],
+        now: float,
+        key: str | None,
+    ) -> Subscriber:
+        """Add a client to the broadcaster, then wake whoever waits for that many."""
+        subscriber = self._broadcaster.subscribe(target, headers, now, key=key)
+        count = len(self._broadcaster)
+        with self._waiters_lock:
+            woken = [token for token, (wanted, _) in self._waiters.items() if count >= wanted]
+            wakes = [self._waiters.pop(token)[1] for token in woken]
+        for wake in wakes:
+            wake()
+        return subscriber
+
+    def _wait_for(self, token: object, count: int, wake: Callable[[], object]) -> bool:
+        """Have ``wake`` called (once, from where clients subscribe) when at least ``count``
+        clients are subscribed; ``False`` when that is so already (nothing is registered).
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        positive_int.check("count", count)
+        with self._waiters_lock:
+            if len(self._broadcaster) >= count:
+                return False
+            self._waiters[token] = (count, wake)
+        return True
+
+    def _stop_waiting(self, token: object) -> None:
+        """Forget a waiter (woken or not: a wait that timed out or was cancelled)."""
+        with self._waiters_lock:
+            self._waiters.pop(token, None)
+
+    async def _await_count(self, count: int, reached: _Flag) -> bool:
+        """The async servers' ``wait_for_subscribers``: wait on ``reached`` (a new event of
+        the framework) until ``count`` clients are subscribed; ``False`` when they were
+        already (nothing was awaited: a trio-style caller then checkpoints).
+
+        Raises:
+            InvalidConfigError: ``count`` is not an int >= 1.
+        """
+        if not self._wait_for(reached, count, reached.set):
+            return False
+        try:
+            await reached.wait()
+        finally:
+            self._stop_waiting(reached)
+        return True
+
+
+    @property
+    def options(self) -> ServerOptions:
+        """The options this server was made with."""
+        return self._options
+
+    def _end_streams(self, connections: Iterable[_Served]) -> None:
+        """Take no more clients and end every stream: the broadcaster queues each stream's
+        end, which its connection is woken to send; a connection with no stream yet is let
+        go."""
+        self._is_closing = True
+        self._broadcaster.close(self._clock())
+        for connection in list(connections):
+            if connection.subscriber is None:
+                connection.let_go()
+            else:
+                connection.wake()
+
+    def _admit(
+        self, request: IncomingRequest, address: str | None
+    ) -> tuple[Refusal | None, str | None]:
+        """How to refuse ``request`` (or ``None`` to serve it), and its connection key."""
+        is_available = not (self._broadcaster.is_full or self._is_closing)
+        refusal = refusal_for(
+            request,
+            path=self._options.path,
+            is_available=is_available,
+            retry_after=self._options.retry_after,
+        )
+        if refusal is not None:
+            return refusal, None
+        return self._key_of(request, address)
+
+    def _key_of(
+        self, request: IncomingRequest, address: str | None
+    ) -> tuple[Refusal | None, str | None]:
+        """The request's connection key, and 429 when that key has its streams open."""
+        key = self._options.connection_key(request, address)
+        if self._broadcaster.is_full_for(key):
+            return TOO_MANY, key
+        return None, key
+
+
+#: The answer to a client whose key has ``max_subscribers_per_key`` streams open.
+TOO_MANY = Refusal(
+    status=429,
+    text="too many event streams from this client\n",
+    headers=(("Retry-After", "60"),),
+)
