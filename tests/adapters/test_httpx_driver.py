@@ -33,6 +33,7 @@ from sse_core import (
 from sse_core.adapters import IncomingRequest, ServerOptions
 from sse_core.state import BackoffConfig
 from sse_core.testing import CutAfter, FaultProxy, Pass
+from tests._processes import stop
 from tests.test_docs_examples import is_peer_required
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
@@ -352,12 +353,7 @@ def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", log
     finally:
-        process.terminate()
-        try:
-            process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, TIMEOUT)
 
 
 def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from sse_core import ClientConfig
+from tests._processes import stop
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
 httpx_sse = pytest.importorskip("httpx_sse", reason="httpx-sse is in the peers extra")
@@ -163,12 +164,7 @@ def served(
             is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks, verify=verify,
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, TIMEOUT)
 
 
 def test_post_with_a_json_body_streams_each_word_then_done(served: Served) -> None:

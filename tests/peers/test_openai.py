@@ -10,7 +10,6 @@ this module bound (``--fd``), so it is reachable the moment it starts accepting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import socket
@@ -25,6 +24,7 @@ import pytest
 from sse_core import ClientConfig, EndCause, HTTPStatusError, StreamError
 from sse_core.adapters.asyncio import EventSource
 from sse_core.testing import CutAfter, FaultProxy
+from tests._processes import stop
 
 openai = pytest.importorskip("openai", reason="openai is in the peers extra")
 pytest.importorskip("fastapi", reason="fastapi is in the peers extra")
@@ -58,11 +58,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(TIMEOUT)
-        process.kill()  # only if it outlived the wait: a reaped process is not signalled
-        process.wait()
+        stop(process, TIMEOUT)
 
 
 def request(url: str, *, key: str = API_KEY, is_gzip_accepted: bool = True) -> ClientConfig:
