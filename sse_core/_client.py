@@ -23,7 +23,7 @@ diagram is drawn from it), and the transport fallback,
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import attrs
 
@@ -600,14 +600,18 @@ class ClientSession(MonotonicNow):
         self._last_event_id = parser.last_event_id
         return actions
 
-    def _handle_items(self, items: Iterable[object], now: float, actions: list[Action]) -> None:
-        pipeline = self._pipeline
-        for item in items:
-            if isinstance(item, Event):
-                pipeline.push(item, now, actions)
-            elif isinstance(item, Retry):
-                self._server_retry = item
-                self._backoff.on_retry(item)
+    def _handle_items(self, items: Sequence[object], now: float, actions: list[Action]) -> None:
+        """The parser's items: events go through the pipeline as one batch; a ``retry:``
+        reaches the backoff (the order between the two does not matter: retry changes no
+        delivery)."""
+        events = [item for item in items if isinstance(item, Event)]
+        if len(events) < len(items):  # comments or retry fields among them
+            for item in items:
+                if isinstance(item, Retry):
+                    self._server_retry = item
+                    self._backoff.on_retry(item)
+        if events:
+            self._pipeline.push(events, now, actions)
 
     def _on_live_timer(self, now: float) -> list[Action]:
         stall = self._stall

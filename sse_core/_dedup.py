@@ -67,15 +67,18 @@ class DedupWindow(MonotonicNow):
         config: The limits; ``DedupConfig()`` when omitted.
     """
 
-    __slots__ = ("_config", "_order", "_seen")
+    __slots__ = ("_config", "_max_age", "_max_id_length", "_max_ids", "_order", "_seen")
 
     def __init__(self, config: DedupConfig | None = None) -> None:
         MonotonicNow.__init__(self)
-        self._config = DedupConfig() if config is None else config
+        self._config = config = DedupConfig() if config is None else config
+        self._max_ids, self._max_age = config.max_ids, config.max_age
+        self._max_id_length = config.max_id_length
         # key -> instant first seen; key is the id, or its digest for long ids.
         self._seen: dict[str | bytes, float] = {}
-        # (instant first seen, key), oldest first; always the same keys as _seen.
-        self._order: deque[tuple[float, str | bytes]] = deque()
+        # The keys of _seen, oldest first (the dict's own order would do, but taking its
+        # first key after many deletions scans the holes they left).
+        self._order: deque[str | bytes] = deque()
 
     @property
     def config(self) -> DedupConfig:
@@ -86,21 +89,15 @@ class DedupWindow(MonotonicNow):
         """Return how many ids are remembered right now (never more than ``max_ids``)."""
         return len(self._seen)
 
-    def _key(self, id: str) -> str | bytes:
-        if len(id) <= self._config.max_id_length:
-            return id
-        # A bytes key never equals a str key, so digests and short ids cannot collide.
-        return hashlib.blake2b(id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
     def _expire(self, now: float) -> None:
-        max_age = self._config.max_age
+        max_age = self._max_age
         if max_age is None:
             return
         limit = now - max_age
         order = self._order
         seen = self._seen
-        while order and order[0][0] <= limit:
-            del seen[order.popleft()[1]]
+        while order and seen[order[0]] <= limit:
+            del seen[order.popleft()]
 
     def check(self, id: str, now: float) -> bool:
         """Report whether ``id`` was seen within the window, remembering it if not.
@@ -117,15 +114,19 @@ class DedupWindow(MonotonicNow):
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._take_now(now)
-        self._expire(now)
-        key = self._key(id)
+        if self._max_age is not None:
+            self._expire(now)
+        key: str | bytes = id
+        if len(id) > self._max_id_length:
+            # A bytes key never equals a str key, so digests and short ids cannot collide.
+            key = hashlib.blake2b(id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         seen = self._seen
         if key in seen:
             return True
-        if len(seen) >= self._config.max_ids:
-            del seen[self._order.popleft()[1]]
+        if len(seen) >= self._max_ids:
+            del seen[self._order.popleft()]
         seen[key] = now
-        self._order.append((now, key))
+        self._order.append(key)
         return False
 
     def expire(self, now: float) -> int:

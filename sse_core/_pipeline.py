@@ -21,6 +21,7 @@ Nothing is dropped without a report or a counter, but position blocks, which car
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from ._actions import (
     GAP_EVENT_TYPE,
@@ -38,6 +39,9 @@ from ._sequencer import Released, Sequencer, SequencerConfig, SequencerRecord
 from ._validators import MonotonicNow
 
 __all__ = ["DeliveryPipeline", "sequence_number"]
+
+#: Event types the pipeline acts on itself rather than delivering.
+_SPECIAL_TYPES = frozenset((GAP_EVENT_TYPE, POSITION_EVENT_TYPE))
 
 
 def sequence_number(id: str | None) -> tuple[str, int] | None:
@@ -101,9 +105,36 @@ class DeliveryPipeline(MonotonicNow):
         ]
         return min(deadlines) if deadlines else None
 
-    def push(self, event: Event, now: float, actions: list[Action]) -> None:
-        """Take one parsed event; append what the application must see to ``actions``."""
+    def push(self, events: Iterable[Event], now: float, actions: list[Action]) -> None:
+        """Take the events parsed from one input, in order; append what the application
+        must see to ``actions``."""
         self._take_now(now)
+        if self._assembler is None and self._sequencer_config is None:
+            self._accept_all(events, now, actions)
+            return
+        for event in events:
+            self._push_one(event, now, actions)
+
+    def _accept_all(self, events: Iterable[Event], now: float, actions: list[Action]) -> None:
+        """The common case (no assembly, no ordering): the stages of :meth:`_accept`, one
+        pass over the events, the delivered ones counted once."""
+        dedup = self._dedup
+        special = _SPECIAL_TYPES
+        append = actions.append
+        delivered = 0
+        for event in events:
+            if event.event in special:
+                self._metrics.record_messages(delivered)
+                delivered = 0
+                self._accept(event, now, actions)
+            elif dedup is not None and event.id and dedup.check(event.id, now):
+                self._metrics.record_duplicates()
+            else:
+                delivered += 1
+                append(Deliver(event=event))
+        self._metrics.record_messages(delivered)
+
+    def _push_one(self, event: Event, now: float, actions: list[Action]) -> None:
         if self._assembler is None:
             self._accept(event, now, actions)
             return

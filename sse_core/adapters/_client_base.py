@@ -66,15 +66,23 @@ def _event_of(report: Report) -> Event | None:
 class _Events:
     """``for event in source``: the events of the source's reports; a gap raises
     :class:`~sse_core.GapError` and the next step goes on after it (the reports it reads
-    from live on, so iterating the source again continues where it stopped)."""
+    from live on, so iterating the source again continues where it stopped).
 
-    def __init__(self, reports: Iterator[Report]) -> None:
+    Events the source has ready (:attr:`ClientBase._ready`: the rest of a run of
+    deliveries) are handed out first, without a trip through the reports.
+    """
+
+    def __init__(self, source: ClientBase, reports: Iterator[Report]) -> None:
+        self._source = source
+        self._ready = source._ready
         self._reports = reports
 
     def __iter__(self) -> _Events:
         return self
 
     def __next__(self) -> Event:
+        if self._ready and not self._source._is_closing:
+            return self._ready.popleft()
         while True:
             event = _event_of(next(self._reports))
             if event is not None:
@@ -84,13 +92,17 @@ class _Events:
 class _AsyncEvents:
     """``async for event in source``: as :class:`_Events`, for the async adapters."""
 
-    def __init__(self, reports: AsyncIterator[Report]) -> None:
+    def __init__(self, source: ClientBase, reports: AsyncIterator[Report]) -> None:
+        self._source = source
+        self._ready = source._ready
         self._reports = reports
 
     def __aiter__(self) -> _AsyncEvents:
         return self
 
     async def __anext__(self) -> Event:
+        if self._ready and not self._source._is_closing:
+            return self._ready.popleft()
         while True:
             event = _event_of(await self._reports.__anext__())
             if event is not None:
@@ -220,6 +232,8 @@ class ClientBase(AdapterBase):
         self._on_status = on_status
         self._clock = clock if clock is not None else self._default_clock
         self._outputs: collections.deque[_Output] = collections.deque()
+        # The plain loop's events taken from the outputs at once (a run of deliveries).
+        self._ready: collections.deque[Event] = collections.deque()
         self._endpoint: Endpoint | None = None  # a connection to open
         self._request: Request | None = None  # a driver's request to send
         self._unsent = b""  # the request to write on it, once open
@@ -328,8 +342,17 @@ class ClientBase(AdapterBase):
             That output (``on_status`` has seen it), or ``None`` when the queue is empty or
             the source is closing.
         """
-        while self._outputs and not self._is_closing:
-            output = self._outputs.popleft()
+        outputs = self._outputs
+        while outputs and not self._is_closing:
+            output = outputs.popleft()
+            if type(output) is Deliver:  # the common case first
+                if self._events is not None:
+                    # The plain loop hands out the rest of the run straight from _ready.
+                    ready = self._ready
+                    while outputs and type(following := outputs[0]) is Deliver:
+                        outputs.popleft()
+                        ready.append(following.event)
+                return output
             if isinstance(output, OpenConnection):
                 self._open(output.endpoint)
             elif isinstance(output, Write):
@@ -390,6 +413,7 @@ class ClientBase(AdapterBase):
         (the application closed the source)."""
         queued = list(self._outputs)
         self._outputs.clear()
+        self._ready.clear()
         self._failure = None
         for output in [*queued, *self._http.close(self._clock(), reason)]:
             self._notify(output)
@@ -405,7 +429,7 @@ class ClientBase(AdapterBase):
         """The plain loop over the source's ``reports()`` (made once: iterating the source
         again goes on where it stopped)."""
         if self._events is None:
-            self._events = _Events(reports())
+            self._events = _Events(self, reports())
         assert isinstance(self._events, _Events)
         return self._events
 
@@ -421,7 +445,7 @@ class AsyncClientBase(ClientBase):
     def __aiter__(self) -> AsyncIterator[Event]:
         """The events (a gap raises :class:`~sse_core.GapError`; iterate again to go on)."""
         if self._events is None:
-            self._events = _AsyncEvents(self.reports())
+            self._events = _AsyncEvents(self, self.reports())
         assert isinstance(self._events, _AsyncEvents)
         return self._events
 

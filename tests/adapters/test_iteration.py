@@ -142,14 +142,25 @@ def plain_loop(
     options: ClientOptions | None = None,
     stop_after: int | None = None,
     break_at: int | None = None,
+    on_status: Callable[[ReportStatus], object] | None = None,
+    events: list[Event] | None = None,
 ) -> Outcome:
     """Run ``for event in source`` (``async for`` for the async adapters) as an application
     would: note each gap and iterate again; stop after ``stop_after`` events (then close);
-    ``break`` out once after ``break_at`` events and iterate the source again."""
+    ``break`` out once after ``break_at`` events and iterate the source again. ``on_status``
+    is called after the outcome noted each status; ``events``, when given, is the list the
+    events are noted in."""
     outcome = Outcome()
+    if events is not None:
+        outcome.events = events
+
+    def noted(status: ReportStatus) -> None:
+        outcome.statuses.append(status)
+        if on_status is not None:
+            on_status(status)
 
     def arguments() -> dict[str, Any]:
-        return {"options": options, "on_status": outcome.statuses.append}
+        return {"options": options, "on_status": noted}
 
     def take(event: Event) -> bool:
         outcome.events.append(event)
@@ -403,3 +414,23 @@ def test_leaving_the_loop_keeps_the_stream(kind: str) -> None:
     assert outcome.text == "abc"
     assert outcome.error is None
     assert server.requests[1][1].get("last-event-id") == "2"  # one connection for a, b, c
+
+
+def test_statuses_after_a_run_of_events_wait_for_the_events(kind: str) -> None:
+    """Several events arrive in one read and the stream ends in it too: the plain loop
+    hands the events out first, and on_status hears of the end (the backoff gave up)
+    only once the application has taken all of them, as the stream ordered them."""
+    body = b"".join(serialize_event(text) for text in "abc")
+    answer = stream_head(f"Content-Length: {len(body)}") + body
+    seen_at: list[tuple[ClientState, int]] = []
+    events: list[Event] = []
+    with Scripted([answer]) as server:
+        config = ClientConfig(url=server.url, backoff=BackoffConfig(max_attempts=0))
+        outcome = plain_loop(
+            kind, config, events=events,
+            on_status=lambda status: seen_at.append((status.state, len(events))),
+        )
+    assert outcome.text == "abc"
+    assert outcome.error is not None and outcome.error.report.cause is EndCause.GAVE_UP
+    assert (ClientState.CLOSED, 3) in seen_at
+    assert [count for state, count in seen_at if state is ClientState.STREAMING] == [0]
