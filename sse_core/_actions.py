@@ -63,6 +63,7 @@ class ClientState(enum.Enum):
     ``CLOSED`` -> ``CONNECTING`` -> ``CONNECTED`` (response accepted) -> ``STREAMING`` (body
     bytes arrived) -> ``RECONNECTING`` (waiting to connect again) -> ``CONNECTING`` ... and
     ``CLOSED`` again when the application closes, the server refuses, or the backoff gives up.
+    ``OFFLINE`` while the platform says there is no network: nothing is tried until it is back.
     """
 
     CLOSED = "closed"
@@ -70,6 +71,7 @@ class ClientState(enum.Enum):
     CONNECTED = "connected"
     STREAMING = "streaming"
     RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
 
     @property
     def ready_state(self) -> ReadyState:
@@ -81,6 +83,7 @@ _READY_STATES = {
     ClientState.CLOSED: ReadyState.CLOSED,
     ClientState.CONNECTING: ReadyState.CONNECTING,
     ClientState.RECONNECTING: ReadyState.CONNECTING,
+    ClientState.OFFLINE: ReadyState.CONNECTING,
     ClientState.CONNECTED: ReadyState.OPEN,
     ClientState.STREAMING: ReadyState.OPEN,
 }

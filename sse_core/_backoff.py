@@ -369,6 +369,35 @@ class Backoff(MonotonicNow):
         self._state = BackoffState.WAITING
         return Reconnect(delay=delay, at=now + delay, attempt=self._attempts)
 
+    def on_dropped(self, now: float) -> None:
+        """Record a connection let go of for a reason that is no failure (the platform said
+        the network went away or changed): no attempt is counted, no delay decided.
+
+        A connection that was up for :attr:`~BackoffConfig.healthy_after` ends the outage, as
+        :meth:`on_disconnected` would; a wait in progress is called off. After a
+        :class:`GiveUp` nothing changes.
+
+        Args:
+            now: The current monotonic time.
+
+        Raises:
+            ClockError: when ``now`` is not finite or earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        match self._state:
+            case BackoffState.GAVE_UP:
+                return
+            case BackoffState.CONNECTED:
+                assert self._connected_at is not None
+                if now - self._connected_at >= self._config.healthy_after:
+                    self._clear_outage()
+                self._connected_at = None
+            case BackoffState.IDLE | BackoffState.WAITING:
+                pass
+            case _:  # pragma: no cover
+                _assert_never(self._state)
+        self._state = BackoffState.IDLE
+
     def reset(self) -> None:
         """Forget the current outage and any give-up, as if the connection had been healthy.
 

@@ -77,6 +77,12 @@ class ClientInput(enum.Enum):
     GAVE_UP = "gave up"
     RECONNECT_DUE = "reconnect due"  # the reconnection delay has passed
     CLOSE = "close"  # the application closes the session
+    # The platform's network signals (the browser's offline/online events, a mobile OS's
+    # connectivity callbacks): no network; the network is back; another network (a handoff:
+    # the old connection may be dead without any error).
+    OFFLINE = "offline"
+    ONLINE = "online"
+    NETWORK_CHANGED = "network changed"
 
 
 _S = ClientState
@@ -92,7 +98,11 @@ TRANSITIONS: dict[tuple[ClientState, ClientInput], ClientState] = {
     **{(state, _I.GAVE_UP): _S.CLOSED for state in _LIVE},
     (_S.CONNECTING, _I.REFUSED): _S.CLOSED,
     (_S.RECONNECTING, _I.RECONNECT_DUE): _S.CONNECTING,
-    **{(state, _I.CLOSE): _S.CLOSED for state in (*_LIVE, _S.RECONNECTING)},
+    **{(state, _I.CLOSE): _S.CLOSED for state in (*_LIVE, _S.RECONNECTING, _S.OFFLINE)},
+    **{(state, _I.OFFLINE): _S.OFFLINE for state in (*_LIVE, _S.RECONNECTING)},
+    (_S.OFFLINE, _I.ONLINE): _S.CONNECTING,
+    (_S.RECONNECTING, _I.ONLINE): _S.CONNECTING,
+    **{(state, _I.NETWORK_CHANGED): _S.CONNECTING for state in (*_LIVE, _S.RECONNECTING)},
 }
 
 
@@ -248,6 +258,8 @@ class ClientSession(MonotonicNow):
             return None
         if self._state is ClientState.RECONNECTING:
             session = self._reconnect_at
+        elif self._state is ClientState.OFFLINE:
+            session = None  # nothing is tried until the network is back
         else:
             stall = self._stall.next_deadline() if self._stall is not None else None
             session = _earliest(stall, self._switch.next_deadline())
@@ -414,8 +426,70 @@ class ClientSession(MonotonicNow):
             case ClientState.CONNECTING | ClientState.CONNECTED | ClientState.STREAMING:
                 self._pipeline.poll(now, actions)
                 return actions + self._on_live_timer(now)
+            case ClientState.OFFLINE:
+                self._pipeline.poll(now, actions)
+                return actions
             case _:  # pragma: no cover
                 raise AssertionError(self._state)
+
+    # --- the platform's network signals -----------------------------------------------------
+
+    @sticky
+    def on_offline(self, now: float, reason: str = "the network is offline") -> list[Action]:
+        """The platform says there is no network: drop the connection and try nothing until
+        :meth:`on_online` (no backoff attempt is spent meanwhile; the state is ``OFFLINE``).
+
+        A request that may not be sent again (see :ref:`resend-rule`) cannot come back
+        from a lost stream: it ends as :meth:`on_connection_lost` would end it; a refused
+        response whose body is being read is reported with what was read. Ignored when the
+        session is closed or offline already.
+        """
+        self._take_now(now)
+        match self._state:
+            case ClientState.CLOSED | ClientState.OFFLINE:
+                return []
+            case ClientState.RECONNECTING:
+                self._reconnect_at = None
+                return [self._move(ClientInput.OFFLINE, now, reason)]
+        if self._refused is not None:  # the verdict stands: report it with what was read
+            return self._refuse(now)
+        actions, is_ended = self._drop_for_network(now, reason)
+        if not is_ended:
+            actions.append(self._move(ClientInput.OFFLINE, now, reason))
+        return actions
+
+    @sticky
+    def on_online(self, now: float, reason: str = "the network is back") -> list[Action]:
+        """The network is back: connect at once (from ``OFFLINE``, or from ``RECONNECTING``
+        without waiting for the rest of the backoff delay). Ignored in other states."""
+        self._take_now(now)
+        if self._state not in (ClientState.OFFLINE, ClientState.RECONNECTING):
+            return []
+        return self._connect_now(ClientInput.ONLINE, now, reason)
+
+    @sticky
+    def on_network_changed(
+        self, now: float, reason: str = "the network changed"
+    ) -> list[Action]:
+        """The device moved to another network (Wi-Fi to cellular ...): the connection may
+        be dead without any error, so replace it at once, resuming from ``Last-Event-ID``,
+        rather than wait for the stall timeout. From ``RECONNECTING`` it connects at once.
+
+        A stream whose request may not be sent again (see :ref:`resend-rule`) is kept (the
+        stall timeout still guards it), and so is a refused response whose body is being
+        read. Ignored when closed or offline (:meth:`on_online` says when to try).
+        """
+        self._take_now(now)
+        state = self._state
+        if state is ClientState.RECONNECTING:
+            return self._connect_now(ClientInput.NETWORK_CHANGED, now, reason)
+        if state not in _LIVE or self._refused is not None:  # a refusal is final
+            return []
+        if self._switch.leg is Leg.STREAM and not self._may_resend():
+            return []
+        actions, is_ended = self._drop_for_network(now, reason)
+        assert not is_ended  # a stream that may not be sent again was kept above
+        return actions + self._connect_now(ClientInput.NETWORK_CHANGED, now, reason)
 
     def close(self, now: float, reason: str | None = None) -> list[Action]:
         """Close the session for good (the application's ``EventSource.close()``).
@@ -542,10 +616,45 @@ class ClientSession(MonotonicNow):
         actions.append(self._move(event, now, reason))
         return actions
 
+    def _drop_for_network(self, now: float, reason: str) -> tuple[list[Action], bool]:
+        """A live connection goes for a network signal, not a failure: no backoff attempt.
+        A stream that may not be sent again ends the session (``NOT_RESUMABLE``).
+
+        Returns:
+            The actions, and whether the session ended.
+        """
+        leg = self._switch.leg
+        actions: list[Action] = [Disconnect(reason=reason)] if leg.is_in_flight else []
+        self._backoff.on_dropped(now)
+        if not leg.is_idle:  # idle: an input failed half-way
+            report = self._end_connection(now, LegInput.END, reason)
+            if report is not None:
+                actions.append(report)
+        if leg is Leg.STREAM and not self._may_resend():
+            return self._end_not_resumable(now, reason, actions), True
+        if self._outage_since is None:
+            self._outage_since = now
+        return actions, False
+
+    def _connect_now(self, via: ClientInput, now: float, reason: str) -> list[Action]:
+        """Connect at once (a network signal): the next attempt without a delay."""
+        actions = [self._move(via, now, reason)]
+        self._reconnect_at = None
+        self._switch.apply(LegInput.CONNECT, now)
+        return actions + self._open(now)
+
     def _may_resend(self) -> bool:
         """Whether the stream's request may be sent again (``is_resend_allowed``'s rule)."""
         config = self._config
         return config.is_idempotent or config.is_resend_allowed or self._last_event_id != ""
+
+    def _end_not_resumable(self, now: float, reason: str, actions: list[Action]) -> list[Action]:
+        """Close: the stream is gone and its request may not be sent again."""
+        why = (
+            f"{reason}; a {self._config.method} request is not sent again without an"
+            " event id to resume from (ClientConfig.is_resend_allowed is off)"
+        )
+        return self._end(now, ReportFailure(cause=EndCause.NOT_RESUMABLE, reason=why), actions)
 
     def _end(
         self, now: float, failure: ReportFailure, actions: list[Action]
@@ -566,11 +675,7 @@ class ClientSession(MonotonicNow):
         if report is not None:
             actions.append(report)
         if is_stream and not self._may_resend():
-            why = (
-                f"{reason}; a {self._config.method} request is not sent again without an"
-                " event id to resume from (ClientConfig.is_resend_allowed is off)"
-            )
-            return self._end(now, ReportFailure(cause=EndCause.NOT_RESUMABLE, reason=why), actions)
+            return self._end_not_resumable(now, reason, actions)
         if self._outage_since is None:
             self._outage_since = now
         outcome = self._backoff.on_disconnected(now)

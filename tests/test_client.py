@@ -905,6 +905,12 @@ class ClientMachine(RuleBasedStateMachine):
     def close(self) -> None:
         self.apply(self.client.close(self.now), ClientInput.CLOSE, is_close=True)
 
+    @rule(signal=st.sampled_from(["offline", "online", "network_changed"]))
+    def network(self, signal: str) -> None:
+        """A platform signal, in any state (one that changes nothing is no misuse)."""
+        actions = getattr(self.client, f"on_{signal}")(self.now)
+        self.apply(actions, ClientInput(signal.replace("_", " ")))
+
     @invariant()
     def delivered_once_in_order(self) -> None:
         numbers = [int(i) for i in self.delivered if i]
@@ -913,8 +919,8 @@ class ClientMachine(RuleBasedStateMachine):
     @invariant()
     def deadline_matches_state(self) -> None:
         deadline = self.client.next_deadline()
-        if self.state is ClientState.CLOSED:
-            assert deadline is None
+        if self.state in (ClientState.CLOSED, ClientState.OFFLINE):
+            assert deadline is None  # offline: nothing is tried until "online"
         else:
             assert deadline is not None
 

@@ -56,6 +56,8 @@ __all__ = [
     "Cut",
     "Deploy",
     "Fault",
+    "Handoff",
+    "Offline",
     "Partition",
     "Recorded",
     "Reset",
@@ -249,17 +251,61 @@ class BufferingProxy:
         _check_int("threshold", self.threshold, 1)
 
 
+@attrs.frozen(kw_only=True)
+class Offline:
+    """The device has no network for ``duration`` seconds: the open connection goes silent
+    for good, new ones fail at once ("network unreachable"). With ``is_signalled`` the
+    platform says so: the client gets ``on_offline`` at the start and ``on_online`` at the
+    end (a browser's ``offline``/``online`` events).
+
+    Attributes:
+        at: When the network goes.
+        duration: How long it stays away.
+        is_signalled: Whether the client is told.
+    """
+
+    at: float
+    duration: float = 10.0
+    is_signalled: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        _check_time("at", self.at)
+        _check_time("duration", self.duration, positive=True)
+
+
+@attrs.frozen(kw_only=True)
+class Handoff:
+    """The device moves to another network (Wi-Fi to cellular): the open connection goes
+    silent for good, without any error (its packets go to an address the device no longer
+    has). With ``is_signalled`` the client gets ``on_network_changed``; without it, only the
+    stall timeout notices.
+
+    Attributes:
+        at: When.
+        is_signalled: Whether the client is told.
+    """
+
+    at: float
+    is_signalled: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        _check_time("at", self.at)
+
+
 #: Any fault a scenario can schedule.
-Fault = Cut | Reset | Stall | Restart | Deploy | Partition | SlowLink | BufferingProxy
+Fault = (
+    Cut | Reset | Stall | Restart | Deploy | Partition | SlowLink | BufferingProxy | Offline
+    | Handoff
+)
 
 
 def _fault_end(fault: Fault) -> float:
     match fault:
-        case Cut() | Reset() | Stall():
+        case Cut() | Reset() | Stall() | Handoff():
             return fault.at
         case Restart():
             return fault.at + fault.downtime
-        case Deploy() | Partition() | SlowLink() | BufferingProxy():
+        case Deploy() | Partition() | SlowLink() | BufferingProxy() | Offline():
             return fault.at + fault.duration
 
 
@@ -666,6 +712,8 @@ class _Simulation:
         self.down_until = -math.inf
         self.deploy_until = -math.inf
         self.partition_until = -math.inf
+        self.offline_until = -math.inf
+        self.is_offline_told = False  # the client was told "offline" and not yet "online"
         self.slow: list[SlowLink] = []
         self.proxies: list[BufferingProxy] = []
         self.violation: str | None = None
@@ -808,6 +856,9 @@ class _Simulation:
         if not conn.is_open:
             return
         now = self.now
+        if now < self.offline_until:
+            self.send_back(conn, (_FAIL, "network unreachable"))
+            return
         if now < self.partition_until:
             self.push(now + self.scenario.connect_timeout, _ARRIVE, (conn, (_FAIL, "timeout")))
             return
@@ -1035,12 +1086,29 @@ class _Simulation:
                 self.slow.append(fault)
             case BufferingProxy():
                 self.proxies.append(fault)
+            case Offline():
+                self.offline_until = max(self.offline_until, fault.at + fault.duration)
+                if conn is not None:
+                    conn.is_silent = True
+                if fault.is_signalled:
+                    self.is_offline_told = True
+                    self.client_actions(self.client.on_offline(self.now))
+            case Handoff():
+                if conn is not None:
+                    conn.is_silent = True
+                if fault.is_signalled:
+                    self.client_actions(self.client.on_network_changed(self.now))
 
     def fault_ends(self, fault: Fault) -> None:
         if isinstance(fault, SlowLink):
             self.slow.remove(fault)
         elif isinstance(fault, BufferingProxy):
             self.proxies.remove(fault)
+        elif isinstance(fault, Offline) and self.now >= self.offline_until:
+            # The network is back: a platform that said "offline" says "online".
+            if self.is_offline_told:
+                self.is_offline_told = False
+                self.client_actions(self.client.on_online(self.now))
 
     def stop_servers(self) -> None:
         for conn in list(self.servers):
@@ -1212,4 +1280,26 @@ def random_scenario(seed: int) -> Scenario:
     )
     if rng.random() < _LONG_POLL_SHARE:
         scenario = _with_long_polling(rng, scenario, duration)
-    return scenario
+    return _with_network_signals(random.Random(f"network-signals-{seed}"), scenario, duration)
+
+
+#: Share of :func:`random_scenario` draws whose device goes offline or changes network.
+_NETWORK_SIGNAL_SHARE = 0.2
+
+
+def _with_network_signals(rng: random.Random, scenario: Scenario, duration: float) -> Scenario:
+    """Sometimes add an :class:`Offline` or :class:`Handoff` (mostly signalled). Drawn from
+    a random source of their own, so that the rest of a seed's scenario stays as it was."""
+    if rng.random() >= _NETWORK_SIGNAL_SHARE:
+        return scenario
+    added: list[Fault] = []
+    for _ in range(rng.randint(1, 2)):
+        at = round(rng.uniform(0.0, duration), 3)
+        is_signalled = rng.random() < 0.8
+        if rng.random() < 0.5:
+            added.append(Offline(at=at, duration=rng.uniform(0.5, 40.0),
+                                 is_signalled=is_signalled))
+        else:
+            added.append(Handoff(at=at, is_signalled=is_signalled))
+    faults = tuple(sorted([*scenario.faults, *added], key=lambda fault: fault.at))
+    return attrs.evolve(scenario, faults=faults)

@@ -22,6 +22,8 @@ from ._simulator import (
     Cut,
     Deploy,
     Fault,
+    Handoff,
+    Offline,
     Partition,
     Reset,
     Restart,
@@ -213,6 +215,8 @@ def _faults(start: float, end: float) -> st.SearchStrategy[Fault]:
         st.builds(SlowLink, at=at, duration=window, max_chunk=st.integers(1, 8),
                   delay=st.floats(0.0, 0.02)),
         st.builds(BufferingProxy, at=at, duration=window, threshold=st.integers(1, 4096)),
+        st.builds(Offline, at=at, duration=window, is_signalled=st.booleans()),
+        st.builds(Handoff, at=at, is_signalled=st.booleans()),
     )
 
 

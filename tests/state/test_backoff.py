@@ -678,3 +678,23 @@ def test_herd_without_jitter_comes_back_together() -> None:
 
 
 # --- the docs example --------------------------------------------------------------------
+
+
+def test_on_dropped_counts_no_attempt() -> None:
+    """A connection dropped for a network signal: no attempt counted, the state back to
+    IDLE (so the next on_connected is accepted); a healthy connection's drop ends the
+    outage as a disconnect would; after a give-up nothing changes."""
+    config = BackoffConfig(base_delay=1.0, jitter=Jitter.NONE, healthy_after=5.0)
+    backoff = Backoff(config, rng=random.Random(0))
+    backoff.on_disconnected(0.0)  # an outage: attempt 1
+    backoff.on_connected(1.0)
+    backoff.on_dropped(2.0)  # up 1 s only: the outage goes on, still one attempt
+    assert backoff.state is BackoffState.IDLE and backoff.attempts == 1
+    backoff.on_connected(3.0)
+    backoff.on_dropped(9.0)  # up 6 s: healthy, the outage is over
+    assert backoff.attempts == 0 and backoff.outage_started_at is None
+    backoff.on_dropped(10.0)  # idle already: fine
+    gave_up = Backoff(BackoffConfig(max_attempts=0), rng=random.Random(0))
+    outcome = gave_up.on_disconnected(0.0)
+    gave_up.on_dropped(1.0)
+    assert gave_up.state is BackoffState.GAVE_UP and gave_up.on_disconnected(2.0) == outcome
