@@ -153,6 +153,7 @@ RECIPES: dict[str, Recipe] = {
     "Backoff": Recipe(_backoff, {
         "on_connected": lambda o, now: o.on_connected(now),
         "on_disconnected": lambda o, now: o.on_disconnected(now),
+        "on_dropped": lambda o, now: o.on_dropped(now),
     }),
     "DedupWindow": Recipe(_dedup, {
         "check": lambda o, now: o.check("b", now),
@@ -196,6 +197,9 @@ RECIPES: dict[str, Recipe] = {
         "on_connection_lost": lambda o, now: o.on_connection_lost(now),
         "on_data": lambda o, now: o.on_data(b"data: x\n\n", now),
         "on_eof": lambda o, now: o.on_eof(now),
+        "on_network_changed": lambda o, now: o.on_network_changed(now),
+        "on_offline": lambda o, now: o.on_offline(now),
+        "on_online": lambda o, now: o.on_online(now),
         "on_response": lambda o, now: o.on_response(200, SSE_HEADERS, now),
         "on_timer": lambda o, now: o.on_timer(now),
         "start": lambda o, now: o.start(now),
