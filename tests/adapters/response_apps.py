@@ -197,10 +197,11 @@ def _starlette() -> Any:
 
 def _litestar() -> Any:
     from litestar import Litestar, get, post
+    from litestar.params import JSONBody
 
     # Litestar calls what a handler returns when its annotation is an ASGI application.
     @post("/chat")
-    async def chat(data: dict[str, Any]) -> StreamResponse:
+    async def chat(data: JSONBody[dict[str, Any]]) -> StreamResponse:
         return StreamResponse(chat_async(data["words"]), config=CONFIG)
 
     @get("/idle")
@@ -295,8 +296,7 @@ def _quart() -> Any:
     async def hello() -> str:
         return "a Quart view"
 
-    app.asgi_app = mounted(app.asgi_app)  # type: ignore[method-assign]
-    return app
+    return mounted(app)
 
 
 def _django_asgi() -> Any:
