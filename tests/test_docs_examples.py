@@ -15,7 +15,8 @@ import sse_core
 import sse_core.state
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted([*DOCS.glob("*.rst"), *DOCS.glob("state/*.rst"), *DOCS.glob("adapters/*.rst")])
+PAGES = sorted([*DOCS.glob("*.rst"), *DOCS.glob("state/*.rst"), *DOCS.glob("adapters/*.rst"),
+                *DOCS.glob("migrate/*.rst")])
 _DIRECTIVE = re.compile(r"^\.\. code-block:: python\s*$")
 
 
@@ -50,7 +51,7 @@ def test_pages_have_examples() -> None:
     for name in ("index.rst", "events.rst", "parser.rst", "serializer.rst", "client.rst",
                  "state/backoff.rst", "state/chunking.rst", "state/dedup.rst",
                  "state/metrics.rst", "state/replay.rst", "state/sequencer.rst",
-                 "state/timers.rst"):
+                 "state/timers.rst", "migrate/httpx-sse.rst"):
         assert counts[name] >= 1, counts
     assert sum(counts.values()) >= 12, counts
 
