@@ -241,7 +241,8 @@ async def _body(receive: Any) -> bytes:
 
 
 def _query(scope: Any, name: str) -> str:
-    return parse_qs(scope["query_string"].decode("latin-1"))[name][0]
+    """One query parameter of the request."""
+    return str(parse_qs(scope["query_string"].decode("latin-1"))[name][0])
 
 
 async def _chat_endpoint(scope: Any, receive: Any, send: Any) -> None:
