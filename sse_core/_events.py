@@ -50,12 +50,21 @@ class Event:
             inside data, so the serializer sends them as line breaks and they come back as LF.
         event: The event type; ``"message"`` when the stream named none. Never empty and
             never containing CR or LF.
-        id: The value of this block's own ``id`` field, or ``None`` when the block had none
-            (or only ids containing U+0000, which the spec ignores). ``""`` is an explicit
-            reset of the last event ID. Dedup windows use this.
-        last_event_id: The stream's last event ID as it stands after this event. It persists
-            across events until an ``id`` field changes it; reconnection sends it. The
-            serializer ignores it.
+        id: This event's *own* ``id`` field: the value of the last ``id`` line in its block;
+            ``""`` when that line was empty (an explicit reset of the last event ID);
+            ``None`` when the block had no ``id`` line, or only ones containing U+0000,
+            which WHATWG ignores ("If the field value does not contain U+0000 NULL, then
+            set the last event ID buffer ..."). The serializer writes it; dedup windows and
+            the sequencer use it, since only an event that carries an id can be recognised
+            when it is sent again.
+        last_event_id: The stream's *last event ID* when this event was dispatched -- the
+            browser's ``MessageEvent.lastEventId`` (WHATWG dispatch step 1 copies the last
+            event ID buffer into it). Equal to ``id`` whenever ``id`` is not ``None``; when
+            ``id`` is ``None`` it is the value the latest earlier ``id`` line set -- in an
+            earlier event, an ``id``-only block, or an earlier connection of the same
+            client session (``""`` when there was none, or after a reset). It is what a
+            reconnection sends as ``Last-Event-ID``. The parser fills it in; an event you
+            build yourself has ``""`` unless you pass it, and the serializer ignores it.
 
     Raises:
         InvalidFieldError: on construction, when ``event`` is empty or contains CR/LF, when

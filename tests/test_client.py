@@ -131,6 +131,22 @@ def test_last_event_id_header_from_config_and_stream() -> None:
     assert header(client.request().headers, "Last-Event-ID") == "8"
 
 
+def test_events_without_an_id_report_the_id_carried_over_connections() -> None:
+    """Each connection's parser starts from the session's last event ID: an event without an
+    ``id`` of its own on the resumed connection (and on the first, when the config gave one)
+    has ``id is None`` and ``last_event_id`` set to the id it resumed from."""
+    client = session(last_event_id="7")
+    open_stream(client)
+    (first,) = [a.event for a in client.on_data(b"data: a\n\n", 0.1) if isinstance(a, Deliver)]
+    assert (first.id, first.last_event_id) == (None, "7")
+    client.on_data(b"id: 8\ndata: b\n\n", 0.2)
+    client.on_connection_lost(0.3)
+    assert any(isinstance(a, Connect) for a in client.on_timer(2.0))
+    client.on_response(200, SSE_HEADERS, 2.1)
+    (resumed,) = [a.event for a in client.on_data(b"data: c\n\n", 2.2) if isinstance(a, Deliver)]
+    assert (resumed.id, resumed.last_event_id) == (None, "8")
+
+
 def test_cache_busting_param_is_per_session_and_seeded() -> None:
     """The cache-busting value is random per session, reproducible from the seed."""
     config = ClientConfig(url=URL + "?a=1", cache_bust_param="cb")

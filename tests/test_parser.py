@@ -374,6 +374,18 @@ def test_equivalent_to_reference_split(data: st.DataObject, stream: bytes, leid:
         assert last == ref.last_event_id
 
 
+@given(stream=sse_bytes, leid=st.sampled_from(["", "5"]))
+def test_an_event_with_its_own_id_reports_it_as_the_last_event_id(
+    stream: bytes, leid: str
+) -> None:
+    """``id`` and ``last_event_id`` differ only when the event has no id of its own: an
+    event whose block had an id field reports that id as the last event ID too."""
+    items, _, _ = run_chunks([stream], last_event_id=leid)
+    for event in items:
+        if isinstance(event, Event) and event.id is not None:
+            assert event.last_event_id == event.id
+
+
 @given(
     data=st.data(),
     stream=sse_bytes,

@@ -1,6 +1,12 @@
 """Applications that the per-request response tests run under real servers (uvicorn,
-hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), Flask
-(``flask_app``) and Django (``django_app``), each with the same routes.
+hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), Litestar
+(``litestar_app``), Quart (``quart_app``), Django's ASGI handler (``django_asgi_app``), Flask
+(``flask_app``) and Django's WSGI handler (``django_app``), each with the same routes.
+
+Litestar calls an ASGI application a handler returns, so its handlers return the
+``StreamResponse``. Quart's and Django's views return their own response objects and never
+see the ASGI ``send``, so there the stream routes are ASGI endpoints mounted in front of the
+framework's application (:func:`mounted`), which serves every other path.
 
 - ``POST /chat`` with a JSON body ``{"words": [...]}``: one event per word, then ``[DONE]``.
 - ``GET /idle?name=N``: ``first``, ``second``, then ``more`` for ever, with a long silence
@@ -10,6 +16,8 @@ hypercorn, gunicorn): FastAPI (``fastapi_app``), Starlette (``starlette_app``), 
 - ``GET /broken``: one event, then the generator raises.
 - ``GET /flood?name=N``: 64 KiB events as fast as the client takes them, with a one-second
   ``send_timeout`` (ASGI only); marks its ``finally`` as ``/idle`` does.
+- ``GET /hello``: a plain text answer of the framework's own (Quart and Django ASGI only:
+  what the mount passes through).
 - ``GET /page``: a page whose ``EventSource`` reads ``/resume`` over two connections (the
   browser resumes with ``Last-Event-ID`` when the first ends) and writes what it got into
   the DOM (FastAPI and Flask only).
@@ -20,14 +28,16 @@ Every stream sends heartbeats after 0.2 s of silence.
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 
 from sse_core import Event, ServerConfig
 from sse_core.adapters import ServerOptions, wsgi
+from sse_core.adapters.asgi import StreamResponse
 
 CONFIG = ServerConfig(heartbeat_interval=0.2, retry=1500)
 
@@ -55,8 +65,11 @@ IDLE = 1.5
 
 
 def mark(name: str) -> None:
-    """Record that a generator's ``finally`` ran (a file the test waits for)."""
-    Path(os.environ["SSE_TEST_MARKS"], name).write_text(str(time.monotonic()))
+    """Record that a generator's ``finally`` ran (a file the test waits for); written aside
+    and renamed, so that the test never reads it half-written."""
+    path = Path(os.environ["SSE_TEST_MARKS"], name)
+    path.with_suffix(".part").write_text(str(time.monotonic()))
+    path.with_suffix(".part").replace(path)
 
 
 def resumed_ids(last_event_id: str) -> list[dict[str, Any]]:
@@ -115,8 +128,6 @@ def _fastapi() -> Any:
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse
 
-    from sse_core.adapters.asgi import StreamResponse
-
     app = FastAPI()
 
     @app.post("/chat")
@@ -154,8 +165,6 @@ def _starlette() -> Any:
     from starlette.requests import Request
     from starlette.routing import Route
 
-    from sse_core.adapters.asgi import StreamResponse
-
     async def chat(request: Request) -> StreamResponse:
         body = await request.json()
         return StreamResponse(chat_async(body["words"]), config=CONFIG)
@@ -184,6 +193,118 @@ def _starlette() -> Any:
             Route("/flood", flood),
         ]
     )
+
+
+def _litestar() -> Any:
+    from litestar import Litestar, get, post
+    from litestar.params import JSONBody
+
+    # Litestar calls what a handler returns when its annotation is an ASGI application.
+    @post("/chat")
+    async def chat(data: JSONBody[dict[str, Any]]) -> StreamResponse:
+        return StreamResponse(chat_async(data["words"]), config=CONFIG)
+
+    @get("/idle")
+    async def idle(name: str) -> StreamResponse:
+        return StreamResponse(idle_async(name), config=CONFIG)
+
+    @get("/resume")
+    async def resume() -> StreamResponse:
+        return StreamResponse(resume_async, config=CONFIG)
+
+    @get("/broken")
+    async def broken() -> StreamResponse:
+        return StreamResponse(broken_async(), config=CONFIG)
+
+    @get("/flood")
+    async def flood(name: str) -> StreamResponse:
+        return StreamResponse(
+            flood_async(name), config=CONFIG, options=ServerOptions(send_timeout=1.0)
+        )
+
+    return Litestar([chat, idle, resume, broken, flood])
+
+
+# --- Quart and Django's ASGI handler: the stream routes mounted in front --------------------
+
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+async def _body(receive: Any) -> bytes:
+    """The request body, read from ``receive`` (the endpoint is the ASGI application)."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _query(scope: Any, name: str) -> str:
+    """One query parameter of the request."""
+    return str(parse_qs(scope["query_string"].decode("latin-1"))[name][0])
+
+
+async def _chat_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    words = json.loads(await _body(receive))["words"]
+    await StreamResponse(chat_async(words), config=CONFIG)(scope, receive, send)
+
+
+async def _idle_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    await StreamResponse(idle_async(_query(scope, "name")), config=CONFIG)(scope, receive, send)
+
+
+async def _resume_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    await StreamResponse(resume_async, config=CONFIG)(scope, receive, send)
+
+
+async def _broken_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    await StreamResponse(broken_async(), config=CONFIG)(scope, receive, send)
+
+
+async def _flood_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    response = StreamResponse(
+        flood_async(_query(scope, "name")), config=CONFIG, options=ServerOptions(send_timeout=1.0)
+    )
+    await response(scope, receive, send)
+
+
+ENDPOINTS: dict[str, ASGIApp] = {
+    "/chat": _chat_endpoint,
+    "/idle": _idle_endpoint,
+    "/resume": _resume_endpoint,
+    "/broken": _broken_endpoint,
+    "/flood": _flood_endpoint,
+}
+
+
+def mounted(app: ASGIApp) -> ASGIApp:
+    """``app`` with the stream routes (``ENDPOINTS``) served in front of it."""
+
+    async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+        endpoint = ENDPOINTS.get(scope["path"]) if scope["type"] == "http" else None
+        await (endpoint or app)(scope, receive, send)
+
+    return dispatch
+
+
+def _quart() -> Any:
+    from quart import Quart
+
+    app = Quart(__name__)
+
+    @app.get("/hello")
+    async def hello() -> str:
+        return "a Quart view"
+
+    return mounted(app)
+
+
+def _django_asgi() -> Any:
+    _django_settings()
+    from django.core.asgi import get_asgi_application
+
+    return mounted(get_asgi_application())
 
 
 # --- WSGI: Flask and Django -----------------------------------------------------------------
@@ -243,7 +364,7 @@ def _flask() -> Any:
     return app
 
 
-def _django() -> Any:
+def _django_settings() -> None:
     import django
     from django.conf import settings
 
@@ -253,6 +374,10 @@ def _django() -> Any:
             MIDDLEWARE=[],
         )
         django.setup()
+
+
+def _django() -> Any:
+    _django_settings()
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()
@@ -285,8 +410,14 @@ def _django_urls() -> list[Any]:
     def broken(request: Any) -> Any:
         return _django_streaming(wsgi.StreamResponse(broken_sync(), config=CONFIG), request)
 
+    async def hello(request: Any) -> Any:
+        from django.http import HttpResponse
+
+        return HttpResponse("a Django view")
+
     return [
         path("chat", chat), path("idle", idle), path("resume", resume), path("broken", broken),
+        path("hello", hello),
     ]
 
 
@@ -300,6 +431,9 @@ def __getattr__(name: str) -> Any:
     builders = {
         "fastapi_app": _fastapi,
         "starlette_app": _starlette,
+        "litestar_app": _litestar,
+        "quart_app": _quart,
+        "django_asgi_app": _django_asgi,
         "flask_app": _flask,
         "django_app": _django,
         "urlpatterns": _django_urls,

@@ -2,10 +2,11 @@
 
 Servers, each a subprocess on a free loopback port: uvicorn with FastAPI, hypercorn with
 Starlette over HTTP/1.1 and with FastAPI over HTTP/2 (h2c with prior knowledge, and over TLS
-with a trustme certificate, negotiated by ALPN), gunicorn's ``gthread`` worker
-with Flask and with Django. The applications are in ``response_apps.py``. Clients: httpx with
-httpx-sse, and sse_core's own blocking-socket ``EventSource``. Every test runs against every
-server; without the peers extra (or a framework) a server's tests skip, saying which.
+with a trustme certificate, negotiated by ALPN), uvicorn with Litestar, with Quart and with
+Django's ASGI handler, gunicorn's ``gthread`` worker with Flask and with Django. The
+applications are in ``response_apps.py``. Clients: httpx with httpx-sse, and sse_core's own
+blocking-socket ``EventSource``. Every test runs against every server; without the peers
+extra (or a framework) a server's tests skip, saying which.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ TIMEOUT = 30.0
 SERVERS = {
     "uvicorn-fastapi": ("fastapi", "uvicorn", "fastapi_app", False),
     "hypercorn-starlette": ("starlette", "hypercorn", "starlette_app", False),
+    "uvicorn-litestar": ("litestar", "uvicorn", "litestar_app", False),
+    "uvicorn-quart": ("quart", "uvicorn", "quart_app", False),
+    "uvicorn-django-asgi": ("django", "uvicorn", "django_asgi_app", False),
     "hypercorn-h2c-fastapi": ("fastapi", "hypercorn", "fastapi_app", True),
     "hypercorn-h2-tls-fastapi": ("fastapi", "hypercorn", "fastapi_app", True),
     "gunicorn-flask": ("flask", "gunicorn", "flask_app", False),
@@ -50,6 +54,9 @@ SERVERS = {
 
 _WSGI = {"gunicorn-flask", "gunicorn-django"}
 _HTTP2 = {"hypercorn-h2c-fastapi", "hypercorn-h2-tls-fastapi"}
+# The stream routes are ASGI endpoints in front of the framework's application (Quart's and
+# Django's views cannot hand a request's ASGI send to a response).
+_MOUNTED = {"uvicorn-quart", "uvicorn-django-asgi"}
 # Combinations that mean nothing (tests/conftest.py leaves them out): send_timeout belongs to
 # the ASGI response and the raw client speaks plain HTTP/1.1 (no TLS); sse_core's socket
 # client speaks HTTP/1.1 only; the browser runs against one ASGI and one WSGI server.
@@ -60,6 +67,9 @@ NOT_APPLICABLE = {
     "test_sse_cores_own_client_resumes_with_the_last_id": {"served": _HTTP2},
     "test_chromium_eventsource_resumes_with_the_last_event_id": {
         "served": set(SERVERS) - {"uvicorn-fastapi", "gunicorn-flask"}
+    },
+    "test_the_frameworks_own_views_answer_beside_the_mounted_streams": {
+        "served": set(SERVERS) - _MOUNTED
     },
 }
 
@@ -298,6 +308,15 @@ def test_events_and_their_json_survive_the_round_trip(served: Served) -> None:
     ) as source:
         first = next(iter(dispatched(source)))
     assert json.loads(first.data) == {"delta": 'quote " and \\ slash'}
+
+
+def test_the_frameworks_own_views_answer_beside_the_mounted_streams(served: Served) -> None:
+    """Where the stream routes are mounted in front of Quart or Django, every other path
+    still reaches the framework: its own view answers."""
+    with served.client() as client:
+        response = client.get("/hello")
+    assert response.status_code == 200
+    assert response.text in ("a Quart view", "a Django view")
 
 
 CHROMIUM_FLAGS = (

@@ -2,9 +2,9 @@
 
 The issue found the docs' FastAPI line ``app.add_route("/events", stream)`` failing
 ``mypy --strict`` in a user's program. These run mypy, as a user would, on the FastAPI,
-Starlette and Flask examples of docs/adapters/responses.rst and on the FastAPI route the ASGI page
-gives for :class:`~sse_core.adapters.asgi.EventStream`; and check that the old line does
-fail, so that the docs' warning about it stays true.
+Starlette, Litestar, Quart and Flask examples of docs/adapters/responses.rst and on the
+FastAPI route the ASGI page gives for :class:`~sse_core.adapters.asgi.EventStream`; and
+check that the old line does fail, so that the docs' warning about it stays true.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ ROOT = DOCS.parent
 pytest.importorskip("mypy", reason="mypy is in the dev extra")
 pytest.importorskip("fastapi", reason="fastapi is in the peers extra")
 pytest.importorskip("flask", reason="flask is in the peers extra")
+pytest.importorskip("litestar", reason="litestar is in the peers extra")
+pytest.importorskip("quart", reason="quart is in the peers extra")
 
 EVENT_STREAM_IN_FASTAPI = """
 from fastapi import FastAPI
@@ -65,11 +67,14 @@ def _mypy(tmp_path: Path, sources: dict[str, str]) -> subprocess.CompletedProces
 
 
 def test_the_examples_pass_mypy_strict(tmp_path: Path) -> None:
-    """The FastAPI, Starlette and Flask per-request examples and the FastAPI route for a
-    broadcast stream type-check with ``mypy --strict`` (Django ships no type hints)."""
+    """The FastAPI, Starlette, Litestar, Quart (with its ASGI mount) and Flask per-request
+    examples and the FastAPI route for a broadcast stream type-check with ``mypy --strict``
+    (Django ships no type hints)."""
     result = _mypy(tmp_path, {
         "fastapi_example": _example("from fastapi import FastAPI"),
         "starlette_example": _example("async def feed(last_event_id: str)"),
+        "litestar_example": _example("from litestar import Litestar"),
+        "quart_example": _example("from quart import Quart"),
         "flask_example": _example("from flask import Flask"),
         "event_stream_route": EVENT_STREAM_IN_FASTAPI,
     })
