@@ -27,6 +27,7 @@ __all__ = [
     "ReportDropped",
     "ReportFailure",
     "ReportGap",
+    "ReportStale",
     "ReportStatus",
     "ReportTransport",
     "Request",
@@ -291,6 +292,25 @@ class ReportTransport:
 
 
 @attrs.frozen(kw_only=True)
+class ReportStale:
+    """The client's data may be stale, or is fresh again (``ClientConfig.stale_after``).
+
+    A UI can show "live" or "data may be stale" from it: ``is_stale`` comes ``True`` once no
+    body byte (a heartbeat counts) arrived for ``stale_after`` seconds -- heartbeats stopped
+    before the stall timeout noticed, or the client is reconnecting or offline -- and
+    ``False`` with the next byte.
+
+    Attributes:
+        is_stale: Whether the data may be stale from now on.
+        since: Stale: when the last byte arrived (or the session started, before any).
+            Fresh: when the byte that ended it arrived.
+    """
+
+    is_stale: bool
+    since: float
+
+
+@attrs.frozen(kw_only=True)
 class SendHead:
     """Server side: send the response status line and header fields."""
 
@@ -315,6 +335,7 @@ Action = (
     | ReportDropped
     | ReportTransport
     | ReportFailure
+    | ReportStale
     | SendHead
     | Send
 )

@@ -35,6 +35,7 @@ from ._actions import (
     EndCause,
     ReadyState,
     ReportFailure,
+    ReportStale,
     ReportStatus,
     ReportTransport,
     Request,
@@ -165,6 +166,12 @@ class ClientSession(MonotonicNow):
         self._reconnect_at: float | None = None
         self._connected_at: float | None = None
         self._outage_since: float | None = None
+        self._has_bytes = False  # _fresh_at is a byte's time, not the start's
+        # Freshness: the last body byte (or the first start, before any), the last delivery,
+        # and whether ReportStale said "stale" last.
+        self._fresh_at: float | None = None
+        self._last_event_at: float | None = None
+        self._is_stale = False
         self._url = config.url
         self._cache_bust: tuple[str, str] | None = None
         if config.cache_bust_param is not None:
@@ -222,6 +229,23 @@ class ClientSession(MonotonicNow):
         return self._metrics.snapshot()
 
     @property
+    def last_byte_at(self) -> float | None:
+        """When the last body byte of a stream or a poll's answer arrived (a heartbeat
+        counts), or ``None`` before any: ``now - last_byte_at`` is how old the data may be."""
+        return self._fresh_at if self._fresh_at is not None and self._has_bytes else None
+
+    @property
+    def last_event_at(self) -> float | None:
+        """When the last event was delivered, or ``None`` before any."""
+        return self._last_event_at
+
+    @property
+    def is_stale(self) -> bool:
+        """Whether the last :class:`~sse_core.ReportStale` said the data may be stale
+        (always ``False`` without ``ClientConfig.stale_after``)."""
+        return self._is_stale
+
+    @property
     def reconnection_time(self) -> float:
         """The base reconnection delay in seconds (the server's ``retry:`` once sent)."""
         return self._backoff.reconnection_time
@@ -263,7 +287,7 @@ class ClientSession(MonotonicNow):
         else:
             stall = self._stall.next_deadline() if self._stall is not None else None
             session = _earliest(stall, self._switch.next_deadline())
-        return _earliest(session, self._pipeline.next_deadline())
+        return _earliest(session, self._pipeline.next_deadline(), self._stale_at())
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -276,6 +300,8 @@ class ClientSession(MonotonicNow):
         """
         self._take_now(now)
         actions = [self._move(ClientInput.START, now)]
+        if self._fresh_at is None:
+            self._fresh_at = now  # the data's age counts from here until a byte comes
         # A fresh schedule for a fresh start; the server's reconnection time is kept, as it
         # belongs to the stream (an EventSource keeps it for its whole life).
         self._backoff = Backoff(self._config.backoff, rng=self._rng)
@@ -352,8 +378,9 @@ class ClientSession(MonotonicNow):
         leg = self._gate("on_data", is_head_in=True)
         if self._refused is not None:
             return self._refusal_data(data, now)
+        fresh = self._freshen(now)
         if leg is Leg.POLL:
-            return self._poll_data(data, now)
+            return fresh + self._poll_data(data, now)
         actions: list[Action] = []
         if leg is Leg.PROBE or self._state is ClientState.CONNECTED:
             # Bytes got through: no intermediary holds this stream back.
@@ -362,7 +389,7 @@ class ClientSession(MonotonicNow):
                 actions.append(report)
         if self._state is ClientState.CONNECTED:
             actions.append(self._move(ClientInput.FIRST_BYTES, now))
-        return self._stream_data(data, now, actions)
+        return self._stream_data(data, now, actions + fresh)
 
     @sticky
     def on_eof(self, now: float) -> list[Action]:
@@ -410,6 +437,20 @@ class ClientSession(MonotonicNow):
         the sequencer or the chunk assembler held too long. Early or spurious calls return no
         actions."""
         self._take_now(now)
+        actions: list[Action] = []
+        stale_at = self._stale_at()
+        if stale_at is not None and now >= stale_at:
+            self._is_stale = True
+            assert self._fresh_at is not None
+            actions.append(ReportStale(is_stale=True, since=self._fresh_at))
+        delivered = self._metrics.messages_received
+        actions += self._on_timer(now)
+        if self._metrics.messages_received != delivered:  # the sequencer released some
+            self._last_event_at = now
+        return actions
+
+    def _on_timer(self, now: float) -> list[Action]:
+        """:meth:`on_timer`'s work by state."""
         actions: list[Action] = []
         match self._state:
             case ClientState.CLOSED:
@@ -616,6 +657,23 @@ class ClientSession(MonotonicNow):
         actions.append(self._move(event, now, reason))
         return actions
 
+    def _stale_at(self) -> float | None:
+        """When the data turns stale (``stale_after`` after the last byte), if it may."""
+        stale_after = self._config.stale_after
+        if stale_after is None or self._is_stale or self._state is ClientState.CLOSED:
+            return None
+        assert self._fresh_at is not None  # set by start()
+        return self._fresh_at + stale_after
+
+    def _freshen(self, now: float) -> list[Action]:
+        """A body byte arrived: the data is fresh (say so when it was reported stale)."""
+        self._fresh_at = now
+        self._has_bytes = True
+        if not self._is_stale:
+            return []
+        self._is_stale = False
+        return [ReportStale(is_stale=False, since=now)]
+
     def _drop_for_network(self, now: float, reason: str) -> tuple[list[Action], bool]:
         """A live connection goes for a network signal, not a failure: no backoff attempt.
         A stream that may not be sent again ends the session (``NOT_RESUMABLE``).
@@ -716,7 +774,10 @@ class ClientSession(MonotonicNow):
                     self._server_retry = item
                     self._backoff.on_retry(item)
         if events:
+            delivered = self._metrics.messages_received
             self._pipeline.push(events, now, actions)
+            if self._metrics.messages_received != delivered:
+                self._last_event_at = now
 
     def _on_live_timer(self, now: float) -> list[Action]:
         stall = self._stall

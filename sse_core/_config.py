@@ -140,6 +140,11 @@ class ClientConfig:
             Bytes alone are not progress, so a server dripping them is replaced too. The
             clock starts at the connect, so it also bounds the wait for the response head
             and the first line. ``None`` disables it.
+        stale_after: Seconds without a body byte (a heartbeat counts) after which the
+            session says its data may be stale (:class:`~sse_core.ReportStale`), before the
+            stall timeout replaces the connection, and while reconnecting or offline; the
+            next byte says it is fresh again. ``None`` (the default) reports nothing;
+            :attr:`~sse_core.ClientSession.last_byte_at` can still be read.
         backoff: The reconnection policy.
         dedup: Limits of the window that drops replayed events by id; ``None`` disables it.
         sequencer: When set, events are delivered in the order of the sequence number in
@@ -194,6 +199,7 @@ class ClientConfig:
         default=DEFAULT_MAX_DECOMPRESSED_SIZE, validator=positive_int
     )
     stall_timeout: float | None = attrs.field(default=45.0, validator=positive_number.or_none())
+    stale_after: float | None = attrs.field(default=None, validator=positive_number.or_none())
     backoff: BackoffConfig = attrs.field(
         factory=BackoffConfig, validator=instance_of(BackoffConfig)
     )

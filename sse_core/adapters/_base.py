@@ -11,6 +11,7 @@ from .._actions import (
     Deliver,
     ReportDropped,
     ReportGap,
+    ReportStale,
     ReportStatus,
     ReportTransport,
 )
@@ -21,7 +22,7 @@ __all__ = ["AdapterBase", "Report", "options_or_default"]
 
 #: What an ``EventSource``'s ``reports()`` yields: every record meant for the application,
 #: ready for a ``match`` statement (``case Deliver(event=event):``, ``case ReportGap():`` ...).
-Report = Deliver | ReportStatus | ReportGap | ReportDropped | ReportTransport
+Report = Deliver | ReportStatus | ReportGap | ReportDropped | ReportTransport | ReportStale
 
 Options = TypeVar("Options", ClientOptions, ServerOptions)
 

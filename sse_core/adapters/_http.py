@@ -33,6 +33,7 @@ from .._actions import (
     ReportDropped,
     ReportFailure,
     ReportGap,
+    ReportStale,
     ReportStatus,
     ReportTransport,
     Request,
@@ -127,6 +128,7 @@ ClientOutput = (
     | ReportDropped
     | ReportTransport
     | ReportFailure
+    | ReportStale
 )
 
 

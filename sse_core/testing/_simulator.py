@@ -35,6 +35,7 @@ from .._actions import (
     Disconnect,
     ReportFailure,
     ReportGap,
+    ReportStale,
     ReportStatus,
     ReportTransport,
     Request,
@@ -962,7 +963,7 @@ class _Simulation:
                 case ReportTransport():
                     self.record.append((self.now, action))
                     self.switches += 1
-                case ReportStatus() | ReportFailure():  # the CLOSED status says it too
+                case ReportStatus() | ReportFailure() | ReportStale():  # CLOSED says it too
                     pass
                 case _:
                     raise AssertionError(f"unexpected client action {action!r}")
@@ -1280,7 +1281,12 @@ def random_scenario(seed: int) -> Scenario:
     )
     if rng.random() < _LONG_POLL_SHARE:
         scenario = _with_long_polling(rng, scenario, duration)
-    return _with_network_signals(random.Random(f"network-signals-{seed}"), scenario, duration)
+    scenario = _with_network_signals(random.Random(f"network-signals-{seed}"), scenario, duration)
+    stale = random.Random(f"stale-{seed}")  # its own draws: the rest stays as it was
+    if stale.random() < 0.3:
+        client = attrs.evolve(scenario.client, stale_after=stale.uniform(0.5, 10.0))
+        scenario = attrs.evolve(scenario, client=client)
+    return scenario
 
 
 #: Share of :func:`random_scenario` draws whose device goes offline or changes network.
