@@ -8,6 +8,7 @@ for I/O or the session's ``next_deadline()``, repeat.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 import attrs
 
@@ -21,6 +22,7 @@ __all__ = [
     "ClientState",
     "Connect",
     "Deliver",
+    "DeliverBatch",
     "Disconnect",
     "EndCause",
     "ReadyState",
@@ -143,6 +145,18 @@ class Deliver:
     """Hand :attr:`event` to the application."""
 
     event: Event
+
+
+def _to_events(events: Sequence[Event]) -> tuple[Event, ...]:
+    return tuple(events)
+
+
+@attrs.frozen(kw_only=True)
+class DeliverBatch:
+    """Hand :attr:`events` to the application at once, in order (``ClientConfig.batching``:
+    a burst becomes one update, not one per event). Never empty."""
+
+    events: tuple[Event, ...] = attrs.field(converter=_to_events)
 
 
 @attrs.frozen(kw_only=True)
@@ -330,6 +344,7 @@ Action = (
     Connect
     | Disconnect
     | Deliver
+    | DeliverBatch
     | ReportStatus
     | ReportGap
     | ReportDropped

@@ -23,7 +23,9 @@ diagram is drawn from it), and the transport fallback,
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import Concatenate, ParamSpec
 
 import attrs
 
@@ -42,6 +44,7 @@ from ._actions import (
     Transport,
 )
 from ._backoff import Backoff, GiveUp
+from ._batching import Batcher
 from ._compression import Decompressor
 from ._config import ClientConfig, add_query
 from ._errors import (
@@ -112,6 +115,28 @@ def _text(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
+_P = ParamSpec("_P")
+
+
+def _batched(
+    method: Callable[Concatenate[ClientSession, _P], list[Action]],
+) -> Callable[Concatenate[ClientSession, _P], list[Action]]:
+    """An input whose deliveries go through the session's :class:`~sse_core.state.Batcher`
+    (``ClientConfig.batching``): a batch that is due goes out first, then the input's
+    actions with their events batched. Without batching, the actions as they are."""
+
+    @functools.wraps(method)
+    def batched(self: ClientSession, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Action]:
+        actions = method(self, *args, **kwargs)
+        batcher = self._batcher
+        if batcher is None:
+            return actions
+        now = self._latest_now  # the input's own, just taken
+        return batcher.poll(now) + batcher.feed(actions, now)
+
+    return batched
+
+
 def _earliest(*instants: float | None) -> float | None:
     present = [instant for instant in instants if instant is not None]
     return min(present) if present else None
@@ -161,6 +186,7 @@ class ClientSession(MonotonicNow):
             metrics=self._metrics, dedup=config.dedup, sequencer=config.sequencer,
             chunking=config.chunking,
         )
+        self._batcher = Batcher(config.batching) if config.batching is not None else None
         self._switch = TransportSwitch(config)
         self._last_event_id = config.last_event_id
         self._reconnect_at: float | None = None
@@ -287,11 +313,13 @@ class ClientSession(MonotonicNow):
         else:
             stall = self._stall.next_deadline() if self._stall is not None else None
             session = _earliest(stall, self._switch.next_deadline())
-        return _earliest(session, self._pipeline.next_deadline(), self._stale_at())
+        batch = self._batcher.next_deadline() if self._batcher is not None else None
+        return _earliest(session, self._pipeline.next_deadline(), self._stale_at(), batch)
 
     # --- inputs ---------------------------------------------------------------------------
 
     @sticky
+    @_batched
     def start(self, now: float) -> list[Action]:
         """Open the stream: the first connection (or the first poll, when long-polling).
 
@@ -312,6 +340,7 @@ class ClientSession(MonotonicNow):
         return actions + self._open(now)
 
     @sticky
+    @_batched
     def on_response(
         self, status: int, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
     ) -> list[Action]:
@@ -361,6 +390,7 @@ class ClientSession(MonotonicNow):
         return [self._move(ClientInput.ACCEPTED, now)]
 
     @sticky
+    @_batched
     def on_data(self, data: bytes, now: float) -> list[Action]:
         """Body bytes arrived.
 
@@ -392,6 +422,7 @@ class ClientSession(MonotonicNow):
         return self._stream_data(data, now, actions + fresh)
 
     @sticky
+    @_batched
     def on_eof(self, now: float) -> list[Action]:
         """The response body ended. The spec reconnects ("reestablish the connection").
 
@@ -415,6 +446,7 @@ class ClientSession(MonotonicNow):
         return self._lose(now, reason, is_open=False)
 
     @sticky
+    @_batched
     def on_connection_lost(self, now: float, reason: str = "connection lost") -> list[Action]:
         """The connection failed (refused, reset, TLS error, timeout in the adapter...).
 
@@ -431,6 +463,7 @@ class ClientSession(MonotonicNow):
         return self._lose(now, reason, is_open=False)
 
     @sticky
+    @_batched
     def on_timer(self, now: float) -> list[Action]:
         """Wake-up at (or after) :meth:`next_deadline`: reconnect, replace a stalled
         connection, start the next poll, act on a stream that shows no byte, or release what
@@ -476,6 +509,7 @@ class ClientSession(MonotonicNow):
     # --- the platform's network signals -----------------------------------------------------
 
     @sticky
+    @_batched
     def on_offline(self, now: float, reason: str = "the network is offline") -> list[Action]:
         """The platform says there is no network: drop the connection and try nothing until
         :meth:`on_online` (no backoff attempt is spent meanwhile; the state is ``OFFLINE``).
@@ -500,6 +534,7 @@ class ClientSession(MonotonicNow):
         return actions
 
     @sticky
+    @_batched
     def on_online(self, now: float, reason: str = "the network is back") -> list[Action]:
         """The network is back: connect at once (from ``OFFLINE``, or from ``RECONNECTING``
         without waiting for the rest of the backoff delay). Ignored in other states."""
@@ -509,6 +544,7 @@ class ClientSession(MonotonicNow):
         return self._connect_now(ClientInput.ONLINE, now, reason)
 
     @sticky
+    @_batched
     def on_network_changed(
         self, now: float, reason: str = "the network changed"
     ) -> list[Action]:
@@ -532,6 +568,7 @@ class ClientSession(MonotonicNow):
         assert not is_ended  # a stream that may not be sent again was kept above
         return actions + self._connect_now(ClientInput.NETWORK_CHANGED, now, reason)
 
+    @_batched
     def close(self, now: float, reason: str | None = None) -> list[Action]:
         """Close the session for good (the application's ``EventSource.close()``).
 

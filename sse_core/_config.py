@@ -18,6 +18,7 @@ import attrs
 
 from ._actions import Transport
 from ._backoff import BackoffConfig
+from ._batching import BatchConfig
 from ._chunking import ChunkConfig
 from ._compression import DEFAULT_MAX_DECOMPRESSED_SIZE
 from ._dedup import DedupConfig
@@ -150,6 +151,10 @@ class ClientConfig:
         sequencer: When set, events are delivered in the order of the sequence number in
             their id (``<epoch>-<n>`` or ``<n>``, as a :class:`~sse_core.state.ReplayLog` assigns
             them), holes are waited for and then reported (:class:`~sse_core.ReportGap`).
+        batching: When set, delivered events go out in batches
+            (:class:`~sse_core.DeliverBatch`) of at most ``max_events``, each at the latest
+            ``max_delay`` seconds after its first event (:class:`~sse_core.state.Batcher`);
+            ``None`` (the default) hands each out as it comes (:class:`~sse_core.Deliver`).
         chunking: When set, chunk events (:func:`~sse_core.state.split_message`) are assembled into
             whole messages; a message that cannot be is reported
             (:class:`~sse_core.ReportDropped`).
@@ -211,6 +216,9 @@ class ClientConfig:
     )
     chunking: ChunkConfig | None = attrs.field(
         default=None, validator=instance_of(ChunkConfig).or_none()
+    )
+    batching: BatchConfig | None = attrs.field(
+        default=None, validator=instance_of(BatchConfig).or_none()
     )
     max_line_length: int = attrs.field(default=DEFAULT_MAX_LINE_LENGTH, validator=positive_int)
     max_event_size: int = attrs.field(default=DEFAULT_MAX_EVENT_SIZE, validator=positive_int)

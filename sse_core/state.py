@@ -10,6 +10,7 @@ constants and defaults.
 
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
+from ._batching import BatchConfig, Batcher
 from ._broadcast import Subscriber
 from ._chunking import (
     CHUNK_EVENT,
@@ -53,6 +54,9 @@ __all__ = [
     "Reconnect",
     "GiveUp",
     "GiveUpReason",
+    # delivery batching
+    "Batcher",
+    "BatchConfig",
     # dedup window
     "DedupWindow",
     "DedupConfig",

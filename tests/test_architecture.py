@@ -45,6 +45,7 @@ FLOORS = {
     "_server": 3,
     "_longpoll": 3,
     "_pipeline": 3,
+    "_batching": 3,  # a state object over the sessions' actions (Deliver -> DeliverBatch)
     "_broadcast": 3,
     "state": 3,  # the public namespace of the state objects (re-exports floors 1-3)
 }

@@ -49,7 +49,8 @@ def test_pages_have_examples() -> None:
     """The extractor finds the examples (so the tests below cannot pass vacuously)."""
     counts = {page.relative_to(DOCS).as_posix(): len(code_blocks(page)) for page in PAGES}
     for name in ("index.rst", "events.rst", "parser.rst", "serializer.rst", "client.rst",
-                 "state/backoff.rst", "state/chunking.rst", "state/dedup.rst",
+                 "state/backoff.rst", "state/batching.rst", "state/chunking.rst",
+                 "state/dedup.rst",
                  "state/metrics.rst", "state/replay.rst", "state/sequencer.rst",
                  "state/timers.rst", "migrate/httpx-sse.rst"):
         assert counts[name] >= 1, counts

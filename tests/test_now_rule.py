@@ -26,6 +26,7 @@ from sse_core import (
     ClientConfig,
     ClientSession,
     ClockError,
+    Deliver,
     Event,
     LongPollConfig,
     LongPollSession,
@@ -51,6 +52,8 @@ def _public(name: str) -> Any:
 
 Backoff = _public("Backoff")
 BackoffConfig = _public("BackoffConfig")
+Batcher = _public("Batcher")
+BatchConfig = _public("BatchConfig")
 ChunkAssembler = _public("ChunkAssembler")
 DedupWindow = _public("DedupWindow")
 HeartbeatScheduler = _public("HeartbeatScheduler")
@@ -79,6 +82,12 @@ def _backoff() -> Any:
     backoff = Backoff(BackoffConfig(), rng=random.Random(1))
     backoff.on_disconnected(LATEST)
     return backoff
+
+
+def _batcher() -> Any:
+    batcher = Batcher(BatchConfig(max_delay=1000.0))
+    batcher.feed([Deliver(event=Event(data="a"))], LATEST)
+    return batcher
 
 
 def _dedup() -> Any:
@@ -154,6 +163,10 @@ RECIPES: dict[str, Recipe] = {
         "on_connected": lambda o, now: o.on_connected(now),
         "on_disconnected": lambda o, now: o.on_disconnected(now),
         "on_dropped": lambda o, now: o.on_dropped(now),
+    }),
+    "Batcher": Recipe(_batcher, {
+        "feed": lambda o, now: o.feed([Deliver(event=Event(data="b"))], now),
+        "poll": lambda o, now: o.poll(now),
     }),
     "DedupWindow": Recipe(_dedup, {
         "check": lambda o, now: o.check("b", now),

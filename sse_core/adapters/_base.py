@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from .._actions import (
     Deliver,
+    DeliverBatch,
     ReportDropped,
     ReportGap,
     ReportStale,
@@ -22,7 +23,10 @@ __all__ = ["AdapterBase", "Report", "options_or_default"]
 
 #: What an ``EventSource``'s ``reports()`` yields: every record meant for the application,
 #: ready for a ``match`` statement (``case Deliver(event=event):``, ``case ReportGap():`` ...).
-Report = Deliver | ReportStatus | ReportGap | ReportDropped | ReportTransport | ReportStale
+Report = (
+    Deliver | DeliverBatch | ReportStatus | ReportGap | ReportDropped | ReportTransport
+    | ReportStale
+)
 
 Options = TypeVar("Options", ClientOptions, ServerOptions)
 

@@ -17,6 +17,7 @@ from .._actions import (
     ClientState,
     Connect,
     Deliver,
+    DeliverBatch,
     Disconnect,
     ReportFailure,
     ReportGap,
@@ -50,14 +51,18 @@ _Output = ClientOutput | Connect | Disconnect
 _Source = TypeVar("_Source", bound="AsyncClientBase")
 
 
-def _event_of(report: Report) -> Event | None:
-    """The plain loop's rule: an event is handed out, a gap raised, the rest skipped.
+def _event_of(report: Report, ready: collections.deque[Event]) -> Event | None:
+    """The plain loop's rule: an event is handed out (a batch's first, the rest put in
+    ``ready``), a gap raised, the rest skipped.
 
     Raises:
         GapError: ``report`` is a :class:`~sse_core.ReportGap`.
     """
     if isinstance(report, Deliver):
         return report.event
+    if isinstance(report, DeliverBatch):
+        ready.extend(report.events[1:])
+        return report.events[0]
     if isinstance(report, ReportGap):
         raise report.error()
     return None
@@ -84,7 +89,7 @@ class _Events:
         if self._ready and not self._source._is_closing:
             return self._ready.popleft()
         while True:
-            event = _event_of(next(self._reports))
+            event = _event_of(next(self._reports), self._ready)
             if event is not None:
                 return event
 
@@ -104,7 +109,7 @@ class _AsyncEvents:
         if self._ready and not self._source._is_closing:
             return self._ready.popleft()
         while True:
-            event = _event_of(await self._reports.__anext__())
+            event = _event_of(await self._reports.__anext__(), self._ready)
             if event is not None:
                 return event
 

@@ -29,6 +29,7 @@ from .._actions import (
     Action,
     Connect,
     Deliver,
+    DeliverBatch,
     Disconnect,
     ReportDropped,
     ReportFailure,
@@ -123,6 +124,7 @@ ClientOutput = (
     | Write
     | CloseConnection
     | Deliver
+    | DeliverBatch
     | ReportStatus
     | ReportGap
     | ReportDropped

@@ -32,6 +32,7 @@ from .._actions import (
     ClientState,
     Connect,
     Deliver,
+    DeliverBatch,
     Disconnect,
     ReportFailure,
     ReportGap,
@@ -44,6 +45,7 @@ from .._actions import (
     Transport,
 )
 from .._backoff import BackoffConfig, Jitter
+from .._batching import BatchConfig
 from .._client import ClientConfig, ClientSession
 from .._dedup import DedupConfig
 from .._errors import InvalidConfigError
@@ -960,6 +962,8 @@ class _Simulation:
                     self.end_connection()
                 case Deliver() | ReportGap():
                     self.record.append((self.now, action))
+                case DeliverBatch():  # recorded as the events it hands out, in order
+                    self.record += [(self.now, Deliver(event=e)) for e in action.events]
                 case ReportTransport():
                     self.record.append((self.now, action))
                     self.switches += 1
@@ -1282,10 +1286,13 @@ def random_scenario(seed: int) -> Scenario:
     if rng.random() < _LONG_POLL_SHARE:
         scenario = _with_long_polling(rng, scenario, duration)
     scenario = _with_network_signals(random.Random(f"network-signals-{seed}"), scenario, duration)
-    stale = random.Random(f"stale-{seed}")  # its own draws: the rest stays as it was
-    if stale.random() < 0.3:
-        client = attrs.evolve(scenario.client, stale_after=stale.uniform(0.5, 10.0))
+    more = random.Random(f"client-extras-{seed}")  # its own draws: the rest stays as it was
+    if more.random() < 0.3:
+        client = attrs.evolve(scenario.client, stale_after=more.uniform(0.5, 10.0))
         scenario = attrs.evolve(scenario, client=client)
+    if more.random() < 0.3:
+        batching = BatchConfig(max_events=more.randint(1, 30), max_delay=more.uniform(0.0, 2.0))
+        scenario = attrs.evolve(scenario, client=attrs.evolve(scenario.client, batching=batching))
     return scenario
 
 

@@ -32,7 +32,7 @@ from sse_core import (
     serialize_event,
 )
 from sse_core.adapters import ClientOptions
-from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, BackoffConfig, Jitter
+from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, BackoffConfig, BatchConfig, Jitter
 from tests.adapters.test_sync import read_head
 
 KINDS = ["asyncio", "trio", "sync"]
@@ -434,3 +434,36 @@ def test_statuses_after_a_run_of_events_wait_for_the_events(kind: str) -> None:
     assert outcome.error is not None and outcome.error.report.cause is EndCause.GAVE_UP
     assert (ClientState.CLOSED, 3) in seen_at
     assert [count for state, count in seen_at if state is ClientState.STREAMING] == [0]
+
+
+def test_batching_hands_out_every_event_to_the_plain_loop(kind: str) -> None:
+    """ClientConfig.batching: the session hands out batches; the plain loop still yields
+    every event once, in order (the batch's first at once, the rest from the source)."""
+    body = b"".join(serialize_event(text, id=str(n)) for n, text in enumerate("abcdefg"))
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    with Scripted([answer, NO_CONTENT]) as server:
+        config = ClientConfig(url=server.url, backoff=FAST,
+                              batching=BatchConfig(max_events=3, max_delay=0.0))
+        outcome = plain_loop(kind, config)
+    assert outcome.text == "abcdefg"
+    assert outcome.error is None
+
+
+def test_reports_yield_the_batches() -> None:
+    """reports() hands each DeliverBatch out as it is: batches of at most max_events that
+    together are the events, in order (a read's events in as few batches as the limit
+    allows: three for seven events in one read)."""
+    from sse_core import DeliverBatch
+    from sse_core.adapters.sync import EventSource as SyncSource
+
+    body = b"".join(serialize_event(text) for text in "abcdefg")
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    with Scripted([answer, NO_CONTENT]) as server:
+        config = ClientConfig(url=server.url, backoff=FAST,
+                              batching=BatchConfig(max_events=3, max_delay=0.0))
+        with SyncSource(config) as source:
+            batches = [report.events for report in source.reports()
+                       if isinstance(report, DeliverBatch)]
+    texts = ["".join(e.data for e in batch) for batch in batches]
+    assert "".join(texts) == "abcdefg"
+    assert all(1 <= len(text) <= 3 for text in texts) and len(texts) >= 3
