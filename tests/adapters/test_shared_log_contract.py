@@ -341,6 +341,9 @@ def test_too_old_after_trimming_by_bytes(harness: Harness) -> None:
         kept = (await log.oldest()).events
         assert sum(len(s.encoded) for s in kept) <= 3 * size
         assert kept == tuple(stored[3:])
+        if harness.server is not None:  # the script's count is the bytes readers get
+            counted = await harness.clients[0].hget("sse:test:meta", "bytes")
+            assert int(counted) == sum(len(s.encoded) for s in kept)
         assert await log.resume(stored[1].id, harness.now) == TooOld(
             last_event_id=stored[1].id, missed=1
         )
@@ -479,6 +482,33 @@ def test_a_restart_keeps_the_epoch_with_aof_and_starts_a_new_one_without(
             assert await log.resume(stored[0].id, time.monotonic()) == UnknownId(
                 last_event_id=stored[0].id
             )
+        await client.aclose()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("deleted", ["sse:gone", "sse:gone:meta"])
+def test_a_deleted_key_starts_a_new_epoch(server: RedisServer, deleted: str) -> None:
+    """Deleting the stream or the hash beside it (an operator's DEL, an eviction policy)
+    leaves a log that is not intact: old ids are UnknownId before and after new appends,
+    which get a new epoch and start numbering again."""
+
+    async def scenario() -> None:
+        client = server.client()
+        log = redis_log.RedisLog(client, "sse:gone")
+        old = [await log.append(event(f"old{i}"), time.monotonic()) for i in range(3)]
+        await client.delete(deleted)
+        assert await log.resume(old[0].id, time.monotonic()) == UnknownId(
+            last_event_id=old[0].id
+        )
+        new = [await log.append(event(f"new{i}"), time.monotonic()) for i in range(4)]
+        assert new[0].id.partition("-")[0] != old[0].id.partition("-")[0]
+        assert new[0].id.endswith("-1")
+        for stored in old:
+            assert await log.resume(stored.id, time.monotonic()) == UnknownId(
+                last_event_id=stored.id
+            )
+        assert (await log.oldest()).events == tuple(new)
         await client.aclose()
 
     run(scenario)
