@@ -188,11 +188,12 @@ class LogUnavailableError(RemoteProtocolError):
     ``position`` for the same causes; nothing was changed on the caller's side.
 
     Attributes:
-        operation: What the log was doing (``"append"``, ``"resume"``, ...).
+        operation: What the log was doing: ``"append"``, ``"resume"``, ``"read"`` (for
+            ``oldest``) or ``"position"``.
     """
 
     def __init__(self, operation: str, reason: str) -> None:
-        super().__init__(f"the shared event log could not {operation}: {reason}")
+        super().__init__(f"the shared event log's {operation} failed: {reason}")
         self.operation = operation
 
 

@@ -1,45 +1,32 @@
 """An event log for ``Last-Event-ID`` resumption shared by every worker, on Redis Streams.
 
 :class:`RedisLog` keeps :class:`~sse_core.state.AsyncSharedLog`'s contract over the user's
-``redis.asyncio.Redis`` client (the ``redis`` extra: ``pip install 'sse-core[redis]'``). Every
-call is one script run by Redis atomically (``_redis_scripts.py``); the ids, the stored
-bytes and the verdicts are decided by the pure core (``sse_core/_stream_log.py``). Redis
-errors come out as :class:`~sse_core.state.LogUnavailableError`. See :doc:`/adapters/redis`.
+``redis.asyncio.Redis`` client, :class:`SyncRedisLog` :class:`~sse_core.state.SharedLog`'s over
+a ``redis.Redis`` client (the ``redis`` extra: ``pip install 'sse-core[redis]'``). Every call
+is one script run by Redis atomically (``_redis_scripts.py``); the ids, the stored bytes and
+the verdicts are decided by the pure core (``sse_core/_stream_log.py``). Redis errors come
+out as :class:`~sse_core.state.LogUnavailableError`. See :doc:`/adapters/redis`.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Sequence
-from typing import Any
+from typing import TypeVar
 
+import redis
 import redis.asyncio
 import redis.exceptions
 
-from .._errors import InvalidConfigError, LogUnavailableError
+from .._errors import LogUnavailableError
 from .._events import Event
-from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent, UnknownId
-from .._stream_log import (
-    appended,
-    entry_fields,
-    log_id,
-    oldest_of,
-    read_start,
-    retention_args,
-    stored_event,
-    verdict,
-)
-from .._validators import MonotonicNow, positive_int
-from ._redis_scripts import APPEND, POSITION, READ
+from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
+from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 
-__all__ = ["LogUnavailableError", "RedisLog"]
+__all__ = ["LogUnavailableError", "RedisLog", "SyncRedisLog"]
 
-#: How many events one bounded read (``max_bytes`` given) fetches at most.
-DEFAULT_READ_COUNT = 256
+_T = TypeVar("_T")
 
-
-class RedisLog(MonotonicNow):
-    """Recent events of one stream, kept in Redis for every worker and host.
+class RedisLog(RedisLogBase):
+    """Recent events of one stream, kept in Redis for every worker and host (asyncio).
 
     Events go into a Redis stream (``key``) with a hash beside it (``key + ":meta"``: the
     epoch, the last id, the bytes kept). In Redis Cluster, put a hash tag in ``key``
@@ -66,27 +53,7 @@ class RedisLog(MonotonicNow):
         *,
         read_count: int = DEFAULT_READ_COUNT,
     ) -> None:
-        MonotonicNow.__init__(self)
-        config = ReplayConfig() if config is None else config
-        if config.epoch:
-            raise InvalidConfigError(
-                f"a RedisLog keeps its epoch in Redis; got ReplayConfig(epoch={config.epoch!r})"
-            )
-        if not isinstance(key, str) or not key:
-            raise InvalidConfigError(f"key must be a non-empty str, got {key!r}")
-        positive_int.check("read_count", read_count)
-        self._config = config
-        self._keys = [key, f"{key}:meta"]
-        self._retention = retention_args(config)
-        self._read_count = read_count
-        self._append = client.register_script(APPEND)
-        self._read = client.register_script(READ)
-        self._position = client.register_script(POSITION)
-
-    @property
-    def config(self) -> ReplayConfig:
-        """The retention this log was built with."""
-        return self._config
+        RedisLogBase.__init__(self, client, key, config, read_count)
 
     async def position(self) -> str:
         """An id that marks the end of the log now (``<epoch>-0-0`` before the first event);
@@ -95,8 +62,7 @@ class RedisLog(MonotonicNow):
         Raises:
             LogUnavailableError: Redis could not answer.
         """
-        epoch, last = appended(await self._run("position", self._position, _epoch()))
-        return log_id(epoch, last)
+        return await self._run(self._position_call())
 
     async def append(self, event: Event, now: float) -> StoredEvent:
         """Add an event; Redis numbers it after every event any worker appended before.
@@ -113,13 +79,7 @@ class RedisLog(MonotonicNow):
             ClockError: ``now`` is not finite or earlier than a previous ``now``.
             LogUnavailableError: Redis did not acknowledge the event.
         """
-        self._take_now(now)
-        size, event_type, data = entry_fields(event)
-        reply = await self._run(
-            "append", self._append, _epoch(), size, event_type, data, *self._retention
-        )
-        epoch, at = appended(reply)
-        return stored_event(epoch, at, event_type, data)
+        return await self._run(self._append_call(event, now))
 
     async def resume(
         self, last_event_id: str, now: float, *, max_bytes: int | None = None
@@ -143,13 +103,7 @@ class RedisLog(MonotonicNow):
             ClockError: ``now`` is not finite or earlier than a previous ``now``.
             LogUnavailableError: Redis could not answer.
         """
-        self._take_now(now)
-        count = self._count(max_bytes)
-        start = read_start(last_event_id)
-        if isinstance(start, UnknownId):
-            return start
-        reply = await self._run("resume", self._read, f"({start}", count + 1, *self._retention)
-        return verdict(last_event_id, reply, max_bytes, count)
+        return await self._run(self._resume_call(last_event_id, now, max_bytes))
 
     async def oldest(self, *, max_bytes: int | None = None) -> Replay:
         """Return the oldest kept events, in steps of at most ``max_bytes``.
@@ -158,24 +112,69 @@ class RedisLog(MonotonicNow):
             InvalidConfigError: ``max_bytes`` is not ``None`` or an int >= 1.
             LogUnavailableError: Redis could not answer.
         """
-        count = self._count(max_bytes)
-        reply = await self._run("read", self._read, "-", count + 1, *self._retention)
-        return oldest_of(reply, max_bytes, count)
+        return await self._run(self._oldest_call(max_bytes))
 
-    def _count(self, max_bytes: int | None) -> int:
-        if max_bytes is None:
-            return self._config.max_events
-        positive_int.check("max_bytes", max_bytes)
-        return min(self._read_count, self._config.max_events)
-
-    async def _run(self, operation: str, script: Any, *args: str | int) -> Sequence[Any]:
+    async def _run(self, call: Call[_T]) -> _T:
+        if call.script is None:
+            return call.finish(())
         try:
-            reply = await script(keys=self._keys, args=list(args))
+            reply = await call.script(keys=self._keys, args=call.args)
         except redis.exceptions.RedisError as error:
-            raise LogUnavailableError(operation, f"{type(error).__name__}: {error}") from error
-        return reply  # type: ignore[no-any-return]
+            raise call.failed(error) from error
+        return call.finish(reply)
 
 
-def _epoch() -> str:
-    """A new epoch, used by Redis only if the log has to start over."""
-    return secrets.token_hex(8)
+class SyncRedisLog(RedisLogBase):
+    """:class:`RedisLog` over a blocking ``redis.Redis`` client, for threads and WSGI.
+
+    The same calls, not awaited; :attr:`position` is a property (as on
+    :class:`~sse_core.state.ReplayLog`, so that a :class:`~sse_core.ServerSession` can
+    resume from this log directly), and each read of it is a round trip to Redis.
+
+    Args:
+        client: The application's ``redis.Redis`` client.
+        key: As for :class:`RedisLog`.
+        config: As for :class:`RedisLog`.
+        read_count: As for :class:`RedisLog`.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        config: ReplayConfig | None = None,
+        *,
+        read_count: int = DEFAULT_READ_COUNT,
+    ) -> None:
+        RedisLogBase.__init__(self, client, key, config, read_count)
+
+    @property
+    def position(self) -> str:
+        """As :meth:`RedisLog.position`."""
+        return self._run(self._position_call())
+
+    def append(self, event: Event, now: float) -> StoredEvent:
+        """As :meth:`RedisLog.append`."""
+        return self._run(self._append_call(event, now))
+
+    def resume(
+        self, last_event_id: str, now: float, *, max_bytes: int | None = None
+    ) -> ReplayResult:
+        """As :meth:`RedisLog.resume`."""
+        return self._run(self._resume_call(last_event_id, now, max_bytes))
+
+    def oldest(self, *, max_bytes: int | None = None) -> Replay:
+        """As :meth:`RedisLog.oldest`."""
+        return self._run(self._oldest_call(max_bytes))
+
+    def _run(self, call: Call[_T]) -> _T:
+        if call.script is None:
+            return call.finish(())
+        try:
+            reply = call.script(keys=self._keys, args=call.args)
+        except redis.exceptions.RedisError as error:
+            raise call.failed(error) from error
+        return call.finish(reply)

@@ -1,7 +1,8 @@
 """One contract, two logs: the in-memory ``ReplayLog`` and ``RedisLog`` on a real redis-server.
 
 Every test in the first part runs against the in-memory log (through a thin awaitable view),
-a Redis log on a redis-server without persistence and one with AOF (``appendfsync always``).
+a ``RedisLog`` on a redis-server without persistence and one with AOF (``appendfsync
+always``), and a ``SyncRedisLog`` (the blocking client, called from threads).
 Each Redis instance is started by the test, on a free loopback port in its own temporary
 directory, and stopped by PID. The second part holds what only a log in another server can
 meet: restarts with and without AOF, Redis unreachable.
@@ -23,8 +24,20 @@ from typing import Any
 import attrs
 import pytest
 
-from sse_core import ClockError, Event, InvalidConfigError, InvalidFieldError, serialize
+from sse_core import (
+    ClockError,
+    Event,
+    InvalidConfigError,
+    InvalidFieldError,
+    Parser,
+    Send,
+    ServerConfig,
+    ServerSession,
+    serialize,
+)
 from sse_core.state import (
+    GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
     AsyncSharedLog,
     LogUnavailableError,
     Replay,
@@ -117,24 +130,33 @@ class RedisServer:
         return redis.asyncio.Redis.from_url(self.url, socket_timeout=2.0)
 
 
-class MemoryView:
-    """The in-memory log behind :class:`AsyncSharedLog`'s shape, so one test drives both."""
+class SyncView:
+    """A log called directly (``ReplayLog``, ``SyncRedisLog``) behind
+    :class:`AsyncSharedLog`'s shape, so one test drives every log. A blocking Redis log is
+    called from a worker thread (so two publishers really run at once); the in-memory one,
+    which is not thread-safe, on the loop."""
 
-    def __init__(self, harness: Harness) -> None:
-        self._harness = harness
+    def __init__(self, log: Callable[[], SharedLog], *, threaded: bool) -> None:
+        self._log = log
+        self._threaded = threaded
+
+    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._threaded:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        return function(*args, **kwargs)
 
     async def position(self) -> str:
-        return self._harness.memory.position
+        return await self._call(lambda: self._log().position)  # type: ignore[no-any-return]
 
     async def append(self, event: Event, now: float) -> StoredEvent:
-        return self._harness.memory.append(event, now)
+        return await self._call(self._log().append, event, now)  # type: ignore[no-any-return]
 
     async def resume(self, last_event_id: str, now: float, *, max_bytes: int | None = None
                      ) -> Any:
-        return self._harness.memory.resume(last_event_id, now, max_bytes=max_bytes)
+        return await self._call(self._log().resume, last_event_id, now, max_bytes=max_bytes)
 
     async def oldest(self, *, max_bytes: int | None = None) -> Replay:
-        return self._harness.memory.oldest(max_bytes=max_bytes)
+        return await self._call(self._log().oldest, max_bytes=max_bytes)  # type: ignore[no-any-return]
 
 
 class Harness:
@@ -151,13 +173,21 @@ class Harness:
             self.server = RedisServer(directory, aof=kind == "redis-aof")
             self.server.start()
 
+    def _memory(self) -> SharedLog:
+        return self.memory
+
     def make(self, config: ReplayConfig | None = None) -> AsyncSharedLog:
         """A log on the shared store (a new connection each time for Redis): call it twice
         for two publishers."""
         config = config or ReplayConfig()
         if self.server is None:
             self.memory = ReplayLog(attrs.evolve(config, epoch=f"boot{self._wipes}"))
-            return MemoryView(self)
+            return SyncView(self._memory, threaded=False)
+        if self.kind == "redis-sync":
+            blocking = redis.Redis.from_url(self.server.url, socket_timeout=2.0)
+            self.clients.append(blocking)
+            log = redis_log.SyncRedisLog(blocking, "sse:test", config)
+            return SyncView(lambda: log, threaded=True)
         client = self.server.client()
         self.clients.append(client)
         return redis_log.RedisLog(client, "sse:test", config)  # type: ignore[no-any-return]
@@ -165,7 +195,7 @@ class Harness:
     def second(self, config: ReplayConfig) -> AsyncSharedLog:
         """Another publisher on the store of the last log made."""
         if self.server is None:
-            return MemoryView(self)
+            return SyncView(self._memory, threaded=False)
         return self.make(config)
 
     @property
@@ -186,14 +216,19 @@ class Harness:
         if self.server is None:
             self.memory = ReplayLog(attrs.evolve(self.memory.config, epoch=f"boot{self._wipes}"))
         else:
-            await self.clients[0].flushall()
+            flushed = self.clients[0].flushall()
+            if not isinstance(flushed, bool):
+                await flushed
 
     async def close(self) -> None:
         for client in self.clients:
-            await client.aclose()
+            if isinstance(client, redis.Redis):
+                client.close()
+            else:
+                await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis", "redis-aof"])
+@pytest.fixture(params=["memory", "redis", "redis-aof", "redis-sync"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """Each kind of log, its Redis (if any) started for the test and stopped after."""
     made = Harness(request.param, tmp_path)
@@ -212,10 +247,18 @@ def event(data: str) -> Event:
 
 
 def test_both_logs_have_the_contracts_shape() -> None:
-    """ReplayLog has SharedLog's members and RedisLog AsyncSharedLog's (a runtime check
-    sees names only; mypy checks the signatures in tests/adapters/test_redis_typing.py)."""
+    """ReplayLog and SyncRedisLog have SharedLog's members, RedisLog AsyncSharedLog's (a
+    runtime check sees names only; mypy checks the signatures: see _typed below)."""
     assert isinstance(ReplayLog(), SharedLog)
+    # (isinstance() would read SyncRedisLog.position: a round trip to Redis.)
+    assert all(hasattr(redis_log.SyncRedisLog, name) for name in ("position", "append",
+                                                                  "resume", "oldest"))
     assert isinstance(redis_log.RedisLog(redis.asyncio.Redis(port=1), "k"), AsyncSharedLog)
+
+
+def _typed(sync: Any, asynchronous: Any) -> tuple[SharedLog, SharedLog, AsyncSharedLog]:
+    """For mypy: each log is assignable to its contract (never called)."""
+    return ReplayLog(), redis_log.SyncRedisLog(sync, "k"), redis_log.RedisLog(asynchronous, "k")
 
 
 def test_ids_order_events_across_two_concurrent_publishers(harness: Harness) -> None:
@@ -273,7 +316,7 @@ def test_resume_gives_the_events_after_the_id_in_steps(harness: Harness) -> None
         up_to_date = await log.resume(stored[-1].id, harness.now)
         assert up_to_date == Replay(events=())
         step_bytes = 2 * len(stored[5].encoded) + 1
-        cursor, seen = stored[3].id, []
+        cursor, seen = stored[3].id, list[StoredEvent]()
         while True:
             step = await log.resume(cursor, harness.now, max_bytes=step_bytes)
             assert isinstance(step, Replay)
@@ -342,7 +385,9 @@ def test_too_old_after_trimming_by_bytes(harness: Harness) -> None:
         assert sum(len(s.encoded) for s in kept) <= 3 * size
         assert kept == tuple(stored[3:])
         if harness.server is not None:  # the script's count is the bytes readers get
-            counted = await harness.clients[0].hget("sse:test:meta", "bytes")
+            counted = harness.clients[0].hget("sse:test:meta", "bytes")
+            if not isinstance(counted, bytes):
+                counted = await counted
             assert int(counted) == sum(len(s.encoded) for s in kept)
         assert await log.resume(stored[1].id, harness.now) == TooOld(
             last_event_id=stored[1].id, missed=1
@@ -534,6 +579,10 @@ def test_redis_unreachable_raises_and_acknowledges_nothing(server: RedisServer) 
             await log.resume(first.id, time.monotonic())
         with pytest.raises(LogUnavailableError):
             await log.position()
+        blocking = redis.Redis.from_url(server.url, socket_connect_timeout=1.0)
+        with pytest.raises(LogUnavailableError):
+            redis_log.SyncRedisLog(blocking, "sse:down").append(event("refused"), 1.0)
+        blocking.close()
         server.start()
         later = await log.append(event("later"), time.monotonic())
         data = [s.event.data for s in (await log.oldest()).events]
@@ -543,6 +592,36 @@ def test_redis_unreachable_raises_and_acknowledges_nothing(server: RedisServer) 
         await client.aclose()
 
     run(scenario)
+
+
+def test_a_server_session_resumes_from_the_sync_redis_log(server: RedisServer) -> None:
+    """ServerSession takes any SharedLog: over a SyncRedisLog a new client gets the log's
+    position, a client with an id resumes exactly, one with an old epoch's id gets the gap
+    signal then the position, all decided by the session from the log's answers."""
+    client = redis.Redis.from_url(server.url, socket_timeout=2.0)
+    log = redis_log.SyncRedisLog(client, "sse:session")
+    config = ServerConfig(heartbeat_interval=None)
+    fresh = ServerSession(config, log).on_request("/", [], 1.0)
+    items = Parser().feed(b"".join(a.data for a in fresh if isinstance(a, Send)))
+    position = [item for item in items if isinstance(item, Event)][-1].id
+    stored = [log.append(event(f"e{i}"), 2.0) for i in range(4)]
+    for last_event_id, expected in [(position, [f"e{i}" for i in range(4)]),
+                                    (stored[1].id, ["e2", "e3"])]:
+        actions = ServerSession(config, log).on_request(
+            "/", [("Last-Event-ID", last_event_id)], 3.0
+        )
+        items = Parser().feed(b"".join(a.data for a in actions if isinstance(a, Send)))
+        data = [item.data for item in items if isinstance(item, Event)
+                and item.event == "message"]
+        assert data == expected
+    stale = "0123456789abcdef-1-1"
+    actions = ServerSession(config, log).on_request("/", [("Last-Event-ID", stale)], 4.0)
+    items = Parser().feed(b"".join(a.data for a in actions if isinstance(a, Send)))
+    types = [item.event for item in items if isinstance(item, Event)]
+    assert types[0] == GAP_EVENT_TYPE and types[-1] == POSITION_EVENT_TYPE
+    last = items[-1]
+    assert isinstance(last, Event) and last.id == stored[-1].id
+    client.close()
 
 
 def test_redis_log_refuses_bad_arguments() -> None:
