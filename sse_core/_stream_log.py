@@ -195,13 +195,19 @@ def _snapshot(reply: Sequence[Any]) -> _Snapshot | None:
     ``[epoch, last stream id, rows]``."""
     if not reply:
         return None
-    epoch, last, entries = reply
-    return _Snapshot(_text(epoch), _stream_id(last), _rows(entries))
+    try:
+        epoch, last, entries = reply
+        return _Snapshot(_text(epoch), _stream_id(last), _rows(entries))
+    except (TypeError, ValueError, KeyError) as error:
+        raise RemoteProtocolError(f"the store answered a read with {reply!r}") from error
 
 
 def appended(reply: Sequence[Any]) -> tuple[str, StreamId]:
-    """Read the store's answer to an append: ``[epoch, stream id]``."""
-    epoch, at = reply
+    """Read the store's answer to an append or a position: ``[epoch, stream id]``."""
+    try:
+        epoch, at = reply
+    except (TypeError, ValueError) as error:
+        raise RemoteProtocolError(f"the store answered {reply!r}") from error
     return _text(epoch), _stream_id(at)
 
 

@@ -47,9 +47,13 @@ local function trim(epoch, max_events, max_bytes, max_age_ms)
   if max_age_ms > 0 then
     cutoff = now_ms() - max_age_ms
   end
+  -- The first read takes what the count bound evicts for sure and one more (usually 2
+  -- rows: an append at the bound evicts one), later reads twice as many, up to 1024.
   local start, evicted, done = '-', nil, false
+  local size = math.max(length - max_events, 0) + 1
   while not done and length > 0 do
-    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', 100)
+    local batch = redis.call('XRANGE', stream, start, '+', 'COUNT', size)
+    size = math.min(size * 2, 1024)
     if #batch == 0 then
       break
     end

@@ -404,21 +404,21 @@ def test_too_old_after_trimming_by_bytes(harness: Harness) -> None:
 
 
 def test_too_old_after_trimming_by_age(harness: Harness) -> None:
-    """With max_age=1 s, events appended 1.6 s ago are gone at the next call: the client
-    that saw the newest of them is still up to date, the one behind it gets TooOld, and an
-    event appended after is kept."""
+    """With max_age=1 s, 20 events appended 1.6 s ago are gone at the next call (a read
+    evicts too): the client that saw the newest of them is still up to date, the one that
+    saw the first gets TooOld with 19 missed, and an event appended after is kept."""
 
     async def scenario() -> None:
         log = harness.make(ReplayConfig(max_events=100, max_age=1.0))
-        stored = [await log.append(event(f"e{i}"), harness.now) for i in range(3)]
+        stored = [await log.append(event(f"e{i}"), harness.now) for i in range(20)]
         await harness.advance(1.6)
-        assert await log.resume(stored[2].id, harness.now) == Replay(events=())
+        assert await log.resume(stored[19].id, harness.now) == Replay(events=())
         assert await log.resume(stored[0].id, harness.now) == TooOld(
-            last_event_id=stored[0].id, missed=2
+            last_event_id=stored[0].id, missed=19
         )
         assert (await log.oldest()).events == ()
         later = await log.append(event("later"), harness.now)
-        result = await log.resume(stored[2].id, harness.now)
+        result = await log.resume(stored[19].id, harness.now)
         assert isinstance(result, Replay) and result.events == (later,)
         await harness.close()
 

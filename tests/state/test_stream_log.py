@@ -19,6 +19,7 @@ from sse_core import Event, InvalidFieldError, RemoteProtocolError, serialize
 from sse_core._stream_log import (
     START,
     StreamId,
+    appended,
     entry_fields,
     log_id,
     oldest_of,
@@ -219,3 +220,28 @@ def test_a_malformed_reply_is_a_remote_error() -> None:
         verdict(f"{EPOCH}-1-1", [b"e", b"not-an-id", []], None, 10)
     with pytest.raises(RemoteProtocolError):
         verdict(f"{EPOCH}-1-1", [b"e", 17, []], None, 10)
+    for reply in ([b"e"], [b"e", b"1-1", [[b"1-1", [b"s", b"0"]]]], [b"e", b"1-1", [[b"1-1"]]]):
+        with pytest.raises(RemoteProtocolError):
+            verdict(f"{EPOCH}-1-1", reply, None, 10)
+    with pytest.raises(RemoteProtocolError):
+        appended([b"e"])
+
+
+def test_replies_as_text_read_as_replies_as_bytes() -> None:
+    """A client made with ``decode_responses=True`` hands over str: the same verdicts."""
+    store = Store(3)
+    ids = [log_id(EPOCH, store.append(f"e{i}", 1000 + i)) for i in range(5)]
+
+    def as_text(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return value.decode()
+        if isinstance(value, list):
+            return [as_text(item) for item in value]
+        return value
+
+    for client_id in ids:
+        start = read_start(client_id)
+        assert isinstance(start, StreamId)
+        reply = store.read(start, 11)
+        assert verdict(client_id, as_text(reply), None, 10) == verdict(client_id, reply, None, 10)
+    assert appended(["e", "1-2"]) == appended([b"e", b"1-2"]) == ("e", StreamId(1, 2))
