@@ -624,6 +624,25 @@ def test_a_server_session_resumes_from_the_sync_redis_log(server: RedisServer) -
     client.close()
 
 
+def test_a_client_that_decodes_responses_works_the_same(server: RedisServer) -> None:
+    """With ``decode_responses=True`` redis-py hands over str, not bytes: the same ids,
+    bytes and answers (non-ASCII data included)."""
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(server.url, decode_responses=True)
+        log = redis_log.RedisLog(client, "sse:text")
+        stored = [await log.append(Event(data=f"é{i}\nzwei", event="ünï"), 1.0)
+                  for i in range(3)]
+        result = await log.resume(stored[0].id, 2.0)
+        assert isinstance(result, Replay) and result.events == tuple(stored[1:])
+        assert stored[2].encoded == serialize(
+            Event(data="é2\nzwei", event="ünï", id=stored[2].id)
+        )
+        await client.aclose()
+
+    run(scenario)
+
+
 def test_redis_log_refuses_bad_arguments() -> None:
     """An epoch in the config (Redis keeps it), an empty key, a bad read_count or max_bytes,
     and an event with an id of its own are refused before any I/O."""
