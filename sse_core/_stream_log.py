@@ -29,9 +29,9 @@ from ._serializer import serialize
 
 __all__ = [
     "START",
-    "appended",
     "StreamId",
     "StreamRow",
+    "appended",
     "entry_fields",
     "log_id",
     "oldest_of",
@@ -43,8 +43,9 @@ __all__ = [
     "verdict",
 ]
 
-#: The longest decimal number a stream id part may have (Redis ids are two 64-bit numbers).
-_MAX_DIGITS = 20
+#: The largest part of a stream id (Redis ids are two unsigned 64-bit numbers).
+_MAX_PART = 2**64 - 1
+_MAX_DIGITS = len(str(_MAX_PART))
 
 
 @attrs.frozen(order=True)
@@ -65,6 +66,7 @@ class StreamId:
 
 #: The stream id before the first event.
 START = StreamId(0, 0)
+_LAST_POSSIBLE = StreamId(_MAX_PART, _MAX_PART)
 
 
 @attrs.frozen
@@ -91,11 +93,12 @@ def _number(text: str) -> int | None:
         or (text[0] == "0" and len(text) > 1)
     ):
         return None
-    return int(text)
+    value = int(text)
+    return value if value <= _MAX_PART else None
 
 
 def parse_stream_id(text: str) -> StreamId | None:
-    """Read ``<ms>-<n>`` (canonical decimal numbers), or return ``None``."""
+    """Read ``<ms>-<n>`` (canonical decimal numbers up to 2**64 - 1), or return ``None``."""
     ms, sep, n = text.partition("-")
     ms_value, n_value = _number(ms), _number(n)
     if not sep or ms_value is None or n_value is None:
@@ -152,7 +155,7 @@ def read_start(last_event_id: str) -> StreamId | UnknownId:
     """Where a resume reads from: the stream id in ``last_event_id``, or :class:`UnknownId`
     when it is not an id of this form (no round trip needed to say so)."""
     parsed = parse_log_id(last_event_id)
-    if parsed is None:
+    if parsed is None or parsed[1] == _LAST_POSSIBLE:  # nothing can follow it: Redis refuses
         return UnknownId(last_event_id=last_event_id)
     return parsed[1]
 
@@ -206,9 +209,9 @@ def appended(reply: Sequence[Any]) -> tuple[str, StreamId]:
     """Read the store's answer to an append or a position: ``[epoch, stream id]``."""
     try:
         epoch, at = reply
+        return _text(epoch), _stream_id(at)
     except (TypeError, ValueError) as error:
         raise RemoteProtocolError(f"the store answered {reply!r}") from error
-    return _text(epoch), _stream_id(at)
 
 
 def _replay(snapshot: _Snapshot, max_bytes: int | None, count: int) -> Replay:

@@ -423,7 +423,7 @@ def test_too_old_after_trimming_by_age(harness: Harness) -> None:
 
 def test_unknown_ids(harness: Harness) -> None:
     """Ids the log cannot place are UnknownId: empty, not of the log's form, of another
-    epoch, or not issued yet."""
+    epoch, not issued yet, or forged at the limits of Redis's ids."""
 
     async def scenario() -> None:
         log = harness.make()
@@ -431,7 +431,10 @@ def test_unknown_ids(harness: Harness) -> None:
         newest = stored[-1].id
         epoch, _, rest = newest.partition("-")
         head, _, number = newest.rpartition("-")
-        for unknown in ["", "garbage", f"other{epoch}-{rest}", f"{head}-{int(number) + 10}"]:
+        huge = 2**64 - 1  # forged ids at Redis's limits: refused there, so never sent
+        for unknown in ["", "garbage", f"other{epoch}-{rest}", f"{head}-{int(number) + 10}",
+                        f"{epoch}-{huge}-{huge}", f"{epoch}-{huge + 1}-0",
+                        f"{epoch}-{huge}-5"]:
             assert await log.resume(unknown, harness.now) == UnknownId(last_event_id=unknown)
         await harness.close()
 

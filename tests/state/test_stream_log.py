@@ -33,7 +33,7 @@ from sse_core._stream_log import (
 from sse_core.state import Replay, ReplayConfig, ReplayLog, TooOld, UnknownId
 
 EPOCH = "5eed"
-numbers = st.integers(min_value=0, max_value=2**64 - 1)
+numbers = st.integers(min_value=0, max_value=2**64 - 2)
 texts = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
 event_types = st.text(
     st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), min_size=1,
@@ -174,13 +174,22 @@ def test_ids_round_trip(epoch: str, ms: int, n: int) -> None:
 @pytest.mark.parametrize(
     "text",
     ["", "-", "1", "1-", "-1", "01-1", "1-01", "+1-1", "1-1-1", "1 -1", "\u0661-1",
-     "1" * 21 + "-1", "1-1x"],
+     "1" * 21 + "-1", "1-1x", f"{2**64}-0", f"0-{2**64}"],
 )
 def test_malformed_stream_ids_are_refused(text: str) -> None:
     """Only canonical decimal ``<ms>-<n>`` is a stream id; anything else is None, and as a
     client's id (after an epoch) it is UnknownId without asking the store."""
     assert parse_stream_id(text) is None
     assert read_start(f"{EPOCH}-{text}") == UnknownId(last_event_id=f"{EPOCH}-{text}")
+
+
+def test_the_largest_stream_id_reads_but_is_never_a_start() -> None:
+    """``(2**64-1)-(2**64-1)`` is a stream id, but nothing can follow it (Redis refuses to
+    read after it), so a client holding it is UnknownId without a round trip."""
+    largest = f"{2**64 - 1}-{2**64 - 1}"
+    assert parse_stream_id(largest) == StreamId(2**64 - 1, 2**64 - 1)
+    assert read_start(f"{EPOCH}-{largest}") == UnknownId(last_event_id=f"{EPOCH}-{largest}")
+    assert read_start(f"{EPOCH}-{2**64 - 1}-5") == StreamId(2**64 - 1, 5)
 
 
 @given(texts, event_types, st.from_regex(r"[0-9a-f]{16}", fullmatch=True), numbers, numbers)
