@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sse_core import (
     ClockError,
@@ -640,6 +642,39 @@ def test_a_client_that_decodes_responses_works_the_same(server: RedisServer) -> 
         await client.aclose()
 
     run(scenario)
+
+
+def test_any_last_event_id_gets_one_of_the_three_answers(server: RedisServer) -> None:
+    """Whatever a client sends as Last-Event-ID (any text, or ids of the log's form with the
+    real epoch or another and numbers up to past Redis's limits), the Redis log answers
+    Replay, TooOld or UnknownId -- no exception -- and a Replay is exactly the events after
+    the number the id claims."""
+    client = redis.Redis.from_url(server.url, socket_timeout=2.0)
+    log = redis_log.SyncRedisLog(client, "sse:any", ReplayConfig(max_events=6))
+    stored = [log.append(event(f"e{i}"), 1.0) for i in range(9)]
+    epoch = stored[0].id.partition("-")[0]
+    parts = st.integers(min_value=0, max_value=2**65)
+    ids = st.one_of(
+        st.text(max_size=40),
+        st.tuples(st.sampled_from([epoch, "0" * len(epoch), ""]), parts, parts).map(
+            lambda t: f"{t[0]}-{t[1]}-{t[2]}"
+        ),
+        st.sampled_from([s.id for s in stored]),
+    )
+
+    @settings(max_examples=150, deadline=None)
+    @given(ids)
+    def check(last_event_id: str) -> None:
+        result = log.resume(last_event_id, 1.0)
+        assert isinstance(result, (Replay, TooOld, UnknownId))
+        if isinstance(result, Replay):
+            claimed = int(last_event_id.rpartition("-")[2])
+            assert [int(e.id.rpartition("-")[2]) for e in result.events] == list(
+                range(claimed + 1, 10)
+            )
+
+    check()
+    client.close()
 
 
 def test_redis_log_refuses_bad_arguments() -> None:
