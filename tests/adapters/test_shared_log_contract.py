@@ -560,6 +560,36 @@ def test_a_deleted_key_starts_a_new_epoch(server: RedisServer, deleted: str) -> 
     run(scenario)
 
 
+def test_acknowledged_events_lost_in_a_failover_are_a_gap(server: RedisServer) -> None:
+    """A failover to a replica that had not received the last two acknowledged events
+    (made here by deleting them and winding ``last`` back): a client that saw them is
+    UnknownId, also once new events take their numbers -- the rows after its id start at or
+    before its number, because their ms part is later."""
+
+    async def scenario() -> None:
+        client = server.client()
+        log = redis_log.RedisLog(client, "sse:failover")
+        stored = [await log.append(event(f"e{i}"), time.monotonic()) for i in range(5)]
+        lost = [s.id.split("-", 1)[1] for s in stored[3:]]
+        await client.xdel("sse:failover", *lost)
+        await client.hset("sse:failover:meta", "last", stored[2].id.split("-", 1)[1])
+        await asyncio.sleep(0.01)  # the replacements are appended in a later millisecond
+        assert await log.resume(stored[4].id, time.monotonic()) == UnknownId(
+            last_event_id=stored[4].id
+        )
+        new = [await log.append(event(f"new{i}"), time.monotonic()) for i in range(3)]
+        assert [s.id.rpartition("-")[2] for s in new] == ["4", "5", "6"]
+        for seen in stored[3:]:
+            assert await log.resume(seen.id, time.monotonic()) == UnknownId(
+                last_event_id=seen.id
+            )
+        result = await log.resume(stored[2].id, time.monotonic())
+        assert isinstance(result, Replay) and result.events == tuple(new)
+        await client.aclose()
+
+    run(scenario)
+
+
 def test_redis_unreachable_raises_and_acknowledges_nothing(server: RedisServer) -> None:
     """With Redis stopped, append (and resume, position) raise LogUnavailableError, an
     SSEError; once Redis is back (AOF: intact) the log goes on, and the refused event is not
