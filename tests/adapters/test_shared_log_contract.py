@@ -5,7 +5,9 @@ a ``RedisLog`` on a redis-server without persistence and one with AOF (``appendf
 always``), and a ``SyncRedisLog`` (the blocking client, called from threads).
 Each Redis instance is started by the test, on a free loopback port in its own temporary
 directory, and stopped by PID. The second part holds what only a log in another server can
-meet: restarts with and without AOF, Redis unreachable.
+meet: restarts with and without AOF, deleted keys, a failover that lost events, Redis
+unreachable, any Last-Event-ID a client may send, a ServerSession resuming from the blocking
+log, and the docs example.
 """
 
 from __future__ import annotations
@@ -96,10 +98,10 @@ class RedisServer:
             "--dir", str(self.directory), "--save", "", "--daemonize", "no",
             "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
         ]
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (closed by the process)
+        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (the child has its copy)
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        client = redis.Redis(port=self.port, socket_timeout=1.0)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0)
         deadline = time.monotonic() + TIMEOUT
         try:
             while True:
