@@ -5,7 +5,8 @@
 #     tests/peers/node/node_modules (git-ignored), from the committed package-lock.json.
 #   - node/npm (if missing), nftables and iproute2 for tests/netns;
 #   - patchelf, which auditwheel needs to give .ci/packaging.sh its manylinux wheel;
-#   - tinyproxy, the HTTP proxy the httpx driver's tests go through (they start their own).
+#   - tinyproxy, the HTTP proxy the httpx driver's tests go through (they start their own);
+#   - redis-server, the Redis the shared log's contract tests start on a free port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ command -v nft > /dev/null || missing+=(nftables)  # tests/netns: faults on real
 command -v ip > /dev/null || missing+=(iproute2)
 command -v patchelf > /dev/null || missing+=(patchelf)  # .ci/packaging.sh: auditwheel repair
 [ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)  # tests/adapters/test_httpx_driver.py
+command -v redis-server > /dev/null || missing+=(redis-server)  # test_shared_log_contract.py
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"

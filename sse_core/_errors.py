@@ -11,7 +11,8 @@ the names the sans-IO family (h11, wsproto) taught users:
   is the case of a peer crossing a size or count limit the caller set. :class:`StreamError`
   (with :class:`HTTPStatusError` under it) is what an adapter's iteration raises when the
   stream ended in a way the session could not recover from, and :class:`GapError` what it
-  raises when events were lost for good.
+  raises when events were lost for good. :class:`LogUnavailableError` is what a shared event
+  log kept in another server (Redis) raises when that server cannot take or answer a command.
 
 The root itself is never raised (as h11 refuses to raise its own): ``SSEError()`` is a
 :class:`TypeError`, so every error says which side broke a rule.
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidFieldError",
     "LimitExceeded",
     "LocalProtocolError",
+    "LogUnavailableError",
     "RemoteProtocolError",
     "SSEError",
     "StreamError",
@@ -174,6 +176,25 @@ class GapError(RemoteProtocolError):
     def __init__(self, report: Any) -> None:
         super().__init__(f"events were lost: {report!r}")
         self.report = report
+
+
+class LogUnavailableError(RemoteProtocolError):
+    """A shared event log kept in another server (Redis) could not carry out a command.
+
+    Raised by a log's ``append`` when the server is unreachable, timed out or refused the
+    command: the event is not acknowledged, so do not tell anyone it was published. (A
+    timeout can come after the server stored it: publishing again may store it twice, and
+    readers then see it twice, under two ids.) Raised by ``resume``, ``oldest`` and
+    ``position`` for the same causes; nothing was changed on the caller's side.
+
+    Attributes:
+        operation: What the log was doing: ``"append"``, ``"resume"``, ``"read"`` (for
+            ``oldest``) or ``"position"``.
+    """
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"the shared event log's {operation} failed: {reason}")
+        self.operation = operation
 
 
 class ClockError(LocalProtocolError, ValueError):

@@ -185,6 +185,9 @@ class ReplayLog(MonotonicNow):
     A ``now`` earlier than one already passed is refused with :class:`~sse_core.ClockError`
     and changes nothing (see :doc:`/state/clock`).
 
+    It keeps the contract of :class:`~sse_core.state.SharedLog` for one process; a log shared
+    by every worker keeps the same contract in Redis (:doc:`/adapters/redis`).
+
     Args:
         config: Limits and id format; ``ReplayConfig()`` when omitted.
     """

@@ -26,8 +26,9 @@ from ._compression import Compressor, negotiate_encoding
 from ._config import ServerConfig
 from ._errors import InvalidConfigError, LocalProtocolError, sticky
 from ._events import Event, Retry
-from ._replay import Replay, ReplayLog, StoredEvent, TooOld
+from ._replay import Replay, StoredEvent, TooOld
 from ._serializer import HEARTBEAT, serialize, serialize_block, serialize_padding
+from ._shared_log import SharedLog
 from ._timers import HeartbeatScheduler
 from ._types import header_value
 from ._validators import MonotonicNow, has_cr_lf_nul
@@ -51,13 +52,14 @@ class ServerSession(MonotonicNow):
 
     Args:
         config: The session's configuration.
-        replay_log: The log to resume from; ``None`` when the stream is not resumable.
+        replay_log: The log to resume from (a :class:`~sse_core.state.ReplayLog`, or any
+            :class:`~sse_core.state.SharedLog`); ``None`` when the stream is not resumable.
 
     Raises:
         InvalidConfigError: ``config`` is not a :class:`ServerConfig`.
     """
 
-    def __init__(self, config: ServerConfig, replay_log: ReplayLog | None = None) -> None:
+    def __init__(self, config: ServerConfig, replay_log: SharedLog | None = None) -> None:
         if not isinstance(config, ServerConfig):
             raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
         self._config = config
@@ -325,10 +327,10 @@ class ServerSession(MonotonicNow):
         self._sent_id = log.position
         return signal + _position_block(log)
 
-    def _replay_oldest(self, log: ReplayLog) -> bytes:
+    def _replay_oldest(self, log: SharedLog) -> bytes:
         return self._replay_step(log, log.oldest(max_bytes=self._config.replay_chunk_size))
 
-    def _replay_step(self, log: ReplayLog, replay: Replay) -> bytes:
+    def _replay_step(self, log: SharedLog, replay: Replay) -> bytes:
         """The bytes of one step; moves the cursor, or ends the replay with the position."""
         data = b"".join([stored.encoded for stored in replay.events])
         if replay.events:
@@ -354,7 +356,7 @@ class ServerSession(MonotonicNow):
         )
 
 
-def _position_block(log: ReplayLog) -> bytes:
+def _position_block(log: SharedLog) -> bytes:
     """The log's position as a :data:`~sse_core.state.POSITION_EVENT_TYPE` event, empty data.
 
     An ``id:`` field alone would do for browsers (WHATWG sets ``lastEventId`` when it is

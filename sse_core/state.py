@@ -30,6 +30,7 @@ from ._compression import (
     negotiate_encoding,
 )
 from ._dedup import DedupConfig, DedupWindow
+from ._errors import LogUnavailableError
 from ._longpoll import (
     DEFAULT_MAX_RESPONSE_SIZE,
     LONG_POLL_CONTENT_TYPE,
@@ -41,6 +42,7 @@ from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, MAX_RETRY_
 from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
 from ._sequencer import GapReason, Released, Sequencer, SequencerConfig, SequencerRecord, Skipped
 from ._server import ServerState
+from ._shared_log import AsyncSharedLog, SharedLog
 from ._timers import HeartbeatScheduler, StallDetector
 from ._transport import LEG_TRANSITIONS, Leg, LegInput
 from ._types import Headers
@@ -75,6 +77,10 @@ __all__ = [
     "StoredEvent",
     "TooOld",
     "UnknownId",
+    # the contract every resumption log keeps (ReplayLog, and a log shared in Redis)
+    "SharedLog",
+    "AsyncSharedLog",
+    "LogUnavailableError",
     # chunked messages
     "split_message",
     "ChunkAssembler",

@@ -47,6 +47,8 @@ FLOORS = {
     "_pipeline": 3,
     "_batching": 3,  # a state object over the sessions' actions (Deliver -> DeliverBatch)
     "_broadcast": 3,
+    "_shared_log": 3,  # the contract of every resumption log (ReplayLog's records, two shapes)
+    "_stream_log": 3,  # the pure decisions of a log kept in a stream store (Redis)
     "state": 3,  # the public namespace of the state objects (re-exports floors 1-3)
 }
 # Edges (floor 4) may do I/O; everything else must not.

@@ -1,0 +1,132 @@
+"""What the Redis logs share, awaited or not: checks, script calls, answers (edge, floor 4).
+
+Each public method of :class:`~sse_core.adapters.redis.RedisLog` (asyncio) and
+:class:`~sse_core.adapters.redis.SyncRedisLog` is one :class:`Call` built here, run by the
+log's own ``_run`` (the only line that differs: ``await`` or not), and finished here by the
+pure core's verdict.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import attrs
+import redis.exceptions
+
+from .._errors import InvalidConfigError, LogUnavailableError
+from .._events import Event
+from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent, UnknownId
+from .._stream_log import (
+    appended,
+    entry_fields,
+    log_id,
+    oldest_of,
+    read_start,
+    retention_args,
+    stored_event,
+    verdict,
+)
+from .._validators import MonotonicNow, positive_int
+from ._redis_scripts import APPEND, POSITION, READ
+
+__all__ = ["DEFAULT_READ_COUNT", "Call", "RedisLogBase"]
+
+#: How many events one bounded read (``max_bytes`` given) fetches at most.
+DEFAULT_READ_COUNT = 256
+
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class Call(Generic[_T]):
+    """One script run and how to read its reply; ``script=None``: answered without Redis."""
+
+    operation: str
+    script: Any
+    args: list[str | int]
+    finish: Callable[[Sequence[Any]], _T]
+
+    def failed(self, error: redis.exceptions.RedisError) -> LogUnavailableError:
+        """The error to raise (chained to ``error``) when Redis did not carry it out."""
+        return LogUnavailableError(self.operation, f"{type(error).__name__}: {error}")
+
+
+class RedisLogBase(MonotonicNow):
+    """The arguments, checks and answers of both Redis logs (see their docstrings)."""
+
+    def __init__(
+        self, client: Any, key: str, config: ReplayConfig | None, read_count: int
+    ) -> None:
+        MonotonicNow.__init__(self)
+        config = ReplayConfig() if config is None else config
+        if config.epoch:
+            raise InvalidConfigError(
+                f"a Redis log keeps its epoch in Redis; got ReplayConfig(epoch={config.epoch!r})"
+            )
+        if not isinstance(key, str) or not key:
+            raise InvalidConfigError(f"key must be a non-empty str, got {key!r}")
+        positive_int.check("read_count", read_count)
+        self._config = config
+        self._keys = [key, f"{key}:meta"]
+        self._retention = retention_args(config)
+        self._read_count = read_count
+        self._append_script = client.register_script(APPEND)
+        self._read_script = client.register_script(READ)
+        self._position_script = client.register_script(POSITION)
+
+    @property
+    def config(self) -> ReplayConfig:
+        """The retention this log was built with."""
+        return self._config
+
+    def _position_call(self) -> Call[str]:
+        def finish(reply: Sequence[Any]) -> str:
+            return log_id(*appended(reply))
+
+        return Call("position", self._position_script, [_epoch()], finish)
+
+    def _append_call(self, event: Event, now: float) -> Call[StoredEvent]:
+        self._take_now(now)
+        size, event_type, data = entry_fields(event)
+
+        def finish(reply: Sequence[Any]) -> StoredEvent:
+            return stored_event(*appended(reply), event_type, data)
+
+        args: list[str | int] = [_epoch(), size, event_type, data, *self._retention]
+        return Call("append", self._append_script, args, finish)
+
+    def _resume_call(
+        self, last_event_id: str, now: float, max_bytes: int | None
+    ) -> Call[ReplayResult]:
+        self._take_now(now)
+        count = self._count(max_bytes)
+        start = read_start(last_event_id)
+        if isinstance(start, UnknownId):
+            return Call("resume", None, [], lambda _: start)
+
+        def finish(reply: Sequence[Any]) -> ReplayResult:
+            return verdict(last_event_id, reply, max_bytes, count)
+
+        args: list[str | int] = [f"({start}", count + 1, *self._retention]
+        return Call("resume", self._read_script, args, finish)
+
+    def _oldest_call(self, max_bytes: int | None) -> Call[Replay]:
+        count = self._count(max_bytes)
+
+        def finish(reply: Sequence[Any]) -> Replay:
+            return oldest_of(reply, max_bytes, count)
+
+        return Call("read", self._read_script, ["-", count + 1, *self._retention], finish)
+
+    def _count(self, max_bytes: int | None) -> int:
+        if max_bytes is None:
+            return self._config.max_events
+        positive_int.check("max_bytes", max_bytes)
+        return min(self._read_count, self._config.max_events)
+
+
+def _epoch() -> str:
+    """A new epoch, used by Redis only if the log has to start over."""
+    return secrets.token_hex(8)
