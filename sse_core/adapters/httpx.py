@@ -26,9 +26,11 @@ from .._errors import InvalidConfigError
 from .._types import RandomSource
 from ._asyncio_client import AsyncioClientBase
 from ._client_base import RequestDriver
+from ._httpx_request import build_request
+from ._httpx_trio import TrioEventSource
 from ._options import ClientOptions
 
-__all__ = ["EventSource"]
+__all__ = ["EventSource", "TrioEventSource"]
 
 
 class EventSource(AsyncioClientBase):
@@ -111,21 +113,7 @@ class EventSource(AsyncioClientBase):
     def _send_request(self, request: Request) -> None:
         self._drop_connection()
         self._opening = asyncio.ensure_future(
-            self._client.send(self._build(request), stream=True)
-        )
-
-    def _build(self, request: Request) -> httpx.Request:
-        """The session's request as an httpx request on the user's client (its default
-        headers, auth and cookies merge in; the session's fields win)."""
-        headers = list(request.headers)
-        if not any(name.lower() == "accept-encoding" for name, _ in headers):
-            headers.append(("Accept-Encoding", "identity"))  # the session decodes the body
-        limits = self._client.timeout
-        timeout = httpx.Timeout(
-            connect=limits.connect, read=None, write=limits.write, pool=limits.pool
-        )
-        return self._client.build_request(
-            request.method, request.url, headers=headers, content=request.body, timeout=timeout
+            self._client.send(build_request(self._client, request), stream=True)
         )
 
     def _drop_connection(self) -> None:
