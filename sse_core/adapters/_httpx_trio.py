@@ -5,7 +5,7 @@ The user's client carries every request (httpx runs on trio through anyio); the
 :class:`~sse_core.ClientSession` decides everything else through the :class:`RequestDriver`
 every driver uses, and the iteration is the trio adapter's loop (``_trio_client``). The body
 is read as sent (``Response.aiter_raw()``) and decoded by the session, with the request the
-asyncio driver sends (``_httpx_request``).
+asyncio driver sends (``_httpx_common``).
 
 Why a task per response, in a nursery the source owns. httpcore closes a connection whose
 body read is cancelled (its stream closes itself on any exception, ``Cancelled``
@@ -40,21 +40,16 @@ constructor, as :mod:`sse_core.adapters.asyncio` and :mod:`sse_core.adapters.tri
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar, cast
 
 import httpx
 import trio
 
-from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
-from .._errors import InvalidConfigError
-from .._types import RandomSource
+from .._actions import Request
 from ._base import Report
-from ._client_base import RequestDriver
-from ._httpx_request import build_request
-from ._options import ClientOptions
+from ._httpx_common import AsyncClientDriver, build_request
 from ._trio_client import TrioClientBase
 
 __all__ = ["CLOSE_GRACE", "TrioEventSource"]
@@ -132,7 +127,7 @@ class _Exchange:
                     pass  # the connection is gone either way
 
 
-class TrioEventSource(TrioClientBase):
+class TrioEventSource(AsyncClientDriver, TrioClientBase):
     """A trio EventSource over the user's ``httpx.AsyncClient``.
 
     Use it as an ``async with`` block and iterate inside it: ``async for event in source``
@@ -155,35 +150,12 @@ class TrioEventSource(TrioClientBase):
     client's; the stream has no read timeout (``ClientConfig.stall_timeout`` replaces a
     silent connection).
 
-    Args:
-        client: The ``httpx.AsyncClient`` that sends every request.
-        config: The session configuration (URL, method, headers, body ...), or just the URL.
-        options: As for every adapter; only ``timeout`` applies.
-        on_status: Called with each :class:`~sse_core.ReportStatus`.
-        rng: Randomness for backoff jitter.
-        clock: Monotonic clock in seconds (:func:`trio.current_time`).
+    Arguments as for :class:`~sse_core.adapters.httpx.EventSource` (the client first);
+    ``clock`` is :func:`trio.current_time`.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not isinstance(client, httpx.AsyncClient):
-            raise InvalidConfigError(f"client must be an httpx.AsyncClient, got {client!r}")
-        self._client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
-
-    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
-        return RequestDriver(session)
 
     def _setup(self) -> None:
         self._block: AbstractAsyncContextManager[trio.Nursery] | None = None

@@ -15,25 +15,20 @@ never answers with an encoding the session cannot read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import httpx
 
-from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
-from .._errors import InvalidConfigError
-from .._types import RandomSource
+from .._actions import Request
 from ._asyncio_client import AsyncioClientBase
-from ._client_base import RequestDriver
-from ._httpx_request import build_request
+from ._httpx_common import AsyncClientDriver, build_request
 from ._httpx_trio import TrioEventSource
-from ._options import ClientOptions
 
 __all__ = ["EventSource", "TrioEventSource"]
 
 
-class EventSource(AsyncioClientBase):
+class EventSource(AsyncClientDriver, AsyncioClientBase):
     """An asyncio EventSource over the user's ``httpx.AsyncClient``.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -60,24 +55,6 @@ class EventSource(AsyncioClientBase):
     Raises:
         InvalidConfigError: a bad argument.
     """
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not isinstance(client, httpx.AsyncClient):
-            raise InvalidConfigError(f"client must be an httpx.AsyncClient, got {client!r}")
-        self._client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
-
-    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
-        return RequestDriver(session)
 
     def _setup(self) -> None:
         self._response: httpx.Response | None = None
