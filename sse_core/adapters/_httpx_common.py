@@ -22,13 +22,7 @@ class AsyncClientDriver(AsyncClientBase):
     """An ``EventSource`` over the user's ``httpx.AsyncClient`` (asyncio or trio: the loop
     comes from the class after this one in the bases).
 
-    Args:
-        client: The ``httpx.AsyncClient`` that sends every request.
-        config: The session configuration (URL, method, headers, body ...), or just the URL.
-        options: As for every adapter; only ``timeout`` applies.
-        on_status: Called with each :class:`~sse_core.ReportStatus`.
-        rng: Randomness for backoff jitter.
-        clock: Monotonic clock in seconds (by default the framework's).
+    Takes the arguments of :class:`sse_core.adapters.httpx.EventSource`.
 
     Raises:
         InvalidConfigError: a bad argument.
