@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -14,17 +15,30 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
-from sse_core import ClientConfig, Deliver, StreamError
+from sse_core import ClientConfig, ClientState, Deliver, EndCause, HTTPStatusError, StreamError
+from sse_core.adapters import IncomingRequest
+from sse_core.state import BackoffConfig
 from sse_core.testing import FaultProxy, ProxyFault, ProxyStats
 from tests._processes import stop
 from tests.test_docs_examples import is_peer_required
 
-from .test_asyncio import TIMEOUT
+from .test_asyncio import TIMEOUT, field
 from .test_response_servers import _free_port
 
-__all__ = ["WORDS", "ProxyThread", "chat", "chat_config", "proxied_requests", "tinyproxy"]
+__all__ = [
+    "WORDS",
+    "ProxyThread",
+    "chat",
+    "chat_config",
+    "gives_up_on_a_refused_port",
+    "proxied_requests",
+    "raises_for_404",
+    "recording",
+    "tinyproxy",
+]
 
 _T = TypeVar("_T")
 
@@ -62,6 +76,56 @@ async def chat(source: Any) -> tuple[list[str], StreamError | None]:
     except StreamError as error:
         return words, error
     return words, None
+
+
+def recording(
+    name: str, seen: list[str | None]
+) -> Callable[[IncomingRequest, str | None], str | None]:
+    """A server's ``connection_key`` that records request header ``name`` of each stream."""
+
+    def key(request: IncomingRequest, address: str | None) -> str | None:
+        seen.append(field(request, name))
+        return address
+
+    return key
+
+
+async def raises_for_404(driver: Any, url: str) -> None:
+    """A driver's source (``driver(client, config)``) on a path the server does not serve:
+    the plain loop raises HTTPStatusError with the status, the headers and the first bytes
+    of the body, after one request."""
+    async with httpx.AsyncClient() as client:
+        source = driver(client, ClientConfig(url=url.replace("/events", "/nowhere")))
+        with pytest.raises(HTTPStatusError) as caught:
+            async with source:
+                async for _ in source:
+                    raise AssertionError("no event expected")
+    assert caught.value.status == 404
+    assert caught.value.body  # the server's explanation
+    assert dict(caught.value.headers)
+    assert source.session.state is ClientState.CLOSED
+    assert source.metrics.connection_attempts == 1
+
+
+async def gives_up_on_a_refused_port(driver: Any) -> None:
+    """A driver's source on a port nothing listens on: each request fails in the user's
+    client (ConnectError), the session reconnects with backoff and gives up after two
+    attempts; the plain loop raises StreamError (GAVE_UP) naming the cause."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        backoff = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_attempts=2)
+        async with httpx.AsyncClient() as client:
+            source = driver(
+                client, ClientConfig(url=f"http://127.0.0.1:{port}/events", backoff=backoff)
+            )
+            with pytest.raises(StreamError) as caught:
+                async with source:
+                    async for _ in source:
+                        raise AssertionError("no event expected")
+    assert caught.value.report.cause is EndCause.GAVE_UP
+    assert "ConnectError" in caught.value.reason
+    assert source.metrics.connection_attempts == 3
 
 
 class ProxyThread:

@@ -7,7 +7,7 @@ under hypercorn over HTTP/2 (h2c), the project's ``FaultProxy`` for cuts, and a 
 from __future__ import annotations
 
 import asyncio
-import socket
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,12 @@ from sse_core import (
     ClientState,
     EndCause,
     Event,
-    HTTPStatusError,
     InvalidConfigError,
     ReportStatus,
     ServerConfig,
     StreamError,
 )
-from sse_core.adapters import IncomingRequest, ServerOptions
-from sse_core.state import BackoffConfig
+from sse_core.adapters import ServerOptions
 from sse_core.testing import CutAfter, FaultProxy, Pass
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
@@ -33,8 +31,16 @@ from sse_core.adapters.httpx import EventSource  # noqa: E402
 
 from . import httpx_support as _support  # noqa: E402
 from . import test_response_servers as _servers  # noqa: E402
-from .httpx_support import WORDS, chat, chat_config, proxied_requests  # noqa: E402
-from .test_asyncio import Watch, config, field, run, started_server, until  # noqa: E402
+from .httpx_support import (  # noqa: E402
+    WORDS,
+    chat,
+    chat_config,
+    gives_up_on_a_refused_port,
+    proxied_requests,
+    raises_for_404,
+    recording,
+)
+from .test_asyncio import Watch, config, run, started_server, until  # noqa: E402
 from .test_response_servers import Served  # noqa: E402
 
 #: The real servers' fixture (uvicorn, hypercorn ...), used here for the ones each test names.
@@ -50,12 +56,10 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
 
     keys: list[str | None] = []
 
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        keys.append(field(request, "x-api-key"))
-        return address
-
     async def main() -> None:
-        server, url = await started_server(options=ServerOptions(connection_key=key))
+        server, url = await started_server(
+            options=ServerOptions(connection_key=recording("x-api-key", keys))
+        )
         statuses: list[ReportStatus] = []
         async with httpx.AsyncClient(headers={"X-Api-Key": "k1"}) as client:
             source = EventSource(client, config(url), on_status=statuses.append)
@@ -85,12 +89,10 @@ def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -
     httpx's own list (br, zstd ...); the session decodes the gzip body as sent."""
     asked: list[str | None] = []
 
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        asked.append(field(request, "accept-encoding"))
-        return address
-
     async def main() -> None:
-        server, url = await started_server(options=ServerOptions(connection_key=key))
+        server, url = await started_server(
+            options=ServerOptions(connection_key=recording("accept-encoding", asked))
+        )
         async with httpx.AsyncClient() as client:
             source = EventSource(client, config(url, is_gzip_accepted=is_gzip_accepted))
             watch = Watch(source)  # type: ignore[arg-type]
@@ -187,16 +189,7 @@ def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
 
     async def main() -> None:
         server, url = await started_server()
-        async with httpx.AsyncClient() as client:
-            source = EventSource(client, config(url.replace("/events", "/nowhere")))
-            with pytest.raises(HTTPStatusError) as caught:
-                async for _ in source:
-                    raise AssertionError("no event expected")
-            assert caught.value.status == 404
-            assert caught.value.body  # the server's explanation
-            assert dict(caught.value.headers)
-            assert source.session.state is ClientState.CLOSED
-            assert source.metrics.reconnections == 0
+        await raises_for_404(EventSource, url)
         await server.aclose()
 
     run(main)
@@ -206,24 +199,7 @@ def test_a_refused_connection_is_retried_then_given_up_with_stream_error() -> No
     """Nothing listens on the port: each request fails in the user's client (httpx's
     ConnectError), the session reconnects with backoff, and after two attempts it gives up:
     the plain loop raises StreamError (GAVE_UP) naming the cause."""
-
-    async def main() -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]  # bound, not listening: refused
-            backoff = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_attempts=2)
-            async with httpx.AsyncClient() as client:
-                source = EventSource(
-                    client, config(f"http://127.0.0.1:{port}/events", backoff=backoff)
-                )
-                with pytest.raises(StreamError) as caught:
-                    async for _ in source:
-                        raise AssertionError("no event expected")
-        assert caught.value.report.cause is EndCause.GAVE_UP
-        assert "ConnectError" in caught.value.reason
-        assert source.metrics.connection_attempts == 3
-
-    run(main)
+    run(functools.partial(gives_up_on_a_refused_port, EventSource))
 
 
 def test_the_client_must_be_an_httpx_async_client() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import functools
 import re
-import socket
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,21 +21,10 @@ from typing import Any
 import pytest
 import trio
 
-from sse_core import (
-    ClientConfig,
-    ClientState,
-    Deliver,
-    EndCause,
-    Event,
-    HTTPStatusError,
-    InvalidConfigError,
-    ReportStatus,
-    ServerConfig,
-    StreamError,
-)
-from sse_core.adapters import ClientOptions, IncomingRequest, ServerOptions
+import sse_core
+from sse_core import ClientState, Deliver, Event, ReportStatus, ServerConfig, StreamError
+from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.trio import EventStreamServer
-from sse_core.state import BackoffConfig
 from sse_core.testing import CutAfter, Pass
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
@@ -44,17 +32,16 @@ httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
 import sse_core.adapters._httpx_trio as driver_module  # noqa: E402
 from sse_core.adapters.httpx import TrioEventSource  # noqa: E402
 
-from . import httpx_support as _support  # noqa: E402
+from . import httpx_support as support  # noqa: E402
 from . import test_response_servers as _servers  # noqa: E402
-from .httpx_support import WORDS, ProxyThread, chat, chat_config, proxied_requests  # noqa: E402
-from .test_asyncio import field  # noqa: E402
 from .test_response_servers import Served  # noqa: E402
 from .test_trio import (  # noqa: E402
+    answered_204,
+    closed_from_another_task,
     config,
     is_state,
     open_fds,
-    raw_peer,
-    read_head,
+    replaced_after_a_stall,
     run,
     serving,
     states,
@@ -63,7 +50,7 @@ from .test_trio import (  # noqa: E402
 
 #: The real servers' fixture (uvicorn ...), and a real tinyproxy on loopback.
 served = _servers.served
-tinyproxy = _support.tinyproxy
+tinyproxy = support.tinyproxy
 
 DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "httpx.rst"
 
@@ -87,11 +74,8 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
     leaving the block ends quietly (CLOSED last) and leaves the client open for its owner."""
     keys: list[str | None] = []
 
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        keys.append(field(request, "x-api-key"))
-        return address
-
     async def body() -> None:
+        key = support.recording("x-api-key", keys)
         server = EventStreamServer(options=ServerOptions(connection_key=key))
         seen: list[ReportStatus] = []
         reports: list[Any] = []
@@ -129,7 +113,7 @@ def test_a_cut_stream_resumes_with_last_event_id() -> None:
         )
         async with serving(server) as url, httpx.AsyncClient() as client:
             host, port = url.removeprefix("http://").split("/")[0].split(":")
-            with ProxyThread((host, int(port))) as proxy:
+            with support.ProxyThread((host, int(port))) as proxy:
                 source = TrioEventSource(client, config(
                     "http://{}:{}/events".format(*proxy.address), dedup=None
                 ))
@@ -168,18 +152,8 @@ def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
     the first bytes of the body; nothing is retried."""
 
     async def body() -> None:
-        server = EventStreamServer()
-        async with serving(server) as url, httpx.AsyncClient() as client:
-            source = TrioEventSource(client, config(url.replace("/events", "/nowhere")))
-            with pytest.raises(HTTPStatusError) as caught:
-                async with source:
-                    async for _ in source:
-                        raise AssertionError("no event expected")
-        assert caught.value.status == 404
-        assert caught.value.body  # the server's explanation
-        assert dict(caught.value.headers)
-        assert source.session.state is ClientState.CLOSED
-        assert source.metrics.connection_attempts == 1
+        async with serving(EventStreamServer()) as url:
+            await support.raises_for_404(TrioEventSource, url)
 
     run(body)
 
@@ -187,19 +161,10 @@ def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
 def test_204_ends_the_iteration_quietly() -> None:
     """A 204 tells an EventSource to stop: the loop ends without an exception after one
     request."""
-    requests: list[bytes] = []
-
-    async def handler(stream: trio.SocketStream) -> None:
-        requests.append(await read_head(stream))
-        await stream.send_all(b"HTTP/1.1 204 No Content\r\n\r\n")
 
     async def body() -> None:
-        async with raw_peer(handler) as port, httpx.AsyncClient() as client:
-            source = TrioEventSource(client, config(f"http://127.0.0.1:{port}/events"))
-            async with source:
-                reports = [report async for report in source.reports()]
-        assert states(reports) == [ClientState.CONNECTING, ClientState.CLOSED]
-        assert len(requests) == 1
+        async with httpx.AsyncClient() as client:
+            await answered_204(lambda url: TrioEventSource(client, config(url)))
 
     run(body)
 
@@ -207,25 +172,7 @@ def test_204_ends_the_iteration_quietly() -> None:
 def test_a_refused_connection_is_retried_then_given_up_with_stream_error() -> None:
     """Nothing listens on the port: each request fails in the user's client (ConnectError),
     the session reconnects with backoff and gives up after two attempts: StreamError."""
-
-    async def body() -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]  # bound, not listening: refused
-            backoff = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_attempts=2)
-            async with httpx.AsyncClient() as client:
-                source = TrioEventSource(
-                    client, ClientConfig(url=f"http://127.0.0.1:{port}/events", backoff=backoff)
-                )
-                with pytest.raises(StreamError) as caught:
-                    async with source:
-                        async for _ in source:
-                            raise AssertionError("no event expected")
-        assert caught.value.report.cause is EndCause.GAVE_UP
-        assert "ConnectError" in caught.value.reason
-        assert source.metrics.connection_attempts == 3
-
-    run(body)
+    run(functools.partial(support.gives_up_on_a_refused_port, TrioEventSource))
 
 
 def test_a_stalled_server_is_replaced_after_stall_timeout() -> None:
@@ -233,34 +180,14 @@ def test_a_stalled_server_is_replaced_after_stall_timeout() -> None:
     stall_timeout: the session ends the attempt (the task reading it is cancelled, its
     response closed) and a new request carries Last-Event-ID; the replayed duplicate is
     dropped."""
-    heads: list[bytes] = []
-
-    async def stall(stream: trio.SocketStream) -> None:
-        heads.append(await read_head(stream))
-        await stream.send_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
-            b"f\r\nid: 1\ndata: x\n\n\r\n"
-        )
-        await trio.sleep_forever()
 
     async def body() -> None:
-        async with raw_peer(stall) as port, httpx.AsyncClient() as client:
-            source = TrioEventSource(
-                client, config(f"http://127.0.0.1:{port}/events", stall_timeout=0.3)
+        async with httpx.AsyncClient() as client:
+            reports = await replaced_after_a_stall(
+                lambda url: TrioEventSource(client, config(url, stall_timeout=0.3))
             )
-            reports: list[Any] = []
-            async with source:
-                async for report in source.reports():
-                    reports.append(report)
-                    if states(reports).count(ClientState.STREAMING) == 2:
-                        break
-        assert len(heads) == 2
-        assert b"last-event-id: 1\r\n" not in heads[0].lower()
-        assert b"last-event-id: 1\r\n" in heads[1].lower()
         reasons = [r.reason for r in reports if is_state(r, ClientState.RECONNECTING)]
         assert len(reasons) == 1 and "stall" in str(reasons[0]), reasons
-        assert [r.event.data for r in reports if isinstance(r, Deliver)] == ["x"]
 
     run(body)
 
@@ -334,29 +261,12 @@ def test_aclose_from_another_task_ends_the_iteration() -> None:
 
     async def body() -> None:
         server = EventStreamServer()
-        events: list[Event] = []
         async with (
             serving(server) as url,
             httpx.AsyncClient() as client,
             TrioEventSource(client, config(url)) as source,
-            trio.open_nursery() as nursery,
         ):
-            streaming_now = trio.Event()
-
-            async def consume() -> None:
-                async for report in source.reports():
-                    if is_state(report, ClientState.STREAMING):
-                        streaming_now.set()
-                    if isinstance(report, Deliver):
-                        events.append(report.event)
-
-            nursery.start_soon(consume)
-            await streaming_now.wait()
-            await source.aclose()
-            assert source.session.state is ClientState.CLOSED
-            server.publish(Event(data="too late"))
-            await until(lambda: len(server.broadcaster) == 0)
-        assert events == []
+            assert await closed_from_another_task(source, server) == []
 
     run(body)
 
@@ -412,7 +322,8 @@ def test_cancelling_the_block_closes_the_response() -> None:
 def test_misuse_is_refused_with_a_clear_message() -> None:
     """A blocking httpx.Client is refused at construction; iterating outside the ``async
     with`` block raises RuntimeError saying to use the block; a second block is refused."""
-    with httpx.Client() as sync_client, pytest.raises(InvalidConfigError, match="AsyncClient"):
+    refused = pytest.raises(sse_core.InvalidConfigError, match="AsyncClient")
+    with httpx.Client() as sync_client, refused:
         TrioEventSource(sync_client, "http://127.0.0.1:1/events")  # type: ignore[arg-type,unused-ignore]
 
     async def body() -> None:
@@ -446,18 +357,16 @@ def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> 
         # (the first one's connection would go back to the pool: its body was read whole).
         limits = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(limits=limits) as client:
-            with ProxyThread((host, int(port)), plan=[Pass()]) as proxy:
+            with support.ProxyThread((host, int(port)), plan=[Pass()]) as proxy:
                 url = "http://{}:{}/chat".format(*proxy.address)
-                kwargs = {"is_gzip_accepted": False}
-                whole = await chat(TrioEventSource(client, chat_config(config, url, **kwargs)))
-                assert whole == (WORDS, None)
+                request = support.chat_config(config, url, is_gzip_accepted=False)
+                whole = await support.chat(TrioEventSource(client, request))
+                assert whole == (support.WORDS, None)
                 proxy.schedule(CutAfter(after_bytes=proxy.stats.bytes_downstream - 20))
-                words, error = await chat(
-                    TrioEventSource(client, chat_config(config, url, **kwargs))
-                )
+                words, error = await support.chat(TrioEventSource(client, request))
                 assert isinstance(error, StreamError)
-                assert error.report.cause is EndCause.NOT_RESUMABLE, error
-                assert words == WORDS  # the words came; [DONE] was cut
+                assert error.report.cause is sse_core.EndCause.NOT_RESUMABLE, error
+                assert words == support.WORDS  # the words came; [DONE] was cut
                 await trio.sleep(0.5)  # time for a reconnection that must not happen
                 assert proxy.stats.accepted == 2
 
@@ -481,7 +390,7 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
                 assert isinstance(report, Deliver) and report.event.data == "through the proxy"
 
     run(body)
-    requests = proxied_requests(log)
+    requests = support.proxied_requests(log)
     assert len(requests) == 1, requests
     assert requests[0].endswith(f": GET {urls[0]} HTTP/1.1"), requests
 
