@@ -22,9 +22,10 @@ import pytest
 import trio
 
 import sse_core
-from sse_core import ClientState, Deliver, Event, ReportStatus, ServerConfig, StreamError
+from sse_core import ClientState, Deliver, Event, ReportGap, ReportStatus, ServerConfig, StreamError
 from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.trio import EventStreamServer
+from sse_core.state import SequencerConfig
 from sse_core.testing import CutAfter, Pass
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
@@ -41,6 +42,8 @@ from .test_trio import (  # noqa: E402
     config,
     is_state,
     open_fds,
+    raw_peer,
+    read_head,
     replaced_after_a_stall,
     run,
     serving,
@@ -251,6 +254,42 @@ def test_cancelled_waits_lose_no_byte_and_keep_the_connection() -> None:
             assert cancelled > 50  # the race under test did happen, often
             assert source.metrics.connection_attempts == 1
             assert len(server.broadcaster) == 1
+
+    run(body)
+
+
+def test_a_session_deadline_that_does_not_end_the_attempt_keeps_the_read() -> None:
+    """A sequencer hole times out while the body's read is in flight (the session's
+    deadline ends the wait, not the attempt): the gap is reported, the held event and the
+    next one arrive on the same connection (a cancelled read would have closed it)."""
+    connections: list[bytes] = []
+
+    async def peer(stream: trio.SocketStream) -> None:
+        connections.append(await read_head(stream))
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+            b"id: 1\ndata: a\n\nid: 3\ndata: c\n\n"
+        )
+        await trio.sleep(0.4)  # well past the hole's timeout
+        await stream.send_all(b"id: 4\ndata: d\n\n")
+        await trio.sleep_forever()
+
+    async def body() -> None:
+        gaps = SequencerConfig(gap_timeout=0.1)
+        async with raw_peer(peer) as port, httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{port}/events"
+            seen: list[str] = []
+            async with TrioEventSource(client, config(url, sequencer=gaps)) as source:
+                async for report in source.reports():
+                    if isinstance(report, ReportGap):
+                        seen.append(f"gap {report.first}-{report.last}")
+                    elif isinstance(report, Deliver):
+                        seen.append(report.event.data)
+                    if len(seen) == 4:
+                        break
+        assert seen == ["a", "gap 2-2", "c", "d"]
+        assert len(connections) == 1
+        assert source.metrics.connection_attempts == 1
 
     run(body)
 
