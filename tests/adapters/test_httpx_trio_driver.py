@@ -384,6 +384,28 @@ def test_misuse_is_refused_with_a_clear_message() -> None:
 # --- real ASGI servers, a real HTTP proxy ------------------------------------------------------
 
 
+@pytest.mark.parametrize("served", ["uvicorn-fastapi", "hypercorn-h2c-fastapi"], indirect=True)
+def test_a_post_streams_each_word_over_http1_and_http2_under_trio(served: Served) -> None:
+    """The chat POST through the trio driver gets one event per word (gzip from the server,
+    decoded by the session) over the protocol the user's client speaks: HTTP/2 with prior
+    knowledge to hypercorn, on trio."""
+    protocols: list[tuple[str, str | None]] = []
+
+    async def note(response: Any) -> None:
+        protocols.append((response.http_version, response.headers.get("content-encoding")))
+
+    async def body() -> None:
+        is_h2 = served.is_http2
+        async with httpx.AsyncClient(
+            http1=not is_h2, http2=is_h2, event_hooks={"response": [note]}
+        ) as client:
+            request = support.chat_config(config, served.url + "/chat")
+            assert await support.chat(TrioEventSource(client, request)) == (support.WORDS, None)
+        assert protocols == [("HTTP/2" if is_h2 else "HTTP/1.1", "gzip")]
+
+    run(body)
+
+
 @pytest.mark.parametrize("served", ["uvicorn-fastapi"], indirect=True)
 def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> None:
     """The LLM case under trio: the first answer arrives whole (gzip off, so the proxy can
