@@ -16,16 +16,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
 from .._actions import Request
 from ._asyncio_client import AsyncioClientBase
 from ._httpx_common import AsyncClientDriver, build_request
-from ._httpx_trio import TrioEventSource
+
+if TYPE_CHECKING:
+    from ._httpx_trio import TrioEventSource
 
 __all__ = ["EventSource", "TrioEventSource"]
+
+
+def __getattr__(name: str) -> object:
+    """``TrioEventSource``, imported on first use: only it needs trio (the ``httpx`` extra
+    alone serves the asyncio driver).
+
+    Raises:
+        ModuleNotFoundError: trio is not installed.
+    """
+    if name != "TrioEventSource":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from ._httpx_trio import TrioEventSource
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"TrioEventSource needs trio: pip install 'sse-core[httpx,trio]' ({error})",
+            name=error.name,
+        ) from error
+    return TrioEventSource
 
 
 class EventSource(AsyncClientDriver, AsyncioClientBase):

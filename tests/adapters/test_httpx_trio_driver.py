@@ -14,6 +14,8 @@ from __future__ import annotations
 import ast
 import functools
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -468,6 +470,24 @@ def test_docs_trio_example_runs() -> None:
     before = open_fds()
     exec(compile(textwrap.dedent(blocks[-1]), str(DOCS_PAGE), "exec"), {"__name__": "doc"})
     assert open_fds() - before == set()
+
+
+def test_the_asyncio_driver_does_not_need_trio() -> None:
+    """Without trio (the ``httpx`` extra alone), ``sse_core.adapters.httpx`` imports and
+    serves the asyncio driver; asking for TrioEventSource names the extra to install."""
+    program = textwrap.dedent("""
+        import sys
+        sys.modules["trio"] = None  # as if not installed
+        import sse_core.adapters.httpx as driver
+        assert driver.EventSource.__name__ == "EventSource"
+        try:
+            driver.TrioEventSource
+        except ModuleNotFoundError as error:
+            assert error.name == "trio" and "sse-core[httpx,trio]" in str(error), error
+        else:
+            raise AssertionError("TrioEventSource imported without trio")
+    """)
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
 
 
 def test_the_trio_driver_does_not_import_asyncio() -> None:
