@@ -121,8 +121,10 @@ class _Exchange:
             with trio.move_on_after(CLOSE_GRACE) as closing:
                 closing.shield = True
                 try:
-                    await chunks.aclose()
-                    await response.aclose()
+                    try:
+                        await chunks.aclose()
+                    finally:
+                        await response.aclose()
                 except httpx.HTTPError:
                     pass  # the connection is gone either way
 
