@@ -68,7 +68,9 @@ def resumed_from(server: EventStreamServer, last_event_id: str) -> bool:
 def request_tasks() -> int:
     """How many of the driver's request tasks run now, in the whole trio run."""
     count = 0
-    tasks = [trio.lowlevel.current_root_task()]
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    tasks = [root]
     while tasks:
         task = tasks.pop()
         count += task.coro.__qualname__ == "_Exchange.run"
