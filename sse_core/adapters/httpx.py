@@ -15,23 +15,41 @@ never answers with an encoding the session cannot read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
-from typing import Any, cast
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
-from .._errors import InvalidConfigError
-from .._types import RandomSource
+from .._actions import Request
 from ._asyncio_client import AsyncioClientBase
-from ._client_base import RequestDriver
-from ._options import ClientOptions
+from ._httpx_common import AsyncClientDriver, build_request
 
-__all__ = ["EventSource"]
+if TYPE_CHECKING:
+    from ._httpx_trio import TrioEventSource
+
+__all__ = ["EventSource", "TrioEventSource"]
 
 
-class EventSource(AsyncioClientBase):
+def __getattr__(name: str) -> object:
+    """``TrioEventSource``, imported on first use: only it needs trio (the ``httpx`` extra
+    alone serves the asyncio driver).
+
+    Raises:
+        ModuleNotFoundError: trio is not installed.
+    """
+    if name != "TrioEventSource":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from ._httpx_trio import TrioEventSource
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"TrioEventSource needs trio: pip install 'sse-core[httpx,trio]' ({error})",
+            name=error.name,
+        ) from error
+    return TrioEventSource
+
+
+class EventSource(AsyncClientDriver, AsyncioClientBase):
     """An asyncio EventSource over the user's ``httpx.AsyncClient``.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -58,24 +76,6 @@ class EventSource(AsyncioClientBase):
     Raises:
         InvalidConfigError: a bad argument.
     """
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not isinstance(client, httpx.AsyncClient):
-            raise InvalidConfigError(f"client must be an httpx.AsyncClient, got {client!r}")
-        self._client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
-
-    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
-        return RequestDriver(session)
 
     def _setup(self) -> None:
         self._response: httpx.Response | None = None
@@ -111,21 +111,7 @@ class EventSource(AsyncioClientBase):
     def _send_request(self, request: Request) -> None:
         self._drop_connection()
         self._opening = asyncio.ensure_future(
-            self._client.send(self._build(request), stream=True)
-        )
-
-    def _build(self, request: Request) -> httpx.Request:
-        """The session's request as an httpx request on the user's client (its default
-        headers, auth and cookies merge in; the session's fields win)."""
-        headers = list(request.headers)
-        if not any(name.lower() == "accept-encoding" for name, _ in headers):
-            headers.append(("Accept-Encoding", "identity"))  # the session decodes the body
-        limits = self._client.timeout
-        timeout = httpx.Timeout(
-            connect=limits.connect, read=None, write=limits.write, pool=limits.pool
-        )
-        return self._client.build_request(
-            request.method, request.url, headers=headers, content=request.body, timeout=timeout
+            self._client.send(build_request(self._client, request), stream=True)
         )
 
     def _drop_connection(self) -> None:

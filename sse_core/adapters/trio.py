@@ -9,42 +9,18 @@ from here: :class:`EventStreamServer`.
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
 
 import trio
 
-from ._base import Report
-from ._client_base import AsyncClientBase
 from ._http import Endpoint
+from ._trio_client import TrioClientBase, describe
 from ._trio_server import TRANSPORT_ERRORS, EventStreamServer, Stream, close_now
 
 __all__ = ["EventSource", "EventStreamServer"]
 
-_T = TypeVar("_T")
 
-
-def _describe(error: BaseException) -> str:
-    """An error for a report's reason: trio's wrapper says less than what it wraps."""
-    return repr(error.__cause__ if error.__cause__ is not None else error)
-
-
-class _Iterator(Generic[_T]):
-    """An async iterator over the results of ``step`` (a class, not an async generator, so
-    that nothing is left to finalize when a loop is left early)."""
-
-    def __init__(self, step: Callable[[], Awaitable[_T]]) -> None:
-        self._step = step
-
-    def __aiter__(self) -> _Iterator[_T]:
-        return self
-
-    async def __anext__(self) -> _T:
-        return await self._step()
-
-
-class EventSource(AsyncClientBase):
+class EventSource(TrioClientBase):
     """A trio EventSource: iterate to get events, across reconnections.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order,
@@ -68,92 +44,34 @@ class EventSource(AsyncClientBase):
         InvalidConfigError: a bad argument.
     """
 
-    def _default_clock(self) -> float:
-        return trio.current_time()
-
     def _setup(self) -> None:
         self._stream: Stream | None = None
-        self._scope: trio.CancelScope | None = None  # the wait in progress
-
-    def reports(self) -> AsyncIterator[Report]:
-        """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
-        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports
-        (:data:`~sse_core.adapters.Report`).
-
-        Iterate once per source (either this or the events).
-
-        Raises:
-            RuntimeError: the source is already being iterated.
-            StreamError: at the end, when the session closed for a failure.
-        """
-        self._claim()
-        return _Iterator(self._next_report)
-
-    async def aclose(self) -> None:
-        """Close the connection and end the iteration (the application's ``close()``).
-
-        Safe to call from another task while one iterates, and more than once.
-        """
-        if not self._is_closing:
-            self._is_closing = True
-            self._close_session()
-            if self._scope is not None:
-                self._scope.cancel()
-            self._close_socket()
-        await trio.lowlevel.checkpoint()
 
     # --- the loop -------------------------------------------------------------------------
 
-    async def _next_report(self) -> Report:
-        """Carry out outputs in order until one is for the application; wait when none is
-        left."""
-        self._begin()
-        while (report := self._pump()) is None:
-            if self._is_done:
-                self._close_socket()
-                self._raise_failure()
-                raise StopAsyncIteration
-            if self._endpoint is not None:
-                endpoint, self._endpoint = self._endpoint, None
-                await self._wait(self._connect, endpoint)
-            elif self._unsent:
-                data, self._unsent = self._unsent, b""
-                await self._wait(self._send, data)
-            elif self._stream is not None:
-                await self._wait(self._read, self._stream)
-            else:  # reconnecting (a live session without a connection always has a deadline)
-                await self._wait(self._sleep, None)
-        return report
+    async def _step(self) -> None:
+        if self._endpoint is not None:
+            endpoint, self._endpoint = self._endpoint, None
+            await self._connect(endpoint)
+        elif self._unsent:
+            data, self._unsent = self._unsent, b""
+            await self._send(data)
+        elif self._stream is not None:
+            await self._read(self._stream)
+        else:  # reconnecting
+            await self._sleep()
 
     def _drop_connection(self) -> None:
         if self._stream is not None:
             stream, self._stream = self._stream, None
             close_now(stream)
 
-    async def _wait(self, step: Callable[[_T], Awaitable[None]], argument: _T) -> None:
-        """Run one waiting step in a scope that :meth:`aclose` can cancel."""
-        with trio.CancelScope() as scope:
-            self._scope = scope
-            try:
-                await step(argument)
-            finally:
-                self._scope = None
-
-    def _delay(self) -> float:
-        """Seconds until the next deadline (infinite when none)."""
-        timeout = self._timeout()
-        return math.inf if timeout is None else timeout
-
-    async def _sleep(self, _: None) -> None:
-        await trio.sleep(self._delay())
-        self._timer()
-
     async def _read(self, stream: Stream) -> None:
         with trio.move_on_after(self._delay()):
             try:
                 data = await stream.receive_some(self._options.read_size)
             except TRANSPORT_ERRORS as error:
-                self._failed(f"connection error: {_describe(error)}")
+                self._failed(f"connection error: {describe(error)}")
                 return
             self._received(bytes(data))
             return
@@ -183,7 +101,7 @@ class EventSource(AsyncClientBase):
             try:
                 opened.append(await self._open_stream(endpoint))
             except TRANSPORT_ERRORS as error:
-                failures.append(f"connect failed: {_describe(error)}")
+                failures.append(f"connect failed: {describe(error)}")
             done.cancel()
 
         try:
@@ -225,7 +143,7 @@ class EventSource(AsyncClientBase):
             try:
                 await stream.send_all(data)
             except TRANSPORT_ERRORS as error:
-                failures.append(f"connection error: {_describe(error)}")
+                failures.append(f"connection error: {describe(error)}")
             done.cancel()
 
         try:

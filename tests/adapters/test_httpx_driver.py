@@ -7,13 +7,7 @@ under hypercorn over HTTP/2 (h2c), the project's ``FaultProxy`` for cuts, and a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +15,38 @@ import pytest
 
 from sse_core import (
     ClientState,
-    Deliver,
     EndCause,
     Event,
-    HTTPStatusError,
     InvalidConfigError,
     ReportStatus,
     ServerConfig,
     StreamError,
 )
-from sse_core.adapters import IncomingRequest, ServerOptions
-from sse_core.state import BackoffConfig
+from sse_core.adapters import ServerOptions
 from sse_core.testing import CutAfter, FaultProxy, Pass
-from tests._processes import stop
-from tests.test_docs_examples import is_peer_required
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
 
 from sse_core.adapters.httpx import EventSource  # noqa: E402
 
+from . import httpx_support as _support  # noqa: E402
 from . import test_response_servers as _servers  # noqa: E402
-from .test_asyncio import TIMEOUT, Watch, config, field, run, started_server, until  # noqa: E402
+from .httpx_support import (  # noqa: E402
+    WORDS,
+    chat,
+    chat_config,
+    gives_up_on_a_refused_port,
+    proxied_requests,
+    raises_for_404,
+    recording,
+)
+from .test_asyncio import Watch, config, run, started_server, until  # noqa: E402
 from .test_response_servers import Served  # noqa: E402
 
 #: The real servers' fixture (uvicorn, hypercorn ...), used here for the ones each test names.
 served = _servers.served
+#: A real tinyproxy on loopback (httpx_support.py).
+tinyproxy = _support.tinyproxy
 
 
 def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
@@ -55,12 +56,10 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
 
     keys: list[str | None] = []
 
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        keys.append(field(request, "x-api-key"))
-        return address
-
     async def main() -> None:
-        server, url = await started_server(options=ServerOptions(connection_key=key))
+        server, url = await started_server(
+            options=ServerOptions(connection_key=recording("x-api-key", keys))
+        )
         statuses: list[ReportStatus] = []
         async with httpx.AsyncClient(headers={"X-Api-Key": "k1"}) as client:
             source = EventSource(client, config(url), on_status=statuses.append)
@@ -90,12 +89,10 @@ def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -
     httpx's own list (br, zstd ...); the session decodes the gzip body as sent."""
     asked: list[str | None] = []
 
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        asked.append(field(request, "accept-encoding"))
-        return address
-
     async def main() -> None:
-        server, url = await started_server(options=ServerOptions(connection_key=key))
+        server, url = await started_server(
+            options=ServerOptions(connection_key=recording("accept-encoding", asked))
+        )
         async with httpx.AsyncClient() as client:
             source = EventSource(client, config(url, is_gzip_accepted=is_gzip_accepted))
             watch = Watch(source)  # type: ignore[arg-type]
@@ -192,16 +189,7 @@ def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
 
     async def main() -> None:
         server, url = await started_server()
-        async with httpx.AsyncClient() as client:
-            source = EventSource(client, config(url.replace("/events", "/nowhere")))
-            with pytest.raises(HTTPStatusError) as caught:
-                async for _ in source:
-                    raise AssertionError("no event expected")
-            assert caught.value.status == 404
-            assert caught.value.body  # the server's explanation
-            assert dict(caught.value.headers)
-            assert source.session.state is ClientState.CLOSED
-            assert source.metrics.reconnections == 0
+        await raises_for_404(EventSource, url)
         await server.aclose()
 
     run(main)
@@ -211,24 +199,7 @@ def test_a_refused_connection_is_retried_then_given_up_with_stream_error() -> No
     """Nothing listens on the port: each request fails in the user's client (httpx's
     ConnectError), the session reconnects with backoff, and after two attempts it gives up:
     the plain loop raises StreamError (GAVE_UP) naming the cause."""
-
-    async def main() -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]  # bound, not listening: refused
-            backoff = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_attempts=2)
-            async with httpx.AsyncClient() as client:
-                source = EventSource(
-                    client, config(f"http://127.0.0.1:{port}/events", backoff=backoff)
-                )
-                with pytest.raises(StreamError) as caught:
-                    async for _ in source:
-                        raise AssertionError("no event expected")
-        assert caught.value.report.cause is EndCause.GAVE_UP
-        assert "ConnectError" in caught.value.reason
-        assert source.metrics.connection_attempts == 3
-
-    run(main)
+    run(functools.partial(gives_up_on_a_refused_port, EventSource))
 
 
 def test_the_client_must_be_an_httpx_async_client() -> None:
@@ -239,27 +210,9 @@ def test_the_client_must_be_an_httpx_async_client() -> None:
 
 # --- real ASGI servers ------------------------------------------------------------------------
 
-WORDS = ["Hello", ", ", "wörld"]
-
-
 async def _chat(client: Any, url: str, **kwargs: Any) -> tuple[list[str], StreamError | None]:
     """POST the chat request through the driver; the words it got, and what it raised."""
-    source = EventSource(client, config(
-        url, method="POST", body=json.dumps({"words": WORDS}).encode(),
-        headers=(("Content-Type", "application/json"),), **kwargs,
-    ))
-    words: list[str] = []
-    try:
-        async with source, contextlib.aclosing(source.reports()) as reports:
-            async for report in reports:
-                if not isinstance(report, Deliver):
-                    continue
-                if report.event.event == "done":
-                    break
-                words.append(json.loads(report.event.data)["delta"])
-    except StreamError as error:
-        return words, error
-    return words, None
+    return await chat(EventSource(client, chat_config(config, url, **kwargs)))
 
 
 @pytest.mark.parametrize(
@@ -321,41 +274,6 @@ async def _settle() -> None:
 # --- a real HTTP proxy ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A tinyproxy on loopback (its URL and its log), stopped by PID afterwards."""
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not Path(binary).exists():
-        if is_peer_required():
-            raise AssertionError("tinyproxy is missing: run .ci/peers.sh")
-        pytest.skip("tinyproxy is missing (.ci/peers.sh installs it)")
-    port = _free_port()
-    log = tmp_path / "tinyproxy.log"
-    conf = tmp_path / "tinyproxy.conf"
-    conf.write_text(
-        f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Info\n'
-        "MaxClients 20\nAllow 127.0.0.1\n"
-    )
-    out = tmp_path / "tinyproxy.out"
-    with out.open("wb") as sink:
-        process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not (log.exists() and "Accepting connections" in log.read_text()):
-            assert process.poll() is None, f"tinyproxy exited:\n{out.read_text()}"
-            assert time.monotonic() < deadline, f"tinyproxy did not start:\n{out.read_text()}"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        stop(process, TIMEOUT)
-
-
 def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path]) -> None:
     """With ``httpx.AsyncClient(proxy=...)`` every request goes through tinyproxy (its log
     shows the stream's absolute-form request, the reconnection's too) and events stream
@@ -376,6 +294,6 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
         await server.aclose()
 
     run(main)
-    requests = [line for line in log.read_text().splitlines() if "Request (" in line]
+    requests = proxied_requests(log)
     assert len(requests) == 1, requests
     assert requests[0].endswith(f": GET {urls[0]} HTTP/1.1"), requests

@@ -364,31 +364,37 @@ def test_server_answers_bad_requests() -> None:
     run(body)
 
 
+async def closed_from_another_task(source: Any, server: EventStreamServer) -> list[Event]:
+    """Iterate ``source`` in a task; once it streams, close it from this one and publish an
+    event; wait until the server saw the connection go. What the loop delivered."""
+    streaming = trio.Event()
+    events: list[Event] = []
+
+    async def consume() -> None:
+        async for report in source.reports():
+            if is_state(report, ClientState.STREAMING):
+                streaming.set()
+            if isinstance(report, Deliver):
+                events.append(report.event)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await streaming.wait()
+        await source.aclose()
+        assert source.session.state is ClientState.CLOSED
+        server.publish(Event(data="too late"))
+        await until(lambda: len(server.broadcaster) == 0)
+    return events
+
+
 def test_aclose_from_another_task_ends_the_iteration() -> None:
     """aclose() while another task waits for the next event ends that task's loop at once;
     the server sees the connection go."""
 
     async def body() -> None:
         server = EventStreamServer()
-        async with serving(server) as url, trio.open_nursery() as nursery:
-            source = EventSource(config(url))
-            streaming = trio.Event()
-            events: list[Event] = []
-
-            async def consume() -> None:
-                async for report in source.reports():
-                    if is_state(report, ClientState.STREAMING):
-                        streaming.set()
-                    if isinstance(report, Deliver):
-                        events.append(report.event)
-
-            nursery.start_soon(consume)
-            await streaming.wait()
-            await source.aclose()
-            server.publish(Event(data="too late"))
-            await until(lambda: len(server.broadcaster) == 0)
-        assert events == []
-        assert source.session.state is ClientState.CLOSED
+        async with serving(server) as url:
+            assert await closed_from_another_task(EventSource(config(url)), server) == []
 
     run(body)
 
@@ -452,24 +458,27 @@ def test_cancelling_a_running_server_closes_every_connection() -> None:
 # --- our client against hand-written peers -------------------------------------------------
 
 
-def test_204_closes_the_client_without_retry() -> None:
-    """HTTP 204 tells an EventSource to stop: CLOSED after one request."""
+async def answered_204(make_source: Callable[[str], Any]) -> None:
+    """A peer answers 204: a source (``make_source(url)``) ends its loop quietly, CLOSED
+    after one request."""
     requests: list[bytes] = []
 
     async def handler(stream: trio.SocketStream) -> None:
         requests.append(await read_head(stream))
         await stream.send_all(b"HTTP/1.1 204 No Content\r\n\r\n")
 
-    async def body() -> None:
-        async with raw_peer(handler) as port:
-            source = EventSource(config(f"http://127.0.0.1:{port}/events"))
-            async with source:
-                reports = [report async for report in source.reports()]
-        assert states(reports) == [ClientState.CONNECTING, ClientState.CLOSED]
-        assert len(requests) == 1
-        assert source.metrics.connection_attempts == 1
+    async with raw_peer(handler) as port:
+        source = make_source(f"http://127.0.0.1:{port}/events")
+        async with source:
+            reports = [report async for report in source.reports()]
+    assert states(reports) == [ClientState.CONNECTING, ClientState.CLOSED]
+    assert len(requests) == 1
+    assert source.metrics.connection_attempts == 1
 
-    run(body)
+
+def test_204_closes_the_client_without_retry() -> None:
+    """HTTP 204 tells an EventSource to stop: CLOSED after one request."""
+    run(functools.partial(answered_204, lambda url: EventSource(config(url))))
 
 
 def test_redirect_is_followed_to_the_stream() -> None:
@@ -502,10 +511,11 @@ def test_redirect_is_followed_to_the_stream() -> None:
     run(body)
 
 
-def test_stalled_server_is_replaced_after_stall_timeout() -> None:
-    """A server that sends the head and one event, then nothing, is taken for dead after
-    stall_timeout: the client reconnects with Last-Event-ID and drops the replayed
-    duplicate."""
+async def replaced_after_a_stall(make_source: Callable[[str], Any]) -> list[Any]:
+    """A peer sends the head and one event (id 1), then nothing: a source
+    (``make_source(url)``, with a short stall timeout) takes it for dead and resumes with
+    Last-Event-ID on a new connection, dropping the replayed duplicate. Its reports, up to
+    its second STREAMING."""
     heads: list[bytes] = []
 
     async def stall(stream: trio.SocketStream) -> None:
@@ -515,20 +525,29 @@ def test_stalled_server_is_replaced_after_stall_timeout() -> None:
         )
         await trio.sleep_forever()
 
+    reports: list[Any] = []
+    async with raw_peer(stall) as port:
+        source = make_source(f"http://127.0.0.1:{port}/events")
+        async with source:
+            async for report in source.reports():
+                reports.append(report)
+                if states(reports).count(ClientState.STREAMING) == 2:
+                    break
+    assert len(heads) == 2
+    assert b"last-event-id: 1\r\n" not in heads[0].lower()
+    assert b"last-event-id: 1\r\n" in heads[1].lower()
+    assert ClientState.RECONNECTING in states(reports)
+    assert [r.event.data for r in reports if isinstance(r, Deliver)] == ["x"]
+    return reports
+
+
+def test_stalled_server_is_replaced_after_stall_timeout() -> None:
+    """A server that sends the head and one event, then nothing, is taken for dead after
+    stall_timeout: the client reconnects with Last-Event-ID and drops the replayed
+    duplicate."""
+
     async def body() -> None:
-        async with raw_peer(stall) as port:
-            source = EventSource(config(f"http://127.0.0.1:{port}/events", stall_timeout=0.3))
-            reports: list[Any] = []
-            async with source:
-                async for report in source.reports():
-                    reports.append(report)
-                    if states(reports).count(ClientState.STREAMING) == 2:
-                        break
-        assert len(heads) == 2
-        assert b"last-event-id: 1\r\n" not in heads[0].lower()
-        assert b"last-event-id: 1\r\n" in heads[1].lower()
-        assert ClientState.RECONNECTING in states(reports)
-        assert [r.event.data for r in reports if isinstance(r, Deliver)] == ["x"]
+        await replaced_after_a_stall(lambda url: EventSource(config(url, stall_timeout=0.3)))
 
     run(body)
 
@@ -823,12 +842,12 @@ def test_docs_example_runs() -> None:
 
 
 def test_adapter_does_not_import_asyncio() -> None:
-    """The trio adapter (its client module and its server module) does not import asyncio
+    """The trio adapter (its client modules and its server module) does not import asyncio
     (that adapters never import each other is checked for all of them in
     tests/test_architecture.py)."""
     path = Path(trio_adapter.__file__)
     modules: set[str] = set()
-    for source in (path, path.with_name("_trio_server.py")):
+    for source in (path, path.with_name("_trio_server.py"), path.with_name("_trio_client.py")):
         for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 modules.update(alias.name for alias in node.names)
