@@ -241,6 +241,8 @@ def objects_taking_now() -> list[tuple[str, str]]:
             cls = getattr(module, name)
             if not inspect.isclass(cls) or issubclass(cls, BaseException):
                 continue
+            if getattr(cls, "_is_protocol", False):
+                continue  # a contract (SharedLog ...): its implementations are walked
             for method_name, method in inspect.getmembers(cls, inspect.isfunction):
                 if method_name.startswith("_"):
                     continue
