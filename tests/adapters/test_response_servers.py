@@ -101,6 +101,7 @@ class Served:
     is_wsgi: bool
     marks: Path
     verify: Any = True  # httpx's verify: an SSL context trusting the test CA for TLS
+    log: Path | None = None  # what the server wrote to stdout and stderr
 
     def client(self, **kwargs: Any) -> Any:
         """An httpx client speaking the server's HTTP version."""
@@ -117,6 +118,21 @@ class Served:
                 raise AssertionError(f"the generator {name!r} never ran its finally")
             time.sleep(0.05)
         return float(path.read_text())
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait until the server ``process`` accepts connections on ``port``.
+
+    Raises:
+        AssertionError: it exited, or did not listen within ``TIMEOUT`` (with its log).
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{process.args!r} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module", params=list(SERVERS), ids=list(SERVERS))
@@ -152,16 +168,11 @@ def served(
             _command(server, app, port, tls), env=env, stdout=out, stderr=out
         )
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{server} did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_for_port(process, port, log)
         yield Served(
             request.param, f"{scheme}://127.0.0.1:{port}",
             is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks, verify=verify,
+            log=log,
         )
     finally:
         stop(process, TIMEOUT)
