@@ -238,3 +238,18 @@ def test_a_client_let_go_after_send_timeout_has_its_connection_reset(
             while data := sock.recv(65536):
                 received += len(data)
     assert received < 65536, received
+
+
+def test_the_docs_pages_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every example of the aiohttp page and of the migration page from aiohttp-sse (the
+    program before and after), each page as one module, type-checks with ``mypy --strict``
+    as user code: handlers annotated ``-> StreamResponse`` are what aiohttp's router takes."""
+    from tests.adapters.test_response_typing import _mypy
+    from tests.test_docs_examples import DOCS, code_blocks
+
+    pages = {"aiohttp_page": "adapters/aiohttp.rst", "migration_page": "migrate/aiohttp-sse.rst"}
+    result = _mypy(tmp_path, {
+        name: "\n".join(source for _, source in code_blocks(DOCS / page))
+        for name, page in pages.items()
+    })
+    assert result.returncode == 0, result.stdout + result.stderr
