@@ -14,20 +14,15 @@ headers to it, and aiohttp prepares it once the handler is done.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
-from .. import ServerConfig
 from .._actions import Action, Disconnect, Send, SendHead
 from .._errors import LocalProtocolError
-from .._replay import ReplayLog
 from ._async_response import AsyncResponseBase
-from ._options import ServerOptions
-from ._response import Source
 from ._sockets import set_reset_on_close, set_send_timeout
 
 __all__ = ["DISCONNECT_CHECK_INTERVAL", "StreamResponse"]
@@ -69,39 +64,23 @@ class StreamResponse(AsyncResponseBase, web.StreamResponse):
       exception") and closes the connection.
 
     Args:
-        source: An async iterable of items, or a function taking the last event ID (``""``
-            for a new client) that returns one -- an ``async def`` generator function
-            with one ``str`` parameter is one.
-        config: The session's configuration (heartbeats, ``retry:``, padding, gzip, extra
-            headers); ``ServerConfig()`` when ``None``.
-        options: Only ``send_timeout`` applies here (``None``: wait for the client as long
-            as aiohttp does); ``ServerOptions()`` when ``None``.
-        replay_log: A log to replay from and append to, shared by the requests that resume
-            the same stream (a job's progress, say), or ``None``.
-        clock: Monotonic seconds (:func:`time.monotonic` when ``None``); it must tick like
-            the event loop's clock.
+        source: What the stream sends, as for the ASGI response: an async iterable of
+            items, or a function of the last event ID returning one.
+        config: The session's configuration; ``ServerConfig()`` when ``None``.
+        options: ``send_timeout`` (see above) is what applies here; ``ServerOptions()``
+            when ``None``.
+        replay_log: A log to replay from and append to, or ``None``.
+        clock: Monotonic seconds, ticking like the event loop's clock;
+            :func:`time.monotonic` when ``None``.
 
     Raises:
         InvalidConfigError: a bad argument.
         TypeError: ``source`` is neither an async iterable nor callable.
     """
 
-    def __init__(
-        self,
-        source: Source,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        replay_log: ReplayLog | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        web.StreamResponse.__init__(self)
-        AsyncResponseBase.__init__(
-            self, source, config=config, options=options, replay_log=replay_log, clock=clock
-        )
-
     def _setup(self) -> None:
         super()._setup()
+        web.StreamResponse.__init__(self)
         self._request: web.BaseRequest | None = None
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:

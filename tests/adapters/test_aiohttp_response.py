@@ -39,6 +39,7 @@ from tests.adapters.test_response_servers import (
     _free_port,
     dispatched,
     httpx_sse,
+    leave_after_the_first_event,
     test_a_client_that_goes_ends_the_generator,
     test_a_client_that_stops_reading_is_let_go_after_send_timeout,
     test_an_error_in_the_generator_ends_the_stream_cleanly,
@@ -141,11 +142,7 @@ def test_a_client_that_goes_is_seen_without_a_write(served: Served) -> None:
     """With no heartbeat to fail, the client's going is still seen while the generator
     waits (by the watch on the connection, or aiohttp's cancellation): its ``finally`` runs
     long before its ten-second wait would have ended."""
-    with served.client() as client, client.stream("GET", "/quiet?name=quiet") as response:
-        for line in response.iter_lines():
-            if line == "data: first":
-                break
-        left = time.monotonic()
+    left = leave_after_the_first_event(served, "/quiet?name=quiet")
     finished = served.wait_for_mark("quiet")
     # The watch looks every 0.5 s: a wide margin for a loaded machine, far below 10 s.
     assert finished - left < 5.0, finished - left
