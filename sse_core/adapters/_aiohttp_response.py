@@ -8,8 +8,8 @@ watches for a write that waits too long; this module writes each action through 
 ``StreamResponse`` and watches the connection for the client's going.
 
 It is an ``aiohttp.web.StreamResponse`` whose :meth:`~StreamResponse.prepare` streams, as
-``aiohttp.web.FileResponse``'s sends the file: a handler returns it, middlewares may add
-headers to it, and aiohttp prepares it once the handler is done.
+the ``prepare`` of ``aiohttp.web.FileResponse`` sends the file: a handler returns it,
+middlewares may add headers to it, and aiohttp prepares it once the handler is done.
 """
 
 from __future__ import annotations
