@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -250,3 +250,46 @@ def test_the_docs_pages_pass_mypy_strict(tmp_path: Path) -> None:
         for name, page in pages.items()
     })
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prepared_in_the_handler_then_returned_and_never_for_a_second_request() -> None:
+    """A handler may prepare the response itself (the stream runs there) and return it:
+    aiohttp's own prepare then finds it done. The same response returned for a second
+    request is refused (LocalProtocolError, which aiohttp logs) before any byte is sent."""
+    from aiohttp import ClientError, web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from sse_core import LocalProtocolError
+    from sse_core.adapters.aiohttp import StreamResponse
+
+    async def two() -> AsyncIterator[str]:
+        yield "one"
+        yield "two"
+
+    errors: list[BaseException] = []
+    response = StreamResponse(two())
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            await response.prepare(request)
+        except LocalProtocolError as error:
+            errors.append(error)
+            raise
+        return response
+
+    async def main() -> tuple[str, bool]:
+        app = web.Application()
+        app.router.add_get("/s", handler)
+        async with TestClient(TestServer(app)) as client:
+            first = await (await client.get("/s")).text()
+            try:
+                second = await client.get("/s")
+                is_refused = second.status == 500
+            except ClientError:
+                is_refused = True
+        return first, is_refused
+
+    first, is_refused = asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert first == "data: one\n\ndata: two\n\n"
+    assert is_refused
+    assert len(errors) == 1 and "one request" in str(errors[0])
