@@ -13,10 +13,8 @@ import sse_core
 import sse_core.state
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted([
-    *DOCS.glob("*.rst"), *DOCS.glob("state/*.rst"), *DOCS.glob("adapters/*.rst"),
-    *DOCS.glob("migrate/*.rst"),
-])
+PAGES = sorted([*DOCS.glob("*.rst"), *DOCS.glob("state/*.rst"), *DOCS.glob("adapters/*.rst"),
+                *DOCS.glob("migrate/*.rst")])
 _DIRECTIVE = re.compile(r"^\.\. code-block:: python\s*$")
 
 
