@@ -1,26 +1,29 @@
 """The ASGI response for one request's stream (floor 4): :class:`StreamResponse`.
 
 Re-exported as :class:`sse_core.adapters.asgi.StreamResponse`. A :class:`~sse_core.ServerSession`
-decides the head, padding, ``retry:``, the replay, gzip and heartbeats; this module iterates
-the application's async iterable in the request's task, turns each item into the session's
-``send`` and each action into an ASGI message, and owns the clock, the waiting and the
-cancellation: a second task sends the heartbeats and watches for a send that waits too long,
-a third watches ``receive`` for the client's going.
+decides the head, padding, ``retry:``, the replay, gzip and heartbeats; the loop shared with
+the aiohttp response (``_async_response``) iterates the application's async iterable in the
+request's task while a second task sends the heartbeats and watches for a send that waits
+too long; this module turns each action into an ASGI message, and a third task watches
+``receive`` for the client's going.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from typing import Any
-
-import anyio
-from anyio.abc import TaskGroup
+from functools import partial
 
 from .._actions import Action, SendHead
 from .._errors import LocalProtocolError
-from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start, watch_disconnect
-from ._response import ResponseBase, Source
+from ._asgi_messages import (
+    ASGISend,
+    Message,
+    Receive,
+    Scope,
+    message_of,
+    response_start,
+    watch_disconnect,
+)
+from ._async_response import AsyncResponseBase
 
 try:  # With Starlette (and so FastAPI) installed, a response their endpoints may return.
     from starlette.responses import Response as _FrameworkResponse
@@ -29,14 +32,10 @@ except ImportError:  # pragma: no cover - the asgi extra alone: a plain ASGI app
 
 __all__ = ["StreamResponse"]
 
-#: Seconds the application's generator has to run its ``finally`` once the stream ended.
-CLOSE_TIMEOUT = 5.0
-
-_log = logging.getLogger("sse_core.adapters.asgi")
 _OWN_HEADERS = frozenset({b"content-type", b"content-length"})
 
 
-class StreamResponse(ResponseBase[Source], _FrameworkResponse):
+class StreamResponse(AsyncResponseBase, _FrameworkResponse):
     """One request's event stream, as an ASGI application (a response, in Starlette's terms).
 
     Return it from a Starlette or FastAPI endpoint (with Starlette installed it is a
@@ -88,9 +87,7 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
     """
 
     def _setup(self) -> None:
-        self._failure: Exception | None = None
-        self._sending_since: float | None = None  # when the send under way began
-        self._beat: anyio.Event | None = None  # set while a heartbeat is being sent
+        super()._setup()
         # What a framework reads or sets on a response (Starlette, FastAPI).
         self.status_code = 200
         self.raw_headers: list[tuple[bytes, bytes]] = []
@@ -109,103 +106,22 @@ class StreamResponse(ResponseBase[Source], _FrameworkResponse):
         target = scope["path"]
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(watch_disconnect, receive, tasks.cancel_scope)
-            try:
-                await self._serve(target, scope["headers"], send, tasks)
-            finally:
-                tasks.cancel_scope.cancel()
-        if self._failure is not None:
-            raise self._failure
+
+        async def write(action: Action) -> None:
+            await send(self._message(action))
+
+        await self._stream(target, scope["headers"], write, partial(watch_disconnect, receive))
         if self.background is not None:
             await self.background()
 
-    async def _serve(
-        self, target: str, headers: Any, send: ASGISend, tasks: TaskGroup
-    ) -> None:
-        tasks.start_soon(self._tick, send, tasks.cancel_scope)
-        if not await self._carry(send, self._begin(target, headers)):
-            return
-        while self._session.is_replaying:
-            if not await self._carry(send, self._replay_step()):
-                return
-        try:
-            iterator = aiter(self._iterable())
-        except Exception as error:  # the application's function of the last event ID
-            self._failure = error
-            await self._carry(send, self._close())
-            return
-        try:
-            # The source runs in this task, so nothing but the client's going (or a stuck
-            # send, seen by _tick) cancels it; each item goes out as soon as it comes.
-            async for item in iterator:
-                actions = self._send_item(item)
-                if self._beat is not None:
-                    await self._beat.wait()  # a heartbeat is on its way out: keep the order
-                if not await self._carry(send, actions):
-                    return
-        except Exception as error:  # from the source, or an item against the rule
-            self._failure = error
-        finally:
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                # Runs the generator's finally now, even when this task was cancelled.
-                with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
-                    await aclose()
-        if self._beat is not None:
-            await self._beat.wait()
-        await self._carry(send, self._close())
-
-    async def _tick(self, send: ASGISend, scope: anyio.CancelScope) -> None:
-        """The timers: a heartbeat when the source is silent for its interval, and letting
-        go of a client whose send has waited ``send_timeout`` (checked every half of it, so
-        a stuck client goes between one and one and a half times ``send_timeout``)."""
-        timeout = self._options.send_timeout
-        while True:
-            since = self._sending_since
-            if timeout is not None and since is not None and self._clock() - since >= timeout:
-                _log.debug("a client took no bytes for %s s: let go", timeout)
-                scope.cancel()
-                return
-            delay = self._delay() if since is None else None
-            if delay == 0.0:
-                actions = self._heartbeat()
-                if actions:
-                    self._beat = anyio.Event()
-                    is_sent = False  # unless the send finishes within send_timeout
-                    try:
-                        with anyio.move_on_after(math.inf if timeout is None else timeout):
-                            is_sent = await self._carry(send, actions)
-                    finally:
-                        self._beat.set()
-                        self._beat = None
-                    if not is_sent or self._sending_since is not None:
-                        scope.cancel()  # gone, or stuck past send_timeout
-                        return
-                continue
-            if timeout is not None:
-                delay = timeout / 2 if delay is None else min(delay, timeout / 2)
-            if delay is None:
-                await anyio.sleep_forever()
-            else:
-                await anyio.sleep(delay)
-
-    async def _carry(self, send: ASGISend, actions: list[Action]) -> bool:
-        """Send the actions' messages; ``False`` when the client is gone."""
-        for action in actions:
-            if isinstance(action, SendHead):
-                message = response_start(action)
-                message["headers"] += [
-                    (name.lower(), value)
-                    for name, value in self.raw_headers
-                    if name.lower() not in _OWN_HEADERS
-                ]
-            else:
-                message = message_of(action)
-            self._sending_since = self._clock()
-            try:
-                await send(message)
-            except OSError:
-                return False  # the connection is gone (ASGI 2.4 servers raise this)
-            self._sending_since = None
-        return True
+    def _message(self, action: Action) -> Message:
+        """An action as its ASGI message; the head with the framework's extra headers."""
+        if not isinstance(action, SendHead):
+            return message_of(action)
+        message = response_start(action)
+        message["headers"] += [
+            (name.lower(), value)
+            for name, value in self.raw_headers
+            if name.lower() not in _OWN_HEADERS
+        ]
+        return message

@@ -1,10 +1,12 @@
 """What the per-request responses share (floor 4): the rule for what an application's stream
 yields, and one request's :class:`~sse_core.ServerSession` with its optional replay log.
 
-No I/O and no waiting: the ASGI response (:mod:`sse_core.adapters.asgi`) and the WSGI one
-(:mod:`sse_core.adapters.wsgi`) carry out the actions returned here, in their own way.
+No I/O and no waiting: the ASGI (:mod:`sse_core.adapters.asgi`), aiohttp
+(:mod:`sse_core.adapters.aiohttp`) and WSGI (:mod:`sse_core.adapters.wsgi`) responses carry
+out the actions returned here, in their own way (the two async ones through the loop of
+``_async_response``).
 
-The items rule, the same in both: an application's stream yields
+The items rule, the same in all three: an application's stream yields
 
 - an :class:`~sse_core.Event`, sent as it is;
 - a ``str``, the ``data`` of a ``message`` event (``"a\\nb"`` becomes two ``data:`` lines);
@@ -84,7 +86,7 @@ def event_of(item: object) -> tuple[Retry | None, Event | None]:
 
 
 class ResponseBase(Generic[_Source]):
-    """What both ``StreamResponse`` classes are made of: one request's
+    """What every ``StreamResponse`` class is made of: one request's
     :class:`~sse_core.ServerSession` and the application's source, and the session's actions
     for the head, each item, heartbeats and the end. The subclasses document the arguments.
 

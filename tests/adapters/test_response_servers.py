@@ -111,6 +111,7 @@ class Served:
     is_wsgi: bool
     marks: Path
     verify: Any = True  # httpx's verify: an SSL context trusting the test CA for TLS
+    log: Path | None = None  # what the server wrote to stdout and stderr
 
     def client(self, **kwargs: Any) -> Any:
         """An httpx client speaking the server's HTTP version."""
@@ -122,11 +123,28 @@ class Served:
         """When (monotonic, in the server) the generator named ``name`` ran its finally."""
         deadline = time.monotonic() + TIMEOUT
         path = self.marks / name
-        while not path.exists():
+        while True:
+            # Absent, or seen between its creation and its write (empty): look again.
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                return float(path.read_text())
             if time.monotonic() > deadline:
                 raise AssertionError(f"the generator {name!r} never ran its finally")
             time.sleep(0.05)
-        return float(path.read_text())
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Wait until the server ``process`` accepts connections on ``port``.
+
+    Raises:
+        AssertionError: it exited, or did not listen within ``TIMEOUT`` (with its log).
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{process.args!r} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module", params=list(SERVERS), ids=list(SERVERS))
@@ -162,16 +180,11 @@ def served(
             _command(server, app, port, tls), env=env, stdout=out, stderr=out
         )
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{server} did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_for_port(process, port, log)
         yield Served(
             request.param, f"{scheme}://127.0.0.1:{port}",
             is_http2=is_http2, is_wsgi=server == "gunicorn", marks=marks, verify=verify,
+            log=log,
         )
     finally:
         stop(process, TIMEOUT)
@@ -227,16 +240,22 @@ def test_gzip_when_the_client_asks(served: Served) -> None:
         assert plain.text == response.text
 
 
+def leave_after_the_first_event(served: Served, path: str) -> float:
+    """GET ``path``, read up to the event ``first`` and leave; when it stopped reading."""
+    with served.client() as client, client.stream("GET", path) as response:
+        for line in response.iter_lines():
+            if line == "data: first":
+                break
+        left = time.monotonic()
+    return left
+
+
 def test_a_client_that_goes_ends_the_generator(served: Served) -> None:
     """The client leaves after the first event; the generator's finally runs at once (ASGI:
     its sleep is cancelled), or when it next yields (WSGI: a failed heartbeat write closed the
     body, and the generator's thread is told to stop -- unstopped, it would go on queueing
     events nobody takes, 64 of them 1.5 s apart, far past this test's wait)."""
-    with served.client() as client, client.stream("GET", "/idle?name=gone") as response:
-        for line in response.iter_lines():
-            if line == "data: first":
-                break
-        left = time.monotonic()
+    left = leave_after_the_first_event(served, "/idle?name=gone")
     finished = served.wait_for_mark("gone")
     # Both clocks are CLOCK_MONOTONIC of the same machine.
     assert finished - left < 10.0
