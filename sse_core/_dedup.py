@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Iterable
 
 import attrs
 
@@ -113,21 +114,38 @@ class DedupWindow(MonotonicNow):
         Raises:
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        return self.check_all((id,), now)[0]
+
+    def check_all(self, ids: Iterable[str], now: float) -> list[bool]:
+        """:meth:`check` each of ``ids`` in turn, all at ``now`` (one input's events): a
+        repeat within ``ids`` counts as a duplicate too.
+
+        Returns:
+            For each id, whether it is a duplicate.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
         self._take_now(now)
         if self._max_age is not None:
             self._expire(now)
-        key: str | bytes = id
-        if len(id) > self._max_id_length:
-            # A bytes key never equals a str key, so digests and short ids cannot collide.
-            key = hashlib.blake2b(id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        seen = self._seen
-        if key in seen:
-            return True
-        if len(seen) >= self._max_ids:
-            del seen[self._order.popleft()]
-        seen[key] = now
-        self._order.append(key)
-        return False
+        seen, order = self._seen, self._order
+        max_ids, max_id_length = self._max_ids, self._max_id_length
+        repeats: list[bool] = []
+        for id in ids:
+            key: str | bytes = id
+            if len(id) > max_id_length:
+                # A bytes key never equals a str key: digests and short ids cannot collide.
+                key = hashlib.blake2b(id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            if key in seen:
+                repeats.append(True)
+                continue
+            if len(seen) >= max_ids:
+                del seen[order.popleft()]
+            seen[key] = now
+            order.append(key)
+            repeats.append(False)
+        return repeats
 
     def expire(self, now: float) -> int:
         """Forget every id older than ``max_age`` at ``now``, to free memory while idle.

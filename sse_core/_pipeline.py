@@ -21,7 +21,7 @@ Nothing is dropped without a report or a counter, but position blocks, which car
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 
 from ._actions import (
     GAP_EVENT_TYPE,
@@ -105,7 +105,7 @@ class DeliveryPipeline(MonotonicNow):
         ]
         return min(deadlines) if deadlines else None
 
-    def push(self, events: Iterable[Event], now: float, actions: list[Action]) -> None:
+    def push(self, events: list[Event], now: float, actions: list[Action]) -> None:
         """Take the events parsed from one input, in order; append what the application
         must see to ``actions``."""
         self._take_now(now)
@@ -115,24 +115,30 @@ class DeliveryPipeline(MonotonicNow):
         for event in events:
             self._push_one(event, now, actions)
 
-    def _accept_all(self, events: Iterable[Event], now: float, actions: list[Action]) -> None:
+    def _accept_all(self, events: list[Event], now: float, actions: list[Action]) -> None:
         """The common case (no assembly, no ordering): the stages of :meth:`_accept`, one
-        pass over the events, the delivered ones counted once."""
-        dedup = self._dedup
+        pass over the events, dedup asked once for all their ids, deliveries counted once."""
         special = _SPECIAL_TYPES
+        repeats: Iterator[bool] = iter(())
+        if self._dedup is not None:
+            # Gap signals and position blocks never reach dedup (see _accept).
+            ids = [e.id for e in events if e.id and e.event not in special]
+            repeats = iter(self._dedup.check_all(ids, now))
         append = actions.append
-        delivered = 0
+        delivered = duplicates = 0
         for event in events:
             if event.event in special:
                 self._metrics.record_messages(delivered)
                 delivered = 0
-                self._accept(event, now, actions)
-            elif dedup is not None and event.id and dedup.check(event.id, now):
-                self._metrics.record_duplicates()
+                self._accept(event, now, actions)  # a special type: dedup is not asked
+            elif event.id and self._dedup is not None and next(repeats):
+                duplicates += 1
             else:
                 delivered += 1
                 append(Deliver(event=event))
         self._metrics.record_messages(delivered)
+        if duplicates:
+            self._metrics.record_duplicates(duplicates)
 
     def _push_one(self, event: Event, now: float, actions: list[Action]) -> None:
         if self._assembler is None:

@@ -170,6 +170,7 @@ RECIPES: dict[str, Recipe] = {
     }),
     "DedupWindow": Recipe(_dedup, {
         "check": lambda o, now: o.check("b", now),
+        "check_all": lambda o, now: o.check_all(["b", "c"], now),
         "expire": lambda o, now: o.expire(now),
     }),
     "Sequencer": Recipe(_sequencer, {

@@ -9,7 +9,7 @@ import collections
 import random
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .. import ClientConfig, ClientSession
 from .._actions import (
@@ -86,8 +86,11 @@ class _Events:
         return self
 
     def __next__(self) -> Event:
-        if self._ready and not self._source._is_closing:
-            return self._ready.popleft()
+        if not self._source._is_closing:
+            try:  # close() may empty _ready from another thread meanwhile
+                return self._ready.popleft()
+            except IndexError:
+                pass
         while True:
             event = _event_of(next(self._reports), self._ready)
             if event is not None:
@@ -106,8 +109,11 @@ class _AsyncEvents:
         return self
 
     async def __anext__(self) -> Event:
-        if self._ready and not self._source._is_closing:
-            return self._ready.popleft()
+        if not self._source._is_closing:
+            try:
+                return self._ready.popleft()
+            except IndexError:
+                pass
         while True:
             event = _event_of(await self._reports.__anext__(), self._ready)
             if event is not None:
@@ -171,15 +177,15 @@ class RequestDriver:
         return lost + self._carry(self._session.on_connection_lost(now, reason))
 
     def _carry(self, actions: list[Action]) -> list[_Output]:
-        outputs: list[_Output] = []
         for action in actions:
-            if isinstance(action, Connect):
+            kind = type(action)
+            if kind is Connect:
                 self._is_in_flight = True
-            elif isinstance(action, Disconnect):
+            elif kind is Disconnect:
                 self._is_in_flight = False
-            assert not isinstance(action, (Send, SendHead))  # server actions
-            outputs.append(action)
-        return outputs
+            elif kind is Send or kind is SendHead:  # pragma: no cover - server actions
+                raise AssertionError(f"a client session returned {action!r}")
+        return cast("list[_Output]", actions)  # the session's own actions, untranslated
 
 
 class ClientBase(AdapterBase):

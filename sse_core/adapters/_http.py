@@ -337,7 +337,9 @@ class HTTPClient:
         """Turn session actions into outputs (Connect and Disconnect become socket work)."""
         outputs: list[ClientOutput] = []
         for action in actions:
-            if isinstance(action, Connect):
+            if type(action) is Deliver:  # the common case first
+                outputs.append(action)
+            elif isinstance(action, Connect):
                 self._redirects = 0
                 outputs += self._open(action.request, now)
             elif isinstance(action, Disconnect):

@@ -230,3 +230,18 @@ def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
         DedupConfig(**kwargs)  # type: ignore[arg-type]
     assert isinstance(info.value, LocalProtocolError)
     assert isinstance(info.value, ValueError)
+
+
+@given(st.lists(st.lists(ids, max_size=8), max_size=8),
+       st.sampled_from([None, 1.0]), st.integers(1, 4))
+def test_check_all_is_check_in_turn(batches: list[list[str]], max_age: float | None,
+                                    max_ids: int) -> None:
+    """check_all(ids, now) answers, and remembers, exactly what check() on each id in turn
+    at the same now would (a repeat inside one batch included)."""
+    config = DedupConfig(max_ids=max_ids, max_age=max_age)
+    together, one_by_one = DedupWindow(config), DedupWindow(config)
+    for n, batch in enumerate(batches):
+        now = n * 0.6
+        assert together.check_all(batch, now) == [one_by_one.check(i, now) for i in batch]
+        together.expire(now), one_by_one.expire(now)  # an empty batch checked nothing
+        assert len(together) == len(one_by_one)
