@@ -150,9 +150,9 @@ def test_adapter_http_glue_does_no_io() -> None:
 def test_adapters_never_import_each_other(path: Path) -> None:
     """An adapter may use the shared helpers (``_http``, the sans-IO glue; ``_base``, what
     every adapter shares, ``_client_base`` what their clients share, ``_asyncio_client`` the
-    asyncio clients' loop, ``_server_base`` what their servers share; ``_options``, their
-    options records; ``_sockets``, socket options; ``_response``, what the per-request
-    responses share), its own private
+    asyncio clients' loop, ``_sync_client`` the blocking clients' loop, ``_server_base`` what
+    their servers share; ``_options``, their options records; ``_sockets``, socket options;
+    ``_response``, what the per-request responses share), its own private
     modules (``trio`` -> ``_trio_server``, ``asgi`` -> ``_asgi_response``, and these among
     themselves) and the core, never another adapter."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -171,7 +171,7 @@ def test_adapters_never_import_each_other(path: Path) -> None:
     family = f"_{path.stem.lstrip('_').split('_')[0]}_"
     own = {name for name in siblings | absolute_siblings if name.startswith(family)}
     allowed = {
-        "_http", "_base", "_client_base", "_asyncio_client", "_server_base", "_options",
-        "_sockets", "_response",
+        "_http", "_base", "_client_base", "_asyncio_client", "_sync_client", "_server_base",
+        "_options", "_sockets", "_response",
     } | own
     assert (siblings | absolute_siblings) - allowed == set()

@@ -26,6 +26,7 @@ from .._errors import InvalidConfigError
 from .._types import RandomSource
 from ._asyncio_client import AsyncioClientBase
 from ._client_base import RequestDriver
+from ._httpx_request import build_request
 from ._options import ClientOptions
 
 __all__ = ["EventSource"]
@@ -115,18 +116,7 @@ class EventSource(AsyncioClientBase):
         )
 
     def _build(self, request: Request) -> httpx.Request:
-        """The session's request as an httpx request on the user's client (its default
-        headers, auth and cookies merge in; the session's fields win)."""
-        headers = list(request.headers)
-        if not any(name.lower() == "accept-encoding" for name, _ in headers):
-            headers.append(("Accept-Encoding", "identity"))  # the session decodes the body
-        limits = self._client.timeout
-        timeout = httpx.Timeout(
-            connect=limits.connect, read=None, write=limits.write, pool=limits.pool
-        )
-        return self._client.build_request(
-            request.method, request.url, headers=headers, content=request.body, timeout=timeout
-        )
+        return build_request(self._client, request)
 
     def _drop_connection(self) -> None:
         sending, reading, response = self._opening, self._reading, self._response
