@@ -27,9 +27,10 @@ from .._types import RandomSource
 from ._asyncio_client import AsyncioClientBase
 from ._client_base import RequestDriver
 from ._httpx_request import build_request
+from ._httpx_sync import SyncEventSource
 from ._options import ClientOptions
 
-__all__ = ["EventSource"]
+__all__ = ["EventSource", "SyncEventSource"]
 
 
 class EventSource(AsyncioClientBase):
