@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +29,20 @@ from sse_core import (
 from sse_core.adapters import IncomingRequest, ServerOptions
 from sse_core.state import BackoffConfig
 from sse_core.testing import CutAfter, FaultProxy, Pass
-from tests._processes import stop
-from tests.test_docs_examples import is_peer_required
+from tests import _processes
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
 
 from sse_core.adapters.httpx import EventSource  # noqa: E402
 
 from . import test_response_servers as _servers  # noqa: E402
-from .test_asyncio import TIMEOUT, Watch, config, field, run, started_server, until  # noqa: E402
+from .test_asyncio import Watch, config, field, run, started_server, until  # noqa: E402
 from .test_response_servers import Served  # noqa: E402
 
 #: The real servers' fixture (uvicorn, hypercorn ...), used here for the ones each test names.
 served = _servers.served
+#: A real tinyproxy on loopback.
+tinyproxy = _processes.tinyproxy
 
 
 def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
@@ -319,41 +316,6 @@ async def _settle() -> None:
 
 
 # --- a real HTTP proxy ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A tinyproxy on loopback (its URL and its log), stopped by PID afterwards."""
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not Path(binary).exists():
-        if is_peer_required():
-            raise AssertionError("tinyproxy is missing: run .ci/peers.sh")
-        pytest.skip("tinyproxy is missing (.ci/peers.sh installs it)")
-    port = _free_port()
-    log = tmp_path / "tinyproxy.log"
-    conf = tmp_path / "tinyproxy.conf"
-    conf.write_text(
-        f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Info\n'
-        "MaxClients 20\nAllow 127.0.0.1\n"
-    )
-    out = tmp_path / "tinyproxy.out"
-    with out.open("wb") as sink:
-        process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not (log.exists() and "Accepting connections" in log.read_text()):
-            assert process.poll() is None, f"tinyproxy exited:\n{out.read_text()}"
-            assert time.monotonic() < deadline, f"tinyproxy did not start:\n{out.read_text()}"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        stop(process, TIMEOUT)
 
 
 def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path]) -> None:

@@ -10,7 +10,6 @@ checks that it leaves no thread and no file descriptor behind.
 from __future__ import annotations
 
 import ast
-import asyncio
 import contextlib
 import http.client
 import http.server
@@ -44,7 +43,7 @@ from sse_core import (
 from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.sync import EventSource, EventStreamServer
 from sse_core.state import BackoffConfig, Jitter, ReplayLog, SequencerConfig
-from sse_core.testing import FaultProxy
+from tests._threads import proxy_thread
 
 DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "sync.rst"
 # Generous bounds: they only matter when something is broken (a loaded 2-core machine).
@@ -266,24 +265,6 @@ def test_events_arrive_in_order_exactly_once(is_compressed: bool) -> None:
     assert source.metrics.connection_attempts == 1
 
 
-@contextlib.contextmanager
-def fault_proxy(upstream: tuple[str, int]) -> Iterator[FaultProxy]:
-    """A FaultProxy (asyncio) run by a loop in its own thread: an address that outlives
-    the servers behind it."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever)
-    thread.start()
-    proxy = FaultProxy(upstream)
-    try:
-        asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(WATCHDOG)
-        yield proxy
-    finally:
-        asyncio.run_coroutine_threadsafe(proxy.close(), loop).result(WATCHDOG)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-
 def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
     """The server ends the stream (it closes; a new one takes over with the same log, behind
     the same address); the client reconnects with Last-Event-ID and gets exactly what was
@@ -295,7 +276,8 @@ def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
     last_event_ids: list[str] = []
     reasons: list[str | None] = []
     try:
-        with fault_proxy(first.address) as proxy:
+        with proxy_thread(first.address) as running:
+            proxy = running.proxy
             host, port = proxy.address
             source = EventSource(fast(f"http://{host}:{port}/events"))
 
