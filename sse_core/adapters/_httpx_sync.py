@@ -4,7 +4,7 @@ The sync twin of :class:`sse_core.adapters.httpx.EventSource`: the user's client
 every request (proxies, HTTP/2, auth, cookies, TLS, pooling), the
 :class:`~sse_core.ClientSession` decides everything else through the dispatch every adapter
 shares, and the iteration is the blocking socket adapter's (:mod:`._sync_client`). The body
-is read as sent (``Response.iter_raw()``) and decoded by the session (:mod:`._httpx_request`).
+is read as sent (``Response.iter_raw()``) and decoded by the session (:mod:`._httpx_driver`).
 
 Why a thread per response. A blocking read on an httpx response cannot be bounded without
 harm: a read timeout, or an interrupted read, makes httpcore close the connection, yet most
@@ -40,18 +40,13 @@ import collections
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import httpx
 
-from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
-from .._errors import InvalidConfigError
-from .._types import RandomSource
-from ._client_base import RequestDriver
-from ._httpx_request import build_request
-from ._options import ClientOptions
+from .._actions import Request
+from ._httpx_driver import HttpxDriver
 from ._sync_client import SyncClientBase
 
 __all__ = ["SyncEventSource"]
@@ -59,6 +54,8 @@ __all__ = ["SyncEventSource"]
 #: How many chunks a response's thread reads ahead of the iteration (httpcore reads at most
 #: 64 KiB at a time); a full queue stops it until the iteration takes one.
 _MAX_AHEAD = 4
+#: The name of the response threads.
+_THREAD_NAME = "sse_core httpx response"
 #: The trace events whose return value is the network stream of a new connection.
 _CONNECTED = (".connect_tcp.complete", ".start_tls.complete")
 
@@ -81,7 +78,7 @@ class _Broken(NamedTuple):
 _Item = _Head | bytes | _Broken | Exception
 
 
-class SyncEventSource(SyncClientBase):
+class SyncEventSource(HttpxDriver[httpx.Client], SyncClientBase):
     """A blocking EventSource over the user's ``httpx.Client``.
 
     ``for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -93,45 +90,19 @@ class SyncEventSource(SyncClientBase):
     ``client.send(..., stream=True)``, sent and read by a thread of its own; the client is
     not closed with the source (it is yours).
 
-    :meth:`close` may be called from any thread: it wakes a blocked iteration, which ends;
-    it returns once the response in flight is closed (see the module's notes for the one
-    wait it cannot cut short). Callbacks (``on_status``) run in the iterating thread, or in
-    the thread that calls :meth:`close` for the final ``CLOSED`` status.
+    :meth:`close` may be called from any thread: it wakes a blocked iteration, which ends,
+    and returns once the response in flight is closed (:doc:`/adapters/httpx` says which
+    waits it cannot cut short). Callbacks (``on_status``) run in the iterating thread, or
+    in the thread that calls :meth:`close` for the final ``CLOSED`` status.
 
-    Of :class:`~sse_core.adapters.ClientOptions` only ``timeout`` applies: connecting, TLS,
-    redirects (``follow_redirects``) and the connect, write and pool timeouts are the
-    client's. Its read timeout is not used for the stream (a quiet stream is not a broken
-    one): ``ClientConfig.stall_timeout`` replaces a silent connection.
-
-    Args:
-        client: The ``httpx.Client`` that sends every request.
-        config: The session configuration (URL, method, headers, body ...), or just the URL.
-        options: As for every adapter; only ``timeout`` applies.
-        on_status: Called with each :class:`~sse_core.ReportStatus`.
-        rng: Randomness for backoff jitter.
-        clock: Monotonic clock in seconds (:func:`time.monotonic`).
+    Arguments: ``client``, your ``httpx.Client``, then those of every adapter
+    (:doc:`/adapters/options`), of whose options only ``timeout`` applies here too.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not isinstance(client, httpx.Client):
-            raise InvalidConfigError(f"client must be an httpx.Client, got {client!r}")
-        self._client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
-
-    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
-        return RequestDriver(session)
+    _client_type = httpx.Client
 
     def _setup(self) -> None:
         super()._setup()
@@ -152,7 +123,8 @@ class SyncEventSource(SyncClientBase):
         self._drop_connection()
         with self._changed:
             if not self._is_closing:
-                self._response = _Response(self._client, request, self._changed)
+                response = self._response = _Response(self._changed)
+                response.start(self._client, self._build(request, trace=response.trace))
 
     def _drop_connection(self) -> None:
         with self._changed:
@@ -200,17 +172,19 @@ class _Response:
     :data:`_MAX_AHEAD` items queued) and closes the response. Its state is guarded by the
     source's condition ``changed``; the thread is the only one that touches the response."""
 
-    def __init__(
-        self, client: httpx.Client, request: Request, changed: threading.Condition
-    ) -> None:
+    thread: threading.Thread  # made by start()
+
+    def __init__(self, changed: threading.Condition) -> None:
         self._changed = changed
         self.items: collections.deque[_Item] = collections.deque()
         self._is_dropped = False
         self._is_blocked = False  # in a call that only a shutdown of its socket ends
         self._stream: Any = None  # httpcore's network stream under the response, once known
-        self._request = build_request(client, request, trace=self._trace)
+
+    def start(self, client: httpx.Client, request: httpx.Request) -> None:
+        """Send ``request`` (built with :meth:`trace`) on ``client`` in the thread."""
         self.thread = threading.Thread(
-            target=self._run, args=(client,), name="sse_core httpx response", daemon=True
+            target=self._run, args=(client, request), name=_THREAD_NAME, daemon=True
         )
         self.thread.start()
 
@@ -236,12 +210,12 @@ class _Response:
 
     # --- the response's thread ------------------------------------------------------------
 
-    def _run(self, client: httpx.Client) -> None:
+    def _run(self, client: httpx.Client, request: httpx.Request) -> None:
         try:
             if not self._block():
                 return
             try:
-                response = client.send(self._request, stream=True)
+                response = client.send(request, stream=True)
             finally:
                 self._unblock()
         except httpx.HTTPError as error:
@@ -299,7 +273,7 @@ class _Response:
             self._changed.notify_all()
             return True
 
-    def _trace(self, name: str, info: dict[str, Any]) -> None:
+    def trace(self, name: str, info: dict[str, Any]) -> None:
         """httpcore's trace: note the stream of a new connection (shut down at once when
         dropped while connecting)."""
         if name.endswith(_CONNECTED):

@@ -15,25 +15,20 @@ never answers with an encoding the session cannot read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import httpx
 
-from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
-from .._errors import InvalidConfigError
-from .._types import RandomSource
+from .._actions import Request
 from ._asyncio_client import AsyncioClientBase
-from ._client_base import RequestDriver
-from ._httpx_request import build_request
+from ._httpx_driver import HttpxDriver
 from ._httpx_sync import SyncEventSource
-from ._options import ClientOptions
 
 __all__ = ["EventSource", "SyncEventSource"]
 
 
-class EventSource(AsyncioClientBase):
+class EventSource(HttpxDriver[httpx.AsyncClient], AsyncioClientBase):
     """An asyncio EventSource over the user's ``httpx.AsyncClient``.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -44,40 +39,16 @@ class EventSource(AsyncioClientBase):
     the iteration quietly. Each connection is one ``client.send(..., stream=True)``; the
     client is not closed with the source (it is yours).
 
-    Of :class:`~sse_core.adapters.ClientOptions` only ``timeout`` applies: connecting, TLS,
-    redirects (``follow_redirects``) and the connect, write and pool timeouts are the
-    client's. Its read timeout is not used for the stream (a quiet stream is not a broken
-    one): ``ClientConfig.stall_timeout`` replaces a silent connection.
-
-    Args:
-        client: The ``httpx.AsyncClient`` that sends every request.
-        config: The session configuration (URL, method, headers, body ...), or just the URL.
-        options: As for every adapter; only ``timeout`` applies.
-        on_status: Called with each :class:`~sse_core.ReportStatus`.
-        rng: Randomness for backoff jitter.
-        clock: Monotonic clock in seconds (:func:`time.monotonic`).
+    Arguments: ``client``, your ``httpx.AsyncClient``, then those of every adapter
+    (:doc:`/adapters/options`). Of the options only ``timeout`` applies: connecting, TLS,
+    redirects and the connect, write and pool timeouts are the client's; its read timeout is
+    not used for the stream (``ClientConfig.stall_timeout`` replaces a silent connection).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not isinstance(client, httpx.AsyncClient):
-            raise InvalidConfigError(f"client must be an httpx.AsyncClient, got {client!r}")
-        self._client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
-
-    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
-        return RequestDriver(session)
+    _client_type = httpx.AsyncClient
 
     def _setup(self) -> None:
         self._response: httpx.Response | None = None
@@ -115,9 +86,6 @@ class EventSource(AsyncioClientBase):
         self._opening = asyncio.ensure_future(
             self._client.send(self._build(request), stream=True)
         )
-
-    def _build(self, request: Request) -> httpx.Request:
-        return build_request(self._client, request)
 
     def _drop_connection(self) -> None:
         sending, reading, response = self._opening, self._reading, self._response
