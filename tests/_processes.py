@@ -28,6 +28,12 @@ def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
+def proxied_requests(log: Path) -> list[str]:
+    """The request lines tinyproxy logged (``GET http://... HTTP/1.1``), in order."""
+    return [line.partition("): ")[2] for line in log.read_text().splitlines()
+            if "Request (" in line]
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (bound, then let go)."""
     with socket.socket() as sock:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from sse_core import (
+    ClientConfig,
     ClientState,
     Deliver,
     EndCause,
@@ -26,7 +27,7 @@ from sse_core import (
     ServerConfig,
     StreamError,
 )
-from sse_core.adapters import IncomingRequest, ServerOptions
+from sse_core.adapters import ConnectionKey, IncomingRequest, ServerOptions
 from sse_core.state import BackoffConfig
 from sse_core.testing import CutAfter, FaultProxy, Pass
 from tests import _processes
@@ -45,17 +46,24 @@ served = _servers.served
 tinyproxy = _processes.tinyproxy
 
 
+def recorder(name: str) -> tuple[list[str | None], ConnectionKey]:
+    """A server's ``connection_key`` that notes the header ``name`` of each request, and
+    the list it notes into."""
+    seen: list[str | None] = []
+
+    def key(request: IncomingRequest, address: str | None) -> str | None:
+        seen.append(field(request, name))
+        return address
+
+    return seen, key
+
+
 def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
     """Published events reach the driver in order, once each; the statuses go CONNECTING,
     CONNECTED, STREAMING; the user's client's default headers reach the server; closing
     ends the iteration quietly and leaves the client open for its owner."""
 
-    keys: list[str | None] = []
-
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        keys.append(field(request, "x-api-key"))
-        return address
-
+    keys, key = recorder("x-api-key")
     async def main() -> None:
         server, url = await started_server(options=ServerOptions(connection_key=key))
         statuses: list[ReportStatus] = []
@@ -85,12 +93,7 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
 def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -> None:
     """Accept-Encoding is gzip when the config accepts it and identity otherwise, never
     httpx's own list (br, zstd ...); the session decodes the gzip body as sent."""
-    asked: list[str | None] = []
-
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        asked.append(field(request, "accept-encoding"))
-        return address
-
+    asked, key = recorder("accept-encoding")
     async def main() -> None:
         server, url = await started_server(options=ServerOptions(connection_key=key))
         async with httpx.AsyncClient() as client:
@@ -239,12 +242,24 @@ def test_the_client_must_be_an_httpx_async_client() -> None:
 WORDS = ["Hello", ", ", "wörld"]
 
 
-async def _chat(client: Any, url: str, **kwargs: Any) -> tuple[list[str], StreamError | None]:
-    """POST the chat request through the driver; the words it got, and what it raised."""
-    source = EventSource(client, config(
+def chat_config(url: str, **kwargs: Any) -> ClientConfig:
+    """The chat request: a POST with a JSON body asking for ``WORDS``."""
+    return config(
         url, method="POST", body=json.dumps({"words": WORDS}).encode(),
         headers=(("Content-Type", "application/json"),), **kwargs,
-    ))
+    )
+
+
+def assert_cut_once(words: list[str], error: StreamError | None) -> None:
+    """The cut answer's outcome: a StreamError (NOT_RESUMABLE) after every word, once."""
+    assert isinstance(error, StreamError)
+    assert error.report.cause is EndCause.NOT_RESUMABLE, error
+    assert words == WORDS  # the words came; [DONE] was cut
+
+
+async def _chat(client: Any, url: str, **kwargs: Any) -> tuple[list[str], StreamError | None]:
+    """POST the chat request through the driver; the words it got, and what it raised."""
+    source = EventSource(client, chat_config(url, **kwargs))
     words: list[str] = []
     try:
         async with source, contextlib.aclosing(source.reports()) as reports:
@@ -300,9 +315,7 @@ def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> 
             total = proxy.stats.bytes_downstream
             proxy.schedule(CutAfter(after_bytes=total - 20))
             words, error = await _chat(client, url, is_gzip_accepted=False)
-            assert isinstance(error, StreamError)
-            assert error.report.cause is EndCause.NOT_RESUMABLE, error
-            assert words == WORDS  # the words came; [DONE] was cut
+            assert_cut_once(words, error)
             await _settle()
             assert proxy.stats.accepted == 2  # the cut POST was not sent again
 
@@ -338,6 +351,4 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
         await server.aclose()
 
     run(main)
-    requests = [line for line in log.read_text().splitlines() if "Request (" in line]
-    assert len(requests) == 1, requests
-    assert requests[0].endswith(f": GET {urls[0]} HTTP/1.1"), requests
+    assert _processes.proxied_requests(log) == [f"GET {urls[0]} HTTP/1.1"]

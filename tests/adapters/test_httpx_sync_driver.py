@@ -9,7 +9,6 @@ adapter's fixture): no response thread and no connection outlives a source.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import socket
@@ -32,7 +31,7 @@ from sse_core import (
     ServerConfig,
     StreamError,
 )
-from sse_core.adapters import ClientOptions, IncomingRequest, ServerOptions
+from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.sync import EventStreamServer
 from sse_core.state import BackoffConfig, SequencerConfig
 from sse_core.testing import CutAfter, Pass
@@ -45,13 +44,13 @@ from sse_core.adapters.httpx import SyncEventSource  # noqa: E402
 
 from . import test_response_servers as _servers  # noqa: E402
 from . import test_sync as _sync  # noqa: E402
-from .test_asyncio import field  # noqa: E402
-from .test_httpx_driver import WORDS  # noqa: E402
+from .test_httpx_driver import WORDS, assert_cut_once, chat_config, recorder  # noqa: E402
 from .test_response_servers import Served  # noqa: E402
 from .test_sync import (  # noqa: E402
     WATCHDOG,
     events,
     fast,
+    kinds,
     read_head,
     states,
     tiny_server,
@@ -108,12 +107,7 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
     CONNECTED, STREAMING, and CLOSED (seen by on_status) when the ``with`` block ends; the
     user's client's default headers reach the server; the client stays open for its owner,
     the response's thread is gone and the server sees the connection closed."""
-    keys: list[str | None] = []
-
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        keys.append(field(request, "x-api-key"))
-        return address
-
+    keys, key = recorder("x-api-key")
     statuses: list[ReportStatus] = []
     with EventStreamServer(options=ServerOptions(connection_key=key)) as server, \
             httpx.Client(headers={"X-Api-Key": "k1"}) as client:
@@ -143,12 +137,7 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
 def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -> None:
     """Accept-Encoding is gzip when the config accepts it and identity otherwise, never
     httpx's own list (br, zstd ...); the session decodes the gzip body as sent."""
-    asked: list[str | None] = []
-
-    def key(request: IncomingRequest, address: str | None) -> str | None:
-        asked.append(field(request, "accept-encoding"))
-        return address
-
+    asked, key = recorder("accept-encoding")
     sent = [f"{i} " + "compressible " * 50 for i in range(50)]
     with EventStreamServer(options=ServerOptions(connection_key=key)) as server, \
             httpx.Client() as client:
@@ -169,9 +158,10 @@ def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -
 
 
 def test_a_cut_stream_resumes_with_last_event_id() -> None:
-    """The fault proxy cuts the first connection in the middle of the stream; the driver
-    reconnects through the same client with the last id it got and receives every event
-    exactly once (dedup off, so a duplicate would show)."""
+    """The fault proxy cuts the first connection after three events: the response's thread
+    reports the broken body, the driver sends a new request on the same client with the
+    last id it got, and every event arrives exactly once (dedup off, so a duplicate would
+    show)."""
     ids: list[str] = []
     resumed_with: list[str | None] = []
     with EventStreamServer(config=QUIET) as server, proxy_thread(server.address) as running, \
@@ -206,9 +196,10 @@ def test_a_cut_stream_resumes_with_last_event_id() -> None:
 
 
 def test_a_quiet_stream_outlives_the_clients_read_timeout() -> None:
-    """The user's client has a 0.2 s timeout; the stream stays quiet for 1 s (no
-    heartbeats) and is not cut: the driver leaves reads unbounded (the session's stall
-    timeout, off here, is what replaces a silent connection)."""
+    """A client with a 0.2 s timeout and a stream quiet for 1 s (no heartbeats, no stall
+    timeout): the response's thread waits in its read the whole time and the connection is
+    kept (reads have no timeout; the session's stall timeout is what replaces a silent
+    connection)."""
     with EventStreamServer(config=QUIET) as server, httpx.Client(timeout=0.2) as client:
 
         def step(report: Any, seen: list[Any]) -> bool:
@@ -282,13 +273,7 @@ def test_a_deadline_that_does_not_end_the_attempt_keeps_the_connection() -> None
         gapped.set()
         thread.join(WATCHDOG)
         listener.close()
-    kinds = [
-        report.state.value if isinstance(report, ReportStatus)
-        else report.event.data if isinstance(report, Deliver)
-        else "gap"
-        for report in seen
-    ]
-    assert kinds == ["connecting", "connected", "streaming", "a", "gap", "c", "d"]
+    assert kinds(seen) == ["connecting", "connected", "streaming", "a", "gap", "c", "d"]
     assert source.metrics.connection_attempts == 1
 
 
@@ -326,9 +311,9 @@ def test_an_http_error_raises_http_status_error_and_the_connection_goes_back_to_
 
 
 def test_a_refused_connection_is_retried_then_given_up_with_stream_error() -> None:
-    """Nothing listens on the port: each request fails in the user's client (httpx's
-    ConnectError), the session reconnects with backoff, and after two attempts it gives up:
-    the plain loop raises StreamError (GAVE_UP) naming the cause."""
+    """A refused port: each request's thread reports httpx's ConnectError, the session
+    tries twice more with backoff and gives up; the plain loop raises StreamError (GAVE_UP)
+    naming the cause, and no thread is left."""
     port = _processes.free_port()  # bound, then let go: refused
     backoff = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_attempts=2)
     with httpx.Client() as client:
@@ -340,6 +325,7 @@ def test_a_refused_connection_is_retried_then_given_up_with_stream_error() -> No
     assert caught.value.report.cause is EndCause.GAVE_UP
     assert "ConnectError" in caught.value.reason
     assert source.metrics.connection_attempts == 3
+    assert response_threads() == []
 
 
 def test_close_from_another_thread_wakes_a_blocked_iteration() -> None:
@@ -447,32 +433,28 @@ def test_the_client_must_be_an_httpx_client() -> None:
 
 
 def _chat(client: Any, url: str, **kwargs: Any) -> tuple[list[str], StreamError | None]:
-    """POST the chat request through the driver; the words it got, and what it raised."""
-    source = SyncEventSource(client, fast(
-        url, method="POST", body=json.dumps({"words": WORDS}).encode(),
-        headers=(("Content-Type", "application/json"),), **kwargs,
-    ))
+    """POST the chat request through the driver's plain loop; the words it got, and what
+    it raised."""
     words: list[str] = []
+    failure: StreamError | None = None
     try:
-        with source, contextlib.closing(source.reports()) as reports:
-            for report in reports:
-                if not isinstance(report, Deliver):
-                    continue
-                if report.event.event == "done":
+        with SyncEventSource(client, chat_config(url, **kwargs)) as source:
+            for event in source:
+                if event.event == "done":
                     break
-                words.append(json.loads(report.event.data)["delta"])
+                words.append(json.loads(event.data)["delta"])
     except StreamError as error:
-        return words, error
-    return words, None
+        failure = error
+    return words, failure
 
 
 @pytest.mark.parametrize(
     "served", ["uvicorn-fastapi", "hypercorn-h2c-fastapi"], indirect=True
 )
 def test_post_streams_each_word_over_http1_and_http2(served: Served) -> None:
-    """A POST with a JSON body gets one event per word, gzip-compressed by the server
-    (decoded by the session); the user's client picks the protocol: HTTP/2 with prior
-    knowledge to hypercorn."""
+    """The chat POST through a blocking client gets each word once over the protocol the
+    client speaks (HTTP/2 with prior knowledge to hypercorn), gzip-compressed by the server
+    and decoded by the session; leaving the loop at "done" leaves no thread behind."""
     versions: list[tuple[str, str | None]] = []
 
     def seen(response: Any) -> None:
@@ -491,9 +473,10 @@ def test_post_streams_each_word_over_http1_and_http2(served: Served) -> None:
 
 @pytest.mark.parametrize("served", ["uvicorn-fastapi"], indirect=True)
 def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> None:
-    """The LLM case: the answer is cut after its first words (the proxy measures the whole
-    answer once, then cuts the next one 20 bytes short). The driver raises StreamError
-    (NOT_RESUMABLE), every word it got came once, and the proxy saw no third request."""
+    """The LLM case, blocking: the proxy measures a whole answer, then cuts the next one
+    20 bytes short, after its words and before ``[DONE]``. The plain loop raises
+    StreamError (NOT_RESUMABLE) with every word seen once, and the POST is not sent a third
+    time."""
     host, port = served.url.removeprefix("http://").split(":")
     with proxy_thread((host, int(port)), Pass()) as running:
         proxy = running.proxy
@@ -505,9 +488,7 @@ def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> 
         proxy.schedule(CutAfter(after_bytes=total - 20))
         with httpx.Client() as client:  # a new connection (the first went back to a pool)
             words, error = _chat(client, url, is_gzip_accepted=False)
-            assert isinstance(error, StreamError)
-            assert error.report.cause is EndCause.NOT_RESUMABLE, error
-            assert words == WORDS  # the words came; [DONE] was cut
+            assert_cut_once(words, error)
             time.sleep(0.5)  # the time a re-send that should not happen would take
         assert proxy.stats.accepted == 2  # the cut POST was not sent again
 
@@ -530,7 +511,5 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
         with SyncEventSource(client, fast(url)) as source:
             seen = drive(source, step)
     assert [e.data for e in events(seen)] == ["through the proxy"]
-    requests = [line for line in log.read_text().splitlines() if "Request (" in line]
-    assert len(requests) == 1, requests
-    assert requests[0].endswith(f": GET {url} HTTP/1.1"), requests
+    assert _processes.proxied_requests(log) == [f"GET {url} HTTP/1.1"]
 

@@ -99,6 +99,16 @@ def states(reports: list[Any]) -> list[ClientState]:
     return [report.state for report in reports if isinstance(report, ReportStatus)]
 
 
+def kinds(reports: list[Any]) -> list[str]:
+    """Each report in short: a state's value, an event's data, or "gap"."""
+    return [
+        report.state.value if isinstance(report, ReportStatus)
+        else report.event.data if isinstance(report, Deliver)
+        else "gap"
+        for report in reports
+    ]
+
+
 def events(reports: list[Any]) -> list[Event]:
     return [report.event for report in reports if isinstance(report, Deliver)]
 
@@ -789,14 +799,8 @@ def test_a_session_deadline_inside_a_hanging_connect_keeps_the_attempt() -> None
     finally:
         thread.join(WATCHDOG)
         listener.close()
-    kinds = [
-        report.state.value if isinstance(report, ReportStatus)
-        else report.event.data if isinstance(report, Deliver)
-        else "gap"
-        for report in seen
-    ]
-    assert kinds == ["connecting", "connected", "streaming", "a", "reconnecting", "connecting",
-                     "gap", "c", "connected", "streaming", "d"]
+    assert kinds(seen) == ["connecting", "connected", "streaming", "a", "reconnecting",
+                           "connecting", "gap", "c", "connected", "streaming", "d"]
     assert b"last-event-id: 3" in requests[1].lower()
     assert source.metrics.connection_attempts == 2
 
