@@ -179,6 +179,7 @@ class _Response:
         self.items: collections.deque[_Item] = collections.deque()
         self._is_dropped = False
         self._is_blocked = False  # in a call that only a shutdown of its socket ends
+        self._is_woken = False  # dropped, and the thread will see it soon (not stuck)
         self._stream: Any = None  # httpcore's network stream under the response, once known
 
     def start(self, client: httpx.Client, request: httpx.Request) -> None:
@@ -191,8 +192,8 @@ class _Response:
     @property
     def is_stuck(self) -> bool:
         """Whether the thread is blocked where no shutdown can reach it (the caller holds
-        ``changed``)."""
-        return self._is_blocked and _socket_of(self._stream) is None
+        ``changed``; asked once dropped)."""
+        return self._is_dropped and not self._is_woken
 
     def take(self) -> _Item | None:
         """The next item, if any (the caller holds ``changed``)."""
@@ -204,8 +205,7 @@ class _Response:
     def drop(self) -> None:
         """Stop: wake the thread, which closes the response (the caller holds ``changed``)."""
         self._is_dropped = True
-        if self._is_blocked:
-            _shut_down(self._stream)
+        self._is_woken = not self._is_blocked or _shut_down(self._stream)
         self._changed.notify_all()
 
     # --- the response's thread ------------------------------------------------------------
@@ -279,8 +279,8 @@ class _Response:
         if name.endswith(_CONNECTED):
             with self._changed:
                 self._stream = info.get("return_value")
-                if self._is_dropped:
-                    _shut_down(self._stream)
+                if self._is_dropped and _shut_down(self._stream):
+                    self._is_woken = True
 
 
 def _socket_of(stream: Any) -> socket.socket | None:
@@ -292,11 +292,14 @@ def _socket_of(stream: Any) -> socket.socket | None:
     return None
 
 
-def _shut_down(stream: Any) -> None:
-    """Shut the socket under ``stream`` down: a read or write blocked on it returns."""
+def _shut_down(stream: Any) -> bool:
+    """Shut the socket under ``stream`` down: a read or write blocked on it returns.
+    Whether there was an open socket to shut down."""
     sock = _socket_of(stream)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            # The plain socket's shutdown (an SSL socket's would also drop its TLS state
-            # under the reading thread).
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    if sock is None:
+        return False
+    with contextlib.suppress(OSError):
+        # The plain socket's shutdown (an SSL socket's would also drop its TLS state under
+        # the reading thread).
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    return True
