@@ -513,3 +513,75 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
     assert [e.data for e in events(seen)] == ["through the proxy"]
     assert _processes.proxied_requests(log) == [f"GET {url} HTTP/1.1"]
 
+
+
+# --- where a blocked request is woken, and where it cannot be ---------------------------------
+
+
+def test_a_request_whose_head_never_comes_is_let_go_at_the_stall_timeout() -> None:
+    """The server takes each connection and never answers: at the 0.5 s stall timeout the
+    session drops the request while its thread waits for the head; the socket, known from
+    httpcore's ``trace`` extension, is shut down, so that thread ends at once (the server
+    still holds the connection) and the next request goes out."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WATCHDOG)
+    held: list[socket.socket] = []
+
+    def serve() -> None:  # the first connection (later ones wait in the backlog)
+        sock, _ = listener.accept()
+        held.append(sock)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/events"
+    ended: list[int] = []
+    try:
+        with httpx.Client() as client:
+            source = SyncEventSource(client, fast(url, stall_timeout=0.5))
+
+            def step(report: Any, seen: list[Any]) -> bool:
+                if states(seen).count(ClientState.CONNECTING) < 2:
+                    return False
+                # CONNECTING comes out before the new request goes: no thread should be left
+                until(lambda: response_threads() == [], "the first request's thread to end")
+                ended.append(len(held))
+                return True
+
+            with source:
+                seen = drive(source, step)
+    finally:
+        listener.close()
+        thread.join(WATCHDOG)
+        for sock in held:
+            sock.close()
+    assert ended == [1]  # the first connection was still open on the server
+    reasons = [s.reason for s in seen if isinstance(s, ReportStatus)
+               and s.state is ClientState.RECONNECTING]
+    assert "stall" in str(reasons[0]), reasons
+
+
+def test_close_during_a_hanging_connect_returns_and_the_thread_ends_by_itself() -> None:
+    """The server's full accept queue drops the SYNs, so the request's thread hangs in the
+    TCP connect, where no socket is known yet. close() from another thread returns at once
+    without waiting for it; the thread ends by itself at the client's connect timeout
+    (2 s) and leaves nothing behind."""
+    with _sync.unanswered_port() as port, httpx.Client(timeout=2.0) as client:
+        source = SyncEventSource(client, fast(f"http://127.0.0.1:{port}/events"))
+        timings: dict[str, float] = {}
+
+        def closer() -> None:
+            time.sleep(0.5)  # the request is in its connect
+            timings["close"] = time.monotonic()
+            source.close()
+            timings["closed"] = time.monotonic()
+
+        thread = threading.Thread(target=closer)
+        thread.start()
+        try:
+            assert list(source) == []
+        finally:
+            thread.join()
+        took = timings["closed"] - timings["close"]
+        assert took < 1.0, took
+        assert len(response_threads()) == 1  # still in its connect
+        until(lambda: response_threads() == [], "the connect to time out")
