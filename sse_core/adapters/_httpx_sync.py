@@ -7,9 +7,10 @@ shares, and the iteration is the blocking socket adapter's (:mod:`._sync_client`
 is read as sent (``Response.iter_raw()``) and decoded by the session (:mod:`._httpx_driver`).
 
 Why a thread per response. A blocking read on an httpx response cannot be bounded without
-harm: a read timeout, or an interrupted read, makes httpcore close the connection, yet most
-of the session's deadlines (a sequencer hole, a chunked message, the backoff of nothing)
-must not end the attempt, and those that do must fire while the read is blocked. So each
+harm: a read timeout, or an interrupted read, makes httpcore close the connection, yet some
+of the session's deadlines (a sequencer hole, a chunked message) must not end the attempt,
+and all of them (the stall timeout, ``ClientOptions.timeout`` ...) must fire while a read is
+blocked. So each
 request is sent, read and closed by a thread of its own (:class:`_Response`), which reads
 ahead of the iteration into a queue of at most :data:`_MAX_AHEAD` chunks (a full queue
 stops its reading: back-pressure, bounded memory); the iterating thread waits on that queue
@@ -23,15 +24,16 @@ read is woken by ``shutdown()`` of the socket under the connection (httpcore's
 ``network_stream`` extension, or the ``trace`` extension's ``connect_tcp`` and ``start_tls``
 events while the request is still being sent). The thread then closes the response itself:
 an unfinished HTTP/1.1 body closes its connection, a finished one goes back to the client's
-pool. A shutdown ends the whole connection: over HTTP/2 the other streams on it too (httpcore
-cannot end one blocked stream alone; a read timeout would end them all the same way).
-Where no socket is known yet (name resolution, a TCP connect, a TLS handshake, or waiting
-for the response head on a connection reused from the pool, or a transport that is not
+pool. A shutdown (only for a thread blocked in the client) ends the whole connection: over
+HTTP/2 the other streams on it too (httpcore cannot end one blocked stream alone; a read
+timeout would end them all the same way).
+Where no socket is known yet (name resolution, a TCP connect, a TLS handshake, waiting for
+the response head on a connection reused from the pool, or a transport that is not
 httpcore's), the thread cannot be woken: nobody waits for it, and it closes what it got as
-soon as its call returns (the client's connect timeout bounds the first three). Every other
-dropped thread is joined before the iteration ends and before :meth:`close` returns, so no
-thread and no connection outlives the source. The threads are daemons: one left waiting for
-a server never keeps the interpreter from exiting.
+soon as its call returns (the client's connect timeout bounds the TCP connect and the TLS
+handshake). Every other dropped thread is joined before the iteration ends and before
+:meth:`close` returns, so no thread and no connection outlives the source. The threads are
+daemons: one left waiting for a server never keeps the interpreter from exiting.
 """
 
 from __future__ import annotations
