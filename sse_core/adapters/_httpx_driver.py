@@ -16,7 +16,7 @@ from .._types import RandomSource
 from ._client_base import ClientBase, RequestDriver
 from ._options import ClientOptions
 
-__all__ = ["HttpxDriver"]
+__all__ = ["HttpxDriver", "head_fields"]
 
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
@@ -89,3 +89,10 @@ class HttpxDriver(ClientBase, Generic[_Client]):
             request.method, request.url, headers=headers, content=request.body,
             timeout=timeout, extensions=extensions,
         )
+
+
+def head_fields(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    """The response's header fields for the session, names in lowercase as h11 hands them
+    to the socket adapters (field names are case-insensitive: RFC 9110, section 5.1), so
+    that an :class:`~sse_core.HTTPStatusError` carries the same headers on every path."""
+    return [(name.lower(), value) for name, value in response.headers.raw]

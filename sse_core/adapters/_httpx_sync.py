@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from .._actions import Request
-from ._httpx_driver import HttpxDriver
+from ._httpx_driver import HttpxDriver, head_fields
 from ._sync_client import SyncClientBase
 
 __all__ = ["SyncEventSource"]
@@ -145,8 +145,9 @@ class SyncEventSource(HttpxDriver[httpx.Client], SyncClientBase):
             response.thread.join()
 
     def _wait(self) -> None:
-        """Wait for the next item of the response in flight, or until the next deadline (or
-        :meth:`close`); hand the session what came."""
+        """Wait for what the response in flight brought, or until the next deadline (or
+        :meth:`close`); hand the session every item there is, in order, as one read of a
+        socket would (the end of a body that came with its last bytes included)."""
         timeout = self._timeout()
         with self._changed:
             response = self._response
@@ -154,18 +155,18 @@ class SyncEventSource(HttpxDriver[httpx.Client], SyncClientBase):
                 self._changed.wait(timeout)
             if self._is_closing:
                 return
-            item = response.take() if response is not None else None
-        if item is None:
-            if self._timeout() == 0.0:  # due: the session says what it means
-                self._timer()
-        elif isinstance(item, _Head):
-            self._responded(item.status, item.headers)
-        elif isinstance(item, bytes):
-            self._received(item)
-        elif isinstance(item, _Broken):
-            self._failed(item.reason)
-        else:
-            raise item  # not httpx's: a bug or a misuse (the user's auth flow, a closed client)
+            items = response.take() if response is not None else []
+        if not items and self._timeout() == 0.0:  # due: the session says what it means
+            self._timer()
+        for item in items:
+            if isinstance(item, _Head):
+                self._responded(item.status, item.headers)
+            elif isinstance(item, bytes):
+                self._received(item)
+            elif isinstance(item, _Broken):
+                self._failed(item.reason)
+            else:
+                raise item  # not httpx's: a bug or a misuse (the auth flow, a closed client)
 
 
 class _Response:
@@ -197,12 +198,12 @@ class _Response:
         ``changed``; asked once dropped)."""
         return self._is_dropped and not self._is_woken
 
-    def take(self) -> _Item | None:
-        """The next item, if any (the caller holds ``changed``)."""
-        if not self.items:
-            return None
+    def take(self) -> list[_Item]:
+        """Every item queued, in order (the caller holds ``changed``)."""
+        items = list(self.items)
+        self.items.clear()
         self._changed.notify_all()  # room in the queue
-        return self.items.popleft()
+        return items
 
     def drop(self) -> None:
         """Stop: wake the thread, which closes the response (the caller holds ``changed``)."""
@@ -229,7 +230,7 @@ class _Response:
         try:
             with self._changed:
                 self._stream = response.extensions.get("network_stream", self._stream)
-            if self._put(_Head(response.status_code, response.headers.raw)):
+            if self._put(_Head(response.status_code, head_fields(response))):
                 self._read(response.iter_raw())
         except httpx.HTTPError as error:
             self._put(_Broken(f"connection error: {error!r}"))

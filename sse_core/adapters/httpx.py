@@ -22,7 +22,7 @@ import httpx
 
 from .._actions import Request
 from ._asyncio_client import AsyncioClientBase
-from ._httpx_driver import HttpxDriver
+from ._httpx_driver import HttpxDriver, head_fields
 from ._httpx_sync import SyncEventSource
 
 __all__ = ["EventSource", "SyncEventSource"]
@@ -67,7 +67,7 @@ class EventSource(HttpxDriver[httpx.AsyncClient], AsyncioClientBase):
             return
         self._response = response
         self._chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-        self._responded(response.status_code, response.headers.raw)
+        self._responded(response.status_code, head_fields(response))
 
     @property
     def _is_open(self) -> bool:

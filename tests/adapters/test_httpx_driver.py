@@ -200,6 +200,8 @@ def test_an_http_error_raises_http_status_error_with_status_and_body() -> None:
             assert caught.value.status == 404
             assert caught.value.body  # the server's explanation
             assert dict(caught.value.headers)
+            # Names in lowercase, as the socket adapters give them (h11).
+            assert [n for n, _ in caught.value.headers if n != n.lower()] == []
             assert source.session.state is ClientState.CLOSED
             assert source.metrics.reconnections == 0
         await server.aclose()
