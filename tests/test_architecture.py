@@ -154,10 +154,11 @@ def test_adapters_never_import_each_other(path: Path) -> None:
     """An adapter may use the shared helpers (``_http``, the sans-IO glue; ``_base``, what
     every adapter shares, ``_client_base`` what their clients share, ``_asyncio_client`` the
     asyncio clients' loop, ``_trio_client`` the trio clients' loop (the socket adapter's and
-    the httpx driver's), ``_server_base`` what their servers share; ``_options``, their
-    options records; ``_sockets``, socket options; ``_response``, what the per-request
-    responses share; ``_async_response``, the loop the async ones share -- apart from
-    ``_response`` because it needs anyio, which the WSGI response does not), its own private
+    the httpx driver's), ``_sync_client`` the blocking clients' loop, ``_server_base`` what
+    their servers share; ``_options``, their options records; ``_sockets``, socket options;
+    ``_response``, what the per-request responses share; ``_async_response``, the loop the
+    async ones share -- apart from ``_response`` because it needs anyio, which the WSGI
+    response does not), its own private
     modules (``trio`` -> ``_trio_server``, ``asgi`` -> ``_asgi_response``, and these among
     themselves) and the core, never another adapter."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -176,7 +177,7 @@ def test_adapters_never_import_each_other(path: Path) -> None:
     family = f"_{path.stem.lstrip('_').split('_')[0]}_"
     own = {name for name in siblings | absolute_siblings if name.startswith(family)}
     allowed = {
-        "_http", "_base", "_client_base", "_asyncio_client", "_trio_client", "_server_base",
-        "_options", "_sockets", "_response", "_async_response",
+        "_http", "_base", "_client_base", "_asyncio_client", "_trio_client", "_sync_client",
+        "_server_base", "_options", "_sockets", "_response", "_async_response",
     } | own
     assert (siblings | absolute_siblings) - allowed == set()

@@ -161,7 +161,11 @@ class RequestDriver:
         return self._carry(self._session.on_response(status, headers, now))
 
     def on_data(self, data: bytes, now: float) -> list[_Output]:
-        """Body bytes arrived, as sent (``b""``: the body ended)."""
+        """Body bytes arrived, as sent (``b""``: the body ended). Ignored when no request is
+        in flight (what is left of a response the session let go of, read in the same step
+        as its end)."""
+        if not self._is_in_flight:
+            return []
         if not data:
             self._is_in_flight = False
             ended: list[_Output] = [Disconnect(reason="response ended")]

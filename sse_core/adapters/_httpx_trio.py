@@ -5,7 +5,7 @@ The user's client carries every request (httpx runs on trio through anyio); the
 :class:`~sse_core.ClientSession` decides everything else through the :class:`RequestDriver`
 every driver uses, and the iteration is the trio adapter's loop (``_trio_client``). The body
 is read as sent (``Response.aiter_raw()``) and decoded by the session, with the request the
-asyncio driver sends (``_httpx_common``).
+asyncio driver sends (``_httpx_driver``).
 
 Why a task per response, in a nursery the source owns. httpcore closes a connection whose
 body read is cancelled (its stream closes itself on any exception, ``Cancelled``
@@ -49,7 +49,7 @@ import trio
 
 from .._actions import Request
 from ._base import Report
-from ._httpx_common import AsyncClientDriver, build_request
+from ._httpx_driver import HttpxDriver, head_fields
 from ._trio_client import TrioClientBase
 
 __all__ = ["CLOSE_GRACE", "TrioEventSource"]
@@ -129,7 +129,7 @@ class _Exchange:
                     pass  # the connection is gone either way
 
 
-class TrioEventSource(AsyncClientDriver, TrioClientBase):
+class TrioEventSource(HttpxDriver[httpx.AsyncClient], TrioClientBase):
     """A trio EventSource over the user's ``httpx.AsyncClient``.
 
     Use it as an ``async with`` block and iterate inside it: ``async for event in source``
@@ -158,6 +158,8 @@ class TrioEventSource(AsyncClientDriver, TrioClientBase):
     Raises:
         InvalidConfigError: a bad argument.
     """
+
+    _client_type = httpx.AsyncClient
 
     def _setup(self) -> None:
         self._block: AbstractAsyncContextManager[trio.Nursery] | None = None
@@ -218,7 +220,7 @@ class TrioEventSource(AsyncClientDriver, TrioClientBase):
         """Take what the request's task handed over to the session."""
         if isinstance(item, httpx.Response):
             exchange.is_answered = True
-            self._responded(item.status_code, item.headers.raw)
+            self._responded(item.status_code, head_fields(item))
         elif isinstance(item, bytes):
             self._received(item)
         elif isinstance(item, httpx.HTTPError):
@@ -232,7 +234,7 @@ class TrioEventSource(AsyncClientDriver, TrioClientBase):
         assert self._nursery is not None  # _next_report() checked it
         exchange = _Exchange()
         self._exchange = exchange
-        self._nursery.start_soon(exchange.run, self._client, build_request(self._client, request))
+        self._nursery.start_soon(exchange.run, self._client, self._build(request))
 
     def _drop_connection(self) -> None:
         if self._exchange is not None:

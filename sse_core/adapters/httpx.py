@@ -22,17 +22,18 @@ import httpx
 
 from .._actions import Request
 from ._asyncio_client import AsyncioClientBase
-from ._httpx_common import AsyncClientDriver, build_request
+from ._httpx_driver import HttpxDriver, head_fields
+from ._httpx_sync import SyncEventSource
 
 if TYPE_CHECKING:
     from ._httpx_trio import TrioEventSource
 
-__all__ = ["EventSource", "TrioEventSource"]
+__all__ = ["EventSource", "SyncEventSource", "TrioEventSource"]
 
 
 def __getattr__(name: str) -> object:
     """``TrioEventSource``, imported on first use: only it needs trio (the ``httpx`` extra
-    alone serves the asyncio driver).
+    alone serves the asyncio and the blocking drivers).
 
     Raises:
         ModuleNotFoundError: trio is not installed.
@@ -49,7 +50,7 @@ def __getattr__(name: str) -> object:
     return TrioEventSource
 
 
-class EventSource(AsyncClientDriver, AsyncioClientBase):
+class EventSource(HttpxDriver[httpx.AsyncClient], AsyncioClientBase):
     """An asyncio EventSource over the user's ``httpx.AsyncClient``.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -60,22 +61,16 @@ class EventSource(AsyncClientDriver, AsyncioClientBase):
     the iteration quietly. Each connection is one ``client.send(..., stream=True)``; the
     client is not closed with the source (it is yours).
 
-    Of :class:`~sse_core.adapters.ClientOptions` only ``timeout`` applies: connecting, TLS,
-    redirects (``follow_redirects``) and the connect, write and pool timeouts are the
-    client's. Its read timeout is not used for the stream (a quiet stream is not a broken
-    one): ``ClientConfig.stall_timeout`` replaces a silent connection.
-
-    Args:
-        client: The ``httpx.AsyncClient`` that sends every request.
-        config: The session configuration (URL, method, headers, body ...), or just the URL.
-        options: As for every adapter; only ``timeout`` applies.
-        on_status: Called with each :class:`~sse_core.ReportStatus`.
-        rng: Randomness for backoff jitter.
-        clock: Monotonic clock in seconds (:func:`time.monotonic`).
+    Arguments: ``client``, your ``httpx.AsyncClient``, then those of every adapter
+    (:doc:`/adapters/options`). Of the options only ``timeout`` applies: connecting, TLS,
+    redirects and the connect, write and pool timeouts are the client's; its read timeout is
+    not used for the stream (``ClientConfig.stall_timeout`` replaces a silent connection).
 
     Raises:
         InvalidConfigError: a bad argument.
     """
+
+    _client_type = httpx.AsyncClient
 
     def _setup(self) -> None:
         self._response: httpx.Response | None = None
@@ -94,7 +89,7 @@ class EventSource(AsyncClientDriver, AsyncioClientBase):
             return
         self._response = response
         self._chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-        self._responded(response.status_code, response.headers.raw)
+        self._responded(response.status_code, head_fields(response))
 
     @property
     def _is_open(self) -> bool:
@@ -111,7 +106,7 @@ class EventSource(AsyncClientDriver, AsyncioClientBase):
     def _send_request(self, request: Request) -> None:
         self._drop_connection()
         self._opening = asyncio.ensure_future(
-            self._client.send(build_request(self._client, request), stream=True)
+            self._client.send(self._build(request), stream=True)
         )
 
     def _drop_connection(self) -> None:

@@ -15,13 +15,11 @@ import enum
 import functools
 import socket
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
-from .._events import Event
-from ._base import Report
-from ._client_base import ClientBase
 from ._http import Endpoint
+from ._sync_client import SyncClientBase
 from ._sync_server import EventStreamServer
 
 __all__ = ["EventSource", "EventStreamServer"]
@@ -42,7 +40,7 @@ class _Ended(enum.Enum):
 _ENDED, _AGAIN = _Ended.ENDED, _Ended.AGAIN
 
 
-class EventSource(ClientBase):
+class EventSource(SyncClientBase):
     """A blocking EventSource: iterate to get events, across reconnections.
 
     ``for event in source`` yields each :class:`~sse_core.Event` once, in order, resuming
@@ -68,47 +66,16 @@ class EventSource(ClientBase):
     """
 
     def _setup(self) -> None:
-        # The iterating thread holds _lock except while a report is out with the caller;
-        # close() takes it, so it never touches the session or a socket in use.
-        self._lock = threading.RLock()
+        super()._setup()
         # Guards _sock and _is_closing together: close() shuts down the socket in use, and
         # never one whose descriptor was closed (and maybe given to another socket).
         self._sock_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._woken = threading.Event()  # set by close(): ends a wait between connections
-        self._is_closed = False  # close() finished its work
 
-    def __enter__(self) -> EventSource:
-        return self
+    # --- the loop -------------------------------------------------------------------------
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[Event]:
-        return self._plain_loop(self.reports)
-
-    def reports(self) -> Generator[Report, None, None]:
-        """Everything for the application, in order: :class:`~sse_core.Deliver` (events),
-        :class:`~sse_core.ReportStatus`, :class:`~sse_core.ReportGap` and the other reports
-        (:data:`~sse_core.adapters.Report`).
-
-        Iterate once per source (either this or the events).
-
-        Raises:
-            RuntimeError: the source was iterated already.
-            StreamError: at the end, when the session closed for a failure.
-        """
-        with self._lock:
-            self._claim()
-        return self._run()
-
-    def close(self) -> None:
-        """Close the connection and end the iteration (the application's ``close()``).
-
-        Safe to call from any thread, and more than once. When another thread is blocked
-        iterating, it is woken and its iteration ends; this call returns once it has let go
-        of the connection, which is then closed.
-        """
+    def _wake(self) -> None:
         with self._sock_lock:
             self._is_closing = True
             if self._sock is not None:
@@ -118,39 +85,6 @@ class EventSource(ClientBase):
                     # returns at once.
                     socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
         self._woken.set()
-        with self._lock:
-            if self._is_closed:
-                return
-            self._is_closed = True
-            try:
-                self._close_session()
-            finally:
-                self._close_socket()
-
-    # --- the loop -------------------------------------------------------------------------
-
-    def _run(self) -> Generator[Report, None, None]:
-        self._lock.acquire()
-        try:
-            self._begin()
-            while True:
-                report = self._pump()
-                if report is None:
-                    if self._is_done:
-                        break
-                    self._wait()
-                    continue
-                if self._is_closing:  # the on_status callback closed the source
-                    break
-                self._lock.release()
-                try:
-                    yield report
-                finally:
-                    self._lock.acquire()
-        finally:
-            self._close_socket()
-            self._lock.release()
-        self._raise_failure()
 
     def _wait(self) -> None:
         """The one blocking step due: connect, write the request, read, or sleep until the

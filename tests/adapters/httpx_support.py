@@ -4,15 +4,9 @@ thread of its own, for tests whose loop is trio (or none)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 import socket
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -21,14 +15,13 @@ import pytest
 from sse_core import ClientConfig, ClientState, Deliver, EndCause, HTTPStatusError, StreamError
 from sse_core.adapters import IncomingRequest
 from sse_core.state import BackoffConfig
-from sse_core.testing import FaultProxy, ProxyFault, ProxyStats
-from tests._processes import stop
-from tests.test_docs_examples import is_peer_required
+from tests._processes import proxied_requests, tinyproxy
+from tests._threads import ProxyThread
 
-from .test_asyncio import TIMEOUT, field
-from .test_response_servers import _free_port
+from .test_asyncio import field
 
 __all__ = [
+    "assert_cut_once",
     "WORDS",
     "ProxyThread",
     "chat",
@@ -53,6 +46,13 @@ def chat_config(config: Callable[..., ClientConfig], url: str, **kwargs: Any) ->
         url, method="POST", body=json.dumps({"words": WORDS}).encode(),
         headers=(("Content-Type", "application/json"),), **kwargs,
     )
+
+
+def assert_cut_once(words: list[str], error: StreamError | None) -> None:
+    """A cut chat answer's outcome: a StreamError (NOT_RESUMABLE) after every word, once."""
+    assert isinstance(error, StreamError)
+    assert error.report.cause is EndCause.NOT_RESUMABLE, error
+    assert words == WORDS  # the words came; [DONE] was cut
 
 
 async def chat(source: Any) -> tuple[list[str], StreamError | None]:
@@ -103,6 +103,8 @@ async def raises_for_404(driver: Any, url: str) -> None:
     assert caught.value.status == 404
     assert caught.value.body  # the server's explanation
     assert dict(caught.value.headers)
+    # Names in lowercase, as the socket adapters give them (h11).
+    assert [n for n, _ in caught.value.headers if n != n.lower()] == []
     assert source.session.state is ClientState.CLOSED
     assert source.metrics.connection_attempts == 1
 
@@ -126,91 +128,3 @@ async def gives_up_on_a_refused_port(driver: Any) -> None:
     assert caught.value.report.cause is EndCause.GAVE_UP
     assert "ConnectError" in caught.value.reason
     assert source.metrics.connection_attempts == 3
-
-
-class ProxyThread:
-    """A :class:`~sse_core.testing.FaultProxy` run by an asyncio loop in a thread of its own
-    (the proxy is asyncio; the test's loop may be trio). Use as a ``with`` block; every
-    call blocks the caller until the proxy's loop has done it (a few milliseconds)."""
-
-    def __init__(self, upstream: tuple[str, int], plan: list[ProxyFault] | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._proxy = FaultProxy(upstream, plan=plan or [])
-
-    def __enter__(self) -> ProxyThread:
-        self._thread.start()
-        self.call(self._proxy.start)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self.call(self._proxy.close)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(TIMEOUT)
-            self._loop.close()
-
-    def call(self, work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-        """Run ``work()`` on the proxy's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(work(), self._loop).result(TIMEOUT)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Where clients connect."""
-        return self._proxy.address
-
-    @property
-    def stats(self) -> ProxyStats:
-        """The proxy's counters (a snapshot)."""
-
-        async def snapshot() -> ProxyStats:
-            return self._proxy.stats
-
-        return self.call(snapshot)
-
-    def schedule(self, *faults: ProxyFault) -> None:
-        """Faults for the next connections, in order."""
-
-        async def schedule() -> None:
-            self._proxy.schedule(*faults)
-
-        self.call(schedule)
-
-    def cut_all(self) -> int:
-        """Cut every connection now (a clean FIN to the client); how many."""
-        return self.call(self._proxy.cut_all)
-
-
-@pytest.fixture
-def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A tinyproxy on loopback (its URL and its log), stopped by PID afterwards."""
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not Path(binary).exists():
-        if is_peer_required():
-            raise AssertionError("tinyproxy is missing: run .ci/peers.sh")
-        pytest.skip("tinyproxy is missing (.ci/peers.sh installs it)")
-    port = _free_port()
-    log = tmp_path / "tinyproxy.log"
-    conf = tmp_path / "tinyproxy.conf"
-    conf.write_text(
-        f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Info\n'
-        "MaxClients 20\nAllow 127.0.0.1\n"
-    )
-    out = tmp_path / "tinyproxy.out"
-    with out.open("wb") as sink:
-        process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not (log.exists() and "Accepting connections" in log.read_text()):
-            assert process.poll() is None, f"tinyproxy exited:\n{out.read_text()}"
-            assert time.monotonic() < deadline, f"tinyproxy did not start:\n{out.read_text()}"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        stop(process, TIMEOUT)
-
-
-def proxied_requests(log: Path) -> list[str]:
-    """The request lines tinyproxy logged."""
-    return [line for line in log.read_text().splitlines() if "Request (" in line]

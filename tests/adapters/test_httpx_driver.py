@@ -296,4 +296,4 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
     run(main)
     requests = proxied_requests(log)
     assert len(requests) == 1, requests
-    assert requests[0].endswith(f": GET {urls[0]} HTTP/1.1"), requests
+    assert requests[0] == f"GET {urls[0]} HTTP/1.1", requests

@@ -10,7 +10,6 @@ checks that it leaves no thread and no file descriptor behind.
 from __future__ import annotations
 
 import ast
-import asyncio
 import contextlib
 import http.client
 import http.server
@@ -44,7 +43,7 @@ from sse_core import (
 from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.sync import EventSource, EventStreamServer
 from sse_core.state import BackoffConfig, Jitter, ReplayLog, SequencerConfig
-from sse_core.testing import FaultProxy
+from tests._threads import ProxyThread
 
 DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "sync.rst"
 # Generous bounds: they only matter when something is broken (a loaded 2-core machine).
@@ -98,6 +97,16 @@ def watchdog(source: EventSource, seconds: float = WATCHDOG) -> Iterator[threadi
 
 def states(reports: list[Any]) -> list[ClientState]:
     return [report.state for report in reports if isinstance(report, ReportStatus)]
+
+
+def kinds(reports: list[Any]) -> list[str]:
+    """Each report in short: a state's value, an event's data, or "gap"."""
+    return [
+        report.state.value if isinstance(report, ReportStatus)
+        else report.event.data if isinstance(report, Deliver)
+        else "gap"
+        for report in reports
+    ]
 
 
 def events(reports: list[Any]) -> list[Event]:
@@ -266,24 +275,6 @@ def test_events_arrive_in_order_exactly_once(is_compressed: bool) -> None:
     assert source.metrics.connection_attempts == 1
 
 
-@contextlib.contextmanager
-def fault_proxy(upstream: tuple[str, int]) -> Iterator[FaultProxy]:
-    """A FaultProxy (asyncio) run by a loop in its own thread: an address that outlives
-    the servers behind it."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever)
-    thread.start()
-    proxy = FaultProxy(upstream)
-    try:
-        asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(WATCHDOG)
-        yield proxy
-    finally:
-        asyncio.run_coroutine_threadsafe(proxy.close(), loop).result(WATCHDOG)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-
 def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
     """The server ends the stream (it closes; a new one takes over with the same log, behind
     the same address); the client reconnects with Last-Event-ID and gets exactly what was
@@ -295,7 +286,7 @@ def test_server_restart_client_resumes_with_exactly_the_missed_events() -> None:
     last_event_ids: list[str] = []
     reasons: list[str | None] = []
     try:
-        with fault_proxy(first.address) as proxy:
+        with ProxyThread(first.address) as proxy:
             host, port = proxy.address
             source = EventSource(fast(f"http://{host}:{port}/events"))
 
@@ -807,14 +798,8 @@ def test_a_session_deadline_inside_a_hanging_connect_keeps_the_attempt() -> None
     finally:
         thread.join(WATCHDOG)
         listener.close()
-    kinds = [
-        report.state.value if isinstance(report, ReportStatus)
-        else report.event.data if isinstance(report, Deliver)
-        else "gap"
-        for report in seen
-    ]
-    assert kinds == ["connecting", "connected", "streaming", "a", "reconnecting", "connecting",
-                     "gap", "c", "connected", "streaming", "d"]
+    assert kinds(seen) == ["connecting", "connected", "streaming", "a", "reconnecting",
+                           "connecting", "gap", "c", "connected", "streaming", "d"]
     assert b"last-event-id: 3" in requests[1].lower()
     assert source.metrics.connection_attempts == 2
 
