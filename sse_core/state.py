@@ -37,7 +37,13 @@ from ._longpoll import (
     LongPollResponse,
     LongPollState,
 )
-from ._metrics import DurationSummary
+from ._metrics import (
+    CONNECTION_DURATION_BOUNDS,
+    LATENCY_BOUNDS,
+    TIME_TO_RECONNECT_BOUNDS,
+    Histogram,
+    ServerMetrics,
+)
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, MAX_RETRY_MILLISECONDS
 from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
 from ._sequencer import GapReason, Released, Sequencer, SequencerConfig, SequencerRecord, Skipped
@@ -99,7 +105,11 @@ __all__ = [
     "negotiate_encoding",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     # metrics
-    "DurationSummary",
+    "Histogram",
+    "ServerMetrics",
+    "CONNECTION_DURATION_BOUNDS",
+    "TIME_TO_RECONNECT_BOUNDS",
+    "LATENCY_BOUNDS",
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
     "LongPollResponse",
