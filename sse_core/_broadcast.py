@@ -25,8 +25,8 @@ from collections.abc import Iterator, Sequence
 from ._actions import Action, Disconnect, Send
 from ._errors import LocalProtocolError
 from ._events import Event
-from ._replay import ReplayLog, StoredEvent
 from ._metrics import ServerMetrics
+from ._replay import ReplayLog, StoredEvent
 from ._serializer import HEARTBEAT, serialize_stamp
 from ._server import ServerConfig, ServerSession, ServerState
 from ._validators import (

@@ -15,6 +15,7 @@ minimum and the maximum, never the samples.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 
 import attrs
@@ -54,7 +55,7 @@ _bounds = Check(
     lambda v: type(v) is tuple
     and len(v) > 0
     and all(type(b) is float and math.isfinite(b) and b > 0 for b in v)
-    and all(a < b for a, b in zip(v, v[1:], strict=False)),
+    and all(a < b for a, b in itertools.pairwise(v)),
     "a non-empty tuple of finite floats > 0, strictly ascending",
 )
 _counts = Check(
