@@ -31,6 +31,7 @@ from ._compression import (
 )
 from ._dedup import DedupConfig, DedupWindow
 from ._errors import LogUnavailableError
+from ._health import HealthConfig, HealthMonitor, HealthRule, RaiseAlert, ResolveAlert
 from ._longpoll import (
     DEFAULT_MAX_RESPONSE_SIZE,
     LONG_POLL_CONTENT_TYPE,
@@ -110,6 +111,12 @@ __all__ = [
     "CONNECTION_DURATION_BOUNDS",
     "TIME_TO_RECONNECT_BOUNDS",
     "LATENCY_BOUNDS",
+    # health alerts
+    "HealthMonitor",
+    "HealthConfig",
+    "HealthRule",
+    "RaiseAlert",
+    "ResolveAlert",
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
     "LongPollResponse",
