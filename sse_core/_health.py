@@ -206,7 +206,8 @@ class HealthMonitor(MonotonicNow):
     @property
     def alerting(self) -> frozenset[HealthRule]:
         """The rules whose alert is raised and not resolved."""
-        return frozenset(rule for rule, state in self._rules.items() if state.alerted_at is not None)
+        rules = self._rules.items()
+        return frozenset(rule for rule, state in rules if state.alerted_at is not None)
 
     def check(self, metrics: Metrics, now: float) -> list[HealthAction]:
         """Judge a snapshot taken at ``now``.
