@@ -837,14 +837,17 @@ class ClientSession(MonotonicNow):
         send-time stamp comment gives one latency sample."""
         events = [item for item in items if isinstance(item, Event)]
         if len(events) < len(items):  # comments or retry fields among them
+            record_latency = self._metrics.record_latency
             for item in items:
-                if isinstance(item, Retry):
-                    self._server_retry = item
-                    self._backoff.on_retry(item)
-                elif stamp_clock is not None and isinstance(item, Comment):
-                    sent_at = read_stamp(item.text)
-                    if sent_at is not None:
-                        self._metrics.record_latency(stamp_clock - sent_at)
+                kind = type(item)
+                if kind is Comment:
+                    if stamp_clock is not None:
+                        sent_at = read_stamp(item.text)  # type: ignore[attr-defined]
+                        if sent_at is not None:
+                            record_latency(stamp_clock - sent_at)
+                elif kind is Retry:
+                    self._server_retry = item  # type: ignore[assignment]
+                    self._backoff.on_retry(item)  # type: ignore[arg-type]
         if events:
             delivered = self._metrics.messages_received
             self._pipeline.push(events, now, actions)

@@ -14,9 +14,9 @@ minimum and the maximum, never the samples.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
+from bisect import bisect_left as _bisect_left
 
 import attrs
 
@@ -340,13 +340,17 @@ class _Running:
         self.maximum = 0.0
 
     def add(self, value: float) -> None:
-        value = float(non_negative_number.check("duration", value, error=LocalProtocolError))
-        if self.count == 0:
-            self.minimum = self.maximum = value
-        else:
-            self.minimum = min(self.minimum, value)
-            self.maximum = max(self.maximum, value)
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.add_valid(
+            float(non_negative_number.check("duration", value, error=LocalProtocolError))
+        )
+
+    def add_valid(self, value: float) -> None:
+        """Add a float already known to be finite and >= 0."""
+        if value < self.minimum or not self.count:
+            self.minimum = value
+        if value > self.maximum:  # starts at 0.0, and value >= 0
+            self.maximum = value
+        self.counts[_bisect_left(self.bounds, value)] += 1
         self.count += 1
         self.total += value
 
@@ -427,12 +431,13 @@ class MetricsRecorder:
         self.gaps_reported += 1
 
     def record_latency(self, latency: float) -> None:
-        """Record an event's latency in seconds; a negative one (clock skew) is counted in
-        ``latency_skewed`` instead."""
-        if type(latency) in (float, int) and latency < 0:
+        """Record an event's latency in seconds, a finite float the session computed from
+        validated clocks (per stamped event: not checked again); a negative one (clock
+        skew) is counted in ``latency_skewed`` instead."""
+        if latency < 0:
             self.latency_skewed += 1
         else:
-            self._latency.add(latency)
+            self._latency.add_valid(latency)
 
     def snapshot(
         self, *, sequencer: int = 0, assembler: int = 0, batcher: int = 0

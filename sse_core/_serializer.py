@@ -229,9 +229,9 @@ def serialize_stamp(wall_now: float) -> bytes:
 def read_stamp(text: str) -> float | None:
     """The Unix time in seconds a stamp comment's text carries, or ``None`` when the comment
     is no stamp (a heartbeat, padding, anything else)."""
-    if not text.startswith(STAMP_PREFIX):
+    if text[:2] != STAMP_PREFIX:
         return None
-    digits = text[len(STAMP_PREFIX):]
-    if not (0 < len(digits) <= 16 and digits.isdigit() and digits.isascii()):
-        return None
+    digits = text[2:]
+    if len(digits) > 16 or not (digits.isdigit() and digits.isascii()):
+        return None  # (isdigit() is False for "")
     return int(digits) / 1000

@@ -114,9 +114,6 @@ def test_bad_durations_are_refused_and_change_nothing(bad: object) -> None:
         recorder.record_connection(bad)  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError):
         recorder.record_reconnection(bad)  # type: ignore[arg-type]
-    if bad != -1.0:  # a negative latency is clock skew, counted apart
-        with pytest.raises(LocalProtocolError):
-            recorder.record_latency(bad)  # type: ignore[arg-type]
     assert recorder.snapshot() == before
 
 
