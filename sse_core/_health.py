@@ -53,11 +53,11 @@ _fraction = Check(
 class HealthRule(enum.Enum):
     """What a :class:`HealthMonitor` watches (see the module's documentation)."""
 
-    RECONNECTIONS = "reconnections"
-    STREAM_COMPLETION = "stream completion"
-    RECONNECT_TIME = "reconnect time"
-    BUFFER_SIZE = "buffer size"
-    CONNECTION_FAILURES = "connection failures"
+    RECONNECTIONS = "reconnections"  # more than max_reconnections within the window
+    STREAM_COMPLETION = "stream completion"  # below min_stream_completion, or unknown loss
+    RECONNECT_TIME = "reconnect time"  # average above max_average_reconnect_time
+    BUFFER_SIZE = "buffer size"  # more than max_buffer_size held now
+    CONNECTION_FAILURES = "connection failures"  # above max_connection_failure_rate
 
 
 @attrs.frozen(kw_only=True)
@@ -98,8 +98,23 @@ class HealthConfig:
 Figures = tuple[tuple[str, float | int | None], ...]
 
 
+class _WithFigures:
+    """What both alert records offer: a figure by name."""
+
+    __slots__ = ()
+    figures: Figures
+
+    def figure(self, name: str) -> float | int | None:
+        """One of the record's ``figures`` by name.
+
+        Raises:
+            KeyError: no figure of that name.
+        """
+        return dict(self.figures)[name]
+
+
 @attrs.frozen(kw_only=True)
-class RaiseAlert:
+class RaiseAlert(_WithFigures):
     """A rule started to fire: tell someone.
 
     Attributes:
@@ -118,17 +133,9 @@ class RaiseAlert:
     threshold: float | int
     figures: Figures = ()
 
-    def figure(self, name: str) -> float | int | None:
-        """One of :attr:`figures` by name.
-
-        Raises:
-            KeyError: no figure of that name.
-        """
-        return dict(self.figures)[name]
-
 
 @attrs.frozen(kw_only=True)
-class ResolveAlert:
+class ResolveAlert(_WithFigures):
     """A rule that alerted has been clear for ``resolve_after`` seconds.
 
     Attributes:
@@ -146,14 +153,6 @@ class ResolveAlert:
     value: float | int | None
     threshold: float | int
     figures: Figures = ()
-
-    def figure(self, name: str) -> float | int | None:
-        """One of :attr:`figures` by name.
-
-        Raises:
-            KeyError: no figure of that name.
-        """
-        return dict(self.figures)[name]
 
 
 HealthAction = RaiseAlert | ResolveAlert
