@@ -70,10 +70,10 @@ class HealthConfig:
         min_stream_completion: ``STREAM_COMPLETION`` fires below this rate (0 to 1).
         max_average_reconnect_time: ``RECONNECT_TIME`` fires above this many seconds.
         max_buffer_size: ``BUFFER_SIZE`` fires above this many messages held.
-        max_connection_failure_rate: ``CONNECTION_FAILURES`` fires above this rate (0 to 1)
-            ...
-        min_attempts: ... once at least this many attempts were made within the window (a
-            single failed attempt is no trend).
+        max_connection_failure_rate: ``CONNECTION_FAILURES`` fires above this rate (0 to
+            1), once ``min_attempts`` were made within the window.
+        min_attempts: The fewest attempts within the window for the failure rate to count
+            (a single failed attempt is no trend).
         fire_after: Seconds a rule must fire, at every check, before it alerts (0: at once).
         resolve_after: Seconds a rule must be clear, at every check, before it resolves.
         max_samples: Most snapshots kept for the window; check at least every
