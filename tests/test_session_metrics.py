@@ -254,3 +254,14 @@ def test_broadcaster_stamps_live_events_but_not_the_log() -> None:
     assert body(live.take()) == b":t=2500\n" + stored.encoded
     later = hub.subscribe("/events", [("Last-Event-ID", "start")], now=2.0)
     assert b":t=" not in body(later.take())
+
+
+def test_comments_that_are_no_stamps_give_no_sample() -> None:
+    """Heartbeats, padding and look-alike comments (``:t=``, ``:t=12a``, ``:t=-5``, 17
+    digits) are not stamps: no latency sample, no skew, the events still delivered."""
+    session = client(is_latency_measured=True)
+    session.on_response(200, SSE, 0.1)
+    data = b":\n\n:   \n\n:t=\n:t=12a\n:t=-5\n:t=12345678901234567\n:x=1\ndata: e\n\n"
+    actions = session.on_data(data, 0.2, wall_now=5.0)
+    assert [e.data for e in delivered(actions)] == ["e"]
+    assert (session.metrics.latency.count, session.metrics.latency_skewed) == (0, 0)
