@@ -25,8 +25,9 @@ from collections.abc import Iterator, Sequence
 from ._actions import Action, Disconnect, Send
 from ._errors import LocalProtocolError
 from ._events import Event
+from ._metrics import ServerMetrics
 from ._replay import ReplayLog, StoredEvent
-from ._serializer import HEARTBEAT
+from ._serializer import HEARTBEAT, serialize_stamp
 from ._server import ServerConfig, ServerSession, ServerState
 from ._validators import (
     MonotonicNow,
@@ -310,6 +311,10 @@ class Broadcaster(MonotonicNow):
         self._replays = 0
         self._dropped = 0
         self._put_off = 0
+        self._published = 0
+        self._send_timeouts = 0
+        # What departed subscribers' sessions counted: bytes, replays, too-old, unknown ids.
+        self._departed = [0, 0, 0, 0]
 
     @property
     def replay_log(self) -> ReplayLog:
@@ -332,6 +337,32 @@ class Broadcaster(MonotonicNow):
         """How many clients were asked to come back later because ``max_replays`` long
         replays were under way, in all."""
         return self._put_off
+
+    @property
+    def metrics(self) -> ServerMetrics:
+        """A frozen snapshot of the counters of the stream and all its subscribers (past
+        ones included), taken now; see :doc:`/state/metrics`."""
+        totals = list(self._departed)
+        for subscriber in self._subscribers.values():
+            for index, value in enumerate(_session_counts(subscriber.session)):
+                totals[index] += value
+        bytes_sent, replays, too_old, unknown = totals
+        return ServerMetrics(
+            connected_clients=len(self._subscribers),
+            events_published=self._published,
+            bytes_sent=bytes_sent,
+            queue_drops=self._dropped,
+            replays_served=replays,
+            too_old_resumes=too_old,
+            unknown_id_resumes=unknown,
+            replays_put_off=self._put_off,
+            send_timeouts=self._send_timeouts,
+        )
+
+    def count_send_timeout(self) -> None:
+        """Count a client let go because a write waited past ``send_timeout`` (the adapter
+        decides that, and calls this; :attr:`metrics` reports it)."""
+        self._send_timeouts += 1
 
     def __len__(self) -> int:
         """The number of subscribers."""
@@ -407,6 +438,8 @@ class Broadcaster(MonotonicNow):
         """Forget a subscriber (its connection is gone). Unknown subscribers are ignored."""
         if self._subscribers.pop(id(subscriber), None) is None:
             return
+        for index, value in enumerate(_session_counts(subscriber.session)):
+            self._departed[index] += value
         subscriber._release_replay()
         key = subscriber._key
         if key is not None:
@@ -416,8 +449,14 @@ class Broadcaster(MonotonicNow):
             else:
                 del self._per_key[key]
 
-    def publish(self, event: Event, now: float) -> StoredEvent:
+    def publish(
+        self, event: Event, now: float, *, wall_now: float | None = None
+    ) -> StoredEvent:
         """Append ``event`` to the log and queue its bytes for every subscriber.
+
+        With ``ServerConfig.is_send_time_stamped`` and ``wall_now`` (the wall clock, Unix
+        seconds), live subscribers get the event after its send-time stamp comment (the log
+        keeps it unstamped: a replayed event is not stamped).
 
         Subscribers still replaying get it through their replay, from the log. Subscribers
         that fall behind are dropped (their queue then holds a
@@ -430,8 +469,11 @@ class Broadcaster(MonotonicNow):
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._take_now(now)
+        is_stamped = wall_now is not None and self._config.is_send_time_stamped
+        stamp = serialize_stamp(wall_now) if is_stamped and wall_now is not None else b""
         stored = self._log.append(event, now)
-        encoded = stored.encoded
+        self._published += 1
+        encoded = stamp + stored.encoded if stamp else stored.encoded
         for subscriber in self._subscribers.values():
             session = subscriber.session
             if subscriber._is_closing or session.is_replaying:
@@ -452,3 +494,14 @@ class Broadcaster(MonotonicNow):
         for subscriber in self._subscribers.values():
             subscriber._close()
 
+
+
+def _session_counts(session: ServerSession) -> tuple[int, int, int, int]:
+    """What one session counted: bytes sent, replays served, too-old and unknown-id
+    resumptions."""
+    return (
+        session.bytes_sent,
+        session._replays_served,
+        session._too_old_resumes,
+        session._unknown_id_resumes,
+    )

@@ -54,16 +54,17 @@ from ._errors import (
     RemoteProtocolError,
     sticky,
 )
-from ._events import Event, Retry
+from ._events import Comment, Event, Retry
 from ._handshake import Refusal, judge_response, poll_request, stream_request
 from ._longpoll import LongPollResponse
 from ._metrics import Metrics, MetricsRecorder
 from ._parser import Parser
 from ._pipeline import DeliveryPipeline
+from ._serializer import read_stamp
 from ._timers import StallDetector
 from ._transport import Leg, LegInput, TransportSwitch
 from ._types import RandomSource
-from ._validators import MonotonicNow
+from ._validators import MonotonicNow, non_negative_number
 
 __all__ = ["TRANSITIONS", "ClientConfig", "ClientInput", "ClientSession"]
 
@@ -192,6 +193,7 @@ class ClientSession(MonotonicNow):
         self._reconnect_at: float | None = None
         self._connected_at: float | None = None
         self._outage_since: float | None = None
+        self._is_attempt_pending = False  # an attempt whose response is not accepted yet
         self._has_bytes = False  # _fresh_at is a byte's time, not the start's
         # Freshness: the last body byte (or the first start, before any), the last delivery,
         # and whether ReportStale said "stale" last.
@@ -250,9 +252,11 @@ class ClientSession(MonotonicNow):
         Each read takes a new snapshot; the session's own counters cannot be changed from
         outside. While long-polling every poll counts as a connection attempt; a run of
         answered polls counts as one connection (its duration, and a reconnection when it ends
-        an outage).
+        an outage). The ``buffered_*`` gauges are read now.
         """
-        return self._metrics.snapshot()
+        sequencer, assembler = self._pipeline.buffered()
+        batcher = self._batcher.pending if self._batcher is not None else 0
+        return self._metrics.snapshot(sequencer=sequencer, assembler=assembler, batcher=batcher)
 
     @property
     def last_byte_at(self) -> float | None:
@@ -372,6 +376,7 @@ class ClientSession(MonotonicNow):
                 return self._refuse(now, verdict.reason)
             return self._read_refusal(verdict.reason, status, headers, now)
         self._is_head_in = True
+        self._is_attempt_pending = False
         self._decompressor = verdict
         if leg is not Leg.POLL:
             self._parser = Parser(
@@ -391,8 +396,17 @@ class ClientSession(MonotonicNow):
 
     @sticky
     @_batched
-    def on_data(self, data: bytes, now: float) -> list[Action]:
+    def on_data(
+        self, data: bytes, now: float, *, wall_now: float | None = None
+    ) -> list[Action]:
         """Body bytes arrived.
+
+        Args:
+            data: The bytes.
+            now: The current monotonic time.
+            wall_now: The current wall-clock time (Unix seconds), for the latency of events
+                the server stamped (``ClientConfig.is_latency_measured``); without it, or
+                without that option, stamps are ignored.
 
         Returns:
             The events to deliver (duplicates by id dropped), gap reports, a status change
@@ -419,7 +433,10 @@ class ClientSession(MonotonicNow):
                 actions.append(report)
         if self._state is ClientState.CONNECTED:
             actions.append(self._move(ClientInput.FIRST_BYTES, now))
-        return self._stream_data(data, now, actions + fresh)
+        stamp_clock = wall_now if self._config.is_latency_measured else None
+        if stamp_clock is not None:
+            non_negative_number.check("wall_now", stamp_clock, error=LocalProtocolError)
+        return self._stream_data(data, now, actions + fresh, stamp_clock)
 
     @sticky
     @_batched
@@ -587,6 +604,7 @@ class ClientSession(MonotonicNow):
         if leg.is_in_flight:
             actions.append(Disconnect(reason=reason or "closed by the application"))
         if self._state in _LIVE and not leg.is_idle:  # idle: an input failed half-way
+            self._is_attempt_pending = False  # given up by the application, not failed
             self._end_connection(now)
         self._pipeline.flush(actions)  # deliver what the sequencer still holds
         actions.append(self._move(ClientInput.CLOSE, now, reason))
@@ -619,6 +637,7 @@ class ClientSession(MonotonicNow):
         """Connect the leg the switch just moved to (a stream, a poll, or a try)."""
         self._reset_connection()
         self._metrics.record_attempt()
+        self._is_attempt_pending = True
         if self._switch.leg is Leg.POLL:
             return [Connect(request=self.long_poll_request())]
         if self._stall is not None:
@@ -627,6 +646,9 @@ class ClientSession(MonotonicNow):
 
     def _reset_connection(self) -> None:
         """Forget the connection in flight (not the logical connection it belongs to)."""
+        if self._is_attempt_pending:  # it ends before its response was accepted
+            self._is_attempt_pending = False
+            self._metrics.record_failed_attempt()
         if self._stall is not None:
             self._stall.stop()
         self._is_head_in = False
@@ -781,7 +803,9 @@ class ClientSession(MonotonicNow):
         actions.append(self._move(ClientInput.LOST, now, reason))
         return actions
 
-    def _stream_data(self, data: bytes, now: float, actions: list[Action]) -> list[Action]:
+    def _stream_data(
+        self, data: bytes, now: float, actions: list[Action], stamp_clock: float | None
+    ) -> list[Action]:
         parser = self._parser
         decompressor = self._decompressor
         assert parser is not None and decompressor is not None
@@ -793,23 +817,37 @@ class ClientSession(MonotonicNow):
             items = parser.feed(decoded)
         except RemoteProtocolError as error:
             # Items parsed before a limit was crossed are still delivered.
-            self._handle_items(getattr(error, "items", []), now, actions)
+            self._handle_items(getattr(error, "items", []), now, actions, stamp_clock)
             self._last_event_id = parser.last_event_id
             return actions + self._lose(now, f"bad stream: {error}", is_open=True)
-        self._handle_items(items, now, actions)
+        self._handle_items(items, now, actions, stamp_clock)
         self._last_event_id = parser.last_event_id
         return actions
 
-    def _handle_items(self, items: Sequence[object], now: float, actions: list[Action]) -> None:
+    def _handle_items(
+        self,
+        items: Sequence[object],
+        now: float,
+        actions: list[Action],
+        stamp_clock: float | None = None,
+    ) -> None:
         """The parser's items: events go through the pipeline as one batch; a ``retry:``
         reaches the backoff (the order between the two does not matter: retry changes no
-        delivery)."""
+        delivery); with ``stamp_clock`` (the wall clock, when latency is measured) a
+        send-time stamp comment gives one latency sample."""
         events = [item for item in items if isinstance(item, Event)]
         if len(events) < len(items):  # comments or retry fields among them
+            record_latency = self._metrics.record_latency
             for item in items:
-                if isinstance(item, Retry):
-                    self._server_retry = item
-                    self._backoff.on_retry(item)
+                kind = type(item)
+                if kind is Comment:
+                    if stamp_clock is not None:
+                        sent_at = read_stamp(item.text)  # type: ignore[attr-defined]
+                        if sent_at is not None:
+                            record_latency(stamp_clock - sent_at)
+                elif kind is Retry:
+                    self._server_retry = item  # type: ignore[assignment]
+                    self._backoff.on_retry(item)  # type: ignore[arg-type]
         if events:
             delivered = self._metrics.messages_received
             self._pipeline.push(events, now, actions)
@@ -890,7 +928,7 @@ class ClientSession(MonotonicNow):
             self._backoff.on_retry(self._server_retry)
         if answer.gap is not None:
             self._pipeline.flush(actions)  # what came before the gap will not come
-            self._metrics.record_gap(0)
+            self._metrics.record_gap(None)  # the answer does not say how many
             actions.append(answer.gap)
         self._handle_items(answer.events, now, actions)
         self._last_event_id = answer.last_event_id

@@ -155,6 +155,10 @@ class ClientConfig:
             (:class:`~sse_core.DeliverBatch`) of at most ``max_events``, each at the latest
             ``max_delay`` seconds after its first event (:class:`~sse_core.state.Batcher`);
             ``None`` (the default) hands each out as it comes (:class:`~sse_core.Deliver`).
+        is_latency_measured: Read the server's send-time stamps (``:t=<unix ms>`` comments,
+            ``ServerConfig.is_send_time_stamped``) into ``metrics.latency``, against the
+            ``wall_now`` given to :meth:`~sse_core.ClientSession.on_data` (see
+            :doc:`/state/metrics` on clock skew). Off by default.
         chunking: When set, chunk events (:func:`~sse_core.state.split_message`) are assembled into
             whole messages; a message that cannot be is reported
             (:class:`~sse_core.ReportDropped`).
@@ -220,6 +224,7 @@ class ClientConfig:
     batching: BatchConfig | None = attrs.field(
         default=None, validator=instance_of(BatchConfig).or_none()
     )
+    is_latency_measured: bool = attrs.field(default=False, validator=is_bool)
     max_line_length: int = attrs.field(default=DEFAULT_MAX_LINE_LENGTH, validator=positive_int)
     max_event_size: int = attrs.field(default=DEFAULT_MAX_EVENT_SIZE, validator=positive_int)
     long_poll_url: str | None = attrs.field(default=None, validator=http_url.or_none())
@@ -297,6 +302,12 @@ class ServerConfig:
             replay is put off because the server's replay budget is spent (see
             :class:`~sse_core.Broadcaster`); its connection is then closed and it comes back
             with the same ``Last-Event-ID``.
+        is_send_time_stamped: Put a send-time stamp, the comment line ``:t=<unix ms>``,
+            before each live event (not before replayed ones), for clients that measure
+            latency (``ClientConfig.is_latency_measured``); other clients ignore comments.
+            The stamp is taken from the ``wall_now`` given to
+            :meth:`~sse_core.ServerSession.send` or :meth:`~sse_core.Broadcaster.publish`;
+            without it nothing is stamped. Off by default.
     """
 
     heartbeat_interval: float | None = attrs.field(
@@ -313,6 +324,7 @@ class ServerConfig:
     replay_chunk_size: int = attrs.field(default=64 * 1024, validator=positive_int)
     is_unknown_id_replayed: bool = attrs.field(default=False, validator=is_bool)
     busy_retry: int = attrs.field(default=5000, validator=non_negative_int)
+    is_send_time_stamped: bool = attrs.field(default=False, validator=is_bool)
 
 
 @attrs.frozen(kw_only=True)

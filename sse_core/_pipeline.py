@@ -150,13 +150,20 @@ class DeliveryPipeline(MonotonicNow):
             # The assembler dropped the offending message and stays consistent.
             for item in error.items:
                 self._route(item, now, actions)
-            self._metrics.record_gap(0)
+            self._metrics.record_gap(1)  # the one message the assembler dropped
             actions.append(
                 ReportDropped(message_id=error.message_id, reason="limit", detail=str(error))
             )
             return
         for output in outputs:
             self._route(output, now, actions)
+
+    def buffered(self) -> tuple[int, int]:
+        """What the stages hold now: events in the sequencer, incomplete chunked messages."""
+        return (
+            self._sequencer.buffered_count if self._sequencer is not None else 0,
+            len(self._assembler) if self._assembler is not None else 0,
+        )
 
     def poll(self, now: float, actions: list[Action]) -> None:
         """The clock reached :meth:`next_deadline`: report what timed out, deliver what can go."""
@@ -177,7 +184,7 @@ class DeliveryPipeline(MonotonicNow):
 
     def _route(self, item: object, now: float, actions: list[Action]) -> None:
         if isinstance(item, MessageDropped):
-            self._metrics.record_gap(0)
+            self._metrics.record_gap(1)
             actions.append(
                 ReportDropped(message_id=item.message_id, reason=item.reason.value,
                               detail=item.detail)
@@ -230,5 +237,5 @@ class DeliveryPipeline(MonotonicNow):
             reason = str(body["reason"])
         except (ValueError, KeyError, TypeError):
             last_event_id, reason = "", "unknown"
-        self._metrics.record_gap(0)
+        self._metrics.record_gap(None)  # the signal does not say how many
         return ReportGap(last_event_id=last_event_id, reason=reason)

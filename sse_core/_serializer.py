@@ -15,11 +15,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ._accelerator import speedups as _speedups
-from ._errors import InvalidFieldError
+from ._errors import InvalidFieldError, LocalProtocolError
 from ._events import Comment, Event, Retry, StreamItem
-from ._validators import non_negative_int, nonempty_one_line, one_line_no_nul
+from ._validators import (
+    non_negative_int,
+    non_negative_number,
+    nonempty_one_line,
+    one_line_no_nul,
+)
 
-__all__ = ["HEARTBEAT", "serialize", "serialize_event", "serialize_many"]
+__all__ = [
+    "HEARTBEAT",
+    "STAMP_PREFIX",
+    "read_stamp",
+    "serialize",
+    "serialize_event",
+    "serialize_many",
+    "serialize_stamp",
+]
 
 #: A heartbeat frame: an empty comment and a blank line. Parsers report it as a
 #: :class:`~sse_core.Comment` and it dispatches nothing; proxies that buffer until a blank
@@ -189,3 +202,36 @@ def serialize_padding(size: int) -> bytes:
     Sent first, it pushes a response past the buffer of a proxy that holds small bodies.
     """
     return serialize_block(Comment(text=" " * max(0, size - 3)))
+
+
+#: What the text of a send-time stamp comment starts with (``:t=<unix ms>``).
+STAMP_PREFIX = "t="
+
+
+def serialize_stamp(wall_now: float) -> bytes:
+    """A send-time stamp: the comment line ``:t=<unix time in whole milliseconds>``.
+
+    Written right before an event's lines, it is part of the event's block but no field of
+    it: every WHATWG client ignores a line that starts with a colon (HTML 9.2.6), so the
+    event other clients see is unchanged; :class:`~sse_core.ClientSession` reads it for its
+    latency histogram. No blank line follows, so it dispatches nothing by itself.
+
+    Args:
+        wall_now: The server's wall-clock time, Unix seconds.
+
+    Raises:
+        LocalProtocolError: ``wall_now`` is not a finite number >= 0.
+    """
+    non_negative_number.check("wall_now", wall_now, error=LocalProtocolError)
+    return f":{STAMP_PREFIX}{round(wall_now * 1000)}\n".encode("ascii")
+
+
+def read_stamp(text: str) -> float | None:
+    """The Unix time in seconds a stamp comment's text carries, or ``None`` when the comment
+    is no stamp (a heartbeat, padding, anything else)."""
+    if text[:2] != STAMP_PREFIX:
+        return None
+    digits = text[2:]
+    if len(digits) > 16 or not (digits.isdigit() and digits.isascii()):
+        return None  # (isdigit() is False for "")
+    return int(digits) / 1000

@@ -27,7 +27,13 @@ from ._config import ServerConfig
 from ._errors import InvalidConfigError, LocalProtocolError, sticky
 from ._events import Event, Retry
 from ._replay import Replay, StoredEvent, TooOld
-from ._serializer import HEARTBEAT, serialize, serialize_block, serialize_padding
+from ._serializer import (
+    HEARTBEAT,
+    serialize,
+    serialize_block,
+    serialize_padding,
+    serialize_stamp,
+)
 from ._shared_log import SharedLog
 from ._timers import HeartbeatScheduler
 from ._types import header_value
@@ -75,6 +81,11 @@ class ServerSession(MonotonicNow):
         self._bytes_sent = 0
         self._cursor: str | None = None  # replaying: the id after which the next step starts
         self._sent_id = ""  # the last id the client was sent (or sent us)
+        # How its resumption went, for the metrics: a replay from a known id, too-old gap
+        # signals sent (at the start or during a long replay), an id the log could not place.
+        self._replays_served = 0
+        self._too_old_resumes = 0
+        self._unknown_id_resumes = 0
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
@@ -214,12 +225,19 @@ class ServerSession(MonotonicNow):
         if isinstance(result, Replay):
             data = self._replay_step(log, result)
         else:
+            self._too_old_resumes += 1
             data = self._gap_signal(cursor, "too_old") + self._replay_oldest(log)
         return self._send(data, now)
 
     @sticky
-    def send(self, event: StoredEvent | Event | bytes, now: float) -> list[Action]:
+    def send(
+        self, event: StoredEvent | Event | bytes, now: float, *, wall_now: float | None = None
+    ) -> list[Action]:
         """Send one event (or pre-encoded stream bytes) to this client.
+
+        With ``ServerConfig.is_send_time_stamped`` and ``wall_now`` (the wall clock, Unix
+        seconds), an event goes out after its send-time stamp comment (pre-encoded bytes
+        are sent as they are).
 
         Pass the :class:`~sse_core.state.StoredEvent` that :meth:`ReplayLog.append` returned: its
         bytes were encoded once for every client. While :attr:`is_replaying`, a
@@ -239,7 +257,9 @@ class ServerSession(MonotonicNow):
         elif isinstance(event, Event):
             data = serialize(event)
         else:
-            data = bytes(event)
+            return self._send(bytes(event), now)
+        if wall_now is not None and self._config.is_send_time_stamped:
+            data = serialize_stamp(wall_now) + data
         return self._send(data, now)
 
     @sticky
@@ -317,10 +337,13 @@ class ServerSession(MonotonicNow):
             return _position_block(log)
         result = log.resume(self._last_event_id, now, max_bytes=self._config.replay_chunk_size)
         if isinstance(result, Replay):
+            self._replays_served += bool(result.events)
             return self._replay_step(log, result)
         if isinstance(result, TooOld):
+            self._too_old_resumes += 1
             # The id was ours: what the log still has is what the client can get.
             return self._gap_signal(result.last_event_id, "too_old") + self._replay_oldest(log)
+        self._unknown_id_resumes += 1
         signal = self._gap_signal(result.last_event_id, "unknown")
         if self._config.is_unknown_id_replayed:
             return signal + self._replay_oldest(log)

@@ -31,13 +31,20 @@ from ._compression import (
 )
 from ._dedup import DedupConfig, DedupWindow
 from ._errors import LogUnavailableError
+from ._health import HealthConfig, HealthMonitor, HealthRule, RaiseAlert, ResolveAlert
 from ._longpoll import (
     DEFAULT_MAX_RESPONSE_SIZE,
     LONG_POLL_CONTENT_TYPE,
     LongPollResponse,
     LongPollState,
 )
-from ._metrics import DurationSummary
+from ._metrics import (
+    CONNECTION_DURATION_BOUNDS,
+    LATENCY_BOUNDS,
+    TIME_TO_RECONNECT_BOUNDS,
+    Histogram,
+    ServerMetrics,
+)
 from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_LENGTH, MAX_RETRY_MILLISECONDS
 from ._replay import Replay, ReplayConfig, ReplayLog, ReplayResult, StoredEvent, TooOld, UnknownId
 from ._sequencer import GapReason, Released, Sequencer, SequencerConfig, SequencerRecord, Skipped
@@ -99,7 +106,17 @@ __all__ = [
     "negotiate_encoding",
     "DEFAULT_MAX_DECOMPRESSED_SIZE",
     # metrics
-    "DurationSummary",
+    "Histogram",
+    "ServerMetrics",
+    "CONNECTION_DURATION_BOUNDS",
+    "TIME_TO_RECONNECT_BOUNDS",
+    "LATENCY_BOUNDS",
+    # health alerts
+    "HealthMonitor",
+    "HealthConfig",
+    "HealthRule",
+    "RaiseAlert",
+    "ResolveAlert",
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
     "LongPollResponse",

@@ -46,6 +46,7 @@ FLOORS = {
     "_longpoll": 3,
     "_pipeline": 3,
     "_batching": 3,  # a state object over the sessions' actions (Deliver -> DeliverBatch)
+    "_health": 3,  # a pure monitor over the sessions' metrics snapshots (alerts as records)
     "_broadcast": 3,
     "_shared_log": 3,  # the contract of every resumption log (ReplayLog's records, two shapes)
     "_stream_log": 3,  # the pure decisions of a log kept in a stream store (Redis)

@@ -53,6 +53,7 @@ def _public(name: str) -> Any:
 Backoff = _public("Backoff")
 BackoffConfig = _public("BackoffConfig")
 Batcher = _public("Batcher")
+HealthMonitor = _public("HealthMonitor")
 BatchConfig = _public("BatchConfig")
 ChunkAssembler = _public("ChunkAssembler")
 DedupWindow = _public("DedupWindow")
@@ -158,6 +159,12 @@ def _long_poll() -> LongPollSession:
     return session
 
 
+def _health() -> Any:
+    monitor = HealthMonitor()
+    monitor.check(sse_core.Metrics(), LATEST)
+    return monitor
+
+
 RECIPES: dict[str, Recipe] = {
     "Backoff": Recipe(_backoff, {
         "on_connected": lambda o, now: o.on_connected(now),
@@ -167,6 +174,9 @@ RECIPES: dict[str, Recipe] = {
     "Batcher": Recipe(_batcher, {
         "feed": lambda o, now: o.feed([Deliver(event=Event(data="b"))], now),
         "poll": lambda o, now: o.poll(now),
+    }),
+    "HealthMonitor": Recipe(_health, {
+        "check": lambda o, now: o.check(sse_core.Metrics(), now),
     }),
     "DedupWindow": Recipe(_dedup, {
         "check": lambda o, now: o.check("b", now),
