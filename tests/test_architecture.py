@@ -45,6 +45,7 @@ FLOORS = {
     "_server": 3,
     "_longpoll": 3,
     "_pipeline": 3,
+    "_audit": 3,  # the client session's audit trail (records over the sessions' actions)
     "_batching": 3,  # a state object over the sessions' actions (Deliver -> DeliverBatch)
     "_broadcast": 3,
     "_shared_log": 3,  # the contract of every resumption log (ReplayLog's records, two shapes)
