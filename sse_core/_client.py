@@ -290,6 +290,12 @@ class ClientSession(MonotonicNow):
         return self._is_stale
 
     @property
+    def reconnect_at(self) -> float | None:
+        """When the next connection is due while ``RECONNECTING`` (else ``None``): minus the
+        status's ``since``, the reconnection delay the backoff chose."""
+        return self._reconnect_at if self._state is ClientState.RECONNECTING else None
+
+    @property
     def reconnection_time(self) -> float:
         """The base reconnection delay in seconds (the server's ``retry:`` once sent)."""
         return self._backoff.reconnection_time

@@ -19,9 +19,12 @@ from .._actions import (
     Deliver,
     DeliverBatch,
     Disconnect,
+    ReportDropped,
     ReportFailure,
     ReportGap,
+    ReportStale,
     ReportStatus,
+    ReportTransport,
     Request,
     Send,
     SendHead,
@@ -39,6 +42,7 @@ from ._http import (
     OpenConnection,
     Write,
 )
+from ._logging import adapter_name, log_client_report
 from ._options import ClientOptions
 
 __all__ = ["AsyncClientBase", "ClientBase", "RequestDriver"]
@@ -49,6 +53,9 @@ __all__ = ["AsyncClientBase", "ClientBase", "RequestDriver"]
 _Output = ClientOutput | Connect | Disconnect
 
 _Source = TypeVar("_Source", bound="AsyncClientBase")
+
+# What _notify logs (a failure is logged where the iteration notes it, in _pump).
+_LOGGED = (ReportStatus, ReportGap, ReportTransport, ReportStale, ReportDropped, DeliverBatch)
 
 
 def _event_of(report: Report, ready: collections.deque[Event]) -> Event | None:
@@ -367,6 +374,7 @@ class ClientBase(AdapterBase):
             elif isinstance(output, (CloseConnection, Disconnect)):
                 self._close_socket()
             elif isinstance(output, ReportFailure):
+                log_client_report(self.session, adapter_name(self), output)
                 self._failure = output.error()  # raised once the reports before it are out
             else:
                 self._notify(output)
@@ -439,7 +447,10 @@ class ClientBase(AdapterBase):
         return self._events
 
     def _notify(self, output: _Output) -> None:
-        """Tell ``on_status`` about a status change."""
+        """Log a report (:mod:`sse_core.adapters._logging`) and tell ``on_status`` about a
+        status change."""
+        if isinstance(output, _LOGGED):
+            log_client_report(self.session, adapter_name(self), output)
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)
 
