@@ -67,13 +67,15 @@ _SHARED = frozenset({
 
 
 def adapter_name(source: object) -> str:
-    """The name of the adapter module ``source``'s class comes from (``"asyncio"``,
-    ``"httpx"``, ``"httpx_trio"``, ``"wsgi"`` ...; an application's subclass names the
-    adapter it extends)."""
+    """The adapter ``source``'s class comes from: its module under ``sse_core.adapters``,
+    a private ``_<adapter>_<part>`` module named by its adapter (``"asyncio"``, ``"trio"``,
+    ``"sync"``, ``"httpx"``, ``"aiohttp"``, ``"asgi"``, ``"wsgi"``); an application's
+    subclass names the adapter it extends."""
     for cls in type(source).__mro__:
         module = cls.__module__
         if module.startswith("sse_core.adapters.") and module not in _SHARED:
-            return module.rsplit(".", 1)[-1].lstrip("_")
+            name = module.rsplit(".", 1)[-1]
+            return name.lstrip("_").split("_")[0] if name.startswith("_") else name
     return type(source).__module__
 
 
@@ -153,7 +155,7 @@ def _log_status(
                 message += f" ({reason})"
             fields: dict[str, object] = {"reason": reason}
         case ClientState.CONNECTED:
-            level, message, fields = _INFO, f"connected to {url}{resume}", {}
+            level, message, fields = _INFO, f"connected to {url}", {}
         case ClientState.STREAMING:
             level, message, fields = _DEBUG, f"streaming from {url}", {}
         case ClientState.RECONNECTING:
