@@ -17,18 +17,8 @@ from typing import Any
 
 import attrs
 
-from ._actions import (
-    Action,
-    ClientState,
-    Connect,
-    ReportDropped,
-    ReportFailure,
-    ReportGap,
-    ReportStale,
-    ReportStatus,
-    ReportTransport,
-    Transport,
-)
+from . import _actions
+from ._actions import Action, ClientState, Transport
 from ._validators import non_negative_int
 
 __all__ = [
@@ -41,7 +31,11 @@ DEFAULT_MAX_AUDIT_RECORDS = 100
 
 
 class AuditKind(enum.Enum):
-    """What an :class:`AuditRecord` notes."""
+    """What an :class:`AuditRecord` notes (and which of its fields are set).
+
+    ``OFFLINE``, ``ONLINE`` and ``NETWORK_CHANGED`` are the platform's network signals
+    (``on_offline``, ``on_online``, ``on_network_changed``), with their ``reason``.
+    """
 
     #: The state changed (:class:`~sse_core.ReportStatus`): ``state``, ``reason``.
     STATUS = "status"
@@ -60,11 +54,11 @@ class AuditKind(enum.Enum):
     STALE = "stale"
     #: A chunked message was dropped (:class:`~sse_core.ReportDropped`): ``reason``.
     DROPPED = "dropped"
-    #: The platform said there is no network (``on_offline``): ``reason``.
+    # The platform's network signals, each with its ``reason``: there is no network
+    # (``on_offline``), the network is back (``on_online``), the device moved to another
+    # network (``on_network_changed``). Noted even when the session ignores the signal.
     OFFLINE = "offline"
-    #: The platform said the network is back (``on_online``): ``reason``.
     ONLINE = "online"
-    #: The platform said the network changed (``on_network_changed``): ``reason``.
     NETWORK_CHANGED = "network changed"
 
 
@@ -127,13 +121,13 @@ class AuditTrail:
 
 
 def _status(
-    action: ReportStatus, now: float, last_event_id: str, transport: Transport
+    action: _actions.ReportStatus, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(at=now, kind=AuditKind.STATUS, state=action.state, reason=action.reason)
 
 
 def _gap(
-    action: ReportGap, now: float, last_event_id: str, transport: Transport
+    action: _actions.ReportGap, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(
         at=now, kind=AuditKind.GAP, reason=action.reason,
@@ -142,7 +136,7 @@ def _gap(
 
 
 def _failure(
-    action: ReportFailure, now: float, last_event_id: str, transport: Transport
+    action: _actions.ReportFailure, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(
         at=now, kind=AuditKind.FAILURE, reason=action.reason, status=action.status
@@ -150,7 +144,7 @@ def _failure(
 
 
 def _transport(
-    action: ReportTransport, now: float, last_event_id: str, transport: Transport
+    action: _actions.ReportTransport, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(
         at=now, kind=AuditKind.TRANSPORT, transport=action.transport, reason=action.reason
@@ -158,19 +152,19 @@ def _transport(
 
 
 def _stale(
-    action: ReportStale, now: float, last_event_id: str, transport: Transport
+    action: _actions.ReportStale, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(at=now, kind=AuditKind.STALE, is_stale=action.is_stale)
 
 
 def _dropped(
-    action: ReportDropped, now: float, last_event_id: str, transport: Transport
+    action: _actions.ReportDropped, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(at=now, kind=AuditKind.DROPPED, reason=action.reason)
 
 
 def _connect(
-    action: Connect, now: float, last_event_id: str, transport: Transport
+    action: _actions.Connect, now: float, last_event_id: str, transport: Transport
 ) -> AuditRecord:
     return AuditRecord(
         at=now, kind=AuditKind.CONNECT, last_event_id=last_event_id, transport=transport
@@ -179,13 +173,13 @@ def _connect(
 
 # The actions an audit trail notes, and how (deliveries and socket work are left out).
 _NOTES: dict[type, Callable[[Any, float, str, Transport], AuditRecord]] = {
-    ReportStatus: _status,
-    ReportGap: _gap,
-    ReportFailure: _failure,
-    ReportTransport: _transport,
-    ReportStale: _stale,
-    ReportDropped: _dropped,
-    Connect: _connect,
+    _actions.ReportStatus: _status,
+    _actions.ReportGap: _gap,
+    _actions.ReportFailure: _failure,
+    _actions.ReportTransport: _transport,
+    _actions.ReportStale: _stale,
+    _actions.ReportDropped: _dropped,
+    _actions.Connect: _connect,
 }
 
 #: The action types an audit trail notes.

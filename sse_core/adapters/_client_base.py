@@ -19,12 +19,9 @@ from .._actions import (
     Deliver,
     DeliverBatch,
     Disconnect,
-    ReportDropped,
     ReportFailure,
     ReportGap,
-    ReportStale,
     ReportStatus,
-    ReportTransport,
     Request,
     Send,
     SendHead,
@@ -42,7 +39,7 @@ from ._http import (
     OpenConnection,
     Write,
 )
-from ._logging import adapter_name, log_client_report
+from ._logging import LOGGED, adapter_name, log_client_report
 from ._options import ClientOptions
 
 __all__ = ["AsyncClientBase", "ClientBase", "RequestDriver"]
@@ -53,9 +50,6 @@ __all__ = ["AsyncClientBase", "ClientBase", "RequestDriver"]
 _Output = ClientOutput | Connect | Disconnect
 
 _Source = TypeVar("_Source", bound="AsyncClientBase")
-
-# What _notify logs (a failure is logged where the iteration notes it, in _pump).
-_LOGGED = (ReportStatus, ReportGap, ReportTransport, ReportStale, ReportDropped, DeliverBatch)
 
 
 def _event_of(report: Report, ready: collections.deque[Event]) -> Event | None:
@@ -449,7 +443,7 @@ class ClientBase(AdapterBase):
     def _notify(self, output: _Output) -> None:
         """Log a report (:mod:`sse_core.adapters._logging`) and tell ``on_status`` about a
         status change."""
-        if isinstance(output, _LOGGED):
+        if isinstance(output, LOGGED):
             log_client_report(self.session, adapter_name(self), output)
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)

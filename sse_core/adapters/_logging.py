@@ -18,28 +18,26 @@ from __future__ import annotations
 
 import logging
 
-from .._actions import (
-    ClientState,
-    DeliverBatch,
-    EndCause,
-    ReportDropped,
-    ReportFailure,
-    ReportGap,
-    ReportStale,
-    ReportStatus,
-    ReportTransport,
-)
+from .. import _actions
+from .._actions import ClientState, EndCause
 from .._client import ClientSession
 
 __all__ = [
-    "CLIENT_LOGGER", "SERVER_LOGGER", "adapter_name", "client_extra", "log_client_report",
-    "server_log",
+    "CLIENT_LOGGER", "LOGGED", "SERVER_LOGGER", "adapter_name", "client_extra",
+    "log_client_report", "server_log",
 ]
 
 #: The client adapters' and drivers' logger.
 CLIENT_LOGGER = logging.getLogger("sse_core.client")
 #: The servers' and per-request responses' logger.
 SERVER_LOGGER = logging.getLogger("sse_core.server")
+
+#: The reports a client logs as the application gets them (a failure is logged where the
+#: iteration notes it).
+LOGGED = (
+    _actions.ReportStatus, _actions.ReportGap, _actions.ReportTransport, _actions.ReportStale,
+    _actions.ReportDropped, _actions.DeliverBatch,
+)
 
 _INFO = logging.INFO
 _DEBUG = logging.DEBUG
@@ -106,9 +104,9 @@ def log_client_report(session: ClientSession, adapter: str, report: object) -> N
     logged: a batch only at ``DEBUG``, a single event never)."""
     logger = CLIENT_LOGGER
     match report:
-        case ReportStatus(state=state, since=since, reason=reason):
+        case _actions.ReportStatus(state=state, since=since, reason=reason):
             _log_status(session, adapter, state, since, reason)
-        case ReportGap(reason=reason, last_event_id=last_event_id):
+        case _actions.ReportGap(reason=reason, last_event_id=last_event_id):
             if logger.isEnabledFor(_INFO):
                 size = report.count
                 told = f"{size} events" if size is not None else "events"
@@ -117,25 +115,25 @@ def log_client_report(session: ClientSession, adapter: str, report: object) -> N
                     extra=client_extra(session, adapter, "gap", reason=reason,
                                        gap_size=size, last_event_id=last_event_id),
                 )
-        case ReportFailure():
+        case _actions.ReportFailure():
             _log_failure(session, adapter, report)
-        case ReportTransport(transport=transport, reason=reason):
+        case _actions.ReportTransport(transport=transport, reason=reason):
             if logger.isEnabledFor(_INFO):
                 logger.info(
                     "switched to %s: %s", transport.value, reason,
                     extra=client_extra(session, adapter, "transport", reason=reason,
                                        transport=transport.value),
                 )
-        case ReportStale(is_stale=is_stale, since=since):
+        case _actions.ReportStale(is_stale=is_stale, since=since):
             if logger.isEnabledFor(_INFO):
                 what = f"data may be stale (no byte since {since:.3f})" if is_stale else "fresh"
                 logger.info(what, extra=client_extra(session, adapter, "stale",
                                                      is_stale=is_stale))
-        case ReportDropped(reason=reason, detail=detail):
+        case _actions.ReportDropped(reason=reason, detail=detail):
             if logger.isEnabledFor(_INFO):
                 logger.info("chunked message dropped: %s", detail,
                             extra=client_extra(session, adapter, "dropped", reason=reason))
-        case DeliverBatch(events=events):
+        case _actions.DeliverBatch(events=events):
             if logger.isEnabledFor(_DEBUG):
                 logger.debug("batch of %d events", len(events),
                              extra=client_extra(session, adapter, "batch"))
@@ -173,7 +171,7 @@ def _log_status(
         logger.log(level, message, extra=client_extra(session, adapter, state.value, **fields))
 
 
-def _log_failure(session: ClientSession, adapter: str, failure: ReportFailure) -> None:
+def _log_failure(session: ClientSession, adapter: str, failure: _actions.ReportFailure) -> None:
     """A refused response at ``WARNING``; giving up (and a request that may not be sent
     again) at ``INFO``: the ``CLOSED`` record follows."""
     logger = CLIENT_LOGGER

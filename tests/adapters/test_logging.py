@@ -22,6 +22,7 @@ from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.state import GAP_EVENT_TYPE, BackoffConfig, Jitter, SequencerConfig
 
 from .test_iteration import NO_CONTENT, Scripted, chunk, plain_loop, stream_head
+from .test_server_limits import under_uvicorn
 
 KINDS = ["asyncio", "trio", "sync"]
 DELAY = 0.05  # the reconnection delay of these tests (no jitter)
@@ -207,31 +208,17 @@ def test_a_server_logs_clients_coming_and_going_at_debug(
 
 @contextlib.contextmanager
 def uvicorn_serving(app: Any) -> Iterator[tuple[str, int]]:
-    """``app`` under a real uvicorn on loopback, in a thread of its own."""
-    uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is in the peers extra")
+    """``app`` under a real uvicorn on loopback, on an event loop in a thread of its own."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http="h11", lifespan="off", log_config=None,
-                            log_level="critical", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.run_coroutine_threadsafe(server.serve([sock]), loop)
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        yield sock.getsockname()[:2]
+        with under_uvicorn(app, loop) as address:
+            yield address
     finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            task.result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
-        sock.close()
 
 
 def test_a_send_timeout_logs_a_warning(captured: pytest.LogCaptureFixture) -> None:
