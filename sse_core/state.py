@@ -9,7 +9,7 @@ constants and defaults.
 """
 
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
-from ._audit import DEFAULT_MAX_AUDIT_RECORDS, AuditKind, AuditRecord, AuditRecorder
+from ._audit import DEFAULT_MAX_AUDIT_RECORDS, AuditKind, AuditRecord
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
 from ._batching import BatchConfig, Batcher
 from ._broadcast import Subscriber
@@ -102,7 +102,6 @@ __all__ = [
     # metrics
     "DurationSummary",
     # the client session's audit trail
-    "AuditRecorder",
     "AuditRecord",
     "AuditKind",
     "DEFAULT_MAX_AUDIT_RECORDS",
