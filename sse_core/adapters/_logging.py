@@ -59,6 +59,7 @@ _SERVER_KEYS = (
 _SHARED = frozenset({
     "sse_core.adapters._base", "sse_core.adapters._client_base",
     "sse_core.adapters._asyncio_client", "sse_core.adapters._trio_client",
+    "sse_core.adapters._sync_client",
     "sse_core.adapters._server_base", "sse_core.adapters._response",
     "sse_core.adapters._async_response",
 })
