@@ -1,4 +1,5 @@
-"""Micro-benchmarks of the hot paths of the dedup window, sequencer and replay log.
+"""Micro-benchmarks of the hot paths of the dedup window, sequencer and replay log, and of
+what the client session's audit trail adds per event.
 
 Run from the repository root::
 
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from sse_core._client import ClientConfig, ClientSession
 from sse_core._dedup import DedupConfig, DedupWindow
 from sse_core._events import Event
 from sse_core._replay import Replay, ReplayConfig, ReplayLog, TooOld
@@ -164,6 +166,31 @@ def bench_replay_append(n: int) -> tuple[Timed, int, Callable[[object], bool]]:
     return body, n, lambda log: isinstance(log, ReplayLog) and len(log) == min(n, 10_000)
 
 
+def _bench_client_event(max_audit_records: int) -> Bench:
+    def bench(n: int) -> tuple[Timed, int, Callable[[object], bool]]:
+        """on_data() with one event per call on a streaming client session (the audit
+        trail on or off: ``max_audit_records``)."""
+        config = ClientConfig(url="http://bench.test/", max_audit_records=max_audit_records)
+        client = ClientSession(config, rng=random.Random(0))
+        client.start(0.0)
+        client.on_response(200, [("Content-Type", "text/event-stream")], 0.0)
+        client.on_data(b": first bytes\n", 0.0)
+        chunks = [b"id: %d\ndata: x\n\n" % k for k in range(n)]
+
+        def body() -> object:
+            on_data = client.on_data
+            for data in chunks:
+                on_data(data, 1.0)
+            return client
+
+        def check(result: object) -> bool:
+            return client.metrics.messages_received == n and client.last_event_id == str(n - 1)
+
+        return body, n, check
+
+    return bench
+
+
 BENCHES: dict[str, Bench] = {
     "dedup check, new id": bench_dedup_new,
     "dedup check, duplicate id": bench_dedup_duplicate,
@@ -173,6 +200,8 @@ BENCHES: dict[str, Bench] = {
     "replay resume hit, 100k log": _bench_replay_hit(100_000),
     "replay resume TooOld, 100k log": _bench_replay_too_old(100_000),
     "replay append (assigned id)": bench_replay_append,
+    "client on_data, 1 event, audit trail off": _bench_client_event(0),
+    "client on_data, 1 event, audit trail on": _bench_client_event(100),
 }
 
 

@@ -31,6 +31,7 @@ from ._actions import (
     SendHead,
     Transport,
 )
+from ._audit import AuditTrail
 from ._broadcast import Broadcaster
 from ._client import ClientSession
 from ._config import ClientConfig, LongPollConfig, ServerConfig
@@ -90,6 +91,7 @@ __all__ = [
     "LongPollSession",
     "LongPollConfig",
     "Metrics",
+    "AuditTrail",
     # what sessions return
     "Action",
     "Connect",

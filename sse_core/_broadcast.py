@@ -126,6 +126,12 @@ class Subscriber(MonotonicNow):
         return self._replay_deadline if self.session.is_replaying else None
 
     @property
+    def dropped_reason(self) -> str | None:
+        """Why the subscriber was disconnected by the hub (see :attr:`is_dropped`), or
+        ``None``."""
+        return self._dropped_reason
+
+    @property
     def is_dropped(self) -> bool:
         """Whether the subscriber was disconnected for falling behind (or for a replay that
         did not finish in time)."""

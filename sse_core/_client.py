@@ -43,6 +43,7 @@ from ._actions import (
     Request,
     Transport,
 )
+from ._audit import AUDITED, AuditKind, AuditRecorder, AuditTrail
 from ._backoff import Backoff, GiveUp
 from ._batching import Batcher
 from ._compression import Decompressor
@@ -124,16 +125,22 @@ def _batched(
 ) -> Callable[Concatenate[ClientSession, _P], list[Action]]:
     """An input whose deliveries go through the session's :class:`~sse_core.state.Batcher`
     (``ClientConfig.batching``): a batch that is due goes out first, then the input's
-    actions with their events batched. Without batching, the actions as they are."""
+    actions with their events batched. Without batching, the actions as they are. The audit
+    trail notes them (``ClientConfig.max_audit_records``)."""
 
     @functools.wraps(method)
     def batched(self: ClientSession, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Action]:
         actions = method(self, *args, **kwargs)
         batcher = self._batcher
-        if batcher is None:
-            return actions
-        now = self._latest_now  # the input's own, just taken
-        return batcher.poll(now) + batcher.feed(actions, now)
+        if batcher is not None:
+            now = self._latest_now  # the input's own, just taken
+            actions = batcher.poll(now) + batcher.feed(actions, now)
+        if self._audit is not None:
+            for action in actions:
+                if type(action) in AUDITED:  # most inputs deliver events, and nothing else
+                    self._note(actions)
+                    break
+        return actions
 
     return batched
 
@@ -188,6 +195,9 @@ class ClientSession(MonotonicNow):
             chunking=config.chunking,
         )
         self._batcher = Batcher(config.batching) if config.batching is not None else None
+        self._audit = (
+            AuditRecorder(config.max_audit_records) if config.max_audit_records else None
+        )
         self._switch = TransportSwitch(config)
         self._last_event_id = config.last_event_id
         self._reconnect_at: float | None = None
@@ -259,6 +269,14 @@ class ClientSession(MonotonicNow):
         return self._metrics.snapshot(sequencer=sequencer, assembler=assembler, batcher=batcher)
 
     @property
+    def audit_trail(self) -> AuditTrail:
+        """A frozen snapshot of the session's lifecycle, oldest first: state changes, the id
+        each connection resumes from, gaps, failures, transport switches, staleness and
+        network signals, each with its time (at most ``ClientConfig.max_audit_records``;
+        empty when that is 0)."""
+        return self._audit.snapshot() if self._audit is not None else AuditTrail()
+
+    @property
     def last_byte_at(self) -> float | None:
         """When the last body byte of a stream or a poll's answer arrived (a heartbeat
         counts), or ``None`` before any: ``now - last_byte_at`` is how old the data may be."""
@@ -274,6 +292,12 @@ class ClientSession(MonotonicNow):
         """Whether the last :class:`~sse_core.ReportStale` said the data may be stale
         (always ``False`` without ``ClientConfig.stale_after``)."""
         return self._is_stale
+
+    @property
+    def reconnect_at(self) -> float | None:
+        """When the next connection is due while ``RECONNECTING`` (else ``None``): minus the
+        status's ``since``, the reconnection delay the backoff chose."""
+        return self._reconnect_at if self._state is ClientState.RECONNECTING else None
 
     @property
     def reconnection_time(self) -> float:
@@ -537,6 +561,7 @@ class ClientSession(MonotonicNow):
         session is closed or offline already.
         """
         self._take_now(now)
+        self._note_signal(AuditKind.OFFLINE, now, reason)
         match self._state:
             case ClientState.CLOSED | ClientState.OFFLINE:
                 return []
@@ -556,6 +581,7 @@ class ClientSession(MonotonicNow):
         """The network is back: connect at once (from ``OFFLINE``, or from ``RECONNECTING``
         without waiting for the rest of the backoff delay). Ignored in other states."""
         self._take_now(now)
+        self._note_signal(AuditKind.ONLINE, now, reason)
         if self._state not in (ClientState.OFFLINE, ClientState.RECONNECTING):
             return []
         return self._connect_now(ClientInput.ONLINE, now, reason)
@@ -574,6 +600,7 @@ class ClientSession(MonotonicNow):
         read. Ignored when closed or offline (:meth:`on_online` says when to try).
         """
         self._take_now(now)
+        self._note_signal(AuditKind.NETWORK_CHANGED, now, reason)
         state = self._state
         if state is ClientState.RECONNECTING:
             return self._connect_now(ClientInput.NETWORK_CHANGED, now, reason)
@@ -620,6 +647,18 @@ class ClientSession(MonotonicNow):
             )
         self._state = new
         return ReportStatus(state=new, since=now, reason=reason)
+
+    def _note(self, actions: list[Action]) -> None:
+        """Note an input's actions in the audit trail."""
+        assert self._audit is not None
+        leg = self._switch.leg
+        transport = Transport.LONG_POLLING if leg is Leg.POLL else Transport.STREAMING
+        self._audit.note_actions(actions, self._latest_now, self._last_event_id, transport)
+
+    def _note_signal(self, kind: AuditKind, now: float, reason: str) -> None:
+        """Note a network signal in the audit trail."""
+        if self._audit is not None:
+            self._audit.note_signal(kind, now, reason)
 
     def _gate(self, what: str, *, is_head_in: bool) -> Leg:
         """The leg in flight, when ``what`` may come now (before or after the head)."""

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._actions import Transport
+from ._audit import DEFAULT_MAX_AUDIT_RECORDS
 from ._backoff import BackoffConfig
 from ._batching import BatchConfig
 from ._chunking import ChunkConfig
@@ -146,6 +147,9 @@ class ClientConfig:
             stall timeout replaces the connection, and while reconnecting or offline; the
             next byte says it is fresh again. ``None`` (the default) reports nothing;
             :attr:`~sse_core.ClientSession.last_byte_at` can still be read.
+        max_audit_records: The most records the session's audit trail keeps
+            (:attr:`~sse_core.ClientSession.audit_trail`); the oldest go first, counted.
+            0 turns the trail off.
         backoff: The reconnection policy.
         dedup: Limits of the window that drops replayed events by id; ``None`` disables it.
         sequencer: When set, events are delivered in the order of the sequence number in
@@ -209,6 +213,9 @@ class ClientConfig:
     )
     stall_timeout: float | None = attrs.field(default=45.0, validator=positive_number.or_none())
     stale_after: float | None = attrs.field(default=None, validator=positive_number.or_none())
+    max_audit_records: int = attrs.field(
+        default=DEFAULT_MAX_AUDIT_RECORDS, validator=non_negative_int
+    )
     backoff: BackoffConfig = attrs.field(
         factory=BackoffConfig, validator=instance_of(BackoffConfig)
     )

@@ -9,6 +9,7 @@ constants and defaults.
 """
 
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
+from ._audit import DEFAULT_MAX_AUDIT_RECORDS, AuditKind, AuditRecord
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
 from ._batching import BatchConfig, Batcher
 from ._broadcast import Subscriber
@@ -117,6 +118,10 @@ __all__ = [
     "HealthRule",
     "RaiseAlert",
     "ResolveAlert",
+    # the client session's audit trail
+    "AuditRecord",
+    "AuditKind",
+    "DEFAULT_MAX_AUDIT_RECORDS",
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
     "LongPollResponse",

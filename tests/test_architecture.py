@@ -45,6 +45,7 @@ FLOORS = {
     "_server": 3,
     "_longpoll": 3,
     "_pipeline": 3,
+    "_audit": 3,  # the client session's audit trail (records over the sessions' actions)
     "_batching": 3,  # a state object over the sessions' actions (Deliver -> DeliverBatch)
     "_health": 3,  # a pure monitor over the sessions' metrics snapshots (alerts as records)
     "_broadcast": 3,
@@ -107,6 +108,14 @@ def test_core_does_no_io(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda path: path.stem)
+def test_core_stays_silent(path: Path) -> None:
+    """Floors 0-3 do not log: their actions carry everything, and the adapters log what they
+    carried out (``sse_core.client``, ``sse_core.server``)."""
+    absolute, _ = imports_of(path)
+    assert "logging" not in absolute
+
+
+@pytest.mark.parametrize("path", core_modules(), ids=lambda path: path.stem)
 def test_imports_point_down(path: Path) -> None:
     """A module imports only from lower floors or its own (floor 2 objects never from each
     other: each state object stands alone)."""
@@ -159,7 +168,8 @@ def test_adapters_never_import_each_other(path: Path) -> None:
     their servers share; ``_options``, their options records; ``_sockets``, socket options;
     ``_response``, what the per-request responses share; ``_async_response``, the loop the
     async ones share -- apart from ``_response`` because it needs anyio, which the WSGI
-    response does not), its own private
+    response does not; ``_logging``, the loggers and the ``extra`` keys of every adapter's
+    records), its own private
     modules (``trio`` -> ``_trio_server``, ``asgi`` -> ``_asgi_response``, and these among
     themselves) and the core, never another adapter."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -179,6 +189,6 @@ def test_adapters_never_import_each_other(path: Path) -> None:
     own = {name for name in siblings | absolute_siblings if name.startswith(family)}
     allowed = {
         "_http", "_base", "_client_base", "_asyncio_client", "_trio_client", "_sync_client",
-        "_server_base", "_options", "_sockets", "_response", "_async_response",
+        "_server_base", "_options", "_sockets", "_response", "_async_response", "_logging",
     } | own
     assert (siblings | absolute_siblings) - allowed == set()

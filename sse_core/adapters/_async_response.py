@@ -21,6 +21,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._actions import Action
+from ._logging import adapter_name, server_log
 from ._response import ResponseBase, Source
 
 __all__ = ["CLOSE_TIMEOUT", "AsyncResponseBase", "Watch", "Write"]
@@ -34,7 +35,6 @@ Write = Callable[[Action], Awaitable[None]]
 #: Watches for the client's going and then cancels the scope it is given.
 Watch = Callable[[anyio.CancelScope], Coroutine[Any, Any, None]]
 
-_log = logging.getLogger("sse_core.adapters")
 
 
 class AsyncResponseBase(ResponseBase[Source]):
@@ -118,7 +118,7 @@ class AsyncResponseBase(ResponseBase[Source]):
         while True:
             since = self._sending_since
             if timeout is not None and since is not None and self._clock() - since >= timeout:
-                _log.debug("a client took no bytes for %s s: let go", timeout)
+                self._log_send_timeout(timeout)
                 self._let_go()
                 scope.cancel()
                 return
@@ -135,6 +135,8 @@ class AsyncResponseBase(ResponseBase[Source]):
                         self._beat.set()
                         self._beat = None
                     if self._sending_since is not None:
+                        assert timeout is not None
+                        self._log_send_timeout(timeout)
                         self._let_go()  # stuck past send_timeout
                     if not is_sent:  # gone, or stuck
                         scope.cancel()
@@ -146,6 +148,13 @@ class AsyncResponseBase(ResponseBase[Source]):
                 await anyio.sleep_forever()
             else:
                 await anyio.sleep(delay)
+
+    def _log_send_timeout(self, timeout: float) -> None:
+        server_log(
+            logging.WARNING, f"a client took no bytes for {timeout:g} s (send_timeout): let go",
+            adapter=adapter_name(self), event="send_timeout", timeout=timeout,
+            last_event_id=self.last_event_id,
+        )
 
     async def _carry(self, write: Write, actions: list[Action]) -> bool:
         """Carry out the actions; ``False`` when the client is gone."""

@@ -64,6 +64,8 @@ class _StreamProtocol(asyncio.Protocol):
         try:
             request = self._connection.receive(data)
         except RequestRefused as error:
+            peer = self._transport.get_extra_info("peername") if self._transport else None
+            self._server._log_refusal(error.refusal, peer[0] if peer else None)
             self._reject(error.refusal)
             return
         if request is not None:
@@ -89,7 +91,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._server._protocols.discard(self)
         self._server._writable.discard(self)
         if self.subscriber is not None:
-            self._server._broadcaster.unsubscribe(self.subscriber)
+            self._server._unsubscribe(self.subscriber)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -39,6 +39,7 @@ from ._http import (
     OpenConnection,
     Write,
 )
+from ._logging import LOGGED, adapter_name, log_client_report
 from ._options import ClientOptions
 
 __all__ = ["AsyncClientBase", "ClientBase", "RequestDriver"]
@@ -377,6 +378,7 @@ class ClientBase(AdapterBase):
             elif isinstance(output, (CloseConnection, Disconnect)):
                 self._close_socket()
             elif isinstance(output, ReportFailure):
+                log_client_report(self.session, adapter_name(self), output)
                 self._failure = output.error()  # raised once the reports before it are out
             else:
                 self._notify(output)
@@ -449,7 +451,10 @@ class ClientBase(AdapterBase):
         return self._events
 
     def _notify(self, output: _Output) -> None:
-        """Tell ``on_status`` about a status change."""
+        """Log a report (:mod:`sse_core.adapters._logging`) and tell ``on_status`` about a
+        status change."""
+        if isinstance(output, LOGGED):
+            log_client_report(self.session, adapter_name(self), output)
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)
 

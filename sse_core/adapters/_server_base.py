@@ -4,6 +4,7 @@ subscribers. No sockets here: each server does its own I/O."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ from ._http import (
     Refusal,
     refusal_for,
 )
+from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
 __all__ = ["TOO_MANY", "ServerBase", "default_replay_log"]
@@ -132,12 +134,42 @@ class ServerBase(AdapterBase):
         """Add a client to the broadcaster, then wake whoever waits for that many."""
         subscriber = self._broadcaster.subscribe(target, headers, now, key=key)
         count = len(self._broadcaster)
+        last_event_id = subscriber.session.last_event_id
+        server_log(
+            logging.DEBUG, f"client subscribed to {target} ({count} open)",
+            adapter=adapter_name(self), event="subscribed", path=target,
+            last_event_id=last_event_id,
+        )
         with self._waiters_lock:
             woken = [token for token, (wanted, _) in self._waiters.items() if count >= wanted]
             wakes = [self._waiters.pop(token)[1] for token in woken]
         for wake in wakes:
             wake()
         return subscriber
+
+    def _unsubscribe(self, subscriber: Subscriber) -> None:
+        """Take a client whose connection ended off the broadcaster; one the hub dropped
+        (it fell ``max_queued_bytes`` behind, or its replay outlasted ``max_replay_time``) is
+        logged at ``WARNING``."""
+        self._broadcaster.unsubscribe(subscriber)
+        reason = subscriber.dropped_reason
+        if reason is not None:
+            server_log(
+                logging.WARNING, f"client let go: {reason}", adapter=adapter_name(self),
+                event="let_go", reason=reason, last_event_id=subscriber.session.last_event_id,
+            )
+        else:
+            server_log(logging.DEBUG, "client left", adapter=adapter_name(self), event="left",
+                       last_event_id=subscriber.session.last_event_id)
+
+    def _log_refusal(self, refusal: Refusal, peer: str | None, path: str | None = None) -> None:
+        """Log a refused request at ``WARNING`` (its status and the reason sent)."""
+        reason = refusal.text.strip()
+        server_log(
+            logging.WARNING, f"request refused with {refusal.status}: {reason}",
+            adapter=adapter_name(self), event="refused", status=refusal.status, reason=reason,
+            peer=peer, path=path,
+        )
 
     def _wait_for(self, token: object, count: int, wake: Callable[[], object]) -> bool:
         """Have ``wake`` called (once, from where clients subscribe) when at least ``count``
@@ -174,7 +206,6 @@ class ServerBase(AdapterBase):
             self._stop_waiting(reached)
         return True
 
-
     @property
     def options(self) -> ServerOptions:
         """The options this server was made with."""
@@ -203,9 +234,12 @@ class ServerBase(AdapterBase):
             is_available=is_available,
             retry_after=self._options.retry_after,
         )
+        key = None
+        if refusal is None:
+            refusal, key = self._key_of(request, address)
         if refusal is not None:
-            return refusal, None
-        return self._key_of(request, address)
+            self._log_refusal(refusal, address, request.target)
+        return refusal, key
 
     def _key_of(
         self, request: IncomingRequest, address: str | None

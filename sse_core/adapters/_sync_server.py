@@ -380,6 +380,7 @@ class EventStreamServer(ServerBase):
                 try:
                     request = client.http.receive(data)
                 except RequestRefused as error:
+                    self._log_refusal(error.refusal, peer_host(client.sock))
                     self._reject(client, error.refusal, now)
                     return
                 if request is not None:
@@ -469,7 +470,7 @@ class EventStreamServer(ServerBase):
         it: the kernel frees the connection and its unsent bytes at once)."""
         self._clients.pop(id(client), None)
         if client.subscriber is not None:
-            self._broadcaster.unsubscribe(client.subscriber)
+            self._unsubscribe(client.subscriber)
         sock, client.sock = client.sock, None
         if sock is not None:
             if self._selector is not None:

@@ -285,7 +285,7 @@ class EventStreamServer(ServerBase):
         finally:
             self._connections.discard(connection)
             if connection.subscriber is not None:
-                self._broadcaster.unsubscribe(connection.subscriber)
+                self._unsubscribe(connection.subscriber)
             close_now(stream, is_reset=connection.is_let_go)
 
     async def _read_request(
@@ -302,6 +302,7 @@ class EventStreamServer(ServerBase):
                 try:
                     request = http.receive(bytes(data))
                 except RequestRefused as error:
+                    self._log_refusal(error.refusal, None)
                     await self._reject(stream, http, error.refusal)
                     return None
                 if request is not None:

@@ -26,7 +26,7 @@ from .._server import ServerSession
 from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start
 from ._asgi_messages import watch_disconnect as _watch_disconnect
 from ._asgi_response import StreamResponse
-from ._http import IncomingRequest
+from ._http import IncomingRequest, Refusal
 from ._server_base import ServerBase
 
 __all__ = ["EventStream", "StreamResponse"]
@@ -161,7 +161,10 @@ class EventStream(ServerBase):
         if kind != "http":
             raise LocalProtocolError(f"EventStream serves http requests, not {kind!r}")
         method = scope["method"]
+        client = scope.get("client")
+        peer = client[0] if client else None
         if method not in _ALLOWED_METHODS:
+            self._log_refusal(Refusal(status=405, text="method not allowed"), peer, scope["path"])
             await _refuse(send, 405, b"method not allowed\n", [(b"allow", b"GET, HEAD")])
             return
         target = scope["path"]
@@ -177,13 +180,14 @@ class EventStream(ServerBase):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         if self._is_closing or self._broadcaster.is_full:
+            self._log_refusal(Refusal(status=503, text="event stream unavailable"), peer, target)
             await _refuse(
                 send, 503, b"event stream unavailable\n", [(b"retry-after", self._retry_after)]
             )
             return
-        client = scope.get("client")
-        refusal, key = self._key_of(_request_of(scope, target), client[0] if client else None)
+        refusal, key = self._key_of(_request_of(scope, target), peer)
         if refusal is not None:
+            self._log_refusal(refusal, peer, target)
             await _refuse(
                 send, refusal.status, refusal.text.encode(),
                 [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
@@ -198,7 +202,7 @@ class EventStream(ServerBase):
                 await self._pump(connection, send)
                 tasks.cancel_scope.cancel()
         finally:
-            self._broadcaster.unsubscribe(subscriber)
+            self._unsubscribe(subscriber)
             del self._connections[id(subscriber)]
             if not self._connections and self._all_gone is not None:
                 self._all_gone.set()

@@ -32,6 +32,7 @@ from http import HTTPStatus
 from typing import Any
 
 from .._actions import Action, Send, SendHead
+from ._logging import server_log
 from ._response import ResponseBase, SyncSource
 
 __all__ = ["StreamResponse"]
@@ -39,7 +40,6 @@ __all__ = ["StreamResponse"]
 #: The WSGI ``start_response`` callable.
 StartResponse = Callable[..., Any]
 
-_log = logging.getLogger("sse_core.adapters.wsgi")
 
 #: The most items the generator's thread runs ahead of what the server has taken.
 MAX_AHEAD = 64
@@ -188,12 +188,12 @@ class _Body(Iterator[bytes]):
                 try:
                     if isinstance(item, _Done):
                         if item.error is not None:
-                            _log.error("the event source raised", exc_info=item.error)
+                            _source_failed("the event source raised", item.error)
                         actions += self._end()
                         break
                     actions += response._send_item(item)
-                except Exception:  # the items rule, or a field the session refused
-                    _log.exception("the event source yielded what cannot be sent")
+                except Exception as error:  # the items rule, or a field the session refused
+                    _source_failed("the event source yielded what cannot be sent", error)
                     actions += self._end()
                     break
             self._pending = _bytes_of(actions)
@@ -226,6 +226,13 @@ class _Body(Iterator[bytes]):
             if close is not None:
                 close()  # runs the generator's finally
         self._handoff.put(done)
+
+
+def _source_failed(message: str, error: BaseException) -> None:
+    """Log (at ``ERROR``, with the traceback) why a stream ended early: a WSGI body cannot
+    raise to the application."""
+    server_log(logging.ERROR, message, adapter="wsgi", event="source_failed", exc_info=error,
+               reason=str(error))
 
 
 def _bytes_of(actions: Iterable[Action]) -> bytes:

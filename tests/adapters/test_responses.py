@@ -355,16 +355,19 @@ def test_wsgi_close_stops_the_generator_thread() -> None:
 
 def test_wsgi_an_error_ends_cleanly_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     """The generator raises: the body ends normally after what came before, and the error
-    is logged by sse_core.adapters.wsgi."""
+    is logged by sse_core.server (ERROR, with the traceback and the structured keys)."""
 
     def source() -> Iterator[str]:
         yield "before"
         raise RuntimeError("boom")
 
-    with caplog.at_level(logging.ERROR, logger="sse_core.adapters.wsgi"):
+    with caplog.at_level(logging.ERROR, logger="sse_core.server"):
         _, _, body = WSGIStreamResponse(source(), config=NO_HEARTBEAT).start(environ())
         assert b"".join(body) == b"data: before\n\n"
-    assert any(r.exc_info and "boom" in str(r.exc_info[1]) for r in caplog.records)
+    [record] = [r for r in caplog.records if r.exc_info and "boom" in str(r.exc_info[1])]
+    assert (record.name, record.sse_event, record.sse_adapter) == (  # type: ignore[attr-defined]
+        "sse_core.server", "source_failed", "wsgi"
+    )
 
 
 def test_wsgi_gzip_last_event_id_and_the_app_callable() -> None:

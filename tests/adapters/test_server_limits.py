@@ -111,32 +111,40 @@ def running(kind: str, **kwargs: Any) -> Iterator[Running]:
             finally:
                 wait(asyncio_server.aclose(grace=0.1))
         else:
-            uvicorn = pytest.importorskip(
-                "uvicorn", reason="uvicorn is not installed (the peers extra)"
-            )
             app = call(lambda: EventStream(log, **kwargs))
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            config = uvicorn.Config(app, http="h11", lifespan="off", log_config=None,
-                                    log_level="critical", timeout_graceful_shutdown=1)
-            uvicorn_server = uvicorn.Server(config)
-            task = asyncio.run_coroutine_threadsafe(uvicorn_server.serve([sock]), loop)
-            deadline = time.monotonic() + 10
-            while not uvicorn_server.started:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.01)
-            try:
-                yield Running(app, sock.getsockname()[:2], call, lambda: None)
-            finally:
-                wait(app.aclose())
-                uvicorn_server.should_exit = True
-                with contextlib.suppress(Exception):
-                    task.result(10)
-                sock.close()
+            with under_uvicorn(app, loop) as address:
+                try:
+                    yield Running(app, address, call, lambda: None)
+                finally:
+                    wait(app.aclose())
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextlib.contextmanager
+def under_uvicorn(app: Any, loop: asyncio.AbstractEventLoop) -> Iterator[tuple[str, int]]:
+    """Serve the ASGI ``app`` with a real uvicorn on 127.0.0.1 (a free port), on ``loop``
+    (running in another thread); its address."""
+    uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (the peers extra)")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http="h11", lifespan="off", log_config=None,
+                            log_level="critical", timeout_graceful_shutdown=1)
+    uvicorn_server = uvicorn.Server(config)
+    task = asyncio.run_coroutine_threadsafe(uvicorn_server.serve([sock]), loop)
+    deadline = time.monotonic() + 10
+    while not uvicorn_server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        uvicorn_server.should_exit = True
+        with contextlib.suppress(Exception):
+            task.result(10)
+        sock.close()
 
 
 def fill(server: Running, count: int, size: int = EVENT_SIZE) -> list[str]:

@@ -1,0 +1,323 @@
+"""The client session's audit trail (sse_core._audit): what it notes, its bound, and the
+law that its state changes are the ReportStatus actions the session returned."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sse_core import (
+    Action,
+    AuditTrail,
+    ClientConfig,
+    ClientSession,
+    ClientState,
+    Connect,
+    Disconnect,
+    InvalidConfigError,
+    ReportStatus,
+    Transport,
+)
+from sse_core.state import (
+    DEFAULT_MAX_AUDIT_RECORDS,
+    AuditKind,
+    AuditRecord,
+    BackoffConfig,
+    Jitter,
+    SequencerConfig,
+)
+from sse_core.testing import Offline, Partition, Scenario, simulate
+
+URL = "http://example.test/events"
+SSE = [(b"content-type", b"text/event-stream")]
+S = ClientState
+GAP_SIGNAL = b'event: sse-core-gap\ndata: {"last_event_id": "1", "reason": "unknown"}\n\n'
+
+
+def session(**config: Any) -> ClientSession:
+    backoff = BackoffConfig(base_delay=1.0, jitter=Jitter.NONE)
+    defaults: dict[str, Any] = {"url": URL, "backoff": backoff}
+    return ClientSession(ClientConfig(**{**defaults, **config}), rng=random.Random(1))
+
+
+def streaming(**config: Any) -> ClientSession:
+    client = session(**config)
+    client.start(0.0)
+    client.on_response(200, SSE, 0.1)
+    client.on_data(b"id: 7\ndata: x\n\n", 0.2)
+    return client
+
+
+def kinds(trail: AuditTrail) -> list[AuditKind]:
+    return [record.kind for record in trail.records]
+
+
+def test_trail_notes_states_connects_and_the_id_resumed_from() -> None:
+    """A stream that is lost and resumes: every state change with its reason and time, and
+    each connection with the id it resumes from (none at first, then the last event id)."""
+    client = streaming()
+    client.on_connection_lost(3.0, "reset by peer")
+    client.on_timer(4.0)
+    trail = client.audit_trail
+    assert kinds(trail) == [
+        AuditKind.STATUS, AuditKind.CONNECT, AuditKind.STATUS, AuditKind.STATUS,
+        AuditKind.STATUS, AuditKind.STATUS, AuditKind.CONNECT,
+    ]
+    statuses = trail.of_kind(AuditKind.STATUS)
+    assert [(r.at, r.state, r.reason) for r in statuses] == [
+        (0.0, S.CONNECTING, None), (0.1, S.CONNECTED, None), (0.2, S.STREAMING, None),
+        (3.0, S.RECONNECTING, "reset by peer"), (4.0, S.CONNECTING, None),
+    ]
+    connects = trail.of_kind(AuditKind.CONNECT)
+    assert [(r.at, r.last_event_id, r.transport) for r in connects] == [
+        (0.0, "", Transport.STREAMING), (4.0, "7", Transport.STREAMING),
+    ]
+    assert trail.dropped == 0
+
+
+def test_trail_is_bounded_and_counts_what_it_dropped() -> None:
+    """With ``max_audit_records=3`` only the newest three records are kept; the rest are
+    counted as dropped, and the events delivered meanwhile add nothing."""
+    client = streaming(max_audit_records=3)
+    for n in range(50):
+        client.on_data(b"data: %d\n\n" % n, 1.0)
+    client.on_connection_lost(2.0)
+    client.on_timer(3.0)
+    trail = client.audit_trail
+    assert [(r.kind, r.at) for r in trail.records] == [
+        (AuditKind.STATUS, 2.0), (AuditKind.STATUS, 3.0), (AuditKind.CONNECT, 3.0),
+    ]
+    assert trail.dropped == 4
+
+
+def test_trail_off() -> None:
+    """``max_audit_records=0`` keeps nothing (and counts nothing); a negative bound is
+    refused; the default keeps ``DEFAULT_MAX_AUDIT_RECORDS``."""
+    client = streaming(max_audit_records=0)
+    client.on_connection_lost(2.0)
+    assert client.audit_trail == AuditTrail()
+    with pytest.raises(InvalidConfigError):
+        ClientConfig(url=URL, max_audit_records=-1)
+    assert ClientConfig(url=URL).max_audit_records == DEFAULT_MAX_AUDIT_RECORDS == 100
+
+
+def test_trail_notes_gaps_with_their_size() -> None:
+    """A server's gap signal is noted with the id it could not replay from; a sequencer's
+    gap with how many events it lost."""
+    client = streaming()
+    signal = b'event: sse-core-gap\ndata: {"last_event_id": "3", "reason": "too_old"}\n\n'
+    client.on_data(signal, 1.0)
+    [gap] = client.audit_trail.of_kind(AuditKind.GAP)
+    assert (gap.at, gap.reason, gap.last_event_id, gap.count) == (1.0, "too_old", "3", None)
+
+    client = session(sequencer=SequencerConfig(gap_timeout=1.0))
+    client.start(0.0)
+    client.on_response(200, SSE, 0.0)
+    client.on_data(b"id: 1\ndata: a\n\nid: 5\ndata: b\n\n", 0.5)
+    client.on_timer(2.0)
+    [gap] = client.audit_trail.of_kind(AuditKind.GAP)
+    assert (gap.at, gap.reason, gap.count) == (2.0, "timeout", 3)
+
+
+def test_trail_notes_a_refusal_as_a_failure_with_its_status() -> None:
+    """A 401 closes the session: the failure (with the HTTP status) comes before the CLOSED
+    state change, both at the time the response arrived."""
+    client = session(max_error_body_size=0)
+    client.start(0.0)
+    client.on_response(401, [(b"content-type", b"text/plain")], 0.5)
+    trail = client.audit_trail
+    assert kinds(trail)[-2:] == [AuditKind.FAILURE, AuditKind.STATUS]
+    failure, closed = trail.records[-2:]
+    assert (failure.at, failure.status) == (0.5, 401)
+    assert (closed.state, closed.reason) == (S.CLOSED, failure.reason)
+
+
+def test_trail_notes_network_signals_and_staleness() -> None:
+    """The platform's signals are noted (even one the session ignores) before the state
+    changes they cause; staleness and freshness are noted too."""
+    client = streaming(stale_after=1.0)
+    client.on_timer(1.5)
+    client.on_offline(2.0)
+    client.on_offline(2.5)  # ignored: offline already
+    client.on_online(3.0, "wifi is back")
+    client.on_response(200, SSE, 3.1)
+    client.on_data(b": hb\n", 3.2)
+    trail = client.audit_trail
+    assert [(r.kind, r.at) for r in trail.records][4:] == [
+        (AuditKind.STALE, 1.5), (AuditKind.OFFLINE, 2.0), (AuditKind.STATUS, 2.0),
+        (AuditKind.OFFLINE, 2.5), (AuditKind.ONLINE, 3.0), (AuditKind.STATUS, 3.0),
+        (AuditKind.CONNECT, 3.0), (AuditKind.STATUS, 3.1), (AuditKind.STATUS, 3.2),
+        (AuditKind.STALE, 3.2),
+    ]
+    stale = trail.of_kind(AuditKind.STALE)
+    assert [r.is_stale for r in stale] == [True, False]
+    assert trail.of_kind(AuditKind.ONLINE)[0].reason == "wifi is back"
+
+
+def test_trail_notes_transport_switches() -> None:
+    """A stream held back by a buffering intermediary switches to long-polling: the switch
+    is noted with its reason, and the poll that follows as a long-polling connection."""
+    client = session(long_poll_url="http://example.test/poll", first_byte_timeout=1.0,
+                     switch_after=1)
+    client.start(0.0)
+    client.on_response(200, SSE, 0.1)
+    client.on_timer(1.2)
+    client.on_timer(2.5)
+    trail = client.audit_trail
+    [switch] = trail.of_kind(AuditKind.TRANSPORT)
+    assert switch.transport is Transport.LONG_POLLING and switch.reason
+    assert trail.of_kind(AuditKind.CONNECT)[-1].transport is Transport.LONG_POLLING
+
+
+def test_records_are_frozen_and_export_flat() -> None:
+    """Records cannot be changed; ``as_dict`` gives JSON-ready flat keys (enums as values,
+    unset fields left out)."""
+    client = streaming()
+    record = client.audit_trail.records[0]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        record.at = 5.0  # type: ignore[misc]
+    assert record.as_dict() == {"at": 0.0, "kind": "status", "state": "connecting"}
+    lines = [json.dumps(r.as_dict()) for r in client.audit_trail.records]
+    assert json.loads(lines[1]) == {
+        "at": 0.0, "kind": "connect", "last_event_id": "", "transport": "streaming",
+    }
+    assert AuditRecord(at=1.0, kind=AuditKind.GAP, count=2).as_dict()["count"] == 2
+
+
+# --- the law ------------------------------------------------------------------------------
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from([
+            "response", "refuse", "retry", "data", "gap", "eof", "lost", "timer", "offline",
+            "online", "changed", "close", "start",
+        ]),
+        st.floats(min_value=0.0, max_value=5.0),
+    ),
+    max_size=40,
+)
+
+
+class _Driver:
+    """Feeds a client session inputs that fit what it asked for, and keeps every action."""
+
+    def __init__(self, client: ClientSession) -> None:
+        self.client = client
+        self.now = 0.0
+        self.in_flight = False
+        self.head_in = False
+        self.actions: list[Action] = []
+
+    def take(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Connect):
+                self.in_flight, self.head_in = True, False
+            elif isinstance(action, Disconnect):
+                self.in_flight = False
+        self.actions += actions
+
+    def step(self, what: str, delay: float) -> None:
+        self.now += delay
+        c, now = self.client, self.now
+        match what:
+            case "response" | "refuse" | "retry" if self.in_flight and not self.head_in:
+                status = {"response": 200, "refuse": 401, "retry": 503}[what]
+                headers = SSE if status == 200 else [(b"content-type", b"text/plain")]
+                self.head_in = True
+                self.take(c.on_response(status, headers, now))
+            case "data" | "gap" if self.in_flight and self.head_in:
+                data = b"id: %d\ndata: x\n\n" % int(now * 10)
+                if what == "gap":
+                    data = GAP_SIGNAL
+                self.take(c.on_data(data, now))
+            case "eof" if self.in_flight and self.head_in:
+                self.in_flight = False
+                self.take(c.on_eof(now))
+            case "lost" if self.in_flight:
+                self.in_flight = False
+                self.take(c.on_connection_lost(now, f"lost at {now:g}"))
+            case "offline":
+                self.take(c.on_offline(now))
+            case "online":
+                self.take(c.on_online(now))
+            case "changed":
+                self.take(c.on_network_changed(now))
+            case "close":
+                self.in_flight = False
+                self.take(c.close(now, f"closed at {now:g}"))
+            case "start" if c.state is S.CLOSED:
+                self.take(c.start(now))
+            case _:
+                self.take(c.on_timer(now))
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_STEPS, max_records=st.integers(min_value=1, max_value=200))
+def test_trail_states_equal_the_status_actions(
+    steps: list[tuple[str, float]], max_records: int
+) -> None:
+    """For any run of inputs, the trail's state changes are the ReportStatus actions the
+    session returned (state, reason and time), the newest ``max_records`` records of them
+    kept; its connections carry the Last-Event-ID each Connect sent."""
+    client = session(
+        max_audit_records=max_records, stale_after=1.0, stall_timeout=3.0,
+        retry_statuses=frozenset({503}), max_error_body_size=0,
+        backoff=BackoffConfig(base_delay=0.5, max_attempts=4, jitter=Jitter.NONE),
+    )
+    driver = _Driver(client)
+    driver.take(client.start(0.0))
+    for what, delay in steps:
+        driver.step(what, delay)  # only fitting inputs: a LocalProtocolError fails the test
+    trail = client.audit_trail
+    unbounded = trail.dropped + len(trail.records)
+    status = [(a.state, a.reason, a.since) for a in driver.actions if isinstance(a, ReportStatus)]
+    noted = [(r.state, r.reason, r.at) for r in trail.of_kind(AuditKind.STATUS)]
+    assert len(trail.records) == min(unbounded, max_records)
+    if trail.dropped == 0:
+        assert noted == status
+        sent = [
+            dict(a.request.headers).get("Last-Event-ID", "")
+            for a in driver.actions if isinstance(a, Connect)
+        ]
+        assert [r.last_event_id for r in trail.of_kind(AuditKind.CONNECT)] == sent
+    else:
+        assert status[len(status) - len(noted):] == noted
+
+
+# --- the simulator ------------------------------------------------------------------------
+
+
+def test_simulated_outage_shows_in_the_trail() -> None:
+    """A 20 s partition, then an announced offline spell: the trail shows the stream lost
+    (with its reason), the attempts made into the partition, the resumption from the last
+    event id once it heals, the offline signal and the return; the run is exactly-once."""
+    sessions: list[ClientSession] = []
+
+    def factory(config: ClientConfig, rng: random.Random) -> ClientSession:
+        sessions.append(ClientSession(config, rng=rng))
+        return sessions[-1]
+
+    scenario = Scenario(
+        seed=3, publish_at=tuple(0.5 * n for n in range(1, 100)),
+        faults=(Partition(at=5.0, duration=20.0), Offline(at=35.0, duration=5.0)),
+    )
+    result = simulate(scenario, client_factory=factory)
+    assert result.is_ok, result.violation
+    trail = sessions[0].audit_trail
+    states = [(r.at, r.state, r.reason) for r in trail.of_kind(AuditKind.STATUS)]
+    lost = [s for s in states if s[1] is S.RECONNECTING]
+    assert lost and 5.0 <= lost[0][0] <= 25.0 and lost[0][2]
+    during = [r for r in trail.of_kind(AuditKind.CONNECT) if 5.0 <= r.at <= 25.0]
+    assert during and all(r.last_event_id for r in during)  # resumed, never from scratch
+    after = [s for s in states if 25.0 <= s[0] < 35.0]
+    assert after and after[-1][1] is S.STREAMING
+    [offline] = trail.of_kind(AuditKind.OFFLINE)
+    [online] = trail.of_kind(AuditKind.ONLINE)
+    assert (offline.at, online.at) == (35.0, 40.0)
+    assert (S.OFFLINE in [s[1] for s in states if s[0] == 35.0])
