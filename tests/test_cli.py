@@ -53,7 +53,11 @@ def _no_leftovers() -> Iterator[None]:
 
 
 async def cli(*args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
-    """``python -m sse_core ARGS`` as a subprocess with piped stdout and stderr."""
+    """``python -m sse_core ARGS`` as a subprocess with piped stdout and stderr (``listen``
+    with ``--timeout 30``, so that a test waiting for events that never come fails soon, with
+    what was printed)."""
+    if args[0] == "listen":
+        args = (*args, "--timeout", "30")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sse_core", *args, stdin=stdin,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
