@@ -20,9 +20,9 @@ from types import ModuleType
 
 from .._version import __version__
 from . import listen, serve
-from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ._common import Exit
 
-__all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["COMMANDS", "Exit", "build_parser", "command_name", "main"]
 
 #: The command modules, in the order ``--help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (listen, serve)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None, *, prog: str = "sse-core") -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.subcommand is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     for module in COMMANDS:
         if command_name(module) == args.subcommand:
             status: int = module.run(args)

@@ -4,14 +4,12 @@ lines on stderr."""
 from __future__ import annotations
 
 import argparse
+import enum
 import sys
 import time
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
+    "Exit",
     "Status",
     "header",
     "non_negative_float",
@@ -19,14 +17,17 @@ __all__ = [
     "positive_int",
 ]
 
-#: The command did what was asked.
-EXIT_OK = 0
-#: The stream or the input failed (refused, gave up, the fed command failed).
-EXIT_FAILED = 1
-#: A usage error: argparse's own code, also for an option the installed extras lack.
-EXIT_USAGE = 2
-#: Interrupted by Ctrl-C (SIGINT), as shells report it (128 + 2).
-EXIT_INTERRUPTED = 130
+class Exit(enum.IntEnum):
+    """The exit codes every command shares (a command may add its own meanings)."""
+
+    #: The command did what was asked.
+    OK = 0
+    #: The stream or the input failed (refused, gave up, the fed command failed).
+    FAILED = 1
+    #: A usage error: argparse's own code, also for an option the installed extras lack.
+    USAGE = 2
+    #: Interrupted by Ctrl-C (SIGINT), as shells report it (128 + 2).
+    INTERRUPTED = 130
 
 
 def header(text: str) -> tuple[str, str]:

@@ -18,32 +18,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .. import (
-    ClientConfig,
-    ClientState,
-    Deliver,
-    Event,
-    HTTPStatusError,
-    InvalidConfigError,
-    ReportDropped,
-    ReportGap,
-    ReportStatus,
-    ReportTransport,
-    StreamError,
-    serialize,
-)
+from .. import ClientConfig, Event, HTTPStatusError, InvalidConfigError, StreamError, serialize
+from .._actions import ClientState, Deliver, ReportDropped, ReportGap, ReportStatus, ReportTransport
 from ..state import BackoffConfig
-from ._common import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Status,
-    header,
-    non_negative_float,
-    positive_float,
-    positive_int,
-)
+from ._common import Exit, Status, header, non_negative_float, positive_float, positive_int
 
 __all__ = ["add_parser", "format_event", "run"]
 
@@ -129,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         transport = _transport(args)
     except (InvalidConfigError, ValueError, OSError) as error:
         print(f"sse-core listen: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     write = _writer(args)
     import asyncio  # only now: --help needs none of the adapters
 
@@ -137,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_listen(args, config, ssl_context, transport, write, status))
     except KeyboardInterrupt:
         status("interrupted")
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
     except BrokenPipeError:  # the reader of stdout went away (| head): that is an end too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return Exit.OK
 
 
 def format_event(event: Event) -> str:
@@ -282,7 +260,7 @@ async def _follow(source: Any, args: argparse.Namespace, write: Callable[[Event]
                         count += 1
                         if args.max_events is not None and count >= args.max_events:
                             status(f"received {count} events (--max-events): done")
-                            return EXIT_OK
+                            return Exit.OK
                     case ReportStatus():
                         if report.state is ClientState.CONNECTING:
                             resumed_from = source.session.last_event_id
@@ -298,12 +276,12 @@ async def _follow(source: Any, args: argparse.Namespace, write: Callable[[Event]
         body = error.body[:200].decode("utf-8", "replace")
         more = "..." if len(error.body) > 200 else ""
         status(f"refused: HTTP {error.status}" + (f": {body!r}{more}" if body else ""))
-        return EXIT_FAILED
+        return Exit.FAILED
     except StreamError as error:
         status(f"failed: {error}")
-        return EXIT_FAILED
+        return Exit.FAILED
     status(f"ended after {count} events")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _describe(report: ReportStatus, source: Any, resumed_from: str) -> str:

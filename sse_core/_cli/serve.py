@@ -23,16 +23,7 @@ from typing import Any
 
 from .. import Event, ServerConfig
 from ..state import ReplayConfig, ReplayLog
-from ._common import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Status,
-    header,
-    non_negative_float,
-    positive_int,
-)
+from ._common import Exit, Status, header, non_negative_float, positive_int
 
 __all__ = ["DEFAULT_DRAIN", "LineSplitter", "add_parser", "run"]
 
@@ -119,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as error:
         print(f"sse-core serve needs the http extra (pip install 'sse-core[http]'): {error}",
               file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     except ValueError as error:  # InvalidConfigError is one
         print(f"sse-core serve: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     process: subprocess.Popen[bytes] | None = None
     try:
         if args.command is not None:
@@ -132,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(args, config, options, log, process, status))
     except KeyboardInterrupt:
         status("interrupted")
-        return EXIT_INTERRUPTED
+        return Exit.INTERRUPTED
     finally:
         if process is not None and process.poll() is None:
             process.terminate()
@@ -155,7 +146,7 @@ async def _serve(
         await server.start(args.host, args.port)
     except OSError as error:
         status(f"cannot listen on {args.host}:{args.port}: {error}")
-        return EXIT_FAILED
+        return Exit.FAILED
     try:
         host, port = server.address
         where = args.path if args.path is not None else "/ (every path)"
@@ -172,9 +163,9 @@ async def _serve(
         code = await asyncio.get_running_loop().run_in_executor(None, process.wait)
         if code != 0:
             status(f"the command exited with status {code}")
-            return EXIT_FAILED
+            return Exit.FAILED
     status("done")
-    return EXIT_OK
+    return Exit.OK
 
 
 async def _publish_input(
