@@ -429,3 +429,58 @@ def test_python_m_sse_core_keeps_its_own_commands() -> None:
     helped = subprocess.run([sys.executable, "-m", "sse_core", "--help"], capture_output=True,
                             text=True, timeout=STEP, check=False, env=env)
     assert "listen, serve" in helped.stdout
+
+
+async def raw_get(address: tuple[str, int], *headers: str, until: bytes) -> bytes:
+    """A raw HTTP/1.1 GET of the stream: what arrived until ``until`` was seen."""
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(("GET /events HTTP/1.1\r\nHost: x\r\n" + "".join(h + "\r\n" for h in headers)
+                  + "\r\n").encode())
+    seen = b""
+    while until not in seen:
+        chunk = await asyncio.wait_for(reader.read(65536), STEP)
+        assert chunk, seen
+        seen += chunk
+    writer.close()
+    return seen
+
+
+def test_serve_sends_retry_heartbeats_and_gzip() -> None:
+    """``--retry`` is sent first, ``--heartbeat`` comments fill silence, ``-H`` fields are
+    in the head, and a client that accepts gzip gets it (one that does not, plain text)."""
+
+    async def run() -> tuple[bytes, bytes]:
+        process, address = await start_serve("--heartbeat", "0.2",
+                                              "-H", "Access-Control-Allow-Origin: *")
+        plain = await raw_get(address, until=b"\n:\n\n")
+        zipped = await raw_get(address, "Accept-Encoding: gzip", until=b"\r\n\r\n")
+        process.send_signal(signal.SIGINT)
+        await finish(process)
+        return plain, zipped
+
+    plain, zipped = asyncio.run(run())
+    head, _, body = plain.partition(b"\r\n\r\n")
+    assert b"access-control-allow-origin: *" in head.lower()
+    assert b"content-encoding" not in head.lower()
+    assert b"retry: 100\n" in body
+    assert b"\n:\n\n" in body  # a heartbeat comment, after the first blocks
+    assert b"content-encoding: gzip" in zipped.lower()
+
+
+def test_listen_gives_up_after_max_attempts() -> None:
+    """With nothing listening, ``--max-attempts 1`` gives up after one reconnection: exit 1,
+    saying so."""
+    import socket
+
+    with socket.socket() as placeholder:  # a port nobody listens on
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "sse_core", "listen", f"http://127.0.0.1:{port}/",
+         "--max-attempts", "1", "--transport", "sockets"],
+        capture_output=True, text=True, timeout=STEP, check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "reconnecting in " in result.stderr
+    assert "gave up (max_attempts) after 1 attempts" in result.stderr
+    assert result.stderr.endswith("failed (gave up)\n") and "Traceback" not in result.stderr

@@ -277,8 +277,8 @@ async def _follow(source: Any, args: argparse.Namespace, write: Callable[[Event]
         more = "..." if len(error.body) > 200 else ""
         status(f"refused: HTTP {error.status}" + (f": {body!r}{more}" if body else ""))
         return Exit.FAILED
-    except StreamError as error:
-        status(f"failed: {error}")
+    except StreamError as error:  # the CLOSED status said why
+        status(f"failed ({error.report.cause.value})")
         return Exit.FAILED
     status(f"ended after {count} events")
     return Exit.OK
