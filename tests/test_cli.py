@@ -484,3 +484,49 @@ def test_listen_gives_up_after_max_attempts() -> None:
     assert "reconnecting in " in result.stderr
     assert "gave up (max_attempts) after 1 attempts" in result.stderr
     assert result.stderr.endswith("failed (gave up)\n") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_listen_over_tls_with_cacert_or_insecure(tmp_path: Path, transport: str) -> None:
+    """Over TLS with a private CA: ``--cacert`` trusts it, ``--insecure`` skips the check,
+    and without either the certificate is refused (given up after ``--max-attempts``)."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+
+    async def run(*options: str) -> tuple[int, str, str]:
+        server = EventStreamServer(config=ServerConfig(retry=100))
+        await server.start(ssl_context=context)
+        try:
+            host, port = server.address
+            process = await cli("listen", f"https://{host}:{port}/events", "--max-events", "1",
+                                "--max-attempts", "1", "--transport", transport, *options)
+
+            async def publish() -> None:
+                await server.wait_for_subscribers()
+                server.publish(Event(data="over tls"))
+
+            publisher = asyncio.create_task(publish())
+            result = await finish(process)
+            publisher.cancel()
+            return result
+        finally:
+            await server.aclose(grace=0.0)
+
+    for options in (["--cacert", str(ca_file)], ["--insecure"]):
+        code, out, err = asyncio.run(run(*options))
+        assert (code, out.split(": ", 1)[-1]) == (0, "over tls\n"), err
+    code, out, err = asyncio.run(run())
+    assert (code, out) == (1, ""), err
+    assert "CERTIFICATE_VERIFY_FAILED" in err
+
+
+def test_options_the_installed_packages_cannot_honour_are_usage_errors() -> None:
+    """``--http2`` over the socket adapter is refused before anything is sent: 2."""
+    assert main(["listen", "http://127.0.0.1:1/", "--http2", "--transport", "sockets"]) == 2
