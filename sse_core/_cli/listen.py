@@ -10,18 +10,23 @@ into lines: events on stdout, status changes, gaps and failures on stderr.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
 import json
 import os
 import ssl
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ClientConfig, Event, HTTPStatusError, InvalidConfigError, StreamError, serialize
 from .._actions import ClientState, Deliver, ReportDropped, ReportGap, ReportStatus, ReportTransport
 from ..state import BackoffConfig
 from ._common import Exit, Status, header, non_negative_float, positive_float, positive_int
+
+if TYPE_CHECKING:  # the adapters need the http extra: imported only when listening
+    from .. import ClientSession
+    from ..adapters._asyncio_client import AsyncioClientBase
 
 __all__ = ["add_parser", "format_event", "run"]
 
@@ -109,8 +114,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"sse-core listen: {error}", file=sys.stderr)
         return Exit.USAGE
     write = _writer(args)
-    import asyncio  # only now: --help needs none of the adapters
-
     try:
         return asyncio.run(_listen(args, config, ssl_context, transport, write, status))
     except KeyboardInterrupt:
@@ -246,8 +249,8 @@ async def _listen(
         return await _follow(source, args, write, status)
 
 
-async def _follow(source: Any, args: argparse.Namespace, write: Callable[[Event], None],
-                  status: Status) -> int:
+async def _follow(source: AsyncioClientBase, args: argparse.Namespace,
+                  write: Callable[[Event], None], status: Status) -> int:
     """Print ``source``'s reports until it ends; the exit status."""
     count = 0
     resumed_from = ""  # the Last-Event-ID of the attempt under way
@@ -264,7 +267,7 @@ async def _follow(source: Any, args: argparse.Namespace, write: Callable[[Event]
                     case ReportStatus():
                         if report.state is ClientState.CONNECTING:
                             resumed_from = source.session.last_event_id
-                        status(_describe(report, source, resumed_from))
+                        status(_describe(report, source.session, resumed_from))
                     case ReportGap():
                         status(_describe_gap(report))
                     case ReportDropped():
@@ -284,7 +287,7 @@ async def _follow(source: Any, args: argparse.Namespace, write: Callable[[Event]
     return Exit.OK
 
 
-def _describe(report: ReportStatus, source: Any, resumed_from: str) -> str:
+def _describe(report: ReportStatus, session: ClientSession, resumed_from: str) -> str:
     """A status change as a line: what the client does now, and why."""
     reason = report.reason
     match report.state:
@@ -295,8 +298,11 @@ def _describe(report: ReportStatus, source: Any, resumed_from: str) -> str:
         case ClientState.STREAMING:
             return f"streaming, resumed from id {resumed_from}" if resumed_from else "streaming"
         case ClientState.RECONNECTING:
-            deadline = source.session.next_deadline()
-            delay = "" if deadline is None else f" in {max(0.0, deadline - report.since):.1f} s"
+            # The session's deadline is the reconnection's while it is still waiting for it.
+            deadline = session.next_deadline()
+            delay = ""
+            if session.state is ClientState.RECONNECTING and deadline is not None:
+                delay = f" in {max(0.0, deadline - report.since):.1f} s"
             return f"reconnecting{delay}" + (f" because {reason}" if reason else "")
         case ClientState.CLOSED:
             return "closed" + (f": {reason}" if reason else "")

@@ -19,11 +19,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import Event, ServerConfig
 from ..state import ReplayConfig, ReplayLog
 from ._common import Exit, Status, header, non_negative_float, positive_int
+
+if TYPE_CHECKING:  # the adapters need the http extra: imported only when serving
+    from ..adapters import ServerOptions
+    from ..adapters.asyncio import EventStreamServer
 
 __all__ = ["DEFAULT_DRAIN", "LineSplitter", "add_parser", "run"]
 
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace,
     config: ServerConfig,
-    options: Any,
+    options: ServerOptions,
     log: ReplayLog,
     process: subprocess.Popen[bytes] | None,
     status: Status,
@@ -169,7 +173,7 @@ async def _serve(
 
 
 async def _publish_input(
-    server: Any, args: argparse.Namespace, process: subprocess.Popen[bytes] | None
+    server: EventStreamServer, args: argparse.Namespace, process: subprocess.Popen[bytes] | None
 ) -> int:
     """Publish every line of the input; the number of events published."""
     loop = asyncio.get_running_loop()
