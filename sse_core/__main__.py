@@ -4,6 +4,9 @@ With no command it prints the version and whether the C accelerator is in use, a
 why not and what that costs -- the one place besides ``sse_core.ACCELERATED`` and the docs'
 install page where sse_core says so (importing it never warns).
 
+Every other command (``listen``, ``serve`` ...) is the ``sse-core`` command line's
+(:mod:`sse_core._cli`): ``python -m sse_core listen URL`` is ``sse-core listen URL``.
+
 ``python -m sse_core demo`` shows the library end to end, on one screen. First live, on
 loopback: an asyncio server, a fault-injecting proxy and an asyncio client, with faults
 hitting one after another (see :mod:`sse_core._live_demo`; it needs the ``http`` extra). Then
@@ -36,6 +39,7 @@ from . import (
     Retry,
     StreamItem,
     __version__,
+    _cli,
     serialize,
     serialize_event,
     serialize_many,
@@ -195,7 +199,7 @@ def demo(seed: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: ``python -m sse_core [demo [--seed N]]``.
+    """Command-line entry point: ``python -m sse_core [demo [--seed N] | COMMAND ...]``.
 
     Args:
         argv: The arguments after the program name (default: ``sys.argv[1:]``).
@@ -203,9 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The process exit status.
     """
+    argv = sys.argv[1:] if argv is None else argv
+    names = [_cli.command_name(module) for module in _cli.COMMANDS]
+    if argv and argv[0] in names:
+        return _cli.main(argv, prog="python -m sse_core")
     parser = argparse.ArgumentParser(
         prog="python -m sse_core",
         description="Without a command: the version and whether the C accelerator is in use.",
+        epilog=f"The sse-core commands work here too: {', '.join(names)} "
+        "(python -m sse_core COMMAND --help).",
     )
     parser.add_argument("--version", action="version", version=f"sse_core {__version__}")
     commands = parser.add_subparsers(dest="command")

@@ -54,7 +54,9 @@ FLOORS = {
     "state": 3,  # the public namespace of the state objects (re-exports floors 1-3)
 }
 # Edges (floor 4) may do I/O; everything else must not.
-EDGES = {"__main__", "_live_demo"}
+# _cli is the command line (a package: sse_core/_cli/): it reads stdin, writes the terminal,
+# starts threads and subprocesses and runs the adapters -- I/O through and through.
+EDGES = {"__main__", "_live_demo", "_cli"}
 FORBIDDEN = {
     "time", "asyncio", "trio", "socket", "ssl", "selectors", "threading", "os", "random",
     "subprocess", "multiprocessing", "datetime",
@@ -98,6 +100,13 @@ def test_every_core_module_has_a_floor() -> None:
     """A new module must be placed on a floor here (and so be checked)."""
     unplaced = [path.stem for path in core_modules() if path.stem not in FLOORS]
     assert unplaced == []
+
+
+def test_every_subpackage_is_an_edge() -> None:
+    """A package inside sse_core is floor 4 (adapters, testing, the command line): the core
+    is flat modules, each on a floor above."""
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert packages - {"adapters", "testing"} <= EDGES
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda path: path.stem)
