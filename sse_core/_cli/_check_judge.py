@@ -8,6 +8,7 @@ RFC 9112 (HTTP/1.1 framing), the Fetch standard (CORS).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Sequence
@@ -90,8 +91,23 @@ def _is_stream(response: Response | None) -> bool:
     return response is not None and response.status == 200
 
 
-def _no_stream(item: str) -> Finding:
-    return Finding(id=item, level=Level.SKIP, summary="no event stream to judge (see status)")
+_Check = Callable[[Observation], Finding]
+
+
+def _on_stream(item: str) -> Callable[[_Check], _Check]:
+    """Skip the check ``item`` (nothing to judge) unless the main response is a 200."""
+
+    def decorate(check: _Check) -> _Check:
+        @functools.wraps(check)
+        def checked(observation: Observation) -> Finding:
+            if not _is_stream(observation.main):
+                return Finding(id=item, level=Level.SKIP,
+                               summary="no event stream to judge (see status)")
+            return check(observation)
+
+        return checked
+
+    return decorate
 
 
 # --- the response head -----------------------------------------------------------------------
@@ -128,11 +144,10 @@ def check_status(observation: Observation) -> Finding:
     )
 
 
+@_on_stream("content-type")
 def check_content_type(observation: Observation) -> Finding:
     """The media type must be ``text/event-stream``; the stream is always UTF-8."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("content-type")
     value = main.header("content-type")
     evidence = f"Content-Type: {value}" if value is not None else "no Content-Type field"
     media, _, parameters = (value or "").partition(";")
@@ -162,8 +177,6 @@ def _header_check(
 ) -> Finding:
     """A pass when the main response's field ``name`` satisfies ``is_good``, else a warning."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream(item)
     value = main.header(name)
     if value is not None and is_good(value):
         return Finding(id=item, level=Level.PASS, summary=value)
@@ -173,6 +186,7 @@ def _header_check(
     )
 
 
+@_on_stream("cache-control")
 def check_cache_control(observation: Observation) -> Finding:
     """A cache must not store the stream (RFC 9111 section 5.2)."""
 
@@ -187,6 +201,7 @@ def check_cache_control(observation: Observation) -> Finding:
     )
 
 
+@_on_stream("x-accel-buffering")
 def check_accel_buffering(observation: Observation) -> Finding:
     """nginx buffers a proxied response unless the upstream says ``X-Accel-Buffering: no``."""
     return _header_check(
@@ -197,11 +212,10 @@ def check_accel_buffering(observation: Observation) -> Finding:
     )
 
 
+@_on_stream("content-length")
 def check_content_length(observation: Observation) -> Finding:
     """A stream has no length; a ``Content-Length`` ends it (RFC 9112 section 6.3)."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("content-length")
     value = main.header("content-length")
     if value is None:
         return Finding(id="content-length", level=Level.PASS, summary="absent")
@@ -212,11 +226,10 @@ def check_content_length(observation: Observation) -> Finding:
     )
 
 
+@_on_stream("framing")
 def check_framing(observation: Observation) -> Finding:
     """HTTP/1.1 streams should be chunked (RFC 9112 section 7.1) so that an end is an end."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("framing")
     if main.header("content-length") is not None:
         return Finding(id="framing", level=Level.SKIP, summary="length-delimited (see "
                        "content-length)")
@@ -244,11 +257,10 @@ def _buffered(response: Response, stream: _Stream) -> tuple[bool, str]:
     return first >= FIRST_BYTE_LATE and len(burst) >= 2, evidence
 
 
+@_on_stream("compression")
 def check_compression(observation: Observation) -> Finding:
     """A compressed stream must be flushed per event, or events wait in the compressor."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("compression")
     coding = main.header("content-encoding")
     if coding is None or coding.strip().lower() == "identity":
         return Finding(id="compression", level=Level.PASS, summary="not compressed")
@@ -271,11 +283,10 @@ def check_compression(observation: Observation) -> Finding:
 # --- timing ----------------------------------------------------------------------------------
 
 
+@_on_stream("first-byte")
 def check_first_byte(observation: Observation) -> Finding:
     """The first byte arrives promptly; a late one followed by a burst means a buffer."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("first-byte")
     if not main.arrivals:
         ended = "the server closed" if main.end is not End.STOPPED else "nothing"
         return Finding(
@@ -308,11 +319,10 @@ def check_first_byte(observation: Observation) -> Finding:
                    evidence=evidence)
 
 
+@_on_stream("heartbeat")
 def check_heartbeat(observation: Observation) -> Finding:
     """The longest silence (comments and events both count) against proxy idle timeouts."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("heartbeat")
     if not main.arrivals:
         return Finding(id="heartbeat", level=Level.SKIP, summary="nothing arrived (see "
                        "first-byte)")
@@ -353,11 +363,10 @@ def check_heartbeat(observation: Observation) -> Finding:
 # --- the stream's fields ---------------------------------------------------------------------
 
 
+@_on_stream("retry")
 def check_retry(observation: Observation) -> Finding:
     """A ``retry:`` field sets how soon clients reconnect (WHATWG HTML 9.2.6)."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("retry")
     values = [t.item.milliseconds for t in _read(main).items if isinstance(t.item, Retry)]
     if not values:
         return Finding(
@@ -383,11 +392,10 @@ def _ordered(ids: Sequence[str]) -> bool:
     return all(a < b for a, b in itertools.pairwise(numbers))
 
 
+@_on_stream("ids")
 def check_ids(observation: Observation) -> Finding:
     """Events carry ids, so a reconnecting client can say where it stopped."""
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("ids")
     events = _read(main).events
     if not events:
         return Finding(id="ids", level=Level.SKIP,
@@ -429,12 +437,11 @@ def _key(event: Event) -> tuple[str | None, str, str]:
     return (event.id, event.event, event.data)
 
 
+@_on_stream("resumption")
 def check_resumption(observation: Observation) -> Finding:
     """A reconnection with ``Last-Event-ID`` continues after that id: none repeated, none
     missed (WHATWG HTML 9.2.4: the id is sent back; what it brings is the server's part)."""
     main, resumed, point = observation.main, observation.resumed, observation.resumed_from
-    if not _is_stream(main):
-        return _no_stream("resumption")
     if point is None:
         return Finding(id="resumption", level=Level.SKIP, summary="no event with an id to "
                        "resume from (see ids)")
@@ -496,12 +503,11 @@ def check_resumption(observation: Observation) -> Finding:
                    "after it, none repeated")
 
 
+@_on_stream("unknown-id")
 def check_unknown_id(observation: Observation) -> Finding:
     """A ``Last-Event-ID`` the server cannot place (a restart, another server) must still get
     a stream: any other answer locks that client out for good."""
     unknown = observation.unknown
-    if not _is_stream(observation.main):
-        return _no_stream("unknown-id")
     if unknown is None:
         return Finding(id="unknown-id", level=Level.SKIP, summary="no time left to ask")
     head = unknown.head_text() if unknown.status is not None else str(unknown.error)
@@ -529,10 +535,9 @@ def _bodies(observation: Observation) -> list[Response]:
     return [response for response in responses if response is not None and _is_stream(response)]
 
 
+@_on_stream("line-endings")
 def check_line_endings(observation: Observation) -> Finding:
     """CRLF, LF and CR all end lines (WHATWG HTML 9.2.5); one kind, no BOM, is safest."""
-    if not _is_stream(observation.main):
-        return _no_stream("line-endings")
     body = observation.main.body
     kinds = {
         {b"\r\n": "CRLF", b"\n": "LF", b"\r": "CR"}[match.group()]
@@ -582,11 +587,10 @@ def _ignored(body: bytes) -> list[str]:
     return found
 
 
+@_on_stream("ignored-lines")
 def check_ignored_lines(observation: Observation) -> Finding:
     """Lines the spec ignores (unknown fields, bad ``retry``, an ``id`` with NUL) and blocks
     a browser never dispatches (no ``data``) carry nothing to a browser."""
-    if not _is_stream(observation.main):
-        return _no_stream("ignored-lines")
     found = [line for response in _bodies(observation) for line in _ignored(response.body)]
     if found:
         return Finding(id="ignored-lines", level=Level.WARN,
@@ -597,11 +601,10 @@ def check_ignored_lines(observation: Observation) -> Finding:
     return Finding(id="ignored-lines", level=Level.PASS, summary="none")
 
 
+@_on_stream("truncated")
 def check_truncated(observation: Observation) -> Finding:
     """An event cut off when the server closes is never dispatched (WHATWG HTML 9.2.6: the
     end of the stream discards an incomplete event)."""
-    if not _is_stream(observation.main):
-        return _no_stream("truncated")
     closed = [r for r in _bodies(observation) if r.end in (End.CLOSED, End.CUT)]
     if not closed:
         return Finding(id="truncated", level=Level.SKIP,
@@ -623,10 +626,9 @@ def check_truncated(observation: Observation) -> Finding:
                    summary=f"{len(closed)} closes, each after a complete event")
 
 
+@_on_stream("line-length")
 def check_line_length(observation: Observation) -> Finding:
     """Very long lines are held whole by every client before anything is dispatched."""
-    if not _is_stream(observation.main):
-        return _no_stream("line-length")
     longest = max(
         (len(line) for r in _bodies(observation) for line in _LINE_END.split(r.body)),
         default=0,
@@ -661,6 +663,7 @@ def check_head(observation: Observation) -> Finding:
                    evidence=head.head_text())
 
 
+@_on_stream("cors")
 def check_cors(observation: Observation) -> Finding:
     """A page on ``--origin`` may read the stream only if the server allows that origin
     (Fetch standard, CORS check)."""
@@ -668,8 +671,6 @@ def check_cors(observation: Observation) -> Finding:
     if origin is None:
         return Finding(id="cors", level=Level.SKIP, summary="not asked (give --origin)")
     main = observation.main
-    if not _is_stream(main):
-        return _no_stream("cors")
     allowed = main.header("access-control-allow-origin")
     if allowed not in (origin, "*"):
         return Finding(id="cors", level=Level.FAIL,
