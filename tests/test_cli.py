@@ -534,13 +534,14 @@ def test_options_the_installed_packages_cannot_honour_are_usage_errors() -> None
 
 def test_without_the_http_extra_the_commands_say_what_to_install() -> None:
     """With neither h11 nor httpx importable (a bare ``pip install sse-core``), ``--help``
-    still works and ``listen`` / ``serve`` exit 2 naming the extra to install."""
+    still works and ``listen`` / ``serve`` / ``check`` exit 2 naming the extra to install."""
     code = (
         "import sys; sys.modules['h11'] = sys.modules['httpx'] = None\n"
         "from sse_core._cli import main\n"
-        "print(main(['listen', 'http://127.0.0.1:1/']), main(['serve', '--port', '0']))\n"
+        "print(main(['listen', 'http://127.0.0.1:1/']), main(['serve', '--port', '0']),\n"
+        "      main(['check', 'http://127.0.0.1:1/']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=STEP, check=False)
-    assert result.stdout == "2 2\n", result.stderr
-    assert result.stderr.count("pip install 'sse-core[http]'") == 2
+    assert result.stdout == "2 2 2\n", result.stderr
+    assert result.stderr.count("pip install 'sse-core[http]'") == 3

@@ -19,13 +19,13 @@ import sys
 from types import ModuleType
 
 from .._version import __version__
-from . import listen, serve
+from . import check, listen, serve
 from ._common import Exit
 
 __all__ = ["COMMANDS", "Exit", "build_parser", "command_name", "main"]
 
 #: The command modules, in the order ``--help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (listen, serve)
+COMMANDS: tuple[ModuleType, ...] = (listen, serve, check)
 
 
 def command_name(module: ModuleType) -> str:
@@ -38,7 +38,8 @@ def build_parser(prog: str = "sse-core") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Server-Sent Events on the command line: listen to a stream, serve "
-        "lines as one. Exit codes: 0 ok, 1 the stream failed, 2 usage, 130 Ctrl-C.",
+        "lines as one, check an endpoint against the spec. Exit codes: 0 ok, 1 the stream "
+        "failed (check: warnings with --strict), 2 usage (check: a failure), 130 Ctrl-C.",
     )
     parser.add_argument("--version", action="version", version=f"sse_core {__version__}")
     subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND")

@@ -723,6 +723,9 @@ class ServerConnection:
         ]
         head = self._send(h11.Response(status_code=status, headers=fields, reason=_reason(status)))
         self._is_head_sent = True
+        if self._head is not None and self._head.method == b"HEAD":
+            # A response to HEAD has no body (RFC 9110 section 9.3.2); h11 refuses one.
+            return head + self._send(h11.EndOfMessage())
         return b"".join([head, self._send(h11.Data(data=body)), self._send(h11.EndOfMessage())])
 
     def _send_head(self, action: SendHead) -> bytes:

@@ -353,6 +353,18 @@ def test_ambiguous_framing_is_refused_then_closed(
     assert b"\r\nConnection: close" in answer
 
 
+def test_a_refused_head_request_gets_a_head_without_a_body(backend: str) -> None:
+    """HEAD, which the servers do not stream, gets 405 with no body (RFC 9110 section 9.3.2:
+    a response to HEAD has none), then a close -- not a crash writing the refusal's text
+    (``sse-core check`` found that)."""
+    with serving(backend) as served:
+        answer = exchange(served, b"HEAD /events HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert served.subscribers == 0
+    assert answer.startswith(b"HTTP/1.1 405 ")
+    assert answer.endswith(b"\r\n\r\n")
+    assert b"\r\nAllow: GET, POST" in answer
+
+
 # --- letting go of a client: a reset --------------------------------------------------------
 
 
