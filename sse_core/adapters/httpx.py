@@ -14,24 +14,26 @@ never answers with an encoding the session cannot read.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Callable
-from typing import Any, cast
+from collections.abc import AsyncGenerator
+from typing import NamedTuple, cast
 
 import httpx
 
-from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
-from .._errors import InvalidConfigError
-from .._types import RandomSource
-from ._asyncio_client import AsyncioClientBase
-from ._client_base import RequestDriver
-from ._options import ClientOptions
+from .._actions import Request
+from ._asyncio_client import AsyncioDriver
+from ._client_base import request_headers
 
 __all__ = ["EventSource"]
 
 
-class EventSource(AsyncioClientBase):
+class _Answer(NamedTuple):
+    """A response and the iterator over its body as sent."""
+
+    response: httpx.Response
+    chunks: AsyncGenerator[bytes, None]
+
+
+class EventSource(AsyncioDriver[httpx.AsyncClient, _Answer]):
     """An asyncio EventSource over the user's ``httpx.AsyncClient``.
 
     ``async for event in source`` yields each :class:`~sse_core.Event` once, in order, as
@@ -59,113 +61,40 @@ class EventSource(AsyncioClientBase):
         InvalidConfigError: a bad argument.
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not isinstance(client, httpx.AsyncClient):
-            raise InvalidConfigError(f"client must be an httpx.AsyncClient, got {client!r}")
-        self._client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
-
-    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
-        return RequestDriver(session)
-
-    def _setup(self) -> None:
-        self._response: httpx.Response | None = None
-        self._chunks: AsyncGenerator[bytes, None] | None = None  # the response's body
-        self._releasing: set[asyncio.Task[None]] = set()  # responses being closed
+    _CLIENT = httpx.AsyncClient
+    _CLIENT_NAME = "httpx.AsyncClient"
 
     # --- internals ------------------------------------------------------------------------
 
     _READ_ERRORS = (httpx.HTTPError,)
 
-    def _opened(self, opening: asyncio.Future[Any]) -> None:
-        try:
-            response: httpx.Response = opening.result()
-        except httpx.HTTPError as error:
-            self._failed(f"request failed: {error!r}")
-            return
-        self._response = response
-        self._chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
-        self._responded(response.status_code, response.headers.raw)
+    async def _send(self, request: Request) -> _Answer:
+        response = await self._client.send(self._build(request), stream=True)
+        return _Answer(response, cast(AsyncGenerator[bytes, None], response.aiter_raw()))
 
-    @property
-    def _is_open(self) -> bool:
-        return self._chunks is not None
+    def _head(self, response: _Answer) -> tuple[int, list[tuple[bytes, bytes]]]:
+        return response.response.status_code, response.response.headers.raw
 
     async def _read(self) -> bytes:
         """The next non-empty chunk of the body as sent, or ``b""`` at its end."""
-        assert self._chunks is not None
-        async for chunk in self._chunks:
+        assert self._response is not None
+        async for chunk in self._response.chunks:
             if chunk:
                 return chunk
         return b""
 
-    def _send_request(self, request: Request) -> None:
-        self._drop_connection()
-        self._opening = asyncio.ensure_future(
-            self._client.send(self._build(request), stream=True)
-        )
-
     def _build(self, request: Request) -> httpx.Request:
-        """The session's request as an httpx request on the user's client (its default
-        headers, auth and cookies merge in; the session's fields win)."""
-        headers = list(request.headers)
-        if not any(name.lower() == "accept-encoding" for name, _ in headers):
-            headers.append(("Accept-Encoding", "identity"))  # the session decodes the body
+        """The session's request as an httpx request on the user's client, with no read
+        timeout (a quiet stream is not a broken one)."""
         limits = self._client.timeout
         timeout = httpx.Timeout(
             connect=limits.connect, read=None, write=limits.write, pool=limits.pool
         )
         return self._client.build_request(
-            request.method, request.url, headers=headers, content=request.body, timeout=timeout
+            request.method, request.url, headers=request_headers(request),
+            content=request.body, timeout=timeout,
         )
 
-    def _drop_connection(self) -> None:
-        sending, reading, response = self._opening, self._reading, self._response
-        chunks = self._chunks
-        self._opening = self._reading = None
-        self._response = self._chunks = None
-        if sending is None and reading is None and response is None:
-            return
-        release = asyncio.ensure_future(_release(sending, reading, response, chunks))
-        self._releasing.add(release)
-        release.add_done_callback(self._releasing.discard)
-
-    async def _released(self) -> None:
-        """Wait until every response let go of is closed (its connection back in the pool
-        or shut)."""
-        while self._releasing:
-            await asyncio.wait(set(self._releasing))
-
-
-async def _release(
-    sending: asyncio.Future[Any] | None,
-    reading: asyncio.Future[bytes] | None,
-    response: httpx.Response | None,
-    chunks: AsyncGenerator[bytes, None] | None,
-) -> None:
-    """Stop a request or a read in flight, and close its body's iterator and response."""
-    tasks = [task for task in (sending, reading) if task is not None]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)
-    if sending is not None and not sending.cancelled() and sending.exception() is None:
-        response = sending.result()  # answered as it was dropped
-    if reading is not None and not reading.cancelled():
-        reading.exception()  # seen: no "exception never retrieved" at exit
-    if response is not None:
-        try:
-            if chunks is not None:
-                await chunks.aclose()
-            await response.aclose()
-        except httpx.HTTPError:
-            pass  # the connection is gone either way
+    async def _close_response(self, response: _Answer) -> None:
+        await response.chunks.aclose()
+        await response.response.aclose()
