@@ -7,13 +7,8 @@ under hypercorn over HTTP/2 (h2c), the project's ``FaultProxy`` for cuts, and a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import shutil
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +16,6 @@ import pytest
 
 from sse_core import (
     ClientState,
-    Deliver,
     EndCause,
     Event,
     HTTPStatusError,
@@ -33,19 +27,21 @@ from sse_core import (
 from sse_core.adapters import IncomingRequest, ServerOptions
 from sse_core.state import BackoffConfig
 from sse_core.testing import CutAfter, FaultProxy, Pass
-from tests._processes import stop
-from tests.test_docs_examples import is_peer_required
 
 httpx = pytest.importorskip("httpx", reason="httpx is in the peers extra")
 
 from sse_core.adapters.httpx import EventSource  # noqa: E402
 
+from . import drivers  # noqa: E402
 from . import test_response_servers as _servers  # noqa: E402
-from .test_asyncio import TIMEOUT, Watch, config, field, run, started_server, until  # noqa: E402
+from .drivers import WORDS, chat, proxied_requests, settle  # noqa: E402
+from .test_asyncio import Watch, config, field, run, started_server, until  # noqa: E402
 from .test_response_servers import Served  # noqa: E402
 
 #: The real servers' fixture (uvicorn, hypercorn ...), used here for the ones each test names.
 served = _servers.served
+#: A real HTTP proxy on loopback.
+tinyproxy = drivers.tinyproxy
 
 
 def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
@@ -239,29 +235,6 @@ def test_the_client_must_be_an_httpx_async_client() -> None:
 
 # --- real ASGI servers ------------------------------------------------------------------------
 
-WORDS = ["Hello", ", ", "wörld"]
-
-
-async def _chat(client: Any, url: str, **kwargs: Any) -> tuple[list[str], StreamError | None]:
-    """POST the chat request through the driver; the words it got, and what it raised."""
-    source = EventSource(client, config(
-        url, method="POST", body=json.dumps({"words": WORDS}).encode(),
-        headers=(("Content-Type", "application/json"),), **kwargs,
-    ))
-    words: list[str] = []
-    try:
-        async with source, contextlib.aclosing(source.reports()) as reports:
-            async for report in reports:
-                if not isinstance(report, Deliver):
-                    continue
-                if report.event.event == "done":
-                    break
-                words.append(json.loads(report.event.data)["delta"])
-    except StreamError as error:
-        return words, error
-    return words, None
-
-
 @pytest.mark.parametrize(
     "served", ["uvicorn-fastapi", "hypercorn-h2c-fastapi"], indirect=True
 )
@@ -279,7 +252,7 @@ def test_post_streams_each_word_over_http1_and_http2(served: Served) -> None:
         if served.is_http2:
             kwargs.update(http1=False, http2=True)
         async with httpx.AsyncClient(**kwargs) as client:
-            words, error = await _chat(client, served.url + "/chat")
+            words, error = await chat(partial(EventSource, client), served.url + "/chat")
         assert error is None
         assert words == WORDS
 
@@ -298,62 +271,21 @@ def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> 
         async with FaultProxy((host, int(port)), plan=[Pass()]) as proxy, \
                 httpx.AsyncClient() as client:
             url = "http://{}:{}/chat".format(*proxy.address)
-            whole, error = await _chat(client, url, is_gzip_accepted=False)
+            whole, error = await chat(partial(EventSource, client), url, is_gzip_accepted=False)
             assert (whole, error) == (WORDS, None)
             total = proxy.stats.bytes_downstream
             proxy.schedule(CutAfter(after_bytes=total - 20))
-            words, error = await _chat(client, url, is_gzip_accepted=False)
+            words, error = await chat(partial(EventSource, client), url, is_gzip_accepted=False)
             assert isinstance(error, StreamError)
             assert error.report.cause is EndCause.NOT_RESUMABLE, error
             assert words == WORDS  # the words came; [DONE] was cut
-            await _settle()
+            await settle()
             assert proxy.stats.accepted == 2  # the cut POST was not sent again
 
     run(main)
 
 
-async def _settle() -> None:
-    """Give a reconnection that should not happen the time to happen (the backoff's first
-    delay is at most 0.05 s here)."""
-    await asyncio.sleep(0.5)
-
-
 # --- a real HTTP proxy ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def tinyproxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A tinyproxy on loopback (its URL and its log), stopped by PID afterwards."""
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not Path(binary).exists():
-        if is_peer_required():
-            raise AssertionError("tinyproxy is missing: run .ci/peers.sh")
-        pytest.skip("tinyproxy is missing (.ci/peers.sh installs it)")
-    port = _free_port()
-    log = tmp_path / "tinyproxy.log"
-    conf = tmp_path / "tinyproxy.conf"
-    conf.write_text(
-        f'Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile "{log}"\nLogLevel Info\n'
-        "MaxClients 20\nAllow 127.0.0.1\n"
-    )
-    out = tmp_path / "tinyproxy.out"
-    with out.open("wb") as sink:
-        process = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not (log.exists() and "Accepting connections" in log.read_text()):
-            assert process.poll() is None, f"tinyproxy exited:\n{out.read_text()}"
-            assert time.monotonic() < deadline, f"tinyproxy did not start:\n{out.read_text()}"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        stop(process, TIMEOUT)
 
 
 def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path]) -> None:
@@ -376,6 +308,6 @@ def test_the_driver_goes_through_the_users_http_proxy(tinyproxy: tuple[str, Path
         await server.aclose()
 
     run(main)
-    requests = [line for line in log.read_text().splitlines() if "Request (" in line]
+    requests = proxied_requests(log)
     assert len(requests) == 1, requests
     assert requests[0].endswith(f": GET {urls[0]} HTTP/1.1"), requests
