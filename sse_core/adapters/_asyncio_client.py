@@ -106,6 +106,8 @@ class AsyncioClientBase(AsyncClientBase):
                 self._failed(f"connection error: {error!r}")
                 return
             self._received(data)
+            if data and self._is_at_end:
+                self._received(b"")  # the end came with these bytes: no read waits for it
         else:
             await self._sleep(timeout)
 
@@ -121,6 +123,13 @@ class AsyncioClientBase(AsyncClientBase):
     async def _read(self) -> bytes:
         """The next bytes (``b""`` at the end)."""
         raise NotImplementedError
+
+    @property
+    def _is_at_end(self) -> bool:
+        """Whether the bytes just read were the last (the end is known already, so that
+        it reaches the session with them rather than at a read that may never come:
+        the application may leave the loop after the last event)."""
+        return False
 
     async def _released(self) -> None:
         """Wait until what was let go of is closed (by default nothing is left to wait on)."""
@@ -211,7 +220,10 @@ class AsyncioDriver(AsyncioClientBase, Generic[_Client, _Response]):
             self._failed(f"request failed: {error!r}")
             return
         self._response = response
-        self._responded(*self._head(response))
+        status, headers = self._head(response)
+        # Field names are case-insensitive (RFC 9110 section 5.1): lowercase, as h11 gives
+        # them to the socket adapters, so that every adapter reports the same headers.
+        self._responded(status, [(name.lower(), value) for name, value in headers])
 
     @property
     def _is_open(self) -> bool:

@@ -160,8 +160,11 @@ class RequestDriver:
         return self._carry(self._session.on_response(status, headers, now))
 
     def on_data(self, data: bytes, now: float) -> list[_Output]:
-        """Body bytes arrived, as sent (``b""``: the body ended)."""
+        """Body bytes arrived, as sent (``b""``: the body ended; ignored when no request is
+        in flight, the session having let go of it already)."""
         if not data:
+            if not self._is_in_flight:
+                return []
             self._is_in_flight = False
             ended: list[_Output] = [Disconnect(reason="response ended")]
             return ended + self._carry(self._session.on_eof(now))

@@ -16,6 +16,7 @@ the session takes the body as it comes. Either way the request's own setting ove
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import aiohttp
 
@@ -60,6 +61,7 @@ class EventSource(AsyncioDriver[aiohttp.ClientSession, aiohttp.ClientResponse]):
     # --- internals ------------------------------------------------------------------------
 
     _READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+    _salvaged: aiohttp.ClientResponse | None = None  # whose unread bytes were handed out
 
     async def _send(self, request: Request) -> aiohttp.ClientResponse:
         limits = self._client.timeout
@@ -78,9 +80,48 @@ class EventSource(AsyncioDriver[aiohttp.ClientSession, aiohttp.ClientResponse]):
         return response.status, list(response.raw_headers)
 
     async def _read(self) -> bytes:
-        """The next bytes of the body (as sent, or decoded by aiohttp), ``b""`` at its end."""
-        assert self._response is not None
-        return await self._response.content.readany()
+        """The next bytes of the body (as sent, or decoded by aiohttp), ``b""`` at its end.
+
+        Raises:
+            aiohttp.ClientPayloadError: the body broke off (once the bytes that came before
+                the break are handed out).
+        """
+        response = self._response
+        assert response is not None
+        try:
+            return await response.content.readany()
+        except aiohttp.ClientPayloadError:
+            if self._salvaged is response:
+                raise
+            self._salvaged = response
+            left = _unread(response.content)
+            if not left:
+                raise
+            return left  # the next read raises the break
+
+    @property
+    def _is_at_end(self) -> bool:
+        return self._response is not None and self._response.content.at_eof()
 
     async def _close_response(self, response: aiohttp.ClientResponse) -> None:
         response.release()  # back to the pool after the body's end; shut before it
+
+
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """The bytes aiohttp received before a break it now raises, not yet read.
+
+    aiohttp's reader raises a break (a cut chunked body, a short ``Content-Length``) before
+    it hands out the bytes that arrived with it, and no public call returns them (aiohttp
+    issue 3026): the last events before a cut would be lost whenever they came in the same
+    segment as the cut. They are read from the reader's buffer (whole: the driver reads
+    whole buffers only), a private attribute checked before use: ``b""`` when it is not
+    there as expected (those bytes are then lost, and a resumable stream gets them again
+    through ``Last-Event-ID``).
+    """
+    buffer = getattr(content, "_buffer", None)
+    if not isinstance(buffer, collections.deque):
+        return b""
+    chunks = list(buffer)
+    if not all(isinstance(chunk, bytes) for chunk in chunks):
+        return b""
+    return b"".join(chunks)

@@ -9,7 +9,8 @@ shares; the iteration rules are the asyncio adapter's.
 The body is read as sent (``Response.aiter_raw()``) and decoded by the session: its gzip
 decoder is bounded (``ClientConfig.max_decompressed_size`` per chunk), and the request asks
 for gzip only (``Accept-Encoding: identity`` when ``is_gzip_accepted`` is off), so a server
-never answers with an encoding the session cannot read.
+never answers with an encoding the session cannot read. With ``ClientConfig.is_body_decoded``
+httpx decodes it instead (``Response.aiter_bytes()``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ class EventSource(AsyncioDriver[httpx.AsyncClient, _Answer]):
 
     async def _send(self, request: Request) -> _Answer:
         response = await self._client.send(self._build(request), stream=True)
-        return _Answer(response, cast(AsyncGenerator[bytes, None], response.aiter_raw()))
+        # As sent, for the session to decode; or decoded by httpx when the config says so.
+        is_decoded = self.session.config.is_body_decoded
+        chunks = response.aiter_bytes() if is_decoded else response.aiter_raw()
+        return _Answer(response, cast(AsyncGenerator[bytes, None], chunks))
 
     def _head(self, response: _Answer) -> tuple[int, list[tuple[bytes, bytes]]]:
         return response.response.status_code, response.response.headers.raw

@@ -1,10 +1,13 @@
-"""What the tests of the drivers over the user's HTTP client share (httpx, aiohttp): the
-chat request of the LLM case, a real ``tinyproxy`` on loopback, and small waits."""
+"""What the tests of the drivers over the user's HTTP client share (httpx, aiohttp): each
+driver with its client's settings (:class:`Driver`, the ``driver`` fixture), the chat
+request of the LLM case, a real ``tinyproxy`` on loopback, and small waits."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import importlib
 import json
 import shutil
 import socket
@@ -12,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +25,74 @@ from tests._processes import stop
 from tests.test_docs_examples import is_peer_required
 
 from .test_asyncio import TIMEOUT, config
+
+
+@dataclasses.dataclass(frozen=True)
+class Driver:
+    """A driver over the user's HTTP client, and how its client is set up for a test.
+
+    Attributes:
+        name: ``"httpx"`` or ``"aiohttp"``: the library, and the driver's module.
+        library: The imported library.
+        source: The driver's ``EventSource``.
+        cut_error: What the client raises for a body cut short (named in the reason).
+        connect_error: What the client raises for a refused connection.
+    """
+
+    name: str
+    library: Any
+    source: Any
+    cut_error: str
+    connect_error: str
+
+    def client(self, **kwargs: Any) -> Any:
+        """A new client (an async context manager) with these settings."""
+        if self.name == "httpx":
+            return self.library.AsyncClient(**kwargs)
+        return self.library.ClientSession(**kwargs)
+
+    def is_closed(self, client: Any) -> bool:
+        """Whether ``client`` was closed."""
+        return bool(client.is_closed if self.name == "httpx" else client.closed)
+
+    def short_timeouts(self) -> dict[str, Any]:
+        """Client settings whose timeouts would cut a stream quiet for a second."""
+        if self.name == "httpx":
+            return {"timeout": 0.2}
+        return {"timeout": self.library.ClientTimeout(total=0.5, sock_read=0.2)}
+
+    def one_connection_per_request(self) -> dict[str, Any]:
+        """Client settings that open a new connection for each request."""
+        if self.name == "httpx":
+            return {"limits": self.library.Limits(max_keepalive_connections=0)}
+        return {"connector": self.library.TCPConnector(force_close=True)}
+
+    def raising_for_status(self) -> dict[str, Any]:
+        """Client settings that raise for an error status where the client can (aiohttp's
+        ``raise_for_status``): the driver must judge the status itself all the same."""
+        return {} if self.name == "httpx" else {"raise_for_status": True}
+
+    def decoding(self, is_body_decoded: bool) -> dict[str, Any]:
+        """Client settings that decode the body the other way round from the config, where
+        the client has such a setting (aiohttp's ``auto_decompress``): the driver's
+        per-request choice must win."""
+        return {} if self.name == "httpx" else {"auto_decompress": not is_body_decoded}
+
+
+_DRIVERS = {
+    "httpx": ("incomplete chunked read", "ConnectError"),
+    "aiohttp": ("ClientPayloadError", "ClientConnectorError"),
+}
+
+
+@pytest.fixture(params=list(_DRIVERS))
+def driver(request: pytest.FixtureRequest) -> Driver:
+    """Each driver in turn (its library in the peers extra)."""
+    name = request.param
+    library = pytest.importorskip(name, reason=f"{name} is in the peers extra")
+    source = importlib.import_module(f"sse_core.adapters.{name}").EventSource
+    return Driver(name, library, source, *_DRIVERS[name])
+
 
 #: The words the chat endpoint of ``response_apps.py`` streams back, one event each.
 WORDS = ["Hello", ", ", "wörld"]

@@ -1,6 +1,7 @@
-"""The iteration rules every adapter's EventSource shares (asyncio, trio and sync alike).
+"""The iteration rules every adapter's EventSource shares (asyncio, trio and sync alike, and
+the aiohttp driver over the user's ``ClientSession``).
 
-One suite, parametrised over the three adapters, against a scripted HTTP/1.1 server on
+One suite, parametrised over the adapters, against a scripted HTTP/1.1 server on
 loopback (a thread with a plain socket): a non-idempotent request is never sent twice by
 surprise, errors are exceptions where the application iterates, the plain loop raises a gap
 and goes on after it, no status change is lost when the loop is left early, and
@@ -35,7 +36,7 @@ from sse_core.adapters import ClientOptions
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, BackoffConfig, Jitter
 from tests.adapters.test_sync import read_head
 
-KINDS = ["asyncio", "trio", "sync"]
+KINDS = ["asyncio", "trio", "sync", "aiohttp"]
 FAST = BackoffConfig(base_delay=0.02, min_base_delay=0.01, max_delay=0.1, jitter=Jitter.NONE)
 LIMIT = 10.0  # seconds a scripted exchange may take before it counts as hung
 
@@ -179,6 +180,14 @@ def plain_loop(
                 with trio.fail_after(LIMIT):
                     async with TrioSource(config, **arguments()) as source:
                         await _async_loop(source, take, outcome)
+            elif kind == "aiohttp":
+                import aiohttp
+
+                from sse_core.adapters.aiohttp import EventSource as AiohttpSource
+
+                async with aiohttp.ClientSession() as client, \
+                        AiohttpSource(client, config, **arguments()) as source:
+                    await asyncio.wait_for(_async_loop(source, take, outcome), LIMIT)
             else:
                 from sse_core.adapters.asyncio import EventSource as AsyncioSource
 
@@ -242,8 +251,8 @@ def post(url: str, **kwargs: Any) -> ClientConfig:
 
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "trio":
-        pytest.importorskip("trio")
+    if request.param in ("trio", "aiohttp"):
+        pytest.importorskip(request.param)
     yield request.param
 
 
