@@ -133,6 +133,13 @@ class ClientConfig:
         cache_bust_param: When set, a query parameter of this name with a per-session random
             value is added to the URL, for proxies that cache despite ``no-cache``.
         is_gzip_accepted: Send ``Accept-Encoding: gzip`` and decode gzip bodies.
+        is_body_decoded: The body reaches :meth:`~sse_core.ClientSession.on_data` already
+            decoded, by the HTTP client that carried it (aiohttp with ``auto_decompress``,
+            ``httpx``'s ``aiter_bytes()``, ``requests``' ``iter_content()``): the session
+            ignores the response's ``Content-Encoding`` instead of decoding it a second
+            time (and failing on a body that is no longer gzip). Limiting what a compressed
+            body expands to (``max_decompressed_size``) is then that client's job. The
+            request is unchanged: ``is_gzip_accepted`` still says what it asks for.
         max_decompressed_size: Most bytes one body chunk may decode to.
         stall_timeout: Seconds without progress after which a connection is taken for
             dead and replaced. Progress is a complete line of the decoded body (after gzip):
@@ -208,6 +215,7 @@ class ClientConfig:
     )
     cache_bust_param: str | None = attrs.field(default=None, validator=http_token.or_none())
     is_gzip_accepted: bool = True
+    is_body_decoded: bool = attrs.field(default=False, validator=is_bool)
     max_decompressed_size: int = attrs.field(
         default=DEFAULT_MAX_DECOMPRESSED_SIZE, validator=positive_int
     )

@@ -59,12 +59,17 @@ def judge_response(
 
     As the spec's "announce the connection" / "fail the connection": 200 with a
     ``Content-Type`` whose essence is ``text/event-stream`` (``application/json`` for a poll)
-    is accepted; anything else is refused, but for a status in ``retry_statuses``.
+    is accepted; anything else is refused, but for a status in ``retry_statuses``. The
+    body's decoder follows ``Content-Encoding``, unless ``is_body_decoded`` says the HTTP
+    client decoded it already (RFC 9110 section 8.4: the coding describes the body as sent,
+    not as the client hands it over).
     """
     content_type = header_value(headers, "content-type")
     expected = LONG_POLL_CONTENT_TYPE if is_poll else "text/event-stream"
     if status == 200 and _essence(content_type) == expected:
         encoding = header_value(headers, "content-encoding") or ""
+        if config.is_body_decoded:
+            encoding = ""  # the HTTP client decoded the body: hand it on as it is
         try:
             return Decompressor(encoding, max_output=config.max_decompressed_size)
         except InvalidConfigError:

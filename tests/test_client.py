@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -36,6 +36,7 @@ from sse_core import (
     ReportGap,
     ReportStatus,
     StreamError,
+    Transport,
     serialize,
     serialize_event,
     serialize_many,
@@ -718,6 +719,67 @@ def test_decompression_bomb_is_stopped() -> None:
     actions = client.on_data(bomb, 0.1)
     assert client.state is ClientState.RECONNECTING
     assert "max_decompressed_size" in (actions[-1].reason or "")  # type: ignore[union-attr]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    data=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                                 blacklist_characters="\r\n\x00"),
+                          max_size=20), min_size=1, max_size=5),
+    encoding=st.sampled_from(["gzip", "x-gzip", "deflate", "br", "zstd", "compress"]),
+)
+def test_a_body_decoded_by_the_http_client_ignores_content_encoding(
+    data: list[str], encoding: str
+) -> None:
+    """With ``is_body_decoded``, plain event bytes under any Content-Encoding header (one
+    the session could decode or not) parse as the events they are: the HTTP client decoded
+    them already. Without it the same response fails: a coding it decodes reports the plain
+    bytes as a bad body, one it cannot decode is refused."""
+    body = serialize_many([Event(data=text) for text in data])
+    head = [*SSE_HEADERS, ("Content-Encoding", encoding)]
+
+    decoded = session(is_body_decoded=True)
+    decoded.start(0.0)
+    decoded.on_response(200, head, 0.0)
+    assert delivered(decoded.on_data(body, 0.1)) == data
+    assert decoded.state is ClientState.STREAMING
+
+    plain = session()
+    plain.start(0.0)
+    plain.on_response(200, head, 0.0)
+    actions = plain.on_data(body, 0.1)
+    if plain.state is not ClientState.RECONNECTING:  # a refused body is read to its end
+        actions += plain.on_eof(0.2)
+    assert delivered(actions) == []
+    reasons = " ".join(a.reason or "" for a in actions if isinstance(a, ReportStatus))
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        assert "invalid compressed body" in reasons, reasons
+        assert plain.state is ClientState.RECONNECTING
+    else:
+        assert "unsupported Content-Encoding" in reasons, reasons
+        assert plain.state is ClientState.CLOSED
+
+
+def test_a_decoded_body_is_handed_on_as_it_is_for_a_poll_too() -> None:
+    """The long-poll answer follows the same rule: with ``is_body_decoded`` its JSON is
+    read as it came, whatever Content-Encoding says."""
+    config = {"long_poll_url": "https://example.test/poll",
+              "initial_transport": Transport.LONG_POLLING, "is_body_decoded": True}
+    client = session(**config)
+    client.start(0.0)
+    answer = json.dumps({"events": [{"id": "1", "event": "message", "data": "polled"}],
+                         "last_event_id": "1", "gap": None, "retry": None}).encode()
+    client.on_response(
+        200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], 0.0
+    )
+    assert delivered(client.on_data(answer, 0.1) + client.on_eof(0.2)) == ["polled"]
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_is_body_decoded_is_checked(value: object) -> None:
+    """The option takes a bool and nothing else."""
+    with pytest.raises(InvalidConfigError, match="is_body_decoded"):
+        ClientConfig(url=URL, is_body_decoded=value)
 
 
 # --- closing and misuse ---------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Import one by name: :mod:`sse_core.adapters.asyncio`, :mod:`sse_core.adapters.trio`,
 :mod:`sse_core.adapters.sync`, :mod:`sse_core.adapters.asgi` or :mod:`sse_core.adapters.wsgi`
 (the last two also hold ``StreamResponse``, one request's stream in a web framework), or
-the driver over your own HTTP client, :mod:`sse_core.adapters.httpx`; they never import
-each other.
+the drivers over your own HTTP client, :mod:`sse_core.adapters.httpx` and
+:mod:`sse_core.adapters.aiohttp`; they never import each other.
 What they share is here: one options record per side (:class:`ClientOptions` for every
 ``EventSource``, :class:`ServerOptions` for every server), and the sans-IO HTTP/1.1 glue
 (h11) that turns the sessions' actions into socket work, so that no adapter writes HTTP or

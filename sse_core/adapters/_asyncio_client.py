@@ -1,16 +1,28 @@
 """The loop the asyncio clients share (floor 4): the socket adapter's ``EventSource`` and the
-httpx driver's run the same waits, reads and sleeps; each says only how it connects."""
+drivers' (httpx, aiohttp) run the same waits, reads and sleeps; each says only how it
+connects. The drivers also share how a request is sent and its response let go of."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from .. import ClientConfig, ClientSession
+from .._actions import Request
+from .._errors import InvalidConfigError
 from ._base import Report
-from ._client_base import AsyncClientBase
+from ._client_base import AsyncClientBase, RequestDriver, SourceArgs
+from ._options import ClientOptions
 
-__all__ = ["AsyncioClientBase"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["AsyncioClientBase", "AsyncioDriver"]
+
+_Client = TypeVar("_Client")
+_Response = TypeVar("_Response")
 
 
 class AsyncioClientBase(AsyncClientBase):
@@ -94,6 +106,8 @@ class AsyncioClientBase(AsyncClientBase):
                 self._failed(f"connection error: {error!r}")
                 return
             self._received(data)
+            if data and self._is_at_end:
+                self._received(b"")  # the end came with these bytes: no read waits for it
         else:
             await self._sleep(timeout)
 
@@ -109,6 +123,13 @@ class AsyncioClientBase(AsyncClientBase):
     async def _read(self) -> bytes:
         """The next bytes (``b""`` at the end)."""
         raise NotImplementedError
+
+    @property
+    def _is_at_end(self) -> bool:
+        """Whether the bytes just read were the last (the end is known already, so that
+        it reaches the session with them rather than at a read that may never come:
+        the application may leave the loop after the last event)."""
+        return False
 
     async def _released(self) -> None:
         """Wait until what was let go of is closed (by default nothing is left to wait on)."""
@@ -138,3 +159,106 @@ class AsyncioClientBase(AsyncClientBase):
         finally:
             self._wakeup = None
         self._timer()
+
+
+class AsyncioDriver(AsyncioClientBase, Generic[_Client, _Response]):
+    """An asyncio ``EventSource`` over the user's HTTP client: each :class:`~sse_core.Connect`
+    is one request sent with that client, and each response is closed in the background
+    when let go of (the next request does not wait for it; :meth:`aclose` and the end of the
+    iteration do).
+
+    A driver names its client's class (``_CLIENT``, ``_CLIENT_NAME``) and says how to send
+    (:meth:`_send`), what the head is (:meth:`_head`), how to read (:meth:`_read`) and how
+    to close a response (:meth:`_close_response`); ``_READ_ERRORS`` are its client's
+    errors, for a request as for a read.
+    """
+
+    _CLIENT: ClassVar[type[Any]]
+    _CLIENT_NAME: ClassVar[str]
+
+    def __init__(
+        self, client: _Client, config: ClientConfig | str, **kwargs: Unpack[SourceArgs]
+    ) -> None:
+        """Drive a session over ``client``; the other arguments as for every adapter.
+
+        Raises:
+            InvalidConfigError: ``client`` is not of the driver's kind, or a bad argument.
+        """
+        if not isinstance(client, self._CLIENT):
+            raise InvalidConfigError(f"client must be an {self._CLIENT_NAME}, got {client!r}")
+        self._client = client
+        super().__init__(config, **kwargs)
+
+    def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
+        return RequestDriver(session)
+
+    def _setup(self) -> None:
+        self._response: _Response | None = None
+        self._releasing: set[asyncio.Task[None]] = set()  # responses being closed
+
+    async def _send(self, request: Request) -> _Response:
+        """Send ``request`` with the user's client; the response, once its head is in."""
+        raise NotImplementedError
+
+    def _head(self, response: _Response) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """The response's status and header fields (after the client's redirects)."""
+        raise NotImplementedError
+
+    async def _close_response(self, response: _Response) -> None:
+        """Close ``response`` (its connection back to the pool when the body ended, shut
+        otherwise)."""
+        raise NotImplementedError
+
+    def _send_request(self, request: Request) -> None:
+        self._drop_connection()
+        self._opening = asyncio.ensure_future(self._send(request))
+
+    def _opened(self, opening: asyncio.Future[Any]) -> None:
+        try:
+            response: _Response = opening.result()
+        except self._READ_ERRORS as error:
+            self._failed(f"request failed: {error!r}")
+            return
+        self._response = response
+        status, headers = self._head(response)
+        # Field names are case-insensitive (RFC 9110 section 5.1): lowercase, as h11 gives
+        # them to the socket adapters, so that every adapter reports the same headers.
+        self._responded(status, [(name.lower(), value) for name, value in headers])
+
+    @property
+    def _is_open(self) -> bool:
+        return self._response is not None
+
+    def _drop_connection(self) -> None:
+        sending, reading, response = self._opening, self._reading, self._response
+        self._opening = self._reading = self._response = None
+        if sending is None and reading is None and response is None:
+            return
+        release = asyncio.ensure_future(self._release(sending, reading, response))
+        self._releasing.add(release)
+        release.add_done_callback(self._releasing.discard)
+
+    async def _released(self) -> None:
+        """Wait until every response let go of is closed."""
+        while self._releasing:
+            await asyncio.wait(set(self._releasing))
+
+    async def _release(
+        self,
+        sending: asyncio.Future[Any] | None,
+        reading: asyncio.Future[bytes] | None,
+        response: _Response | None,
+    ) -> None:
+        """Stop a request or a read in flight, and close its response."""
+        tasks = [task for task in (sending, reading) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if sending is not None and not sending.cancelled() and sending.exception() is None:
+            response = sending.result()  # answered as it was dropped
+        if reading is not None and not reading.cancelled():
+            reading.exception()  # seen: no "exception never retrieved" at exit
+        if response is not None:
+            with contextlib.suppress(*self._READ_ERRORS):  # the connection is gone anyway
+                await self._close_response(response)

@@ -9,7 +9,7 @@ import collections
 import random
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar, cast
+from typing import TypedDict, TypeVar, cast
 
 from .. import ClientConfig, ClientSession
 from .._actions import (
@@ -42,7 +42,7 @@ from ._http import (
 from ._logging import LOGGED, adapter_name, log_client_report
 from ._options import ClientOptions
 
-__all__ = ["AsyncClientBase", "ClientBase", "RequestDriver"]
+__all__ = ["AsyncClientBase", "ClientBase", "RequestDriver", "SourceArgs", "request_headers"]
 
 #: What the glue under a client asks of its adapter: the socket work of
 #: :class:`~sse_core.adapters.HTTPClient`, or a whole request (:class:`~sse_core.Connect`,
@@ -119,6 +119,28 @@ class _AsyncEvents:
             event = _event_of(await self._reports.__anext__(), self._ready)
             if event is not None:
                 return event
+
+
+class SourceArgs(TypedDict, total=False):
+    """The keyword arguments every ``EventSource`` takes after its config (see
+    :meth:`ClientBase.__init__`); a driver passes them on as they are."""
+
+    options: ClientOptions | None
+    on_status: Callable[[ReportStatus], object] | None
+    rng: RandomSource | None
+    clock: Callable[[], float] | None
+
+
+def request_headers(request: Request) -> list[tuple[str, str]]:
+    """The header fields a driver hands the user's client with ``request``: the session's,
+    and ``Accept-Encoding: identity`` when they name no coding (the session asks for gzip
+    when it accepts it), so that the client never offers its own list (``br``, ``zstd``
+    ...) and the server answers only in a coding the session was told about. The client's
+    default headers, auth and cookies merge in; the session's fields win."""
+    headers = list(request.headers)
+    if not any(name.lower() == "accept-encoding" for name, _ in headers):
+        headers.append(("Accept-Encoding", "identity"))
+    return headers
 
 
 class RequestDriver:

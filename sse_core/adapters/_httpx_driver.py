@@ -5,18 +5,20 @@ the session's request as a request on that client, blocking (``httpx.Client``) o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import httpx
 
 from .. import ClientConfig, ClientSession
-from .._actions import ReportStatus, Request
+from .._actions import Request
 from .._errors import InvalidConfigError
-from .._types import RandomSource
-from ._client_base import ClientBase, RequestDriver
+from ._client_base import ClientBase, RequestDriver, SourceArgs, request_headers
 from ._options import ClientOptions
 
-__all__ = ["HttpxDriver", "head_fields"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["HttpxDriver", "build_request", "head_fields"]
 
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
@@ -35,23 +37,11 @@ class HttpxDriver(ClientBase, Generic[_Client]):
     _client_type: ClassVar[type[httpx.Client] | type[httpx.AsyncClient]]
 
     def __init__(
-        self,
-        client: _Client,
-        config: ClientConfig | str,
-        *,
-        options: ClientOptions | None = None,
-        on_status: Callable[[ReportStatus], object] | None = None,
-        rng: RandomSource | None = None,
-        clock: Callable[[], float] | None = None,
+        self, client: _Client, config: ClientConfig | str, **kwargs: Unpack[SourceArgs]
     ) -> None:
-        """Args:
-            client: The httpx client that sends every request (yours: it stays open).
-            config: The session configuration (URL, method, headers, body ...), or just
-                the URL.
-            options: As for every adapter; only ``timeout`` applies.
-            on_status: Called with each :class:`~sse_core.ReportStatus`.
-            rng: Randomness for backoff jitter.
-            clock: Monotonic clock in seconds (:func:`time.monotonic`).
+        """Drive a session over ``client`` (the httpx client that sends every request:
+        yours, it stays open); the other arguments as for every adapter, of whose options
+        only ``timeout`` applies.
 
         Raises:
             InvalidConfigError: a bad argument (a client of the other kind among them).
@@ -60,7 +50,7 @@ class HttpxDriver(ClientBase, Generic[_Client]):
             name = self._client_type.__name__
             raise InvalidConfigError(f"client must be an httpx.{name}, got {client!r}")
         self._client: _Client = client
-        super().__init__(config, options=options, on_status=on_status, rng=rng, clock=clock)
+        super().__init__(config, **kwargs)
 
     def _glue(self, session: ClientSession, options: ClientOptions) -> RequestDriver:
         return RequestDriver(session)
@@ -68,27 +58,30 @@ class HttpxDriver(ClientBase, Generic[_Client]):
     def _build(
         self, request: Request, trace: Callable[[str, dict[str, Any]], None] | None = None
     ) -> httpx.Request:
-        """The session's request on the user's client: its default headers, auth and
-        cookies merge in, the session's fields win.
+        """The session's request on the user's client (:func:`build_request`)."""
+        return build_request(self._client, request, trace)
 
-        The body is asked for as the session can decode it (``Accept-Encoding: identity``
-        unless the session asked for gzip), and the stream has no read timeout (a quiet
-        stream is not a broken one; the session's stall timeout replaces a silent
-        connection); the client's connect, write and pool timeouts stay. ``trace`` is
-        httpcore's ``trace`` extension for the request, if any.
-        """
-        headers = list(request.headers)
-        if not any(name.lower() == "accept-encoding" for name, _ in headers):
-            headers.append(("Accept-Encoding", "identity"))  # the session decodes the body
-        limits = self._client.timeout
-        timeout = httpx.Timeout(
-            connect=limits.connect, read=None, write=limits.write, pool=limits.pool
-        )
-        extensions = {} if trace is None else {"trace": trace}
-        return self._client.build_request(
-            request.method, request.url, headers=headers, content=request.body,
-            timeout=timeout, extensions=extensions,
-        )
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient,
+    request: Request,
+    trace: Callable[[str, dict[str, Any]], None] | None = None,
+) -> httpx.Request:
+    """The session's request on the user's client: its default headers, auth and cookies
+    merge in, the session's fields win (:func:`request_headers`: only the codings the
+    session was told about are asked for).
+
+    The stream has no read timeout (a quiet stream is not a broken one; the session's stall
+    timeout replaces a silent connection); the client's connect, write and pool timeouts
+    stay. ``trace`` is httpcore's ``trace`` extension for the request, if any.
+    """
+    limits = client.timeout
+    timeout = httpx.Timeout(connect=limits.connect, read=None, write=limits.write, pool=limits.pool)
+    extensions = {} if trace is None else {"trace": trace}
+    return client.build_request(
+        request.method, request.url, headers=request_headers(request), content=request.body,
+        timeout=timeout, extensions=extensions,
+    )
 
 
 def head_fields(response: httpx.Response) -> list[tuple[bytes, bytes]]:

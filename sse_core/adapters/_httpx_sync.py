@@ -125,7 +125,8 @@ class SyncEventSource(HttpxDriver[httpx.Client], SyncClientBase):
         self._drop_connection()
         with self._changed:
             if not self._is_closing:
-                response = self._response = _Response(self._changed)
+                is_decoded = self.session.config.is_body_decoded
+                response = self._response = _Response(self._changed, is_decoded=is_decoded)
                 response.start(self._client, self._build(request, trace=response.trace))
 
     def _drop_connection(self) -> None:
@@ -177,7 +178,8 @@ class _Response:
 
     thread: threading.Thread  # made by start()
 
-    def __init__(self, changed: threading.Condition) -> None:
+    def __init__(self, changed: threading.Condition, *, is_decoded: bool = False) -> None:
+        self._is_decoded = is_decoded  # ClientConfig.is_body_decoded: httpx decodes
         self._changed = changed
         self.items: collections.deque[_Item] = collections.deque()
         self._is_dropped = False
@@ -231,7 +233,8 @@ class _Response:
             with self._changed:
                 self._stream = response.extensions.get("network_stream", self._stream)
             if self._put(_Head(response.status_code, head_fields(response))):
-                self._read(response.iter_raw())
+                # As sent, for the session to decode; or decoded by httpx if the config says.
+                self._read(response.iter_bytes() if self._is_decoded else response.iter_raw())
         except httpx.HTTPError as error:
             self._put(_Broken(f"connection error: {error!r}"))
         except Exception as error:  # raised where the user iterates

@@ -81,7 +81,8 @@ class _Exchange:
     sends the request, hands over the head and every chunk through :attr:`receive` (no
     buffer), and closes the response when it ends or is cancelled (:meth:`let_go`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, is_decoded: bool = False) -> None:
+        self._is_decoded = is_decoded  # ClientConfig.is_body_decoded: httpx decodes
         self._scope = trio.CancelScope()
         self._send, self.receive = trio.open_memory_channel[_Item](0)
         self.is_answered = False  # the loop took the response head
@@ -109,7 +110,9 @@ class _Exchange:
         except Exception as error:
             await self._send.send(error)
             return
-        chunks = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+        # As sent, for the session to decode; or decoded by httpx when the config says so.
+        body = response.aiter_bytes() if self._is_decoded else response.aiter_raw()
+        chunks = cast(AsyncGenerator[bytes, None], body)
         try:
             await self._send.send(response)
             while True:
@@ -232,7 +235,7 @@ class TrioEventSource(HttpxDriver[httpx.AsyncClient], TrioClientBase):
     def _send_request(self, request: Request) -> None:
         self._drop_connection()
         assert self._nursery is not None  # _next_report() checked it
-        exchange = _Exchange()
+        exchange = _Exchange(is_decoded=self.session.config.is_body_decoded)
         self._exchange = exchange
         self._nursery.start_soon(exchange.run, self._client, self._build(request))
 

@@ -143,9 +143,14 @@ def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
 
 
 @pytest.mark.parametrize("is_gzip_accepted", [True, False], ids=["gzip", "identity"])
-def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -> None:
+@pytest.mark.parametrize("is_body_decoded", [False, True], ids=["session-decodes",
+                                                               "httpx-decodes"])
+def test_the_request_asks_for_what_the_session_decodes(
+    is_gzip_accepted: bool, is_body_decoded: bool
+) -> None:
     """Accept-Encoding is gzip when the config accepts it and identity otherwise, never
-    httpx's own list (br, zstd ...); the session decodes the gzip body as sent."""
+    httpx's own list (br, zstd ...); the gzip body is decoded once: by the session (read
+    as sent) or, with ``is_body_decoded``, by httpx (read decoded)."""
     asked: list[str | None] = []
     key = recording("accept-encoding", asked)
     sent = [f"{i} " + "compressible " * 50 for i in range(50)]
@@ -158,12 +163,15 @@ def test_the_request_asks_for_what_the_session_decodes(is_gzip_accepted: bool) -
                     server.publish(Event(data=data))
             return len(events(seen)) == 50
 
-        config = fast(url_of(server), is_gzip_accepted=is_gzip_accepted)
+        config = fast(url_of(server), is_gzip_accepted=is_gzip_accepted,
+                      is_body_decoded=is_body_decoded)
         with SyncEventSource(client, config) as source:
             seen = drive(source, step)
+            reconnections = source.metrics.reconnections
         encodings = {s.session.content_encoding for s in server.broadcaster}
     assert asked == ["gzip" if is_gzip_accepted else "identity"]
     assert [e.data for e in events(seen)] == sent
+    assert reconnections == 0  # never a bad gzip body (decoded twice) or gzip as text
     assert encodings <= {"gzip" if is_gzip_accepted else None}
 
 

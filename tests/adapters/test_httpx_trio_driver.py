@@ -86,6 +86,36 @@ async def streaming(source: TrioEventSource) -> Any:
     return reports
 
 
+@pytest.mark.parametrize("is_body_decoded", [False, True], ids=["session-decodes",
+                                                               "httpx-decodes"])
+def test_a_gzip_stream_is_decoded_once_whoever_decodes(is_body_decoded: bool) -> None:
+    """Against the trio server with gzip on: the body is decoded once, by the session (read
+    as sent) or, with ``is_body_decoded``, by httpx (read decoded); never a bad gzip body
+    (decoded twice) or gzip parsed as text, so no reconnection."""
+
+    async def body() -> None:
+        server = EventStreamServer(config=ServerConfig(heartbeat_interval=None,
+                                                       is_compression_enabled=True))
+        sent = [f"{i} " + "compressible " * 50 for i in range(30)]
+        got: list[str] = []
+        async with serving(server) as url, httpx.AsyncClient() as client, TrioEventSource(
+            client, config(url, is_body_decoded=is_body_decoded)
+        ) as source:
+            async for report in source.reports():
+                if is_state(report, ClientState.STREAMING):
+                    for data in sent:
+                        server.publish(Event(data=data))
+                if isinstance(report, Deliver):
+                    got.append(report.event.data)
+                    if len(got) == len(sent):
+                        break
+        assert got == sent
+        assert {s.session.content_encoding for s in server.broadcaster} <= {"gzip"}
+        assert source.metrics.reconnections == 0
+
+    run(body)
+
+
 def test_events_arrive_in_order_exactly_once_over_the_users_client() -> None:
     """Published events reach the driver in order, once each, with their ids; the statuses
     go CONNECTING, CONNECTED, STREAMING; the client's default headers reach the server;

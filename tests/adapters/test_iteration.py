@@ -1,10 +1,11 @@
-"""The iteration rules every adapter's EventSource shares (asyncio, trio and sync alike).
+"""The iteration rules every adapter's EventSource shares (asyncio, trio and sync alike, and
+the aiohttp driver over the user's ``ClientSession``).
 
-One suite, parametrised over the three adapters and the blocking httpx driver, against a
-scripted HTTP/1.1 server on loopback (a thread with a plain socket): a non-idempotent
-request is never sent twice by surprise, errors are exceptions where the application
-iterates, the plain loop raises a gap and goes on after it, no status change is lost when the
-loop is left early, and ``ClientOptions.timeout`` bounds an iteration.
+One suite, parametrised over the three adapters, the blocking httpx driver and the aiohttp
+driver, against a scripted HTTP/1.1 server on loopback (a thread with a plain socket): a
+non-idempotent request is never sent twice by surprise, errors are exceptions where the
+application iterates, the plain loop raises a gap and goes on after it, no status change is
+lost when the loop is left early, and ``ClientOptions.timeout`` bounds an iteration.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sse_core.adapters import ClientOptions
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, BackoffConfig, BatchConfig, Jitter
 from tests.adapters.test_sync import read_head
 
-KINDS = ["asyncio", "trio", "sync", "httpx-sync"]
+KINDS = ["asyncio", "trio", "sync", "httpx-sync", "aiohttp"]
 # The test's premise, a body's last bytes and its end in one read, is the socket adapters':
 # httpx hands a body's end out on the next step of its iterator, which the driver's response
 # thread may not have taken yet when the application leaves the loop (then the session never
@@ -194,6 +195,14 @@ def plain_loop(
                 with trio.fail_after(LIMIT):
                     async with TrioSource(config, **arguments()) as source:
                         await _async_loop(source, take, outcome)
+            elif kind == "aiohttp":
+                import aiohttp
+
+                from sse_core.adapters.aiohttp import EventSource as AiohttpSource
+
+                async with aiohttp.ClientSession() as client, \
+                        AiohttpSource(client, config, **arguments()) as source:
+                    await asyncio.wait_for(_async_loop(source, take, outcome), LIMIT)
             else:
                 from sse_core.adapters.asyncio import EventSource as AsyncioSource
 
@@ -274,8 +283,8 @@ def post(url: str, **kwargs: Any) -> ClientConfig:
 
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "trio":
-        pytest.importorskip("trio")
+    if request.param in ("trio", "aiohttp"):
+        pytest.importorskip(request.param)
     yield request.param
 
 
