@@ -11,7 +11,7 @@ constants and defaults.
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
 from ._batching import BatchConfig, Batcher
-from ._broadcast import Subscriber
+from ._broadcast import Poller, Subscriber
 from ._chunking import (
     CHUNK_EVENT,
     AssemblerOutput,
@@ -34,6 +34,7 @@ from ._errors import LogUnavailableError
 from ._longpoll import (
     DEFAULT_MAX_RESPONSE_SIZE,
     LONG_POLL_CONTENT_TYPE,
+    AnswerCache,
     LongPollResponse,
     LongPollState,
 )
@@ -102,6 +103,8 @@ __all__ = [
     "DurationSummary",
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
+    "Poller",
+    "AnswerCache",
     "LongPollResponse",
     "ReadyState",
     "Headers",

@@ -18,7 +18,7 @@ import math
 import anyio
 
 from .._actions import Disconnect, SendHead
-from .._broadcast import Subscriber
+from .._broadcast import Poller, Subscriber
 from .._errors import LocalProtocolError
 from .._events import Event
 from .._replay import StoredEvent
@@ -39,7 +39,7 @@ class _Connection:
 
     __slots__ = ("subscriber", "wake", "write_scope")
 
-    def __init__(self, subscriber: Subscriber) -> None:
+    def __init__(self, subscriber: Subscriber | Poller) -> None:
         self.subscriber = subscriber
         self.wake = anyio.Event()
         # Set while the task waits inside the server's send(): the client is not reading.
@@ -176,13 +176,17 @@ class EventStream(ServerBase):
             await send(response_start(head))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        if self._is_closing or self._broadcaster.is_full:
+        is_poll = self._is_poll(target, headers)
+        broadcaster = self._broadcaster
+        if self._is_closing or (broadcaster.is_poll_full if is_poll else broadcaster.is_full):
             await _refuse(
                 send, 503, b"event stream unavailable\n", [(b"retry-after", self._retry_after)]
             )
             return
         client = scope.get("client")
-        refusal, key = self._key_of(_request_of(scope, target), client[0] if client else None)
+        refusal, key = (None, None) if is_poll else self._key_of(
+            _request_of(scope, target), client[0] if client else None
+        )
         if refusal is not None:
             await _refuse(
                 send, refusal.status, refusal.text.encode(),
