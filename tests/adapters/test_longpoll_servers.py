@@ -17,6 +17,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import h11
@@ -38,7 +39,15 @@ from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.sync import EventSource
 from sse_core.state import BackoffConfig
 from sse_core.testing import FaultProxy, Pass, StallAfter
+from tests.adapters.nginx_support import (
+    BUFFERING,
+    FRIENDLY,
+    nginx_binary,
+    requests_logged,
+    running_nginx,
+)
 from tests.adapters.test_server_edges import Served
+from tests.test_docs_examples import is_peer_required
 
 try:
     import uvicorn
@@ -470,3 +479,69 @@ def test_one_path_negotiates_by_accept(served: Any) -> None:
 def test_prefers_json(accept: str | None, is_poll: bool) -> None:
     """A request is a poll only when Accept rates application/json above the stream."""
     assert prefers_json(accept) is is_poll
+
+
+# --- behind a real nginx ------------------------------------------------------------------
+
+
+@pytest.fixture
+def nginx() -> str:
+    """The nginx binary; skips without it, fails under SSE_CORE_REQUIRE_PEERS."""
+    binary = nginx_binary()
+    if binary is None:
+        if is_peer_required():
+            raise AssertionError("nginx is missing: run .ci/peers.sh")
+        pytest.skip("nginx is missing (.ci/peers.sh installs it)")
+    return binary
+
+
+def through_nginx(tmp_path: Path, location: str, count: int) -> tuple[list[str], list[Any]]:
+    """The asyncio server behind nginx with ``location``'s directives; a client with both
+    URLs through nginx reads ``count`` events published 50 ms apart: the data it got, and
+    its other reports."""
+    served = serve(
+        "asyncio", options=ServerOptions(long_poll_path="/poll"),
+        config=ServerConfig(heartbeat_interval=None),
+    )
+    try:
+        first = publish_first(served)
+        with running_nginx(tmp_path / "nginx", served.address, location) as (host, port):
+            config = ClientConfig(
+                url=f"http://{host}:{port}/events", long_poll_url=f"http://{host}:{port}/poll",
+                last_event_id=first, backoff=FAST_BACKOFF, first_byte_timeout=1.0,
+                switch_after=2, long_poll_timeout=5.0, min_poll_interval=0.01,
+                retry_streaming_after=300.0,
+            )
+            seen: list[Any] = []
+            with EventSource(config) as source:
+                publisher = publish_in_background(served, count, 0.05)
+                try:
+                    got = deliver(source.reports(), count, seen)
+                finally:
+                    publisher.join(TIMEOUT)
+        return got, seen
+    finally:
+        served.close()
+
+
+def test_behind_a_buffering_nginx_the_client_switches_to_polls(
+    nginx: str, tmp_path: Path
+) -> None:
+    """nginx buffering the stream (X-Accel-Buffering ignored): the head arrives, the events
+    do not; the client sees it, switches to long polls and gets every event once, in
+    order."""
+    got, seen = through_nginx(tmp_path, BUFFERING, 60)
+    assert got == [str(number) for number in range(60)]
+    transports = [r.transport for r in seen if isinstance(r, ReportTransport)]
+    assert transports == [Transport.LONG_POLLING]
+    assert any("GET /poll?" in line for line in requests_logged(tmp_path / "nginx"))
+
+
+def test_behind_a_streaming_friendly_nginx_the_client_streams(
+    nginx: str, tmp_path: Path
+) -> None:
+    """nginx with proxy_buffering off: the client streams every event and never polls."""
+    got, seen = through_nginx(tmp_path, FRIENDLY, 30)
+    assert got == [str(number) for number in range(30)]
+    assert not [r for r in seen if isinstance(r, ReportTransport)]
+    assert not any("GET /poll" in line for line in requests_logged(tmp_path / "nginx"))
