@@ -25,13 +25,12 @@ import threading
 import time
 from pathlib import Path
 
-from sse_core import ClientConfig, Deliver, Event, ReportTransport, ServerConfig, Transport
+from sse_core import ClientConfig, Deliver, Event, ReportTransport, ServerConfig
 from sse_core.adapters import ServerOptions
 from sse_core.adapters.sync import EventSource
 from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
 from tests.adapters.nginx_support import BUFFERING, FRIENDLY, requests_logged, running_nginx
 from tests.adapters.test_server_edges import Served
-
 
 DEBUG = False
 
