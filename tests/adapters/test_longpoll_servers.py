@@ -9,7 +9,6 @@ transports; raw sockets check the wire (held, answered on publish, ``max_hold``,
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import random
 import socket
@@ -99,16 +98,11 @@ class ServedASGI:
     def call(self, function: Callable[[], T]) -> T:
         """Run ``function`` in the server's loop and return its value."""
         assert self._loop is not None
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-        def run() -> None:
-            try:
-                done.set_result(function())
-            except BaseException as error:  # handed to the caller
-                done.set_exception(error)
+        async def run() -> T:
+            return function()
 
-        self._loop.call_soon_threadsafe(run)
-        return done.result(TIMEOUT)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(TIMEOUT)
 
     def publish(self, event: Event) -> None:
         """Publish from the loop, as an application would."""
