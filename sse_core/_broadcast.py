@@ -280,6 +280,7 @@ class Poller(MonotonicNow):
 
     #: A poll is never dropped, never replays and queues no stream bytes.
     is_dropped = False
+    dropped_reason = None
     is_replaying = False
     is_replay_step_next = False
     replay_deadline = None
