@@ -6,7 +6,8 @@
 #   - node/npm (if missing), nftables and iproute2 for tests/netns;
 #   - patchelf, which auditwheel needs to give .ci/packaging.sh its manylinux wheel;
 #   - tinyproxy, the HTTP proxy the httpx driver's tests go through (they start their own);
-#   - redis-server, the Redis the shared log's contract tests start on a free port.
+#   - redis-server, the Redis the shared log's contract tests start on a free port;
+#   - nginx, the reverse proxy the long-poll proof starts (its own prefix, config and port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ command -v ip > /dev/null || missing+=(iproute2)
 command -v patchelf > /dev/null || missing+=(patchelf)  # .ci/packaging.sh: auditwheel repair
 [ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)  # tests/adapters/test_httpx_driver.py
 command -v redis-server > /dev/null || missing+=(redis-server)  # test_shared_log_contract.py
+[ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/adapters/test_longpoll_servers.py
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"

@@ -16,6 +16,13 @@ time, as its socket takes the bytes, so a client that does not read pins nothing
 server-wide budget bounds how many replays longer than one step run at once
 (``max_replays``) and how long each may take (``max_replay_time``); past the budget a client
 is asked to come back later (``retry:`` and the end of the stream, its id unchanged).
+
+Long polls are served from the same log, so a client moves between the transports without
+loss or duplicates: :meth:`Broadcaster.hold` takes a poll as a :class:`Poller` (a
+:class:`~sse_core.LongPollSession` with the answer it is to send), which
+:meth:`Broadcaster.publish` answers when the event is appended. Every poll held at the same
+place gets the same bytes, encoded (and compressed) once per publish
+(:class:`~sse_core.state.AnswerCache`). At most ``max_held_polls`` polls are open at once.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ._actions import Action, Disconnect, Send
+from ._config import LongPollConfig
 from ._errors import LocalProtocolError
 from ._events import Event
+from ._longpoll import AnswerCache, LongPollSession, LongPollState
 from ._metrics import ServerMetrics
 from ._replay import ReplayLog, StoredEvent
 from ._serializer import HEARTBEAT, serialize_stamp
@@ -37,7 +46,7 @@ from ._validators import (
     positive_number,
 )
 
-__all__ = ["Broadcaster", "Subscriber"]
+__all__ = ["Broadcaster", "Poller", "Subscriber"]
 
 #: Default bound of one subscriber's queue: 1 MiB.
 DEFAULT_MAX_QUEUED_BYTES = 1 << 20
@@ -45,6 +54,8 @@ DEFAULT_MAX_QUEUED_BYTES = 1 << 20
 DEFAULT_MAX_REPLAYS = 32
 #: Default seconds a long replay may take before its client is let go (it resumes later).
 DEFAULT_MAX_REPLAY_TIME = 30.0
+#: Default number of long polls open at once.
+DEFAULT_MAX_HELD_POLLS = 10_000
 
 # A queued item is stream bytes not compressed yet (published events, heartbeats: compressed
 # in order when taken), or an action ready to carry out (the head and first bytes queued by
@@ -263,6 +274,75 @@ class Subscriber(MonotonicNow):
                 self._hub._replays -= 1
 
 
+class Poller(MonotonicNow):
+    """One long poll of a :class:`Broadcaster`: its session and the answer waiting to be sent.
+
+    Adapters do not build these; :meth:`Broadcaster.hold` does. It reads like a
+    :class:`Subscriber` whose stream is one complete answer, so an adapter serves both the
+    same way: drain :meth:`take` while :attr:`has_pending`, call :meth:`poll` at
+    :meth:`next_deadline`, close the connection after the :class:`~sse_core.Disconnect`.
+    """
+
+    __slots__ = ("_answer", "session")
+
+    #: A poll is never dropped, never replays and queues no stream bytes.
+    is_dropped = False
+    is_replaying = False
+    is_replay_step_next = False
+    replay_deadline = None
+    dropped_reason = None
+    queued_bytes = 0
+
+    def __init__(self, session: LongPollSession) -> None:
+        MonotonicNow.__init__(self)
+        self.session = session
+        self._answer: list[Action] = []
+
+    @property
+    def is_holding(self) -> bool:
+        """Whether the poll waits for events (no answer yet)."""
+        return self.session.state is LongPollState.HOLDING
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether :meth:`take` would return the answer."""
+        return bool(self._answer)
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the poll was answered (the answer may still wait in :meth:`take`)."""
+        return not self.is_holding
+
+    def take(self, now: float | None = None) -> list[Action]:
+        """The answer (:class:`~sse_core.SendHead`, :class:`~sse_core.Send`,
+        :class:`~sse_core.Disconnect`) once it is decided, else ``[]``.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        if now is not None:
+            self._take_now(now)
+        answer, self._answer = self._answer, []
+        return answer
+
+    def poll(self, now: float) -> bool:
+        """Answer a hold that has run out (call at :meth:`next_deadline`).
+
+        Returns:
+            Whether the answer is now waiting in :meth:`take`.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        self._answer += self.session.on_timer(now)
+        return bool(self._answer)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`poll` should be called, or ``None``."""
+        return self.session.next_deadline()
+
+
 class Broadcaster(MonotonicNow):
     """One event stream served to many clients, each event encoded once.
 
@@ -282,6 +362,9 @@ class Broadcaster(MonotonicNow):
             of the stream, and comes back with the same ``Last-Event-ID``.
         max_replay_time: Seconds a long replay may take; a client that has not taken it by
             then is dropped and resumes from where it got to.
+        long_poll: The configuration of every poll's :class:`~sse_core.LongPollSession`
+            (answers are gzip-compressed as ``config`` says for the streams).
+        max_held_polls: The most polls open at once (see :attr:`is_poll_full`), or ``None``.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -297,6 +380,8 @@ class Broadcaster(MonotonicNow):
         max_subscribers_per_key: int | None = None,
         max_replays: int = DEFAULT_MAX_REPLAYS,
         max_replay_time: float = DEFAULT_MAX_REPLAY_TIME,
+        long_poll: LongPollConfig | None = None,
+        max_held_polls: int | None = DEFAULT_MAX_HELD_POLLS,
     ) -> None:
         MonotonicNow.__init__(self)
         instance_of(ReplayLog).check("replay_log", replay_log)
@@ -305,6 +390,8 @@ class Broadcaster(MonotonicNow):
         positive_int.or_none().check("max_subscribers_per_key", max_subscribers_per_key)
         non_negative_int.check("max_replays", max_replays)
         positive_number.check("max_replay_time", max_replay_time)
+        instance_of(LongPollConfig).or_none().check("long_poll", long_poll)
+        positive_int.or_none().check("max_held_polls", max_held_polls)
         self._log = replay_log
         self._config = config if config is not None else ServerConfig()
         self._max_queued_bytes = max_queued_bytes
@@ -317,6 +404,10 @@ class Broadcaster(MonotonicNow):
         self._replays = 0
         self._dropped = 0
         self._put_off = 0
+        self._long_poll = long_poll if long_poll is not None else LongPollConfig()
+        self._max_held_polls = max_held_polls
+        self._pollers: dict[int, Poller] = {}  # by id()
+        self._answers = AnswerCache()
         self._published = 0
         self._send_timeouts = 0
         # What departed subscribers' sessions counted: bytes, replays, too-old, unknown ids.
@@ -345,6 +436,28 @@ class Broadcaster(MonotonicNow):
         return self._put_off
 
     @property
+    def polls(self) -> int:
+        """How many long polls are open (held, or answered and not gone yet)."""
+        return len(self._pollers)
+
+    @property
+    def held_polls(self) -> int:
+        """How many long polls wait for events."""
+        return sum(1 for poller in self._pollers.values() if poller.is_holding)
+
+    @property
+    def answers_encoded(self) -> int:
+        """How many long-poll answers were encoded in all: one per place and content coding
+        per publish, however many polls held there get it."""
+        return self._answers.encoded
+
+    @property
+    def is_poll_full(self) -> bool:
+        """Whether ``max_held_polls`` polls are open (answer a new one 503)."""
+        limit = self._max_held_polls
+        return limit is not None and len(self._pollers) >= limit
+
+    @property
     def metrics(self) -> ServerMetrics:
         """A frozen snapshot of the counters of the stream and all its subscribers (past
         ones included), taken now; see :doc:`/state/metrics`."""
@@ -371,7 +484,7 @@ class Broadcaster(MonotonicNow):
         self._send_timeouts += 1
 
     def __len__(self) -> int:
-        """The number of subscribers."""
+        """The number of subscribers (streams; polls are counted by :attr:`polls`)."""
         return len(self._subscribers)
 
     def __iter__(self) -> Iterator[Subscriber]:
@@ -440,8 +553,41 @@ class Broadcaster(MonotonicNow):
             self._per_key[key] = self._per_key.get(key, 0) + 1
         return subscriber
 
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        """Forget a subscriber (its connection is gone). Unknown subscribers are ignored."""
+    def hold(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
+    ) -> Poller:
+        """Take a long poll: answered at once when the log has something for it, else held
+        until :meth:`publish` (or its deadline, see :meth:`Poller.poll`).
+
+        Args:
+            target: The request target (``lastEventId`` and ``timeout`` in the query).
+            headers: The request header fields (``Last-Event-ID``, ``Accept-Encoding``).
+            now: The current monotonic time.
+
+        Raises:
+            LocalProtocolError: :attr:`is_poll_full`.
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        if self.is_poll_full:
+            raise LocalProtocolError(f"max_held_polls={self._max_held_polls} reached")
+        config = self._config
+        session = LongPollSession(
+            self._long_poll,
+            self._log,
+            answers=self._answers,
+            compression_level=config.compression_level if config.is_compression_enabled else None,
+        )
+        poller = Poller(session)
+        poller._answer += session.on_request(target, headers, now)
+        self._pollers[id(poller)] = poller
+        return poller
+
+    def unsubscribe(self, subscriber: Subscriber | Poller) -> None:
+        """Forget a subscriber or a poll (its connection is gone). Unknown ones are ignored."""
+        if isinstance(subscriber, Poller):
+            self._pollers.pop(id(subscriber), None)
+            return
         if self._subscribers.pop(id(subscriber), None) is None:
             return
         for index, value in enumerate(_session_counts(subscriber.session)):
@@ -486,6 +632,9 @@ class Broadcaster(MonotonicNow):
                 continue  # closing, or replaying: the replay reads it from the log
             if session.state is ServerState.STREAMING:
                 subscriber._push(encoded, now)
+        for poller in self._pollers.values():
+            if poller.is_holding:
+                poller._answer += poller.session.on_published(now)
         return stored
 
     def close(self, now: float) -> None:
@@ -499,6 +648,8 @@ class Broadcaster(MonotonicNow):
         self._take_now(now)
         for subscriber in self._subscribers.values():
             subscriber._close()
+        for poller in self._pollers.values():
+            poller._answer += poller.session.close(now)
 
 
 

@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from ._actions import Action, Disconnect, ReportGap, Send, SendHead
+from ._compression import Compressor, negotiate_encoding
 from ._config import DEFAULT_MAX_RESPONSE_SIZE, LongPollConfig
 from ._errors import (
     InvalidConfigError,
@@ -65,10 +66,11 @@ from ._errors import (
 from ._events import Event
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._types import header_value
-from ._validators import MonotonicNow, has_cr_lf_nul, non_negative_int
+from ._validators import MonotonicNow, has_cr_lf_nul, int_between, non_negative_int, positive_int
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
+    "AnswerCache",
     "LONG_POLL_CONTENT_TYPE",
     "LongPollConfig",
     "LongPollResponse",
@@ -229,6 +231,68 @@ class LongPollResponse:
             raise _bad(str(error)) from None
 
 
+
+# One encoded answer: its body (gzip-encoded or not), where the client resumes, how many
+# events it carries.
+_Answer = tuple[bytes, str, int]
+
+
+class AnswerCache:
+    """Encoded long-poll answers, shared by the polls that stand at the same place.
+
+    When an event is published, every poll held at the end of the log gets the same answer:
+    the same events, the same ``last_event_id``. Give every :class:`LongPollSession` on one
+    log the same cache and that answer is encoded (and gzip-compressed) once, by the first
+    session that needs it; the others send the same bytes. An entry is keyed by the log's
+    position, the client's id and the content coding: it is valid until the log moves (the
+    first lookup at a new position forgets every entry). Answers that signal a gap are not
+    cached.
+
+    Memory: at most ``max_entries`` answers, all for one log position; the oldest is
+    forgotten first.
+
+    Args:
+        max_entries: The most answers kept.
+
+    Raises:
+        InvalidConfigError: ``max_entries`` is not an int >= 1.
+    """
+
+    __slots__ = ("_encoded", "_entries", "_max_entries", "_position")
+
+    def __init__(self, max_entries: int = 64) -> None:
+        positive_int.check("max_entries", max_entries)
+        self._max_entries = max_entries
+        self._position: str | None = None
+        self._entries: dict[tuple[str, bool], _Answer] = {}
+        self._encoded = 0
+
+    @property
+    def encoded(self) -> int:
+        """How many answers were encoded in all (lookups that found none)."""
+        return self._encoded
+
+    def __len__(self) -> int:
+        """The number of answers kept."""
+        return len(self._entries)
+
+    def _get(self, position: str, key: tuple[str, bool]) -> _Answer | None:
+        if position != self._position:
+            self._entries.clear()
+            self._position = position
+            return None
+        return self._entries.get(key)
+
+    def _put(self, key: tuple[str, bool], answer: _Answer) -> None:
+        entries = self._entries
+        if len(entries) >= self._max_entries:
+            del entries[next(iter(entries))]
+        entries[key] = answer
+
+    def _count(self) -> None:
+        self._encoded += 1
+
+
 class LongPollState(enum.Enum):
     """Lifecycle of a :class:`LongPollSession`: ``IDLE`` -> (``HOLDING`` ->) ``ANSWERED``."""
 
@@ -254,21 +318,43 @@ class LongPollSession(MonotonicNow):
     Args:
         config: The session's configuration.
         replay_log: The log the stream sessions use; ids are the same on both transports.
+        answers: A cache shared by every session on ``replay_log``, so that the polls at the
+            same place send one encoding of the same answer (see :class:`AnswerCache`), or
+            ``None``.
+        compression_level: gzip the answer (``Content-Encoding: gzip``) when the request's
+            ``Accept-Encoding`` allows it, at this zlib level (1 to 9); ``None`` never does.
 
     Raises:
-        InvalidConfigError: ``config`` is not a :class:`LongPollConfig` or ``replay_log`` not
-            a :class:`~sse_core.state.ReplayLog`.
+        InvalidConfigError: ``config`` is not a :class:`LongPollConfig`, ``replay_log`` not
+            a :class:`~sse_core.state.ReplayLog`, ``answers`` not an :class:`AnswerCache`,
+            or ``compression_level`` out of range.
     """
 
-    __slots__ = ("_config", "_cursor", "_deadline", "_failure", "_log", "_state")
+    __slots__ = (
+        "_answers", "_config", "_cursor", "_deadline", "_failure", "_is_gzip", "_level", "_log",
+        "_state",
+    )
 
-    def __init__(self, config: LongPollConfig, replay_log: ReplayLog) -> None:
+    def __init__(
+        self,
+        config: LongPollConfig,
+        replay_log: ReplayLog,
+        *,
+        answers: AnswerCache | None = None,
+        compression_level: int | None = None,
+    ) -> None:
         if not isinstance(config, LongPollConfig):
             raise InvalidConfigError(f"config must be a LongPollConfig, got {config!r}")
         if not isinstance(replay_log, ReplayLog):
             raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
+        if answers is not None and not isinstance(answers, AnswerCache):
+            raise InvalidConfigError(f"answers must be an AnswerCache, got {answers!r}")
+        int_between(1, 9).or_none().check("compression_level", compression_level)
         self._config = config
         self._log = replay_log
+        self._answers = answers
+        self._level = compression_level
+        self._is_gzip = False
         self._state = LongPollState.IDLE
         self._cursor = ""
         self._deadline: float | None = None
@@ -326,6 +412,9 @@ class LongPollSession(MonotonicNow):
             hold = min(hold, timeout)
         self._deadline = now + hold
         self._state = LongPollState.HOLDING
+        self._is_gzip = self._level is not None and negotiate_encoding(
+            header_value(headers, "accept-encoding")
+        ) == "gzip"
         # A new client starts at the log's position: what is appended from now on is its.
         self._cursor = last_event_id or self._log.position
         return self._answer(now, is_due=hold == 0)
@@ -388,9 +477,39 @@ class LongPollSession(MonotonicNow):
         return log.events(), gap
 
     def _answer(self, now: float, *, is_due: bool) -> list[Action]:
-        stored, gap = self._pending(now)
-        if not stored and gap is None and not is_due:
-            return []
+        answers = self._answers
+        key = (self._cursor, self._is_gzip)
+        position = self._log.position
+        answer = answers._get(position, key) if answers is not None else None
+        if answer is None:
+            stored, gap = self._pending(now)
+            if not stored and gap is None and not is_due:
+                return []
+            answer = self._encode(stored, gap)
+            if answers is not None:
+                answers._count()
+                if gap is None:
+                    answers._put(key, answer)
+        elif not answer[2] and not is_due:
+            return []  # an empty answer (cached by a poll that was due): keep holding
+        body, cursor, _ = answer
+        self._state = LongPollState.ANSWERED
+        self._cursor = cursor
+        headers = [
+            ("Content-Type", LONG_POLL_CONTENT_TYPE),
+            ("Cache-Control", "no-cache, no-store"),
+            ("Content-Length", str(len(body))),
+        ]
+        if self._is_gzip:
+            headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+        return [
+            SendHead(status=200, headers=(*headers, *self._config.headers)),
+            Send(data=body),
+            Disconnect(reason="long-poll answered"),
+        ]
+
+    def _encode(self, stored: Sequence[StoredEvent], gap: ReportGap | None) -> _Answer:
+        """The answer's body (compressed when agreed), the client's new id, the event count."""
         config = self._config
         texts: list[str] = []
         size = 0
@@ -406,16 +525,7 @@ class LongPollSession(MonotonicNow):
             size += length
             cursor = item.id
         body = _encode(texts, _tail_json(cursor, gap, config.retry))
-        self._state = LongPollState.ANSWERED
-        self._cursor = cursor
-        headers = (
-            ("Content-Type", LONG_POLL_CONTENT_TYPE),
-            ("Cache-Control", "no-cache, no-store"),
-            ("Content-Length", str(len(body))),
-            *config.headers,
-        )
-        return [
-            SendHead(status=200, headers=headers),
-            Send(data=body),
-            Disconnect(reason="long-poll answered"),
-        ]
+        if self._is_gzip and self._level is not None:
+            compressor = Compressor(level=self._level)
+            body = compressor.compress(body) + compressor.finish()
+        return body, cursor, len(texts)

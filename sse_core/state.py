@@ -12,7 +12,7 @@ from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
 from ._audit import DEFAULT_MAX_AUDIT_RECORDS, AuditKind, AuditRecord
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
 from ._batching import BatchConfig, Batcher
-from ._broadcast import Subscriber
+from ._broadcast import Poller, Subscriber
 from ._chunking import (
     CHUNK_EVENT,
     AssemblerOutput,
@@ -36,6 +36,7 @@ from ._health import HealthConfig, HealthMonitor, HealthRule, RaiseAlert, Resolv
 from ._longpoll import (
     DEFAULT_MAX_RESPONSE_SIZE,
     LONG_POLL_CONTENT_TYPE,
+    AnswerCache,
     LongPollResponse,
     LongPollState,
 )
@@ -124,6 +125,8 @@ __all__ = [
     "DEFAULT_MAX_AUDIT_RECORDS",
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
+    "Poller",
+    "AnswerCache",
     "LongPollResponse",
     "ReadyState",
     "Headers",

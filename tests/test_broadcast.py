@@ -752,3 +752,136 @@ class BroadcastMachine(RuleBasedStateMachine):
 
 
 TestBroadcastMachine = BroadcastMachine.TestCase
+
+
+# --- long polls held by the broadcaster ---------------------------------------------------
+
+
+def _poll_broadcaster(**kwargs: Any) -> Broadcaster:
+    log = ReplayLog(ReplayConfig(epoch="b"))
+    return Broadcaster(log, config=ServerConfig(heartbeat_interval=None), **kwargs)
+
+
+def _answer(actions: list[Action]) -> tuple[dict[str, str], bytes]:
+    """The head fields and the body of a poll's answer (SendHead, Send, Disconnect)."""
+    head, body, end = actions
+    assert isinstance(head, SendHead) and isinstance(body, Send)
+    assert isinstance(end, Disconnect)
+    return {name.lower(): value for name, value in head.headers}, body.data
+
+
+def test_polls_held_at_the_end_of_the_log_share_one_encoding_per_publish() -> None:
+    """Every poll held at the log's end gets the very same bytes, encoded once per publish;
+    the stream subscriber gets the same event with the same id."""
+    hub = _poll_broadcaster()
+    subscriber = hub.subscribe("/events", [], now=0.0)
+    subscriber.take()
+    pollers = [hub.hold("/poll?timeout=30", [], now=1.0) for _ in range(50)]
+    assert hub.held_polls == 50 and not any(p.has_pending for p in pollers)
+    for number in range(3):
+        stored = hub.publish(Event(data=f"e{number}"), now=2.0 + number)
+        bodies = [_answer(p.take())[1] for p in pollers]
+        assert all(body is bodies[0] for body in bodies)  # the same object: shared
+        answer = json.loads(bodies[0])
+        assert [e["data"] for e in answer["events"]] == [f"e{number}"]
+        assert answer["last_event_id"] == stored.id
+        assert hub.answers_encoded == number + 1
+        assert hub.held_polls == 0
+        for poller in pollers:
+            hub.unsubscribe(poller)
+        pollers = [hub.hold(f"/poll?lastEventId={stored.id}", [], now=2.5 + number)
+                   for _ in range(50)]
+    assert hub.polls == 50
+    streamed = Parser().feed(b"".join(a.data for a in subscriber.take() if isinstance(a, Send)))
+    assert [(e.id, e.data) for e in streamed] == [("b-0", "e0"), ("b-1", "e1"), ("b-2", "e2")]
+
+
+def test_a_poll_behind_is_answered_at_once_from_the_log() -> None:
+    """A poll with an older id gets what it missed at once, without waiting for a publish;
+    gzip is used when asked and the stream's config allows it."""
+    hub = _poll_broadcaster()
+    first = hub.publish(Event(data="a"), now=0.0)
+    hub.publish(Event(data="b"), now=0.0)
+    plain = hub.hold(f"/poll?lastEventId={first.id}", [], now=1.0)
+    zipped = hub.hold(f"/poll?lastEventId={first.id}", [("Accept-Encoding", "gzip")], now=1.0)
+    plain_head, plain_body = _answer(plain.take())
+    zipped_head, zipped_body = _answer(zipped.take())
+    assert "content-encoding" not in plain_head
+    assert zipped_head["content-encoding"] == "gzip"
+    assert zipped_head["content-length"] == str(len(zipped_body))
+    assert zlib.decompress(zipped_body, 31) == plain_body
+    assert [e["data"] for e in json.loads(plain_body)["events"]] == ["b"]
+    assert hub.answers_encoded == 2  # one per content coding
+
+
+def test_gzip_follows_the_stream_config() -> None:
+    """With compression off in the ServerConfig, polls are never gzipped."""
+    hub = Broadcaster(
+        ReplayLog(), config=ServerConfig(heartbeat_interval=None, is_compression_enabled=False)
+    )
+    hub.publish(Event(data="a"), now=0.0)
+    poll = hub.hold("/poll?lastEventId=start", [("Accept-Encoding", "gzip")], now=0.0)
+    head, _ = _answer(poll.take())
+    assert "content-encoding" not in head
+
+
+def test_a_held_poll_is_answered_empty_at_its_deadline() -> None:
+    """max_hold bounds the hold: at the deadline, poll() queues the empty answer."""
+    from sse_core import LongPollConfig
+
+    hub = _poll_broadcaster(long_poll=LongPollConfig(max_hold=5.0))
+    poller = hub.hold("/poll?timeout=60", [], now=10.0)
+    assert poller.next_deadline() == 15.0
+    assert not poller.poll(14.9)
+    assert poller.poll(15.0)
+    _, body = _answer(poller.take())
+    assert json.loads(body)["events"] == []
+    assert poller.next_deadline() is None and poller.is_closed
+
+
+def test_max_held_polls_is_enforced_and_freed_on_unsubscribe() -> None:
+    """Past max_held_polls, hold() refuses; a poll that goes away frees its slot; streams
+    are not counted."""
+    hub = _poll_broadcaster(max_held_polls=2, max_subscribers=1)
+    first = hub.hold("/poll", [], now=0.0)
+    hub.hold("/poll", [], now=0.0)
+    assert hub.is_poll_full and not hub.is_full
+    with pytest.raises(LocalProtocolError, match="max_held_polls=2"):
+        hub.hold("/poll", [], now=0.0)
+    hub.unsubscribe(first)
+    hub.hold("/poll", [], now=0.0)
+    hub.subscribe("/events", [], now=0.0)
+    assert len(hub) == 1 and hub.polls == 2
+
+
+def test_close_answers_every_held_poll() -> None:
+    """close() answers held polls at once (empty), as it ends every stream."""
+    hub = _poll_broadcaster()
+    poller = hub.hold("/poll", [], now=0.0)
+    hub.close(now=1.0)
+    _, body = _answer(poller.take())
+    assert json.loads(body)["events"] == []
+
+
+def test_gap_answers_are_not_shared() -> None:
+    """An id the log cannot place gets its own gap answer, never a cached one."""
+    hub = _poll_broadcaster()
+    hub.publish(Event(data="a"), now=0.0)
+    for _ in range(2):
+        _, body = _answer(hub.hold("/poll?lastEventId=nope", [], now=1.0).take())
+        assert json.loads(body)["gap"] == {"last_event_id": "nope", "reason": "unknown"}
+    assert hub.answers_encoded == 2
+
+
+def test_answer_cache_is_bounded() -> None:
+    """The cache keeps at most max_entries answers, all for the current position."""
+    from sse_core.state import AnswerCache
+
+    cache = AnswerCache(max_entries=2)
+    for cursor in "abc":
+        assert cache._get("p", (cursor, False)) is None
+        cache._put((cursor, False), (b"x", cursor, 0))
+    assert len(cache) == 2 and cache._get("p", ("a", False)) is None
+    assert cache._get("q", ("c", False)) is None and len(cache) == 0
+    with pytest.raises(InvalidConfigError):
+        AnswerCache(max_entries=0)

@@ -12,7 +12,7 @@ import asyncio
 import ssl
 from typing import Any
 
-from .._broadcast import Subscriber
+from .._broadcast import Poller, Subscriber
 from .._events import Event
 from .._replay import StoredEvent
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
@@ -34,7 +34,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._server = server
         self._connection = ServerConnection()
         self._transport: asyncio.Transport | None = None
-        self.subscriber: Subscriber | None = None
+        self.subscriber: Subscriber | Poller | None = None
         self._is_paused = False
         self._timer: asyncio.TimerHandle | None = None
         self._recheck: asyncio.TimerHandle | None = None  # a replay waiting for the client

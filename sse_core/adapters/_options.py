@@ -16,7 +16,13 @@ from collections.abc import Callable
 
 import attrs
 
-from .._broadcast import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_REPLAY_TIME, DEFAULT_MAX_REPLAYS
+from .._broadcast import (
+    DEFAULT_MAX_HELD_POLLS,
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_REPLAY_TIME,
+    DEFAULT_MAX_REPLAYS,
+)
+from .._config import LongPollConfig
 from .._validators import (
     Check,
     instance_of,
@@ -131,6 +137,15 @@ class ServerOptions:
             ``None``. With heartbeats on, this is what lets go of a client that vanished
             without closing (a phone out of coverage): otherwise its slot is held for as
             long as the kernel retransmits, about 15 minutes on Linux.
+        long_poll_path: Where long polls are answered (:doc:`/longpoll`), from the stream's
+            replay log, or ``None`` (the default: no long-polling). Equal to ``path``, the
+            one path serves both, by content negotiation: a request whose ``Accept``
+            prefers ``application/json`` to ``text/event-stream`` is a poll, and both
+            answers say ``Vary: Accept``. (The ASGI application compares it with the
+            request's path as its router passes it.)
+        long_poll: How polls are answered (hold time, events per answer, ``retry``).
+        max_held_polls: The most long polls open at once (more get 503 with
+            ``Retry-After``), or ``None``. They do not count towards ``max_subscribers``.
 
     Raises:
         InvalidConfigError: a value out of range or of the wrong type.
@@ -152,6 +167,18 @@ class ServerOptions:
     )
     request_timeout: float = attrs.field(default=30.0, validator=positive_number)
     send_timeout: float | None = attrs.field(default=30.0, validator=positive_number.or_none())
+    long_poll_path: str | None = attrs.field(default=None, validator=_path.or_none())
+    long_poll: LongPollConfig = attrs.field(
+        factory=LongPollConfig, validator=instance_of(LongPollConfig)
+    )
+    max_held_polls: int | None = attrs.field(
+        default=DEFAULT_MAX_HELD_POLLS, validator=positive_int.or_none()
+    )
+
+    @property
+    def is_negotiated(self) -> bool:
+        """Whether one path serves the stream and the polls (``long_poll_path == path``)."""
+        return self.long_poll_path is not None and self.long_poll_path == self.path
 
     @property
     def retry_after(self) -> int:

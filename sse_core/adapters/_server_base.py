@@ -1,6 +1,6 @@
 """What the adapters' servers share (floor 4): one constructor over the options, the
-broadcaster and its replay log, admission (the 404/405/503/429 refusals) and the wait for
-subscribers. No sockets here: each server does its own I/O."""
+broadcaster and its replay log, admission (the 404/405/503/429 refusals), which requests are
+long polls, and the wait for subscribers. No sockets here: each server does its own I/O."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
+from urllib.parse import urlsplit
+
+import attrs
 
 from .. import ServerConfig
-from .._broadcast import Broadcaster, Subscriber
+from .._broadcast import Broadcaster, Poller, Subscriber
 from .._errors import InvalidConfigError
+from .._longpoll import LONG_POLL_CONTENT_TYPE
 from .._replay import ReplayConfig, ReplayLog
+from .._types import header_value
 from .._validators import positive_int
 from ._base import AdapterBase, options_or_default
 from ._http import (
@@ -24,7 +29,44 @@ from ._http import (
 from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
-__all__ = ["TOO_MANY", "ServerBase", "default_replay_log"]
+__all__ = ["TOO_MANY", "ServerBase", "default_replay_log", "prefers_json"]
+
+_STREAM_TYPE = "text/event-stream"
+_VARY_ACCEPT = ("Vary", "Accept")
+
+
+def _accept_q(ranges: list[tuple[str, float]], media_type: str) -> float:
+    """The q-value ``Accept`` gives ``media_type``: that of the most specific range matching
+    it (RFC 9110 section 12.5.1), 0 when none does."""
+    kind = media_type.split("/")[0] + "/*"
+    best, best_rank = 0.0, -1
+    for media_range, q in ranges:
+        rank = {media_type: 2, kind: 1, "*/*": 0}.get(media_range, -1)
+        if rank > best_rank:
+            best, best_rank = q, rank
+    return best
+
+
+def prefers_json(accept: str | None) -> bool:
+    """Whether a request's ``Accept`` field prefers a long-poll answer (``application/json``)
+    to the event stream (``text/event-stream``): a strictly higher q-value (RFC 9110
+    section 12.5.1). No field, or a tie (``*/*``), is the stream.
+    """
+    if not accept:
+        return False
+    ranges: list[tuple[str, float]] = []
+    for part in accept.split(","):
+        media_range, *params = part.split(";")
+        q = 1.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((media_range.strip().lower(), q))
+    return _accept_q(ranges, LONG_POLL_CONTENT_TYPE) > _accept_q(ranges, _STREAM_TYPE)
 
 
 def default_replay_log() -> ReplayLog:
@@ -40,7 +82,7 @@ class _Served(Protocol):
     """A server adapter's connection, as :meth:`ServerBase._end_streams` sees it."""
 
     @property
-    def subscriber(self) -> Subscriber | None: ...
+    def subscriber(self) -> Subscriber | Poller | None: ...
 
     def wake(self) -> None: ...
 
@@ -61,7 +103,9 @@ class ServerBase(AdapterBase):
     It checks the options, builds the :class:`~sse_core.Broadcaster` (with
     :func:`default_replay_log` unless a log is given), and decides which requests are
     refused: the shared 404/405/503 rules, then 429 for a client whose
-    ``connection_key`` has ``max_subscribers_per_key`` streams open already.
+    ``connection_key`` has ``max_subscribers_per_key`` streams open already. It also tells
+    long polls from streams (``long_poll_path``): a poll is held by the same broadcaster,
+    from the same log, and reads to the server like a stream that is one answer long.
     """
 
     def __init__(
@@ -100,6 +144,11 @@ class ServerBase(AdapterBase):
             raise InvalidConfigError(f"clock must be callable, got {clock!r}")
         if replay_log is None:
             replay_log = default_replay_log()
+        long_poll = options.long_poll
+        if options.is_negotiated:
+            # RFC 9110 section 12.5.5: both answers depend on Accept; a cache must say so.
+            config = attrs.evolve(config, headers=(*config.headers, _VARY_ACCEPT))
+            long_poll = attrs.evolve(long_poll, headers=(*long_poll.headers, _VARY_ACCEPT))
         self._broadcaster = Broadcaster(
             replay_log,
             config=config,
@@ -108,6 +157,8 @@ class ServerBase(AdapterBase):
             max_subscribers_per_key=options.max_subscribers_per_key,
             max_replays=options.max_replays,
             max_replay_time=options.max_replay_time,
+            long_poll=long_poll,
+            max_held_polls=options.max_held_polls,
         )
         self._options = options
         self._config = config
@@ -124,14 +175,27 @@ class ServerBase(AdapterBase):
         """The fan-out (subscriber count, ``dropped``, the replay log)."""
         return self._broadcaster
 
+    def _is_poll(self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]) -> bool:
+        """Whether a request is a long poll: to ``long_poll_path``, or -- when that is the
+        stream's path too -- preferring ``application/json`` (:func:`prefers_json`)."""
+        options = self._options
+        if options.long_poll_path is None:
+            return False
+        if options.is_negotiated:
+            return prefers_json(header_value(headers, "accept"))
+        return urlsplit(target).path == options.long_poll_path
+
     def _subscribe(
         self,
         target: str,
         headers: Sequence[tuple[str | bytes, str | bytes]],
         now: float,
         key: str | None,
-    ) -> Subscriber:
-        """Add a client to the broadcaster, then wake whoever waits for that many."""
+    ) -> Subscriber | Poller:
+        """Add a client to the broadcaster (a stream, or a long poll it holds), then wake
+        whoever waits for that many streams."""
+        if self._is_poll(target, headers):
+            return self._broadcaster.hold(target, headers, now)
         subscriber = self._broadcaster.subscribe(target, headers, now, key=key)
         count = len(self._broadcaster)
         last_event_id = subscriber.session.last_event_id
@@ -147,7 +211,7 @@ class ServerBase(AdapterBase):
             wake()
         return subscriber
 
-    def _unsubscribe(self, subscriber: Subscriber) -> None:
+    def _unsubscribe(self, subscriber: Subscriber | Poller) -> None:
         """Take a client whose connection ended off the broadcaster; one the hub dropped
         (it fell ``max_queued_bytes`` behind, or its replay outlasted ``max_replay_time``) is
         logged at ``WARNING``."""
@@ -227,7 +291,16 @@ class ServerBase(AdapterBase):
         self, request: IncomingRequest, address: str | None
     ) -> tuple[Refusal | None, str | None]:
         """How to refuse ``request`` (or ``None`` to serve it), and its connection key."""
-        is_available = not (self._broadcaster.is_full or self._is_closing)
+        broadcaster = self._broadcaster
+        if self._is_poll(request.target, request.headers):
+            refusal = refusal_for(
+                request,
+                path=self._options.long_poll_path,
+                is_available=not (broadcaster.is_poll_full or self._is_closing),
+                retry_after=self._options.retry_after,
+            )
+            return refusal, None
+        is_available = not (broadcaster.is_full or self._is_closing)
         refusal = refusal_for(
             request,
             path=self._options.path,

@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 
-from .._broadcast import Subscriber
+from .._broadcast import Poller, Subscriber
 from .._events import Event
 from .._replay import StoredEvent
 from .._validators import non_negative_number
@@ -66,7 +66,7 @@ class _Client:
     def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
         self.sock: socket.socket | None = sock
         self.http = ServerConnection()
-        self.subscriber: Subscriber | None = None
+        self.subscriber: Subscriber | Poller | None = None
         # Bytes the socket did not take yet; refilled from the subscriber only once empty.
         self.unsent = bytearray()
         self.is_done = False  # close once `unsent` is out

@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 import trio
 
-from .._broadcast import Subscriber
+from .._broadcast import Poller, Subscriber
 from .._events import Event
 from .._replay import StoredEvent
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
@@ -61,7 +61,7 @@ class _Connection:
 
     def __init__(self) -> None:
         self.scope = trio.CancelScope()
-        self.subscriber: Subscriber | None = None
+        self.subscriber: Subscriber | Poller | None = None
         self.is_sending = False
         self.is_let_go = False  # the server drops it: close with a reset
         self.woken = trio.Event()

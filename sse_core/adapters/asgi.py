@@ -18,7 +18,7 @@ import math
 import anyio
 
 from .._actions import Disconnect, SendHead
-from .._broadcast import Subscriber
+from .._broadcast import Poller, Subscriber
 from .._errors import LocalProtocolError
 from .._events import Event
 from .._replay import StoredEvent
@@ -39,7 +39,7 @@ class _Connection:
 
     __slots__ = ("subscriber", "wake", "write_scope")
 
-    def __init__(self, subscriber: Subscriber) -> None:
+    def __init__(self, subscriber: Subscriber | Poller) -> None:
         self.subscriber = subscriber
         self.wake = anyio.Event()
         # Set while the task waits inside the server's send(): the client is not reading.
@@ -179,13 +179,17 @@ class EventStream(ServerBase):
             await send(response_start(head))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        if self._is_closing or self._broadcaster.is_full:
+        is_poll = self._is_poll(target, headers)
+        broadcaster = self._broadcaster
+        if self._is_closing or (broadcaster.is_poll_full if is_poll else broadcaster.is_full):
             self._log_refusal(Refusal(status=503, text="event stream unavailable"), peer, target)
             await _refuse(
                 send, 503, b"event stream unavailable\n", [(b"retry-after", self._retry_after)]
             )
             return
-        refusal, key = self._key_of(_request_of(scope, target), peer)
+        refusal, key = (None, None) if is_poll else self._key_of(
+            _request_of(scope, target), peer
+        )
         if refusal is not None:
             self._log_refusal(refusal, peer, target)
             await _refuse(
