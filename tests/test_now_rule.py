@@ -140,6 +140,13 @@ def _subscriber() -> Any:
     return subscriber
 
 
+def _poller() -> Any:
+    hub = Broadcaster(ReplayLog())
+    poller = hub.hold("/poll?timeout=20", [], LATEST)
+    poller.take(LATEST)
+    return poller
+
+
 def _client() -> ClientSession:
     client = ClientSession(ClientConfig(url="http://example.test/events"), rng=random.Random(1))
     client.start(LATEST)
@@ -211,6 +218,11 @@ RECIPES: dict[str, Recipe] = {
         "close": lambda o, now: o.close(now),
         "publish": lambda o, now: o.publish(Event(data="b"), now),
         "subscribe": lambda o, now: o.subscribe("/events", [], now),
+        "hold": lambda o, now: o.hold("/poll?timeout=20", [], now),
+    }),
+    "Poller": Recipe(_poller, {
+        "poll": lambda o, now: o.poll(now),
+        "take": lambda o, now: o.take(now),
     }),
     "Subscriber": Recipe(_subscriber, {
         "poll": lambda o, now: o.poll(now),
