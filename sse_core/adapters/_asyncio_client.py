@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from .. import ClientConfig, ClientSession
-from .._actions import Request
+from .._actions import ClientState, Request
 from .._errors import InvalidConfigError
 from ._base import Report
 from ._client_base import AsyncClientBase, RequestDriver, SourceArgs
@@ -35,7 +35,7 @@ class AsyncioClientBase(AsyncClientBase):
     CPython gh-86296), and a read a deadline interrupts stays in flight for the next wait.
     """
 
-    _wakeup: asyncio.Future[None] | None = None  # ends a wait with nothing in flight
+    _wakeup: asyncio.Future[None] | None = None  # ends the wait in progress (aclose, signals)
     _opening: asyncio.Future[Any] | None = None  # the connect (or request) in flight
     _reading: asyncio.Future[bytes] | None = None  # a read kept across wake-ups
     #: What a failed read raises (a lost connection, not a bug).
@@ -137,28 +137,41 @@ class AsyncioClientBase(AsyncClientBase):
     async def _wait_on(self, future: asyncio.Future[Any], timeout: float | None) -> bool:
         """Wait for ``future`` until the deadline; whether its outcome is the session's
         business. ``False`` when the deadline came first (the session was woken; the future
-        stays in flight) or when :meth:`aclose` dropped it meanwhile (what it then reports
-        is not the peer's doing)."""
-        done, _ = await asyncio.wait({future}, timeout=timeout)
+        stays in flight), when a network signal ended the wait (the future stays in flight
+        for the session to keep or drop) or when :meth:`aclose` dropped it meanwhile (what
+        it then reports is not the peer's doing)."""
+        woken = self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            done, _ = await asyncio.wait(
+                {future, woken}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._wakeup = None
+            woken.cancel()
         if future is not self._opening and future is not self._reading:
             return False
         if not done:
             self._timer()
             return False
-        return True
+        return future in done
 
     async def _sleep(self, timeout: float | None) -> None:
-        """Nothing in flight: sleep until the deadline (or :meth:`aclose`), then wake the
-        session; with no deadline either, the session is done."""
-        if timeout is None:
+        """Nothing in flight: sleep until the deadline (or :meth:`aclose`, or a network
+        signal), then wake the session. With no deadline either, the session is done,
+        unless it waits offline for the network (:meth:`network_online`)."""
+        if timeout is None and self.session.state is not ClientState.OFFLINE:
             self._is_closing = True
             return
         self._wakeup = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose()
+            await asyncio.wait({self._wakeup}, timeout=timeout)  # or aclose(), a signal
         finally:
             self._wakeup = None
         self._timer()
+
+    def _interrupt(self, *, is_dropping: bool) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
 
 class AsyncioDriver(AsyncioClientBase, Generic[_Client, _Response]):

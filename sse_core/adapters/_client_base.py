@@ -36,6 +36,7 @@ from ._http import (
     CloseConnection,
     Endpoint,
     HTTPClient,
+    NetworkSignal,
     OpenConnection,
     Write,
 )
@@ -177,6 +178,11 @@ class RequestDriver:
         """Wake-up at (or after) :meth:`next_deadline`."""
         return self._carry(self._session.on_timer(now))
 
+    def on_network(self, signal: NetworkSignal, now: float) -> list[_Output]:
+        """The platform's network signal (the session's ``on_offline``, ``on_online`` or
+        ``on_network_changed``)."""
+        return self._carry(getattr(self._session, f"on_{signal}")(now))
+
     def on_response(
         self, status: int, headers: list[tuple[bytes, bytes]], now: float
     ) -> list[_Output]:
@@ -272,6 +278,8 @@ class ClientBase(AdapterBase):
         self._outputs: collections.deque[_Output] = collections.deque()
         # The plain loop's events taken from the outputs at once (a run of deliveries).
         self._ready: collections.deque[Event] = collections.deque()
+        # The platform's network signals not yet taken to the session (any thread appends).
+        self._signals: collections.deque[NetworkSignal] = collections.deque()
         self._endpoint: Endpoint | None = None  # a connection to open
         self._request: Request | None = None  # a driver's request to send
         self._unsent = b""  # the request to write on it, once open
@@ -380,6 +388,8 @@ class ClientBase(AdapterBase):
             That output (``on_status`` has seen it), or ``None`` when the queue is empty or
             the source is closing.
         """
+        if self._signals:
+            self._take_signals()
         outputs = self._outputs
         while outputs and not self._is_closing:
             output = outputs.popleft()
@@ -411,6 +421,43 @@ class ClientBase(AdapterBase):
         """Seconds until the next deadline (0 when past), or ``None`` when none is set."""
         deadlines = [d for d in (self._http.next_deadline(), self._ends_at) if d is not None]
         return max(0.0, min(deadlines) - self._clock()) if deadlines else None
+
+    # --- the platform's network signals -----------------------------------------------------
+
+    def network_offline(self) -> None:
+        """The platform says there is no network (a browser's ``offline`` event, a phone's
+        connectivity callback): the connection goes and nothing is tried until
+        :meth:`network_online`; no backoff attempt is spent meanwhile, and the status is
+        ``OFFLINE`` (:meth:`~sse_core.ClientSession.on_offline`). Call it from the
+        iterating thread or event loop, or (blocking adapters) any thread."""
+        self._signal("offline", is_dropping=True)
+
+    def network_online(self) -> None:
+        """The network is back: connect at once, without the rest of a backoff delay
+        (:meth:`~sse_core.ClientSession.on_online`)."""
+        self._signal("online", is_dropping=False)
+
+    def network_changed(self) -> None:
+        """The device moved to another network (Wi-Fi to cellular): the connection may be
+        dead without an error, so it is replaced at once, resuming from ``Last-Event-ID``
+        (:meth:`~sse_core.ClientSession.on_network_changed`)."""
+        self._signal("network_changed", is_dropping=True)
+
+    def _signal(self, signal: NetworkSignal, *, is_dropping: bool) -> None:
+        self._signals.append(signal)
+        self._interrupt(is_dropping=is_dropping)
+
+    def _interrupt(self, *, is_dropping: bool) -> None:
+        """End the wait in progress so that the loop takes the signals to the session;
+        ``is_dropping``: the signal may drop the connection, so a blocked read may be cut
+        short (any thread may call this in a blocking adapter)."""
+        raise NotImplementedError
+
+    def _take_signals(self) -> None:
+        """Take the queued network signals to the session, in order."""
+        while self._signals:
+            signal = self._signals.popleft()
+            self._outputs.extend(self._http.on_network(signal, self._clock()))
 
     # --- inputs: each queues what the HTTP client answers --------------------------------
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import attrs
@@ -51,6 +52,7 @@ __all__ = [
     "Endpoint",
     "HTTPClient",
     "IncomingRequest",
+    "NetworkSignal",
     "OpenConnection",
     "REDIRECT_STATUSES",
     "Refusal",
@@ -117,6 +119,9 @@ class CloseConnection:
 
     reason: str
 
+
+#: The platform's network signals an ``EventSource`` passes on to its session.
+NetworkSignal = Literal["offline", "online", "network_changed"]
 
 #: What :class:`HTTPClient` asks of its adapter: socket work, and the session's reports.
 ClientOutput = (
@@ -330,6 +335,11 @@ class HTTPClient:
         if self._head_deadline is not None and now >= self._head_deadline:
             return self._lost(now, f"no response within {self._connect_timeout:g} s")
         return self._carry(self._session.on_timer(now), now)
+
+    def on_network(self, signal: NetworkSignal, now: float) -> list[ClientOutput]:
+        """The platform's network signal (:meth:`~sse_core.ClientSession.on_offline`,
+        ``on_online``, ``on_network_changed``): a connection it drops is closed."""
+        return self._carry(getattr(self._session, f"on_{signal}")(now), now)
 
     # --- internals ------------------------------------------------------------------------
 

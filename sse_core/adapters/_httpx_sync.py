@@ -121,6 +121,11 @@ class SyncEventSource(HttpxDriver[httpx.Client], SyncClientBase):
             self._is_closing = True
             self._changed.notify_all()
 
+    def _interrupt(self, *, is_dropping: bool) -> None:
+        # The wait ends; the response's thread reads on until the session drops it.
+        with self._changed:
+            self._changed.notify_all()
+
     def _send_request(self, request: Request) -> None:
         self._drop_connection()
         with self._changed:
@@ -152,8 +157,9 @@ class SyncEventSource(HttpxDriver[httpx.Client], SyncClientBase):
         timeout = self._timeout()
         with self._changed:
             response = self._response
-            if not (response is not None and response.items) and timeout != 0.0:
-                self._changed.wait(timeout)
+            is_waiting = not (response is not None and response.items) and not self._signals
+            if is_waiting and timeout != 0.0:
+                self._changed.wait(timeout)  # or a network signal's notify
             if self._is_closing:
                 return
             items = response.take() if response is not None else []

@@ -95,9 +95,13 @@ class TrioClientBase(AsyncClientBase):
         return report
 
     async def _step(self) -> None:
-        """One wait: for the connection, bytes or the next deadline (:meth:`aclose` may
-        cancel it)."""
+        """One wait: for the connection, bytes or the next deadline (:meth:`aclose` and the
+        network signals may cancel it)."""
         raise NotImplementedError
+
+    def _interrupt(self, *, is_dropping: bool) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def _released(self) -> None:
         """Wait until what was let go of is closed (by default a checkpoint: the socket

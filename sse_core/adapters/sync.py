@@ -78,7 +78,11 @@ class EventSource(SyncClientBase):
     def _wake(self) -> None:
         with self._sock_lock:
             self._is_closing = True
-            if self._sock is not None:
+        self._interrupt(is_dropping=True)
+
+    def _interrupt(self, *, is_dropping: bool) -> None:
+        with self._sock_lock:
+            if is_dropping and self._sock is not None:
                 with contextlib.suppress(OSError):
                     # The plain socket's shutdown (an SSL socket's would also drop its TLS
                     # state under the reading thread): the peer sees the end, a blocked call
@@ -96,9 +100,10 @@ class EventSource(SyncClientBase):
             self._send(self._sock)
         elif self._sock is not None:
             self._read(self._sock)
-        else:  # reconnecting (a live session without a connection always has a deadline)
+        else:  # reconnecting, or offline until network_online()
             self._woken.wait(self._timeout())
             if not self._is_closing:
+                self._woken.clear()  # a network signal woke it: the loop takes it next
                 self._timer()
 
     def _drop_connection(self) -> None:
@@ -233,8 +238,8 @@ class EventSource(SyncClientBase):
                 self._timer()
             return
         except (OSError, ValueError) as error:
-            if not self._is_closing:
+            if not self._is_closing and not self._signals:  # a signal's shutdown: its own
                 self._failed(f"connection error: {error!r}")
             return
-        if not self._is_closing:
+        if not self._is_closing and (data or not self._signals):
             self._received(data)

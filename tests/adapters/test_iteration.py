@@ -72,8 +72,9 @@ NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
 
 class Scripted:
     """A loopback HTTP/1.1 server in a thread: connection ``n`` gets ``answers[n]`` (the last
-    one again past the end), then the server closes it (or holds it open until the server
-    closes when the answer is ``(bytes, True)``). Every request head and body is recorded."""
+    one again past the end), then the server closes it (or holds it open, until the server
+    closes or the client lets go of it, when the answer is ``(bytes, True)``). Every request
+    head and body is recorded."""
 
     def __init__(self, answers: list[bytes | tuple[bytes, bool]]) -> None:
         self.answers = answers
@@ -122,8 +123,17 @@ class Scripted:
             sock.sendall(answer[0] if isinstance(answer, tuple) else answer)
         except OSError:  # the client (or a proxy between) went away: next connection
             return
-        if hold:
-            self._closing.wait(LIMIT)
+        if hold:  # until the server closes or the client lets go of the connection
+            deadline = time.monotonic() + LIMIT
+            sock.settimeout(0.05)
+            while not self._closing.is_set() and time.monotonic() < deadline:
+                try:
+                    if not sock.recv(65536):
+                        return
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
 
 
 class Outcome:
@@ -151,12 +161,13 @@ def plain_loop(
     break_at: int | None = None,
     on_status: Callable[[ReportStatus], object] | None = None,
     events: list[Event] | None = None,
+    sources: list[Any] | None = None,
 ) -> Outcome:
     """Run ``for event in source`` (``async for`` for the async adapters) as an application
     would: note each gap and iterate again; stop after ``stop_after`` events (then close);
     ``break`` out once after ``break_at`` events and iterate the source again. ``on_status``
     is called after the outcome noted each status; ``events``, when given, is the list the
-    events are noted in."""
+    events are noted in; ``sources``, when given, gets the source once it is made."""
     outcome = Outcome()
     if events is not None:
         outcome.events = events
@@ -179,6 +190,8 @@ def plain_loop(
     started = time.monotonic()
     if kind in ("sync", "httpx-sync"):
         with _blocking_source(kind, config, **arguments()) as source:
+            if sources is not None:
+                sources.append(source)
             timer = threading.Timer(LIMIT, source.close)  # a watchdog only
             timer.start()
             try:
@@ -194,6 +207,8 @@ def plain_loop(
 
                 with trio.fail_after(LIMIT):
                     async with TrioSource(config, **arguments()) as source:
+                        if sources is not None:
+                            sources.append(source)
                         await _async_loop(source, take, outcome)
             elif kind == "aiohttp":
                 import aiohttp
@@ -202,11 +217,15 @@ def plain_loop(
 
                 async with aiohttp.ClientSession() as client, \
                         AiohttpSource(client, config, **arguments()) as source:
+                    if sources is not None:
+                        sources.append(source)
                     await asyncio.wait_for(_async_loop(source, take, outcome), LIMIT)
             else:
                 from sse_core.adapters.asyncio import EventSource as AsyncioSource
 
                 async with AsyncioSource(config, **arguments()) as source:
+                    if sources is not None:
+                        sources.append(source)
                     await asyncio.wait_for(_async_loop(source, take, outcome), LIMIT)
 
         if kind == "trio":
@@ -497,3 +516,69 @@ def test_reports_yield_the_batches() -> None:
     texts = ["".join(e.data for e in batch) for batch in batches]
     assert "".join(texts) == "abcdefg"
     assert all(1 <= len(text) <= 3 for text in texts) and len(texts) >= 3
+
+
+def later(kind: str, seconds: float, call: Callable[[], object]) -> None:
+    """Call ``call`` ``seconds`` from now, from where the adapter expects signals: another
+    thread for the blocking ones, the event loop for the async ones (on_status runs there)."""
+    if kind in ("sync", "httpx-sync"):
+        threading.Timer(seconds, call).start()
+    elif kind == "trio":
+        import trio
+
+        async def delayed() -> None:
+            await trio.sleep(seconds)
+            call()
+
+        trio.lowlevel.spawn_system_task(delayed)
+    else:
+        asyncio.get_running_loop().call_later(seconds, call)
+
+
+def test_offline_drops_the_stream_and_online_resumes(kind: str) -> None:
+    """network_offline() while streaming: the connection goes, the status is OFFLINE and
+    nothing is tried (no deadline: the adapter waits for the signal, it does not end the
+    iteration); network_online() 0.3 s later wakes it and it connects at once, resuming
+    with Last-Event-ID."""
+    held = (stream_head() + chunk(serialize_event("a", id="1")), True)
+    sources: list[Any] = []
+
+    def on_status(status: ReportStatus) -> None:
+        if status.state is ClientState.STREAMING and len(server.requests) == 1:
+            sources[0].network_offline()
+        elif status.state is ClientState.OFFLINE:
+            later(kind, 0.3, sources[0].network_online)
+
+    with Scripted([held, NO_CONTENT]) as server:
+        config = ClientConfig(url=server.url, backoff=FAST, stall_timeout=30.0)
+        outcome = plain_loop(kind, config, on_status=on_status, sources=sources)
+    assert outcome.text == "a"
+    assert outcome.error is None
+    states = [s.state for s in outcome.statuses]
+    assert states[:5] == [ClientState.CONNECTING, ClientState.CONNECTED, ClientState.STREAMING,
+                          ClientState.OFFLINE, ClientState.CONNECTING], states
+    offline, back = outcome.statuses[3], outcome.statuses[4]
+    assert offline.reason == "the network is offline"
+    assert back.since - offline.since >= 0.25  # nothing tried while offline
+    assert len(server.requests) == 2
+    assert server.requests[1][1].get("last-event-id") == "1"
+
+
+def test_network_change_replaces_the_stream_at_once(kind: str) -> None:
+    """network_changed() while streaming: the connection is replaced at once (not after
+    the 30 s stall timeout), resuming with Last-Event-ID."""
+    held = (stream_head() + chunk(serialize_event("a", id="1")), True)
+    sources: list[Any] = []
+
+    def on_status(status: ReportStatus) -> None:
+        if status.state is ClientState.STREAMING and len(server.requests) == 1:
+            sources[0].network_changed()
+
+    with Scripted([held, NO_CONTENT]) as server:
+        config = ClientConfig(url=server.url, backoff=FAST, stall_timeout=30.0)
+        outcome = plain_loop(kind, config, on_status=on_status, sources=sources)
+    assert outcome.text == "a"
+    assert outcome.seconds < 10.0
+    assert [s.reason for s in outcome.statuses if s.state is ClientState.CONNECTING][1] == (
+        "the network changed")
+    assert server.requests[1][1].get("last-event-id") == "1"
