@@ -248,7 +248,7 @@ class EventStreamServer(ServerBase):
             The stored event, with the id the replay log gave it.
         """
         broadcaster = self._broadcaster
-        stored = broadcaster.publish(event, self._clock())
+        stored = self._append(event)
         # Only the streams whose socket takes bytes are written to; the others are written
         # when it does again (resume_writing), unless they were dropped meanwhile.
         for protocol in list(self._writable):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypedDict, TypeVar, cast
 
@@ -189,7 +190,9 @@ class RequestDriver:
         """The response head of the request in flight arrived (after redirects)."""
         return self._carry(self._session.on_response(status, headers, now))
 
-    def on_data(self, data: bytes, now: float) -> list[_Output]:
+    def on_data(
+        self, data: bytes, now: float, *, wall_now: float | None = None
+    ) -> list[_Output]:
         """Body bytes arrived, as sent (``b""``: the body ended). Ignored when no request is
         in flight (what is left of a response the session let go of, read in the same step
         as its end)."""
@@ -199,7 +202,7 @@ class RequestDriver:
             self._is_in_flight = False
             ended: list[_Output] = [Disconnect(reason="response ended")]
             return ended + self._carry(self._session.on_eof(now))
-        return self._carry(self._session.on_data(data, now))
+        return self._carry(self._session.on_data(data, now, wall_now=wall_now))
 
     def on_connection_error(self, now: float, reason: str) -> list[_Output]:
         """The request failed, or its response broke (ignored when none is in flight)."""
@@ -271,6 +274,7 @@ class ClientBase(AdapterBase):
         options = options_or_default(options, ClientOptions)
         session = ClientSession(config, rng=rng if rng is not None else random.Random())
         self._http = self._glue(session, options)
+        self._is_latency_measured = config.is_latency_measured
         self._options = options
         self._ssl_context = options.ssl_context
         self._on_status = on_status
@@ -472,8 +476,10 @@ class ClientBase(AdapterBase):
         self._outputs.extend(self._http.on_response(status, headers, self._clock()))
 
     def _received(self, data: bytes) -> None:
-        """Bytes arrived (``b""``: the peer closed the connection)."""
-        self._outputs.extend(self._http.on_data(data, self._clock()))
+        """Bytes arrived (``b""``: the peer closed the connection); with
+        ``ClientConfig.is_latency_measured``, read with the wall clock (:func:`time.time`)."""
+        wall_now = time.time() if self._is_latency_measured else None
+        self._outputs.extend(self._http.on_data(data, self._clock(), wall_now=wall_now))
 
     def _failed(self, reason: str) -> None:
         """Opening failed, or the open connection broke."""

@@ -245,6 +245,7 @@ class HTTPClient:
         self._head_deadline: float | None = None
         self._is_head_in = False
         self._is_eof = False  # the peer closed the connection in flight
+        self._wall_now: float | None = None  # the wall clock of the bytes being read
 
     @property
     def session(self) -> ClientSession:
@@ -304,13 +305,17 @@ class HTTPClient:
         parts.append(connection.send(h11.EndOfMessage()))
         return [Write(data=b"".join(part for part in parts if part))]
 
-    def on_data(self, data: bytes, now: float) -> list[ClientOutput]:
-        """Bytes arrived on the connection."""
+    def on_data(
+        self, data: bytes, now: float, *, wall_now: float | None = None
+    ) -> list[ClientOutput]:
+        """Bytes arrived on the connection (``wall_now``: the wall clock, for the latency of
+        stamped events; see :meth:`~sse_core.ClientSession.on_data`)."""
         if self._h11 is None:
             raise LocalProtocolError("on_data() with no open connection")
         if not data:
             return self.on_eof(now)
         self._h11.receive_data(data)
+        self._wall_now = wall_now
         return self._read(now)
 
     def on_eof(self, now: float) -> list[ClientOutput]:
@@ -402,7 +407,10 @@ class HTTPClient:
             if isinstance(event, h11.Response):
                 outputs += self._on_head(event, now)
             elif isinstance(event, h11.Data):
-                outputs += self._carry(self._session.on_data(bytes(event.data), now), now)
+                body = bytes(event.data)
+                outputs += self._carry(
+                    self._session.on_data(body, now, wall_now=self._wall_now), now
+                )
             elif isinstance(event, h11.EndOfMessage):
                 # The body ended: this connection is done either way.
                 self._forget()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -16,8 +17,9 @@ import attrs
 from .. import ServerConfig
 from .._broadcast import Broadcaster, Poller, Subscriber
 from .._errors import InvalidConfigError
+from .._events import Event
 from .._longpoll import LONG_POLL_CONTENT_TYPE
-from .._replay import ReplayConfig, ReplayLog
+from .._replay import ReplayConfig, ReplayLog, StoredEvent
 from .._types import header_value
 from .._validators import positive_int
 from ._base import AdapterBase, options_or_default
@@ -169,6 +171,12 @@ class ServerBase(AdapterBase):
         self._waiters: dict[object, tuple[int, Callable[[], object]]] = {}
         self._waiters_lock = threading.Lock()
         self._setup()
+
+    def _append(self, event: Event) -> StoredEvent:
+        """Publish ``event`` on the broadcaster, now; stamped with the wall clock's send
+        time when ``ServerConfig.is_send_time_stamped`` (for the clients' latency)."""
+        wall_now = time.time() if self._config.is_send_time_stamped else None
+        return self._broadcaster.publish(event, self._clock(), wall_now=wall_now)
 
     @property
     def broadcaster(self) -> Broadcaster:

@@ -194,7 +194,7 @@ class EventStreamServer(ServerBase):
             The stored event (its id as assigned by the log).
         """
         with self._lock:
-            stored = self._broadcaster.publish(event, self._clock())
+            stored = self._append(event)
             self._wake_locked()
         return stored
 

@@ -172,7 +172,7 @@ class EventStreamServer(ServerBase):
         Returns:
             The stored event, with its id.
         """
-        stored = self._broadcaster.publish(event, self._clock())
+        stored = self._append(event)
         for connection in list(self._connections):
             connection.wake()
         return stored

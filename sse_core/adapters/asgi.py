@@ -116,7 +116,7 @@ class EventStream(ServerBase):
         """
         if self._is_closing:
             raise LocalProtocolError("publish() after aclose()")
-        stored = self._broadcaster.publish(event, self._clock())
+        stored = self._append(event)
         for connection in list(self._connections.values()):
             self._wake(connection)
         return stored

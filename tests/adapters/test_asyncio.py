@@ -1113,3 +1113,28 @@ def test_our_client_against_aiohttp_sse() -> None:
             await runner.cleanup()
 
     run(main)
+
+
+def test_stamped_events_give_the_client_its_latency() -> None:
+    """ServerConfig.is_send_time_stamped on the server and ClientConfig.is_latency_measured
+    on the client: the server stamps each published event with its wall clock, the client
+    reads them with its own, and the latency histogram counts every event (loopback: well
+    under a second); the events are the ones published, stamps unseen."""
+
+    async def main() -> None:
+        server, url = await started_server(
+            config=ServerConfig(heartbeat_interval=None, is_send_time_stamped=True)
+        )
+        source = EventSource(config(url, is_latency_measured=True))
+        watch = Watch(source)
+        await watch.until_state(ClientState.STREAMING)
+        for n in range(20):
+            server.publish(Event(data=f"e{n}"))
+        await watch.until_events(20)
+        assert [e.data for e in watch.events] == [f"e{n}" for n in range(20)]
+        latency = source.metrics.latency
+        assert latency.count == 20 and 0.0 <= latency.maximum < 1.0
+        await watch.aclose()
+        await server.aclose()
+
+    run(main)
