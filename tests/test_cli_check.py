@@ -1,8 +1,9 @@
 """``sse-core check``: the checks on hand-made observations, then the whole command (run as
 ``python -m sse_core._cli check URL --json``) against real servers.
 
-- sse_core's own servers -- the asyncio ``EventStreamServer`` (a replay log, heartbeats), the
-  ASGI broadcast app and the per-request ``StreamResponse`` under uvicorn -- pass every item.
+- sse_core's own servers -- the asyncio, trio and blocking ``EventStreamServer`` (a replay
+  log, heartbeats), the ASGI broadcast app and the per-request ``StreamResponse`` under
+  uvicorn -- pass every item.
 - Deliberately broken local servers (:class:`RawServer`, raw asyncio sockets) each fail the
   item they break and no other.
 - Peers nobody here wrote -- sse-starlette under uvicorn, aiohttp-sse, better-sse (Node) --
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -436,14 +437,81 @@ def asyncio_stream_server() -> Iterator[str]:
         thread.close()
 
 
-@pytest.mark.parametrize("name", ["asyncio", "broadcast", "response"])
+def _ticks(publish: Callable[[Event], object], stop: threading.Event) -> threading.Thread:
+    """A thread publishing ``tick N`` every 0.2 s until ``stop`` is set."""
+
+    def run() -> None:
+        number = 0
+        while not stop.wait(0.2):
+            number += 1
+            publish(Event(data=f"tick {number}"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def sync_stream_server() -> Iterator[str]:
+    """sse_core's blocking-sockets EventStreamServer (its own thread), configured as the
+    asyncio one above."""
+    from sse_core.adapters.sync import EventStreamServer as SyncServer
+
+    server = SyncServer(ReplayLog(), config=ServerConfig(heartbeat_interval=1.0, retry=1500),
+                        options=ServerOptions(path="/events"))
+    stop = threading.Event()
+    with server:  # started
+        ticking = _ticks(server.publish, stop)
+        try:
+            yield f"http://127.0.0.1:{server.address[1]}/events"
+        finally:
+            stop.set()
+            ticking.join(TIMEOUT)
+
+
+@contextlib.contextmanager
+def trio_stream_server() -> Iterator[str]:
+    """sse_core's trio EventStreamServer, run by ``trio.run`` in a thread of its own,
+    configured as the asyncio one above."""
+    trio = pytest.importorskip("trio")
+    from sse_core.adapters.trio import EventStreamServer as TrioServer
+
+    address: list[tuple[str, int]] = []
+    ready, stop = threading.Event(), threading.Event()
+
+    async def main() -> None:
+        server = TrioServer(ReplayLog(), config=ServerConfig(heartbeat_interval=1.0, retry=1500),
+                            options=ServerOptions(path="/events"))
+        async with server:
+            address.append(server.address)
+            ready.set()
+            number = 0
+            while not stop.is_set():
+                await trio.sleep(0.2)
+                number += 1
+                server.publish(Event(data=f"tick {number}"))
+
+    thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(TIMEOUT), "the trio server did not start"
+        yield f"http://127.0.0.1:{address[0][1]}/events"
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+
+
+@pytest.mark.parametrize("name", ["asyncio", "trio", "sync", "broadcast", "response"])
 def test_sse_cores_own_servers_pass_every_item(name: str, tmp_path: Path) -> None:
-    """sse_core's asyncio server, its ASGI broadcast app and its per-request response under
-    uvicorn, configured as the docs advise, pass every judged item, even with --strict."""
-    if name != "asyncio":
+    """sse_core's asyncio, trio and blocking servers, its ASGI broadcast app and its
+    per-request response under uvicorn, configured as the docs advise, pass every judged
+    item, even with --strict."""
+    if name in ("broadcast", "response"):
         pytest.importorskip("uvicorn", reason="uvicorn is in the peers extra")
         pytest.importorskip("starlette", reason="starlette is in the peers extra")
-    serving = asyncio_stream_server() if name == "asyncio" else app_server(name, tmp_path)
+    own = {"asyncio": asyncio_stream_server, "trio": trio_stream_server,
+           "sync": sync_stream_server}
+    serving = own[name]() if name in own else app_server(name, tmp_path)
     with serving as url:
         code, report = run_check(url, "--strict")
     assert verdicts(report) == {}, report
