@@ -17,7 +17,7 @@ if [ ! -x "$venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$venv"
 fi
 py=$PWD/$venv/bin/python
-"$py" -m pip install -q --disable-pip-version-check 'pytest>=8' 'hypothesis>=6.100' \
+"$py" -m pip install -q --disable-pip-version-check 'pytest>=8' 'pytest-timeout>=2.2' 'hypothesis>=6.100' \
     'attrs>=23.1' 2>&1 | { grep -v "is ignored" || true; }
 
 . .ci/sanitized_build.sh

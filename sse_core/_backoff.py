@@ -334,21 +334,10 @@ class Backoff(MonotonicNow):
             ClockError: when ``now`` is not finite or earlier than a previous ``now``.
         """
         self._take_now(now)
-        was_up = False
-        match self._state:
-            case BackoffState.GAVE_UP:
-                assert self._gave_up is not None
-                return self._gave_up
-            case BackoffState.CONNECTED:
-                assert self._connected_at is not None
-                was_up = True
-                if now - self._connected_at >= self._config.healthy_after:
-                    self._clear_outage()
-                self._connected_at = None
-            case BackoffState.IDLE | BackoffState.WAITING:
-                pass
-            case _:  # pragma: no cover
-                _assert_never(self._state)
+        if self._state is BackoffState.GAVE_UP:
+            assert self._gave_up is not None
+            return self._gave_up
+        was_up = self._leave_connected(now)
 
         config = self._config
         if self._outage_started_at is None:
@@ -384,19 +373,20 @@ class Backoff(MonotonicNow):
             ClockError: when ``now`` is not finite or earlier than a previous ``now``.
         """
         self._take_now(now)
-        match self._state:
-            case BackoffState.GAVE_UP:
-                return
-            case BackoffState.CONNECTED:
-                assert self._connected_at is not None
-                if now - self._connected_at >= self._config.healthy_after:
-                    self._clear_outage()
-                self._connected_at = None
-            case BackoffState.IDLE | BackoffState.WAITING:
-                pass
-            case _:  # pragma: no cover
-                _assert_never(self._state)
-        self._state = BackoffState.IDLE
+        if self._state is not BackoffState.GAVE_UP:
+            self._leave_connected(now)
+            self._state = BackoffState.IDLE
+
+    def _leave_connected(self, now: float) -> bool:
+        """A connection ends (from any state but ``GAVE_UP``): one that was up for
+        ``healthy_after`` ends the outage. Whether one was up."""
+        if self._state is not BackoffState.CONNECTED:
+            return False
+        assert self._connected_at is not None
+        if now - self._connected_at >= self._config.healthy_after:
+            self._clear_outage()
+        self._connected_at = None
+        return True
 
     def reset(self) -> None:
         """Forget the current outage and any give-up, as if the connection had been healthy.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import ssl
 import sys
 import time
 
@@ -15,6 +16,7 @@ __all__ = [
     "non_negative_float",
     "positive_float",
     "positive_int",
+    "tls_context",
 ]
 
 class Exit(enum.IntEnum):
@@ -78,3 +80,19 @@ def non_negative_float(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number, 0 or more, got {text}")
     return value
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context ``--insecure`` / ``--cacert`` ask for, or ``None`` (the system's).
+
+    Raises:
+        OSError: the CA file cannot be read.
+        ssl.SSLError: it holds no certificate.
+    """
+    if not args.insecure and args.cacert is None:
+        return None
+    context = ssl.create_default_context(cafile=args.cacert)
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ._check_judge import judge
 from ._check_records import Report
-from ._common import Exit, header, positive_float
+from ._common import Exit, header, positive_float, tls_context
 
 __all__ = ["add_parser", "run"]
 
@@ -46,14 +46,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                         help="exit with 1 when an item warns")
 
 
-def _context(args: argparse.Namespace) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=args.cacert)
-    if args.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def run(args: argparse.Namespace) -> int:
     """Check ``args.url`` and print the report.
 
@@ -71,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return Exit.USAGE
     try:
-        context = _context(args) if parts.scheme == "https" else None
+        context = None
+        if parts.scheme == "https":  # the system's trust store unless told otherwise
+            context = tls_context(args) or ssl.create_default_context()
     except OSError as error:
         print(f"sse-core check: --cacert: {error}", file=sys.stderr)
         return Exit.USAGE

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 from .. import ClientConfig, Event, HTTPStatusError, InvalidConfigError, StreamError, serialize
 from .._actions import ClientState, Deliver, ReportDropped, ReportGap, ReportStatus, ReportTransport
 from ..state import BackoffConfig
-from ._common import Exit, Status, header, non_negative_float, positive_float, positive_int
+from ._common import (
+    Exit,
+    Status,
+    header,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    tls_context,
+)
 
 if TYPE_CHECKING:  # the adapters need the http extra: imported only when listening
     from .. import ClientSession
@@ -108,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     status = Status(is_quiet=args.quiet)
     try:
         config = _config(args)
-        ssl_context = _ssl_context(args)
+        ssl_context = tls_context(args)
         transport = _transport(args)
     except (InvalidConfigError, ValueError, OSError) as error:
         print(f"sse-core listen: {error}", file=sys.stderr)
@@ -181,22 +189,6 @@ def _config(args: argparse.Namespace) -> ClientConfig:
         backoff=BackoffConfig(max_attempts=args.max_attempts),
         **body,
     )
-
-
-def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The TLS context ``--insecure`` / ``--cacert`` ask for, or ``None`` (the system's).
-
-    Raises:
-        OSError: the CA file cannot be read.
-        ssl.SSLError: it holds no certificate.
-    """
-    if not args.insecure and args.cacert is None:
-        return None
-    context = ssl.create_default_context(cafile=args.cacert)
-    if args.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def _transport(args: argparse.Namespace) -> str:
