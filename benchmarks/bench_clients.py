@@ -8,8 +8,9 @@ no server work is timed); each client reads it until it has counted every event 
 the last one's data. Contenders, on the same server bytes:
 
 - sse_core's socket clients: ``adapters.asyncio``, ``adapters.trio``, ``adapters.sync``;
-- sse_core's drivers over the user's client: ``adapters.httpx`` (``httpx.AsyncClient``),
-  and the sync, trio and aiohttp drivers where this version of sse_core has them;
+- sse_core's drivers over the user's client: ``adapters.httpx`` (``EventSource`` on an
+  ``httpx.AsyncClient``, ``SyncEventSource`` on an ``httpx.Client``, ``TrioEventSource``)
+  and ``adapters.aiohttp`` (``EventSource`` on an ``aiohttp.ClientSession``);
 - httpx-sse over ``httpx.AsyncClient`` and over ``httpx.Client`` (the usual peer).
 
 Workloads: ``small`` (~100-byte events, no ids), ``big`` (4 KiB events), ``ids`` (~100-byte
@@ -176,6 +177,46 @@ def sse_core_httpx(url: str, events: int) -> tuple[str, float]:
     return asyncio.run(read())
 
 
+def sse_core_httpx_sync(url: str, events: int) -> tuple[str, float]:
+    import httpx
+
+    from sse_core.adapters.httpx import SyncEventSource
+
+    with httpx.Client() as client:
+        started = time.perf_counter()
+        with SyncEventSource(client, _config(url)) as source:
+            return _count(iter(source), events), time.perf_counter() - started
+
+
+def sse_core_httpx_trio(url: str, events: int) -> tuple[str, float]:
+    import httpx
+    import trio
+
+    from sse_core.adapters.httpx import TrioEventSource
+
+    async def read() -> tuple[str, float]:
+        async with httpx.AsyncClient() as client:
+            started = time.perf_counter()
+            async with TrioEventSource(client, _config(url)) as source:
+                return await _count_async(aiter(source), events), time.perf_counter() - started
+
+    return trio.run(read)
+
+
+def sse_core_aiohttp(url: str, events: int) -> tuple[str, float]:
+    import aiohttp
+
+    from sse_core.adapters.aiohttp import EventSource
+
+    async def read() -> tuple[str, float]:
+        async with aiohttp.ClientSession() as client:
+            started = time.perf_counter()
+            async with EventSource(client, _config(url)) as source:
+                return await _count_async(aiter(source), events), time.perf_counter() - started
+
+    return asyncio.run(read())
+
+
 def httpx_sse_async(url: str, events: int) -> tuple[str, float]:
     import httpx
     from httpx_sse import aconnect_sse
@@ -219,6 +260,9 @@ CONTENDERS = [
     Contender("sse_core trio", sse_core_trio, "async", True, "trio"),
     Contender("sse_core sync", sse_core_sync, "sync", True),
     Contender("sse_core httpx driver", sse_core_httpx, "async", True, "httpx"),
+    Contender("sse_core httpx sync", sse_core_httpx_sync, "sync", True, "httpx"),
+    Contender("sse_core httpx trio", sse_core_httpx_trio, "async", True, "trio"),
+    Contender("sse_core aiohttp", sse_core_aiohttp, "async", True, "aiohttp"),
     Contender("httpx-sse async", httpx_sse_async, "async", False, "httpx_sse"),
     Contender("httpx-sse sync", httpx_sse_sync, "sync", False, "httpx_sse"),
 ]

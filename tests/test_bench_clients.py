@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-for _peer in ("httpx", "httpx_sse", "trio"):
+for _peer in ("httpx", "httpx_sse", "trio", "aiohttp"):
     pytest.importorskip(_peer, reason=f"benchmark peer {_peer} is not installed (bench extra)")
 
 from benchmarks import bench_clients as bench  # noqa: E402
