@@ -118,11 +118,13 @@ async def _live(seed: int, events: int, interval: float) -> bool:
         print(f"     connection {number}: {text}")
     restart_at = events * interval * 0.7
     print(f"     then: server restart on another port (same replay log) at {restart_at:.1f} s")
-    print(f"   the client: stall timeout {_number(_STALL_TIMEOUT)} s, data stale after "
-          f"{_number(_STALE_AFTER)} s without a byte (heartbeats every 0.5 s)")
-    print(f"   health: alert on more than {_HEALTH.max_reconnections} reconnections within "
-          f"{_number(_HEALTH.window)} s, resolved after {_number(_HEALTH.resolve_after)} s "
-          f"clear; checked every {_number(_HEALTH_INTERVAL)} s")
+    print(f"   the client: stall timeout {_number(_STALL_TIMEOUT)} s; its data may be stale "
+          f"after {_number(_STALE_AFTER)} s")
+    print("     without a byte (the server sends a heartbeat every 0.5 s when idle)")
+    print(f"   health, checked every {_number(_HEALTH_INTERVAL)} s: alert on more than "
+          f"{_HEALTH.max_reconnections} reconnections")
+    print(f"     within {_number(_HEALTH.window)} s, resolved after "
+          f"{_number(_HEALTH.resolve_after)} s clear")
     print()
 
     config = ClientConfig(
@@ -201,12 +203,12 @@ async def _live(seed: int, events: int, interval: float) -> bool:
             except asyncio.TimeoutError:
                 say("LATE", "the client did not catch up in time")
             else:
-                say("CAUGHT UP", f"all {events} events delivered")
-            if monitor.alerting:  # the faults are over: open alerts resolve in bounded time
-                say("", "the stream stays open until the open alerts resolve")
-                deadline = time.monotonic() + _RESOLVE_WAIT
-                while monitor.alerting and time.monotonic() < deadline:
-                    await asyncio.sleep(_HEALTH_INTERVAL)
+                wait = "; the stream stays open until the alerts resolve"
+                say("CAUGHT UP", f"all {events} events delivered{wait * bool(monitor.alerting)}")
+            # The faults are over: an open alert resolves within a window and a hold time.
+            deadline = time.monotonic() + _RESOLVE_WAIT
+            while monitor.alerting and time.monotonic() < deadline:
+                await asyncio.sleep(_HEALTH_INTERVAL)
     finally:
         publisher.cancel()
         for task in tasks:
