@@ -9,7 +9,8 @@ Every other command (``listen``, ``serve`` ...) is the ``sse-core`` command line
 
 ``python -m sse_core demo`` shows the library end to end, on one screen. First live, on
 loopback: an asyncio server, a fault-injecting proxy and an asyncio client, with faults
-hitting one after another (see :mod:`sse_core._live_demo`; it needs the ``http`` extra). Then
+hitting one after another, and the client's status, staleness and health alerts (raised and
+resolved) shown as they happen (see :mod:`sse_core._live_demo`; it needs the ``http`` extra). Then
 the protocol core on its own: a "server" serializes a stream; the bytes cross a deliberately
 hostile "network" that cuts them at random points (inside fields and inside UTF-8
 characters) and swaps line endings; the parser rebuilds every event. Then the failure modes:
@@ -107,7 +108,8 @@ def demo(seed: int) -> int:
     print(f"sse_core demo (seed {seed})\n")
 
     print("1. Live on loopback: an asyncio server, a fault-injecting proxy and an asyncio")
-    print("   client. Faults hit one after another; the client's status as it happens:")
+    print("   client. Faults hit one after another; the client's status, whether its data")
+    print("   may be stale, and the health monitor's alerts, as they happen:")
     is_live_ok = live_demo(seed)
 
     print("\n2. The server writes a stream; the serializer makes every field safe.")
