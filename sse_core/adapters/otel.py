@@ -24,57 +24,9 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .._metrics import Histogram, Metrics, ServerMetrics
 from .._version import __version__
-from ._exporters import MetricsSource, Sources, le_label
+from ._exporters import BUFFERS, MetricsSource, Sources, le_label, series
 
 __all__ = ["MetricsInstruments"]
-
-# (Metrics field, name after sse.client., unit, description)
-_CLIENT_COUNTERS = (
-    ("connection_attempts", "connection.attempts", "{attempt}", "Connection attempts started."),
-    ("connection_failures", "connection.failures", "{attempt}",
-     "Attempts that ended before their response was accepted."),
-    ("messages_received", "messages.received", "{message}",
-     "Events delivered to the application."),
-    ("messages_deduplicated", "messages.deduplicated", "{message}",
-     "Events dropped as already seen."),
-    ("reconnections", "reconnections", "{reconnection}",
-     "Connections re-established after a loss."),
-    ("gaps_reported", "gaps", "{gap}", "Gaps in the event sequence reported."),
-    ("events_missed", "events.missed", "{event}", "Events the gaps of known size lost."),
-    ("gaps_of_unknown_size", "gaps.unknown_size", "{gap}", "Gaps whose size nobody knows."),
-    ("latency_skewed", "latency.skewed", "{event}",
-     "Stamps later than their arrival (clock skew), left out of the latency."),
-)
-# (Metrics field, name after sse.client., unit of the count, description)
-_CLIENT_HISTOGRAMS = (
-    ("connections", "connection.duration", "{connection}",
-     "How long connections were up, for those that ended"),
-    ("time_to_reconnect", "reconnection.duration", "{reconnection}",
-     "From losing a connection to having the next one up"),
-    ("latency", "latency", "{event}",
-     "From the server's stamp to the arrival, for stamped events (includes clock skew)"),
-)
-_CLIENT_RATIOS = (
-    ("stream_completion_rate", "stream.completion_ratio",
-     "Events delivered / events sent; no value while unknown."),
-    ("connection_failure_rate", "connection.failure_ratio",
-     "Failed attempts / attempts; no value before the first attempt."),
-)
-_BUFFERS = ("sequencer", "assembler", "batcher")
-# (ServerMetrics field, name after sse.server., unit, description)
-_SERVER_COUNTERS = (
-    ("events_published", "events.published", "{event}", "Events published."),
-    ("bytes_sent", "bytes_sent", "By", "Body bytes handed to subscribers (after compression)."),
-    ("queue_drops", "queue_drops", "{client}", "Subscribers dropped for falling behind."),
-    ("replays_served", "replays.served", "{replay}", "Resumptions served with a replay."),
-    ("too_old_resumes", "resumes.too_old", "{resume}",
-     "Resumptions whose events the log had evicted."),
-    ("unknown_id_resumes", "resumes.unknown_id", "{resume}",
-     "Resumptions from an id the log cannot place."),
-    ("replays_put_off", "replays.put_off", "{client}",
-     "Clients asked to come back later (max_replays)."),
-    ("send_timeouts", "send_timeouts", "{client}", "Clients let go after a write timed out."),
-)
 
 _Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
@@ -120,15 +72,17 @@ class MetricsInstruments(Sources):
 
     def _create_client_instruments(self, prefix: str) -> None:
         meter = self._meter
-        for field, name, unit, text in _CLIENT_COUNTERS:
+        for row in series("client", "counter"):
             meter.create_observable_counter(
-                prefix + name, [self._client_field(field)], unit=unit, description=text
+                prefix + row.otel, [self._client_field(row.field)], unit=row.unit,
+                description=row.text,
             )
-        for field, name, unit, text in _CLIENT_HISTOGRAMS:
+        for row in series("client", "histogram"):
+            name, field, text = row.otel, row.field, row.text.rstrip(".")
             for part, part_unit, read in (
-                ("count", unit, _histogram_count),
+                ("count", row.unit, _histogram_count),
                 ("sum", "s", _histogram_sum),
-                ("bucket", unit, _histogram_buckets),
+                ("bucket", row.unit, _histogram_buckets),
             ):
                 meter.create_observable_counter(
                     f"{prefix}{name}.{part}", [self._client_histogram(field, read)],
@@ -138,9 +92,10 @@ class MetricsInstruments(Sources):
                 f"{prefix}{name}.p99", [self._client_histogram(field, _histogram_p99)],
                 unit="s", description=f"{text}: 99th percentile, estimated within its bucket.",
             )
-        for field, name, text in _CLIENT_RATIOS:
+        for row in series("client", "ratio"):
             meter.create_observable_gauge(
-                prefix + name, [self._client_field(field)], unit="1", description=text
+                prefix + row.otel, [self._client_field(row.field)], unit=row.unit,
+                description=row.text,
             )
         meter.create_observable_up_down_counter(
             prefix + "buffer.messages", [self._buffered], unit="{message}",
@@ -153,9 +108,10 @@ class MetricsInstruments(Sources):
             prefix + "connected_clients", [self._server_field("connected_clients")],
             unit="{client}", description="Subscribers now.",
         )
-        for field, name, unit, text in _SERVER_COUNTERS:
+        for row in series("server", "counter"):
             meter.create_observable_counter(
-                prefix + name, [self._server_field(field)], unit=unit, description=text
+                prefix + row.otel, [self._server_field(row.field)], unit=row.unit,
+                description=row.text,
             )
 
     def _client_field(self, field: str) -> _Callback:
@@ -178,7 +134,7 @@ class MetricsInstruments(Sources):
 
     def _buffered(self, options: CallbackOptions) -> Iterator[Observation]:
         for attributes, metrics in self._client_snapshots():
-            for buffer in _BUFFERS:
+            for buffer in BUFFERS:
                 yield Observation(
                     getattr(metrics, f"buffered_in_{buffer}"), {**attributes, "sse.buffer": buffer}
                 )

@@ -21,52 +21,9 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from .._metrics import Histogram, Metrics, ServerMetrics
-from ._exporters import MetricsSource, Sources, le_label
+from ._exporters import BUFFERS, MetricsSource, Sources, le_label, series
 
 __all__ = ["MetricsCollector"]
-
-
-# (Metrics field, name without the sse_client_ prefix and _total, help)
-_CLIENT_COUNTERS = (
-    ("connection_attempts", "connection_attempts", "Connection attempts started."),
-    ("connection_failures", "connection_failures",
-     "Attempts that ended before their response was accepted."),
-    ("messages_received", "messages_received", "Events delivered to the application."),
-    ("messages_deduplicated", "messages_deduplicated", "Events dropped as already seen."),
-    ("reconnections", "reconnections", "Connections re-established after a loss."),
-    ("gaps_reported", "gaps", "Gaps in the event sequence reported."),
-    ("events_missed", "events_missed", "Events the gaps of known size lost."),
-    ("gaps_of_unknown_size", "gaps_unknown_size", "Gaps whose size nobody knows."),
-    ("latency_skewed", "latency_skewed",
-     "Stamps later than their arrival (clock skew), left out of the latency."),
-)
-# (Metrics field, name without the sse_client_ prefix, help)
-_CLIENT_HISTOGRAMS = (
-    ("connections", "connection_duration_seconds",
-     "How long connections were up, for those that ended."),
-    ("time_to_reconnect", "time_to_reconnect_seconds",
-     "From losing a connection to having the next one up."),
-    ("latency", "latency_seconds",
-     "From the server's stamp to the arrival, for stamped events (includes clock skew)."),
-)
-_CLIENT_RATIOS = (
-    ("stream_completion_rate", "stream_completion_ratio",
-     "Events delivered / events sent; no sample while unknown."),
-    ("connection_failure_rate", "connection_failure_ratio",
-     "Failed attempts / attempts; no sample before the first attempt."),
-)
-_BUFFERS = ("sequencer", "assembler", "batcher")
-# (ServerMetrics field, name without the sse_server_ prefix and _total, help)
-_SERVER_COUNTERS = (
-    ("events_published", "events_published", "Events published."),
-    ("bytes_sent", "sent_bytes", "Body bytes handed to subscribers (after compression)."),
-    ("queue_drops", "queue_drops", "Subscribers dropped for falling behind."),
-    ("replays_served", "replays_served", "Resumptions served with a replay."),
-    ("too_old_resumes", "too_old_resumes", "Resumptions whose events the log had evicted."),
-    ("unknown_id_resumes", "unknown_id_resumes", "Resumptions from an id the log cannot place."),
-    ("replays_put_off", "replays_put_off", "Clients asked to come back later (max_replays)."),
-    ("send_timeouts", "send_timeouts", "Clients let go after a write timed out."),
-)
 
 
 class MetricsCollector(Sources, Collector):
@@ -102,24 +59,24 @@ class MetricsCollector(Sources, Collector):
 
     def _client_families(self, snapshots: list[tuple[str, Metrics]]) -> Iterator[Metric]:
         prefix = self._client_prefix
-        for field, name, text in _CLIENT_COUNTERS:
-            counter = CounterMetricFamily(prefix + name, text, labels=["stream"])
+        for row in series("client", "counter"):
+            counter = CounterMetricFamily(prefix + row.prometheus, row.text, labels=["stream"])
             for stream, metrics in snapshots:
-                counter.add_metric([stream], getattr(metrics, field))
+                counter.add_metric([stream], getattr(metrics, row.field))
             yield counter
-        for field, name, text in _CLIENT_HISTOGRAMS:
-            histogram = HistogramMetricFamily(prefix + name, text, labels=["stream"])
+        for row in series("client", "histogram"):
+            histogram = HistogramMetricFamily(prefix + row.prometheus, row.text, labels=["stream"])
             for stream, metrics in snapshots:
-                recorded: Histogram = getattr(metrics, field)
+                recorded: Histogram = getattr(metrics, row.field)
                 histogram.add_metric(
                     [stream], [(le_label(le), count) for le, count in recorded.cumulative()],
                     recorded.total,
                 )
             yield histogram
-        for field, name, text in _CLIENT_RATIOS:
-            ratio = GaugeMetricFamily(prefix + name, text, labels=["stream"])
+        for row in series("client", "ratio"):
+            ratio = GaugeMetricFamily(prefix + row.prometheus, row.text, labels=["stream"])
             for stream, metrics in snapshots:
-                value = getattr(metrics, field)
+                value = getattr(metrics, row.field)
                 if value is not None:
                     ratio.add_metric([stream], value)
             yield ratio
@@ -128,7 +85,7 @@ class MetricsCollector(Sources, Collector):
             labels=["stream", "buffer"],
         )
         for stream, metrics in snapshots:
-            for buffer in _BUFFERS:
+            for buffer in BUFFERS:
                 buffered.add_metric([stream, buffer], getattr(metrics, f"buffered_in_{buffer}"))
         yield buffered
 
@@ -140,8 +97,8 @@ class MetricsCollector(Sources, Collector):
         for server, metrics in snapshots:
             connected.add_metric([server], metrics.connected_clients)
         yield connected
-        for field, name, text in _SERVER_COUNTERS:
-            counter = CounterMetricFamily(prefix + name, text, labels=["server"])
+        for row in series("server", "counter"):
+            counter = CounterMetricFamily(prefix + row.prometheus, row.text, labels=["server"])
             for server, metrics in snapshots:
-                counter.add_metric([server], getattr(metrics, field))
+                counter.add_metric([server], getattr(metrics, row.field))
             yield counter
