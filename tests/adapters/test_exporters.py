@@ -5,8 +5,14 @@ output, parsed back with its own parser) and the OpenTelemetry SDK collects the 
 
 from __future__ import annotations
 
+import asyncio
 import random
+import re
+import threading
+import urllib.request
+from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
@@ -28,6 +34,7 @@ from sse_core import (  # noqa: E402
     Metrics,
     ServerConfig,
 )
+from sse_core.adapters._exporters import SERIES  # noqa: E402
 from sse_core.adapters.asyncio import EventSource  # noqa: E402
 from sse_core.adapters.otel import MetricsInstruments  # noqa: E402
 from sse_core.adapters.prometheus import MetricsCollector  # noqa: E402
@@ -312,3 +319,71 @@ def test_a_torn_snapshot_is_read_again() -> None:
     families = scrape(MetricsCollector({"s": torn}))
     assert value(families["sse_client_messages_received"], "_total") == 3
     assert torn.reads >= 2
+
+
+def test_the_docs_table_names_every_series_as_exported() -> None:
+    """docs/adapters/exporters.rst's table lists each exported field under the names the
+    exporters really use (Prometheus with ``_total`` on counters), and nothing else."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "adapters" / "exporters.rst"
+    rows = re.findall(r"^.*?  ``(sse_\w+)(?:\{[^`]*\})?``.*?  ``(sse\.[\w.]+?)(?:\.\{[\w,.]+\})?``",
+                      page.read_text(encoding="utf-8"), re.M)
+    documented = set(rows)
+    exported = {
+        (f"sse_{row.side}_{row.prometheus}" + ("_total" if row.kind == "counter" else ""),
+         f"sse.{row.side}.{row.otel}")
+        for row in SERIES
+    }
+    gauges = {("sse_client_buffered_messages", "sse.client.buffer.messages"),
+              ("sse_server_connected_clients", "sse.server.connected_clients")}
+    assert documented == exported | gauges
+
+
+def test_scrapes_over_http_while_events_stream() -> None:
+    """Prometheus' own WSGI app, served from a thread on loopback, scraped over HTTP while a
+    real client receives: every scrape parses, the counter never goes back and never passes
+    what was published, and the last scrape, after the stream settles, counts them all."""
+
+    async def main() -> None:
+        server, url = await started_server()
+        source = EventSource(config(url))
+        watch = Watch(source)
+        registry = prometheus_client.CollectorRegistry()
+        registry.register(MetricsCollector({"live": source}, {"main": server.broadcaster}))
+        httpd = make_server("127.0.0.1", 0, prometheus_client.make_wsgi_app(registry),
+                            handler_class=_QuietHandler)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        endpoint = f"http://127.0.0.1:{httpd.server_port}/metrics"
+
+        def received() -> float:
+            with urllib.request.urlopen(endpoint, timeout=10) as response:
+                text = response.read().decode()
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            return value(families["sse_client_messages_received"], "_total", stream="live")
+
+        try:
+            await watch.until_state(ClientState.STREAMING)
+            seen: list[float] = []
+            published = 0
+            for _ in range(10):
+                for _ in range(30):
+                    server.publish(Event(data=f"tick {published}"))
+                    published += 1
+                seen.append(await asyncio.to_thread(received))
+                assert seen[-1] <= published
+            await watch.until_events(published)
+            seen.append(await asyncio.to_thread(received))
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(10)
+            await close((server, watch))
+        assert seen == sorted(seen)
+        assert seen[-1] == published == 300
+
+    run(main)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep the test's output clean (wsgiref logs every request to stderr)."""
