@@ -177,16 +177,19 @@ declare -A promises=(
     [asgi]="sse_core.adapters.asgi"
     [trio]="sse_core.adapters.trio"
     [redis]="sse_core.adapters.redis"
+    [prometheus]="sse_core.adapters.prometheus"
+    [otel]="sse_core.adapters.otel"
     [test]="pytest hypothesis xdist sse_core.testing.strategies sse_core.adapters.asyncio
             sse_core.adapters.sync sse_core.adapters.trio sse_core.adapters.asgi"
     [peers]="httpx httpx_sse sseclient sse_starlette starlette uvicorn aiohttp aiohttp_sse
-             trustme ld_eventsource fastapi hypercorn h2 gunicorn flask django redis"
+             trustme ld_eventsource fastapi hypercorn h2 gunicorn flask django redis
+             prometheus_client opentelemetry.metrics opentelemetry.sdk.metrics"
     [bench]="httpx httpx_sse sseclient ld_eventsource sse_starlette"
     [fuzz]="atheris"
     [dev]="pytest hypothesis mypy ruff sphinx sse_core.adapters.asgi sse_core.adapters.trio
            httpx trustme uvicorn"
 )
-for extra in http asgi trio redis test peers bench fuzz dev; do
+for extra in http asgi trio redis prometheus otel test peers bench fuzz dev; do
     venv=$(venv_with "$extra" "$binary[$extra]")
     # shellcheck disable=SC2086  # the module list splits on purpose
     imports "$venv" ${promises[$extra]}
