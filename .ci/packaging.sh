@@ -176,6 +176,8 @@ declare -A promises=(
             sse_core.adapters.wsgi"
     [asgi]="sse_core.adapters.asgi"
     [trio]="sse_core.adapters.trio"
+    [httpx]="sse_core.adapters.httpx"
+    [aiohttp]="sse_core.adapters.aiohttp"
     [redis]="sse_core.adapters.redis"
     [prometheus]="sse_core.adapters.prometheus"
     [otel]="sse_core.adapters.otel"
@@ -189,7 +191,7 @@ declare -A promises=(
     [dev]="pytest hypothesis mypy ruff sphinx sse_core.adapters.asgi sse_core.adapters.trio
            httpx trustme uvicorn"
 )
-for extra in http asgi trio redis prometheus otel test peers bench fuzz dev; do
+for extra in http asgi trio httpx aiohttp redis prometheus otel test peers bench fuzz dev; do
     venv=$(venv_with "$extra" "$binary[$extra]")
     # shellcheck disable=SC2086  # the module list splits on purpose
     imports "$venv" ${promises[$extra]}
