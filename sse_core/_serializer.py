@@ -12,6 +12,7 @@ split of its bytes, :class:`~sse_core.Parser` returns the item.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from ._accelerator import speedups as _speedups
@@ -209,7 +210,9 @@ STAMP_PREFIX = "t="
 
 
 def serialize_stamp(wall_now: float) -> bytes:
-    """A send-time stamp: the comment line ``:t=<unix time in whole milliseconds>``.
+    """A send-time stamp: the comment line ``:t=<unix time in whole milliseconds>``, rounded
+    down (a stamp is never later than the send, so a client on the same clock never reads
+    one from its future).
 
     Written right before an event's lines, it is part of the event's block but no field of
     it: every WHATWG client ignores a line that starts with a colon (HTML 9.2.6), so the
@@ -223,7 +226,7 @@ def serialize_stamp(wall_now: float) -> bytes:
         LocalProtocolError: ``wall_now`` is not a finite number >= 0.
     """
     non_negative_number.check("wall_now", wall_now, error=LocalProtocolError)
-    return f":{STAMP_PREFIX}{round(wall_now * 1000)}\n".encode("ascii")
+    return f":{STAMP_PREFIX}{math.floor(wall_now * 1000)}\n".encode("ascii")
 
 
 def read_stamp(text: str) -> float | None:

@@ -23,6 +23,7 @@ from sse_core import (
     ServerConfig,
     ServerSession,
 )
+from sse_core._serializer import serialize_stamp
 from sse_core.state import (
     GAP_EVENT_TYPE,
     LATENCY_BOUNDS,
@@ -265,3 +266,13 @@ def test_comments_that_are_no_stamps_give_no_sample() -> None:
     actions = session.on_data(data, 0.2, wall_now=5.0)
     assert [e.data for e in delivered(actions)] == ["e"]
     assert (session.metrics.latency.count, session.metrics.latency_skewed) == (0, 0)
+
+
+@given(st.floats(0, 4e9, allow_nan=False))
+def test_a_stamp_is_never_later_than_the_send(wall_now: float) -> None:
+    """The stamp rounds down to whole milliseconds: read back on the same clock it is not
+    after ``wall_now`` (a client on that clock would count it as skew; a float's last bit
+    aside), and less than 1 ms before it."""
+    stamp = int(serialize_stamp(wall_now).decode().removeprefix(":t=")) / 1000
+    assert stamp - wall_now <= 1e-9
+    assert wall_now - stamp < 0.001 + 1e-9
