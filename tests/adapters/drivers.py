@@ -19,8 +19,11 @@ from sse_core import ClientConfig, Deliver, StreamError
 from sse_core.adapters._client_base import AsyncClientBase
 from tests._processes import free_port, proxied_requests, tinyproxy
 
-from .httpx_support import WORDS
 from .test_asyncio import config
+
+#: The words the chat endpoint of ``response_apps.py`` (``POST /chat``) streams back, one
+#: event each.
+WORDS = ["Hello", ", ", "wörld"]
 
 __all__ = ["WORDS", "Driver", "chat", "driver", "free_port", "proxied_requests", "settle",
            "tinyproxy"]

@@ -18,6 +18,7 @@ from sse_core.state import BackoffConfig
 from tests._processes import proxied_requests, tinyproxy
 from tests._threads import ProxyThread
 
+from .drivers import WORDS
 from .test_asyncio import field
 
 __all__ = [
@@ -35,8 +36,6 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-#: The words the chat endpoint (``response_apps.py``, ``POST /chat``) streams back.
-WORDS = ["Hello", ", ", "wörld"]
 
 
 def chat_config(config: Callable[..., ClientConfig], url: str, **kwargs: Any) -> ClientConfig:
