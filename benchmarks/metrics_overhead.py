@@ -14,7 +14,9 @@ dedup on: the default client) in chunks, in memory -- no I/O. Contenders, on the
 - ``stamped, not read``: every event stamped by the server (``:t=<ms>`` comment), the client
   not measuring latency (what stamps cost a client that ignores them);
 - ``metrics + latency``: the same stamped body, the client measuring latency, given
-  ``wall_now`` with each chunk.
+  ``wall_now`` with each chunk;
+- ``metrics + batching``: the plain body, the client grouping deliveries into batches
+  (``ClientConfig.batching``: 20 events or 50 ms; here the count decides, the clock stands).
 
 Printed: ns per event (best of the rounds, to keep a loaded machine's noise out) and the
 overhead over ``no metrics``. Target: metrics add under 10 % to the per-event cost.
@@ -30,6 +32,7 @@ from collections.abc import Callable
 from sse_core import ClientConfig, ClientSession, Event, ServerConfig, ServerSession
 from sse_core._metrics import MetricsRecorder
 from sse_core._serializer import serialize
+from sse_core.state import BatchConfig
 
 SSE = [("content-type", "text/event-stream")]
 
@@ -74,8 +77,11 @@ def _body(events: int, *, is_stamped: bool) -> bytes:
     return b"".join(out)
 
 
-def _session(*, is_counting: bool, is_latency_measured: bool) -> ClientSession:
-    config = ClientConfig(url="http://bench.test/", is_latency_measured=is_latency_measured)
+def _session(
+    *, is_counting: bool, is_latency_measured: bool, batching: BatchConfig | None = None
+) -> ClientSession:
+    config = ClientConfig(url="http://bench.test/", is_latency_measured=is_latency_measured,
+                          batching=batching)
     session = ClientSession(config, rng=random.Random(1))
     if not is_counting:
         recorder = _NoMetrics()
@@ -115,6 +121,8 @@ def main() -> None:
                                                                 is_latency_measured=False)),
         "metrics + latency": (stamped, True, lambda: _session(is_counting=True,
                                                                is_latency_measured=True)),
+        "metrics + batching": (plain, False, lambda: _session(
+            is_counting=True, is_latency_measured=False, batching=BatchConfig())),
     }
     best: dict[str, float] = {}
     for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits all alike
