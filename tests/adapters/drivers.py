@@ -6,7 +6,6 @@ request of the LLM case and small waits; a real ``tinyproxy`` on loopback comes 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import json
@@ -25,8 +24,8 @@ from .test_asyncio import config
 #: event each.
 WORDS = ["Hello", ", ", "wörld"]
 
-__all__ = ["WORDS", "Driver", "chat", "driver", "free_port", "proxied_requests", "settle",
-           "tinyproxy"]
+__all__ = ["WORDS", "Driver", "chat", "chat_config", "driver", "free_port", "proxied_requests",
+           "read_chat", "settle", "tinyproxy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,27 +97,44 @@ def driver(request: pytest.FixtureRequest) -> Driver:
 
 
 
+def chat_config(config: Callable[..., ClientConfig], url: str, **kwargs: Any) -> ClientConfig:
+    """The chat request as a driver sends it: a JSON ``POST`` of :data:`WORDS`, made by the
+    test module's ``config`` (its backoff)."""
+    return config(
+        url, method="POST", body=json.dumps({"words": WORDS}).encode(),
+        headers=(("Content-Type", "application/json"),), **kwargs,
+    )
+
+
+async def read_chat(source: Any) -> tuple[list[str], StreamError | None]:
+    """Read a chat answer from an async driver's source (asyncio or trio) inside its
+    ``async with`` block: the words it got, and what it raised."""
+    words: list[str] = []
+    try:
+        async with source:
+            reports = source.reports()
+            try:
+                async for report in reports:
+                    if not isinstance(report, Deliver):
+                        continue
+                    if report.event.event == "done":
+                        break
+                    words.append(json.loads(report.event.data)["delta"])
+            finally:
+                closing = getattr(reports, "aclose", None)  # an async generator (asyncio)
+                if closing is not None:
+                    await closing()
+    except StreamError as error:
+        return words, error
+    return words, None
+
+
 async def chat(
     source_of: Callable[[ClientConfig], AsyncClientBase], url: str, **kwargs: object
 ) -> tuple[list[str], StreamError | None]:
     """POST the chat request through a driver's source; the words it got, and what it
     raised."""
-    source = source_of(config(
-        url, method="POST", body=json.dumps({"words": WORDS}).encode(),
-        headers=(("Content-Type", "application/json"),), **kwargs,
-    ))
-    words: list[str] = []
-    try:
-        async with source, contextlib.aclosing(source.reports()) as reports:
-            async for report in reports:
-                if not isinstance(report, Deliver):
-                    continue
-                if report.event.event == "done":
-                    break
-                words.append(json.loads(report.event.data)["delta"])
-    except StreamError as error:
-        return words, error
-    return words, None
+    return await read_chat(source_of(chat_config(config, url, **kwargs)))
 
 
 async def settle() -> None:

@@ -4,7 +4,6 @@ thread of its own, for tests whose loop is trio (or none)."""
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,24 +11,24 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from sse_core import ClientConfig, ClientState, Deliver, EndCause, HTTPStatusError, StreamError
+from sse_core import ClientConfig, ClientState, EndCause, HTTPStatusError, StreamError
 from sse_core.adapters import IncomingRequest
 from sse_core.state import BackoffConfig
 from tests._processes import proxied_requests, tinyproxy
 from tests._threads import ProxyThread
 
-from .drivers import WORDS
+from .drivers import WORDS, chat_config, read_chat
 from .test_asyncio import field
 
 __all__ = [
     "assert_cut_once",
     "WORDS",
     "ProxyThread",
-    "chat",
     "chat_config",
     "gives_up_on_a_refused_port",
     "proxied_requests",
     "raises_for_404",
+    "read_chat",
     "recording",
     "tinyproxy",
 ]
@@ -37,44 +36,11 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-
-def chat_config(config: Callable[..., ClientConfig], url: str, **kwargs: Any) -> ClientConfig:
-    """The chat request as a driver sends it: a JSON ``POST`` of :data:`WORDS`, made by the
-    test module's ``config`` (its backoff)."""
-    return config(
-        url, method="POST", body=json.dumps({"words": WORDS}).encode(),
-        headers=(("Content-Type", "application/json"),), **kwargs,
-    )
-
-
 def assert_cut_once(words: list[str], error: StreamError | None) -> None:
     """A cut chat answer's outcome: a StreamError (NOT_RESUMABLE) after every word, once."""
     assert isinstance(error, StreamError)
     assert error.report.cause is EndCause.NOT_RESUMABLE, error
     assert words == WORDS  # the words came; [DONE] was cut
-
-
-async def chat(source: Any) -> tuple[list[str], StreamError | None]:
-    """Read a chat answer from an async driver's source (asyncio or trio) inside its
-    ``async with`` block: the words it got, and what it raised."""
-    words: list[str] = []
-    try:
-        async with source:
-            reports = source.reports()
-            try:
-                async for report in reports:
-                    if not isinstance(report, Deliver):
-                        continue
-                    if report.event.event == "done":
-                        break
-                    words.append(json.loads(report.event.data)["delta"])
-            finally:
-                closing = getattr(reports, "aclose", None)  # an async generator (asyncio)
-                if closing is not None:
-                    await closing()
-    except StreamError as error:
-        return words, error
-    return words, None
 
 
 def recording(

@@ -449,7 +449,8 @@ def test_a_post_streams_each_word_over_http1_and_http2_under_trio(served: Served
             http1=not is_h2, http2=is_h2, event_hooks={"response": [note]}
         ) as client:
             request = support.chat_config(config, served.url + "/chat")
-            assert await support.chat(TrioEventSource(client, request)) == (support.WORDS, None)
+            answer = await support.read_chat(TrioEventSource(client, request))
+            assert answer == (support.WORDS, None)
         assert protocols == [("HTTP/2" if is_h2 else "HTTP/1.1", "gzip")]
 
     run(body)
@@ -470,10 +471,10 @@ def test_a_post_without_ids_cut_mid_stream_is_not_sent_again(served: Served) -> 
             with support.ProxyThread((host, int(port)), plan=[Pass()]) as proxy:
                 url = "http://{}:{}/chat".format(*proxy.address)
                 request = support.chat_config(config, url, is_gzip_accepted=False)
-                whole = await support.chat(TrioEventSource(client, request))
+                whole = await support.read_chat(TrioEventSource(client, request))
                 assert whole == (support.WORDS, None)
                 proxy.schedule(CutAfter(after_bytes=proxy.stats.bytes_downstream - 20))
-                words, error = await support.chat(TrioEventSource(client, request))
+                words, error = await support.read_chat(TrioEventSource(client, request))
                 assert isinstance(error, StreamError)
                 assert error.report.cause is sse_core.EndCause.NOT_RESUMABLE, error
                 assert words == support.WORDS  # the words came; [DONE] was cut
