@@ -163,6 +163,75 @@ def test_listen_json_and_raw() -> None:
     ]
 
 
+def test_listen_json_prints_a_too_old_gap_before_the_events_kept() -> None:
+    """Resuming from an id the server's replay log (3 events) has evicted: with --json the
+    gap is a line of stdout, in its place before the 3 events still kept, as
+    ``{"gap": {...}}`` with the reason and the id resumed from; the event lines keep their
+    shape, and stderr still says it."""
+
+    async def run() -> tuple[int, str, str, list[str]]:
+        async with served(ReplayLog(ReplayConfig(max_events=3))) as server:
+            ids = [server.publish(Event(data=f"old {n}")).id for n in range(10)]
+            process = await cli("listen", url_of(server.address), "--json",
+                                "--last-event-id", ids[0], "--max-events", "3")
+            return (*await finish(process), ids)
+
+    code, out, err, ids = asyncio.run(run())
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert records == [
+        {"gap": {"reason": "too_old", "missed": None, "after_id": ids[0],
+                 "first": None, "last": None}},
+        *({"event": "message", "id": i, "last_event_id": i, "data": f"old {n}"}
+          for n, i in enumerate(ids) if n >= 7),
+    ]
+    assert f"could not resume from id {ids[0]!r} (too_old)" in err
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_listen_json_gap_after_a_server_restart_is_in_order(transport: str) -> None:
+    """The server restarts on the same port with a new replay log (another epoch, as
+    ``serve`` gives each start): listen resumes with an id
+    the new server does not know, and stdout has the gap line exactly between the events
+    before and after, ``after_id`` the last id printed."""
+
+    async def run() -> tuple[int, list[str], str, list[str]]:
+        first = EventStreamServer(ReplayLog(ReplayConfig(max_events=100, epoch="one")),
+                                  config=ServerConfig(retry=100))
+        await first.start()
+        host, port = first.address
+        process = await cli("listen", url_of((host, port)), "--json", "--max-events", "4",
+                            "--transport", transport)
+        assert process.stdout is not None
+        try:
+            await asyncio.wait_for(first.wait_for_subscribers(), STEP)
+            ids = [first.publish(Event(data=f"before {n}")).id for n in range(2)]
+            lines = [await asyncio.wait_for(process.stdout.readline(), STEP) for _ in ids]
+        finally:
+            await first.aclose(grace=0.0)
+        second = EventStreamServer(ReplayLog(ReplayConfig(max_events=100, epoch="two")),
+                                   config=ServerConfig(retry=100))
+        await second.start(host, port)
+        try:
+            await asyncio.wait_for(second.wait_for_subscribers(), STEP)
+            ids += [second.publish(Event(data=f"after {n}")).id for n in range(2)]
+            code, out, err = await finish(process)
+        finally:
+            await second.aclose(grace=0.0)
+        return code, [line.decode() for line in lines] + out.splitlines(keepends=True), err, ids
+
+    code, lines, err, ids = asyncio.run(run())
+    assert code == 0, err
+    records = [json.loads(line) for line in lines]
+    events = [{"event": "message", "id": i, "last_event_id": i, "data": data}
+              for i, data in zip(ids, ["before 0", "before 1", "after 0", "after 1"],
+                                 strict=True)]
+    gap = {"gap": {"reason": "unknown", "missed": None, "after_id": ids[1],
+                   "first": None, "last": None}}
+    assert records == [*events[:2], gap, *events[2:]]
+    assert f"could not resume from id {ids[1]!r} (unknown)" in err
+
+
 async def refusing_server(status: str, body: bytes) -> asyncio.Server:
     """A server that answers every request with ``status`` and a text body."""
 

@@ -4,7 +4,8 @@ An ``EventSource`` of the adapters does the listening -- the httpx driver when h
 installed (proxies from the environment, HTTP/2), the asyncio socket adapter otherwise -- so
 reconnection with backoff and ``retry:``, ``Last-Event-ID``, stall detection, gzip and the
 re-send rule for ``POST`` are the library's. This module only turns the source's reports
-into lines: events on stdout, status changes, gaps and failures on stderr.
+into lines: events on stdout (with ``--json``, gaps too, in their place between the
+events), status changes, gaps and failures on stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import os
 import ssl
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import ClientConfig, Event, HTTPStatusError, InvalidConfigError, StreamError, serialize
@@ -36,11 +36,12 @@ if TYPE_CHECKING:  # the adapters need the http extra: imported only when listen
     from .. import ClientSession
     from ..adapters._asyncio_client import AsyncioClientBase
 
-__all__ = ["add_parser", "format_event", "run"]
+__all__ = ["add_parser", "format_event", "gap_record", "run"]
 
 _DESCRIPTION = """\
 Print the events of an event stream as they arrive: one per line (type, id and data), or
-one JSON object per line (--json), or the wire text (--raw). Status changes go to stderr.
+one JSON object per line (--json; a gap is a line of its own there, {"gap": {...}}), or
+the wire text (--raw). Status changes go to stderr.
 It reconnects with backoff, honours the server's retry:, resumes with Last-Event-ID and
 replaces a stalled connection, as the library does.
 
@@ -69,7 +70,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("url", metavar="URL", help="the event stream (http:// or https://)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true",
-                        help="one JSON object per event: event, id, last_event_id, data")
+                        help="one JSON object per event: event, id, last_event_id, data; and "
+                        "one per gap, in its place: {\"gap\": {reason, missed, after_id, "
+                        "first, last}}")
     output.add_argument("--raw", action="store_true",
                         help="the wire text of each event (as sse_core serializes it)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     except (InvalidConfigError, ValueError, OSError) as error:
         print(f"sse-core listen: {error}", file=sys.stderr)
         return Exit.USAGE
-    write = _writer(args)
+    write = _Printer(args)
     try:
         return asyncio.run(_listen(args, config, ssl_context, transport, write, status))
     except KeyboardInterrupt:
@@ -140,25 +143,46 @@ def format_event(event: Event) -> str:
     return f"{head}: {indent.join(event.data.split(chr(10)))}"
 
 
-def _writer(args: argparse.Namespace) -> Callable[[Event], None]:
-    """How each event goes to stdout (flushed at once: a pipe reader sees it now)."""
-    if args.raw:
-        def write_raw(event: Event) -> None:
+def gap_record(report: ReportGap, after_id: str | None) -> dict[str, Any]:
+    """A gap as ``listen --json`` prints it: ``{"gap": {...}}`` with ``reason``, ``missed``
+    (how many events, or ``None`` when the server could not say), ``after_id`` (the id the
+    events were lost after), and ``first`` / ``last`` (the missing sequence numbers of a
+    sequencer gap, else ``None``)."""
+    return {"gap": {"reason": report.reason, "missed": report.count, "after_id": after_id,
+                    "first": report.first, "last": report.last}}
+
+
+class _Printer:
+    """What goes to stdout, flushed at once (a pipe reader sees it now): each event as
+    ``--json`` / ``--raw`` / the default say, and with ``--json`` each gap in its place."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._is_json: bool = args.json
+        self._is_raw: bool = args.raw
+
+    def event(self, event: Event) -> None:
+        """Print one event."""
+        if self._is_raw:
             sys.stdout.buffer.write(serialize(event))
             sys.stdout.buffer.flush()
-        return write_raw
-    if args.json:
-        def write_json(event: Event) -> None:
+            return
+        if self._is_json:
             record = {"event": event.event, "id": event.id,
                       "last_event_id": event.last_event_id, "data": event.data}
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        return write_json
+            self._line(json.dumps(record, ensure_ascii=False))
+        else:
+            self._line(format_event(event))
 
-    def write_text(event: Event) -> None:
-        sys.stdout.write(format_event(event) + "\n")
+    def gap(self, report: ReportGap, after_id: str | None) -> None:
+        """Print a gap between the events (``--json`` only: the other formats have no place
+        for it, and its status line says it)."""
+        if self._is_json:
+            self._line(json.dumps(gap_record(report, after_id), ensure_ascii=False))
+
+    @staticmethod
+    def _line(text: str) -> None:
+        sys.stdout.write(text + "\n")
         sys.stdout.flush()
-    return write_text
 
 
 def _config(args: argparse.Namespace) -> ClientConfig:
@@ -218,7 +242,7 @@ async def _listen(
     config: ClientConfig,
     ssl_context: ssl.SSLContext | None,
     transport: str,
-    write: Callable[[Event], None],
+    write: _Printer,
     status: Status,
 ) -> int:
     """Listen until the end asked for; the exit status."""
@@ -242,16 +266,18 @@ async def _listen(
 
 
 async def _follow(source: AsyncioClientBase, args: argparse.Namespace,
-                  write: Callable[[Event], None], status: Status) -> int:
+                  write: _Printer, status: Status) -> int:
     """Print ``source``'s reports until it ends; the exit status."""
     count = 0
     resumed_from = ""  # the Last-Event-ID of the attempt under way
+    last_id = args.last_event_id  # the id of the last event printed (or started from)
     try:
         async with source:
             async for report in source.reports():
                 match report:
                     case Deliver(event=event):
-                        write(event)
+                        write.event(event)
+                        last_id = event.last_event_id
                         count += 1
                         if args.max_events is not None and count >= args.max_events:
                             status(f"received {count} events (--max-events): done")
@@ -261,6 +287,10 @@ async def _follow(source: AsyncioClientBase, args: argparse.Namespace,
                             resumed_from = source.session.last_event_id
                         status(_describe(report, source.session, resumed_from))
                     case ReportGap():
+                        after_id = report.last_event_id
+                        if after_id is None:  # a sequencer gap: after the last one printed
+                            after_id = last_id or None
+                        write.gap(report, after_id)
                         status(_describe_gap(report))
                     case ReportDropped():
                         status(f"dropped a chunked message ({report.reason}): {report.detail}")
