@@ -8,6 +8,16 @@ sse_core's own, configured as the docs advise (``retry:``, heartbeats, a replay 
 - ``response``: the per-request ASGI ``StreamResponse`` under uvicorn (Starlette), a function
   of the last event ID: a counter that continues after it, an event every 0.2 s.
 
+The same broadcast app with its own gzip off, behind :class:`GzipMiddleware` (a gzip layer
+as a framework or proxy might add, written here so that its flushing is known):
+
+- ``gzip-flushed``: compresses each body message and flushes it (``Z_SYNC_FLUSH``): every
+  event leaves at once, decodable on its own.
+- ``gzip-batched``: flushes after every 10th body message only: events wait about 2 s in
+  the compressor, then come in a burst.
+- ``gzip-held``: never flushes before the end of the body (``Z_FINISH``): a live stream's
+  events stay in the compressor; only the gzip header leaves.
+
 Peers nobody here wrote, used as their docs show (an event with an id every 0.2 s, from a
 counter shared by all connections, as a live feed would be):
 
@@ -21,8 +31,11 @@ import asyncio
 import itertools
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
+
+import attrs
 
 from sse_core import Event, ServerConfig
 
@@ -38,11 +51,13 @@ def _live_number() -> int:
     return int((time.monotonic() - _START) / TICK)
 
 
-def broadcast() -> Any:
-    """The ASGI broadcast app, with a publisher started by the lifespan."""
+def broadcast(*, is_compressed: bool = True) -> Any:
+    """The ASGI broadcast app, with a publisher started by the lifespan (its own gzip off
+    when not ``is_compressed``)."""
     from sse_core.adapters.asgi import EventStream
 
-    stream = EventStream(config=CONFIG)
+    stream = EventStream(config=CONFIG if is_compressed else
+                         attrs.evolve(CONFIG, is_compression_enabled=False))
 
     async def publish() -> None:
         for number in itertools.count(1):
@@ -57,6 +72,56 @@ def broadcast() -> Any:
         await stream(scope, receive, send)
 
     return app
+
+
+class GzipMiddleware:
+    """Compress ``text/event-stream`` responses with gzip when the request accepts it,
+    flushing the compressor (``Z_SYNC_FLUSH``) after every ``flush_every``-th body message
+    (0: only at the end). What the compressor gives is sent at once, even the gzip header
+    alone."""
+
+    def __init__(self, app: Any, flush_every: int) -> None:
+        self.app = app
+        self.flush_every = flush_every
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the app, compressing its stream responses."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        accepted = b"gzip" in dict(scope["headers"]).get(b"accept-encoding", b"")
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+        count = 0
+        is_compressed = False
+
+        async def compressing(message: dict[str, Any]) -> None:
+            nonlocal count, is_compressed
+            if message["type"] == "http.response.start":
+                headers = dict(message["headers"])
+                is_compressed = accepted and headers.get(b"content-type", b"").startswith(
+                    b"text/event-stream")
+                if is_compressed:
+                    message = {**message, "headers": [*message["headers"],
+                                                      (b"content-encoding", b"gzip"),
+                                                      (b"vary", b"accept-encoding")]}
+            elif message["type"] == "http.response.body" and is_compressed:
+                data = compressor.compress(message.get("body", b""))
+                count += 1
+                if not message.get("more_body", False):
+                    data += compressor.flush(zlib.Z_FINISH)
+                elif self.flush_every and count % self.flush_every == 0:
+                    data += compressor.flush(zlib.Z_SYNC_FLUSH)
+                if not data and message.get("more_body", False):
+                    return
+                message = {**message, "body": data}
+            await send(message)
+
+        await self.app(scope, receive, compressing)
+
+
+def gzipped(flush_every: int) -> Any:
+    """The broadcast app, its own gzip off, behind :class:`GzipMiddleware`."""
+    return GzipMiddleware(broadcast(is_compressed=False), flush_every)
 
 
 def response() -> Any:
@@ -126,5 +191,7 @@ if __name__ == "__main__":
     if name == "aiohttp-sse":
         _aiohttp(port)
     else:
-        builders = {"broadcast": broadcast, "response": response, "sse-starlette": sse_starlette}
+        builders = {"broadcast": broadcast, "response": response, "sse-starlette": sse_starlette,
+                    "gzip-flushed": lambda: gzipped(1), "gzip-batched": lambda: gzipped(10),
+                    "gzip-held": lambda: gzipped(0)}
         _uvicorn(builders[name](), port)

@@ -169,6 +169,41 @@ def test_a_late_first_byte_then_a_burst_is_a_buffer() -> None:
     assert failing(judge(observe(late))) == {"first-byte": Level.WARN}
 
 
+def gzip_reads(*reads: tuple[float, bytes, bool]) -> Response:
+    """A gzip-compressed 200 read by read: ``(at, decoded bytes, is_flushed)``."""
+    return Response(
+        status=200, reason="OK", headers=(*GOOD_HEAD, ("content-encoding", "gzip")),
+        head_at=0.001, observed=4.0,
+        arrivals=tuple(Arrival(at=at, size=10 + len(data), data=data, is_flushed=flushed)
+                       for at, data, flushed in reads),
+    )
+
+
+def test_compressed_bytes_waiting_for_a_flush_fail_compression_only() -> None:
+    """The gzip header at once, then the events only at a flush 1.7 s later: the compressor
+    held them (a fail, even though the first byte was prompt); bytes held to the end: the
+    body items are not judged (see compression) instead of failing on what was held; a read
+    cut by the network and completed 10 ms later is no hold."""
+    events = b"retry: 2000\n\n" + b"".join(data for _, data in ticks(1, 10))
+    batched = gzip_reads((0.01, b"", False), (1.7, events, True), (2.5, b": ping\n\n", True))
+    findings = judge(observe(batched))
+    assert failing(findings) == {"compression": Level.FAIL}
+    compression = next(f for f in findings if f.id == "compression")
+    assert "decodable only at the flush at 1.70 s" in compression.evidence
+    assert next(f for f in findings if f.id == "first-byte").summary == ("held back: see "
+                                                                          "compression")
+    held = gzip_reads((0.01, b"", False))
+    findings = judge(observe(held, resumed=None))
+    assert failing(findings) == {"compression": Level.FAIL}
+    assert "no flush by 4.00 s" in next(f for f in findings if f.id == "compression").evidence
+    assert {f.id for f in findings if "held in the compressor" in f.summary} == {
+        "heartbeat", "retry", "ids", "resumption", "line-endings", "ignored-lines",
+        "truncated", "line-length"}
+    split = gzip_reads((0.01, events[:30], False), (0.02, events[30:], True),
+                       (0.5, b": ping\n\n", True))
+    assert failing(judge(observe(split))) == {}
+
+
 def test_heartbeat_silences_against_the_idle_timeout() -> None:
     """The longest silence (trailing included) over the idle timeout fails; over half of it
     warns; a short trailing silence with no comment seen is 'not seen within the duration'."""
@@ -519,6 +554,34 @@ def test_sse_cores_own_servers_pass_every_item(name: str, tmp_path: Path) -> Non
     assert finding(report, "resumption")["level"] == "pass"
     assert finding(report, "compression")["summary"] == "gzip, flushed per event"
     assert finding(report, "retry")["summary"] == "retry: 1500 ms"
+
+
+@pytest.mark.parametrize("name", ["gzip-batched", "gzip-held"])
+def test_a_compressor_that_does_not_flush_fails_compression_and_nothing_else(
+    name: str, tmp_path: Path
+) -> None:
+    """The ASGI broadcast app behind a gzip layer (``tests/cli_check_apps.py``): flushing
+    per event passes every item; flushing every 10th message, or only at the end, fails
+    compression -- and every other item is judged as for the flushing layer, or not judged
+    because of the compression (it says so)."""
+    pytest.importorskip("uvicorn", reason="uvicorn is in the peers extra")
+    with app_server("gzip-flushed", tmp_path) as url:
+        flushed_code, flushed = run_check(url, "--strict")
+    assert verdicts(flushed) == {}, flushed
+    assert flushed_code == 0
+    assert finding(flushed, "compression")["summary"] == "gzip, flushed per event"
+    with app_server(name, tmp_path) as url:
+        code, report = run_check(url, "--strict")
+    assert verdicts(report) == {"compression": "fail"}, report
+    assert code == 2
+    assert "not flushed per event" in finding(report, "compression")["summary"]
+    levels = {f["id"]: f["level"] for f in flushed["findings"]}
+    changed = {f["id"]: f["summary"] for f in report["findings"]
+               if f["id"] != "compression" and f["level"] != levels[f["id"]]}
+    assert all("see compression" in summary for summary in changed.values()), changed
+    assert "first-byte" in changed
+    if name == "gzip-held":
+        assert "retry" in changed and "ids" in changed
 
 
 # --- deliberately broken servers -------------------------------------------------------------

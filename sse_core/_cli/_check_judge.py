@@ -94,8 +94,16 @@ def _is_stream(response: Response | None) -> bool:
 _Check = Callable[[Observation], Finding]
 
 
+#: The items judged by the main response's decoded body: not judged while a compressor
+#: holds all of it (the compression item says so).
+_BODY_ITEMS = frozenset({"heartbeat", "retry", "ids", "resumption", "line-endings",
+                         "ignored-lines", "truncated", "line-length"})
+
+
 def _on_stream(item: str) -> Callable[[_Check], _Check]:
-    """Skip the check ``item`` (nothing to judge) unless the main response is a 200."""
+    """Skip the check ``item`` (nothing to judge) unless the main response is a 200, or,
+    for an item of the body, when nothing of it could be decoded because the compressor
+    held it."""
 
     def decorate(check: _Check) -> _Check:
         @functools.wraps(check)
@@ -103,6 +111,10 @@ def _on_stream(item: str) -> Callable[[_Check], _Check]:
             if not _is_stream(observation.main):
                 return Finding(id=item, level=Level.SKIP,
                                summary="no event stream to judge (see status)")
+            if item in _BODY_ITEMS and _is_held(observation.main):
+                return Finding(id=item, level=Level.SKIP,
+                               summary="nothing decodable: held in the compressor (see "
+                               "compression)")
             return check(observation)
 
         return checked
@@ -247,8 +259,11 @@ def check_framing(observation: Observation) -> Finding:
 
 
 def _buffered(response: Response, stream: _Stream) -> tuple[bool, str]:
-    """Whether the body looks held back by a buffer: a late first byte, then a burst."""
-    first = response.arrivals[0].at
+    """Whether the body looks held back by a buffer: a late first (decoded) byte, then a
+    burst."""
+    first = next((arrival.at for arrival in response.arrivals if arrival.data), None)
+    if first is None:
+        return False, "no body byte decoded"
     burst = [t for t in stream.items if isinstance(t.item, Event) and t.at <= first + BURST_WINDOW]
     evidence = (
         f"first body byte {first:.2f} s after the request, then {len(burst)} events "
@@ -257,12 +272,62 @@ def _buffered(response: Response, stream: _Stream) -> tuple[bool, str]:
     return first >= FIRST_BYTE_LATE and len(burst) >= 2, evidence
 
 
+def _is_compressed(response: Response) -> bool:
+    coding = response.header("content-encoding")
+    return coding is not None and coding.strip().lower() != "identity"
+
+
+def _compressor_wait(response: Response) -> tuple[float, str]:
+    """The longest time compressed bytes waited for the server to flush its compressor (a
+    read that ends where it flushed: see :attr:`Arrival.is_flushed`), and the evidence;
+    ``0`` when the prober could not tell (a body not compressed, a hand-made record)."""
+    arrivals = response.arrivals
+    if not arrivals or any(arrival.is_flushed is None for arrival in arrivals):
+        return 0.0, ""
+    longest, evidence = 0.0, ""
+    since: float | None = None  # when the bytes not flushed yet began to arrive
+    size = 0
+    for arrival in arrivals:
+        if since is None and not arrival.is_flushed:
+            since, size = arrival.at, 0
+        size += arrival.size
+        if since is not None and arrival.is_flushed:
+            if arrival.at - since > longest:
+                longest = arrival.at - since
+                evidence = (f"{size} compressed bytes from {since:.2f} s decodable only at "
+                            f"the flush at {arrival.at:.2f} s")
+            since = None
+    if since is not None and response.end is End.STOPPED and response.observed - since > longest:
+        longest = response.observed - since
+        decoded = sum(len(arrival.data) for arrival in arrivals if arrival.at >= since)
+        evidence = (f"{size} compressed bytes from {since:.2f} s, no flush by "
+                    f"{response.observed:.2f} s ({decoded} bytes decodable of them)")
+    return longest, evidence
+
+
+def _is_held(response: Response) -> bool:
+    """Whether a compressed body decoded to nothing because the compressor held it."""
+    return (_is_compressed(response) and not response.body
+            and _compressor_wait(response)[0] >= FIRST_BYTE_LATE)
+
+
+def _is_unflushed(response: Response) -> tuple[bool, str]:
+    """Whether a compressed body was held back by its compressor, and the evidence: bytes
+    that waited for a flush, or a late first byte then a burst."""
+    wait, evidence = _compressor_wait(response)
+    if wait >= FIRST_BYTE_LATE:
+        return True, evidence
+    if response.arrivals:
+        return _buffered(response, _read(response))
+    return False, ""
+
+
 @_on_stream("compression")
 def check_compression(observation: Observation) -> Finding:
     """A compressed stream must be flushed per event, or events wait in the compressor."""
     main = observation.main
     coding = main.header("content-encoding")
-    if coding is None or coding.strip().lower() == "identity":
+    if coding is None or not _is_compressed(main):
         return Finding(id="compression", level=Level.PASS, summary="not compressed")
     if main.error is not None and "decod" in main.error:
         return Finding(
@@ -270,9 +335,10 @@ def check_compression(observation: Observation) -> Finding:
             summary=f"Content-Encoding: {coding}, which could not be decoded",
             fix="compress with gzip (which every client decodes) or not at all",
         )
-    if main.arrivals and _buffered(main, _read(main))[0]:
+    is_unflushed, evidence = _is_unflushed(main)
+    if is_unflushed:
         return Finding(
-            id="compression", level=Level.FAIL, evidence=_buffered(main, _read(main))[1],
+            id="compression", level=Level.FAIL, evidence=evidence,
             summary=f"{coding}, not flushed per event: events wait in the compressor",
             fix="flush the compressor after every event (zlib Z_SYNC_FLUSH), or do not "
             "compress the stream",
@@ -295,10 +361,10 @@ def check_first_byte(observation: Observation) -> Finding:
             fix="send something (a comment line, retry:) as soon as the stream opens, so "
             "clients and proxies see it start",
         )
-    is_buffered, evidence = _buffered(main, _read(main))
-    if is_buffered and main.header("content-encoding") not in (None, "identity"):
+    if _is_compressed(main) and _is_unflushed(main)[0]:
         return Finding(id="first-byte", level=Level.SKIP, summary="held back: see compression",
-                       evidence=evidence)
+                       evidence=_is_unflushed(main)[1])
+    is_buffered, evidence = _buffered(main, _read(main))
     if is_buffered:
         return Finding(
             id="first-byte", level=Level.FAIL, evidence=evidence,

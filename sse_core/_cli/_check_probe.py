@@ -33,6 +33,9 @@ RESUMED_SHARE = 0.85
 QUICK = 2.0
 
 _READ_SIZE = 65536
+#: What the compressed bytes end with after ``Z_SYNC_FLUSH`` or ``Z_FULL_FLUSH``: an empty
+#: stored block (RFC 1951 section 3.2.4), byte-aligned.
+_FLUSH_MARKER = b"\x00\x00\xff\xff"
 
 
 def _decoder(coding: str | None) -> zlib._Decompress | str | None:
@@ -121,6 +124,7 @@ def _read(
     parser = Parser()
     events = 0
     kept = 0
+    raw_tail = b""  # the last compressed bytes, to see a flush marker split across reads
     end = End.STOPPED
     error: str | None = None
     while True:
@@ -151,7 +155,13 @@ def _read(
                     raw = bytes(event.data)
                     body = raw if decoder is None else decoder.decompress(raw, MAX_BODY - kept)
                     kept += len(body)
-                    arrivals.append(Arrival(at=at, size=len(raw), data=body))
+                    is_flushed = None
+                    if decoder is not None:
+                        raw_tail = (raw_tail + raw)[-len(_FLUSH_MARKER):]
+                        is_flushed = (raw_tail == _FLUSH_MARKER or decoder.eof
+                                      or body[-1:] in (b"\n", b"\r"))
+                    arrivals.append(Arrival(at=at, size=len(raw), data=body,
+                                            is_flushed=is_flushed))
                     if stop_after_events is not None:
                         events += sum(isinstance(item, Event) for item in parser.feed(body))
                 elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):

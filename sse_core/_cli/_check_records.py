@@ -58,11 +58,17 @@ class Arrival:
         size: How many body bytes came off the wire (chunked framing removed, still encoded).
         data: The same bytes after ``Content-Encoding`` was undone (may be empty while a
             compressed block is incomplete).
+        is_flushed: For a compressed body, whether the body read so far ends where the
+            server flushed its compressor: at a sync-flush marker (``00 00 ff ff``, what
+            ``Z_SYNC_FLUSH`` and ``Z_FULL_FLUSH`` end with), at the end of the compressed
+            stream, or with this read decoding to bytes that end a line (what any flush of
+            a whole write gives). ``None`` for a body that is not compressed.
     """
 
     at: float
     size: int
     data: bytes
+    is_flushed: bool | None = None
 
 
 @attrs.frozen(kw_only=True)
