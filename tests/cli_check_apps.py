@@ -18,6 +18,10 @@ as a framework or proxy might add, written here so that its flushing is known):
 - ``gzip-held``: never flushes before the end of the body (``Z_FINISH``): a live stream's
   events stay in the compressor; only the gzip header leaves.
 
+``broadcast-hypercorn``: the broadcast app under hypercorn, which speaks HTTP/2 -- with
+prior knowledge over cleartext (h2c), and over TLS when given a certificate and its key
+(``... broadcast-hypercorn PORT CERTFILE KEYFILE``; ALPN offers h2 and http/1.1).
+
 Peers nobody here wrote, used as their docs show (an event with an id every 0.2 s, from a
 counter shared by all connections, as a live feed would be):
 
@@ -169,6 +173,18 @@ def _uvicorn(app: Any, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+def _hypercorn(app: Any, port: int, tls: list[str]) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.loglevel = "WARNING"
+    if tls:
+        config.certfile, config.keyfile = tls
+    asyncio.run(serve(app, config))
+
+
 def _aiohttp(port: int) -> None:
     from aiohttp import web
     from aiohttp_sse import sse_response
@@ -190,6 +206,8 @@ if __name__ == "__main__":
     name, port = sys.argv[1], int(sys.argv[2])
     if name == "aiohttp-sse":
         _aiohttp(port)
+    elif name == "broadcast-hypercorn":
+        _hypercorn(broadcast(), port, sys.argv[3:5])
     else:
         builders = {"broadcast": broadcast, "response": response, "sse-starlette": sse_starlette,
                     "gzip-flushed": lambda: gzipped(1), "gzip-batched": lambda: gzipped(10),

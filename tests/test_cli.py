@@ -163,20 +163,25 @@ def test_listen_json_and_raw() -> None:
     ]
 
 
+async def listen_after(*, kept: int, published: int, start: int) -> tuple[int, str, str,
+                                                                          list[str]]:
+    """``listen --json --last-event-id`` the id of event ``start`` of ``published`` events
+    ``old N`` in a replay log of ``kept`` events, until 3 events: its status, stdout,
+    stderr, and the ids published."""
+    async with served(ReplayLog(ReplayConfig(max_events=kept))) as server:
+        ids = [server.publish(Event(data=f"old {n}")).id for n in range(published)]
+        process = await cli("listen", url_of(server.address), "--json",
+                            "--last-event-id", ids[start], "--max-events", "3")
+        return (*await finish(process), ids)
+
+
 def test_listen_json_prints_a_too_old_gap_before_the_events_kept() -> None:
     """Resuming from an id the server's replay log (3 events) has evicted: with --json the
     gap is a line of stdout, in its place before the 3 events still kept, as
     ``{"gap": {...}}`` with the reason and the id resumed from; the event lines keep their
     shape, and stderr still says it."""
 
-    async def run() -> tuple[int, str, str, list[str]]:
-        async with served(ReplayLog(ReplayConfig(max_events=3))) as server:
-            ids = [server.publish(Event(data=f"old {n}")).id for n in range(10)]
-            process = await cli("listen", url_of(server.address), "--json",
-                                "--last-event-id", ids[0], "--max-events", "3")
-            return (*await finish(process), ids)
-
-    code, out, err, ids = asyncio.run(run())
+    code, out, err, ids = asyncio.run(listen_after(kept=3, published=10, start=0))
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert records == [
@@ -296,14 +301,7 @@ def test_listen_resumes_after_a_cut_without_printing_twice(transport: str) -> No
 def test_listen_sends_last_event_id() -> None:
     """``--last-event-id`` is sent: the server replays only what followed that id."""
 
-    async def run() -> tuple[int, str, str, list[str]]:
-        async with served(ReplayLog(ReplayConfig(max_events=100))) as server:
-            ids = [server.publish(Event(data=f"old {n}")).id for n in range(5)]
-            process = await cli("listen", url_of(server.address), "--json",
-                                "--last-event-id", ids[1], "--max-events", "3")
-            return (*await finish(process), ids)
-
-    code, out, err, ids = asyncio.run(run())
+    code, out, err, ids = asyncio.run(listen_after(kept=100, published=5, start=1))
     assert code == 0, err
     assert [json.loads(line)["data"] for line in out.splitlines()] == ["old 2", "old 3", "old 4"]
     assert f"connecting (Last-Event-ID: {ids[1]})" in err

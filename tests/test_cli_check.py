@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -394,19 +395,19 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
 
 
 @contextlib.contextmanager
-def app_server(name: str, tmp_path: Path) -> Iterator[str]:
-    """``tests/cli_check_apps.py NAME`` as a subprocess; yields its events URL."""
+def app_server(name: str, tmp_path: Path, *args: str, scheme: str = "http") -> Iterator[str]:
+    """``tests/cli_check_apps.py NAME PORT ARGS`` as a subprocess; yields its events URL."""
     port = _free_port()
     log = tmp_path / f"{name}.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "cli_check_apps.py"), name, str(port)],
+            [sys.executable, str(ROOT / "tests" / "cli_check_apps.py"), name, str(port), *args],
             env=env, stdout=out, stderr=out,
         )
     try:
         _wait_for_port(port, process, log)
-        yield f"http://127.0.0.1:{port}/events"
+        yield f"{scheme}://127.0.0.1:{port}/events"
     finally:
         stop(process, TIMEOUT)
 
@@ -582,6 +583,109 @@ def test_a_compressor_that_does_not_flush_fails_compression_and_nothing_else(
     assert "first-byte" in changed
     if name == "gzip-held":
         assert "retry" in changed and "ids" in changed
+
+
+def test_http2_framing_verdicts() -> None:
+    """Over HTTP/2 a stream has no chunked coding and passes framing; a connection-specific
+    field (Transfer-Encoding, Connection...) makes the response malformed (RFC 9113 section
+    8.2.2): framing fails; a Content-Length still makes it a fixed document."""
+    h2_head = tuple(field for field in GOOD_HEAD if field[0] != "transfer-encoding")
+    main = attrs.evolve(GOOD_MAIN, http_version="2", reason="", headers=h2_head)
+    findings = judge(observe(main))
+    assert failing(findings) == {}
+    assert next(f for f in findings if f.id == "framing").summary.startswith("HTTP/2 DATA")
+    assert next(f for f in findings if f.id == "status").evidence.startswith("HTTP/2 200\n")
+    chunked = attrs.evolve(main, headers=GOOD_HEAD)
+    findings = judge(observe(chunked))
+    assert failing(findings) == {"framing": Level.FAIL}
+    assert "transfer-encoding: chunked" in next(f for f in findings if f.id == "framing").evidence
+    fixed = attrs.evolve(main, headers=(*h2_head, ("content-length", "90")))
+    findings = judge(observe(fixed))
+    assert failing(findings) == {"content-length": Level.FAIL}
+    assert "RFC 9113" in next(f for f in findings if f.id == "content-length").summary
+
+
+def test_http2_without_h2_is_a_usage_error() -> None:
+    """``check --http2`` with h2 not importable exits 2 before any request, naming the
+    package to install."""
+    code = ("import sys; sys.modules['h2'] = None\n"
+            "from sse_core._cli import main\n"
+            "print(main(['check', 'http://127.0.0.1:1/events', '--http2']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False, cwd=ROOT)
+    assert done.stdout == "2\n", done.stderr
+    assert "--http2 needs h2 (pip install h2)" in done.stderr
+
+
+def _h2_or_skip() -> None:
+    pytest.importorskip("hypercorn", reason="hypercorn is in the peers extra")
+    pytest.importorskip("h2", reason="h2 is in the peers extra")
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_http2_probes_of_a_real_http2_server_pass_every_item(
+    scheme: str, tmp_path: Path
+) -> None:
+    """``check --http2`` against sse_core's broadcast app under hypercorn, over h2c (prior
+    knowledge) and over TLS (h2 chosen by ALPN, a private CA given with --cacert): every
+    request is HTTP/2 and every judged item passes, framing as HTTP/2 DATA frames. Without
+    --http2 the same TLS server is checked over HTTP/1.1 (chunked)."""
+    _h2_or_skip()
+    tls: list[str] = []
+    options: list[str] = []
+    if scheme == "https":
+        trustme = pytest.importorskip("trustme", reason="trustme is in the peers extra")
+        authority = trustme.CA()
+        issued = authority.issue_cert("127.0.0.1")
+        issued.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+        issued.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+        authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        tls = [str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")]
+        options = ["--cacert", str(tmp_path / "ca.pem")]
+    with app_server("broadcast-hypercorn", tmp_path, *tls, scheme=scheme) as url:
+        code, report = run_check(url, "--http2", "--strict", *options)
+        if scheme == "https":
+            _, http1 = run_check(url, "--strict", *options)
+    assert verdicts(report) == {}, report
+    assert code == 0
+    assert finding(report, "status")["evidence"].startswith("HTTP/2 200\n")
+    assert finding(report, "framing")["summary"].startswith("HTTP/2 DATA frames")
+    assert finding(report, "compression")["summary"] == "gzip, flushed per event"
+    assert finding(report, "resumption")["level"] == "pass"
+    if scheme == "https":
+        assert verdicts(http1) == {}, http1
+        assert finding(http1, "framing")["summary"] == "HTTP/1.1 chunked"
+
+
+def test_http2_to_a_server_without_it_fails_status_with_the_reason(tmp_path: Path) -> None:
+    """``--http2`` to servers that do not speak it: uvicorn over cleartext (no h2c) and
+    sse_core's TLS server (its ALPN offers no h2) fail ``status`` with what went wrong --
+    the check never falls back to HTTP/1.1 behind the user's back."""
+    _h2_or_skip()
+    pytest.importorskip("uvicorn", reason="uvicorn is in the peers extra")
+    with app_server("broadcast", tmp_path) as url:
+        code, report = run_check(url, "--http2", duration=3.0)
+    assert (code, verdicts(report)) == (2, {"status": "fail"}), report
+    assert finding(report, "status")["summary"].startswith("no response: ")
+    trustme = pytest.importorskip("trustme", reason="trustme is in the peers extra")
+    import ssl
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    thread = LoopThread()
+    server = EventStreamServer(config=ServerConfig(retry=1500))
+    try:
+        thread.run(server.start(port=0, ssl_context=context))
+        url = f"https://127.0.0.1:{server.address[1]}/events"
+        code, report = run_check(url, "--http2", "--cacert", str(tmp_path / "ca.pem"),
+                                 duration=3.0)
+    finally:
+        thread.run(server.aclose(grace=0.0))
+        thread.close()
+    assert (code, verdicts(report)) == (2, {"status": "fail"}), report
+    assert "did not agree to HTTP/2 (ALPN: none)" in finding(report, "status")["summary"]
 
 
 # --- deliberately broken servers -------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each check reads the :class:`~._check_records.Observation` the prober filled and returns one
 :class:`~._check_records.Finding`. They never read a clock: every time is in the records.
 References: WHATWG HTML section 9.2 (server-sent events), RFC 9110 (HTTP semantics),
-RFC 9112 (HTTP/1.1 framing), the Fetch standard (CORS).
+RFC 9112 (HTTP/1.1 framing), RFC 9113 (HTTP/2), the Fetch standard (CORS).
 """
 
 from __future__ import annotations
@@ -226,25 +226,50 @@ def check_accel_buffering(observation: Observation) -> Finding:
 
 @_on_stream("content-length")
 def check_content_length(observation: Observation) -> Finding:
-    """A stream has no length; a ``Content-Length`` ends it (RFC 9112 section 6.3)."""
+    """A stream has no length; a ``Content-Length`` ends it (RFC 9112 section 6.3; over
+    HTTP/2 it must equal the DATA frames' total, RFC 9113 section 8.1.1)."""
     main = observation.main
     value = main.header("content-length")
     if value is None:
         return Finding(id="content-length", level=Level.PASS, summary="absent")
+    is_http2 = main.http_version == "2"
     return Finding(
         id="content-length", level=Level.FAIL, evidence=f"Content-Length: {value}",
-        summary=f"the body ends after {value} bytes: the stream is a fixed document",
-        fix="do not set Content-Length; let the server stream (chunked)",
+        summary=f"the body ends after {value} bytes: the stream is a fixed document"
+        + (" (RFC 9113 section 8.1.1)" if is_http2 else ""),
+        fix="do not set Content-Length; let the server stream ("
+        + ("DATA frames)" if is_http2 else "chunked)"),
     )
+
+
+#: Header fields that are about one HTTP/1.1 connection; an HTTP/2 message carrying one is
+#: malformed (RFC 9113 section 8.2.2).
+_CONNECTION_FIELDS = ("connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                      "upgrade")
 
 
 @_on_stream("framing")
 def check_framing(observation: Observation) -> Finding:
-    """HTTP/1.1 streams should be chunked (RFC 9112 section 7.1) so that an end is an end."""
+    """HTTP/1.1 streams should be chunked (RFC 9112 section 7.1) so that an end is an end;
+    HTTP/2 frames every stream (its end is ``END_STREAM``, a cut ``RST_STREAM``) and must not
+    carry HTTP/1.1's connection fields (RFC 9113 section 8.2.2)."""
     main = observation.main
     if main.header("content-length") is not None:
         return Finding(id="framing", level=Level.SKIP, summary="length-delimited (see "
                        "content-length)")
+    if main.http_version == "2":
+        found = [f"{name}: {main.header(name)}" for name in _CONNECTION_FIELDS
+                 if main.header(name) is not None]
+        if found:
+            return Finding(
+                id="framing", level=Level.FAIL, evidence="\n".join(found),
+                summary="HTTP/2 with connection-specific fields: a malformed response, "
+                "which clients reject (RFC 9113 section 8.2.2)",
+                fix="do not send these fields over HTTP/2 (a proxy in front that speaks "
+                "HTTP/2 must drop them)",
+            )
+        return Finding(id="framing", level=Level.PASS,
+                       summary="HTTP/2 DATA frames (an end is END_STREAM, a cut RST_STREAM)")
     coding = (main.header("transfer-encoding") or "").lower()
     if main.http_version == "1.1" and "chunked" in coding:
         return Finding(id="framing", level=Level.PASS, summary="HTTP/1.1 chunked")
@@ -254,7 +279,7 @@ def check_framing(observation: Observation) -> Finding:
         summary="the body ends only when the connection closes: a cut looks like an end "
         "and the connection cannot be kept alive",
         fix="answer HTTP/1.1 with Transfer-Encoding: chunked (the default of most servers "
-        "for a streamed body)",
+        "for a streamed body), or HTTP/2",
     )
 
 

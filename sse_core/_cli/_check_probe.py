@@ -1,8 +1,9 @@
 """``sse-core check``: the prober, which makes the requests and times what comes back (I/O).
 
-Blocking sockets, TLS from :mod:`ssl` and HTTP/1.1 framing from h11, so that every read is
-seen with its arrival time and the response head exactly as sent; gzip and deflate are undone
-here with :mod:`zlib`. It decides nothing: :mod:`._check_judge` does.
+Blocking sockets, TLS from :mod:`ssl` and HTTP/1.1 framing from h11 (HTTP/2 from h2, in
+:mod:`._check_h2`, with ``--http2``), so that every read is seen with its arrival time and
+the response head exactly as sent; gzip and deflate are undone here with :mod:`zlib`. It
+decides nothing: :mod:`._check_judge` does.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import ssl
 import time
 import zlib
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import h11
 
 from .. import Event, Parser, SSEError
 from ._check_judge import resume_point
 from ._check_records import Arrival, End, Observation, Response
 
-__all__ = ["UNKNOWN_ID", "fetch", "probe"]
+__all__ = ["UNKNOWN_ID", "BodyReader", "fetch", "field_value", "finish", "probe", "receive"]
 
 #: The ``Last-Event-ID`` no server can know.
 UNKNOWN_ID = "sse-core-check-unknown-id"
@@ -50,6 +53,53 @@ def _decoder(coding: str | None) -> zlib._Decompress | str | None:
     return f"cannot decode Content-Encoding: {coding}"
 
 
+class BodyReader:
+    """A response body read by read, for either HTTP version: decoded, timed, its events
+    counted, at most :data:`MAX_BODY` bytes kept."""
+
+    def __init__(self, stop_after_events: int | None) -> None:
+        self.arrivals: list[Arrival] = []
+        self._decoder: zlib._Decompress | None = None
+        self._parser = Parser()
+        self._stop_after = stop_after_events
+        self._events = 0
+        self._kept = 0
+        self._raw_tail = b""  # the last compressed bytes, to see a flush marker across reads
+
+    def start(self, coding: str | None) -> str | None:
+        """Set the ``Content-Encoding`` of the body; an error message when unsupported."""
+        found = _decoder(coding)
+        if isinstance(found, str):
+            return found
+        self._decoder = found
+        return None
+
+    def feed(self, raw: bytes, at: float) -> None:
+        """Take the body bytes of one read.
+
+        Raises:
+            zlib.error: they do not decode.
+            SSEError: the decoded stream breaks the parser's limits.
+        """
+        decoder = self._decoder
+        body = raw if decoder is None else decoder.decompress(raw, MAX_BODY - self._kept)
+        self._kept += len(body)
+        is_flushed = None
+        if decoder is not None:
+            self._raw_tail = (self._raw_tail + raw)[-len(_FLUSH_MARKER):]
+            is_flushed = (self._raw_tail == _FLUSH_MARKER or decoder.eof
+                          or body[-1:] in (b"\n", b"\r"))
+        self.arrivals.append(Arrival(at=at, size=len(raw), data=body, is_flushed=is_flushed))
+        if self._stop_after is not None:
+            self._events += sum(isinstance(item, Event) for item in self._parser.feed(body))
+
+    @property
+    def is_done(self) -> bool:
+        """Whether enough was read: the body limit, or the events asked for."""
+        return self._kept >= MAX_BODY or (
+            self._stop_after is not None and self._events >= self._stop_after)
+
+
 def fetch(
     url: str,
     *,
@@ -58,6 +108,7 @@ def fetch(
     deadline: float,
     context: ssl.SSLContext | None = None,
     stop_after_events: int | None = None,
+    is_http2: bool = False,
 ) -> Response:
     """Make one request and read its response until it ends, ``deadline`` (monotonic) passes,
     or ``stop_after_events`` events were dispatched.
@@ -69,6 +120,8 @@ def fetch(
         deadline: When to stop reading (``time.monotonic()`` seconds).
         context: The TLS context for ``https``.
         stop_after_events: Stop once this many events were dispatched.
+        is_http2: Speak HTTP/2 (needs h2): over TLS offered by ALPN (and required), over
+            ``http`` with prior knowledge (RFC 9113 section 3.3).
 
     Returns:
         What came back, read by read.
@@ -79,8 +132,8 @@ def fetch(
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     authority = host if parts.port is None else f"{host}:{parts.port}"
     sent = tuple(headers)
-    fields = [("Host", authority), *sent]
-    base = Response(method=method, request_headers=sent, end=End.FAILED)
+    base = Response(method=method, request_headers=sent, end=End.FAILED,
+                    http_version="2" if is_http2 else "1.1")
     started = time.monotonic()
     try:
         sock = socket.create_connection((host, port), timeout=max(0.01, deadline - started))
@@ -91,11 +144,21 @@ def fetch(
             sock = (context or ssl.create_default_context()).wrap_socket(
                 sock, server_hostname=host
             )
+            if is_http2 and sock.selected_alpn_protocol() != "h2":
+                chosen = sock.selected_alpn_protocol() or "none"
+                return _failed(base, f"the server did not agree to HTTP/2 (ALPN: {chosen})",
+                               started)
+        body = BodyReader(stop_after_events)
+        if is_http2:
+            from ._check_h2 import exchange
+
+            return exchange(sock, base, (parts.scheme, authority, target), body, deadline)
         connection = h11.Connection(h11.CLIENT)
-        request = h11.Request(method=method, target=target, headers=fields)
+        request = h11.Request(method=method, target=target,
+                              headers=[("Host", authority), *sent])
         sock.sendall(connection.send(request) + (connection.send(h11.EndOfMessage()) or b""))
         started = time.monotonic()
-        return _read(sock, connection, base, started, deadline, stop_after_events)
+        return _read(sock, connection, base, started, deadline, body)
     except (OSError, h11.LocalProtocolError) as error:
         return _failed(base, f"{type(error).__name__}: {error}", started)
     finally:
@@ -105,7 +168,32 @@ def fetch(
 def _failed(base: Response, error: str, started: float) -> Response:
     return Response(
         method=base.method, request_headers=base.request_headers, end=End.FAILED,
-        observed=time.monotonic() - started, error=error,
+        http_version=base.http_version, observed=time.monotonic() - started, error=error,
+    )
+
+
+def finish(
+    base: Response,
+    head: tuple[int, str, list[tuple[str, str]], float] | None,
+    body: BodyReader,
+    end: End,
+    error: str | None,
+    started: float,
+) -> Response:
+    """The response record once reading stopped: ``head`` is the status, reason, header
+    fields (names lowercased) and when they arrived, or ``None`` when none did."""
+    observed = time.monotonic() - started
+    if head is None:
+        return Response(
+            method=base.method, request_headers=base.request_headers, end=End.FAILED,
+            http_version=base.http_version, observed=observed,
+            error=error or f"no response within {observed:.1f} s",
+        )
+    status, reason, fields, head_at = head
+    return Response(
+        method=base.method, request_headers=base.request_headers, status=status,
+        reason=reason, http_version=base.http_version, headers=tuple(fields), head_at=head_at,
+        arrivals=tuple(body.arrivals), end=end, observed=observed, error=error,
     )
 
 
@@ -115,29 +203,17 @@ def _read(
     base: Response,
     started: float,
     deadline: float,
-    stop_after_events: int | None,
+    body: BodyReader,
 ) -> Response:
-    head: h11.Response | None = None
-    head_at = 0.0
-    arrivals: list[Arrival] = []
-    decoder: zlib._Decompress | None = None
-    parser = Parser()
-    events = 0
-    kept = 0
-    raw_tail = b""  # the last compressed bytes, to see a flush marker split across reads
+    head: tuple[int, str, list[tuple[str, str]], float] | None = None
+    version = base.http_version
     end = End.STOPPED
     error: str | None = None
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        sock.settimeout(remaining)
-        try:
-            data = sock.recv(_READ_SIZE)
-        except TimeoutError:
-            break
-        except OSError as failure:
-            end, error = (End.CUT if head else End.FAILED), f"{type(failure).__name__}: {failure}"
+        data = receive(sock, deadline)
+        if isinstance(data, str):  # the socket failed
+            end, error = (End.CUT if head else End.FAILED), data
+        if not isinstance(data, bytes):
             break
         at = time.monotonic() - started
         connection.receive_data(data)
@@ -145,25 +221,15 @@ def _read(
             event = connection.next_event()
             while event is not h11.NEED_DATA:
                 if isinstance(event, h11.Response):
-                    head, head_at = event, at
-                    found = _decoder(_field(event, b"content-encoding"))
-                    if isinstance(found, str):
-                        error = found
+                    fields = [(name.decode("latin-1").lower(), value.decode("latin-1"))
+                              for name, value in event.headers]
+                    head = (event.status_code, event.reason.decode("latin-1"), fields, at)
+                    version = event.http_version.decode("ascii")
+                    error = body.start(field_value(fields, "content-encoding"))
+                    if error is not None:
                         break
-                    decoder = found
                 elif isinstance(event, h11.Data):
-                    raw = bytes(event.data)
-                    body = raw if decoder is None else decoder.decompress(raw, MAX_BODY - kept)
-                    kept += len(body)
-                    is_flushed = None
-                    if decoder is not None:
-                        raw_tail = (raw_tail + raw)[-len(_FLUSH_MARKER):]
-                        is_flushed = (raw_tail == _FLUSH_MARKER or decoder.eof
-                                      or body[-1:] in (b"\n", b"\r"))
-                    arrivals.append(Arrival(at=at, size=len(raw), data=body,
-                                            is_flushed=is_flushed))
-                    if stop_after_events is not None:
-                        events += sum(isinstance(item, Event) for item in parser.feed(body))
+                    body.feed(bytes(event.data), at)
                 elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                     end = End.CLOSED
                     break
@@ -172,39 +238,33 @@ def _read(
             end, error = (End.CUT if head else End.FAILED), f"HTTP: {failure}"
         except (zlib.error, SSEError) as failure:
             error = f"decoding the body: {failure}"
-        if end is not End.STOPPED or error is not None or kept >= MAX_BODY:
-            break
-        if stop_after_events is not None and events >= stop_after_events:
+        if end is not End.STOPPED or error is not None or body.is_done:
             break
         if not data:  # h11 reported the close above; this guards a server ending silently
             end = End.CUT if head else End.FAILED
             break
-    observed = time.monotonic() - started
-    if head is None:
-        return Response(
-            method=base.method, request_headers=base.request_headers, end=End.FAILED,
-            observed=observed, error=error or f"no response within {observed:.1f} s",
-        )
-    return Response(
-        method=base.method,
-        request_headers=base.request_headers,
-        status=head.status_code,
-        reason=head.reason.decode("latin-1"),
-        http_version=head.http_version.decode("ascii"),
-        headers=tuple(
-            (name.decode("latin-1").lower(), value.decode("latin-1"))
-            for name, value in head.headers
-        ),
-        head_at=head_at,
-        arrivals=tuple(arrivals),
-        end=end,
-        observed=observed,
-        error=error,
-    )
+    base = attrs.evolve(base, http_version=version)
+    return finish(base, head, body, end, error, started)
 
 
-def _field(head: h11.Response, name: bytes) -> str | None:
-    values = [value.decode("latin-1") for key, value in head.headers if key == name]
+def receive(sock: socket.socket, deadline: float) -> bytes | str | None:
+    """The next bytes from ``sock`` (``b""`` when it closed), ``None`` once ``deadline``
+    (monotonic) passed, or what went wrong when the socket failed."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(_READ_SIZE)
+    except TimeoutError:
+        return None
+    except OSError as failure:
+        return f"{type(failure).__name__}: {failure}"
+
+
+def field_value(fields: list[tuple[str, str]], name: str) -> str | None:
+    """The values of the field ``name`` (lowercase) joined with ``", "``, or ``None``."""
+    values = [value for key, value in fields if key == name]
     return ", ".join(values) if values else None
 
 
@@ -216,6 +276,7 @@ def probe(
     origin: str | None = None,
     headers: Sequence[tuple[str, str]] = (),
     context: ssl.SSLContext | None = None,
+    is_http2: bool = False,
 ) -> Observation:
     """Observe an endpoint within ``duration`` seconds: ``HEAD`` (and the CORS preflight
     with an origin), a long ``GET``, a reconnection with an id it saw, one with an unknown id.
@@ -227,6 +288,7 @@ def probe(
         origin: An ``Origin`` to send, with a preflight.
         headers: Header fields to add to every request (they replace the defaults).
         context: The TLS context for ``https``.
+        is_http2: Make every request over HTTP/2 (see :func:`fetch`).
 
     Returns:
         Everything seen.
@@ -244,28 +306,29 @@ def probe(
     def quick() -> float:
         return min(end, time.monotonic() + min(QUICK, duration / 10))
 
-    head = fetch(url, method="HEAD", headers=extra, deadline=quick(), context=context)
+    def get(**kwargs: Any) -> Response:
+        return fetch(url, context=context, is_http2=is_http2, **kwargs)
+
+    head = get(method="HEAD", headers=extra, deadline=quick())
     options = None
     if origin is not None:
         preflight = [("Access-Control-Request-Method", "GET"),
                      ("Access-Control-Request-Headers", "last-event-id"), *extra]
-        options = fetch(url, method="OPTIONS", headers=preflight, deadline=quick(),
-                        context=context)
-    main = fetch(url, headers=stream_headers, deadline=start + MAIN_SHARE * duration,
-                 context=context)
+        options = get(method="OPTIONS", headers=preflight, deadline=quick())
+    main = get(headers=stream_headers, deadline=start + MAIN_SHARE * duration)
     point = resume_point(main) if main.status == 200 else None
     resumed = None
     if point is not None and time.monotonic() < end:
-        resumed = fetch(
-            url, headers=[*stream_headers, ("Last-Event-ID", point)],
+        resumed = get(
+            headers=[*stream_headers, ("Last-Event-ID", point)],
             deadline=max(start + RESUMED_SHARE * duration, time.monotonic() + 0.1),
-            context=context, stop_after_events=3,
+            stop_after_events=3,
         )
     unknown = None
     if main.status == 200 and time.monotonic() < end:
-        unknown = fetch(
-            url, headers=[*stream_headers, ("Last-Event-ID", UNKNOWN_ID)],
-            deadline=end, context=context, stop_after_events=1,
+        unknown = get(
+            headers=[*stream_headers, ("Last-Event-ID", UNKNOWN_ID)],
+            deadline=end, stop_after_events=1,
         )
     return Observation(
         url=url, duration=duration, idle_timeout=idle_timeout, origin=origin, main=main,

@@ -38,10 +38,11 @@ class Level(enum.Enum):
 class End(enum.Enum):
     """How a response's reading ended."""
 
-    #: The server ended the body properly (chunked terminator, Content-Length reached, or the
-    #: close that delimits a body with no framing).
+    #: The server ended the body properly (chunked terminator, Content-Length reached, the
+    #: close that delimits a body with no framing, or HTTP/2's ``END_STREAM``).
     CLOSED = "closed"
-    #: The connection ended before the body's framing said it was complete.
+    #: The connection ended before the body's framing said it was complete (over HTTP/2: the
+    #: stream was reset, or the connection ended).
     CUT = "cut"
     #: The prober stopped reading (its share of the duration was spent, or it had enough).
     STOPPED = "stopped"
@@ -80,7 +81,7 @@ class Response:
         request_headers: The request's header fields, as sent.
         status: The response status, or ``None`` when no head arrived.
         reason: The status line's reason phrase.
-        http_version: ``"1.1"``, ``"1.0"``.
+        http_version: ``"1.1"``, ``"1.0"``, or ``"2"`` (``--http2``; no reason phrase).
         headers: The response's header fields, names lowercased, in order.
         head_at: When the head arrived.
         arrivals: The body, read by read.

@@ -10,6 +10,7 @@ failure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ssl
 import sys
 from urllib.parse import urlsplit
@@ -41,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--insecure", action="store_true",
                         help="do not verify the server's TLS certificate")
     parser.add_argument("--cacert", metavar="FILE", help="trust the CA certificates in FILE")
+    parser.add_argument("--http2", action="store_true",
+                        help="make every request over HTTP/2 (needs h2): offered by ALPN "
+                        "over https, with prior knowledge (h2c) over http")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--strict", action="store_true",
                         help="exit with 1 when an item warns")
@@ -62,16 +66,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"sse-core check needs the http extra (pip install 'sse-core[http]'): {error}",
               file=sys.stderr)
         return Exit.USAGE
+    if args.http2 and importlib.util.find_spec("h2") is None:
+        print("sse-core check: --http2 needs h2 (pip install h2)", file=sys.stderr)
+        return Exit.USAGE
     try:
         context = None
         if parts.scheme == "https":  # the system's trust store unless told otherwise
             context = tls_context(args) or ssl.create_default_context()
+            if args.http2:
+                context.set_alpn_protocols(["h2"])
     except OSError as error:
         print(f"sse-core check: --cacert: {error}", file=sys.stderr)
         return Exit.USAGE
     observation = probe(
         args.url, duration=args.duration, idle_timeout=args.idle_timeout,
-        origin=args.origin, headers=args.headers, context=context,
+        origin=args.origin, headers=args.headers, context=context, is_http2=args.http2,
     )
     report = Report(url=args.url, duration=args.duration, findings=judge(observation))
     print(report.to_json(is_strict=args.strict) if args.json else report.to_text())
