@@ -272,7 +272,12 @@ class ClientBase(AdapterBase):
         if isinstance(config, str):
             config = ClientConfig(url=config)
         options = options_or_default(options, ClientOptions)
-        session = ClientSession(config, rng=rng if rng is not None else random.Random())
+        # Each input's events come as one record: the plain loop takes them in bulk, and
+        # reports() hands them out one by one (_pump) unless ClientConfig.batching is set.
+        session = ClientSession(
+            config, rng=rng if rng is not None else random.Random(), is_batched_per_input=True
+        )
+        self._is_batching = config.batching is not None
         self._http = self._glue(session, options)
         self._is_latency_measured = config.is_latency_measured
         self._options = options
@@ -397,7 +402,15 @@ class ClientBase(AdapterBase):
         outputs = self._outputs
         while outputs and not self._is_closing:
             output = outputs.popleft()
-            if type(output) is Deliver:  # the common case first
+            if isinstance(output, DeliverBatch):  # the common case first: an input's events
+                if self._is_batching:
+                    self._notify(output)  # the application's batch (not the session's run)
+                elif self._events is None:  # reports() hands out a Deliver per event
+                    events = reversed(output.events)
+                    outputs.extendleft(Deliver(event=event) for event in events)
+                    continue
+                return output
+            if isinstance(output, Deliver):  # the sequencer's, one by one
                 if self._events is not None:
                     # The plain loop hands out the rest of the run straight from _ready.
                     ready = self._ready
