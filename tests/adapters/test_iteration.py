@@ -518,6 +518,32 @@ def test_reports_yield_the_batches() -> None:
     assert all(1 <= len(text) <= 3 for text in texts) and len(texts) >= 3
 
 
+def test_reports_yield_a_deliver_per_event_without_batching() -> None:
+    """Without ClientConfig.batching, reports() hands out a Deliver per event, also when
+    the session gave the adapter one record for a read's events (the blocking and the
+    asyncio adapters: seven events in one read, seven Deliver, no DeliverBatch)."""
+    from sse_core import Deliver, DeliverBatch
+    from sse_core.adapters.asyncio import EventSource as AsyncioSource
+    from sse_core.adapters.sync import EventSource as SyncSource
+
+    body = b"".join(serialize_event(text) for text in "abcdefg")
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    with Scripted([answer, NO_CONTENT]) as server:
+        with SyncSource(ClientConfig(url=server.url, backoff=FAST)) as source:
+            blocking = [report for report in source.reports()
+                        if isinstance(report, (Deliver, DeliverBatch))]
+    with Scripted([answer, NO_CONTENT]) as server:
+        async def read() -> list[Any]:
+            async with AsyncioSource(ClientConfig(url=server.url, backoff=FAST)) as source:
+                return [report async for report in source.reports()
+                        if isinstance(report, (Deliver, DeliverBatch))]
+
+        asynchronous = asyncio.run(asyncio.wait_for(read(), LIMIT))
+    for reports in (blocking, asynchronous):
+        assert all(isinstance(report, Deliver) for report in reports)
+        assert "".join(report.event.data for report in reports) == "abcdefg"
+
+
 def later(kind: str, seconds: float, call: Callable[[], object]) -> None:
     """Call ``call`` ``seconds`` from now, from where the adapter expects signals: another
     thread for the blocking ones, the event loop for the async ones (on_status runs there)."""
