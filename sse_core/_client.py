@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Sequence
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, cast
 
 import attrs
 
@@ -165,6 +165,10 @@ def _one_per_event(actions: list[Action]) -> list[Action]:
         else:
             out.append(action)
     return out
+
+
+#: The parser's items when they are all events (see ClientSession._handle_items).
+_ONLY_EVENTS = frozenset((Event,))
 
 
 def _earliest(*instants: float | None) -> float | None:
@@ -909,8 +913,11 @@ class ClientSession(MonotonicNow):
         reaches the backoff (the order between the two does not matter: retry changes no
         delivery); with ``stamp_clock`` (the wall clock, when latency is measured) a
         send-time stamp comment gives one latency sample."""
-        events = [item for item in items if isinstance(item, Event)]
-        if len(events) < len(items):  # comments or retry fields among them
+        events: Sequence[Event]
+        if set(map(type, items)) <= _ONLY_EVENTS:  # the common case: events and nothing else
+            events = cast("Sequence[Event]", items)
+        else:  # comments or retry fields among them
+            events = [item for item in items if isinstance(item, Event)]
             record_latency = self._metrics.record_latency
             for item in items:
                 kind = type(item)

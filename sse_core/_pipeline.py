@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import operator
+from collections.abc import Sequence
 
 from ._actions import (
     GAP_EVENT_TYPE,
@@ -45,6 +46,7 @@ __all__ = ["DeliveryPipeline", "sequence_number"]
 _SPECIAL_TYPES = frozenset((GAP_EVENT_TYPE, POSITION_EVENT_TYPE))
 
 _type_of = operator.attrgetter("event")
+_id_of = operator.attrgetter("id")
 
 
 def sequence_number(id: str | None) -> tuple[str, int] | None:
@@ -108,7 +110,7 @@ class DeliveryPipeline(MonotonicNow):
         ]
         return min(deadlines) if deadlines else None
 
-    def push(self, events: list[Event], now: float, actions: list[Action]) -> None:
+    def push(self, events: Sequence[Event], now: float, actions: list[Action]) -> None:
         """Take the events parsed from one input, in order; append what the application
         must see to ``actions``: the events delivered come as :class:`~sse_core.DeliverBatch`
         runs (one for the whole input when nothing else comes between them), or as a
@@ -121,7 +123,7 @@ class DeliveryPipeline(MonotonicNow):
         for event in events:
             self._push_one(event, now, actions)
 
-    def _accept_all(self, events: list[Event], now: float, actions: list[Action]) -> None:
+    def _accept_all(self, events: Sequence[Event], now: float, actions: list[Action]) -> None:
         """The common case (no assembly, no ordering): the stages of :meth:`_accept` over the
         whole input. Without a gap signal or a position block among the events, dedup is
         asked once for all their ids and what it keeps goes out as one run."""
@@ -130,7 +132,7 @@ class DeliveryPipeline(MonotonicNow):
             return
         kept = events
         if self._dedup is not None:
-            ids = [event.id for event in events if event.id]
+            ids: list[str] = list(filter(None, map(_id_of, events)))
             repeats = self._dedup.check_all(ids, now)
             if any(repeats):
                 is_repeat = iter(repeats)
@@ -140,7 +142,7 @@ class DeliveryPipeline(MonotonicNow):
             self._metrics.record_messages(len(kept))
             actions.append(DeliverBatch(events=kept))
 
-    def _accept_runs(self, events: list[Event], now: float, actions: list[Action]) -> None:
+    def _accept_runs(self, events: Sequence[Event], now: float, actions: list[Action]) -> None:
         """:meth:`_accept_all` when gap signals or position blocks come among the events:
         the events between them go out as runs, each special event in its place."""
         run: list[Event] = []

@@ -528,10 +528,10 @@ def test_reports_yield_a_deliver_per_event_without_batching() -> None:
 
     body = b"".join(serialize_event(text) for text in "abcdefg")
     answer = stream_head() + chunk(body) + b"0\r\n\r\n"
-    with Scripted([answer, NO_CONTENT]) as server:
-        with SyncSource(ClientConfig(url=server.url, backoff=FAST)) as source:
-            blocking = [report for report in source.reports()
-                        if isinstance(report, (Deliver, DeliverBatch))]
+    with Scripted([answer, NO_CONTENT]) as server, \
+            SyncSource(ClientConfig(url=server.url, backoff=FAST)) as source:
+        blocking = [report for report in source.reports()
+                    if isinstance(report, (Deliver, DeliverBatch))]
     with Scripted([answer, NO_CONTENT]) as server:
         async def read() -> list[Any]:
             async with AsyncioSource(ClientConfig(url=server.url, backoff=FAST)) as source:
