@@ -403,8 +403,8 @@ class ClientBase(AdapterBase):
         while outputs and not self._is_closing:
             output = outputs.popleft()
             if isinstance(output, DeliverBatch):  # the common case first: an input's events
-                if self._is_batching:
-                    self._notify(output)  # the application's batch (not the session's run)
+                if self._is_batching:  # the application's batch, not a run of a read's events
+                    self._notify(output)
                 elif self._events is None:  # reports() hands out a Deliver per event
                     events = reversed(output.events)
                     outputs.extendleft(Deliver(event=event) for event in events)
@@ -540,8 +540,11 @@ class ClientBase(AdapterBase):
 
     def _notify(self, output: _Output) -> None:
         """Log a report (:mod:`sse_core.adapters._logging`) and tell ``on_status`` about a
-        status change."""
-        if isinstance(output, LOGGED):
+        status change. A batch is logged when it is the application's
+        (``ClientConfig.batching``), not a run of a read's events."""
+        if isinstance(output, LOGGED) and (
+            self._is_batching or not isinstance(output, DeliverBatch)
+        ):
             log_client_report(self.session, adapter_name(self), output)
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -542,6 +543,36 @@ def test_reports_yield_a_deliver_per_event_without_batching() -> None:
     for reports in (blocking, asynchronous):
         assert all(isinstance(report, Deliver) for report in reports)
         assert "".join(report.event.data for report in reports) == "abcdefg"
+
+
+def test_only_the_applications_batches_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """The DEBUG line "batch of N events" is for ClientConfig.batching's batches: a plain
+    source, whose session hands a read's events over as one record, logs none (nothing is
+    logged per read or per event), not even for the record still queued when on_status
+    closes the source at STREAMING; a batching source logs its batch."""
+    from sse_core.adapters.sync import EventSource as SyncSource
+
+    body = b"".join(serialize_event(text) for text in "abcdefg")
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    caplog.set_level(logging.DEBUG, logger="sse_core.client")
+    logged: dict[str, list[str]] = {}
+    for name, batching in (("plain", None), ("batching", BatchConfig(max_delay=0.0))):
+        caplog.clear()
+        with Scripted([answer, NO_CONTENT]) as server:
+            sources: list[Any] = []
+
+            def closing(status: ReportStatus) -> None:
+                if batching is None and status.state is ClientState.STREAMING:
+                    sources[0].close()  # a read's events are still queued
+
+            config = ClientConfig(url=server.url, backoff=FAST, batching=batching)
+            with SyncSource(config, on_status=closing) as source:
+                sources.append(source)
+                text = "".join(event.data for event in source)
+        assert text == ("" if batching is None else "abcdefg")
+        logged[name] = [r.getMessage() for r in caplog.records
+                        if r.getMessage().startswith("batch of")]
+    assert logged == {"plain": [], "batching": ["batch of 7 events"]}
 
 
 def later(kind: str, seconds: float, call: Callable[[], object]) -> None:
