@@ -561,8 +561,9 @@ def test_only_the_applications_batches_are_logged(caplog: pytest.LogCaptureFixtu
         with Scripted([answer, NO_CONTENT]) as server:
             sources: list[Any] = []
 
-            def closing(status: ReportStatus) -> None:
-                if batching is None and status.state is ClientState.STREAMING:
+            def closing(status: ReportStatus, sources: list[Any] = sources,
+                        is_plain: bool = batching is None) -> None:
+                if is_plain and status.state is ClientState.STREAMING:
                     sources[0].close()  # a read's events are still queued
 
             config = ClientConfig(url=server.url, backoff=FAST, batching=batching)
