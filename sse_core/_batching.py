@@ -19,7 +19,7 @@ from ._actions import Action, Connect, Deliver, DeliverBatch, Disconnect
 from ._events import Event
 from ._validators import MonotonicNow, non_negative_number, positive_int
 
-__all__ = ["BatchConfig", "Batcher"]
+__all__ = ["BatchConfig", "Batcher", "one_per_event"]
 
 
 @attrs.frozen(kw_only=True)
@@ -128,3 +128,18 @@ class Batcher(MonotonicNow):
         batch = DeliverBatch(events=self._pending)  # a tuple of its own
         self._pending.clear()
         return batch
+
+
+def one_per_event(actions: list[Action]) -> list[Action]:
+    """``actions`` with each :class:`~sse_core.DeliverBatch` as a :class:`~sse_core.Deliver`
+    per event, in order (``actions`` itself when there is none): what the application sees,
+    one event at a time."""
+    if not any(type(action) is DeliverBatch for action in actions):
+        return actions
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, DeliverBatch):
+            out += [Deliver(event=event) for event in action.events]
+        else:
+            out.append(action)
+    return out

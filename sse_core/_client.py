@@ -33,8 +33,6 @@ from ._actions import (
     Action,
     ClientState,
     Connect,
-    Deliver,
-    DeliverBatch,
     Disconnect,
     EndCause,
     ReadyState,
@@ -47,7 +45,7 @@ from ._actions import (
 )
 from ._audit import AUDITED, AuditKind, AuditRecorder, AuditTrail
 from ._backoff import Backoff, GiveUp
-from ._batching import Batcher
+from ._batching import Batcher, one_per_event
 from ._compression import Decompressor
 from ._config import ClientConfig, add_query
 from ._errors import (
@@ -142,7 +140,7 @@ def _shaped_and_audited(
             now = self._latest_now  # the input's own, just taken
             actions = batcher.poll(now) + batcher.feed(actions, now)
         elif not self._is_batched_per_input:
-            actions = _one_per_event(actions)
+            actions = one_per_event(actions)
         if self._audit is not None:
             for action in actions:
                 if type(action) in AUDITED:  # most inputs deliver events, and nothing else
@@ -151,20 +149,6 @@ def _shaped_and_audited(
         return actions
 
     return shaped
-
-
-def _one_per_event(actions: list[Action]) -> list[Action]:
-    """``actions`` with each :class:`~sse_core.DeliverBatch` as a
-    :class:`~sse_core.Deliver` per event, in order."""
-    if not any(type(action) is DeliverBatch for action in actions):
-        return actions
-    out: list[Action] = []
-    for action in actions:
-        if isinstance(action, DeliverBatch):
-            out += [Deliver(event=event) for event in action.events]
-        else:
-            out.append(action)
-    return out
 
 
 #: The parser's items when they are all events (see ClientSession._handle_items).

@@ -24,6 +24,7 @@ from sse_core import (
     serialize_event,
 )
 from sse_core._actions import Action
+from sse_core._batching import one_per_event
 from sse_core.state import GAP_EVENT_TYPE, BatchConfig, Batcher
 
 REQUEST = Request(method="GET", url="https://example.test/", headers=(), body=None)
@@ -40,17 +41,6 @@ actions = st.lists(st.one_of(
 ), max_size=12)
 configs = st.builds(BatchConfig, max_events=st.integers(1, 6),
                     max_delay=st.sampled_from([0.0, 0.01, 0.5, 3.0]))
-
-
-def flatten(out: list[Action]) -> list[Action]:
-    """Batches replaced by one Deliver per event (what the application sees, in order)."""
-    flat: list[Action] = []
-    for action in out:
-        if isinstance(action, DeliverBatch):
-            flat += [Deliver(event=event) for event in action.events]
-        else:
-            flat.append(action)
-    return flat
 
 
 @given(configs, st.lists(st.tuples(actions, st.floats(0.0, 2.0)), max_size=10))
@@ -94,7 +84,8 @@ def test_batches_are_the_deliveries_in_order_and_in_time(
     def is_io(action: Action) -> bool:
         return isinstance(action, (Connect, Disconnect))
 
-    assert [a for a in flatten(out) if not is_io(a)] == [a for a in flatten(fed) if not is_io(a)]
+    seen, sent = one_per_event(out), one_per_event(fed)
+    assert [a for a in seen if not is_io(a)] == [a for a in sent if not is_io(a)]
     assert [a for a in out if is_io(a)] == [a for a in fed if is_io(a)]
     for key, at in arrived.items():
         if went[key] != now:  # the final poll aside
@@ -149,7 +140,7 @@ HEADERS = [("Content-Type", "text/event-stream")]
 
 
 def delivered(out: list[Action]) -> list[str]:
-    return [action.event.data for action in flatten(out) if isinstance(action, Deliver)]
+    return [action.event.data for action in one_per_event(out) if isinstance(action, Deliver)]
 
 
 @given(
@@ -198,7 +189,7 @@ def test_a_batching_session_delivers_what_a_plain_one_does(
     assert delivered(got["batched"]) == delivered(got["plain"])
     assert not any(isinstance(a, Deliver) for a in got["batched"])
     assert got["batched runs"] == got["batched"]
-    assert flatten(got["runs"]) == got["plain"]
+    assert one_per_event(got["runs"]) == got["plain"]
     assert not any(isinstance(a, DeliverBatch) for a in got["plain"])
     assert not any(isinstance(a, Deliver) for a in got["runs"])
 

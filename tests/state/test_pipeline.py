@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sse_core import Deliver, DeliverBatch, Event
 from sse_core._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action
+from sse_core._batching import one_per_event
 from sse_core._chunking import ChunkConfig
 from sse_core._dedup import DedupConfig
 from sse_core._metrics import MetricsRecorder
@@ -33,17 +34,6 @@ stages = st.fixed_dictionaries({
     "sequencer": st.sampled_from([None, SequencerConfig(gap_timeout=0.5)]),
     "chunking": st.sampled_from([None, ChunkConfig()]),
 })
-
-
-def one_per_event(actions: list[Action]) -> list[Action]:
-    """``actions`` with each run of events (:class:`DeliverBatch`) as a :class:`Deliver` each."""
-    out: list[Action] = []
-    for action in actions:
-        if isinstance(action, DeliverBatch):
-            out += [Deliver(event=event) for event in action.events]
-        else:
-            out.append(action)
-    return out
 
 
 def run(feeding: list[tuple[list[Event], float]], config: dict[str, object], *, one_by_one: bool
