@@ -2,6 +2,7 @@
 not a test).
 
     python -m benchmarks.bench_clients [--events 100000] [--rounds 3] [--workload small]
+        [--clients "sse_core asyncio,sse_core sync,httpx-sse"]
 
 A server process blasts a pre-serialized body (HTTP/1.1, close-delimited, no chunking, so
 no server work is timed); each client reads it until it has counted every event and checks
@@ -367,9 +368,15 @@ def report(results: list[Result], events: int) -> None:
         print(f"{name:<24}{result.rate:>12,.0f}{ratio:>14}{per_event:>10.2f}{split}")
 
 
-def run(events: int, rounds: int, workloads: list[str]) -> list[Result]:
-    """Measure every available contender on ``workloads``; check each read every event."""
-    contenders = available()
+def run(
+    events: int, rounds: int, workloads: list[str], chosen: list[str] | None = None
+) -> list[Result]:
+    """Measure every available contender on ``workloads`` (those whose name starts with
+    one of ``chosen``, when given); check each read every event."""
+    contenders = [
+        contender for contender in available()
+        if chosen is None or any(contender.name.startswith(prefix) for prefix in chosen)
+    ]
     results: list[Result] = []
     with server(events) as port:
         for workload in workloads:
@@ -391,13 +398,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
+    parser.add_argument(
+        "--clients", default=None,
+        help="comma-separated name prefixes of the contenders to run (default: all)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.events)
         return
     workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
-    results = run(args.events, args.rounds, workloads)
+    chosen = None if args.clients is None else [c.strip() for c in args.clients.split(",")]
+    results = run(args.events, args.rounds, workloads, chosen)
     import sse_core
 
     print(f"sse_core {sse_core.__version__} (C accelerator: {sse_core.ACCELERATED}), "

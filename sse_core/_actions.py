@@ -154,7 +154,8 @@ def _to_events(events: Sequence[Event]) -> tuple[Event, ...]:
 @attrs.frozen(kw_only=True)
 class DeliverBatch:
     """Hand :attr:`events` to the application at once, in order (``ClientConfig.batching``:
-    a burst becomes one update, not one per event). Never empty."""
+    a burst becomes one update, not one per event; or, from a session made with
+    ``is_batched_per_input``, the events of one input). Never empty."""
 
     events: tuple[Event, ...] = attrs.field(converter=_to_events)
 

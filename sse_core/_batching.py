@@ -11,13 +11,15 @@ arrived before it; a disconnect or a close always comes with a status, so it flu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from ._actions import Action, Connect, Deliver, DeliverBatch, Disconnect
 from ._events import Event
 from ._validators import MonotonicNow, non_negative_number, positive_int
 
-__all__ = ["BatchConfig", "Batcher"]
+__all__ = ["BatchConfig", "Batcher", "one_per_event"]
 
 
 @attrs.frozen(kw_only=True)
@@ -38,7 +40,8 @@ class BatchConfig:
 
 
 class Batcher(MonotonicNow):
-    """Groups the :class:`~sse_core.Deliver` actions of a session into batches.
+    """Groups the deliveries of a session into batches: its :class:`~sse_core.Deliver`
+    actions and the runs of events it hands out as :class:`~sse_core.DeliverBatch`.
 
     Feed it each input's actions (:meth:`feed`) and wake it at :meth:`next_deadline`
     (:meth:`poll`). :class:`~sse_core.Connect` and :class:`~sse_core.Disconnect` (the I/O
@@ -80,22 +83,18 @@ class Batcher(MonotonicNow):
         """
         self._take_now(now)
         out: list[Action] = []
-        pending = self._pending
-        limit = self._config.max_events
         for action in actions:
-            if type(action) is Deliver:
-                if not pending:
-                    self._first_at = now
-                pending.append(action.event)
-                if len(pending) >= limit:
-                    out.append(self._flush())
+            if isinstance(action, DeliverBatch):
+                self._add(action.events, now, out)
+            elif isinstance(action, Deliver):
+                self._add((action.event,), now, out)
             elif isinstance(action, (Connect, Disconnect)):
                 out.append(action)
             else:  # a report for the application: what arrived before it goes first
-                if pending:
+                if self._pending:
                     out.append(self._flush())
                 out.append(action)
-        if pending and self._config.max_delay == 0:
+        if self._pending and self._config.max_delay == 0:
             out.append(self._flush())
         return out
 
@@ -111,7 +110,36 @@ class Batcher(MonotonicNow):
             return []
         return [self._flush()]
 
+    def _add(self, events: Sequence[Event], now: float, out: list[Action]) -> None:
+        """Add ``events`` to the pending batch; each batch that fills up goes to ``out``."""
+        pending = self._pending
+        limit = self._config.max_events
+        start = 0
+        while start < len(events):
+            if not pending:
+                self._first_at = now
+            end = start + limit - len(pending)
+            pending.extend(events[start:end])
+            start = end
+            if len(pending) >= limit:
+                out.append(self._flush())
+
     def _flush(self) -> DeliverBatch:
         batch = DeliverBatch(events=self._pending)  # a tuple of its own
         self._pending.clear()
         return batch
+
+
+def one_per_event(actions: list[Action]) -> list[Action]:
+    """``actions`` with each :class:`~sse_core.DeliverBatch` as a :class:`~sse_core.Deliver`
+    per event, in order (``actions`` itself when there is none): what the application sees,
+    one event at a time."""
+    if not any(type(action) is DeliverBatch for action in actions):
+        return actions
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, DeliverBatch):
+            out += [Deliver(event=event) for event in action.events]
+        else:
+            out.append(action)
+    return out

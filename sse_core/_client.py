@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Sequence
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, cast
 
 import attrs
 
@@ -45,7 +45,7 @@ from ._actions import (
 )
 from ._audit import AUDITED, AuditKind, AuditRecorder, AuditTrail
 from ._backoff import Backoff, GiveUp
-from ._batching import Batcher
+from ._batching import Batcher, one_per_event
 from ._compression import Decompressor
 from ._config import ClientConfig, add_query
 from ._errors import (
@@ -120,21 +120,27 @@ def _text(value: str | bytes) -> str:
 _P = ParamSpec("_P")
 
 
-def _batched(
+def _shaped_and_audited(
     method: Callable[Concatenate[ClientSession, _P], list[Action]],
 ) -> Callable[Concatenate[ClientSession, _P], list[Action]]:
-    """An input whose deliveries go through the session's :class:`~sse_core.state.Batcher`
-    (``ClientConfig.batching``): a batch that is due goes out first, then the input's
-    actions with their events batched. Without batching, the actions as they are. The audit
-    trail notes them (``ClientConfig.max_audit_records``)."""
+    """An input whose actions leave the session in the shape asked for, noted in the audit
+    trail (``ClientConfig.max_audit_records``).
+
+    The shape of the deliveries: with ``ClientConfig.batching``, the session's
+    :class:`~sse_core.state.Batcher` batches them (a batch that is due goes out first);
+    else, with ``is_batched_per_input``, the pipeline's runs go out as they are (a
+    :class:`~sse_core.DeliverBatch` per run of events); else a :class:`~sse_core.Deliver`
+    per event."""
 
     @functools.wraps(method)
-    def batched(self: ClientSession, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Action]:
+    def shaped(self: ClientSession, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Action]:
         actions = method(self, *args, **kwargs)
         batcher = self._batcher
         if batcher is not None:
             now = self._latest_now  # the input's own, just taken
             actions = batcher.poll(now) + batcher.feed(actions, now)
+        elif not self._is_batched_per_input:
+            actions = one_per_event(actions)
         if self._audit is not None:
             for action in actions:
                 if type(action) in AUDITED:  # most inputs deliver events, and nothing else
@@ -142,7 +148,11 @@ def _batched(
                     break
         return actions
 
-    return batched
+    return shaped
+
+
+#: The parser's items when they are all events (see ClientSession._handle_items).
+_ONLY_EVENTS = frozenset((Event,))
 
 
 def _earliest(*instants: float | None) -> float | None:
@@ -173,15 +183,28 @@ class ClientSession(MonotonicNow):
         config: The session's configuration.
         rng: Randomness for backoff jitter and the cache-busting value (``random.Random()``
             in an adapter, a seeded one in tests).
+        is_batched_per_input: Without ``ClientConfig.batching``, hand the events of each
+            input out as one :class:`~sse_core.DeliverBatch` (one per run, when a report
+            comes between events) rather than a :class:`~sse_core.Deliver` each: fewer
+            records for an I/O layer that takes events in bulk (the adapters' plain loop).
+            With ``ClientConfig.batching`` the batcher decides the batches either way.
 
     Raises:
-        InvalidConfigError: ``config`` is not a :class:`ClientConfig`.
+        InvalidConfigError: ``config`` is not a :class:`ClientConfig`, or
+            ``is_batched_per_input`` not a bool.
     """
 
-    def __init__(self, config: ClientConfig, *, rng: RandomSource) -> None:
+    def __init__(
+        self, config: ClientConfig, *, rng: RandomSource, is_batched_per_input: bool = False
+    ) -> None:
         if not isinstance(config, ClientConfig):
             raise InvalidConfigError(f"config must be a ClientConfig, got {config!r}")
+        if not isinstance(is_batched_per_input, bool):
+            raise InvalidConfigError(
+                f"is_batched_per_input must be a bool, got {is_batched_per_input!r}"
+            )
         self._config = config
+        self._is_batched_per_input = is_batched_per_input
         self._state = ClientState.CLOSED
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None
@@ -347,7 +370,7 @@ class ClientSession(MonotonicNow):
     # --- inputs ---------------------------------------------------------------------------
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def start(self, now: float) -> list[Action]:
         """Open the stream: the first connection (or the first poll, when long-polling).
 
@@ -368,7 +391,7 @@ class ClientSession(MonotonicNow):
         return actions + self._open(now)
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_response(
         self, status: int, headers: Sequence[tuple[str | bytes, str | bytes]], now: float
     ) -> list[Action]:
@@ -419,7 +442,7 @@ class ClientSession(MonotonicNow):
         return [self._move(ClientInput.ACCEPTED, now)]
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_data(
         self, data: bytes, now: float, *, wall_now: float | None = None
     ) -> list[Action]:
@@ -463,7 +486,7 @@ class ClientSession(MonotonicNow):
         return self._stream_data(data, now, actions + fresh, stamp_clock)
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_eof(self, now: float) -> list[Action]:
         """The response body ended. The spec reconnects ("reestablish the connection").
 
@@ -487,7 +510,7 @@ class ClientSession(MonotonicNow):
         return self._lose(now, reason, is_open=False)
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_connection_lost(self, now: float, reason: str = "connection lost") -> list[Action]:
         """The connection failed (refused, reset, TLS error, timeout in the adapter...).
 
@@ -504,7 +527,7 @@ class ClientSession(MonotonicNow):
         return self._lose(now, reason, is_open=False)
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_timer(self, now: float) -> list[Action]:
         """Wake-up at (or after) :meth:`next_deadline`: reconnect, replace a stalled
         connection, start the next poll, act on a stream that shows no byte, or release what
@@ -550,7 +573,7 @@ class ClientSession(MonotonicNow):
     # --- the platform's network signals -----------------------------------------------------
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_offline(self, now: float, reason: str = "the network is offline") -> list[Action]:
         """The platform says there is no network: drop the connection and try nothing until
         :meth:`on_online` (no backoff attempt is spent meanwhile; the state is ``OFFLINE``).
@@ -576,7 +599,7 @@ class ClientSession(MonotonicNow):
         return actions
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_online(self, now: float, reason: str = "the network is back") -> list[Action]:
         """The network is back: connect at once (from ``OFFLINE``, or from ``RECONNECTING``
         without waiting for the rest of the backoff delay). Ignored in other states."""
@@ -587,7 +610,7 @@ class ClientSession(MonotonicNow):
         return self._connect_now(ClientInput.ONLINE, now, reason)
 
     @sticky
-    @_batched
+    @_shaped_and_audited
     def on_network_changed(
         self, now: float, reason: str = "the network changed"
     ) -> list[Action]:
@@ -612,7 +635,7 @@ class ClientSession(MonotonicNow):
         assert not is_ended  # a stream that may not be sent again was kept above
         return actions + self._connect_now(ClientInput.NETWORK_CHANGED, now, reason)
 
-    @_batched
+    @_shaped_and_audited
     def close(self, now: float, reason: str | None = None) -> list[Action]:
         """Close the session for good (the application's ``EventSource.close()``).
 
@@ -874,8 +897,11 @@ class ClientSession(MonotonicNow):
         reaches the backoff (the order between the two does not matter: retry changes no
         delivery); with ``stamp_clock`` (the wall clock, when latency is measured) a
         send-time stamp comment gives one latency sample."""
-        events = [item for item in items if isinstance(item, Event)]
-        if len(events) < len(items):  # comments or retry fields among them
+        events: Sequence[Event]
+        if set(map(type, items)) <= _ONLY_EVENTS:  # the common case: events and nothing else
+            events = cast("Sequence[Event]", items)
+        else:  # comments or retry fields among them
+            events = [item for item in items if isinstance(item, Event)]
             record_latency = self._metrics.record_latency
             for item in items:
                 kind = type(item)

@@ -21,13 +21,15 @@ Nothing is dropped without a report or a counter, but position blocks, which car
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import operator
+from collections.abc import Sequence
 
 from ._actions import (
     GAP_EVENT_TYPE,
     POSITION_EVENT_TYPE,
     Action,
     Deliver,
+    DeliverBatch,
     ReportDropped,
     ReportGap,
 )
@@ -42,6 +44,9 @@ __all__ = ["DeliveryPipeline", "sequence_number"]
 
 #: Event types the pipeline acts on itself rather than delivering.
 _SPECIAL_TYPES = frozenset((GAP_EVENT_TYPE, POSITION_EVENT_TYPE))
+
+_type_of = operator.attrgetter("event")
+_id_of = operator.attrgetter("id")
 
 
 def sequence_number(id: str | None) -> tuple[str, int] | None:
@@ -105,9 +110,12 @@ class DeliveryPipeline(MonotonicNow):
         ]
         return min(deadlines) if deadlines else None
 
-    def push(self, events: list[Event], now: float, actions: list[Action]) -> None:
+    def push(self, events: Sequence[Event], now: float, actions: list[Action]) -> None:
         """Take the events parsed from one input, in order; append what the application
-        must see to ``actions``."""
+        must see to ``actions``: the events delivered come as :class:`~sse_core.DeliverBatch`
+        runs (one for the whole input when nothing else comes between them), or as a
+        :class:`~sse_core.Deliver` each when the sequencer or the chunk assembler decides
+        each event's fate."""
         self._take_now(now)
         if self._assembler is None and self._sequencer_config is None:
             self._accept_all(events, now, actions)
@@ -115,30 +123,37 @@ class DeliveryPipeline(MonotonicNow):
         for event in events:
             self._push_one(event, now, actions)
 
-    def _accept_all(self, events: list[Event], now: float, actions: list[Action]) -> None:
-        """The common case (no assembly, no ordering): the stages of :meth:`_accept`, one
-        pass over the events, dedup asked once for all their ids, deliveries counted once."""
-        special = _SPECIAL_TYPES
-        repeats: Iterator[bool] = iter(())
+    def _accept_all(self, events: Sequence[Event], now: float, actions: list[Action]) -> None:
+        """The common case (no assembly, no ordering): the stages of :meth:`_accept` over the
+        whole input. Without a gap signal or a position block among the events, dedup is
+        asked once for all their ids and what it keeps goes out as one run."""
+        if not _SPECIAL_TYPES.isdisjoint(map(_type_of, events)):
+            self._accept_runs(events, now, actions)
+            return
+        kept = events
         if self._dedup is not None:
-            # Gap signals and position blocks never reach dedup (see _accept).
-            ids = [e.id for e in events if e.id and e.event not in special]
-            repeats = iter(self._dedup.check_all(ids, now))
-        append = actions.append
-        delivered = duplicates = 0
+            ids: list[str] = list(filter(None, map(_id_of, events)))
+            repeats = self._dedup.check_all(ids, now)
+            if any(repeats):
+                is_repeat = iter(repeats)
+                kept = [event for event in events if not (event.id and next(is_repeat))]
+                self._metrics.record_duplicates(len(events) - len(kept))
+        if kept:
+            self._metrics.record_messages(len(kept))
+            actions.append(DeliverBatch(events=kept))
+
+    def _accept_runs(self, events: Sequence[Event], now: float, actions: list[Action]) -> None:
+        """:meth:`_accept_all` when gap signals or position blocks come among the events:
+        the events between them go out as runs, each special event in its place."""
+        run: list[Event] = []
         for event in events:
-            if event.event in special:
-                self._metrics.record_messages(delivered)
-                delivered = 0
-                self._accept(event, now, actions)  # a special type: dedup is not asked
-            elif event.id and self._dedup is not None and next(repeats):
-                duplicates += 1
+            if event.event in _SPECIAL_TYPES:
+                self._accept_all(run, now, actions)
+                run = []
+                self._accept(event, now, actions)
             else:
-                delivered += 1
-                append(Deliver(event=event))
-        self._metrics.record_messages(delivered)
-        if duplicates:
-            self._metrics.record_duplicates(duplicates)
+                run.append(event)
+        self._accept_all(run, now, actions)
 
     def _push_one(self, event: Event, now: float, actions: list[Action]) -> None:
         if self._assembler is None:

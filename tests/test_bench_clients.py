@@ -29,3 +29,11 @@ def test_the_body_has_the_events_it_says() -> None:
         events = Parser().feed(bench.body(workload, 50))
         assert len(events) == bench.count(workload, 50)
         assert events[-1].data == bench.payload(len(events) - 1, bench.WORKLOADS[workload][0])
+
+
+def test_clients_picks_contenders_by_name_prefix() -> None:
+    """``--clients`` (``run``'s ``chosen``): only the contenders whose names start with one
+    of the prefixes run (here sse_core's blocking client and both httpx-sse ones)."""
+    results = bench.run(50, 1, ["small"], ["sse_core sync", "httpx-sse"])
+    assert sorted(r.contender.name for r in results) == [
+        "httpx-sse async", "httpx-sse sync", "sse_core sync"]

@@ -272,7 +272,12 @@ class ClientBase(AdapterBase):
         if isinstance(config, str):
             config = ClientConfig(url=config)
         options = options_or_default(options, ClientOptions)
-        session = ClientSession(config, rng=rng if rng is not None else random.Random())
+        # Each input's events come as one record: the plain loop takes them in bulk, and
+        # reports() hands them out one by one (_pump) unless ClientConfig.batching is set.
+        session = ClientSession(
+            config, rng=rng if rng is not None else random.Random(), is_batched_per_input=True
+        )
+        self._is_batching = config.batching is not None
         self._http = self._glue(session, options)
         self._is_latency_measured = config.is_latency_measured
         self._options = options
@@ -397,7 +402,15 @@ class ClientBase(AdapterBase):
         outputs = self._outputs
         while outputs and not self._is_closing:
             output = outputs.popleft()
-            if type(output) is Deliver:  # the common case first
+            if isinstance(output, DeliverBatch):  # the common case first: an input's events
+                if self._is_batching:  # the application's batch, not a run of a read's events
+                    self._notify(output)
+                elif self._events is None:  # reports() hands out a Deliver per event
+                    events = reversed(output.events)
+                    outputs.extendleft(Deliver(event=event) for event in events)
+                    continue
+                return output
+            if isinstance(output, Deliver):  # the sequencer's, one by one
                 if self._events is not None:
                     # The plain loop hands out the rest of the run straight from _ready.
                     ready = self._ready
@@ -527,8 +540,11 @@ class ClientBase(AdapterBase):
 
     def _notify(self, output: _Output) -> None:
         """Log a report (:mod:`sse_core.adapters._logging`) and tell ``on_status`` about a
-        status change."""
-        if isinstance(output, LOGGED):
+        status change. A batch is logged when it is the application's
+        (``ClientConfig.batching``), not a run of a read's events."""
+        if isinstance(output, LOGGED) and (
+            self._is_batching or not isinstance(output, DeliverBatch)
+        ):
             log_client_report(self.session, adapter_name(self), output)
         if isinstance(output, ReportStatus) and self._on_status is not None:
             self._on_status(output)

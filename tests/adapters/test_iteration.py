@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import threading
 import time
@@ -516,6 +517,63 @@ def test_reports_yield_the_batches() -> None:
     texts = ["".join(e.data for e in batch) for batch in batches]
     assert "".join(texts) == "abcdefg"
     assert all(1 <= len(text) <= 3 for text in texts) and len(texts) >= 3
+
+
+def test_reports_yield_a_deliver_per_event_without_batching() -> None:
+    """Without ClientConfig.batching, reports() hands out a Deliver per event, also when
+    the session gave the adapter one record for a read's events (the blocking and the
+    asyncio adapters: seven events in one read, seven Deliver, no DeliverBatch)."""
+    from sse_core import Deliver, DeliverBatch
+    from sse_core.adapters.asyncio import EventSource as AsyncioSource
+    from sse_core.adapters.sync import EventSource as SyncSource
+
+    body = b"".join(serialize_event(text) for text in "abcdefg")
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    with Scripted([answer, NO_CONTENT]) as server, \
+            SyncSource(ClientConfig(url=server.url, backoff=FAST)) as source:
+        blocking = [report for report in source.reports()
+                    if isinstance(report, (Deliver, DeliverBatch))]
+    with Scripted([answer, NO_CONTENT]) as server:
+        async def read() -> list[Any]:
+            async with AsyncioSource(ClientConfig(url=server.url, backoff=FAST)) as source:
+                return [report async for report in source.reports()
+                        if isinstance(report, (Deliver, DeliverBatch))]
+
+        asynchronous = asyncio.run(asyncio.wait_for(read(), LIMIT))
+    for reports in (blocking, asynchronous):
+        assert all(isinstance(report, Deliver) for report in reports)
+        assert "".join(report.event.data for report in reports) == "abcdefg"
+
+
+def test_only_the_applications_batches_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """The DEBUG line "batch of N events" is for ClientConfig.batching's batches: a plain
+    source, whose session hands a read's events over as one record, logs none (nothing is
+    logged per read or per event), not even for the record still queued when on_status
+    closes the source at STREAMING; a batching source logs its batch."""
+    from sse_core.adapters.sync import EventSource as SyncSource
+
+    body = b"".join(serialize_event(text) for text in "abcdefg")
+    answer = stream_head() + chunk(body) + b"0\r\n\r\n"
+    caplog.set_level(logging.DEBUG, logger="sse_core.client")
+    logged: dict[str, list[str]] = {}
+    for name, batching in (("plain", None), ("batching", BatchConfig(max_delay=0.0))):
+        caplog.clear()
+        with Scripted([answer, NO_CONTENT]) as server:
+            sources: list[Any] = []
+
+            def closing(status: ReportStatus, sources: list[Any] = sources,
+                        is_plain: bool = batching is None) -> None:
+                if is_plain and status.state is ClientState.STREAMING:
+                    sources[0].close()  # a read's events are still queued
+
+            config = ClientConfig(url=server.url, backoff=FAST, batching=batching)
+            with SyncSource(config, on_status=closing) as source:
+                sources.append(source)
+                text = "".join(event.data for event in source)
+        assert text == ("" if batching is None else "abcdefg")
+        logged[name] = [r.getMessage() for r in caplog.records
+                        if r.getMessage().startswith("batch of")]
+    assert logged == {"plain": [], "batching": ["batch of 7 events"]}
 
 
 def later(kind: str, seconds: float, call: Callable[[], object]) -> None:

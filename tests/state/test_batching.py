@@ -24,12 +24,16 @@ from sse_core import (
     serialize_event,
 )
 from sse_core._actions import Action
-from sse_core.state import BatchConfig, Batcher
+from sse_core._batching import one_per_event
+from sse_core.state import GAP_EVENT_TYPE, BatchConfig, Batcher
 
 REQUEST = Request(method="GET", url="https://example.test/", headers=(), body=None)
-# An input's actions: events, a report the application sees, or I/O for the adapter.
+# An input's actions: events (one by one, or a session's run of them), a report the
+# application sees, or I/O for the adapter.
 actions = st.lists(st.one_of(
     st.integers(0, 999).map(lambda n: Deliver(event=Event(data=str(n)))),
+    st.lists(st.integers(0, 999), min_size=1, max_size=9).map(
+        lambda ns: DeliverBatch(events=[Event(data=str(n)) for n in ns])),
     st.just(ReportGap(reason="too_old")),
     st.just(ReportStatus(state=ClientState.RECONNECTING, since=0.0)),
     st.just(Disconnect(reason="x")),
@@ -39,23 +43,13 @@ configs = st.builds(BatchConfig, max_events=st.integers(1, 6),
                     max_delay=st.sampled_from([0.0, 0.01, 0.5, 3.0]))
 
 
-def flatten(out: list[Action]) -> list[Action]:
-    """Batches replaced by one Deliver per event (what the application sees, in order)."""
-    flat: list[Action] = []
-    for action in out:
-        if isinstance(action, DeliverBatch):
-            flat += [Deliver(event=event) for event in action.events]
-        else:
-            flat.append(action)
-    return flat
-
-
 @given(configs, st.lists(st.tuples(actions, st.floats(0.0, 2.0)), max_size=10))
 def test_batches_are_the_deliveries_in_order_and_in_time(
     config: BatchConfig, inputs: list[tuple[list[Action], float]]
 ) -> None:
-    """For any inputs and timing, woken at each deadline: what the application sees (the
-    batches flattened, and the reports) is exactly the inputs' in order, and so is the I/O
+    """For any inputs (runs of events among them) and timing, woken at each deadline: what
+    the application sees (the batches flattened, and the reports) is exactly the inputs' in
+    order, and so is the I/O
     (which may go before events still pending); no batch is empty or larger than
     max_events; every event goes out at most max_delay after it arrived."""
     batcher = Batcher(config)
@@ -73,6 +67,8 @@ def test_batches_are_the_deliveries_in_order_and_in_time(
         for action in step_actions:
             if isinstance(action, Deliver):
                 arrived[id(action.event)] = now
+            elif isinstance(action, DeliverBatch):
+                arrived.update({id(e): now for e in action.events})
         fed += step_actions
         for action in batcher.feed(list(step_actions), now):
             out.append(action)
@@ -88,7 +84,8 @@ def test_batches_are_the_deliveries_in_order_and_in_time(
     def is_io(action: Action) -> bool:
         return isinstance(action, (Connect, Disconnect))
 
-    assert [a for a in flatten(out) if not is_io(a)] == [a for a in fed if not is_io(a)]
+    seen, sent = one_per_event(out), one_per_event(fed)
+    assert [a for a in seen if not is_io(a)] == [a for a in sent if not is_io(a)]
     assert [a for a in out if is_io(a)] == [a for a in fed if is_io(a)]
     for key, at in arrived.items():
         if went[key] != now:  # the final poll aside
@@ -118,6 +115,18 @@ def test_a_full_batch_goes_out_at_once_and_zero_delay_batches_each_input() -> No
     assert [len(batch.events) for batch in out] == [5]  # type: ignore[union-attr]
 
 
+def test_a_run_is_split_at_max_events() -> None:
+    """A session's run of 7 events onto 1 pending, max_events 3: batches of 3, 3, and 2
+    left pending, in order."""
+    batcher = Batcher(BatchConfig(max_events=3, max_delay=5.0))
+    assert batcher.feed([Deliver(event=Event(data="0"))], 0.0) == []
+    run = DeliverBatch(events=[Event(data=str(n)) for n in range(1, 8)])
+    out = batcher.feed([run], 1.0)
+    assert [[e.data for e in batch.events] for batch in out] == [  # type: ignore[union-attr]
+        ["0", "1", "2"], ["3", "4", "5"]]
+    assert batcher.pending == 2 and batcher.next_deadline() == 6.0
+
+
 @pytest.mark.parametrize("kwargs", [{"max_events": 0}, {"max_delay": -1.0},
                                     {"max_delay": float("nan")}, {"max_events": 1.5}])
 def test_config_rejects_bad_values(kwargs: dict[str, object]) -> None:
@@ -131,7 +140,7 @@ HEADERS = [("Content-Type", "text/event-stream")]
 
 
 def delivered(out: list[Action]) -> list[str]:
-    return [action.event.data for action in flatten(out) if isinstance(action, Deliver)]
+    return [action.event.data for action in one_per_event(out) if isinstance(action, Deliver)]
 
 
 @given(
@@ -144,13 +153,21 @@ def test_a_batching_session_delivers_what_a_plain_one_does(
 ) -> None:
     """The same bytes at the same times (woken at every deadline): the batches of a session
     with batching, concatenated, are the events a session without it delivers, in order;
-    ids repeat (dedup on), and the stream is sometimes cut (reconnections)."""
-    plain = ClientSession(ClientConfig(url="https://example.test/"), rng=random.Random(1))
-    batched = ClientSession(ClientConfig(url="https://example.test/", batching=config),
-                            rng=random.Random(1))
-    got: dict[str, list[Action]] = {"plain": [], "batched": []}
+    ids repeat (dedup on), and the stream is sometimes cut (reconnections). A session made
+    with ``is_batched_per_input`` gives the plain session's actions exactly, but with each
+    input's events as one DeliverBatch; with batching on, the flag changes nothing."""
+    plain_config = ClientConfig(url="https://example.test/")
+    batched_config = ClientConfig(url="https://example.test/", batching=config)
+    sessions = {
+        "plain": ClientSession(plain_config, rng=random.Random(1)),
+        "runs": ClientSession(plain_config, rng=random.Random(1), is_batched_per_input=True),
+        "batched": ClientSession(batched_config, rng=random.Random(1)),
+        "batched runs": ClientSession(batched_config, rng=random.Random(1),
+                                      is_batched_per_input=True),
+    }
+    got: dict[str, list[Action]] = {name: [] for name in sessions}
     now = 0.0
-    for client, name in ((plain, "plain"), (batched, "batched")):
+    for name, client in sessions.items():
         now = 0.0
         got[name] += client.start(now)
         got[name] += client.on_response(200, HEADERS, now)
@@ -171,3 +188,29 @@ def test_a_batching_session_delivers_what_a_plain_one_does(
         got[name] += client.close(now + 100.0)
     assert delivered(got["batched"]) == delivered(got["plain"])
     assert not any(isinstance(a, Deliver) for a in got["batched"])
+    assert got["batched runs"] == got["batched"]
+    assert one_per_event(got["runs"]) == got["plain"]
+    assert not any(isinstance(a, DeliverBatch) for a in got["plain"])
+    assert not any(isinstance(a, Deliver) for a in got["runs"])
+
+
+def test_a_session_batched_per_input_hands_out_one_record_per_input() -> None:
+    """``is_batched_per_input``: three events in one input are one DeliverBatch (a plain
+    session gives three Deliver records); a gap signal between events splits the run
+    around its ReportGap; the flag must be a bool."""
+    body = b"".join(serialize_event(f"e{n}", id=str(n)) for n in range(3))
+    sessions = [ClientSession(ClientConfig(url="https://example.test/"), rng=random.Random(1),
+                              is_batched_per_input=flag) for flag in (False, True)]
+    for client in sessions:
+        client.start(0.0)
+        client.on_response(200, HEADERS, 0.0)
+    plain, runs = (client.on_data(body, 1.0) for client in sessions)
+    assert [type(a).__name__ for a in plain] == ["ReportStatus"] + ["Deliver"] * 3
+    events = [Event(data=f"e{n}", id=str(n), last_event_id=str(n)) for n in range(3)]
+    assert runs[1:] == [DeliverBatch(events=events)]
+    gap = serialize_event('{"last_event_id": "2", "reason": "too_old"}', event=GAP_EVENT_TYPE)
+    split = sessions[1].on_data(serialize_event("a") + gap + serialize_event("b"), 2.0)
+    assert [type(a).__name__ for a in split] == ["DeliverBatch", "ReportGap", "DeliverBatch"]
+    with pytest.raises(InvalidConfigError):
+        ClientSession(ClientConfig(url="https://example.test/"), rng=random.Random(1),
+                      is_batched_per_input=1)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """Tests for sse_core._pipeline.DeliveryPipeline: one batch per input is the same as one
-event at a time."""
+event at a time, and an input's events go out as runs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sse_core import Event
+from sse_core import Deliver, DeliverBatch, Event
 from sse_core._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action
+from sse_core._batching import one_per_event
 from sse_core._chunking import ChunkConfig
 from sse_core._dedup import DedupConfig
 from sse_core._metrics import MetricsRecorder
@@ -58,8 +59,12 @@ def test_a_batch_is_the_same_as_its_events_one_at_a_time(
 ) -> None:
     """Whatever the events, times and stages on, pushing each input's events as one batch
     gives the same actions, in the same order, and the same counters as pushing them one by
-    one (the batch is a data shape, not a change of meaning)."""
-    assert run(feeding, config, one_by_one=False) == run(feeding, config, one_by_one=True)
+    one (the batch is a data shape, not a change of meaning): the same events delivered, in
+    the same runs' order, with the same reports between them."""
+    batched, batched_counts = run(feeding, config, one_by_one=False)
+    single, single_counts = run(feeding, config, one_by_one=True)
+    assert one_per_event(batched) == one_per_event(single)
+    assert batched_counts == single_counts
 
 
 def test_counters_follow_the_batch() -> None:
@@ -70,4 +75,23 @@ def test_counters_follow_the_batch() -> None:
     actions, counts = run([(batch, 0.0)], {"dedup": DedupConfig(), "sequencer": None,
                                             "chunking": None}, one_by_one=False)
     assert counts == (2, 1, 1)
-    assert [type(action).__name__ for action in actions] == ["Deliver", "ReportGap", "Deliver"]
+    assert [type(action).__name__ for action in actions] == ["DeliverBatch", "ReportGap",
+                                                            "DeliverBatch"]
+    assert actions[0] == DeliverBatch(events=[Event(data="a", id="1")])
+    assert actions[2] == DeliverBatch(events=[Event(data="b", id="2")])
+
+
+def test_an_input_goes_out_as_one_run() -> None:
+    """Without a report among them, an input's events go out as one DeliverBatch (the
+    duplicates dropped), not a Deliver each; with the sequencer on, each event's fate is
+    its own decision and each goes out as a Deliver."""
+    batch = [Event(data="a", id="1"), Event(data="b"), Event(data="a", id="1"),
+             Event(data="c", id="2")]
+    actions, counts = run([(batch, 0.0)], {"dedup": DedupConfig(), "sequencer": None,
+                                            "chunking": None}, one_by_one=False)
+    assert actions == [DeliverBatch(events=[batch[0], batch[1], batch[3]])]
+    assert counts == (3, 1, 0)
+    ordered, _ = run([(batch, 0.0)], {"dedup": DedupConfig(),
+                                      "sequencer": SequencerConfig(gap_timeout=0.5),
+                                      "chunking": None}, one_by_one=False)
+    assert ordered == [Deliver(event=event) for event in (batch[0], batch[1], batch[3])]
