@@ -208,8 +208,9 @@ class ServerSession(MonotonicNow):
 
         Each step reads at most ``replay_chunk_size`` bytes from the log, starting after the
         last event sent; events appended meanwhile are part of the replay. When the log
-        evicted events the client has not been sent yet, the gap signal (``too_old``) comes
-        first and the replay goes on from the oldest event kept.
+        evicted events the client has not been sent yet, the gap signal (``too_old``, with how
+        many were lost when the log says) comes first and the replay goes on from the oldest
+        event kept.
 
         Args:
             now: The current monotonic time.
@@ -226,7 +227,8 @@ class ServerSession(MonotonicNow):
             data = self._replay_step(log, result)
         else:
             self._too_old_resumes += 1
-            data = self._gap_signal(cursor, "too_old") + self._replay_oldest(log)
+            missed = result.missed if isinstance(result, TooOld) else None
+            data = self._gap_signal(cursor, "too_old", missed) + self._replay_oldest(log)
         return self._send(data, now)
 
     @sticky
@@ -342,7 +344,8 @@ class ServerSession(MonotonicNow):
         if isinstance(result, TooOld):
             self._too_old_resumes += 1
             # The id was ours: what the log still has is what the client can get.
-            return self._gap_signal(result.last_event_id, "too_old") + self._replay_oldest(log)
+            signal = self._gap_signal(result.last_event_id, "too_old", result.missed)
+            return signal + self._replay_oldest(log)
         self._unknown_id_resumes += 1
         signal = self._gap_signal(result.last_event_id, "unknown")
         if self._config.is_unknown_id_replayed:
@@ -370,13 +373,12 @@ class ServerSession(MonotonicNow):
         return data
 
     @staticmethod
-    def _gap_signal(last_event_id: str, reason: str) -> bytes:
-        return serialize(
-            Event(
-                data=json.dumps({"last_event_id": last_event_id, "reason": reason}),
-                event=GAP_EVENT_TYPE,
-            )
-        )
+    def _gap_signal(last_event_id: str, reason: str, missed: int | None = None) -> bytes:
+        """The gap signal; ``missed`` (how many events were lost) only when the log knows."""
+        body: dict[str, object] = {"last_event_id": last_event_id, "reason": reason}
+        if missed is not None:
+            body["missed"] = missed  # an added key: clients that read the old form ignore it
+        return serialize(Event(data=json.dumps(body), event=GAP_EVENT_TYPE))
 
 
 def _position_block(log: SharedLog) -> bytes:

@@ -115,6 +115,10 @@ def test_trail_notes_gaps_with_their_size() -> None:
     client.on_data(signal, 1.0)
     [gap] = client.audit_trail.of_kind(AuditKind.GAP)
     assert (gap.at, gap.reason, gap.last_event_id, gap.count) == (1.0, "too_old", "3", None)
+    signal = signal.replace(b'"too_old"', b'"too_old", "missed": 4')  # the log knew how many
+    client.on_data(signal, 1.5)
+    gap = client.audit_trail.of_kind(AuditKind.GAP)[-1]
+    assert (gap.at, gap.last_event_id, gap.count) == (1.5, "3", 4)
 
     client = session(sequencer=SequencerConfig(gap_timeout=1.0))
     client.start(0.0)
