@@ -238,7 +238,7 @@ class ServerBase(AdapterBase):
         """Count (``ServerMetrics.send_timeouts``) and log at ``WARNING`` a client the kernel
         let go of because it took no bytes for ``send_timeout`` (its connection timed out:
         :func:`~sse_core.adapters._sockets.is_send_timeout`)."""
-        self._broadcaster.count_send_timeout()
+        self._broadcaster.count_send_timeout(subscriber, self._clock())
         timeout = self._options.send_timeout
         took = "" if timeout is None else f" for {timeout:g} s (send_timeout)"
         server_log(

@@ -14,6 +14,7 @@ import trio
 from sse_core import Event, ServerConfig
 from sse_core.adapters import ServerOptions
 from sse_core.adapters._sockets import is_send_timeout
+from sse_core.state import AuditKind
 from tests.adapters.test_server_limits import connect, running, until
 
 QUIET = ServerConfig(heartbeat_interval=None, is_compression_enabled=False)
@@ -34,8 +35,8 @@ def test_a_client_that_stops_reading_is_counted_as_a_send_timeout(
 ) -> None:
     """The client reads the head and stops; once the kernel's buffers are full nothing is
     acknowledged, and after send_timeout (1 s; the kernel's probes make it one to a few
-    seconds) the connection times out: the subscriber is gone, send_timeouts is 1, and a
-    WARNING says why."""
+    seconds) the connection times out: the subscriber is gone, send_timeouts is 1, its audit
+    trail notes the failure, and a WARNING says why."""
     caplog.set_level(logging.WARNING, logger="sse_core.server")
     with running(kind, config=QUIET, options=OPTIONS) as server:
         sock = connect(server, receive_buffer=4096)
@@ -44,6 +45,7 @@ def test_a_client_that_stops_reading_is_counted_as_a_send_timeout(
             while b"\r\n\r\n" not in head:
                 head += sock.recv(4096)
             until(lambda: server.read(lambda: len(server.hub)) == 1, "the subscription")
+            (subscriber,) = server.read(lambda: list(server.hub))
             assert server.read(lambda: server.hub.metrics.send_timeouts) == 0
             for n in range(PUBLISHED // EVENT_SIZE):
                 server.publish(Event(data=f"{n} " + "z" * EVENT_SIZE))
@@ -52,6 +54,8 @@ def test_a_client_that_stops_reading_is_counted_as_a_send_timeout(
             until(lambda: server.read(lambda: len(server.hub)) == 0, "the client let go")
             metrics = server.read(lambda: server.hub.metrics)
             assert (metrics.send_timeouts, metrics.queue_drops) == (1, 0)
+            trail = server.read(lambda: subscriber.session.audit_trail)
+    assert [r.reason for r in trail.of_kind(AuditKind.FAILURE)] == ["send timeout"]
     [record] = [r for r in caplog.records if getattr(r, "sse_event", None) == "send_timeout"]
     assert record.levelno == logging.WARNING
     assert record.sse_timeout == 1.0  # type: ignore[attr-defined]
