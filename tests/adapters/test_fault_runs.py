@@ -226,8 +226,8 @@ def test_outage_past_the_replay_window_raises_a_gap_in_the_plain_loop() -> None:
     """The README's loop under an outage: the network refuses every connection while the
     server publishes more than its replay log keeps, so the client's resume id falls out of
     the log. The plain ``async for`` raises GapError (``too_old``, with the id it resumed
-    from and how many events were lost) instead of skipping the lost events silently, and iterating again goes on with the
-    events published after the client is back."""
+    from and how many events were lost) instead of skipping the lost events silently, and
+    iterating again goes on with the events published after the client is back."""
     harness = Harness(ReplayLog(ReplayConfig(max_events=20)))
     received: list[str] = []
     ids: list[str] = []
