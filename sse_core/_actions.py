@@ -40,7 +40,8 @@ __all__ = [
 
 #: Event type of the signal a server session sends when it cannot replay from the client's
 #: ``Last-Event-ID`` (unknown or too old). Its data is JSON:
-#: ``{"last_event_id": "<what the client sent>", "reason": "unknown" | "too_old"}``.
+#: ``{"last_event_id": "<what the client sent>", "reason": "unknown" | "too_old"}``, plus
+#: ``"missed": <int>`` (how many events were lost) when the server's log knows it.
 #: A client session turns it into a :class:`ReportGap` action instead of delivering it.
 GAP_EVENT_TYPE = "sse-core-gap"
 
@@ -190,6 +191,11 @@ def _check_missing(instance: ReportGap, attribute: object, value: int | None) ->
         or not 0 <= instance.first <= instance.last
     ):
         raise ValueError(f"need 0 <= first <= last, got {instance.first!r}, {instance.last!r}")
+    missed = instance.missed
+    if missed is not None and (type(missed) is not int or missed < 0):
+        raise ValueError(f"missed must be None or an int >= 0, got {missed!r}")
+    if missed is not None and instance.first is not None:
+        raise ValueError("missed is for a server's gap: first and last already say how many")
 
 
 @attrs.frozen(kw_only=True)
@@ -201,8 +207,10 @@ class ReportGap:
 
     * the server could not replay from the client's ``Last-Event-ID`` (its gap signal,
       :data:`~sse_core.state.GAP_EVENT_TYPE`): ``reason`` is ``"unknown"`` (the server did not
-      know the id) or ``"too_old"`` (it fell out of the server's replay window), and
-      ``last_event_id`` is the id the client resumed from; ``first`` and ``last`` are ``None``;
+      know the id) or ``"too_old"`` (it fell out of the server's replay window),
+      ``last_event_id`` is the id the client resumed from, and ``missed`` how many events
+      were lost when the server's log knows it (``too_old``); ``first`` and ``last`` are
+      ``None``;
     * the client's sequencer gave up on numbers that never arrived: ``reason`` is
       ``"timeout"`` (not filled within ``gap_timeout``), ``"overflow"`` (the reorder buffer
       was full) or ``"flush"`` (the stream's numbering ended), and ``first`` .. ``last`` are
@@ -213,18 +221,22 @@ class ReportGap:
         last_event_id: The id the client resumed from (server gaps), else ``None``.
         first: The first missing sequence number (sequencer gaps), else ``None``.
         last: The last missing sequence number (sequencer gaps), else ``None``.
+        missed: How many events the server says were lost (server gaps, when its log
+            knows), else ``None``.
     """
 
     reason: str
     last_event_id: str | None = None
     first: int | None = attrs.field(default=None, validator=_check_missing)
     last: int | None = None
+    missed: int | None = None
 
     @property
     def count(self) -> int | None:
-        """How many events are known to be missing (``last - first + 1``), or ``None``."""
+        """How many events are known to be missing (``last - first + 1`` for a sequencer's
+        gap, :attr:`missed` for a server's), or ``None`` when nobody knows."""
         if self.first is None or self.last is None:
-            return None
+            return self.missed
         return self.last - self.first + 1
 
     def error(self) -> GapError:

@@ -1,9 +1,11 @@
-"""The client session's audit trail: its lifecycle as frozen, timed records (floor 3).
+"""The sessions' audit trails: their lifecycles as frozen, timed records (floor 3).
 
 A :class:`~sse_core.ClientSession` notes what its inputs returned that an operator would want
 to replay -- state changes with their reasons, the id each connection resumes from, gaps,
 failures, transport switches, staleness -- and the platform's network signals, in an
 :class:`AuditRecorder`: a bounded queue, the oldest record dropped (and counted) when full.
+A :class:`~sse_core.ServerSession` notes its side in the same records: the request with the
+id it resumes from, its state changes, gaps, the replay, and why the client was let go.
 The application reads an :class:`AuditTrail`, a frozen snapshot. Pure: the times are the
 ``now`` of the inputs, nothing is logged (the adapters log; see the logging docs page).
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -21,12 +23,15 @@ from . import _actions
 from ._actions import Action, ClientState, Transport
 from ._validators import non_negative_int
 
+if TYPE_CHECKING:
+    from ._server import ServerState
+
 __all__ = [
     "AUDITED", "DEFAULT_MAX_AUDIT_RECORDS", "AuditKind", "AuditRecord", "AuditRecorder",
     "AuditTrail",
 ]
 
-#: Default for ``ClientConfig.max_audit_records``.
+#: Default for ``ClientConfig.max_audit_records`` and ``ServerConfig.max_audit_records``.
 DEFAULT_MAX_AUDIT_RECORDS = 100
 
 
@@ -35,18 +40,23 @@ class AuditKind(enum.Enum):
 
     ``OFFLINE``, ``ONLINE`` and ``NETWORK_CHANGED`` are the platform's network signals
     (``on_offline``, ``on_online``, ``on_network_changed``), with their ``reason``.
+    ``REQUEST`` and ``REPLAYED`` are a server session's; ``STATUS``, ``GAP`` and ``FAILURE``
+    are noted on both sides.
     """
 
-    #: The state changed (:class:`~sse_core.ReportStatus`): ``state``, ``reason``.
+    #: The state changed (:class:`~sse_core.ReportStatus`; a server session's
+    #: :class:`~sse_core.state.ServerState`): ``state``, ``reason``.
     STATUS = "status"
     #: A connection (or a poll) was asked for (:class:`~sse_core.Connect`):
     #: ``last_event_id`` is the id it resumes from (``""``: none), ``transport`` how.
     CONNECT = "connect"
-    #: Events were lost (:class:`~sse_core.ReportGap`): ``reason``, ``last_event_id`` (a
-    #: server's gap), ``count`` (a sequencer's gap: how many are missing).
+    #: Events were lost (:class:`~sse_core.ReportGap`; on a server, the gap signal it sent):
+    #: ``reason``, ``last_event_id`` (a server's gap), ``count`` (how many are missing, when
+    #: known: a sequencer's gap, a server's ``missed``).
     GAP = "gap"
     #: The session closes for a failure (:class:`~sse_core.ReportFailure`): ``reason``,
-    #: ``status`` (the HTTP status of a refused response).
+    #: ``status`` (the HTTP status of a refused response). On a server: the client was let
+    #: go for a failure of its connection (``reason``: a send timeout).
     FAILURE = "failure"
     #: The transport switched (:class:`~sse_core.ReportTransport`): ``transport``, ``reason``.
     TRANSPORT = "transport"
@@ -60,6 +70,11 @@ class AuditKind(enum.Enum):
     OFFLINE = "offline"
     ONLINE = "online"
     NETWORK_CHANGED = "network changed"
+    #: A server session answered a client's request: ``last_event_id`` is the id it
+    #: resumes from (``""``: none).
+    REQUEST = "request"
+    #: A server session's replay (what the client missed) is over: ``count`` events went.
+    REPLAYED = "replayed"
 
 
 @attrs.frozen(kw_only=True)
@@ -70,12 +85,14 @@ class AuditRecord:
     Attributes:
         at: When (the ``now`` of the session input that produced it).
         kind: What it notes (see :class:`AuditKind` for the fields each kind sets).
-        state: The new state (``STATUS``).
+        state: The new state (``STATUS``): a :class:`~sse_core.ClientState`, or a server
+            session's :class:`~sse_core.state.ServerState`.
         reason: Why (``STATUS``, ``GAP``, ``FAILURE``, ``TRANSPORT``, ``DROPPED``, network
             signals).
-        last_event_id: The id resumed from (``CONNECT``; ``""`` for none), or the id a
-            server could not replay from (``GAP``).
-        count: How many events a sequencer's gap lost (``GAP``), when known.
+        last_event_id: The id resumed from (``CONNECT``, ``REQUEST``; ``""`` for none), or
+            the id a server could not replay from (``GAP``).
+        count: How many events a gap lost (``GAP``), when known; how many a replay sent
+            (``REPLAYED``).
         transport: The transport (``CONNECT``, ``TRANSPORT``).
         is_stale: Whether the data may be stale (``STALE``).
         status: The HTTP status of a refused response (``FAILURE``).
@@ -83,7 +100,7 @@ class AuditRecord:
 
     at: float
     kind: AuditKind
-    state: ClientState | None = None
+    state: ClientState | ServerState | None = None
     reason: str | None = None
     last_event_id: str | None = None
     count: int | None = None
@@ -219,6 +236,10 @@ class AuditRecorder:
     def note_signal(self, kind: AuditKind, now: float, reason: str) -> None:
         """Note a network signal (``OFFLINE``, ``ONLINE``, ``NETWORK_CHANGED``)."""
         self._add(AuditRecord(at=now, kind=kind, reason=reason))
+
+    def note(self, record: AuditRecord) -> None:
+        """Note a record the session made itself (a server session's)."""
+        self._add(record)
 
     def _add(self, record: AuditRecord) -> None:
         self._records.append(record)

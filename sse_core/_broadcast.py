@@ -262,7 +262,7 @@ class Subscriber(MonotonicNow):
         del self._items[self._initial :]
         self._items.append(Disconnect(reason=reason))
         self._queued_bytes = 0
-        self.session.close(now)
+        self.session.close(now, reason=reason)
         self._release_replay()
         if self._hub is not None:
             self._hub._dropped += 1
@@ -478,10 +478,27 @@ class Broadcaster(MonotonicNow):
             send_timeouts=self._send_timeouts,
         )
 
-    def count_send_timeout(self) -> None:
+    def count_send_timeout(
+        self, subscriber: Subscriber | Poller | None = None, now: float | None = None
+    ) -> None:
         """Count a client let go because a write waited past ``send_timeout`` (the adapter
-        decides that, and calls this; :attr:`metrics` reports it)."""
+        decides that, and calls this; :attr:`metrics` reports it).
+
+        Args:
+            subscriber: The client, when known: a stream's audit trail notes the failure.
+            now: The current monotonic time; by default the latest time the broadcaster saw.
+                The record is noted at it, or at the session's latest time if that is later.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        if now is not None:
+            self._take_now(now)
+        at = self._latest_now
         self._send_timeouts += 1
+        if isinstance(subscriber, Subscriber):
+            session = subscriber.session
+            session.note_failure("send timeout", max(at, session._latest_now))
 
     def __len__(self) -> int:
         """The number of subscribers (streams; polls are counted by :attr:`polls`)."""

@@ -323,6 +323,9 @@ class ServerConfig:
             The stamp is taken from the ``wall_now`` given to
             :meth:`~sse_core.ServerSession.send` or :meth:`~sse_core.Broadcaster.publish`;
             without it nothing is stamped. Off by default.
+        max_audit_records: The most records the session's audit trail keeps
+            (:attr:`~sse_core.ServerSession.audit_trail`); the oldest go first, counted.
+            0 turns the trail off.
     """
 
     heartbeat_interval: float | None = attrs.field(
@@ -340,6 +343,9 @@ class ServerConfig:
     is_unknown_id_replayed: bool = attrs.field(default=False, validator=is_bool)
     busy_retry: int = attrs.field(default=5000, validator=non_negative_int)
     is_send_time_stamped: bool = attrs.field(default=False, validator=is_bool)
+    max_audit_records: int = attrs.field(
+        default=DEFAULT_MAX_AUDIT_RECORDS, validator=non_negative_int
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -201,9 +201,11 @@ class Metrics:
         time_to_reconnect: For each reconnection, seconds from losing the connection to
             having the new one up (backoff delays and failed attempts included).
         gaps_reported: Gaps in the event sequence reported to the application.
-        events_missed: Events the gaps of known size lost, in total.
-        gaps_of_unknown_size: Gaps whose size nobody knows (the server did not know the id,
-            a long-poll gap): while any, :attr:`stream_completion_rate` is ``None``.
+        events_missed: Events the gaps of known size lost, in total (a sequencer's skip, a
+            server's ``too_old`` gap signal with its ``missed``, a dropped chunked message).
+        gaps_of_unknown_size: Gaps whose size nobody knows (the server did not know the id or
+            did not say how many, a long-poll gap): while any,
+            :attr:`stream_completion_rate` is ``None``.
         latency: Seconds from the server's stamp to the arrival of the bytes, for events the
             server stamped (``ServerConfig.is_send_time_stamped``, ``ClientConfig.
             is_latency_measured``).

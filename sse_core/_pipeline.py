@@ -246,11 +246,17 @@ class DeliveryPipeline(MonotonicNow):
         actions.append(Deliver(event=event))
 
     def _gap_report(self, event: Event) -> ReportGap:
+        missed: int | None = None
         try:
             body = json.loads(event.data)
             last_event_id = str(body["last_event_id"])
             reason = str(body["reason"])
+            # How many were lost, when the server's log knew (absent in the older form); a
+            # value that is not a count is ignored: the gap then has no known size.
+            count = body.get("missed")
+            if type(count) is int and count >= 0:
+                missed = count
         except (ValueError, KeyError, TypeError):
             last_event_id, reason = "", "unknown"
-        self._metrics.record_gap(None)  # the signal does not say how many
-        return ReportGap(last_event_id=last_event_id, reason=reason)
+        self._metrics.record_gap(missed)
+        return ReportGap(last_event_id=last_event_id, reason=reason, missed=missed)

@@ -12,6 +12,10 @@ it, flushing after every write so that compression never delays an event.
 
 Fan-out: append each event to the shared :class:`~sse_core.state.ReplayLog` once (that encodes it
 once), then hand the same :class:`~sse_core.state.StoredEvent` to every session's :meth:`send`.
+
+Each session keeps its lifecycle in a bounded audit trail (:attr:`ServerSession.audit_trail`):
+the request and the id it resumes from, state changes with their reasons, gap signals, the
+end of the replay, and a failure the I/O layer reports.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
+from ._audit import AuditKind, AuditRecord, AuditRecorder, AuditTrail
 from ._compression import Compressor, negotiate_encoding
 from ._config import ServerConfig
 from ._errors import InvalidConfigError, LocalProtocolError, sticky
@@ -86,6 +91,10 @@ class ServerSession(MonotonicNow):
         self._replays_served = 0
         self._too_old_resumes = 0
         self._unknown_id_resumes = 0
+        self._replayed = 0  # events the replay under way has sent, for its audit record
+        self._audit = (
+            AuditRecorder(config.max_audit_records) if config.max_audit_records else None
+        )
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
@@ -108,6 +117,16 @@ class ServerSession(MonotonicNow):
     def bytes_sent(self) -> int:
         """Body bytes handed to :class:`~sse_core.Send` actions so far (after compression)."""
         return self._bytes_sent
+
+    @property
+    def audit_trail(self) -> AuditTrail:
+        """The session's lifecycle so far, as timed records: the request with the id it
+        resumes from (``REQUEST``), state changes with their reasons (``STATUS``), gap
+        signals sent with how many events were lost when known (``GAP``), the end of the
+        replay with how many events it sent (``REPLAYED``), and a failure the I/O layer
+        reported (``FAILURE``: a send timeout). At most ``ServerConfig.max_audit_records``;
+        see :ref:`audit-trail`."""
+        return self._audit.snapshot() if self._audit is not None else AuditTrail()
 
     @property
     def is_replaying(self) -> bool:
@@ -165,6 +184,7 @@ class ServerSession(MonotonicNow):
         if last_event_id is not None and has_cr_lf_nul(last_event_id):
             last_event_id = None  # not an id any stream could have sent
         self._last_event_id = self._sent_id = last_event_id or ""
+        self._note(AuditRecord(at=now, kind=AuditKind.REQUEST, last_event_id=self._last_event_id))
 
         response_headers = [
             ("Content-Type", "text/event-stream; charset=utf-8"),
@@ -180,6 +200,7 @@ class ServerSession(MonotonicNow):
             response_headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
         response_headers += list(config.headers)
         self._state = ServerState.STREAMING
+        self._note(AuditRecord(at=now, kind=AuditKind.STATUS, state=ServerState.STREAMING))
         if self._heartbeat is not None:
             self._heartbeat.start(now)
 
@@ -191,15 +212,17 @@ class ServerSession(MonotonicNow):
         if is_put_off:
             self._cursor = None
             self._sent_id = self._last_event_id
+            self._replayed = 0  # its first step is not sent
             parts.append(serialize_block(Retry(milliseconds=config.busy_retry)))
         else:
             if config.retry is not None:
                 parts.append(serialize_block(Retry(milliseconds=config.retry)))
             parts.append(replay)
+        self._note_replay_end(now)
         actions: list[Action] = [SendHead(status=200, headers=tuple(response_headers))]
         actions += self._send(b"".join(parts), now)
         if is_put_off:
-            actions += self.close(now)
+            actions += self.close(now, reason="replay put off: the server's replay budget is spent")
         return actions
 
     @sticky
@@ -208,8 +231,9 @@ class ServerSession(MonotonicNow):
 
         Each step reads at most ``replay_chunk_size`` bytes from the log, starting after the
         last event sent; events appended meanwhile are part of the replay. When the log
-        evicted events the client has not been sent yet, the gap signal (``too_old``) comes
-        first and the replay goes on from the oldest event kept.
+        evicted events the client has not been sent yet, the gap signal (``too_old``, with how
+        many were lost when the log says) comes first and the replay goes on from the oldest
+        event kept.
 
         Args:
             now: The current monotonic time.
@@ -226,7 +250,9 @@ class ServerSession(MonotonicNow):
             data = self._replay_step(log, result)
         else:
             self._too_old_resumes += 1
-            data = self._gap_signal(cursor, "too_old") + self._replay_oldest(log)
+            missed = result.missed if isinstance(result, TooOld) else None
+            data = self._gap_signal(cursor, "too_old", now, missed) + self._replay_oldest(log)
+        self._note_replay_end(now)
         return self._send(data, now)
 
     @sticky
@@ -280,10 +306,15 @@ class ServerSession(MonotonicNow):
             and self._heartbeat.is_due(now)
         )
 
-    def close(self, now: float) -> list[Action]:
+    def close(self, now: float, *, reason: str = "closed by the server") -> list[Action]:
         """End the stream: the gzip trailer if compressing, then disconnect.
 
         Closing a closed session does nothing.
+
+        Args:
+            now: The current monotonic time.
+            reason: Why, for the :class:`~sse_core.Disconnect` and the audit trail (a
+                :class:`~sse_core.Broadcaster` gives the reason it let the client go).
         """
         self._take_now(now)
         if self._state is ServerState.CLOSED:
@@ -297,8 +328,24 @@ class ServerSession(MonotonicNow):
         self._cursor = None
         if self._heartbeat is not None:
             self._heartbeat.stop()
-        actions.append(Disconnect(reason="closed by the server"))
+        self._note(AuditRecord(at=now, kind=AuditKind.STATUS, state=ServerState.CLOSED,
+                               reason=reason))
+        actions.append(Disconnect(reason=reason))
         return actions
+
+    def note_failure(self, reason: str, now: float) -> None:
+        """Note in the audit trail a failure only the I/O layer sees (the client's
+        connection timed out, say); nothing else changes.
+
+        Args:
+            reason: What failed.
+            now: The current monotonic time.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        self._note(AuditRecord(at=now, kind=AuditKind.FAILURE, reason=reason))
 
     # --- what a Broadcaster uses to queue stream bytes and compress them later ------------
 
@@ -342,9 +389,10 @@ class ServerSession(MonotonicNow):
         if isinstance(result, TooOld):
             self._too_old_resumes += 1
             # The id was ours: what the log still has is what the client can get.
-            return self._gap_signal(result.last_event_id, "too_old") + self._replay_oldest(log)
+            signal = self._gap_signal(result.last_event_id, "too_old", now, result.missed)
+            return signal + self._replay_oldest(log)
         self._unknown_id_resumes += 1
-        signal = self._gap_signal(result.last_event_id, "unknown")
+        signal = self._gap_signal(result.last_event_id, "unknown", now)
         if self._config.is_unknown_id_replayed:
             return signal + self._replay_oldest(log)
         self._sent_id = log.position
@@ -358,6 +406,7 @@ class ServerSession(MonotonicNow):
         data = b"".join([stored.encoded for stored in replay.events])
         if replay.events:
             self._sent_id = replay.events[-1].id
+            self._replayed += len(replay.events)
         if not replay.is_complete:
             self._cursor = self._sent_id
             return data
@@ -369,14 +418,27 @@ class ServerSession(MonotonicNow):
             data += _position_block(log)
         return data
 
-    @staticmethod
-    def _gap_signal(last_event_id: str, reason: str) -> bytes:
-        return serialize(
-            Event(
-                data=json.dumps({"last_event_id": last_event_id, "reason": reason}),
-                event=GAP_EVENT_TYPE,
-            )
-        )
+    def _note(self, record: AuditRecord) -> None:
+        if self._audit is not None:
+            self._audit.note(record)
+
+    def _note_replay_end(self, now: float) -> None:
+        """Note a replay that sent events and is over."""
+        if self._replayed and self._cursor is None:
+            self._note(AuditRecord(at=now, kind=AuditKind.REPLAYED, count=self._replayed))
+            self._replayed = 0
+
+    def _gap_signal(
+        self, last_event_id: str, reason: str, now: float, missed: int | None = None
+    ) -> bytes:
+        """The gap signal (noted in the audit trail); ``missed`` (how many events were
+        lost) only when the log knows."""
+        self._note(AuditRecord(at=now, kind=AuditKind.GAP, reason=reason,
+                               last_event_id=last_event_id, count=missed))
+        body: dict[str, object] = {"last_event_id": last_event_id, "reason": reason}
+        if missed is not None:
+            body["missed"] = missed  # an added key: clients that read the old form ignore it
+        return serialize(Event(data=json.dumps(body), event=GAP_EVENT_TYPE))
 
 
 def _position_block(log: SharedLog) -> bytes:

@@ -1,5 +1,6 @@
-"""The client session's audit trail (sse_core._audit): what it notes, its bound, and the
-law that its state changes are the ReportStatus actions the session returned."""
+"""The sessions' audit trails (sse_core._audit): what the client session notes, its bound,
+the law that its state changes are the ReportStatus actions the session returned; and what a
+server session (alone, or a broadcaster's subscriber) notes."""
 
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ from hypothesis import strategies as st
 from sse_core import (
     Action,
     AuditTrail,
+    Broadcaster,
     ClientConfig,
     ClientSession,
     ClientState,
+    ClockError,
     Connect,
     Disconnect,
+    Event,
     InvalidConfigError,
     ReportStatus,
+    ServerConfig,
+    ServerSession,
     Transport,
 )
 from sse_core.state import (
@@ -30,7 +36,10 @@ from sse_core.state import (
     AuditRecord,
     BackoffConfig,
     Jitter,
+    ReplayConfig,
+    ReplayLog,
     SequencerConfig,
+    ServerState,
 )
 from sse_core.testing import Offline, Partition, Scenario, simulate
 
@@ -115,6 +124,10 @@ def test_trail_notes_gaps_with_their_size() -> None:
     client.on_data(signal, 1.0)
     [gap] = client.audit_trail.of_kind(AuditKind.GAP)
     assert (gap.at, gap.reason, gap.last_event_id, gap.count) == (1.0, "too_old", "3", None)
+    signal = signal.replace(b'"too_old"', b'"too_old", "missed": 4')  # the log knew how many
+    client.on_data(signal, 1.5)
+    gap = client.audit_trail.of_kind(AuditKind.GAP)[-1]
+    assert (gap.at, gap.last_event_id, gap.count) == (1.5, "3", 4)
 
     client = session(sequencer=SequencerConfig(gap_timeout=1.0))
     client.start(0.0)
@@ -321,3 +334,120 @@ def test_simulated_outage_shows_in_the_trail() -> None:
     [online] = trail.of_kind(AuditKind.ONLINE)
     assert (offline.at, online.at) == (35.0, 40.0)
     assert (S.OFFLINE in [s[1] for s in states if s[0] == 35.0])
+
+
+# --- the server session's trail ---------------------------------------------------------
+
+
+def server_log(count: int, kept: int) -> ReplayLog:
+    log = ReplayLog(ReplayConfig(max_events=kept, epoch="b"))
+    for n in range(count):
+        log.append(Event(data=f"e{n}"), 0.0)
+    return log
+
+
+QUIET = ServerConfig(heartbeat_interval=None)
+
+
+def test_server_trail_notes_request_status_gap_replay_and_close() -> None:
+    """A client resuming from an evicted id: the request with its id, STREAMING, the gap
+    signal with how many were lost, the replay's end with how many went, and CLOSED with
+    its reason, each at the now of its input."""
+    server = ServerSession(QUIET, server_log(6, kept=3))
+    server.on_request("/", [("Last-Event-ID", "b-0")], 5.0)
+    server.close(9.0)
+    assert [(r.at, r.kind) for r in server.audit_trail.records] == [
+        (5.0, AuditKind.REQUEST), (5.0, AuditKind.STATUS), (5.0, AuditKind.GAP),
+        (5.0, AuditKind.REPLAYED), (9.0, AuditKind.STATUS),
+    ]
+    request, streaming_, gap, replayed, closed = server.audit_trail.records
+    assert request.last_event_id == "b-0"
+    assert (streaming_.state, closed.state) == (ServerState.STREAMING, ServerState.CLOSED)
+    assert closed.reason == "closed by the server"
+    assert (gap.reason, gap.last_event_id, gap.count) == ("too_old", "b-0", 2)
+    assert replayed.count == 3
+    assert closed.as_dict() == {"at": 9.0, "kind": "status", "state": "closed",
+                                "reason": "closed by the server"}
+
+
+def test_server_trail_of_a_new_client_and_of_an_unknown_id() -> None:
+    """A new client resumes from nothing (``""``) and replays nothing; an id the log cannot
+    place is a gap of unknown size, and only the position follows (no replay)."""
+    server = ServerSession(QUIET, server_log(3, kept=3))
+    server.on_request("/", [], 1.0)
+    assert kinds(server.audit_trail) == [AuditKind.REQUEST, AuditKind.STATUS]
+    assert server.audit_trail.records[0].last_event_id == ""
+
+    server = ServerSession(QUIET, server_log(3, kept=3))
+    server.on_request("/", [("Last-Event-ID", "elsewhere")], 1.0)
+    [gap] = server.audit_trail.of_kind(AuditKind.GAP)
+    assert (gap.reason, gap.last_event_id, gap.count) == ("unknown", "elsewhere", None)
+    assert not server.audit_trail.of_kind(AuditKind.REPLAYED)
+
+
+def test_server_trail_notes_a_long_replay_once_when_it_ends() -> None:
+    """A replay in steps is noted once, when its last step goes, with every event it sent;
+    a replay put off for the budget is not noted as a replay but as the reason it closed."""
+    config = ServerConfig(heartbeat_interval=None, replay_chunk_size=1)  # one event a step
+    server = ServerSession(config, server_log(5, kept=5))
+    server.on_request("/", [("Last-Event-ID", "b-0")], 1.0)
+    at = 1.0
+    while server.is_replaying:
+        assert not server.audit_trail.of_kind(AuditKind.REPLAYED)
+        at += 1.0
+        server.continue_replay(at)
+    [replayed] = server.audit_trail.of_kind(AuditKind.REPLAYED)
+    assert (replayed.at, replayed.count) == (at, 4)
+
+    server = ServerSession(config, server_log(5, kept=5))
+    server.on_request("/", [("Last-Event-ID", "b-0")], 1.0, is_long_replay_allowed=False)
+    assert not server.audit_trail.of_kind(AuditKind.REPLAYED)
+    closed = server.audit_trail.records[-1]
+    assert closed.state is ServerState.CLOSED
+    assert closed.reason is not None and "replay put off" in closed.reason
+
+
+def test_server_trail_notes_why_a_broadcaster_let_the_client_go() -> None:
+    """A subscriber dropped for falling behind closes with the drop's reason; a send timeout
+    the adapter counts with the subscriber is noted as a failure at its time (never before
+    the session's latest time); a time earlier than the hub's is refused, uncounted."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=50)
+    slow = hub.subscribe("/", [], 1.0)
+    hub.publish(Event(data="x" * 100), 2.0)
+    closed = slow.session.audit_trail.records[-1]
+    assert (closed.at, closed.state) == (2.0, ServerState.CLOSED)
+    assert closed.reason == slow.dropped_reason
+    assert closed.reason is not None and "max_queued_bytes=50" in closed.reason
+
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    stuck = hub.subscribe("/", [], 2.0)
+    stuck.session.on_timer(8.0)  # the session's clock is ahead of the hub's
+    hub.count_send_timeout(stuck, 7.0)
+    hub.count_send_timeout(stuck)  # at the hub's latest time, 7.0: noted at the session's
+    hub.count_send_timeout()  # no subscriber: only counted
+    assert hub.metrics.send_timeouts == 3
+    failures = stuck.session.audit_trail.of_kind(AuditKind.FAILURE)
+    assert [(r.at, r.reason) for r in failures] == [(8.0, "send timeout"), (8.0, "send timeout")]
+    hub.count_send_timeout(stuck, 9.0)
+    assert stuck.session.audit_trail.records[-1].at == 9.0
+    with pytest.raises(ClockError):
+        hub.count_send_timeout(stuck, 6.0)
+    assert hub.metrics.send_timeouts == 4
+
+
+def test_server_trail_is_bounded_and_can_be_off() -> None:
+    """max_audit_records keeps the newest records and counts the rest; 0 keeps nothing; a
+    negative bound is refused; the default is the client's."""
+    server = ServerSession(ServerConfig(heartbeat_interval=None, max_audit_records=2),
+                           server_log(6, kept=3))
+    server.on_request("/", [("Last-Event-ID", "b-0")], 1.0)
+    trail = server.audit_trail
+    assert kinds(trail) == [AuditKind.GAP, AuditKind.REPLAYED]
+    assert trail.dropped == 2
+    server = ServerSession(ServerConfig(max_audit_records=0), server_log(1, kept=1))
+    server.on_request("/", [], 1.0)
+    server.close(2.0)
+    assert server.audit_trail == AuditTrail()
+    with pytest.raises(InvalidConfigError):
+        ServerConfig(max_audit_records=-1)
+    assert ServerConfig().max_audit_records == DEFAULT_MAX_AUDIT_RECORDS

@@ -219,6 +219,7 @@ RECIPES: dict[str, Recipe] = {
         "publish": lambda o, now: o.publish(Event(data="b"), now),
         "subscribe": lambda o, now: o.subscribe("/events", [], now),
         "hold": lambda o, now: o.hold("/poll?timeout=20", [], now),
+        "count_send_timeout": lambda o, now: o.count_send_timeout(None, now),
     }),
     "Poller": Recipe(_poller, {
         "poll": lambda o, now: o.poll(now),
@@ -247,6 +248,7 @@ RECIPES: dict[str, Recipe] = {
         "on_request": lambda o, now: o.on_request("/events", [], now),
         "on_timer": lambda o, now: o.on_timer(now),
         "send": lambda o, now: o.send(Event(data="b"), now),
+        "note_failure": lambda o, now: o.note_failure("stuck", now),
     }),
     "LongPollSession": Recipe(_long_poll, {
         "close": lambda o, now: o.close(now),

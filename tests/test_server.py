@@ -8,6 +8,8 @@ import zlib
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sse_core import (
     HEARTBEAT,
@@ -107,25 +109,28 @@ def test_header_wins_over_query() -> None:
 
 
 @pytest.mark.parametrize(
-    ("leid", "reason", "is_replayed", "kept"),
+    ("leid", "signal", "is_replayed", "kept"),
     [
-        ("0", "too_old", False, ["e3", "e4", "e5"]),  # ours, evicted: what the log still has
-        ("nope", "unknown", False, []),  # unplaceable: the gap and the position only
-        ("nope", "unknown", True, ["e3", "e4", "e5"]),  # ... unless asked to replay
+        # ours, evicted: how many were lost (e1, e2), then what the log still has
+        ("0", {"reason": "too_old", "missed": 2}, False, ["e3", "e4", "e5"]),
+        # unplaceable: nobody knows how many; the gap and the position only ...
+        ("nope", {"reason": "unknown"}, False, []),
+        ("nope", {"reason": "unknown"}, True, ["e3", "e4", "e5"]),  # ... unless asked
     ],
 )
 def test_gap_signal_then_what_the_client_is_owed(
-    leid: str, reason: str, is_replayed: bool, kept: list[str]
+    leid: str, signal: dict[str, object], is_replayed: bool, kept: list[str]
 ) -> None:
-    """An id that cannot be resumed from gets the gap signal; then the log's events when the
-    id was ours (or is_unknown_id_replayed), else only the log's position."""
+    """An id that cannot be resumed from gets the gap signal (with the number of events lost
+    when the log knows it); then the log's events when the id was ours (or
+    is_unknown_id_replayed), else only the log's position."""
     log = log_with(6, max_events=3)  # keeps e3..e5
     config = ServerConfig(heartbeat_interval=None, is_unknown_id_replayed=is_replayed)
     session = ServerSession(config, log)
     parser = Parser()
     items = parser.feed(body_of(session.on_request("/", [("Last-Event-ID", leid)], 10.0)))
     assert items[0].event == GAP_EVENT_TYPE
-    assert json.loads(items[0].data) == {"last_event_id": leid, "reason": reason}
+    assert json.loads(items[0].data) == {"last_event_id": leid, **signal}
     assert [e.data for e in items[1:] if e.event != POSITION_EVENT_TYPE] == kept
     assert parser.last_event_id == log.position  # the next resumption starts from here
 
@@ -140,9 +145,60 @@ def test_client_turns_gap_signal_into_report() -> None:
     client.start(0.0)
     client.on_response(200, [("Content-Type", "text/event-stream")], 0.0)
     actions = client.on_data(body, 0.1)
-    assert ReportGap(last_event_id="0", reason="too_old") in actions
+    assert ReportGap(last_event_id="0", reason="too_old", missed=2) in actions
     assert [a.event.data for a in actions if isinstance(a, Deliver)] == ["e3", "e4", "e5"]
     assert client.last_event_id == "5"  # from the position after them, not delivered
+
+
+def test_a_gap_report_says_its_size_one_way() -> None:
+    """``count`` is the sequencer's range or the server's ``missed``; ``missed`` must be a
+    count, and is not given with a range (which already says how many)."""
+    assert ReportGap(reason="too_old", last_event_id="1", missed=7).count == 7
+    assert ReportGap(reason="timeout", first=3, last=5).count == 3
+    assert ReportGap(reason="unknown", last_event_id="x").count is None
+    for bad in (-1, True, 1.0, "2"):
+        with pytest.raises(ValueError, match="missed must be"):
+            ReportGap(reason="too_old", missed=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="first and last already say"):
+        ReportGap(reason="timeout", first=1, last=2, missed=2)
+
+
+@given(
+    size=st.integers(min_value=1, max_value=40),
+    kept=st.integers(min_value=1, max_value=40),
+    seen=st.integers(min_value=-1, max_value=39),
+    step=st.integers(min_value=1, max_value=4),
+)
+def test_after_any_resumption_the_client_knows_what_it_was_sent(
+    size: int, kept: int, seen: int, step: int
+) -> None:
+    """For any log (``size`` events, the newest ``kept`` kept), any id the client last saw
+    (-1: the log's start) and any replay step: what the client delivers plus what the gap
+    signal says it missed is every event after its id, so its completion rate is known and
+    exact."""
+    seen = min(seen, size - 1)
+    log = log_with(size, max_events=kept)
+    leid = str(seen) if seen >= 0 else "start"  # the log's start marker (no epoch)
+    server = ServerSession(
+        ServerConfig(heartbeat_interval=None, replay_chunk_size=step * 8), log
+    )
+    data = body_of(server.on_request("/", [("Last-Event-ID", leid)], 100.0))
+    while server.is_replaying:
+        data += body_of(server.continue_replay(100.0))
+    client = ClientSession(ClientConfig(url="http://x.test/", last_event_id=leid),
+                           rng=random.Random(0))
+    client.start(0.0)
+    client.on_response(200, [("Content-Type", "text/event-stream")], 0.0)
+    actions = client.on_data(data, 0.1)
+    owed = size - 1 - seen
+    kept = min(kept, size)
+    metrics = client.metrics
+    assert metrics.messages_received + metrics.events_missed == owed
+    assert metrics.gaps_of_unknown_size == 0
+    gaps = [a for a in actions if isinstance(a, ReportGap)]
+    assert [gap.missed for gap in gaps] == ([owed - kept] if owed > kept else [])
+    if owed:
+        assert metrics.stream_completion_rate == min(kept, owed) / owed
 
 
 def test_send_encoded_once() -> None:
@@ -357,7 +413,7 @@ def test_events_evicted_during_a_replay_give_a_gap_then_the_rest() -> None:
         items += parser.feed(body_of(session.continue_replay(11.0)))
     gap = items[1]
     assert gap.event == GAP_EVENT_TYPE
-    assert json.loads(gap.data) == {"last_event_id": "1", "reason": "too_old"}
+    assert json.loads(gap.data) == {"last_event_id": "1", "reason": "too_old", "missed": 8}
     assert [e.data[:4] for e in items[2:]] == [f"{i:04d}" for i in range(10, 20)]
 
 

@@ -19,6 +19,7 @@ from sse_core import (
     Event,
     LocalProtocolError,
     Parser,
+    ReportGap,
     Send,
     ServerConfig,
     ServerSession,
@@ -126,6 +127,63 @@ def test_completion_rate_from_a_sequencer_skip_and_unknown_after_a_server_gap() 
     session.on_data(f"event: {GAP_EVENT_TYPE}\ndata: {signal}\n\n".encode(), 2.3)
     assert session.metrics.gaps_of_unknown_size == 1
     assert session.metrics.stream_completion_rate is None
+
+
+def gap_signal(**body: object) -> bytes:
+    return f"event: {GAP_EVENT_TYPE}\ndata: {json.dumps(body)}\n\n".encode()
+
+
+def test_completion_rate_after_a_too_old_gap_that_says_how_many() -> None:
+    """A too-old gap signal that carries ``missed`` is a gap of known size: 2 delivered
+    after 3 lost is a completion rate of 2 / 5, and the report says 3."""
+    session = client()
+    session.on_response(200, SSE, 0.0)
+    actions = session.on_data(
+        gap_signal(last_event_id="1", reason="too_old", missed=3)
+        + b"id: 5\ndata: e\n\nid: 6\ndata: f\n\n", 0.1
+    )
+    assert [a for a in actions if isinstance(a, ReportGap)] == [
+        ReportGap(last_event_id="1", reason="too_old", missed=3)
+    ]
+    metrics = session.metrics
+    assert (metrics.gaps_reported, metrics.events_missed, metrics.gaps_of_unknown_size) == (
+        1, 3, 0)
+    assert metrics.stream_completion_rate == pytest.approx(2 / 5)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+@given(missed=JSON)
+def test_any_missed_value_is_read_only_when_it_is_a_count(missed: object) -> None:
+    """Whatever a server puts under ``missed`` (old servers put nothing), the session does
+    not fail: a non-negative int becomes the report's ``missed`` and ``events_missed``;
+    anything else leaves the gap's size unknown (``None``, completion rate unknown)."""
+    session = client()
+    session.on_response(200, SSE, 0.0)
+    actions = session.on_data(gap_signal(last_event_id="1", reason="too_old", missed=missed), 0.1)
+    [gap] = [a for a in actions if isinstance(a, ReportGap)]
+    is_count = type(missed) is int and missed >= 0
+    assert gap.missed == (missed if is_count else None)
+    assert gap.count == gap.missed
+    metrics = session.metrics
+    assert metrics.events_missed == (missed if is_count else 0)
+    assert metrics.gaps_of_unknown_size == (0 if is_count else 1)
+    assert (metrics.stream_completion_rate is None) == (not is_count or missed == 0)
+
+
+def test_the_old_form_of_the_gap_signal_is_a_gap_of_unknown_size() -> None:
+    """A server that predates ``missed`` sends the signal without it: the gap is reported
+    all the same, of unknown size."""
+    session = client()
+    session.on_response(200, SSE, 0.0)
+    actions = session.on_data(gap_signal(last_event_id="1", reason="too_old"), 0.1)
+    assert ReportGap(last_event_id="1", reason="too_old") in actions
+    assert session.metrics.gaps_of_unknown_size == 1
 
 
 # --- latency from the server's send-time stamps ---------------------------------------------

@@ -20,6 +20,7 @@ from ._server_base import ServerBase
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
+    is_send_timeout,
     set_reset_on_close,
     set_send_timeout,
 )
@@ -91,6 +92,8 @@ class _StreamProtocol(asyncio.Protocol):
         self._server._protocols.discard(self)
         self._server._writable.discard(self)
         if self.subscriber is not None:
+            if is_send_timeout(exc):  # the kernel gave up on a client that took nothing
+                self._server._note_send_timeout(self.subscriber)
             self._server._unsubscribe(self.subscriber)
         if self._timer is not None:
             self._timer.cancel()

@@ -234,6 +234,19 @@ class ServerBase(AdapterBase):
             server_log(logging.DEBUG, "client left", adapter=adapter_name(self), event="left",
                        last_event_id=subscriber.session.last_event_id)
 
+    def _note_send_timeout(self, subscriber: Subscriber | Poller | None) -> None:
+        """Count (``ServerMetrics.send_timeouts``) and log at ``WARNING`` a client the kernel
+        let go of because it took no bytes for ``send_timeout`` (its connection timed out:
+        :func:`~sse_core.adapters._sockets.is_send_timeout`)."""
+        self._broadcaster.count_send_timeout(subscriber, self._clock())
+        timeout = self._options.send_timeout
+        took = "" if timeout is None else f" for {timeout:g} s (send_timeout)"
+        server_log(
+            logging.WARNING, f"a client took no bytes{took}: let go",
+            adapter=adapter_name(self), event="send_timeout", timeout=timeout,
+            last_event_id=subscriber.session.last_event_id if subscriber is not None else None,
+        )
+
     def _log_refusal(self, refusal: Refusal, peer: str | None, path: str | None = None) -> None:
         """Log a refused request at ``WARNING`` (its status and the reason sent)."""
         reason = refusal.text.strip()

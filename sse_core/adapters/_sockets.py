@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import struct
 import sys
@@ -19,6 +20,7 @@ __all__ = [
     "MAX_REPLAY_UNSENT",
     "REPLAY_RECHECK_DELAY",
     "is_replay_held_back",
+    "is_send_timeout",
     "peer_host",
     "set_reset_on_close",
     "set_send_timeout",
@@ -52,6 +54,22 @@ def set_send_timeout(sock: _Socket, timeout: float) -> None:
             sock.setsockopt(
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(timeout * 1000))
             )
+
+
+def is_send_timeout(error: BaseException | None) -> bool:
+    """Whether a transport error is the kernel giving up on the peer (``ETIMEDOUT``): what
+    :func:`set_send_timeout` asks for, reported by the next send or receive on the socket.
+
+    Looks through the errors a framework wraps it in (trio's ``BrokenResourceError`` ``from``
+    the ``OSError``), a few levels deep.
+    """
+    for _ in range(4):
+        if error is None:
+            return False
+        if isinstance(error, OSError) and error.errno == errno.ETIMEDOUT:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def set_reset_on_close(sock: _Socket) -> None:

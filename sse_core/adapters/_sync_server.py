@@ -24,6 +24,7 @@ from ._server_base import ServerBase
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
+    is_send_timeout,
     peer_host,
     set_reset_on_close,
     set_send_timeout,
@@ -368,8 +369,8 @@ class EventStreamServer(ServerBase):
                 data = sock.recv(_SERVER_READ_SIZE)
             except _WOULD_BLOCK:
                 return
-            except OSError:
-                self._close_client(client)
+            except OSError as error:
+                self._close_client(client, error=error)
                 return
             if client.subscriber is not None or client.is_done:
                 if not data:  # the client went away
@@ -460,16 +461,21 @@ class EventStreamServer(ServerBase):
                 sent = sock.send(client.unsent)
             except _WOULD_BLOCK:
                 return
-            except OSError:
-                self._close_client(client)
+            except OSError as error:
+                self._close_client(client, error=error)
                 return
             del client.unsent[:sent]
 
-    def _close_client(self, client: _Client, *, is_reset: bool = False) -> None:
+    def _close_client(
+        self, client: _Client, *, is_reset: bool = False, error: OSError | None = None
+    ) -> None:
         """Close a client's connection; with ``is_reset``, as a reset (the server lets go of
-        it: the kernel frees the connection and its unsent bytes at once)."""
+        it: the kernel frees the connection and its unsent bytes at once). ``error`` is the
+        socket's error that ended it, if any (the kernel's send timeout is counted)."""
         self._clients.pop(id(client), None)
         if client.subscriber is not None:
+            if is_send_timeout(error):
+                self._note_send_timeout(client.subscriber)
             self._unsubscribe(client.subscriber)
         sock, client.sock = client.sock, None
         if sock is not None:

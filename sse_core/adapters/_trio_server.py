@@ -24,6 +24,7 @@ from ._server_base import ServerBase
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
+    is_send_timeout,
     peer_host,
     set_reset_on_close,
     set_send_timeout,
@@ -277,7 +278,7 @@ class EventStreamServer(ServerBase):
                     request.target, request.headers, self._clock(), request_key
                 )
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watch, stream, nursery.cancel_scope)
+                    nursery.start_soon(self._watch, stream, nursery.cancel_scope, connection)
                     await self._write(stream, http, connection, tcp.socket)
                     nursery.cancel_scope.cancel()
         except TRANSPORT_ERRORS:
@@ -374,14 +375,20 @@ class EventStreamServer(ServerBase):
                 now = self._clock()
                 if deadline is not None and now >= deadline:
                     subscriber.poll(now)
-        except TRANSPORT_ERRORS:
+        except TRANSPORT_ERRORS as error:
+            if is_send_timeout(error):  # the kernel gave up on a client that took nothing
+                self._note_send_timeout(subscriber)
             return
 
-    async def _watch(self, stream: Stream, scope: trio.CancelScope) -> None:
+    async def _watch(
+        self, stream: Stream, scope: trio.CancelScope, connection: _Connection
+    ) -> None:
         """Read (and ignore) what the client sends until it closes; then end the stream."""
         try:
             while await stream.receive_some(_SERVER_READ_SIZE):
                 pass
-        except TRANSPORT_ERRORS:
-            pass
+        except TRANSPORT_ERRORS as error:
+            # The kernel's timeout is reported once, to the read or to the write.
+            if is_send_timeout(error):
+                self._note_send_timeout(connection.subscriber)
         scope.cancel()

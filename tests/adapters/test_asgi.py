@@ -503,7 +503,8 @@ async def test_mount_and_reconnect_with_last_event_id_replays_exactly_the_missed
 @REAL_PEERS
 @ASYNCIO_ONLY
 async def test_id_older_than_the_log_gets_the_gap_signal_then_the_log() -> None:
-    """A Last-Event-ID that fell out of the log: the gap event first, then what the log has."""
+    """A Last-Event-ID that fell out of the log: the gap event first (with the 2 events
+    lost), then what the log has."""
     stream = EventStream(ReplayLog(ReplayConfig(max_events=3, epoch="boot")), config=QUIET)
     ids = [stream.publish(Event(data=f"e{i}")).id for i in range(6)]
     async with serving(starlette_app(stream)) as url, httpx.AsyncClient() as client:
@@ -513,7 +514,7 @@ async def test_id_older_than_the_log_gets_the_gap_signal_then_the_log() -> None:
         await stream.aclose()
     kind, _, data = got[0]
     assert kind == GAP_EVENT_TYPE
-    assert json.loads(data) == {"last_event_id": ids[0], "reason": "too_old"}
+    assert json.loads(data) == {"last_event_id": ids[0], "reason": "too_old", "missed": 2}
     assert got[1:] == [("message", ids[i], f"e{i}") for i in (3, 4, 5)]
 
 

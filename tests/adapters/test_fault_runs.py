@@ -226,8 +226,8 @@ def test_outage_past_the_replay_window_raises_a_gap_in_the_plain_loop() -> None:
     """The README's loop under an outage: the network refuses every connection while the
     server publishes more than its replay log keeps, so the client's resume id falls out of
     the log. The plain ``async for`` raises GapError (``too_old``, with the id it resumed
-    from) instead of skipping the lost events silently, and iterating again goes on with the
-    events published after the client is back."""
+    from and how many events were lost) instead of skipping the lost events silently, and
+    iterating again goes on with the events published after the client is back."""
     harness = Harness(ReplayLog(ReplayConfig(max_events=20)))
     received: list[str] = []
     ids: list[str] = []
@@ -275,6 +275,7 @@ def test_outage_past_the_replay_window_raises_a_gap_in_the_plain_loop() -> None:
     ]
     lost = [id_ for id_ in harness.published[3:] if id_ not in ids]
     assert len(lost) >= 40  # events 3..42 at least fell out of the 20-event log
+    assert gaps[0].missed == len(lost)  # the gap signal said how many
     assert ids[:-1] == [id_ for id_ in harness.published if id_ in ids]  # once, in order
 
 

@@ -114,7 +114,8 @@ def test_an_http_401_logs_a_warning_with_its_status(
 
 def test_a_gap_logs_info_with_its_size(kind: str, captured: pytest.LogCaptureFixture) -> None:
     """The sequencer gives up on ids 2 to 4: INFO "gap" with its size 3 and its reason; a
-    server's gap signal (size unknown) logs INFO with the id it could not replay from."""
+    server's gap signal logs INFO with the id it could not replay from, and its size when
+    the signal says how many were lost (unknown without ``missed``)."""
     body = events(1, first_id=1) + events(1, first_id=5)
     answer = (stream_head() + body, True)  # held open: the gap timeout releases it
     with Scripted([answer]) as server:
@@ -134,6 +135,17 @@ def test_a_gap_logs_info_with_its_size(kind: str, captured: pytest.LogCaptureFix
         plain_loop(kind, ClientConfig(url=server.url, backoff=BACKOFF))
     [gap] = [r for r in client_records(captured) if field(r, "sse_event") == "gap"]
     assert (field(gap, "sse_gap_size"), field(gap, "sse_last_event_id")) == (None, "e-5")
+
+    captured.clear()  # a server that says how many were lost
+    signal = serialize_event(
+        json.dumps({"last_event_id": "e-5", "reason": "too_old", "missed": 4}),
+        event=GAP_EVENT_TYPE,
+    )
+    with Scripted([stream_head() + chunk(signal) + b"0\r\n\r\n", NO_CONTENT]) as server:
+        plain_loop(kind, ClientConfig(url=server.url, backoff=BACKOFF))
+    [gap] = [r for r in client_records(captured) if field(r, "sse_event") == "gap"]
+    assert (field(gap, "sse_gap_size"), field(gap, "sse_last_event_id")) == (4, "e-5")
+    assert "4 events lost (too_old)" in gap.getMessage()
 
 
 def test_nothing_per_event_above_debug(kind: str, captured: pytest.LogCaptureFixture) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sse_core import (
     Action,
+    ClientConfig,
     ClientSession,
     ClockError,
     InvalidConfigError,
@@ -108,6 +109,22 @@ def test_a_gap_of_unknown_size_counts_as_incomplete() -> None:
     (alert,) = _run([(0.0, _nothing), (5.0, unknown_gap)])
     assert isinstance(alert, RaiseAlert) and alert.rule is HealthRule.STREAM_COMPLETION
     assert alert.value is None and alert.figure("gaps_of_unknown_size") == 1
+
+
+def test_a_too_old_gap_that_says_how_many_gives_the_completion_its_figures() -> None:
+    """A client session reads a server's too_old gap signal with ``missed``: the completion
+    rule fires with a number (300 delivered of 304, under 99 %), not an unknown."""
+    session = ClientSession(ClientConfig(url="http://example.test/"), rng=random.Random(1))
+    session.start(0.0)
+    session.on_response(200, [("Content-Type", "text/event-stream")], 0.0)
+    monitor = HealthMonitor()
+    assert monitor.check(session.metrics, 0.0) == []
+    signal = b'{"last_event_id": "3", "reason": "too_old", "missed": 4}'
+    session.on_data(b"event: sse-core-gap\ndata: " + signal + b"\n\n" + b"data: x\n\n" * 300, 1.0)
+    (alert,) = monitor.check(session.metrics, 1.0)
+    assert isinstance(alert, RaiseAlert) and alert.rule is HealthRule.STREAM_COMPLETION
+    assert alert.value == pytest.approx(300 / 304)
+    assert (alert.figure("delivered"), alert.figure("missed")) == (300, 4)
 
 
 def test_slow_reconnections_alert() -> None:
