@@ -178,14 +178,14 @@ async def listen_after(*, kept: int, published: int, start: int) -> tuple[int, s
 def test_listen_json_prints_a_too_old_gap_before_the_events_kept() -> None:
     """Resuming from an id the server's replay log (3 events) has evicted: with --json the
     gap is a line of stdout, in its place before the 3 events still kept, as
-    ``{"gap": {...}}`` with the reason and the id resumed from; the event lines keep their
-    shape, and stderr still says it."""
+    ``{"gap": {...}}`` with the reason, the id resumed from and the 6 events the server says
+    were lost (events 1-6); the event lines keep their shape, and stderr still says it."""
 
     code, out, err, ids = asyncio.run(listen_after(kept=3, published=10, start=0))
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert records == [
-        {"gap": {"reason": "too_old", "missed": None, "after_id": ids[0],
+        {"gap": {"reason": "too_old", "missed": 6, "after_id": ids[0],
                  "first": None, "last": None}},
         *({"event": "message", "id": i, "last_event_id": i, "data": f"old {n}"}
           for n, i in enumerate(ids) if n >= 7),
