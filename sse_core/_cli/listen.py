@@ -333,9 +333,10 @@ def _describe(report: ReportStatus, session: ClientSession, resumed_from: str) -
 
 def _describe_gap(report: ReportGap) -> str:
     """A gap as a line: how many events were lost, when known, and why."""
-    if report.count is not None:
+    if report.first is not None:
         return (f"gap of {report.count} events (numbers {report.first}..{report.last}, "
                 f"{report.reason}); listening goes on")
+    lost = "events were lost" if report.missed is None else f"{report.missed} events were lost"
     return (f"gap: the server could not resume from id {report.last_event_id!r} "
-            f"({report.reason}); events were lost, listening goes on")
+            f"({report.reason}); {lost}, listening goes on")
 
