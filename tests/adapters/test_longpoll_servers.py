@@ -62,12 +62,11 @@ BACKENDS = ["asyncio", "trio", "sync", "asgi"]
 DEPLOYMENTS = {"two paths": "/poll", "one path": "/events"}
 
 
-class ServedASGI:
-    """The ASGI ``EventStream`` under uvicorn, in a thread of its own (as :class:`Served`)."""
+class UvicornThread:
+    """An ASGI application under uvicorn, in a thread of its own."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("config", QUIET)
-        self.server = EventStream(**kwargs)
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._uvicorn: Any = None
@@ -83,7 +82,7 @@ class ServedASGI:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             config = uvicorn.Config(
-                self.server, http="h11", lifespan="off", log_config=None,
+                self.app, http="h11", lifespan="off", log_config=None,
                 log_level="critical", timeout_graceful_shutdown=1,
             )
             self._uvicorn = uvicorn.Server(config)
@@ -94,6 +93,23 @@ class ServedASGI:
             await task
 
         asyncio.run(main())
+
+    def stop(self) -> None:
+        """Stop uvicorn."""
+        if not self._thread.is_alive():
+            return
+        self._uvicorn.should_exit = True
+        self._thread.join(3 * TIMEOUT)
+        self._sock.close()
+
+
+class ServedASGI(UvicornThread):
+    """The ASGI ``EventStream`` under uvicorn, in a thread of its own (as :class:`Served`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("config", QUIET)
+        self.server = EventStream(**kwargs)
+        super().__init__(self.server)
 
     def call(self, function: Callable[[], T]) -> T:
         """Run ``function`` in the server's loop and return its value."""
@@ -116,9 +132,7 @@ class ServedASGI:
         asyncio.run_coroutine_threadsafe(self.server.aclose(timeout=1.0), self._loop).result(
             TIMEOUT
         )
-        self._uvicorn.should_exit = True
-        self._thread.join(3 * TIMEOUT)
-        self._sock.close()
+        self.stop()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -239,10 +253,17 @@ def publish_first(served: Any) -> str:
 
 def publish_in_background(served: Any, count: int, interval: float) -> threading.Thread:
     """Publish events "0" .. "count-1", ``interval`` apart, from another thread."""
+    return publish_numbers(lambda data: served.publish(Event(data=data)), count, interval)
+
+
+def publish_numbers(publish: Callable[[str], None], count: int, interval: float) -> (
+    threading.Thread
+):
+    """Call ``publish`` with "0" .. "count-1", ``interval`` apart, from another thread."""
 
     def run() -> None:
         for number in range(count):
-            served.publish(Event(data=str(number)))
+            publish(str(number))
             time.sleep(interval)
 
     thread = threading.Thread(target=run, name="publisher")
@@ -265,16 +286,23 @@ def test_a_polling_client_gets_every_event_once_in_order(backend: str, deploymen
             served, poll_path, initial_transport=Transport.LONG_POLLING,
             last_event_id=first,
         )
-        with EventSource(config) as source:
-            publisher = publish_in_background(served, 40, 0.01)
-            try:
-                got = deliver(source.reports(), 40)
-            finally:
-                publisher.join(TIMEOUT)
-            assert source.session.transport is Transport.LONG_POLLING
+        got = polled(config, lambda data: served.publish(Event(data=data)), 40)
         assert got == [str(number) for number in range(40)]
     finally:
         served.close()
+
+
+def polled(config: ClientConfig, publish: Callable[[str], None], count: int) -> list[str]:
+    """What a client delivers while ``count`` events are published 10 ms apart; it is on
+    polls at the end."""
+    with EventSource(config) as source:
+        publisher = publish_numbers(publish, count, 0.01)
+        try:
+            got = deliver(source.reports(), count)
+        finally:
+            publisher.join(TIMEOUT)
+        assert source.session.transport is Transport.LONG_POLLING
+    return got
 
 
 def test_switching_stream_to_polls_and_back_loses_and_repeats_nothing(backend: str) -> None:
@@ -324,9 +352,11 @@ def test_switching_stream_to_polls_and_back_loses_and_repeats_nothing(backend: s
         served.close()
 
 
-def read_head(address: tuple[str, int], headers: tuple[tuple[str, str], ...]) -> int:
+def read_head(
+    address: tuple[str, int], headers: tuple[tuple[str, str], ...], path: str = "/events"
+) -> int:
     """The length of the response head a stream request with ``headers`` gets."""
-    sock = raw_request(address, "/events", [h for h in headers if h[0].lower() != "host"])
+    sock = raw_request(address, path, [h for h in headers if h[0].lower() != "host"])
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
