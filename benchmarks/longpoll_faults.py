@@ -27,15 +27,13 @@ still in order without repeats. With this log no gap is expected.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import random
 import time
 
 import attrs
 
-from benchmarks.fault_runs import RunResult, publisher_done
+from benchmarks.fault_runs import RunResult, run_bounded, run_seeded
 from sse_core import (
     ClientConfig,
     ClientSession,
@@ -120,9 +118,7 @@ async def switch_run(seed: int, events: int = 100, *, timeout: float = 30.0) -> 
     proxy.schedule(first, *[fault() for _ in range(rng.randint(4, 10))])
     published: list[str] = []
     received: list[str] = []
-    gaps: list[ReportGap] = []
-    switches: list[Transport] = []
-    polls_lost = 0
+    seen: list[object] = []  # the reports but deliveries, in order
     live_faults = {rng.randrange(events): rng.choice(("cut", "reset")) for _ in range(4)}
 
     async def publish() -> None:
@@ -137,66 +133,50 @@ async def switch_run(seed: int, events: int = 100, *, timeout: float = 30.0) -> 
                 await asyncio.sleep(0.075)
 
     async def consume(source: EventSource) -> None:
-        nonlocal polls_lost
         async for report in source.reports():
-            if isinstance(report, Deliver):
-                received.append(report.event.id or "")
-                if len(received) >= events:
-                    return
-            elif isinstance(report, ReportGap):
-                gaps.append(report)
-            elif isinstance(report, ReportTransport):
-                switches.append(report.transport)
-            elif (
-                isinstance(report, ReportStatus)
-                and report.state is ClientState.RECONNECTING
-                and source.session.transport is Transport.LONG_POLLING
-            ):
-                polls_lost += 1
+            match report:
+                case Deliver(event=event):
+                    received.append(event.id or "")
+                    if len(received) >= events:
+                        return
+                case _:
+                    seen.append(report)
 
     source = EventSource(config, rng=rng, options=ClientOptions(connect_timeout=2.0))
-    detail = ""
 
-    async def run() -> None:
-        async with source:
-            consumer = asyncio.create_task(consume(source))
-            await publisher_done(asyncio.create_task(publish()), consumer)
-            await consumer
+    def describe() -> str:
+        return f"{len(received)}/{events} delivered; {_story(seen)[0]}"
 
-    running = asyncio.ensure_future(run())
-    try:
-        done, _ = await asyncio.wait({running}, timeout=timeout)
-        if not done:
-            session = source.session
-            detail = (
-                f"timed out with {len(received)}/{events} delivered; client"
-                f" {session.state.value} on {session.transport.value}, last id"
-                f" {session.last_event_id!r}; switches {[t.value for t in switches]}"
-            )
-            running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-    finally:
-        await proxy.close()
-        await server.aclose(grace=0.0)
+    detail = await run_bounded(source, publish, consume, (proxy, server), timeout, describe)
+    switches, polls_lost = _story(seen)
+    gaps = [report for report in seen if isinstance(report, ReportGap)]
     order = [published.index(i) if i in published else -1 for i in received]
     return SwitchResult(
-        run=RunResult(
-            seed=seed,
-            published=len(published),
-            delivered=len(received),
-            is_exact=received == published and len(published) == events,
-            gaps=len(gaps),
-            reconnections=source.metrics.reconnections,
-            faults=proxy.stats.faults_applied,
-            elapsed=time.monotonic() - started,
-            detail=detail,
+        run=RunResult.of(
+            seed, events, published, received, gaps, source, proxy, started, detail
         ),
         to_polls=switches.count(Transport.LONG_POLLING),
         to_stream=switches.count(Transport.STREAMING),
         polls_lost=polls_lost,
         is_in_order=-1 not in order and order == sorted(set(order)),
     )
+
+
+def _story(reports: list[object]) -> tuple[list[Transport], int]:
+    """The transports the client switched to, and how many connections it lost while
+    long-polling (a poll or a probe: cut, reset or stalled)."""
+    switches: list[Transport] = []
+    polls_lost = 0
+    for report in reports:
+        if isinstance(report, ReportTransport):
+            switches.append(report.transport)
+        elif (
+            isinstance(report, ReportStatus)
+            and report.state is ClientState.RECONNECTING
+            and switches[-1:] == [Transport.LONG_POLLING]
+        ):
+            polls_lost += 1
+    return switches, polls_lost
 
 
 async def run_batch(seeds: list[int], events: int) -> list[SwitchResult]:
@@ -210,17 +190,8 @@ def is_good(result: SwitchResult) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=120)
-    parser.add_argument("--events", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=20, help="runs at once")
-    parser.add_argument("--seed", type=int, default=0, help="first seed")
-    args = parser.parse_args(argv)
     started = time.monotonic()
-    results: list[SwitchResult] = []
-    for first in range(args.seed, args.seed + args.runs, args.batch):
-        seeds = list(range(first, min(first + args.batch, args.seed + args.runs)))
-        results += asyncio.run(run_batch(seeds, args.events))
+    args, results = run_seeded(argv, __doc__.split("\n")[0], run_batch, runs=120, events=100)
     exact = sum(r.run.is_exact for r in results)
     good = sum(is_good(r) for r in results)
     print(
