@@ -41,6 +41,7 @@ from sse_core.testing import FaultProxy, Pass, StallAfter
 from tests.adapters.nginx_support import (
     BUFFERING,
     FRIENDLY,
+    docs_locations,
     nginx_binary,
     requests_logged,
     running_nginx,
@@ -569,3 +570,46 @@ def test_behind_a_streaming_friendly_nginx_the_client_streams(
     assert got == [str(number) for number in range(30)]
     assert not [r for r in seen if isinstance(r, ReportTransport)]
     assert not any("GET /poll" in line for line in requests_logged(tmp_path / "nginx"))
+
+
+#: The nginx examples of the long-poll page: one path, and two paths.
+DOCS_NGINX = docs_locations(Path(__file__).parents[2] / "docs" / "longpoll.rst")
+
+
+@pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
+def test_the_docs_nginx_examples_serve_both_transports(
+    nginx: str, tmp_path: Path, deployment: str
+) -> None:
+    """nginx run with the docs' own example for each deployment: a client streams through it
+    (never polling) and another polls through it from the start, each getting every event
+    once, in order; nginx's log shows the polls on the deployment's poll path."""
+    assert set(DOCS_NGINX) == set(DEPLOYMENTS)
+    poll_path = {"two paths": "/events/poll", "one path": "/events"}[deployment]
+    served = serve("asyncio", options=ServerOptions(path="/events", long_poll_path=poll_path))
+    try:
+        first = publish_first(served)
+        prefix = tmp_path / "nginx"
+        with running_nginx(prefix, served.address, DOCS_NGINX[deployment]) as address:
+            for transport in Transport:
+                config = ClientConfig(
+                    url=f"http://{address[0]}:{address[1]}/events",
+                    long_poll_url=f"http://{address[0]}:{address[1]}{poll_path}",
+                    last_event_id=first, backoff=FAST_BACKOFF, first_byte_timeout=2.0,
+                    long_poll_timeout=5.0, min_poll_interval=0.01,
+                    initial_transport=transport,
+                )
+                seen: list[Any] = []
+                with EventSource(config) as source:
+                    publisher = publish_in_background(served, 20, 0.02)
+                    try:
+                        got = deliver(source.reports(), 20, seen)
+                    finally:
+                        publisher.join(TIMEOUT)
+                    assert source.session.transport is transport
+                assert got == [str(number) for number in range(20)]
+                assert not [r for r in seen if isinstance(r, ReportTransport)]
+                first = broadcaster(served, lambda b: b.replay_log.position)
+        polls = [line for line in requests_logged(prefix) if "lastEventId=" in line]
+        assert polls and all(f"GET {poll_path}?" in line for line in polls)
+    finally:
+        served.close()
