@@ -38,11 +38,12 @@ import attrs
 
 from .. import ServerConfig, ServerSession
 from .._actions import Action
-from .._errors import InvalidConfigError
+from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event, Retry
 from .._longpoll import LongPollConfig, LongPollSession
 from .._replay import ReplayLog
 from .._serializer import serialize_block
+from .._server import ServerState
 from .._types import header_value
 from ._base import options_or_default
 from ._options import ServerOptions
@@ -159,7 +160,13 @@ class ResponseBase(Generic[_Source]):
         self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
     ) -> list[Action] | None:
         """Take the request as a long poll when it is one: its answer when the log has it
-        at once, ``[]`` while it is held; ``None`` when the request is a stream."""
+        at once, ``[]`` while it is held; ``None`` when the request is a stream.
+
+        Raises:
+            LocalProtocolError: the response served a request before.
+        """
+        if self._poll is not None or self._session.state is not ServerState.IDLE:
+            raise LocalProtocolError("a StreamResponse serves one request")
         options = self._options
         if not is_poll(options, target, header_value(headers, "accept")):
             return None

@@ -26,7 +26,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import anyio
 import pytest
 
-from sse_core import ClientConfig, ClientSession, Event, LongPollConfig, ServerConfig, Transport
+from sse_core import (
+    ClientConfig,
+    ClientSession,
+    Event,
+    LocalProtocolError,
+    LongPollConfig,
+    ServerConfig,
+    Transport,
+)
 from sse_core.adapters import ServerOptions, wsgi
 from sse_core.adapters.sync import EventSource
 from sse_core.state import ReplayLog
@@ -400,3 +408,23 @@ def test_a_poll_with_a_replay_log_is_answered_from_it_and_feeds_it(framework: st
         assert served.job.started == 1
     finally:
         served.close()
+
+
+def test_a_response_that_answered_a_poll_serves_no_other_request() -> None:
+    """A StreamResponse is for one request: after a poll, a second one is misuse, refused
+    before anything is read from the source."""
+    job = Job()
+    job.publish("a")
+    response = wsgi.StreamResponse(
+        job.feed_sync, options=ServerOptions(path=STREAM, long_poll_path=STREAM)
+    )
+    environ = {
+        "PATH_INFO": STREAM, "QUERY_STRING": "timeout=5", "HTTP_ACCEPT": "application/json",
+    }
+    status, headers, body = response.start(environ)
+    assert status == "200 OK" and response.is_long_poll
+    assert ("Vary", "Accept") in headers
+    assert json.loads(b"".join(body))["events"][0]["data"] == "a"
+    with pytest.raises(LocalProtocolError, match="one request"):
+        response.start(environ)
+    assert job.started == 1
