@@ -21,6 +21,8 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import attrs
 
@@ -44,6 +46,33 @@ class RunResult:
     faults: int
     elapsed: float
     detail: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        seed: int,
+        events: int,
+        published: list[str],
+        received: list[str],
+        gaps: list[ReportGap],
+        source: EventSource,
+        proxy: FaultProxy,
+        started: float,
+        detail: str,
+    ) -> RunResult:
+        """The record of a run that published ``published`` and delivered ``received``
+        (ids), ``events`` owed in all, from ``started`` (monotonic) to now."""
+        return cls(
+            seed=seed,
+            published=len(published),
+            delivered=len(received),
+            is_exact=received == published and len(published) == events,
+            gaps=len(gaps),
+            reconnections=source.metrics.reconnections,
+            faults=proxy.stats.faults_applied,
+            elapsed=time.monotonic() - started,
+            detail=detail,
+        )
 
 
 async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> RunResult:
@@ -100,49 +129,21 @@ async def fault_run(seed: int, events: int = 1000, *, timeout: float = 60.0) -> 
                 gaps.append(report)
 
     source = EventSource(config, rng=rng, options=ClientOptions(connect_timeout=2.0))
-    detail = ""
 
-    async def run() -> None:
-        async with source:
-            consumer = asyncio.create_task(consume(source))
-            await publisher_done(asyncio.create_task(publish()), consumer)
-            await consumer
+    def describe() -> str:
+        subscribers = [
+            f"replaying={s.is_replaying} pending={s.has_pending} queued={s.queued_bytes}"
+            f" closed={s.is_closed} dropped={s.is_dropped}"
+            for s in server.broadcaster
+        ]
+        return (
+            f"{len(received)}/{events} delivered; next deadline"
+            f" {source.session.next_deadline()!r} at {time.monotonic():.3f}; server subscribers"
+            f" {subscribers}; missing {_ranges(sorted(set(published) - set(received)))}"
+        )
 
-    # The whole run is bounded: a client that stops making progress fails the run (with
-    # what it and the server were doing) instead of hanging the batch.
-    running = asyncio.ensure_future(run())
-    try:
-        done, _ = await asyncio.wait({running}, timeout=timeout)
-        if not done:
-            session = source.session
-            subscribers = [
-                f"replaying={s.is_replaying} pending={s.has_pending} queued={s.queued_bytes}"
-                f" closed={s.is_closed} dropped={s.is_dropped}"
-                for s in server.broadcaster
-            ]
-            detail = (
-                f"timed out with {len(received)}/{events} delivered; client"
-                f" {session.state.value}, last id {session.last_event_id!r}, next deadline"
-                f" {session.next_deadline()!r} at {time.monotonic():.3f}; server subscribers"
-                f" {subscribers}; missing {_ranges(sorted(set(published) - set(received)))}"
-            )
-            running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-    finally:
-        await proxy.close()
-        await server.aclose(grace=0.0)
-    return RunResult(
-        seed=seed,
-        published=len(published),
-        delivered=len(received),
-        is_exact=received == published and len(published) == events,
-        gaps=len(gaps),
-        reconnections=source.metrics.reconnections,
-        faults=proxy.stats.faults_applied,
-        elapsed=time.monotonic() - started,
-        detail=detail,
-    )
+    detail = await run_bounded(source, publish, consume, (proxy, server), timeout, describe)
+    return RunResult.of(seed, events, published, received, gaps, source, proxy, started, detail)
 
 
 def _ranges(ids: list[str]) -> str:
@@ -155,6 +156,49 @@ def _ranges(ids: list[str]) -> str:
         else:
             runs.append(str(n))
     return ", ".join(runs)
+
+
+async def run_bounded(
+    source: EventSource,
+    publish: Callable[[], Coroutine[Any, Any, None]],
+    consume: Callable[[EventSource], Coroutine[Any, Any, None]],
+    ends: tuple[FaultProxy, EventStreamServer],
+    timeout: float,
+    describe: Callable[[], str],
+) -> str:
+    """Run the client while ``publish`` publishes and ``consume`` reads, for at most
+    ``timeout`` seconds, then close the proxy and the server: a client that stops making
+    progress fails the run (with its state and what ``describe`` says) instead of hanging
+    the batch.
+
+    Returns:
+        ``""``, or what the run was doing when it timed out.
+    """
+
+    async def run() -> None:
+        async with source:
+            consumer = asyncio.create_task(consume(source))
+            await publisher_done(asyncio.create_task(publish()), consumer)
+            await consumer
+
+    running = asyncio.ensure_future(run())
+    detail = ""
+    proxy, server = ends
+    try:
+        done, _ = await asyncio.wait({running}, timeout=timeout)
+        if not done:
+            session = source.session
+            detail = (
+                f"timed out: client {session.state.value} on {session.transport.value}, last"
+                f" id {session.last_event_id!r}; {describe()}"
+            )
+            running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        await proxy.close()
+        await server.aclose(grace=0.0)
+    return detail
 
 
 async def publisher_done(publisher: asyncio.Task[None], consumer: asyncio.Task[None]) -> None:
@@ -170,18 +214,37 @@ async def run_batch(seeds: list[int], events: int) -> list[RunResult]:
     return list(await asyncio.gather(*[fault_run(seed, events) for seed in seeds]))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--events", type=int, default=1000)
+_Result = TypeVar("_Result")
+
+
+def run_seeded(
+    argv: list[str] | None,
+    description: str,
+    batch: Callable[[list[int], int], Coroutine[Any, Any, list[_Result]]],
+    *,
+    runs: int,
+    events: int,
+) -> tuple[argparse.Namespace, list[_Result]]:
+    """The command line of a seeded benchmark (``--runs``, ``--events``, ``--batch``,
+    ``--seed``), and the results of its runs, ``--batch`` at once."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--events", type=int, default=events)
     parser.add_argument("--batch", type=int, default=20, help="runs at once")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     args = parser.parse_args(argv)
-    started = time.monotonic()
-    results: list[RunResult] = []
+    results: list[_Result] = []
     for first in range(args.seed, args.seed + args.runs, args.batch):
         seeds = list(range(first, min(first + args.batch, args.seed + args.runs)))
-        results += asyncio.run(run_batch(seeds, args.events))
+        results += asyncio.run(batch(seeds, args.events))
+    return args, results
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args, results = run_seeded(
+        argv, __doc__.split("\n")[0], run_batch, runs=200, events=1000
+    )
     exact = sum(result.is_exact for result in results)
     print(
         f"{len(results)} runs of {args.events} events on loopback through the fault proxy: "

@@ -66,7 +66,14 @@ from ._errors import (
 from ._events import Event
 from ._replay import Replay, ReplayLog, StoredEvent, TooOld
 from ._types import header_value
-from ._validators import MonotonicNow, has_cr_lf_nul, int_between, non_negative_int, positive_int
+from ._validators import (
+    MonotonicNow,
+    has_cr_lf_nul,
+    instance_of,
+    int_between,
+    non_negative_int,
+    positive_int,
+)
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -311,13 +318,20 @@ class LongPollSession(MonotonicNow):
     possibly with no events). An answer is always ``SendHead``, ``Send`` (the whole JSON
     body, with ``Content-Length``) and ``Disconnect``, the last action of the session.
 
+    Without a log (``replay_log=None``) the events come from the caller instead: one
+    request's own stream, which produces the events after the client's id itself (the
+    per-request responses of :doc:`/adapters/responses`). The session always holds, and
+    :meth:`on_events` answers with the events given, ids as they are; an event without an
+    id leaves the client's cursor where it was.
+
     Memory: the session keeps the client's cursor and nothing else; events stay in the log.
     Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
     input but :meth:`close` raises it again, saying the session failed earlier and why.
 
     Args:
         config: The session's configuration.
-        replay_log: The log the stream sessions use; ids are the same on both transports.
+        replay_log: The log the stream sessions use (ids are the same on both transports),
+            or ``None``: the events come through :meth:`on_events`.
         answers: A cache shared by every session on ``replay_log``, so that the polls at the
             same place send one encoding of the same answer (see :class:`AnswerCache`), or
             ``None``.
@@ -326,29 +340,31 @@ class LongPollSession(MonotonicNow):
 
     Raises:
         InvalidConfigError: ``config`` is not a :class:`LongPollConfig`, ``replay_log`` not
-            a :class:`~sse_core.state.ReplayLog`, ``answers`` not an :class:`AnswerCache`,
-            or ``compression_level`` out of range.
+            a :class:`~sse_core.state.ReplayLog` or ``None``, ``answers`` not an
+            :class:`AnswerCache` (or given without a log), or ``compression_level`` out of
+            range.
     """
 
     __slots__ = (
-        "_answers", "_config", "_cursor", "_deadline", "_failure", "_is_gzip", "_level", "_log",
-        "_state",
+        "_answers", "_asked", "_config", "_cursor", "_deadline", "_failure", "_is_gzip", "_level",
+        "_log", "_state",
     )
 
     def __init__(
         self,
         config: LongPollConfig,
-        replay_log: ReplayLog,
+        replay_log: ReplayLog | None,
         *,
         answers: AnswerCache | None = None,
         compression_level: int | None = None,
     ) -> None:
         if not isinstance(config, LongPollConfig):
             raise InvalidConfigError(f"config must be a LongPollConfig, got {config!r}")
-        if not isinstance(replay_log, ReplayLog):
-            raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
+        instance_of(ReplayLog).or_none().check("replay_log", replay_log)
         if answers is not None and not isinstance(answers, AnswerCache):
             raise InvalidConfigError(f"answers must be an AnswerCache, got {answers!r}")
+        if answers is not None and replay_log is None:
+            raise InvalidConfigError("answers are shared by the polls of one log: give the log")
         int_between(1, 9).or_none().check("compression_level", compression_level)
         self._config = config
         self._log = replay_log
@@ -357,6 +373,7 @@ class LongPollSession(MonotonicNow):
         self._is_gzip = False
         self._state = LongPollState.IDLE
         self._cursor = ""
+        self._asked = ""  # the id the request carried
         self._deadline: float | None = None
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
@@ -368,8 +385,15 @@ class LongPollSession(MonotonicNow):
 
     @property
     def last_event_id(self) -> str:
-        """Where the client stands: its id, or for a new client the log's position then."""
+        """Where the client stands: its id, or for a new client the log's position then
+        (``""`` without a log)."""
         return self._cursor
+
+    @property
+    def client_last_event_id(self) -> str:
+        """The last event ID the request carried (``""`` for a new client, or before
+        :meth:`on_request`): what a stream that produces its own events resumes from."""
+        return self._asked
 
     def next_deadline(self) -> float | None:
         """When the held request must be answered, or ``None`` when not holding."""
@@ -416,7 +440,8 @@ class LongPollSession(MonotonicNow):
             header_value(headers, "accept-encoding")
         ) == "gzip"
         # A new client starts at the log's position: what is appended from now on is its.
-        self._cursor = last_event_id or self._log.position
+        self._asked = last_event_id
+        self._cursor = last_event_id or (self._log.position if self._log is not None else "")
         return self._answer(now, is_due=hold == 0)
 
     @sticky
@@ -430,6 +455,40 @@ class LongPollSession(MonotonicNow):
         if self._state is not LongPollState.HOLDING:
             return []
         return self._answer(now, is_due=False)
+
+    @sticky
+    def on_events(self, events: Sequence[Event], now: float) -> list[Action]:
+        """Answer a held request with these events (a session without a log).
+
+        All of them are sent, however many bytes they make (they were taken from their
+        source already: the caller passes at most ``max_events``). The client resumes from
+        the last id among them, or stays where it was when none has an id.
+
+        Args:
+            events: The events the request's stream produced, oldest first.
+            now: The current monotonic time.
+
+        Returns:
+            The answer; ``[]`` when ``events`` is empty or the session is not holding.
+
+        Raises:
+            LocalProtocolError: the session has a log (append to it and call
+                :meth:`on_published`), or more than ``max_events`` events were given.
+        """
+        self._take_now(now)
+        if self._log is not None:
+            raise LocalProtocolError("on_events() without a log; with one, use on_published()")
+        if len(events) > self._config.max_events:
+            raise LocalProtocolError(
+                f"on_events() with {len(events)} events, more than max_events="
+                f"{self._config.max_events}"
+            )
+        for event in events:
+            if not isinstance(event, Event):
+                raise LocalProtocolError(f"on_events() takes Event records, got {event!r}")
+        if self._state is not LongPollState.HOLDING or not events:
+            return []
+        return self._send(self._encode(events, None, is_cut=False))
 
     @sticky
     def on_timer(self, now: float) -> list[Action]:
@@ -465,6 +524,8 @@ class LongPollSession(MonotonicNow):
 
     def _pending(self, now: float) -> tuple[tuple[StoredEvent, ...], ReportGap | None]:
         log = self._log
+        if log is None:
+            return (), None  # the events come through on_events()
         result = log.resume(self._cursor, now)
         if isinstance(result, Replay):
             return result.events, None
@@ -479,19 +540,23 @@ class LongPollSession(MonotonicNow):
     def _answer(self, now: float, *, is_due: bool) -> list[Action]:
         answers = self._answers
         key = (self._cursor, self._is_gzip)
-        position = self._log.position
-        answer = answers._get(position, key) if answers is not None else None
+        answer = None
+        if answers is not None and self._log is not None:
+            answer = answers._get(self._log.position, key)
         if answer is None:
             stored, gap = self._pending(now)
             if not stored and gap is None and not is_due:
                 return []
-            answer = self._encode(stored, gap)
+            answer = self._encode([item.event for item in stored], gap, is_cut=True)
             if answers is not None:
                 answers._count()
                 if gap is None:
                     answers._put(key, answer)
         elif not answer[2] and not is_due:
             return []  # an empty answer (cached by a poll that was due): keep holding
+        return self._send(answer)
+
+    def _send(self, answer: _Answer) -> list[Action]:
         body, cursor, _ = answer
         self._state = LongPollState.ANSWERED
         self._cursor = cursor
@@ -508,22 +573,29 @@ class LongPollSession(MonotonicNow):
             Disconnect(reason="long-poll answered"),
         ]
 
-    def _encode(self, stored: Sequence[StoredEvent], gap: ReportGap | None) -> _Answer:
-        """The answer's body (compressed when agreed), the client's new id, the event count."""
+    def _encode(self, events: Sequence[Event], gap: ReportGap | None, *, is_cut: bool) -> _Answer:
+        """The answer's body (compressed when agreed), the client's new id, the event count;
+        ``is_cut``: at most ``max_events`` and ``max_bytes`` of the events (the rest stay
+        in the log)."""
         config = self._config
         texts: list[str] = []
         size = 0
         # After a gap the client's id is worthless: it resumes from what it is sent, or from
         # the log's position when nothing is sent, rather than meeting the same gap again.
-        cursor = self._cursor if gap is None else self._log.position
-        for item in stored[: config.max_events]:
-            text = _event_json(item.event)
-            length = len(text.encode("utf-8"))
-            if texts and config.max_bytes is not None and size + length > config.max_bytes:
-                break
+        cursor = self._cursor
+        if gap is not None and self._log is not None:
+            cursor = self._log.position
+        max_bytes = config.max_bytes if is_cut else None
+        for event in events[: config.max_events]:
+            text = _event_json(event)
+            if max_bytes is not None:
+                length = len(text.encode("utf-8"))
+                if texts and size + length > max_bytes:
+                    break
+                size += length
             texts.append(text)
-            size += length
-            cursor = item.id
+            if event.id is not None:
+                cursor = event.id
         body = _encode(texts, _tail_json(cursor, gap, config.retry))
         if self._is_gzip and self._level is not None:
             compressor = Compressor(level=self._level)

@@ -46,6 +46,7 @@ from sse_core import (
 )
 from sse_core._actions import Action, ReportTransport, Transport
 from sse_core._longpoll import (
+    AnswerCache,
     LongPollConfig,
     LongPollResponse,
     LongPollSession,
@@ -436,12 +437,77 @@ def test_invalid_server_config(kwargs: dict[str, Any]) -> None:
         LongPollConfig(**kwargs)
 
 
-def test_session_needs_a_config_and_a_log() -> None:
-    """A LongPollSession without its config or its log is a configuration error."""
+def test_session_needs_a_config_and_a_log_or_none() -> None:
+    """A LongPollSession needs its config, and a log or None (answers shared by a cache
+    need the log they are about)."""
     with pytest.raises(InvalidConfigError):
         LongPollSession(ServerConfig(), ReplayLog())  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError):
-        LongPollSession(LongPollConfig(), None)  # type: ignore[arg-type]
+        LongPollSession(LongPollConfig(), "log")  # type: ignore[arg-type]
+    with pytest.raises(InvalidConfigError):
+        LongPollSession(LongPollConfig(), None, answers=AnswerCache())
+
+
+# --- a session without a log: the events come from the request's own stream ------------------
+
+
+def test_without_a_log_the_session_holds_and_answers_with_the_events_given() -> None:
+    """Without a log nothing is pending: the session holds, and on_events answers with
+    exactly the events given (ids as they are), the cursor at the last id among them."""
+    session = LongPollSession(LongPollConfig(max_bytes=10), None)
+    headers = [("Last-Event-ID", "job-3")]
+    assert session.on_request("/poll?timeout=5", headers, now=0.0) == []
+    assert session.client_last_event_id == session.last_event_id == "job-3"
+    assert session.next_deadline() == 5.0
+    assert session.on_published(now=1.0) == []  # no log: nothing to look at
+    assert session.on_events([], now=1.0) == []
+    events = [
+        Event(data="x" * 40, id="job-4"), Event(data="no id"), Event(data="y" * 40, id="job-5"),
+    ]
+    head, body, end = session.on_events(events, now=2.0)
+    assert isinstance(head, SendHead) and isinstance(body, Send) and isinstance(end, Disconnect)
+    answer = LongPollResponse.decode(body.data, last_event_id="job-3")
+    # max_bytes does not cut these: they were taken from their source already.
+    assert [e.data for e in answer.events] == [e.data for e in events]
+    assert [e.id for e in answer.events] == ["job-4", None, "job-5"]
+    assert answer.last_event_id == "job-5"
+    assert session.state is LongPollState.ANSWERED
+    assert session.on_events(events, now=3.0) == []
+
+
+def test_without_a_log_ids_absent_leave_the_cursor_and_a_timeout_answers_empty() -> None:
+    """Events without ids do not move the client; a new client stays at "" and the due
+    timer answers with no events."""
+    session = LongPollSession(LongPollConfig(), None)
+    assert session.on_request("/poll?timeout=5", [], now=0.0) == []
+    assert session.client_last_event_id == session.last_event_id == ""
+    body = session.on_events([Event(data="a")], now=1.0)[1]
+    assert isinstance(body, Send)
+    assert LongPollResponse.decode(body.data).last_event_id == ""
+    empty = LongPollSession(LongPollConfig(), None)
+    empty.on_request("/poll?lastEventId=7&timeout=5", [], now=0.0)
+    assert empty.on_timer(now=4.0) == []
+    answer = empty.on_timer(now=5.0)[1]
+    assert isinstance(answer, Send)
+    assert answer.data == b'{"events":[],"last_event_id":"7","gap":null,"retry":null}'
+
+
+def test_on_events_misuse_is_final() -> None:
+    """on_events with a log, with more than max_events or with other records is misuse."""
+    logged = LongPollSession(LongPollConfig(), log_with(1))
+    logged.on_request("/poll?timeout=5", [], now=0.0)
+    with pytest.raises(LocalProtocolError, match="on_published"):
+        logged.on_events([Event(data="a")], now=1.0)
+    with pytest.raises(LocalProtocolError, match="failed"):
+        logged.on_timer(now=5.0)
+    bounded = LongPollSession(LongPollConfig(max_events=1), None)
+    bounded.on_request("/poll", [], now=0.0)
+    with pytest.raises(LocalProtocolError, match="max_events=1"):
+        bounded.on_events([Event(data="a"), Event(data="b")], now=1.0)
+    typed = LongPollSession(LongPollConfig(), None)
+    typed.on_request("/poll", [], now=0.0)
+    with pytest.raises(LocalProtocolError, match="Event records"):
+        typed.on_events(["a"], now=1.0)  # type: ignore[list-item]
 
 
 # --- the client: configuration and detection -------------------------------------------------

@@ -161,7 +161,7 @@ def _server() -> ServerSession:
 
 
 def _long_poll() -> LongPollSession:
-    session = LongPollSession(LongPollConfig(), ReplayLog())
+    session = LongPollSession(LongPollConfig(), None)
     session.on_request(POLL_TARGET, [], LATEST)
     return session
 
@@ -252,6 +252,7 @@ RECIPES: dict[str, Recipe] = {
     }),
     "LongPollSession": Recipe(_long_poll, {
         "close": lambda o, now: o.close(now),
+        "on_events": lambda o, now: o.on_events([], now),
         "on_published": lambda o, now: o.on_published(now),
         "on_request": lambda o, now: o.on_request(POLL_TARGET, [], now),
         "on_timer": lambda o, now: o.on_timer(now),

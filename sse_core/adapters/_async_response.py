@@ -8,6 +8,8 @@ The framework gives two coroutines: ``write``, which carries out one of the sess
 (and raises :class:`OSError` when the client is gone), and ``watch``, which cancels the scope
 it is given when the client goes. Written with anyio, so the ASGI response runs under trio
 servers too; aiohttp runs it on asyncio.
+
+A long poll (see ``_response``) takes the place of the stream: no heartbeats, one answer.
 """
 
 from __future__ import annotations
@@ -64,7 +66,11 @@ class AsyncResponseBase(ResponseBase[Source]):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(watch, tasks.cancel_scope)
             try:
-                await self._serve(target, headers, write, tasks)
+                held = self._hold(target, headers)
+                if held is None:
+                    await self._serve(target, headers, write, tasks)
+                else:
+                    await self._serve_poll(held, write)
             finally:
                 tasks.cancel_scope.cancel()
         if self._failure is not None:
@@ -109,6 +115,52 @@ class AsyncResponseBase(ResponseBase[Source]):
         if self._beat is not None:
             await self._beat.wait()
         await self._carry(write, self._close())
+
+    async def _serve_poll(self, held: list[Action], write: Write) -> None:
+        """Answer a long poll: from the log at once (``held``), or with the events the source
+        has ready once its first came, or with none when the hold runs out first."""
+        if not held:
+            items, failure = await self._take_ready()
+            held, refused = self._answer_poll(items)
+            self._failure = failure or refused
+        timeout = self._options.send_timeout
+        with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
+            await self._carry(write, held)
+        if scope.cancelled_caught:  # the client took nothing for send_timeout
+            assert timeout is not None
+            self._log_send_timeout(timeout)
+            self._let_go()
+
+    async def _take_ready(self) -> tuple[list[object], Exception | None]:
+        """The source's items for a held poll: the first within the hold, then those it yields
+        without waiting, at most ``long_poll.max_events``; the source is closed after.
+
+        A wait cut short cancels the source where it waits (as the client's going does): it
+        gave nothing there, and the next poll starts it again from the answer's id.
+        """
+        items: list[object] = []
+        try:
+            iterator = aiter(self._iterable())
+        except Exception as error:  # the application's function of the last event ID
+            return items, error
+        failure = None
+        try:
+            while len(items) < self._poll_limit:
+                with anyio.move_on_after(self._poll_wait() if not items else 0.0):
+                    try:
+                        items.append(await anext(iterator))
+                        continue
+                    except StopAsyncIteration:
+                        pass
+                break  # the source ended, the hold ran out, or nothing more is ready
+        except Exception as error:  # from the source
+            failure = error
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                    await aclose()
+        return items, failure
 
     async def _tick(self, write: Write, scope: anyio.CancelScope) -> None:
         """The timers: a heartbeat when the source is silent for its interval, and letting

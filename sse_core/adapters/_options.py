@@ -142,7 +142,9 @@ class ServerOptions:
             one path serves both, by content negotiation: a request whose ``Accept``
             prefers ``application/json`` to ``text/event-stream`` is a poll, and both
             answers say ``Vary: Accept``. (The ASGI application compares it with the
-            request's path as its router passes it.)
+            request's path as its router passes it; so do the per-request ``StreamResponse``
+            classes, which answer a poll with their own stream cut to one answer:
+            :doc:`/adapters/responses`.)
         long_poll: How polls are answered (hold time, events per answer, ``retry``).
         max_held_polls: The most long polls open at once (more get 503 with
             ``Retry-After``), or ``None``. They do not count towards ``max_subscribers``.

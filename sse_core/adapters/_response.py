@@ -17,6 +17,15 @@ The items rule, the same in all three: an application's stream yields
 Anything else -- ``bytes``, ``None``, a number, a mapping with another key or ``data`` that is
 not a ``str`` (``json.dumps`` it first) -- raises :class:`TypeError`, which ends the stream
 as an exception from the application does.
+
+Long polls (``ServerOptions.long_poll_path``, the rule of the servers: a request to that
+path, or -- when it equals ``path`` -- one whose ``Accept`` prefers ``application/json``):
+a per-request stream has no broadcaster, so a poll is the same stream cut to one answer.
+A :class:`~sse_core.LongPollSession` answers at once from the replay log when it has events
+after the client's id; otherwise the source is started from the client's id, the events it
+has ready once the first came (at most ``long_poll.max_events``) are the answer, or none when
+``max_hold`` passes first, and the source is closed. The next poll starts it again from the
+answer's ``last_event_id``.
 """
 
 from __future__ import annotations
@@ -25,14 +34,20 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+import attrs
+
 from .. import ServerConfig, ServerSession
 from .._actions import Action
-from .._errors import InvalidConfigError
+from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event, Retry
+from .._longpoll import LongPollConfig, LongPollSession
 from .._replay import ReplayLog
 from .._serializer import serialize_block
+from .._server import ServerState
+from .._types import header_value
 from ._base import options_or_default
 from ._options import ServerOptions
+from ._server_base import VARY_ACCEPT, is_poll
 
 __all__ = ["Item", "ResponseBase", "Source", "SyncSource", "event_of"]
 
@@ -104,8 +119,7 @@ class ResponseBase(Generic[_Source]):
         replay_log: ReplayLog | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if config is None:
-            config = ServerConfig()
+        config = ServerConfig() if config is None else config
         if not isinstance(config, ServerConfig):
             raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
         if replay_log is not None and not isinstance(replay_log, ReplayLog):
@@ -117,9 +131,11 @@ class ResponseBase(Generic[_Source]):
                 f"an event stream's source is an iterable or a function returning one, "
                 f"not {type(source).__name__}"
             )
-        self._options = options_or_default(options, ServerOptions)
+        self._options: ServerOptions = options_or_default(options, ServerOptions)
         self._clock = clock if clock is not None else time.monotonic
-        self._session = ServerSession(config, replay_log)
+        self._config = _vary_accept(config) if self._options.is_negotiated else config
+        self._session = ServerSession(self._config, replay_log)
+        self._poll: LongPollSession | None = None  # a long poll's session, when it is one
         self._source: object = source
         self._log = replay_log
         self._setup()
@@ -130,7 +146,73 @@ class ResponseBase(Generic[_Source]):
     @property
     def last_event_id(self) -> str:
         """The request's last event ID (``""`` for a new client), once the response runs."""
+        if self._poll is not None:
+            return self._poll.client_last_event_id
         return self._session.last_event_id
+
+    @property
+    def is_long_poll(self) -> bool:
+        """Whether the request is a long poll (answered with one JSON body), once the
+        response runs."""
+        return self._poll is not None
+
+    def _hold(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> list[Action] | None:
+        """Take the request as a long poll when it is one: its answer when the log has it
+        at once, ``[]`` while it is held; ``None`` when the request is a stream.
+
+        Raises:
+            LocalProtocolError: the response served a request before.
+        """
+        if self._poll is not None or self._session.state is not ServerState.IDLE:
+            raise LocalProtocolError("a StreamResponse serves one request")
+        options = self._options
+        if not is_poll(options, target, header_value(headers, "accept")):
+            return None
+        long_poll = _vary_accept(options.long_poll) if options.is_negotiated else options.long_poll
+        config = self._config
+        self._poll = LongPollSession(
+            long_poll,
+            self._log,
+            compression_level=config.compression_level if config.is_compression_enabled else None,
+        )
+        return self._poll.on_request(target, headers, self._clock())
+
+    def _poll_wait(self) -> float:
+        """Seconds the held poll still waits for its first event."""
+        assert self._poll is not None
+        deadline = self._poll.next_deadline()
+        return 0.0 if deadline is None else max(0.0, deadline - self._clock())
+
+    def _answer_poll(self, items: Sequence[object]) -> tuple[list[Action], Exception | None]:
+        """The held poll's answer: the events of ``items`` (at most ``long_poll.max_events``;
+        appended to the log first, when there is one), or none.
+
+        Returns:
+            The answer, and what stopped the items early (an item against the rule, an id the
+            log refused), if anything: the answer holds the events before it.
+        """
+        session, log = self._poll, self._log
+        assert session is not None
+        now = self._clock()
+        events: list[Event] = []
+        failure = None
+        for item in items:
+            try:
+                event = event_of(item)[1]  # a retry hint: the answers carry long_poll.retry
+                if event is not None:
+                    events.append(event if log is None else log.append(event, now).event)
+            except Exception as error:
+                failure = error
+                break
+        actions = session.on_events(events, now) if log is None else session.on_published(now)
+        return actions or session.close(now), failure
+
+    @property
+    def _poll_limit(self) -> int:
+        """The most items a held poll takes from the source (``long_poll.max_events``)."""
+        return self._options.long_poll.max_events
 
     def _begin(
         self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
@@ -149,7 +231,7 @@ class ResponseBase(Generic[_Source]):
         source = self._source
         if _is_iterable(source) or not callable(source):
             return source
-        return source(self._session.last_event_id)
+        return source(self.last_event_id)
 
     def _send_item(self, item: object) -> list[Action]:
         """The actions that send one item of the application's stream.
@@ -182,6 +264,15 @@ class ResponseBase(Generic[_Source]):
     def _close(self) -> list[Action]:
         """The end of the stream (the gzip trailer first, when compressing)."""
         return self._session.close(self._clock())
+
+
+_Config = TypeVar("_Config", ServerConfig, LongPollConfig)
+
+
+def _vary_accept(config: _Config) -> _Config:
+    """``config`` with ``Vary: Accept`` among its headers: one path serves streams and polls
+    by the request's ``Accept`` (RFC 9110 section 12.5.5)."""
+    return attrs.evolve(config, headers=(*config.headers, VARY_ACCEPT))
 
 
 def _is_iterable(source: object) -> bool:

@@ -31,10 +31,11 @@ from ._http import (
 from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
-__all__ = ["TOO_MANY", "ServerBase", "default_replay_log", "prefers_json"]
+__all__ = ["TOO_MANY", "VARY_ACCEPT", "ServerBase", "default_replay_log", "is_poll", "prefers_json"]
 
 _STREAM_TYPE = "text/event-stream"
-_VARY_ACCEPT = ("Vary", "Accept")
+#: What both answers of a path that serves streams and polls say (RFC 9110 section 12.5.5).
+VARY_ACCEPT = ("Vary", "Accept")
 
 
 def _accept_q(ranges: list[tuple[str, float]], media_type: str) -> float:
@@ -69,6 +70,16 @@ def prefers_json(accept: str | None) -> bool:
                     q = 0.0
         ranges.append((media_range.strip().lower(), q))
     return _accept_q(ranges, LONG_POLL_CONTENT_TYPE) > _accept_q(ranges, _STREAM_TYPE)
+
+
+def is_poll(options: ServerOptions, target: str, accept: str | None) -> bool:
+    """Whether a request is a long poll: to ``options.long_poll_path``, or -- when that is
+    the stream's path too -- preferring ``application/json`` (:func:`prefers_json`)."""
+    if options.long_poll_path is None:
+        return False
+    if options.is_negotiated:
+        return prefers_json(accept)
+    return urlsplit(target).path == options.long_poll_path
 
 
 def default_replay_log() -> ReplayLog:
@@ -149,8 +160,8 @@ class ServerBase(AdapterBase):
         long_poll = options.long_poll
         if options.is_negotiated:
             # RFC 9110 section 12.5.5: both answers depend on Accept; a cache must say so.
-            config = attrs.evolve(config, headers=(*config.headers, _VARY_ACCEPT))
-            long_poll = attrs.evolve(long_poll, headers=(*long_poll.headers, _VARY_ACCEPT))
+            config = attrs.evolve(config, headers=(*config.headers, VARY_ACCEPT))
+            long_poll = attrs.evolve(long_poll, headers=(*long_poll.headers, VARY_ACCEPT))
         self._broadcaster = Broadcaster(
             replay_log,
             config=config,
@@ -184,14 +195,8 @@ class ServerBase(AdapterBase):
         return self._broadcaster
 
     def _is_poll(self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]) -> bool:
-        """Whether a request is a long poll: to ``long_poll_path``, or -- when that is the
-        stream's path too -- preferring ``application/json`` (:func:`prefers_json`)."""
-        options = self._options
-        if options.long_poll_path is None:
-            return False
-        if options.is_negotiated:
-            return prefers_json(header_value(headers, "accept"))
-        return urlsplit(target).path == options.long_poll_path
+        """Whether a request is a long poll (:func:`is_poll`)."""
+        return is_poll(self._options, target, header_value(headers, "accept"))
 
     def _subscribe(
         self,

@@ -76,14 +76,13 @@ class _Handoff:
                 self._ready.notify_all()
             return True
 
-    def take(self, timeout: float | None) -> list[object]:
-        """Every item handed over so far, waiting up to ``timeout`` seconds for the first
-        (``[]`` when none came)."""
+    def take(self, timeout: float | None, most: int = MAX_AHEAD) -> list[object]:
+        """Every item handed over so far (at most ``most``), waiting up to ``timeout``
+        seconds for the first (``[]`` when none came)."""
         with self._ready:
             if not self._items:
                 self._ready.wait_for(lambda: self._items, timeout)
-            items = list(self._items)
-            self._items.clear()
+            items = [self._items.popleft() for _ in range(min(most, len(self._items)))]
             self._ready.notify_all()
             return items
 
@@ -148,11 +147,44 @@ class StreamResponse(ResponseBase[SyncSource]):
         target = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "/")
         if environ.get("QUERY_STRING"):
             target += "?" + environ["QUERY_STRING"]
-        actions = self._begin(target, _headers_of(environ))
+        headers = _headers_of(environ)
+        held = self._hold(target, headers)
+        if held is None:
+            actions = self._begin(target, headers)
+            body: Iterator[bytes] = _Body(self, actions[1:])
+        else:
+            actions = held or self._take_ready()
+            body = iter([_bytes_of(actions)])
         head = actions[0]
         assert isinstance(head, SendHead)
         status = f"{head.status} {HTTPStatus(head.status).phrase}"
-        return status, list(head.headers), _Body(self, actions[1:])
+        return status, list(head.headers), body
+
+    def _take_ready(self) -> list[Action]:
+        """A held poll's answer: the items the source's thread hands over, the first within
+        the hold and then those ready at once, at most ``long_poll.max_events``; the source is
+        let go after (closed in its thread when it next yields)."""
+        handoff = _Handoff()
+        threading.Thread(
+            target=_produce, args=(handoff, self._iterable), name="sse_core event source",
+            daemon=True,
+        ).start()
+        items: list[object] = []
+        failure: Exception | None = None
+        while len(items) < self._poll_limit:
+            taken = handoff.take(self._poll_wait() if not items else 0.0,
+                                 most=self._poll_limit - len(items))
+            done = next((item for item in taken if isinstance(item, _Done)), None)
+            items += [item for item in taken if not isinstance(item, _Done)]
+            if not taken or done is not None:
+                failure = None if done is None else done.error
+                break
+        handoff.stop()
+        actions, refused = self._answer_poll(items)
+        failure = failure or refused
+        if failure is not None:
+            _source_failed("the event source failed during a long poll", failure)
+        return actions
 
 
 class _Body(Iterator[bytes]):
@@ -179,7 +211,8 @@ class _Body(Iterator[bytes]):
                 continue
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._produce, name="sse_core event source", daemon=True
+                    target=_produce, args=(self._handoff, response._iterable),
+                    name="sse_core event source", daemon=True,
                 )
                 self._thread.start()
             items = self._handoff.take(response._delay())
@@ -210,22 +243,22 @@ class _Body(Iterator[bytes]):
         self._is_ended = True
         return self._response._close()
 
-    def _produce(self) -> None:
-        """The generator's thread: hand over each item until the end or a stop."""
-        iterator: Iterator[Any] | None = None
-        done = _Done(None)
-        try:
-            iterator = iter(self._response._iterable())
-            for item in iterator:
-                if not self._handoff.put(item):
-                    return
-        except Exception as error:
-            done = _Done(error)
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()  # runs the generator's finally
-        self._handoff.put(done)
+def _produce(handoff: _Handoff, iterable: Callable[[], Any]) -> None:
+    """The generator's thread: hand over each item until the end or a stop."""
+    iterator: Iterator[Any] | None = None
+    done = _Done(None)
+    try:
+        iterator = iter(iterable())
+        for item in iterator:
+            if not handoff.put(item):
+                return
+    except Exception as error:
+        done = _Done(error)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()  # runs the generator's finally
+    handoff.put(done)
 
 
 def _source_failed(message: str, error: BaseException) -> None:

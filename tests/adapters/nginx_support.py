@@ -63,11 +63,24 @@ def _free_port() -> int:
 
 
 def config_text(prefix: Path, port: int, upstream: tuple[str, int], location: str) -> str:
-    """nginx.conf for a reverse proxy on 127.0.0.1:``port`` in front of ``upstream``."""
+    """nginx.conf for a reverse proxy on 127.0.0.1:``port`` in front of ``upstream``:
+    ``location`` is either directives for one ``location /`` block, or whole ``location``
+    blocks proxying to ``http://app`` (the docs' examples), which becomes ``upstream``."""
     temp = {name: prefix / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp.values():
         path.mkdir(exist_ok=True)
     host, upstream_port = upstream
+    if location.lstrip().startswith(("#", "location")):
+        locations = location.replace("http://app;", f"http://{host}:{upstream_port};")
+    else:
+        locations = f"""
+        location / {{
+            proxy_pass http://{host}:{upstream_port};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_read_timeout 60s;
+{location}
+        }}"""
     return f"""
 daemon off;
 master_process off;
@@ -83,13 +96,7 @@ http {{
     scgi_temp_path {temp["scgi"]};
     server {{
         listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://{host}:{upstream_port};
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_read_timeout 60s;
-{location}
-        }}
+{locations}
     }}
 }}
 """
@@ -131,6 +138,24 @@ def running_nginx(
         yield "127.0.0.1", port
     finally:
         stop(process, TIMEOUT)
+
+
+def docs_locations(page: Path) -> dict[str, str]:
+    """The ``.. code-block:: nginx`` examples of a docs page, by their first line's comment
+    (``"one path"``, ``"two paths"``)."""
+    blocks: dict[str, str] = {}
+    lines = page.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() != ".. code-block:: nginx":
+            continue
+        body: list[str] = []
+        for text in lines[number + 2 :]:
+            if text and not text.startswith("    "):
+                break
+            body.append(text)
+        name = body[0].strip().lstrip("# ").split(":")[0]
+        blocks[name] = "\n".join(body)
+    return blocks
 
 
 def requests_logged(prefix: Path) -> list[str]:

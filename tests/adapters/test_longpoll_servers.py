@@ -41,6 +41,7 @@ from sse_core.testing import FaultProxy, Pass, StallAfter
 from tests.adapters.nginx_support import (
     BUFFERING,
     FRIENDLY,
+    docs_locations,
     nginx_binary,
     requests_logged,
     running_nginx,
@@ -62,12 +63,11 @@ BACKENDS = ["asyncio", "trio", "sync", "asgi"]
 DEPLOYMENTS = {"two paths": "/poll", "one path": "/events"}
 
 
-class ServedASGI:
-    """The ASGI ``EventStream`` under uvicorn, in a thread of its own (as :class:`Served`)."""
+class UvicornThread:
+    """An ASGI application under uvicorn, in a thread of its own."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("config", QUIET)
-        self.server = EventStream(**kwargs)
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._uvicorn: Any = None
@@ -83,7 +83,7 @@ class ServedASGI:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             config = uvicorn.Config(
-                self.server, http="h11", lifespan="off", log_config=None,
+                self.app, http="h11", lifespan="off", log_config=None,
                 log_level="critical", timeout_graceful_shutdown=1,
             )
             self._uvicorn = uvicorn.Server(config)
@@ -94,6 +94,23 @@ class ServedASGI:
             await task
 
         asyncio.run(main())
+
+    def stop(self) -> None:
+        """Stop uvicorn."""
+        if not self._thread.is_alive():
+            return
+        self._uvicorn.should_exit = True
+        self._thread.join(3 * TIMEOUT)
+        self._sock.close()
+
+
+class ServedASGI(UvicornThread):
+    """The ASGI ``EventStream`` under uvicorn, in a thread of its own (as :class:`Served`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("config", QUIET)
+        self.server = EventStream(**kwargs)
+        super().__init__(self.server)
 
     def call(self, function: Callable[[], T]) -> T:
         """Run ``function`` in the server's loop and return its value."""
@@ -116,9 +133,7 @@ class ServedASGI:
         asyncio.run_coroutine_threadsafe(self.server.aclose(timeout=1.0), self._loop).result(
             TIMEOUT
         )
-        self._uvicorn.should_exit = True
-        self._thread.join(3 * TIMEOUT)
-        self._sock.close()
+        self.stop()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -239,10 +254,17 @@ def publish_first(served: Any) -> str:
 
 def publish_in_background(served: Any, count: int, interval: float) -> threading.Thread:
     """Publish events "0" .. "count-1", ``interval`` apart, from another thread."""
+    return publish_numbers(lambda data: served.publish(Event(data=data)), count, interval)
+
+
+def publish_numbers(publish: Callable[[str], None], count: int, interval: float) -> (
+    threading.Thread
+):
+    """Call ``publish`` with "0" .. "count-1", ``interval`` apart, from another thread."""
 
     def run() -> None:
         for number in range(count):
-            served.publish(Event(data=str(number)))
+            publish(str(number))
             time.sleep(interval)
 
     thread = threading.Thread(target=run, name="publisher")
@@ -265,16 +287,23 @@ def test_a_polling_client_gets_every_event_once_in_order(backend: str, deploymen
             served, poll_path, initial_transport=Transport.LONG_POLLING,
             last_event_id=first,
         )
-        with EventSource(config) as source:
-            publisher = publish_in_background(served, 40, 0.01)
-            try:
-                got = deliver(source.reports(), 40)
-            finally:
-                publisher.join(TIMEOUT)
-            assert source.session.transport is Transport.LONG_POLLING
+        got = polled(config, lambda data: served.publish(Event(data=data)), 40)
         assert got == [str(number) for number in range(40)]
     finally:
         served.close()
+
+
+def polled(config: ClientConfig, publish: Callable[[str], None], count: int) -> list[str]:
+    """What a client delivers while ``count`` events are published 10 ms apart; it is on
+    polls at the end."""
+    with EventSource(config) as source:
+        publisher = publish_numbers(publish, count, 0.01)
+        try:
+            got = deliver(source.reports(), count)
+        finally:
+            publisher.join(TIMEOUT)
+        assert source.session.transport is Transport.LONG_POLLING
+    return got
 
 
 def test_switching_stream_to_polls_and_back_loses_and_repeats_nothing(backend: str) -> None:
@@ -324,9 +353,11 @@ def test_switching_stream_to_polls_and_back_loses_and_repeats_nothing(backend: s
         served.close()
 
 
-def read_head(address: tuple[str, int], headers: tuple[tuple[str, str], ...]) -> int:
+def read_head(
+    address: tuple[str, int], headers: tuple[tuple[str, str], ...], path: str = "/events"
+) -> int:
     """The length of the response head a stream request with ``headers`` gets."""
-    sock = raw_request(address, "/events", [h for h in headers if h[0].lower() != "host"])
+    sock = raw_request(address, path, [h for h in headers if h[0].lower() != "host"])
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
@@ -539,3 +570,46 @@ def test_behind_a_streaming_friendly_nginx_the_client_streams(
     assert got == [str(number) for number in range(30)]
     assert not [r for r in seen if isinstance(r, ReportTransport)]
     assert not any("GET /poll" in line for line in requests_logged(tmp_path / "nginx"))
+
+
+#: The nginx examples of the long-poll page: one path, and two paths.
+DOCS_NGINX = docs_locations(Path(__file__).parents[2] / "docs" / "longpoll.rst")
+
+
+@pytest.mark.parametrize("deployment", list(DEPLOYMENTS))
+def test_the_docs_nginx_examples_serve_both_transports(
+    nginx: str, tmp_path: Path, deployment: str
+) -> None:
+    """nginx run with the docs' own example for each deployment: a client streams through it
+    (never polling) and another polls through it from the start, each getting every event
+    once, in order; nginx's log shows the polls on the deployment's poll path."""
+    assert set(DOCS_NGINX) == set(DEPLOYMENTS)
+    poll_path = {"two paths": "/events/poll", "one path": "/events"}[deployment]
+    served = serve("asyncio", options=ServerOptions(path="/events", long_poll_path=poll_path))
+    try:
+        first = publish_first(served)
+        prefix = tmp_path / "nginx"
+        with running_nginx(prefix, served.address, DOCS_NGINX[deployment]) as address:
+            for transport in Transport:
+                config = ClientConfig(
+                    url=f"http://{address[0]}:{address[1]}/events",
+                    long_poll_url=f"http://{address[0]}:{address[1]}{poll_path}",
+                    last_event_id=first, backoff=FAST_BACKOFF, first_byte_timeout=2.0,
+                    long_poll_timeout=5.0, min_poll_interval=0.01,
+                    initial_transport=transport,
+                )
+                seen: list[Any] = []
+                with EventSource(config) as source:
+                    publisher = publish_in_background(served, 20, 0.02)
+                    try:
+                        got = deliver(source.reports(), 20, seen)
+                    finally:
+                        publisher.join(TIMEOUT)
+                    assert source.session.transport is transport
+                assert got == [str(number) for number in range(20)]
+                assert not [r for r in seen if isinstance(r, ReportTransport)]
+                first = broadcaster(served, lambda b: b.replay_log.position)
+        polls = [line for line in requests_logged(prefix) if "lastEventId=" in line]
+        assert polls and all(f"GET {poll_path}?" in line for line in polls)
+    finally:
+        served.close()
