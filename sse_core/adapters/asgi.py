@@ -70,6 +70,8 @@ class EventStream(ServerBase):
         InvalidConfigError: a bad argument.
     """
 
+    _takes_feed = True
+
     def _setup(self) -> None:
         self._retry_after = str(self._options.retry_after).encode()
         self._connections: dict[int, _Connection] = {}  # by id() of the subscriber
@@ -117,9 +119,12 @@ class EventStream(ServerBase):
         if self._is_closing:
             raise LocalProtocolError("publish() after aclose()")
         stored = self._append(event)
+        self._wake_all()
+        return stored
+
+    def _wake_all(self) -> None:
         for connection in list(self._connections.values()):
             self._wake(connection)
-        return stored
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """End every client's stream and wait until every client's task has finished.
@@ -133,9 +138,10 @@ class EventStream(ServerBase):
             timeout: Seconds to wait for the clean ends before cutting stalled clients off.
         """
         self._is_closing = True
+        if self._feed is not None:
+            await self._feed.aclose()
         self._broadcaster.close(self._clock())
-        for connection in list(self._connections.values()):
-            self._wake(connection)
+        self._wake_all()
         if not self._connections:
             return
         if self._all_gone is None:
@@ -197,6 +203,15 @@ class EventStream(ServerBase):
                 [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
             )
             return
+        if not is_poll and self._is_feed_waited(headers):
+            # The shared log's tail has to catch up first (or load the log at all).
+            if not await self._feed_ready(headers) or self._is_closing:
+                self._log_refusal(Refusal(status=503, text="log not loaded"), peer, target)
+                await _refuse(
+                    send, 503, b"event stream unavailable\n",
+                    [(b"retry-after", self._retry_after)],
+                )
+                return
         subscriber = self._subscribe(target, headers, self._clock(), key)
         connection = _Connection(subscriber)
         self._connections[id(subscriber)] = connection
@@ -257,6 +272,8 @@ class EventStream(ServerBase):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self._feed is not None:
+                    self._feed.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()

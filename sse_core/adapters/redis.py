@@ -5,23 +5,44 @@
 a ``redis.Redis`` client (the ``redis`` extra: ``pip install 'sse-core[redis]'``). Every call
 is one script run by Redis atomically (``_redis_scripts.py``); the ids, the stored bytes and
 the verdicts are decided by the pure core (``sse_core/_stream_log.py``). Redis errors come
-out as :class:`~sse_core.state.LogUnavailableError`. See :doc:`/adapters/redis`.
+out as :class:`~sse_core.state.LogUnavailableError`.
+
+:class:`RedisFeed` serves such a log to the clients of one worker: its live tail feeds the
+server's broadcaster, so every worker delivers every event, in the log's order, once, and a
+client resumes on any worker. See :doc:`/adapters/redis` and :doc:`/deploy`.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 import redis.exceptions
 
-from .._errors import LogUnavailableError
+from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
+from .._errors import InvalidConfigError, LogUnavailableError, RemoteProtocolError
 from .._events import Event
 from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
+from .._stream_log import (
+    CreateLog,
+    Follower,
+    ReadRows,
+    StreamMirror,
+    TailStep,
+    WaitRows,
+    covers,
+)
+from .._validators import instance_of, positive_number
+from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 
-__all__ = ["LogUnavailableError", "RedisLog", "SyncRedisLog"]
+__all__ = ["TAIL_BACKOFF", "LogUnavailableError", "RedisFeed", "RedisLog", "SyncRedisLog"]
 
 _T = TypeVar("_T")
 
@@ -114,6 +135,10 @@ class RedisLog(RedisLogBase):
         """
         return await self._run(self._oldest_call(max_bytes))
 
+    async def _rows(self, start: str, count: int) -> Sequence[Any]:
+        """One raw read for a live tail (see :class:`RedisFeed`)."""
+        return await self._run(self._rows_call(start, count))
+
     async def _run(self, call: Call[_T]) -> _T:
         if call.script is None:
             return call.finish(())
@@ -178,3 +203,241 @@ class SyncRedisLog(RedisLogBase):
         except redis.exceptions.RedisError as error:
             raise call.failed(error) from error
         return call.finish(reply)
+
+
+#: How a :class:`RedisFeed`'s tail retries while Redis is unreachable: from 0.1 s, doubling,
+#: at most 5 s between attempts (with jitter), never giving up.
+TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
+
+
+class RedisFeed:
+    """A Redis log served to one worker's clients: pass it to the asyncio
+    ``EventStreamServer`` or the ASGI ``EventStream`` as ``feed=``, in every worker.
+
+    Publishing appends to Redis (:meth:`publish`, from any worker or any other process:
+    Redis orders every append). Each worker runs one tail task that reads the log's new
+    events (``XREAD BLOCK`` from the last id it saw) and hands each one, in the log's order,
+    once, to its broadcaster, which writes it to the worker's clients. The worker keeps the
+    newest events (within ``config``'s bounds) in :attr:`mirror`, which its clients resume
+    from; a client whose ``Last-Event-ID`` is newer than the mirror (it was served by a
+    faster worker) waits until the tail has caught up (at most ``catch_up_timeout``).
+
+    When Redis is unreachable, :meth:`publish` raises
+    :class:`~sse_core.state.LogUnavailableError` (nothing is acknowledged that Redis did not
+    store); connected clients keep their streams and heartbeats; the tail retries with
+    ``backoff`` and catches up from the last id it saw. When the events after that id are
+    gone (a restart without persistence, a deleted key, events trimmed before the tail read
+    them), every client's stream ends and its resume gets the explicit gap signal.
+
+    The tail and :meth:`publish` run on asyncio (``redis.asyncio``); the client's
+    ``socket_timeout``, if any, must be longer than ``block_timeout``.
+
+    Args:
+        client: The worker's ``redis.asyncio.Redis`` client.
+        key: The stream's key (one per topic).
+        config: Retention, as for :class:`RedisLog` (the mirror keeps the same bounds).
+        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
+            checks the log's epoch this often when no event comes.
+        catch_up_timeout: Seconds a client whose id the mirror has not seen yet waits for
+            the tail (and a client of a worker whose tail has not loaded the log yet waits
+            before it is refused with 503).
+        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
+        read_count: The most events one read of the tail fetches.
+        rng: Where the backoff's jitter comes from (``random.Random()`` by default).
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        key: str,
+        config: ReplayConfig | None = None,
+        *,
+        block_timeout: float = 1.0,
+        catch_up_timeout: float = 5.0,
+        backoff: BackoffConfig = TAIL_BACKOFF,
+        read_count: int = DEFAULT_READ_COUNT,
+        rng: random.Random | None = None,
+    ) -> None:
+        positive_number.check("block_timeout", block_timeout)
+        positive_number.check("catch_up_timeout", catch_up_timeout)
+        instance_of(BackoffConfig).check("backoff", backoff)
+        self._client = client
+        self._key = key
+        self._log = RedisLog(client, key, config, read_count=read_count)
+        self._mirror = StreamMirror(self._log.config)
+        self._follower = Follower(read_count)
+        self._block_ms = max(1, round(block_timeout * 1000))
+        self._catch_up_timeout = catch_up_timeout
+        self._backoff = Backoff(backoff, rng=rng if rng is not None else random.Random())
+        self._on_step: Callable[[TailStep], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed: asyncio.Event | None = None
+        self._failures = 0
+        self._gaps = 0
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client given (close it when the server is closed)."""
+        return self._client
+
+    @property
+    def log(self) -> RedisLog:
+        """The Redis log itself (to publish, or resume, without a server)."""
+        return self._log
+
+    @property
+    def mirror(self) -> StreamMirror:
+        """This worker's copy of the newest events: the broadcaster's replay log."""
+        return self._mirror
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the tail's last request to Redis succeeded."""
+        return self._backoff.state is BackoffState.CONNECTED
+
+    @property
+    def failures(self) -> int:
+        """How many requests of the tail failed (Redis unreachable or answering badly)."""
+        return self._failures
+
+    @property
+    def gaps(self) -> int:
+        """How many times the tail found the events after its last one gone (each time every
+        client's stream was ended with a gap to resume from)."""
+        return self._gaps
+
+    async def publish(self, event: Event) -> StoredEvent:
+        """Append an event to the Redis log; every worker's tail delivers it.
+
+        Args:
+            event: The event, with ``id=None`` (Redis numbers it).
+
+        Returns:
+            The stored event, with its id.
+
+        Raises:
+            InvalidFieldError: the event has an id, or cannot be encoded.
+            LogUnavailableError: Redis did not acknowledge it.
+        """
+        return await self._log.append(event, time.monotonic())
+
+    def attach(self, on_step: Callable[[TailStep], None]) -> None:
+        """Have ``on_step`` called with each step of the tail, after :attr:`mirror` was
+        restarted as the step says (the server does this: it ends every stream on a gap and
+        publishes the step's events to its broadcaster, which appends them to the mirror).
+
+        Raises:
+            InvalidConfigError: a server is attached already (one feed per server).
+        """
+        if self._on_step is not None:
+            raise InvalidConfigError("this RedisFeed already feeds a server; make one per server")
+        self._on_step = on_step
+
+    def start(self) -> None:
+        """Start the tail in the running loop, unless it runs already."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._tail())
+
+    async def ready(self, last_event_id: str | None) -> None:
+        """Start the tail if needed, and wait (at most ``catch_up_timeout``) until the mirror
+        is loaded and has caught up with ``last_event_id`` when Redis has issued it."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._catch_up_timeout
+        mirror = self._mirror
+        await self._until(lambda: mirror.is_loaded, deadline)
+        if not last_event_id or not mirror.is_loaded or not mirror.is_behind(last_event_id):
+            return
+        try:
+            position = await asyncio.wait_for(self._log.position(), deadline - loop.time())
+        except (LogUnavailableError, asyncio.TimeoutError):
+            return  # the mirror answers alone: an id it cannot place is a gap
+        if covers(position, last_event_id):
+            await self._until(lambda: not mirror.is_behind(last_event_id), deadline)
+
+    async def aclose(self) -> None:
+        """Stop the tail."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not task.cancelled():  # pragma: no cover (the caller was cancelled)
+                    raise
+
+    async def _until(self, predicate: Callable[[], bool], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def _tail(self) -> None:
+        """The tail: carry out the follower's requests; back off while Redis fails."""
+        follower, backoff = self._follower, self._backoff
+        while True:
+            request = follower.next_request()
+            try:
+                step = await self._carry_out(request)
+            except (LogUnavailableError, RemoteProtocolError) as error:
+                self._failures += 1
+                outcome = backoff.on_disconnected(time.monotonic())
+                if isinstance(outcome, Reconnect):
+                    delay = outcome.delay
+                else:  # a backoff with limits gave up: a tail never does
+                    delay = backoff.config.max_delay
+                    backoff.reset()
+                server_log(
+                    logging.WARNING, f"Redis tail of {self._key!r} failed, retrying in"
+                    f" {delay:.2f} s: {error}", adapter="redis", event="tail_failed",
+                    reason=str(error),
+                )
+                await asyncio.sleep(delay)
+                continue
+            if backoff.state is not BackoffState.CONNECTED:
+                backoff.on_connected(time.monotonic())
+            if step is not None:
+                if step.gap is not None:
+                    self._gaps += 1
+                    server_log(
+                        logging.WARNING, f"Redis log {self._key!r} lost events ({step.gap}):"
+                        " every stream ends with a gap", adapter="redis", event="tail_gap",
+                        reason=step.gap,
+                    )
+                if step.restart is not None:
+                    self._mirror.restart(*step.restart)
+                if self._on_step is not None:
+                    self._on_step(step)
+            self._notify()
+
+    async def _carry_out(self, request: ReadRows | WaitRows | CreateLog) -> TailStep | None:
+        follower = self._follower
+        if isinstance(request, ReadRows):
+            return follower.on_read(await self._log._rows(request.start, request.count))
+        if isinstance(request, CreateLog):
+            await self._log.position()
+            follower.on_created()
+            return None
+        try:
+            await self._client.xread(
+                {self._key: str(request.after)}, count=1, block=self._block_ms
+            )
+        except redis.exceptions.RedisError as error:
+            raise LogUnavailableError("wait", f"{type(error).__name__}: {error}") from error
+        follower.on_woken()
+        return None

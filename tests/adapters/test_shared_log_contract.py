@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -52,7 +50,7 @@ from sse_core.state import (
     TooOld,
     UnknownId,
 )
-from tests._processes import stop
+from tests.adapters.redis_support import RedisServer
 
 redis = pytest.importorskip("redis", reason="redis (redis-py) is in the peers extra")
 redis_log = pytest.importorskip("sse_core.adapters.redis")
@@ -71,67 +69,6 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
         await asyncio.wait_for(scenario(), TIMEOUT)
 
     asyncio.run(bounded())
-
-
-class RedisServer:
-    """A redis-server of the test's own: a free loopback port, its own directory."""
-
-    def __init__(self, directory: Path, *, aof: bool) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if os.environ.get("SSE_CORE_REQUIRE_PEERS", "") not in ("", "0"):
-                raise AssertionError("redis-server is missing: run .ci/peers.sh")
-            pytest.skip("redis-server is missing (.ci/peers.sh installs it)")
-        self.binary = binary
-        self.directory = directory
-        self.aof = aof
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start it and wait until it answers PING (after loading its AOF)."""
-        command = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--save", "", "--daemonize", "no",
-            "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
-        ]
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (the child has its copy)
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0)
-        deadline = time.monotonic() + TIMEOUT
-        try:
-            while True:
-                assert self.process.poll() is None, (self.directory / "redis.log").read_text()
-                try:
-                    if client.ping():
-                        return
-                except redis.exceptions.RedisError:
-                    pass
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """SIGTERM (Redis shuts down cleanly), SIGKILL if it does not exit."""
-        if self.process is not None:
-            stop(self.process, 10.0)
-            self.process = None
-
-    def crash(self) -> None:
-        """SIGKILL: no shutdown, nothing written at exit."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def client(self) -> Any:
-        """A new asyncio client on its own connection pool."""
-        return redis.asyncio.Redis.from_url(self.url, socket_timeout=2.0)
 
 
 class SyncView:
