@@ -4,6 +4,7 @@ port in a temporary directory, with or without AOF, stopped by PID)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -15,7 +16,6 @@ from typing import Any
 import pytest
 
 from sse_core import Comment, Event, Parser
-
 from tests._processes import stop
 
 redis = pytest.importorskip("redis", reason="redis (redis-py) is in the peers extra")
@@ -145,7 +145,5 @@ class StreamReader:
     async def close(self) -> None:
         """Close the connection."""
         self._writer.close()
-        try:
+        with contextlib.suppress(OSError):
             await self._writer.wait_closed()
-        except OSError:
-            pass

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from sse_core import Event, InvalidConfigError, LocalProtocolError, ServerConfig
-from sse_core.adapters import ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer
-from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableError, ReplayConfig
+from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableError
 from tests.adapters.redis_support import RedisServer, StreamReader, redis
 
 redis_feed = pytest.importorskip("sse_core.adapters.redis")
@@ -86,11 +85,12 @@ async def worker(feed: Any, **kwargs: Any) -> AsyncIterator[EventStreamServer]:
         await stream_server.aclose()
 
 
-async def read_data(reader: StreamReader, count: int) -> list[Event]:
-    """The next ``count`` events that carry data (position events skipped)."""
+async def read_data(reader: StreamReader, count: int, timeout: float = 15.0) -> list[Event]:
+    """The next ``count`` events that carry data (position events skipped), within
+    ``timeout`` seconds."""
     events: list[Event] = []
     while len(events) < count:
-        event = await reader.next_event()
+        event = await asyncio.wait_for(reader.next_event(), timeout)
         assert event is not None, f"the stream ended after {events}"
         if event.event != POSITION_EVENT_TYPE:
             events.append(event)
@@ -145,7 +145,7 @@ def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisS
     async def scenario() -> None:
         feed = feed_of(plain)
         async with worker(feed) as stream_server:
-            with pytest.raises(LocalProtocolError, match="feed.publish"):
+            with pytest.raises(LocalProtocolError, match=r"feed\.publish"):
                 stream_server.publish(Event(data="x"))
             with pytest.raises(InvalidConfigError, match="already feeds"):
                 EventStreamServer(feed=feed)
@@ -157,6 +157,155 @@ def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisS
 
         with pytest.raises(InvalidConfigError, match="takes no feed"):
             TrioServer(feed=feed_of(plain))
+        await feed.client.aclose()
+
+    run(scenario)
+
+
+def retrying_client(redis_server: RedisServer) -> Any:
+    """A client that retries a command once on a new connection (pooled connections are
+    dead after a restart)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return redis.asyncio.Redis.from_url(
+        redis_server.url, socket_timeout=2.0, socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 1), retry_on_error=[redis.exceptions.ConnectionError],
+    )
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds (only a failure waits ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
+    server: RedisServer,
+) -> None:
+    """Redis killed while a client streams: publishing raises LogUnavailableError (nothing
+    acknowledged), the client keeps its connection and its heartbeats, the tail backs off.
+    Redis started again: with AOF the tail catches up from its last id and the client gets
+    every event published afterwards, no gap; without persistence the client's stream ends
+    and its resume gets the explicit gap signal, never a silent loss."""
+
+    async def scenario() -> None:
+        feed = RedisFeed(retrying_client(server), "sse:down", block_timeout=0.2)
+        config = ServerConfig(heartbeat_interval=0.2)
+        async with worker(feed, config=config) as stream_server:
+            reader = await StreamReader.open(stream_server.address)
+            before = [await feed.publish(Event(data=f"b{i}")) for i in range(3)]
+            assert [e.id for e in await read_data(reader, 3)] == [s.id for s in before]
+            server.crash()
+            with pytest.raises(LogUnavailableError):
+                await feed.publish(Event(data="lost"))
+            beats = reader.comments
+            failures = feed.failures
+            await wait_until(lambda: feed.failures > failures, "the tail to fail")
+            # Heartbeats go on while Redis is down (read them off the socket).
+            reading = asyncio.ensure_future(reader.next_event())
+            await asyncio.sleep(1.0)
+            assert not reading.done(), "an event or the end came while Redis was down"
+            assert reader.comments >= beats + 2, "no heartbeats while Redis was down"
+            server.start()
+            after = [await feed.publish(Event(data=f"a{i}")) for i in range(3)]
+            if server.aof:
+                assert after[0].id.split("-")[0] == before[0].id.split("-")[0]
+                first = await reading
+                rest = await read_data(reader, 2)
+                assert [first.id if first else None] + [e.id for e in rest] == [
+                    s.id for s in after
+                ]
+            else:
+                assert await reading is None, "the stream did not end on the lost epoch"
+                await wait_until(lambda: feed.gaps >= 1, "the tail to report the gap")
+                again = await StreamReader.open(stream_server.address, last_event_id=before[-1].id)
+                signal = await again.next_event()
+                assert signal is not None and signal.event == GAP_EVENT_TYPE
+                assert json.loads(signal.data) == {
+                    "last_event_id": before[-1].id, "reason": "unknown"
+                }
+                position = await again.next_event()
+                assert position is not None and position.event == POSITION_EVENT_TYPE
+                assert position.id.split("-")[0] == after[0].id.split("-")[0]
+                more = await feed.publish(Event(data="more"))
+                assert [e.id for e in await read_data(again, 1)] == [more.id]
+                await again.close()
+            await reader.close()
+        await feed.client.aclose()
+
+    run(scenario)
+
+
+def test_a_deleted_stream_ends_every_stream_with_a_gap(plain: RedisServer) -> None:
+    """An operator deletes the stream's key: the tail sees the log gone within its block
+    timeout, every client's stream ends, and a resume says ``unknown`` -- the events are
+    gone and the client is told."""
+
+    async def scenario() -> None:
+        feed = feed_of(plain, "sse:deleted")
+        async with worker(feed) as stream_server:
+            reader = await StreamReader.open(stream_server.address)
+            stored = await feed.publish(Event(data="x"))
+            assert [e.id for e in await read_data(reader, 1)] == [stored.id]
+            await feed.client.delete("sse:deleted")
+            assert await reader.next_event() is None
+            again = await StreamReader.open(stream_server.address, last_event_id=stored.id)
+            signal = await again.next_event()
+            assert signal is not None and signal.event == GAP_EVENT_TYPE
+            await again.close()
+            await reader.close()
+        await feed.client.aclose()
+
+    run(scenario)
+
+
+def test_a_client_ahead_of_a_workers_tail_waits_for_it_instead_of_reading_a_gap(
+    plain: RedisServer,
+) -> None:
+    """A client served by a fast worker moves to one whose tail has not read the newest
+    events yet (here: stopped while events were published): the worker waits for its tail
+    to catch up with the client's id, then resumes it exactly -- no false gap."""
+
+    async def scenario() -> None:
+        feed_a, feed_b = feed_of(plain), feed_of(plain)
+        async with worker(feed_a) as a, worker(feed_b) as b:
+            on_a = await StreamReader.open(a.address)
+            on_b = await StreamReader.open(b.address)
+            await on_a.next_event()
+            await on_b.next_event()
+            await feed_b.aclose()  # B's tail stops: its mirror falls behind
+            published = [await feed_a.publish(Event(data=f"e{i}")) for i in range(3)]
+            assert [e.id for e in await read_data(on_a, 3)] == [s.id for s in published]
+            assert feed_b.mirror.is_behind(published[-1].id)
+            moved = await StreamReader.open(b.address, last_event_id=published[1].id)
+            assert moved.status == 200
+            more = await feed_a.publish(Event(data="more"))
+            seen = await read_data(moved, 2)
+            assert [e.id for e in seen] == [published[2].id, more.id]
+            for reader in (on_a, on_b, moved):
+                await reader.close()
+        for feed in (feed_a, feed_b):
+            await feed.client.aclose()
+
+    run(scenario)
+
+
+def test_a_worker_that_cannot_load_the_log_refuses_new_streams_with_503(tmp_path: Path) -> None:
+    """A worker whose Redis has never answered has no position to give a new client: after
+    ``catch_up_timeout`` the stream is refused with 503 and Retry-After (the client comes
+    back), instead of a stream that could not be resumed."""
+
+    async def scenario() -> None:
+        dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
+        feed = RedisFeed(client_of(dead), "sse:x", catch_up_timeout=0.3, block_timeout=0.2)
+        async with worker(feed) as stream_server:
+            reader = await StreamReader.open(stream_server.address)
+            assert reader.status == 503 and reader.header("Retry-After") is not None
+            await reader.close()
+            assert not feed.is_connected and feed.failures >= 1
         await feed.client.aclose()
 
     run(scenario)
