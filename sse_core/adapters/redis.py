@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
 from .._errors import InvalidConfigError, LogUnavailableError, RemoteProtocolError
@@ -38,11 +40,19 @@ from .._stream_log import (
     WaitRows,
     covers,
 )
-from .._validators import instance_of, positive_number
+from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 
-__all__ = ["TAIL_BACKOFF", "LogUnavailableError", "RedisFeed", "RedisLog", "SyncRedisLog"]
+__all__ = [
+    "TAIL_BACKOFF",
+    "LogUnavailableError",
+    "RedisChannels",
+    "RedisFeed",
+    "RedisLog",
+    "SyncRedisLog",
+    "is_channel_name",
+]
 
 _T = TypeVar("_T")
 
@@ -441,3 +451,158 @@ class RedisFeed:
             raise LogUnavailableError("wait", f"{type(error).__name__}: {error}") from error
         follower.on_woken()
         return None
+
+
+#: What a channel name may hold: letters, digits and ``_ . : -`` (it becomes part of a key
+#: and of a URL path), 1 to 200 of them.
+_CHANNEL_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-"
+)
+_MAX_CHANNEL_LENGTH = 200
+
+
+def is_channel_name(name: object) -> bool:
+    """Whether ``name`` can name a channel: 1 to 200 of letters, digits and ``_ . : -``."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= _MAX_CHANNEL_LENGTH
+        and set(name) <= _CHANNEL_CHARACTERS
+    )
+
+
+class RedisChannels:
+    """Several streams (channels, topics) on one Redis: one stream key per channel,
+    ``prefix + name``, each with the same retention, timeouts and client.
+
+    Make one per worker, then a :class:`RedisFeed` per channel the worker serves
+    (:meth:`feed`; the ASGI ``EventStreamRouter`` does it on a client's first request for a
+    channel), and publish with :meth:`publish` from anywhere.
+
+    Args:
+        client: The worker's ``redis.asyncio.Redis`` client (see :meth:`from_url`).
+        prefix: Put before every channel's name to make its key (``"sse:"``: channel
+            ``news`` is the stream ``sse:news`` and its hash ``sse:news:meta``). In Redis
+            Cluster use a hash tag per channel instead (``"{sse}:"`` puts every channel on
+            one slot).
+        config: Every channel's retention (count, bytes, age), as for :class:`RedisLog`.
+        block_timeout: As for :class:`RedisFeed`.
+        catch_up_timeout: As for :class:`RedisFeed`.
+        backoff: As for :class:`RedisFeed`.
+        read_count: As for :class:`RedisFeed`.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "sse:",
+        config: ReplayConfig | None = None,
+        block_timeout: float = 1.0,
+        catch_up_timeout: float = 5.0,
+        backoff: BackoffConfig = TAIL_BACKOFF,
+        read_count: int = DEFAULT_READ_COUNT,
+    ) -> None:
+        if not isinstance(prefix, str):
+            raise InvalidConfigError(f"prefix must be a str, got {prefix!r}")
+        positive_number.check("block_timeout", block_timeout)
+        positive_number.check("catch_up_timeout", catch_up_timeout)
+        self._client = client
+        self._prefix = prefix
+        self._config = ReplayConfig() if config is None else config
+        self._feed_options: dict[str, Any] = {
+            "block_timeout": block_timeout, "catch_up_timeout": catch_up_timeout,
+            "backoff": backoff, "read_count": read_count,
+        }
+        self._logs: dict[str, RedisLog] = {}
+        instance_of(ReplayConfig).check("config", self._config)
+        positive_int.check("read_count", read_count)
+        if self._config.epoch:
+            raise InvalidConfigError("a Redis log keeps its epoch in Redis; leave epoch empty")
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+        **kwargs: Any,
+    ) -> RedisChannels:
+        """Channels over a new client for ``url`` (``redis://``, ``rediss://`` or
+        ``unix://``): its commands time out after ``socket_timeout`` seconds (kept above
+        ``block_timeout``), its connection attempts after ``connect_timeout``, and a command
+        that finds its pooled connection dead (after a Redis restart) is retried once on a
+        new one. The other arguments are :class:`RedisChannels`'.
+
+        Raises:
+            InvalidConfigError: a bad argument (``socket_timeout`` not above
+                ``block_timeout``, say).
+        """
+        positive_number.check("socket_timeout", socket_timeout)
+        positive_number.check("connect_timeout", connect_timeout)
+        block_timeout = kwargs.get("block_timeout", 1.0)
+        if isinstance(block_timeout, (int, float)) and socket_timeout <= block_timeout:
+            raise InvalidConfigError(
+                f"socket_timeout={socket_timeout} must be above block_timeout={block_timeout}"
+                " (the tail's XREAD BLOCK would time out)"
+            )
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[redis.exceptions.ConnectionError],
+        )
+        return cls(client, **kwargs)
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client (close it with :meth:`aclose`)."""
+        return self._client
+
+    @property
+    def config(self) -> ReplayConfig:
+        """Every channel's retention."""
+        return self._config
+
+    def key(self, name: str) -> str:
+        """The stream key of channel ``name``.
+
+        Raises:
+            InvalidConfigError: ``name`` is not a channel name (:func:`is_channel_name`).
+        """
+        if not is_channel_name(name):
+            raise InvalidConfigError(
+                f"a channel name is 1 to {_MAX_CHANNEL_LENGTH} of letters, digits and"
+                f" '_.:-', got {name!r}"
+            )
+        return self._prefix + name
+
+    def log(self, name: str) -> RedisLog:
+        """Channel ``name``'s log (one per name, made on first use)."""
+        log = self._logs.get(name)
+        if log is None:
+            log = RedisLog(
+                self._client, self.key(name), self._config,
+                read_count=self._feed_options["read_count"],
+            )
+            self._logs[name] = log
+        return log
+
+    def feed(self, name: str) -> RedisFeed:
+        """A new feed of channel ``name``, for one server (``EventStream(feed=...)``)."""
+        return RedisFeed(self._client, self.key(name), self._config, **self._feed_options)
+
+    async def publish(self, name: str, event: Event) -> StoredEvent:
+        """Append an event to channel ``name``; every worker serving it delivers it.
+
+        Raises:
+            InvalidConfigError: ``name`` is not a channel name.
+            InvalidFieldError: the event has an id, or cannot be encoded.
+            LogUnavailableError: Redis did not acknowledge it.
+        """
+        return await self.log(name).append(event, time.monotonic())
+
+    async def aclose(self) -> None:
+        """Close the Redis client (stop the servers first)."""
+        await self._client.aclose()
