@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -309,3 +312,15 @@ def test_a_worker_that_cannot_load_the_log_refuses_new_streams_with_503(tmp_path
         await feed.client.aclose()
 
     run(scenario)
+
+
+def test_the_docs_example_runs_against_a_real_redis(plain: RedisServer) -> None:
+    """docs/examples/redis_feed.py, shown on docs/adapters/redis.rst, runs as written
+    against a real redis-server: two workers, one channel, a client moving between them."""
+    script = Path(__file__).resolve().parent.parent.parent / "docs" / "examples" / "redis_feed.py"
+    done = subprocess.run(
+        [sys.executable, str(script)], env={**os.environ, "REDIS_URL": plain.url},
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "every event once, in order, across two workers" in done.stdout
