@@ -164,7 +164,7 @@ class _StreamProtocol(asyncio.Protocol):
         if refusal is not None:
             self._reject(refusal)
             return
-        if server._is_feed_waited(request.headers):
+        if server._is_feed_waited(request.target, request.headers):
             # The shared log's tail has to catch up first (or load the log at all).
             task = asyncio.get_running_loop().create_task(self._after_feed(request, key))
             server._feed_waits.add(task)
@@ -174,7 +174,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     async def _after_feed(self, request: IncomingRequest, key: str | None) -> None:
         server = self._server
-        is_ready = await server._feed_ready(request.headers)
+        is_ready = await server._feed_ready(request.target, request.headers)
         if self._transport is None or self._transport.is_closing():
             return
         if not is_ready or server._is_closing:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
@@ -254,24 +254,44 @@ class ServerBase(AdapterBase):
     def _wake_all(self) -> None:
         """Have every connection write what its subscriber has queued (each adapter)."""
 
-    def _is_feed_waited(self, headers: Sequence[tuple[str | bytes, str | bytes]]) -> bool:
-        """Whether a new stream must wait for the feed's tail before it is subscribed: the
-        mirror is not loaded, or the client's ``Last-Event-ID`` is newer than it."""
+    def _requested_id(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> str | None:
+        """The id a request resumes from, read as its session will: ``Last-Event-ID``, else
+        the configured query parameter (the stream's, or the long poll's)."""
+        last_event_id = header_value(headers, "last-event-id")
+        if last_event_id is not None:
+            return last_event_id
+        if self._is_poll(target, headers):
+            param: str | None = self._options.long_poll.last_event_id_param
+        else:
+            param = self._config.last_event_id_param
+        if param is None:
+            return None
+        return dict(parse_qsl(urlsplit(target).query, keep_blank_values=True)).get(param)
+
+    def _is_feed_waited(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> bool:
+        """Whether a new stream or poll must wait for the feed's tail before it is served:
+        the mirror is not loaded, or the id the client resumes from is newer than it."""
         feed = self._feed
         if feed is None:
             return False
         mirror = feed.mirror
         if not mirror.is_loaded:
             return True
-        last_event_id = header_value(headers, "last-event-id")
+        last_event_id = self._requested_id(target, headers)
         return last_event_id is not None and mirror.is_behind(last_event_id)
 
-    async def _feed_ready(self, headers: Sequence[tuple[str | bytes, str | bytes]]) -> bool:
+    async def _feed_ready(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> bool:
         """Wait (bounded) for the feed's tail as :meth:`_is_feed_waited` asks; whether the
-        stream can be served then (the mirror is loaded: else answer 503)."""
+        request can be served then (the mirror is loaded: else answer 503)."""
         feed = self._feed
         assert feed is not None
-        await feed.ready(header_value(headers, "last-event-id"))
+        await feed.ready(self._requested_id(target, headers))
         return feed.mirror.is_loaded
 
     @property

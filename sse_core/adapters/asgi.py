@@ -205,9 +205,9 @@ class EventStream(ServerBase):
                 [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
             )
             return
-        if not is_poll and self._is_feed_waited(headers):
+        if self._is_feed_waited(target, headers):
             # The shared log's tail has to catch up first (or load the log at all).
-            if not await self._feed_ready(headers) or self._is_closing:
+            if not await self._feed_ready(target, headers) or self._is_closing:
                 self._log_refusal(Refusal(status=503, text="log not loaded"), peer, target)
                 await _refuse(
                     send, 503, b"event stream unavailable\n",

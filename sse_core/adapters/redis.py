@@ -215,6 +215,9 @@ class SyncRedisLog(RedisLogBase):
         return call.finish(reply)
 
 
+_STOP_ATTEMPTS = 20
+_STOP_WAIT = 0.25
+
 #: How a :class:`RedisFeed`'s tail retries while Redis is unreachable: from 0.1 s, doubling,
 #: at most 5 s between attempts (with jitter), never giving up.
 TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
@@ -287,6 +290,7 @@ class RedisFeed:
         self._changed: asyncio.Event | None = None
         self._failures = 0
         self._gaps = 0
+        self._is_stopping = False
 
     @property
     def client(self) -> redis.asyncio.Redis:
@@ -369,15 +373,28 @@ class RedisFeed:
             await self._until(lambda: not mirror.is_behind(last_event_id), deadline)
 
     async def aclose(self) -> None:
-        """Stop the tail."""
+        """Stop the tail (it can be started again)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():  # pragma: no cover (the caller was cancelled)
-                    raise
+        if task is None:
+            return
+        self._is_stopping = True
+        try:
+            # redis-py can absorb a cancellation that lands inside its connection handling
+            # (the tail then sees an error and would back off and go on): the flag ends the
+            # loop at its next turn, and a cancellation is repeated until the task is done.
+            for _ in range(_STOP_ATTEMPTS):
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=_STOP_WAIT)
+                if done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: the tail ends only by cancellation
+                    return
+            server_log(
+                logging.WARNING, f"Redis tail of {self._key!r} did not stop",
+                adapter="redis", event="tail_stuck",
+            )
+        finally:
+            self._is_stopping = False
 
     async def _until(self, predicate: Callable[[], bool], deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -400,7 +417,7 @@ class RedisFeed:
     async def _tail(self) -> None:
         """The tail: carry out the follower's requests; back off while Redis fails."""
         follower, backoff = self._follower, self._backoff
-        while True:
+        while not self._is_stopping:
             request = follower.next_request()
             try:
                 step = await self._carry_out(request)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sse_core import Event, InvalidConfigError, LocalProtocolError, ServerConfig
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableError
 from tests.adapters.redis_support import RedisServer, StreamReader, redis
@@ -324,3 +325,42 @@ def test_the_docs_example_runs_against_a_real_redis(plain: RedisServer) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "every event once, in order, across two workers" in done.stdout
+
+
+async def poll(address: tuple[str, int], query: str) -> tuple[int, bytes]:
+    """One long poll (HTTP/1.0): its status and body."""
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(f"GET /poll?{query} HTTP/1.0\r\nAccept: application/json\r\n\r\n".encode())
+    response = await asyncio.wait_for(reader.read(), 15.0)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_a_long_poll_resumes_from_the_shared_log_and_waits_for_the_tail(
+    plain: RedisServer, tmp_path: Path
+) -> None:
+    """Long polls are served from the same copy of the log: a poll whose ``lastEventId``
+    (query) is newer than the worker's copy waits for the tail, then answers the events
+    after it exactly; a worker that cannot load the log answers a poll 503."""
+
+    async def scenario() -> None:
+        options = ServerOptions(long_poll_path="/poll")
+        feed_a, feed_b = feed_of(plain), feed_of(plain)
+        async with worker(feed_a, options=options), worker(feed_b, options=options) as b:
+            await feed_b.ready(None)
+            await feed_b.aclose()  # B's copy falls behind
+            sent = [await feed_a.publish(Event(data=f"e{i}")) for i in range(3)]
+            status, body = await poll(b.address, f"lastEventId={sent[0].id}&timeout=0")
+            answer = json.loads(body)
+            assert status == 200 and answer["gap"] is None
+            assert [e["id"] for e in answer["events"]] == [s.id for s in sent[1:]]
+        dead = RedisServer(tmp_path, aof=False)
+        feed = RedisFeed(client_of(dead), "sse:x", catch_up_timeout=0.3, block_timeout=0.2)
+        async with worker(feed, options=options) as lonely:
+            status, _ = await poll(lonely.address, "timeout=0")
+            assert status == 503
+        for each in (feed_a, feed_b, feed):
+            await each.client.aclose()
+
+    run(scenario)
