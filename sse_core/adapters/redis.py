@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import attrs
 import redis
 import redis.asyncio
 import redis.exceptions
@@ -51,6 +52,7 @@ __all__ = [
     "RedisFeed",
     "RedisLog",
     "SyncRedisLog",
+    "TailConfig",
     "is_channel_name",
 ]
 
@@ -223,6 +225,32 @@ _STOP_WAIT = 0.25
 TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
 
 
+@attrs.frozen(kw_only=True)
+class TailConfig:
+    """How a :class:`RedisFeed`'s tail reads the log, and how long clients wait for it.
+
+    Attributes:
+        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
+            checks the log's epoch this often when no event comes (a wiped Redis is noticed
+            within it). The Redis client's ``socket_timeout`` must be longer.
+        catch_up_timeout: Seconds a client whose id the worker's copy of the log has not
+            seen yet waits for the tail (and a client of a worker whose tail has not loaded
+            the log yet waits before it is refused with 503).
+        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
+        read_count: The most events one read of the tail fetches.
+
+    Raises:
+        InvalidConfigError: a value out of range or of the wrong type.
+    """
+
+    block_timeout: float = attrs.field(default=1.0, validator=positive_number)
+    catch_up_timeout: float = attrs.field(default=5.0, validator=positive_number)
+    backoff: BackoffConfig = attrs.field(
+        default=TAIL_BACKOFF, validator=instance_of(BackoffConfig)
+    )
+    read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
+
+
 class RedisFeed:
     """A Redis log served to one worker's clients: pass it to the asyncio
     ``EventStreamServer`` or the ASGI ``EventStream`` as ``feed=``, in every worker.
@@ -243,19 +271,13 @@ class RedisFeed:
     them), every client's stream ends and its resume gets the explicit gap signal.
 
     The tail and :meth:`publish` run on asyncio (``redis.asyncio``); the client's
-    ``socket_timeout``, if any, must be longer than ``block_timeout``.
+    ``socket_timeout``, if any, must be longer than the tail's ``block_timeout``.
 
     Args:
         client: The worker's ``redis.asyncio.Redis`` client.
         key: The stream's key (one per topic).
         config: Retention, as for :class:`RedisLog` (the mirror keeps the same bounds).
-        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
-            checks the log's epoch this often when no event comes.
-        catch_up_timeout: Seconds a client whose id the mirror has not seen yet waits for
-            the tail (and a client of a worker whose tail has not loaded the log yet waits
-            before it is refused with 503).
-        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
-        read_count: The most events one read of the tail fetches.
+        tail: How the tail reads and retries (:class:`TailConfig`).
         rng: Where the backoff's jitter comes from (``random.Random()`` by default).
 
     Raises:
@@ -268,23 +290,19 @@ class RedisFeed:
         key: str,
         config: ReplayConfig | None = None,
         *,
-        block_timeout: float = 1.0,
-        catch_up_timeout: float = 5.0,
-        backoff: BackoffConfig = TAIL_BACKOFF,
-        read_count: int = DEFAULT_READ_COUNT,
+        tail: TailConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        positive_number.check("block_timeout", block_timeout)
-        positive_number.check("catch_up_timeout", catch_up_timeout)
-        instance_of(BackoffConfig).check("backoff", backoff)
+        tail = TailConfig() if tail is None else tail
+        instance_of(TailConfig).check("tail", tail)
         self._client = client
         self._key = key
-        self._log = RedisLog(client, key, config, read_count=read_count)
+        self._log = RedisLog(client, key, config, read_count=tail.read_count)
         self._mirror = StreamMirror(self._log.config)
-        self._follower = Follower(read_count)
-        self._block_ms = max(1, round(block_timeout * 1000))
-        self._catch_up_timeout = catch_up_timeout
-        self._backoff = Backoff(backoff, rng=rng if rng is not None else random.Random())
+        self._follower = Follower(tail.read_count)
+        self._block_ms = max(1, round(tail.block_timeout * 1000))
+        self._catch_up_timeout = tail.catch_up_timeout
+        self._backoff = Backoff(tail.backoff, rng=rng if rng is not None else random.Random())
         self._on_step: Callable[[TailStep], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
@@ -502,10 +520,7 @@ class RedisChannels:
             Cluster use a hash tag per channel instead (``"{sse}:"`` puts every channel on
             one slot).
         config: Every channel's retention (count, bytes, age), as for :class:`RedisLog`.
-        block_timeout: As for :class:`RedisFeed`.
-        catch_up_timeout: As for :class:`RedisFeed`.
-        backoff: As for :class:`RedisFeed`.
-        read_count: As for :class:`RedisFeed`.
+        tail: Every channel's tail (:class:`TailConfig`).
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -517,27 +532,21 @@ class RedisChannels:
         *,
         prefix: str = "sse:",
         config: ReplayConfig | None = None,
-        block_timeout: float = 1.0,
-        catch_up_timeout: float = 5.0,
-        backoff: BackoffConfig = TAIL_BACKOFF,
-        read_count: int = DEFAULT_READ_COUNT,
+        tail: TailConfig | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise InvalidConfigError(f"prefix must be a str, got {prefix!r}")
-        positive_number.check("block_timeout", block_timeout)
-        positive_number.check("catch_up_timeout", catch_up_timeout)
+        config = ReplayConfig() if config is None else config
+        instance_of(ReplayConfig).check("config", config)
+        if config.epoch:
+            raise InvalidConfigError("a Redis log keeps its epoch in Redis; leave epoch empty")
+        tail = TailConfig() if tail is None else tail
+        instance_of(TailConfig).check("tail", tail)
         self._client = client
         self._prefix = prefix
-        self._config = ReplayConfig() if config is None else config
-        self._feed_options: dict[str, Any] = {
-            "block_timeout": block_timeout, "catch_up_timeout": catch_up_timeout,
-            "backoff": backoff, "read_count": read_count,
-        }
+        self._config = config
+        self._tail = tail
         self._logs: dict[str, RedisLog] = {}
-        instance_of(ReplayConfig).check("config", self._config)
-        positive_int.check("read_count", read_count)
-        if self._config.epoch:
-            raise InvalidConfigError("a Redis log keeps its epoch in Redis; leave epoch empty")
 
     @classmethod
     def from_url(
@@ -560,8 +569,9 @@ class RedisChannels:
         """
         positive_number.check("socket_timeout", socket_timeout)
         positive_number.check("connect_timeout", connect_timeout)
-        block_timeout = kwargs.get("block_timeout", 1.0)
-        if isinstance(block_timeout, (int, float)) and socket_timeout <= block_timeout:
+        tail = kwargs.get("tail")
+        block_timeout = tail.block_timeout if isinstance(tail, TailConfig) else 1.0
+        if socket_timeout <= block_timeout:
             raise InvalidConfigError(
                 f"socket_timeout={socket_timeout} must be above block_timeout={block_timeout}"
                 " (the tail's XREAD BLOCK would time out)"
@@ -600,15 +610,14 @@ class RedisChannels:
         log = self._logs.get(name)
         if log is None:
             log = RedisLog(
-                self._client, self.key(name), self._config,
-                read_count=self._feed_options["read_count"],
+                self._client, self.key(name), self._config, read_count=self._tail.read_count
             )
             self._logs[name] = log
         return log
 
     def feed(self, name: str) -> RedisFeed:
         """A new feed of channel ``name``, for one server (``EventStream(feed=...)``)."""
-        return RedisFeed(self._client, self.key(name), self._config, **self._feed_options)
+        return RedisFeed(self._client, self.key(name), self._config, tail=self._tail)
 
     async def publish(self, name: str, event: Event) -> StoredEvent:
         """Append an event to channel ``name``; every worker serving it delivers it.

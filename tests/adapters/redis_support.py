@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,39 @@ from tests._processes import stop
 
 redis = pytest.importorskip("redis", reason="redis (redis-py) is in the peers extra")
 
-#: Seconds a start may take; only a failure ever waits this long.
+#: Seconds a start, or a scenario, may take; only a failure ever waits this long.
 TIMEOUT = 30.0
+
+
+def run(scenario: Callable[[], Awaitable[None]], timeout: float = TIMEOUT) -> None:
+    """Run an async scenario under a deadline."""
+
+    async def bounded() -> None:
+        await asyncio.wait_for(scenario(), timeout)
+
+    asyncio.run(bounded())
+
+
+@pytest.fixture(params=[False, True], ids=["no-persistence", "aof"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server without persistence, and one with AOF (``appendfsync always``)."""
+    made = RedisServer(tmp_path, aof=request.param)
+    made.start()
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server without persistence."""
+    made = RedisServer(tmp_path, aof=False)
+    made.start()
+    try:
+        yield made
+    finally:
+        made.stop()
 
 
 class RedisServer:

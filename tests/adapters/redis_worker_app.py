@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from sse_core import ServerConfig
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.asyncio import EventStreamServer
-from sse_core.adapters.redis import RedisFeed
+from sse_core.adapters.redis import RedisFeed, TailConfig
 from sse_core.state import ReplayConfig
 
 
@@ -30,7 +30,8 @@ def make_feed() -> RedisFeed:
         retry=Retry(NoBackoff(), 1), retry_on_error=[redis.exceptions.ConnectionError],
     )
     config = ReplayConfig(max_events=100_000, max_bytes=None)
-    return RedisFeed(client, os.environ["SSE_REDIS_KEY"], config, block_timeout=0.2)
+    tail = TailConfig(block_timeout=0.2)
+    return RedisFeed(client, os.environ["SSE_REDIS_KEY"], config, tail=tail)
 
 
 def server_config() -> ServerConfig:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,33 +17,19 @@ import pytest
 from sse_core import Event, InvalidConfigError
 from sse_core.adapters.asgi import EventStream, EventStreamRouter
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig
-from tests.adapters.redis_support import RedisServer, StreamReader
+from tests.adapters import redis_support
+from tests.adapters.redis_support import RedisServer, StreamReader, run
+
+#: A redis-server of the test's own, without persistence.
+plain = redis_support.plain
 
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is in the peers extra")
 redis_feed = pytest.importorskip("sse_core.adapters.redis")
 RedisChannels = redis_feed.RedisChannels
+#: A tail that notices a wiped Redis within 0.2 s.
+FAST = redis_feed.TailConfig(block_timeout=0.2)
 
 TIMEOUT = 60.0
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario under a deadline."""
-
-    async def bounded() -> None:
-        await asyncio.wait_for(scenario(), TIMEOUT)
-
-    asyncio.run(bounded())
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server without persistence."""
-    made = RedisServer(tmp_path, aof=False)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
 
 
 @asynccontextmanager
@@ -82,7 +67,7 @@ async def data_events(reader: StreamReader, count: int) -> list[Event]:
 
 
 def test_one_worker_serves_several_channels_picked_by_path_or_query(
-    redis_server: RedisServer,
+    plain: RedisServer,
 ) -> None:
     """Two channels behind one router: a client picks one by the path's last segment or by
     ``?channel=``; each gets its channel's events only, in order; each channel is its own
@@ -90,7 +75,7 @@ def test_one_worker_serves_several_channels_picked_by_path_or_query(
     tails and its shutdown closes the streams."""
 
     async def scenario() -> None:
-        channels = RedisChannels.from_url(redis_server.url, prefix="app1:", block_timeout=0.2)
+        channels = RedisChannels.from_url(plain.url, prefix="app1:", tail=FAST)
         router = EventStreamRouter(
             {name: EventStream(feed=channels.feed(name)) for name in ("news", "alerts")}
         )
@@ -118,19 +103,19 @@ def test_one_worker_serves_several_channels_picked_by_path_or_query(
         assert all(stream.is_closed for stream in router.streams.values())
         await channels.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_retention_applies_to_every_channel_and_an_evicted_resume_is_a_gap(
-    redis_server: RedisServer,
+    plain: RedisServer,
 ) -> None:
     """The channels' retention (here 3 events) bounds each Redis stream; a client resuming
     from an evicted id gets the ``too_old`` gap signal, then what is kept."""
 
     async def scenario() -> None:
         channels = RedisChannels.from_url(
-            redis_server.url, prefix="app2:", config=ReplayConfig(max_events=3),
-            block_timeout=0.2,
+            plain.url, prefix="app2:", config=ReplayConfig(max_events=3),
+            tail=FAST,
         )
         router = EventStreamRouter({"news": EventStream(feed=channels.feed("news"))})
         async with served(router) as address:
@@ -144,7 +129,7 @@ def test_retention_applies_to_every_channel_and_an_evicted_resume_is_a_gap(
             await reader.close()
         await channels.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_channel_configuration_is_checked() -> None:
@@ -167,4 +152,4 @@ def test_channel_configuration_is_checked() -> None:
             EventStreamRouter({"news": EventStream()}, query_param="")
         await channels.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)

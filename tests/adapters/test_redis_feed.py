@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,44 +25,21 @@ from sse_core import Event, InvalidConfigError, LocalProtocolError, ServerConfig
 from sse_core.adapters import ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableError
-from tests.adapters.redis_support import RedisServer, StreamReader, redis
+from tests.adapters import redis_support
+from tests.adapters.redis_support import RedisServer, StreamReader, redis, run
+
+#: Redis servers of the test's own: with and without AOF (``server``), without (``plain``).
+server, plain = redis_support.server, redis_support.plain
 
 redis_feed = pytest.importorskip("sse_core.adapters.redis")
 RedisFeed = redis_feed.RedisFeed
+#: A tail that notices a wiped Redis within 0.2 s.
+FAST = redis_feed.TailConfig(block_timeout=0.2)
+#: ... and whose clients wait for it 0.3 s at most.
+SHORT = redis_feed.TailConfig(block_timeout=0.2, catch_up_timeout=0.3)
 
 #: Seconds any one scenario may take; only a failure ever waits this long.
 TIMEOUT = 60.0
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario under a deadline."""
-
-    async def bounded() -> None:
-        await asyncio.wait_for(scenario(), TIMEOUT)
-
-    asyncio.run(bounded())
-
-
-@pytest.fixture(params=[False, True], ids=["no-persistence", "aof"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server without persistence, and one with AOF."""
-    made = RedisServer(tmp_path, aof=request.param)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
-
-
-@pytest.fixture
-def plain(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server without persistence."""
-    made = RedisServer(tmp_path, aof=False)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
 
 
 def client_of(redis_server: RedisServer) -> Any:
@@ -74,7 +51,7 @@ def client_of(redis_server: RedisServer) -> Any:
 
 def feed_of(redis_server: RedisServer, key: str = "sse:news", **kwargs: Any) -> Any:
     """A feed with a short block timeout (the tail notices a wiped Redis fast)."""
-    kwargs.setdefault("block_timeout", 0.2)
+    kwargs.setdefault("tail", FAST)
     return RedisFeed(client_of(redis_server), key, **kwargs)
 
 
@@ -138,7 +115,7 @@ def test_every_worker_delivers_every_event_in_order_and_a_client_resumes_on_anot
         for feed in (feed_a, feed_b):
             await feed.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisServer) -> None:
@@ -163,7 +140,7 @@ def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisS
             TrioServer(feed=feed_of(plain))
         await feed.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def retrying_client(redis_server: RedisServer) -> Any:
@@ -196,7 +173,7 @@ def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
     and its resume gets the explicit gap signal, never a silent loss."""
 
     async def scenario() -> None:
-        feed = RedisFeed(retrying_client(server), "sse:down", block_timeout=0.2)
+        feed = RedisFeed(retrying_client(server), "sse:down", tail=FAST)
         config = ServerConfig(heartbeat_interval=0.2)
         async with worker(feed, config=config) as stream_server:
             reader = await StreamReader.open(stream_server.address)
@@ -240,7 +217,7 @@ def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
             await reader.close()
         await feed.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_a_deleted_stream_ends_every_stream_with_a_gap(plain: RedisServer) -> None:
@@ -263,7 +240,7 @@ def test_a_deleted_stream_ends_every_stream_with_a_gap(plain: RedisServer) -> No
             await reader.close()
         await feed.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_a_client_ahead_of_a_workers_tail_waits_for_it_instead_of_reading_a_gap(
@@ -294,7 +271,7 @@ def test_a_client_ahead_of_a_workers_tail_waits_for_it_instead_of_reading_a_gap(
         for feed in (feed_a, feed_b):
             await feed.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_a_worker_that_cannot_load_the_log_refuses_new_streams_with_503(tmp_path: Path) -> None:
@@ -304,7 +281,7 @@ def test_a_worker_that_cannot_load_the_log_refuses_new_streams_with_503(tmp_path
 
     async def scenario() -> None:
         dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
-        feed = RedisFeed(client_of(dead), "sse:x", catch_up_timeout=0.3, block_timeout=0.2)
+        feed = RedisFeed(client_of(dead), "sse:x", tail=SHORT)
         async with worker(feed) as stream_server:
             reader = await StreamReader.open(stream_server.address)
             assert reader.status == 503 and reader.header("Retry-After") is not None
@@ -312,7 +289,7 @@ def test_a_worker_that_cannot_load_the_log_refuses_new_streams_with_503(tmp_path
             assert not feed.is_connected and feed.failures >= 1
         await feed.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)
 
 
 def test_the_docs_example_runs_against_a_real_redis(plain: RedisServer) -> None:
@@ -356,11 +333,11 @@ def test_a_long_poll_resumes_from_the_shared_log_and_waits_for_the_tail(
             assert status == 200 and answer["gap"] is None
             assert [e["id"] for e in answer["events"]] == [s.id for s in sent[1:]]
         dead = RedisServer(tmp_path, aof=False)
-        feed = RedisFeed(client_of(dead), "sse:x", catch_up_timeout=0.3, block_timeout=0.2)
+        feed = RedisFeed(client_of(dead), "sse:x", tail=SHORT)
         async with worker(feed, options=options) as lonely:
             status, _ = await poll(lonely.address, "timeout=0")
             assert status == 503
         for each in (feed_a, feed_b, feed):
             await each.client.aclose()
 
-    run(scenario)
+    run(scenario, TIMEOUT)

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ from sse_core.state import (
     TooOld,
     UnknownId,
 )
-from tests.adapters.redis_support import RedisServer
+from tests.adapters import redis_support
+from tests.adapters.redis_support import RedisServer, run
 
 redis = pytest.importorskip("redis", reason="redis (redis-py) is in the peers extra")
 redis_log = pytest.importorskip("sse_core.adapters.redis")
@@ -60,15 +61,6 @@ from redis.backoff import NoBackoff  # noqa: E402
 #: Seconds any one wait may take; only a failure ever waits this long.
 TIMEOUT = 30.0
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario under a deadline."""
-
-    async def bounded() -> None:
-        await asyncio.wait_for(scenario(), TIMEOUT)
-
-    asyncio.run(bounded())
 
 
 class SyncView:
@@ -422,16 +414,8 @@ def test_now_going_backwards_is_refused(harness: Harness) -> None:
 
 # -- what only a log in another server meets -------------------------------------------------
 
-
-@pytest.fixture(params=[False, True], ids=["no-persistence", "aof"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server without persistence, and one with AOF (``appendfsync always``)."""
-    made = RedisServer(tmp_path, aof=request.param)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+#: A redis-server without persistence, and one with AOF.
+server = redis_support.server
 
 
 def test_a_restart_keeps_the_epoch_with_aof_and_starts_a_new_one_without(

@@ -72,6 +72,13 @@ class Store:
         ]
 
 
+def assert_same_kind(ours: Any, theirs: Any, claimed: str) -> None:
+    """Two answers to a resume from ``claimed`` are of one kind (with one number missed)."""
+    assert type(ours) is type(theirs), (claimed, ours, theirs)
+    if isinstance(ours, TooOld):
+        assert isinstance(theirs, TooOld) and ours.missed == theirs.missed
+
+
 @given(
     max_events=st.integers(min_value=1, max_value=6),
     appends=st.integers(min_value=0, max_value=12),
@@ -92,9 +99,7 @@ def test_verdicts_match_the_in_memory_log(max_events: int, appends: int, count: 
         assert isinstance(start, StreamId)
         ours = verdict(stream_id, store.read(start, count + 1), None, count)
         theirs = memory.resume(memory_id, 1.0)
-        assert type(ours) is type(theirs), (stream_id, ours, theirs)
-        if isinstance(ours, TooOld):
-            assert isinstance(theirs, TooOld) and ours.missed == theirs.missed
+        assert_same_kind(ours, theirs, stream_id)
         if isinstance(ours, Replay):
             assert isinstance(theirs, Replay)
             data = [stored.event.data for stored in theirs.events]
@@ -352,9 +357,7 @@ def test_a_mirror_fed_by_the_follower_answers_every_resume_as_the_store(
                 else verdict(claimed, store.read(start, 101), None, 100)
             )
             ours = mirror.resume(claimed, 1.0)
-            assert type(ours) is type(theirs), (claimed, ours, theirs)
-            if isinstance(ours, TooOld):
-                assert isinstance(theirs, TooOld) and ours.missed == theirs.missed
+            assert_same_kind(ours, theirs, claimed)
             if isinstance(ours, Replay):
                 assert isinstance(theirs, Replay)
                 assert [s.id for s in ours.events] == [s.id for s in theirs.events]
