@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sse_core import Comment, Event, Parser
+from sse_core.state import POSITION_EVENT_TYPE
 from tests._processes import stop
 
 redis = pytest.importorskip("redis", reason="redis (redis-py) is in the peers extra")
@@ -173,6 +174,21 @@ class StreamReader:
                 self.is_ended = True
                 return None
             self._items += self._parser.feed(data)
+
+    async def read_data(self, count: int, timeout: float = 15.0) -> list[Event]:
+        """The next ``count`` events that are not position events (gap events count), each
+        within ``timeout`` seconds.
+
+        Raises:
+            AssertionError: the stream ended first.
+        """
+        events: list[Event] = []
+        while len(events) < count:
+            event = await asyncio.wait_for(self.next_event(), timeout)
+            assert event is not None, f"the stream ended after {events}"
+            if event.event != POSITION_EVENT_TYPE:
+                events.append(event)
+        return events
 
     async def close(self) -> None:
         """Close the connection."""

@@ -55,17 +55,6 @@ async def served(app: Any) -> AsyncIterator[tuple[str, int]]:
         sock.close()
 
 
-async def data_events(reader: StreamReader, count: int) -> list[Event]:
-    """The next ``count`` events that are not position events."""
-    events: list[Event] = []
-    while len(events) < count:
-        event = await asyncio.wait_for(reader.next_event(), 15.0)
-        assert event is not None, f"the stream ended after {events}"
-        if event.event != POSITION_EVENT_TYPE:
-            events.append(event)
-    return events
-
-
 def test_one_worker_serves_several_channels_picked_by_path_or_query(
     plain: RedisServer,
 ) -> None:
@@ -90,13 +79,13 @@ def test_one_worker_serves_several_channels_picked_by_path_or_query(
                 assert first is not None and first.event == POSITION_EVENT_TYPE
             sent_news = [await channels.publish("news", Event(data=f"n{i}")) for i in range(3)]
             sent_alerts = [await channels.publish("alerts", Event(data=f"a{i}")) for i in range(2)]
-            assert [e.id for e in await data_events(news, 3)] == [s.id for s in sent_news]
-            assert [e.id for e in await data_events(alerts, 2)] == [s.id for s in sent_alerts]
+            assert [e.id for e in await news.read_data(3)] == [s.id for s in sent_news]
+            assert [e.id for e in await alerts.read_data(2)] == [s.id for s in sent_alerts]
             assert await channels.client.exists("app1:news", "app1:alerts") == 2
             assert await channels.client.xlen("app1:news") == 3
             # Resume on the path, by Last-Event-ID, as on any worker.
             again = await StreamReader.open(address, "/news", last_event_id=sent_news[0].id)
-            assert [e.id for e in await data_events(again, 2)] == [s.id for s in sent_news[1:]]
+            assert [e.id for e in await again.read_data(2)] == [s.id for s in sent_news[1:]]
             await again.close()
             await news.close()
             await alerts.close()
@@ -125,7 +114,7 @@ def test_retention_applies_to_every_channel_and_an_evicted_resume_is_a_gap(
             signal = await asyncio.wait_for(reader.next_event(), 15.0)
             assert signal is not None and signal.event == GAP_EVENT_TYPE
             assert json.loads(signal.data)["reason"] == "too_old"
-            assert [e.id for e in await data_events(reader, 3)] == [s.id for s in sent[5:]]
+            assert [e.id for e in await reader.read_data(3)] == [s.id for s in sent[5:]]
             await reader.close()
         await channels.aclose()
 

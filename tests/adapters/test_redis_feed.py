@@ -66,18 +66,6 @@ async def worker(feed: Any, **kwargs: Any) -> AsyncIterator[EventStreamServer]:
         await stream_server.aclose()
 
 
-async def read_data(reader: StreamReader, count: int, timeout: float = 15.0) -> list[Event]:
-    """The next ``count`` events that carry data (position events skipped), within
-    ``timeout`` seconds."""
-    events: list[Event] = []
-    while len(events) < count:
-        event = await asyncio.wait_for(reader.next_event(), timeout)
-        assert event is not None, f"the stream ended after {events}"
-        if event.event != POSITION_EVENT_TYPE:
-            events.append(event)
-    return events
-
-
 def test_every_worker_delivers_every_event_in_order_and_a_client_resumes_on_another(
     plain: RedisServer,
 ) -> None:
@@ -99,8 +87,8 @@ def test_every_worker_delivers_every_event_in_order_and_a_client_resumes_on_anot
             for i in range(10):
                 feed = feed_a if i % 2 else feed_b
                 published.append(await feed.publish(Event(data=f"e{i}")))
-            seen_a = await read_data(on_a, 10)
-            seen_b = await read_data(on_b, 10)
+            seen_a = await on_a.read_data(10)
+            seen_b = await on_b.read_data(10)
             assert [e.data for e in seen_a] == [f"e{i}" for i in range(10)]
             assert [e.id for e in seen_a] == [s.id for s in published] == [e.id for e in seen_b]
             await on_a.close()
@@ -108,7 +96,7 @@ def test_every_worker_delivers_every_event_in_order_and_a_client_resumes_on_anot
             for i in range(10, 16):
                 published.append(await feed_a.publish(Event(data=f"e{i}")))
             moved = await StreamReader.open(b.address, last_event_id=seen_a[3].id)
-            again = await read_data(moved, 12)
+            again = await moved.read_data(12)
             assert [e.id for e in again] == [s.id for s in published[4:]]
             await moved.close()
             await on_b.close()
@@ -178,7 +166,7 @@ def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
         async with worker(feed, config=config) as stream_server:
             reader = await StreamReader.open(stream_server.address)
             before = [await feed.publish(Event(data=f"b{i}")) for i in range(3)]
-            assert [e.id for e in await read_data(reader, 3)] == [s.id for s in before]
+            assert [e.id for e in await reader.read_data(3)] == [s.id for s in before]
             server.crash()
             with pytest.raises(LogUnavailableError):
                 await feed.publish(Event(data="lost"))
@@ -195,7 +183,7 @@ def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
             if server.aof:
                 assert after[0].id.split("-")[0] == before[0].id.split("-")[0]
                 first = await reading
-                rest = await read_data(reader, 2)
+                rest = await reader.read_data(2)
                 assert [first.id if first else None] + [e.id for e in rest] == [
                     s.id for s in after
                 ]
@@ -212,7 +200,7 @@ def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
                 assert position is not None and position.event == POSITION_EVENT_TYPE
                 assert position.id.split("-")[0] == after[0].id.split("-")[0]
                 more = await feed.publish(Event(data="more"))
-                assert [e.id for e in await read_data(again, 1)] == [more.id]
+                assert [e.id for e in await again.read_data(1)] == [more.id]
                 await again.close()
             await reader.close()
         await feed.client.aclose()
@@ -230,7 +218,7 @@ def test_a_deleted_stream_ends_every_stream_with_a_gap(plain: RedisServer) -> No
         async with worker(feed) as stream_server:
             reader = await StreamReader.open(stream_server.address)
             stored = await feed.publish(Event(data="x"))
-            assert [e.id for e in await read_data(reader, 1)] == [stored.id]
+            assert [e.id for e in await reader.read_data(1)] == [stored.id]
             await feed.client.delete("sse:deleted")
             assert await reader.next_event() is None
             again = await StreamReader.open(stream_server.address, last_event_id=stored.id)
@@ -259,12 +247,12 @@ def test_a_client_ahead_of_a_workers_tail_waits_for_it_instead_of_reading_a_gap(
             await on_b.next_event()
             await feed_b.aclose()  # B's tail stops: its mirror falls behind
             published = [await feed_a.publish(Event(data=f"e{i}")) for i in range(3)]
-            assert [e.id for e in await read_data(on_a, 3)] == [s.id for s in published]
+            assert [e.id for e in await on_a.read_data(3)] == [s.id for s in published]
             assert feed_b.mirror.is_behind(published[-1].id)
             moved = await StreamReader.open(b.address, last_event_id=published[1].id)
             assert moved.status == 200
             more = await feed_a.publish(Event(data="more"))
-            seen = await read_data(moved, 2)
+            seen = await moved.read_data(2)
             assert [e.id for e in seen] == [published[2].id, more.id]
             for reader in (on_a, on_b, moved):
                 await reader.close()
