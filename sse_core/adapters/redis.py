@@ -29,7 +29,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
-from .._errors import InvalidConfigError, LogUnavailableError, RemoteProtocolError
+from .._errors import (
+    InvalidConfigError,
+    LocalProtocolError,
+    LogUnavailableError,
+    RemoteProtocolError,
+)
 from .._events import Event
 from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import (
@@ -369,9 +374,20 @@ class RedisFeed:
         self._on_step = on_step
 
     def start(self) -> None:
-        """Start the tail in the running loop, unless it runs already."""
+        """Start the tail in the running loop, unless it runs already.
+
+        Raises:
+            LocalProtocolError: no asyncio loop runs (a trio server, say: the tail is
+                ``redis.asyncio``).
+        """
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._tail())
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise LocalProtocolError(
+                    "RedisFeed runs on asyncio: serve it from an asyncio loop"
+                ) from None
+            self._task = loop.create_task(self._tail())
 
     async def ready(self, last_event_id: str | None) -> None:
         """Start the tail if needed, and wait (at most ``catch_up_timeout``) until the mirror

@@ -108,8 +108,8 @@ def test_every_worker_delivers_every_event_in_order_and_a_client_resumes_on_anot
 
 def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisServer) -> None:
     """A server fed from the shared log publishes there only (its own publish refuses, so
-    nothing reaches one worker's clients alone), takes no replay log besides, and a feed
-    serves one server."""
+    nothing reaches one worker's clients alone), takes no replay log besides, a feed serves
+    one server, and its tail starts only in an asyncio loop."""
 
     async def scenario() -> None:
         feed = feed_of(plain)
@@ -129,6 +129,8 @@ def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisS
         await feed.client.aclose()
 
     run(scenario, TIMEOUT)
+    with pytest.raises(LocalProtocolError, match="asyncio"):
+        feed_of(plain).start()  # no loop runs: the tail is redis.asyncio
 
 
 def retrying_client(redis_server: RedisServer) -> Any:
