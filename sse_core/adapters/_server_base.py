@@ -96,8 +96,9 @@ class LogFeed(Protocol):
     def start(self) -> None:
         """Start the tail in the running loop, unless it runs already."""
 
-    async def ready(self, last_event_id: str | None) -> None:
-        """Wait (bounded) until the mirror is loaded and has caught up with the id."""
+    async def ready(self, last_event_id: str | None) -> bool:
+        """Wait (bounded) until the mirror is loaded and has caught up with the id; whether
+        a client resuming from it can be served now (else answer 503)."""
 
     async def aclose(self) -> None:
         """Stop the tail."""
@@ -288,11 +289,10 @@ class ServerBase(AdapterBase):
         self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
     ) -> bool:
         """Wait (bounded) for the feed's tail as :meth:`_is_feed_waited` asks; whether the
-        request can be served then (the mirror is loaded: else answer 503)."""
+        request can be served then (else answer 503: the client comes back)."""
         feed = self._feed
         assert feed is not None
-        await feed.ready(self._requested_id(target, headers))
-        return feed.mirror.is_loaded
+        return await feed.ready(self._requested_id(target, headers))
 
     @property
     def broadcaster(self) -> Broadcaster:

@@ -208,7 +208,7 @@ class EventStream(ServerBase):
         if self._is_feed_waited(target, headers):
             # The shared log's tail has to catch up first (or load the log at all).
             if not await self._feed_ready(target, headers) or self._is_closing:
-                self._log_refusal(Refusal(status=503, text="log not loaded"), peer, target)
+                self._log_refusal(Refusal(status=503, text="shared log not ready"), peer, target)
                 await _refuse(
                     send, 503, b"event stream unavailable\n",
                     [(b"retry-after", self._retry_after)],

@@ -389,22 +389,35 @@ class RedisFeed:
                 ) from None
             self._task = loop.create_task(self._tail())
 
-    async def ready(self, last_event_id: str | None) -> None:
+    async def ready(self, last_event_id: str | None) -> bool:
         """Start the tail if needed, and wait (at most ``catch_up_timeout``) until the mirror
-        is loaded and has caught up with ``last_event_id`` when Redis has issued it."""
+        is loaded and has caught up with ``last_event_id`` if Redis issued it.
+
+        Returns:
+            Whether a client resuming from ``last_event_id`` can be served now: the mirror
+            is loaded, and it has seen the id, or Redis says it never issued it (the mirror
+            then answers with the gap). ``False`` -- answer 503, the client comes back --
+            when the mirror is not loaded, or is still behind an id Redis issued, or Redis
+            cannot say (it is unreachable: the id may be one the tail has not read yet).
+        """
         self.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._catch_up_timeout
         mirror = self._mirror
         await self._until(lambda: mirror.is_loaded, deadline)
-        if not last_event_id or not mirror.is_loaded or not mirror.is_behind(last_event_id):
-            return
+        if not mirror.is_loaded:
+            return False
+        if not last_event_id or not mirror.is_behind(last_event_id):
+            return True
         try:
             position = await asyncio.wait_for(self._log.position(), deadline - loop.time())
         except (LogUnavailableError, asyncio.TimeoutError):
-            return  # the mirror answers alone: an id it cannot place is a gap
-        if covers(position, last_event_id):
-            await self._until(lambda: not mirror.is_behind(last_event_id), deadline)
+            pass  # Redis cannot say whether it issued the id: wait for the tail
+        else:
+            if not covers(position, last_event_id):
+                return True  # never issued, or of a wiped epoch: the mirror says so
+        await self._until(lambda: not mirror.is_behind(last_event_id), deadline)
+        return not mirror.is_behind(last_event_id)
 
     async def aclose(self) -> None:
         """Stop the tail (it can be started again)."""

@@ -11,7 +11,7 @@ upstream moves; uvicorn's workers share one socket, so there the kernel picks, a
 records which worker answered from the ``X-Worker`` header).
 
 Faults: every leg of a run ends with the proxy cutting the connection or the client closing
-it; meanwhile, every 0.5 s in turn, a worker is killed (SIGKILL: the client on it reconnects
+it; meanwhile, every 0.3 s in turn, a worker is killed (SIGKILL: the client on it reconnects
 elsewhere; the asyncio one is started again, uvicorn respawns its own) or Redis is killed and
 started again (its AOF keeps every acknowledged event).
 
@@ -19,7 +19,8 @@ Checked for every run, against the final contents of the Redis stream (nothing i
 each event delivered is the one right after the previous one delivered (or after the
 position the stream started at), so none is lost, repeated or out of order, unless a gap
 signal came in between; every id is one Redis issued; every acknowledged publish is in
-Redis. With AOF no gap is expected; the count of gaps is reported, and each was explicit.
+Redis. With AOF and nothing trimmed no gap is due, so none may come (a worker that cannot
+place a client's id yet answers 503 and the client comes back).
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ from typing import Any
 import pytest
 
 from sse_core import Event
-from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableError
+from sse_core.state import (
+    GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
+    LogUnavailableError,
+    ReplayConfig,
+)
 from sse_core.testing import FaultProxy
 from tests._processes import free_port, stop
 from tests.adapters.redis_support import RedisServer, StreamReader, redis
@@ -52,6 +58,8 @@ RUNS = 100
 AT_ONCE = 8
 WORKERS = 3
 KEY = "sse:proof"
+#: The workers' retention (tests/adapters/redis_worker_app.py): nothing is trimmed here.
+RETENTION = ReplayConfig(max_events=100_000, max_bytes=None)
 #: Seconds the whole proof may take; only a failure ever waits this long.
 TIMEOUT = 240.0
 
@@ -158,7 +166,7 @@ class Proof:
         client = redis.asyncio.Redis.from_url(
             self.redis_server.url, socket_timeout=2.0, socket_connect_timeout=1.0
         )
-        log = redis_log.RedisLog(client, KEY)
+        log = redis_log.RedisLog(client, KEY, RETENTION)  # the workers' bounds: no trim
         i = 0
         while not self.done:
             try:
@@ -172,10 +180,10 @@ class Proof:
         await client.aclose()
 
     async def chaos(self, rng: random.Random) -> None:
-        """Every 0.5 s, in turn: kill a worker, or kill and restart Redis (AOF)."""
+        """Every 0.3 s, in turn: kill a worker, or kill and restart Redis (AOF)."""
         turn = 0
         while not self.done:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
             if self.done:
                 return
             turn += 1
@@ -206,7 +214,7 @@ class Proof:
             await asyncio.sleep(0.1)
 
     async def client_run(self, seed: int) -> dict[str, Any]:
-        """One seeded run: 2-4 legs of 2-8 events, each ended by a cut or a close."""
+        """One seeded run: 2-4 legs of 4-16 events, each ended by a cut or a close."""
         rng = random.Random(seed)
         upstream = self.workers.upstream(rng, None)
         proxy = FaultProxy(upstream)
@@ -223,7 +231,7 @@ class Proof:
                 workers.append(pid)
                 if pid is not None:
                     self.seen_pids.append(int(pid))
-                wanted, got = rng.randint(2, 8), 0
+                wanted, got = rng.randint(4, 16), 0
                 while got < wanted:
                     try:
                         event = await asyncio.wait_for(reader.next_event(), 20.0)
@@ -275,7 +283,7 @@ def test_exactly_once_in_order_or_an_explicit_gap_across_worker_processes(
 ) -> None:
     """100 seeded client runs through fault proxies against three worker processes while
     workers are killed and Redis (AOF) is restarted: every run gets every event once, in
-    order, or an explicit gap; every acknowledged publish is in Redis."""
+    order, and no gap (none is due); every acknowledged publish is in Redis."""
     redis_server = RedisServer(tmp_path, aof=True)
     redis_server.start()
     env = {**os.environ, "SSE_REDIS_URL": redis_server.url, "SSE_REDIS_KEY": KEY,
@@ -303,8 +311,10 @@ def test_exactly_once_in_order_or_an_explicit_gap_across_worker_processes(
           f" faults {dict(proof.faults)}, {proof.refused} publishes refused while Redis was"
           f" down, {len(proof.acknowledged)} acknowledged, {moved} runs served by 2+ workers")
     assert len(runs) == RUNS
-    assert proof.faults["worker killed"] >= 1 and proof.faults["redis restarted"] >= 1
-    assert moved >= RUNS // 2
+    assert gaps == 0, "AOF kept every event and nothing was trimmed: no gap was due"
+    assert proof.faults["worker killed"] >= 3 and proof.faults["redis restarted"] >= 3
+    # The asyncio runs move by construction; uvicorn's kernel-chosen worker mostly changes.
+    assert moved == RUNS if kind == "asyncio" else moved >= RUNS // 4
 
 
 async def _prove(proof: Proof) -> list[dict[str, Any]]:
