@@ -4,7 +4,10 @@ Pure: no I/O. The store (a Redis stream and a small hash beside it, see
 ``sse_core/adapters/_redis_scripts.py``) numbers events itself, atomically for every
 publisher; this module holds everything that needs no round trip: how ids are written and
 read, what is stored for an event, the retention bounds as the store takes them, and the
-verdict on a resume from the rows the store returned.
+verdict on a resume from the rows the store returned -- and, for a worker that serves
+clients from the store's live tail, the tail's decisions (:class:`Follower`: what to read
+next, what to deliver, when the store lost events) and the worker's copy of the log
+(:class:`StreamMirror`, which its clients resume from).
 
 Ids: the store gives each event a stream id ``<ms>-<n>``: ``ms`` the store's clock in
 milliseconds when it was appended (never less than the previous one's), ``n`` its number,
@@ -22,16 +25,32 @@ from typing import Any
 
 import attrs
 
-from ._errors import InvalidFieldError, RemoteProtocolError
+from ._errors import InvalidFieldError, LocalProtocolError, RemoteProtocolError
 from ._events import Event, _make_event
-from ._replay import Replay, ReplayConfig, ReplayResult, StoredEvent, TooOld, UnknownId
+from ._replay import (
+    Replay,
+    ReplayConfig,
+    ReplayLog,
+    ReplayResult,
+    StoredEvent,
+    TooOld,
+    UnknownId,
+)
 from ._serializer import serialize
+from ._validators import positive_int
 
 __all__ = [
     "START",
+    "CreateLog",
+    "Follower",
+    "ReadRows",
+    "StreamMirror",
+    "TailStep",
+    "WaitRows",
     "StreamId",
     "StreamRow",
     "appended",
+    "covers",
     "entry_fields",
     "log_id",
     "oldest_of",
@@ -259,16 +278,324 @@ def verdict(
     parsed = parse_log_id(last_event_id)
     if snapshot is None or parsed is None or parsed[0] != snapshot.epoch:
         return UnknownId(last_event_id=last_event_id)
-    at, last = parsed[1], snapshot.last
+    first = snapshot.rows[0].at.n if snapshot.rows else None
+    placed = _place(last_event_id, parsed[1], snapshot.last, first)
+    return _replay(snapshot, max_bytes, count) if placed is None else placed
+
+
+def _place(
+    last_event_id: str, at: StreamId, last: StreamId, first: int | None
+) -> UnknownId | TooOld | Replay | None:
+    """Place a client's stream id ``at`` in a log of one epoch whose newest id is ``last``
+    and whose oldest kept event after ``at`` is numbered ``first`` (``None``: none kept).
+
+    Returns ``None`` when the answer is every kept event from ``first`` on; else the answer.
+    """
     if at.n > last.n or (at.n == last.n and at != last):
         return UnknownId(last_event_id=last_event_id)
-    if not snapshot.rows:
+    if first is None:
         if at.n == last.n:
             return Replay(events=())
         return TooOld(last_event_id=last_event_id, missed=last.n - at.n)
-    first = snapshot.rows[0].at.n
-    if first <= at.n:  # rows at or before the id: its ms part was not the one issued
+    if first <= at.n:  # kept events at or before the id: its ms part was not the one issued
         return UnknownId(last_event_id=last_event_id)
     if first > at.n + 1:
         return TooOld(last_event_id=last_event_id, missed=first - at.n - 1)
-    return _replay(snapshot, max_bytes, count)
+    return None
+
+
+class StreamMirror(ReplayLog):
+    """A worker's copy of the newest events of a log kept in the store: the
+    :class:`~sse_core.Broadcaster`'s replay log when the events come from the store's live
+    tail (:class:`Follower`).
+
+    Events come in with the ids the store gave them (``<epoch>-<ms>-<n>``), in the store's
+    order, through :meth:`append` (that is, :meth:`~sse_core.Broadcaster.publish`); it keeps
+    the newest within the bounds of its :class:`~sse_core.state.ReplayConfig`. It answers
+    :meth:`resume` as the store would (:func:`verdict`): the events after an id it keeps,
+    :class:`~sse_core.state.TooOld` with the exact number missed when the id is older than
+    what it keeps, :class:`~sse_core.state.UnknownId` for an id of another epoch, one never
+    issued, or one newer than what it has seen (an adapter waits for its tail to catch up
+    before resuming such an id, see :meth:`is_behind`).
+
+    Until :meth:`restart` gives it an epoch it holds nothing and has no position
+    (:attr:`is_loaded` is false: an adapter admits no client then).
+
+    Args:
+        config: Retention (``max_events``, ``max_bytes``, ``max_age`` on the worker's
+            clock); its ``epoch`` is ignored (the store's is used).
+    """
+
+    __slots__ = ("_epoch", "_last")
+
+    def __init__(self, config: ReplayConfig | None = None) -> None:
+        config = ReplayConfig() if config is None else config
+        ReplayLog.__init__(self, attrs.evolve(config, epoch=""))
+        self._epoch: str | None = None
+        self._last: StreamId | None = None  # None: before the first event of a restart
+
+    @property
+    def epoch(self) -> str | None:
+        """The store's epoch the kept events belong to, or ``None`` before the first load."""
+        return self._epoch
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the mirror follows an epoch of the store (it has a position)."""
+        return self._epoch is not None and self._last is not None
+
+    @property
+    def position(self) -> str:
+        """The id of the newest event it has seen (``<epoch>-<ms>-<n>``).
+
+        Raises:
+            LocalProtocolError: not :attr:`is_loaded`.
+        """
+        if self._epoch is None or self._last is None:
+            raise LocalProtocolError("the mirror has not loaded the log yet")
+        return log_id(self._epoch, self._last)
+
+    def restart(self, epoch: str, last: StreamId | None) -> None:
+        """Forget every kept event and follow ``epoch`` from ``last`` on: the id of the
+        newest event of the store, or ``None`` when the store's kept events follow (they are
+        appended next, the first of them may be of any number).
+
+        Raises:
+            InvalidFieldError: ``epoch`` is empty or contains ``-``, CR, LF or U+0000.
+        """
+        if not epoch or "-" in epoch or parse_log_id(f"{epoch}-0-0") is None:
+            raise InvalidFieldError("epoch", epoch, "must be non-empty without '-'")
+        latest = self._latest_now
+        ReplayLog.__init__(self, self._config)
+        self._latest_now = latest
+        self._epoch = epoch
+        self._last = last
+
+    def append(self, event: Event, now: float) -> StoredEvent:
+        """Keep an event of the store with its id, the next in the store's order.
+
+        Raises:
+            InvalidFieldError: the id is not of the epoch followed, or not after the last
+                one appended.
+            ClockError: ``now`` is not finite or earlier than a previous ``now``.
+        """
+        parsed = None if event.id is None else parse_log_id(event.id)
+        if parsed is None or parsed[0] != self._epoch:
+            raise InvalidFieldError(
+                "id", event.id or "", f"must be an id of the store's epoch {self._epoch!r}"
+            )
+        at, last = parsed[1], self._last
+        if last is not None and at <= last:
+            raise InvalidFieldError("id", event.id or "", f"must come after {last}")
+        stored = ReplayLog.append(self, event, now)
+        self._last = at
+        return stored
+
+    def resume(
+        self, last_event_id: str, now: float, *, max_bytes: int | None = None
+    ) -> ReplayResult:
+        """Answer a resume from the kept events, as the store would (see the class).
+
+        Raises:
+            InvalidConfigError: ``max_bytes`` is not ``None`` or an int >= 1.
+            ClockError: ``now`` is not finite or earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        if max_bytes is not None:
+            positive_int.check("max_bytes", max_bytes)
+        self._expire(now)
+        parsed = parse_log_id(last_event_id)
+        if parsed is None or parsed[0] != self._epoch or self._last is None:
+            return UnknownId(last_event_id=last_event_id)
+        at = parsed[1]
+        first = self._first_kept()
+        if first is not None and first <= at.n <= self._last.n:
+            return ReplayLog.resume(self, last_event_id, now, max_bytes=max_bytes)
+        placed = _place(last_event_id, at, self._last, first)
+        return self.oldest(max_bytes=max_bytes) if placed is None else placed
+
+    def is_behind(self, last_event_id: str) -> bool:
+        """Whether ``last_event_id`` may be an id the store issued that this mirror has not
+        seen yet: of this log's form, and of another epoch or newer than the newest seen.
+
+        An adapter asks the store for its position then, and waits until the mirror has
+        caught up with it before resuming the client (or the client would read a gap that
+        the store does not have).
+        """
+        parsed = parse_log_id(last_event_id)
+        if parsed is None:
+            return False
+        return parsed[0] != self._epoch or self._last is None or parsed[1].n > self._last.n
+
+    def _first_kept(self) -> int | None:
+        if not self._index:
+            return None
+        first = self._entries[self._head]
+        assert first is not None
+        parsed = parse_log_id(first.id)
+        assert parsed is not None
+        return parsed[1].n
+
+
+def covers(position: str, last_event_id: str) -> bool:
+    """Whether the store, at ``position`` (its :meth:`~sse_core.state.AsyncSharedLog.position`),
+    has issued ``last_event_id``: the same epoch and a number not past the position's."""
+    parsed, at = parse_log_id(position), parse_log_id(last_event_id)
+    return (
+        parsed is not None and at is not None and parsed[0] == at[0] and at[1].n <= parsed[1].n
+    )
+
+
+@attrs.frozen
+class ReadRows:
+    """What the tail asks the store: the rows from ``start`` (``-``: the oldest kept, or
+    ``(<stream id>``: after it), at most ``count``, with the log's epoch and newest id."""
+
+    start: str
+    count: int
+
+
+@attrs.frozen
+class WaitRows:
+    """What the tail asks the store: wait (at most the tail's block timeout) until a row
+    after ``after`` exists, then read again (``XREAD BLOCK``)."""
+
+    after: StreamId
+
+
+@attrs.frozen
+class CreateLog:
+    """What the tail asks the store: create the log (a new epoch) since it does not exist,
+    and answer its epoch and newest id."""
+
+
+@attrs.frozen
+class TailStep:
+    """What the tail decided from one answer of the store.
+
+    Attributes:
+        restart: ``(epoch, newest id or None)`` to :meth:`StreamMirror.restart` the mirror
+            with before the events, or ``None``.
+        gap: Why the events before ``restart`` cannot be followed exactly (``"epoch"``:
+            the log was wiped, ``"deleted"``: it no longer exists, ``"trimmed"``: events
+            after the last one seen were evicted), or ``None``. Every client is told: its
+            stream ends, and it resumes against the restarted mirror (an explicit gap).
+        events: The next events, in the store's order, to hand to the subscribers.
+    """
+
+    restart: tuple[str, StreamId | None] | None = None
+    gap: str | None = None
+    events: tuple[StoredEvent, ...] = ()
+
+
+_NOTHING = TailStep()
+
+
+class Follower:
+    """The decisions of a worker's live tail of a log in the store (no I/O).
+
+    The adapter loops: carry out :meth:`next_request` (:class:`ReadRows`, :class:`WaitRows`
+    or :class:`CreateLog`), feed the answer to :meth:`on_read`, :meth:`on_woken` or
+    :meth:`on_created`, and apply the :class:`TailStep` returned. A request that failed
+    (the store unreachable) is simply asked again after a backoff: the follower's place is
+    only moved by answers, so it catches up from the last event it handed over.
+
+    Every event is handed over once, in the store's order. When the store can no longer
+    give the events after the last one handed over -- a new epoch (a restart without
+    persistence, a wiped store), a deleted log, or events evicted before the tail read them
+    -- the follower reads the log again from its oldest kept event and says so
+    (:attr:`TailStep.gap`).
+
+    Args:
+        read_count: The most rows one read fetches.
+    """
+
+    def __init__(self, read_count: int = 256) -> None:
+        positive_int.check("read_count", read_count)
+        self._count = read_count
+        self._epoch: str | None = None
+        self._last: StreamId | None = None  # None: read from the oldest kept row next
+        self._is_missing = False  # the log does not exist: create it next
+        self._has_more = True  # read again at once (else wait for new rows)
+        self._gap: str | None = None  # a gap to report with the next restart
+
+    @property
+    def epoch(self) -> str | None:
+        """The epoch followed, or ``None`` before the first answer."""
+        return self._epoch
+
+    @property
+    def last(self) -> StreamId | None:
+        """The stream id of the last event handed over (or the log's newest when it holds
+        none), or ``None`` when the next read starts from the oldest kept row."""
+        return self._last
+
+    def next_request(self) -> ReadRows | WaitRows | CreateLog:
+        """What to ask the store next."""
+        if self._is_missing:
+            return CreateLog()
+        if self._last is None:
+            return ReadRows("-", self._count)
+        if self._has_more:
+            return ReadRows(f"({self._last}", self._count)
+        return WaitRows(self._last)
+
+    def on_woken(self) -> None:
+        """A :class:`WaitRows` returned (rows came, or its timeout passed): read next."""
+        self._has_more = True
+
+    def on_created(self) -> None:
+        """The store carried out :class:`CreateLog`: read the new log from its start."""
+        self._is_missing = False
+        self._last = None
+        self._has_more = True
+
+    def on_read(self, reply: Sequence[Any]) -> TailStep:
+        """The store's answer to :class:`ReadRows` (``[]`` when the log does not exist, else
+        ``[epoch, newest id, rows]``).
+
+        Raises:
+            RemoteProtocolError: the answer is malformed.
+        """
+        snapshot = _snapshot(reply)
+        if snapshot is None:
+            if self._epoch is not None and self._gap is None:
+                self._gap = "deleted"
+            self._is_missing = True
+            return _NOTHING
+        if self._last is None:
+            return self._load(snapshot)
+        last, rows = self._last, snapshot.rows
+        if snapshot.epoch != self._epoch:
+            return self._lost("epoch")
+        if rows:
+            if rows[0].at.n != last.n + 1:
+                return self._lost("trimmed")
+        elif snapshot.last != last:
+            return self._lost("trimmed")
+        self._has_more = len(rows) >= self._count
+        if not rows:
+            return _NOTHING
+        self._last = rows[-1].at
+        return TailStep(events=self._events(snapshot))
+
+    def _load(self, snapshot: _Snapshot) -> TailStep:
+        """A read from the oldest kept row: the mirror restarts there."""
+        rows = snapshot.rows
+        self._epoch = snapshot.epoch
+        self._last = rows[-1].at if rows else snapshot.last
+        self._has_more = len(rows) >= self._count
+        gap, self._gap = self._gap, None
+        restart = (snapshot.epoch, None if rows else snapshot.last)
+        return TailStep(restart=restart, gap=gap, events=self._events(snapshot))
+
+    def _lost(self, reason: str) -> TailStep:
+        """The events after the last one handed over are not in the store: read it again
+        from its oldest kept row, and report the gap with that read."""
+        self._gap = reason
+        self._last = None
+        return _NOTHING
+
+    def _events(self, snapshot: _Snapshot) -> tuple[StoredEvent, ...]:
+        epoch = snapshot.epoch
+        return tuple(stored_event(epoch, row.at, row.event, row.data) for row in snapshot.rows)

@@ -167,6 +167,28 @@ class _StreamProtocol(asyncio.Protocol):
         if refusal is not None:
             self._reject(refusal)
             return
+        if server._is_feed_waited(request.target, request.headers):
+            # The shared log's tail has to catch up first (or load the log at all).
+            task = asyncio.get_running_loop().create_task(self._after_feed(request, key))
+            server._feed_waits.add(task)
+            task.add_done_callback(server._feed_waits.discard)
+            return
+        self._serve(request, key)
+
+    async def _after_feed(self, request: IncomingRequest, key: str | None) -> None:
+        server = self._server
+        is_ready = await server._feed_ready(request.target, request.headers)
+        if self._transport is None or self._transport.is_closing():
+            return
+        if not is_ready or server._is_closing:
+            refusal = server._unavailable()
+            server._log_refusal(refusal, None, request.target)
+            self._reject(refusal)
+            return
+        self._serve(request, key)
+
+    def _serve(self, request: IncomingRequest, key: str | None) -> None:
+        server = self._server
         self.subscriber = server._subscribe(request.target, request.headers, server._clock(), key)
         if not self._is_paused:
             server._writable.add(self)
@@ -220,7 +242,10 @@ class EventStreamServer(ServerBase):
         InvalidConfigError: a bad argument.
     """
 
+    _takes_feed = True
+
     def _setup(self) -> None:
+        self._feed_waits: set[asyncio.Task[None]] = set()  # streams waiting for the feed
         self._protocols: set[_StreamProtocol] = set()
         # Streams whose transport takes bytes: the ones a publish writes to.
         self._writable: set[_StreamProtocol] = set()
@@ -243,6 +268,8 @@ class EventStreamServer(ServerBase):
         self._server = await loop.create_server(
             lambda: _StreamProtocol(self), host, port, ssl=ssl_context, backlog=4096
         )
+        if self._feed is not None:
+            self._feed.start()
 
     def publish(self, event: Event) -> StoredEvent:
         """Publish an event to every client (call it from the event loop's thread).
@@ -250,8 +277,12 @@ class EventStreamServer(ServerBase):
         Returns:
             The stored event, with the id the replay log gave it.
         """
-        broadcaster = self._broadcaster
         stored = self._append(event)
+        self._wake_all()
+        return stored
+
+    def _wake_all(self) -> None:
+        broadcaster = self._broadcaster
         # Only the streams whose socket takes bytes are written to; the others are written
         # when it does again (resume_writing), unless they were dropped meanwhile.
         for protocol in list(self._writable):
@@ -263,7 +294,6 @@ class EventStreamServer(ServerBase):
                 subscriber = protocol.subscriber
                 if subscriber is not None and subscriber.is_dropped:
                     protocol.flush()
-        return stored
 
     async def wait_for_subscribers(self, count: int = 1) -> None:
         """Wait until at least ``count`` clients are subscribed (their streams are open).
@@ -285,6 +315,10 @@ class EventStreamServer(ServerBase):
         """
         if self._server is not None:
             self._server.close()
+        if self._feed is not None:
+            await self._feed.aclose()
+        for task in list(self._feed_waits):
+            task.cancel()
         self._end_streams(self._protocols)
         deadline = self._clock() + grace
         while self._protocols and self._clock() < deadline:

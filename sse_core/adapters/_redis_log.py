@@ -120,11 +120,20 @@ class RedisLogBase(MonotonicNow):
 
         return Call("read", self._read_script, ["-", count + 1, *self._retention], finish)
 
+    def _rows_call(self, start: str, count: int) -> Call[Sequence[Any]]:
+        """The raw read a live tail carries out (``[]`` or ``[epoch, newest id, rows]``; the
+        pure :class:`~sse_core._stream_log.Follower` reads it)."""
+        return Call("read", self._read_script, [start, count, *self._retention], _raw)
+
     def _count(self, max_bytes: int | None) -> int:
         if max_bytes is None:
             return self._config.max_events
         positive_int.check("max_bytes", max_bytes)
         return min(self._read_count, self._config.max_events)
+
+
+def _raw(reply: Sequence[Any]) -> Sequence[Any]:
+    return reply
 
 
 def _epoch() -> str:

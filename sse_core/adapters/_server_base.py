@@ -1,6 +1,7 @@
 """What the adapters' servers share (floor 4): one constructor over the options, the
-broadcaster and its replay log, admission (the 404/405/503/429 refusals), which requests are
-long polls, and the wait for subscribers. No sockets here: each server does its own I/O."""
+broadcaster and its replay log (or a shared log's live tail: :class:`LogFeed`), admission
+(the 404/405/503/429 refusals), which requests are long polls, and the wait for subscribers.
+No sockets here: each server does its own I/O."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
 from .. import ServerConfig
 from .._broadcast import Broadcaster, Poller, Subscriber
-from .._errors import InvalidConfigError
+from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event
 from .._longpoll import LONG_POLL_CONTENT_TYPE
 from .._replay import ReplayConfig, ReplayLog, StoredEvent
+from .._stream_log import StreamMirror, TailStep
 from .._types import header_value
 from .._validators import positive_int
 from ._base import AdapterBase, options_or_default
@@ -31,7 +33,10 @@ from ._http import (
 from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
-__all__ = ["TOO_MANY", "VARY_ACCEPT", "ServerBase", "default_replay_log", "is_poll", "prefers_json"]
+__all__ = [
+    "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "default_replay_log", "is_poll",
+    "prefers_json",
+]
 
 _STREAM_TYPE = "text/event-stream"
 #: What both answers of a path that serves streams and polls say (RFC 9110 section 12.5.5).
@@ -91,6 +96,28 @@ def default_replay_log() -> ReplayLog:
     return ReplayLog(ReplayConfig(epoch=secrets.token_hex(4)))
 
 
+class LogFeed(Protocol):
+    """A shared log's live tail feeding a server, such as
+    :class:`~sse_core.adapters.redis.RedisFeed`: what the server asks of it."""
+
+    @property
+    def mirror(self) -> StreamMirror:
+        """The worker's copy of the newest events: the broadcaster's replay log."""
+
+    def attach(self, on_step: Callable[[TailStep], None]) -> None:
+        """Have ``on_step`` called with each step of the tail."""
+
+    def start(self) -> None:
+        """Start the tail in the running loop, unless it runs already."""
+
+    async def ready(self, last_event_id: str | None) -> bool:
+        """Wait (bounded) until the mirror is loaded and has caught up with the id; whether
+        a client resuming from it can be served now (else answer 503)."""
+
+    async def aclose(self) -> None:
+        """Stop the tail."""
+
+
 class _Served(Protocol):
     """A server adapter's connection, as :meth:`ServerBase._end_streams` sees it."""
 
@@ -119,7 +146,15 @@ class ServerBase(AdapterBase):
     ``connection_key`` has ``max_subscribers_per_key`` streams open already. It also tells
     long polls from streams (``long_poll_path``): a poll is held by the same broadcaster,
     from the same log, and reads to the server like a stream that is one answer long.
+
+    With a ``feed`` (asyncio server and ASGI application only), the events come from a shared
+    log's live tail instead of :meth:`publish`: each step of the tail is published to the
+    broadcaster (its replay log is the feed's mirror), a gap ends every stream, and a client
+    waits for the tail before it is subscribed when its id is newer than the mirror.
     """
+
+    #: Whether this adapter serves a ``feed`` (it awaits the tail on asyncio).
+    _takes_feed = False
 
     def __init__(
         self,
@@ -128,6 +163,7 @@ class ServerBase(AdapterBase):
         config: ServerConfig | None = None,
         options: ServerOptions | None = None,
         clock: Callable[[], float] | None = None,
+        feed: LogFeed | None = None,
     ) -> None:
         """Every adapter's server takes these arguments.
 
@@ -144,6 +180,10 @@ class ServerBase(AdapterBase):
             clock: Monotonic clock in seconds; by default the framework's
                 (:func:`time.monotonic`, :func:`trio.current_time` for trio). It must tick
                 like the event loop's clock: the delays until heartbeats come from it.
+            feed: A shared log's live tail to serve instead of a replay log of this process
+                (:class:`~sse_core.adapters.redis.RedisFeed`; the asyncio server and the ASGI
+                application): events are published to the shared log, by any process, and
+                reach this server's clients through the tail; :meth:`publish` then refuses.
 
         Raises:
             InvalidConfigError: a bad argument.
@@ -155,8 +195,19 @@ class ServerBase(AdapterBase):
             raise InvalidConfigError(f"config must be a ServerConfig, got {config!r}")
         if clock is not None and not callable(clock):
             raise InvalidConfigError(f"clock must be callable, got {clock!r}")
-        if replay_log is None:
+        if feed is not None:
+            if not self._takes_feed:
+                raise InvalidConfigError(
+                    f"{type(self).__name__} takes no feed: serve a shared log with the asyncio"
+                    " EventStreamServer or the ASGI EventStream"
+                )
+            if replay_log is not None:
+                raise InvalidConfigError("give a replay_log or a feed, not both")
+            replay_log = feed.mirror
+            feed.attach(self._on_tail)
+        elif replay_log is None:
             replay_log = default_replay_log()
+        self._feed = feed
         long_poll = options.long_poll
         if options.is_negotiated:
             # RFC 9110 section 12.5.5: both answers depend on Accept; a cache must say so.
@@ -185,9 +236,77 @@ class ServerBase(AdapterBase):
 
     def _append(self, event: Event) -> StoredEvent:
         """Publish ``event`` on the broadcaster, now; stamped with the wall clock's send
-        time when ``ServerConfig.is_send_time_stamped`` (for the clients' latency)."""
+        time when ``ServerConfig.is_send_time_stamped`` (for the clients' latency).
+
+        Raises:
+            LocalProtocolError: the server serves a feed (publish to the shared log).
+        """
+        if self._feed is not None:
+            raise LocalProtocolError(
+                "this server serves a shared log: publish to it (await feed.publish(event))"
+            )
+        return self._publish_now(event)
+
+    def _publish_now(self, event: Event) -> StoredEvent:
         wall_now = time.time() if self._config.is_send_time_stamped else None
         return self._broadcaster.publish(event, self._clock(), wall_now=wall_now)
+
+    def _on_tail(self, step: TailStep) -> None:
+        """Carry out a step of the feed's tail: end every stream on a gap (each client
+        resumes against the restarted mirror and gets the gap signal), publish the events,
+        wake every connection."""
+        if step.gap is not None:
+            server_log(
+                logging.WARNING, f"the shared log lost events ({step.gap}): streams end",
+                adapter=adapter_name(self), event="gap", reason=step.gap,
+            )
+            self._broadcaster.close(self._clock())
+        for stored in step.events:
+            self._publish_now(stored.event)
+        if step.gap is not None or step.events:
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        """Have every connection write what its subscriber has queued (each adapter)."""
+
+    def _requested_id(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> str | None:
+        """The id a request resumes from, read as its session will: ``Last-Event-ID``, else
+        the configured query parameter (the stream's, or the long poll's)."""
+        last_event_id = header_value(headers, "last-event-id")
+        if last_event_id is not None:
+            return last_event_id
+        if self._is_poll(target, headers):
+            param: str | None = self._options.long_poll.last_event_id_param
+        else:
+            param = self._config.last_event_id_param
+        if param is None:
+            return None
+        return dict(parse_qsl(urlsplit(target).query, keep_blank_values=True)).get(param)
+
+    def _is_feed_waited(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> bool:
+        """Whether a new stream or poll must wait for the feed's tail before it is served:
+        the mirror is not loaded, or the id the client resumes from is newer than it."""
+        feed = self._feed
+        if feed is None:
+            return False
+        mirror = feed.mirror
+        if not mirror.is_loaded:
+            return True
+        last_event_id = self._requested_id(target, headers)
+        return last_event_id is not None and mirror.is_behind(last_event_id)
+
+    async def _feed_ready(
+        self, target: str, headers: Sequence[tuple[str | bytes, str | bytes]]
+    ) -> bool:
+        """Wait (bounded) for the feed's tail as :meth:`_is_feed_waited` asks; whether the
+        request can be served then (else answer 503: the client comes back)."""
+        feed = self._feed
+        assert feed is not None
+        return await feed.ready(self._requested_id(target, headers))
 
     @property
     def broadcaster(self) -> Broadcaster:
@@ -339,6 +458,14 @@ class ServerBase(AdapterBase):
         if refusal is not None:
             self._log_refusal(refusal, address, request.target)
         return refusal, key
+
+    def _unavailable(self) -> Refusal:
+        """The 503 answer (with ``Retry-After``): full, closing, or the feed not loaded."""
+        return Refusal(
+            status=503,
+            text="event stream unavailable, try again later\n",
+            headers=(("Retry-After", str(self._options.retry_after)),),
+        )
 
     def _key_of(
         self, request: IncomingRequest, address: str | None

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 import anyio
 
 from .._actions import Disconnect, SendHead
 from .._broadcast import Poller, Subscriber
-from .._errors import LocalProtocolError
+from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event
 from .._replay import StoredEvent
 from .._server import ServerSession
@@ -29,7 +31,7 @@ from ._asgi_response import StreamResponse
 from ._http import IncomingRequest, Refusal
 from ._server_base import ServerBase
 
-__all__ = ["EventStream", "StreamResponse"]
+__all__ = ["EventStream", "EventStreamRouter", "StreamResponse"]
 
 _ALLOWED_METHODS = ("GET", "HEAD")
 
@@ -69,6 +71,8 @@ class EventStream(ServerBase):
     Raises:
         InvalidConfigError: a bad argument.
     """
+
+    _takes_feed = True
 
     def _setup(self) -> None:
         self._retry_after = str(self._options.retry_after).encode()
@@ -117,9 +121,12 @@ class EventStream(ServerBase):
         if self._is_closing:
             raise LocalProtocolError("publish() after aclose()")
         stored = self._append(event)
+        self._wake_all()
+        return stored
+
+    def _wake_all(self) -> None:
         for connection in list(self._connections.values()):
             self._wake(connection)
-        return stored
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """End every client's stream and wait until every client's task has finished.
@@ -133,9 +140,10 @@ class EventStream(ServerBase):
             timeout: Seconds to wait for the clean ends before cutting stalled clients off.
         """
         self._is_closing = True
+        if self._feed is not None:
+            await self._feed.aclose()
         self._broadcaster.close(self._clock())
-        for connection in list(self._connections.values()):
-            self._wake(connection)
+        self._wake_all()
         if not self._connections:
             return
         if self._all_gone is None:
@@ -197,6 +205,15 @@ class EventStream(ServerBase):
                 [(name.lower().encode(), value.encode()) for name, value in refusal.headers],
             )
             return
+        if self._is_feed_waited(target, headers):
+            # The shared log's tail has to catch up first (or load the log at all).
+            if not await self._feed_ready(target, headers) or self._is_closing:
+                self._log_refusal(Refusal(status=503, text="shared log not ready"), peer, target)
+                await _refuse(
+                    send, 503, b"event stream unavailable\n",
+                    [(b"retry-after", self._retry_after)],
+                )
+                return
         subscriber = self._subscribe(target, headers, self._clock(), key)
         connection = _Connection(subscriber)
         self._connections[id(subscriber)] = connection
@@ -212,6 +229,12 @@ class EventStream(ServerBase):
                 self._all_gone.set()
 
     # --- internals ----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """The lifespan startup: start the feed's tail, if any (else the first request
+        does)."""
+        if self._feed is not None:
+            self._feed.start()
 
     def _wake(self, connection: _Connection) -> None:
         subscriber = connection.subscriber
@@ -257,11 +280,103 @@ class EventStream(ServerBase):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class EventStreamRouter:
+    """An ASGI application serving several event streams (channels), each an
+    :class:`EventStream`; a client picks one by the query parameter ``query_param``
+    (``/events?channel=news``) or else by the last segment of the path (``/events/news``).
+
+    With a shared log, give each stream the feed of its channel::
+
+        channels = RedisChannels.from_url("redis://redis:6379/0", prefix="sse:")
+        app = EventStreamRouter(
+            {name: EventStream(feed=channels.feed(name)) for name in ("news", "alerts")}
+        )
+
+    A request for no known channel gets 404. The lifespan startup starts every stream's
+    feed and the shutdown closes every stream (:meth:`EventStream.aclose`).
+
+    Args:
+        streams: The streams by channel name.
+        query_param: The query parameter that names the channel, or ``None`` to go by the
+            path only.
+
+    Raises:
+        InvalidConfigError: ``streams`` is empty or not a mapping of str to
+            :class:`EventStream`.
+    """
+
+    def __init__(
+        self, streams: Mapping[str, EventStream], *, query_param: str | None = "channel"
+    ) -> None:
+        if (
+            not isinstance(streams, Mapping)
+            or not streams
+            or not all(
+                isinstance(name, str) and name and isinstance(stream, EventStream)
+                for name, stream in streams.items()
+            )
+        ):
+            raise InvalidConfigError(
+                f"streams must map channel names to EventStream applications, got {streams!r}"
+            )
+        if query_param is not None and (not isinstance(query_param, str) or not query_param):
+            raise InvalidConfigError(
+                f"query_param must be a non-empty str or None, got {query_param!r}"
+            )
+        self._streams = dict(streams)
+        self._query_param = query_param
+
+    @property
+    def streams(self) -> Mapping[str, EventStream]:
+        """The streams by channel name."""
+        return self._streams
+
+    def channel_of(self, scope: Scope) -> str | None:
+        """The channel a request names (the query parameter first, then the path's last
+        segment), or ``None`` when it names none of the streams."""
+        if self._query_param is not None and scope.get("query_string"):
+            for name, value in parse_qsl(scope["query_string"].decode("latin-1")):
+                if name == self._query_param:
+                    return value if value in self._streams else None
+        segment = scope["path"].rstrip("/").rpartition("/")[2]
+        return segment if segment in self._streams else None
+
+    async def aclose(self) -> None:
+        """Close every stream."""
+        for stream in self._streams.values():
+            await stream.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        """Serve one ASGI connection: a lifespan for every stream, a request by its
+        channel."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    for stream in self._streams.values():
+                        stream._start()
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await self.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # refused: HTTP 403
+            return
+        channel = self.channel_of(scope)
+        if channel is None:
+            await _refuse(send, 404, b"no such event stream\n", [])
+            return
+        await self._streams[channel](scope, receive, send)
 
 
 async def _wait_for_wake(wake: anyio.Event, delay: float) -> None:

@@ -5,23 +5,61 @@
 a ``redis.Redis`` client (the ``redis`` extra: ``pip install 'sse-core[redis]'``). Every call
 is one script run by Redis atomically (``_redis_scripts.py``); the ids, the stored bytes and
 the verdicts are decided by the pure core (``sse_core/_stream_log.py``). Redis errors come
-out as :class:`~sse_core.state.LogUnavailableError`. See :doc:`/adapters/redis`.
+out as :class:`~sse_core.state.LogUnavailableError`.
+
+:class:`RedisFeed` serves such a log to the clients of one worker: its live tail feeds the
+server's broadcaster, so every worker delivers every event, in the log's order, once, and a
+client resumes on any worker. See :doc:`/adapters/redis` and :doc:`/deploy`.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import attrs
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from .._errors import LogUnavailableError
+from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
+from .._errors import (
+    InvalidConfigError,
+    LocalProtocolError,
+    LogUnavailableError,
+    RemoteProtocolError,
+)
 from .._events import Event
 from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
+from .._stream_log import (
+    CreateLog,
+    Follower,
+    ReadRows,
+    StreamMirror,
+    TailStep,
+    WaitRows,
+    covers,
+)
+from .._validators import instance_of, positive_int, positive_number
+from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 
-__all__ = ["LogUnavailableError", "RedisLog", "SyncRedisLog"]
+__all__ = [
+    "TAIL_BACKOFF",
+    "LogUnavailableError",
+    "RedisChannels",
+    "RedisFeed",
+    "RedisLog",
+    "SyncRedisLog",
+    "TailConfig",
+    "is_channel_name",
+]
 
 _T = TypeVar("_T")
 
@@ -114,6 +152,10 @@ class RedisLog(RedisLogBase):
         """
         return await self._run(self._oldest_call(max_bytes))
 
+    async def _rows(self, start: str, count: int) -> Sequence[Any]:
+        """One raw read for a live tail (see :class:`RedisFeed`)."""
+        return await self._run(self._rows_call(start, count))
+
     async def _run(self, call: Call[_T]) -> _T:
         if call.script is None:
             return call.finish(())
@@ -178,3 +220,444 @@ class SyncRedisLog(RedisLogBase):
         except redis.exceptions.RedisError as error:
             raise call.failed(error) from error
         return call.finish(reply)
+
+
+_STOP_ATTEMPTS = 20
+_STOP_WAIT = 0.25
+
+#: How a :class:`RedisFeed`'s tail retries while Redis is unreachable: from 0.1 s, doubling,
+#: at most 5 s between attempts (with jitter), never giving up.
+TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
+
+
+@attrs.frozen(kw_only=True)
+class TailConfig:
+    """How a :class:`RedisFeed`'s tail reads the log, and how long clients wait for it.
+
+    Attributes:
+        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
+            checks the log's epoch this often when no event comes (a wiped Redis is noticed
+            within it). The Redis client's ``socket_timeout`` must be longer.
+        catch_up_timeout: Seconds a client whose id the worker's copy of the log has not
+            seen yet waits for the tail (and a client of a worker whose tail has not loaded
+            the log yet waits before it is refused with 503).
+        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
+        read_count: The most events one read of the tail fetches.
+
+    Raises:
+        InvalidConfigError: a value out of range or of the wrong type.
+    """
+
+    block_timeout: float = attrs.field(default=1.0, validator=positive_number)
+    catch_up_timeout: float = attrs.field(default=5.0, validator=positive_number)
+    backoff: BackoffConfig = attrs.field(
+        default=TAIL_BACKOFF, validator=instance_of(BackoffConfig)
+    )
+    read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
+
+
+class RedisFeed:
+    """A Redis log served to one worker's clients: pass it to the asyncio
+    ``EventStreamServer`` or the ASGI ``EventStream`` as ``feed=``, in every worker.
+
+    Publishing appends to Redis (:meth:`publish`, from any worker or any other process:
+    Redis orders every append). Each worker runs one tail task that reads the log's new
+    events (``XREAD BLOCK`` from the last id it saw) and hands each one, in the log's order,
+    once, to its broadcaster, which writes it to the worker's clients. The worker keeps the
+    newest events (within ``config``'s bounds) in :attr:`mirror`, which its clients resume
+    from; a client whose ``Last-Event-ID`` is newer than the mirror (it was served by a
+    faster worker) waits until the tail has caught up (at most ``catch_up_timeout``).
+
+    When Redis is unreachable, :meth:`publish` raises
+    :class:`~sse_core.state.LogUnavailableError` (nothing is acknowledged that Redis did not
+    store); connected clients keep their streams and heartbeats; the tail retries with
+    ``backoff`` and catches up from the last id it saw. When the events after that id are
+    gone (a restart without persistence, a deleted key, events trimmed before the tail read
+    them), every client's stream ends and its resume gets the explicit gap signal.
+
+    The tail and :meth:`publish` run on asyncio (``redis.asyncio``); the client's
+    ``socket_timeout``, if any, must be longer than the tail's ``block_timeout``.
+
+    Args:
+        client: The worker's ``redis.asyncio.Redis`` client.
+        key: The stream's key (one per topic).
+        config: Retention, as for :class:`RedisLog` (the mirror keeps the same bounds).
+        tail: How the tail reads and retries (:class:`TailConfig`).
+        rng: Where the backoff's jitter comes from (``random.Random()`` by default).
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        key: str,
+        config: ReplayConfig | None = None,
+        *,
+        tail: TailConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        tail = TailConfig() if tail is None else tail
+        instance_of(TailConfig).check("tail", tail)
+        self._client = client
+        self._key = key
+        self._log = RedisLog(client, key, config, read_count=tail.read_count)
+        self._mirror = StreamMirror(self._log.config)
+        self._follower = Follower(tail.read_count)
+        self._block_ms = max(1, round(tail.block_timeout * 1000))
+        self._catch_up_timeout = tail.catch_up_timeout
+        self._backoff = Backoff(tail.backoff, rng=rng if rng is not None else random.Random())
+        self._on_step: Callable[[TailStep], None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed: asyncio.Event | None = None
+        self._failures = 0
+        self._gaps = 0
+        self._is_stopping = False
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client given (close it when the server is closed)."""
+        return self._client
+
+    @property
+    def log(self) -> RedisLog:
+        """The Redis log itself (to publish, or resume, without a server)."""
+        return self._log
+
+    @property
+    def mirror(self) -> StreamMirror:
+        """This worker's copy of the newest events: the broadcaster's replay log."""
+        return self._mirror
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the tail's last request to Redis succeeded."""
+        return self._backoff.state is BackoffState.CONNECTED
+
+    @property
+    def failures(self) -> int:
+        """How many requests of the tail failed (Redis unreachable or answering badly)."""
+        return self._failures
+
+    @property
+    def gaps(self) -> int:
+        """How many times the tail found the events after its last one gone (each time every
+        client's stream was ended with a gap to resume from)."""
+        return self._gaps
+
+    async def publish(self, event: Event) -> StoredEvent:
+        """Append an event to the Redis log; every worker's tail delivers it.
+
+        Args:
+            event: The event, with ``id=None`` (Redis numbers it).
+
+        Returns:
+            The stored event, with its id.
+
+        Raises:
+            InvalidFieldError: the event has an id, or cannot be encoded.
+            LogUnavailableError: Redis did not acknowledge it.
+        """
+        return await self._log.append(event, time.monotonic())
+
+    def attach(self, on_step: Callable[[TailStep], None]) -> None:
+        """Have ``on_step`` called with each step of the tail, after :attr:`mirror` was
+        restarted as the step says (the server does this: it ends every stream on a gap and
+        publishes the step's events to its broadcaster, which appends them to the mirror).
+
+        Raises:
+            InvalidConfigError: a server is attached already (one feed per server).
+        """
+        if self._on_step is not None:
+            raise InvalidConfigError("this RedisFeed already feeds a server; make one per server")
+        self._on_step = on_step
+
+    def start(self) -> None:
+        """Start the tail in the running loop, unless it runs already.
+
+        Raises:
+            LocalProtocolError: no asyncio loop runs (a trio server, say: the tail is
+                ``redis.asyncio``).
+        """
+        if self._task is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise LocalProtocolError(
+                    "RedisFeed runs on asyncio: serve it from an asyncio loop"
+                ) from None
+            self._task = loop.create_task(self._tail())
+
+    async def ready(self, last_event_id: str | None) -> bool:
+        """Start the tail if needed, and wait (at most ``catch_up_timeout``) until the mirror
+        is loaded and has caught up with ``last_event_id`` if Redis issued it.
+
+        Returns:
+            Whether a client resuming from ``last_event_id`` can be served now: the mirror
+            is loaded, and it has seen the id, or Redis says it never issued it (the mirror
+            then answers with the gap). ``False`` -- answer 503, the client comes back --
+            when the mirror is not loaded, or is still behind an id Redis issued, or Redis
+            cannot say (it is unreachable: the id may be one the tail has not read yet).
+        """
+        self.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._catch_up_timeout
+        mirror = self._mirror
+        await self._until(lambda: mirror.is_loaded, deadline)
+        if not mirror.is_loaded:
+            return False
+        if not last_event_id or not mirror.is_behind(last_event_id):
+            return True
+        try:
+            position = await asyncio.wait_for(self._log.position(), deadline - loop.time())
+        except (LogUnavailableError, asyncio.TimeoutError):
+            pass  # Redis cannot say whether it issued the id: wait for the tail
+        else:
+            if not covers(position, last_event_id):
+                return True  # never issued, or of a wiped epoch: the mirror says so
+        await self._until(lambda: not mirror.is_behind(last_event_id), deadline)
+        return not mirror.is_behind(last_event_id)
+
+    async def aclose(self) -> None:
+        """Stop the tail (it can be started again)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._is_stopping = True
+        try:
+            # redis-py can absorb a cancellation that lands inside its connection handling
+            # (the tail then sees an error and would back off and go on): the flag ends the
+            # loop at its next turn, and a cancellation is repeated until the task is done.
+            for _ in range(_STOP_ATTEMPTS):
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=_STOP_WAIT)
+                if done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: the tail ends only by cancellation
+                    return
+            server_log(
+                logging.WARNING, f"Redis tail of {self._key!r} did not stop",
+                adapter="redis", event="tail_stuck",
+            )
+        finally:
+            self._is_stopping = False
+
+    async def _until(self, predicate: Callable[[], bool], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                return
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    async def _tail(self) -> None:
+        """The tail: carry out the follower's requests; back off while Redis fails."""
+        follower, backoff = self._follower, self._backoff
+        while not self._is_stopping:
+            request = follower.next_request()
+            try:
+                step = await self._carry_out(request)
+            except (LogUnavailableError, RemoteProtocolError) as error:
+                self._failures += 1
+                outcome = backoff.on_disconnected(time.monotonic())
+                if isinstance(outcome, Reconnect):
+                    delay = outcome.delay
+                else:  # a backoff with limits gave up: a tail never does
+                    delay = backoff.config.max_delay
+                    backoff.reset()
+                server_log(
+                    logging.WARNING, f"Redis tail of {self._key!r} failed, retrying in"
+                    f" {delay:.2f} s: {error}", adapter="redis", event="tail_failed",
+                    reason=str(error),
+                )
+                await asyncio.sleep(delay)
+                continue
+            if backoff.state is not BackoffState.CONNECTED:
+                backoff.on_connected(time.monotonic())
+            if step is not None:
+                if step.gap is not None:
+                    self._gaps += 1
+                    server_log(
+                        logging.WARNING, f"Redis log {self._key!r} lost events ({step.gap}):"
+                        " every stream ends with a gap", adapter="redis", event="tail_gap",
+                        reason=step.gap,
+                    )
+                if step.restart is not None:
+                    self._mirror.restart(*step.restart)
+                if self._on_step is not None:
+                    self._on_step(step)
+            self._notify()
+
+    async def _carry_out(self, request: ReadRows | WaitRows | CreateLog) -> TailStep | None:
+        follower = self._follower
+        if isinstance(request, ReadRows):
+            return follower.on_read(await self._log._rows(request.start, request.count))
+        if isinstance(request, CreateLog):
+            await self._log.position()
+            follower.on_created()
+            return None
+        try:
+            await self._client.xread(
+                {self._key: str(request.after)}, count=1, block=self._block_ms
+            )
+        except redis.exceptions.RedisError as error:
+            raise LogUnavailableError("wait", f"{type(error).__name__}: {error}") from error
+        follower.on_woken()
+        return None
+
+
+#: What a channel name may hold: letters, digits and ``_ . : -`` (it becomes part of a key
+#: and of a URL path), 1 to 200 of them.
+_CHANNEL_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-"
+)
+_MAX_CHANNEL_LENGTH = 200
+
+
+def is_channel_name(name: object) -> bool:
+    """Whether ``name`` can name a channel: 1 to 200 of letters, digits and ``_ . : -``."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= _MAX_CHANNEL_LENGTH
+        and set(name) <= _CHANNEL_CHARACTERS
+    )
+
+
+class RedisChannels:
+    """Several streams (channels, topics) on one Redis: one stream key per channel,
+    ``prefix + name``, each with the same retention, timeouts and client.
+
+    Make one per worker, then a :class:`RedisFeed` per channel the worker serves
+    (:meth:`feed`; the ASGI ``EventStreamRouter`` does it on a client's first request for a
+    channel), and publish with :meth:`publish` from anywhere.
+
+    Args:
+        client: The worker's ``redis.asyncio.Redis`` client (see :meth:`from_url`).
+        prefix: Put before every channel's name to make its key (``"sse:"``: channel
+            ``news`` is the stream ``sse:news`` and its hash ``sse:news:meta``). In Redis
+            Cluster use a hash tag per channel instead (``"{sse}:"`` puts every channel on
+            one slot).
+        config: Every channel's retention (count, bytes, age), as for :class:`RedisLog`.
+        tail: Every channel's tail (:class:`TailConfig`).
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "sse:",
+        config: ReplayConfig | None = None,
+        tail: TailConfig | None = None,
+    ) -> None:
+        if not isinstance(prefix, str):
+            raise InvalidConfigError(f"prefix must be a str, got {prefix!r}")
+        config = ReplayConfig() if config is None else config
+        instance_of(ReplayConfig).check("config", config)
+        if config.epoch:
+            raise InvalidConfigError("a Redis log keeps its epoch in Redis; leave epoch empty")
+        tail = TailConfig() if tail is None else tail
+        instance_of(TailConfig).check("tail", tail)
+        self._client = client
+        self._prefix = prefix
+        self._config = config
+        self._tail = tail
+        self._logs: dict[str, RedisLog] = {}
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+        **kwargs: Any,
+    ) -> RedisChannels:
+        """Channels over a new client for ``url`` (``redis://``, ``rediss://`` or
+        ``unix://``): its commands time out after ``socket_timeout`` seconds (kept above
+        ``block_timeout``), its connection attempts after ``connect_timeout``, and a command
+        that finds its pooled connection dead (after a Redis restart) is retried once on a
+        new one. The other arguments are :class:`RedisChannels`'.
+
+        Raises:
+            InvalidConfigError: a bad argument (``socket_timeout`` not above
+                ``block_timeout``, say).
+        """
+        positive_number.check("socket_timeout", socket_timeout)
+        positive_number.check("connect_timeout", connect_timeout)
+        tail = kwargs.get("tail")
+        block_timeout = tail.block_timeout if isinstance(tail, TailConfig) else 1.0
+        if socket_timeout <= block_timeout:
+            raise InvalidConfigError(
+                f"socket_timeout={socket_timeout} must be above block_timeout={block_timeout}"
+                " (the tail's XREAD BLOCK would time out)"
+            )
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[redis.exceptions.ConnectionError],
+        )
+        return cls(client, **kwargs)
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client (close it with :meth:`aclose`)."""
+        return self._client
+
+    @property
+    def config(self) -> ReplayConfig:
+        """Every channel's retention."""
+        return self._config
+
+    def key(self, name: str) -> str:
+        """The stream key of channel ``name``.
+
+        Raises:
+            InvalidConfigError: ``name`` is not a channel name (:func:`is_channel_name`).
+        """
+        if not is_channel_name(name):
+            raise InvalidConfigError(
+                f"a channel name is 1 to {_MAX_CHANNEL_LENGTH} of letters, digits and"
+                f" '_.:-', got {name!r}"
+            )
+        return self._prefix + name
+
+    def log(self, name: str) -> RedisLog:
+        """Channel ``name``'s log (one per name, made on first use)."""
+        log = self._logs.get(name)
+        if log is None:
+            log = RedisLog(
+                self._client, self.key(name), self._config, read_count=self._tail.read_count
+            )
+            self._logs[name] = log
+        return log
+
+    def feed(self, name: str) -> RedisFeed:
+        """A new feed of channel ``name``, for one server (``EventStream(feed=...)``)."""
+        return RedisFeed(self._client, self.key(name), self._config, tail=self._tail)
+
+    async def publish(self, name: str, event: Event) -> StoredEvent:
+        """Append an event to channel ``name``; every worker serving it delivers it.
+
+        Raises:
+            InvalidConfigError: ``name`` is not a channel name.
+            InvalidFieldError: the event has an id, or cannot be encoded.
+            LogUnavailableError: Redis did not acknowledge it.
+        """
+        return await self.log(name).append(event, time.monotonic())
+
+    async def aclose(self) -> None:
+        """Close the Redis client (stop the servers first)."""
+        await self._client.aclose()

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +50,8 @@ from sse_core.state import (
     TooOld,
     UnknownId,
 )
-from tests._processes import stop
+from tests.adapters import redis_support
+from tests.adapters.redis_support import RedisServer, run
 
 redis = pytest.importorskip("redis", reason="redis (redis-py) is in the peers extra")
 redis_log = pytest.importorskip("sse_core.adapters.redis")
@@ -62,76 +61,6 @@ from redis.backoff import NoBackoff  # noqa: E402
 #: Seconds any one wait may take; only a failure ever waits this long.
 TIMEOUT = 30.0
 DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario under a deadline."""
-
-    async def bounded() -> None:
-        await asyncio.wait_for(scenario(), TIMEOUT)
-
-    asyncio.run(bounded())
-
-
-class RedisServer:
-    """A redis-server of the test's own: a free loopback port, its own directory."""
-
-    def __init__(self, directory: Path, *, aof: bool) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if os.environ.get("SSE_CORE_REQUIRE_PEERS", "") not in ("", "0"):
-                raise AssertionError("redis-server is missing: run .ci/peers.sh")
-            pytest.skip("redis-server is missing (.ci/peers.sh installs it)")
-        self.binary = binary
-        self.directory = directory
-        self.aof = aof
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start it and wait until it answers PING (after loading its AOF)."""
-        command = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.directory), "--save", "", "--daemonize", "no",
-            "--appendonly", "yes" if self.aof else "no", "--appendfsync", "always",
-        ]
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (the child has its copy)
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0)
-        deadline = time.monotonic() + TIMEOUT
-        try:
-            while True:
-                assert self.process.poll() is None, (self.directory / "redis.log").read_text()
-                try:
-                    if client.ping():
-                        return
-                except redis.exceptions.RedisError:
-                    pass
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """SIGTERM (Redis shuts down cleanly), SIGKILL if it does not exit."""
-        if self.process is not None:
-            stop(self.process, 10.0)
-            self.process = None
-
-    def crash(self) -> None:
-        """SIGKILL: no shutdown, nothing written at exit."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def client(self) -> Any:
-        """A new asyncio client on its own connection pool."""
-        return redis.asyncio.Redis.from_url(self.url, socket_timeout=2.0)
 
 
 class SyncView:
@@ -485,16 +414,8 @@ def test_now_going_backwards_is_refused(harness: Harness) -> None:
 
 # -- what only a log in another server meets -------------------------------------------------
 
-
-@pytest.fixture(params=[False, True], ids=["no-persistence", "aof"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server without persistence, and one with AOF (``appendfsync always``)."""
-    made = RedisServer(tmp_path, aof=request.param)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+#: A redis-server without persistence, and one with AOF.
+server = redis_support.server
 
 
 def test_a_restart_keeps_the_epoch_with_aof_and_starts_a_new_one_without(

@@ -15,11 +15,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sse_core import Event, InvalidFieldError, RemoteProtocolError, serialize
+from sse_core import Event, InvalidFieldError, LocalProtocolError, RemoteProtocolError, serialize
 from sse_core._stream_log import (
     START,
+    CreateLog,
+    Follower,
+    ReadRows,
     StreamId,
+    StreamMirror,
+    WaitRows,
     appended,
+    covers,
     entry_fields,
     log_id,
     oldest_of,
@@ -66,6 +72,13 @@ class Store:
         ]
 
 
+def assert_same_kind(ours: Any, theirs: Any, claimed: str) -> None:
+    """Two answers to a resume from ``claimed`` are of one kind (with one number missed)."""
+    assert type(ours) is type(theirs), (claimed, ours, theirs)
+    if isinstance(ours, TooOld):
+        assert isinstance(theirs, TooOld) and ours.missed == theirs.missed
+
+
 @given(
     max_events=st.integers(min_value=1, max_value=6),
     appends=st.integers(min_value=0, max_value=12),
@@ -86,9 +99,7 @@ def test_verdicts_match_the_in_memory_log(max_events: int, appends: int, count: 
         assert isinstance(start, StreamId)
         ours = verdict(stream_id, store.read(start, count + 1), None, count)
         theirs = memory.resume(memory_id, 1.0)
-        assert type(ours) is type(theirs), (stream_id, ours, theirs)
-        if isinstance(ours, TooOld):
-            assert isinstance(theirs, TooOld) and ours.missed == theirs.missed
+        assert_same_kind(ours, theirs, stream_id)
         if isinstance(ours, Replay):
             assert isinstance(theirs, Replay)
             data = [stored.event.data for stored in theirs.events]
@@ -254,3 +265,165 @@ def test_replies_as_text_read_as_replies_as_bytes() -> None:
         reply = store.read(start, 11)
         assert verdict(client_id, as_text(reply), None, 10) == verdict(client_id, reply, None, 10)
     assert appended(["e", "1-2"]) == appended([b"e", b"1-2"]) == ("e", StreamId(1, 2))
+
+
+# -- the live tail: Follower and StreamMirror --------------------------------------------
+
+
+class EpochStore(Store):
+    """A :class:`Store` that can be wiped (a new epoch) or deleted (no log at all)."""
+
+    def __init__(self, max_events: int) -> None:
+        super().__init__(max_events)
+        self.epoch = EPOCH
+        self.exists = True
+        self.created = 0  # logs created by CreateLog
+
+    def wipe(self, epoch: str) -> None:
+        self.rows, self.last, self.epoch, self.exists = [], START, epoch, True
+
+    def read_from(self, start: str, count: int) -> list[Any]:
+        """The READ script's reply to a :class:`ReadRows`."""
+        if not self.exists:
+            return []
+        after = None if start == "-" else parse_stream_id(start[1:])
+        reply = self.read(after, count)
+        reply[0] = self.epoch.encode()
+        return reply
+
+
+def follow(follower: Follower, mirror: StreamMirror, store: EpochStore, now: float) -> list[str]:
+    """Carry out the follower's requests against ``store`` until it would wait; apply each
+    step to ``mirror`` as the server does; return the gaps reported."""
+    gaps = []
+    has_waited = False
+    for _ in range(1000):
+        request = follower.next_request()
+        if isinstance(request, WaitRows):
+            # XREAD BLOCK returns when rows come after the id, or at its timeout: both wake
+            # the follower, which reads again (and sees a wiped or deleted log).
+            if has_waited and not any(row[0] > request.after for row in store.rows):
+                return gaps
+            has_waited = True
+            follower.on_woken()
+            continue
+        if isinstance(request, CreateLog):
+            store.wipe(f"new{store.created}")
+            store.created += 1
+            follower.on_created()
+            continue
+        step = follower.on_read(store.read_from(request.start, request.count))
+        if step.restart is not None:
+            mirror.restart(*step.restart)
+        if step.gap is not None:
+            gaps.append(step.gap)
+        for stored in step.events:
+            mirror.append(stored.event, now)
+    raise AssertionError("the follower never waits")
+
+
+@given(
+    max_events=st.integers(min_value=1, max_value=5),
+    count=st.integers(min_value=1, max_value=4),
+    plan=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=12),
+)
+def test_a_mirror_fed_by_the_follower_answers_every_resume_as_the_store(
+    max_events: int, count: int, plan: list[int]
+) -> None:
+    """Appends in bursts (some longer than the retention: the tail finds them trimmed) with
+    the tail catching up after each: the follower hands over every event the store still
+    has, in order, once, reports ``trimmed`` exactly when events went before it read them,
+    and the mirror answers every resume (start, each id issued, a forged one) as the store's
+    own verdict does."""
+    store = EpochStore(max_events)
+    follower, mirror = Follower(read_count=count), StreamMirror(ReplayConfig(max_events=max_events))
+    issued = [log_id(EPOCH, START)]
+    follow(follower, mirror, store, 1.0)
+    handed: list[int] = []
+    for burst in plan:
+        before = store.last.n
+        for i in range(burst):
+            issued.append(log_id(EPOCH, store.append(f"e{before + i}", 1000 + before + i)))
+        gaps = follow(follower, mirror, store, 1.0)
+        assert gaps == (["trimmed"] if burst > max_events else [])
+        assert mirror.position == log_id(EPOCH, store.last)
+        kept = [parse_log_id(s.id)[1].n for s in mirror.events()]  # type: ignore[index]
+        assert kept == [row[0].n for row in store.rows]
+        handed += kept[len(kept) - min(burst, len(kept)):] if burst else []
+        for claimed in [*issued, log_id(EPOCH, StreamId(5, 2)), "x-1-1"]:
+            start = read_start(claimed)
+            theirs = (
+                start if isinstance(start, UnknownId)
+                else verdict(claimed, store.read(start, 101), None, 100)
+            )
+            ours = mirror.resume(claimed, 1.0)
+            assert_same_kind(ours, theirs, claimed)
+            if isinstance(ours, Replay):
+                assert isinstance(theirs, Replay)
+                assert [s.id for s in ours.events] == [s.id for s in theirs.events]
+    assert handed == sorted(set(handed))
+
+
+def test_the_follower_reports_a_new_epoch_and_a_deleted_log_and_reloads() -> None:
+    """A wiped store (new epoch) and a deleted log are gaps: the follower reads the log
+    again from its start and the step restarts the mirror in the new epoch; the first load
+    of a log is no gap; a missing log is created."""
+    store = EpochStore(10)
+    store.exists = False
+    follower, mirror = Follower(read_count=2), StreamMirror()
+    assert not mirror.is_loaded
+    assert follow(follower, mirror, store, 1.0) == []  # created, loaded: no gap
+    assert mirror.epoch == "new0" and mirror.position == "new0-0-0"
+    ids = [log_id(store.epoch, store.append(f"e{i}", 1000 + i)) for i in range(3)]
+    assert follow(follower, mirror, store, 1.0) == []
+    assert mirror.position == ids[-1]
+    store.wipe("other")
+    store.append("x", 5)
+    assert follow(follower, mirror, store, 2.0) == ["epoch"]
+    assert mirror.epoch == "other" and [s.event.data for s in mirror.events()] == ["x"]
+    assert mirror.resume(ids[-1], 2.0) == UnknownId(last_event_id=ids[-1])
+    store.exists = False
+    assert follow(follower, mirror, store, 3.0) == ["deleted"]
+    assert mirror.epoch == "new1" and len(mirror) == 0
+
+
+def test_the_follower_waits_when_up_to_date_and_reads_again_when_woken() -> None:
+    """Up to date, the follower asks to wait after its last id; woken (rows came, or the
+    wait timed out) it reads again from there; a failed request is simply asked again."""
+    store = EpochStore(10)
+    follower, mirror = Follower(read_count=5), StreamMirror()
+    follow(follower, mirror, store, 1.0)
+    at = store.append("a", 1000)
+    follow(follower, mirror, store, 1.0)
+    assert follower.next_request() == WaitRows(at)
+    assert follower.next_request() == WaitRows(at)  # nothing moves without an answer
+    follower.on_woken()
+    assert follower.next_request() == ReadRows(f"({at}", 5)
+
+
+def test_the_mirror_refuses_what_the_store_would_not_give_and_waits_for_newer_ids() -> None:
+    """The mirror takes only ids of its epoch, each after the last; before a load it has no
+    position; an id newer than what it saw (or of another epoch) is one to wait for."""
+    mirror = StreamMirror()
+    with pytest.raises(LocalProtocolError):
+        _ = mirror.position
+    assert mirror.is_behind(log_id(EPOCH, StreamId(1, 1)))
+    mirror.restart(EPOCH, START)
+    first = stored_event(EPOCH, StreamId(10, 1), "message", "a")
+    mirror.append(first.event, 1.0)
+    with pytest.raises(InvalidFieldError):
+        mirror.append(first.event, 1.0)  # not after the last
+    with pytest.raises(InvalidFieldError):
+        mirror.append(stored_event("beef", StreamId(11, 2), "message", "b").event, 1.0)
+    with pytest.raises(InvalidFieldError):
+        mirror.append(Event(data="no id"), 1.0)
+    with pytest.raises(InvalidFieldError):
+        mirror.restart("has-dash", None)
+    assert not mirror.is_behind(first.id)
+    assert not mirror.is_behind("not an id of this form")
+    assert mirror.is_behind(log_id(EPOCH, StreamId(10, 2)))
+    assert mirror.is_behind(log_id("beef", StreamId(10, 1)))
+    assert covers(log_id(EPOCH, StreamId(10, 2)), log_id(EPOCH, StreamId(10, 2)))
+    assert not covers(log_id(EPOCH, StreamId(10, 2)), log_id(EPOCH, StreamId(10, 3)))
+    assert not covers(log_id("beef", StreamId(10, 2)), log_id(EPOCH, StreamId(10, 1)))
+    assert not covers("junk", log_id(EPOCH, StreamId(10, 1)))
