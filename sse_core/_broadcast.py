@@ -194,6 +194,39 @@ class Subscriber(MonotonicNow):
             actions.append(Send(data=session._encode(b"".join(pending))))
         return actions
 
+    def take_bytes(self, now: float | None = None) -> list[bytes] | None:
+        """The stream bytes queued since the last take, as the body needs them, when the
+        queue holds nothing else; else ``None`` (call :meth:`take`).
+
+        This is :meth:`take` without the actions, for the fan-out's hot path. Uncompressed,
+        the pieces are the very bytes objects that :meth:`Broadcaster.publish` queued for
+        every subscriber (and heartbeats), in order: an adapter that frames a piece once
+        (the HTTP/1.1 chunk) can hand the same frame to every client. Compressed (gzip),
+        they are this client's compressor's output, one piece. The session's
+        :attr:`~sse_core.ServerSession.bytes_sent` counts them as :meth:`take` does.
+
+        Args:
+            now: The current monotonic time; by default the latest time the subscriber saw.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        if now is not None:
+            self._take_now(now)
+        items = self._items
+        # Only published events and heartbeats are queued once the head and first bytes are
+        # taken, until a drop (Disconnect) or a close (_CLOSE) is queued.
+        if not items or self._initial or self._is_closing or self._dropped_reason is not None:
+            return None
+        self._items = []
+        session = self.session
+        if session._compressor is None:
+            session._bytes_sent += self._queued_bytes
+            self._queued_bytes = 0
+            return items  # type: ignore[return-value]
+        self._queued_bytes = 0
+        return [session._encode(b"".join(items))]  # type: ignore[arg-type]
+
     def poll(self, now: float) -> bool:
         """Queue a heartbeat if one is due, and let go of a replay past its time (call at
         :meth:`next_deadline`).
@@ -324,6 +357,16 @@ class Poller(MonotonicNow):
             self._take_now(now)
         answer, self._answer = self._answer, []
         return answer
+
+    def take_bytes(self, now: float | None = None) -> None:
+        """Always ``None``: a poll's answer is actions, taken with :meth:`take` (it reads
+        like :meth:`Subscriber.take_bytes`).
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        if now is not None:
+            self._read_now(now)
 
     def poll(self, now: float) -> bool:
         """Answer a hold that has run out (call at :meth:`next_deadline`).

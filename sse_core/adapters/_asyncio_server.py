@@ -127,9 +127,11 @@ class _StreamProtocol(asyncio.Protocol):
                         REPLAY_RECHECK_DELAY, self._flush_again
                     )
                 return
-            data, is_done = self._connection.respond(subscriber.take(now))
-            if data:
-                transport.write(data)
+            pieces, is_done = self._connection.take_from(subscriber, now)
+            if len(pieces) == 1:
+                transport.write(pieces[0])  # one send(), when the transport's buffer is empty
+            elif pieces:
+                transport.writelines(pieces)  # one sendmsg() from Python 3.12 on
             if is_done:
                 transport.close()
                 return

@@ -42,7 +42,9 @@ from .._actions import (
     Send,
     SendHead,
 )
+from .._broadcast import Poller, Subscriber
 from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
+from .._serializer import HEARTBEAT
 from .._validators import int_at_least, non_negative_int, positive_number
 
 __all__ = [
@@ -622,7 +624,13 @@ class ServerConnection:
         self._request: IncomingRequest | None = None
         self._refused: RequestRefused | None = None
         self._is_head_sent = False
-        self._is_chunked = False  # the stream's body goes out in chunks (HTTP/1.1)
+        # How the body goes out once the head is sent: in chunks (HTTP/1.1), as it is (HTTP/1.0,
+        # the end of the body is the connection's close), or else through h11 (a body with a
+        # Content-Length of its own). Both fast ways frame here; h11 checks the head.
+        self._is_body_open = False  # the head went out with a body to come, not ended yet
+        self._is_chunked = False
+        self._is_close_delimited = False
+        self._is_encoded = False  # Content-Encoding (gzip): every piece is this client's own
 
     @property
     def request(self) -> IncomingRequest | None:
@@ -720,6 +728,45 @@ class ServerConnection:
             parts.append(self._body_bytes(body))
         return b"".join(parts), is_done
 
+    def take_from(self, subscriber: Subscriber | Poller, now: float) -> tuple[list[bytes], bool]:
+        """Take what a broadcaster's subscriber (or poll) has queued, as response bytes.
+
+        The fan-out's hot path: once the head is out, the events and heartbeats queued for
+        a stream (:meth:`~sse_core.state.Subscriber.take_bytes`) are framed here without
+        h11: as they are for a close-delimited HTTP/1.0 body, as one chunk (RFC 9112
+        section 7.1) for HTTP/1.1. An uncompressed event is framed once for every
+        connection that takes it alone (a client that keeps up): the chunk is the same
+        bytes object for all of them. Anything else (the head, a replay step, the end) goes
+        through :meth:`respond`; either way the bytes are those :meth:`respond` would
+        write.
+
+        Args:
+            subscriber: The connection's subscriber or poll.
+            now: The current monotonic time.
+
+        Returns:
+            The pieces to write, in order (write them with one system call where the
+            platform can: ``writelines``, ``sendmsg``), and whether the connection must then
+            be closed.
+
+        Raises:
+            LocalProtocolError: no request was read.
+            ClockError: ``now`` is earlier than a previous ``now`` of the subscriber.
+        """
+        if self._is_body_open:
+            pieces = subscriber.take_bytes(now)
+            if pieces is not None:
+                if self._is_close_delimited:
+                    return pieces, False
+                if self._is_chunked and len(pieces) == 1:
+                    piece = pieces[0]
+                    chunk = _chunk_of(piece) if self._is_encoded else _shared_chunk_of(piece)
+                    return [chunk], False
+                # Several events a client fell behind by: one chunk of its own.
+                return [self._body_bytes(pieces)], False
+        data, is_done = self.respond(subscriber.take(now))
+        return ([data] if data else []), is_done
+
     def respond_error(
         self, status: int, text: str, headers: Sequence[tuple[str, str]] = ()
     ) -> bytes:
@@ -768,20 +815,68 @@ class ServerConnection:
             status_code=action.status, headers=headers, reason=_reason(action.status)
         ))
         self._is_head_sent = True
+        self._is_body_open = self._h11.our_state is h11.SEND_BODY
+        # HTTP/1.0 with no length of its own: h11 would write the body as it is, ended by
+        # the close (RFC 9112 section 6.3, the last rule).
+        self._is_close_delimited = (
+            not self._is_chunked
+            and head.http_version == b"1.0"
+            and head.method != b"HEAD"
+            and action.status >= 200
+            and action.status not in (204, 304)
+            and not any(
+                name.lower() in ("content-length", "transfer-encoding") for name, _ in headers
+            )
+        )
+        self._is_encoded = any(name.lower() == "content-encoding" for name, _ in headers)
         return data
 
     def _body_bytes(self, body: list[bytes]) -> bytes:
         """One piece of the response body, framed (nothing before the head or after the
         end)."""
-        if self._h11.our_state is not h11.SEND_BODY:
+        if not self._is_body_open:
             return b""
         data = b"".join(body)
         if self._is_chunked:
-            return b"%x\r\n%b\r\n" % (len(data), data)
+            return _chunk_of(data) if self._is_encoded else _shared_chunk_of(data)
+        if self._is_close_delimited:
+            return data
         return self._send(h11.Data(data=data))
 
     def _send(self, event: h11.Event) -> bytes:
         try:
-            return self._h11.send(event) or b""
+            data = self._h11.send(event) or b""
         except h11.LocalProtocolError as error:
+            self._is_body_open = False
             raise LocalProtocolError(f"cannot send {type(event).__name__}: {error}") from error
+        if type(event) is h11.EndOfMessage:
+            self._is_body_open = False
+        return data
+
+
+def _chunk_of(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body (RFC 9112 section 7.1); nothing for no data
+    (an empty chunk would end the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+# The last bytes object framed by _shared_chunk_of, and its chunk. A publish hands the same
+# bytes object to every stream that is keeping up, so one framing serves them all: a hit is one
+# identity comparison (the memo holds a reference, so the object cannot be another one with
+# its id). Heartbeats, the other bytes many streams share, have their chunk made once.
+_last_chunk: tuple[bytes, bytes] = (b"", b"")
+_HEARTBEAT_CHUNK = _chunk_of(HEARTBEAT)
+
+
+def _shared_chunk_of(data: bytes) -> bytes:
+    """:func:`_chunk_of` for bytes many connections send (published events): the same
+    chunk object for the same ``data`` object, framed once."""
+    global _last_chunk
+    last = _last_chunk  # one read: another thread's server may replace it meanwhile
+    if last[0] is data:
+        return last[1]
+    if data is HEARTBEAT:
+        return _HEARTBEAT_CHUNK
+    chunk = _chunk_of(data)
+    _last_chunk = (data, chunk)
+    return chunk

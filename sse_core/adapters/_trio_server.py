@@ -350,7 +350,9 @@ class EventStreamServer(ServerBase):
                         await trio.sleep(REPLAY_RECHECK_DELAY)
                         subscriber.poll(self._clock())
                         continue
-                    data, is_done = http.respond(subscriber.take(self._clock()))
+                    pieces, is_done = http.take_from(subscriber, self._clock())
+                    # Several pieces (a client that fell behind) go out in one send().
+                    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
                     if data:
                         connection.is_sending = True
                         replay_deadline = subscriber.replay_deadline
