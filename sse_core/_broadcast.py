@@ -82,6 +82,7 @@ class Subscriber(MonotonicNow):
         "_max_queued_bytes",
         "_queued_bytes",
         "_replay_deadline",
+        "_sent_at",
         "session",
     )
 
@@ -103,6 +104,9 @@ class Subscriber(MonotonicNow):
         self._dropped_reason: str | None = None
         self._is_closing = False
         self._replay_deadline: float | None = None  # set while holding a replay slot
+        # When stream bytes were last queued, not told to the session yet: its heartbeat
+        # learns it when asked about (poll, next_deadline, take), not once per publish.
+        self._sent_at: float | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -167,6 +171,7 @@ class Subscriber(MonotonicNow):
         """
         if now is not None:
             self._take_now(now)
+        self._settle()
         session = self.session
         at = session._latest_now if now is None else now
         items, self._items = self._items, []
@@ -238,6 +243,7 @@ class Subscriber(MonotonicNow):
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._take_now(now)
+        self._settle()
         if self.is_closed:
             return False
         deadline = self._replay_deadline
@@ -258,6 +264,7 @@ class Subscriber(MonotonicNow):
         """When :meth:`poll` should be called next, or ``None``."""
         if self._is_closing:
             return None
+        self._settle()
         deadline = self.session.next_deadline()
         if self._replay_deadline is not None and self.session.is_replaying:
             if deadline is None or self._replay_deadline < deadline:
@@ -276,8 +283,16 @@ class Subscriber(MonotonicNow):
             return True
         self._items.append(data)
         self._queued_bytes += size
-        self.session._mark_sent(now)
+        self._sent_at = now
         return True
+
+    def _settle(self) -> None:
+        """Tell the session when stream bytes were last queued (its heartbeat waits from
+        then)."""
+        at = self._sent_at
+        if at is not None:
+            self._sent_at = None
+            self.session._mark_sent(at)
 
     def _close(self) -> None:
         if not self.is_closed:
@@ -669,12 +684,22 @@ class Broadcaster(MonotonicNow):
         stored = self._log.append(event, now)
         self._published += 1
         encoded = stamp + stored.encoded if stamp else stored.encoded
+        size = len(encoded)
+        streaming = ServerState.STREAMING
+        # Subscriber._push, inlined: this loop runs once per client per event.
         for subscriber in self._subscribers.values():
+            if subscriber._is_closing:
+                continue
             session = subscriber.session
-            if subscriber._is_closing or session.is_replaying:
-                continue  # closing, or replaying: the replay reads it from the log
-            if session.state is ServerState.STREAMING:
-                subscriber._push(encoded, now)
+            if session._cursor is not None or session._state is not streaming:
+                continue  # replaying (the replay reads it from the log), or not streaming
+            queued = subscriber._queued_bytes + size
+            if queued > subscriber._max_queued_bytes:
+                subscriber._push(encoded, now)  # drops it
+            else:
+                subscriber._items.append(encoded)
+                subscriber._queued_bytes = queued
+                subscriber._sent_at = now
         for poller in self._pollers.values():
             if poller.is_holding:
                 poller._answer += poller.session.on_published(now)

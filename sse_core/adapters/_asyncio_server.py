@@ -102,8 +102,9 @@ class _StreamProtocol(asyncio.Protocol):
 
     # the server's side
 
-    def flush(self) -> None:
-        """Write what the subscriber's queue holds, unless the socket is full."""
+    def flush(self, now: float | None = None) -> None:
+        """Write what the subscriber's queue holds, unless the socket is full (``now``: the
+        clock read once for a whole publish)."""
         subscriber, transport = self.subscriber, self._transport
         if subscriber is None or transport is None:
             return
@@ -116,7 +117,8 @@ class _StreamProtocol(asyncio.Protocol):
                 transport.write(data)
             self.let_go()
             return
-        now = self._server._clock()
+        if now is None:
+            now = self._server._clock()
         # Until the socket pushes back (pause_writing() runs inside write()): a long replay
         # comes one step per take(), read from the log only as fast as the client reads --
         # its next step waits while the kernel still holds a step the client has not read.
@@ -253,8 +255,9 @@ class EventStreamServer(ServerBase):
         stored = self._append(event)
         # Only the streams whose socket takes bytes are written to; the others are written
         # when it does again (resume_writing), unless they were dropped meanwhile.
+        now = self._clock()
         for protocol in list(self._writable):
-            protocol.flush()
+            protocol.flush(now)
         dropped = broadcaster.dropped
         if dropped != self._dropped_seen:  # someone fell behind: let it go
             self._dropped_seen = dropped
