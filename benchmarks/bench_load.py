@@ -20,6 +20,8 @@ bytes at ``--rate`` per second, and measure
 ``--baseline DIR`` runs sse_core a second time from the source tree ``DIR`` (a checkout
 of an earlier commit, its C accelerator built or copied in): before and after in one run.
 ``--profile PATH`` writes a cProfile of the (current) sse_core server's publishing phase.
+``--repeat N`` runs N rounds, the servers interleaved, and reports each figure's median:
+on a shared machine the load moves between runs.
 
 The clients all live in this process: raw sockets speaking HTTP/1.1 (``--http 1.0``: a
 close-delimited body instead of chunks), a small chunk decoder and sse_core's parser. Every
@@ -443,6 +445,22 @@ async def run_one(
     }
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over several runs of one server."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _print_result(name: str, result: dict[str, float]) -> None:
+    print(
+        f"{name:18s} delivered {result['delivered']:.0f}/{result['expected']:.0f}"
+        f"  mem/idle conn {result['mem_per_conn_kib']:.1f} KiB"
+        f"  CPU/1000 deliveries {result['cpu_ms_per_1000']:.2f} ms"
+        f" (user {result['user_ms_per_1000']:.2f} + sys {result['sys_ms_per_1000']:.2f})"
+        f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms",
+        flush=True,
+    )
+
+
 def _raise_fd_limit() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -462,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run sse_core from this source tree (before/after)")
     parser.add_argument("--profile", metavar="PATH",
                         help="cProfile the sse_core server's publishing into PATH")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds (servers interleaved); the medians are reported")
     parser.add_argument("--json", metavar="PATH", help="write the results to PATH as JSON")
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -489,22 +509,23 @@ def main(argv: list[str] | None = None) -> int:
         f" at {args.rate:g}/s, loopback, {os.cpu_count()} cores,"
         f" load {os.getloadavg()[0]:.1f}\n"
     )
-    results = {}
-    for name in names:
-        result = asyncio.run(run_one(
-            name, args.clients, args.events, args.rate, args.size, http=args.http,
-            source=args.baseline.resolve() if name == BASELINE else None,
-            profile=args.profile,
-        ))
-        results[name] = result
-        print(
-            f"{name:18s} delivered {result['delivered']}/{result['expected']}"
-            f"  mem/idle conn {result['mem_per_conn_kib']:.1f} KiB"
-            f"  CPU/1000 deliveries {result['cpu_ms_per_1000']:.2f} ms"
-            f" (user {result['user_ms_per_1000']:.2f} + sys {result['sys_ms_per_1000']:.2f})"
-            f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms",
-            flush=True,
-        )
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for round_number in range(args.repeat):
+        if args.repeat > 1:
+            print(f"round {round_number + 1} of {args.repeat}", flush=True)
+        for name in names:  # interleaved: a change in the machine's load hits all alike
+            result = asyncio.run(run_one(
+                name, args.clients, args.events, args.rate, args.size, http=args.http,
+                source=args.baseline.resolve() if name == BASELINE else None,
+                profile=args.profile,
+            ))
+            rounds[name].append(result)
+            _print_result(name, result)
+    results = {name: _median(runs) for name, runs in rounds.items()}
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} rounds")
+        for name, result in results.items():
+            _print_result(name, result)
     if "sse_core" in results:
         ours = results["sse_core"]
         print()

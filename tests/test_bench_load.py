@@ -72,9 +72,10 @@ def test_the_command_line_runs_before_and_after_and_writes_its_figures(
     out, profile = tmp_path / "load.json", tmp_path / "serve.prof"
     assert bench_load.main([
         "--clients", "3", "--events", "2", "--rate", "50", "--servers", "sse_core",
-        "--baseline", str(ROOT), "--json", str(out), "--profile", str(profile),
+        "--baseline", str(ROOT), "--json", str(out), "--profile", str(profile), "--repeat", "2",
     ]) == 0
-    assert "sse_core@baseline / sse_core:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "sse_core@baseline / sse_core:" in printed and "medians of 2 rounds" in printed
     results = json.loads(out.read_text())
     assert set(results) == {"sse_core", bench_load.BASELINE}
     assert all(r["delivered"] == 6 for r in results.values())
