@@ -15,7 +15,9 @@ bytes at ``--rate`` per second, and measure
   broadcasts, user and system apart (system is mostly the kernel's TCP: on loopback it
   carries the receiving side's work too);
 - latency from publish to receipt, p50 and p99 (each event carries its publish time on the
-  shared monotonic clock).
+  shared monotonic clock), and how long one publish call takes (the median): the fan-out's
+  own part of it, since a publish writes to every socket that takes bytes before it returns
+  (sse-starlette's only queues: its writes come later, in each stream's task).
 
 ``--baseline DIR`` runs sse_core a second time from the source tree ``DIR`` (a checkout
 of an earlier commit, its C accelerator built or copied in): before and after in one run.
@@ -92,13 +94,20 @@ async def _command_loop(
             started = time.monotonic()
             if profile is not None:
                 profile.enable()
+            durations, cpu_durations = [], []
             for n in range(count):
                 due = started + n / rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                publish(f"{time.monotonic():.6f} {n} " + "x" * size)
+                now, cpu = time.monotonic(), time.thread_time()
+                publish(f"{now:.6f} {n} " + "x" * size)
+                durations.append(time.monotonic() - now)
+                cpu_durations.append(time.thread_time() - cpu)
             if profile is not None:
                 profile.disable()
-            print(json.dumps({"published": count}), flush=True)
+            print(json.dumps({
+                "published": count, "publish_s": statistics.median(durations),
+                "publish_cpu_s": statistics.median(cpu_durations),
+            }), flush=True)
 
 
 async def _serve_sse_core(profile_path: str | None) -> None:
@@ -415,7 +424,7 @@ async def run_one(
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
         # The "published" line came first; drain it, then the final stats.
-        await asyncio.get_running_loop().run_in_executor(None, server.read)
+        published = await asyncio.get_running_loop().run_in_executor(None, server.read)
         after = server.stats()
     finally:
         for protocol in protocols:
@@ -439,6 +448,8 @@ async def run_one(
         "cpu_ms_per_1000": user + system,
         "user_ms_per_1000": user,
         "sys_ms_per_1000": system,
+        "publish_ms": published["publish_s"] * 1000,
+        "publish_cpu_ms": published["publish_cpu_s"] * 1000,
         "p50_ms": quantile(0.50) * 1000,
         "p99_ms": quantile(0.99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
@@ -456,6 +467,7 @@ def _print_result(name: str, result: dict[str, float]) -> None:
         f"  mem/idle conn {result['mem_per_conn_kib']:.1f} KiB"
         f"  CPU/1000 deliveries {result['cpu_ms_per_1000']:.2f} ms"
         f" (user {result['user_ms_per_1000']:.2f} + sys {result['sys_ms_per_1000']:.2f})"
+        f"  publish() {result['publish_ms']:.1f} ms (CPU {result['publish_cpu_ms']:.1f})"
         f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms",
         flush=True,
     )

@@ -30,6 +30,17 @@ __all__ = ["EventStreamServer"]
 class _StreamProtocol(asyncio.Protocol):
     """One client connection of an :class:`EventStreamServer`."""
 
+    __slots__ = (
+        "_connection",
+        "_is_paused",
+        "_recheck",
+        "_server",
+        "_sock",
+        "_timer",
+        "_transport",
+        "subscriber",
+    )
+
     def __init__(self, server: EventStreamServer) -> None:
         self._server = server
         self._connection = ServerConnection()
@@ -76,12 +87,12 @@ class _StreamProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._is_paused = True
-        self._server._writable.discard(self)
+        self._server._writable.pop(self, None)
 
     def resume_writing(self) -> None:
         self._is_paused = False
         if self.subscriber is not None:
-            self._server._writable.add(self)
+            self._server._writable[self] = None
         # Not now: asyncio calls this from inside its write callback, which ends by
         # finishing a close itself -- closing the transport here would finish it twice
         # (``_call_connection_lost`` on a transport already torn down: AttributeError).
@@ -89,7 +100,7 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._protocols.discard(self)
-        self._server._writable.discard(self)
+        self._server._writable.pop(self, None)
         if self.subscriber is not None:
             self._server._unsubscribe(self.subscriber)
         if self._timer is not None:
@@ -170,7 +181,7 @@ class _StreamProtocol(asyncio.Protocol):
             return
         self.subscriber = server._subscribe(request.target, request.headers, server._clock(), key)
         if not self._is_paused:
-            server._writable.add(self)
+            server._writable[self] = None
         self.flush()
         self._arm()
 
@@ -223,8 +234,10 @@ class EventStreamServer(ServerBase):
 
     def _setup(self) -> None:
         self._protocols: set[_StreamProtocol] = set()
-        # Streams whose transport takes bytes: the ones a publish writes to.
-        self._writable: set[_StreamProtocol] = set()
+        # Streams whose transport takes bytes: the ones a publish writes to, in the order
+        # they came (a dict: a set's order is by hash, and writing to sockets in the order
+        # the kernel made them costs measurably less system time with thousands of them).
+        self._writable: dict[_StreamProtocol, None] = {}
         self._server: asyncio.Server | None = None
         self._dropped_seen = 0  # broadcaster.dropped at the last publish
 

@@ -612,6 +612,20 @@ class ServerConnection:
         InvalidConfigError: a bad argument.
     """
 
+    __slots__ = (
+        "_body",
+        "_h11",
+        "_head",
+        "_is_body_open",
+        "_is_chunked",
+        "_is_close_delimited",
+        "_is_encoded",
+        "_is_head_sent",
+        "_max_body_size",
+        "_refused",
+        "_request",
+    )
+
     def __init__(self, *, max_head_size: int = 16 * 1024, max_body_size: int = 64 * 1024) -> None:
         if type(max_head_size) is not int or max_head_size < 1024:
             raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
