@@ -104,7 +104,8 @@ class EventStreamServer(ServerBase):
         return trio.current_time()
 
     def _setup(self) -> None:
-        self._connections: set[_Connection] = set()
+        # In the order they came (a publish wakes them so; see the asyncio server).
+        self._connections: dict[_Connection, None] = {}
         self._listeners: list[trio.SocketListener] = []
         self._address: tuple[str, int] | None = None
         self._nursery: trio.Nursery | None = None
@@ -261,7 +262,7 @@ class EventStreamServer(ServerBase):
         if ssl_context is not None:
             stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
         connection = _Connection()
-        self._connections.add(connection)
+        self._connections[connection] = None
         try:
             with connection.scope:
                 if self._is_closing:
@@ -283,7 +284,7 @@ class EventStreamServer(ServerBase):
         except TRANSPORT_ERRORS:
             pass  # the client went away, or the TLS handshake failed
         finally:
-            self._connections.discard(connection)
+            self._connections.pop(connection, None)
             if connection.subscriber is not None:
                 self._unsubscribe(connection.subscriber)
             close_now(stream, is_reset=connection.is_let_go)
