@@ -631,7 +631,11 @@ class ServerConnection:
             raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
         if type(max_body_size) is not int or max_body_size < 0:
             raise InvalidConfigError(f"max_body_size must be an int >= 0, got {max_body_size!r}")
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
+        # Let go of once a chunked or close-delimited body begins (its framing is ours from
+        # there on: RFC 9112 sections 7.1 and 6.3), so that an idle stream keeps less memory.
+        self._h11: h11.Connection | None = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=max_head_size
+        )
         self._max_body_size = max_body_size
         self._head: h11.Request | None = None
         self._body = bytearray()
@@ -674,6 +678,7 @@ class ServerConnection:
 
     def _read(self, data: bytes) -> IncomingRequest | None:
         connection = self._h11
+        assert connection is not None  # let go of only once a request was read
         try:
             connection.receive_data(data)
             while True:
@@ -717,7 +722,6 @@ class ServerConnection:
         """
         if self._request is None:
             raise LocalProtocolError("respond() before the request was read")
-        connection = self._h11
         parts: list[bytes] = []
         body: list[bytes] = []  # a run of Send data, written as one chunk
         is_done = False
@@ -732,8 +736,7 @@ class ServerConnection:
             if isinstance(action, SendHead):
                 parts.append(self._send_head(action))
             elif isinstance(action, Disconnect):
-                if connection.our_state is h11.SEND_BODY:
-                    parts.append(self._send(h11.EndOfMessage()))
+                parts.append(self._end())
                 is_done = True
                 break
             else:
@@ -791,7 +794,12 @@ class ServerConnection:
         Raises:
             LocalProtocolError: h11 refuses the status or a header field.
         """
-        if self._is_head_sent or self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        connection = self._h11
+        if (
+            self._is_head_sent
+            or connection is None
+            or connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+        ):
             return b""
         body = text.encode("utf-8")
         fields = [
@@ -808,8 +816,9 @@ class ServerConnection:
         return b"".join([head, self._send(h11.Data(data=body)), self._send(h11.EndOfMessage())])
 
     def _send_head(self, action: SendHead) -> bytes:
-        head = self._head
-        assert head is not None
+        head, connection = self._head, self._h11
+        if self._is_head_sent or head is None or connection is None:
+            raise LocalProtocolError("cannot send Response: the response head was sent already")
         headers = list(action.headers)
         # The body is chunked when h11 would choose it (HTTP/1.1, a response with a body
         # and no framing of its own); saying so in the head pins h11 to it, and the chunks
@@ -829,7 +838,7 @@ class ServerConnection:
             status_code=action.status, headers=headers, reason=_reason(action.status)
         ))
         self._is_head_sent = True
-        self._is_body_open = self._h11.our_state is h11.SEND_BODY
+        self._is_body_open = connection.our_state is h11.SEND_BODY
         # HTTP/1.0 with no length of its own: h11 would write the body as it is, ended by
         # the close (RFC 9112 section 6.3, the last rule).
         self._is_close_delimited = (
@@ -843,7 +852,20 @@ class ServerConnection:
             )
         )
         self._is_encoded = any(name.lower() == "content-encoding" for name, _ in headers)
+        self._head = None
+        if self._is_chunked or self._is_close_delimited:
+            self._h11 = None
         return data
+
+    def _end(self) -> bytes:
+        """The end of the body, if it is open: the last chunk (RFC 9112 section 7.1), nothing
+        for a close-delimited body (the close ends it), or what h11 writes."""
+        if not self._is_body_open:
+            return b""
+        if self._h11 is None:
+            self._is_body_open = False
+            return b"0\r\n\r\n" if self._is_chunked else b""
+        return self._send(h11.EndOfMessage())
 
     def _body_bytes(self, body: list[bytes]) -> bytes:
         """One piece of the response body, framed (nothing before the head or after the
@@ -858,8 +880,10 @@ class ServerConnection:
         return self._send(h11.Data(data=data))
 
     def _send(self, event: h11.Event) -> bytes:
+        connection = self._h11
+        assert connection is not None  # let go of only where the body's framing is ours
         try:
-            data = self._h11.send(event) or b""
+            data = connection.send(event) or b""
         except h11.LocalProtocolError as error:
             self._is_body_open = False
             raise LocalProtocolError(f"cannot send {type(event).__name__}: {error}") from error
