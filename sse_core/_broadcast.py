@@ -199,7 +199,7 @@ class Subscriber(MonotonicNow):
             actions.append(Send(data=session._encode(b"".join(pending))))
         return actions
 
-    def take_bytes(self, now: float | None = None) -> list[bytes] | None:
+    def take_bytes(self, now: float) -> list[bytes] | None:
         """The stream bytes queued since the last take, as the body needs them, when the
         queue holds nothing else; else ``None`` (call :meth:`take`).
 
@@ -211,13 +211,12 @@ class Subscriber(MonotonicNow):
         :attr:`~sse_core.ServerSession.bytes_sent` counts them as :meth:`take` does.
 
         Args:
-            now: The current monotonic time; by default the latest time the subscriber saw.
+            now: The current monotonic time (the hot path always has one at hand).
 
         Raises:
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        if now is not None:
-            self._take_now(now)
+        self._take_now(now)
         items = self._items
         # Only published events and heartbeats are queued once the head and first bytes are
         # taken, until a drop (Disconnect) or a close (_CLOSE) is queued.
@@ -373,15 +372,14 @@ class Poller(MonotonicNow):
         answer, self._answer = self._answer, []
         return answer
 
-    def take_bytes(self, now: float | None = None) -> None:
+    def take_bytes(self, now: float) -> None:
         """Always ``None``: a poll's answer is actions, taken with :meth:`take` (it reads
         like :meth:`Subscriber.take_bytes`).
 
         Raises:
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
-        if now is not None:
-            self._read_now(now)
+        self._read_now(now)
 
     def poll(self, now: float) -> bool:
         """Answer a hold that has run out (call at :meth:`next_deadline`).

@@ -227,7 +227,7 @@ def test_take_bytes_hands_every_subscriber_the_same_bytes_objects() -> None:
         assert len(pieces) == 2 and all(p is s.encoded for p, s in zip(pieces, stored, strict=True))
         assert sub.queued_bytes == 0 and not sub.has_pending
         assert sub.session.bytes_sent == before + sum(len(s.encoded) for s in stored)
-        assert sub.take_bytes() is None  # nothing queued
+        assert sub.take_bytes(now=1.0) is None  # nothing queued
     assert hub.metrics.bytes_sent == sum(sub.session.bytes_sent for sub in subs)
 
 
@@ -238,21 +238,21 @@ def test_take_bytes_leaves_everything_but_stream_bytes_to_take() -> None:
     hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=60)
     sub = hub.subscribe("/events", [], now=0.0)
     hub.publish(Event(data="a"), now=0.0)
-    assert sub.take_bytes() is None and sub.has_pending  # the head comes first
+    assert sub.take_bytes(now=0.0) is None and sub.has_pending  # the head comes first
     assert isinstance(sub.take()[0], SendHead)
     hub.publish(Event(data="x" * 80), now=1.0)  # past the bound: dropped
-    assert sub.is_dropped and sub.take_bytes() is None
+    assert sub.is_dropped and sub.take_bytes(now=1.0) is None
     assert isinstance(sub.take()[-1], Disconnect)
     other = hub.subscribe("/events", [], now=1.0)
     other.take()
     hub.publish(Event(data="b"), now=1.0)
     hub.close(now=2.0)
-    assert other.take_bytes() is None
+    assert other.take_bytes(now=2.0) is None
     actions = other.take()
     assert events_of(actions)[0].data == "b" and isinstance(actions[-1], Disconnect)
     replaying = filled_hub().subscribe("/events", [("Last-Event-ID", "0")], now=1.0)
     replaying.take(now=1.0)
-    assert replaying.is_replay_step_next and replaying.take_bytes() is None
+    assert replaying.is_replay_step_next and replaying.take_bytes(now=1.0) is None
 
 
 def test_take_bytes_compresses_for_a_gzip_subscriber() -> None:
@@ -266,12 +266,11 @@ def test_take_bytes_compresses_for_a_gzip_subscriber() -> None:
     plain.take()
     stored = [hub.publish(Event(data=f"z{i}"), now=1.0) for i in range(2)]
     before = zipped.session.bytes_sent
-    (piece,) = zipped.take_bytes() or [b""]
+    (piece,) = zipped.take_bytes(now=1.0) or [b""]
     assert inflater.decompress(piece) == stored[0].encoded + stored[1].encoded
     assert zipped.session.bytes_sent == before + len(piece)
-    assert [p is s.encoded for p, s in zip(plain.take_bytes() or [], stored, strict=True)] == [
-        True, True,
-    ]
+    shared = plain.take_bytes(now=1.0) or []
+    assert [p is s.encoded for p, s in zip(shared, stored, strict=True)] == [True, True]
 
 
 def test_take_bytes_of_a_poll_is_none() -> None:
@@ -758,7 +757,7 @@ class BroadcastMachine(RuleBasedStateMachine):
         """The hot path where it applies, take() where it does not: the same stream."""
         sub = connection.sub
         queued = sub.queued_bytes
-        pieces = sub.take_bytes()
+        pieces = sub.take_bytes(self.now)
         if pieces is None:
             connection.feed(sub.take())
             return
