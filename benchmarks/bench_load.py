@@ -1,21 +1,34 @@
 """Load benchmark: many concurrent SSE clients on loopback, one broadcast stream.
 
-    python -m benchmarks.bench_load --clients 10000 --events 40
+    python -m benchmarks.bench_load --clients 10000 --events 20
+    python -m benchmarks.bench_load --clients 2000 --baseline /tmp/before --servers sse_core
 
-For each server (sse_core's asyncio ``EventStreamServer``, and sse-starlette under uvicorn
-on the same workload), in its own process: connect ``--clients`` clients, publish
-``--events`` events of about ``--size`` bytes at ``--rate`` per second, and measure
+For each server, in its own process -- sse_core's asyncio ``EventStreamServer``,
+sse-starlette under uvicorn on the same workload, and (``asyncio-floor``, on request) the
+least an asyncio server can do: one ``transport.write`` of one prebuilt chunk per client
+per event -- connect ``--clients`` clients, publish ``--events`` events of about ``--size``
+bytes at ``--rate`` per second, and measure
 
-- memory per connection: the server's RSS growth from idle to all connected, divided by
-  the number of clients;
-- CPU per 1,000 events fanned out: the server process's CPU time (user + system) while it
-  broadcasts, per 1,000 deliveries (events x clients);
+- memory per idle connection: the server's RSS growth from before the clients to all of
+  them connected and idle, divided by the number of clients;
+- CPU per 1,000 deliveries (events x clients): the server process's CPU time while it
+  broadcasts, user and system apart (system is mostly the kernel's TCP: on loopback it
+  carries the receiving side's work too);
 - latency from publish to receipt, p50 and p99 (each event carries its publish time on the
-  shared monotonic clock).
+  shared monotonic clock), and how long one publish call takes (the median): the fan-out's
+  own part of it, since a publish writes to every socket that takes bytes before it returns
+  (sse-starlette's only queues: its writes come later, in each stream's task).
 
-The clients all live in this process: raw sockets speaking HTTP/1.0 (so that neither server
-chunks the body) and sse_core's parser. Both servers face the same clients, so the client
-side's own cost weighs on both alike. Everything runs on 127.0.0.1 and stops by itself.
+``--baseline DIR`` runs sse_core a second time from the source tree ``DIR`` (a checkout
+of an earlier commit, its C accelerator built or copied in): before and after in one run.
+``--profile PATH`` writes a cProfile of the (current) sse_core server's publishing phase.
+``--repeat N`` runs N rounds, the servers interleaved, and reports each figure's median:
+on a shared machine the load moves between runs.
+
+The clients all live in this process: raw sockets speaking HTTP/1.1 (``--http 1.0``: a
+close-delimited body instead of chunks), a small chunk decoder and sse_core's parser. Every
+server faces the same clients, so the client side's own cost weighs on all alike.
+Everything runs on 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
 import resource
@@ -31,10 +45,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from sse_core import Event, Parser
 
-SERVERS = ("sse_core", "sse-starlette")
+SERVERS = ("sse_core", "sse-starlette", "asyncio-floor")
+DEFAULT_SERVERS = ("sse_core", "sse-starlette")
+BASELINE = "sse_core@baseline"
+_HERE = Path(__file__).resolve()
+_ROOT = _HERE.parent.parent
 
 
 # --- the servers (each runs in its own process: `--serve NAME`) ---------------------------
@@ -44,32 +63,54 @@ def _stats(subscribers: int) -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/statm") as statm:
         rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return {"rss": rss, "cpu": usage.ru_utime + usage.ru_stime, "subscribers": subscribers}
+    return {
+        "rss": rss,
+        "user": usage.ru_utime,
+        "sys": usage.ru_stime,
+        "subscribers": subscribers,
+    }
 
 
 async def _command_loop(
-    publish: Callable[[str], None], subscribers: Callable[[], int], port: int
+    publish: Callable[[str], None],
+    subscribers: Callable[[], int],
+    port: int,
+    profile_path: str | None = None,
 ) -> None:
     """Read commands on stdin: ``stats``, ``publish COUNT RATE SIZE``, ``quit``."""
     loop = asyncio.get_running_loop()
+    profile = cProfile.Profile() if profile_path else None
     print(json.dumps({"port": port}), flush=True)
     while True:
         line = (await loop.run_in_executor(None, sys.stdin.readline)).split()
         if not line or line[0] == "quit":
+            if profile is not None and profile_path:
+                profile.dump_stats(profile_path)
             return
         if line[0] == "stats":
             print(json.dumps(_stats(subscribers())), flush=True)
         elif line[0] == "publish":
             count, rate, size = int(line[1]), float(line[2]), int(line[3])
             started = time.monotonic()
+            if profile is not None:
+                profile.enable()
+            durations, cpu_durations = [], []
             for n in range(count):
                 due = started + n / rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                publish(f"{time.monotonic():.6f} {n} " + "x" * size)
-            print(json.dumps({"published": count}), flush=True)
+                now, cpu = time.monotonic(), time.thread_time()
+                publish(f"{now:.6f} {n} " + "x" * size)
+                durations.append(time.monotonic() - now)
+                cpu_durations.append(time.thread_time() - cpu)
+            if profile is not None:
+                profile.disable()
+            print(json.dumps({
+                "published": count, "publish_s": statistics.median(durations),
+                "publish_cpu_s": statistics.median(cpu_durations),
+            }), flush=True)
 
 
-async def _serve_sse_core() -> None:
+async def _serve_sse_core(profile_path: str | None) -> None:
     from sse_core import ServerConfig
     from sse_core.adapters.asyncio import EventStreamServer
     from sse_core.state import ReplayConfig, ReplayLog
@@ -84,6 +125,7 @@ async def _serve_sse_core() -> None:
             lambda data: server.publish(Event(data=data)),
             lambda: len(server.broadcaster),
             server.address[1],
+            profile_path,
         )
     finally:
         await server.aclose(grace=0.0)
@@ -138,11 +180,107 @@ async def _serve_sse_starlette() -> None:
         await asyncio.wait_for(task, 10)
 
 
+class _FloorProtocol(asyncio.Protocol):
+    """The floor's connection: read the request head, answer a fixed head, then only take
+    the writes of the publisher."""
+
+    def __init__(self, streams: dict[asyncio.Transport, bool]) -> None:
+        self._streams = streams
+        self._head = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None or self._transport in self._streams:
+            return
+        self._head += data
+        if b"\r\n\r\n" not in self._head:
+            return
+        is_chunked = b" HTTP/1.1\r\n" in self._head.split(b"\r\n\r\n", 1)[0]
+        framing = b"Transfer-Encoding: chunked" if is_chunked else b"Connection: close"
+        self._transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            + framing + b"\r\n\r\n"
+        )
+        self._streams[self._transport] = is_chunked
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._streams.pop(self._transport, None)
+
+
+async def _serve_floor() -> None:
+    """The least an asyncio server does per delivery: one write of bytes built once."""
+    streams: dict[asyncio.Transport, bool] = {}
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _FloorProtocol(streams), "127.0.0.1", 0, backlog=4096
+    )
+    counter = 0
+
+    def publish(data: str) -> None:
+        nonlocal counter
+        counter += 1
+        body = f"id: {counter}\ndata: {data}\n\n".encode()
+        chunk = b"%x\r\n%b\r\n" % (len(body), body)
+        for transport, is_chunked in streams.items():
+            transport.write(chunk if is_chunked else body)
+
+    try:
+        await _command_loop(publish, lambda: len(streams), server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for transport in list(streams):
+            transport.abort()
+
+
 # --- the clients ---------------------------------------------------------------------------
 
 
+class _Dechunker:
+    """A chunked body's data (RFC 9112 section 7.1), fed in pieces; chunk extensions and
+    trailers are not expected (no server here sends them)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data_left = 0  # bytes of the current chunk's data still to come
+        self._crlf_left = 0  # bytes of the CRLF after it
+        self.is_done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buffer, position, out = self._buffer + data, 0, []
+        while not self.is_done:
+            if self._data_left:
+                piece = buffer[position : position + self._data_left]
+                out.append(piece)
+                position += len(piece)
+                self._data_left -= len(piece)
+                if self._data_left:
+                    break
+                self._crlf_left = 2
+            if self._crlf_left:
+                skipped = min(self._crlf_left, len(buffer) - position)
+                position += skipped
+                self._crlf_left -= skipped
+                if self._crlf_left:
+                    break
+            end = buffer.find(b"\r\n", position)
+            if end < 0:
+                break
+            size = int(buffer[position:end].split(b";")[0], 16)
+            position = end + 2
+            if size == 0:
+                self.is_done = True
+            self._data_left = size
+        self._buffer = buffer[position:]
+        return b"".join(out)
+
+
 class _LoadClient(asyncio.Protocol):
-    """One raw client: sends an HTTP/1.0 request, parses the body, records latencies."""
+    """One raw client: sends its request, decodes the body, records latencies."""
 
     def __init__(self, request: bytes, latencies: list[float], done: Callable[[], None]) -> None:
         self._request = request
@@ -150,6 +288,7 @@ class _LoadClient(asyncio.Protocol):
         self._done = done
         self._parser = Parser()
         self._head = b""
+        self._dechunker: _Dechunker | None = None
         self.is_streaming = False
         self.received = 0
         self.transport: asyncio.Transport | None = None
@@ -165,9 +304,14 @@ class _LoadClient(asyncio.Protocol):
             end = self._head.find(b"\r\n\r\n")
             if end < 0:
                 return
+            head = self._head[:end].lower()
             data = self._head[end + 4 :]
             self._head = b""
             self.is_streaming = True
+            if b"\r\ntransfer-encoding: chunked" in head:
+                self._dechunker = _Dechunker()
+        if self._dechunker is not None:
+            data = self._dechunker.feed(data)
         now = time.monotonic()
         for item in self._parser.feed(data):
             if isinstance(item, Event) and item.data[:1].isdigit():
@@ -177,13 +321,13 @@ class _LoadClient(asyncio.Protocol):
 
 
 async def _connect_all(
-    port: int, count: int, latencies: list[float], done: Callable[[], None]
+    port: int, count: int, http: str, latencies: list[float], done: Callable[[], None]
 ) -> list[_LoadClient]:
     loop = asyncio.get_running_loop()
     request = (
-        b"GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-        b"Cache-Control: no-cache\r\n\r\n"
-    )
+        f"GET /events HTTP/{http}\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\n\r\n"
+    ).encode()
     clients: list[_LoadClient] = []
     batch = 250
     for start in range(0, count, batch):
@@ -198,10 +342,16 @@ async def _connect_all(
 
 
 class _Server:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, source: Path | None, profile: str | None) -> None:
+        serve = "sse_core" if name == BASELINE else name
+        command = [sys.executable, str(_HERE), "--serve", serve]
+        if profile and name == "sse_core":
+            command += ["--profile", profile]
+        # Run as a script, with the sse_core source tree to serve first on the path (a
+        # baseline's; the imports of this file itself are only the parser, for the clients).
+        env = {**os.environ, "PYTHONPATH": str(source if source is not None else _ROOT)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.bench_load", "--serve", name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
             # uvicorn's forced exit prints the cancelled streams' tracebacks: not our news.
             stderr=subprocess.DEVNULL if name == "sse-starlette" else None,
         )
@@ -232,10 +382,20 @@ class _Server:
             self.process.wait()
 
 
-async def _run_one(
-    name: str, clients: int, events: int, rate: float, size: int
+async def run_one(
+    name: str,
+    clients: int,
+    events: int,
+    rate: float,
+    size: int,
+    *,
+    http: str = "1.1",
+    source: Path | None = None,
+    profile: str | None = None,
 ) -> dict[str, float]:
-    server = _Server(name)
+    """Serve ``clients`` with the server ``name`` (from the source tree ``source``, for the
+    baseline) and measure it; see the module's documentation."""
+    server = _Server(name, source, profile)
     latencies: list[float] = []
     expected = clients * events
     all_in = asyncio.Event()
@@ -251,7 +411,7 @@ async def _run_one(
     try:
         idle = server.stats()
         started = time.monotonic()
-        protocols = await _connect_all(server.port, clients, latencies, done)
+        protocols = await _connect_all(server.port, clients, http, latencies, done)
         while True:  # every request read and subscribed
             connected = server.stats()
             if connected["subscribers"] >= clients:
@@ -264,7 +424,7 @@ async def _run_one(
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
         # The "published" line came first; drain it, then the final stats.
-        await asyncio.get_running_loop().run_in_executor(None, server.read)
+        published = await asyncio.get_running_loop().run_in_executor(None, server.read)
         after = server.stats()
     finally:
         for protocol in protocols:
@@ -276,17 +436,41 @@ async def _run_one(
     def quantile(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
+    per_1000 = 1000 * 1000 / expected  # seconds of CPU -> ms per 1,000 deliveries
+    user = (after["user"] - connected["user"]) * per_1000
+    system = (after["sys"] - connected["sys"]) * per_1000
     return {
         "clients": clients,
         "connect_s": connect_time,
         "delivered": len(latencies),
         "expected": expected,
         "mem_per_conn_kib": (connected["rss"] - idle["rss"]) / clients / 1024,
-        "cpu_ms_per_1000": (after["cpu"] - connected["cpu"]) * 1000 / (expected / 1000),
+        "cpu_ms_per_1000": user + system,
+        "user_ms_per_1000": user,
+        "sys_ms_per_1000": system,
+        "publish_ms": published["publish_s"] * 1000,
+        "publish_cpu_ms": published["publish_cpu_s"] * 1000,
         "p50_ms": quantile(0.50) * 1000,
         "p99_ms": quantile(0.99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
     }
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over several runs of one server."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _print_result(name: str, result: dict[str, float]) -> None:
+    print(
+        f"{name:18s} delivered {result['delivered']:.0f}/{result['expected']:.0f}"
+        f"  mem/idle conn {result['mem_per_conn_kib']:.1f} KiB"
+        f"  CPU/1000 deliveries {result['cpu_ms_per_1000']:.2f} ms"
+        f" (user {result['user_ms_per_1000']:.2f} + sys {result['sys_ms_per_1000']:.2f})"
+        f"  publish() {result['publish_ms']:.1f} ms (CPU {result['publish_cpu_ms']:.1f})"
+        f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms",
+        flush=True,
+    )
 
 
 def _raise_fd_limit() -> None:
@@ -300,42 +484,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
     parser.add_argument("--size", type=int, default=100, help="bytes of data per event")
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--http", choices=("1.1", "1.0"), default="1.1",
+                        help="the clients' HTTP version (1.0: no chunks)")
+    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
+                        help=f"comma-separated, of {', '.join(SERVERS)}")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also run sse_core from this source tree (before/after)")
+    parser.add_argument("--profile", metavar="PATH",
+                        help="cProfile the sse_core server's publishing into PATH")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds (servers interleaved); the medians are reported")
+    parser.add_argument("--json", metavar="PATH", help="write the results to PATH as JSON")
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _raise_fd_limit()
     if args.serve == "sse_core":
-        asyncio.run(_serve_sse_core())
+        asyncio.run(_serve_sse_core(args.profile))
         return 0
     if args.serve == "sse-starlette":
         asyncio.run(_serve_sse_starlette())
         return 0
+    if args.serve == "asyncio-floor":
+        asyncio.run(_serve_floor())
+        return 0
+    names = [name.strip() for name in args.servers.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SERVERS))
+    if unknown:
+        parser.error(f"unknown servers {unknown}; choose from {', '.join(SERVERS)}")
+    if args.baseline is not None:
+        if not (args.baseline / "sse_core" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no sse_core package there")
+        names.insert(names.index("sse_core") if "sse_core" in names else 0, BASELINE)
 
     print(
-        f"{args.clients} clients, {args.events} events of {args.size} B at {args.rate:g}/s, "
-        f"loopback, {os.cpu_count()} cores\n"
+        f"{args.clients} clients (HTTP/{args.http}), {args.events} events of {args.size} B"
+        f" at {args.rate:g}/s, loopback, {os.cpu_count()} cores,"
+        f" load {os.getloadavg()[0]:.1f}\n"
     )
-    results = {}
-    for name in args.servers.split(","):
-        result = asyncio.run(_run_one(name, args.clients, args.events, args.rate, args.size))
-        results[name] = result
-        print(
-            f"{name:14s} delivered {result['delivered']}/{result['expected']}"
-            f"  connect {result['connect_s']:.1f} s"
-            f"  mem/conn {result['mem_per_conn_kib']:.1f} KiB"
-            f"  CPU/1000 fan-outs {result['cpu_ms_per_1000']:.2f} ms"
-            f"  latency p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms",
-            flush=True,
-        )
-    if set(results) == set(SERVERS):
-        ours, theirs = results["sse_core"], results["sse-starlette"]
-        print(
-            "\nsse-starlette / sse_core:"
-            f"  mem/conn {theirs['mem_per_conn_kib'] / ours['mem_per_conn_kib']:.2f}x"
-            f"  CPU {theirs['cpu_ms_per_1000'] / ours['cpu_ms_per_1000']:.2f}x"
-            f"  p50 {theirs['p50_ms'] / ours['p50_ms']:.2f}x"
-            f"  p99 {theirs['p99_ms'] / ours['p99_ms']:.2f}x"
-        )
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for round_number in range(args.repeat):
+        if args.repeat > 1:
+            print(f"round {round_number + 1} of {args.repeat}", flush=True)
+        for name in names:  # interleaved: a change in the machine's load hits all alike
+            result = asyncio.run(run_one(
+                name, args.clients, args.events, args.rate, args.size, http=args.http,
+                source=args.baseline.resolve() if name == BASELINE else None,
+                profile=args.profile,
+            ))
+            rounds[name].append(result)
+            _print_result(name, result)
+    results = {name: _median(runs) for name, runs in rounds.items()}
+    if args.repeat > 1:
+        print(f"\nmedians of {args.repeat} rounds")
+        for name, result in results.items():
+            _print_result(name, result)
+    if "sse_core" in results:
+        ours = results["sse_core"]
+        print()
+        for name, theirs in results.items():
+            if name != "sse_core":
+                print(
+                    f"{name} / sse_core:"
+                    f"  mem/conn {theirs['mem_per_conn_kib'] / ours['mem_per_conn_kib']:.2f}x"
+                    f"  CPU {theirs['cpu_ms_per_1000'] / ours['cpu_ms_per_1000']:.2f}x"
+                    f"  p50 {theirs['p50_ms'] / ours['p50_ms']:.2f}x"
+                    f"  p99 {theirs['p99_ms'] / ours['p99_ms']:.2f}x"
+                )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -82,6 +82,7 @@ class Subscriber(MonotonicNow):
         "_max_queued_bytes",
         "_queued_bytes",
         "_replay_deadline",
+        "_sent_at",
         "session",
     )
 
@@ -103,6 +104,9 @@ class Subscriber(MonotonicNow):
         self._dropped_reason: str | None = None
         self._is_closing = False
         self._replay_deadline: float | None = None  # set while holding a replay slot
+        # When stream bytes were last queued, not told to the session yet: its heartbeat
+        # learns it when asked about (poll, next_deadline, take), not once per publish.
+        self._sent_at: float | None = None
 
     @property
     def queued_bytes(self) -> int:
@@ -167,6 +171,7 @@ class Subscriber(MonotonicNow):
         """
         if now is not None:
             self._take_now(now)
+        self._settle()
         session = self.session
         at = session._latest_now if now is None else now
         items, self._items = self._items, []
@@ -194,6 +199,38 @@ class Subscriber(MonotonicNow):
             actions.append(Send(data=session._encode(b"".join(pending))))
         return actions
 
+    def take_bytes(self, now: float) -> list[bytes] | None:
+        """The stream bytes queued since the last take, as the body needs them, when the
+        queue holds nothing else; else ``None`` (call :meth:`take`).
+
+        This is :meth:`take` without the actions, for the fan-out's hot path. Uncompressed,
+        the pieces are the very bytes objects that :meth:`Broadcaster.publish` queued for
+        every subscriber (and heartbeats), in order: an adapter that frames a piece once
+        (the HTTP/1.1 chunk) can hand the same frame to every client. Compressed (gzip),
+        they are this client's compressor's output, one piece. The session's
+        :attr:`~sse_core.ServerSession.bytes_sent` counts them as :meth:`take` does.
+
+        Args:
+            now: The current monotonic time (the hot path always has one at hand).
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        items = self._items
+        # Only published events and heartbeats are queued once the head and first bytes are
+        # taken, until a drop (Disconnect) or a close (_CLOSE) is queued.
+        if not items or self._initial or self._is_closing or self._dropped_reason is not None:
+            return None
+        self._items = []
+        session = self.session
+        if session._compressor is None:
+            session._bytes_sent += self._queued_bytes
+            self._queued_bytes = 0
+            return items  # type: ignore[return-value]
+        self._queued_bytes = 0
+        return [session._encode(b"".join(items))]  # type: ignore[arg-type]
+
     def poll(self, now: float) -> bool:
         """Queue a heartbeat if one is due, and let go of a replay past its time (call at
         :meth:`next_deadline`).
@@ -205,6 +242,7 @@ class Subscriber(MonotonicNow):
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
         self._take_now(now)
+        self._settle()
         if self.is_closed:
             return False
         deadline = self._replay_deadline
@@ -225,6 +263,7 @@ class Subscriber(MonotonicNow):
         """When :meth:`poll` should be called next, or ``None``."""
         if self._is_closing:
             return None
+        self._settle()
         deadline = self.session.next_deadline()
         if self._replay_deadline is not None and self.session.is_replaying:
             if deadline is None or self._replay_deadline < deadline:
@@ -243,8 +282,16 @@ class Subscriber(MonotonicNow):
             return True
         self._items.append(data)
         self._queued_bytes += size
-        self.session._mark_sent(now)
+        self._sent_at = now
         return True
+
+    def _settle(self) -> None:
+        """Tell the session when stream bytes were last queued (its heartbeat waits from
+        then)."""
+        at = self._sent_at
+        if at is not None:
+            self._sent_at = None
+            self.session._mark_sent(at)
 
     def _close(self) -> None:
         if not self.is_closed:
@@ -324,6 +371,15 @@ class Poller(MonotonicNow):
             self._take_now(now)
         answer, self._answer = self._answer, []
         return answer
+
+    def take_bytes(self, now: float) -> None:
+        """Always ``None``: a poll's answer is actions, taken with :meth:`take` (it reads
+        like :meth:`Subscriber.take_bytes`).
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._read_now(now)
 
     def poll(self, now: float) -> bool:
         """Answer a hold that has run out (call at :meth:`next_deadline`).
@@ -643,12 +699,22 @@ class Broadcaster(MonotonicNow):
         stored = self._log.append(event, now)
         self._published += 1
         encoded = stamp + stored.encoded if stamp else stored.encoded
+        size = len(encoded)
+        streaming = ServerState.STREAMING
+        # Subscriber._push, inlined: this loop runs once per client per event.
         for subscriber in self._subscribers.values():
+            if subscriber._is_closing:
+                continue
             session = subscriber.session
-            if subscriber._is_closing or session.is_replaying:
-                continue  # closing, or replaying: the replay reads it from the log
-            if session.state is ServerState.STREAMING:
-                subscriber._push(encoded, now)
+            if session._cursor is not None or session._state is not streaming:
+                continue  # replaying (the replay reads it from the log), or not streaming
+            queued = subscriber._queued_bytes + size
+            if queued > subscriber._max_queued_bytes:
+                subscriber._push(encoded, now)  # drops it
+            else:
+                subscriber._items.append(encoded)
+                subscriber._queued_bytes = queued
+                subscriber._sent_at = now
         for poller in self._pollers.values():
             if poller.is_holding:
                 poller._answer += poller.session.on_published(now)

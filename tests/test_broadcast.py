@@ -211,6 +211,77 @@ def test_publish_queues_the_same_bytes_for_every_subscriber() -> None:
         assert sub.queued_bytes == 0
 
 
+def test_take_bytes_hands_every_subscriber_the_same_bytes_objects() -> None:
+    """The hot path: take_bytes() gives each subscriber the very bytes objects publish()
+    queued (an adapter can frame them once for all), counted in bytes_sent as take() counts
+    them, and empties the queue."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    subs = [hub.subscribe("/events", [], now=0.0) for _ in range(3)]
+    for sub in subs:
+        sub.take()
+    sent_before = [sub.session.bytes_sent for sub in subs]
+    stored = [hub.publish(Event(data=f"e{i}"), now=1.0) for i in range(2)]
+    for sub, before in zip(subs, sent_before, strict=True):
+        pieces = sub.take_bytes(now=1.0)
+        assert pieces is not None
+        assert len(pieces) == 2 and all(p is s.encoded for p, s in zip(pieces, stored, strict=True))
+        assert sub.queued_bytes == 0 and not sub.has_pending
+        assert sub.session.bytes_sent == before + sum(len(s.encoded) for s in stored)
+        assert sub.take_bytes(now=1.0) is None  # nothing queued
+    assert hub.metrics.bytes_sent == sum(sub.session.bytes_sent for sub in subs)
+
+
+def test_take_bytes_leaves_everything_but_stream_bytes_to_take() -> None:
+    """take_bytes() is None, and the queue untouched, while the head and first bytes wait,
+    during a replay, and once the end (a close or a drop) is queued: take() carries those
+    out."""
+    hub = Broadcaster(ReplayLog(), config=QUIET, max_queued_bytes=60)
+    sub = hub.subscribe("/events", [], now=0.0)
+    hub.publish(Event(data="a"), now=0.0)
+    assert sub.take_bytes(now=0.0) is None and sub.has_pending  # the head comes first
+    assert isinstance(sub.take()[0], SendHead)
+    hub.publish(Event(data="x" * 80), now=1.0)  # past the bound: dropped
+    assert sub.is_dropped and sub.take_bytes(now=1.0) is None
+    assert isinstance(sub.take()[-1], Disconnect)
+    other = hub.subscribe("/events", [], now=1.0)
+    other.take()
+    hub.publish(Event(data="b"), now=1.0)
+    hub.close(now=2.0)
+    assert other.take_bytes(now=2.0) is None
+    actions = other.take()
+    assert events_of(actions)[0].data == "b" and isinstance(actions[-1], Disconnect)
+    replaying = filled_hub().subscribe("/events", [("Last-Event-ID", "0")], now=1.0)
+    replaying.take(now=1.0)
+    assert replaying.is_replay_step_next and replaying.take_bytes(now=1.0) is None
+
+
+def test_take_bytes_compresses_for_a_gzip_subscriber() -> None:
+    """A gzip subscriber's take_bytes() is its own compressor's output (one piece), which
+    decodes to the published bytes; the plain subscriber next to it still shares them."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    zipped = hub.subscribe("/events", [("Accept-Encoding", "gzip")], now=0.0)
+    plain = hub.subscribe("/events", [], now=0.0)
+    inflater = zlib.decompressobj(wbits=31)
+    inflater.decompress(body_of(zipped.take()))
+    plain.take()
+    stored = [hub.publish(Event(data=f"z{i}"), now=1.0) for i in range(2)]
+    before = zipped.session.bytes_sent
+    (piece,) = zipped.take_bytes(now=1.0) or [b""]
+    assert inflater.decompress(piece) == stored[0].encoded + stored[1].encoded
+    assert zipped.session.bytes_sent == before + len(piece)
+    shared = plain.take_bytes(now=1.0) or []
+    assert [p is s.encoded for p, s in zip(shared, stored, strict=True)] == [True, True]
+
+
+def test_take_bytes_of_a_poll_is_none() -> None:
+    """A poll's answer is actions: take_bytes() is always None, and take() gives them."""
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    poller = hub.hold("/poll", [], now=0.0)
+    hub.publish(Event(data="p"), now=1.0)
+    assert poller.take_bytes(now=1.0) is None and poller.has_pending
+    assert isinstance(poller.take()[-1], Disconnect)
+
+
 def test_publish_returns_the_stored_event_with_its_assigned_id() -> None:
     """publish() hands back the log's record (assigned id, encoded bytes)."""
     hub = Broadcaster(ReplayLog(ReplayConfig(epoch="run")))
@@ -680,6 +751,20 @@ class BroadcastMachine(RuleBasedStateMachine):
     @rule(connection=connections)
     def take(self, connection: Connection) -> None:
         connection.feed(connection.sub.take())
+
+    @rule(connection=connections)
+    def take_bytes(self, connection: Connection) -> None:
+        """The hot path where it applies, take() where it does not: the same stream."""
+        sub = connection.sub
+        queued = sub.queued_bytes
+        pieces = sub.take_bytes(self.now)
+        if pieces is None:
+            connection.feed(sub.take())
+            return
+        if connection.inflater is None:
+            assert sum(len(piece) for piece in pieces) == queued
+        assert not sub.has_pending or sub.is_replaying
+        connection.feed([Send(data=piece) for piece in pieces])
 
     @rule()
     def take_everyone(self) -> None:

@@ -42,7 +42,9 @@ from .._actions import (
     Send,
     SendHead,
 )
+from .._broadcast import Poller, Subscriber
 from .._errors import InvalidConfigError, LocalProtocolError, RemoteProtocolError
+from .._serializer import HEARTBEAT
 from .._validators import int_at_least, non_negative_int, positive_number
 
 __all__ = [
@@ -610,19 +612,43 @@ class ServerConnection:
         InvalidConfigError: a bad argument.
     """
 
+    __slots__ = (
+        "_body",
+        "_h11",
+        "_head",
+        "_is_body_open",
+        "_is_chunked",
+        "_is_close_delimited",
+        "_is_encoded",
+        "_is_head_sent",
+        "_max_body_size",
+        "_refused",
+        "_request",
+    )
+
     def __init__(self, *, max_head_size: int = 16 * 1024, max_body_size: int = 64 * 1024) -> None:
         if type(max_head_size) is not int or max_head_size < 1024:
             raise InvalidConfigError(f"max_head_size must be an int >= 1024, got {max_head_size!r}")
         if type(max_body_size) is not int or max_body_size < 0:
             raise InvalidConfigError(f"max_body_size must be an int >= 0, got {max_body_size!r}")
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_size)
+        # Let go of once a chunked or close-delimited body begins (its framing is ours from
+        # there on: RFC 9112 sections 7.1 and 6.3), so that an idle stream keeps less memory.
+        self._h11: h11.Connection | None = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=max_head_size
+        )
         self._max_body_size = max_body_size
         self._head: h11.Request | None = None
         self._body = bytearray()
         self._request: IncomingRequest | None = None
         self._refused: RequestRefused | None = None
         self._is_head_sent = False
-        self._is_chunked = False  # the stream's body goes out in chunks (HTTP/1.1)
+        # How the body goes out once the head is sent: in chunks (HTTP/1.1), as it is (HTTP/1.0,
+        # the end of the body is the connection's close), or else through h11 (a body with a
+        # Content-Length of its own). Both fast ways frame here; h11 checks the head.
+        self._is_body_open = False  # the head went out with a body to come, not ended yet
+        self._is_chunked = False
+        self._is_close_delimited = False
+        self._is_encoded = False  # Content-Encoding (gzip): every piece is this client's own
 
     @property
     def request(self) -> IncomingRequest | None:
@@ -652,6 +678,7 @@ class ServerConnection:
 
     def _read(self, data: bytes) -> IncomingRequest | None:
         connection = self._h11
+        assert connection is not None  # let go of only once a request was read
         try:
             connection.receive_data(data)
             while True:
@@ -695,7 +722,6 @@ class ServerConnection:
         """
         if self._request is None:
             raise LocalProtocolError("respond() before the request was read")
-        connection = self._h11
         parts: list[bytes] = []
         body: list[bytes] = []  # a run of Send data, written as one chunk
         is_done = False
@@ -710,8 +736,7 @@ class ServerConnection:
             if isinstance(action, SendHead):
                 parts.append(self._send_head(action))
             elif isinstance(action, Disconnect):
-                if connection.our_state is h11.SEND_BODY:
-                    parts.append(self._send(h11.EndOfMessage()))
+                parts.append(self._end())
                 is_done = True
                 break
             else:
@@ -719,6 +744,45 @@ class ServerConnection:
         if body:
             parts.append(self._body_bytes(body))
         return b"".join(parts), is_done
+
+    def take_from(self, subscriber: Subscriber | Poller, now: float) -> tuple[list[bytes], bool]:
+        """Take what a broadcaster's subscriber (or poll) has queued, as response bytes.
+
+        The fan-out's hot path: once the head is out, the events and heartbeats queued for
+        a stream (:meth:`~sse_core.state.Subscriber.take_bytes`) are framed here without
+        h11: as they are for a close-delimited HTTP/1.0 body, as one chunk (RFC 9112
+        section 7.1) for HTTP/1.1. An uncompressed event is framed once for every
+        connection that takes it alone (a client that keeps up): the chunk is the same
+        bytes object for all of them. Anything else (the head, a replay step, the end) goes
+        through :meth:`respond`; either way the bytes are those :meth:`respond` would
+        write.
+
+        Args:
+            subscriber: The connection's subscriber or poll.
+            now: The current monotonic time.
+
+        Returns:
+            The pieces to write, in order (write them with one system call where the
+            platform can: ``writelines``, ``sendmsg``), and whether the connection must then
+            be closed.
+
+        Raises:
+            LocalProtocolError: no request was read.
+            ClockError: ``now`` is earlier than a previous ``now`` of the subscriber.
+        """
+        if self._is_body_open:
+            pieces = subscriber.take_bytes(now)
+            if pieces is not None:
+                if self._is_close_delimited:
+                    return pieces, False
+                if self._is_chunked and len(pieces) == 1:
+                    piece = pieces[0]
+                    chunk = _chunk_of(piece) if self._is_encoded else _shared_chunk_of(piece)
+                    return [chunk], False
+                # Several events a client fell behind by: one chunk of its own.
+                return [self._body_bytes(pieces)], False
+        data, is_done = self.respond(subscriber.take(now))
+        return ([data] if data else []), is_done
 
     def respond_error(
         self, status: int, text: str, headers: Sequence[tuple[str, str]] = ()
@@ -730,7 +794,12 @@ class ServerConnection:
         Raises:
             LocalProtocolError: h11 refuses the status or a header field.
         """
-        if self._is_head_sent or self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        connection = self._h11
+        if (
+            self._is_head_sent
+            or connection is None
+            or connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+        ):
             return b""
         body = text.encode("utf-8")
         fields = [
@@ -747,8 +816,9 @@ class ServerConnection:
         return b"".join([head, self._send(h11.Data(data=body)), self._send(h11.EndOfMessage())])
 
     def _send_head(self, action: SendHead) -> bytes:
-        head = self._head
-        assert head is not None
+        head, connection = self._head, self._h11
+        if self._is_head_sent or head is None or connection is None:
+            raise LocalProtocolError("cannot send Response: the response head was sent already")
         headers = list(action.headers)
         # The body is chunked when h11 would choose it (HTTP/1.1, a response with a body
         # and no framing of its own); saying so in the head pins h11 to it, and the chunks
@@ -768,20 +838,83 @@ class ServerConnection:
             status_code=action.status, headers=headers, reason=_reason(action.status)
         ))
         self._is_head_sent = True
+        self._is_body_open = connection.our_state is h11.SEND_BODY
+        # HTTP/1.0 with no length of its own: h11 would write the body as it is, ended by
+        # the close (RFC 9112 section 6.3, the last rule).
+        self._is_close_delimited = (
+            not self._is_chunked
+            and head.http_version == b"1.0"
+            and head.method != b"HEAD"
+            and action.status >= 200
+            and action.status not in (204, 304)
+            and not any(
+                name.lower() in ("content-length", "transfer-encoding") for name, _ in headers
+            )
+        )
+        self._is_encoded = any(name.lower() == "content-encoding" for name, _ in headers)
+        self._head = None
+        if self._is_chunked or self._is_close_delimited:
+            self._h11 = None
         return data
+
+    def _end(self) -> bytes:
+        """The end of the body, if it is open: the last chunk (RFC 9112 section 7.1), nothing
+        for a close-delimited body (the close ends it), or what h11 writes."""
+        if not self._is_body_open:
+            return b""
+        if self._h11 is None:
+            self._is_body_open = False
+            return b"0\r\n\r\n" if self._is_chunked else b""
+        return self._send(h11.EndOfMessage())
 
     def _body_bytes(self, body: list[bytes]) -> bytes:
         """One piece of the response body, framed (nothing before the head or after the
         end)."""
-        if self._h11.our_state is not h11.SEND_BODY:
+        if not self._is_body_open:
             return b""
         data = b"".join(body)
         if self._is_chunked:
-            return b"%x\r\n%b\r\n" % (len(data), data)
+            return _chunk_of(data) if self._is_encoded else _shared_chunk_of(data)
+        if self._is_close_delimited:
+            return data
         return self._send(h11.Data(data=data))
 
     def _send(self, event: h11.Event) -> bytes:
+        connection = self._h11
+        assert connection is not None  # let go of only where the body's framing is ours
         try:
-            return self._h11.send(event) or b""
+            data = connection.send(event) or b""
         except h11.LocalProtocolError as error:
+            self._is_body_open = False
             raise LocalProtocolError(f"cannot send {type(event).__name__}: {error}") from error
+        if type(event) is h11.EndOfMessage:
+            self._is_body_open = False
+        return data
+
+
+def _chunk_of(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body (RFC 9112 section 7.1); nothing for no data
+    (an empty chunk would end the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+# The last bytes object framed by _shared_chunk_of, and its chunk. A publish hands the same
+# bytes object to every stream that is keeping up, so one framing serves them all: a hit is one
+# identity comparison (the memo holds a reference, so the object cannot be another one with
+# its id). Heartbeats, the other bytes many streams share, have their chunk made once.
+_last_chunk: tuple[bytes, bytes] = (b"", b"")
+_HEARTBEAT_CHUNK = _chunk_of(HEARTBEAT)
+
+
+def _shared_chunk_of(data: bytes) -> bytes:
+    """:func:`_chunk_of` for bytes many connections send (published events): the same
+    chunk object for the same ``data`` object, framed once."""
+    global _last_chunk
+    last = _last_chunk  # one read: another thread's server may replace it meanwhile
+    if last[0] is data:
+        return last[1]
+    if data is HEARTBEAT:
+        return _HEARTBEAT_CHUNK
+    chunk = _chunk_of(data)
+    _last_chunk = (data, chunk)
+    return chunk

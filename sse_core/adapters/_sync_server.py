@@ -41,6 +41,10 @@ _WRITE = selectors.EVENT_WRITE
 _SERVER_READ_SIZE = 64 * 1024
 # The most connections accepted per wake-up, so that a flood cannot starve the others.
 _MAX_ACCEPTS = 64
+# The most pieces one client's writes hold apart (one sendmsg() takes them all, far below
+# any platform's IOV_MAX); more are joined into one.
+_MAX_PIECES = 64
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 
 
 def _wake_pair() -> tuple[socket.socket, socket.socket]:
@@ -68,8 +72,9 @@ class _Client:
         self.sock: socket.socket | None = sock
         self.http = ServerConnection()
         self.subscriber: Subscriber | Poller | None = None
-        # Bytes the socket did not take yet; refilled from the subscriber only once empty.
-        self.unsent = bytearray()
+        # Bytes the socket did not take yet, in pieces (a publish's pieces are shared by
+        # every client: no copy); refilled from the subscriber only once empty.
+        self.unsent: list[bytes] = []
         self.is_done = False  # close once `unsent` is out
         self.deadline: float | None = deadline  # for the request (or an error response)
         # A replay's next step waits until the client reads what the kernel holds.
@@ -399,7 +404,9 @@ class EventStreamServer(ServerBase):
             client.subscriber = self._subscribe(request.target, request.headers, now, key)
 
     def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
-        client.unsent += client.http.respond_error(refusal.status, refusal.text, refusal.headers)
+        data = client.http.respond_error(refusal.status, refusal.text, refusal.headers)
+        if data:
+            client.unsent.append(data)
         client.is_done = True
         client.deadline = now + self._options.request_timeout  # to take the answer
 
@@ -418,7 +425,8 @@ class EventStreamServer(ServerBase):
                 subscriber.poll(now)
             if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
                 data, _ = client.http.respond(subscriber.take(now))
-                client.unsent += data
+                if data:
+                    client.unsent.append(data)
                 self._send(client)
                 self._close_client(client, is_reset=True)
                 return
@@ -428,8 +436,10 @@ class EventStreamServer(ServerBase):
                 and is_replay_held_back(client.sock)
             )
             if not client.unsent and subscriber.has_pending and not client.is_replay_held:
-                data, is_done = client.http.respond(subscriber.take(now))
-                client.unsent += data
+                pieces, is_done = client.http.take_from(subscriber, now)
+                if len(pieces) > _MAX_PIECES:  # a client far behind: one buffer instead
+                    pieces = [b"".join(pieces)]
+                client.unsent += pieces
                 client.is_done = is_done
                 if is_done:
                     client.deadline = now + self._options.request_timeout
@@ -456,15 +466,29 @@ class EventStreamServer(ServerBase):
         sock = client.sock
         if sock is None or client.is_handshaking:
             return
-        while client.unsent:
+        unsent = client.unsent
+        # Several pieces go out in one sendmsg() (TLS sockets have none: one piece a call).
+        is_gathering = _HAS_SENDMSG and not isinstance(sock, ssl.SSLSocket)
+        while unsent:
             try:
-                sent = sock.send(client.unsent)
+                if len(unsent) > 1 and is_gathering:
+                    sent = sock.sendmsg(unsent)
+                else:
+                    sent = sock.send(unsent[0])
             except _WOULD_BLOCK:
                 return
             except OSError as error:
                 self._close_client(client, error=error)
                 return
-            del client.unsent[:sent]
+            taken = 0  # pieces the socket took whole
+            for piece in unsent:
+                if sent < len(piece):
+                    break
+                sent -= len(piece)
+                taken += 1
+            del unsent[:taken]
+            if sent:
+                unsent[0] = unsent[0][sent:]
 
     def _close_client(
         self, client: _Client, *, is_reset: bool = False, error: OSError | None = None

@@ -105,7 +105,8 @@ class EventStreamServer(ServerBase):
         return trio.current_time()
 
     def _setup(self) -> None:
-        self._connections: set[_Connection] = set()
+        # In the order they came (a publish wakes them so; see the asyncio server).
+        self._connections: dict[_Connection, None] = {}
         self._listeners: list[trio.SocketListener] = []
         self._address: tuple[str, int] | None = None
         self._nursery: trio.Nursery | None = None
@@ -262,7 +263,7 @@ class EventStreamServer(ServerBase):
         if ssl_context is not None:
             stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
         connection = _Connection()
-        self._connections.add(connection)
+        self._connections[connection] = None
         try:
             with connection.scope:
                 if self._is_closing:
@@ -284,7 +285,7 @@ class EventStreamServer(ServerBase):
         except TRANSPORT_ERRORS:
             pass  # the client went away, or the TLS handshake failed
         finally:
-            self._connections.discard(connection)
+            self._connections.pop(connection, None)
             if connection.subscriber is not None:
                 self._unsubscribe(connection.subscriber)
             close_now(stream, is_reset=connection.is_let_go)
@@ -351,7 +352,9 @@ class EventStreamServer(ServerBase):
                         await trio.sleep(REPLAY_RECHECK_DELAY)
                         subscriber.poll(self._clock())
                         continue
-                    data, is_done = http.respond(subscriber.take(self._clock()))
+                    pieces, is_done = http.take_from(subscriber, self._clock())
+                    # Several pieces (a client that fell behind) go out in one send().
+                    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
                     if data:
                         connection.is_sending = True
                         replay_deadline = subscriber.replay_deadline

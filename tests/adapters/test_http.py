@@ -7,6 +7,7 @@ server connection.
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sse_core import (
+    Broadcaster,
     ClientConfig,
     ClientSession,
     ClientState,
@@ -24,6 +26,7 @@ from sse_core import (
     Event,
     InvalidConfigError,
     LocalProtocolError,
+    Parser,
     RemoteProtocolError,
     ReportFailure,
     ReportStatus,
@@ -45,7 +48,13 @@ from sse_core.adapters import (
     Write,
     endpoint_of,
 )
-from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE
+from sse_core.state import (
+    GAP_EVENT_TYPE,
+    POSITION_EVENT_TYPE,
+    ReplayConfig,
+    ReplayLog,
+    Subscriber,
+)
 from sse_core.testing.strategies import chunkings, events, streams
 
 URL = "http://example.com/events"
@@ -1255,3 +1264,149 @@ def test_server_connection_to_http_client_delivers_what_the_server_sent(
     assert delivered(outputs) == expected
     assert kinds(outputs)[-2:] == END
     assert outputs[-2] == CloseConnection(reason="response ended")
+
+
+# --- the fan-out's hot path: take_from() ------------------------------------------------------
+
+
+def fan_out(versions: Sequence[bytes], headers: Sequence[tuple[str, str]] = (), **kwargs: Any
+            ) -> tuple[Broadcaster, list[tuple[ServerConnection, Subscriber]]]:
+    """A broadcaster whose subscribers were each read from a request of one of ``versions``
+    (with ``headers``), their heads not taken yet."""
+    hub = Broadcaster(ReplayLog(ReplayConfig(epoch="f")), **kwargs)
+    streams = []
+    for version in versions:
+        connection = ServerConnection()
+        extra = b"".join(b"%s: %s\r\n" % (n.encode(), v.encode()) for n, v in headers)
+        request = connection.receive(b"GET /events HTTP/" + version + b"\r\nHost: h\r\n"
+                                     + extra + b"\r\n")
+        assert request is not None
+        subscriber = hub.subscribe(request.target, request.headers, now=0.0)
+        streams.append((connection, subscriber))
+    return hub, streams
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_take_from_frames_each_publish_once_for_every_stream(version: bytes) -> None:
+    """After the head, an event published to many streams is framed once: every connection
+    gets the same bytes object (a chunk for HTTP/1.1, the encoded event itself for a
+    close-delimited HTTP/1.0 body), and an h11 client reads each stream back whole."""
+    config = ServerConfig(heartbeat_interval=None)
+    hub, streams = fan_out([version] * 4, config=config)
+    wires = []
+    for connection, subscriber in streams:
+        pieces, is_done = connection.take_from(subscriber, now=0.0)
+        assert len(pieces) == 1 and not is_done
+        wires.append([pieces[0]])
+    published = []
+    for n in range(3):  # one event at a time, as a server whose clients keep up writes them
+        published.append(hub.publish(Event(data=f"event {n}"), now=1.0))
+        for (connection, subscriber), wire in zip(streams, wires, strict=True):
+            pieces, is_done = connection.take_from(subscriber, now=1.0)
+            assert len(pieces) == 1 and not is_done
+            wire += pieces
+    hub.close(now=2.0)
+    for (connection, subscriber), wire in zip(streams, wires, strict=True):
+        pieces, is_done = connection.take_from(subscriber, now=2.0)
+        assert is_done
+        wire += pieces
+    for index in range(1, 4):  # the events' pieces, stream by stream: the same objects
+        pieces = [wire[index] for wire in wires]
+        assert all(piece is pieces[0] for piece in pieces)
+        if version == b"1.0":
+            assert pieces[0] is published[index - 1].encoded
+    for wire in wires:
+        response, body, is_ended = parse_response(b"".join(wire), eof=version == b"1.0")
+        assert response.status_code == 200 and is_ended
+        assert [e.data for e in Parser().feed(body) if isinstance(e, Event)][1:] == [
+            "event 0", "event 1", "event 2",
+        ]
+
+
+def test_take_from_gives_gzip_streams_their_own_chunks() -> None:
+    """A gzip stream's chunks are its own compressor's output, read back by an h11 client
+    and gunzipped; framing them does not stop the plain streams sharing theirs."""
+    config = ServerConfig(heartbeat_interval=None)
+    hub, plain = fan_out([b"1.1"] * 2, config=config)
+    gzip_connection = ServerConnection()
+    request = gzip_connection.receive(
+        b"GET /events HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n"
+    )
+    assert request is not None
+    streams = [plain[0], (gzip_connection, hub.subscribe("/events", request.headers, 0.0)),
+               plain[1]]
+    wires: list[list[bytes]] = [[] for _ in streams]
+    for stored_data in ("a", "b"):
+        for (connection, subscriber), wire in zip(streams, wires, strict=True):
+            wire += connection.take_from(subscriber, now=1.0)[0]
+        hub.publish(Event(data=stored_data), now=1.0)
+    for (connection, subscriber), wire in zip(streams, wires, strict=True):
+        wire += connection.take_from(subscriber, now=1.0)[0]
+    assert wires[0][-1] is wires[2][-1] and wires[1][-1] is not wires[0][-1]
+    response, body, _ = parse_response(b"".join(wires[1]))
+    assert (b"content-encoding", b"gzip") in response.headers
+    text = zlib.decompressobj(wbits=31).decompress(body)
+    assert [e.data for e in Parser().feed(text) if isinstance(e, Event)][1:] == ["a", "b"]
+
+
+@given(
+    ops=st.lists(st.sampled_from(["publish", "take", "heartbeat", "big"]), max_size=25),
+    version=st.sampled_from([b"1.1", b"1.0"]),
+    is_gzip=st.booleans(),
+    is_closed=st.booleans(),
+)
+def test_take_from_writes_what_respond_writes(
+    ops: list[str], version: bytes, is_gzip: bool, is_closed: bool
+) -> None:
+    """Byte for byte, take_from() writes what respond(take()) writes for the same queue --
+    events, heartbeats, a drop past max_queued_bytes, the end -- over HTTP/1.1 and 1.0,
+    plain or gzip: the hot path changes the cost, not the stream."""
+    headers = [("Accept-Encoding", "gzip")] if is_gzip else []
+    config = ServerConfig(heartbeat_interval=1.0)
+    twins = [fan_out([version], headers, config=config, max_queued_bytes=300) for _ in range(2)]
+    wires: list[list[bytes]] = [[], []]
+    ends: list[list[bool]] = [[], []]
+    now = 0.0
+    for op in [*ops, *(["close"] if is_closed else []), "take"]:
+        if op == "heartbeat":
+            now += 1.5
+        for (hub, [(connection, subscriber)]), wire, end, is_fast in zip(
+            twins, wires, ends, (True, False), strict=True
+        ):
+            if op in ("publish", "big"):
+                hub.publish(Event(data="x" * (200 if op == "big" else 10)), now=now)
+            elif op == "heartbeat":
+                subscriber.poll(now)
+            elif op == "close":
+                hub.close(now)
+            elif is_fast:
+                pieces, is_done = connection.take_from(subscriber, now)
+                wire += pieces
+                end.append(is_done)
+            else:
+                data, is_done = connection.respond(subscriber.take(now))
+                wire.append(data)
+                end.append(is_done)
+    assert b"".join(wires[0]) == b"".join(wires[1])
+    assert ends[0] == ends[1]
+    assert any(ends[0]) is twins[0][1][0][1].is_closed  # the end (a close, a drop) was told
+    assert all(piece for piece in wires[0])  # nothing empty handed to a transport
+
+
+def test_take_from_before_the_request_is_misuse() -> None:
+    """take_from() before the request was read raises LocalProtocolError, as respond()."""
+    hub = Broadcaster(ReplayLog())
+    subscriber = hub.subscribe("/events", [], now=0.0)
+    with pytest.raises(LocalProtocolError):
+        ServerConnection().take_from(subscriber, now=0.0)
+
+
+def test_take_from_a_body_with_a_length_of_its_own_goes_through_h11() -> None:
+    """A head that frames its own body (Content-Length in the config's headers): the hot
+    path leaves the body to h11, which keeps to the length."""
+    config = ServerConfig(heartbeat_interval=None, headers=(("Content-Length", "100"),))
+    hub, [(connection, subscriber)] = fan_out([b"1.1"], config=config)
+    head = b"".join(connection.take_from(subscriber, now=0.0)[0])
+    assert b"chunked" not in head.lower()
+    stored = hub.publish(Event(data="z"), now=1.0)
+    assert connection.take_from(subscriber, now=1.0) == ([stored.encoded], False)
