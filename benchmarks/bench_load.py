@@ -44,7 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from sse_core import Event, Parser
@@ -72,7 +72,7 @@ def _stats(subscribers: int) -> dict[str, float]:
 
 
 async def _command_loop(
-    publish: Callable[[str], None],
+    publish: Callable[[str], object],
     subscribers: Callable[[], int],
     port: int,
     profile_path: str | None = None,
@@ -145,7 +145,7 @@ async def _serve_sse_starlette() -> None:
         queue: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
         queues.add(queue)
 
-        async def stream():  # type: ignore[no-untyped-def]
+        async def stream() -> AsyncIterator[str]:
             try:
                 while True:
                     yield await queue.get()

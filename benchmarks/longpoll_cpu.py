@@ -133,7 +133,7 @@ async def _run(transport: str, clients: int, events: int, rate: float, size: int
         if transport == "polls":
             tasks = [asyncio.create_task(pollers.poll_for_ever()) for _ in range(clients)]
         else:
-            streams = await bench_load._connect_all(server.port, clients, latencies, done)
+            streams = await bench_load._connect_all(server.port, clients, "1.1", latencies, done)
         while server.stats()["subscribers"] < clients:  # every poll held, every stream open
             await asyncio.sleep(0.2)
         await asyncio.sleep(0.5)
@@ -157,7 +157,7 @@ async def _run(transport: str, clients: int, events: int, rate: float, size: int
                 stream.transport.abort()
         server.stop()
     ordered = sorted(latencies)
-    cpu = after["cpu"] - before["cpu"]
+    cpu = (after["user"] + after["sys"]) - (before["user"] + before["sys"])  # user + system
     return {
         "delivered": len(latencies),
         "expected": expected,

@@ -224,10 +224,12 @@ RECIPES: dict[str, Recipe] = {
     "Poller": Recipe(_poller, {
         "poll": lambda o, now: o.poll(now),
         "take": lambda o, now: o.take(now),
+        "take_bytes": lambda o, now: o.take_bytes(now),
     }),
     "Subscriber": Recipe(_subscriber, {
         "poll": lambda o, now: o.poll(now),
         "take": lambda o, now: o.take(now),
+        "take_bytes": lambda o, now: o.take_bytes(now),
     }),
     "ClientSession": Recipe(_client, {
         "close": lambda o, now: o.close(now),
