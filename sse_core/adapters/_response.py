@@ -246,10 +246,10 @@ class ResponseBase(Generic[_Source]):
         if hint is not None:
             actions += self._session.send(serialize_block(hint), now)
         if event is not None:
-            if self._log is not None:
-                actions += self._session.send(self._log.append(event, now), now)
-            else:
-                actions += self._session.send(event, now)
+            # the wall clock's send time, stamped when ServerConfig.is_send_time_stamped
+            wall_now = time.time() if self._config.is_send_time_stamped else None
+            stored = event if self._log is None else self._log.append(event, now)
+            actions += self._session.send(stored, now, wall_now=wall_now)
         return actions
 
     def _delay(self) -> float | None:
