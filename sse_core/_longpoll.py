@@ -346,8 +346,8 @@ class LongPollSession(MonotonicNow):
     """
 
     __slots__ = (
-        "_answers", "_asked", "_config", "_cursor", "_deadline", "_failure", "_is_gzip", "_level",
-        "_log", "_state",
+        "_answers", "_asked", "_config", "_cursor", "_deadline", "_events_sent", "_failure",
+        "_is_gzip", "_level", "_log", "_state",
     )
 
     def __init__(
@@ -375,6 +375,7 @@ class LongPollSession(MonotonicNow):
         self._cursor = ""
         self._asked = ""  # the id the request carried
         self._deadline: float | None = None
+        self._events_sent = 0
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
@@ -388,6 +389,11 @@ class LongPollSession(MonotonicNow):
         """Where the client stands: its id, or for a new client the log's position then
         (``""`` without a log)."""
         return self._cursor
+
+    @property
+    def events_sent(self) -> int:
+        """How many events the answer carried (0 before it, or for an empty one)."""
+        return self._events_sent
 
     @property
     def client_last_event_id(self) -> str:
@@ -557,7 +563,7 @@ class LongPollSession(MonotonicNow):
         return self._send(answer)
 
     def _send(self, answer: _Answer) -> list[Action]:
-        body, cursor, _ = answer
+        body, cursor, self._events_sent = answer
         self._state = LongPollState.ANSWERED
         self._cursor = cursor
         headers = [
