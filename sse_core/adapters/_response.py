@@ -40,6 +40,7 @@ import attrs
 from .. import ServerConfig, ServerSession
 from .._actions import Action, Send
 from .._audit import AuditTrail
+from .._broadcast import _session_counts
 from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event, Retry
 from .._longpoll import LongPollConfig, LongPollSession
@@ -228,12 +229,9 @@ class ResponseBase(Generic[_Source]):
         return self._session.audit_trail
 
     def _figures(self) -> _Figures:
-        session = self._session
         events = self._events_sent if self._poll is None else self._poll.events_sent
-        return (
-            events, session.bytes_sent + self._poll_bytes, session._replays_served,
-            session._too_old_resumes, session._unknown_id_resumes, self._send_timeouts,
-        )
+        sent, replays, too_old, unknown = _session_counts(self._session)  # as a broadcaster's
+        return events, sent + self._poll_bytes, replays, too_old, unknown, self._send_timeouts
 
     def _serving(self) -> None:
         """The request arrived: counted as a connected client until :meth:`_served`."""
