@@ -993,7 +993,7 @@ class ClientSession(MonotonicNow):
             self._backoff.on_retry(self._server_retry)
         if answer.gap is not None:
             self._pipeline.flush(actions)  # what came before the gap will not come
-            self._metrics.record_gap(None)  # the answer does not say how many
+            self._metrics.record_gap(answer.gap.missed)  # None: an answer that does not say
             actions.append(answer.gap)
         self._handle_items(answer.events, now, actions)
         self._last_event_id = answer.last_event_id

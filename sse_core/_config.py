@@ -322,7 +322,8 @@ class ServerConfig:
             latency (``ClientConfig.is_latency_measured``); other clients ignore comments.
             The stamp is taken from the ``wall_now`` given to
             :meth:`~sse_core.ServerSession.send` or :meth:`~sse_core.Broadcaster.publish`;
-            without it nothing is stamped. Off by default.
+            without it nothing is stamped. The adapters' servers and per-request
+            ``StreamResponse`` classes pass the wall clock (``time.time()``). Off by default.
         max_audit_records: The most records the session's audit trail keeps
             (:attr:`~sse_core.ServerSession.audit_trail`); the oldest go first, counted.
             0 turns the trail off.

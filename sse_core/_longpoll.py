@@ -34,9 +34,11 @@ of exactly four members::
   new client (and after a gap) the log's position (:attr:`~sse_core.state.ReplayLog.position`: the
   newest id, or the start marker ``"<epoch>-start"`` of a log that is still empty).
 * ``gap`` -- ``null``, or ``{"last_event_id": <the client's id>, "reason": "unknown" |
-  "too_old"}`` when the log cannot resume from the client's id (the same signal as the
-  stream's :data:`~sse_core.state.GAP_EVENT_TYPE` event). ``events`` then holds what the log still
-  has, from its oldest event.
+  "too_old", "missed": <int>}`` when the log cannot resume from the client's id (the same
+  signal as the stream's :data:`~sse_core.state.GAP_EVENT_TYPE` event). ``missed``, how many
+  events the log evicted after the client's id, is there only when the log knows it
+  (``too_old``); an answer without it (an older server, or ``unknown``) is a gap of unknown
+  size. ``events`` then holds what the log still has, from its oldest event.
 * ``retry`` -- the server's reconnection time in milliseconds (an int >= 0), or ``null``. A
   client uses it as the base of its backoff after a failed poll; after a good poll it polls
   again at once.
@@ -101,7 +103,11 @@ def _event_json(event: Event) -> str:
 
 
 def _tail_json(last_event_id: str, gap: ReportGap | None, retry: int | None) -> str:
-    gap_value = None if gap is None else {"last_event_id": gap.last_event_id, "reason": gap.reason}
+    gap_value: dict[str, object] | None = None
+    if gap is not None:
+        gap_value = {"last_event_id": gap.last_event_id, "reason": gap.reason}
+        if gap.missed is not None:
+            gap_value["missed"] = gap.missed  # an added key: older clients ignore it
     tail = json.dumps(
         {"last_event_id": last_event_id, "gap": gap_value, "retry": retry},
         ensure_ascii=False,
@@ -131,6 +137,10 @@ def _check_gap(gap: object) -> None:
         raise InvalidFieldError(
             "gap", gap, "expected None or a ReportGap with reason 'unknown' or 'too_old'"
         )
+
+
+def _is_count_or_none(value: object) -> bool:
+    return value is None or (type(value) is int and value >= 0)
 
 
 @attrs.frozen(kw_only=True)
@@ -218,9 +228,11 @@ class LongPollResponse:
                 not isinstance(raw_gap, dict)
                 or not isinstance(raw_gap.get("last_event_id"), str)
                 or raw_gap.get("reason") not in _GAP_REASONS
+                or not _is_count_or_none(raw_gap.get("missed"))
             ):
                 raise _bad(f"gap must be null or a gap object, got {raw_gap!r}")
-            gap = ReportGap(last_event_id=raw_gap["last_event_id"], reason=raw_gap["reason"])
+            gap = ReportGap(last_event_id=raw_gap["last_event_id"], reason=raw_gap["reason"],
+                            missed=raw_gap.get("missed"))
         events = []
         running = last_event_id
         try:
@@ -346,8 +358,8 @@ class LongPollSession(MonotonicNow):
     """
 
     __slots__ = (
-        "_answers", "_asked", "_config", "_cursor", "_deadline", "_failure", "_is_gzip", "_level",
-        "_log", "_state",
+        "_answers", "_asked", "_config", "_cursor", "_deadline", "_events_sent", "_failure",
+        "_is_gzip", "_level", "_log", "_state",
     )
 
     def __init__(
@@ -375,6 +387,7 @@ class LongPollSession(MonotonicNow):
         self._cursor = ""
         self._asked = ""  # the id the request carried
         self._deadline: float | None = None
+        self._events_sent = 0
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
@@ -388,6 +401,11 @@ class LongPollSession(MonotonicNow):
         """Where the client stands: its id, or for a new client the log's position then
         (``""`` without a log)."""
         return self._cursor
+
+    @property
+    def events_sent(self) -> int:
+        """How many events the answer carried (0 before it, or for an empty one)."""
+        return self._events_sent
 
     @property
     def client_last_event_id(self) -> str:
@@ -529,10 +547,10 @@ class LongPollSession(MonotonicNow):
         result = log.resume(self._cursor, now)
         if isinstance(result, Replay):
             return result.events, None
-        gap = ReportGap(
-            last_event_id=self._cursor,
-            reason="too_old" if isinstance(result, TooOld) else "unknown",
-        )
+        if isinstance(result, TooOld):
+            gap = ReportGap(last_event_id=self._cursor, reason="too_old", missed=result.missed)
+        else:
+            gap = ReportGap(last_event_id=self._cursor, reason="unknown")
         if gap.reason == "unknown" and not self._config.is_unknown_id_replayed:
             return (), gap  # the gap and the log's position: a made-up id buys nothing
         return log.events(), gap
@@ -557,7 +575,7 @@ class LongPollSession(MonotonicNow):
         return self._send(answer)
 
     def _send(self, answer: _Answer) -> list[Action]:
-        body, cursor, _ = answer
+        body, cursor, self._events_sent = answer
         self._state = LongPollState.ANSWERED
         self._cursor = cursor
         headers = [

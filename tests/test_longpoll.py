@@ -158,7 +158,8 @@ events_st = st.builds(
     events=st.lists(events_st, max_size=5),
     cursor=st.text(LINE),
     gap=st.none() | st.builds(ReportGap, last_event_id=st.text(LINE, max_size=5),
-                              reason=st.sampled_from(["unknown", "too_old"])),
+                              reason=st.sampled_from(["unknown", "too_old"]),
+                              missed=st.none() | st.integers(0, 10**12)),
     retry=st.none() | st.integers(0, 10**12),
 )
 def test_round_trip(events: list[Event], cursor: str, gap: ReportGap | None,
@@ -212,6 +213,8 @@ GOOD: dict[str, Any] = {"events": [], "last_event_id": "", "gap": None, "retry":
         json.dumps({**GOOD, "retry": 1.5}).encode(),
         json.dumps({**GOOD, "gap": {"last_event_id": "1", "reason": "lost"}}).encode(),
         json.dumps({**GOOD, "gap": "too_old"}).encode(),
+        *(json.dumps({**GOOD, "gap": {"last_event_id": "1", "reason": "too_old", "missed": bad}})
+          .encode() for bad in (-1, "3", True, 1.5)),
     ],
 )
 def test_decode_refuses_bad_answers(body: bytes) -> None:
@@ -229,6 +232,22 @@ def test_record_refuses_unsendable_fields(kwargs: dict[str, Any]) -> None:
     """A LongPollResponse that could not be sent cannot be built."""
     with pytest.raises(InvalidFieldError):
         LongPollResponse(**kwargs)
+
+
+def test_a_gap_says_how_many_were_missed_and_an_old_one_does_not() -> None:
+    """``missed`` travels in the gap object; an answer without it (an older server) decodes
+    as a gap of unknown size, and an explicit ``null`` as well."""
+    gap = ReportGap(last_event_id="1", reason="too_old", missed=6)
+    body = LongPollResponse(gap=gap).encode()
+    assert json.loads(body)["gap"] == {"last_event_id": "1", "reason": "too_old", "missed": 6}
+    assert LongPollResponse.decode(body).gap == gap
+    unknown = ReportGap(last_event_id="1", reason="unknown")
+    assert json.loads(LongPollResponse(gap=unknown).encode())["gap"] == {
+        "last_event_id": "1", "reason": "unknown"}
+    for old in ({"last_event_id": "1", "reason": "too_old"},
+                {"last_event_id": "1", "reason": "too_old", "missed": None}):
+        decoded = LongPollResponse.decode(json.dumps({**GOOD, "gap": old}).encode()).gap
+        assert decoded == ReportGap(last_event_id="1", reason="too_old", missed=None)
 
 
 def test_encode_refuses_lone_surrogates() -> None:
@@ -300,22 +319,23 @@ def test_header_wins_over_query() -> None:
 
 
 @pytest.mark.parametrize(
-    ("leid", "reason", "is_replayed", "kept"),
+    ("leid", "gap", "is_replayed", "kept"),
     [
-        ("0", "too_old", False, ["e3", "e4", "e5"]),
-        ("nope", "unknown", False, []),
-        ("nope", "unknown", True, ["e3", "e4", "e5"]),
+        ("0", {"reason": "too_old", "missed": 2}, False, ["e3", "e4", "e5"]),  # 1, 2 evicted
+        ("nope", {"reason": "unknown"}, False, []),
+        ("nope", {"reason": "unknown"}, True, ["e3", "e4", "e5"]),
     ],
 )
 def test_gap_then_what_the_client_is_owed(
-    leid: str, reason: str, is_replayed: bool, kept: list[str]
+    leid: str, gap: dict[str, Any], is_replayed: bool, kept: list[str]
 ) -> None:
-    """An id the log cannot resume from: the gap, then all the log still has when the id was
-    ours (or is_unknown_id_replayed), else nothing; the cursor is the log's newest id."""
+    """An id the log cannot resume from: the gap (with how many events were evicted after
+    the id, when the log knows), then all the log still has when the id was ours (or
+    is_unknown_id_replayed), else nothing; the cursor is the log's newest id."""
     config = LongPollConfig(is_unknown_id_replayed=is_replayed)
     session = LongPollSession(config, log_with(6, max_events=3))
     document = answer_of(session.on_request(f"/poll?lastEventId={leid}", [], 10.0))
-    assert document["gap"] == {"last_event_id": leid, "reason": reason}
+    assert document["gap"] == {"last_event_id": leid, **gap}
     assert datas(document) == kept and document["last_event_id"] == "5"
 
 
@@ -355,7 +375,7 @@ def test_eviction_while_held_is_a_gap() -> None:
     for i in range(3):
         log.append(Event(data=f"n{i}"), 6.0)
     document = answer_of(session.on_published(6.0))
-    assert document["gap"] == {"last_event_id": "1", "reason": "too_old"}
+    assert document["gap"] == {"last_event_id": "1", "reason": "too_old", "missed": 1}
     assert datas(document) == ["n1", "n2"]
 
 
@@ -651,6 +671,22 @@ def test_dedup_across_transports() -> None:
     assert c.metrics.messages_deduplicated == 1
 
 
+def test_a_gap_of_known_size_counts_in_the_completion_rate() -> None:
+    """An answer's gap with ``missed`` reaches the application's ReportGap and the metrics:
+    events_missed, so the completion rate is delivered / (delivered + missed)."""
+    c = client(last_event_id="7")
+    now = switch_to_polling(c)
+    gap = ReportGap(last_event_id="7", reason="too_old", missed=3)
+    body = poll_body([Event(data="x", id="11")], "11", gap=gap)
+    actions = answer_poll(c, body, now)
+    assert gap in actions
+    metrics = c.metrics
+    assert (metrics.gaps_reported, metrics.gaps_of_unknown_size, metrics.events_missed) == (
+        1, 0, 3)
+    received = metrics.messages_received
+    assert metrics.stream_completion_rate == received / (received + 3)
+
+
 def test_gap_and_retry_in_an_answer() -> None:
     """gap becomes ReportGap; retry sets the reconnection time used after failed polls."""
     c = client(last_event_id="7")
@@ -659,7 +695,7 @@ def test_gap_and_retry_in_an_answer() -> None:
                      gap=ReportGap(last_event_id="7", reason="too_old"), retry=2500)
     actions = answer_poll(c, body, now)
     assert ReportGap(last_event_id="7", reason="too_old") in actions
-    assert c.metrics.gaps_reported == 1
+    assert c.metrics.gaps_reported == c.metrics.gaps_of_unknown_size == 1  # no missed: unknown
     assert c.reconnection_time == 2.5
     c.on_connection_lost(now + 6.0)  # the polls were healthy: the schedule starts over
     assert c.next_deadline() == now + 6.0 + 2.5

@@ -6,7 +6,8 @@ Import one by name: :mod:`sse_core.adapters.asyncio`, :mod:`sse_core.adapters.tr
 the drivers over your own HTTP client, :mod:`sse_core.adapters.httpx` and
 :mod:`sse_core.adapters.aiohttp`; they never import each other.
 What they share is here: one options record per side (:class:`ClientOptions` for every
-``EventSource``, :class:`ServerOptions` for every server), and the sans-IO HTTP/1.1 glue
+``EventSource``, :class:`ServerOptions` for every server), the counters many
+``StreamResponse`` objects add to (:class:`ResponseCounters`), and the sans-IO HTTP/1.1 glue
 (h11) that turns the sessions' actions into socket work, so that no adapter writes HTTP or
 makes a protocol decision.
 """
@@ -30,6 +31,7 @@ from ._http import (
     refusal_for,
 )
 from ._options import ClientOptions, ConnectionKey, ServerOptions, client_address
+from ._response import ResponseCounters
 
 __all__ = [
     "BUSY_RETRY_AFTER",
@@ -46,6 +48,7 @@ __all__ = [
     "Refusal",
     "Report",
     "RequestRefused",
+    "ResponseCounters",
     "ServerConnection",
     "ServerOptions",
     "Write",

@@ -72,6 +72,9 @@ class StreamResponse(AsyncResponseBase, web.StreamResponse):
         replay_log: A log to replay from and append to, or ``None``.
         clock: Monotonic seconds, ticking like the event loop's clock;
             :func:`time.monotonic` when ``None``.
+        counters: A :class:`~sse_core.adapters.ResponseCounters` this response adds its
+            figures to (shared by many responses), or ``None``; its own are in
+            :attr:`metrics`, its lifecycle in :attr:`audit_trail`.
 
     Raises:
         InvalidConfigError: a bad argument.

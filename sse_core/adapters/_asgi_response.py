@@ -80,6 +80,9 @@ class StreamResponse(AsyncResponseBase, _FrameworkResponse):
             the same stream (a job's progress, say), or ``None``.
         clock: Monotonic seconds (:func:`time.monotonic` when ``None``); it must tick like
             the event loop's clock.
+        counters: A :class:`~sse_core.adapters.ResponseCounters` this response adds its
+            figures to (shared by many responses), or ``None``; its own are in
+            :attr:`metrics`, its lifecycle in :attr:`audit_trail`.
 
     Raises:
         InvalidConfigError: a bad argument.

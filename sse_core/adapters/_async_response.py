@@ -73,6 +73,7 @@ class AsyncResponseBase(ResponseBase[Source]):
                     await self._serve_poll(held, write)
             finally:
                 tasks.cancel_scope.cancel()
+                self._served()
         if self._failure is not None:
             raise self._failure
 
@@ -202,6 +203,7 @@ class AsyncResponseBase(ResponseBase[Source]):
                 await anyio.sleep(delay)
 
     def _log_send_timeout(self, timeout: float) -> None:
+        self._count_send_timeout()
         server_log(
             logging.WARNING, f"a client took no bytes for {timeout:g} s (send_timeout): let go",
             adapter=adapter_name(self), event="send_timeout", timeout=timeout,

@@ -30,6 +30,7 @@ answer's ``last_event_id``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -37,10 +38,13 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .. import ServerConfig, ServerSession
-from .._actions import Action
+from .._actions import Action, Send
+from .._audit import AuditTrail
+from .._broadcast import _session_counts
 from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event, Retry
 from .._longpoll import LongPollConfig, LongPollSession
+from .._metrics import ServerMetrics
 from .._replay import ReplayLog
 from .._serializer import serialize_block
 from .._server import ServerState
@@ -49,7 +53,7 @@ from ._base import options_or_default
 from ._options import ServerOptions
 from ._server_base import VARY_ACCEPT, is_poll
 
-__all__ = ["Item", "ResponseBase", "Source", "SyncSource", "event_of"]
+__all__ = ["Item", "ResponseBase", "ResponseCounters", "Source", "SyncSource", "event_of"]
 
 #: What an application's stream may yield (see the module's rule).
 Item = Event | str | Mapping[str, Any]
@@ -100,6 +104,57 @@ def event_of(item: object) -> tuple[Retry | None, Event | None]:
     return hint, Event(data=data, event=item.get("event", "message"), id=item.get("id"))
 
 
+#: The figures one response adds to :class:`ResponseCounters`: events sent, bytes sent,
+#: replays served, too-old resumes, unknown-id resumes, send timeouts.
+_Figures = tuple[int, int, int, int, int, int]
+
+
+class ResponseCounters:
+    """Counters many per-request responses add to: pass the same object as ``counters=`` to
+    every ``StreamResponse`` of an application (or of one route), and read :attr:`metrics`
+    for the totals, as :attr:`Broadcaster.metrics <sse_core.state.Broadcaster.metrics>`
+    gives them for the broadcast servers. Safe to share between threads (WSGI) and tasks.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # by id(): a framework's response may compare by content (a mapping)
+        self._serving: dict[int, ResponseBase[Any]] = {}
+        self._ended = [0] * 6  # the _Figures of the responses that ended
+
+    @property
+    def metrics(self) -> ServerMetrics:
+        """A frozen snapshot, taken now: ``connected_clients`` is the responses being served
+        (streams and held polls); the other counts are those of every response, past ones
+        included. ``queue_drops`` and ``replays_put_off`` stay 0 (no queue, no replay budget)."""
+        with self._lock:
+            totals = list(self._ended)
+            serving = list(self._serving.values())
+        for response in serving:
+            for index, value in enumerate(response._figures()):
+                totals[index] += value
+        return _server_metrics(len(serving), totals)
+
+    def _begin(self, response: ResponseBase[Any]) -> None:
+        with self._lock:
+            self._serving[id(response)] = response
+
+    def _end(self, response: ResponseBase[Any]) -> None:
+        with self._lock:
+            if self._serving.pop(id(response), None) is not None:
+                for index, value in enumerate(response._figures()):
+                    self._ended[index] += value
+
+
+def _server_metrics(connected: int, figures: Sequence[int]) -> ServerMetrics:
+    events, sent, replays, too_old, unknown, timeouts = figures
+    return ServerMetrics(
+        connected_clients=connected, events_published=events, bytes_sent=sent,
+        replays_served=replays, too_old_resumes=too_old, unknown_id_resumes=unknown,
+        send_timeouts=timeouts,
+    )
+
+
 class ResponseBase(Generic[_Source]):
     """What every ``StreamResponse`` class is made of: one request's
     :class:`~sse_core.ServerSession` and the application's source, and the session's actions
@@ -118,6 +173,7 @@ class ResponseBase(Generic[_Source]):
         options: ServerOptions | None = None,
         replay_log: ReplayLog | None = None,
         clock: Callable[[], float] | None = None,
+        counters: ResponseCounters | None = None,
     ) -> None:
         config = ServerConfig() if config is None else config
         if not isinstance(config, ServerConfig):
@@ -126,6 +182,8 @@ class ResponseBase(Generic[_Source]):
             raise InvalidConfigError(f"replay_log must be a ReplayLog, got {replay_log!r}")
         if clock is not None and not callable(clock):
             raise InvalidConfigError(f"clock must be callable, got {clock!r}")
+        if counters is not None and not isinstance(counters, ResponseCounters):
+            raise InvalidConfigError(f"counters must be ResponseCounters, got {counters!r}")
         if not (_is_iterable(source) or callable(source)):
             raise TypeError(
                 f"an event stream's source is an iterable or a function returning one, "
@@ -138,6 +196,11 @@ class ResponseBase(Generic[_Source]):
         self._poll: LongPollSession | None = None  # a long poll's session, when it is one
         self._source: object = source
         self._log = replay_log
+        self._counters = counters
+        self._is_serving = False  # from the request's arrival to the end of the answer
+        self._events_sent = 0
+        self._poll_bytes = 0  # a long poll's answer (a stream's bytes: the session's)
+        self._send_timeouts = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -149,6 +212,47 @@ class ResponseBase(Generic[_Source]):
         if self._poll is not None:
             return self._poll.client_last_event_id
         return self._session.last_event_id
+
+    @property
+    def metrics(self) -> ServerMetrics:
+        """This response's figures, as :attr:`ResponseCounters.metrics` sums them:
+        ``connected_clients`` is 1 while it is served, then 0; events and bytes sent (a
+        long poll's answer too), the replay and the resume it served, and 1 in
+        ``send_timeouts`` when its client was let go for ``options.send_timeout``."""
+        return _server_metrics(int(self._is_serving), self._figures())
+
+    @property
+    def audit_trail(self) -> AuditTrail:
+        """The stream's lifecycle as timed records (:attr:`ServerSession.audit_trail
+        <sse_core.ServerSession.audit_trail>`: the request and the id it resumed from, gap
+        signals, the replay's end, a send timeout, the close); empty for a long poll."""
+        return self._session.audit_trail
+
+    def _figures(self) -> _Figures:
+        events = self._events_sent if self._poll is None else self._poll.events_sent
+        sent, replays, too_old, unknown = _session_counts(self._session)  # as a broadcaster's
+        return events, sent + self._poll_bytes, replays, too_old, unknown, self._send_timeouts
+
+    def _serving(self) -> None:
+        """The request arrived: counted as a connected client until :meth:`_served`."""
+        self._is_serving = True
+        if self._counters is not None:
+            self._counters._begin(self)
+
+    def _served(self) -> None:
+        """The answer ended (or the client went): its figures go to the shared counters."""
+        if self._is_serving:
+            self._is_serving = False
+            if self._counters is not None:
+                self._counters._end(self)
+
+    def _count_send_timeout(self) -> None:
+        """The client took nothing for ``send_timeout`` and is let go: counted, and noted in
+        the stream's audit trail."""
+        self._send_timeouts += 1
+        if self._poll is None:
+            session = self._session
+            session.note_failure("send timeout", max(self._clock(), session._latest_now))
 
     @property
     def is_long_poll(self) -> bool:
@@ -167,6 +271,7 @@ class ResponseBase(Generic[_Source]):
         """
         if self._poll is not None or self._session.state is not ServerState.IDLE:
             raise LocalProtocolError("a StreamResponse serves one request")
+        self._serving()
         options = self._options
         if not is_poll(options, target, header_value(headers, "accept")):
             return None
@@ -177,7 +282,14 @@ class ResponseBase(Generic[_Source]):
             self._log,
             compression_level=config.compression_level if config.is_compression_enabled else None,
         )
-        return self._poll.on_request(target, headers, self._clock())
+        return self._count_poll(self._poll.on_request(target, headers, self._clock()))
+
+    def _count_poll(self, actions: list[Action]) -> list[Action]:
+        """Count a poll's answer (its events and bytes) as it is made."""
+        for action in actions:
+            if isinstance(action, Send):
+                self._poll_bytes += len(action.data)
+        return actions
 
     def _poll_wait(self) -> float:
         """Seconds the held poll still waits for its first event."""
@@ -207,7 +319,7 @@ class ResponseBase(Generic[_Source]):
                 failure = error
                 break
         actions = session.on_events(events, now) if log is None else session.on_published(now)
-        return actions or session.close(now), failure
+        return self._count_poll(actions or session.close(now)), failure
 
     @property
     def _poll_limit(self) -> int:
@@ -246,10 +358,11 @@ class ResponseBase(Generic[_Source]):
         if hint is not None:
             actions += self._session.send(serialize_block(hint), now)
         if event is not None:
-            if self._log is not None:
-                actions += self._session.send(self._log.append(event, now), now)
-            else:
-                actions += self._session.send(event, now)
+            # the wall clock's send time, stamped when ServerConfig.is_send_time_stamped
+            wall_now = time.time() if self._config.is_send_time_stamped else None
+            stored = event if self._log is None else self._log.append(event, now)
+            actions += self._session.send(stored, now, wall_now=wall_now)
+            self._events_sent += 1
         return actions
 
     def _delay(self) -> float | None:

@@ -121,6 +121,9 @@ class StreamResponse(ResponseBase[SyncSource]):
         options: Unused here but accepted, so that one record serves every adapter.
         replay_log: A log to replay from and append to, or ``None``.
         clock: Monotonic seconds; :func:`time.monotonic` when ``None``.
+        counters: A :class:`~sse_core.adapters.ResponseCounters` this response adds its
+            figures to (shared by many responses), or ``None``; its own are in
+            :attr:`metrics`, its lifecycle in :attr:`audit_trail`.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -155,6 +158,7 @@ class StreamResponse(ResponseBase[SyncSource]):
         else:
             actions = held or self._take_ready()
             body = iter([_bytes_of(actions)])
+            self._served()
         head = actions[0]
         assert isinstance(head, SendHead)
         status = f"{head.status} {HTTPStatus(head.status).phrase}"
@@ -237,6 +241,7 @@ class _Body(Iterator[bytes]):
         """The server is done with the body (the stream ended or the client went)."""
         self._handoff.stop()
         self._is_ended = True
+        self._response._served()
 
     def _end(self) -> list[Action]:
         self._handoff.stop()

@@ -136,6 +136,24 @@ class _ThreadingWSGIServer(WSGIServer):
             self.shutdown_request(request)
 
 
+def aiohttp_thread(app: Any) -> tuple[tuple[str, int], Callable[[], None]]:
+    """``app`` (an ``aiohttp.web.Application``) served on a loopback port by a thread of
+    its own: the address, and how to stop it."""
+    loop = asyncio.new_event_loop()
+    runner = aiohttp.web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(aiohttp.web.TCPSite(runner, "127.0.0.1", 0).start())
+    thread = threading.Thread(target=loop.run_forever, name="aiohttp", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(TIMEOUT)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(TIMEOUT)
+
+    return runner.addresses[0][:2], stop
+
+
 class Served:
     """One framework serving the job's stream on both paths, in a thread of its own."""
 
@@ -167,21 +185,7 @@ class Served:
         app = aiohttp.web.Application()
         for path in DEPLOYMENTS.values():
             app.router.add_get(path, handler)
-        loop = asyncio.new_event_loop()
-        runner = aiohttp.web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        self.address = runner.addresses[0][:2]
-        thread = threading.Thread(target=loop.run_forever, name="aiohttp", daemon=True)
-        thread.start()
-
-        def stop() -> None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(TIMEOUT)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(TIMEOUT)
-
-        self._stop = stop
+        self.address, self._stop = aiohttp_thread(app)
 
     def _serve_wsgi(self, options: ServerOptions, kwargs: dict[str, Any]) -> None:
         def app(environ: dict[str, Any], start_response: Any) -> Any:

@@ -28,6 +28,7 @@ from sse_core import (
     Deliver,
     Event,
     LongPollConfig,
+    ReportGap,
     ReportTransport,
     ServerConfig,
     Transport,
@@ -36,7 +37,7 @@ from sse_core.adapters import ServerOptions
 from sse_core.adapters._server_base import prefers_json
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.sync import EventSource
-from sse_core.state import BackoffConfig
+from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
 from sse_core.testing import FaultProxy, Pass, StallAfter
 from tests.adapters.nginx_support import (
     BUFFERING,
@@ -611,5 +612,37 @@ def test_the_docs_nginx_examples_serve_both_transports(
                 first = broadcaster(served, lambda b: b.replay_log.position)
         polls = [line for line in requests_logged(prefix) if "lastEventId=" in line]
         assert polls and all(f"GET {poll_path}?" in line for line in polls)
+    finally:
+        served.close()
+
+
+# --- a too-old poll: how many were lost ------------------------------------------------------
+
+
+def test_a_too_old_poll_says_how_many_were_lost(backend: str) -> None:
+    """A client polls from an id whose successors the log (3 events) evicted: the answer's
+    gap says 6 were lost, the client's ReportGap carries it, and its completion rate is
+    3 delivered / (3 + 6) -- not unknown, as before the answer carried the count."""
+    served = serve(backend, options=ServerOptions(long_poll_path="/poll"),
+                   replay_log=ReplayLog(ReplayConfig(max_events=3)))
+    try:
+        first = publish_first(served)
+        for number in range(9):  # the log keeps 6, 7, 8: 0 .. 5 are lost after `first`
+            served.publish(Event(data=str(number)))
+        config = ClientConfig(
+            url=url(served, "/events"), long_poll_url=url(served, "/poll"),
+            last_event_id=first, backoff=FAST_BACKOFF, long_poll_timeout=5.0,
+            min_poll_interval=0.01, initial_transport=Transport.LONG_POLLING,
+        )
+        seen: list[Any] = []
+        with EventSource(config) as source:
+            reports = source.reports()
+            assert deliver(reports, 3, seen) == ["6", "7", "8"]
+            metrics = source.metrics
+            reports.close()
+        [gap] = [report for report in seen if isinstance(report, ReportGap)]
+        assert (gap.reason, gap.last_event_id, gap.missed) == ("too_old", first, 6)
+        assert (metrics.events_missed, metrics.gaps_of_unknown_size) == (6, 0)
+        assert metrics.stream_completion_rate == pytest.approx(3 / 9)
     finally:
         served.close()

@@ -1,0 +1,197 @@
+"""What an operator and a client see of the per-request responses (the ASGI ``StreamResponse``
+in Starlette under uvicorn, the aiohttp.web one, the WSGI one under wsgiref), over real
+loopback sockets: send-time stamps read by sse_core's own client as latency; the figures of
+each response (``metrics``, ``audit_trail``) and of many (a shared ``ResponseCounters``);
+a client that stops reading counted as a send timeout and noted in the trail.
+
+The servers and the job's application are those of test_longpoll_responses.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from sse_core import ClientConfig, ServerConfig
+from sse_core.adapters import ResponseCounters, ServerOptions
+from sse_core.adapters.sync import EventSource
+from sse_core.state import AuditKind, ServerMetrics, ServerState
+from tests.adapters.test_longpoll_responses import (
+    STREAM,
+    UvicornThread,
+    aiohttp_thread,
+    framework,
+    serve,
+    uvicorn,
+)
+from tests.adapters.test_longpoll_servers import FAST_BACKOFF, TIMEOUT, deliver
+from tests.test_docs_examples import is_peer_required
+
+__all__ = ["framework"]  # the fixture, used by name
+
+try:
+    import aiohttp.web
+    import starlette.applications
+    import starlette.routing
+
+    from sse_core.adapters import _aiohttp_response
+    from sse_core.adapters import aiohttp as sse_aiohttp
+    from sse_core.adapters import asgi as sse_asgi
+except ModuleNotFoundError:  # the peers extra; the framework fixture says so
+    pass
+
+STAMPED = ServerConfig(heartbeat_interval=None, padding=64, is_send_time_stamped=True)
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Wait until ``condition()`` (the server notices a client's going in its own time)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("stamped", [True, False])
+def test_a_client_reading_a_stamped_response_measures_latency(
+    framework: str, stamped: bool
+) -> None:
+    """With ``is_send_time_stamped`` each event a response sends carries the wall clock's
+    send time, and sse_core's client (``is_latency_measured``) has one latency sample per
+    event; without it, none."""
+    config = STAMPED if stamped else ServerConfig(heartbeat_interval=None, padding=64)
+    served = serve(framework, config=config)
+    try:
+        for number in range(5):
+            served.job.publish(str(number))
+        client = ClientConfig(url=served.url(STREAM), backoff=FAST_BACKOFF,
+                              is_latency_measured=True)
+        with EventSource(client) as source:
+            assert deliver(source.reports(), 5) == [str(number) for number in range(5)]
+            metrics = source.metrics
+        latency = metrics.latency
+        assert latency.count + metrics.latency_skewed == (5 if stamped else 0)
+        if stamped:
+            # Same machine, same clock: well under the 10 s of the last bucket.
+            assert latency.maximum < 10.0
+    finally:
+        served.close()
+
+
+def test_shared_counters_add_up_a_stream_and_a_poll(framework: str) -> None:
+    """Two responses add to one ``ResponseCounters``: a stream read by sse_core's client
+    (3 events), counted as connected until the server sees the client go, then a long poll
+    (1 event, its body's bytes); nothing is counted twice once both ended."""
+    counters = ResponseCounters()
+    # Heartbeats: a WSGI server sees a client's going only when a write to it fails.
+    served = serve(framework, config=ServerConfig(heartbeat_interval=0.2), counters=counters)
+    try:
+        assert counters.metrics == ServerMetrics()
+        for number in range(3):
+            served.job.publish(str(number))
+        client = ClientConfig(url=served.url(STREAM), backoff=FAST_BACKOFF)
+        with EventSource(client) as source:
+            reports = source.reports()  # kept: closing the iteration closes the connection
+            assert deliver(reports, 3) == ["0", "1", "2"]
+            during = counters.metrics
+            reports.close()
+        assert during.connected_clients == 1
+        assert during.events_published == 3
+        wait_for(lambda: counters.metrics.connected_clients == 0, "the stream never ended")
+        streamed = counters.metrics
+        assert streamed.events_published == 3
+        assert streamed.bytes_sent >= len(b"data: 0\n\n") * 3
+
+        status, _, body = served.poll("/feed/poll", [("Last-Event-ID", "1")])
+        assert status == 200
+        assert b'"2"' in body
+        wait_for(lambda: counters.metrics.connected_clients == 0, "the poll never ended")
+        after = counters.metrics
+        assert after.events_published == 4
+        assert after.bytes_sent == streamed.bytes_sent + len(body)
+        assert after.send_timeouts == after.queue_drops == after.replays_put_off == 0
+        assert counters.metrics == after  # ended responses are summed once
+    finally:
+        served.close()
+
+
+def flood(_: str) -> AsyncIterator[str]:
+    """Events as fast as they can be taken, for ever."""
+
+    async def run() -> AsyncIterator[str]:
+        while True:
+            yield "x" * 1000
+            await asyncio.sleep(0)
+
+    return run()
+
+
+def serve_flood(name: str, make: Callable[[], Any]) -> tuple[tuple[str, int], Callable[[], None]]:
+    """``make()``'s response at ``/flood``, in Starlette under uvicorn or aiohttp.web on a
+    thread: the address and how to stop it."""
+    if name == "starlette":
+        async def endpoint(request: Any) -> Any:
+            return make()
+
+        runner = UvicornThread(starlette.applications.Starlette(
+            routes=[starlette.routing.Route("/flood", endpoint)]
+        ))
+        return runner.address, runner.stop
+
+    async def handler(request: Any) -> Any:
+        return make()
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/flood", handler)
+    return aiohttp_thread(app)
+
+
+@pytest.mark.parametrize("name", ["starlette", "aiohttp"])  # WSGI: no send_timeout
+def test_a_client_that_stops_reading_is_counted_and_noted(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that reads nothing is let go after ``send_timeout``: its response counts
+    one send timeout (and so do the shared counters), its audit trail notes the failure
+    between the stream's start and its close, and it is no longer a connected client."""
+    if uvicorn is None:
+        if is_peer_required():
+            raise AssertionError("starlette, uvicorn or aiohttp is missing: the peers extra")
+        pytest.skip("starlette, uvicorn and aiohttp are the peers extra")
+    # aiohttp also sets TCP_USER_TIMEOUT, which may drop the connection first (a write
+    # error, not a timeout the response sees): out, so the response's own timer decides.
+    monkeypatch.setattr(_aiohttp_response, "set_send_timeout", lambda sock, timeout: None)
+    counters = ResponseCounters()
+    responses: list[Any] = []
+    kind = sse_asgi.StreamResponse if name == "starlette" else sse_aiohttp.StreamResponse
+
+    def make() -> Any:
+        response = kind(flood, config=ServerConfig(heartbeat_interval=None),
+                        options=ServerOptions(send_timeout=0.5), counters=counters)
+        responses.append(response)
+        return response
+
+    address, stop = serve_flood(name, make)
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(address)
+            sock.sendall(b"GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_for(lambda: counters.metrics.send_timeouts == 1, "no send timeout counted")
+            wait_for(lambda: counters.metrics.connected_clients == 0, "still connected")
+        [response] = responses
+        assert response.metrics.send_timeouts == 1
+        assert response.metrics.connected_clients == 0
+        assert response.metrics.events_published > 0
+        trail = response.audit_trail
+        kinds = [record.kind for record in trail.records]
+        assert kinds[0] is AuditKind.REQUEST
+        [failure] = trail.of_kind(AuditKind.FAILURE)
+        assert failure.reason == "send timeout"
+        assert kinds.index(AuditKind.FAILURE) > kinds.index(AuditKind.REQUEST)
+        assert trail.of_kind(AuditKind.STATUS)[0].state is ServerState.STREAMING
+    finally:
+        stop()
