@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 
 import anyio
 
 from .._actions import Disconnect, SendHead
 from .._broadcast import Poller, Subscriber
-from .._errors import InvalidConfigError, LocalProtocolError
+from .._errors import LocalProtocolError
 from .._events import Event
 from .._replay import StoredEvent
 from .._server import ServerSession
@@ -29,7 +28,7 @@ from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start
 from ._asgi_messages import watch_disconnect as _watch_disconnect
 from ._asgi_response import StreamResponse
 from ._http import IncomingRequest, Refusal
-from ._server_base import ServerBase
+from ._server_base import NO_CHANNEL, ServerBase, checked_channels, pick_channel
 
 __all__ = ["EventStream", "EventStreamRouter", "StreamResponse"]
 
@@ -316,22 +315,7 @@ class EventStreamRouter:
     def __init__(
         self, streams: Mapping[str, EventStream], *, query_param: str | None = "channel"
     ) -> None:
-        if (
-            not isinstance(streams, Mapping)
-            or not streams
-            or not all(
-                isinstance(name, str) and name and isinstance(stream, EventStream)
-                for name, stream in streams.items()
-            )
-        ):
-            raise InvalidConfigError(
-                f"streams must map channel names to EventStream applications, got {streams!r}"
-            )
-        if query_param is not None and (not isinstance(query_param, str) or not query_param):
-            raise InvalidConfigError(
-                f"query_param must be a non-empty str or None, got {query_param!r}"
-            )
-        self._streams = dict(streams)
+        self._streams = checked_channels(streams, EventStream, query_param)
         self._query_param = query_param
 
     @property
@@ -342,12 +326,8 @@ class EventStreamRouter:
     def channel_of(self, scope: Scope) -> str | None:
         """The channel a request names (the query parameter first, then the path's last
         segment), or ``None`` when it names none of the streams."""
-        if self._query_param is not None and scope.get("query_string"):
-            for name, value in parse_qsl(scope["query_string"].decode("latin-1")):
-                if name == self._query_param:
-                    return value if value in self._streams else None
-        segment = scope["path"].rstrip("/").rpartition("/")[2]
-        return segment if segment in self._streams else None
+        query = scope.get("query_string", b"").decode("latin-1")
+        return pick_channel(scope["path"], query, self._streams, self._query_param)[0]
 
     async def aclose(self) -> None:
         """Close every stream."""
@@ -374,7 +354,7 @@ class EventStreamRouter:
             return
         channel = self.channel_of(scope)
         if channel is None:
-            await _refuse(send, 404, b"no such event stream\n", [])
+            await _refuse(send, NO_CHANNEL.status, NO_CHANNEL.text.encode(), [])
             return
         await self._streams[channel](scope, receive, send)
 
