@@ -55,14 +55,12 @@ class _Listener:
         """The server of ``request`` and the request as it sees it, or how to refuse it."""
         raise NotImplementedError
 
-    def _log_refusal(self, refusal: Refusal, peer: str | None, path: str | None = None) -> None:
-        log_refusal(self, refusal, peer, path)
-
     def _started(self) -> None:
         """Start the feeds' tails (after the socket listens)."""
         raise NotImplementedError
 
     async def aclose(self, *, grace: float = 1.0) -> None:
+        """Stop listening and end every stream (each class its own way)."""
         raise NotImplementedError
 
     @property
@@ -145,7 +143,7 @@ class _StreamProtocol(asyncio.Protocol):
             request = self._connection.receive(data)
         except RequestRefused as error:
             peer = self._transport.get_extra_info("peername") if self._transport else None
-            self._listener._log_refusal(error.refusal, peer[0] if peer else None)
+            log_refusal(self._listener, error.refusal, peer[0] if peer else None)
             self._reject(error.refusal)
             return
         if request is not None:
@@ -252,7 +250,7 @@ class _StreamProtocol(asyncio.Protocol):
         address = peer[0] if peer else None
         routed = self._listener._route(request)
         if isinstance(routed, Refusal):  # a router's: no such channel
-            self._listener._log_refusal(routed, address, request.target)
+            log_refusal(self._listener, routed, address, request.target)
             self._reject(routed)
             return
         server, request = routed
@@ -321,7 +319,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._transport.close()
 
 
-class EventStreamServer(ServerBase, _Listener):
+class EventStreamServer(_Listener, ServerBase):
     """An asyncio event-stream server: one stream, many clients, resumable.
 
     Each event given to :meth:`publish` is appended to the replay log once (encoded once)
