@@ -299,8 +299,10 @@ class EventStreamRouter:
             {name: EventStream(feed=channels.feed(name)) for name in ("news", "alerts")}
         )
 
-    A request for no known channel gets 404. The lifespan startup starts every stream's
-    feed and the shutdown closes every stream (:meth:`EventStream.aclose`).
+    A request for no known channel gets 404. A channel picked by the path reaches its
+    stream without that segment (``/poll/news`` is a poll of ``news`` when its
+    ``long_poll_path`` is ``/poll``). The lifespan startup starts every stream's feed and the
+    shutdown closes every stream (:meth:`EventStream.aclose`).
 
     Args:
         streams: The streams by channel name.
@@ -326,8 +328,11 @@ class EventStreamRouter:
     def channel_of(self, scope: Scope) -> str | None:
         """The channel a request names (the query parameter first, then the path's last
         segment), or ``None`` when it names none of the streams."""
+        return self._pick(scope)[0]
+
+    def _pick(self, scope: Scope) -> tuple[str | None, str]:
         query = scope.get("query_string", b"").decode("latin-1")
-        return pick_channel(scope["path"], query, self._streams, self._query_param)[0]
+        return pick_channel(scope["path"], query, self._streams, self._query_param)
 
     async def aclose(self) -> None:
         """Close every stream."""
@@ -352,10 +357,12 @@ class EventStreamRouter:
         if kind == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # refused: HTTP 403
             return
-        channel = self.channel_of(scope)
+        channel, path = self._pick(scope)
         if channel is None:
             await _refuse(send, NO_CHANNEL.status, NO_CHANNEL.text.encode(), [])
             return
+        if path != scope["path"]:  # the stream sees the path without the channel's segment
+            scope = {**scope, "path": path}
         await self._streams[channel](scope, receive, send)
 
 
