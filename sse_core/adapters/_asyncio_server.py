@@ -3,20 +3,27 @@
 It owns the listening socket, each client's transport, the clock and the timers, and
 carries out what a :class:`~sse_core.Broadcaster` and
 :class:`~sse_core.adapters.ServerConnection` ask; every client is an
-:class:`asyncio.Protocol` with the transport's flow control.
+:class:`asyncio.Protocol` with the transport's flow control. An :class:`EventStreamRouter`
+listens for several servers (channels) and hands each connection to the one its request
+names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit
+
+import attrs
 
 from .._broadcast import Poller, Subscriber
+from .._errors import InvalidConfigError
 from .._events import Event
 from .._replay import StoredEvent
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
-from ._server_base import ServerBase
+from ._server_base import NO_CHANNEL, ServerBase, checked_channels, log_refusal, pick_channel
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -25,15 +32,72 @@ from ._sockets import (
     set_send_timeout,
 )
 
-__all__ = ["EventStreamServer"]
+__all__ = ["EventStreamRouter", "EventStreamServer"]
+
+_Self = TypeVar("_Self", bound="_Listener")
+#: Where a request goes: the server that serves it and the request as it sees it, or a refusal.
+_Routed: TypeAlias = "tuple[EventStreamServer, IncomingRequest] | Refusal"
+
+
+class _Listener:
+    """The listening socket of an :class:`EventStreamServer` or an
+    :class:`EventStreamRouter`: it accepts connections and, once a request is read, names
+    the server that serves it (:meth:`_route`)."""
+
+    #: Every connection accepted here, served or not yet.
+    _protocols: set[_StreamProtocol]
+    _server: asyncio.Server | None
+    _is_closing: bool
+    #: ``request_timeout`` and ``send_timeout``: they apply before a request is read.
+    _timeouts: tuple[float, float | None]
+
+    def _route(self, request: IncomingRequest) -> _Routed:
+        """The server of ``request`` and the request as it sees it, or how to refuse it."""
+        raise NotImplementedError
+
+    def _started(self) -> None:
+        """Start the feeds' tails (after the socket listens)."""
+        raise NotImplementedError
+
+    async def aclose(self, *, grace: float = 1.0) -> None:
+        """Stop listening and end every stream (each class its own way)."""
+        raise NotImplementedError
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once started."""
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _StreamProtocol(self), host, port, ssl=ssl_context, backlog=4096
+        )
+        self._started()
+
+    async def __aenter__(self: _Self) -> _Self:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class _StreamProtocol(asyncio.Protocol):
-    """One client connection of an :class:`EventStreamServer`."""
+    """One client connection of an :class:`EventStreamServer` (accepted by it, or by an
+    :class:`EventStreamRouter` that hands it over once its request names the server)."""
 
     __slots__ = (
         "_connection",
         "_is_paused",
+        "_listener",
         "_recheck",
         "_server",
         "_sock",
@@ -42,8 +106,9 @@ class _StreamProtocol(asyncio.Protocol):
         "subscriber",
     )
 
-    def __init__(self, server: EventStreamServer) -> None:
-        self._server = server
+    def __init__(self, listener: _Listener) -> None:
+        self._listener = listener
+        self._server: EventStreamServer | None = None  # once the request names it
         self._connection = ServerConnection()
         self._transport: asyncio.Transport | None = None
         self.subscriber: Subscriber | Poller | None = None
@@ -56,28 +121,29 @@ class _StreamProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        if self._server._is_closing:
+        listener = self._listener
+        if listener._is_closing:
             # Accepted in the loop iteration that aclose() ran in, after it looked at the
             # connections: nobody would end this one (and from 3.12 on, aclose() would wait
             # for it until its request timeout).
             transport.abort()
             return
         self._transport = transport
-        self._server._protocols.add(self)
+        listener._protocols.add(self)
         sock = transport.get_extra_info("socket")
         self._sock = sock
-        options = self._server.options
-        if sock is not None and options.send_timeout is not None:
-            set_send_timeout(sock, options.send_timeout)
+        request_timeout, send_timeout = listener._timeouts
+        if sock is not None and send_timeout is not None:
+            set_send_timeout(sock, send_timeout)
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(options.request_timeout, self._no_request)
+        self._timer = loop.call_later(request_timeout, self._no_request)
 
     def data_received(self, data: bytes) -> None:
         try:
             request = self._connection.receive(data)
         except RequestRefused as error:
             peer = self._transport.get_extra_info("peername") if self._transport else None
-            self._server._log_refusal(error.refusal, peer[0] if peer else None)
+            log_refusal(self._listener, error.refusal, peer[0] if peer else None)
             self._reject(error.refusal)
             return
         if request is not None:
@@ -88,11 +154,12 @@ class _StreamProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._is_paused = True
-        self._server._writable.pop(self, None)
+        if self._server is not None:
+            self._server._writable.pop(self, None)
 
     def resume_writing(self) -> None:
         self._is_paused = False
-        if self.subscriber is not None:
+        if self.subscriber is not None and self._server is not None:
             self._server._writable[self] = None
         # Not now: asyncio calls this from inside its write callback, which ends by
         # finishing a close itself -- closing the transport here would finish it twice
@@ -100,12 +167,15 @@ class _StreamProtocol(asyncio.Protocol):
         asyncio.get_running_loop().call_soon(self.flush)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._server._protocols.discard(self)
-        self._server._writable.pop(self, None)
-        if self.subscriber is not None:
-            if is_send_timeout(exc):  # the kernel gave up on a client that took nothing
-                self._server._note_send_timeout(self.subscriber)
-            self._server._unsubscribe(self.subscriber)
+        self._listener._protocols.discard(self)
+        server = self._server
+        if server is not None:
+            server._protocols.discard(self)
+            server._writable.pop(self, None)
+            if self.subscriber is not None:
+                if is_send_timeout(exc):  # the kernel gave up on a client that took nothing
+                    server._note_send_timeout(self.subscriber)
+                server._unsubscribe(self.subscriber)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -119,8 +189,8 @@ class _StreamProtocol(asyncio.Protocol):
     def flush(self, now: float | None = None) -> None:
         """Write what the subscriber's queue holds, unless the socket is full (``now``: the
         clock read once for a whole publish)."""
-        subscriber, transport = self.subscriber, self._transport
-        if subscriber is None or transport is None:
+        subscriber, transport, server = self.subscriber, self._transport, self._server
+        if subscriber is None or transport is None or server is None:
             return
         if transport.is_closing():  # lost or closing: connection_lost() comes next
             subscriber.take()
@@ -132,7 +202,7 @@ class _StreamProtocol(asyncio.Protocol):
             self.let_go()
             return
         if now is None:
-            now = self._server._clock()
+            now = server._clock()
         # Until the socket pushes back (pause_writing() runs inside write()): a long replay
         # comes one step per take(), read from the log only as fast as the client reads --
         # its next step waits while the kernel still holds a step the client has not read.
@@ -171,27 +241,36 @@ class _StreamProtocol(asyncio.Protocol):
         transport.abort()
 
     def _on_request(self, request: IncomingRequest) -> None:
-        server = self._server
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._transport is None:
             return
         peer = self._transport.get_extra_info("peername")
-        refusal, key = server._admit(request, peer[0] if peer else None)
+        address = peer[0] if peer else None
+        routed = self._listener._route(request)
+        if isinstance(routed, Refusal):  # a router's: no such channel
+            log_refusal(self._listener, routed, address, request.target)
+            self._reject(routed)
+            return
+        server, request = routed
+        self._server = server
+        server._protocols.add(self)
+        refusal, key = server._admit(request, address)
         if refusal is not None:
             self._reject(refusal)
             return
         if server._is_feed_waited(request.target, request.headers):
             # The shared log's tail has to catch up first (or load the log at all).
-            task = asyncio.get_running_loop().create_task(self._after_feed(request, key))
+            task = asyncio.get_running_loop().create_task(self._after_feed(server, request, key))
             server._feed_waits.add(task)
             task.add_done_callback(server._feed_waits.discard)
             return
-        self._serve(request, key)
+        self._serve(server, request, key)
 
-    async def _after_feed(self, request: IncomingRequest, key: str | None) -> None:
-        server = self._server
+    async def _after_feed(
+        self, server: EventStreamServer, request: IncomingRequest, key: str | None
+    ) -> None:
         is_ready = await server._feed_ready(request.target, request.headers)
         if self._transport is None or self._transport.is_closing():
             return
@@ -200,10 +279,9 @@ class _StreamProtocol(asyncio.Protocol):
             server._log_refusal(refusal, None, request.target)
             self._reject(refusal)
             return
-        self._serve(request, key)
+        self._serve(server, request, key)
 
-    def _serve(self, request: IncomingRequest, key: str | None) -> None:
-        server = self._server
+    def _serve(self, server: EventStreamServer, request: IncomingRequest, key: str | None) -> None:
         self.subscriber = server._subscribe(request.target, request.headers, server._clock(), key)
         if not self._is_paused:
             server._writable[self] = None
@@ -212,17 +290,17 @@ class _StreamProtocol(asyncio.Protocol):
 
     def _arm(self) -> None:
         """Wake up for the next heartbeat."""
-        subscriber = self.subscriber
-        if subscriber is None or self._transport is None:
+        subscriber, server = self.subscriber, self._server
+        if subscriber is None or server is None or self._transport is None:
             return
         deadline = subscriber.next_deadline()
         if deadline is not None:
-            delay = max(0.0, deadline - self._server._clock())
+            delay = max(0.0, deadline - server._clock())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.subscriber is not None:
+        if self.subscriber is not None and self._server is not None:
             self.subscriber.poll(self._server._clock())
             self.flush()
             self._arm()
@@ -241,7 +319,7 @@ class _StreamProtocol(asyncio.Protocol):
         self._transport.close()
 
 
-class EventStreamServer(ServerBase):
+class EventStreamServer(_Listener, ServerBase):
     """An asyncio event-stream server: one stream, many clients, resumable.
 
     Each event given to :meth:`publish` is appended to the replay log once (encoded once)
@@ -251,7 +329,9 @@ class EventStreamServer(ServerBase):
     more than ``max_queued_bytes`` behind is reset (it resumes) instead of growing
     memory or slowing the others.
 
-    Arguments as for every adapter's server (:doc:`/adapters/options`).
+    Arguments as for every adapter's server (:doc:`/adapters/options`). To serve several
+    streams (channels) on one port, give one server per channel to an
+    :class:`EventStreamRouter` and start that instead.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -267,24 +347,13 @@ class EventStreamServer(ServerBase):
         # the kernel made them costs measurably less system time with thousands of them).
         self._writable: dict[_StreamProtocol, None] = {}
         self._server: asyncio.Server | None = None
+        self._timeouts = (self._options.request_timeout, self._options.send_timeout)
         self._dropped_seen = 0  # broadcaster.dropped at the last publish
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """The listening address (host, port), once started."""
-        if self._server is None:
-            raise RuntimeError("the server is not started")
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return host, port
+    def _route(self, request: IncomingRequest) -> tuple[EventStreamServer, IncomingRequest]:
+        return self, request
 
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _StreamProtocol(self), host, port, ssl=ssl_context, backlog=4096
-        )
+    def _started(self) -> None:
         if self._feed is not None:
             self._feed.start()
 
@@ -348,10 +417,89 @@ class EventStreamServer(ServerBase):
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> EventStreamServer:
-        if self._server is None:
-            await self.start()
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+class EventStreamRouter(_Listener):
+    """An asyncio server of several event streams (channels) on one port: each channel is
+    an :class:`EventStreamServer` (not started itself), and a client picks one by the query
+    parameter ``query_param`` (``/events?channel=news``) or else by the last segment of the
+    path (``/events/news``), the rule of the ASGI
+    :class:`~sse_core.adapters.asgi.EventStreamRouter`.
+
+    The request is then the channel's server's, with the channel's segment taken off the
+    path: that server's ``path`` and ``long_poll_path`` are checked against the rest
+    (``/events/news`` and ``/poll/news`` reach ``/events`` and ``/poll``), and its
+    limits, replay log, feed, long polls and ``Last-Event-ID`` resumption apply. A
+    request that names no channel gets 404. Publish on a channel's server
+    (``router.servers["news"].publish(event)``) or, with a shared log, to the channel's
+    log (``await channels.publish("news", event)``)::
+
+        channels = RedisChannels.from_url("redis://redis:6379/0", prefix="sse:")
+        router = EventStreamRouter(
+            {name: EventStreamServer(feed=channels.feed(name)) for name in ("news", "alerts")}
+        )
+        await router.start("0.0.0.0", 8000)
+
+    Args:
+        servers: The servers by channel name. They must agree on ``request_timeout`` and
+            ``send_timeout``, which apply before a request names its channel.
+        query_param: The query parameter that names the channel, or ``None`` to go by the
+            path only.
+
+    Raises:
+        InvalidConfigError: ``servers`` is empty, not a mapping of str to
+            :class:`EventStreamServer`, or its servers' timeouts differ.
+    """
+
+    def __init__(
+        self, servers: Mapping[str, EventStreamServer], *, query_param: str | None = "channel"
+    ) -> None:
+        self._servers = checked_channels(servers, EventStreamServer, query_param)
+        timeouts = {server._timeouts for server in self._servers.values()}
+        if len(timeouts) != 1:
+            raise InvalidConfigError(
+                "the servers of a router must have the same request_timeout and send_timeout,"
+                f" got {sorted(timeouts, key=repr)}"
+            )
+        (self._timeouts,) = timeouts
+        self._query_param = query_param
+        self._protocols = set()
+        self._server = None
+        self._is_closing = False
+
+    @property
+    def servers(self) -> Mapping[str, EventStreamServer]:
+        """The servers by channel name."""
+        return self._servers
+
+    def _route(self, request: IncomingRequest) -> _Routed:
+        target = urlsplit(request.target)
+        name, path = pick_channel(target.path, target.query, self._servers, self._query_param)
+        if name is None:
+            return NO_CHANNEL
+        if path != target.path:
+            rest = f"{path}?{target.query}" if target.query else path
+            request = attrs.evolve(request, target=rest)
+        return self._servers[name], request
+
+    def _started(self) -> None:
+        for server in self._servers.values():
+            server._started()
+
+    async def aclose(self, *, grace: float = 1.0) -> None:
+        """Stop listening and close every channel's server (:meth:`EventStreamServer.aclose`,
+        at once); a connection whose request has not named a channel yet is let go.
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream.
+        """
+        self._is_closing = True
+        if self._server is not None:
+            self._server.close()
+        for protocol in list(self._protocols):
+            if protocol._server is None:
+                protocol.let_go()
+        await asyncio.gather(*(server.aclose(grace=grace) for server in self._servers.values()))
+        while self._protocols:  # connection_lost() runs on the next loop iterations
+            await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.wait_closed()

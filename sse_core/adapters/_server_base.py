@@ -1,7 +1,8 @@
 """What the adapters' servers share (floor 4): one constructor over the options, the
 broadcaster and its replay log (or a shared log's live tail: :class:`LogFeed`), admission
-(the 404/405/503/429 refusals), which requests are long polls, and the wait for subscribers.
-No sockets here: each server does its own I/O."""
+(the 404/405/503/429 refusals), which requests are long polls, the wait for subscribers, and
+which channel a request names when one application serves several streams. No sockets here:
+each server does its own I/O."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -34,8 +35,8 @@ from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
 __all__ = [
-    "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "default_replay_log", "is_poll",
-    "prefers_json",
+    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "checked_channels",
+    "default_replay_log", "is_poll", "log_refusal", "pick_channel", "prefers_json",
 ]
 
 _STREAM_TYPE = "text/event-stream"
@@ -85,6 +86,80 @@ def is_poll(options: ServerOptions, target: str, accept: str | None) -> bool:
     if options.is_negotiated:
         return prefers_json(accept)
     return urlsplit(target).path == options.long_poll_path
+
+
+_Stream = TypeVar("_Stream")
+
+
+def checked_channels(
+    streams: Mapping[str, _Stream], kind: type[_Stream], query_param: str | None
+) -> dict[str, _Stream]:
+    """A router's streams by channel name, checked: a non-empty mapping of non-empty str to
+    ``kind``, and a ``query_param`` that is a non-empty str or ``None``.
+
+    Raises:
+        InvalidConfigError: either is not so.
+    """
+    if (
+        not isinstance(streams, Mapping)
+        or not streams
+        or not all(
+            isinstance(name, str) and name and isinstance(stream, kind)
+            for name, stream in streams.items()
+        )
+    ):
+        raise InvalidConfigError(
+            f"streams must map channel names to {kind.__name__} objects, got {streams!r}"
+        )
+    if query_param is not None and (not isinstance(query_param, str) or not query_param):
+        raise InvalidConfigError(
+            f"query_param must be a non-empty str or None, got {query_param!r}"
+        )
+    return dict(streams)
+
+
+def pick_channel(
+    path: str, query: str, names: Container[str], query_param: str | None
+) -> tuple[str | None, str]:
+    """The channel a request names, and the path left for that channel's stream.
+
+    The query parameter ``query_param`` first (``/events?channel=news``: the path stays as
+    it is); without it, the path's last segment (``/events/news``: the path left is
+    ``/events``, or ``/`` when nothing is). A name that is not in ``names`` is no channel
+    (``None``: answer :data:`NO_CHANNEL`); a query parameter naming none is not looked past
+    (an empty one is no parameter).
+
+    Args:
+        path: The request's path.
+        query: Its query string (without ``?``).
+        names: The channels served.
+        query_param: The query parameter that names the channel, or ``None``.
+    """
+    if query_param is not None and query:
+        for name, value in parse_qsl(query):
+            if name == query_param:
+                return (value if value in names else None), path
+    base, _, segment = path.rstrip("/").rpartition("/")
+    if segment not in names:
+        return None, path
+    return segment, base or "/"
+
+
+#: The answer to a request that names no channel a router serves.
+NO_CHANNEL = Refusal(status=404, text="no such event stream\n")
+
+
+def log_refusal(
+    source: object, refusal: Refusal, peer: str | None, path: str | None = None
+) -> None:
+    """Log a refused request at ``WARNING`` (its status and the reason sent), as the adapter
+    of ``source``."""
+    reason = refusal.text.strip()
+    server_log(
+        logging.WARNING, f"request refused with {refusal.status}: {reason}",
+        adapter=adapter_name(source), event="refused", status=refusal.status, reason=reason,
+        peer=peer, path=path,
+    )
 
 
 def default_replay_log() -> ReplayLog:
@@ -373,12 +448,7 @@ class ServerBase(AdapterBase):
 
     def _log_refusal(self, refusal: Refusal, peer: str | None, path: str | None = None) -> None:
         """Log a refused request at ``WARNING`` (its status and the reason sent)."""
-        reason = refusal.text.strip()
-        server_log(
-            logging.WARNING, f"request refused with {refusal.status}: {reason}",
-            adapter=adapter_name(self), event="refused", status=refusal.status, reason=reason,
-            peer=peer, path=path,
-        )
+        log_refusal(self, refusal, peer, path)
 
     def _wait_for(self, token: object, count: int, wake: Callable[[], object]) -> bool:
         """Have ``wake`` called (once, from where clients subscribe) when at least ``count``

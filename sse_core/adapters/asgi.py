@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 
 import anyio
 
 from .._actions import Disconnect, SendHead
 from .._broadcast import Poller, Subscriber
-from .._errors import InvalidConfigError, LocalProtocolError
+from .._errors import LocalProtocolError
 from .._events import Event
 from .._replay import StoredEvent
 from .._server import ServerSession
@@ -29,7 +28,7 @@ from ._asgi_messages import ASGISend, Receive, Scope, message_of, response_start
 from ._asgi_messages import watch_disconnect as _watch_disconnect
 from ._asgi_response import StreamResponse
 from ._http import IncomingRequest, Refusal
-from ._server_base import ServerBase
+from ._server_base import NO_CHANNEL, ServerBase, checked_channels, pick_channel
 
 __all__ = ["EventStream", "EventStreamRouter", "StreamResponse"]
 
@@ -300,8 +299,10 @@ class EventStreamRouter:
             {name: EventStream(feed=channels.feed(name)) for name in ("news", "alerts")}
         )
 
-    A request for no known channel gets 404. The lifespan startup starts every stream's
-    feed and the shutdown closes every stream (:meth:`EventStream.aclose`).
+    A request for no known channel gets 404. A channel picked by the path reaches its
+    stream without that segment (``/poll/news`` is a poll of ``news`` when its
+    ``long_poll_path`` is ``/poll``). The lifespan startup starts every stream's feed and the
+    shutdown closes every stream (:meth:`EventStream.aclose`).
 
     Args:
         streams: The streams by channel name.
@@ -316,22 +317,7 @@ class EventStreamRouter:
     def __init__(
         self, streams: Mapping[str, EventStream], *, query_param: str | None = "channel"
     ) -> None:
-        if (
-            not isinstance(streams, Mapping)
-            or not streams
-            or not all(
-                isinstance(name, str) and name and isinstance(stream, EventStream)
-                for name, stream in streams.items()
-            )
-        ):
-            raise InvalidConfigError(
-                f"streams must map channel names to EventStream applications, got {streams!r}"
-            )
-        if query_param is not None and (not isinstance(query_param, str) or not query_param):
-            raise InvalidConfigError(
-                f"query_param must be a non-empty str or None, got {query_param!r}"
-            )
-        self._streams = dict(streams)
+        self._streams = checked_channels(streams, EventStream, query_param)
         self._query_param = query_param
 
     @property
@@ -342,12 +328,11 @@ class EventStreamRouter:
     def channel_of(self, scope: Scope) -> str | None:
         """The channel a request names (the query parameter first, then the path's last
         segment), or ``None`` when it names none of the streams."""
-        if self._query_param is not None and scope.get("query_string"):
-            for name, value in parse_qsl(scope["query_string"].decode("latin-1")):
-                if name == self._query_param:
-                    return value if value in self._streams else None
-        segment = scope["path"].rstrip("/").rpartition("/")[2]
-        return segment if segment in self._streams else None
+        return self._pick(scope)[0]
+
+    def _pick(self, scope: Scope) -> tuple[str | None, str]:
+        query = scope.get("query_string", b"").decode("latin-1")
+        return pick_channel(scope["path"], query, self._streams, self._query_param)
 
     async def aclose(self) -> None:
         """Close every stream."""
@@ -372,10 +357,12 @@ class EventStreamRouter:
         if kind == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # refused: HTTP 403
             return
-        channel = self.channel_of(scope)
+        channel, path = self._pick(scope)
         if channel is None:
-            await _refuse(send, 404, b"no such event stream\n", [])
+            await _refuse(send, NO_CHANNEL.status, NO_CHANNEL.text.encode(), [])
             return
+        if path != scope["path"]:  # the stream sees the path without the channel's segment
+            scope = {**scope, "path": path}
         await self._streams[channel](scope, receive, send)
 
 

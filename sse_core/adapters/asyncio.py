@@ -2,8 +2,9 @@
 
 The client owns its socket, TLS, the clock and waiting, and nothing else: it carries out what
 :class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks,
-through the dispatch every adapter shares. The server lives in ``_asyncio_server`` and is
-imported from here: :class:`EventStreamServer`.
+through the dispatch every adapter shares. The servers live in ``_asyncio_server`` and are
+imported from here: :class:`EventStreamServer`, and :class:`EventStreamRouter` for several
+channels on one port.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import ssl
 from typing import Any
 
 from ._asyncio_client import AsyncioClientBase
-from ._asyncio_server import EventStreamServer
+from ._asyncio_server import EventStreamRouter, EventStreamServer
 from ._http import Endpoint
 
-__all__ = ["EventSource", "EventStreamServer"]
+__all__ = ["EventSource", "EventStreamRouter", "EventStreamServer"]
 
 
 class EventSource(AsyncioClientBase):

@@ -539,8 +539,9 @@ class RedisChannels:
     ``prefix + name``, each with the same retention, timeouts and client.
 
     Make one per worker, then a :class:`RedisFeed` per channel the worker serves
-    (:meth:`feed`; the ASGI ``EventStreamRouter`` does it on a client's first request for a
-    channel), and publish with :meth:`publish` from anywhere.
+    (:meth:`feed`: one per server, and an ``EventStreamRouter`` of those servers -- the ASGI
+    one or the asyncio one -- serves them on one path or port), and publish with
+    :meth:`publish` from anywhere.
 
     Args:
         client: The worker's ``redis.asyncio.Redis`` client (see :meth:`from_url`).

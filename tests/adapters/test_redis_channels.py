@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from sse_core import Event, InvalidConfigError
+from sse_core.adapters import ServerOptions
 from sse_core.adapters.asgi import EventStream, EventStreamRouter
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReplayConfig
 from tests.adapters import redis_support
 from tests.adapters.redis_support import RedisServer, StreamReader, run
+from tests.adapters.test_asyncio_channels import get
 
 #: A redis-server of the test's own, without persistence.
 plain = redis_support.plain
@@ -140,5 +142,29 @@ def test_channel_configuration_is_checked() -> None:
         with pytest.raises(InvalidConfigError):
             EventStreamRouter({"news": EventStream()}, query_param="")
         await channels.aclose()
+
+    run(scenario, TIMEOUT)
+
+
+def test_a_channel_picked_by_the_path_reaches_its_stream_without_that_segment() -> None:
+    """With ``long_poll_path="/poll"``, ``/poll/news`` is a poll of ``news`` under the
+    router, as ``/poll?channel=news`` is (and as on the asyncio router): the stream sees the
+    path without the channel's segment. Each answer holds that channel's events only."""
+
+    async def scenario() -> None:
+        options = ServerOptions(long_poll_path="/poll")
+        router = EventStreamRouter(
+            {name: EventStream(options=options) for name in ("news", "alerts")}
+        )
+        async with served(router) as address:
+            sent = [router.streams["news"].publish(Event(data=f"n{i}")) for i in range(3)]
+            router.streams["alerts"].publish(Event(data="a"))
+            for target in ("/poll/news?", "/poll?channel=news&"):
+                status, body = await get(
+                    address, f"{target}lastEventId={sent[0].id}&timeout=0", "application/json"
+                )
+                answer = json.loads(body)
+                assert status == 200 and answer["gap"] is None, body
+                assert [e["id"] for e in answer["events"]] == [s.id for s in sent[1:]]
 
     run(scenario, TIMEOUT)
