@@ -30,7 +30,10 @@ raw HTTP/1.1 sockets in this process, a chunk decoder and sse_core's parser):
   of them connected and idle, divided by the number of clients;
 - latency from publish to receipt, p50 and p99 (each event carries the publisher's
   monotonic time, the same clock in every process);
-- how the clients fell on the workers (each worker's connected sockets).
+- how the clients fell on the workers (each worker's connected sockets), and the clients'
+  own CPU time per 1,000 deliveries (this process's): on a small machine the clients, the
+  workers and Redis share the same cores, and the clients read the events one socket after
+  another, so the latency's tail holds their share too.
 
 A warm-up event is published first until every client has one (so every worker's
 subscription is live), and is not measured. ``--repeat N`` runs N rounds, the kinds
@@ -46,6 +49,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -203,13 +207,23 @@ def _rss(pid: int) -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _sockets(pid: int) -> int:
-    """How many sockets a process holds open."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-    return count
+def _served(pids: list[int], ports: list[int]) -> list[int]:
+    """How many established connections to one of ``ports`` each process holds (its
+    clients; not its own connections to Redis)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if fields[3] == "01" and local_port in ports:  # 01: ESTABLISHED
+            inodes.add(f"socket:[{fields[9]}]")
+    counts = []
+    for pid in pids:
+        count = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                count += os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+        counts.append(count)
+    return counts
 
 
 def _children(parent: int) -> list[int]:
@@ -278,6 +292,12 @@ def running_redis() -> Iterator[str]:
             _stop(process)
 
 
+def _own_cpu() -> float:
+    """This process's CPU time so far (the clients'), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _redis_cpu(url: str) -> float:
     """Redis's own CPU time so far (user + system), from ``INFO cpu``."""
     import redis
@@ -311,10 +331,11 @@ class _Workers:
             self.pids = [p.pid for p in self.processes]
             return
         port = _free_port()
+        app = f"benchmarks.bench_scaleout:{_UVICORN_APPS[kind]}"
         log = directory / f"uvicorn-{kind}.log"
         with open(log, "w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"benchmarks.bench_scaleout:{_UVICORN_APPS[kind]}",
+                [sys.executable, "-m", "uvicorn", app,
                  "--workers", str(count), "--host", "127.0.0.1", "--port", str(port),
                  "--backlog", "4096", "--log-level", "info", "--no-access-log",
                  "--timeout-graceful-shutdown", "1"],
@@ -341,8 +362,8 @@ class _Workers:
     def rss(self) -> int:
         return sum(_rss(pid) for pid in self.pids)
 
-    def sockets(self) -> list[int]:
-        return [_sockets(pid) for pid in self.pids]
+    def clients(self) -> list[int]:
+        return _served(self.pids, self.ports)
 
     def stop(self) -> None:
         for process in self.processes:
@@ -397,7 +418,7 @@ async def run_one(
         publisher = _Publisher(kind, env)
         try:
             await asyncio.sleep(0.5)
-            idle_rss, idle_sockets = pool.rss(), pool.sockets()
+            idle_rss = pool.rss()
             started = time.monotonic()
             shares = [clients // len(pool.ports) + (i < clients % len(pool.ports))
                       for i in range(len(pool.ports))]
@@ -406,7 +427,7 @@ async def run_one(
             await _until(lambda: all(p.is_streaming for p in protocols), 60 + clients / 50)
             connect_time = time.monotonic() - started
             await asyncio.sleep(1.0)
-            connected_rss, connected_sockets = pool.rss(), pool.sockets()
+            connected_rss, per_worker = pool.rss(), pool.clients()
             # Warm-up: one event at a time until every client has one (every subscription live).
             deadline = time.monotonic() + 60
             while not all(p.received for p in protocols) and time.monotonic() < deadline:
@@ -418,10 +439,12 @@ async def run_one(
             latencies.clear()
             received = 0
             cpu_before, redis_before = pool.cpu(), _redis_cpu(redis_url)
+            clients_before = _own_cpu()
             publisher.publish(events, rate, size)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
             cpu_after, redis_after = pool.cpu(), _redis_cpu(redis_url)
+            clients_after = _own_cpu()
             await asyncio.get_running_loop().run_in_executor(None, publisher.read)
         finally:
             for protocol in protocols:
@@ -440,7 +463,7 @@ async def run_one(
     return {
         "clients": clients,
         "workers": len(pool.pids),
-        "clients_per_worker": [c - i for c, i in zip(connected_sockets, idle_sockets, strict=True)],
+        "clients_per_worker": per_worker,
         "warmed": warmed,
         "connect_s": connect_time,
         "delivered": len(latencies),
@@ -450,6 +473,7 @@ async def run_one(
         "user_ms_per_1000": user,
         "sys_ms_per_1000": system,
         "redis_cpu_ms_per_1000": (redis_after - redis_before) * per_1000,
+        "clients_cpu_ms_per_1000": (clients_after - clients_before) * per_1000,
         "p50_ms": quantile(0.50) * 1000,
         "p99_ms": quantile(0.99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
@@ -466,6 +490,7 @@ ROWS = (
     ("  of it user", "user_ms_per_1000", "{:.2f}"),
     ("  of it system", "sys_ms_per_1000", "{:.2f}"),
     ("Redis CPU ms / 1,000 deliveries", "redis_cpu_ms_per_1000", "{:.3f}"),
+    ("clients' CPU ms / 1,000 (this process)", "clients_cpu_ms_per_1000", "{:.2f}"),
     ("memory / idle connection, KiB", "mem_per_conn_kib", "{:.1f}"),
     ("p50 publish->receipt, ms", "p50_ms", "{:.1f}"),
     ("p99 publish->receipt, ms", "p99_ms", "{:.1f}"),
@@ -545,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
                 rounds[kind].append(result)
                 print(f"round {round_number + 1}: {kind}: {json.dumps(result)}", flush=True)
     results = {kind: _median(runs) for kind, runs in rounds.items()}
-    print(f"\n{'medians of %d rounds' % args.repeat if args.repeat > 1 else 'figures'}:")
+    print(f"\nmedians of {args.repeat} rounds:" if args.repeat > 1 else "\nfigures:")
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
