@@ -30,6 +30,8 @@ raw HTTP/1.1 sockets in this process, a chunk decoder and sse_core's parser):
   of them connected and idle, divided by the number of clients;
 - latency from publish to receipt, p50 and p99 (each event carries the publisher's
   monotonic time, the same clock in every process);
+- the machine's load average (1 minute) at the window's end: on a shared machine the
+  latency swings with it (CPU time per delivery much less);
 - how the clients fell on the workers (each worker's connected sockets), and the clients'
   own CPU time per 1,000 deliveries (this process's): on a small machine the clients, the
   workers and Redis share the same cores, and the clients read the events one socket after
@@ -445,6 +447,7 @@ async def run_one(
                 await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
             cpu_after, redis_after = pool.cpu(), _redis_cpu(redis_url)
             clients_after = _own_cpu()
+            load = os.getloadavg()[0]
             await asyncio.get_running_loop().run_in_executor(None, publisher.read)
         finally:
             for protocol in protocols:
@@ -477,6 +480,7 @@ async def run_one(
         "p50_ms": quantile(0.50) * 1000,
         "p99_ms": quantile(0.99) * 1000,
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        "load": load,
     }
 
 
@@ -495,6 +499,7 @@ ROWS = (
     ("p50 publish->receipt, ms", "p50_ms", "{:.1f}"),
     ("p99 publish->receipt, ms", "p99_ms", "{:.1f}"),
     ("connect time, s", "connect_s", "{:.1f}"),
+    ("machine's load (1 min) after", "load", "{:.1f}"),
 )
 
 
