@@ -108,7 +108,7 @@ def _make_starlette_app() -> Any:
     from starlette.routing import Route
 
     queues: set[asyncio.Queue[dict[str, str]]] = set()
-    subscribed: list[asyncio.Event] = []  # made on the first request, in the worker's loop
+    listening: dict[str, Any] = {}  # made on the first request, in the worker's loop
 
     async def listen(ready: asyncio.Event) -> None:
         pubsub = _redis_client().pubsub()
@@ -126,11 +126,10 @@ def _make_starlette_app() -> Any:
                     queue.put_nowait(item)
 
     async def events(request: Request) -> EventSourceResponse:
-        if not subscribed:
-            subscribed.append(asyncio.Event())
-            listener = asyncio.get_running_loop().create_task(listen(subscribed[0]))
-            subscribed.append(listener)  # type: ignore[arg-type]  # kept referenced
-        await subscribed[0].wait()
+        if not listening:
+            listening["ready"] = ready = asyncio.Event()
+            listening["task"] = asyncio.get_running_loop().create_task(listen(ready))
+        await listening["ready"].wait()
         queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=10_000)
         queues.add(queue)
 
