@@ -100,17 +100,23 @@ def _server_parts() -> dict[str, Any]:
     }
 
 
-def _make_starlette_app() -> Any:
-    """The usual recipe: one pub/sub subscription per worker, a queue per request."""
-    from sse_starlette.sse import EventSourceResponse
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.routing import Route
+class _PubSubFanout:
+    """The usual recipe's worker side: one Redis pub/sub subscription per worker (made by
+    the first request), whose messages are copied into every open request's queue."""
 
-    queues: set[asyncio.Queue[dict[str, str]]] = set()
-    listening: dict[str, Any] = {}  # made on the first request, in the worker's loop
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[dict[str, str]]] = set()
+        self._ready: asyncio.Event | None = None
+        self._listener: asyncio.Task[None] | None = None
 
-    async def listen(ready: asyncio.Event) -> None:
+    async def subscribed(self) -> None:
+        """Subscribe, once per worker; wait until Redis has confirmed it."""
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self._listener = asyncio.get_running_loop().create_task(self._listen(self._ready))
+        await self._ready.wait()
+
+    async def _listen(self, ready: asyncio.Event) -> None:
         pubsub = _redis_client().pubsub()
         await pubsub.subscribe(os.environ[_KEY_ENV])
         ready.set()
@@ -121,26 +127,34 @@ def _make_starlette_app() -> Any:
             counter += 1
             # The same wire text as sse_core's (an id and the data), built once per event.
             item = {"id": str(counter), "data": message["data"].decode()}
-            for queue in list(queues):
+            for queue in list(self._queues):
                 if not queue.full():
                     queue.put_nowait(item)
 
-    async def events(request: Request) -> EventSourceResponse:
-        if not listening:
-            listening["ready"] = ready = asyncio.Event()
-            listening["task"] = asyncio.get_running_loop().create_task(listen(ready))
-        await listening["ready"].wait()
+    async def items(self) -> AsyncIterator[dict[str, str]]:
+        """One request's events: what arrives from now on (pub/sub keeps nothing)."""
         queue: asyncio.Queue[dict[str, str]] = asyncio.Queue(maxsize=10_000)
-        queues.add(queue)
+        self._queues.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.discard(queue)
 
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            try:
-                while True:
-                    yield await queue.get()
-            finally:
-                queues.discard(queue)
 
-        return EventSourceResponse(stream(), ping=15)
+def _make_starlette_app() -> Any:
+    """The usual recipe: sse-starlette, each request's generator fed by the worker's
+    pub/sub subscription."""
+    from sse_starlette.sse import EventSourceResponse
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    fanout = _PubSubFanout()
+
+    async def events(request: Request) -> EventSourceResponse:
+        await fanout.subscribed()
+        return EventSourceResponse(fanout.items(), ping=15)
 
     return Starlette(routes=[Route("/events", events)])
 
