@@ -23,7 +23,7 @@ import attrs
 
 from . import _actions
 from ._actions import Action, ClientState, Transport
-from ._validators import non_negative_int
+from ._validators import MonotonicNow, non_negative_int
 
 if TYPE_CHECKING:
     from ._longpoll import LongPollState
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDITED", "DEFAULT_MAX_AUDIT_RECORDS", "AuditKind", "AuditRecord", "AuditRecorder",
-    "AuditTrail",
+    "AuditTrail", "AuditedSession",
 ]
 
 #: Default for ``ClientConfig.max_audit_records`` and ``ServerConfig.max_audit_records``.
@@ -255,3 +255,37 @@ class AuditRecorder:
         """The trail so far, frozen."""
         records = tuple(self._records)
         return AuditTrail(records=records, dropped=self._noted - len(records))
+
+
+class AuditedSession(MonotonicNow):
+    """What the server's sessions (a stream's, a poll's) share for their audit trails: a
+    recorder (``None`` when the trail is off) and the failures the I/O layer reports.
+
+    A subclass sets ``self._audit`` in its ``__init__``.
+    """
+
+    __slots__ = ()
+
+    _audit: AuditRecorder | None
+
+    def note_failure(self, reason: str, now: float) -> None:
+        """Note in the audit trail a failure only the I/O layer sees (the client's
+        connection timed out, it took no bytes for ``send_timeout``); nothing else changes.
+
+        Args:
+            reason: What failed.
+            now: The current monotonic time.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        self._note(AuditRecord(at=now, kind=AuditKind.FAILURE, reason=reason))
+
+    def _note(self, record: AuditRecord) -> None:
+        if self._audit is not None:
+            self._audit.note(record)
+
+    def _trail(self) -> AuditTrail:
+        """The trail so far (empty when it is off)."""
+        return self._audit.snapshot() if self._audit is not None else AuditTrail()

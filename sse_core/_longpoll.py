@@ -55,7 +55,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from ._actions import Action, Disconnect, ReportGap, Send, SendHead
-from ._audit import AuditKind, AuditRecord, AuditRecorder, AuditTrail
+from ._audit import AuditedSession, AuditKind, AuditRecord, AuditRecorder, AuditTrail
 from ._compression import Compressor, negotiate_encoding
 from ._config import DEFAULT_MAX_RESPONSE_SIZE, LongPollConfig
 from ._errors import (
@@ -322,7 +322,7 @@ class LongPollState(enum.Enum):
     ANSWERED = "answered"  # the answer was sent (or the session closed)
 
 
-class LongPollSession(MonotonicNow):
+class LongPollSession(AuditedSession):
     """Answers one long-poll request from a :class:`~sse_core.state.ReplayLog`, without I/O.
 
     Make one per request. :meth:`on_request` answers at once when the log has events after
@@ -436,7 +436,7 @@ class LongPollSession(MonotonicNow):
         (``REPLAYED``), ``ANSWERED`` with why (``STATUS``: ``"answered"``, ``"timed out"``,
         ``"closed by the server"``), and a failure the I/O layer reported (``FAILURE``). At
         most ``LongPollConfig.max_audit_records``; see :ref:`server-audit-trail`."""
-        return self._audit.snapshot() if self._audit is not None else AuditTrail()
+        return self._trail()
 
     @property
     def client_last_event_id(self) -> str:
@@ -577,20 +577,6 @@ class LongPollSession(MonotonicNow):
             case _:  # pragma: no cover
                 raise AssertionError(self._state)
 
-    def note_failure(self, reason: str, now: float) -> None:
-        """Note in the audit trail a failure only the I/O layer sees (the client took no
-        bytes for ``send_timeout``, say); nothing else changes.
-
-        Args:
-            reason: What failed.
-            now: The current monotonic time.
-
-        Raises:
-            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
-        """
-        self._take_now(now)
-        self._note(AuditRecord(at=now, kind=AuditKind.FAILURE, reason=reason))
-
     # --- internals ------------------------------------------------------------------------
 
     def _pending(self, now: float) -> tuple[tuple[StoredEvent, ...], ReportGap | None]:
@@ -695,7 +681,3 @@ class LongPollSession(MonotonicNow):
             compressor = Compressor(level=self._level)
             body = compressor.compress(body) + compressor.finish()
         return body, cursor, len(texts)
-
-    def _note(self, record: AuditRecord) -> None:
-        if self._audit is not None:
-            self._audit.note(record)
