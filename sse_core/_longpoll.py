@@ -435,7 +435,7 @@ class LongPollSession(AuditedSession):
         reason and ``missed`` (``GAP``), the answer with how many events it carried
         (``REPLAYED``), ``ANSWERED`` with why (``STATUS``: ``"answered"``, ``"timed out"``,
         ``"closed by the server"``), and a failure the I/O layer reported (``FAILURE``). At
-        most ``LongPollConfig.max_audit_records``; see :ref:`server-audit-trail`."""
+        most ``LongPollConfig.max_audit_records``; see :ref:`longpoll-observability`."""
         return self._trail()
 
     @property
@@ -557,8 +557,13 @@ class LongPollSession(AuditedSession):
             return []
         return self._answer(now, is_due=True)
 
-    def close(self, now: float) -> list[Action]:
+    def close(self, now: float, *, reason: str = _CLOSED) -> list[Action]:
         """End the session (server shutdown): a held request is answered now.
+
+        Args:
+            now: The current monotonic time.
+            reason: Why, for the audit trail (a per-request response says its event source
+                ended, or the hold ran out).
 
         Returns:
             The answer when holding; ``Disconnect`` when no request came; ``[]`` afterwards.
@@ -566,12 +571,12 @@ class LongPollSession(AuditedSession):
         self._take_now(now)
         match self._state:
             case LongPollState.HOLDING:
-                return self._answer(now, is_due=True, reason=_CLOSED)
+                return self._answer(now, is_due=True, reason=reason)
             case LongPollState.IDLE:
                 self._state = LongPollState.ANSWERED
                 self._note(AuditRecord(at=now, kind=AuditKind.STATUS,
-                                       state=LongPollState.ANSWERED, reason=_CLOSED))
-                return [Disconnect(reason=_CLOSED)]
+                                       state=LongPollState.ANSWERED, reason=reason))
+                return [Disconnect(reason=reason)]
             case LongPollState.ANSWERED:
                 return []
             case _:  # pragma: no cover

@@ -321,7 +321,11 @@ class ResponseBase(Generic[_Source]):
                 failure = error
                 break
         actions = session.on_events(events, now) if log is None else session.on_published(now)
-        return actions or session.close(now), failure
+        if not actions:  # nothing came: the hold ran out, or the source ended first
+            deadline = session.next_deadline()
+            is_due = deadline is not None and now >= deadline
+            actions = session.close(now, reason="timed out" if is_due else "the source ended")
+        return actions, failure
 
     @property
     def _poll_limit(self) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +22,14 @@ import pytest
 from sse_core import ClientConfig, Event, ServerConfig
 from sse_core.adapters import ResponseCounters, ServerOptions, wsgi
 from sse_core.adapters.sync import EventSource
-from sse_core.state import AuditKind, ReplayConfig, ReplayLog, ServerMetrics, ServerState
+from sse_core.state import (
+    AuditKind,
+    LongPollState,
+    ReplayConfig,
+    ReplayLog,
+    ServerMetrics,
+    ServerState,
+)
 from tests.adapters.test_longpoll_responses import (
     STREAM,
     UvicornThread,
@@ -253,3 +260,25 @@ def test_a_polls_response_hands_out_the_polls_trail_and_figures() -> None:
         1, len(data), 2
     )
     assert metrics.connected_clients == 0
+
+
+def test_an_empty_poll_response_says_whether_the_hold_ran_out_or_the_source_ended() -> None:
+    """A WSGI response's poll answered with nothing closes "timed out" when its hold ran out
+    with the source still waiting, and "the source ended" when the source was over first."""
+
+    def slow(_: str) -> Iterator[str]:
+        time.sleep(1.0)  # past the hold
+        yield "late"
+
+    options = ServerOptions(path="/feed", long_poll_path="/feed/poll")
+    environ = {"PATH_INFO": "/feed/poll", "QUERY_STRING": "timeout=0.1"}
+    reasons = []
+    for source in (slow, []):
+        response = wsgi.StreamResponse(source, options=options)
+        _, _, body = response.start(environ)
+        b"".join(body)
+        closed = response.audit_trail.records[-1]
+        assert (closed.kind, closed.state) == (AuditKind.STATUS, LongPollState.ANSWERED)
+        assert response.audit_trail.of_kind(AuditKind.REPLAYED)[0].count == 0
+        reasons.append(closed.reason)
+    assert reasons == ["timed out", "the source ended"]
