@@ -6,6 +6,8 @@ failures, transport switches, staleness -- and the platform's network signals, i
 :class:`AuditRecorder`: a bounded queue, the oldest record dropped (and counted) when full.
 A :class:`~sse_core.ServerSession` notes its side in the same records: the request with the
 id it resumes from, its state changes, gaps, the replay, and why the client was let go.
+A :class:`~sse_core.LongPollSession` notes one poll the same way: the request, its gap,
+the answer with how many events it carried, and why the poll closed.
 The application reads an :class:`AuditTrail`, a frozen snapshot. Pure: the times are the
 ``now`` of the inputs, nothing is logged (the adapters log; see the logging docs page).
 """
@@ -21,14 +23,15 @@ import attrs
 
 from . import _actions
 from ._actions import Action, ClientState, Transport
-from ._validators import non_negative_int
+from ._validators import MonotonicNow, non_negative_int
 
 if TYPE_CHECKING:
+    from ._longpoll import LongPollState
     from ._server import ServerState
 
 __all__ = [
     "AUDITED", "DEFAULT_MAX_AUDIT_RECORDS", "AuditKind", "AuditRecord", "AuditRecorder",
-    "AuditTrail",
+    "AuditTrail", "AuditedSession",
 ]
 
 #: Default for ``ClientConfig.max_audit_records`` and ``ServerConfig.max_audit_records``.
@@ -40,12 +43,13 @@ class AuditKind(enum.Enum):
 
     ``OFFLINE``, ``ONLINE`` and ``NETWORK_CHANGED`` are the platform's network signals
     (``on_offline``, ``on_online``, ``on_network_changed``), with their ``reason``.
-    ``REQUEST`` and ``REPLAYED`` are a server session's; ``STATUS``, ``GAP`` and ``FAILURE``
-    are noted on both sides.
+    ``REQUEST`` and ``REPLAYED`` are a server session's (a stream's or a poll's);
+    ``STATUS``, ``GAP`` and ``FAILURE`` are noted on both sides.
     """
 
     #: The state changed (:class:`~sse_core.ReportStatus`; a server session's
-    #: :class:`~sse_core.state.ServerState`): ``state``, ``reason``.
+    #: :class:`~sse_core.state.ServerState`, a poll's :class:`~sse_core.state.LongPollState`):
+    #: ``state``, ``reason``.
     STATUS = "status"
     #: A connection (or a poll) was asked for (:class:`~sse_core.Connect`):
     #: ``last_event_id`` is the id it resumes from (``""``: none), ``transport`` how.
@@ -70,10 +74,11 @@ class AuditKind(enum.Enum):
     OFFLINE = "offline"
     ONLINE = "online"
     NETWORK_CHANGED = "network changed"
-    #: A server session answered a client's request: ``last_event_id`` is the id it
-    #: resumes from (``""``: none).
+    #: A server session answered a client's request (a stream or a poll):
+    #: ``last_event_id`` is the id it resumes from (``""``: none).
     REQUEST = "request"
     #: A server session's replay (what the client missed) is over: ``count`` events went.
+    #: A poll's answer went: ``count`` events (0 for an empty one).
     REPLAYED = "replayed"
 
 
@@ -85,14 +90,15 @@ class AuditRecord:
     Attributes:
         at: When (the ``now`` of the session input that produced it).
         kind: What it notes (see :class:`AuditKind` for the fields each kind sets).
-        state: The new state (``STATUS``): a :class:`~sse_core.ClientState`, or a server
-            session's :class:`~sse_core.state.ServerState`.
+        state: The new state (``STATUS``): a :class:`~sse_core.ClientState`, a server
+            session's :class:`~sse_core.state.ServerState`, or a poll's
+            :class:`~sse_core.state.LongPollState`.
         reason: Why (``STATUS``, ``GAP``, ``FAILURE``, ``TRANSPORT``, ``DROPPED``, network
             signals).
         last_event_id: The id resumed from (``CONNECT``, ``REQUEST``; ``""`` for none), or
             the id a server could not replay from (``GAP``).
-        count: How many events a gap lost (``GAP``), when known; how many a replay sent
-            (``REPLAYED``).
+        count: How many events a gap lost (``GAP``), when known; how many a replay (or a
+            poll's answer) sent (``REPLAYED``).
         transport: The transport (``CONNECT``, ``TRANSPORT``).
         is_stale: Whether the data may be stale (``STALE``).
         status: The HTTP status of a refused response (``FAILURE``).
@@ -100,7 +106,7 @@ class AuditRecord:
 
     at: float
     kind: AuditKind
-    state: ClientState | ServerState | None = None
+    state: ClientState | ServerState | LongPollState | None = None
     reason: str | None = None
     last_event_id: str | None = None
     count: int | None = None
@@ -238,7 +244,7 @@ class AuditRecorder:
         self._add(AuditRecord(at=now, kind=kind, reason=reason))
 
     def note(self, record: AuditRecord) -> None:
-        """Note a record the session made itself (a server session's)."""
+        """Note a record the session made itself (a server session's, a poll's)."""
         self._add(record)
 
     def _add(self, record: AuditRecord) -> None:
@@ -249,3 +255,37 @@ class AuditRecorder:
         """The trail so far, frozen."""
         records = tuple(self._records)
         return AuditTrail(records=records, dropped=self._noted - len(records))
+
+
+class AuditedSession(MonotonicNow):
+    """What the server's sessions (a stream's, a poll's) share for their audit trails: a
+    recorder (``None`` when the trail is off) and the failures the I/O layer reports.
+
+    A subclass sets ``self._audit`` in its ``__init__``.
+    """
+
+    __slots__ = ()
+
+    _audit: AuditRecorder | None
+
+    def note_failure(self, reason: str, now: float) -> None:
+        """Note in the audit trail a failure only the I/O layer sees (the client's
+        connection timed out, it took no bytes for ``send_timeout``); nothing else changes.
+
+        Args:
+            reason: What failed.
+            now: The current monotonic time.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        self._take_now(now)
+        self._note(AuditRecord(at=now, kind=AuditKind.FAILURE, reason=reason))
+
+    def _note(self, record: AuditRecord) -> None:
+        if self._audit is not None:
+            self._audit.note(record)
+
+    def _trail(self) -> AuditTrail:
+        """The trail so far (empty when it is off)."""
+        return self._audit.snapshot() if self._audit is not None else AuditTrail()

@@ -23,6 +23,8 @@ loss or duplicates: :meth:`Broadcaster.hold` takes a poll as a :class:`Poller` (
 :meth:`Broadcaster.publish` answers when the event is appended. Every poll held at the same
 place gets the same bytes, encoded (and compressed) once per publish
 (:class:`~sse_core.state.AnswerCache`). At most ``max_held_polls`` polls are open at once.
+A poll counts in :attr:`Broadcaster.metrics` as a stream does: its answer's bytes, and how
+it resumed (from the log after its id, or a gap).
 """
 
 from __future__ import annotations
@@ -466,7 +468,8 @@ class Broadcaster(MonotonicNow):
         self._answers = AnswerCache()
         self._published = 0
         self._send_timeouts = 0
-        # What departed subscribers' sessions counted: bytes, replays, too-old, unknown ids.
+        # What departed subscribers' and polls' sessions counted: bytes, replays, too-old,
+        # unknown ids.
         self._departed = [0, 0, 0, 0]
 
     @property
@@ -515,11 +518,15 @@ class Broadcaster(MonotonicNow):
 
     @property
     def metrics(self) -> ServerMetrics:
-        """A frozen snapshot of the counters of the stream and all its subscribers (past
-        ones included), taken now; see :doc:`/state/metrics`."""
+        """A frozen snapshot of the counters of the stream and all its subscribers and
+        polls (past ones included), taken now; see :doc:`/state/metrics`."""
         totals = list(self._departed)
-        for subscriber in self._subscribers.values():
-            for index, value in enumerate(_session_counts(subscriber.session)):
+        sessions: list[ServerSession | LongPollSession] = [
+            subscriber.session for subscriber in self._subscribers.values()
+        ]
+        sessions += [poller.session for poller in self._pollers.values()]
+        for session in sessions:
+            for index, value in enumerate(_session_counts(session)):
                 totals[index] += value
         bytes_sent, replays, too_old, unknown = totals
         return ServerMetrics(
@@ -541,7 +548,8 @@ class Broadcaster(MonotonicNow):
         decides that, and calls this; :attr:`metrics` reports it).
 
         Args:
-            subscriber: The client, when known: a stream's audit trail notes the failure.
+            subscriber: The client, when known: its audit trail (a stream's or a poll's)
+                notes the failure.
             now: The current monotonic time; by default the latest time the broadcaster saw.
                 The record is noted at it, or at the session's latest time if that is later.
 
@@ -552,7 +560,7 @@ class Broadcaster(MonotonicNow):
             self._take_now(now)
         at = self._latest_now
         self._send_timeouts += 1
-        if isinstance(subscriber, Subscriber):
+        if subscriber is not None:
             session = subscriber.session
             session.note_failure("send timeout", max(at, session._latest_now))
 
@@ -657,14 +665,15 @@ class Broadcaster(MonotonicNow):
         return poller
 
     def unsubscribe(self, subscriber: Subscriber | Poller) -> None:
-        """Forget a subscriber or a poll (its connection is gone). Unknown ones are ignored."""
+        """Forget a subscriber or a poll (its connection is gone; what its session counted
+        stays in :attr:`metrics`). Unknown ones are ignored."""
         if isinstance(subscriber, Poller):
-            self._pollers.pop(id(subscriber), None)
+            if self._pollers.pop(id(subscriber), None) is not None:
+                self._add_departed(subscriber.session)
             return
         if self._subscribers.pop(id(subscriber), None) is None:
             return
-        for index, value in enumerate(_session_counts(subscriber.session)):
-            self._departed[index] += value
+        self._add_departed(subscriber.session)
         subscriber._release_replay()
         key = subscriber._key
         if key is not None:
@@ -673,6 +682,10 @@ class Broadcaster(MonotonicNow):
                 self._per_key[key] = count
             else:
                 del self._per_key[key]
+
+    def _add_departed(self, session: ServerSession | LongPollSession) -> None:
+        for index, value in enumerate(_session_counts(session)):
+            self._departed[index] += value
 
     def publish(
         self, event: Event, now: float, *, wall_now: float | None = None
@@ -736,9 +749,9 @@ class Broadcaster(MonotonicNow):
 
 
 
-def _session_counts(session: ServerSession) -> tuple[int, int, int, int]:
-    """What one session counted: bytes sent, replays served, too-old and unknown-id
-    resumptions."""
+def _session_counts(session: ServerSession | LongPollSession) -> tuple[int, int, int, int]:
+    """What one session (a stream's or a poll's) counted: bytes sent, replays served,
+    too-old and unknown-id resumptions."""
     return (
         session.bytes_sent,
         session._replays_served,

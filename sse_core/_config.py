@@ -368,6 +368,9 @@ class LongPollConfig:
         is_unknown_id_replayed: Whether a client whose last event ID the log cannot place
             gets the log's events after the gap (``True``), or only the gap and the log's
             position (``False``, the default, as :class:`~sse_core.ServerConfig`).
+        max_audit_records: The most records a poll's audit trail keeps
+            (:attr:`~sse_core.LongPollSession.audit_trail`; a poll notes a handful); the
+            oldest go first, counted. 0 turns the trail off.
 
     Raises:
         InvalidConfigError: on construction, when a value is out of range or of the wrong type.
@@ -381,6 +384,9 @@ class LongPollConfig:
     timeout_param: str = attrs.field(default="timeout", validator=query_name)
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=header_pairs)
     is_unknown_id_replayed: bool = attrs.field(default=False, validator=is_bool)
+    max_audit_records: int = attrs.field(
+        default=DEFAULT_MAX_AUDIT_RECORDS, validator=non_negative_int
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.last_event_id_param == self.timeout_param:

@@ -55,6 +55,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from ._actions import Action, Disconnect, ReportGap, Send, SendHead
+from ._audit import AuditedSession, AuditKind, AuditRecord, AuditRecorder, AuditTrail
 from ._compression import Compressor, negotiate_encoding
 from ._config import DEFAULT_MAX_RESPONSE_SIZE, LongPollConfig
 from ._errors import (
@@ -91,6 +92,7 @@ __all__ = [
 LONG_POLL_CONTENT_TYPE = "application/json"
 
 _GAP_REASONS = ("unknown", "too_old")
+_CLOSED = "closed by the server"
 _SEPARATORS = (",", ":")
 
 
@@ -320,7 +322,7 @@ class LongPollState(enum.Enum):
     ANSWERED = "answered"  # the answer was sent (or the session closed)
 
 
-class LongPollSession(MonotonicNow):
+class LongPollSession(AuditedSession):
     """Answers one long-poll request from a :class:`~sse_core.state.ReplayLog`, without I/O.
 
     Make one per request. :meth:`on_request` answers at once when the log has events after
@@ -336,9 +338,14 @@ class LongPollSession(MonotonicNow):
     :meth:`on_events` answers with the events given, ids as they are; an event without an
     id leaves the client's cursor where it was.
 
-    Memory: the session keeps the client's cursor and nothing else; events stay in the log.
-    Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
-    input but :meth:`close` raises it again, saying the session failed earlier and why.
+    Each session keeps the poll's lifecycle in a bounded audit trail (:attr:`audit_trail`)
+    and counts how its resumption went, as a :class:`~sse_core.ServerSession` does (a
+    :class:`~sse_core.Broadcaster`'s and a response's ``metrics`` read both).
+
+    Memory: the session keeps the client's cursor and its audit trail (at most
+    ``max_audit_records``); events stay in the log. Misuse is final: once an input raised
+    :class:`~sse_core.LocalProtocolError`, every later input but :meth:`close` raises it
+    again, saying the session failed earlier and why.
 
     Args:
         config: The session's configuration.
@@ -358,8 +365,9 @@ class LongPollSession(MonotonicNow):
     """
 
     __slots__ = (
-        "_answers", "_asked", "_config", "_cursor", "_deadline", "_events_sent", "_failure",
-        "_is_gzip", "_level", "_log", "_state",
+        "_answers", "_asked", "_audit", "_bytes_sent", "_config", "_cursor", "_deadline",
+        "_events_sent", "_failure", "_is_gzip", "_level", "_log", "_replays_served", "_state",
+        "_too_old_resumes", "_unknown_id_resumes",
     )
 
     def __init__(
@@ -388,6 +396,14 @@ class LongPollSession(MonotonicNow):
         self._asked = ""  # the id the request carried
         self._deadline: float | None = None
         self._events_sent = 0
+        self._bytes_sent = 0
+        # How its resumption went, counted as a ServerSession counts it (for the metrics).
+        self._replays_served = 0
+        self._too_old_resumes = 0
+        self._unknown_id_resumes = 0
+        self._audit = (
+            AuditRecorder(config.max_audit_records) if config.max_audit_records else None
+        )
         MonotonicNow.__init__(self)
         self._failure: LocalProtocolError | None = None  # the misuse that ended it (sticky)
 
@@ -406,6 +422,21 @@ class LongPollSession(MonotonicNow):
     def events_sent(self) -> int:
         """How many events the answer carried (0 before it, or for an empty one)."""
         return self._events_sent
+
+    @property
+    def bytes_sent(self) -> int:
+        """The answer's body bytes (after compression; 0 before it)."""
+        return self._bytes_sent
+
+    @property
+    def audit_trail(self) -> AuditTrail:
+        """The poll's lifecycle, as timed records: the request with the id it resumes from
+        (``REQUEST``), ``HOLDING`` when it waits (``STATUS``), the gap signal with its
+        reason and ``missed`` (``GAP``), the answer with how many events it carried
+        (``REPLAYED``), ``ANSWERED`` with why (``STATUS``: ``"answered"``, ``"timed out"``,
+        ``"closed by the server"``), and a failure the I/O layer reported (``FAILURE``). At
+        most ``LongPollConfig.max_audit_records``; see :ref:`longpoll-observability`."""
+        return self._trail()
 
     @property
     def client_last_event_id(self) -> str:
@@ -460,7 +491,13 @@ class LongPollSession(MonotonicNow):
         # A new client starts at the log's position: what is appended from now on is its.
         self._asked = last_event_id
         self._cursor = last_event_id or (self._log.position if self._log is not None else "")
-        return self._answer(now, is_due=hold == 0)
+        self._note(AuditRecord(at=now, kind=AuditKind.REQUEST, last_event_id=last_event_id))
+        actions = self._answer(now, is_due=hold == 0)
+        if not actions:
+            self._note(AuditRecord(at=now, kind=AuditKind.STATUS, state=LongPollState.HOLDING))
+        elif last_event_id and self._events_sent and not self._is_gap_answered:
+            self._replays_served = 1  # answered from the log after the client's id
+        return actions
 
     @sticky
     def on_published(self, now: float) -> list[Action]:
@@ -506,7 +543,7 @@ class LongPollSession(MonotonicNow):
                 raise LocalProtocolError(f"on_events() takes Event records, got {event!r}")
         if self._state is not LongPollState.HOLDING or not events:
             return []
-        return self._send(self._encode(events, None, is_cut=False))
+        return self._send(self._encode(events, None, is_cut=False), None, now, "answered")
 
     @sticky
     def on_timer(self, now: float) -> list[Action]:
@@ -520,8 +557,13 @@ class LongPollSession(MonotonicNow):
             return []
         return self._answer(now, is_due=True)
 
-    def close(self, now: float) -> list[Action]:
+    def close(self, now: float, *, reason: str = _CLOSED) -> list[Action]:
         """End the session (server shutdown): a held request is answered now.
+
+        Args:
+            now: The current monotonic time.
+            reason: Why, for the audit trail (a per-request response says its event source
+                ended, or the hold ran out).
 
         Returns:
             The answer when holding; ``Disconnect`` when no request came; ``[]`` afterwards.
@@ -529,10 +571,12 @@ class LongPollSession(MonotonicNow):
         self._take_now(now)
         match self._state:
             case LongPollState.HOLDING:
-                return self._answer(now, is_due=True)
+                return self._answer(now, is_due=True, reason=reason)
             case LongPollState.IDLE:
                 self._state = LongPollState.ANSWERED
-                return [Disconnect(reason="closed by the server")]
+                self._note(AuditRecord(at=now, kind=AuditKind.STATUS,
+                                       state=LongPollState.ANSWERED, reason=reason))
+                return [Disconnect(reason=reason)]
             case LongPollState.ANSWERED:
                 return []
             case _:  # pragma: no cover
@@ -555,10 +599,17 @@ class LongPollSession(MonotonicNow):
             return (), gap  # the gap and the log's position: a made-up id buys nothing
         return log.events(), gap
 
-    def _answer(self, now: float, *, is_due: bool) -> list[Action]:
+    @property
+    def _is_gap_answered(self) -> bool:
+        return bool(self._too_old_resumes or self._unknown_id_resumes)
+
+    def _answer(self, now: float, *, is_due: bool, reason: str | None = None) -> list[Action]:
+        """The answer, or ``[]`` to keep holding; ``reason``: why the poll closes (by
+        default, answered, or timed out when ``is_due`` and there is nothing)."""
         answers = self._answers
         key = (self._cursor, self._is_gzip)
         answer = None
+        gap = None
         if answers is not None and self._log is not None:
             answer = answers._get(self._log.position, key)
         if answer is None:
@@ -572,12 +623,28 @@ class LongPollSession(MonotonicNow):
                     answers._put(key, answer)
         elif not answer[2] and not is_due:
             return []  # an empty answer (cached by a poll that was due): keep holding
-        return self._send(answer)
+        if reason is None:
+            reason = "answered" if answer[2] or gap is not None else "timed out"
+        return self._send(answer, gap, now, reason)
 
-    def _send(self, answer: _Answer) -> list[Action]:
+    def _send(
+        self, answer: _Answer, gap: ReportGap | None, now: float, reason: str
+    ) -> list[Action]:
+        """Send the answer: counted (a gap, the bytes) and noted in the audit trail."""
         body, cursor, self._events_sent = answer
         self._state = LongPollState.ANSWERED
         self._cursor = cursor
+        self._bytes_sent = len(body)
+        if gap is not None:
+            if gap.reason == "too_old":
+                self._too_old_resumes = 1
+            else:
+                self._unknown_id_resumes = 1
+            self._note(AuditRecord(at=now, kind=AuditKind.GAP, reason=gap.reason,
+                                   last_event_id=gap.last_event_id, count=gap.missed))
+        self._note(AuditRecord(at=now, kind=AuditKind.REPLAYED, count=self._events_sent))
+        self._note(AuditRecord(at=now, kind=AuditKind.STATUS, state=LongPollState.ANSWERED,
+                               reason=reason))
         headers = [
             ("Content-Type", LONG_POLL_CONTENT_TYPE),
             ("Cache-Control", "no-cache, no-store"),

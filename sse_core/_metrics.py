@@ -299,14 +299,18 @@ class ServerMetrics:
     Attributes:
         connected_clients: Subscribers now (a gauge).
         events_published: Events published, in all.
-        bytes_sent: Body bytes handed out to subscribers, in all (after compression).
+        bytes_sent: Body bytes handed out to subscribers and long polls, in all (after
+            compression).
         queue_drops: Subscribers dropped for falling behind (their queue passed its bound,
             or a long replay was not taken in time).
         replays_served: Clients that resumed from an id the log knew, with something to
-            replay.
+            replay: a stream's replay, a long poll answered at once from the log after its
+            id (not one held and answered by a publish).
         too_old_resumes: Resumptions whose events the log had evicted (a ``too_old`` gap
-            signal was sent), including those found during a long replay.
-        unknown_id_resumes: Resumptions from an id the log cannot place.
+            signal was sent), including those found during a long replay; a long poll
+            answered with a ``too_old`` gap counts too.
+        unknown_id_resumes: Resumptions from an id the log cannot place (a stream's, or a
+            long poll answered with an ``unknown`` gap).
         replays_put_off: Clients asked to come back later (``max_replays`` reached).
         send_timeouts: Clients let go because a write waited past the adapter's
             ``send_timeout`` (counted by the adapter through

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, Action, Disconnect, Send, SendHead
-from ._audit import AuditKind, AuditRecord, AuditRecorder, AuditTrail
+from ._audit import AuditedSession, AuditKind, AuditRecord, AuditRecorder, AuditTrail
 from ._compression import Compressor, negotiate_encoding
 from ._config import ServerConfig
 from ._errors import InvalidConfigError, LocalProtocolError, sticky
@@ -55,7 +55,7 @@ class ServerState(enum.Enum):
     CLOSED = "closed"
 
 
-class ServerSession(MonotonicNow):
+class ServerSession(AuditedSession):
     """One event stream to one client.
 
     Misuse is final: once an input raised :class:`~sse_core.LocalProtocolError`, every later
@@ -126,7 +126,7 @@ class ServerSession(MonotonicNow):
         replay with how many events it sent (``REPLAYED``), and a failure the I/O layer
         reported (``FAILURE``: a send timeout). At most ``ServerConfig.max_audit_records``;
         see :ref:`audit-trail`."""
-        return self._audit.snapshot() if self._audit is not None else AuditTrail()
+        return self._trail()
 
     @property
     def is_replaying(self) -> bool:
@@ -333,20 +333,6 @@ class ServerSession(MonotonicNow):
         actions.append(Disconnect(reason=reason))
         return actions
 
-    def note_failure(self, reason: str, now: float) -> None:
-        """Note in the audit trail a failure only the I/O layer sees (the client's
-        connection timed out, say); nothing else changes.
-
-        Args:
-            reason: What failed.
-            now: The current monotonic time.
-
-        Raises:
-            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
-        """
-        self._take_now(now)
-        self._note(AuditRecord(at=now, kind=AuditKind.FAILURE, reason=reason))
-
     # --- what a Broadcaster uses to queue stream bytes and compress them later ------------
 
     def _encode(self, data: bytes) -> bytes:
@@ -417,10 +403,6 @@ class ServerSession(MonotonicNow):
             self._sent_id = log.position
             data += _position_block(log)
         return data
-
-    def _note(self, record: AuditRecord) -> None:
-        if self._audit is not None:
-            self._audit.note(record)
 
     def _note_replay_end(self, now: float) -> None:
         """Note a replay that sent events and is over."""

@@ -1,6 +1,6 @@
 """The sessions' audit trails (sse_core._audit): what the client session notes, its bound,
 the law that its state changes are the ReportStatus actions the session returned; and what a
-server session (alone, or a broadcaster's subscriber) notes."""
+server session (alone, or a broadcaster's subscriber) and a long-poll session note."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from sse_core import (
     Disconnect,
     Event,
     InvalidConfigError,
+    LongPollConfig,
+    LongPollSession,
     ReportStatus,
     ServerConfig,
     ServerSession,
@@ -36,6 +38,7 @@ from sse_core.state import (
     AuditRecord,
     BackoffConfig,
     Jitter,
+    LongPollState,
     ReplayConfig,
     ReplayLog,
     SequencerConfig,
@@ -451,3 +454,184 @@ def test_server_trail_is_bounded_and_can_be_off() -> None:
     with pytest.raises(InvalidConfigError):
         ServerConfig(max_audit_records=-1)
     assert ServerConfig().max_audit_records == DEFAULT_MAX_AUDIT_RECORDS
+
+
+# --- a long poll's trail ----------------------------------------------------------------------
+
+
+def polled(log: ReplayLog | None, target: str, now: float, **config: Any) -> LongPollSession:
+    """A long-poll session on ``log`` that took ``target`` at ``now``."""
+    session = LongPollSession(LongPollConfig(**config), log)
+    session.on_request(target, [], now)
+    return session
+
+
+def test_poll_trail_notes_request_gap_answer_and_why_it_closed() -> None:
+    """A poll from an evicted id is answered at once: the request with its id, the gap with
+    how many were lost, the answer with how many events it carried, and ANSWERED, all at the
+    request's time; nothing more afterwards (close does nothing)."""
+    session = polled(server_log(6, kept=3), "/poll?lastEventId=b-0&timeout=20", 5.0)
+    session.close(9.0)
+    assert [(r.at, r.kind) for r in session.audit_trail.records] == [
+        (5.0, AuditKind.REQUEST), (5.0, AuditKind.GAP), (5.0, AuditKind.REPLAYED),
+        (5.0, AuditKind.STATUS),
+    ]
+    request, gap, answer, answered = session.audit_trail.records
+    assert request.last_event_id == "b-0"
+    assert (gap.reason, gap.last_event_id, gap.count) == ("too_old", "b-0", 2)
+    assert answer.count == 3 == session.events_sent
+    assert (answered.state, answered.reason) == (LongPollState.ANSWERED, "answered")
+    assert answered.as_dict() == {"at": 5.0, "kind": "status", "state": "answered",
+                                  "reason": "answered"}
+
+
+def test_poll_trail_of_a_held_poll_answered_timed_out_or_closed() -> None:
+    """A held poll notes HOLDING at its request; then the answer and why: events published
+    (answered), the hold ran out (timed out, an empty answer), the server closed it."""
+    log = server_log(2, kept=5)
+    session = polled(log, "/poll?lastEventId=b-1&timeout=20", 1.0)
+    log.append(Event(data="new"), 3.0)
+    session.on_published(3.0)
+    assert [(r.at, r.kind, r.state, r.reason, r.count) for r in session.audit_trail.records] == [
+        (1.0, AuditKind.REQUEST, None, None, None),
+        (1.0, AuditKind.STATUS, LongPollState.HOLDING, None, None),
+        (3.0, AuditKind.REPLAYED, None, None, 1),
+        (3.0, AuditKind.STATUS, LongPollState.ANSWERED, "answered", None),
+    ]
+    session = polled(log, "/poll?lastEventId=b-2&timeout=4", 4.0)
+    session.on_timer(8.0)
+    assert [(r.at, r.kind, r.reason, r.count) for r in session.audit_trail.records[2:]] == [
+        (8.0, AuditKind.REPLAYED, None, 0), (8.0, AuditKind.STATUS, "timed out", None),
+    ]
+    session = polled(log, "/poll?lastEventId=b-2&timeout=4", 9.0)
+    session.close(10.0)
+    assert session.audit_trail.records[-1].reason == "closed by the server"
+    idle = LongPollSession(LongPollConfig(), log)
+    idle.close(10.0)
+    [closed] = idle.audit_trail.records
+    assert (closed.at, closed.state, closed.reason) == (
+        10.0, LongPollState.ANSWERED, "closed by the server"
+    )
+
+
+def test_poll_trail_of_a_new_client_an_unknown_id_and_a_zero_timeout() -> None:
+    """A new client resumes from nothing (``""``); an id the log cannot place is a gap of
+    unknown size; a poll that waits 0 s for nothing times out at once."""
+    log = server_log(3, kept=3)
+    session = polled(log, "/poll?timeout=0", 1.0)
+    assert session.audit_trail.records[0].last_event_id == ""
+    assert session.audit_trail.records[-1].reason == "timed out"
+    session = polled(log, "/poll?lastEventId=elsewhere&timeout=20", 1.0)
+    [gap] = session.audit_trail.of_kind(AuditKind.GAP)
+    assert (gap.reason, gap.last_event_id, gap.count) == ("unknown", "elsewhere", None)
+    assert [r.count for r in session.audit_trail.of_kind(AuditKind.REPLAYED)] == [0]
+    assert session.audit_trail.records[-1].reason == "answered"
+
+
+def test_poll_trail_without_a_log_notes_the_events_given() -> None:
+    """A session fed by its caller (a per-request response) notes the answer's events."""
+    session = polled(None, "/poll?lastEventId=7&timeout=20", 1.0)
+    session.on_events([Event(data="a", id="8"), Event(data="b", id="9")], 2.0)
+    assert kinds(session.audit_trail) == [
+        AuditKind.REQUEST, AuditKind.STATUS, AuditKind.REPLAYED, AuditKind.STATUS,
+    ]
+    assert session.audit_trail.of_kind(AuditKind.REPLAYED)[0].count == 2
+
+
+def test_poll_trail_notes_a_failure_the_io_layer_reports() -> None:
+    """note_failure adds a FAILURE at its time and changes nothing else; a time earlier than
+    the session's is refused, unnoted; a broadcaster's send timeout with the poll notes one
+    at the poll's latest time."""
+    session = polled(server_log(1, kept=1), "/poll?timeout=20", 1.0)
+    session.note_failure("send timeout", 2.0)
+    failure = session.audit_trail.records[-1]
+    assert (failure.at, failure.kind, failure.reason) == (2.0, AuditKind.FAILURE, "send timeout")
+    assert session.state is LongPollState.HOLDING
+    with pytest.raises(ClockError):
+        session.note_failure("late", 1.5)
+    assert len(session.audit_trail.of_kind(AuditKind.FAILURE)) == 1
+
+    hub = Broadcaster(ReplayLog(), config=QUIET)
+    poller = hub.hold("/poll?timeout=20", [], 3.0)
+    poller.poll(4.0)  # the poll's clock is ahead of the hub's
+    hub.count_send_timeout(poller, 3.5)
+    [failure] = poller.session.audit_trail.of_kind(AuditKind.FAILURE)
+    assert (failure.at, failure.reason) == (4.0, "send timeout")
+    assert hub.metrics.send_timeouts == 1
+
+
+def test_poll_trail_is_bounded_and_can_be_off() -> None:
+    """LongPollConfig.max_audit_records keeps the newest records and counts the rest; 0
+    keeps nothing; a negative bound is refused; the default is the streams'."""
+    session = polled(server_log(6, kept=3), "/poll?lastEventId=b-0", 1.0, max_audit_records=2)
+    trail = session.audit_trail
+    assert kinds(trail) == [AuditKind.REPLAYED, AuditKind.STATUS]
+    assert trail.dropped == 2
+    session = polled(server_log(6, kept=3), "/poll?lastEventId=b-0", 1.0, max_audit_records=0)
+    session.note_failure("stuck", 2.0)
+    assert session.audit_trail == AuditTrail()
+    with pytest.raises(InvalidConfigError):
+        LongPollConfig(max_audit_records=-1)
+    assert LongPollConfig().max_audit_records == DEFAULT_MAX_AUDIT_RECORDS
+
+
+_POLL_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["publish", "timer", "close", "failure", "evict"]),
+        st.floats(min_value=0.0, max_value=5.0),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kept=st.integers(min_value=1, max_value=4),
+    start=st.sampled_from(["", "b-0", "b-2", "elsewhere"]),
+    timeout=st.sampled_from(["0", "1.5", "20", "x"]),
+    bound=st.integers(min_value=0, max_value=6),
+    steps=_POLL_STEPS,
+)
+def test_poll_trail_is_bounded_ordered_by_time_and_the_tail_of_the_whole(
+    kept: int, start: str, timeout: str, bound: int,
+    steps: list[tuple[str, float]],
+) -> None:
+    """Whatever a poll goes through, its trail holds at most ``max_audit_records`` records,
+    their times never go back and lie within the inputs' times, it starts with the request
+    (when kept) and notes the answer at most once, and it is the newest part of the trail an
+    unbounded session notes for the same inputs (``dropped`` counts the rest; a bound of 0
+    keeps and counts nothing)."""
+    bounded_log, whole_log = server_log(3, kept=kept), server_log(3, kept=kept)
+    target = f"/poll?lastEventId={start}&timeout={timeout}"
+    bounded = LongPollSession(LongPollConfig(max_audit_records=bound), bounded_log)
+    whole = LongPollSession(LongPollConfig(max_audit_records=1000), whole_log)
+    now = 1.0
+    for session in (bounded, whole):
+        session.on_request(target, [], now)
+    for step, wait in steps:
+        now += wait
+        for session, log in ((bounded, bounded_log), (whole, whole_log)):
+            match step:
+                case "publish":
+                    log.append(Event(data="x"), now)
+                    session.on_published(now)
+                case "timer":
+                    session.on_timer(now)
+                case "close":
+                    session.close(now)
+                case "failure":
+                    session.note_failure("stuck", now)
+                case "evict":
+                    for _ in range(kept):
+                        log.append(Event(data="y"), now)
+    records = whole.audit_trail.records
+    trail = bounded.audit_trail
+    assert len(trail.records) <= bound
+    assert trail.records == records[len(records) - len(trail.records):]
+    assert trail.dropped == (len(records) - len(trail.records) if bound else 0)  # 0: off
+    times = [record.at for record in records]
+    assert times == sorted(times) and all(1.0 <= at <= now for at in times)
+    assert records[0].kind is AuditKind.REQUEST and records[0].at == 1.0
+    assert len(whole.audit_trail.of_kind(AuditKind.REPLAYED)) <= 1
+    closes = [r for r in records if r.state is LongPollState.ANSWERED]
+    assert len(closes) == (whole.state is LongPollState.ANSWERED)

@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 )
 
 from sse_core import (
+    Broadcaster,
     ClientConfig,
     ClientSession,
     ClientState,
@@ -52,7 +53,16 @@ from sse_core._longpoll import (
     LongPollSession,
     LongPollState,
 )
-from sse_core.state import TRANSITIONS, BackoffConfig, Compressor, Jitter, ReplayConfig, ReplayLog
+from sse_core.state import (
+    TRANSITIONS,
+    AuditKind,
+    BackoffConfig,
+    Compressor,
+    Jitter,
+    ReplayConfig,
+    ReplayLog,
+    ServerMetrics,
+)
 
 URL = "https://example.test/stream"
 POLL_URL = "https://example.test/poll"
@@ -1231,3 +1241,81 @@ def test_end_to_end_through_a_buffering_proxy() -> None:
     metrics = net.client.metrics
     assert metrics.messages_received == len(published)
     assert metrics.gaps_reported == 0
+
+
+# --- what a poll counts in a broadcaster's metrics --------------------------------------------
+
+COUNTED = ("replays_served", "too_old_resumes", "unknown_id_resumes")
+
+
+def counting_hub() -> Broadcaster:
+    """A broadcaster whose log kept b-3, b-4, b-5 of six events (b-0 .. b-2 evicted)."""
+    hub = Broadcaster(
+        ReplayLog(ReplayConfig(max_events=3, epoch="b")),
+        config=ServerConfig(heartbeat_interval=None, is_compression_enabled=False),
+    )
+    for n in range(6):
+        hub.publish(Event(data=f"e{n}"), 1.0)
+    return hub
+
+
+def counted(metrics: ServerMetrics) -> tuple[int, ...]:
+    return tuple(getattr(metrics, name) for name in COUNTED)
+
+
+@pytest.mark.parametrize(("last_event_id", "expected"), [
+    ("b-0", (0, 1, 0)),  # evicted: too old
+    ("elsewhere", (0, 0, 1)),  # an id the log cannot place
+    ("b-3", (1, 0, 0)),  # b-4 and b-5 wait: answered from the log, a replay
+    ("b-5", (0, 0, 0)),  # the log's end: held, nothing to replay
+    ("", (0, 0, 0)),  # a new client
+])
+def test_a_poll_counts_its_resume_as_a_stream_does(
+    last_event_id: str, expected: tuple[int, int, int]
+) -> None:
+    """A poll from an id counts in the broadcaster's metrics what a stream from the same id
+    counts (replays served, too-old and unknown-id resumes), while it is open and once it
+    is gone (not twice: forgetting it again changes nothing)."""
+    target = f"/poll?lastEventId={last_event_id}&timeout=20"
+    hub = counting_hub()
+    poller = hub.hold(target, [], 2.0)
+    assert counted(hub.metrics) == expected
+    hub.unsubscribe(poller)
+    hub.unsubscribe(poller)
+    assert counted(hub.metrics) == expected
+    streams = counting_hub()
+    streams.subscribe(f"/events?lastEventId={last_event_id}", [], 2.0)
+    assert counted(streams.metrics) == expected
+
+
+def test_a_held_poll_answered_on_publish_is_no_replay_and_its_bytes_count() -> None:
+    """A poll held at the log's end and answered by a publish is live, not a replay; the
+    answer's body bytes count in ``bytes_sent`` (with the streams'), open or gone."""
+    hub = counting_hub()
+    before = hub.metrics
+    poller = hub.hold("/poll?lastEventId=b-5&timeout=20", [], 2.0)
+    assert poller.is_holding and hub.metrics.bytes_sent == before.bytes_sent
+    hub.publish(Event(data="live"), 3.0)
+    body = b"".join(a.data for a in poller.take(3.0) if isinstance(a, Send))
+    assert json.loads(body)["events"][0]["data"] == "live"
+    assert poller.session.bytes_sent == len(body)
+    assert hub.metrics.bytes_sent == before.bytes_sent + len(body)
+    assert counted(hub.metrics) == (0, 0, 0)
+    hub.unsubscribe(poller)
+    assert hub.metrics.bytes_sent == before.bytes_sent + len(body)
+    assert hub.metrics.events_published == 7
+
+
+def test_a_poll_gap_found_while_held_is_counted() -> None:
+    """A held poll whose place the log evicts before it is answered gets a too-old gap when
+    its hold runs out: counted then, and noted in its trail at that time."""
+    log = log_with(3, max_events=3)
+    session = LongPollSession(LongPollConfig(), log)
+    session.on_request(f"/poll?lastEventId={log.position}&timeout=5", [], 3.0)
+    for i in range(4):  # the client's successor goes too
+        log.append(Event(data=f"n{i}"), 4.0)  # nobody tells the session: it finds out late
+    answer = answer_of(session.on_timer(8.0))
+    assert answer["gap"]["reason"] == "too_old"
+    assert (session._too_old_resumes, session._replays_served) == (1, 0)
+    [gap] = session.audit_trail.of_kind(AuditKind.GAP)
+    assert gap.at == 8.0

@@ -258,6 +258,7 @@ RECIPES: dict[str, Recipe] = {
         "on_published": lambda o, now: o.on_published(now),
         "on_request": lambda o, now: o.on_request(POLL_TARGET, [], now),
         "on_timer": lambda o, now: o.on_timer(now),
+        "note_failure": lambda o, now: o.note_failure("stuck", now),
     }),
 }
 

@@ -38,7 +38,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from .. import ServerConfig, ServerSession
-from .._actions import Action, Send
+from .._actions import Action
 from .._audit import AuditTrail
 from .._broadcast import _session_counts
 from .._errors import InvalidConfigError, LocalProtocolError
@@ -199,7 +199,6 @@ class ResponseBase(Generic[_Source]):
         self._counters = counters
         self._is_serving = False  # from the request's arrival to the end of the answer
         self._events_sent = 0
-        self._poll_bytes = 0  # a long poll's answer (a stream's bytes: the session's)
         self._send_timeouts = 0
         self._setup()
 
@@ -217,21 +216,30 @@ class ResponseBase(Generic[_Source]):
     def metrics(self) -> ServerMetrics:
         """This response's figures, as :attr:`ResponseCounters.metrics` sums them:
         ``connected_clients`` is 1 while it is served, then 0; events and bytes sent (a
-        long poll's answer too), the replay and the resume it served, and 1 in
-        ``send_timeouts`` when its client was let go for ``options.send_timeout``."""
+        long poll's answer too), the replay and the resume it served (a poll's too: a gap
+        in ``too_old_resumes`` or ``unknown_id_resumes``, an answer from the replay log
+        after the client's id in ``replays_served``), and 1 in ``send_timeouts`` when its
+        client was let go for ``options.send_timeout``."""
         return _server_metrics(int(self._is_serving), self._figures())
 
     @property
     def audit_trail(self) -> AuditTrail:
-        """The stream's lifecycle as timed records (:attr:`ServerSession.audit_trail
-        <sse_core.ServerSession.audit_trail>`: the request and the id it resumed from, gap
-        signals, the replay's end, a send timeout, the close); empty for a long poll."""
+        """The response's lifecycle as timed records: a stream's
+        (:attr:`ServerSession.audit_trail <sse_core.ServerSession.audit_trail>`: the
+        request and the id it resumed from, gap signals, the replay's end, a send timeout,
+        the close) or a long poll's
+        (:attr:`LongPollSession.audit_trail <sse_core.LongPollSession.audit_trail>`: the
+        request, its gap, the answer, why it closed)."""
+        if self._poll is not None:
+            return self._poll.audit_trail
         return self._session.audit_trail
 
     def _figures(self) -> _Figures:
-        events = self._events_sent if self._poll is None else self._poll.events_sent
-        sent, replays, too_old, unknown = _session_counts(self._session)  # as a broadcaster's
-        return events, sent + self._poll_bytes, replays, too_old, unknown, self._send_timeouts
+        poll = self._poll
+        events = self._events_sent if poll is None else poll.events_sent
+        # read as a broadcaster reads them: the stream's session, or the poll's
+        sent, replays, too_old, unknown = _session_counts(self._session if poll is None else poll)
+        return events, sent, replays, too_old, unknown, self._send_timeouts
 
     def _serving(self) -> None:
         """The request arrived: counted as a connected client until :meth:`_served`."""
@@ -248,11 +256,12 @@ class ResponseBase(Generic[_Source]):
 
     def _count_send_timeout(self) -> None:
         """The client took nothing for ``send_timeout`` and is let go: counted, and noted in
-        the stream's audit trail."""
+        the audit trail (the stream's or the poll's)."""
         self._send_timeouts += 1
-        if self._poll is None:
-            session = self._session
-            session.note_failure("send timeout", max(self._clock(), session._latest_now))
+        session: ServerSession | LongPollSession = (
+            self._session if self._poll is None else self._poll
+        )
+        session.note_failure("send timeout", max(self._clock(), session._latest_now))
 
     @property
     def is_long_poll(self) -> bool:
@@ -282,14 +291,7 @@ class ResponseBase(Generic[_Source]):
             self._log,
             compression_level=config.compression_level if config.is_compression_enabled else None,
         )
-        return self._count_poll(self._poll.on_request(target, headers, self._clock()))
-
-    def _count_poll(self, actions: list[Action]) -> list[Action]:
-        """Count a poll's answer (its events and bytes) as it is made."""
-        for action in actions:
-            if isinstance(action, Send):
-                self._poll_bytes += len(action.data)
-        return actions
+        return self._poll.on_request(target, headers, self._clock())
 
     def _poll_wait(self) -> float:
         """Seconds the held poll still waits for its first event."""
@@ -319,7 +321,11 @@ class ResponseBase(Generic[_Source]):
                 failure = error
                 break
         actions = session.on_events(events, now) if log is None else session.on_published(now)
-        return self._count_poll(actions or session.close(now)), failure
+        if not actions:  # nothing came: the hold ran out, or the source ended first
+            deadline = session.next_deadline()
+            is_due = deadline is not None and now >= deadline
+            actions = session.close(now, reason="timed out" if is_due else "the source ended")
+        return actions, failure
 
     @property
     def _poll_limit(self) -> int:

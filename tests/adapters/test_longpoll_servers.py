@@ -37,7 +37,7 @@ from sse_core.adapters import ServerOptions
 from sse_core.adapters._server_base import prefers_json
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.sync import EventSource
-from sse_core.state import BackoffConfig, ReplayConfig, ReplayLog
+from sse_core.state import AuditKind, BackoffConfig, LongPollState, ReplayConfig, ReplayLog
 from sse_core.testing import FaultProxy, Pass, StallAfter
 from tests.adapters.nginx_support import (
     BUFFERING,
@@ -644,5 +644,54 @@ def test_a_too_old_poll_says_how_many_were_lost(backend: str) -> None:
         assert (gap.reason, gap.last_event_id, gap.missed) == ("too_old", first, 6)
         assert (metrics.events_missed, metrics.gaps_of_unknown_size) == (6, 0)
         assert metrics.stream_completion_rate == pytest.approx(3 / 9)
+    finally:
+        served.close()
+
+
+def test_a_too_old_poll_counts_in_the_metrics_and_its_trail_has_the_gap(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poll from an id whose successors the log evicted: the broadcaster's
+    ``metrics.too_old_resumes`` grows by one (and ``bytes_sent`` by the answer's body), and
+    the poll's audit trail notes the request with its id, the gap with how many were lost,
+    the answer (3 events) and why it closed -- also once the poll is gone."""
+    served = serve(backend, options=ServerOptions(long_poll_path="/poll"),
+                   replay_log=ReplayLog(ReplayConfig(max_events=3)))
+    try:
+        hub = served.server.broadcaster
+        pollers: list[Any] = []
+        hold = hub.hold
+
+        def keep(*args: Any, **kwargs: Any) -> Any:
+            poller = hold(*args, **kwargs)  # the broadcaster's own poll, only kept here
+            pollers.append(poller)
+            return poller
+
+        monkeypatch.setattr(hub, "hold", keep)
+        first = publish_first(served)
+        for number in range(9):  # the log keeps 6, 7, 8: 0 .. 5 are lost after `first`
+            served.publish(Event(data=str(number)))
+        before = broadcaster(served, lambda b: b.metrics)
+        status, _, body = poll_once(served, f"/poll?lastEventId={first}&timeout=5")
+        assert status == 200
+        assert json.loads(body)["gap"] == {"last_event_id": first, "reason": "too_old",
+                                           "missed": 6}
+        until(lambda: broadcaster(served, lambda b: b.polls) == 0, "the poll forgotten")
+        after = broadcaster(served, lambda b: b.metrics)
+        assert after.too_old_resumes == before.too_old_resumes + 1
+        assert (after.unknown_id_resumes, after.replays_served) == (
+            before.unknown_id_resumes, before.replays_served
+        )
+        assert after.bytes_sent == before.bytes_sent + len(body)  # no gzip asked
+        [poller] = pollers
+        trail = broadcaster(served, lambda b: poller.session.audit_trail)
+        assert [record.kind for record in trail.records] == [
+            AuditKind.REQUEST, AuditKind.GAP, AuditKind.REPLAYED, AuditKind.STATUS,
+        ]
+        request, gap, answer, closed = trail.records
+        assert request.last_event_id == first
+        assert (gap.reason, gap.last_event_id, gap.count) == ("too_old", first, 6)
+        assert answer.count == 3
+        assert (closed.state, closed.reason) == (LongPollState.ANSWERED, "answered")
     finally:
         served.close()

@@ -2,7 +2,8 @@
 in Starlette under uvicorn, the aiohttp.web one, the WSGI one under wsgiref), over real
 loopback sockets: send-time stamps read by sse_core's own client as latency; the figures of
 each response (``metrics``, ``audit_trail``) and of many (a shared ``ResponseCounters``);
-a client that stops reading counted as a send timeout and noted in the trail.
+a client that stops reading counted as a send timeout and noted in the trail; a poll's
+resumes counted and its trail handed out.
 
 The servers and the job's application are those of test_longpoll_responses.py.
 """
@@ -10,17 +11,25 @@ The servers and the job's application are those of test_longpoll_responses.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from sse_core import ClientConfig, ServerConfig
-from sse_core.adapters import ResponseCounters, ServerOptions
+from sse_core import ClientConfig, Event, ServerConfig
+from sse_core.adapters import ResponseCounters, ServerOptions, wsgi
 from sse_core.adapters.sync import EventSource
-from sse_core.state import AuditKind, ServerMetrics, ServerState
+from sse_core.state import (
+    AuditKind,
+    LongPollState,
+    ReplayConfig,
+    ReplayLog,
+    ServerMetrics,
+    ServerState,
+)
 from tests.adapters.test_longpoll_responses import (
     STREAM,
     UvicornThread,
@@ -195,3 +204,81 @@ def test_a_client_that_stops_reading_is_counted_and_noted(
         assert trail.of_kind(AuditKind.STATUS)[0].state is ServerState.STREAMING
     finally:
         stop()
+
+
+def test_polls_count_their_resumes_in_the_shared_counters(framework: str) -> None:
+    """Polls answered from a response's replay log count as the streams' resumes do: one
+    from an evicted id in ``too_old_resumes``, one from an id the log cannot place in
+    ``unknown_id_resumes``, one answered from the log after a known id in
+    ``replays_served``; their bodies in ``bytes_sent``."""
+    log = ReplayLog(ReplayConfig(max_events=2))
+    for number in range(5):  # ids "0" .. "4"; the log keeps "3" and "4"
+        log.append(Event(data=f"e{number}"), 0.0)
+    counters = ResponseCounters()
+    served = serve(framework, replay_log=log, counters=counters)
+    try:
+        bodies: list[bytes] = []
+        for last_event_id in ("0", "elsewhere", "3"):
+            status, _, body = served.poll(f"/feed/poll?lastEventId={last_event_id}&timeout=5")
+            assert status == 200
+            bodies.append(body)
+            wait_for(lambda: counters.metrics.connected_clients == 0, "the poll never ended")
+            assert counters.metrics.bytes_sent == sum(map(len, bodies))
+        gaps = [json.loads(body)["gap"] for body in bodies]
+        assert [(gap or {}).get("reason") for gap in gaps] == ["too_old", "unknown", None]
+        metrics = counters.metrics
+        assert (metrics.too_old_resumes, metrics.unknown_id_resumes, metrics.replays_served) == (
+            1, 1, 1
+        )
+        assert served.job.started == 0  # every answer came from the log
+    finally:
+        served.close()
+
+
+def test_a_polls_response_hands_out_the_polls_trail_and_figures() -> None:
+    """A WSGI response that answered a too-old poll: its ``audit_trail`` is the poll's (the
+    request, the gap with ``missed``, the answer, why it closed) and its ``metrics`` count
+    the too-old resume and the body."""
+    log = ReplayLog(ReplayConfig(max_events=2))
+    for number in range(5):
+        log.append(Event(data=f"e{number}"), 0.0)
+    response = wsgi.StreamResponse(
+        [], options=ServerOptions(path="/feed", long_poll_path="/feed/poll"), replay_log=log
+    )
+    _, _, body = response.start({"PATH_INFO": "/feed/poll", "QUERY_STRING": "lastEventId=0"})
+    data = b"".join(body)
+    trail = response.audit_trail
+    assert [record.kind for record in trail.records] == [
+        AuditKind.REQUEST, AuditKind.GAP, AuditKind.REPLAYED, AuditKind.STATUS,
+    ]
+    assert trail.records[0].last_event_id == "0"
+    assert (trail.records[1].reason, trail.records[1].count) == ("too_old", 2)
+    assert trail.records[2].count == 2
+    assert trail.records[3].reason == "answered"
+    metrics = response.metrics
+    assert (metrics.too_old_resumes, metrics.bytes_sent, metrics.events_published) == (
+        1, len(data), 2
+    )
+    assert metrics.connected_clients == 0
+
+
+def test_an_empty_poll_response_says_whether_the_hold_ran_out_or_the_source_ended() -> None:
+    """A WSGI response's poll answered with nothing closes "timed out" when its hold ran out
+    with the source still waiting, and "the source ended" when the source was over first."""
+
+    def slow(_: str) -> Iterator[str]:
+        time.sleep(1.0)  # past the hold
+        yield "late"
+
+    options = ServerOptions(path="/feed", long_poll_path="/feed/poll")
+    environ = {"PATH_INFO": "/feed/poll", "QUERY_STRING": "timeout=0.1"}
+    reasons = []
+    for source in (slow, []):
+        response = wsgi.StreamResponse(source, options=options)
+        _, _, body = response.start(environ)
+        b"".join(body)
+        closed = response.audit_trail.records[-1]
+        assert (closed.kind, closed.state) == (AuditKind.STATUS, LongPollState.ANSWERED)
+        assert response.audit_trail.of_kind(AuditKind.REPLAYED)[0].count == 0
+        reasons.append(closed.reason)
+    assert reasons == ["timed out", "the source ended"]
