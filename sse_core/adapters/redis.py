@@ -56,6 +56,7 @@ __all__ = [
     "RedisChannels",
     "RedisFeed",
     "RedisLog",
+    "SyncRedisFeed",
     "SyncRedisLog",
     "TailConfig",
     "is_channel_name",
@@ -662,3 +663,4 @@ class RedisChannels:
     async def aclose(self) -> None:
         """Close the Redis client (stop the servers first)."""
         await self._client.aclose()
+from ._redis_sync_feed import SyncRedisFeed  # noqa: E402  (the blocking feed; it imports this module)

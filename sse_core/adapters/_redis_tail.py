@@ -1,0 +1,98 @@
+"""What a Redis feed's live tail does around its I/O, shared by the asyncio ``RedisFeed``
+and the blocking ``SyncRedisFeed``: the follower and the mirror it fills, the backoff while
+Redis fails, and how a step of the tail is applied. The requests themselves are carried out
+by each feed (``redis.asyncio`` or ``redis``)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+
+from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
+from .._errors import InvalidConfigError
+from .._replay import ReplayConfig
+from .._stream_log import Follower, StreamMirror, TailStep
+from ._logging import server_log
+
+
+class TailState:
+    """One feed's tail, short of its I/O: :attr:`follower` says what to read next,
+    :meth:`failed` how long to wait after a failed request, :meth:`succeeded` applies an
+    answer (the mirror restarted as the step says, then the attached server's ``on_step``).
+
+    Args:
+        key: The stream's key (for the log lines).
+        config: The log's retention (the mirror keeps the same bounds).
+        read_count: The most events one read fetches.
+        backoff: How to retry while Redis fails.
+        rng: The backoff's jitter source (``random.Random()`` when ``None``).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        config: ReplayConfig,
+        read_count: int,
+        backoff: BackoffConfig,
+        rng: random.Random | None,
+    ) -> None:
+        self.key = key
+        self.mirror = StreamMirror(config)
+        self.follower = Follower(read_count)
+        self.backoff = Backoff(backoff, rng=rng if rng is not None else random.Random())
+        self.on_step: Callable[[TailStep], None] | None = None
+        self.failures = 0
+        self.gaps = 0
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the tail's last request to Redis succeeded."""
+        return self.backoff.state is BackoffState.CONNECTED
+
+    def attach(self, on_step: Callable[[TailStep], None], feed: str) -> None:
+        """Have ``on_step`` called with each step (one server per feed).
+
+        Raises:
+            InvalidConfigError: a server is attached already.
+        """
+        if self.on_step is not None:
+            raise InvalidConfigError(f"this {feed} already feeds a server; make one per server")
+        self.on_step = on_step
+
+    def failed(self, error: Exception, now: float) -> float:
+        """Count and log a failed request; the seconds to wait before the next one (a tail
+        never gives up: a backoff with limits starts over at its longest delay)."""
+        self.failures += 1
+        backoff = self.backoff
+        outcome = backoff.on_disconnected(now)
+        if isinstance(outcome, Reconnect):
+            delay = outcome.delay
+        else:
+            delay = backoff.config.max_delay
+            backoff.reset()
+        server_log(
+            logging.WARNING, f"Redis tail of {self.key!r} failed, retrying in"
+            f" {delay:.2f} s: {error}", adapter="redis", event="tail_failed",
+            reason=str(error),
+        )
+        return delay
+
+    def succeeded(self, step: TailStep | None, now: float) -> None:
+        """Note that Redis answered, and apply the step it led to, if any: count and log a
+        gap, restart the mirror as the step says, hand the step to the server."""
+        if self.backoff.state is not BackoffState.CONNECTED:
+            self.backoff.on_connected(now)
+        if step is None:
+            return
+        if step.gap is not None:
+            self.gaps += 1
+            server_log(
+                logging.WARNING, f"Redis log {self.key!r} lost events ({step.gap}):"
+                " every stream ends with a gap", adapter="redis", event="tail_gap",
+                reason=step.gap,
+            )
+        if step.restart is not None:
+            self.mirror.restart(*step.restart)
+        if self.on_step is not None:
+            self.on_step(step)
