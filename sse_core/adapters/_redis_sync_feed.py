@@ -149,16 +149,18 @@ class SyncRedisFeed:
 
         Args:
             lock: The lock that guards the mirror (the server's: it reads the mirror under
-                it), or ``None`` for the feed's own. Set on the first start.
+                it), or ``None`` for the one it has (its own, or an earlier start's).
             wake: Called, under ``lock``, after each answer of Redis that may let a waiting
-                client on (the server wakes its loop).
+                client on (the server wakes its loop). Kept from an earlier start when
+                ``None``: a tail stopped by :meth:`close` can be started again.
         """
         if self._thread is not None:
             return
         if lock is not None and lock is not self._lock:
             self._lock = lock
             self._changed = threading.Condition(lock)
-        self._wake = wake
+        if wake is not None:
+            self._wake = wake
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._tail, name=f"sse_core Redis tail {self._key}", daemon=True
