@@ -28,7 +28,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
+from .._backoff import BackoffConfig
 from .._errors import (
     InvalidConfigError,
     LocalProtocolError,
@@ -39,7 +39,6 @@ from .._events import Event
 from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import (
     CreateLog,
-    Follower,
     ReadRows,
     StreamMirror,
     TailStep,
@@ -49,6 +48,7 @@ from .._stream_log import (
 from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
+from ._redis_tail import TailState
 
 __all__ = [
     "TAIL_BACKOFF",
@@ -304,16 +304,13 @@ class RedisFeed:
         self._client = client
         self._key = key
         self._log = RedisLog(client, key, config, read_count=tail.read_count)
-        self._mirror = StreamMirror(self._log.config)
-        self._follower = Follower(tail.read_count)
+        self._state = TailState(key, self._log.config, tail.read_count, tail.backoff, rng)
+        self._mirror = self._state.mirror
+        self._follower = self._state.follower
         self._block_ms = max(1, round(tail.block_timeout * 1000))
         self._catch_up_timeout = tail.catch_up_timeout
-        self._backoff = Backoff(tail.backoff, rng=rng if rng is not None else random.Random())
-        self._on_step: Callable[[TailStep], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
-        self._failures = 0
-        self._gaps = 0
         self._is_stopping = False
 
     @property
@@ -334,18 +331,18 @@ class RedisFeed:
     @property
     def is_connected(self) -> bool:
         """Whether the tail's last request to Redis succeeded."""
-        return self._backoff.state is BackoffState.CONNECTED
+        return self._state.is_connected
 
     @property
     def failures(self) -> int:
         """How many requests of the tail failed (Redis unreachable or answering badly)."""
-        return self._failures
+        return self._state.failures
 
     @property
     def gaps(self) -> int:
         """How many times the tail found the events after its last one gone (each time every
         client's stream was ended with a gap to resume from)."""
-        return self._gaps
+        return self._state.gaps
 
     async def publish(self, event: Event) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it.
@@ -370,9 +367,7 @@ class RedisFeed:
         Raises:
             InvalidConfigError: a server is attached already (one feed per server).
         """
-        if self._on_step is not None:
-            raise InvalidConfigError("this RedisFeed already feeds a server; make one per server")
-        self._on_step = on_step
+        self._state.attach(on_step, type(self).__name__)
 
     def start(self) -> None:
         """Start the tail in the running loop, unless it runs already.
@@ -464,40 +459,15 @@ class RedisFeed:
 
     async def _tail(self) -> None:
         """The tail: carry out the follower's requests; back off while Redis fails."""
-        follower, backoff = self._follower, self._backoff
+        state = self._state
         while not self._is_stopping:
-            request = follower.next_request()
+            request = state.follower.next_request()
             try:
                 step = await self._carry_out(request)
             except (LogUnavailableError, RemoteProtocolError) as error:
-                self._failures += 1
-                outcome = backoff.on_disconnected(time.monotonic())
-                if isinstance(outcome, Reconnect):
-                    delay = outcome.delay
-                else:  # a backoff with limits gave up: a tail never does
-                    delay = backoff.config.max_delay
-                    backoff.reset()
-                server_log(
-                    logging.WARNING, f"Redis tail of {self._key!r} failed, retrying in"
-                    f" {delay:.2f} s: {error}", adapter="redis", event="tail_failed",
-                    reason=str(error),
-                )
-                await asyncio.sleep(delay)
+                await asyncio.sleep(state.failed(error, time.monotonic()))
                 continue
-            if backoff.state is not BackoffState.CONNECTED:
-                backoff.on_connected(time.monotonic())
-            if step is not None:
-                if step.gap is not None:
-                    self._gaps += 1
-                    server_log(
-                        logging.WARNING, f"Redis log {self._key!r} lost events ({step.gap}):"
-                        " every stream ends with a gap", adapter="redis", event="tail_gap",
-                        reason=step.gap,
-                    )
-                if step.restart is not None:
-                    self._mirror.restart(*step.restart)
-                if self._on_step is not None:
-                    self._on_step(step)
+            state.succeeded(step, time.monotonic())
             self._notify()
 
     async def _carry_out(self, request: ReadRows | WaitRows | CreateLog) -> TailStep | None:
