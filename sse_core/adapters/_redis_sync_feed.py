@@ -16,9 +16,9 @@ import redis.exceptions
 from .._errors import LogUnavailableError, RemoteProtocolError
 from .._events import Event
 from .._replay import ReplayConfig, StoredEvent
-from .._stream_log import CreateLog, ReadRows, StreamMirror, TailStep, WaitRows, covers
+from .._stream_log import CreateLog, ReadRows, TailStep, WaitRows, covers
 from .._validators import instance_of
-from ._redis_tail import TailState
+from ._redis_tail import TailFeed, TailState
 
 if TYPE_CHECKING:
     from .redis import SyncRedisLog, TailConfig
@@ -30,7 +30,7 @@ __all__ = ["SyncRedisFeed"]
 _MAX_ANSWERS = 1024
 
 
-class SyncRedisFeed:
+class SyncRedisFeed(TailFeed):
     """A Redis log served to one blocking ``EventStreamServer``'s clients (``feed=``), in
     every worker: :class:`RedisFeed` for threads.
 
@@ -100,29 +100,9 @@ class SyncRedisFeed:
         return self._log
 
     @property
-    def mirror(self) -> StreamMirror:
-        """This worker's copy of the newest events: the broadcaster's replay log."""
-        return self._state.mirror
-
-    @property
     def catch_up_timeout(self) -> float:
         """Seconds a client ahead of the mirror waits for the tail before its 503."""
         return self._catch_up_timeout
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the tail's last request to Redis succeeded."""
-        return self._state.is_connected
-
-    @property
-    def failures(self) -> int:
-        """How many requests of the tail failed (Redis unreachable or answering badly)."""
-        return self._state.failures
-
-    @property
-    def gaps(self) -> int:
-        """How many times the tail found the events after its last one gone."""
-        return self._state.gaps
 
     def publish(self, event: Event) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it. Any thread.
@@ -133,19 +113,11 @@ class SyncRedisFeed:
         """
         return self._log.append(event, time.monotonic())
 
-    def attach(self, on_step: Callable[[TailStep], None]) -> None:
-        """Have ``on_step`` called (under the lock given to :meth:`start`) with each step of
-        the tail, after :attr:`mirror` was restarted as the step says.
-
-        Raises:
-            InvalidConfigError: a server is attached already (one feed per server).
-        """
-        self._state.attach(on_step, type(self).__name__)
-
     def start(
         self, lock: threading.Lock | None = None, wake: Callable[[], None] | None = None
     ) -> None:
-        """Start the tail thread, unless it runs already.
+        """Start the tail thread, unless it runs already (the server's ``on_step``, see
+        :meth:`attach`, is called under ``lock``).
 
         Args:
             lock: The lock that guards the mirror (the server's: it reads the mirror under

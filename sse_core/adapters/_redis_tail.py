@@ -96,3 +96,41 @@ class TailState:
             self.mirror.restart(*step.restart)
         if self.on_step is not None:
             self.on_step(step)
+
+
+class TailFeed:
+    """What :class:`RedisFeed` and :class:`SyncRedisFeed` show of their tail (they set
+    ``_state``)."""
+
+    _state: TailState
+
+    @property
+    def mirror(self) -> StreamMirror:
+        """This worker's copy of the newest events: the broadcaster's replay log."""
+        return self._state.mirror
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the tail's last request to Redis succeeded."""
+        return self._state.is_connected
+
+    @property
+    def failures(self) -> int:
+        """How many requests of the tail failed (Redis unreachable or answering badly)."""
+        return self._state.failures
+
+    @property
+    def gaps(self) -> int:
+        """How many times the tail found the events after its last one gone (each time every
+        client's stream was ended with a gap to resume from)."""
+        return self._state.gaps
+
+    def attach(self, on_step: Callable[[TailStep], None]) -> None:
+        """Have ``on_step`` called with each step of the tail, after :attr:`mirror` was
+        restarted as the step says (the server does this: it ends every stream on a gap and
+        publishes the step's events to its broadcaster, which appends them to the mirror).
+
+        Raises:
+            InvalidConfigError: a server is attached already (one feed per server).
+        """
+        self._state.attach(on_step, type(self).__name__)

@@ -40,7 +40,6 @@ from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import (
     CreateLog,
     ReadRows,
-    StreamMirror,
     TailStep,
     WaitRows,
     covers,
@@ -48,7 +47,7 @@ from .._stream_log import (
 from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
-from ._redis_tail import TailState
+from ._redis_tail import TailFeed, TailState
 
 __all__ = [
     "TAIL_BACKOFF",
@@ -257,7 +256,7 @@ class TailConfig:
     read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
 
 
-class RedisFeed:
+class RedisFeed(TailFeed):
     """A Redis log served to one worker's clients: pass it to the asyncio
     ``EventStreamServer`` or the ASGI ``EventStream`` as ``feed=``, in every worker.
 
@@ -323,27 +322,6 @@ class RedisFeed:
         """The Redis log itself (to publish, or resume, without a server)."""
         return self._log
 
-    @property
-    def mirror(self) -> StreamMirror:
-        """This worker's copy of the newest events: the broadcaster's replay log."""
-        return self._mirror
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the tail's last request to Redis succeeded."""
-        return self._state.is_connected
-
-    @property
-    def failures(self) -> int:
-        """How many requests of the tail failed (Redis unreachable or answering badly)."""
-        return self._state.failures
-
-    @property
-    def gaps(self) -> int:
-        """How many times the tail found the events after its last one gone (each time every
-        client's stream was ended with a gap to resume from)."""
-        return self._state.gaps
-
     async def publish(self, event: Event) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it.
 
@@ -358,16 +336,6 @@ class RedisFeed:
             LogUnavailableError: Redis did not acknowledge it.
         """
         return await self._log.append(event, time.monotonic())
-
-    def attach(self, on_step: Callable[[TailStep], None]) -> None:
-        """Have ``on_step`` called with each step of the tail, after :attr:`mirror` was
-        restarted as the step says (the server does this: it ends every stream on a gap and
-        publishes the step's events to its broadcaster, which appends them to the mirror).
-
-        Raises:
-            InvalidConfigError: a server is attached already (one feed per server).
-        """
-        self._state.attach(on_step, type(self).__name__)
 
     def start(self) -> None:
         """Start the tail in the running loop, unless it runs already.
