@@ -18,10 +18,10 @@ from .._events import Event
 from .._replay import ReplayConfig, StoredEvent
 from .._stream_log import CreateLog, ReadRows, TailStep, WaitRows, covers
 from .._validators import instance_of
-from ._redis_tail import TailFeed, TailState
+from ._redis_tail import TailFeed
 
 if TYPE_CHECKING:
-    from .redis import SyncRedisLog, TailConfig
+    from .redis import SyncRedisLog, TailConfig  # noqa: F401 (SyncRedisLog: a base's string)
 
 __all__ = ["SyncRedisFeed"]
 
@@ -30,7 +30,7 @@ __all__ = ["SyncRedisFeed"]
 _MAX_ANSWERS = 1024
 
 
-class SyncRedisFeed(TailFeed):
+class SyncRedisFeed(TailFeed[redis.Redis, "SyncRedisLog"]):
     """A Redis log served to one blocking ``EventStreamServer``'s clients (``feed=``), in
     every worker: :class:`RedisFeed` for threads.
 
@@ -74,12 +74,8 @@ class SyncRedisFeed(TailFeed):
 
         tail = TailConfig() if tail is None else tail
         instance_of(TailConfig).check("tail", tail)
-        self._client = client
-        self._key = key
-        self._log = SyncRedisLog(client, key, config, read_count=tail.read_count)
-        self._state = TailState(key, self._log.config, tail.read_count, tail.backoff, rng)
-        self._block_ms = max(1, round(tail.block_timeout * 1000))
-        self._catch_up_timeout = tail.catch_up_timeout
+        log = SyncRedisLog(client, key, config, read_count=tail.read_count)
+        self._set_up(client, key, log, tail, rng)
         # Guards the mirror (the server's lock once started) and the ids below.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -88,16 +84,6 @@ class SyncRedisFeed(TailFeed):
         self._unissued: dict[str, None] = {}  # ... that Redis never issued (oldest first)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def client(self) -> redis.Redis:
-        """The Redis client given (close it when the server is closed)."""
-        return self._client
-
-    @property
-    def log(self) -> SyncRedisLog:
-        """The Redis log itself (to publish, or resume, without a server)."""
-        return self._log
 
     @property
     def catch_up_timeout(self) -> float:

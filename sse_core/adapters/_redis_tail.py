@@ -8,12 +8,38 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
 from .._errors import InvalidConfigError
 from .._replay import ReplayConfig
 from .._stream_log import Follower, StreamMirror, TailStep
 from ._logging import server_log
+
+
+class _Tail(Protocol):
+    """A ``TailConfig`` (defined in ``redis.py``, which imports this module)."""
+
+    @property
+    def block_timeout(self) -> float: ...
+
+    @property
+    def catch_up_timeout(self) -> float: ...
+
+    @property
+    def backoff(self) -> BackoffConfig: ...
+
+    @property
+    def read_count(self) -> int: ...
+
+
+class _HasConfig(Protocol):
+    @property
+    def config(self) -> ReplayConfig: ...
+
+
+_Client = TypeVar("_Client")
+_Log = TypeVar("_Log", bound=_HasConfig)
 
 
 class TailState:
@@ -98,11 +124,31 @@ class TailState:
             self.on_step(step)
 
 
-class TailFeed:
-    """What :class:`RedisFeed` and :class:`SyncRedisFeed` show of their tail (they set
-    ``_state``)."""
+class TailFeed(Generic[_Client, _Log]):
+    """What :class:`RedisFeed` and :class:`SyncRedisFeed` share: their client, log and
+    tail's state, set up by :meth:`_set_up`."""
 
-    _state: TailState
+    def _set_up(
+        self, client: _Client, key: str, log: _Log, tail: _Tail, rng: random.Random | None
+    ) -> None:
+        """Keep the client and the log, and make the tail's state (``tail``: a
+        ``TailConfig``)."""
+        self._client = client
+        self._key = key
+        self._log = log
+        self._state = TailState(key, log.config, tail.read_count, tail.backoff, rng)
+        self._block_ms = max(1, round(tail.block_timeout * 1000))
+        self._catch_up_timeout = tail.catch_up_timeout
+
+    @property
+    def client(self) -> _Client:
+        """The Redis client given (close it when the server is closed)."""
+        return self._client
+
+    @property
+    def log(self) -> _Log:
+        """The Redis log itself (to publish, or resume, without a server)."""
+        return self._log
 
     @property
     def mirror(self) -> StreamMirror:

@@ -47,7 +47,7 @@ from .._stream_log import (
 from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
-from ._redis_tail import TailFeed, TailState
+from ._redis_tail import TailFeed
 
 __all__ = [
     "TAIL_BACKOFF",
@@ -256,7 +256,7 @@ class TailConfig:
     read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
 
 
-class RedisFeed(TailFeed):
+class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
     """A Redis log served to one worker's clients: pass it to the asyncio
     ``EventStreamServer`` or the ASGI ``EventStream`` as ``feed=``, in every worker.
 
@@ -300,27 +300,13 @@ class RedisFeed(TailFeed):
     ) -> None:
         tail = TailConfig() if tail is None else tail
         instance_of(TailConfig).check("tail", tail)
-        self._client = client
-        self._key = key
-        self._log = RedisLog(client, key, config, read_count=tail.read_count)
-        self._state = TailState(key, self._log.config, tail.read_count, tail.backoff, rng)
+        log = RedisLog(client, key, config, read_count=tail.read_count)
+        self._set_up(client, key, log, tail, rng)
         self._mirror = self._state.mirror
         self._follower = self._state.follower
-        self._block_ms = max(1, round(tail.block_timeout * 1000))
-        self._catch_up_timeout = tail.catch_up_timeout
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
         self._is_stopping = False
-
-    @property
-    def client(self) -> redis.asyncio.Redis:
-        """The Redis client given (close it when the server is closed)."""
-        return self._client
-
-    @property
-    def log(self) -> RedisLog:
-        """The Redis log itself (to publish, or resume, without a server)."""
-        return self._log
 
     async def publish(self, event: Event) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it.
