@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,12 @@ from sse_core.adapters.sync import EventStreamServer
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableError, ReplayLog
 from tests.adapters import redis_support
 from tests.adapters.redis_support import RedisServer, StreamReader, redis, run
+from tests.adapters.test_redis_feed import FAST, SHORT, TIMEOUT, redis_feed, wait_until
+
+SyncRedisFeed = redis_feed.SyncRedisFeed
 
 #: Redis servers of the test's own: with and without AOF (``server``), without (``plain``).
 server, plain = redis_support.server, redis_support.plain
-
-redis_feed = pytest.importorskip("sse_core.adapters.redis")
-SyncRedisFeed = redis_feed.SyncRedisFeed
-#: A tail that notices a wiped Redis within 0.2 s.
-FAST = redis_feed.TailConfig(block_timeout=0.2)
-#: ... and whose clients wait for it 0.3 s at most.
-SHORT = redis_feed.TailConfig(block_timeout=0.2, catch_up_timeout=0.3)
-
-#: Seconds any one scenario may take; only a failure ever waits this long.
-TIMEOUT = 60.0
 
 
 def client_of(redis_server: RedisServer) -> Any:
@@ -67,14 +60,6 @@ def worker(feed: Any, **kwargs: Any) -> Iterator[EventStreamServer]:
     finally:
         stream_server.close()
         feed.client.close()
-
-
-async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll ``predicate`` until it holds (only a failure waits ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def test_two_sync_workers_deliver_every_event_once_in_order_and_a_client_resumes_on_the_other(
