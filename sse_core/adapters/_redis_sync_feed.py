@@ -1,5 +1,6 @@
-"""The blocking feed of a Redis log (:class:`SyncRedisFeed`), for the threaded
-``EventStreamServer``; imported from :mod:`sse_core.adapters.redis`."""
+"""The Redis log over a blocking client (:class:`SyncRedisLog`) and its feed for the
+threaded ``EventStreamServer`` (:class:`SyncRedisFeed`); imported from
+:mod:`sse_core.adapters.redis`."""
 
 from __future__ import annotations
 
@@ -8,29 +9,85 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import redis
 import redis.exceptions
 
 from .._errors import LogUnavailableError, RemoteProtocolError
 from .._events import Event
-from .._replay import ReplayConfig, StoredEvent
+from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import CreateLog, ReadRows, TailStep, WaitRows, covers
 from .._validators import instance_of
-from ._redis_tail import TailFeed
+from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
+from ._redis_tail import TailConfig, TailFeed
 
-if TYPE_CHECKING:
-    from .redis import SyncRedisLog, TailConfig  # noqa: F401 (SyncRedisLog: a base's string)
+__all__ = ["SyncRedisFeed", "SyncRedisLog"]
 
-__all__ = ["SyncRedisFeed"]
+_T = TypeVar("_T")
 
 # The most ids whose "never issued" answer waits for the server to take it (a client that
 # went away meanwhile leaves its id behind: the oldest are forgotten past this).
 _MAX_ANSWERS = 1024
 
 
-class SyncRedisFeed(TailFeed[redis.Redis, "SyncRedisLog"]):
+class SyncRedisLog(RedisLogBase):
+    """:class:`RedisLog` over a blocking ``redis.Redis`` client, for threads and WSGI.
+
+    The same calls, not awaited; :attr:`position` is a property (as on
+    :class:`~sse_core.state.ReplayLog`, so that a :class:`~sse_core.ServerSession` can
+    resume from this log directly), and each read of it is a round trip to Redis.
+
+    Args:
+        client: The application's ``redis.Redis`` client.
+        key: As for :class:`RedisLog`.
+        config: As for :class:`RedisLog`.
+        read_count: As for :class:`RedisLog`.
+
+    Raises:
+        InvalidConfigError: a bad argument.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        config: ReplayConfig | None = None,
+        *,
+        read_count: int = DEFAULT_READ_COUNT,
+    ) -> None:
+        RedisLogBase.__init__(self, client, key, config, read_count)
+
+    @property
+    def position(self) -> str:
+        """As :meth:`RedisLog.position`."""
+        return self._run(self._position_call())
+
+    def append(self, event: Event, now: float) -> StoredEvent:
+        """As :meth:`RedisLog.append`."""
+        return self._run(self._append_call(event, now))
+
+    def resume(
+        self, last_event_id: str, now: float, *, max_bytes: int | None = None
+    ) -> ReplayResult:
+        """As :meth:`RedisLog.resume`."""
+        return self._run(self._resume_call(last_event_id, now, max_bytes))
+
+    def oldest(self, *, max_bytes: int | None = None) -> Replay:
+        """As :meth:`RedisLog.oldest`."""
+        return self._run(self._oldest_call(max_bytes))
+
+    def _run(self, call: Call[_T]) -> _T:
+        if call.script is None:
+            return call.finish(())
+        try:
+            reply = call.script(keys=self._keys, args=call.args)
+        except redis.exceptions.RedisError as error:
+            raise call.failed(error) from error
+        return call.finish(reply)
+
+
+class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
     """A Redis log served to one blocking ``EventStreamServer``'s clients (``feed=``), in
     every worker: :class:`RedisFeed` for threads.
 
@@ -70,8 +127,6 @@ class SyncRedisFeed(TailFeed[redis.Redis, "SyncRedisLog"]):
         tail: TailConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        from .redis import SyncRedisLog, TailConfig  # redis.py re-exports this module
-
         tail = TailConfig() if tail is None else tail
         instance_of(TailConfig).check("tail", tail)
         log = SyncRedisLog(client, key, config, read_count=tail.read_count)

@@ -1,7 +1,8 @@
-"""What a Redis feed's live tail does around its I/O, shared by the asyncio ``RedisFeed``
-and the blocking ``SyncRedisFeed``: the follower and the mirror it fills, the backoff while
-Redis fails, and how a step of the tail is applied. The requests themselves are carried out
-by each feed (``redis.asyncio`` or ``redis``)."""
+"""How a Redis feed's live tail is configured (:class:`TailConfig`) and what it does
+around its I/O, shared by the asyncio ``RedisFeed`` and the blocking ``SyncRedisFeed``: the
+follower and the mirror it fills, the backoff while Redis fails, and how a step of the tail
+is applied. The requests themselves are carried out by each feed (``redis.asyncio`` or
+``redis``); :mod:`sse_core.adapters.redis` exports what is public here."""
 
 from __future__ import annotations
 
@@ -10,27 +11,15 @@ import random
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
+import attrs
+
 from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
 from .._errors import InvalidConfigError
 from .._replay import ReplayConfig
 from .._stream_log import Follower, StreamMirror, TailStep
+from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
-
-
-class _Tail(Protocol):
-    """A ``TailConfig`` (defined in ``redis.py``, which imports this module)."""
-
-    @property
-    def block_timeout(self) -> float: ...
-
-    @property
-    def catch_up_timeout(self) -> float: ...
-
-    @property
-    def backoff(self) -> BackoffConfig: ...
-
-    @property
-    def read_count(self) -> int: ...
+from ._redis_log import DEFAULT_READ_COUNT
 
 
 class _HasConfig(Protocol):
@@ -129,10 +118,9 @@ class TailFeed(Generic[_Client, _Log]):
     tail's state, set up by :meth:`_set_up`."""
 
     def _set_up(
-        self, client: _Client, key: str, log: _Log, tail: _Tail, rng: random.Random | None
+        self, client: _Client, key: str, log: _Log, tail: TailConfig, rng: random.Random | None
     ) -> None:
-        """Keep the client and the log, and make the tail's state (``tail``: a
-        ``TailConfig``)."""
+        """Keep the client and the log, and make the tail's state."""
         self._client = client
         self._key = key
         self._log = log
@@ -180,3 +168,34 @@ class TailFeed(Generic[_Client, _Log]):
             InvalidConfigError: a server is attached already (one feed per server).
         """
         self._state.attach(on_step, type(self).__name__)
+
+
+#: How a ``RedisFeed``'s tail retries while Redis is unreachable: from 0.1 s, doubling,
+#: at most 5 s between attempts (with jitter), never giving up.
+TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
+
+
+@attrs.frozen(kw_only=True)
+class TailConfig:
+    """How a :class:`RedisFeed`'s tail reads the log, and how long clients wait for it.
+
+    Attributes:
+        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
+            checks the log's epoch this often when no event comes (a wiped Redis is noticed
+            within it). The Redis client's ``socket_timeout`` must be longer.
+        catch_up_timeout: Seconds a client whose id the worker's copy of the log has not
+            seen yet waits for the tail (and a client of a worker whose tail has not loaded
+            the log yet waits before it is refused with 503).
+        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
+        read_count: The most events one read of the tail fetches.
+
+    Raises:
+        InvalidConfigError: a value out of range or of the wrong type.
+    """
+
+    block_timeout: float = attrs.field(default=1.0, validator=positive_number)
+    catch_up_timeout: float = attrs.field(default=5.0, validator=positive_number)
+    backoff: BackoffConfig = attrs.field(
+        default=TAIL_BACKOFF, validator=instance_of(BackoffConfig)
+    )
+    read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)

@@ -21,14 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import attrs
 import redis
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .._backoff import BackoffConfig
 from .._errors import (
     InvalidConfigError,
     LocalProtocolError,
@@ -44,10 +42,12 @@ from .._stream_log import (
     WaitRows,
     covers,
 )
-from .._validators import instance_of, positive_int, positive_number
+from .._validators import instance_of, positive_number
+from . import _redis_tail
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
-from ._redis_tail import TailFeed
+from ._redis_sync_feed import SyncRedisFeed, SyncRedisLog
+from ._redis_tail import TailConfig, TailFeed
 
 __all__ = [
     "TAIL_BACKOFF",
@@ -166,94 +166,12 @@ class RedisLog(RedisLogBase):
         return call.finish(reply)
 
 
-class SyncRedisLog(RedisLogBase):
-    """:class:`RedisLog` over a blocking ``redis.Redis`` client, for threads and WSGI.
-
-    The same calls, not awaited; :attr:`position` is a property (as on
-    :class:`~sse_core.state.ReplayLog`, so that a :class:`~sse_core.ServerSession` can
-    resume from this log directly), and each read of it is a round trip to Redis.
-
-    Args:
-        client: The application's ``redis.Redis`` client.
-        key: As for :class:`RedisLog`.
-        config: As for :class:`RedisLog`.
-        read_count: As for :class:`RedisLog`.
-
-    Raises:
-        InvalidConfigError: a bad argument.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        key: str,
-        config: ReplayConfig | None = None,
-        *,
-        read_count: int = DEFAULT_READ_COUNT,
-    ) -> None:
-        RedisLogBase.__init__(self, client, key, config, read_count)
-
-    @property
-    def position(self) -> str:
-        """As :meth:`RedisLog.position`."""
-        return self._run(self._position_call())
-
-    def append(self, event: Event, now: float) -> StoredEvent:
-        """As :meth:`RedisLog.append`."""
-        return self._run(self._append_call(event, now))
-
-    def resume(
-        self, last_event_id: str, now: float, *, max_bytes: int | None = None
-    ) -> ReplayResult:
-        """As :meth:`RedisLog.resume`."""
-        return self._run(self._resume_call(last_event_id, now, max_bytes))
-
-    def oldest(self, *, max_bytes: int | None = None) -> Replay:
-        """As :meth:`RedisLog.oldest`."""
-        return self._run(self._oldest_call(max_bytes))
-
-    def _run(self, call: Call[_T]) -> _T:
-        if call.script is None:
-            return call.finish(())
-        try:
-            reply = call.script(keys=self._keys, args=call.args)
-        except redis.exceptions.RedisError as error:
-            raise call.failed(error) from error
-        return call.finish(reply)
-
-
 _STOP_ATTEMPTS = 20
 _STOP_WAIT = 0.25
 
 #: How a :class:`RedisFeed`'s tail retries while Redis is unreachable: from 0.1 s, doubling,
 #: at most 5 s between attempts (with jitter), never giving up.
-TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
-
-
-@attrs.frozen(kw_only=True)
-class TailConfig:
-    """How a :class:`RedisFeed`'s tail reads the log, and how long clients wait for it.
-
-    Attributes:
-        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
-            checks the log's epoch this often when no event comes (a wiped Redis is noticed
-            within it). The Redis client's ``socket_timeout`` must be longer.
-        catch_up_timeout: Seconds a client whose id the worker's copy of the log has not
-            seen yet waits for the tail (and a client of a worker whose tail has not loaded
-            the log yet waits before it is refused with 503).
-        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
-        read_count: The most events one read of the tail fetches.
-
-    Raises:
-        InvalidConfigError: a value out of range or of the wrong type.
-    """
-
-    block_timeout: float = attrs.field(default=1.0, validator=positive_number)
-    catch_up_timeout: float = attrs.field(default=5.0, validator=positive_number)
-    backoff: BackoffConfig = attrs.field(
-        default=TAIL_BACKOFF, validator=instance_of(BackoffConfig)
-    )
-    read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
+TAIL_BACKOFF = _redis_tail.TAIL_BACKOFF
 
 
 class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
@@ -587,4 +505,3 @@ class RedisChannels:
     async def aclose(self) -> None:
         """Close the Redis client (stop the servers first)."""
         await self._client.aclose()
-from ._redis_sync_feed import SyncRedisFeed  # noqa: E402  (the blocking feed; it imports this module)
