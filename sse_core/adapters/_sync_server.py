@@ -453,11 +453,11 @@ class EventStreamServer(ServerBase):
             except OSError as error:
                 self._close_client(client, error=error)
                 return
-            if client.subscriber is not None or client.is_done:
+            if client.subscriber is not None or client.is_done or client.waiting is not None:
                 if not data:  # the client went away
                     self._close_client(client)
                     return
-                # What a client sends on a stream is ignored.
+                # What a client sends on a stream (or while it waits for it) is ignored.
             else:
                 try:
                     request = client.http.receive(data)

@@ -219,3 +219,26 @@ def test_a_sync_worker_that_cannot_load_the_log_refuses_with_503(tmp_path: Path)
                 stream_server.publish(Event(data="x"))
 
     run(scenario, TIMEOUT)
+
+
+def test_a_client_that_leaves_while_it_waits_for_the_tail_is_closed_at_once(
+    tmp_path: Path,
+) -> None:
+    """A client that waits for a tail that cannot load the log (Redis down) and hangs up is
+    closed as soon as the server reads its end, not when its wait is over (nor does its
+    closed socket keep the server's loop spinning meanwhile)."""
+    import socket
+
+    dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
+    tail = redis_feed.TailConfig(block_timeout=0.2, catch_up_timeout=20.0)
+    with worker(feed_of(dead, "sse:x", tail=tail)) as stream_server:
+        with socket.create_connection(stream_server.address) as sock:
+            sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            deadline = time.monotonic() + 10.0
+            while stream_server.connection_count != 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        started = time.monotonic()
+        while stream_server.connection_count:
+            assert time.monotonic() - started < 5.0, "kept until its wait was over"
+            time.sleep(0.01)
