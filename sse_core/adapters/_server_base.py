@@ -222,7 +222,7 @@ class ServerBase(AdapterBase):
     long polls from streams (``long_poll_path``): a poll is held by the same broadcaster,
     from the same log, and reads to the server like a stream that is one answer long.
 
-    With a ``feed`` (asyncio server and ASGI application only), the events come from a shared
+    With a ``feed`` (not the trio server), the events come from a shared
     log's live tail instead of :meth:`publish`: each step of the tail is published to the
     broadcaster (its replay log is the feed's mirror), a gap ends every stream, and a client
     waits for the tail before it is subscribed when its id is newer than the mirror.
@@ -256,9 +256,11 @@ class ServerBase(AdapterBase):
                 (:func:`time.monotonic`, :func:`trio.current_time` for trio). It must tick
                 like the event loop's clock: the delays until heartbeats come from it.
             feed: A shared log's live tail to serve instead of a replay log of this process
-                (:class:`~sse_core.adapters.redis.RedisFeed`; the asyncio server and the ASGI
-                application): events are published to the shared log, by any process, and
-                reach this server's clients through the tail; :meth:`publish` then refuses.
+                (:class:`~sse_core.adapters.redis.RedisFeed` for the asyncio server and the
+                ASGI application, :class:`~sse_core.adapters.redis.SyncRedisFeed` for the
+                blocking server): events are published to the shared log, by any process,
+                and reach this server's clients through the tail; :meth:`publish` then
+                refuses (the blocking server's appends to the shared log).
 
         Raises:
             InvalidConfigError: a bad argument.

@@ -14,13 +14,18 @@ import selectors
 import socket
 import ssl
 import threading
+from collections.abc import Callable
+from typing import Protocol, cast
 
 from .._broadcast import Poller, Subscriber
+from .._config import ServerConfig
 from .._events import Event
-from .._replay import StoredEvent
+from .._replay import ReplayLog, StoredEvent
+from .._stream_log import StreamMirror, TailStep
 from .._validators import non_negative_number
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
-from ._server_base import ServerBase
+from ._options import ServerOptions
+from ._server_base import LogFeed, ServerBase
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -47,6 +52,37 @@ _MAX_PIECES = 64
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 
 
+class SyncLogFeed(Protocol):
+    """A shared log's live tail feeding the threaded server, such as
+    :class:`~sse_core.adapters.redis.SyncRedisFeed`: what the server asks of it."""
+
+    @property
+    def mirror(self) -> StreamMirror:
+        """The worker's copy of the newest events: the broadcaster's replay log."""
+
+    @property
+    def catch_up_timeout(self) -> float:
+        """Seconds a client ahead of the mirror waits for the tail before its 503."""
+
+    def attach(self, on_step: Callable[[TailStep], None]) -> None:
+        """Have ``on_step`` called with each step of the tail (under the ``start`` lock)."""
+
+    def start(self, lock: threading.Lock, wake: Callable[[], None]) -> None:
+        """Start the tail thread; it holds ``lock`` around the mirror and calls ``wake``."""
+
+    def ask(self, last_event_id: str) -> None:
+        """Have the tail ask the store whether it issued the id (under the lock)."""
+
+    def is_unissued(self, last_event_id: str) -> bool:
+        """Whether the store said it never issued the id (under the lock)."""
+
+    def publish(self, event: Event) -> StoredEvent:
+        """Append an event to the shared log."""
+
+    def close(self) -> None:
+        """Stop the tail thread."""
+
+
 def _wake_pair() -> tuple[socket.socket, socket.socket]:
     reader, writer = socket.socketpair()
     reader.setblocking(False)
@@ -66,7 +102,7 @@ class _Client:
     """One connection of an :class:`EventStreamServer` (used by its thread only)."""
 
     __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "is_replay_held",
-                 "sock", "subscriber", "unsent")
+                 "sock", "subscriber", "unsent", "waiting")
 
     def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
         self.sock: socket.socket | None = sock
@@ -81,6 +117,8 @@ class _Client:
         self.is_replay_held = False
         self.is_handshaking = is_handshaking
         self.interest = _READ
+        # A request waiting for the feed's tail (and its connection key), until `deadline`.
+        self.waiting: tuple[IncomingRequest, str | None] | None = None
 
 
 class EventStreamServer(ServerBase):
@@ -112,11 +150,35 @@ class EventStreamServer(ServerBase):
     when :meth:`close`'s grace ends) is closed with a reset, so that the kernel frees it and
     its unsent bytes at once.
 
-    Arguments as for every adapter's server (:doc:`/adapters/options`).
+    With a ``feed`` (:class:`~sse_core.adapters.redis.SyncRedisFeed`), the events come from
+    a shared log's live tail (a thread of the feed), :meth:`publish` appends to the shared
+    log, and a client whose ``Last-Event-ID`` the tail has not reached yet waits for it
+    (without holding up the others) up to the feed's ``catch_up_timeout``, then gets 503.
+
+    Arguments as for every adapter's server (:doc:`/adapters/options`); ``feed`` is a
+    :class:`~sse_core.adapters.redis.SyncRedisFeed` here.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
+
+    _takes_feed = True
+
+    def __init__(
+        self,
+        replay_log: ReplayLog | None = None,
+        *,
+        config: ServerConfig | None = None,
+        options: ServerOptions | None = None,
+        clock: Callable[[], float] | None = None,
+        feed: SyncLogFeed | None = None,
+    ) -> None:
+        self._sync_feed = feed
+        # The base reads only the feed's mirror and attach(), which both kinds of feed have.
+        ServerBase.__init__(
+            self, replay_log, config=config, options=options, clock=clock,
+            feed=cast(LogFeed | None, feed),
+        )
 
     def _setup(self) -> None:
         self._ssl_context: ssl.SSLContext | None = None
@@ -191,14 +253,23 @@ class EventStreamServer(ServerBase):
             target=self._serve, name=f"sse_core sync server {self._address}", daemon=True
         )
         self._thread.start()
+        if self._sync_feed is not None:
+            self._sync_feed.start(self._lock, self._wake_locked)
 
     def publish(self, event: Event) -> StoredEvent:
         """Publish an event to every client. Safe to call from any thread, also before
-        :meth:`start` (the event is then only kept in the replay log).
+        :meth:`start` (the event is then only kept in the replay log). With a ``feed``, the
+        event is appended to the shared log, and reaches the clients (of every worker)
+        through the tail.
 
         Returns:
             The stored event (its id as assigned by the log).
+
+        Raises:
+            LogUnavailableError: with a ``feed``: the shared log did not store the event.
         """
+        if self._sync_feed is not None:
+            return self._sync_feed.publish(event)
         with self._lock:
             stored = self._append(event)
             self._wake_locked()
@@ -247,6 +318,8 @@ class EventStreamServer(ServerBase):
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+        if self._sync_feed is not None:
+            self._sync_feed.close()
 
     def __enter__(self) -> EventStreamServer:
         if self._thread is None:
@@ -264,6 +337,9 @@ class EventStreamServer(ServerBase):
         self._is_wake_pending = True
         with contextlib.suppress(OSError):  # cannot fill up: one byte at most is pending
             self._wake_writer.send(b"\0")
+
+    def _wake_all(self) -> None:
+        self._wake_locked()  # the feed's tail holds the lock: the loop services everyone
 
     def _serve(self) -> None:
         selector = self._selector
@@ -377,11 +453,11 @@ class EventStreamServer(ServerBase):
             except OSError as error:
                 self._close_client(client, error=error)
                 return
-            if client.subscriber is not None or client.is_done:
+            if client.subscriber is not None or client.is_done or client.waiting is not None:
                 if not data:  # the client went away
                     self._close_client(client)
                     return
-                # What a client sends on a stream is ignored.
+                # What a client sends on a stream (or while it waits for it) is ignored.
             else:
                 try:
                     request = client.http.receive(data)
@@ -399,9 +475,36 @@ class EventStreamServer(ServerBase):
         refusal, key = self._admit(request, peer_host(client.sock))
         if refusal is not None:
             self._reject(client, refusal, now)
+        elif self._sync_feed is not None and self._is_feed_waited(
+            request.target, request.headers
+        ):
+            client.waiting = (request, key)
+            client.deadline = now + self._sync_feed.catch_up_timeout
+            last_event_id = self._requested_id(request.target, request.headers)
+            if last_event_id:
+                self._sync_feed.ask(last_event_id)
         else:
             client.deadline = None
             client.subscriber = self._subscribe(request.target, request.headers, now, key)
+
+    def _serve_waiting(self, client: _Client, now: float) -> None:
+        """Subscribe a client that waits for the feed's tail once the mirror has caught up
+        with it (or the log never issued its id); 503 once its wait is over."""
+        assert client.waiting is not None and self._sync_feed is not None
+        request, key = client.waiting
+        last_event_id = self._requested_id(request.target, request.headers)
+        is_ready = not self._is_feed_waited(request.target, request.headers) or (
+            self._sync_feed.mirror.is_loaded
+            and last_event_id is not None
+            and self._sync_feed.is_unissued(last_event_id)
+        )
+        if is_ready and not self._is_closing:
+            client.waiting = None
+            client.deadline = None
+            client.subscriber = self._subscribe(request.target, request.headers, now, key)
+        elif self._is_closing or (client.deadline is not None and now >= client.deadline):
+            client.waiting = None
+            self._reject(client, self._unavailable(), now)
 
     def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
         data = client.http.respond_error(refusal.status, refusal.text, refusal.headers)
@@ -412,6 +515,8 @@ class EventStreamServer(ServerBase):
 
     def _service(self, client: _Client, now: float) -> None:
         """Carry out what is due for one client: timeouts, heartbeats, queued bytes."""
+        if client.waiting is not None:
+            self._serve_waiting(client, now)
         subscriber = client.subscriber
         if subscriber is None or client.is_done:
             if (self._is_closing and not client.is_done) or (

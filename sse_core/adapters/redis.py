@@ -21,14 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import attrs
 import redis
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
 from .._errors import (
     InvalidConfigError,
     LocalProtocolError,
@@ -39,16 +37,17 @@ from .._events import Event
 from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import (
     CreateLog,
-    Follower,
     ReadRows,
-    StreamMirror,
     TailStep,
     WaitRows,
     covers,
 )
-from .._validators import instance_of, positive_int, positive_number
+from .._validators import instance_of, positive_number
+from . import _redis_tail
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
+from ._redis_sync_feed import SyncRedisFeed, SyncRedisLog
+from ._redis_tail import TailConfig, TailFeed
 
 __all__ = [
     "TAIL_BACKOFF",
@@ -56,6 +55,7 @@ __all__ = [
     "RedisChannels",
     "RedisFeed",
     "RedisLog",
+    "SyncRedisFeed",
     "SyncRedisLog",
     "TailConfig",
     "is_channel_name",
@@ -166,97 +166,15 @@ class RedisLog(RedisLogBase):
         return call.finish(reply)
 
 
-class SyncRedisLog(RedisLogBase):
-    """:class:`RedisLog` over a blocking ``redis.Redis`` client, for threads and WSGI.
-
-    The same calls, not awaited; :attr:`position` is a property (as on
-    :class:`~sse_core.state.ReplayLog`, so that a :class:`~sse_core.ServerSession` can
-    resume from this log directly), and each read of it is a round trip to Redis.
-
-    Args:
-        client: The application's ``redis.Redis`` client.
-        key: As for :class:`RedisLog`.
-        config: As for :class:`RedisLog`.
-        read_count: As for :class:`RedisLog`.
-
-    Raises:
-        InvalidConfigError: a bad argument.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        key: str,
-        config: ReplayConfig | None = None,
-        *,
-        read_count: int = DEFAULT_READ_COUNT,
-    ) -> None:
-        RedisLogBase.__init__(self, client, key, config, read_count)
-
-    @property
-    def position(self) -> str:
-        """As :meth:`RedisLog.position`."""
-        return self._run(self._position_call())
-
-    def append(self, event: Event, now: float) -> StoredEvent:
-        """As :meth:`RedisLog.append`."""
-        return self._run(self._append_call(event, now))
-
-    def resume(
-        self, last_event_id: str, now: float, *, max_bytes: int | None = None
-    ) -> ReplayResult:
-        """As :meth:`RedisLog.resume`."""
-        return self._run(self._resume_call(last_event_id, now, max_bytes))
-
-    def oldest(self, *, max_bytes: int | None = None) -> Replay:
-        """As :meth:`RedisLog.oldest`."""
-        return self._run(self._oldest_call(max_bytes))
-
-    def _run(self, call: Call[_T]) -> _T:
-        if call.script is None:
-            return call.finish(())
-        try:
-            reply = call.script(keys=self._keys, args=call.args)
-        except redis.exceptions.RedisError as error:
-            raise call.failed(error) from error
-        return call.finish(reply)
-
-
 _STOP_ATTEMPTS = 20
 _STOP_WAIT = 0.25
 
 #: How a :class:`RedisFeed`'s tail retries while Redis is unreachable: from 0.1 s, doubling,
 #: at most 5 s between attempts (with jitter), never giving up.
-TAIL_BACKOFF = BackoffConfig(base_delay=0.1, min_base_delay=0.05, max_delay=5.0, healthy_after=5.0)
+TAIL_BACKOFF = _redis_tail.TAIL_BACKOFF
 
 
-@attrs.frozen(kw_only=True)
-class TailConfig:
-    """How a :class:`RedisFeed`'s tail reads the log, and how long clients wait for it.
-
-    Attributes:
-        block_timeout: Seconds one ``XREAD BLOCK`` waits for new events; the tail also
-            checks the log's epoch this often when no event comes (a wiped Redis is noticed
-            within it). The Redis client's ``socket_timeout`` must be longer.
-        catch_up_timeout: Seconds a client whose id the worker's copy of the log has not
-            seen yet waits for the tail (and a client of a worker whose tail has not loaded
-            the log yet waits before it is refused with 503).
-        backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
-        read_count: The most events one read of the tail fetches.
-
-    Raises:
-        InvalidConfigError: a value out of range or of the wrong type.
-    """
-
-    block_timeout: float = attrs.field(default=1.0, validator=positive_number)
-    catch_up_timeout: float = attrs.field(default=5.0, validator=positive_number)
-    backoff: BackoffConfig = attrs.field(
-        default=TAIL_BACKOFF, validator=instance_of(BackoffConfig)
-    )
-    read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
-
-
-class RedisFeed:
+class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
     """A Redis log served to one worker's clients: pass it to the asyncio
     ``EventStreamServer`` or the ASGI ``EventStream`` as ``feed=``, in every worker.
 
@@ -300,51 +218,13 @@ class RedisFeed:
     ) -> None:
         tail = TailConfig() if tail is None else tail
         instance_of(TailConfig).check("tail", tail)
-        self._client = client
-        self._key = key
-        self._log = RedisLog(client, key, config, read_count=tail.read_count)
-        self._mirror = StreamMirror(self._log.config)
-        self._follower = Follower(tail.read_count)
-        self._block_ms = max(1, round(tail.block_timeout * 1000))
-        self._catch_up_timeout = tail.catch_up_timeout
-        self._backoff = Backoff(tail.backoff, rng=rng if rng is not None else random.Random())
-        self._on_step: Callable[[TailStep], None] | None = None
+        log = RedisLog(client, key, config, read_count=tail.read_count)
+        self._set_up(client, key, log, tail, rng)
+        self._mirror = self._state.mirror
+        self._follower = self._state.follower
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
-        self._failures = 0
-        self._gaps = 0
         self._is_stopping = False
-
-    @property
-    def client(self) -> redis.asyncio.Redis:
-        """The Redis client given (close it when the server is closed)."""
-        return self._client
-
-    @property
-    def log(self) -> RedisLog:
-        """The Redis log itself (to publish, or resume, without a server)."""
-        return self._log
-
-    @property
-    def mirror(self) -> StreamMirror:
-        """This worker's copy of the newest events: the broadcaster's replay log."""
-        return self._mirror
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the tail's last request to Redis succeeded."""
-        return self._backoff.state is BackoffState.CONNECTED
-
-    @property
-    def failures(self) -> int:
-        """How many requests of the tail failed (Redis unreachable or answering badly)."""
-        return self._failures
-
-    @property
-    def gaps(self) -> int:
-        """How many times the tail found the events after its last one gone (each time every
-        client's stream was ended with a gap to resume from)."""
-        return self._gaps
 
     async def publish(self, event: Event) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it.
@@ -360,18 +240,6 @@ class RedisFeed:
             LogUnavailableError: Redis did not acknowledge it.
         """
         return await self._log.append(event, time.monotonic())
-
-    def attach(self, on_step: Callable[[TailStep], None]) -> None:
-        """Have ``on_step`` called with each step of the tail, after :attr:`mirror` was
-        restarted as the step says (the server does this: it ends every stream on a gap and
-        publishes the step's events to its broadcaster, which appends them to the mirror).
-
-        Raises:
-            InvalidConfigError: a server is attached already (one feed per server).
-        """
-        if self._on_step is not None:
-            raise InvalidConfigError("this RedisFeed already feeds a server; make one per server")
-        self._on_step = on_step
 
     def start(self) -> None:
         """Start the tail in the running loop, unless it runs already.
@@ -463,40 +331,15 @@ class RedisFeed:
 
     async def _tail(self) -> None:
         """The tail: carry out the follower's requests; back off while Redis fails."""
-        follower, backoff = self._follower, self._backoff
+        state = self._state
         while not self._is_stopping:
-            request = follower.next_request()
+            request = state.follower.next_request()
             try:
                 step = await self._carry_out(request)
             except (LogUnavailableError, RemoteProtocolError) as error:
-                self._failures += 1
-                outcome = backoff.on_disconnected(time.monotonic())
-                if isinstance(outcome, Reconnect):
-                    delay = outcome.delay
-                else:  # a backoff with limits gave up: a tail never does
-                    delay = backoff.config.max_delay
-                    backoff.reset()
-                server_log(
-                    logging.WARNING, f"Redis tail of {self._key!r} failed, retrying in"
-                    f" {delay:.2f} s: {error}", adapter="redis", event="tail_failed",
-                    reason=str(error),
-                )
-                await asyncio.sleep(delay)
+                await asyncio.sleep(state.failed(error, time.monotonic()))
                 continue
-            if backoff.state is not BackoffState.CONNECTED:
-                backoff.on_connected(time.monotonic())
-            if step is not None:
-                if step.gap is not None:
-                    self._gaps += 1
-                    server_log(
-                        logging.WARNING, f"Redis log {self._key!r} lost events ({step.gap}):"
-                        " every stream ends with a gap", adapter="redis", event="tail_gap",
-                        reason=step.gap,
-                    )
-                if step.restart is not None:
-                    self._mirror.restart(*step.restart)
-                if self._on_step is not None:
-                    self._on_step(step)
+            state.succeeded(step, time.monotonic())
             self._notify()
 
     async def _carry_out(self, request: ReadRows | WaitRows | CreateLog) -> TailStep | None:

@@ -1,6 +1,7 @@
 """One worker of the multi-process proof (``test_redis_workers.py``): the ASGI
-``EventStream`` (``uvicorn tests.adapters.redis_worker_app:app --workers N``) or the asyncio
-``EventStreamServer`` (``python -m tests.adapters.redis_worker_app PORT``), each fed from
+``EventStream`` (``uvicorn tests.adapters.redis_worker_app:app --workers N``), the asyncio
+``EventStreamServer`` (``python -m tests.adapters.redis_worker_app PORT``) or the blocking
+one (``... PORT sync``: a ``SyncRedisFeed``), each fed from
 the Redis log named by ``SSE_REDIS_URL`` and ``SSE_REDIS_KEY``. Every response says which
 process served it (``X-Worker``: its pid)."""
 
@@ -10,28 +11,47 @@ import asyncio
 import os
 import signal
 import sys
+import threading
+from typing import Any
 
+import redis
 import redis.asyncio
+import redis.retry
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from sse_core import ServerConfig
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.asyncio import EventStreamServer
-from sse_core.adapters.redis import RedisFeed, TailConfig
+from sse_core.adapters.redis import RedisFeed, SyncRedisFeed, TailConfig
+from sse_core.adapters.sync import EventStreamServer as SyncEventStreamServer
 from sse_core.state import ReplayConfig
+
+#: Every worker's retention and tail (blocking 0.2 s at a time).
+CONFIG = ReplayConfig(max_events=100_000, max_bytes=None)
+TAIL = TailConfig(block_timeout=0.2)
+
+
+def client_options(retry: Any) -> dict[str, Any]:
+    """A client that retries once on a new connection (after a Redis restart the pooled
+    ones are dead); ``retry``: redis-py's asyncio or blocking ``Retry``."""
+    return {
+        "socket_timeout": 2.0, "socket_connect_timeout": 1.0,
+        "retry": retry(NoBackoff(), 1), "retry_on_error": [redis.exceptions.ConnectionError],
+    }
 
 
 def make_feed() -> RedisFeed:
-    """The worker's feed: a client that retries once on a new connection (after a Redis
-    restart the pooled ones are dead), a tail blocking 0.2 s at a time."""
-    client = redis.asyncio.Redis.from_url(
-        os.environ["SSE_REDIS_URL"], socket_timeout=2.0, socket_connect_timeout=1.0,
-        retry=Retry(NoBackoff(), 1), retry_on_error=[redis.exceptions.ConnectionError],
-    )
-    config = ReplayConfig(max_events=100_000, max_bytes=None)
-    tail = TailConfig(block_timeout=0.2)
-    return RedisFeed(client, os.environ["SSE_REDIS_KEY"], config, tail=tail)
+    """The asyncio worker's feed."""
+    client = redis.asyncio.Redis.from_url(os.environ["SSE_REDIS_URL"], **client_options(Retry))
+    return RedisFeed(client, os.environ["SSE_REDIS_KEY"], CONFIG, tail=TAIL)
+
+
+def make_sync_feed() -> SyncRedisFeed:
+    """The blocking worker's feed."""
+    options = client_options(redis.retry.Retry)
+    client = redis.Redis.from_url(os.environ["SSE_REDIS_URL"], **options)
+    return SyncRedisFeed(client, os.environ["SSE_REDIS_KEY"], CONFIG, tail=TAIL)
 
 
 def server_config() -> ServerConfig:
@@ -59,5 +79,19 @@ async def serve(port: int) -> None:
     await stream_server.aclose(grace=0.2)
 
 
+def serve_sync(port: int) -> None:
+    """The blocking server on ``port`` until SIGTERM."""
+    stream_server = SyncEventStreamServer(feed=make_sync_feed(), config=server_config())
+    stream_server.start("127.0.0.1", port)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    print("ready", flush=True)
+    stopped.wait()
+    stream_server.close(grace=0.2)
+
+
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    if sys.argv[2:] == ["sync"]:
+        serve_sync(int(sys.argv[1]))
+    else:
+        asyncio.run(serve(int(sys.argv[1])))

@@ -2,8 +2,9 @@
 
 The proof the issue asks for, on real processes: a redis-server with AOF started by the
 test; three workers, either the ASGI ``EventStream`` under ``uvicorn --workers 3`` (a real
-uvicorn subprocess) or the asyncio ``EventStreamServer`` in three processes, each fed from
-the Redis log by its own ``RedisFeed``; a publisher appending every 10 ms; and 100 seeded
+uvicorn subprocess), or the asyncio ``EventStreamServer`` in three processes, or the blocking
+one in three processes, each fed from the Redis log by its own ``RedisFeed`` (the blocking
+one's: a ``SyncRedisFeed``); a publisher appending every 10 ms; and 100 seeded
 client runs (8 at a time), each through its own fault proxy (``sse_core.testing.FaultProxy``,
 the project's proxy), each reconnecting several times with its ``Last-Event-ID`` -- to a
 *different* worker each time where the test can choose (the asyncio processes: the proxy's
@@ -77,12 +78,12 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float 
 
 
 class AsyncioWorkers:
-    """Three ``EventStreamServer`` processes, each on its own port."""
+    """Three ``EventStreamServer`` processes, each on its own port: the asyncio server, or
+    the blocking one (``kind="sync"``)."""
 
-    kind = "asyncio"
-
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], kind: str = "asyncio") -> None:
         self.env = env
+        self.kind = kind
         self.ports = [free_port() for _ in range(WORKERS)]
         self.processes: list[subprocess.Popen[bytes]] = [self._start(p) for p in self.ports]
         for port, process in zip(self.ports, self.processes, strict=True):
@@ -90,7 +91,8 @@ class AsyncioWorkers:
 
     def _start(self, port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.adapters.redis_worker_app", str(port)],
+            [sys.executable, "-m", "tests.adapters.redis_worker_app", str(port),
+             *(["sync"] if self.kind == "sync" else [])],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
@@ -277,7 +279,7 @@ def check(run: dict[str, Any], index: dict[str, int]) -> int:
     return gaps
 
 
-@pytest.mark.parametrize("kind", ["asyncio", "uvicorn"])
+@pytest.mark.parametrize("kind", ["asyncio", "sync", "uvicorn"])
 def test_exactly_once_in_order_or_an_explicit_gap_across_worker_processes(
     kind: str, tmp_path: Path
 ) -> None:
@@ -288,7 +290,7 @@ def test_exactly_once_in_order_or_an_explicit_gap_across_worker_processes(
     redis_server.start()
     env = {**os.environ, "SSE_REDIS_URL": redis_server.url, "SSE_REDIS_KEY": KEY,
            "PYTHONPATH": str(ROOT)}
-    workers = AsyncioWorkers(env) if kind == "asyncio" else UvicornWorkers(env)
+    workers = UvicornWorkers(env) if kind == "uvicorn" else AsyncioWorkers(env, kind)
     proof = Proof(redis_server, workers)
     try:
         runs = asyncio.run(asyncio.wait_for(_prove(proof), TIMEOUT))
@@ -313,8 +315,9 @@ def test_exactly_once_in_order_or_an_explicit_gap_across_worker_processes(
     assert len(runs) == RUNS
     assert gaps == 0, "AOF kept every event and nothing was trimmed: no gap was due"
     assert proof.faults["worker killed"] >= 3 and proof.faults["redis restarted"] >= 3
-    # The asyncio runs move by construction; uvicorn's kernel-chosen worker mostly changes.
-    assert moved == RUNS if kind == "asyncio" else moved >= RUNS // 4
+    # The asyncio and sync runs move by construction; uvicorn's kernel-chosen worker mostly
+    # changes.
+    assert moved == RUNS if kind != "uvicorn" else moved >= RUNS // 4
 
 
 async def _prove(proof: Proof) -> list[dict[str, Any]]:
