@@ -124,8 +124,9 @@ class ResponseCounters:
 
     @property
     def metrics(self) -> ServerMetrics:
-        """A frozen snapshot, taken now: ``connected_clients`` is the responses being served
-        (streams and held polls); the other counts are those of every response, past ones
+        """A frozen snapshot, taken now: ``connected_clients`` is the streams being served
+        (a held long poll is not one, as for a broadcaster, which counts its polls apart);
+        the other counts are those of every response, past ones
         included. ``queue_drops`` and ``replays_put_off`` stay 0 (no queue, no replay budget)."""
         with self._lock:
             totals = list(self._ended)
@@ -133,7 +134,7 @@ class ResponseCounters:
         for response in serving:
             for index, value in enumerate(response._figures()):
                 totals[index] += value
-        return _server_metrics(len(serving), totals)
+        return _server_metrics(sum(r._is_connected for r in serving), totals)
 
     def _begin(self, response: ResponseBase[Any]) -> None:
         with self._lock:
@@ -215,12 +216,18 @@ class ResponseBase(Generic[_Source]):
     @property
     def metrics(self) -> ServerMetrics:
         """This response's figures, as :attr:`ResponseCounters.metrics` sums them:
-        ``connected_clients`` is 1 while it is served, then 0; events and bytes sent (a
+        ``connected_clients`` is 1 while a stream is served, then 0 (always 0 for a long
+        poll, as for a broadcaster); events and bytes sent (a
         long poll's answer too), the replay and the resume it served (a poll's too: a gap
         in ``too_old_resumes`` or ``unknown_id_resumes``, an answer from the replay log
         after the client's id in ``replays_served``), and 1 in ``send_timeouts`` when its
         client was let go for ``options.send_timeout``."""
-        return _server_metrics(int(self._is_serving), self._figures())
+        return _server_metrics(int(self._is_connected), self._figures())
+
+    @property
+    def _is_connected(self) -> bool:
+        """Whether it counts as a connected client: a stream being served."""
+        return self._is_serving and self._poll is None
 
     @property
     def audit_trail(self) -> AuditTrail:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -87,6 +88,32 @@ def test_a_client_reading_a_stamped_response_measures_latency(
         if stamped:
             # Same machine, same clock: well under the 10 s of the last bucket.
             assert latency.maximum < 10.0
+    finally:
+        served.close()
+
+
+def test_a_held_poll_is_not_a_connected_client(framework: str) -> None:
+    """While a long poll is held (nothing after its id yet), neither the shared counters nor
+    the response count it as a connected client -- a broadcaster counts its polls apart from
+    its streams too; a publish then answers it."""
+    counters = ResponseCounters()
+    served = serve(framework, counters=counters)
+    try:
+        served.job.publish("0")
+        answers: list[tuple[int, dict[str, str], bytes]] = []
+        poller = threading.Thread(
+            target=lambda: answers.append(served.poll("/feed/poll", [("Last-Event-ID", "0")]))
+        )
+        poller.start()
+        wait_for(lambda: len(counters._serving) == 1, "the poll never arrived")
+        (response,) = counters._serving.values()
+        assert response.is_long_poll
+        assert counters.metrics.connected_clients == response.metrics.connected_clients == 0
+        served.job.publish("1")
+        poller.join(TIMEOUT)
+        status, _, body = answers[0]
+        assert status == 200
+        assert b'"1"' in body
     finally:
         served.close()
 
