@@ -27,7 +27,8 @@ __all__ = ["SyncRedisFeed", "SyncRedisLog"]
 _T = TypeVar("_T")
 
 # The most ids whose "never issued" answer waits for the server to take it (a client that
-# went away meanwhile leaves its id behind: the oldest are forgotten past this).
+# went away meanwhile leaves its id behind: the oldest are forgotten past this), and the
+# most ids waiting to be asked about (while Redis is down they pile up: one per request).
 _MAX_ANSWERS = 1024
 
 
@@ -182,8 +183,11 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
 
     def ask(self, last_event_id: str) -> None:
         """Have the tail ask Redis (at its next turn) whether it issued ``last_event_id``;
-        :meth:`is_unissued` then says. Call it under the lock."""
-        self._asked.add(last_event_id)
+        :meth:`is_unissued` then says. Call it under the lock. Past ``_MAX_ANSWERS`` ids
+        waiting to be asked about, an id is not asked about: its client waits for the tail
+        alone (a 503 at worst, never a false gap)."""
+        if len(self._asked) < _MAX_ANSWERS:
+            self._asked.add(last_event_id)
 
     def is_unissued(self, last_event_id: str) -> bool:
         """Whether Redis said it never issued ``last_event_id`` (forgets the answer). Call
@@ -266,8 +270,9 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
         try:
             position = self._log.position
         except LogUnavailableError:
-            with self._lock:  # asked again at the next turn
-                self._asked |= asked
+            with self._lock:  # asked again at the next turn, within the bound
+                for last_event_id in asked:
+                    self.ask(last_event_id)
             raise
         with self._locked():
             for last_event_id in asked:

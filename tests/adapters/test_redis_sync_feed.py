@@ -221,6 +221,28 @@ def test_a_sync_worker_that_cannot_load_the_log_refuses_with_503(tmp_path: Path)
     run(scenario, TIMEOUT)
 
 
+def test_ids_waiting_to_be_asked_about_stay_bounded_while_redis_is_down(tmp_path: Path) -> None:
+    """Redis is down and every request brings another made-up id ahead of the mirror: the
+    ids the tail will ask Redis about stay bounded (each failed turn puts them back), so a
+    flood of cheap requests during an outage cannot grow the worker's memory."""
+    dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
+    feed = feed_of(dead, "sse:x", tail=SHORT)
+    feed.start()
+    try:
+        for n in range(5000):
+            with feed._lock:
+                feed.ask(f"0-0-{n}")
+        failed = feed.failures
+        deadline = time.monotonic() + TIMEOUT
+        while feed.failures < failed + 2:  # two more turns failed, each putting them back
+            assert time.monotonic() < deadline, "the tail never failed again"
+            time.sleep(0.02)
+        with feed._lock:
+            assert 0 < len(feed._asked) <= 1024
+    finally:
+        feed.close()
+
+
 def test_a_client_that_leaves_while_it_waits_for_the_tail_is_closed_at_once(
     tmp_path: Path,
 ) -> None:
