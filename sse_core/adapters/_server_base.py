@@ -276,7 +276,7 @@ class ServerBase(AdapterBase):
             if not self._takes_feed:
                 raise InvalidConfigError(
                     f"{type(self).__name__} takes no feed: serve a shared log with the asyncio"
-                    " EventStreamServer or the ASGI EventStream"
+                    " or blocking EventStreamServer, or the ASGI EventStream"
                 )
             if replay_log is not None:
                 raise InvalidConfigError("give a replay_log or a feed, not both")
