@@ -29,7 +29,9 @@ it resumed (from the log after its id, or a gap).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
+
+import attrs
 
 from ._actions import Action, Disconnect, Send
 from ._config import LongPollConfig
@@ -48,7 +50,7 @@ from ._validators import (
     positive_number,
 )
 
-__all__ = ["Broadcaster", "Poller", "Subscriber"]
+__all__ = ["Broadcaster", "Fanout", "Poller", "Subscriber"]
 
 #: Default bound of one subscriber's queue: 1 MiB.
 DEFAULT_MAX_QUEUED_BYTES = 1 << 20
@@ -64,6 +66,26 @@ DEFAULT_MAX_HELD_POLLS = 10_000
 # subscribe, a Disconnect), or _CLOSE (end the stream when taken).
 _CLOSE = object()
 _Item = bytes | Action | object
+#: No subscriber is ready (publish(): every subscriber's bytes are queued).
+_NOBODY: frozenset[Subscriber | Poller] = frozenset()
+
+
+@attrs.frozen
+class Fanout:
+    """What :meth:`Broadcaster.fan_out` did with the events it published."""
+
+    #: The stored events (their ids as assigned by the log), in order.
+    stored: Sequence[StoredEvent]
+    #: The stream bytes of the events as every live subscriber gets them (send-time stamps
+    #: included), one bytes object: an adapter frames it once for all of :attr:`sent`.
+    data: bytes
+    #: The ready subscribers the bytes were counted as sent to: write :attr:`data` to each,
+    #: now and in this order (the order they subscribed in).
+    sent: Sequence[Subscriber]
+    #: The ready subscribers and polls that have something to take (queued bytes, a replay
+    #: step, a :class:`~sse_core.Disconnect`, a poll's answer): drain them as after
+    #: :meth:`Broadcaster.publish`.
+    queued: Sequence[Subscriber | Poller]
 
 
 class Subscriber(MonotonicNow):
@@ -706,32 +728,96 @@ class Broadcaster(MonotonicNow):
         Raises:
             ClockError: ``now`` is not finite or is earlier than a previous ``now``.
         """
+        return self._deliver((event,), now, wall_now, _NOBODY).stored[0]
+
+    def fan_out(
+        self,
+        events: Sequence[Event],
+        now: float,
+        ready: Container[Subscriber | Poller],
+        *,
+        wall_now: float | None = None,
+    ) -> Fanout:
+        """Publish ``events`` as :meth:`publish` does, for an adapter that writes the same
+        bytes to many connections itself: the fan-out's hot path.
+
+        A subscriber in ``ready`` (the adapter's word that its connection takes bytes now)
+        that is streaming live, uncompressed, with nothing queued, does not get the bytes
+        queued: they are counted as sent to it, and it is listed in :attr:`Fanout.sent`.
+        The adapter must then write :attr:`Fanout.data` (framed) to each of those, in order,
+        before anything else it writes to them. Every other subscriber is served as by
+        :meth:`publish`, and those in ``ready`` that have something to take are listed in
+        :attr:`Fanout.queued`, with the polls in ``ready`` that have an answer to take.
+
+        Args:
+            events: The events, in order (several: each subscriber gets them in one piece).
+            now: The current monotonic time.
+            ready: The subscribers (and polls) whose connection takes bytes now (any
+                container: a set, a dict keyed by them).
+            wall_now: As for :meth:`publish`.
+
+        Raises:
+            ClockError: ``now`` is not finite or is earlier than a previous ``now``.
+        """
+        return self._deliver(events, now, wall_now, ready)
+
+    def _deliver(
+        self,
+        events: Sequence[Event],
+        now: float,
+        wall_now: float | None,
+        ready: Container[Subscriber | Poller],
+    ) -> Fanout:
         self._take_now(now)
         is_stamped = wall_now is not None and self._config.is_send_time_stamped
         stamp = serialize_stamp(wall_now) if is_stamped and wall_now is not None else b""
-        stored = self._log.append(event, now)
-        self._published += 1
-        encoded = stamp + stored.encoded if stamp else stored.encoded
+        stored: list[StoredEvent] = []
+        for event in events:
+            stored.append(self._log.append(event, now))
+            self._published += 1
+            for poller in self._pollers.values():
+                if poller.is_holding:
+                    poller._answer += poller.session.on_published(now)
+        if len(stored) == 1:
+            encoded = stamp + stored[0].encoded if stamp else stored[0].encoded
+        else:
+            encoded = b"".join(stamp + item.encoded for item in stored)
         size = len(encoded)
         streaming = ServerState.STREAMING
-        # Subscriber._push, inlined: this loop runs once per client per event.
+        sent: list[Subscriber] = []
+        queued: list[Subscriber | Poller] = []
+        # Subscriber._push, inlined: this loop runs once per client per publish.
         for subscriber in self._subscribers.values():
-            if subscriber._is_closing:
-                continue
             session = subscriber.session
-            if session._cursor is not None or session._state is not streaming:
-                continue  # replaying (the replay reads it from the log), or not streaming
-            queued = subscriber._queued_bytes + size
-            if queued > subscriber._max_queued_bytes:
+            if (
+                subscriber._is_closing
+                or session._cursor is not None
+                or session._state is not streaming
+            ):
+                # Ending, replaying (the replay reads it from the log), or not streaming.
+                if subscriber in ready and subscriber.has_pending:
+                    queued.append(subscriber)
+                continue
+            items = subscriber._items
+            if not items and session._compressor is None and subscriber in ready:
+                session._bytes_sent += size  # as take_bytes() counts what it hands out
+                subscriber._sent_at = now
+                sent.append(subscriber)
+                continue
+            total = subscriber._queued_bytes + size
+            if total > subscriber._max_queued_bytes:
                 subscriber._push(encoded, now)  # drops it
             else:
-                subscriber._items.append(encoded)
-                subscriber._queued_bytes = queued
+                items.append(encoded)
+                subscriber._queued_bytes = total
                 subscriber._sent_at = now
-        for poller in self._pollers.values():
-            if poller.is_holding:
-                poller._answer += poller.session.on_published(now)
-        return stored
+            if subscriber in ready:
+                queued.append(subscriber)
+        if ready is not _NOBODY:
+            for poller in self._pollers.values():
+                if poller._answer and poller in ready:
+                    queued.append(poller)
+        return Fanout(stored, encoded, sent, queued)
 
     def close(self, now: float) -> None:
         """End every subscriber's stream (each queue ends with a

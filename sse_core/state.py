@@ -12,7 +12,7 @@ from ._actions import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, ReadyState
 from ._audit import DEFAULT_MAX_AUDIT_RECORDS, AuditKind, AuditRecord
 from ._backoff import Backoff, BackoffConfig, BackoffState, GiveUp, GiveUpReason, Jitter, Reconnect
 from ._batching import BatchConfig, Batcher
-from ._broadcast import Poller, Subscriber
+from ._broadcast import Fanout, Poller, Subscriber
 from ._chunking import (
     CHUNK_EVENT,
     AssemblerOutput,
@@ -126,6 +126,7 @@ __all__ = [
     # what the sessions hand out, and the types of their inputs
     "Subscriber",
     "Poller",
+    "Fanout",
     "AnswerCache",
     "LongPollResponse",
     "ReadyState",

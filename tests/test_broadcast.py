@@ -748,6 +748,44 @@ class BroadcastMachine(RuleBasedStateMachine):
                 if connection.inflater is None:
                     assert sub.queued_bytes == before[id(connection)] + len(stored.encoded)
 
+    @rule(
+        datas=st.lists(st.text(alphabet="ab \n", max_size=30), min_size=1, max_size=3),
+        picks=st.lists(st.booleans(), max_size=8),
+    )
+    def fan_out(self, datas: list[str], picks: list[bool]) -> None:
+        """The adapters' hot path: ready subscribers that keep up are handed the shared
+        bytes (the adapter writes them), the others are queued as by publish()."""
+        ready = {c.sub for c, pick in zip(self.live, picks, strict=False) if pick}
+        before = {id(c): (c.sub.queued_bytes, c.sub.has_pending) for c in self.live}
+        sent_before = {id(c): c.sub.session.bytes_sent for c in self.live}
+        fanout = self.hub.fan_out([Event(data=d) for d in datas], self.now, ready)
+        assert len(fanout.stored) == len(datas)
+        assert fanout.data == b"".join(stored.encoded for stored in fanout.stored)
+        items = [(stored.id, d) for stored, d in zip(fanout.stored, datas, strict=True)]
+        self.published += items
+        sent = {id(sub) for sub in fanout.sent}
+        order = [c.sub for c in self.live if id(c.sub) in sent]
+        assert list(fanout.sent) == order, "in the order they subscribed"
+        for connection in self.live:
+            sub = connection.sub
+            queued, had_pending = before[id(connection)]
+            if id(sub) in sent:
+                assert sub in ready and connection.inflater is None and not had_pending
+                assert sub.session.bytes_sent == sent_before[id(connection)] + len(fanout.data)
+                connection.expected += items
+                connection.feed([Send(data=fanout.data)])  # what the adapter writes
+                continue
+            if sub.is_closed and not connection.is_counted_dropped and sub.is_dropped:
+                connection.is_counted_dropped = True
+                self.drops += 1
+            elif not sub.is_closed:
+                connection.expected += items
+                if connection.inflater is None:
+                    assert sub.queued_bytes == queued + len(fanout.data)
+            if sub in ready and sub.has_pending:
+                assert sub in fanout.queued, "a ready subscriber with bytes to take is named"
+        assert set(fanout.queued) <= ready
+
     @rule(connection=connections)
     def take(self, connection: Connection) -> None:
         connection.feed(connection.sub.take())

@@ -217,6 +217,7 @@ RECIPES: dict[str, Recipe] = {
     "Broadcaster": Recipe(_broadcaster, {
         "close": lambda o, now: o.close(now),
         "publish": lambda o, now: o.publish(Event(data="b"), now),
+        "fan_out": lambda o, now: o.fan_out([Event(data="b")], now, set(o)),
         "subscribe": lambda o, now: o.subscribe("/events", [], now),
         "hold": lambda o, now: o.hold("/poll?timeout=20", [], now),
         "count_send_timeout": lambda o, now: o.count_send_timeout(None, now),

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
@@ -150,17 +151,17 @@ class _StreamProtocol(asyncio.Protocol):
             self._on_request(request)
 
     def eof_received(self) -> bool | None:
+        self._stop_writing()  # the transport closes when this returns
         return None  # close our side too: one request per connection
 
     def pause_writing(self) -> None:
         self._is_paused = True
-        if self._server is not None:
-            self._server._writable.pop(self, None)
+        self._stop_writing()
 
     def resume_writing(self) -> None:
         self._is_paused = False
         if self.subscriber is not None and self._server is not None:
-            self._server._writable[self] = None
+            self._server._writable[self.subscriber] = self
         # Not now: asyncio calls this from inside its write callback, which ends by
         # finishing a close itself -- closing the transport here would finish it twice
         # (``_call_connection_lost`` on a transport already torn down: AttributeError).
@@ -169,9 +170,9 @@ class _StreamProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._listener._protocols.discard(self)
         server = self._server
+        self._stop_writing()
         if server is not None:
             server._protocols.discard(self)
-            server._writable.pop(self, None)
             if self.subscriber is not None:
                 if is_send_timeout(exc):  # the kernel gave up on a client that took nothing
                     server._note_send_timeout(self.subscriber)
@@ -193,6 +194,7 @@ class _StreamProtocol(asyncio.Protocol):
         if subscriber is None or transport is None or server is None:
             return
         if transport.is_closing():  # lost or closing: connection_lost() comes next
+            self._stop_writing()
             subscriber.take()
             return
         if subscriber.is_dropped:  # fell behind: what the socket takes now, then a reset
@@ -219,8 +221,15 @@ class _StreamProtocol(asyncio.Protocol):
             elif pieces:
                 transport.writelines(pieces)  # one sendmsg() from Python 3.12 on
             if is_done:
+                self._stop_writing()
                 transport.close()
                 return
+
+    def _stop_writing(self) -> None:
+        """Nothing more is written to this connection by a publish (the socket pushes back,
+        or the connection ends)."""
+        if self._server is not None and self.subscriber is not None:
+            self._server._writable.pop(self.subscriber, None)
 
     def wake(self) -> None:
         """Something was queued (or the stream ends): write it."""
@@ -235,6 +244,7 @@ class _StreamProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
+        self._stop_writing()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             set_reset_on_close(sock)
@@ -284,7 +294,7 @@ class _StreamProtocol(asyncio.Protocol):
     def _serve(self, server: EventStreamServer, request: IncomingRequest, key: str | None) -> None:
         self.subscriber = server._subscribe(request.target, request.headers, server._clock(), key)
         if not self._is_paused:
-            server._writable[self] = None
+            server._writable[self.subscriber] = self
         self.flush()
         self._arm()
 
@@ -342,10 +352,11 @@ class EventStreamServer(_Listener, ServerBase):
     def _setup(self) -> None:
         self._feed_waits: set[asyncio.Task[None]] = set()  # streams waiting for the feed
         self._protocols: set[_StreamProtocol] = set()
-        # Streams whose transport takes bytes: the ones a publish writes to, in the order
-        # they came (a dict: a set's order is by hash, and writing to sockets in the order
-        # the kernel made them costs measurably less system time with thousands of them).
-        self._writable: dict[_StreamProtocol, None] = {}
+        # The streams (and polls) whose transport takes bytes, by subscriber: the ones a
+        # publish writes to (Broadcaster.fan_out), in the order they subscribed (writing to
+        # sockets in the order the kernel made them costs measurably less system time with
+        # thousands of them than in a set's order, by hash).
+        self._writable: dict[Subscriber | Poller, _StreamProtocol] = {}
         self._server: asyncio.Server | None = None
         self._timeouts = (self._options.request_timeout, self._options.send_timeout)
         self._dropped_seen = 0  # broadcaster.dropped at the last publish
@@ -363,18 +374,46 @@ class EventStreamServer(_Listener, ServerBase):
         Returns:
             The stored event, with the id the replay log gave it.
         """
-        stored = self._append(event)
-        self._wake_all()
-        return stored
+        return self._append(event)
+
+    def _publish_now(self, event: Event) -> StoredEvent:
+        return self._fan_out((event,))[0]
+
+    def _publish_events(self, events: Sequence[Event]) -> None:
+        self._fan_out(events)
+
+    def _fan_out(self, events: Sequence[Event]) -> Sequence[StoredEvent]:
+        """Publish ``events`` and write them: the fan-out's hot path. A stream that keeps up
+        is written the same framed bytes as every other; the rest drain their queues."""
+        wall_now = time.time() if self._config.is_send_time_stamped else None
+        now = self._clock()
+        writable = self._writable
+        fanout = self._broadcaster.fan_out(events, now, writable, wall_now=wall_now)
+        sent = fanout.sent
+        if sent:
+            data = fanout.data
+            for subscriber in sent:
+                protocol = writable[subscriber]
+                transport = protocol._transport
+                # Closed by the peer or lost, in this loop iteration: connection_lost() is
+                # next (a write would only count against the transport).
+                if transport is not None and not transport.is_closing():
+                    transport.write(protocol._connection.frame_shared(data))
+        for waiting in fanout.queued:
+            writable[waiting].flush(now)
+        self._let_go_dropped()
+        return fanout.stored
 
     def _wake_all(self) -> None:
-        broadcaster = self._broadcaster
         # Only the streams whose socket takes bytes are written to; the others are written
         # when it does again (resume_writing), unless they were dropped meanwhile.
         now = self._clock()
-        for protocol in list(self._writable):
+        for protocol in list(self._writable.values()):
             protocol.flush(now)
-        dropped = broadcaster.dropped
+        self._let_go_dropped()
+
+    def _let_go_dropped(self) -> None:
+        dropped = self._broadcaster.dropped
         if dropped != self._dropped_seen:  # someone fell behind: let it go
             self._dropped_seen = dropped
             for protocol in list(self._protocols):

@@ -784,6 +784,23 @@ class ServerConnection:
         data, is_done = self.respond(subscriber.take(now))
         return ([data] if data else []), is_done
 
+    def frame_shared(self, data: bytes) -> bytes:
+        """``data``, stream bytes that many connections send (a
+        :class:`~sse_core.state.Fanout`'s), as this connection's body writes them: one chunk
+        for HTTP/1.1 (RFC 9112 section 7.1), the same object for every connection that
+        frames the same ``data`` object; as it is for a close-delimited HTTP/1.0 body.
+
+        Raises:
+            LocalProtocolError: the body is not open (no head sent, or it ended).
+        """
+        if not self._is_body_open:
+            raise LocalProtocolError("cannot send stream bytes: the response body is not open")
+        if self._is_chunked:
+            return _shared_chunk_of(data)
+        if self._is_close_delimited:
+            return data
+        return self._send(h11.Data(data=data))
+
     def respond_error(
         self, status: int, text: str, headers: Sequence[tuple[str, str]] = ()
     ) -> bytes:

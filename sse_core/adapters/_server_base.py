@@ -338,10 +338,15 @@ class ServerBase(AdapterBase):
                 adapter=adapter_name(self), event="gap", reason=step.gap,
             )
             self._broadcaster.close(self._clock())
-        for stored in step.events:
-            self._publish_now(stored.event)
-        if step.gap is not None or step.events:
             self._wake_all()
+        if step.events:
+            self._publish_events([stored.event for stored in step.events])
+
+    def _publish_events(self, events: Sequence[Event]) -> None:
+        """Publish events on the broadcaster, now, and have every connection write them."""
+        for event in events:
+            self._publish_now(event)
+        self._wake_all()
 
     def _wake_all(self) -> None:
         """Have every connection write what its subscriber has queued (each adapter)."""
