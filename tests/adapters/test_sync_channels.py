@@ -109,6 +109,14 @@ class Stream:
                 self._items += self._parser.feed(chunk)
         return events
 
+    def rest(self) -> list[Event]:
+        """The events left up to the end of the stream, position events apart."""
+        while chunk := self.sock.recv(65536):
+            self._items += self._parser.feed(chunk)
+        rest = [item for item in self._items if isinstance(item, Event)]
+        self._items = []
+        return [event for event in rest if event.event != POSITION_EVENT_TYPE]
+
     def close(self) -> None:
         """Close the connection."""
         self.sock.close()
