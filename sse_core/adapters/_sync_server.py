@@ -737,21 +737,22 @@ class EventStreamRouter:
     starts them all, :meth:`close` ends them all.
 
     Args:
-        servers: The servers by channel name. They must agree on ``request_timeout`` and
-            ``send_timeout``, which apply before a request names its channel.
-        query_param: The query parameter that names the channel, or ``None`` to go by the
-            path only.
+        servers: One blocking :class:`EventStreamServer` per channel, by name. A
+            connection's request is read before it names a channel: they share one
+            ``request_timeout`` and one ``send_timeout``.
+        query_param: The name of the query parameter that picks the channel; ``None``: the
+            path alone does.
 
     Raises:
-        InvalidConfigError: ``servers`` is empty, not a mapping of str to
-            :class:`EventStreamServer`, or its servers' timeouts differ.
+        InvalidConfigError: no servers, a name that is not a non-empty str, a server of
+            another kind, an empty ``query_param``, or timeouts that differ.
     """
 
     def __init__(
         self, servers: Mapping[str, EventStreamServer], *, query_param: str | None = "channel"
     ) -> None:
-        self._servers = checked_channels(servers, EventStreamServer, query_param)
         self._query_param = query_param
+        self._servers = checked_channels(servers, EventStreamServer, query_param)
         self._front = _Front(self, connection_timeouts(self._servers.values()))
 
     @property

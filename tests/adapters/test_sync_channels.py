@@ -8,9 +8,10 @@ no thread and no file descriptor behind. Redis-fed channels:
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import socket
-import ssl
 import threading
 import time
 from typing import Any
@@ -22,7 +23,14 @@ from sse_core.adapters import ClientOptions, ServerOptions
 from sse_core.adapters.asyncio import EventStreamServer as AsyncioServer
 from sse_core.adapters.sync import EventSource, EventStreamRouter, EventStreamServer
 from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE
-from tests.adapters.test_sync import fast, no_leaks, read_to_eof, read_to_reset, watchdog
+from tests.adapters.test_sync import (
+    fast,
+    no_leaks,
+    read_to_eof,
+    read_to_reset,
+    tls_contexts,
+    watchdog,
+)
 
 __all__ = ["no_leaks"]  # the autouse fixture: no thread or descriptor left behind
 
@@ -74,21 +82,12 @@ class Stream:
             assert chunk, f"no head: {data!r}"
             data += chunk
         self.head, _, rest = data.partition(b"\r\n\r\n")
+        status_line, _, fields = self.head.partition(b"\r\n")
+        #: The response's status code and header fields.
+        self.status = int(status_line.split(b" ", 2)[1])
+        self.fields = http.client.parse_headers(io.BytesIO(fields + b"\r\n\r\n"))
         self._parser = Parser()
         self._items: list[Any] = self._parser.feed(rest)
-
-    @property
-    def status(self) -> int:
-        """The response's status code."""
-        return int(self.head.split(b" ", 2)[1])
-
-    def header(self, name: str) -> str | None:
-        """A response header field's value."""
-        for line in self.head.decode("latin-1").split("\r\n")[1:]:
-            field, _, value = line.partition(":")
-            if field.strip().lower() == name.lower():
-                return value.strip()
-        return None
 
     def read_data(self, count: int) -> list[Event]:
         """The next ``count`` events that are not position events (gap events count).
@@ -120,6 +119,19 @@ class Stream:
     def close(self) -> None:
         """Close the connection."""
         self.sock.close()
+
+
+def assert_streams(router: EventStreamRouter, target: str, name: str) -> None:
+    """A new client of ``target`` gets 200, then the next event published on channel
+    ``name`` (and nothing before it)."""
+    reader = Stream(router.address, target)
+    try:
+        assert reader.status == 200, reader.head
+        subscribed(router, name)
+        sent = router.servers[name].publish(Event(data=f"for {target}"))
+        assert [(e.id, e.data) for e in reader.read_data(1)] == [(sent.id, sent.event.data)]
+    finally:
+        reader.close()
 
 
 def subscribed(router: EventStreamRouter, name: str, count: int = 1) -> None:
@@ -207,12 +219,7 @@ def test_unknown_channels_and_paths_are_404_and_each_channel_keeps_its_own_path(
     by_path = EventStreamRouter({"news": EventStreamServer(config=QUIET)}, query_param=None)
     with by_path:
         assert get(by_path.address, "/events?channel=news")[0] == 404
-        reader = Stream(by_path.address, "/events/news")
-        assert reader.status == 200
-        subscribed(by_path, "news")
-        hello = by_path.servers["news"].publish(Event(data="hello"))
-        assert [e.id for e in reader.read_data(1)] == [hello.id]
-        reader.close()
+        assert_streams(by_path, "/events/news", "news")
 
 
 def test_long_polls_pick_their_channel_on_their_own_path_or_by_negotiation() -> None:
@@ -311,34 +318,23 @@ def test_a_closed_channel_answers_503_while_the_others_are_served() -> None:
     with in_memory("news", "alerts") as router:
         router.servers["alerts"].close()
         refused = Stream(router.address, "/events/alerts")
-        assert refused.status == 503 and refused.header("Retry-After") is not None
+        assert refused.status == 503 and refused.fields["Retry-After"] is not None
         refused.close()
-        reader = Stream(router.address, "/events/news")
-        assert reader.status == 200
-        subscribed(router, "news")
-        sent = router.servers["news"].publish(Event(data="still here"))
-        assert [e.id for e in reader.read_data(1)] == [sent.id]
-        reader.close()
+        assert_streams(router, "/events?channel=news", "news")
 
 
 def test_channels_over_tls() -> None:
     """Over TLS the router shakes hands and reads the request; the channel's server goes on
     on the same TLS connection (a trustme CA; the blocking client reads a big event, which
     leaves decrypted bytes in the TLS layer between reads)."""
-    trustme = pytest.importorskip("trustme", reason="trustme is not installed (the peers extra)")
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+    server_context, client_context = tls_contexts()
+    client_options = ClientOptions(ssl_context=client_context, read_size=1000)
     router = in_memory("news", "alerts")
     router.start(ssl_context=server_context)
     try:
-        url = f"https://localhost:{router.address[1]}/events/news"
-        source = EventSource(
-            fast(url, is_gzip_accepted=False),
-            options=ClientOptions(ssl_context=client_context, read_size=1000),
-        )
+        port = router.address[1]
+        config = fast(f"https://localhost:{port}/events/news", is_gzip_accepted=False)
+        source = EventSource(config, options=client_options)
         got: list[tuple[str, str]] = []
         thread = read_in_thread(source, 2, got)
         subscribed(router, "news")
@@ -356,19 +352,15 @@ def test_a_router_is_checked_on_construction_and_start() -> None:
     """No servers, a server that is not the blocking one, an empty query parameter, and
     servers whose connection timeouts differ (they apply before the channel is known) are
     refused; so are a router started twice and a server already started on its own."""
-    with pytest.raises(InvalidConfigError):
-        EventStreamRouter({})
-    with pytest.raises(InvalidConfigError):
-        EventStreamRouter({"news": AsyncioServer()})  # type: ignore[dict-item]
-    with pytest.raises(InvalidConfigError):
-        EventStreamRouter({"": EventStreamServer()})
-    with pytest.raises(InvalidConfigError):
-        EventStreamRouter({"news": EventStreamServer()}, query_param="")
-    with pytest.raises(InvalidConfigError, match="request_timeout"):
-        EventStreamRouter({
-            "news": EventStreamServer(),
-            "alerts": EventStreamServer(options=ServerOptions(send_timeout=None)),
-        })
+    bad: list[tuple[Any, str | None]] = [
+        ({}, "channel"), ({"news": AsyncioServer()}, "channel"), ({"": EventStreamServer()}, None),
+        ({"news": EventStreamServer()}, ""),
+        ({"news": EventStreamServer(),
+          "alerts": EventStreamServer(options=ServerOptions(request_timeout=5.0))}, "channel"),
+    ]
+    for servers, query_param in bad:
+        with pytest.raises(InvalidConfigError):
+            EventStreamRouter(servers, query_param=query_param)
     alone = EventStreamServer()
     alone.start()
     try:
