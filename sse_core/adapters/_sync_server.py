@@ -223,7 +223,7 @@ class EventStreamServer(ServerBase):
         """Open client connections (streams, and connections still sending a request or
         taking an error response)."""
         with self._lock:
-            return len(self._clients)
+            return len(self._clients) + len(self._handed)  # handed: a router's, for the loop
 
     def start(
         self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
