@@ -35,8 +35,9 @@ from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
 __all__ = [
-    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "checked_channels",
-    "default_replay_log", "is_poll", "log_refusal", "pick_channel", "prefers_json",
+    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "channel_request",
+    "checked_channels", "connection_timeouts", "default_replay_log", "is_poll", "log_refusal",
+    "pick_channel", "prefers_json",
 ]
 
 _STREAM_TYPE = "text/event-stream"
@@ -143,6 +144,42 @@ def pick_channel(
     if segment not in names:
         return None, path
     return segment, base or "/"
+
+
+def channel_request(
+    request: IncomingRequest, names: Container[str], query_param: str | None
+) -> tuple[str, IncomingRequest] | None:
+    """The channel ``request`` names (:func:`pick_channel`) and the request as that
+    channel's server sees it: the channel's segment taken off the path (``/poll/news`` is a
+    request for ``/poll``), the query kept; ``None`` when it names none (answer
+    :data:`NO_CHANNEL`)."""
+    target = urlsplit(request.target)
+    name, path = pick_channel(target.path, target.query, names, query_param)
+    if name is None:
+        return None
+    if path != target.path:
+        rest = f"{path}?{target.query}" if target.query else path
+        request = attrs.evolve(request, target=rest)
+    return name, request
+
+
+def connection_timeouts(servers: Iterable[ServerBase]) -> tuple[float, float | None]:
+    """The ``request_timeout`` and ``send_timeout`` that a router's servers share: they
+    apply to a connection before its request names a channel.
+
+    Raises:
+        InvalidConfigError: the servers' timeouts differ.
+    """
+    timeouts = {
+        (server.options.request_timeout, server.options.send_timeout) for server in servers
+    }
+    if len(timeouts) != 1:
+        raise InvalidConfigError(
+            "the servers of a router must have the same request_timeout and send_timeout,"
+            f" got {sorted(timeouts, key=repr)}"
+        )
+    (shared,) = timeouts
+    return shared
 
 
 #: The answer to a request that names no channel a router serves.

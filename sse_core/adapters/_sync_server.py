@@ -4,7 +4,9 @@ It carries out what a :class:`~sse_core.Broadcaster` and
 :class:`~sse_core.adapters.ServerConnection` ask, in one background thread that serves every
 client through a :mod:`selectors` loop over non-blocking sockets (no thread per client),
 woken through a socket pair so that :meth:`EventStreamServer.publish` can be called from any
-thread.
+thread. An :class:`EventStreamRouter` serves several servers (channels) on one port: its own
+loop accepts and reads each request, then hands the connection to the loop of the server
+whose channel the request names.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import selectors
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol, cast
 
 from .._broadcast import Poller, Subscriber
@@ -25,7 +27,15 @@ from .._stream_log import StreamMirror, TailStep
 from .._validators import non_negative_number
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
 from ._options import ServerOptions
-from ._server_base import LogFeed, ServerBase
+from ._server_base import (
+    NO_CHANNEL,
+    LogFeed,
+    ServerBase,
+    channel_request,
+    checked_channels,
+    connection_timeouts,
+    log_refusal,
+)
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -35,7 +45,7 @@ from ._sockets import (
     set_send_timeout,
 )
 
-__all__ = ["EventStreamServer"]
+__all__ = ["EventStreamRouter", "EventStreamServer"]
 
 # A non-blocking call that could not go on now (TLS may want either direction).
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -194,6 +204,8 @@ class EventStreamServer(ServerBase):
         self._thread: threading.Thread | None = None
         self._address: tuple[str, int] | None = None
         self._close_deadline = 0.0
+        # Connections a router read the request of and handed over (_adopt), for the loop.
+        self._handed: list[tuple[_Client, IncomingRequest]] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -211,7 +223,7 @@ class EventStreamServer(ServerBase):
         """Open client connections (streams, and connections still sending a request or
         taking an error response)."""
         with self._lock:
-            return len(self._clients)
+            return len(self._clients) + len(self._handed)  # handed: a router's, for the loop
 
     def start(
         self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
@@ -231,16 +243,32 @@ class EventStreamServer(ServerBase):
         if self._thread is not None or self._is_closing:
             raise RuntimeError("an EventStreamServer is started once")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=1024)
+        try:
+            listener.setblocking(False)
+            self._run(listener, ssl_context, listener.getsockname()[:2], "server")
+        except BaseException:
+            listener.close()
+            raise
+
+    def _run(
+        self,
+        listener: socket.socket | None,
+        ssl_context: ssl.SSLContext | None,
+        address: tuple[str, int],
+        label: str,
+    ) -> None:
+        """Start the server's thread (and its feed's tail), serving ``address``: accepting
+        on ``listener``, or, with none (a router's channel), serving the connections the
+        router hands over (:meth:`_adopt`)."""
         opened: list[socket.socket | selectors.BaseSelector] = []
         try:
-            listener = socket.create_server((host, port), family=family, backlog=1024)
-            opened.append(listener)
-            listener.setblocking(False)
             selector = selectors.DefaultSelector()
             opened.append(selector)
             wake_reader, wake_writer = _wake_pair()
             opened += [wake_reader, wake_writer]
-            selector.register(listener, _READ)
+            if listener is not None:
+                selector.register(listener, _READ)
             selector.register(wake_reader, _READ)
         except BaseException:
             for resource in opened:
@@ -248,13 +276,24 @@ class EventStreamServer(ServerBase):
             raise
         self._listener, self._selector, self._ssl_context = listener, selector, ssl_context
         self._wake_reader, self._wake_writer = wake_reader, wake_writer
-        self._address = listener.getsockname()[:2]
+        self._address = address
         self._thread = threading.Thread(
-            target=self._serve, name=f"sse_core sync server {self._address}", daemon=True
+            target=self._serve, name=f"sse_core sync {label} {address}", daemon=True
         )
         self._thread.start()
         if self._sync_feed is not None:
             self._sync_feed.start(self._lock, self._wake_locked)
+
+    def _adopt(self, client: _Client, request: IncomingRequest) -> bool:
+        """Take over a connection (from a router's thread) whose request names this
+        server's channel: the loop serves it from the next turn on. ``False`` when the
+        server is closing (or not started): the router answers 503 itself."""
+        with self._lock:
+            if self._is_closing or self._thread is None:
+                return False
+            self._handed.append((client, request))
+            self._wake_locked()
+        return True
 
     def publish(self, event: Event) -> StoredEvent:
         """Publish an event to every client. Safe to call from any thread, also before
@@ -308,6 +347,12 @@ class EventStreamServer(ServerBase):
             grace: Seconds the clients get to take the end of their stream; connections
                 still open then are closed.
         """
+        self._begin_close(grace)
+        self._finish_close()
+
+    def _begin_close(self, grace: float) -> None:
+        """Take no more clients and end every stream; the loop lets go of what is left
+        after ``grace`` seconds."""
         with self._lock:
             if not self._is_closing:
                 self._is_closing = True
@@ -315,6 +360,10 @@ class EventStreamServer(ServerBase):
                 self._close_deadline = now + grace
                 self._broadcaster.close(now)
                 self._wake_locked()
+
+    def _finish_close(self) -> None:
+        """Join the server's thread (its sockets are closed then), then stop the feed."""
+        with self._lock:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -361,6 +410,8 @@ class EventStreamServer(ServerBase):
                             client: _Client = key.data
                             if client.sock is not None:
                                 self._on_ready(client, mask, now)
+                    if self._handed:
+                        self._take_handed(now)
                     if self._is_closing and self._listener is not None:
                         selector.unregister(self._listener)
                         self._listener.close()
@@ -373,12 +424,30 @@ class EventStreamServer(ServerBase):
             with self._lock:
                 for client in list(self._clients.values()):  # still open after the grace
                     self._close_client(client, is_reset=True)
+                for client, _ in self._handed:  # handed over as the loop ended
+                    if client.sock is not None:
+                        set_reset_on_close(client.sock)
+                        client.sock.close()
+                self._handed.clear()
                 for sock in (self._listener, self._wake_reader, self._wake_writer):
                     if sock is not None:
                         sock.close()
                 self._listener = self._wake_reader = self._wake_writer = None
                 selector.close()
                 self._selector = None
+
+    def _take_handed(self, now: float) -> None:
+        """Serve the connections a router handed over: as if this loop had read their
+        request."""
+        selector = self._selector
+        assert selector is not None
+        handed, self._handed = self._handed, []
+        for client, request in handed:
+            assert client.sock is not None
+            self._clients[id(client)] = client
+            client.interest = _READ
+            selector.register(client.sock, _READ, client)
+            self._route(client, request, now)
 
     def _timeout(self, now: float) -> float | None:
         deadlines: list[float] = [self._close_deadline] if self._is_closing else []
@@ -614,3 +683,147 @@ class EventStreamServer(ServerBase):
                 set_reset_on_close(sock)
             sock.close()
         client.unsent.clear()
+
+
+class _Front(EventStreamServer):
+    """An :class:`EventStreamRouter`'s own loop: a server with no stream of its own that
+    accepts each connection (TLS included), reads its request within ``request_timeout``,
+    and hands the connection to the server of the channel the request names (404 when it
+    names none, 503 when that server is closing)."""
+
+    def __init__(self, router: EventStreamRouter, timeouts: tuple[float, float | None]) -> None:
+        request_timeout, send_timeout = timeouts
+        super().__init__(
+            options=ServerOptions(request_timeout=request_timeout, send_timeout=send_timeout)
+        )
+        self._router = router
+
+    def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
+        router, sock = self._router, client.sock
+        assert sock is not None and self._selector is not None
+        routed = channel_request(request, router.servers, router._query_param)
+        if routed is None:
+            log_refusal(router, NO_CHANNEL, peer_host(sock), request.target)
+            self._reject(client, NO_CHANNEL, now)
+            return
+        name, request = routed
+        server = router.servers[name]
+        del self._clients[id(client)]
+        self._selector.unregister(sock)
+        if not server._adopt(client, request):
+            self._clients[id(client)] = client
+            self._selector.register(sock, _READ, client)
+            refusal = server._unavailable()
+            server._log_refusal(refusal, peer_host(sock), request.target)
+            self._reject(client, refusal, now)
+
+
+class EventStreamRouter:
+    """A threaded server of several event streams (channels) on one port: each channel is
+    an :class:`EventStreamServer` (not started itself), and a client picks one by the query
+    parameter ``query_param`` (``/events?channel=news``) or else by the last segment of the
+    path (``/events/news``), the rule of the asyncio and ASGI routers.
+
+    The router's thread accepts each connection and reads its request; the connection then
+    belongs to the channel's server, whose own thread serves it as if it had read the
+    request, with the channel's segment taken off the path: that server's ``path`` and
+    ``long_poll_path`` are checked against the rest (``/events/news`` and ``/poll/news``
+    reach ``/events`` and ``/poll``), and its limits, replay log or feed, long polls,
+    ``Last-Event-ID`` resumption and metrics apply. A request that names no channel gets
+    404. Publish on a channel's server (``router.servers["news"].publish(event)``: with a
+    :class:`~sse_core.adapters.redis.SyncRedisFeed`, to that channel's Redis stream).
+
+    Threads: one for the router, one per channel, and one per feed's tail; :meth:`start`
+    starts them all, :meth:`close` ends them all.
+
+    Args:
+        servers: One blocking :class:`EventStreamServer` per channel, by name. A
+            connection's request is read before it names a channel: they share one
+            ``request_timeout`` and one ``send_timeout``.
+        query_param: The name of the query parameter that picks the channel; ``None``: the
+            path alone does.
+
+    Raises:
+        InvalidConfigError: no servers, a name that is not a non-empty str, a server of
+            another kind, an empty ``query_param``, or timeouts that differ.
+    """
+
+    def __init__(
+        self, servers: Mapping[str, EventStreamServer], *, query_param: str | None = "channel"
+    ) -> None:
+        self._query_param = query_param
+        self._servers = checked_channels(servers, EventStreamServer, query_param)
+        self._front = _Front(self, connection_timeouts(self._servers.values()))
+
+    @property
+    def servers(self) -> Mapping[str, EventStreamServer]:
+        """The servers by channel name."""
+        return self._servers
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening address (host, port), once started.
+
+        Raises:
+            RuntimeError: the router was never started.
+        """
+        return self._front.address
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections: every channel's, and those whose request has not named
+        a channel yet (or that take a refusal)."""
+        return self._front.connection_count + sum(
+            server.connection_count for server in self._servers.values()
+        )
+
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen on ``host``:``port`` (port 0 picks a free one; see :attr:`address`) and
+        start the router's thread and every channel's server (with its feed's tail).
+
+        Args:
+            host: The address to listen on.
+            port: The port, or 0.
+            ssl_context: A server-side TLS context to speak ``https``, or ``None``.
+
+        Raises:
+            RuntimeError: the router, or one of its servers, was started already.
+            OSError: the address cannot be listened on.
+        """
+        front = self._front
+        if front._thread is not None or front._is_closing:
+            raise RuntimeError("an EventStreamRouter is started once")
+        for name, server in self._servers.items():
+            if server._thread is not None or server._is_closing:
+                raise RuntimeError(f"the server of channel {name!r} was started on its own")
+        front.start(host, port, ssl_context=ssl_context)
+        try:
+            for name, server in self._servers.items():
+                server._run(None, None, front.address, f"channel {name}")
+        except BaseException:
+            self.close(grace=0.0)
+            raise
+
+    def close(self, *, grace: float = 1.0) -> None:
+        """Stop listening, close every channel's server (:meth:`EventStreamServer.close`,
+        all at once) and join every thread; a connection whose request has not named a
+        channel yet is let go. Safe to call more than once.
+
+        Args:
+            grace: Seconds the clients get to take the end of their stream.
+        """
+        servers = [self._front, *self._servers.values()]
+        for server in servers:
+            server._begin_close(grace)
+        for server in servers:  # the router's first: it hands over nothing after
+            server._finish_close()
+
+    def __enter__(self) -> EventStreamRouter:
+        if self._front._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -5,7 +5,8 @@ The client carries out what :class:`~sse_core.adapters.HTTPClient` (a
 the thread that iterates it, on plain blocking sockets whose timeout is the time left until
 the session's next deadline; :meth:`EventSource.close` wakes it from any thread with
 :meth:`socket.socket.shutdown`. The server (one background thread with a :mod:`selectors`
-loop) lives in ``_sync_server`` and is imported from here: :class:`EventStreamServer`.
+loop) lives in ``_sync_server`` and is imported from here: :class:`EventStreamServer`, and
+:class:`EventStreamRouter` for several channels on one port.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import TypeVar
 
 from ._http import Endpoint
 from ._sync_client import SyncClientBase
-from ._sync_server import EventStreamServer
+from ._sync_server import EventStreamRouter, EventStreamServer
 
-__all__ = ["EventSource", "EventStreamServer"]
+__all__ = ["EventSource", "EventStreamRouter", "EventStreamServer"]
 
 _T = TypeVar("_T")
 

@@ -921,17 +921,23 @@ def test_server_answers_bad_requests() -> None:
             assert 0.15 < time.monotonic() - start < 5.0
 
 
-def test_tls_with_custom_contexts() -> None:
-    """Over TLS (a trustme CA): a client given a context that trusts the CA streams from our
-    server; one with the default trust store fails the handshake and, with no retries
-    allowed, closes with the verification error as the reason (a StreamError)."""
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for ``localhost`` from a new trustme CA, and a
+    client context that trusts that CA."""
     trustme = pytest.importorskip("trustme", reason="trustme is not installed (the peers extra)")
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(server_context)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
+    return server_context, client_context
 
+
+def test_tls_with_custom_contexts() -> None:
+    """Over TLS (a trustme CA): a client given a context that trusts the CA streams from our
+    server; one with the default trust store fails the handshake and, with no retries
+    allowed, closes with the verification error as the reason (a StreamError)."""
+    server_context, client_context = tls_contexts()
     server = EventStreamServer()
     server.start(ssl_context=server_context)
     try:
