@@ -14,16 +14,18 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from typing import Any, TypeAlias, TypeVar
-from urllib.parse import urlsplit
-
-import attrs
 
 from .._broadcast import Poller, Subscriber
-from .._errors import InvalidConfigError
 from .._events import Event
 from .._replay import StoredEvent
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
-from ._server_base import NO_CHANNEL, ServerBase, checked_channels, log_refusal, pick_channel
+from ._server_base import (
+    ServerBase,
+    channel_of,
+    channel_timeouts,
+    checked_channels,
+    log_refusal,
+)
 from ._sockets import (
     REPLAY_RECHECK_DELAY,
     is_replay_held_back,
@@ -454,13 +456,7 @@ class EventStreamRouter(_Listener):
         self, servers: Mapping[str, EventStreamServer], *, query_param: str | None = "channel"
     ) -> None:
         self._servers = checked_channels(servers, EventStreamServer, query_param)
-        timeouts = {server._timeouts for server in self._servers.values()}
-        if len(timeouts) != 1:
-            raise InvalidConfigError(
-                "the servers of a router must have the same request_timeout and send_timeout,"
-                f" got {sorted(timeouts, key=repr)}"
-            )
-        (self._timeouts,) = timeouts
+        self._timeouts = channel_timeouts(self._servers.values())
         self._query_param = query_param
         self._protocols = set()
         self._server = None
@@ -472,14 +468,7 @@ class EventStreamRouter(_Listener):
         return self._servers
 
     def _route(self, request: IncomingRequest) -> _Routed:
-        target = urlsplit(request.target)
-        name, path = pick_channel(target.path, target.query, self._servers, self._query_param)
-        if name is None:
-            return NO_CHANNEL
-        if path != target.path:
-            rest = f"{path}?{target.query}" if target.query else path
-            request = attrs.evolve(request, target=rest)
-        return self._servers[name], request
+        return channel_of(request, self._servers, self._query_param)
 
     def _started(self) -> None:
         for server in self._servers.values():

@@ -35,8 +35,9 @@ from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
 __all__ = [
-    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "checked_channels",
-    "default_replay_log", "is_poll", "log_refusal", "pick_channel", "prefers_json",
+    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "channel_of",
+    "channel_timeouts", "checked_channels", "default_replay_log", "is_poll", "log_refusal",
+    "pick_channel", "prefers_json",
 ]
 
 _STREAM_TYPE = "text/event-stream"
@@ -147,6 +148,21 @@ def pick_channel(
 
 #: The answer to a request that names no channel a router serves.
 NO_CHANNEL = Refusal(status=404, text="no such event stream\n")
+
+
+def channel_of(
+    request: IncomingRequest, streams: Mapping[str, _Stream], query_param: str | None
+) -> tuple[_Stream, IncomingRequest] | Refusal:
+    """The stream of the channel ``request`` names (:func:`pick_channel`) and the request as
+    that stream sees it (the channel's segment taken off its path), or :data:`NO_CHANNEL`."""
+    target = urlsplit(request.target)
+    name, path = pick_channel(target.path, target.query, streams, query_param)
+    if name is None:
+        return NO_CHANNEL
+    if path != target.path:
+        rest = f"{path}?{target.query}" if target.query else path
+        request = attrs.evolve(request, target=rest)
+    return streams[name], request
 
 
 def log_refusal(
@@ -555,3 +571,22 @@ TOO_MANY = Refusal(
     text="too many event streams from this client\n",
     headers=(("Retry-After", "60"),),
 )
+
+
+def channel_timeouts(servers: Iterable[ServerBase]) -> tuple[float, float | None]:
+    """The ``request_timeout`` and ``send_timeout`` that every server of a router has: they
+    apply before a request names its channel.
+
+    Raises:
+        InvalidConfigError: the servers' timeouts differ.
+    """
+    timeouts = {
+        (server.options.request_timeout, server.options.send_timeout) for server in servers
+    }
+    if len(timeouts) != 1:
+        raise InvalidConfigError(
+            "the servers of a router must have the same request_timeout and send_timeout,"
+            f" got {sorted(timeouts, key=repr)}"
+        )
+    (shared,) = timeouts
+    return shared
