@@ -46,26 +46,18 @@ class TrioRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
     under way (at most ``block_timeout``, or the client's ``socket_timeout`` while Redis
     does not answer), so no thread is left working.
 
-    Args:
-        client: The worker's ``redis.Redis`` client; its ``socket_timeout``, if any, must be
-            longer than the tail's ``block_timeout``.
-        key: The stream's key (one per topic).
-        config: Retention, as for :class:`RedisLog` (the mirror keeps the same bounds).
-        tail: How the tail reads and retries (:class:`TailConfig`).
-        rng: Where the backoff's jitter comes from (``random.Random()`` by default).
+    Arguments as for :class:`SyncRedisFeed`: the worker's ``redis.Redis`` client (its
+    ``socket_timeout``, if any, longer than the tail's ``block_timeout``), the stream's
+    ``key``, the retention ``config``, the ``tail`` (:class:`TailConfig`) and the backoff
+    jitter's ``rng``.
 
     Raises:
         InvalidConfigError: a bad argument.
     """
 
     def __init__(
-        self,
-        client: redis.Redis,
-        key: str,
-        config: ReplayConfig | None = None,
-        *,
-        tail: TailConfig | None = None,
-        rng: random.Random | None = None,
+        self, client: redis.Redis, key: str, config: ReplayConfig | None = None, *,
+        tail: TailConfig | None = None, rng: random.Random | None = None,
     ) -> None:
         # The blocking feed checks the arguments and carries out the tail's requests; its
         # own thread never starts. The two share one tail state: its requests move it.
@@ -85,18 +77,16 @@ class TrioRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
         return self._catch_up_timeout
 
     async def publish(self, event: Event) -> StoredEvent:
-        """Append an event to the Redis log (in a worker thread); every worker's tail
-        delivers it.
-
-        Args:
-            event: The event, with ``id=None`` (Redis numbers it).
+        """Append ``event`` (with ``id=None``: Redis numbers it) to the Redis log, in a
+        worker thread; every worker's tail delivers it.
 
         Returns:
-            The stored event, with its id.
+            The event as Redis stored it (its id, the bytes sent).
 
         Raises:
-            InvalidFieldError: the event has an id, or cannot be encoded.
-            LogUnavailableError: Redis did not acknowledge it.
+            InvalidFieldError: the event has an id, or cannot be encoded (nothing is sent).
+            LogUnavailableError: Redis did not acknowledge it (a cancelled call waits for
+                Redis's answer first).
         """
         log = self._log
         call = log._append_call(event, time.monotonic())  # checked here, in call order

@@ -389,12 +389,8 @@ class EventStreamServer(_Listener, ServerBase):
     _takes_feed = True
 
     def __init__(
-        self,
-        replay_log: ReplayLog | None = None,
-        *,
-        config: ServerConfig | None = None,
-        options: ServerOptions | None = None,
-        clock: Callable[[], float] | None = None,
+        self, replay_log: ReplayLog | None = None, *, config: ServerConfig | None = None,
+        options: ServerOptions | None = None, clock: Callable[[], float] | None = None,
         feed: TrioLogFeed | None = None,
     ) -> None:
         if feed is not None and not callable(getattr(feed, "run", None)):
@@ -576,30 +572,25 @@ class EventStreamRouter(_Listener):
         await feeds["news"].publish(Event(data="..."))
 
     Args:
-        servers: The servers by channel name. They must agree on ``request_timeout`` and
-            ``send_timeout``, which apply before a request names its channel.
-        query_param: The query parameter that names the channel, or ``None`` to go by the
-            path only.
+        servers: One :class:`EventStreamServer` per channel name, all with the same
+            ``request_timeout`` and ``send_timeout`` (they apply before a request names its
+            channel).
+        query_param: Names the channel in the query string (``None``: only the path does).
 
     Raises:
-        InvalidConfigError: ``servers`` is empty, not a mapping of str to
-            :class:`EventStreamServer`, or its servers' timeouts differ.
+        InvalidConfigError: no servers, a name or a server of the wrong kind, or servers
+            whose timeouts differ.
     """
 
     def __init__(
         self, servers: Mapping[str, EventStreamServer], *, query_param: str | None = "channel"
     ) -> None:
+        self._set_up_listener()
+        self._connections = {}
+        self._is_closing = False
         self._channels = checked_channels(servers, EventStreamServer, query_param)
         self._timeouts = channel_timeouts(self._channels.values())
         self._query_param = query_param
-        self._connections = {}
-        self._is_closing = False
-        self._set_up_listener()
-
-    @property
-    def servers(self) -> Mapping[str, EventStreamServer]:
-        """The servers by channel name."""
-        return self._channels
 
     def _route(self, request: IncomingRequest) -> _Routed:
         return channel_of(request, self._channels, self._query_param)
@@ -615,3 +606,8 @@ class EventStreamRouter(_Listener):
             connection.let_go()
         for server in self._channels.values():
             server._end_streams(server._connections)
+
+    @property
+    def servers(self) -> Mapping[str, EventStreamServer]:
+        """The servers by channel name."""
+        return self._channels

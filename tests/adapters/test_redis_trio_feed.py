@@ -25,7 +25,7 @@ import pytest
 trio = pytest.importorskip("trio", reason="trio is in the test extra")
 
 from sse_core import Event, InvalidConfigError, LocalProtocolError, ServerConfig  # noqa: E402
-from sse_core.adapters.trio import EventStreamServer  # noqa: E402
+from sse_core.adapters.trio import EventStreamRouter, EventStreamServer  # noqa: E402
 from sse_core.state import (  # noqa: E402
     GAP_EVENT_TYPE,
     POSITION_EVENT_TYPE,
@@ -44,6 +44,7 @@ from tests.adapters.test_redis_feed import (  # noqa: E402
 )
 from tests.adapters.test_redis_feed import feed_of as asyncio_feed_of  # noqa: E402
 from tests.adapters.test_redis_sync_feed import client_of  # noqa: E402
+from tests.adapters.test_trio_channels import fetch  # noqa: E402
 
 TrioRedisFeed = redis_feed.TrioRedisFeed
 
@@ -69,12 +70,12 @@ def tail_threads() -> list[str]:
 
 
 class TrioWorker:
-    """A trio server serving a feed in a thread of its own (its own ``trio.run``): a worker
-    as a process would hold it. Its calls block the caller until trio has run them."""
+    """A trio server (or router) in a thread of its own (its own ``trio.run``): a worker as
+    a process would hold it. Its calls block the caller until trio has run them."""
 
-    def __init__(self, feed: Any, **kwargs: Any) -> None:
+    def __init__(self, server: EventStreamServer | EventStreamRouter, feed: Any = None) -> None:
         self.feed = feed
-        self.server = EventStreamServer(feed=feed, **kwargs)
+        self.server = server
         self.address: tuple[str, int] = ("", 0)
         self._token: Any = None
         self._nursery: Any = None
@@ -130,7 +131,7 @@ class TrioWorker:
 @contextmanager
 def worker(feed: Any, **kwargs: Any) -> Iterator[TrioWorker]:
     """A trio server on a free port, serving ``feed``; its Redis client closed after."""
-    made = TrioWorker(feed, **kwargs)
+    made = TrioWorker(EventStreamServer(feed=feed, **kwargs), feed)
     try:
         yield made
     finally:
@@ -320,7 +321,8 @@ def test_closing_a_trio_server_stops_its_tail_and_leaves_no_thread_working(
     the request under way instead of leaving it behind."""
     tail = redis_feed.TailConfig(block_timeout=2.0)
     probe = client_of(plain)
-    trio_worker = TrioWorker(feed_of(plain, tail=tail))
+    feed = feed_of(plain, tail=tail)
+    trio_worker = TrioWorker(EventStreamServer(feed=feed), feed)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not tail_threads() or not probe.info("clients")["blocked_clients"]:
@@ -332,3 +334,59 @@ def test_closing_a_trio_server_stops_its_tail_and_leaves_no_thread_working(
     assert probe.info("clients")["blocked_clients"] == 0
     trio_worker.feed.client.close()
     probe.close()
+
+
+def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
+    plain: RedisServer, tmp_path: Path
+) -> None:
+    """Three channels on one trio port, each fed from its own Redis key: ``news`` and
+    ``alerts`` on a live Redis, ``down`` on one that never answers. Events published to
+    news and alerts, interleaved, reach each client of a channel (picked by path or query)
+    once, in order, nothing of the other's; a client resumes within its channel; an id of
+    the other channel is a gap there; an unknown channel is 404; ``down`` answers 503 with
+    Retry-After while the others are served; closing the router stops every tail."""
+    dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
+    feeds = {"news": feed_of(plain, "c:news"), "alerts": feed_of(plain, "c:alerts"),
+             "down": feed_of(dead, "c:down", tail=SHORT)}
+    router = EventStreamRouter({name: EventStreamServer(feed=feed) for name, feed in feeds.items()})
+
+    async def scenario() -> None:
+        address = trio_worker.address
+        news = [await StreamReader.open(address, "/events/news"),
+                await StreamReader.open(address, "/events?channel=news")]
+        alerts = [await StreamReader.open(address, "/events/alerts/"),
+                  await StreamReader.open(address, "/events?channel=alerts")]
+        assert [reader.status for reader in news + alerts] == [200] * 4
+        refused = await StreamReader.open(address, "/events/down")
+        assert refused.status == 503 and refused.header("Retry-After") is not None
+        await refused.close()
+        for target in ("/events/sports", "/events?channel=sports", "/events"):
+            assert await asyncio.to_thread(trio.run, fetch, address, target) == (
+                404, b"no such event stream\n"
+            )
+        sent: dict[str, list[StoredEvent]] = {"news": [], "alerts": []}
+        for i in range(6):
+            for name in ("news", "alerts"):
+                sent[name].append(trio_worker.call(feeds[name].publish, Event(data=f"{name}{i}")))
+        for readers, name in ((news, "news"), (alerts, "alerts")):
+            for reader in readers:
+                got = await reader.read_data(6)
+                assert [(e.id, e.data) for e in got] == [(s.id, s.event.data) for s in sent[name]]
+        again = await StreamReader.open(address, "/events/news", last_event_id=sent["news"][2].id)
+        assert [e.id for e in await again.read_data(3)] == [s.id for s in sent["news"][3:]]
+        crossed = await StreamReader.open(
+            address, "/events?channel=alerts", last_event_id=sent["news"][0].id
+        )
+        (signal,) = await crossed.read_data(1)
+        assert signal.event == GAP_EVENT_TYPE and json.loads(signal.data)["reason"] == "unknown"
+        for reader in [*news, *alerts, again, crossed]:
+            await reader.close()
+
+    trio_worker = TrioWorker(router)
+    try:
+        run(scenario, TIMEOUT)
+    finally:
+        trio_worker.close()
+        for feed in feeds.values():
+            feed.client.close()
+    assert tail_threads() == []
