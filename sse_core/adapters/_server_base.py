@@ -238,7 +238,7 @@ class ServerBase(AdapterBase):
     long polls from streams (``long_poll_path``): a poll is held by the same broadcaster,
     from the same log, and reads to the server like a stream that is one answer long.
 
-    With a ``feed`` (not the trio server), the events come from a shared
+    With a ``feed``, the events come from a shared
     log's live tail instead of :meth:`publish`: each step of the tail is published to the
     broadcaster (its replay log is the feed's mirror), a gap ends every stream, and a client
     waits for the tail before it is subscribed when its id is newer than the mirror.
@@ -274,7 +274,8 @@ class ServerBase(AdapterBase):
             feed: A shared log's live tail to serve instead of a replay log of this process
                 (:class:`~sse_core.adapters.redis.RedisFeed` for the asyncio server and the
                 ASGI application, :class:`~sse_core.adapters.redis.SyncRedisFeed` for the
-                blocking server): events are published to the shared log, by any process,
+                blocking server, :class:`~sse_core.adapters.redis.TrioRedisFeed` for the
+                trio server): events are published to the shared log, by any process,
                 and reach this server's clients through the tail; :meth:`publish` then
                 refuses (the blocking server's appends to the shared log).
 
