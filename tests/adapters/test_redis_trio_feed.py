@@ -1,12 +1,14 @@
 """The trio ``EventStreamServer`` fed from the shared log's live tail: ``TrioRedisFeed``
 (blocking redis-py in worker threads, the tail a task of the server's nursery) against a
-real redis-server.
+real redis-server -- and the scenarios it shares with the blocking server's
+``SyncRedisFeed`` (the same blocking client, a tail thread), run for both (``kind``).
 
 Each test starts its own redis-server (a free loopback port, its own directory; with and
 without AOF where a restart is part of the test). Each trio server runs in a thread of its
 own with its own ``trio.run`` (``TrioWorker``: what a worker process would be), on a real
-loopback socket; the test drives it from asyncio, whose clients are bare HTTP readers
-(``StreamReader``) that see every byte.
+loopback socket, and offers what the blocking server does (``address``, a ``publish`` that
+blocks until Redis answered); the test drives both from asyncio, whose clients are bare
+HTTP readers (``StreamReader``) that see every byte.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 
 trio = pytest.importorskip("trio", reason="trio is in the test extra")
@@ -44,6 +47,8 @@ from tests.adapters.test_redis_feed import (  # noqa: E402
 )
 from tests.adapters.test_redis_feed import feed_of as asyncio_feed_of  # noqa: E402
 from tests.adapters.test_redis_sync_feed import client_of  # noqa: E402
+from tests.adapters.test_redis_sync_feed import feed_of as sync_feed_of  # noqa: E402
+from tests.adapters.test_redis_sync_feed import worker as sync_worker  # noqa: E402
 from tests.adapters.test_trio_channels import fetch  # noqa: E402
 
 TrioRedisFeed = redis_feed.TrioRedisFeed
@@ -139,16 +144,41 @@ def worker(feed: Any, **kwargs: Any) -> Iterator[TrioWorker]:
         feed.client.close()
 
 
-def test_two_trio_workers_deliver_every_event_once_in_order_and_a_client_moves(
-    plain: RedisServer,
+@attrs.frozen
+class Kind:
+    """A server over the blocking client, as the shared scenarios use it: its feed, a
+    worker serving one, and how to stop and start that worker's tail."""
+
+    feed_of: Callable[..., Any]
+    worker: Callable[..., Any]
+    stop_tail: Callable[[Any, Any], object]
+    start_tail: Callable[[Any, Any], object]
+
+
+KINDS = {
+    "sync": Kind(sync_feed_of, sync_worker, lambda _, feed: feed.close(),
+                 lambda _, feed: feed.start()),
+    "trio": Kind(feed_of, worker, lambda w, feed: w.call(feed.aclose),
+                 lambda w, _: w.run_tail()),
+}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request: pytest.FixtureRequest) -> Kind:
+    """The blocking server with a ``SyncRedisFeed``, or the trio one with a
+    ``TrioRedisFeed``."""
+    return KINDS[request.param]
+
+
+def test_two_workers_deliver_every_event_once_in_order_and_a_client_moves(
+    plain: RedisServer, kind: Kind
 ) -> None:
-    """Two trio servers, each with its own feed on one Redis stream: events published
-    through either feed reach the clients of both, in the log's order, once; a client that
-    moves to the other worker with its Last-Event-ID gets exactly the events it missed; a
-    server's own publish refuses (nothing reaches one worker's clients alone)."""
+    """Two servers, each with its own feed on one Redis stream: events published through
+    either (to Redis) reach the clients of both, in the log's order, once; a client that
+    moves to the other worker with its Last-Event-ID gets exactly the events it missed."""
 
     async def scenario() -> None:
-        with worker(feed_of(plain)) as a, worker(feed_of(plain)) as b:
+        with kind.worker(kind.feed_of(plain)) as a, kind.worker(kind.feed_of(plain)) as b:
             readers = [await StreamReader.open(w.address) for w in (a, b)]
             assert [reader.status for reader in readers] == [200, 200]
             positions = [await reader.next_event() for reader in readers]
@@ -158,8 +188,6 @@ def test_two_trio_workers_deliver_every_event_once_in_order_and_a_client_moves(
             for reader in readers:
                 got = await reader.read_data(10)
                 assert [(e.id, e.data) for e in got] == [(s.id, s.event.data) for s in sent]
-            with pytest.raises(LocalProtocolError, match=r"feed\.publish"):
-                a.call(publish_on_server, a.server)
             await readers[0].close()
             sent += [a.publish(Event(data=f"e{i}")) for i in range(10, 16)]
             moved = await StreamReader.open(b.address, last_event_id=sent[3].id)
@@ -182,20 +210,26 @@ async def publish_on_server(stream_server: EventStreamServer) -> None:
 def test_a_trio_feed_serves_one_server_and_the_trio_server_takes_no_asyncio_feed(
     plain: RedisServer,
 ) -> None:
-    """A feed serves one server, a server takes a replay log or a feed, not both, and the
-    trio server refuses the asyncio ``RedisFeed`` (its tail runs on asyncio)."""
+    """A feed serves one server, a server takes a replay log or a feed, not both, the
+    trio server refuses the asyncio ``RedisFeed`` (its tail runs on asyncio), and its own
+    publish refuses (publish to the shared log: nothing reaches one worker's clients
+    alone)."""
     feed = feed_of(plain)
-    EventStreamServer(feed=feed)
-    with pytest.raises(InvalidConfigError, match="already feeds"):
-        EventStreamServer(feed=feed)
-    with pytest.raises(InvalidConfigError, match="not both"):
-        EventStreamServer(ReplayLog(), feed=feed_of(plain))
-    with pytest.raises(InvalidConfigError, match="runs on trio"):
-        EventStreamServer(feed=asyncio_feed_of(plain))
+    fed = EventStreamServer(feed=feed)
+    with pytest.raises(LocalProtocolError, match=r"feed\.publish"):
+        trio.run(publish_on_server, fed)
+    refused: list[tuple[str, Callable[[], object]]] = [
+        ("already feeds", lambda: EventStreamServer(feed=feed)),
+        ("not both", lambda: EventStreamServer(ReplayLog(), feed=feed_of(plain))),
+        ("runs on trio", lambda: EventStreamServer(feed=asyncio_feed_of(plain))),
+    ]
+    for reason, make in refused:
+        with pytest.raises(InvalidConfigError, match=reason):
+            make()
 
 
-def test_redis_down_keeps_trio_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
-    server: RedisServer,
+def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
+    server: RedisServer, kind: Kind
 ) -> None:
     """Redis killed while a client streams: publishing raises LogUnavailableError (nothing
     acknowledged), the client keeps its connection and its heartbeats, the tail backs off.
@@ -204,14 +238,14 @@ def test_redis_down_keeps_trio_streams_and_heartbeats_and_a_restart_resumes_or_g
     the explicit gap signal at once (Redis never issued that id in its new epoch)."""
 
     async def scenario() -> None:
-        feed = feed_of(server, "sse:down")
-        with worker(feed, config=ServerConfig(heartbeat_interval=0.2)) as trio_worker:
-            reader = await StreamReader.open(trio_worker.address)
-            before = [trio_worker.publish(Event(data=f"b{i}")) for i in range(3)]
+        feed = kind.feed_of(server, "sse:down")
+        with kind.worker(feed, config=ServerConfig(heartbeat_interval=0.2)) as served:
+            reader = await StreamReader.open(served.address)
+            before = [served.publish(Event(data=f"b{i}")) for i in range(3)]
             assert [e.id for e in await reader.read_data(3)] == [s.id for s in before]
             server.crash()
             with pytest.raises(LogUnavailableError):
-                trio_worker.publish(Event(data="lost"))
+                served.publish(Event(data="lost"))
             beats, failures = reader.comments, feed.failures
             await wait_until(lambda: feed.failures > failures, "the tail to fail")
             reading = asyncio.ensure_future(reader.next_event())
@@ -220,7 +254,7 @@ def test_redis_down_keeps_trio_streams_and_heartbeats_and_a_restart_resumes_or_g
             assert reader.comments >= beats + 2, "no heartbeats while Redis was down"
             assert not feed.is_connected
             server.start()
-            after = [trio_worker.publish(Event(data=f"a{i}")) for i in range(3)]
+            after = [served.publish(Event(data=f"a{i}")) for i in range(3)]
             if server.aof:
                 assert after[0].id.split("-")[0] == before[0].id.split("-")[0]
                 first = await reading
@@ -231,7 +265,7 @@ def test_redis_down_keeps_trio_streams_and_heartbeats_and_a_restart_resumes_or_g
                 assert await reading is None, "the stream did not end on the lost epoch"
                 await wait_until(lambda: feed.gaps >= 1, "the tail to report the gap")
                 started = time.monotonic()
-                again = await StreamReader.open(trio_worker.address, last_event_id=before[-1].id)
+                again = await StreamReader.open(served.address, last_event_id=before[-1].id)
                 signal = await again.next_event()
                 assert signal is not None and signal.event == GAP_EVENT_TYPE
                 assert json.loads(signal.data) == {
@@ -241,7 +275,7 @@ def test_redis_down_keeps_trio_streams_and_heartbeats_and_a_restart_resumes_or_g
                 position = await again.next_event()
                 assert position is not None and position.event == POSITION_EVENT_TYPE
                 assert position.id.split("-")[0] == after[0].id.split("-")[0]
-                more = trio_worker.publish(Event(data="more"))
+                more = served.publish(Event(data="more"))
                 assert [e.id for e in await again.read_data(1)] == [more.id]
                 await again.close()
             await reader.close()
@@ -249,23 +283,23 @@ def test_redis_down_keeps_trio_streams_and_heartbeats_and_a_restart_resumes_or_g
     run(scenario, TIMEOUT)
 
 
-def test_a_client_ahead_of_a_trio_workers_tail_waits_for_it_instead_of_reading_a_gap(
-    plain: RedisServer,
+def test_a_client_ahead_of_a_workers_tail_waits_for_it_instead_of_reading_a_gap(
+    plain: RedisServer, kind: Kind
 ) -> None:
     """A client moves to a worker whose tail has not read the newest events (stopped while
     they were published): its request waits, without holding up the worker's other
     clients, until the tail runs again and has caught up; then it resumes exactly."""
 
     async def scenario() -> None:
-        feed_b = feed_of(plain)
-        with worker(feed_of(plain)) as a, worker(feed_b, config=ServerConfig(
+        feed_b = kind.feed_of(plain)
+        with kind.worker(kind.feed_of(plain)) as a, kind.worker(feed_b, config=ServerConfig(
             heartbeat_interval=0.2
         )) as b:
             on_a = await StreamReader.open(a.address)
             on_b = await StreamReader.open(b.address)
             await on_a.next_event()
             await on_b.next_event()
-            b.call(feed_b.aclose)  # B's tail stops: its mirror falls behind
+            kind.stop_tail(b, feed_b)  # B's tail stops: its mirror falls behind
             sent = [a.publish(Event(data=f"e{i}")) for i in range(3)]
             assert [e.id for e in await on_a.read_data(3)] == [s.id for s in sent]
             assert feed_b.mirror.is_behind(sent[-1].id)
@@ -277,7 +311,7 @@ def test_a_client_ahead_of_a_trio_workers_tail_waits_for_it_instead_of_reading_a
             await asyncio.sleep(1.0)
             assert not opening.done(), "served before the tail caught up"
             assert not reading.done() and on_b.comments >= beats + 2, "B's other client stalled"
-            b.run_tail()
+            kind.start_tail(b, feed_b)
             moved = await opening
             assert moved.status == 200
             more = a.publish(Event(data="more"))
@@ -291,23 +325,25 @@ def test_a_client_ahead_of_a_trio_workers_tail_waits_for_it_instead_of_reading_a
     run(scenario, TIMEOUT)
 
 
-def test_a_trio_worker_that_cannot_load_the_log_refuses_with_503(tmp_path: Path) -> None:
+def test_a_worker_that_cannot_load_the_log_refuses_with_503(
+    tmp_path: Path, kind: Kind
+) -> None:
     """A worker whose Redis has never answered has no position to give a new client: after
     ``catch_up_timeout`` the stream is refused with 503 and Retry-After, and publishing
     raises LogUnavailableError."""
 
     async def scenario() -> None:
         dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
-        feed = feed_of(dead, "sse:x", tail=SHORT)
-        with worker(feed) as trio_worker:
+        feed = kind.feed_of(dead, "sse:x", tail=SHORT)
+        with kind.worker(feed) as served:
             started = time.monotonic()
-            reader = await StreamReader.open(trio_worker.address)
+            reader = await StreamReader.open(served.address)
             assert reader.status == 503 and reader.header("Retry-After") is not None
             assert time.monotonic() - started >= SHORT.catch_up_timeout * 0.9
             await reader.close()
             assert not feed.is_connected and feed.failures >= 1
             with pytest.raises(LogUnavailableError):
-                trio_worker.publish(Event(data="x"))
+                served.publish(Event(data="x"))
 
     run(scenario, TIMEOUT)
 
@@ -322,17 +358,17 @@ def test_closing_a_trio_server_stops_its_tail_and_leaves_no_thread_working(
     tail = redis_feed.TailConfig(block_timeout=2.0)
     probe = client_of(plain)
     feed = feed_of(plain, tail=tail)
-    trio_worker = TrioWorker(EventStreamServer(feed=feed), feed)
+    served = TrioWorker(EventStreamServer(feed=feed), feed)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not tail_threads() or not probe.info("clients")["blocked_clients"]:
             assert time.monotonic() < deadline, "the tail never blocked in Redis"
             time.sleep(0.02)
     finally:
-        trio_worker.close()
+        served.close()
     assert tail_threads() == []
     assert probe.info("clients")["blocked_clients"] == 0
-    trio_worker.feed.client.close()
+    served.feed.client.close()
     probe.close()
 
 
@@ -351,7 +387,7 @@ def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
     router = EventStreamRouter({name: EventStreamServer(feed=feed) for name, feed in feeds.items()})
 
     async def scenario() -> None:
-        address = trio_worker.address
+        address = served.address
         news = [await StreamReader.open(address, "/events/news"),
                 await StreamReader.open(address, "/events?channel=news")]
         alerts = [await StreamReader.open(address, "/events/alerts/"),
@@ -367,7 +403,7 @@ def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
         sent: dict[str, list[StoredEvent]] = {"news": [], "alerts": []}
         for i in range(6):
             for name in ("news", "alerts"):
-                sent[name].append(trio_worker.call(feeds[name].publish, Event(data=f"{name}{i}")))
+                sent[name].append(served.call(feeds[name].publish, Event(data=f"{name}{i}")))
         for readers, name in ((news, "news"), (alerts, "alerts")):
             for reader in readers:
                 got = await reader.read_data(6)
@@ -382,11 +418,11 @@ def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
         for reader in [*news, *alerts, again, crossed]:
             await reader.close()
 
-    trio_worker = TrioWorker(router)
+    served = TrioWorker(router)
     try:
         run(scenario, TIMEOUT)
     finally:
-        trio_worker.close()
+        served.close()
         for feed in feeds.values():
             feed.client.close()
     assert tail_threads() == []
