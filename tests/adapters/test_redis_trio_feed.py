@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ import pytest
 trio = pytest.importorskip("trio", reason="trio is in the test extra")
 
 from sse_core import Event, InvalidConfigError, LocalProtocolError, ServerConfig  # noqa: E402
+from sse_core.adapters import ServerOptions  # noqa: E402
 from sse_core.adapters.trio import EventStreamRouter, EventStreamServer  # noqa: E402
 from sse_core.state import (  # noqa: E402
     GAP_EVENT_TYPE,
@@ -348,28 +350,39 @@ def test_a_worker_that_cannot_load_the_log_refuses_with_503(
     run(scenario, TIMEOUT)
 
 
-def test_closing_a_trio_server_stops_its_tail_and_leaves_no_thread_working(
-    plain: RedisServer,
+@pytest.mark.parametrize("how", ["aclose", "cancelled"])
+def test_stopping_a_trio_server_stops_its_tail_and_leaves_no_thread_working(
+    plain: RedisServer, how: str
 ) -> None:
     """While the server serves, its tail's request runs in a worker thread (blocked in
-    ``XREAD BLOCK`` most of the time); once ``aclose`` returns no such thread is left and
-    Redis has no blocked client, although the tail blocks 2 s at a time: closing waited for
-    the request under way instead of leaving it behind."""
-    tail = redis_feed.TailConfig(block_timeout=2.0)
+    ``XREAD BLOCK`` most of the time); once ``aclose`` returns, or the nursery serving it
+    is cancelled, no such thread is left and Redis has no blocked client, although the tail
+    blocks 2 s at a time: the request under way was waited for, not left behind."""
+    feed = feed_of(plain, tail=redis_feed.TailConfig(block_timeout=2.0))
     probe = client_of(plain)
-    feed = feed_of(plain, tail=tail)
-    served = TrioWorker(EventStreamServer(feed=feed), feed)
+
+    def is_blocked() -> bool:
+        return bool(tail_threads()) and probe.info("clients")["blocked_clients"] == 1
+
+    async def serve_until_blocked() -> None:
+        stream_server = EventStreamServer(feed=feed)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(stream_server.serve)
+            with trio.fail_after(TIMEOUT):
+                while not await trio.to_thread.run_sync(is_blocked):
+                    await trio.sleep(0.02)
+            if how == "aclose":
+                await stream_server.aclose()
+            else:
+                nursery.cancel_scope.cancel()
+
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while not tail_threads() or not probe.info("clients")["blocked_clients"]:
-            assert time.monotonic() < deadline, "the tail never blocked in Redis"
-            time.sleep(0.02)
+        trio.run(serve_until_blocked)
+        assert tail_threads() == []
+        assert probe.info("clients")["blocked_clients"] == 0
     finally:
-        served.close()
-    assert tail_threads() == []
-    assert probe.info("clients")["blocked_clients"] == 0
-    served.feed.client.close()
-    probe.close()
+        feed.client.close()
+        probe.close()
 
 
 def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
@@ -379,12 +392,21 @@ def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
     ``alerts`` on a live Redis, ``down`` on one that never answers. Events published to
     news and alerts, interleaved, reach each client of a channel (picked by path or query)
     once, in order, nothing of the other's; a client resumes within its channel; an id of
-    the other channel is a gap there; an unknown channel is 404; ``down`` answers 503 with
-    Retry-After while the others are served; closing the router stops every tail."""
+    the other channel is a gap there, and a long poll of news (``/poll/news``,
+    ``/poll?channel=news``) gets news's events after its id; an unknown channel is 404;
+    ``down`` answers 503 with Retry-After (stream and poll) while the others are served;
+    closing the router stops every tail."""
     dead = RedisServer(tmp_path, aof=False)  # never started: the port refuses
     feeds = {"news": feed_of(plain, "c:news"), "alerts": feed_of(plain, "c:alerts"),
              "down": feed_of(dead, "c:down", tail=SHORT)}
-    router = EventStreamRouter({name: EventStreamServer(feed=feed) for name, feed in feeds.items()})
+    polls = ServerOptions(long_poll_path="/poll")
+    router = EventStreamRouter(
+        {name: EventStreamServer(feed=feed, options=polls) for name, feed in feeds.items()}
+    )
+
+    def fetch_now(target: str, is_poll: bool = False) -> Awaitable[tuple[int, bytes]]:
+        """One request read to its end, by a trio client in a thread of its own."""
+        return asyncio.to_thread(trio.run, partial(fetch, served.address, target, is_poll=is_poll))
 
     async def scenario() -> None:
         address = served.address
@@ -396,10 +418,9 @@ def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
         refused = await StreamReader.open(address, "/events/down")
         assert refused.status == 503 and refused.header("Retry-After") is not None
         await refused.close()
+        assert (await fetch_now("/poll/down?timeout=0", is_poll=True))[0] == 503
         for target in ("/events/sports", "/events?channel=sports", "/events"):
-            assert await asyncio.to_thread(trio.run, fetch, address, target) == (
-                404, b"no such event stream\n"
-            )
+            assert await fetch_now(target) == (404, b"no such event stream\n")
         sent: dict[str, list[StoredEvent]] = {"news": [], "alerts": []}
         for i in range(6):
             for name in ("news", "alerts"):
@@ -415,6 +436,13 @@ def test_one_trio_router_serves_two_redis_channels_and_one_whose_redis_is_down(
         )
         (signal,) = await crossed.read_data(1)
         assert signal.event == GAP_EVENT_TYPE and json.loads(signal.data)["reason"] == "unknown"
+        for target in ("/poll/news?", "/poll?channel=news&"):
+            status, body = await fetch_now(
+                f"{target}lastEventId={sent['news'][0].id}&timeout=0", is_poll=True
+            )
+            answer = json.loads(body)
+            assert status == 200 and answer["gap"] is None, body
+            assert [e["id"] for e in answer["events"]] == [s.id for s in sent["news"][1:]]
         for reader in [*news, *alerts, again, crossed]:
             await reader.close()
 
