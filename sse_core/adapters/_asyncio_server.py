@@ -21,11 +21,10 @@ from .._events import Event
 from .._replay import StoredEvent
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
 from ._server_base import (
-    NO_CHANNEL,
     ServerBase,
-    channel_request,
+    channel_of,
+    channel_timeouts,
     checked_channels,
-    connection_timeouts,
     log_refusal,
 )
 from ._sockets import (
@@ -496,7 +495,7 @@ class EventStreamRouter(_Listener):
         self, servers: Mapping[str, EventStreamServer], *, query_param: str | None = "channel"
     ) -> None:
         self._servers = checked_channels(servers, EventStreamServer, query_param)
-        self._timeouts = connection_timeouts(self._servers.values())
+        self._timeouts = channel_timeouts(self._servers.values())
         self._query_param = query_param
         self._protocols = set()
         self._server = None
@@ -508,11 +507,7 @@ class EventStreamRouter(_Listener):
         return self._servers
 
     def _route(self, request: IncomingRequest) -> _Routed:
-        routed = channel_request(request, self._servers, self._query_param)
-        if routed is None:
-            return NO_CHANNEL
-        name, request = routed
-        return self._servers[name], request
+        return channel_of(request, self._servers, self._query_param)
 
     def _started(self) -> None:
         for server in self._servers.values():

@@ -35,8 +35,8 @@ from ._logging import adapter_name, server_log
 from ._options import ServerOptions
 
 __all__ = [
-    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "channel_request",
-    "checked_channels", "connection_timeouts", "default_replay_log", "is_poll", "log_refusal",
+    "NO_CHANNEL", "TOO_MANY", "VARY_ACCEPT", "LogFeed", "ServerBase", "channel_of",
+    "channel_timeouts", "checked_channels", "default_replay_log", "is_poll", "log_refusal",
     "pick_channel", "prefers_json",
 ]
 
@@ -146,44 +146,23 @@ def pick_channel(
     return segment, base or "/"
 
 
-def channel_request(
-    request: IncomingRequest, names: Container[str], query_param: str | None
-) -> tuple[str, IncomingRequest] | None:
-    """The channel ``request`` names (:func:`pick_channel`) and the request as that
-    channel's server sees it: the channel's segment taken off the path (``/poll/news`` is a
-    request for ``/poll``), the query kept; ``None`` when it names none (answer
-    :data:`NO_CHANNEL`)."""
+#: The answer to a request that names no channel a router serves.
+NO_CHANNEL = Refusal(status=404, text="no such event stream\n")
+
+
+def channel_of(
+    request: IncomingRequest, streams: Mapping[str, _Stream], query_param: str | None
+) -> tuple[_Stream, IncomingRequest] | Refusal:
+    """The stream of the channel ``request`` names (:func:`pick_channel`) and the request as
+    that stream sees it (the channel's segment taken off its path), or :data:`NO_CHANNEL`."""
     target = urlsplit(request.target)
-    name, path = pick_channel(target.path, target.query, names, query_param)
+    name, path = pick_channel(target.path, target.query, streams, query_param)
     if name is None:
-        return None
+        return NO_CHANNEL
     if path != target.path:
         rest = f"{path}?{target.query}" if target.query else path
         request = attrs.evolve(request, target=rest)
-    return name, request
-
-
-def connection_timeouts(servers: Iterable[ServerBase]) -> tuple[float, float | None]:
-    """The ``request_timeout`` and ``send_timeout`` that a router's servers share: they
-    apply to a connection before its request names a channel.
-
-    Raises:
-        InvalidConfigError: the servers' timeouts differ.
-    """
-    timeouts = {
-        (server.options.request_timeout, server.options.send_timeout) for server in servers
-    }
-    if len(timeouts) != 1:
-        raise InvalidConfigError(
-            "the servers of a router must have the same request_timeout and send_timeout,"
-            f" got {sorted(timeouts, key=repr)}"
-        )
-    (shared,) = timeouts
-    return shared
-
-
-#: The answer to a request that names no channel a router serves.
-NO_CHANNEL = Refusal(status=404, text="no such event stream\n")
+    return streams[name], request
 
 
 def log_refusal(
@@ -259,7 +238,7 @@ class ServerBase(AdapterBase):
     long polls from streams (``long_poll_path``): a poll is held by the same broadcaster,
     from the same log, and reads to the server like a stream that is one answer long.
 
-    With a ``feed`` (not the trio server), the events come from a shared
+    With a ``feed``, the events come from a shared
     log's live tail instead of :meth:`publish`: each step of the tail is published to the
     broadcaster (its replay log is the feed's mirror), a gap ends every stream, and a client
     waits for the tail before it is subscribed when its id is newer than the mirror.
@@ -295,7 +274,8 @@ class ServerBase(AdapterBase):
             feed: A shared log's live tail to serve instead of a replay log of this process
                 (:class:`~sse_core.adapters.redis.RedisFeed` for the asyncio server and the
                 ASGI application, :class:`~sse_core.adapters.redis.SyncRedisFeed` for the
-                blocking server): events are published to the shared log, by any process,
+                blocking server, :class:`~sse_core.adapters.redis.TrioRedisFeed` for the
+                trio server): events are published to the shared log, by any process,
                 and reach this server's clients through the tail; :meth:`publish` then
                 refuses (the blocking server's appends to the shared log).
 
@@ -597,3 +577,22 @@ TOO_MANY = Refusal(
     text="too many event streams from this client\n",
     headers=(("Retry-After", "60"),),
 )
+
+
+def channel_timeouts(servers: Iterable[ServerBase]) -> tuple[float, float | None]:
+    """The ``request_timeout`` and ``send_timeout`` that every server of a router has: they
+    apply before a request names its channel.
+
+    Raises:
+        InvalidConfigError: the servers' timeouts differ.
+    """
+    timeouts = {
+        (server.options.request_timeout, server.options.send_timeout) for server in servers
+    }
+    if len(timeouts) != 1:
+        raise InvalidConfigError(
+            "the servers of a router must have the same request_timeout and send_timeout,"
+            f" got {sorted(timeouts, key=repr)}"
+        )
+    (shared,) = timeouts
+    return shared

@@ -28,12 +28,11 @@ from .._validators import non_negative_number
 from ._http import IncomingRequest, Refusal, RequestRefused, ServerConnection
 from ._options import ServerOptions
 from ._server_base import (
-    NO_CHANNEL,
     LogFeed,
     ServerBase,
-    channel_request,
+    channel_of,
+    channel_timeouts,
     checked_channels,
-    connection_timeouts,
     log_refusal,
 )
 from ._sockets import (
@@ -701,13 +700,12 @@ class _Front(EventStreamServer):
     def _route(self, client: _Client, request: IncomingRequest, now: float) -> None:
         router, sock = self._router, client.sock
         assert sock is not None and self._selector is not None
-        routed = channel_request(request, router.servers, router._query_param)
-        if routed is None:
-            log_refusal(router, NO_CHANNEL, peer_host(sock), request.target)
-            self._reject(client, NO_CHANNEL, now)
+        routed = channel_of(request, router.servers, router._query_param)
+        if isinstance(routed, Refusal):
+            log_refusal(router, routed, peer_host(sock), request.target)
+            self._reject(client, routed, now)
             return
-        name, request = routed
-        server = router.servers[name]
+        server, request = routed
         del self._clients[id(client)]
         self._selector.unregister(sock)
         if not server._adopt(client, request):
@@ -753,7 +751,7 @@ class EventStreamRouter:
     ) -> None:
         self._query_param = query_param
         self._servers = checked_channels(servers, EventStreamServer, query_param)
-        self._front = _Front(self, connection_timeouts(self._servers.values()))
+        self._front = _Front(self, channel_timeouts(self._servers.values()))
 
     @property
     def servers(self) -> Mapping[str, EventStreamServer]:

@@ -9,7 +9,9 @@ out as :class:`~sse_core.state.LogUnavailableError`.
 
 :class:`RedisFeed` serves such a log to the clients of one worker: its live tail feeds the
 server's broadcaster, so every worker delivers every event, in the log's order, once, and a
-client resumes on any worker. See :doc:`/adapters/redis` and :doc:`/deploy`.
+client resumes on any worker (:class:`SyncRedisFeed` for the blocking server,
+:class:`TrioRedisFeed` for the trio one, both over a ``redis.Redis`` client). See
+:doc:`/adapters/redis` and :doc:`/deploy`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -49,6 +51,9 @@ from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 from ._redis_sync_feed import SyncRedisFeed, SyncRedisLog
 from ._redis_tail import TailConfig, TailFeed
 
+if TYPE_CHECKING:
+    from ._redis_trio_feed import TrioRedisFeed
+
 __all__ = [
     "TAIL_BACKOFF",
     "LogUnavailableError",
@@ -58,10 +63,20 @@ __all__ = [
     "SyncRedisFeed",
     "SyncRedisLog",
     "TailConfig",
+    "TrioRedisFeed",
     "is_channel_name",
 ]
 
 _T = TypeVar("_T")
+
+
+def __getattr__(name: str) -> Any:
+    """``TrioRedisFeed``, imported on first use: it needs trio (the ``trio`` extra)."""
+    if name == "TrioRedisFeed":
+        from ._redis_trio_feed import TrioRedisFeed
+
+        return TrioRedisFeed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 class RedisLog(RedisLogBase):
     """Recent events of one stream, kept in Redis for every worker and host (asyncio).

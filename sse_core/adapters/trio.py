@@ -4,7 +4,8 @@ The client owns its socket, TLS, the clock and waiting, and nothing else: it car
 :class:`~sse_core.adapters.HTTPClient` (a :class:`~sse_core.ClientSession` plus h11) asks,
 through the dispatch every adapter shares. Sockets are closed synchronously on every way out,
 so cancellation never leaves one open. The server lives in ``_trio_server`` and is imported
-from here: :class:`EventStreamServer`.
+from here: :class:`EventStreamServer`, and :class:`EventStreamRouter` for several channels on
+one port.
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ import trio
 
 from ._http import Endpoint
 from ._trio_client import TrioClientBase, describe
-from ._trio_server import TRANSPORT_ERRORS, EventStreamServer, Stream, close_now
+from ._trio_server import (
+    TRANSPORT_ERRORS,
+    EventStreamRouter,
+    EventStreamServer,
+    Stream,
+    close_now,
+)
 
-__all__ = ["EventSource", "EventStreamServer"]
+__all__ = ["EventSource", "EventStreamRouter", "EventStreamServer"]
 
 
 class EventSource(TrioClientBase):

@@ -1,7 +1,8 @@
 """One worker of the multi-process proof (``test_redis_workers.py``): the ASGI
 ``EventStream`` (``uvicorn tests.adapters.redis_worker_app:app --workers N``), the asyncio
-``EventStreamServer`` (``python -m tests.adapters.redis_worker_app PORT``) or the blocking
-one (``... PORT sync``: a ``SyncRedisFeed``), each fed from
+``EventStreamServer`` (``python -m tests.adapters.redis_worker_app PORT``), the blocking
+one (``... PORT sync``: a ``SyncRedisFeed``) or the trio one (``... PORT trio``: a
+``TrioRedisFeed``), each fed from
 the Redis log named by ``SSE_REDIS_URL`` and ``SSE_REDIS_KEY``. Every response says which
 process served it (``X-Worker``: its pid)."""
 
@@ -17,14 +18,16 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.retry
+import trio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from sse_core import ServerConfig
 from sse_core.adapters.asgi import EventStream
 from sse_core.adapters.asyncio import EventStreamServer
-from sse_core.adapters.redis import RedisFeed, SyncRedisFeed, TailConfig
+from sse_core.adapters.redis import RedisFeed, SyncRedisFeed, TailConfig, TrioRedisFeed
 from sse_core.adapters.sync import EventStreamServer as SyncEventStreamServer
+from sse_core.adapters.trio import EventStreamServer as TrioEventStreamServer
 from sse_core.state import ReplayConfig
 
 #: Every worker's retention and tail (blocking 0.2 s at a time).
@@ -52,6 +55,12 @@ def make_sync_feed() -> SyncRedisFeed:
     options = client_options(redis.retry.Retry)
     client = redis.Redis.from_url(os.environ["SSE_REDIS_URL"], **options)
     return SyncRedisFeed(client, os.environ["SSE_REDIS_KEY"], CONFIG, tail=TAIL)
+
+
+def make_trio_feed() -> TrioRedisFeed:
+    """The trio worker's feed (over the blocking client, like the blocking worker's)."""
+    feed = make_sync_feed()
+    return TrioRedisFeed(feed.client, os.environ["SSE_REDIS_KEY"], CONFIG, tail=TAIL)
 
 
 def server_config() -> ServerConfig:
@@ -90,8 +99,22 @@ def serve_sync(port: int) -> None:
     stream_server.close(grace=0.2)
 
 
+async def serve_trio(port: int) -> None:
+    """The trio server on ``port`` until SIGTERM."""
+    stream_server = TrioEventStreamServer(feed=make_trio_feed(), config=server_config())
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(stream_server.serve, "127.0.0.1", port)
+            print("ready", flush=True)
+            async for _ in signals:
+                break
+            await stream_server.aclose(grace=0.2)
+
+
 if __name__ == "__main__":
     if sys.argv[2:] == ["sync"]:
         serve_sync(int(sys.argv[1]))
+    elif sys.argv[2:] == ["trio"]:
+        trio.run(serve_trio, int(sys.argv[1]))
     else:
         asyncio.run(serve(int(sys.argv[1])))

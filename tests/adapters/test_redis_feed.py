@@ -124,7 +124,7 @@ def test_server_publish_refuses_and_a_feed_needs_an_asyncio_server(plain: RedisS
             EventStreamServer(ReplayLog(), feed=feed_of(plain))
         from sse_core.adapters.trio import EventStreamServer as TrioServer
 
-        with pytest.raises(InvalidConfigError, match="takes no feed"):
+        with pytest.raises(InvalidConfigError, match="runs on trio"):
             TrioServer(feed=feed_of(plain))
         await feed.client.aclose()
 

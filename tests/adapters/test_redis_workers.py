@@ -3,8 +3,9 @@
 The proof the issue asks for, on real processes: a redis-server with AOF started by the
 test; three workers, either the ASGI ``EventStream`` under ``uvicorn --workers 3`` (a real
 uvicorn subprocess), or the asyncio ``EventStreamServer`` in three processes, or the blocking
-one in three processes, each fed from the Redis log by its own ``RedisFeed`` (the blocking
-one's: a ``SyncRedisFeed``); a publisher appending every 10 ms; and 100 seeded
+one, or the trio one, in three processes, each fed from the Redis log by its own
+``RedisFeed`` (the blocking one's: a ``SyncRedisFeed``; the trio one's: a
+``TrioRedisFeed``); a publisher appending every 10 ms; and 100 seeded
 client runs (8 at a time), each through its own fault proxy (``sse_core.testing.FaultProxy``,
 the project's proxy), each reconnecting several times with its ``Last-Event-ID`` -- to a
 *different* worker each time where the test can choose (the asyncio processes: the proxy's
@@ -78,8 +79,8 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float 
 
 
 class AsyncioWorkers:
-    """Three ``EventStreamServer`` processes, each on its own port: the asyncio server, or
-    the blocking one (``kind="sync"``)."""
+    """Three ``EventStreamServer`` processes, each on its own port: the asyncio server, the
+    blocking one (``kind="sync"``) or the trio one (``kind="trio"``)."""
 
     def __init__(self, env: dict[str, str], kind: str = "asyncio") -> None:
         self.env = env
@@ -92,7 +93,7 @@ class AsyncioWorkers:
     def _start(self, port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "tests.adapters.redis_worker_app", str(port),
-             *(["sync"] if self.kind == "sync" else [])],
+             *([self.kind] if self.kind != "asyncio" else [])],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
@@ -279,7 +280,7 @@ def check(run: dict[str, Any], index: dict[str, int]) -> int:
     return gaps
 
 
-@pytest.mark.parametrize("kind", ["asyncio", "sync", "uvicorn"])
+@pytest.mark.parametrize("kind", ["asyncio", "sync", "trio", "uvicorn"])
 def test_exactly_once_in_order_or_an_explicit_gap_across_worker_processes(
     kind: str, tmp_path: Path
 ) -> None:
