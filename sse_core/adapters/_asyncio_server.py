@@ -349,8 +349,6 @@ class EventStreamServer(_Listener, ServerBase):
         InvalidConfigError: a bad argument.
     """
 
-    _takes_feed = True
-
     def _setup(self) -> None:
         self._feed_waits: set[asyncio.Task[None]] = set()  # streams waiting for the feed
         self._protocols: set[_StreamProtocol] = set()

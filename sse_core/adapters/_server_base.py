@@ -244,9 +244,6 @@ class ServerBase(AdapterBase):
     waits for the tail before it is subscribed when its id is newer than the mirror.
     """
 
-    #: Whether this adapter serves a ``feed`` (it awaits the tail on asyncio).
-    _takes_feed = False
-
     def __init__(
         self,
         replay_log: ReplayLog | None = None,
@@ -290,11 +287,6 @@ class ServerBase(AdapterBase):
         if clock is not None and not callable(clock):
             raise InvalidConfigError(f"clock must be callable, got {clock!r}")
         if feed is not None:
-            if not self._takes_feed:
-                raise InvalidConfigError(
-                    f"{type(self).__name__} takes no feed: serve a shared log with the asyncio"
-                    " or blocking EventStreamServer, or the ASGI EventStream"
-                )
             if replay_log is not None:
                 raise InvalidConfigError("give a replay_log or a feed, not both")
             replay_log = feed.mirror

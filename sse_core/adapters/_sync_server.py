@@ -171,8 +171,6 @@ class EventStreamServer(ServerBase):
         InvalidConfigError: a bad argument.
     """
 
-    _takes_feed = True
-
     def __init__(
         self,
         replay_log: ReplayLog | None = None,

@@ -386,8 +386,6 @@ class EventStreamServer(_Listener, ServerBase):
         InvalidConfigError: a bad argument (a feed that does not run on trio, say).
     """
 
-    _takes_feed = True
-
     def __init__(
         self, replay_log: ReplayLog | None = None, *, config: ServerConfig | None = None,
         options: ServerOptions | None = None, clock: Callable[[], float] | None = None,

@@ -71,8 +71,6 @@ class EventStream(ServerBase):
         InvalidConfigError: a bad argument.
     """
 
-    _takes_feed = True
-
     def _setup(self) -> None:
         self._retry_after = str(self._options.retry_after).encode()
         self._connections: dict[int, _Connection] = {}  # by id() of the subscriber
