@@ -25,9 +25,17 @@ of an earlier commit, its C accelerator built or copied in): before and after in
 ``--repeat N`` runs N rounds, the servers interleaved, and reports each figure's median:
 on a shared machine the load moves between runs.
 
-The clients all live in this process: raw sockets speaking HTTP/1.1 (``--http 1.0``: a
-close-delimited body instead of chunks), a small chunk decoder and sse_core's parser. Every
-server faces the same clients, so the client side's own cost weighs on all alike.
+The clients speak HTTP/1.1 on raw sockets (``--http 1.0``: a close-delimited body instead
+of chunks). By default they are lean (``benchmarks/_lean_clients.py``): one ``epoll`` loop
+over non-blocking sockets in a client process (``--client-processes N``: N of them), a
+minimal chunk and event scanner, the receipt time read once per batch of reads (when the
+client process had read the socket). ``--client parser`` measures with the first clients
+instead: an asyncio protocol per connection in this process, a chunk decoder and
+sse_core's ``Parser``. Either checks every delivery: each client must get every event of
+the window once and in order (the sequence the publisher puts after the time), and every
+client the same id for the same event; the counts are printed. Their CPU time per 1,000
+deliveries is printed too ("clients' CPU"): it shares the machine's cores with the server.
+Every server faces the same clients, so the client side's own cost weighs on all alike.
 Everything runs on 127.0.0.1 and stops by itself.
 """
 
@@ -587,6 +595,7 @@ def window_figures(window: _lean_clients.Window, expected: int) -> dict[str, Any
         "clients_cpu_ms_per_1000": window.cpu_s * 1000 * 1000 / expected,
         "clients_sys_ms_per_1000": window.sys_s * 1000 * 1000 / expected,
         "reads_per_batch": window.reads / window.batches if window.batches else float("nan"),
+        "deliveries_per_read": window.delivered / window.reads if window.reads else float("nan"),
         "p50_ms": quantile(0.50) * 1000,
         "p99_ms": quantile(0.99) * 1000,
         "mean_ms": statistics.fmean(ordered) * 1000 if ordered else float("nan"),
@@ -627,7 +636,8 @@ def _print_result(name: str, result: dict[str, Any]) -> None:
         f"  publish() {result['publish_ms']:.1f} ms (CPU {result['publish_cpu_ms']:.1f})"
         f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms"
         f"  clients' CPU/1000 {result['clients_cpu_ms_per_1000']:.2f} ms"
-        f" (sys {result['clients_sys_ms_per_1000']:.2f})",
+        f" (sys {result['clients_sys_ms_per_1000']:.2f};"
+        f" {result['deliveries_per_read']:.2f} deliveries per read)",
         flush=True,
     )
 
@@ -637,13 +647,15 @@ def _raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def add_client_options(parser: argparse.ArgumentParser) -> None:
-    """The clients' options: ``--client``, ``--client-processes``, ``--client-batch-wait``."""
+def add_client_options(parser: argparse.ArgumentParser, processes: int = 1) -> None:
+    """The clients' options: ``--client``, ``--client-processes`` (``processes`` by
+    default), ``--client-batch-wait``."""
     parser.add_argument("--client", choices=CLIENTS, default="lean",
                         help="lean: epoll over raw sockets, a minimal scanner (default);"
                              " parser: asyncio protocols and sse_core's Parser")
-    parser.add_argument("--client-processes", type=int, default=1, metavar="N",
-                        help="lean clients: spread over N processes (their CPU is summed)")
+    parser.add_argument("--client-processes", type=int, default=processes, metavar="N",
+                        help="lean clients: spread over N processes (their CPU is summed;"
+                             f" default {processes})")
     parser.add_argument("--client-batch-wait", type=float, default=0.0, metavar="MS",
                         help="lean clients: sleep MS after each batch of reads (fewer"
                              " wake-ups; receipt times up to MS later)")
