@@ -556,6 +556,7 @@ async def run_one(
         # The "published" line came first; drain it, then the final stats.
         published = await asyncio.get_running_loop().run_in_executor(None, server.read)
         after = server.stats()
+        load = os.getloadavg()[0]
         window = pool.result()
     finally:
         pool.close()
@@ -573,6 +574,7 @@ async def run_one(
         "publish_ms": published["publish_s"] * 1000,
         "publish_cpu_ms": published["publish_cpu_s"] * 1000,
         **window_figures(window, expected),
+        "load": load,
     }
 
 
@@ -637,7 +639,8 @@ def _print_result(name: str, result: dict[str, Any]) -> None:
         f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms"
         f"  clients' CPU/1000 {result['clients_cpu_ms_per_1000']:.2f} ms"
         f" (sys {result['clients_sys_ms_per_1000']:.2f};"
-        f" {result['deliveries_per_read']:.2f} deliveries per read)",
+        f" {result['deliveries_per_read']:.2f} deliveries per read)"
+        f"  load {result['load']:.1f}",
         flush=True,
     )
 
