@@ -498,7 +498,7 @@ class _ClientProcess:
             stream.next_sequence = sequence + 1
             stream.last_id = event_id
             append(now - float(stamp))
-            if sequence < window:
+            if 0 <= sequence < window:
                 ids[sequence].add(event_id)
             stream.received += 1
             if stream.received == window and not stream.errors:
