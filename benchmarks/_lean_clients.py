@@ -12,14 +12,19 @@ own. These clients do the least that still checks every delivery:
   chunked body is decoded by :func:`dechunk` (RFC 9112 section 7.1: chunk size, extensions
   skipped, the CRLF after the data checked, any split of the bytes), and the event stream
   is cut at blank lines (LF or CRLF line ends, WHATWG HTML "Server-sent events" 9.2.6);
-  only the ``id`` and ``data`` fields of each event are looked at;
+  only the ``id`` and ``data`` fields of each event are looked at. The common case, a
+  chunk holding exactly one stamped event (what sse_core and the asyncio floor write), is
+  taken by one regular expression a chunk with its size checked (:func:`whole_chunks`);
+  anything else goes the general way;
 - every event the benchmarks publish carries ``"<publish time> <sequence> x..."`` in its
   data: each client checks that it gets sequence 0, 1, 2, ... of the window, each once and
-  in order, with an ``id`` unlike the one before, and records publish -> receipt;
+  in order, with an ``id`` unlike the one before, and records publish -> receipt; the ids
+  each event came with are gathered over every client (one each, when all saw it alike);
 - the receipt time is read once per epoll batch, *after* that batch's reads and before
   they are decoded: it is when the client process had read the socket, not when the bytes
   reached it (which is earlier by at most the batch's reads, and by however long the
-  process waited for a core).
+  process waited for a core). ``batch_wait`` makes each process sleep that long after a
+  batch of reads that was not full: fewer wake-ups, receipt times up to that much later.
 
 The benchmark process drives its client processes with one-line commands on their stdin
 (:class:`LeanClients`); each answers one JSON line. The latencies come back as a binary
@@ -323,6 +328,7 @@ class _ClientProcess:
                 "clients": len(self.streams),
                 "streaming": sum(1 for s in self.streams.values() if s.is_streaming),
                 "least": min(received, default=0),
+                "warmed": sum(1 for count in received if count),
                 "broken": self.broken,
             }
         if name == "window":
@@ -565,6 +571,10 @@ class LeanClients:
     def streaming(self) -> int:
         """How many streams have had their response head."""
         return int(sum(a["streaming"] for a in self._ask("status")))
+
+    def warmed(self) -> int:
+        """How many streams have had a stamped event (since the window's start)."""
+        return int(sum(a["warmed"] for a in self._ask("status")))
 
     def least_received(self) -> int:
         """The fewest stamped events any stream has had (since the window's start)."""

@@ -392,6 +392,10 @@ class ParserClients:
         """How many streams have had their response head."""
         return sum(1 for p in self.protocols if p.is_streaming)
 
+    def warmed(self) -> int:
+        """How many streams have had a stamped event (since the window's start)."""
+        return sum(1 for p in self.protocols if p.received)
+
     def least_received(self) -> int:
         """The fewest stamped events any stream has had (since the window's start)."""
         return min((p.received for p in self.protocols), default=0)

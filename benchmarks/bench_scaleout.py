@@ -439,7 +439,7 @@ async def run_one(
                 publisher.publish(1, 1.0, size)
                 await asyncio.get_running_loop().run_in_executor(None, publisher.read)
                 await _until(lambda: streams.least_received() > 0, 0.5)
-            warmed = streams.least_received() > 0
+            warmed = streams.warmed()
             await asyncio.sleep(1.5)  # the warm-up's last deliveries land before the window
             cpu_before, redis_before = pool.cpu(), _redis_cpu(redis_url)
             await streams.start_window(events)
@@ -460,7 +460,7 @@ async def run_one(
         "clients": clients,
         "workers": len(pool.pids),
         "clients_per_worker": per_worker,
-        "warmed": clients if warmed else 0,
+        "warmed": warmed,
         "connect_s": connect_time,
         "mem_per_conn_kib": (connected_rss - idle_rss) / clients / 1024,
         "cpu_ms_per_1000": user + system,
