@@ -25,9 +25,17 @@ of an earlier commit, its C accelerator built or copied in): before and after in
 ``--repeat N`` runs N rounds, the servers interleaved, and reports each figure's median:
 on a shared machine the load moves between runs.
 
-The clients all live in this process: raw sockets speaking HTTP/1.1 (``--http 1.0``: a
-close-delimited body instead of chunks), a small chunk decoder and sse_core's parser. Every
-server faces the same clients, so the client side's own cost weighs on all alike.
+The clients speak HTTP/1.1 on raw sockets (``--http 1.0``: a close-delimited body instead
+of chunks). By default they are lean (``benchmarks/_lean_clients.py``): one ``epoll`` loop
+over non-blocking sockets in a client process (``--client-processes N``: N of them), a
+minimal chunk and event scanner, the receipt time read once per batch of reads (when the
+client process had read the socket). ``--client parser`` measures with the first clients
+instead: an asyncio protocol per connection in this process, a chunk decoder and
+sse_core's ``Parser``. Either checks every delivery: each client must get every event of
+the window once and in order (the sequence the publisher puts after the time), and every
+client the same id for the same event; the counts are printed. Their CPU time per 1,000
+deliveries is printed too ("clients' CPU"): it shares the machine's cores with the server.
+Every server faces the same clients, so the client side's own cost weighs on all alike.
 Everything runs on 127.0.0.1 and stops by itself.
 """
 
@@ -37,6 +45,8 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
+import itertools
 import json
 import os
 import resource
@@ -46,7 +56,9 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+from benchmarks import _lean_clients
 from sse_core import Event, Parser
 
 SERVERS = ("sse_core", "sse-starlette", "asyncio-floor")
@@ -280,7 +292,8 @@ class _Dechunker:
 
 
 class _LoadClient(asyncio.Protocol):
-    """One raw client: sends its request, decodes the body, records latencies."""
+    """One raw client: sends its request, decodes the body with sse_core's ``Parser``,
+    records latencies and each stamped event's sequence and id (``seen``)."""
 
     def __init__(self, request: bytes, latencies: list[float], done: Callable[[], None]) -> None:
         self._request = request
@@ -291,6 +304,7 @@ class _LoadClient(asyncio.Protocol):
         self._dechunker: _Dechunker | None = None
         self.is_streaming = False
         self.received = 0
+        self.seen: list[tuple[int, str]] = []
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -315,7 +329,9 @@ class _LoadClient(asyncio.Protocol):
         now = time.monotonic()
         for item in self._parser.feed(data):
             if isinstance(item, Event) and item.data[:1].isdigit():
-                self._latencies.append(now - float(item.data.split(" ", 1)[0]))
+                stamp, sequence, _ = item.data.split(" ", 2)
+                self._latencies.append(now - float(stamp))
+                self.seen.append((int(sequence), item.id or ""))
                 self.received += 1
                 self._done()
 
@@ -339,6 +355,133 @@ async def _connect_all(
         ])
         clients.extend(protocol for _, protocol in results)
     return clients
+
+
+def _own_cpu() -> tuple[float, float]:
+    """This process's CPU time so far: user + system, and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_stime
+
+
+class ParserClients:
+    """The full-parser clients (``--client parser``): an asyncio protocol per connection in
+    this process, a chunk decoder and sse_core's ``Parser``, the receipt time read per read.
+    The same interface as :class:`benchmarks._lean_clients.LeanClients`; the CPU figure is
+    this whole process's."""
+
+    def __init__(self) -> None:
+        self.protocols: list[_LoadClient] = []
+        self._latencies: list[float] = []
+        self._received = 0
+        self._expected: float = float("inf")
+        self._all_in = asyncio.Event()
+        self._events = 0
+        self._cpu_start = self._cpu_end = (0.0, 0.0)
+
+    def _done(self) -> None:
+        self._received += 1
+        if self._received >= self._expected and not self._all_in.is_set():
+            self._cpu_end = _own_cpu()
+            self._all_in.set()
+
+    async def connect(self, port: int, count: int, http: str = "1.1") -> None:
+        """Open ``count`` streams to ``port``."""
+        self.protocols += await _connect_all(port, count, http, self._latencies, self._done)
+
+    def streaming(self) -> int:
+        """How many streams have had their response head."""
+        return sum(1 for p in self.protocols if p.is_streaming)
+
+    def warmed(self) -> int:
+        """How many streams have had a stamped event (since the window's start)."""
+        return sum(1 for p in self.protocols if p.received)
+
+    def least_received(self) -> int:
+        """The fewest stamped events any stream has had (since the window's start)."""
+        return min((p.received for p in self.protocols), default=0)
+
+    async def start_window(self, events: int) -> None:
+        """From now, each stream must get sequences ``0 .. events - 1``, once, in order."""
+        for protocol in self.protocols:
+            protocol.received = 0
+            protocol.seen.clear()
+        self._latencies.clear()
+        self._events, self._received = events, 0
+        self._expected = events * len(self.protocols)
+        self._all_in.clear()
+        self._cpu_start = self._cpu_end = _own_cpu()
+
+    async def wait(self, timeout: float) -> bool:
+        """Until every stream has the window's events, or ``timeout`` seconds."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._all_in.wait(), timeout)
+        if not self._all_in.is_set():
+            self._cpu_end = _own_cpu()
+        return self._all_in.is_set()
+
+    def result(self) -> _lean_clients.Window:
+        """The window's figures (the same checks as the lean clients')."""
+        window = _lean_clients.Window(
+            clients=len(self.protocols), events=self._events, delivered=len(self._latencies),
+            cpu_s=self._cpu_end[0] - self._cpu_start[0],
+            sys_s=self._cpu_end[1] - self._cpu_start[1], latencies=list(self._latencies),
+        )
+        for protocol in self.protocols:
+            sequences = [sequence for sequence, _ in protocol.seen]
+            ids = [event_id for _, event_id in protocol.seen]
+            repeated = sum(1 for a, b in itertools.pairwise(ids) if a and a == b)
+            wrong = sum(1 for due, got in enumerate(sequences) if due != got)
+            window.errors += repeated + wrong
+            if repeated + wrong and not window.example:
+                window.example = f"sequences {sequences[:10]} ids {ids[:10]}"
+            window.complete += sequences == list(range(self._events)) and not repeated
+            for sequence, event_id in protocol.seen:
+                window.ids.setdefault(sequence, set()).add(event_id)
+            window.broken += protocol.transport is None or protocol.transport.is_closing()
+        return window
+
+    def close(self) -> None:
+        """Close every stream."""
+        for protocol in self.protocols:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+
+
+#: The load benchmarks' clients (``--client``): lean (the default) or the full parser.
+CLIENTS = ("lean", "parser")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientChoice:
+    """Which clients measure a run: ``kind`` of :data:`CLIENTS`; for lean ones, how many
+    ``processes`` and how long each waits after a batch of reads (``batch_wait_ms``: fewer
+    wake-ups, at the price of up to that much later receipt times)."""
+
+    kind: str = "lean"
+    processes: int = 1
+    batch_wait_ms: float = 0.0
+
+    def make(self) -> ParserClients | _lean_clients.LeanClients:
+        """The clients, ready to connect."""
+        if self.kind == "parser":
+            return ParserClients()
+        if self.kind == "lean":
+            return _lean_clients.LeanClients(self.processes, self.batch_wait_ms / 1000)
+        raise ValueError(f"unknown clients {self.kind!r}; choose from {', '.join(CLIENTS)}")
+
+    def describe(self) -> str:
+        """One line that says which clients measure, and what their receipt time is."""
+        if self.kind == "parser":
+            return ("clients: full parser (asyncio protocols, sse_core's Parser) in the"
+                    " benchmark's process; receipt time read at each read")
+        wait = f", {self.batch_wait_ms:g} ms wait after each batch" if self.batch_wait_ms else ""
+        return (f"clients: lean (epoll over raw sockets) in {self.processes} process(es){wait};"
+                " receipt time read once per epoll batch after its reads: when the client"
+                " process had read the socket")
+
+
+#: The default clients: lean ones in one process.
+LEAN = ClientChoice()
 
 
 class _Server:
@@ -392,26 +535,17 @@ async def run_one(
     http: str = "1.1",
     source: Path | None = None,
     profile: str | None = None,
-) -> dict[str, float]:
+    client: ClientChoice = LEAN,
+) -> dict[str, Any]:
     """Serve ``clients`` with the server ``name`` (from the source tree ``source``, for the
-    baseline) and measure it; see the module's documentation."""
+    baseline) and measure it with the clients ``client``; see the module's documentation."""
     server = _Server(name, source, profile)
-    latencies: list[float] = []
     expected = clients * events
-    all_in = asyncio.Event()
-    received = 0
-
-    def done() -> None:
-        nonlocal received
-        received += 1
-        if received >= expected:
-            all_in.set()
-
-    protocols: list[_LoadClient] = []
+    pool = client.make()
     try:
         idle = server.stats()
         started = time.monotonic()
-        protocols = await _connect_all(server.port, clients, http, latencies, done)
+        await pool.connect(server.port, clients, http)
         while True:  # every request read and subscribed
             connected = server.stats()
             if connected["subscribers"] >= clients:
@@ -420,55 +554,97 @@ async def run_one(
         connect_time = time.monotonic() - started
         await asyncio.sleep(0.5)
         connected = server.stats()
+        await pool.start_window(events)
         server.ask(f"publish {events} {rate} {size}")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
+        await pool.wait(events / rate + 60)
         # The "published" line came first; drain it, then the final stats.
         published = await asyncio.get_running_loop().run_in_executor(None, server.read)
         after = server.stats()
+        load = os.getloadavg()[0]
+        window = pool.result()
     finally:
-        for protocol in protocols:
-            if protocol.transport is not None:
-                protocol.transport.abort()
+        pool.close()
         server.stop()
-    ordered = sorted(latencies)
-
-    def quantile(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
     per_1000 = 1000 * 1000 / expected  # seconds of CPU -> ms per 1,000 deliveries
     user = (after["user"] - connected["user"]) * per_1000
     system = (after["sys"] - connected["sys"]) * per_1000
     return {
         "clients": clients,
         "connect_s": connect_time,
-        "delivered": len(latencies),
-        "expected": expected,
         "mem_per_conn_kib": (connected["rss"] - idle["rss"]) / clients / 1024,
         "cpu_ms_per_1000": user + system,
         "user_ms_per_1000": user,
         "sys_ms_per_1000": system,
         "publish_ms": published["publish_s"] * 1000,
         "publish_cpu_ms": published["publish_cpu_s"] * 1000,
-        "p50_ms": quantile(0.50) * 1000,
-        "p99_ms": quantile(0.99) * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        **window_figures(window, expected),
+        "load": load,
     }
 
 
-def _median(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Each figure's median over several runs of one server."""
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def window_figures(window: _lean_clients.Window, expected: int) -> dict[str, Any]:
+    """The clients' figures of one run: what was delivered and checked, the latency
+    quantiles, and the clients' CPU time per 1,000 deliveries."""
+    ordered = sorted(window.latencies)
+
+    def quantile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    return {
+        "delivered": window.delivered,
+        "expected": expected,
+        "complete_clients": window.complete,
+        "errors": window.errors,
+        "broken": window.broken,
+        "first_error": window.example,
+        "most_ids_per_event": window.most_ids_per_event,
+        "clients_cpu_ms_per_1000": window.cpu_s * 1000 * 1000 / expected,
+        "clients_sys_ms_per_1000": window.sys_s * 1000 * 1000 / expected,
+        "reads_per_batch": window.reads / window.batches if window.batches else float("nan"),
+        "deliveries_per_read": window.delivered / window.reads if window.reads else float("nan"),
+        "p50_ms": quantile(0.50) * 1000,
+        "p99_ms": quantile(0.99) * 1000,
+        "mean_ms": statistics.fmean(ordered) * 1000 if ordered else float("nan"),
+    }
 
 
-def _print_result(name: str, result: dict[str, float]) -> None:
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over several runs of one server (the checks' counts: the worst
+    run's; a text: the first run's that has any; a list: the last run's)."""
+    worst = {"delivered": min, "complete_clients": min, "errors": max, "broken": max,
+             "most_ids_per_event": max}
+    merged: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs]
+        if key in worst:
+            merged[key] = worst[key](values)
+        elif isinstance(values[0], str):
+            merged[key] = next((v for v in values if v), "")
+        elif not isinstance(values[0], (int, float)):
+            merged[key] = values[-1]
+        else:
+            merged[key] = statistics.median(values)
+    return merged
+
+
+def _print_result(name: str, result: dict[str, Any]) -> None:
+    checks = (
+        f" ({result['complete_clients']:.0f} clients had every event once, in order;"
+        f" {result['errors']:.0f} out of order or repeated, {result['broken']:.0f} broken"
+        + (f": {result['first_error']}" if result["first_error"] else "") + ")"
+    )
     print(
-        f"{name:18s} delivered {result['delivered']:.0f}/{result['expected']:.0f}"
+        f"{name:18s} delivered {result['delivered']:.0f}/{result['expected']:.0f}{checks}\n"
+        f"{'':18s}"
         f"  mem/idle conn {result['mem_per_conn_kib']:.1f} KiB"
         f"  CPU/1000 deliveries {result['cpu_ms_per_1000']:.2f} ms"
         f" (user {result['user_ms_per_1000']:.2f} + sys {result['sys_ms_per_1000']:.2f})"
         f"  publish() {result['publish_ms']:.1f} ms (CPU {result['publish_cpu_ms']:.1f})"
-        f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms",
+        f"  p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms"
+        f"  clients' CPU/1000 {result['clients_cpu_ms_per_1000']:.2f} ms"
+        f" (sys {result['clients_sys_ms_per_1000']:.2f};"
+        f" {result['deliveries_per_read']:.2f} deliveries per read)"
+        f"  load {result['load']:.1f}",
         flush=True,
     )
 
@@ -476,6 +652,25 @@ def _print_result(name: str, result: dict[str, float]) -> None:
 def _raise_fd_limit() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def add_client_options(parser: argparse.ArgumentParser, processes: int = 1) -> None:
+    """The clients' options: ``--client``, ``--client-processes`` (``processes`` by
+    default), ``--client-batch-wait``."""
+    parser.add_argument("--client", choices=CLIENTS, default="lean",
+                        help="lean: epoll over raw sockets, a minimal scanner (default);"
+                             " parser: asyncio protocols and sse_core's Parser")
+    parser.add_argument("--client-processes", type=int, default=processes, metavar="N",
+                        help="lean clients: spread over N processes (their CPU is summed;"
+                             f" default {processes})")
+    parser.add_argument("--client-batch-wait", type=float, default=0.0, metavar="MS",
+                        help="lean clients: sleep MS after each batch of reads (fewer"
+                             " wake-ups; receipt times up to MS later)")
+
+
+def client_choice(args: argparse.Namespace) -> ClientChoice:
+    """The clients the command line chose."""
+    return ClientChoice(args.client, args.client_processes, args.client_batch_wait)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -495,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds (servers interleaved); the medians are reported")
     parser.add_argument("--json", metavar="PATH", help="write the results to PATH as JSON")
+    add_client_options(parser)
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _raise_fd_limit()
@@ -519,9 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.clients} clients (HTTP/{args.http}), {args.events} events of {args.size} B"
         f" at {args.rate:g}/s, loopback, {os.cpu_count()} cores,"
-        f" load {os.getloadavg()[0]:.1f}\n"
+        f" load {os.getloadavg()[0]:.1f}\n{client_choice(args).describe()}\n"
     )
-    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for round_number in range(args.repeat):
         if args.repeat > 1:
             print(f"round {round_number + 1} of {args.repeat}", flush=True)
@@ -529,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run_one(
                 name, args.clients, args.events, args.rate, args.size, http=args.http,
                 source=args.baseline.resolve() if name == BASELINE else None,
-                profile=args.profile,
+                profile=args.profile, client=client_choice(args),
             ))
             rounds[name].append(result)
             _print_result(name, result)

@@ -20,8 +20,10 @@ delivers each of them to its own clients:
   keeps nothing: a client that reconnects has **no replay** (what was published meanwhile is
   lost without a word), where the sse_core kinds resume from the shared log.
 
-Measured per kind, as ``benchmarks.bench_load`` does for one process (and with its clients:
-raw HTTP/1.1 sockets in this process, a chunk decoder and sse_core's parser):
+Measured per kind, as ``benchmarks.bench_load`` does for one process, and with its clients
+(lean by default, ``--client parser`` for the full-parser ones; ``--client-processes`` and
+``--client-batch-wait`` as there), which check that every client gets every event once, in
+order, and the same id for an event on every worker:
 
 - CPU per 1,000 deliveries (events x clients): the sum over the worker processes of their
   CPU time (user + system, from ``/proc``) while the events go out, and Redis's own CPU time
@@ -33,9 +35,13 @@ raw HTTP/1.1 sockets in this process, a chunk decoder and sse_core's parser):
 - the machine's load average (1 minute) at the window's end: on a shared machine the
   latency swings with it (CPU time per delivery much less);
 - how the clients fell on the workers (each worker's connected sockets), and the clients'
-  own CPU time per 1,000 deliveries (this process's): on a small machine the clients, the
-  workers and Redis share the same cores, and the clients read the events one socket after
-  another, so the latency's tail holds their share too.
+  own CPU time per 1,000 deliveries (their processes', summed): on a small machine the
+  clients, the workers and Redis share the same cores, so the latency's tail holds their
+  share too;
+- the machine's floor: the CPU one event's deliveries cost (the workers', Redis's and the
+  clients'), divided by the cores. Every delivery of an event cannot be made sooner than
+  that after its publish, whatever the fan-out does; a p99 target below it is out of reach
+  on this machine unless the CPU per delivery drops.
 
 A warm-up event is published first until every client has one (so every worker's
 subscription is live), and is not measured. ``--repeat N`` runs N rounds, the kinds
@@ -51,10 +57,8 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,12 +311,6 @@ def running_redis() -> Iterator[str]:
             _stop(process)
 
 
-def _own_cpu() -> float:
-    """This process's CPU time so far (the clients'), user + system."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _redis_cpu(url: str) -> float:
     """Redis's own CPU time so far (user + system), from ``INFO cpu``."""
     import redis
@@ -411,26 +409,18 @@ async def _until(predicate: Any, timeout: float) -> bool:
 async def run_one(
     kind: str, clients: int, events: int, rate: float, size: int, *,
     redis_url: str, workers: int = 4,
+    client: bench_load.ClientChoice = bench_load.LEAN,
 ) -> dict[str, Any]:
     """Serve ``clients`` with ``workers`` processes of ``kind`` sharing the Redis at
-    ``redis_url``, publish through it, and measure; see the module's documentation."""
+    ``redis_url``, publish through it, and measure with the clients ``client``; see the
+    module's documentation."""
     key = f"bench-scaleout:{kind}:{uuid.uuid4().hex[:8]}"
     env = {**os.environ, _URL_ENV: redis_url, _KEY_ENV: key, "PYTHONPATH": str(_ROOT)}
-    latencies: list[float] = []
-    received = 0
     expected = clients * events
-    all_in = asyncio.Event()
-
-    def done() -> None:
-        nonlocal received
-        received += 1
-        if received >= expected:
-            all_in.set()
-
-    protocols: list[bench_load._LoadClient] = []
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as directory:
         pool = _Workers(kind, workers, env, Path(directory))
         publisher = _Publisher(kind, env)
+        streams = client.make()
         try:
             await asyncio.sleep(0.5)
             idle_rss = pool.rss()
@@ -438,63 +428,63 @@ async def run_one(
             shares = [clients // len(pool.ports) + (i < clients % len(pool.ports))
                       for i in range(len(pool.ports))]
             for port, share in zip(pool.ports, shares, strict=True):
-                protocols += await bench_load._connect_all(port, share, "1.1", latencies, done)
-            await _until(lambda: all(p.is_streaming for p in protocols), 60 + clients / 50)
+                await streams.connect(port, share, "1.1")
+            await _until(lambda: streams.streaming() >= clients, 60 + clients / 50)
             connect_time = time.monotonic() - started
             await asyncio.sleep(1.0)
             connected_rss, per_worker = pool.rss(), pool.clients()
             # Warm-up: one event at a time until every client has one (every subscription live).
             deadline = time.monotonic() + 60
-            while not all(p.received for p in protocols) and time.monotonic() < deadline:
+            while not streams.least_received() and time.monotonic() < deadline:
                 publisher.publish(1, 1.0, size)
                 await asyncio.get_running_loop().run_in_executor(None, publisher.read)
-                await _until(lambda: all(p.received for p in protocols), 0.5)
-            warmed = sum(1 for p in protocols if p.received)
+                await _until(lambda: streams.least_received() > 0, 0.5)
+            warmed = streams.warmed()
             await asyncio.sleep(1.5)  # the warm-up's last deliveries land before the window
-            latencies.clear()
-            received = 0
             cpu_before, redis_before = pool.cpu(), _redis_cpu(redis_url)
-            clients_before = _own_cpu()
+            await streams.start_window(events)
             publisher.publish(events, rate, size)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
+            await streams.wait(events / rate + 60)
             cpu_after, redis_after = pool.cpu(), _redis_cpu(redis_url)
-            clients_after = _own_cpu()
             load = os.getloadavg()[0]
             await asyncio.get_running_loop().run_in_executor(None, publisher.read)
+            window = streams.result()
         finally:
-            for protocol in protocols:
-                if protocol.transport is not None:
-                    protocol.transport.abort()
+            streams.close()
             publisher.stop()
             pool.stop()
-    ordered = sorted(latencies)
-
-    def quantile(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
     per_1000 = 1000 * 1000 / expected  # seconds of CPU -> ms per 1,000 deliveries
     user = (cpu_after[0] - cpu_before[0]) * per_1000
     system = (cpu_after[1] - cpu_before[1]) * per_1000
-    return {
+    result = {
         "clients": clients,
         "workers": len(pool.pids),
         "clients_per_worker": per_worker,
         "warmed": warmed,
         "connect_s": connect_time,
-        "delivered": len(latencies),
-        "expected": expected,
         "mem_per_conn_kib": (connected_rss - idle_rss) / clients / 1024,
         "cpu_ms_per_1000": user + system,
         "user_ms_per_1000": user,
         "sys_ms_per_1000": system,
         "redis_cpu_ms_per_1000": (redis_after - redis_before) * per_1000,
-        "clients_cpu_ms_per_1000": (clients_after - clients_before) * per_1000,
-        "p50_ms": quantile(0.50) * 1000,
-        "p99_ms": quantile(0.99) * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        **bench_load.window_figures(window, expected),
         "load": load,
     }
+    result["floor_ms"] = machine_floor_ms(result, os.cpu_count() or 1)
+    return result
+
+
+def machine_floor_ms(result: dict[str, Any], cores: int) -> float:
+    """The least time, in ms, in which this machine can have made every delivery of one
+    event: the CPU all of them cost (the workers', Redis's and the clients', per event)
+    spread over every core. The p99 of the deliveries cannot be much below it (99 % of an
+    event's deliveries take about 99 % of that CPU), whatever the server does, unless the
+    CPU per delivery drops."""
+    per_event: float = (
+        result["cpu_ms_per_1000"] + result["redis_cpu_ms_per_1000"]
+        + result["clients_cpu_ms_per_1000"]
+    ) * result["clients"] / 1000
+    return per_event / cores
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -507,22 +497,17 @@ ROWS = (
     ("  of it user", "user_ms_per_1000", "{:.2f}"),
     ("  of it system", "sys_ms_per_1000", "{:.2f}"),
     ("Redis CPU ms / 1,000 deliveries", "redis_cpu_ms_per_1000", "{:.3f}"),
-    ("clients' CPU ms / 1,000 (this process)", "clients_cpu_ms_per_1000", "{:.2f}"),
+    ("clients' CPU ms / 1,000 deliveries", "clients_cpu_ms_per_1000", "{:.2f}"),
+    ("  deliveries per read (lean clients)", "deliveries_per_read", "{:.2f}"),
+    ("clients with every event once, in order", "complete_clients", "{:.0f}"),
+    ("  deliveries out of order or repeated", "errors", "{:.0f}"),
     ("memory / idle connection, KiB", "mem_per_conn_kib", "{:.1f}"),
     ("p50 publish->receipt, ms", "p50_ms", "{:.1f}"),
     ("p99 publish->receipt, ms", "p99_ms", "{:.1f}"),
+    ("machine's floor for an event's deliveries, ms", "floor_ms", "{:.1f}"),
     ("connect time, s", "connect_s", "{:.1f}"),
     ("machine's load (1 min) after", "load", "{:.1f}"),
 )
-
-
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each numeric figure's median over several runs of one kind (the last run's lists)."""
-    return {
-        key: statistics.median(run[key] for run in runs)
-        if isinstance(runs[0][key], (int, float)) else runs[-1][key]
-        for key in runs[0]
-    }
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
@@ -557,6 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds (kinds interleaved); the medians are reported")
     parser.add_argument("--json", metavar="PATH", help="write the results to PATH as JSON")
+    # Two client processes by default: with four busy workers the kernel's fair share gives
+    # one process a fifth of the cores, less than the clients need to keep up (they spend
+    # about half what the workers do), so a single one lags and the latency is its own.
+    bench_load.add_client_options(parser, processes=2)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--publish", choices=KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -574,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.clients} clients over {args.workers} workers, one Redis, {args.events} events"
         f" of {args.size} B at {args.rate:g}/s, loopback, {os.cpu_count()} cores,"
-        f" load {os.getloadavg()[0]:.1f}\n", flush=True,
+        f" load {os.getloadavg()[0]:.1f}\n"
+        f"{bench_load.client_choice(args).describe()}\n", flush=True,
     )
     rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     with contextlib.ExitStack() as stack:
@@ -584,12 +574,18 @@ def main(argv: list[str] | None = None) -> int:
                 result = asyncio.run(run_one(
                     kind, args.clients, args.events, args.rate, args.size,
                     redis_url=url, workers=args.workers,
+                    client=bench_load.client_choice(args),
                 ))
                 rounds[kind].append(result)
                 print(f"round {round_number + 1}: {kind}: {json.dumps(result)}", flush=True)
-    results = {kind: _median(runs) for kind, runs in rounds.items()}
+    results = {kind: bench_load._median(runs) for kind, runs in rounds.items()}
     print(f"\nmedians of {args.repeat} rounds:" if args.repeat > 1 else "\nfigures:")
     print(format_table(results))
+    print(
+        f"\nThe machine's floor: (workers' + Redis's + clients' CPU per event) / {os.cpu_count()}"
+        " cores, the least time in which every delivery of one event can be made here: a p99"
+        " much below it is out of reach on this machine without less CPU per delivery."
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
