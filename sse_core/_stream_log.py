@@ -20,7 +20,7 @@ needs no memory of evicted ids.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -196,13 +196,44 @@ def _stream_id(value: Any) -> StreamId:
     return at
 
 
+#: The field of a stream entry that holds the epoch it was appended in (the APPEND script
+#: writes it; entries of an older sse_core lack it).
+_EPOCH_FIELD = "epoch"
+
+
+def _fields(fields: Any) -> dict[str, Any]:
+    """An entry's fields by name: from a flat ``[name, value, ...]`` list (a script's
+    reply) or a mapping (redis-py's ``XREAD``)."""
+    pairs = fields.items() if isinstance(fields, Mapping) else zip(
+        fields[::2], fields[1::2], strict=True
+    )
+    return {_text(name): value for name, value in pairs}
+
+
+def _row(entry_id: Any, values: dict[str, Any]) -> StreamRow:
+    return StreamRow(_stream_id(entry_id), _text(values["e"]), _text(values["d"]))
+
+
 def _rows(entries: Sequence[Any]) -> list[StreamRow]:
-    rows = []
-    for entry_id, fields in entries:
-        pairs = zip(fields[::2], fields[1::2], strict=True)
-        values = {_text(name): value for name, value in pairs}
-        rows.append(StreamRow(_stream_id(entry_id), _text(values["e"]), _text(values["d"])))
-    return rows
+    return [_row(entry_id, _fields(fields)) for entry_id, fields in entries]
+
+
+def _tagged_rows(entries: Sequence[Any]) -> list[tuple[StreamRow, str | None]]:
+    """Rows as ``XREAD`` returns them, each with the epoch written into it (``None``: an
+    entry without the field).
+
+    Raises:
+        RemoteProtocolError: an entry is malformed.
+    """
+    tagged = []
+    try:
+        for entry_id, fields in entries:
+            values = _fields(fields)
+            epoch = values.get(_EPOCH_FIELD)
+            tagged.append((_row(entry_id, values), None if epoch is None else _text(epoch)))
+    except (TypeError, ValueError, KeyError) as error:
+        raise RemoteProtocolError(f"the store answered a wait with {entries!r}") from error
+    return tagged
 
 
 @attrs.frozen
@@ -458,9 +489,11 @@ class ReadRows:
 @attrs.frozen
 class WaitRows:
     """What the tail asks the store: wait (at most the tail's block timeout) until a row
-    after ``after`` exists, then read again (``XREAD BLOCK``)."""
+    after ``after`` exists, and answer the rows after it, at most ``count``, as they are
+    (``XREAD BLOCK``; no rows when the timeout passed)."""
 
     after: StreamId
+    count: int
 
 
 @attrs.frozen
@@ -496,7 +529,12 @@ class Follower:
 
     The adapter loops: carry out :meth:`next_request` (:class:`ReadRows`, :class:`WaitRows`
     or :class:`CreateLog`), feed the answer to :meth:`on_read`, :meth:`on_woken` or
-    :meth:`on_created`, and apply the :class:`TailStep` returned. A request that failed
+    :meth:`on_created`, and apply the :class:`TailStep` returned. Up to date, each new
+    event costs one request: the rows a :class:`WaitRows` returns carry the epoch they were
+    appended in, and are handed over at once when they are of the epoch followed and start
+    right after the last event handed over; anything else is read again with
+    :class:`ReadRows` (the log's epoch and newest id, atomically), which decides. A request
+    that failed
     (the store unreachable) is simply asked again after a backoff: the follower's place is
     only moved by answers, so it catches up from the last event it handed over.
 
@@ -538,11 +576,40 @@ class Follower:
             return ReadRows("-", self._count)
         if self._has_more:
             return ReadRows(f"({self._last}", self._count)
-        return WaitRows(self._last)
+        return WaitRows(self._last, self._count)
 
-    def on_woken(self) -> None:
-        """A :class:`WaitRows` returned (rows came, or its timeout passed): read next."""
-        self._has_more = True
+    def on_woken(self, entries: Sequence[Any] = ()) -> TailStep:
+        """A :class:`WaitRows` returned ``entries``: the rows after its id, each
+        ``(stream id, fields)`` (the fields a mapping or a flat ``[name, value, ...]`` list),
+        none when its timeout passed.
+
+        Rows that each carry the epoch followed and start right after the last event handed
+        over are handed over (the next request waits again). Otherwise the next request
+        reads with :class:`ReadRows`, whose answer decides: no rows (the timeout: the log
+        may have been wiped or deleted meanwhile, and a read says so within the wait's
+        timeout), a row without the epoch (appended by an older sse_core), of another epoch
+        (the log was wiped and made again), or after a hole (events trimmed before the tail
+        read them).
+
+        Raises:
+            RemoteProtocolError: an entry is malformed.
+        """
+        tagged = _tagged_rows(entries)
+        epoch, last = self._epoch, self._last
+        if (
+            not tagged
+            or epoch is None
+            or last is None
+            or self._is_missing
+            or tagged[0][0].at.n != last.n + 1
+            or any(tag != epoch for _, tag in tagged)
+        ):
+            self._has_more = True
+            return _NOTHING
+        self._last = tagged[-1][0].at
+        return TailStep(events=tuple(
+            stored_event(epoch, row.at, row.event, row.data) for row, _ in tagged
+        ))
 
     def on_created(self) -> None:
         """The store carried out :class:`CreateLog`: read the new log from its start."""

@@ -3,8 +3,11 @@
 Redis runs a script alone, so every publisher sees one order of appends and one epoch. Keys:
 ``KEYS[1]`` the stream, ``KEYS[2]`` a hash beside it with ``epoch`` (the log's epoch),
 ``last`` (the last stream id given, ``0-0`` before the first) and ``bytes`` (the encoded
-bytes kept). Each stream entry holds ``s`` (its encoded size without the ``id:`` line),
-``e`` (the event type) and ``d`` (the data). The ids and the verdicts are read in Python
+bytes kept). Each stream entry holds ``s`` (its encoded size without the ``id:`` line,
+first: ``trim`` reads it there), ``e`` (the event type), ``d`` (the data) and ``epoch``
+(the log's epoch when it was appended, so that the rows a tail's ``XREAD`` returns can be
+checked without a second call; entries written before sse_core had it lack it, and a tail
+reads those through ``READ``). The ids and the verdicts are read in Python
 (``sse_core/_stream_log.py``); the scripts only number, store, trim and read.
 
 A log is intact when both keys exist. Otherwise (a wiped Redis, a restart without
@@ -87,7 +90,7 @@ local epoch = ensure(ARGV[1])
 local last_ms, last_n = string.match(redis.call('HGET', meta, 'last'), '^(%d+)-(%d+)$')
 local ms = math.max(now_ms(), tonumber(last_ms))
 local id = string.format('%d-%d', ms, tonumber(last_n) + 1)
-redis.call('XADD', stream, id, 's', ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
+redis.call('XADD', stream, id, 's', ARGV[2], 'e', ARGV[3], 'd', ARGV[4], 'epoch', epoch)
 redis.call('HSET', meta, 'last', id)
 redis.call('HINCRBY', meta, 'bytes', tonumber(ARGV[2]) + 6 + #epoch + #id)
 trim(epoch, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))

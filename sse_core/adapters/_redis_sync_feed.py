@@ -20,7 +20,7 @@ from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import CreateLog, ReadRows, TailStep, WaitRows, covers
 from .._validators import instance_of
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
-from ._redis_tail import TailConfig, TailFeed
+from ._redis_tail import TailConfig, TailFeed, woken_entries
 
 __all__ = ["SyncRedisFeed", "SyncRedisLog"]
 
@@ -289,9 +289,9 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
             _ = log.position
             follower.on_created()
             return None
+        streams, count, block = self._xread_args(request)
         try:
-            self._client.xread({self._key: str(request.after)}, count=1, block=self._block_ms)
+            reply = self._client.xread(streams, count=count, block=block)
         except redis.exceptions.RedisError as error:
             raise LogUnavailableError("wait", f"{type(error).__name__}: {error}") from error
-        follower.on_woken()
-        return None
+        return follower.on_woken(woken_entries(reply))

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from .._backoff import Backoff, BackoffConfig, BackoffState, Reconnect
-from .._errors import InvalidConfigError
+from .._errors import InvalidConfigError, RemoteProtocolError
 from .._replay import ReplayConfig
-from .._stream_log import Follower, StreamMirror, TailStep
+from .._stream_log import Follower, StreamMirror, TailStep, WaitRows
 from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT
@@ -113,6 +113,28 @@ class TailState:
             self.on_step(step)
 
 
+def woken_entries(reply: Any) -> Sequence[Any]:
+    """The entries of the one stream an ``XREAD`` asked for, in each shape redis-py hands
+    them over: ``[[key, entries]]`` (RESP2), ``{key: entries}`` or ``{key: [entries]}``
+    (RESP3, by version); nothing (``None``, ``[]``, ``{}``) when its timeout passed.
+
+    Raises:
+        RemoteProtocolError: the reply is of none of these shapes.
+    """
+    if not reply:
+        return ()
+    try:
+        streams = list(reply.values()) if isinstance(reply, Mapping) else [
+            entries for _, entries in reply
+        ]
+        (entries,) = streams
+        if entries and not isinstance(entries[0][0], (bytes, str)):
+            (entries,) = entries  # RESP3 wraps the entries in one more list
+    except (TypeError, ValueError, IndexError) as error:
+        raise RemoteProtocolError(f"Redis answered XREAD with {reply!r}") from error
+    return entries  # type: ignore[no-any-return]
+
+
 class TailFeed(Generic[_Client, _Log]):
     """What :class:`RedisFeed` and :class:`SyncRedisFeed` share: their client, log and
     tail's state, set up by :meth:`_set_up`."""
@@ -127,6 +149,10 @@ class TailFeed(Generic[_Client, _Log]):
         self._state = TailState(key, log.config, tail.read_count, tail.backoff, rng)
         self._block_ms = max(1, round(tail.block_timeout * 1000))
         self._catch_up_timeout = tail.catch_up_timeout
+
+    def _xread_args(self, request: WaitRows) -> tuple[dict[Any, Any], int, int]:
+        """``XREAD``'s streams, count and block (ms) for ``request``."""
+        return {self._key: str(request.after)}, request.count, self._block_ms
 
     @property
     def client(self) -> _Client:

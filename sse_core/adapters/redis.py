@@ -49,7 +49,7 @@ from . import _redis_tail
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 from ._redis_sync_feed import SyncRedisFeed, SyncRedisLog
-from ._redis_tail import TailConfig, TailFeed
+from ._redis_tail import TailConfig, TailFeed, woken_entries
 
 if TYPE_CHECKING:
     from ._redis_trio_feed import TrioRedisFeed
@@ -365,14 +365,12 @@ class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
             await self._log.position()
             follower.on_created()
             return None
+        streams, count, block = self._xread_args(request)
         try:
-            await self._client.xread(
-                {self._key: str(request.after)}, count=1, block=self._block_ms
-            )
+            reply = await self._client.xread(streams, count=count, block=block)
         except redis.exceptions.RedisError as error:
             raise LogUnavailableError("wait", f"{type(error).__name__}: {error}") from error
-        follower.on_woken()
-        return None
+        return follower.on_woken(woken_entries(reply))
 
 
 #: What a channel name may hold: letters, digits and ``_ . : -`` (it becomes part of a key

@@ -1,5 +1,7 @@
 """A redis-server of the test's own, for the shared log's tests (started on a free loopback
-port in a temporary directory, with or without AOF, stopped by PID)."""
+port in a temporary directory, with or without AOF, stopped by PID) -- or a valkey-server,
+the fork of Redis that speaks its protocol, started the same way (``each_server`` and
+``each_plain`` run a test against both)."""
 
 from __future__ import annotations
 
@@ -35,37 +37,65 @@ def run(scenario: Callable[[], Awaitable[None]], timeout: float = TIMEOUT) -> No
     asyncio.run(bounded())
 
 
-@pytest.fixture(params=[False, True], ids=["no-persistence", "aof"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server without persistence, and one with AOF (``appendfsync always``)."""
-    made = RedisServer(tmp_path, aof=request.param)
+#: The servers the shared log is tested on: Redis, and Valkey (a fork of Redis 7.2 that
+#: speaks the same protocol; Debian ships it in bookworm-backports).
+PROGRAMS = ("redis-server", "valkey-server")
+
+
+def _started(directory: Path, *, aof: bool, program: str) -> Iterator[RedisServer]:
+    made = RedisServer(directory, aof=aof, program=program)
     made.start()
     try:
         yield made
     finally:
         made.stop()
+
+
+@pytest.fixture(params=[False, True], ids=["no-persistence", "aof"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server without persistence, and one with AOF (``appendfsync always``)."""
+    yield from _started(tmp_path, aof=request.param, program="redis-server")
 
 
 @pytest.fixture
 def plain(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server without persistence."""
-    made = RedisServer(tmp_path, aof=False)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.stop()
+    yield from _started(tmp_path, aof=False, program="redis-server")
+
+
+@pytest.fixture(
+    params=[(program, aof) for program in PROGRAMS for aof in (False, True)],
+    ids=[f"{program.split('-')[0]}-{kind}" for program in PROGRAMS
+         for kind in ("no-persistence", "aof")],
+)
+def each_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """``server`` on a redis-server, then on a valkey-server."""
+    program, aof = request.param
+    yield from _started(tmp_path, aof=aof, program=program)
+
+
+@pytest.fixture(params=PROGRAMS, ids=[program.split("-")[0] for program in PROGRAMS])
+def each_plain(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """``plain`` on a redis-server, then on a valkey-server."""
+    yield from _started(tmp_path, aof=False, program=request.param)
 
 
 class RedisServer:
-    """A redis-server of the test's own: a free loopback port, its own directory."""
+    """A redis-server of the test's own: a free loopback port, its own directory.
 
-    def __init__(self, directory: Path, *, aof: bool) -> None:
-        binary = shutil.which("redis-server")
+    Args:
+        directory: Where it keeps its files (and its log, ``redis.log``).
+        aof: Whether it keeps an append-only file (``appendfsync always``).
+        program: ``redis-server``, or ``valkey-server`` (which takes the same options).
+    """
+
+    def __init__(self, directory: Path, *, aof: bool, program: str = "redis-server") -> None:
+        binary = shutil.which(program)
         if binary is None:
             if os.environ.get("SSE_CORE_REQUIRE_PEERS", "") not in ("", "0"):
-                raise AssertionError("redis-server is missing: run .ci/peers.sh")
-            pytest.skip("redis-server is missing (.ci/peers.sh installs it)")
+                raise AssertionError(f"{program} is missing: run .ci/peers.sh")
+            pytest.skip(f"{program} is missing (.ci/peers.sh installs it)")
+        self.program = program
         self.binary = binary
         self.directory = directory
         self.aof = aof
@@ -74,6 +104,7 @@ class RedisServer:
             self.port = probe.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.version = ""  # its name and version, once started ("valkey 8.0.1")
 
     def start(self) -> None:
         """Start it and wait until it answers PING (after loading its AOF)."""
@@ -92,6 +123,7 @@ class RedisServer:
                 assert self.process.poll() is None, (self.directory / "redis.log").read_text()
                 try:
                     if client.ping():
+                        self._check_kind(client.info("server"))
                         return
                 except redis.exceptions.RedisError:
                     pass
@@ -99,6 +131,13 @@ class RedisServer:
                 time.sleep(0.05)
         finally:
             client.close()
+
+    def _check_kind(self, info: dict[str, Any]) -> None:
+        """Make sure the server is the one asked for (a ``redis-server`` that is Valkey under
+        Redis's name, say, would leave Redis untested); keep its name and version."""
+        name = info.get("server_name", "redis")
+        assert name == self.program.split("-")[0], f"{self.binary} is {name}: {info}"
+        self.version = f"{name} {info.get(f'{name}_version')}"
 
     def stop(self) -> None:
         """SIGTERM (Redis shuts down cleanly), SIGKILL if it does not exit."""

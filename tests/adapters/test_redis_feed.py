@@ -28,8 +28,10 @@ from sse_core.state import GAP_EVENT_TYPE, POSITION_EVENT_TYPE, LogUnavailableEr
 from tests.adapters import redis_support
 from tests.adapters.redis_support import RedisServer, StreamReader, redis, run
 
-#: Redis servers of the test's own: with and without AOF (``server``), without (``plain``).
+#: Redis servers of the test's own: with and without AOF (``server``), without (``plain``);
+#: ``each_server`` and ``each_plain`` run the test on a valkey-server too.
 server, plain = redis_support.server, redis_support.plain
+each_server, each_plain = redis_support.each_server, redis_support.each_plain
 
 redis_feed = pytest.importorskip("sse_core.adapters.redis")
 RedisFeed = redis_feed.RedisFeed
@@ -67,14 +69,15 @@ async def worker(feed: Any, **kwargs: Any) -> AsyncIterator[EventStreamServer]:
 
 
 def test_every_worker_delivers_every_event_in_order_and_a_client_resumes_on_another(
-    plain: RedisServer,
+    each_plain: RedisServer,
 ) -> None:
     """Two servers, each with its own feed on one Redis stream: events published through
     either reach the clients of both, in the log's order, once; a client that moves from
-    one worker to the other with its Last-Event-ID gets exactly the events it missed."""
+    one worker to the other with its Last-Event-ID gets exactly the events it missed
+    (on Redis, and on Valkey)."""
 
     async def scenario() -> None:
-        feed_a, feed_b = feed_of(plain), feed_of(plain)
+        feed_a, feed_b = feed_of(each_plain), feed_of(each_plain)
         async with worker(feed_a) as a, worker(feed_b) as b:
             on_a = await StreamReader.open(a.address)
             on_b = await StreamReader.open(b.address)
@@ -154,13 +157,14 @@ async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 
 
 
 def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
-    server: RedisServer,
+    each_server: RedisServer,
 ) -> None:
     """Redis killed while a client streams: publishing raises LogUnavailableError (nothing
     acknowledged), the client keeps its connection and its heartbeats, the tail backs off.
     Redis started again: with AOF the tail catches up from its last id and the client gets
     every event published afterwards, no gap; without persistence the client's stream ends
-    and its resume gets the explicit gap signal, never a silent loss."""
+    and its resume gets the explicit gap signal, never a silent loss (Valkey alike)."""
+    server = each_server
 
     async def scenario() -> None:
         feed = RedisFeed(retrying_client(server), "sse:down", tail=FAST)

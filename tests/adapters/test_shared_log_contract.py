@@ -2,7 +2,9 @@
 
 Every test in the first part runs against the in-memory log (through a thin awaitable view),
 a ``RedisLog`` on a redis-server without persistence and one with AOF (``appendfsync
-always``), and a ``SyncRedisLog`` (the blocking client, called from threads).
+always``), a ``SyncRedisLog`` (the blocking client, called from threads), and a ``RedisLog``
+on a valkey-server (the fork of Redis that speaks its protocol; its restarts, with and
+without AOF, are in the second part).
 Each Redis instance is started by the test, on a free loopback port in its own temporary
 directory, and stopped by PID. The second part holds what only a log in another server can
 meet: restarts with and without AOF, deleted keys, a failover that lost events, Redis
@@ -103,7 +105,8 @@ class Harness:
         self._wipes = 0
         self.memory = ReplayLog()
         if kind != "memory":
-            self.server = RedisServer(directory, aof=kind == "redis-aof")
+            program = "valkey-server" if kind == "valkey" else "redis-server"
+            self.server = RedisServer(directory, aof=kind == "redis-aof", program=program)
             self.server.start()
 
     def _memory(self) -> SharedLog:
@@ -161,7 +164,7 @@ class Harness:
                 await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis", "redis-aof", "redis-sync"])
+@pytest.fixture(params=["memory", "redis", "redis-aof", "redis-sync", "valkey"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """Each kind of log, its Redis (if any) started for the test and stopped after."""
     made = Harness(request.param, tmp_path)
@@ -414,16 +417,17 @@ def test_now_going_backwards_is_refused(harness: Harness) -> None:
 
 # -- what only a log in another server meets -------------------------------------------------
 
-#: A redis-server without persistence, and one with AOF.
-server = redis_support.server
+#: A redis-server without persistence, and one with AOF; ``each_server``: and on Valkey.
+server, each_server = redis_support.server, redis_support.each_server
 
 
 def test_a_restart_keeps_the_epoch_with_aof_and_starts_a_new_one_without(
-    server: RedisServer,
+    each_server: RedisServer,
 ) -> None:
     """Redis killed (SIGKILL) and started again: with AOF the log is intact -- same epoch,
     every acknowledged event there, clients resume exactly; without persistence every old id
-    is UnknownId (the explicit gap), even once new events are appended."""
+    is UnknownId (the explicit gap), even once new events are appended. Valkey alike."""
+    server = each_server
 
     async def scenario() -> None:
         # A pooled connection is dead after the restart: the client retries once on a new one.

@@ -23,6 +23,7 @@ from sse_core._stream_log import (
     ReadRows,
     StreamId,
     StreamMirror,
+    TailStep,
     WaitRows,
     appended,
     covers,
@@ -278,12 +279,35 @@ class EpochStore(Store):
         self.epoch = EPOCH
         self.exists = True
         self.created = 0  # logs created by CreateLog
+        self.tags: dict[StreamId, str | None] = {}  # the epoch each row carries
+        self.is_tagging = True  # False: rows as an older sse_core appends them
+        self.reads = 0  # ReadRows answered
+
+    def append(self, data: str, ms: int) -> StreamId:
+        at = super().append(data, ms)
+        self.tags[at] = self.epoch if self.is_tagging else None
+        return at
 
     def wipe(self, epoch: str) -> None:
         self.rows, self.last, self.epoch, self.exists = [], START, epoch, True
 
+    def xread(self, after: StreamId, count: int) -> list[Any]:
+        """``XREAD``'s entries after ``after`` as redis-py hands them over (fields in a
+        mapping, ``epoch`` among them when the row carries one)."""
+        entries = []
+        for at, event, data in [row for row in self.rows if row[0] > after][:count] if (
+            self.exists
+        ) else []:
+            fields = {b"s": b"0", b"e": event.encode(), b"d": data.encode()}
+            tag = self.tags.get(at)
+            if tag is not None:
+                fields[b"epoch"] = tag.encode()
+            entries.append((str(at).encode(), fields))
+        return entries
+
     def read_from(self, start: str, count: int) -> list[Any]:
         """The READ script's reply to a :class:`ReadRows`."""
+        self.reads += 1
         if not self.exists:
             return []
         after = None if start == "-" else parse_stream_id(start[1:])
@@ -299,20 +323,21 @@ def follow(follower: Follower, mirror: StreamMirror, store: EpochStore, now: flo
     has_waited = False
     for _ in range(1000):
         request = follower.next_request()
-        if isinstance(request, WaitRows):
-            # XREAD BLOCK returns when rows come after the id, or at its timeout: both wake
-            # the follower, which reads again (and sees a wiped or deleted log).
-            if has_waited and not any(row[0] > request.after for row in store.rows):
-                return gaps
-            has_waited = True
-            follower.on_woken()
-            continue
         if isinstance(request, CreateLog):
             store.wipe(f"new{store.created}")
             store.created += 1
             follower.on_created()
             continue
-        step = follower.on_read(store.read_from(request.start, request.count))
+        if isinstance(request, WaitRows):
+            # XREAD BLOCK returns the rows after the id, or nothing at its timeout (the
+            # follower then reads, and sees a wiped or deleted log).
+            entries = store.xread(request.after, request.count)
+            if has_waited and not entries:
+                return gaps
+            has_waited = has_waited or not entries
+            step = follower.on_woken(entries)
+        else:
+            step = follower.on_read(store.read_from(request.start, request.count))
         if step.restart is not None:
             mirror.restart(*step.restart)
         if step.gap is not None:
@@ -325,22 +350,26 @@ def follow(follower: Follower, mirror: StreamMirror, store: EpochStore, now: flo
 @given(
     max_events=st.integers(min_value=1, max_value=5),
     count=st.integers(min_value=1, max_value=4),
-    plan=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=12),
+    plan=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=4), st.booleans()), min_size=1,
+        max_size=12,
+    ),
 )
 def test_a_mirror_fed_by_the_follower_answers_every_resume_as_the_store(
-    max_events: int, count: int, plan: list[int]
+    max_events: int, count: int, plan: list[tuple[int, bool]]
 ) -> None:
-    """Appends in bursts (some longer than the retention: the tail finds them trimmed) with
-    the tail catching up after each: the follower hands over every event the store still
-    has, in order, once, reports ``trimmed`` exactly when events went before it read them,
-    and the mirror answers every resume (start, each id issued, a forged one) as the store's
-    own verdict does."""
+    """Appends in bursts (some longer than the retention: the tail finds them trimmed; some
+    of rows without their epoch, as an older sse_core appends them) with the tail catching
+    up after each: the follower hands over every event the store still has, in order, once,
+    reports ``trimmed`` exactly when events went before it read them, and the mirror answers
+    every resume (start, each id issued, a forged one) as the store's own verdict does."""
     store = EpochStore(max_events)
     follower, mirror = Follower(read_count=count), StreamMirror(ReplayConfig(max_events=max_events))
     issued = [log_id(EPOCH, START)]
     follow(follower, mirror, store, 1.0)
     handed: list[int] = []
-    for burst in plan:
+    for burst, is_tagging in plan:
+        store.is_tagging = is_tagging
         before = store.last.n
         for i in range(burst):
             issued.append(log_id(EPOCH, store.append(f"e{before + i}", 1000 + before + i)))
@@ -395,10 +424,81 @@ def test_the_follower_waits_when_up_to_date_and_reads_again_when_woken() -> None
     follow(follower, mirror, store, 1.0)
     at = store.append("a", 1000)
     follow(follower, mirror, store, 1.0)
-    assert follower.next_request() == WaitRows(at)
-    assert follower.next_request() == WaitRows(at)  # nothing moves without an answer
-    follower.on_woken()
+    assert follower.next_request() == WaitRows(at, 5)
+    assert follower.next_request() == WaitRows(at, 5)  # nothing moves without an answer
+    assert follower.on_woken() == TailStep()  # the wait's timeout: read again
     assert follower.next_request() == ReadRows(f"({at}", 5)
+
+
+def test_rows_a_wait_returns_are_handed_over_without_a_read() -> None:
+    """Up to date, each event costs the tail one request: the rows ``XREAD`` returns carry
+    their epoch, start right after the last event handed over, and are handed over at once,
+    in order; the follower then waits again after the newest (no :class:`ReadRows`)."""
+    store = EpochStore(10)
+    follower, mirror = Follower(read_count=5), StreamMirror()
+    follow(follower, mirror, store, 1.0)
+    first = store.append("a", 1000)
+    follow(follower, mirror, store, 1.0)
+    ids = [store.append(data, 1001) for data in ("b", "c")]
+    request = follower.next_request()
+    assert request == WaitRows(first, 5)
+    step = follower.on_woken(store.xread(request.after, request.count))
+    assert step.restart is None and step.gap is None
+    assert [s.id for s in step.events] == [log_id(EPOCH, at) for at in ids]
+    assert [s.event.data for s in step.events] == ["b", "c"]
+    assert follower.next_request() == WaitRows(ids[-1], 5)
+    reads, handed = store.reads, []
+    for i in range(20):  # one event at a time, as a live tail meets them
+        store.append(f"e{i}", 1002 + i)
+        request = follower.next_request()
+        assert isinstance(request, WaitRows)
+        handed += follower.on_woken(store.xread(request.after, request.count)).events
+    assert store.reads == reads
+    assert [s.event.data for s in handed] == [f"e{i}" for i in range(20)]
+
+
+@pytest.mark.parametrize("change", ["untagged", "epoch", "trimmed"])
+def test_rows_a_wait_cannot_vouch_for_are_read_again(change: str) -> None:
+    """Rows without their epoch (appended by an older sse_core), of another epoch (the log
+    was wiped and made again: even numbered right after the last event seen), or after a
+    hole (events trimmed before the tail saw them) are not handed over as they came: the
+    follower reads, and the read decides (the events, or the gap)."""
+    store = EpochStore(3)
+    follower, mirror = Follower(read_count=5), StreamMirror(ReplayConfig(max_events=3))
+    follow(follower, mirror, store, 1.0)
+    last = store.append("a", 1000)
+    follow(follower, mirror, store, 1.0)
+    if change == "untagged":
+        store.is_tagging = False
+        store.append("b", 1001)
+    elif change == "epoch":
+        store.wipe("other")
+        store.last = last  # numbered on from the old log's last id
+        store.append("b", 1001)
+    else:
+        for data in "bcde":
+            store.append(data, 1001)
+    request = follower.next_request()
+    assert isinstance(request, WaitRows)
+    entries = store.xread(request.after, request.count)
+    assert entries and follower.on_woken(entries) == TailStep()
+    assert follower.next_request() == ReadRows(f"({last}", 5)
+    gaps = follow(follower, mirror, store, 1.0)
+    assert gaps == {"untagged": [], "epoch": ["epoch"], "trimmed": ["trimmed"]}[change]
+    assert [s.event.data for s in mirror.events()] == {
+        "untagged": ["a", "b"], "epoch": ["b"], "trimmed": ["c", "d", "e"]
+    }[change]
+    assert mirror.epoch == ("other" if change == "epoch" else EPOCH)
+
+
+def test_a_malformed_wait_answer_is_a_remote_error() -> None:
+    """Rows without the event's fields, or not pairs, are the store's fault."""
+    follower = Follower(read_count=2)
+    follower.on_read([EPOCH.encode(), b"0-0", []])
+    with pytest.raises(RemoteProtocolError):
+        follower.on_woken([(b"1-1", {b"epoch": EPOCH.encode()})])
+    with pytest.raises(RemoteProtocolError):
+        follower.on_woken([b"1-1"])
 
 
 def test_the_mirror_refuses_what_the_store_would_not_give_and_waits_for_newer_ids() -> None:
