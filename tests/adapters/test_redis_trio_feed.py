@@ -57,6 +57,7 @@ TrioRedisFeed = redis_feed.TrioRedisFeed
 
 #: Redis servers of the test's own: with and without AOF (``server``), without (``plain``).
 server, plain = redis_support.server, redis_support.plain
+each_server, each_plain = redis_support.each_server, redis_support.each_plain
 
 _T = TypeVar("_T")
 #: What names the thread of a running tail's request (trio names a worker thread after the
@@ -173,11 +174,13 @@ def kind(request: pytest.FixtureRequest) -> Kind:
 
 
 def test_two_workers_deliver_every_event_once_in_order_and_a_client_moves(
-    plain: RedisServer, kind: Kind
+    each_plain: RedisServer, kind: Kind
 ) -> None:
     """Two servers, each with its own feed on one Redis stream: events published through
     either (to Redis) reach the clients of both, in the log's order, once; a client that
-    moves to the other worker with its Last-Event-ID gets exactly the events it missed."""
+    moves to the other worker with its Last-Event-ID gets exactly the events it missed
+    (on Redis, and on Valkey)."""
+    plain = each_plain
 
     async def scenario() -> None:
         with kind.worker(kind.feed_of(plain)) as a, kind.worker(kind.feed_of(plain)) as b:
@@ -231,13 +234,15 @@ def test_a_trio_feed_serves_one_server_and_the_trio_server_takes_no_asyncio_feed
 
 
 def test_redis_down_keeps_streams_and_heartbeats_and_a_restart_resumes_or_gaps(
-    server: RedisServer, kind: Kind
+    each_server: RedisServer, kind: Kind
 ) -> None:
     """Redis killed while a client streams: publishing raises LogUnavailableError (nothing
     acknowledged), the client keeps its connection and its heartbeats, the tail backs off.
     Redis started again: with AOF the tail catches up and the client gets every event
     published afterwards, no gap; without persistence its stream ends and its resume gets
-    the explicit gap signal at once (Redis never issued that id in its new epoch)."""
+    the explicit gap signal at once (Redis never issued that id in its new epoch). Valkey
+    alike."""
+    server = each_server
 
     async def scenario() -> None:
         feed = kind.feed_of(server, "sse:down")
