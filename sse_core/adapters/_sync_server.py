@@ -575,8 +575,14 @@ class EventStreamServer(ServerBase):
             return
         number = next(_TIMER_NUMBERS)
         client.timer, client.timer_at = number, deadline
+        heapq.heappush(self._timers, (deadline, number, client))
+        self._bound_timers()
+
+    def _bound_timers(self) -> None:
+        """Keep the heap's stale entries in proportion to the clients: rebuilt from the
+        live ones (at most one a client) once there are more (amortized: it then takes
+        as many pushes or closes again)."""
         timers = self._timers
-        heapq.heappush(timers, (deadline, number, client))
         if len(timers) > _MAX_TIMERS_PER_CLIENT * len(self._clients) + 64:
             self._timers = [entry for entry in timers if entry[2].timer == entry[1]]
             heapq.heapify(self._timers)
@@ -806,6 +812,7 @@ class EventStreamServer(ServerBase):
         self._clients.pop(id(client), None)
         self._feed_waits.pop(id(client), None)
         client.timer = None
+        self._bound_timers()
         if client.subscriber is not None:
             self._ready.pop(client.subscriber, None)
             if is_send_timeout(error):
