@@ -143,19 +143,18 @@ def test_heartbeats_of_many_clients_go_out_on_time(
         start = time.monotonic()
         for sock in socks:
             sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, sock)
             last[sock] = start
         try:
             while (now := time.monotonic()) < start + watched:
                 for key, _ in selector.select(0.1):
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
-                    data = sock.recv(65536)
+                    ready: socket.socket = key.data
+                    data = ready.recv(65536)
                     assert data, "the stream ended"
-                    beats[sock] += data.count(b":\n\n")
+                    beats[ready] += data.count(b":\n\n")
                     now = time.monotonic()
-                    longest = max(longest, now - last[sock])
-                    last[sock] = now
+                    longest = max(longest, now - last[ready])
+                    last[ready] = now
             longest = max(longest, *(now - at for at in last.values()))
         finally:
             selector.close()
