@@ -156,8 +156,12 @@ class EventStreamServer(ServerBase):
 
     One background thread serves every client with a :mod:`selectors` loop over
     non-blocking sockets: it accepts, reads each request, writes to a client when its socket
-    can take more, and sends heartbeats when they are due. :meth:`publish` may be called from
-    any thread: it queues the event under a lock and wakes the loop.
+    can take more, and sends heartbeats when they are due. A turn of the loop costs what is
+    due, not what is open: the clients' deadlines sit in a heap, and a wake-up serves only
+    the clients whose socket is ready, whose deadline came, or that a publish left something
+    to send. :meth:`publish` may be called from any thread: under a lock, it writes the event
+    (framed once) to every client that keeps up, and leaves the rest to the loop, which it
+    wakes.
 
     Memory per client is bounded. What a socket does not accept stays in a per-connection
     buffer, which is refilled from the client's :class:`~sse_core.state.Subscriber` queue only once
