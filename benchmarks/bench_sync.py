@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import itertools
 import json
+import math
 import os
 import shutil
 import statistics
@@ -42,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 if __package__:
@@ -99,8 +102,8 @@ def _serve(kind: str, heartbeat: float) -> None:
     asyncio.run(serve_asyncio())
 
 
-class _Server:
-    """A server's process, spoken to over its stdin and stdout."""
+class _Server(bench_load._Server):
+    """A server's process, spoken to over its stdin and stdout (as bench_load's are)."""
 
     def __init__(self, name: str, source: Path | None, heartbeat: float) -> None:
         kind = "sync" if name == BASELINE else name
@@ -113,33 +116,9 @@ class _Server:
         )
         self.port = int(self.read()["port"])
 
-    def read(self) -> dict[str, float]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the server process ended")
-        return json.loads(line)  # type: ignore[no-any-return]
-
-    def ask(self, command: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-
-    def stats(self) -> dict[str, float]:
-        self.ask("stats")
-        return self.read()
-
-    def stop(self) -> None:
-        try:
-            self.ask("quit")
-            self.process.wait(timeout=15)
-        except Exception:
-            self.process.kill()
-            self.process.wait()
-
 
 async def _connect_spread(
-    port: int, count: int, spread: float, latencies: list[float], done: Callable[[], None]
+    port: int, count: int, spread: float, latencies: list[float]
 ) -> list[bench_load._LoadClient]:
     """Connect ``count`` streams evenly over ``spread`` seconds (one heartbeat interval):
     their heartbeats then fall due apart, as those of clients that come at any time do,
@@ -156,12 +135,16 @@ async def _connect_spread(
         size = count * (batch + 1) // batches - count * batch // batches
         results = await asyncio.gather(*[
             loop.create_connection(
-                lambda: bench_load._LoadClient(request, latencies, done), "127.0.0.1", port
+                lambda: bench_load._LoadClient(request, latencies, _nothing), "127.0.0.1", port
             )
             for _ in range(size)
         ])
         clients.extend(protocol for _, protocol in results)
     return clients
+
+
+def _nothing() -> None:
+    """What a client does on each event it receives, besides noting its latency."""
 
 
 def _cpu(stats: dict[str, float]) -> float:
@@ -182,23 +165,13 @@ async def run_one(
     """Serve ``clients`` streams with the server ``name`` (from the source tree ``source``,
     for the baseline) and measure it; see the module's documentation."""
     server = _Server(name, source, heartbeat)
-    latencies: list[float] = []
-    expected = clients * events
-    all_in = asyncio.Event()
-    received = 0
-
-    def done() -> None:
-        nonlocal received
-        received += 1
-        if received >= expected:
-            all_in.set()
-
+    latencies: list[float] = []  # one per event received, by any stream
     protocols: list[bench_load._LoadClient] = []
     try:
-        protocols = await _connect_spread(server.port, clients, heartbeat, latencies, done)
-        deadline = time.monotonic() + 120
+        protocols = await _connect_spread(server.port, clients, heartbeat, latencies)
+        give_up = time.monotonic() + 120
         while server.stats()["subscribers"] < clients:
-            if time.monotonic() > deadline:
+            if time.monotonic() > give_up:
                 raise RuntimeError(f"{name}: not every client was subscribed in time")
             await asyncio.sleep(0.2)
         await asyncio.sleep(min(1.0, idle))  # the connections settle
@@ -206,20 +179,19 @@ async def run_one(
         await asyncio.sleep(idle)
         idled, elapsed = server.stats(), time.monotonic() - started
         server.ask(f"publish {events} {rate} {size}")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(all_in.wait(), timeout=events / rate + 60)
         await asyncio.get_running_loop().run_in_executor(None, server.read)  # "published"
+        give_up = time.monotonic() + 60
+        while len(latencies) < clients * events and time.monotonic() < give_up:
+            await asyncio.sleep(0.05)
         after = server.stats()
     finally:
-        for protocol in protocols:
-            if protocol.transport is not None:
-                protocol.transport.abort()
         server.stop()
-    ordered = sorted(latencies)
-
-    def quantile(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
+        for transport in (protocol.transport for protocol in protocols):
+            if transport is not None:
+                transport.abort()
+    # The 99 cut points of the latencies: [49] is the median, [98] the 99th percentile.
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [math.nan] * 99
+    expected = clients * events
     per_1000 = 1000 * 1000 / expected if expected else float("nan")  # s of CPU -> ms/1,000
     return {
         "clients": clients,
@@ -229,8 +201,8 @@ async def run_one(
         "cpu_ms_per_1000": (_cpu(after) - _cpu(idled)) * per_1000,
         "user_ms_per_1000": (after["user"] - idled["user"]) * per_1000,
         "sys_ms_per_1000": (after["sys"] - idled["sys"]) * per_1000,
-        "p50_ms": quantile(0.50) * 1000,
-        "p99_ms": quantile(0.99) * 1000,
+        "p50_ms": cuts[49] * 1000,
+        "p99_ms": cuts[98] * 1000,
     }
 
 
@@ -263,9 +235,29 @@ def baseline_tree(baseline: str) -> Iterator[Path]:
         yield Path(directory)
 
 
-def _median(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Each figure's median over several runs of one server."""
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+def _load() -> str:
+    """The load averages (1, 5 and 15 minutes)."""
+    return " ".join(f"{average:.2f}" for average in os.getloadavg())
+
+
+def _workload(args: argparse.Namespace) -> str:
+    """What a run does, on which machine, under which load."""
+    return (
+        f"{args.clients} streams, heartbeat {args.heartbeat:g} s, idle {args.idle:g} s;"
+        f" {args.events} events of {args.size} B at {args.rate:g}/s; loopback,"
+        f" {os.cpu_count()} cores, load {_load()}\n"
+    )
+
+
+def _server_names(text: str) -> list[str]:
+    """The servers ``--servers`` names (comma-separated), each one of :data:`SERVERS`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SERVERS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown servers {unknown}; choose from {', '.join(SERVERS)}"
+        )
+    return names
 
 
 def _print_result(name: str, result: dict[str, float], heartbeat: float) -> None:
@@ -288,23 +280,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
     parser.add_argument("--size", type=int, default=100, help="bytes of data per event")
-    parser.add_argument("--servers", default=",".join(SERVERS),
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)  # a server's
+    parser.add_argument("--servers", type=_server_names, default=list(SERVERS),
                         help=f"comma-separated, of {', '.join(SERVERS)}")
     parser.add_argument("--baseline", metavar="DIR_OR_REV",
                         help="also run the blocking server of this source tree or git revision")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds (servers interleaved); the medians are reported")
-    parser.add_argument("--json", metavar="PATH", help="write the results to PATH as JSON")
-    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+                        help="rounds, the servers taking turns; each figure's median is shown")
     args = parser.parse_args(argv)
     bench_load._raise_fd_limit()
     if args.serve is not None:
         _serve(args.serve, args.heartbeat)
         return 0
-    names = [name.strip() for name in args.servers.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(SERVERS))
-    if unknown:
-        parser.error(f"unknown servers {unknown}; choose from {', '.join(SERVERS)}")
+    names: list[str] = args.servers
     with contextlib.ExitStack() as stack:
         source = None
         if args.baseline is not None:
@@ -313,29 +302,24 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as error:
                 parser.error(str(error))
             names.insert(names.index("sync") if "sync" in names else 0, BASELINE)
-        print(
-            f"{args.clients} streams, heartbeat {args.heartbeat:g} s, idle {args.idle:g} s;"
-            f" {args.events} events of {args.size} B at {args.rate:g}/s; loopback,"
-            f" {os.cpu_count()} cores, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
-        )
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-        for round_number in range(args.repeat):
-            if args.repeat > 1:
-                print(f"round {round_number + 1} of {args.repeat}", flush=True)
-            for name in names:  # interleaved: a change in the machine's load hits all alike
-                result = asyncio.run(run_one(
-                    name, args.clients, heartbeat=args.heartbeat, idle=args.idle,
-                    events=args.events, rate=args.rate, size=args.size,
-                    source=source if name == BASELINE else None,
-                ))
-                rounds[name].append(result)
-                _print_result(name, result, args.heartbeat)
-    results = {name: _median(runs) for name, runs in rounds.items()}
+        print(_workload(args), flush=True)
+        runs: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
+        # Interleaved: a change in the machine's load hits every server alike.
+        for turn, name in itertools.product(range(args.repeat), names):
+            if args.repeat > 1 and name == names[0]:
+                print(f"round {turn + 1} of {args.repeat}", flush=True)
+            runs[name].append(asyncio.run(run_one(
+                name, args.clients, heartbeat=args.heartbeat, idle=args.idle,
+                events=args.events, rate=args.rate, size=args.size,
+                source=source if name == BASELINE else None,
+            )))
+            _print_result(name, runs[name][-1], args.heartbeat)
+    results = {name: bench_load._median(runs[name]) for name in names}
     if args.repeat > 1:
         print(f"\nmedians of {args.repeat} rounds")
-        for name, result in results.items():
-            _print_result(name, result, args.heartbeat)
-    print(f"\nload after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for name in names:
+            _print_result(name, results[name], args.heartbeat)
+    print(f"\nload after: {_load()}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -339,13 +339,10 @@ class EventStreamServer(ServerBase):
         if self._sync_feed is not None:
             return self._sync_feed.publish(event)
         with self._lock:
-            return self._append(event)
-
-    def _publish_now(self, event: Event) -> StoredEvent:
-        return self._fan_out((event,))[0]
+            return self._fan_out((event,))[0]
 
     def _publish_events(self, events: Sequence[Event]) -> None:
-        self._fan_out(events)
+        self._fan_out(events)  # a step of the feed's tail (under the lock)
 
     def _fan_out(self, events: Sequence[Event]) -> Sequence[StoredEvent]:
         """Publish ``events`` and write them (under the lock, in the publisher's thread, or
@@ -353,9 +350,8 @@ class EventStreamServer(ServerBase):
         same framed bytes as every other, here, with one non-blocking send; what a socket
         does not take, and the streams and polls that have something else to send, are
         left to the loop (woken when there are any)."""
+        now, ready = self._clock(), self._ready
         wall_now = time.time() if self._config.is_send_time_stamped else None
-        now = self._clock()
-        ready = self._ready
         fanout = self._broadcaster.fan_out(events, now, ready, wall_now=wall_now)
         due = self._due
         if fanout.sent:

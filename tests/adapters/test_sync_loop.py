@@ -21,20 +21,10 @@ from sse_core import Event, ServerConfig
 from sse_core.adapters import ServerOptions
 from sse_core.adapters.sync import EventStreamServer
 from sse_core.state import Subscriber
+from tests.adapters.test_sync import read_head
 
 WATCHDOG = 20.0
 REQUEST = b"GET /events HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
-
-
-def read_head(sock: socket.socket) -> bytes:
-    """Read up to the end of an HTTP head (and whatever came with it) from a socket."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def open_streams(server: EventStreamServer, count: int) -> list[socket.socket]:
