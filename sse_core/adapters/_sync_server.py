@@ -12,11 +12,14 @@ whose channel the request names.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import selectors
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, cast
 
 from .._broadcast import Poller, Subscriber
@@ -59,6 +62,12 @@ _MAX_ACCEPTS = 64
 # any platform's IOV_MAX); more are joined into one.
 _MAX_PIECES = 64
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+# Numbers the timer entries of every server's heap (one sequence for all: a connection a
+# router hands over keeps no entry of the router's that could pass for one of its server's).
+_TIMER_NUMBERS = itertools.count()
+# The timer heap is rebuilt from its live entries once it holds more than this many per
+# connection (entries of connections gone, or superseded by an earlier deadline).
+_MAX_TIMERS_PER_CLIENT = 2
 
 
 class SyncLogFeed(Protocol):
@@ -110,8 +119,9 @@ def _drain(reader: socket.socket) -> None:
 class _Client:
     """One connection of an :class:`EventStreamServer` (used by its thread only)."""
 
-    __slots__ = ("deadline", "http", "interest", "is_done", "is_handshaking", "is_replay_held",
-                 "sock", "subscriber", "unsent", "waiting")
+    __slots__ = ("deadline", "error", "http", "interest", "is_done", "is_handshaking",
+                 "is_replay_held", "sock", "subscriber", "timer", "timer_at", "unsent",
+                 "waiting")
 
     def __init__(self, sock: socket.socket, deadline: float, is_handshaking: bool) -> None:
         self.sock: socket.socket | None = sock
@@ -128,6 +138,12 @@ class _Client:
         self.interest = _READ
         # A request waiting for the feed's tail (and its connection key), until `deadline`.
         self.waiting: tuple[IncomingRequest, str | None] | None = None
+        # The number of the client's live entry in the server's timer heap (the others are
+        # stale), and its instant: never later than when the client next has something due.
+        self.timer: int | None = None
+        self.timer_at = 0.0
+        # The error a publish's write met (the loop closes the connection with it).
+        self.error: OSError | None = None
 
 
 class EventStreamServer(ServerBase):
@@ -140,8 +156,12 @@ class EventStreamServer(ServerBase):
 
     One background thread serves every client with a :mod:`selectors` loop over
     non-blocking sockets: it accepts, reads each request, writes to a client when its socket
-    can take more, and sends heartbeats when they are due. :meth:`publish` may be called from
-    any thread: it queues the event under a lock and wakes the loop.
+    can take more, and sends heartbeats when they are due. A turn of the loop costs what is
+    due, not what is open: the clients' deadlines sit in a heap, and a wake-up serves only
+    the clients whose socket is ready, whose deadline came, or that a publish left something
+    to send. :meth:`publish` may be called from any thread: under a lock, it writes the event
+    (framed once) to every client that keeps up, and leaves the rest to the loop, which it
+    wakes.
 
     Memory per client is bounded. What a socket does not accept stays in a per-connection
     buffer, which is refilled from the client's :class:`~sse_core.state.Subscriber` queue only once
@@ -203,6 +223,18 @@ class EventStreamServer(ServerBase):
         self._close_deadline = 0.0
         # Connections a router read the request of and handed over (_adopt), for the loop.
         self._handed: list[tuple[_Client, IncomingRequest]] = []
+        # What one turn of the loop looks at, so that it costs what is due and not what is
+        # open: a heap of (instant, number, client) with a live entry per client no later
+        # than its next deadline (heartbeat, request_timeout, replay recheck or
+        # max_replay_time, the feed's catch-up wait); the clients that have something to do
+        # now (by id, in order); the streams and polls whose socket takes bytes (nothing
+        # unsent: a publish writes to them, Broadcaster.fan_out); the requests waiting for
+        # the feed's tail (looked at when the loop is woken).
+        self._timers: list[tuple[float, int, _Client]] = []
+        self._due: dict[int, _Client] = {}
+        self._ready: dict[Subscriber | Poller, _Client] = {}
+        self._feed_waits: dict[int, _Client] = {}
+        self._dropped_seen = 0  # broadcaster.dropped when the loop last looked
 
     @property
     def address(self) -> tuple[str, int]:
@@ -307,9 +339,57 @@ class EventStreamServer(ServerBase):
         if self._sync_feed is not None:
             return self._sync_feed.publish(event)
         with self._lock:
-            stored = self._append(event)
+            return self._fan_out((event,))[0]
+
+    def _publish_events(self, events: Sequence[Event]) -> None:
+        self._fan_out(events)  # a step of the feed's tail (under the lock)
+
+    def _fan_out(self, events: Sequence[Event]) -> Sequence[StoredEvent]:
+        """Publish ``events`` and write them (under the lock, in the publisher's thread, or
+        the feed's tail's): the fan-out's hot path. A stream that keeps up is written the
+        same framed bytes as every other, here, with one non-blocking send; what a socket
+        does not take, and the streams and polls that have something else to send, are
+        left to the loop (woken when there are any)."""
+        now, ready = self._clock(), self._ready
+        wall_now = time.time() if self._config.is_send_time_stamped else None
+        fanout = self._broadcaster.fan_out(events, now, ready, wall_now=wall_now)
+        due = self._due
+        if fanout.sent:
+            data = fanout.data
+            for subscriber in fanout.sent:
+                client = ready[subscriber]
+                frame = client.http.frame_shared(data)
+                sock = client.sock
+                assert sock is not None
+                try:
+                    sent = sock.send(frame)
+                except _WOULD_BLOCK:
+                    sent = 0
+                except OSError as error:  # the loop closes it (and counts a send timeout)
+                    client.error = error
+                    sent = 0
+                if sent < len(frame):
+                    client.unsent.append(frame[sent:] if sent else frame)
+                    del ready[subscriber]
+                    due[id(client)] = client
+        for waiting in fanout.queued:
+            client = ready[waiting]
+            due[id(client)] = client
+        self._note_dropped()
+        if due:
             self._wake_locked()
-        return stored
+        return fanout.stored
+
+    def _note_dropped(self) -> None:
+        """Have the loop let go of the streams the broadcaster dropped (they fell behind
+        the bound) since it last looked: at once, with a reset."""
+        dropped = self._broadcaster.dropped
+        if dropped != self._dropped_seen:
+            self._dropped_seen = dropped
+            for client in self._clients.values():
+                subscriber = client.subscriber
+                if subscriber is not None and subscriber.is_dropped:
+                    self._due[id(client)] = client
 
     def wait_for_subscribers(self, count: int = 1, *, timeout: float | None = None) -> bool:
         """Block until at least ``count`` clients are subscribed (their streams are open).
@@ -356,6 +436,7 @@ class EventStreamServer(ServerBase):
                 now = self._clock()
                 self._close_deadline = now + grace
                 self._broadcaster.close(now)
+                self._due.update(self._clients)  # every stream ends
                 self._wake_locked()
 
     def _finish_close(self) -> None:
@@ -385,7 +466,9 @@ class EventStreamServer(ServerBase):
             self._wake_writer.send(b"\0")
 
     def _wake_all(self) -> None:
-        self._wake_locked()  # the feed's tail holds the lock: the loop services everyone
+        # The feed's tail holds the lock (a gap ended every stream): the loop serves everyone.
+        self._due.update(self._clients)
+        self._wake_locked()
 
     def _serve(self) -> None:
         selector = self._selector
@@ -397,24 +480,31 @@ class EventStreamServer(ServerBase):
                 events = selector.select(timeout)
                 with self._lock:
                     now = self._clock()
+                    due = self._due
                     for key, mask in events:
                         if key.fileobj is self._listener:
                             self._accept(now)
                         elif key.fileobj is self._wake_reader:
                             _drain(self._wake_reader)
                             self._is_wake_pending = False
+                            due.update(self._feed_waits)  # the tail may have caught up
                         else:
                             client: _Client = key.data
                             if client.sock is not None:
                                 self._on_ready(client, mask, now)
+                                due[id(client)] = client
                     if self._handed:
                         self._take_handed(now)
                     if self._is_closing and self._listener is not None:
                         selector.unregister(self._listener)
                         self._listener.close()
                         self._listener = None
-                    for client in list(self._clients.values()):
-                        self._service(client, now)
+                    self._take_timers(now)
+                    self._due = {}
+                    for client in due.values():
+                        # Not one a router's loop handed over meanwhile, nor one gone.
+                        if client.sock is not None and self._clients.get(id(client)) is client:
+                            self._service(client, now)
                     if self._is_closing and (not self._clients or now >= self._close_deadline):
                         return
         finally:
@@ -443,22 +533,59 @@ class EventStreamServer(ServerBase):
             assert client.sock is not None
             self._clients[id(client)] = client
             client.interest = _READ
+            client.timer = None  # the router's entry, if any, is stale
             selector.register(client.sock, _READ, client)
             self._route(client, request, now)
+            self._due[id(client)] = client
 
     def _timeout(self, now: float) -> float | None:
-        deadlines: list[float] = [self._close_deadline] if self._is_closing else []
-        for client in self._clients.values():
-            if client.subscriber is None or client.is_done:
-                if client.deadline is not None:
-                    deadlines.append(client.deadline)
-            else:
-                deadline = client.subscriber.next_deadline()
-                if deadline is not None:
-                    deadlines.append(deadline)
-                if client.is_replay_held:
-                    deadlines.append(now + REPLAY_RECHECK_DELAY)
-        return max(0.0, min(deadlines) - now) if deadlines else None
+        """Seconds until the earliest live timer (or the end of the close's grace)."""
+        if self._due:
+            return 0.0
+        timers = self._timers
+        while timers and timers[0][2].timer != timers[0][1]:
+            heapq.heappop(timers)  # stale: superseded, or the client is gone
+        deadline = timers[0][0] if timers else None
+        if self._is_closing and (deadline is None or self._close_deadline < deadline):
+            deadline = self._close_deadline
+        return None if deadline is None else max(0.0, deadline - now)
+
+    def _take_timers(self, now: float) -> None:
+        """Have the loop serve every client whose timer is due."""
+        timers, due = self._timers, self._due
+        while timers and timers[0][0] <= now:
+            _, number, client = heapq.heappop(timers)
+            if client.timer == number:
+                client.timer = None
+                due[id(client)] = client
+
+    def _schedule(self, client: _Client, now: float) -> None:
+        """Keep a live timer entry no later than the client's next deadline (a later one
+        is left alone: it wakes the loop early, which then schedules the next)."""
+        subscriber = client.subscriber
+        if subscriber is None or client.is_done:
+            deadline = client.deadline
+        else:
+            deadline = subscriber.next_deadline()
+            if client.is_replay_held:
+                recheck = now + REPLAY_RECHECK_DELAY
+                if deadline is None or recheck < deadline:
+                    deadline = recheck
+        if deadline is None or (client.timer is not None and client.timer_at <= deadline):
+            return
+        number = next(_TIMER_NUMBERS)
+        client.timer, client.timer_at = number, deadline
+        heapq.heappush(self._timers, (deadline, number, client))
+        self._bound_timers()
+
+    def _bound_timers(self) -> None:
+        """Keep the heap's stale entries in proportion to the clients: rebuilt from the
+        live ones (at most one a client) once there are more (amortized: it then takes
+        as many pushes or closes again)."""
+        timers = self._timers
+        if len(timers) > _MAX_TIMERS_PER_CLIENT * len(self._clients) + 64:
+            self._timers = [entry for entry in timers if entry[2].timer == entry[1]]
+            heapq.heapify(self._timers)
 
     def _accept(self, now: float) -> None:
         listener, selector = self._listener, self._selector
@@ -484,6 +611,7 @@ class EventStreamServer(ServerBase):
             client = _Client(sock, deadline, is_handshaking=self._ssl_context is not None)
             self._clients[id(client)] = client
             selector.register(sock, _READ, client)
+            self._schedule(client, now)
 
     def _on_ready(self, client: _Client, mask: int, now: float) -> None:
         if client.is_handshaking:
@@ -546,6 +674,7 @@ class EventStreamServer(ServerBase):
         ):
             client.waiting = (request, key)
             client.deadline = now + self._sync_feed.catch_up_timeout
+            self._feed_waits[id(client)] = client
             last_event_id = self._requested_id(request.target, request.headers)
             if last_event_id:
                 self._sync_feed.ask(last_event_id)
@@ -566,10 +695,12 @@ class EventStreamServer(ServerBase):
         )
         if is_ready and not self._is_closing:
             client.waiting = None
+            del self._feed_waits[id(client)]
             client.deadline = None
             client.subscriber = self._subscribe(request.target, request.headers, now, key)
         elif self._is_closing or (client.deadline is not None and now >= client.deadline):
             client.waiting = None
+            del self._feed_waits[id(client)]
             self._reject(client, self._unavailable(), now)
 
     def _reject(self, client: _Client, refusal: Refusal, now: float) -> None:
@@ -580,7 +711,11 @@ class EventStreamServer(ServerBase):
         client.deadline = now + self._options.request_timeout  # to take the answer
 
     def _service(self, client: _Client, now: float) -> None:
-        """Carry out what is due for one client: timeouts, heartbeats, queued bytes."""
+        """Carry out what is due for one client (timeouts, heartbeats, queued bytes), then
+        set its timer, its interest and whether a publish writes to it."""
+        if client.error is not None:  # met by a publish's write
+            self._close_client(client, error=client.error)
+            return
         if client.waiting is not None:
             self._serve_waiting(client, now)
         subscriber = client.subscriber
@@ -632,6 +767,13 @@ class EventStreamServer(ServerBase):
         assert self._selector is not None
         if self._selector.get_key(client.sock).events != client.interest:
             self._selector.modify(client.sock, client.interest, client)
+        subscriber = client.subscriber
+        if subscriber is not None:
+            if client.unsent or client.is_done or client.is_handshaking:
+                self._ready.pop(subscriber, None)
+            else:
+                self._ready[subscriber] = client
+        self._schedule(client, now)
 
     def _send(self, client: _Client) -> None:
         sock = client.sock
@@ -668,7 +810,11 @@ class EventStreamServer(ServerBase):
         it: the kernel frees the connection and its unsent bytes at once). ``error`` is the
         socket's error that ended it, if any (the kernel's send timeout is counted)."""
         self._clients.pop(id(client), None)
+        self._feed_waits.pop(id(client), None)
+        client.timer = None
+        self._bound_timers()
         if client.subscriber is not None:
+            self._ready.pop(client.subscriber, None)
             if is_send_timeout(error):
                 self._note_send_timeout(client.subscriber)
             self._unsubscribe(client.subscriber)
@@ -705,6 +851,7 @@ class _Front(EventStreamServer):
             return
         server, request = routed
         del self._clients[id(client)]
+        client.timer = None
         self._selector.unregister(sock)
         if not server._adopt(client, request):
             self._clients[id(client)] = client
