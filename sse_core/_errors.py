@@ -37,6 +37,7 @@ __all__ = [
     "InvalidFieldError",
     "LimitExceeded",
     "LocalProtocolError",
+    "IdempotencyConflictError",
     "LogUnavailableError",
     "RemoteProtocolError",
     "SSEError",
@@ -195,6 +196,27 @@ class LogUnavailableError(RemoteProtocolError):
     def __init__(self, operation: str, reason: str) -> None:
         super().__init__(f"the shared event log's {operation} failed: {reason}")
         self.operation = operation
+
+
+class IdempotencyConflictError(LocalProtocolError):
+    """An append under an idempotency key that an earlier append, of another event, used.
+
+    A keyed append that a shared log already answered returns the first answer (the same
+    id) when it carries the same event; a different event under the same key is refused,
+    before anything is stored: the key names one event.
+
+    Attributes:
+        key: The idempotency key.
+        stored_id: The id of the event first appended under it.
+    """
+
+    def __init__(self, key: str, stored_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used for another event (stored as {stored_id!r});"
+            " a key names one event"
+        )
+        self.key = key
+        self.stored_id = stored_id
 
 
 class ClockError(LocalProtocolError, ValueError):
