@@ -78,22 +78,26 @@ class Logs:
 
     def __init__(
         self, kind: str, redis_server: RedisServer, *, url: str | None = None,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = 2.0, retries: int = 0,
     ) -> None:
         self.kind = kind
-        # No retry of its own, no HELLO (RESP2) nor CLIENT SETINFO on connect: the append
-        # is the connection's first command.
+        # ``retries`` of its own on a new connection after a timeout or a lost connection (0:
+        # none); no HELLO (RESP2) nor CLIENT SETINFO on connect: the append is the
+        # connection's first command.
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout, "protocol": 2, **NO_SETINFO,
+            "retry_on_error": [redis.exceptions.TimeoutError, redis.exceptions.ConnectionError],
         }
         url = redis_server.url if url is None else url
         if kind == "asyncio":
             self.client: Any = redis.asyncio.Redis.from_url(
-                url, retry=AsyncRetry(NoBackoff(), 0), **options
+                url, retry=AsyncRetry(NoBackoff(), retries), **options
             )
             self.log: Any = RedisLog(self.client, KEY)
         else:
-            self.client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+            self.client = redis.Redis.from_url(
+                url, retry=Retry(NoBackoff(), retries), **options
+            )
             self.log = SyncRedisLog(self.client, KEY)
 
     async def append(self, event: Event, key: str | None = None) -> Any:
@@ -347,6 +351,47 @@ def test_a_retry_after_a_real_timeout_stores_once_with_a_key_and_twice_without(
         await direct.close()
 
     run(scenario, TIMEOUT)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "unkeyed"])
+@KINDS
+def test_redis_pys_own_retry_stores_once_with_a_key_and_twice_without(
+    plain: RedisServer, kind: str, keyed: bool
+) -> None:
+    """A client that retries by itself after a timeout (redis-py's ``retry``, as
+    ``RedisChannels.from_url`` sets for lost connections) resends the append on a new
+    connection: the publisher sees one success, and without a key the event is stored
+    twice, silently; with a key, once (the retry resends the same key)."""
+
+    async def scenario() -> None:
+        direct = Logs(kind, plain)
+        await direct.append(Event(data="before"))  # Redis has the script
+        with ProxyThread(("127.0.0.1", plain.port)) as proxy:
+            host, port = proxy.address
+            logs = Logs(kind, plain, url=f"redis://{host}:{port}/0",
+                        socket_timeout=PUBLISHER_TIMEOUT, retries=1)
+            proxy.schedule(Delay(latency=LATE_BY))
+            stored = await logs.append(Event(data="once"), "k" if keyed else None)
+            assert proxy.stats.delays == 1 and proxy.stats.accepted == 2
+            await logs.close()
+        kept = [s.id for s in (await direct.oldest()).events if s.event.data == "once"]
+        assert stored.id == kept[-1]
+        assert len(kept) == (1 if keyed else 2)
+        await direct.close()
+
+    run(scenario, TIMEOUT)
+
+
+def test_the_cost_benchmark_runs(plain: RedisServer) -> None:
+    """benchmarks/bench_idempotent.py runs (a few appends per way, on a redis-server of its
+    own; ``plain`` only makes sure one is installed) and reports each way."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_idempotent", "--count", "50"],
+        cwd=DOCS.parent, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for way in ("unkeyed", "keyed, new key", "keyed, retry", "per remembered key"):
+        assert way in done.stdout
 
 
 def test_a_live_feed_delivers_a_retried_event_once(each_plain: RedisServer) -> None:
