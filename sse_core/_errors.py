@@ -185,7 +185,8 @@ class LogUnavailableError(RemoteProtocolError):
     Raised by a log's ``append`` when the server is unreachable, timed out or refused the
     command: the event is not acknowledged, so do not tell anyone it was published. (A
     timeout can come after the server stored it: publishing again may store it twice, and
-    readers then see it twice, under two ids.) Raised by ``resume``, ``oldest`` and
+    readers then see it twice, under two ids -- unless both appends carry the same
+    ``idempotency_key``.) Raised by ``resume``, ``oldest`` and
     ``position`` for the same causes; nothing was changed on the caller's side.
 
     Attributes:

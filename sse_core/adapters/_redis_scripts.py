@@ -10,6 +10,10 @@ checked without a second call; entries written before sse_core had it lack it, a
 reads those through ``READ``). The ids and the verdicts are read in Python
 (``sse_core/_stream_log.py``); the scripts only number, store, trim and read.
 
+An idempotent append takes a third key, ``KEYS[3]`` (``<stream>#once:<key>``, the
+publisher's key): a string ``<epoch> <stream id> <digest>`` written with the append and
+expiring after the window, so that a retry under the key finds the first answer.
+
 A log is intact when both keys exist. Otherwise (a wiped Redis, a restart without
 persistence, a deleted key) the next script starts a new epoch (``ARGV[1]``, drawn by the
 caller) over an empty stream, so that no old id matches a new event.

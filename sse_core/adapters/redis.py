@@ -45,9 +45,9 @@ from .._stream_log import (
     covers,
 )
 from .._validators import instance_of, positive_number
-from . import _redis_tail
+from . import _redis_log, _redis_tail
 from ._logging import server_log
-from ._redis_log import DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_READ_COUNT, Call, RedisLogBase
+from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 from ._redis_sync_feed import SyncRedisFeed, SyncRedisLog
 from ._redis_tail import TailConfig, TailFeed, woken_entries
 
@@ -78,6 +78,12 @@ def __getattr__(name: str) -> Any:
 
         return TrioRedisFeed
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: Seconds Redis remembers the answer to an append under an ``idempotency_key`` unless told
+#: otherwise (10 minutes): a publisher's retries of one event must fall within it.
+DEFAULT_IDEMPOTENCY_WINDOW = _redis_log.DEFAULT_IDEMPOTENCY_WINDOW
+
 
 class RedisLog(RedisLogBase):
     """Recent events of one stream, kept in Redis for every worker and host (asyncio).
@@ -219,10 +225,11 @@ class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
 
     When Redis is unreachable, :meth:`publish` raises
     :class:`~sse_core.state.LogUnavailableError` (nothing is acknowledged that Redis did not
-    store); connected clients keep their streams and heartbeats; the tail retries with
-    ``backoff`` and catches up from the last id it saw. When the events after that id are
-    gone (a restart without persistence, a deleted key, events trimmed before the tail read
-    them), every client's stream ends and its resume gets the explicit gap signal.
+    store; retry with the same ``idempotency_key`` to store it once); connected clients
+    keep their streams and heartbeats; the tail retries with ``backoff`` and catches up
+    from the last id it saw. When the events after that id are gone (a restart without
+    persistence, a deleted key, events trimmed before the tail read them), every client's
+    stream ends and its resume gets the explicit gap signal.
 
     The tail and :meth:`publish` run on asyncio (``redis.asyncio``); the client's
     ``socket_timeout``, if any, must be longer than the tail's ``block_timeout``.
