@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
-import os
 import subprocess
 import sys
 import time
@@ -455,11 +454,7 @@ def test_the_trio_feed_publishes_once_under_a_key(plain: RedisServer) -> None:
 def test_the_docs_example_runs_against_a_real_redis(plain: RedisServer) -> None:
     """docs/examples/redis_once.py, shown on docs/adapters/redis.rst, runs as written
     against a real redis-server (its URL in REDIS_URL) and stores its event once."""
-    script = DOCS / "examples" / "redis_once.py"
-    done = subprocess.run(
-        [sys.executable, str(script)], env={**os.environ, "REDIS_URL": plain.url},
-        capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )
+    done = redis_support.run_example("redis_once.py", plain.url)
     assert done.returncode == 0, done.stderr
     assert "stored once" in done.stdout
     assert xlen(plain, "sse:orders") == 1
