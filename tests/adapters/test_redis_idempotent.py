@@ -54,7 +54,7 @@ TailConfig = redis_log.TailConfig
 
 #: Seconds any one scenario may take; only a failure ever waits this long.
 TIMEOUT = 60.0
-DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent.parent
 KEY = "sse:news"
 #: What keeps redis-py from sending CLIENT SETINFO on connect (``driver_info`` in newer redis-py).
 NO_SETINFO: dict[str, Any] = (
@@ -386,7 +386,7 @@ def test_the_cost_benchmark_runs(plain: RedisServer) -> None:
     own; ``plain`` only makes sure one is installed) and reports each way."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_idempotent", "--count", "50"],
-        cwd=DOCS.parent, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=False,
     )
     assert done.returncode == 0, done.stderr
     for way in ("unkeyed", "keyed, new key", "keyed, retry", "per remembered key"):

@@ -59,7 +59,6 @@ from redis.backoff import NoBackoff  # noqa: E402
 
 #: Seconds any one wait may take; only a failure ever waits this long.
 TIMEOUT = 30.0
-DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
 
 class SyncView:
