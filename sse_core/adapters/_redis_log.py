@@ -32,11 +32,12 @@ from .._stream_log import (
     verdict,
     window_ms,
 )
-from .._validators import MonotonicNow, positive_int, positive_number
+from .._validators import Check, MonotonicNow, positive_int
 from ._redis_scripts import APPEND, POSITION, READ
 
 __all__ = [
-    "DEFAULT_IDEMPOTENCY_WINDOW", "DEFAULT_READ_COUNT", "Call", "RedisLogBase", "once_key",
+    "DEFAULT_IDEMPOTENCY_WINDOW", "DEFAULT_READ_COUNT", "MAX_IDEMPOTENCY_WINDOW", "Call",
+    "RedisLogBase", "idempotency_window_check", "once_key",
 ]
 
 #: How many events one bounded read (``max_bytes`` given) fetches at most.
@@ -45,6 +46,17 @@ DEFAULT_READ_COUNT = 256
 #: Seconds Redis remembers an idempotency key's answer (10 minutes): a publisher's retries
 #: of one event must fall within it.
 DEFAULT_IDEMPOTENCY_WINDOW = 600.0
+
+#: The longest idempotency window: 30 days (in seconds).
+MAX_IDEMPOTENCY_WINDOW = 30 * 24 * 3600.0
+
+#: What an idempotency window may be: more than 0 seconds, 30 days at most (a longer one
+#: is no retry's, and Redis would refuse the expiry of a huge one).
+idempotency_window_check = Check(
+    lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
+    and 0 < value <= MAX_IDEMPOTENCY_WINDOW,
+    "a number > 0 and at most 2592000 (30 days)",
+)
 
 _T = TypeVar("_T")
 
@@ -85,7 +97,7 @@ class RedisLogBase(MonotonicNow):
         if not isinstance(key, str) or not key:
             raise InvalidConfigError(f"key must be a non-empty str, got {key!r}")
         positive_int.check("read_count", read_count)
-        positive_number.check("idempotency_window", idempotency_window)
+        idempotency_window_check.check("idempotency_window", idempotency_window)
         self._idempotency_window = idempotency_window
         self._window_ms = window_ms(idempotency_window)
         self._config = config

@@ -112,12 +112,12 @@ end
 local last_ms, last_n = string.match(redis.call('HGET', meta, 'last'), '^(%d+)-(%d+)$')
 local ms = math.max(now_ms(), tonumber(last_ms))
 local id = string.format('%d-%d', ms, tonumber(last_n) + 1)
+if once then  -- first: a SET that fails leaves nothing stored
+  redis.call('SET', once, epoch .. ' ' .. id .. ' ' .. ARGV[9], 'PX', ARGV[8])
+end
 redis.call('XADD', stream, id, 's', ARGV[2], 'e', ARGV[3], 'd', ARGV[4], 'epoch', epoch)
 redis.call('HSET', meta, 'last', id)
 redis.call('HINCRBY', meta, 'bytes', tonumber(ARGV[2]) + 6 + #epoch + #id)
-if once then
-  redis.call('SET', once, epoch .. ' ' .. id .. ' ' .. ARGV[9], 'PX', ARGV[8])
-end
 trim(epoch, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
 return {epoch, id}
 """

@@ -101,7 +101,8 @@ class RedisLog(RedisLogBase):
             Its ``epoch`` must be empty: the log keeps its epoch in Redis.
         read_count: The most events one step of a bounded read (``max_bytes`` given) fetches.
         idempotency_window: Seconds Redis remembers the answer to an append under an
-            ``idempotency_key`` (:data:`DEFAULT_IDEMPOTENCY_WINDOW`, 10 minutes).
+            ``idempotency_key`` (:data:`DEFAULT_IDEMPOTENCY_WINDOW`, 10 minutes; at most
+            30 days).
 
     Raises:
         InvalidConfigError: a bad argument.

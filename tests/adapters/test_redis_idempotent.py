@@ -229,7 +229,7 @@ def test_a_bad_key_or_window_is_refused_before_anything_is_sent(plain: RedisServ
         with pytest.raises(InvalidFieldError, match="idempotency_key"):
             log.append(Event(data="x"), time.monotonic(), idempotency_key=bad)
     assert client.dbsize() == 0
-    for window in (0, -1.0, float("nan"), "10"):
+    for window in (0, -1.0, float("nan"), float("inf"), 30 * 86400 + 1, 1e300, "10", True):
         with pytest.raises(InvalidConfigError):
             SyncRedisLog(client, KEY, idempotency_window=window)
         with pytest.raises(InvalidConfigError):
