@@ -1,13 +1,14 @@
 """What an idempotent append costs: Redis CPU per append, keyed against unkeyed.
 
-Starts a redis-server of its own (a free loopback port, a temporary directory, no
-persistence) and appends ``--count`` events through a blocking ``SyncRedisLog`` three ways:
-without a key, each under a new key (uuid4: a first publish), and each under a key answered
-before (a retry: nothing stored). Reports, per append, the script's CPU time in Redis
-(``INFO commandstats``: ``usec_per_call`` of ``EVALSHA``), the publisher's CPU time
+Starts a redis-server (or ``--server valkey-server``) of its own (a free loopback port, a
+temporary directory, no persistence) and appends ``--count`` events through a blocking
+``SyncRedisLog`` three ways (in ``--rounds`` blocks, the ways in turn): without a key, each
+under a new key (uuid4: a first publish), and each under a key answered before (a retry:
+nothing stored). Reports, per append, the script's CPU time in Redis
+(``INFO commandstats``: the ``usec`` of ``EVALSHA``, scripts included), the publisher's CPU time
 (``time.process_time``) and the round trip, and the memory Redis holds per remembered key.
 
-    .venv/bin/python -m benchmarks.bench_idempotent --count 20000
+    .venv/bin/python -m benchmarks.bench_idempotent --count 30000 --rounds 6
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _started(directory: str, port: int) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
+def _started(directory: str, port: int, program: str) -> subprocess.Popen[bytes]:
+    binary = shutil.which(program)
     if binary is None:
-        raise SystemExit("redis-server is missing (.ci/peers.sh installs it)")
+        raise SystemExit(f"{program} is missing (.ci/peers.sh installs it)")
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
          "--save", "", "--appendonly", "no"],
@@ -57,8 +58,8 @@ def _started(directory: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-def _run(client: Any, log: SyncRedisLog, keys: list[str | None]) -> dict[str, float]:
-    """Append one event per key; the costs per append."""
+def _run(client: Any, log: SyncRedisLog, keys: list[str | None]) -> tuple[float, float, float]:
+    """Append one event per key; Redis's CPU, the client's CPU, the wall time (seconds)."""
     client.config_resetstat()
     event = Event(data="x" * 100)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -66,45 +67,51 @@ def _run(client: Any, log: SyncRedisLog, keys: list[str | None]) -> dict[str, fl
         log.append(event, time.monotonic(), idempotency_key=key)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     stats = client.info("commandstats")["cmdstat_evalsha"]
-    return {
-        "redis_us": float(stats["usec_per_call"]),
-        "client_cpu_us": cpu / len(keys) * 1e6,
-        "round_trip_us": wall / len(keys) * 1e6,
-    }
+    return float(stats["usec"]) / 1e6, cpu, wall
 
 
 def main() -> None:
     """Run the three ways and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20_000, help="appends per way")
-    count = parser.parse_args().count
+    parser.add_argument("--count", type=int, default=30_000, help="appends per way")
+    parser.add_argument("--rounds", type=int, default=6, help="blocks per way, in turn")
+    parser.add_argument("--server", default="redis-server", help="or valkey-server")
+    arguments = parser.parse_args()
+    count, rounds = arguments.count, arguments.rounds
     port = _free_port()
     with tempfile.TemporaryDirectory() as directory:
-        process = _started(directory, port)
+        process = _started(directory, port, arguments.server)
         try:
             client = redis.Redis(port=port, socket_timeout=5.0)
-            # Nothing trimmed: the memory a keyed round adds beyond an unkeyed one is its keys.
+            # Nothing trimmed: the memory a keyed block adds beyond an unkeyed one is its keys.
             log = SyncRedisLog(client, "bench", ReplayConfig(max_events=3 * count))
             log.append(Event(data="warm"), time.monotonic())  # the script is loaded
-            fresh: list[str | None] = [str(uuid.uuid4()) for _ in range(count)]
-            memory = [int(client.info("memory")["used_memory"])]
-            rows = {"unkeyed": _run(client, log, [None] * count)}
-            memory.append(int(client.info("memory")["used_memory"]))
-            rows["keyed, new key"] = _run(client, log, fresh)
-            memory.append(int(client.info("memory")["used_memory"]))
-            rows["keyed, retry"] = _run(client, log, fresh)
-            per_key = ((memory[2] - memory[1]) - (memory[1] - memory[0])) / count
+            ways = ("unkeyed", "keyed, new key", "keyed, retry")
+            totals = {way: [0.0, 0.0, 0.0] for way in ways}
+            grown = {way: 0 for way in ways[:2]}
+            block = max(1, count // rounds)
+            for _ in range(rounds):  # the ways in turn, so that load drifts hit each alike
+                fresh: list[str | None] = [str(uuid.uuid4()) for _ in range(block)]
+                blocks: tuple[list[str | None], ...] = ([None] * block, fresh, fresh)
+                for way, keys in zip(ways, blocks, strict=True):
+                    before = int(client.info("memory")["used_memory"])
+                    costs = _run(client, log, keys)
+                    if way in grown:
+                        grown[way] += int(client.info("memory")["used_memory"]) - before
+                    totals[way] = [t + c for t, c in zip(totals[way], costs, strict=True)]
+            appends = block * rounds
+            per_key = (grown["keyed, new key"] - grown["unkeyed"]) / appends
             client.close()
         finally:
             process.terminate()
             process.wait(10.0)
-    print(f"{count} appends per way, 100-byte events, key = uuid4 (36 characters)")
-    print(f"{'way':<16}{'Redis CPU µs':>14}{'client CPU µs':>15}{'round trip µs':>15}")
-    for name, row in rows.items():
-        print(f"{name:<16}{row['redis_us']:>14.1f}{row['client_cpu_us']:>15.1f}"
-              f"{row['round_trip_us']:>15.1f}")
+    print(f"{arguments.server}: {appends} appends per way in {rounds} rounds,"
+          " 100-byte events, key = uuid4")
+    print(f"{'µs per append':<16}{'Redis CPU':>12}{'client CPU':>12}{'round trip':>12}")
+    for way in ways:
+        redis_cpu, client_cpu, wall = (t / appends * 1e6 for t in totals[way])
+        print(f"{way:<16}{redis_cpu:>12.1f}{client_cpu:>12.1f}{wall:>12.1f}")
     print(f"Redis memory per remembered key: about {per_key:.0f} bytes")
-
 
 if __name__ == "__main__":
     main()

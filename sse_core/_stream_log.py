@@ -195,8 +195,10 @@ def check_idempotency_key(key: object) -> str:
     """
     if not isinstance(key, str):
         raise InvalidFieldError("idempotency_key", key, "expected a str")
-    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(
-        "!" <= character <= "~" for character in key
+    # ASCII and printable is U+0020 to U+007E; without the space, "!" to "~".
+    if not (
+        0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        and key.isascii() and key.isprintable() and " " not in key
     ):
         raise InvalidFieldError(
             "idempotency_key", key,
@@ -323,7 +325,7 @@ def appended_once(
         IdempotencyConflictError: the key was used for another event.
         RemoteProtocolError: the reply is of neither shape.
     """
-    if isinstance(reply, Sequence) and len(reply) == 3:
+    if isinstance(reply, (list, tuple)) and len(reply) == 3:
         epoch, at = appended(reply[:2])
         match _text(reply[2]):
             case "same":
