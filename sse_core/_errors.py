@@ -37,6 +37,7 @@ __all__ = [
     "InvalidFieldError",
     "LimitExceeded",
     "LocalProtocolError",
+    "IdempotencyConflictError",
     "LogUnavailableError",
     "RemoteProtocolError",
     "SSEError",
@@ -184,7 +185,8 @@ class LogUnavailableError(RemoteProtocolError):
     Raised by a log's ``append`` when the server is unreachable, timed out or refused the
     command: the event is not acknowledged, so do not tell anyone it was published. (A
     timeout can come after the server stored it: publishing again may store it twice, and
-    readers then see it twice, under two ids.) Raised by ``resume``, ``oldest`` and
+    readers then see it twice, under two ids -- unless both appends carry the same
+    ``idempotency_key``.) Raised by ``resume``, ``oldest`` and
     ``position`` for the same causes; nothing was changed on the caller's side.
 
     Attributes:
@@ -195,6 +197,27 @@ class LogUnavailableError(RemoteProtocolError):
     def __init__(self, operation: str, reason: str) -> None:
         super().__init__(f"the shared event log's {operation} failed: {reason}")
         self.operation = operation
+
+
+class IdempotencyConflictError(LocalProtocolError):
+    """An append under an idempotency key that an earlier append, of another event, used.
+
+    A keyed append that a shared log already answered returns the first answer (the same
+    id) when it carries the same event; a different event under the same key is refused,
+    before anything is stored: the key names one event.
+
+    Attributes:
+        key: The idempotency key.
+        stored_id: The id of the event first appended under it.
+    """
+
+    def __init__(self, key: str, stored_id: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used for another event (stored as {stored_id!r});"
+            " a key names one event"
+        )
+        self.key = key
+        self.stored_id = stored_id
 
 
 class ClockError(LocalProtocolError, ValueError):

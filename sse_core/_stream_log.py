@@ -19,13 +19,19 @@ needs no memory of evicted ids.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from ._errors import InvalidFieldError, LocalProtocolError, RemoteProtocolError
+from ._errors import (
+    IdempotencyConflictError,
+    InvalidFieldError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
 from ._events import Event, _make_event
 from ._replay import (
     Replay,
@@ -49,7 +55,11 @@ __all__ = [
     "WaitRows",
     "StreamId",
     "StreamRow",
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
     "appended",
+    "appended_once",
+    "check_idempotency_key",
+    "event_digest",
     "covers",
     "entry_fields",
     "log_id",
@@ -60,6 +70,7 @@ __all__ = [
     "retention_args",
     "stored_event",
     "verdict",
+    "window_ms",
 ]
 
 #: The largest part of a stream id (Redis ids are two unsigned 64-bit numbers).
@@ -170,6 +181,45 @@ def stored_event(epoch: str, at: StreamId, event: str, data: str) -> StoredEvent
     return StoredEvent(id=id, event=record, encoded=serialize(record), stored_at=at.ms / 1000)
 
 
+#: The longest idempotency key (:func:`check_idempotency_key`).
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def check_idempotency_key(key: object) -> str:
+    """Return ``key`` if it can key an idempotent append: 1 to
+    :data:`MAX_IDEMPOTENCY_KEY_LENGTH` visible ASCII characters (``!`` to ``~``: no space,
+    no control character; a uuid, ``order-17-shipped``).
+
+    Raises:
+        InvalidFieldError: it cannot (field ``idempotency_key``).
+    """
+    if not isinstance(key, str):
+        raise InvalidFieldError("idempotency_key", key, "expected a str")
+    # ASCII and printable is U+0020 to U+007E; without the space, "!" to "~".
+    if not (
+        0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        and key.isascii() and key.isprintable() and " " not in key
+    ):
+        raise InvalidFieldError(
+            "idempotency_key", key,
+            f"expected 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (no space)",
+        )
+    return key
+
+
+def event_digest(event_type: str, data: str) -> str:
+    """What identifies an event's stored fields under an idempotency key: a 128-bit BLAKE2b
+    digest of its type and data, in hex (a type holds no LF, so the two cannot blur)."""
+    fields = f"{event_type}\n{data}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(fields, digest_size=16).hexdigest()
+
+
+def window_ms(window: float) -> int:
+    """An idempotency window as the store takes it: whole milliseconds, rounded up (a key is
+    never forgotten early)."""
+    return max(1, math.ceil(window * 1000))
+
+
 def read_start(last_event_id: str) -> StreamId | UnknownId:
     """Where a resume reads from: the stream id in ``last_event_id``, or :class:`UnknownId`
     when it is not an id of this form (no round trip needed to say so)."""
@@ -262,6 +312,29 @@ def appended(reply: Sequence[Any]) -> tuple[str, StreamId]:
         return _text(epoch), _stream_id(at)
     except (TypeError, ValueError) as error:
         raise RemoteProtocolError(f"the store answered {reply!r}") from error
+
+
+def appended_once(
+    reply: Sequence[Any], idempotency_key: str, event_type: str, data: str
+) -> StoredEvent:
+    """The answer to a keyed append: ``[epoch, stream id]`` (stored now) or ``[epoch, stream
+    id, verdict]`` (the key was answered before in this epoch, nothing stored): ``same``, the
+    same event (its first id is the answer), or ``other``, another event.
+
+    Raises:
+        IdempotencyConflictError: the key was used for another event.
+        RemoteProtocolError: the reply is of neither shape.
+    """
+    if isinstance(reply, (list, tuple)) and len(reply) == 3:
+        epoch, at = appended(reply[:2])
+        match _text(reply[2]):
+            case "same":
+                return stored_event(epoch, at, event_type, data)
+            case "other":
+                raise IdempotencyConflictError(idempotency_key, log_id(epoch, at))
+            case _:
+                raise RemoteProtocolError(f"the store answered {reply!r}")
+    return stored_event(*appended(reply), event_type, data)
 
 
 def _replay(snapshot: _Snapshot, max_bytes: int | None, count: int) -> Replay:

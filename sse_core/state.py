@@ -31,7 +31,7 @@ from ._compression import (
     negotiate_encoding,
 )
 from ._dedup import DedupConfig, DedupWindow
-from ._errors import LogUnavailableError
+from ._errors import IdempotencyConflictError, LogUnavailableError
 from ._health import HealthConfig, HealthMonitor, HealthRule, RaiseAlert, ResolveAlert
 from ._longpoll import (
     DEFAULT_MAX_RESPONSE_SIZE,
@@ -90,6 +90,7 @@ __all__ = [
     "SharedLog",
     "AsyncSharedLog",
     "LogUnavailableError",
+    "IdempotencyConflictError",
     # chunked messages
     "split_message",
     "ChunkAssembler",

@@ -10,6 +10,10 @@ checked without a second call; entries written before sse_core had it lack it, a
 reads those through ``READ``). The ids and the verdicts are read in Python
 (``sse_core/_stream_log.py``); the scripts only number, store, trim and read.
 
+An idempotent append takes a third key, ``KEYS[3]`` (``<stream>#once:<key>``, the
+publisher's key): a string ``<epoch> <stream id> <digest>`` written with the append and
+expiring after the window, so that a retry under the key finds the first answer.
+
 A log is intact when both keys exist. Otherwise (a wiped Redis, a restart without
 persistence, a deleted key) the next script starts a new epoch (``ARGV[1]``, drawn by the
 caller) over an empty stream, so that no old id matches a new event.
@@ -85,11 +89,32 @@ end
 """
 
 #: ARGV: new epoch, size, type, data, max_events, max_bytes, max_age_ms -> {epoch, id}.
+#: Idempotent (a third key, ``KEYS[3]``: the idempotency key's record, ``<epoch> <stream id>
+#: <digest>``; ``ARGV[8]`` its window in ms, ``ARGV[9]`` the event's digest): when the record
+#: is of this epoch, nothing is stored and the answer is ``{epoch, its id, 'same'}`` (same
+#: digest) or ``{epoch, its id, 'other'}``; else the event is stored and the record written
+#: (it expires after the window; a record of another epoch names an event the log lost).
 APPEND = _COMMON + """
 local epoch = ensure(ARGV[1])
+local once = KEYS[3]
+if once then
+  local record = redis.call('GET', once)
+  if record then
+    local was_epoch, was_id, digest = string.match(record, '^(%S+) (%S+) (%S+)$')
+    if was_epoch == epoch then
+      if digest == ARGV[9] then
+        return {epoch, was_id, 'same'}
+      end
+      return {epoch, was_id, 'other'}
+    end
+  end
+end
 local last_ms, last_n = string.match(redis.call('HGET', meta, 'last'), '^(%d+)-(%d+)$')
 local ms = math.max(now_ms(), tonumber(last_ms))
 local id = string.format('%d-%d', ms, tonumber(last_n) + 1)
+if once then  -- first: a SET that fails leaves nothing stored
+  redis.call('SET', once, epoch .. ' ' .. id .. ' ' .. ARGV[9], 'PX', ARGV[8])
+end
 redis.call('XADD', stream, id, 's', ARGV[2], 'e', ARGV[3], 'd', ARGV[4], 'epoch', epoch)
 redis.call('HSET', meta, 'last', id)
 redis.call('HINCRBY', meta, 'bytes', tonumber(ARGV[2]) + 6 + #epoch + #id)

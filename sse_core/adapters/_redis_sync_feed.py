@@ -19,7 +19,7 @@ from .._events import Event
 from .._replay import Replay, ReplayConfig, ReplayResult, StoredEvent
 from .._stream_log import CreateLog, ReadRows, TailStep, WaitRows, covers
 from .._validators import instance_of
-from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
+from ._redis_log import DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_READ_COUNT, Call, RedisLogBase
 from ._redis_tail import TailConfig, TailFeed, woken_entries
 
 __all__ = ["SyncRedisFeed", "SyncRedisLog"]
@@ -44,6 +44,7 @@ class SyncRedisLog(RedisLogBase):
         key: As for :class:`RedisLog`.
         config: As for :class:`RedisLog`.
         read_count: As for :class:`RedisLog`.
+        idempotency_window: As for :class:`RedisLog`.
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -56,17 +57,20 @@ class SyncRedisLog(RedisLogBase):
         config: ReplayConfig | None = None,
         *,
         read_count: int = DEFAULT_READ_COUNT,
+        idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
     ) -> None:
-        RedisLogBase.__init__(self, client, key, config, read_count)
+        RedisLogBase.__init__(self, client, key, config, read_count, idempotency_window)
 
     @property
     def position(self) -> str:
         """As :meth:`RedisLog.position`."""
         return self._run(self._position_call())
 
-    def append(self, event: Event, now: float) -> StoredEvent:
-        """As :meth:`RedisLog.append`."""
-        return self._run(self._append_call(event, now))
+    def append(
+        self, event: Event, now: float, *, idempotency_key: str | None = None
+    ) -> StoredEvent:
+        """As :meth:`RedisLog.append` (``idempotency_key`` too)."""
+        return self._run(self._append_call(event, now, idempotency_key))
 
     def resume(
         self, last_event_id: str, now: float, *, max_bytes: int | None = None
@@ -82,7 +86,9 @@ class SyncRedisLog(RedisLogBase):
         if call.script is None:
             return call.finish(())
         try:
-            reply = call.script(keys=self._keys, args=call.args)
+            reply = call.script(
+                keys=self._keys if call.keys is None else call.keys, args=call.args
+            )
         except redis.exceptions.RedisError as error:
             raise call.failed(error) from error
         return call.finish(reply)
@@ -130,7 +136,10 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
     ) -> None:
         tail = TailConfig() if tail is None else tail
         instance_of(TailConfig).check("tail", tail)
-        log = SyncRedisLog(client, key, config, read_count=tail.read_count)
+        log = SyncRedisLog(
+            client, key, config, read_count=tail.read_count,
+            idempotency_window=tail.idempotency_window,
+        )
         self._set_up(client, key, log, tail, rng)
         # Guards the mirror (the server's lock once started) and the ids below.
         self._lock = threading.Lock()
@@ -146,14 +155,18 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
         """Seconds a client ahead of the mirror waits for the tail before its 503."""
         return self._catch_up_timeout
 
-    def publish(self, event: Event) -> StoredEvent:
+    def publish(self, event: Event, *, idempotency_key: str | None = None) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it. Any thread.
 
+        ``idempotency_key``: publish exactly once across retries (see
+        :meth:`RedisLog.append`; the window is ``tail.idempotency_window``).
+
         Raises:
-            InvalidFieldError: the event has an id, or cannot be encoded.
+            InvalidFieldError: the event has an id, or cannot be encoded, or a bad key.
+            IdempotencyConflictError: the key was used for another event.
             LogUnavailableError: Redis did not acknowledge it.
         """
-        return self._log.append(event, time.monotonic())
+        return self._log.append(event, time.monotonic(), idempotency_key=idempotency_key)
 
     def start(
         self, lock: threading.Lock | None = None, wake: Callable[[], None] | None = None

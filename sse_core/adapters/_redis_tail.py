@@ -19,7 +19,11 @@ from .._replay import ReplayConfig
 from .._stream_log import Follower, StreamMirror, TailStep, WaitRows
 from .._validators import instance_of, positive_int, positive_number
 from ._logging import server_log
-from ._redis_log import DEFAULT_READ_COUNT
+from ._redis_log import (
+    DEFAULT_IDEMPOTENCY_WINDOW,
+    DEFAULT_READ_COUNT,
+    idempotency_window_check,
+)
 
 
 class _HasConfig(Protocol):
@@ -214,6 +218,11 @@ class TailConfig:
             the log yet waits before it is refused with 503).
         backoff: How the tail retries while Redis is unreachable (:data:`TAIL_BACKOFF`).
         read_count: The most events one read of the tail fetches.
+        idempotency_window: Seconds Redis remembers the answer to a ``publish`` under an
+            ``idempotency_key`` (:data:`DEFAULT_IDEMPOTENCY_WINDOW`, 10 minutes): a
+            publisher's retries of one event must fall within it; at most 30 days. (Kept here, with
+            ``read_count``, because this is the record every feed and ``RedisChannels``
+            already take for how they talk to Redis.)
 
     Raises:
         InvalidConfigError: a value out of range or of the wrong type.
@@ -225,3 +234,6 @@ class TailConfig:
         default=TAIL_BACKOFF, validator=instance_of(BackoffConfig)
     )
     read_count: int = attrs.field(default=DEFAULT_READ_COUNT, validator=positive_int)
+    idempotency_window: float = attrs.field(
+        default=DEFAULT_IDEMPOTENCY_WINDOW, validator=idempotency_window_check
+    )

@@ -76,20 +76,27 @@ class TrioRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
         """Seconds a client ahead of the mirror waits for the tail before its 503."""
         return self._catch_up_timeout
 
-    async def publish(self, event: Event) -> StoredEvent:
+    async def publish(
+        self, event: Event, *, idempotency_key: str | None = None
+    ) -> StoredEvent:
         """Append ``event`` (with ``id=None``: Redis numbers it) to the Redis log, in a
-        worker thread; every worker's tail delivers it.
+        worker thread; every worker's tail delivers it. ``idempotency_key``: publish exactly
+        once across retries (see ``RedisLog.append``; the window is
+        ``tail.idempotency_window``).
 
         Returns:
             The event as Redis stored it (its id, the bytes sent).
 
         Raises:
-            InvalidFieldError: the event has an id, or cannot be encoded (nothing is sent).
+            InvalidFieldError: the event has an id, or cannot be encoded, or a bad key
+                (nothing is sent).
+            IdempotencyConflictError: the key was used for another event.
             LogUnavailableError: Redis did not acknowledge it (a cancelled call waits for
                 Redis's answer first).
         """
         log = self._log
-        call = log._append_call(event, time.monotonic())  # checked here, in call order
+        # Checked here, in call order.
+        call = log._append_call(event, time.monotonic(), idempotency_key)
         return await trio.to_thread.run_sync(log._run, call)
 
     async def run(self) -> None:

@@ -45,7 +45,7 @@ from .._stream_log import (
     covers,
 )
 from .._validators import instance_of, positive_number
-from . import _redis_tail
+from . import _redis_log, _redis_tail
 from ._logging import server_log
 from ._redis_log import DEFAULT_READ_COUNT, Call, RedisLogBase
 from ._redis_sync_feed import SyncRedisFeed, SyncRedisLog
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._redis_trio_feed import TrioRedisFeed
 
 __all__ = [
+    "DEFAULT_IDEMPOTENCY_WINDOW",
     "TAIL_BACKOFF",
     "LogUnavailableError",
     "RedisChannels",
@@ -78,6 +79,12 @@ def __getattr__(name: str) -> Any:
         return TrioRedisFeed
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+#: Seconds Redis remembers the answer to an append under an ``idempotency_key`` unless told
+#: otherwise (10 minutes): a publisher's retries of one event must fall within it.
+DEFAULT_IDEMPOTENCY_WINDOW = _redis_log.DEFAULT_IDEMPOTENCY_WINDOW
+
+
 class RedisLog(RedisLogBase):
     """Recent events of one stream, kept in Redis for every worker and host (asyncio).
 
@@ -93,6 +100,9 @@ class RedisLog(RedisLogBase):
             :class:`~sse_core.state.ReplayConfig` (``max_age`` measured on Redis's clock).
             Its ``epoch`` must be empty: the log keeps its epoch in Redis.
         read_count: The most events one step of a bounded read (``max_bytes`` given) fetches.
+        idempotency_window: Seconds Redis remembers the answer to an append under an
+            ``idempotency_key`` (:data:`DEFAULT_IDEMPOTENCY_WINDOW`, 10 minutes; at most
+            30 days).
 
     Raises:
         InvalidConfigError: a bad argument.
@@ -105,8 +115,9 @@ class RedisLog(RedisLogBase):
         config: ReplayConfig | None = None,
         *,
         read_count: int = DEFAULT_READ_COUNT,
+        idempotency_window: float = DEFAULT_IDEMPOTENCY_WINDOW,
     ) -> None:
-        RedisLogBase.__init__(self, client, key, config, read_count)
+        RedisLogBase.__init__(self, client, key, config, read_count, idempotency_window)
 
     async def position(self) -> str:
         """An id that marks the end of the log now (``<epoch>-0-0`` before the first event);
@@ -117,22 +128,32 @@ class RedisLog(RedisLogBase):
         """
         return await self._run(self._position_call())
 
-    async def append(self, event: Event, now: float) -> StoredEvent:
+    async def append(
+        self, event: Event, now: float, *, idempotency_key: str | None = None
+    ) -> StoredEvent:
         """Add an event; Redis numbers it after every event any worker appended before.
 
         Args:
             event: The event, with ``id=None``.
             now: The current monotonic time (checked, not stored: ages are Redis's clock).
+            idempotency_key: A key of the publisher's own naming this one event (a uuid it
+                keeps across its retries, ``"order-17-shipped"``): an append under a key
+                Redis answered within :attr:`idempotency_window`, in this epoch, stores
+                nothing and returns the first answer (the same id) -- retry a
+                :class:`~sse_core.state.LogUnavailableError` with the same key and the
+                event is stored once. ``None``: no key, nothing remembered.
 
         Returns:
             The stored event: its id ``<epoch>-<ms>-<n>`` and the bytes to send.
 
         Raises:
-            InvalidFieldError: the event has an id, or cannot be encoded (nothing is sent).
+            InvalidFieldError: the event has an id, or cannot be encoded, or the key is not
+                1 to 200 visible ASCII characters (nothing is sent).
+            IdempotencyConflictError: the key was used for another event (nothing stored).
             ClockError: ``now`` is not finite or earlier than a previous ``now``.
             LogUnavailableError: Redis did not acknowledge the event.
         """
-        return await self._run(self._append_call(event, now))
+        return await self._run(self._append_call(event, now, idempotency_key))
 
     async def resume(
         self, last_event_id: str, now: float, *, max_bytes: int | None = None
@@ -175,7 +196,9 @@ class RedisLog(RedisLogBase):
         if call.script is None:
             return call.finish(())
         try:
-            reply = await call.script(keys=self._keys, args=call.args)
+            reply = await call.script(
+                keys=self._keys if call.keys is None else call.keys, args=call.args
+            )
         except redis.exceptions.RedisError as error:
             raise call.failed(error) from error
         return call.finish(reply)
@@ -203,10 +226,11 @@ class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
 
     When Redis is unreachable, :meth:`publish` raises
     :class:`~sse_core.state.LogUnavailableError` (nothing is acknowledged that Redis did not
-    store); connected clients keep their streams and heartbeats; the tail retries with
-    ``backoff`` and catches up from the last id it saw. When the events after that id are
-    gone (a restart without persistence, a deleted key, events trimmed before the tail read
-    them), every client's stream ends and its resume gets the explicit gap signal.
+    store; retry with the same ``idempotency_key`` to store it once); connected clients
+    keep their streams and heartbeats; the tail retries with ``backoff`` and catches up
+    from the last id it saw. When the events after that id are gone (a restart without
+    persistence, a deleted key, events trimmed before the tail read them), every client's
+    stream ends and its resume gets the explicit gap signal.
 
     The tail and :meth:`publish` run on asyncio (``redis.asyncio``); the client's
     ``socket_timeout``, if any, must be longer than the tail's ``block_timeout``.
@@ -233,7 +257,10 @@ class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
     ) -> None:
         tail = TailConfig() if tail is None else tail
         instance_of(TailConfig).check("tail", tail)
-        log = RedisLog(client, key, config, read_count=tail.read_count)
+        log = RedisLog(
+            client, key, config, read_count=tail.read_count,
+            idempotency_window=tail.idempotency_window,
+        )
         self._set_up(client, key, log, tail, rng)
         self._mirror = self._state.mirror
         self._follower = self._state.follower
@@ -241,20 +268,27 @@ class RedisFeed(TailFeed[redis.asyncio.Redis, RedisLog]):
         self._changed: asyncio.Event | None = None
         self._is_stopping = False
 
-    async def publish(self, event: Event) -> StoredEvent:
+    async def publish(
+        self, event: Event, *, idempotency_key: str | None = None
+    ) -> StoredEvent:
         """Append an event to the Redis log; every worker's tail delivers it.
 
         Args:
             event: The event, with ``id=None`` (Redis numbers it).
+            idempotency_key: Publish exactly once across retries (see
+                :meth:`RedisLog.append`; the window is ``tail.idempotency_window``).
 
         Returns:
             The stored event, with its id.
 
         Raises:
-            InvalidFieldError: the event has an id, or cannot be encoded.
+            InvalidFieldError: the event has an id, or cannot be encoded, or a bad key.
+            IdempotencyConflictError: the key was used for another event.
             LogUnavailableError: Redis did not acknowledge it.
         """
-        return await self._log.append(event, time.monotonic())
+        return await self._log.append(
+            event, time.monotonic(), idempotency_key=idempotency_key
+        )
 
     def start(self) -> None:
         """Start the tail in the running loop, unless it runs already.
@@ -496,7 +530,8 @@ class RedisChannels:
         log = self._logs.get(name)
         if log is None:
             log = RedisLog(
-                self._client, self.key(name), self._config, read_count=self._tail.read_count
+                self._client, self.key(name), self._config, read_count=self._tail.read_count,
+                idempotency_window=self._tail.idempotency_window,
             )
             self._logs[name] = log
         return log
@@ -505,15 +540,24 @@ class RedisChannels:
         """A new feed of channel ``name``, for one server (``EventStream(feed=...)``)."""
         return RedisFeed(self._client, self.key(name), self._config, tail=self._tail)
 
-    async def publish(self, name: str, event: Event) -> StoredEvent:
+    async def publish(
+        self, name: str, event: Event, *, idempotency_key: str | None = None
+    ) -> StoredEvent:
         """Append an event to channel ``name``; every worker serving it delivers it.
+
+        ``idempotency_key``: publish exactly once across retries (see
+        :meth:`RedisLog.append`; the window is ``tail.idempotency_window``). A key is the
+        channel's own: the same key on two channels names two events.
 
         Raises:
             InvalidConfigError: ``name`` is not a channel name.
-            InvalidFieldError: the event has an id, or cannot be encoded.
+            InvalidFieldError: the event has an id, or cannot be encoded, or a bad key.
+            IdempotencyConflictError: the key was used for another event.
             LogUnavailableError: Redis did not acknowledge it.
         """
-        return await self.log(name).append(event, time.monotonic())
+        return await self.log(name).append(
+            event, time.monotonic(), idempotency_key=idempotency_key
+        )
 
     async def aclose(self) -> None:
         """Close the Redis client (stop the servers first)."""

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,19 @@ def run(scenario: Callable[[], Awaitable[None]], timeout: float = TIMEOUT) -> No
         await asyncio.wait_for(scenario(), timeout)
 
     asyncio.run(bounded())
+
+
+#: Where the docs' examples are.
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "docs" / "examples"
+
+
+def run_example(name: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Run ``docs/examples/<name>`` as a user would, against the Redis at ``url`` (in
+    ``REDIS_URL``), under a deadline; its output captured."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], env={**os.environ, "REDIS_URL": url},
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )
 
 
 #: The servers the shared log is tested on: Redis, and Valkey (a fork of Redis 7.2 that

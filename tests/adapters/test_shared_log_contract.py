@@ -15,9 +15,6 @@ log, and the docs example.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,7 +59,6 @@ from redis.backoff import NoBackoff  # noqa: E402
 
 #: Seconds any one wait may take; only a failure ever waits this long.
 TIMEOUT = 30.0
-DOCS = Path(__file__).resolve().parent.parent.parent / "docs"
 
 
 class SyncView:
@@ -659,10 +655,6 @@ def test_redis_log_refuses_bad_arguments() -> None:
 def test_the_docs_example_runs_against_a_real_redis(server: RedisServer) -> None:
     """docs/examples/redis_log.py, shown on docs/adapters/redis.rst, runs as written
     against a real redis-server (its URL in REDIS_URL)."""
-    script = DOCS / "examples" / "redis_log.py"
-    done = subprocess.run(
-        [sys.executable, str(script)], env={**os.environ, "REDIS_URL": server.url},
-        capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )
+    done = redis_support.run_example("redis_log.py", server.url)
     assert done.returncode == 0, done.stderr
     assert "resumed exactly" in done.stdout
