@@ -10,8 +10,10 @@ the script reports the process's memory growth per connection (RSS, after a coll
 then publishes ``--events`` events of ``--size`` bytes at ``--rate`` per second and reports
 this process's CPU time (user + system) per 1,000 deliveries, from the first publish until
 every client's task has sent everything (the clients run in their own process and are not
-counted). With ``--profile``, a cProfile of that window (the whole event loop: uvicorn's code
-and ours), ``--top`` lines by internal time; the figures are then inflated by the profiler.
+counted). With ``--tracemalloc``, where the idle connections' memory was allocated (by
+line; the allocator's and the kernel's share is not in it). With ``--profile``, a cProfile
+of that window (the whole event loop: uvicorn's code and ours), ``--top`` lines by internal
+time; the figures are then inflated by the profiler.
 
 Everything runs on 127.0.0.1 and stops by itself.
 """
@@ -29,6 +31,7 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 
 from sse_core import Event, ServerConfig
 from sse_core.adapters import ServerOptions
@@ -71,6 +74,9 @@ async def _run(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     gc.collect()
+    if args.tracemalloc:
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
     rss_before = _rss()
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.profile_fanout", "--child", str(port),
@@ -86,6 +92,15 @@ async def _run(args: argparse.Namespace) -> None:
         await asyncio.sleep(1.0)
         gc.collect()
         per_connection = (_rss() - rss_before) / args.clients
+        if args.tracemalloc:
+            growth = tracemalloc.take_snapshot().compare_to(before, "lineno")
+            tracemalloc.stop()
+            print(f"allocations per idle connection, by line (top {args.top}):")
+            for stat in growth[: args.top]:
+                frame = stat.traceback[0]
+                print(f"  {stat.size_diff / args.clients:8.0f} B"
+                      f"  {stat.count_diff / args.clients:5.1f} blocks"
+                      f"  {frame.filename}:{frame.lineno}")
         data = "x" * args.size
         profile = cProfile.Profile()
         interval = 1.0 / args.rate
@@ -133,6 +148,8 @@ def main() -> None:
     parser.add_argument("--http", default="h11", choices=("h11", "httptools"))
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="where the idle connections' memory was allocated")
     asyncio.run(_run(parser.parse_args()))
 
 

@@ -252,12 +252,24 @@ class EventStream(ServerBase):
         except RuntimeError:  # not asyncio (trio)
             loop = None
         try:
-            async with anyio.create_task_group() as tasks:
-                connection = _Connection(subscriber, tasks.cancel_scope, loop)
-                self._connections[id(subscriber)] = connection
-                tasks.start_soon(_watch_disconnect, receive, tasks.cancel_scope)
-                await self._pump(connection, send)
-                tasks.cancel_scope.cancel()
+            if loop is None:
+                async with anyio.create_task_group() as tasks:
+                    connection = _Connection(subscriber, tasks.cancel_scope, loop)
+                    self._connections[id(subscriber)] = connection
+                    tasks.start_soon(_watch_disconnect, receive, tasks.cancel_scope)
+                    await self._pump(connection, send)
+                    tasks.cancel_scope.cancel()
+            else:
+                # Under asyncio, a cancel scope and a bare task watching for the client's
+                # going: a task group's bookkeeping costs memory on every idle connection.
+                with anyio.CancelScope() as cut:
+                    connection = _Connection(subscriber, cut, loop)
+                    self._connections[id(subscriber)] = connection
+                    watcher = loop.create_task(_watch_disconnect(receive, cut))
+                    try:
+                        await self._pump(connection, send)
+                    finally:
+                        watcher.cancel()
         finally:
             self._unsubscribe(subscriber)
             gone = self._connections.pop(id(subscriber), None)
