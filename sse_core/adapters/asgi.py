@@ -288,10 +288,11 @@ class EventStream(ServerBase):
 
     def _wake(self, connection: _Connection) -> None:
         subscriber = connection.subscriber
-        if subscriber.is_dropped and connection.write_scope is not None:
-            # Dropped while the server is stuck writing to it: stop waiting for the client.
-            connection.write_scope.cancel()
-        if subscriber.has_pending:
+        if connection.write_scope is not None:
+            if subscriber.is_dropped:
+                # Dropped while the server is stuck writing to it: stop waiting for the client.
+                connection.write_scope.cancel()
+        elif connection.waiter is not None and subscriber.has_pending:
             connection.wake()
 
     async def _pump(self, connection: _Connection, send: ASGISend) -> None:
@@ -317,8 +318,9 @@ class EventStream(ServerBase):
                     return  # the connection is gone (ASGI 2.4 servers raise this)
                 finally:
                     connection.write_scope = None
-                continue
-            if subscriber.has_pending:
+                if subscriber.has_pending:
+                    continue  # queued while sending
+            elif subscriber.has_pending:
                 if not await self._send_actions(connection, send):
                     return
                 continue
