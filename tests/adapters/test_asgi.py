@@ -695,6 +695,46 @@ async def test_heartbeats_arrive_while_idle(http: str) -> None:
 @REAL_PEERS
 @ASYNCIO_ONLY
 @pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_heartbeats_wait_while_events_flow_and_resume_after_them(http: str) -> None:
+    """The heartbeat's timer is armed once and outlives publishes: while events come more
+    often than heartbeat_interval no heartbeat is sent, and once they stop heartbeats come
+    again, an interval after the last event (wide margins: the machine is shared)."""
+    interval = 1.0
+    stream = EventStream(config=ServerConfig(heartbeat_interval=interval))
+    async with serving(stream, http=http) as url, httpx.AsyncClient() as client:
+        headers = {"Accept-Encoding": "identity"}
+        async with client.stream("GET", url + "/events", headers=headers) as response:
+            parser = Parser()
+            arrivals: list[tuple[float, Any]] = []
+            publishing = True
+
+            async def publish() -> None:
+                nonlocal publishing
+                for i in range(25):
+                    stream.publish(Event(data=f"e{i}"))
+                    await anyio.sleep(interval / 10)
+                publishing = False
+
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(publish)
+                    async for raw in response.aiter_raw():
+                        arrivals += [(anyio.current_time(), item) for item in parser.feed(raw)]
+                        if not publishing and sum(
+                            isinstance(item, Comment) for _, item in arrivals
+                        ) >= 2:
+                            break
+        await stream.aclose()
+    kinds = ["comment" if isinstance(item, Comment) else "event" for _, item in arrivals]
+    last_event = max(i for i, kind in enumerate(kinds) if kind == "event")
+    assert kinds[: last_event + 1] == ["event"] * (last_event + 1)  # the position, e0..e24
+    assert last_event == 25 and kinds[last_event + 1 :] == ["comment"] * 2, kinds
+    assert arrivals[last_event + 1][0] - arrivals[last_event][0] >= interval / 2
+
+
+@REAL_PEERS
+@ASYNCIO_ONLY
+@pytest.mark.parametrize("http", ["h11", "httptools"])
 async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything(http: str) -> None:
     """A raw socket that never reads stalls the server's writes; once its queue passes
     max_queued_bytes it is dropped and its task ends, while an httpx client reading at full
