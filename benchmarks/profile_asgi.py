@@ -28,14 +28,14 @@ import io
 import os
 import pstats
 import resource
-import subprocess
-import sys
 import time
 import tracemalloc
 
 from sse_core import Event, ServerConfig
 from sse_core.adapters import ServerOptions
 from sse_core.adapters.asgi import EventStream
+
+from .profile_fanout import start_clients
 
 
 def _rss() -> int:
@@ -110,16 +110,8 @@ async def _run(args: argparse.Namespace) -> None:
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
     rss_before = _rss()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.profile_fanout", "--child", str(port),
-         "--clients", str(args.clients), "--read"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    loop = asyncio.get_running_loop()
+    child = await start_clients(port, args.clients, is_reading=True)
     try:
-        assert child.stdout is not None
-        line = await loop.run_in_executor(None, child.stdout.readline)
-        assert line.strip() == "connected", line
         await stream.wait_for_subscribers(args.clients)
         await asyncio.sleep(1.0)
         gc.collect()
