@@ -351,7 +351,10 @@ class _Workers:
                 [sys.executable, "-m", "uvicorn", app,
                  "--workers", str(count), "--host", "127.0.0.1", "--port", str(port),
                  "--backlog", "4096", "--log-level", "info", "--no-access-log",
-                 "--timeout-graceful-shutdown", "1"],
+                 "--timeout-graceful-shutdown", "1",
+                 # SCALEOUT_UVICORN_HTTP=h11 or httptools picks uvicorn's HTTP implementation
+                 # (else uvicorn's choice: httptools when installed).
+                 *(["--http", http] if (http := os.environ.get("SCALEOUT_UVICORN_HTTP")) else [])],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
                 env=env, cwd=_ROOT,
             )

@@ -66,22 +66,33 @@ def _clients(port: int, count: int, is_gzip: bool, is_reading: bool) -> None:
                 key.fileobj.recv(1 << 16)  # type: ignore[union-attr]
 
 
+async def start_clients(
+    port: int, count: int, *, is_gzip: bool = False, is_reading: bool = False
+) -> subprocess.Popen[str]:
+    """Start the child process of ``count`` clients of ``127.0.0.1:port`` (as ``--child``
+    runs them) and wait until all are connected; closing its stdin ends it."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.profile_fanout", "--child", str(port),
+         "--clients", str(count), *(["--gzip"] if is_gzip else []),
+         *(["--read"] if is_reading else [])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert child.stdout is not None
+    line = await asyncio.get_running_loop().run_in_executor(None, child.stdout.readline)
+    if line.strip() != "connected":
+        child.kill()
+        child.wait()
+        raise RuntimeError(f"the clients did not connect: {line!r}")
+    return child
+
+
 async def _run(args: argparse.Namespace) -> None:
     config = ServerConfig(heartbeat_interval=None, is_compression_enabled=args.gzip)
     server = EventStreamServer(config=config, options=ServerOptions(send_timeout=None))
     await server.start()
     port = server.address[1]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.profile_fanout", "--child", str(port),
-         "--clients", str(args.clients), *(["--gzip"] if args.gzip else []),
-         *(["--read"] if args.read else [])],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    loop = asyncio.get_running_loop()
+    child = await start_clients(port, args.clients, is_gzip=args.gzip, is_reading=args.read)
     try:
-        assert child.stdout is not None
-        line = await loop.run_in_executor(None, child.stdout.readline)
-        assert line.strip() == "connected", line
         while len(server.broadcaster) < args.clients:
             await asyncio.sleep(0.05)
         rng = random.Random(1)

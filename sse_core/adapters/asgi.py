@@ -36,15 +36,48 @@ _ALLOWED_METHODS = ("GET", "HEAD")
 
 
 class _Connection:
-    """The adapter's side of one subscriber: how to wake its task, and its write in flight."""
+    """The adapter's side of one subscriber: how to wake its task, and its write in flight.
 
-    __slots__ = ("subscriber", "wake", "write_scope")
+    Under asyncio the task waits on a bare future of the loop (a publish resolves it: one
+    callback per client, no event object per wait) and one loop timer per connection stands
+    for the next heartbeat, kept across publishes (firing early only makes the task look
+    again); under any other loop (trio), on an anyio event and a timeout per wait.
+    """
 
-    def __init__(self, subscriber: Subscriber | Poller) -> None:
+    __slots__ = ("loop", "scope", "subscriber", "timer", "waiter", "write_scope")
+
+    def __init__(
+        self,
+        subscriber: Subscriber | Poller,
+        scope: anyio.CancelScope,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
         self.subscriber = subscriber
-        self.wake = anyio.Event()
+        self.scope = scope  # the connection's: cancelling it ends the connection
+        self.loop = loop
+        self.waiter: asyncio.Future[None] | anyio.Event | None = None  # while it waits
+        self.timer: asyncio.TimerHandle | None = None  # the next heartbeat (asyncio)
         # Set while the task waits inside the server's send(): the client is not reading.
         self.write_scope: anyio.CancelScope | None = None
+
+    def wake(self) -> None:
+        """Have the task look at its subscriber again (no-op unless it waits)."""
+        waiter = self.waiter
+        if waiter is None:
+            return
+        if isinstance(waiter, anyio.Event):
+            waiter.set()
+        elif not waiter.done():
+            waiter.set_result(None)
+
+    def on_timer(self) -> None:
+        self.timer = None
+        self.wake()
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 class EventStream(ServerBase):
@@ -212,16 +245,34 @@ class EventStream(ServerBase):
                 )
                 return
         subscriber = self._subscribe(target, headers, self._clock(), key)
-        connection = _Connection(subscriber)
-        self._connections[id(subscriber)] = connection
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_watch_disconnect, receive, tasks.cancel_scope)
-                await self._pump(connection, send)
-                tasks.cancel_scope.cancel()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio)
+            loop = None
+        try:
+            if loop is None:
+                async with anyio.create_task_group() as tasks:
+                    connection = _Connection(subscriber, tasks.cancel_scope, loop)
+                    self._connections[id(subscriber)] = connection
+                    tasks.start_soon(_watch_disconnect, receive, tasks.cancel_scope)
+                    await self._pump(connection, send)
+                    tasks.cancel_scope.cancel()
+            else:
+                # Under asyncio, a cancel scope and a bare task watching for the client's
+                # going: a task group's bookkeeping costs memory on every idle connection.
+                with anyio.CancelScope() as cut:
+                    connection = _Connection(subscriber, cut, loop)
+                    self._connections[id(subscriber)] = connection
+                    watcher = loop.create_task(_watch_disconnect(receive, cut))
+                    try:
+                        await self._pump(connection, send)
+                    finally:
+                        watcher.cancel()
         finally:
             self._unsubscribe(subscriber)
-            del self._connections[id(subscriber)]
+            gone = self._connections.pop(id(subscriber), None)
+            if gone is not None:
+                gone.stop_timer()
             if not self._connections and self._all_gone is not None:
                 self._all_gone.set()
 
@@ -235,43 +286,116 @@ class EventStream(ServerBase):
 
     def _wake(self, connection: _Connection) -> None:
         subscriber = connection.subscriber
-        if subscriber.is_dropped and connection.write_scope is not None:
-            # Dropped while the server is stuck writing to it: stop waiting for the client.
-            connection.write_scope.cancel()
-        if subscriber.has_pending:
-            connection.wake.set()
+        if connection.write_scope is not None:
+            if subscriber.is_dropped:
+                # Dropped while the server is stuck writing to it: stop waiting for the client.
+                connection.write_scope.cancel()
+        elif connection.waiter is not None and subscriber.has_pending:
+            connection.wake()
 
     async def _pump(self, connection: _Connection, send: ASGISend) -> None:
-        """Carry out the subscriber's actions until its stream ends."""
+        """Carry out the subscriber's actions until its stream ends.
+
+        The hot path: published events (and heartbeats) go out as the very bytes objects
+        the broadcaster queued for every client (:meth:`~sse_core.state.Subscriber.take_bytes`;
+        the ASGI server frames them), one ``http.response.body`` per wake; the head, replay
+        steps and the stream's end go through the actions of
+        :meth:`~sse_core.state.Subscriber.take`.
+        """
         subscriber = connection.subscriber
+        clock = self._clock
         while True:
-            # A fresh event before take(): a publish from now on wakes the wait below.
-            connection.wake = anyio.Event()
-            for action in subscriber.take(self._clock()):
-                message = message_of(action)
-                replay_deadline = subscriber.replay_deadline
-                with anyio.CancelScope(
-                    deadline=math.inf if replay_deadline is None else replay_deadline
-                ) as scope:
-                    connection.write_scope = scope
-                    try:
-                        await send(message)
-                    except OSError:
-                        return  # the connection is gone (ASGI 2.4 servers raise this)
-                    finally:
-                        connection.write_scope = None
-                if scope.cancelled_caught:
-                    subscriber.poll(self._clock())  # a replay past its time: dropped
-                    return  # dropped or closed while the client was not reading
-                if isinstance(action, Disconnect):
+            pieces = subscriber.take_bytes(clock())
+            if pieces is not None:
+                body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                # A write the client does not take is cut by cancelling the connection.
+                connection.write_scope = connection.scope
+                try:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                except OSError:
+                    return  # the connection is gone (ASGI 2.4 servers raise this)
+                finally:
+                    connection.write_scope = None
+                if subscriber.has_pending:
+                    continue  # queued while sending
+            elif subscriber.has_pending:
+                if not await self._send_actions(connection, send):
                     return
-            if subscriber.is_replaying:
-                continue  # the replay's next step: send() has waited for the client already
-            # Anything queued while sending has already set the event: no wait then.
+                continue
+            if connection.loop is not None:
+                await self._idle_asyncio(connection, connection.loop)
+            else:
+                await self._idle(connection)
+
+    async def _send_actions(self, connection: _Connection, send: ASGISend) -> bool:
+        """Carry out what :meth:`~sse_core.state.Subscriber.take` returns; whether the
+        stream goes on."""
+        subscriber = connection.subscriber
+        for action in subscriber.take(self._clock()):
+            message = message_of(action)
+            replay_deadline = subscriber.replay_deadline
+            with anyio.CancelScope(
+                deadline=math.inf if replay_deadline is None else replay_deadline
+            ) as scope:
+                connection.write_scope = scope
+                try:
+                    await send(message)
+                except OSError:
+                    return False  # the connection is gone (ASGI 2.4 servers raise this)
+                finally:
+                    connection.write_scope = None
+            if scope.cancelled_caught:
+                subscriber.poll(self._clock())  # a replay past its time: dropped
+                return False  # dropped or closed while the client was not reading
+            if isinstance(action, Disconnect):
+                return False
+        return True
+
+    async def _idle_asyncio(
+        self, connection: _Connection, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Wait (asyncio) until woken, with the heartbeat's timer armed; queue the heartbeat
+        when it is due.
+
+        The timer is a loop timer, not a cancel scope: before Python 3.11 a scope's own
+        cancellation and the ASGI server's cancellation of the task that land in the same
+        loop iteration fold into one ``CancelledError``, which the scope then takes for its
+        own and swallows -- the task would go on serving.
+        """
+        subscriber = connection.subscriber
+        if connection.timer is None:  # never armed, or it fired: is the heartbeat due?
             deadline = subscriber.next_deadline()
-            delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
-            await _wait_for_wake(connection.wake, delay)
-            subscriber.poll(self._clock())  # a heartbeat, if one is due
+            if deadline is not None:
+                now = self._clock()
+                if now >= deadline:
+                    subscriber.poll(now)
+                    if subscriber.has_pending:
+                        return
+                    deadline = subscriber.next_deadline()
+                if deadline is not None:
+                    delay = max(0.0, deadline - now)
+                    connection.timer = loop.call_later(delay, connection.on_timer)
+        waiter: asyncio.Future[None] = loop.create_future()
+        connection.waiter = waiter
+        try:
+            await waiter
+        finally:
+            connection.waiter = None
+
+    async def _idle(self, connection: _Connection) -> None:
+        """Wait (trio, or any loop but asyncio) until woken or the next deadline; queue the
+        heartbeat if it is due. Under trio, cancellation is level-triggered and a scope
+        cannot lose another's."""
+        subscriber = connection.subscriber
+        deadline = subscriber.next_deadline()
+        delay = math.inf if deadline is None else max(0.0, deadline - self._clock())
+        waiter = connection.waiter = anyio.Event()
+        try:
+            with anyio.move_on_after(delay):
+                await waiter.wait()
+        finally:
+            connection.waiter = None
+        subscriber.poll(self._clock())  # a heartbeat, if one is due
 
     async def _lifespan(self, receive: Receive, send: ASGISend) -> None:
         while True:
@@ -362,30 +486,6 @@ class EventStreamRouter:
         if path != scope["path"]:  # the stream sees the path without the channel's segment
             scope = {**scope, "path": path}
         await self._streams[channel](scope, receive, send)
-
-
-async def _wait_for_wake(wake: anyio.Event, delay: float) -> None:
-    """Wait until ``wake`` is set or ``delay`` seconds have passed.
-
-    Under asyncio the delay is a loop timer that sets the event, not a cancel scope: before
-    Python 3.11 a scope's own cancellation and the ASGI server's cancellation of the task
-    that land in the same loop iteration fold into one ``CancelledError``, which the scope
-    then takes for its own and swallows -- the task would go on serving. Under trio,
-    cancellation is level-triggered and a scope cannot lose another's.
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not asyncio (trio)
-        loop = None
-    if loop is None or math.isinf(delay):
-        with anyio.move_on_after(delay):
-            await wake.wait()
-        return
-    timer = loop.call_later(delay, wake.set)
-    try:
-        await wake.wait()
-    finally:
-        timer.cancel()
 
 
 def _request_of(scope: Scope, target: str) -> IncomingRequest:

@@ -23,6 +23,7 @@ import anyio
 import pytest
 
 try:  # real peers (the peers extra), for the tests against a real server only
+    import httptools  # noqa: F401  (uvicorn's other HTTP implementation)
     import httpx
     import sseclient
     import uvicorn
@@ -36,11 +37,13 @@ else:
 
 from sse_core import (
     HEARTBEAT,
+    Broadcaster,
     Comment,
     Event,
     InvalidConfigError,
     LocalProtocolError,
     Parser,
+    Send,
     ServerConfig,
     serialize,
 )
@@ -385,8 +388,11 @@ def test_default_log_ids_carry_a_random_epoch() -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, *, send_buffer: int | None = None) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1, port 0, in this event loop; yield its URL.
+async def serving(
+    app: Any, *, send_buffer: int | None = None, http: str = "h11"
+) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1, port 0, in this event loop, with uvicorn's
+    ``http`` implementation (``h11`` or ``httptools``); yield its URL.
 
     ``send_buffer`` shrinks the kernel send buffer of every accepted socket, so that a client
     that does not read makes the server's writes block after a few kilobytes.
@@ -398,7 +404,7 @@ async def serving(app: Any, *, send_buffer: int | None = None) -> AsyncIterator[
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, http="h11", lifespan="on", log_config=None, log_level="critical",
+        app, http=http, lifespan="on", log_config=None, log_level="critical",
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
@@ -565,13 +571,110 @@ async def test_gzip_body_decodes_event_by_event_and_identity_is_plain() -> None:
             await plain.aclose()
 
 
+def dechunked(response: bytes) -> bytes:
+    """The body of a whole HTTP/1.1 response with chunked framing (RFC 9112 section 7.1)."""
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head
+    body = []
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return b"".join(body)
+        assert rest[size : size + 2] == b"\r\n"
+        body.append(rest[:size])
+        rest = rest[size + 2 :]
+
+
+async def whole_response(port: int, extra_headers: bytes) -> bytes:
+    """A raw client's GET /events (identity, the connection closed after the response):
+    the body it read until the server closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET /events HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n"
+            b"Connection: close\r\n" + extra_headers + b"\r\n"
+        )
+        with anyio.fail_after(TIMEOUT):
+            return dechunked(await reader.read())
+    finally:
+        writer.close()
+
+
 @REAL_PEERS
 @ASYNCIO_ONLY
-async def test_heartbeats_arrive_while_idle() -> None:
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_every_client_of_a_broadcast_gets_the_bytes_its_session_sends(http: str) -> None:
+    """The fan-out's hot path (the broadcaster's bytes handed to the ASGI server as they
+    are) under a real uvicorn, both of its HTTP implementations: 40 raw clients, a quarter
+    resuming with Last-Event-ID (a replay first), each get exactly the body that the sans-IO
+    broadcaster's take() gives the same client -- events published one per turn (one piece
+    per send) and in bursts (pieces joined), a large one, and the stream's end."""
+    config = ServerConfig(heartbeat_interval=None)
+    stream = EventStream(ReplayLog(ReplayConfig(epoch="e")), config=config)
+    oracle = Broadcaster(ReplayLog(ReplayConfig(epoch="e")), config=config)
+    clock = iter(range(1, 1_000_000))
+
+    def publish(data: str) -> str:
+        oracle.publish(Event(data=data), next(clock))
+        return stream.publish(Event(data=data)).id
+
+    resume_from = [publish(f"before {i}") for i in range(5)][1]
+    resumed_header = b"Last-Event-ID: " + resume_from.encode() + b"\r\n"
+    bodies: dict[int, bytes] = {}
+    async with serving(stream, http=http) as url:
+        port = int(url.rsplit(":", 1)[1])
+
+        async def client(number: int) -> None:
+            bodies[number] = await whole_response(port, resumed_header if number % 4 == 0
+                                                  else b"")
+
+        async with anyio.create_task_group() as tasks:
+            for number in range(40):
+                tasks.start_soon(client, number)
+            await until(lambda: len(stream.broadcaster) == 40, "every client subscribed")
+            identity = [("accept-encoding", "identity")]
+            live = oracle.subscribe("/events", identity, next(clock))
+            resumed = oracle.subscribe(
+                "/events", [*identity, ("last-event-id", resume_from)], next(clock)
+            )
+            def drained() -> bool:
+                return not any(s.has_pending for s in stream.broadcaster)
+
+            for i in range(20):
+                publish(f"live {i}")
+                await until(drained, "every task sent the event")
+            for i in range(20):
+                publish(f"burst {i}")
+            await until(drained, "every task sent the burst")
+            publish("large " + "x" * 50_000)
+            await until(drained, "every task sent the large event")
+            publish("last")  # left for the stream's end to carry
+            await stream.aclose()
+    oracle.close(next(clock))
+
+    def body_of(subscriber: Any) -> bytes:
+        sent = []
+        while subscriber.has_pending:
+            sent += [a.data for a in subscriber.take(next(clock)) if isinstance(a, Send)]
+        return b"".join(sent)
+
+    expected_live, expected_resumed = body_of(live), body_of(resumed)
+    assert b"data: live 19\n" in expected_live and b"data: burst 19\n" in expected_live
+    assert b"data: before 2\n" in expected_resumed and b"before 1" not in expected_resumed
+    assert len(bodies) == 40
+    for number, body in bodies.items():
+        assert body == (expected_resumed if number % 4 == 0 else expected_live), number
+
+
+@REAL_PEERS
+@ASYNCIO_ONLY
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_heartbeats_arrive_while_idle(http: str) -> None:
     """With a short heartbeat_interval, an idle stream carries the position, then heartbeat
-    comments only."""
+    comments only (under each of uvicorn's HTTP implementations)."""
     stream = EventStream(config=ServerConfig(heartbeat_interval=0.1))
-    async with serving(starlette_app(stream)) as url, httpx.AsyncClient() as client:
+    async with serving(starlette_app(stream), http=http) as url, httpx.AsyncClient() as client:
         headers = {"Accept-Encoding": "identity"}
         async with client.stream("GET", url + "/events", headers=headers) as response:
             parser = Parser()
@@ -591,12 +694,53 @@ async def test_heartbeats_arrive_while_idle() -> None:
 
 @REAL_PEERS
 @ASYNCIO_ONLY
-async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything() -> None:
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_heartbeats_wait_while_events_flow_and_resume_after_them(http: str) -> None:
+    """The heartbeat's timer is armed once and outlives publishes: while events come more
+    often than heartbeat_interval no heartbeat is sent, and once they stop heartbeats come
+    again, an interval after the last event (wide margins: the machine is shared)."""
+    interval = 1.0
+    stream = EventStream(config=ServerConfig(heartbeat_interval=interval))
+    async with serving(stream, http=http) as url, httpx.AsyncClient() as client:
+        headers = {"Accept-Encoding": "identity"}
+        async with client.stream("GET", url + "/events", headers=headers) as response:
+            parser = Parser()
+            arrivals: list[tuple[float, Any]] = []
+            publishing = True
+
+            async def publish() -> None:
+                nonlocal publishing
+                for i in range(25):
+                    stream.publish(Event(data=f"e{i}"))
+                    await anyio.sleep(interval / 10)
+                publishing = False
+
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(publish)
+                    async for raw in response.aiter_raw():
+                        arrivals += [(anyio.current_time(), item) for item in parser.feed(raw)]
+                        if not publishing and sum(
+                            isinstance(item, Comment) for _, item in arrivals
+                        ) >= 2:
+                            break
+        await stream.aclose()
+    kinds = ["comment" if isinstance(item, Comment) else "event" for _, item in arrivals]
+    last_event = max(i for i, kind in enumerate(kinds) if kind == "event")
+    assert kinds[: last_event + 1] == ["event"] * (last_event + 1)  # the position, e0..e24
+    assert last_event == 25 and kinds[last_event + 1 :] == ["comment"] * 2, kinds
+    assert arrivals[last_event + 1][0] - arrivals[last_event][0] >= interval / 2
+
+
+@REAL_PEERS
+@ASYNCIO_ONLY
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_slow_socket_is_dropped_while_a_fast_client_gets_everything(http: str) -> None:
     """A raw socket that never reads stalls the server's writes; once its queue passes
     max_queued_bytes it is dropped and its task ends, while an httpx client reading at full
-    speed receives every event, in order, once."""
+    speed receives every event, in order, once (under each of uvicorn's HTTP implementations)."""
     stream = EventStream(config=QUIET, options=ServerOptions(max_queued_bytes=16 * 1024))
-    async with serving(starlette_app(stream), send_buffer=4096) as url:
+    async with serving(starlette_app(stream), send_buffer=4096, http=http) as url:
         async with httpx.AsyncClient() as client, aconnect_sse(
             client, "GET", url + "/events", headers={"Accept-Encoding": "identity"}
         ) as source, anyio.create_task_group() as tasks:
