@@ -491,8 +491,9 @@ class _Server:
         if profile and name == "sse_core":
             command += ["--profile", profile]
         # Run as a script, with the sse_core source tree to serve first on the path (a
-        # baseline's; the imports of this file itself are only the parser, for the clients).
-        env = {**os.environ, "PYTHONPATH": str(source if source is not None else _ROOT)}
+        # baseline's), then this checkout's (the benchmarks package this file imports).
+        path = [str(source)] if source is not None else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(_ROOT)])}
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
             # uvicorn's forced exit prints the cancelled streams' tracebacks: not our news.

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import random
+import shutil
 import socket
 from pathlib import Path
 
@@ -209,11 +210,15 @@ def test_the_command_line_runs_before_and_after_and_writes_its_figures(
 ) -> None:
     """``--baseline`` adds a run from another source tree next to sse_core's, ``--json``
     writes the figures and ``--profile`` the server's profile; an unknown server or a
-    baseline without sse_core is refused."""
+    baseline without sse_core is refused. The baseline is a tree with the package alone, as
+    ``git archive REV sse_core`` gives (no ``benchmarks`` package beside it)."""
     out, profile = tmp_path / "load.json", tmp_path / "serve.prof"
+    baseline = tmp_path / "before"
+    shutil.copytree(ROOT / "sse_core", baseline / "sse_core")
     assert bench_load.main([
         "--clients", "3", "--events", "2", "--rate", "50", "--servers", "sse_core",
-        "--baseline", str(ROOT), "--json", str(out), "--profile", str(profile), "--repeat", "2",
+        "--baseline", str(baseline), "--json", str(out), "--profile", str(profile),
+        "--repeat", "2",
     ]) == 0
     printed = capsys.readouterr().out
     assert "sse_core@baseline / sse_core:" in printed and "medians of 2 rounds" in printed
