@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -108,10 +109,17 @@ def test_retention_applies_to_every_channel_and_an_evicted_resume_is_a_gap(
             plain.url, prefix="app2:", config=ReplayConfig(max_events=3),
             tail=FAST,
         )
-        router = EventStreamRouter({"news": EventStream(feed=channels.feed("news"))})
+        feed = channels.feed("news")
+        router = EventStreamRouter({"news": EventStream(feed=feed)})
         async with served(router) as address:
             sent = [await channels.publish("news", Event(data=f"n{i}")) for i in range(8)]
             assert await channels.client.xlen("app2:news") == 3
+            # The worker's copy keeps 3 events too, once its tail has read them all (before,
+            # it may still hold older ones, which a resume would rightly be given).
+            deadline = time.monotonic() + 15.0
+            while not (feed.mirror.is_loaded and feed.mirror.position == sent[-1].id):
+                assert time.monotonic() < deadline, "the tail did not catch up"
+                await asyncio.sleep(0.01)
             reader = await StreamReader.open(address, "/news", last_event_id=sent[1].id)
             signal = await asyncio.wait_for(reader.next_event(), 15.0)
             assert signal is not None and signal.event == GAP_EVENT_TYPE

@@ -294,6 +294,12 @@ def test_closing_the_router_ends_every_channel_and_lets_go_of_silent_connections
     silent = socket.create_connection(address, timeout=TIMEOUT)
     subscribed(router, "news")
     subscribed(router, "alerts")
+    # The kernel completes the silent connection's handshake before the router's loop
+    # accepts it: wait for the loop to count it.
+    deadline = time.monotonic() + TIMEOUT
+    while router.connection_count < 3:
+        assert time.monotonic() < deadline, f"{router.connection_count} of 3 connections"
+        time.sleep(0.005)
     assert router.connection_count == 3
     threads = {thread.name for thread in threading.enumerate()}
     assert sum("sse_core sync channel" in name for name in threads) == 2
