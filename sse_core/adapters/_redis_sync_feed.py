@@ -148,6 +148,7 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
         self._asked: set[str] = set()  # ids whose issuing the tail asks Redis about
         self._unissued: dict[str, None] = {}  # ... that Redis never issued (oldest first)
         self._stop = threading.Event()
+        self._publishing = threading.Lock()  # orders the publishers' clock reads
         self._thread: threading.Thread | None = None
 
     @property
@@ -166,7 +167,13 @@ class SyncRedisFeed(TailFeed[redis.Redis, SyncRedisLog]):
             IdempotencyConflictError: the key was used for another event.
             LogUnavailableError: Redis did not acknowledge it.
         """
-        return self._log.append(event, time.monotonic(), idempotency_key=idempotency_key)
+        log = self._log
+        # The clock is read and checked under a lock of its own, in the order the calls are
+        # made: a thread that read it first cannot reach the log second (that would be a
+        # clock going backwards). Redis itself is asked outside it, in parallel.
+        with self._publishing:
+            call = log._append_call(event, time.monotonic(), idempotency_key)
+        return log._run(call)
 
     def start(
         self, lock: threading.Lock | None = None, wake: Callable[[], None] | None = None

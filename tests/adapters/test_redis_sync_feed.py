@@ -11,6 +11,7 @@ sockets (two of them play two workers); the clients are bare HTTP readers
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from sse_core import InvalidConfigError
+from sse_core import Event, InvalidConfigError
+from sse_core.adapters import _redis_sync_feed
 from sse_core.adapters.sync import EventStreamServer
 from sse_core.state import ReplayLog
 from tests.adapters import redis_support
@@ -115,3 +117,48 @@ def test_a_client_that_leaves_while_it_waits_for_the_tail_is_closed_at_once(
         while stream_server.connection_count:
             assert time.monotonic() - started < 5.0, "kept until its wait was over"
             time.sleep(0.01)
+
+
+
+def test_threads_publishing_at_once_are_never_refused_for_the_clock(
+    plain: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``publish`` is safe from any thread: of two threads publishing at once, the one that
+    read the clock first may reach the log second, which must not be taken for a clock going
+    backwards (``ClockError``). Made certain here: the first thread's clock read waits (up to
+    a second) for the second thread's publish to be done."""
+    feed = feed_of(plain, key="sse:threads")
+    first_reading, second_done = threading.Event(), threading.Event()
+    reads = iter([1000.0, 2000.0])
+    lock = threading.Lock()
+
+    def clock() -> float:
+        with lock:
+            value = next(reads, 3000.0)
+        if value == 1000.0:
+            first_reading.set()
+            second_done.wait(1.0)
+        return value
+
+    monkeypatch.setattr(_redis_sync_feed.time, "monotonic", clock)
+    errors: list[BaseException] = []
+
+    def publish(data: str, done: threading.Event | None = None) -> None:
+        try:
+            feed.publish(Event(data=data))
+        except BaseException as error:
+            errors.append(error)
+        if done is not None:
+            done.set()
+
+    first = threading.Thread(target=publish, args=("first",))
+    first.start()
+    assert first_reading.wait(TIMEOUT)
+    second = threading.Thread(target=publish, args=("second", second_done))
+    second.start()
+    for thread in (first, second):
+        thread.join(TIMEOUT)
+    monkeypatch.undo()
+    feed.client.close()
+    assert errors == []
+    assert redis.Redis.from_url(plain.url).xlen("sse:threads") == 2
