@@ -5,7 +5,9 @@ of every connected client. :meth:`Broadcaster.publish` appends an event to the l
 encodes it once) and queues a reference to the same bytes for every subscriber; the per-client work
 (gzip, framing) happens only when the adapter drains the subscriber with
 :meth:`Subscriber.take`, that is when its socket can take more. A publish therefore costs a few
-list appends per client, whatever the clients do.
+list appends per client, whatever the clients do. :meth:`Broadcaster.fan_out` goes one step
+further for an adapter that writes to its sockets itself: the subscribers it names as ready
+that keep up get nothing queued, and the adapter writes the same framed bytes to each.
 
 A client that cannot keep up is not allowed to grow memory or slow the others: when its queue
 would pass ``max_queued_bytes`` its queued bytes are discarded and it is disconnected. It
