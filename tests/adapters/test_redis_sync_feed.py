@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from sse_core import Event, InvalidConfigError
-from sse_core.adapters import _redis_sync_feed
 from sse_core.adapters.sync import EventStreamServer
 from sse_core.state import ReplayLog
 from tests.adapters import redis_support
@@ -139,6 +138,8 @@ def test_threads_publishing_at_once_are_never_refused_for_the_clock(
             first_reading.set()
             second_done.wait(1.0)
         return value
+
+    from sse_core.adapters import _redis_sync_feed  # here: redis-py may be missing
 
     monkeypatch.setattr(_redis_sync_feed.time, "monotonic", clock)
     errors: list[BaseException] = []
