@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -359,7 +358,6 @@ class EventStreamServer(_Listener, ServerBase):
         self._writable: dict[Subscriber | Poller, _StreamProtocol] = {}
         self._server: asyncio.Server | None = None
         self._timeouts = (self._options.request_timeout, self._options.send_timeout)
-        self._dropped_seen = 0  # broadcaster.dropped at the last publish
 
     def _route(self, request: IncomingRequest) -> tuple[EventStreamServer, IncomingRequest]:
         return self, request
@@ -385,10 +383,8 @@ class EventStreamServer(_Listener, ServerBase):
     def _fan_out(self, events: Sequence[Event]) -> Sequence[StoredEvent]:
         """Publish ``events`` and write them: the fan-out's hot path. A stream that keeps up
         is written the same framed bytes as every other; the rest drain their queues."""
-        wall_now = time.time() if self._config.is_send_time_stamped else None
-        now = self._clock()
         writable = self._writable
-        fanout = self._broadcaster.fan_out(events, now, writable, wall_now=wall_now)
+        fanout, now = self._fan_out_now(events, writable)
         sent = fanout.sent
         if sent:
             data = fanout.data
@@ -413,9 +409,7 @@ class EventStreamServer(_Listener, ServerBase):
         self._let_go_dropped()
 
     def _let_go_dropped(self) -> None:
-        dropped = self._broadcaster.dropped
-        if dropped != self._dropped_seen:  # someone fell behind: let it go
-            self._dropped_seen = dropped
+        if self._has_new_drops():  # someone fell behind: let it go
             for protocol in list(self._protocols):
                 subscriber = protocol.subscriber
                 if subscriber is not None and subscriber.is_dropped:

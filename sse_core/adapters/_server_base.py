@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from .. import ServerConfig
-from .._broadcast import Broadcaster, Poller, Subscriber
+from .._broadcast import Broadcaster, Fanout, Poller, Subscriber
 from .._errors import InvalidConfigError, LocalProtocolError
 from .._events import Event
 from .._longpoll import LONG_POLL_CONTENT_TYPE
@@ -318,6 +318,7 @@ class ServerBase(AdapterBase):
         # server subscribes in its thread while the application's thread waits: hence the lock.
         self._waiters: dict[object, tuple[int, Callable[[], object]]] = {}
         self._waiters_lock = threading.Lock()
+        self._dropped_seen = 0  # broadcaster.dropped when _has_new_drops() last looked
         self._setup()
 
     def _append(self, event: Event) -> StoredEvent:
@@ -334,8 +335,28 @@ class ServerBase(AdapterBase):
         return self._publish_now(event)
 
     def _publish_now(self, event: Event) -> StoredEvent:
+        fanout, _ = self._fan_out_now((event,), ())
+        return fanout.stored[0]
+
+    def _fan_out_now(
+        self, events: Sequence[Event], ready: Container[Subscriber | Poller]
+    ) -> tuple[Fanout, float]:
+        """Publish ``events`` on the broadcaster, now (stamped with the wall clock's send
+        time when ``ServerConfig.is_send_time_stamped``, for the clients' latency), naming
+        the streams whose socket takes bytes (:meth:`~sse_core.Broadcaster.fan_out`; none:
+        every stream's bytes are queued); the fan-out, and the ``now`` it was given."""
+        now = self._clock()
         wall_now = time.time() if self._config.is_send_time_stamped else None
-        return self._broadcaster.publish(event, self._clock(), wall_now=wall_now)
+        return self._broadcaster.fan_out(events, now, ready, wall_now=wall_now), now
+
+    def _has_new_drops(self) -> bool:
+        """Whether the broadcaster dropped streams (they fell behind ``max_queued_bytes``)
+        since this was last asked: the adapter then lets go of them."""
+        dropped = self._broadcaster.dropped
+        if dropped == self._dropped_seen:
+            return False
+        self._dropped_seen = dropped
+        return True
 
     def _on_tail(self, step: TailStep) -> None:
         """Carry out a step of the feed's tail: end every stream on a gap (each client

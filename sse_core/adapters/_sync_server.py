@@ -18,7 +18,6 @@ import selectors
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, cast
 
@@ -234,7 +233,6 @@ class EventStreamServer(ServerBase):
         self._due: dict[int, _Client] = {}
         self._ready: dict[Subscriber | Poller, _Client] = {}
         self._feed_waits: dict[int, _Client] = {}
-        self._dropped_seen = 0  # broadcaster.dropped when the loop last looked
 
     @property
     def address(self) -> tuple[str, int]:
@@ -350,9 +348,8 @@ class EventStreamServer(ServerBase):
         same framed bytes as every other, here, with one non-blocking send; what a socket
         does not take, and the streams and polls that have something else to send, are
         left to the loop (woken when there are any)."""
-        now, ready = self._clock(), self._ready
-        wall_now = time.time() if self._config.is_send_time_stamped else None
-        fanout = self._broadcaster.fan_out(events, now, ready, wall_now=wall_now)
+        ready = self._ready
+        fanout, _ = self._fan_out_now(events, ready)
         due = self._due
         if fanout.sent:
             data = fanout.data
@@ -383,9 +380,7 @@ class EventStreamServer(ServerBase):
     def _note_dropped(self) -> None:
         """Have the loop let go of the streams the broadcaster dropped (they fell behind
         the bound) since it last looked: at once, with a reset."""
-        dropped = self._broadcaster.dropped
-        if dropped != self._dropped_seen:
-            self._dropped_seen = dropped
+        if self._has_new_drops():
             for client in self._clients.values():
                 subscriber = client.subscriber
                 if subscriber is not None and subscriber.is_dropped:
